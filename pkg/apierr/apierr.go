@@ -1,0 +1,67 @@
+// Package apierr turns failures into the gRPC statuses callers see: constant,
+// secret-free messages for clients, the wrapped cause in the log, and field
+// violations as errdetails.BadRequest (HTTP 400 through the gateway).
+package apierr
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Violations collects field violations of one request.
+type Violations struct {
+	list []*errdetails.BadRequest_FieldViolation
+}
+
+// Add records that field is wrong, and why.
+func (v *Violations) Add(field, description string) {
+	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
+}
+
+// Addf is Add with formatting.
+func (v *Violations) Addf(field, format string, args ...any) {
+	v.Add(field, fmt.Sprintf(format, args...))
+}
+
+// Check records field's error, if any.
+func (v *Violations) Check(field string, err error) {
+	if err != nil {
+		v.Add(field, err.Error())
+	}
+}
+
+// Err returns nil when nothing was recorded, else InvalidArgument carrying
+// every violation.
+func (v *Violations) Err() error {
+	if len(v.list) == 0 {
+		return nil
+	}
+	msg := "invalid request: " + v.list[0].Field + ": " + v.list[0].Description
+	if len(v.list) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(v.list)-1)
+	}
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{FieldViolations: v.list})
+	if err != nil {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return st.Err()
+}
+
+// Internal logs cause at Error and returns an Internal status with msg, a
+// constant text that cannot carry a secret from cause.
+func Internal(ctx context.Context, cause error, msg string) error {
+	logging.FromContext(ctx).Error(msg, zap.Error(cause))
+	return status.Error(codes.Internal, msg)
+}
+
+// Unavailable logs cause at Warn and returns Unavailable with msg.
+func Unavailable(ctx context.Context, cause error, msg string) error {
+	logging.FromContext(ctx).Warn(msg, zap.Error(cause))
+	return status.Error(codes.Unavailable, msg)
+}

@@ -1,0 +1,80 @@
+package logging
+
+import (
+	"regexp"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// secretPattern matches the shapes of every secret ghconnect handles:
+// GitHub tokens (classic prefixes and fine-grained PATs), Vault tokens, PEM
+// private keys, bearer credentials and JWTs. Redaction is the last line of
+// defence; code should never pass secrets to a logger in the first place.
+var secretPattern = regexp.MustCompile(
+	`gh[pousr]_[A-Za-z0-9_]{20,}` +
+		`|github_pat_[A-Za-z0-9_]{20,}` +
+		`|hv[sbr]\.[A-Za-z0-9_-]{20,}` +
+		`|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)` +
+		`|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}` +
+		`|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`)
+
+const redacted = "[REDACTED]"
+
+// Redact replaces every secret-shaped part of s.
+func Redact(s string) string {
+	if !secretPattern.MatchString(s) {
+		return s
+	}
+	return secretPattern.ReplaceAllString(s, redacted)
+}
+
+// redactingCore rewrites messages and string-like fields before they reach
+// the encoder, so no caller can log a secret by accident, including through
+// an error's text.
+type redactingCore struct {
+	zapcore.Core
+}
+
+func (c redactingCore) With(fields []zapcore.Field) zapcore.Core {
+	return redactingCore{c.Core.With(redactFields(fields))}
+}
+
+func (c redactingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c redactingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	e.Message = Redact(e.Message)
+	return c.Core.Write(e, redactFields(fields))
+}
+
+func redactFields(fields []zapcore.Field) []zapcore.Field {
+	out := make([]zapcore.Field, len(fields))
+	for i, f := range fields {
+		switch f.Type {
+		case zapcore.StringType:
+			f.String = Redact(f.String)
+		case zapcore.ErrorType:
+			if err, ok := f.Interface.(error); ok && err != nil {
+				f = zapcore.Field{Key: f.Key, Type: zapcore.StringType, String: Redact(err.Error())}
+			}
+		case zapcore.StringerType:
+			if s, ok := f.Interface.(interface{ String() string }); ok {
+				f = zapcore.Field{Key: f.Key, Type: zapcore.StringType, String: Redact(s.String())}
+			}
+		case zapcore.ByteStringType, zapcore.BinaryType:
+			if b, ok := f.Interface.([]byte); ok {
+				f = zapcore.Field{Key: f.Key, Type: zapcore.StringType, String: Redact(string(b))}
+			}
+		case zapcore.ReflectType, zapcore.ObjectMarshalerType, zapcore.ArrayMarshalerType:
+			// Structured values could hide a secret in any field; they are
+			// rendered and redacted as text.
+			f = zapcore.Field{Key: f.Key, Type: zapcore.StringType, String: Redact(renderValue(f.Interface))}
+		}
+		out[i] = f
+	}
+	return out
+}

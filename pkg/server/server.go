@@ -1,0 +1,201 @@
+// Package server is the process skeleton every ghconnect service shares: a
+// gRPC server with grpc.health.v1, reflection and the interceptor chain
+// (recovery, request id, logging, metrics, authentication), an HTTP side
+// listener for /metrics and health, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// Options configures a Server.
+type Options struct {
+	Logger *zap.Logger
+	// Auth authenticates callers; nil lets every call through (tests of
+	// services that have no callers' identity to check).
+	Auth auth.Authenticator
+	// Public are the methods reachable without credentials; nil means
+	// auth.DefaultPublic.
+	Public auth.Public
+	// ShutdownTimeout bounds graceful shutdown; 0 means 10 s.
+	ShutdownTimeout time.Duration
+	// ExtraGRPCOptions are appended to the server's options.
+	ExtraGRPCOptions []grpc.ServerOption
+}
+
+// Server is a gRPC server plus its HTTP side listener.
+type Server struct {
+	GRPC     *grpc.Server
+	Health   *health.Server
+	Registry *prometheus.Registry
+	HTTP     *http.ServeMux
+
+	logger          *zap.Logger
+	shutdownTimeout time.Duration
+}
+
+// New builds a server; register services on s.GRPC, then call Serve.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Public == nil {
+		opts.Public = auth.DefaultPublic
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	// Logging and metrics sit outside authentication so refused calls are
+	// logged and counted like any other.
+	unary := []grpc.UnaryServerInterceptor{
+		recoverUnary(opts.Logger),
+		requestIDUnary(opts.Logger),
+		logUnary,
+		m.unary,
+	}
+	stream := []grpc.StreamServerInterceptor{
+		recoverStream(opts.Logger),
+		requestIDStream(opts.Logger),
+		logStream,
+		m.stream,
+	}
+	if opts.Auth != nil {
+		unary = append(unary, auth.UnaryInterceptor(opts.Auth, opts.Public))
+		stream = append(stream, auth.StreamInterceptor(opts.Auth, opts.Public))
+		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			notePrincipal(ctx)
+			return h(ctx, req)
+		})
+		stream = append(stream, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			notePrincipal(ss.Context())
+			return h(srv, ss)
+		})
+	}
+	gopts := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}, opts.ExtraGRPCOptions...)
+	gs := grpc.NewServer(gopts...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return &Server{
+		GRPC:            gs,
+		Health:          hs,
+		Registry:        reg,
+		HTTP:            mux,
+		logger:          opts.Logger,
+		shutdownTimeout: opts.ShutdownTimeout,
+	}
+}
+
+// Serve serves gRPC on grpcLis and the side HTTP mux on httpLis (which may
+// be nil) until ctx is done, then shuts down gracefully: health goes
+// NOT_SERVING first so load balancers stop sending, in-flight calls finish
+// within the shutdown timeout, and the HTTP listener closes last.
+func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.GRPC.Serve(grpcLis) }()
+	var hsrv *http.Server
+	if httpLis != nil {
+		hsrv = &http.Server{Handler: s.HTTP, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- hsrv.Serve(httpLis) }()
+	}
+	s.logger.Info("serving", zap.String("grpc_addr", grpcLis.Addr().String()), zap.Stringer("http_addr", addrOf(httpLis)))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.Health.Shutdown()
+	stopped := make(chan struct{})
+	go func() { s.GRPC.GracefulStop(); close(stopped) }()
+	timer := time.NewTimer(s.shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		s.logger.Warn("graceful stop timed out; closing remaining calls")
+		s.GRPC.Stop()
+	}
+	if hsrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+		defer cancel()
+		if err := hsrv.Shutdown(sctx); err != nil {
+			serveErr = errors.Join(serveErr, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) || errors.Is(serveErr, grpc.ErrServerStopped) {
+		serveErr = nil
+	}
+	s.logger.Info("stopped")
+	return serveErr
+}
+
+// Listen opens the gRPC and HTTP listeners; an empty httpAddr opens none.
+func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen grpc %s: %w", grpcAddr, err)
+	}
+	if httpAddr == "" {
+		return grpcLis, nil, nil
+	}
+	httpLis, err = net.Listen("tcp", httpAddr)
+	if err != nil {
+		grpcLis.Close()
+		return nil, nil, fmt.Errorf("listen http %s: %w", httpAddr, err)
+	}
+	return grpcLis, httpLis, nil
+}
+
+type addrStringer struct{ net.Listener }
+
+func (a addrStringer) String() string {
+	if a.Listener == nil {
+		return ""
+	}
+	return a.Addr().String()
+}
+
+func addrOf(l net.Listener) fmt.Stringer { return addrStringer{l} }
+
+// LoggerInto is a convenience for mains: the logger travels in ctx.
+func LoggerInto(ctx context.Context, l *zap.Logger) context.Context {
+	return logging.WithLogger(ctx, l)
+}

@@ -1,0 +1,98 @@
+// Package validate holds the input rules shared by the services: hostnames,
+// GitHub logins, versions and request ids. Each function returns an error
+// whose text is safe to show the caller.
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Hostname checks RFC 1123 host names: dot-separated labels of letters,
+// digits and hyphens, 1 to 63 characters each, not starting or ending with a
+// hyphen, at most 253 characters in all.
+func Hostname(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > 253 {
+		return errors.New("must be at most 253 characters")
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return errors.New("must not have empty labels")
+		}
+		if len(label) > 63 {
+			return errors.New("labels must be at most 63 characters")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("labels must not start or end with a hyphen")
+		}
+		for _, r := range label {
+			if !isAlnum(r) && r != '-' {
+				return fmt.Errorf("invalid character %q", r)
+			}
+		}
+	}
+	return nil
+}
+
+// Login checks GitHub.com user and organization logins: 1 to 39 letters,
+// digits or single hyphens, not starting or ending with a hyphen.
+func Login(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > 39 {
+		return errors.New("must be at most 39 characters")
+	}
+	if s[0] == '-' || s[len(s)-1] == '-' {
+		return errors.New("must not start or end with a hyphen")
+	}
+	if strings.Contains(s, "--") {
+		return errors.New("must not contain consecutive hyphens")
+	}
+	for _, r := range s {
+		if !isAlnum(r) && r != '-' {
+			return fmt.Errorf("invalid character %q", r)
+		}
+	}
+	return nil
+}
+
+var enterpriseSlug = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$`)
+
+// EnterpriseSlug checks GitHub.com enterprise slugs: lower-case letters,
+// digits and hyphens, at most 60 characters.
+func EnterpriseSlug(s string) error {
+	if !enterpriseSlug.MatchString(s) {
+		return errors.New("must be 1 to 60 lower-case letters, digits or hyphens, not starting or ending with a hyphen")
+	}
+	return nil
+}
+
+var serverVersion = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}(\.[0-9]{1,4})?(-[0-9A-Za-z.]{1,32})?$`)
+
+// ServerVersion checks versions such as "3.14", "3.14.2" or "3.15.0-rc.1".
+func ServerVersion(s string) error {
+	if !serverVersion.MatchString(s) {
+		return errors.New(`must look like "3.14.2" (major.minor[.patch][-pre])`)
+	}
+	return nil
+}
+
+var requestID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// RequestID checks idempotency keys: 1 to 64 of [A-Za-z0-9_-].
+func RequestID(s string) error {
+	if !requestID.MatchString(s) {
+		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
+	}
+	return nil
+}
+
+func isAlnum(r rune) bool {
+	return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+}

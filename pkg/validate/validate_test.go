@@ -1,0 +1,48 @@
+package validate
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRules(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(string) error
+		in   string
+		ok   bool
+	}{
+		{"host simple", Hostname, "ghes.example.com", true},
+		{"host single label", Hostname, "localhost", true},
+		{"host digits first", Hostname, "1ghes.example.com", true},
+		{"host empty", Hostname, "", false},
+		{"host empty label", Hostname, "a..b", false},
+		{"host trailing hyphen", Hostname, "a-.b", false},
+		{"host underscore", Hostname, "a_b.com", false},
+		{"host long label", Hostname, strings.Repeat("a", 64) + ".com", false},
+		{"host too long", Hostname, strings.Repeat("a.", 127) + "ab", false},
+		{"host space", Hostname, "a b", false},
+		{"login ok", Login, "octo-org", true},
+		{"login 39", Login, strings.Repeat("a", 39), true},
+		{"login 40", Login, strings.Repeat("a", 40), false},
+		{"login double hyphen", Login, "octo--org", false},
+		{"login leading hyphen", Login, "-octo", false},
+		{"login dot", Login, "octo.org", false},
+		{"slug ok", EnterpriseSlug, "octo-corp", true},
+		{"slug upper", EnterpriseSlug, "Octo", false},
+		{"version 2", ServerVersion, "3.14", true},
+		{"version 3", ServerVersion, "3.14.2", true},
+		{"version pre", ServerVersion, "3.15.0-rc.1", true},
+		{"version word", ServerVersion, "latest", false},
+		{"version v", ServerVersion, "v3.14", false},
+		{"rid ok", RequestID, "req_01-A", true},
+		{"rid empty", RequestID, "", false},
+		{"rid long", RequestID, strings.Repeat("a", 65), false},
+		{"rid slash", RequestID, "a/b", false},
+	}
+	for _, tt := range tests {
+		if err := tt.fn(tt.in); (err == nil) != tt.ok {
+			t.Errorf("%s: %q: err = %v, want ok=%v", tt.name, tt.in, err, tt.ok)
+		}
+	}
+}
