@@ -1,0 +1,110 @@
+// Package testenv gives tests the real dependencies they run against: a
+// fresh PostgreSQL database per test, SQLite files, bearer-token files.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+)
+
+// PostgresEnv names the admin DSN of the test PostgreSQL server; "off"
+// skips PostgreSQL tests (never in CI).
+const PostgresEnv = "GHCONNECT_TEST_POSTGRES"
+
+const defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Postgres creates an empty database for this test and returns its DSN;
+// the database is dropped when the test ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(PostgresEnv)
+	if admin == "off" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s=off is not allowed in CI", PostgresEnv)
+		}
+		t.Skipf("%s=off", PostgresEnv)
+	}
+	if admin == "" {
+		admin = defaultPostgres
+	}
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := "ghconnect_test_" + RandomHex(6)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("PostgreSQL at %s: %v (set %s=off to skip outside CI)", redactDSN(admin), err, PostgresEnv)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", admin)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// SQLite returns the DSN of a new SQLite file in the test's temp dir.
+func SQLite(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "test.db")
+}
+
+// Stores runs fn once per SQL backend.
+func Stores(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// Tokens writes a tokens file granting each principal a fresh random token
+// and returns the file's path and principal → token.
+func Tokens(t testing.TB, principals ...string) (string, map[string]string) {
+	t.Helper()
+	tokens := map[string]string{}
+	body := ""
+	for _, p := range principals {
+		tok := "test-" + RandomHex(16)
+		tokens[p] = tok
+		body += fmt.Sprintf("%s %s\n", p, auth.HashToken(tok))
+	}
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, tokens
+}
+
+// RandomHex returns 2n random hex characters.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	return u.Redacted()
+}

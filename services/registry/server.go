@@ -1,0 +1,452 @@
+// Package registry is the connection-registry service: it owns the GitHub
+// Connect connection record, enforces its lifecycle, keeps its history and
+// streams every change to the other services.
+package registry
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/validate"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+var _ registryv1.ConnectionRegistryServiceServer = (*Server)(nil)
+
+// Server implements the ConnectionRegistryService.
+type Server struct {
+	registryv1.UnimplementedConnectionRegistryServiceServer
+
+	store   *Store
+	issuers []ed25519.PublicKey
+	now     func() time.Time
+	// pollInterval bounds how late a watcher sees a change committed by
+	// another replica (local commits wake watchers at once).
+	pollInterval time.Duration
+}
+
+// NewServer builds the service over store, trusting licenses signed by
+// issuers.
+func NewServer(store *Store, issuers []ed25519.PublicKey) *Server {
+	return &Server{store: store, issuers: issuers, now: time.Now, pollInterval: time.Second}
+}
+
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+	watchBatch      = 500
+)
+
+func actor(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Name
+	}
+	return "unauthenticated"
+}
+
+func requestID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-request-id"); len(v) > 0 && validate.RequestID(v[0]) == nil {
+		return v[0]
+	}
+	return ""
+}
+
+func change(ctx context.Context, action string) Change {
+	return Change{Action: action, Actor: actor(ctx), RequestID: requestID(ctx)}
+}
+
+// toStatus maps store errors to gRPC statuses with constant messages.
+func toStatus(ctx context.Context, err error) error {
+	var te *TransitionError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, ErrActiveExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrRequestIDReused):
+		var v apierr.Violations
+		v.Add("request_id", err.Error())
+		return v.Err()
+	case errors.As(err, &te):
+		st := status.New(codes.FailedPrecondition, te.Error())
+		if d, derr := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+			Type: "STATE", Subject: "connection", Description: te.Error(),
+		}}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return apierr.Internal(ctx, err, "registry storage failed")
+	}
+}
+
+func checkID(v *apierr.Violations, field, id string) {
+	if id == "" {
+		v.Add(field, "must not be empty")
+	} else if len(id) > 64 {
+		v.Add(field, "must be at most 64 characters")
+	}
+}
+
+func checkAccount(v *apierr.Violations, a *registryv1.Account) {
+	if a == nil {
+		v.Add("account", "is required")
+		return
+	}
+	switch a.GetKind() {
+	case registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION:
+		v.Check("account.login", validate.Login(a.GetLogin()))
+	case registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE:
+		v.Check("account.login", validate.EnterpriseSlug(a.GetLogin()))
+	default:
+		v.Add("account.kind", "must be ACCOUNT_KIND_ORGANIZATION or ACCOUNT_KIND_ENTERPRISE")
+	}
+	if a.GetId() <= 0 {
+		v.Add("account.id", "must be a positive GitHub.com account id")
+	}
+}
+
+// CreateConnection implements the RPC.
+func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateConnectionRequest) (*registryv1.CreateConnectionResponse, error) {
+	var v apierr.Violations
+	v.Check("request_id", validate.RequestID(req.GetRequestId()))
+	v.Check("server_hostname", validate.Hostname(req.GetServerHostname()))
+	v.Check("server_version", validate.ServerVersion(req.GetServerVersion()))
+	checkAccount(&v, req.GetAccount())
+	lic, err := ParseLicense(req.GetLicense(), s.issuers, s.now())
+	v.Check("license", err)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c := &registryv1.Connection{
+		Id:             uuid.NewString(),
+		ServerHostname: req.GetServerHostname(),
+		ServerVersion:  req.GetServerVersion(),
+		Account:        req.GetAccount(),
+		License: &registryv1.License{
+			PublicKey:    lic.PublicKey,
+			Sha256:       lic.SHA256,
+			CustomerName: lic.CustomerName,
+			Seats:        lic.Seats,
+			ExpiresAt:    timestamppb.New(lic.ExpiresAt),
+		},
+	}
+	ch := change(ctx, "create")
+	ch.RequestID = req.GetRequestId()
+	out, err := s.store.Create(ctx, c, requestHash(req), ch)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	if out.Id == c.Id {
+		logging.FromContext(ctx).Info("connection created", zap.String("connection_id", out.Id), zap.String("server_hostname", out.ServerHostname), zap.String("account", out.Account.GetLogin()))
+	}
+	return &registryv1.CreateConnectionResponse{Connection: out}, nil
+}
+
+// requestHash fingerprints a create request, so a retried request id is
+// recognised and a reused one refused.
+func requestHash(req *registryv1.CreateConnectionRequest) string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// GetConnection implements the RPC.
+func (s *Server) GetConnection(ctx context.Context, req *registryv1.GetConnectionRequest) (*registryv1.GetConnectionResponse, error) {
+	var v apierr.Violations
+	checkID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.store.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &registryv1.GetConnectionResponse{Connection: c}, nil
+}
+
+func pageSize(v *apierr.Violations, n int32) int {
+	switch {
+	case n < 0:
+		v.Add("page_size", "must not be negative")
+	case n == 0:
+		return defaultPageSize
+	case n > maxPageSize:
+		return maxPageSize
+	}
+	return int(n)
+}
+
+// ListConnections implements the RPC.
+func (s *Server) ListConnections(ctx context.Context, req *registryv1.ListConnectionsRequest) (*registryv1.ListConnectionsResponse, error) {
+	var v apierr.Violations
+	size := pageSize(&v, req.GetPageSize())
+	for _, st := range req.GetStates() {
+		if _, ok := registryv1.ConnectionState_name[int32(st)]; !ok || st == registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED {
+			v.Addf("states", "unknown state %d", st)
+		}
+	}
+	if req.GetPageToken() != "" {
+		if _, err := decodeCursor(req.GetPageToken()); err != nil {
+			v.Check("page_token", err)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	cs, next, err := s.store.List(ctx, size, req.GetPageToken(), req.GetStates())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &registryv1.ListConnectionsResponse{Connections: cs, NextPageToken: next}, nil
+}
+
+// transition runs one lifecycle change: validate, then let the store apply
+// fn under its optimistic lock.
+func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag string, ch Change, fn func(*registryv1.Connection) error) (*registryv1.Connection, error) {
+	checkID(v, "id", id)
+	if len(etag) > 32 {
+		v.Add("etag", "must be at most 32 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.store.Update(ctx, id, etag, ch, fn)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	logging.FromContext(ctx).Info("connection changed", zap.String("connection_id", id), zap.String("action", ch.Action), zap.String("state", stateName(c.State)))
+	return c, nil
+}
+
+func moveTo(c *registryv1.Connection, to registryv1.ConnectionState) error {
+	if err := CheckTransition(c.State, to); err != nil {
+		return err
+	}
+	c.State = to
+	return nil
+}
+
+func checkTransitKey(v *apierr.Violations, k *registryv1.TransitKey) {
+	if k == nil {
+		v.Add("transit_key", "is required")
+		return
+	}
+	if k.GetMount() == "" || len(k.GetMount()) > 128 {
+		v.Add("transit_key.mount", "must be 1 to 128 characters")
+	}
+	if k.GetName() == "" || len(k.GetName()) > 128 {
+		v.Add("transit_key.name", "must be 1 to 128 characters")
+	}
+	checkVersions(v, "transit_key.versions", k.GetVersions())
+}
+
+func checkVersions(v *apierr.Violations, field string, vs []int32) {
+	if len(vs) == 0 {
+		v.Add(field, "must list at least one key version")
+	}
+	for i, n := range vs {
+		if n < 1 || (i > 0 && n <= vs[i-1]) {
+			v.Add(field, "must be positive and increasing")
+			return
+		}
+	}
+}
+
+// RegisterApp implements the RPC.
+func (s *Server) RegisterApp(ctx context.Context, req *registryv1.RegisterAppRequest) (*registryv1.RegisterAppResponse, error) {
+	var v apierr.Violations
+	app := req.GetApp()
+	if app.GetAppId() <= 0 {
+		v.Add("app.app_id", "must be positive")
+	}
+	if app.GetSlug() == "" || len(app.GetSlug()) > 100 {
+		v.Add("app.slug", "must be 1 to 100 characters")
+	}
+	if len(app.GetClientId()) > 100 {
+		v.Add("app.client_id", "must be at most 100 characters")
+	}
+	checkTransitKey(&v, req.GetTransitKey())
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "register_app"), func(c *registryv1.Connection) error {
+		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
+			return &TransitionError{From: c.State, Why: "an App can only be registered while the connection is PENDING"}
+		}
+		c.App, c.TransitKey = app, req.GetTransitKey()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registryv1.RegisterAppResponse{Connection: c}, nil
+}
+
+// MarkConnected implements the RPC.
+func (s *Server) MarkConnected(ctx context.Context, req *registryv1.MarkConnectedRequest) (*registryv1.MarkConnectedResponse, error) {
+	var v apierr.Violations
+	if req.GetInstallationId() <= 0 {
+		v.Add("installation_id", "must be positive")
+	}
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "mark_connected"), func(c *registryv1.Connection) error {
+		if err := CheckTransition(c.State, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED); err != nil {
+			return err
+		}
+		if c.App == nil || c.TransitKey == nil {
+			return &TransitionError{From: c.State, Why: "register the GitHub App before marking the connection CONNECTED"}
+		}
+		c.State = registryv1.ConnectionState_CONNECTION_STATE_CONNECTED
+		c.InstallationId = req.GetInstallationId()
+		c.ConnectTime = timestamppb.New(s.now())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registryv1.MarkConnectedResponse{Connection: c}, nil
+}
+
+// UpdateKeyVersions implements the RPC.
+func (s *Server) UpdateKeyVersions(ctx context.Context, req *registryv1.UpdateKeyVersionsRequest) (*registryv1.UpdateKeyVersionsResponse, error) {
+	var v apierr.Violations
+	checkVersions(&v, "versions", req.GetVersions())
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "update_key_versions"), func(c *registryv1.Connection) error {
+		if c.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
+			return &TransitionError{From: c.State, Why: "key versions can only change while the connection is CONNECTED"}
+		}
+		c.TransitKey.Versions = req.GetVersions()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registryv1.UpdateKeyVersionsResponse{Connection: c}, nil
+}
+
+// BeginDisconnect implements the RPC.
+func (s *Server) BeginDisconnect(ctx context.Context, req *registryv1.BeginDisconnectRequest) (*registryv1.BeginDisconnectResponse, error) {
+	var v apierr.Violations
+	if len(req.GetReason()) > 500 {
+		v.Add("reason", "must be at most 500 characters")
+	}
+	ch := change(ctx, "begin_disconnect")
+	ch.Reason = req.GetReason()
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), ch, func(c *registryv1.Connection) error {
+		return moveTo(c, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registryv1.BeginDisconnectResponse{Connection: c}, nil
+}
+
+// CompleteDisconnect implements the RPC.
+func (s *Server) CompleteDisconnect(ctx context.Context, req *registryv1.CompleteDisconnectRequest) (*registryv1.CompleteDisconnectResponse, error) {
+	var v apierr.Violations
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "complete_disconnect"), func(c *registryv1.Connection) error {
+		if err := moveTo(c, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED); err != nil {
+			return err
+		}
+		c.DisconnectTime = timestamppb.New(s.now())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &registryv1.CompleteDisconnectResponse{Connection: c}, nil
+}
+
+// ListConnectionHistory implements the RPC. The page token is the last
+// revision of the previous page.
+func (s *Server) ListConnectionHistory(ctx context.Context, req *registryv1.ListConnectionHistoryRequest) (*registryv1.ListConnectionHistoryResponse, error) {
+	var v apierr.Violations
+	checkID(&v, "id", req.GetId())
+	size := pageSize(&v, req.GetPageSize())
+	var after int64
+	if tok := req.GetPageToken(); tok != "" {
+		cur, err := decodeCursor(tok)
+		if err != nil || cur.id != req.GetId() {
+			v.Add("page_token", "malformed page token")
+		}
+		after = cur.time
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.Get(ctx, req.GetId()); err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	evs, err := s.store.Events(ctx, after, req.GetId(), size+1)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &registryv1.ListConnectionHistoryResponse{Events: evs}
+	if len(evs) > size {
+		resp.Events = evs[:size]
+		resp.NextPageToken = encodeCursor(pageCursor{time: evs[size-1].Revision, id: req.GetId()})
+	}
+	return resp, nil
+}
+
+// WatchConnections implements the RPC: history after the revision first,
+// then every change as it commits.
+func (s *Server) WatchConnections(req *registryv1.WatchConnectionsRequest, stream grpc.ServerStreamingServer[registryv1.WatchConnectionsResponse]) error {
+	ctx := stream.Context()
+	var v apierr.Violations
+	if req.GetAfterRevision() < 0 {
+		v.Add("after_revision", "must not be negative")
+	}
+	if len(req.GetConnectionId()) > 64 {
+		v.Add("connection_id", "must be at most 64 characters")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	after := req.GetAfterRevision()
+	ticker := time.NewTicker(s.pollInterval)
+	defer ticker.Stop()
+	for {
+		// Taken before the query, so a commit racing with it still wakes us.
+		changed := s.store.Changed()
+		evs, err := s.store.Events(ctx, after, req.GetConnectionId(), watchBatch)
+		if err != nil {
+			return toStatus(ctx, err)
+		}
+		for _, ev := range evs {
+			if err := stream.Send(&registryv1.WatchConnectionsResponse{Event: ev}); err != nil {
+				return err
+			}
+			after = ev.Revision
+		}
+		if len(evs) == watchBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-changed:
+		case <-ticker.C:
+		}
+	}
+}

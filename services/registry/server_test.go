@@ -1,0 +1,614 @@
+package registry
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+type env struct {
+	client  registryv1.ConnectionRegistryServiceClient
+	conn    *grpc.ClientConn
+	store   *Store
+	tokens  map[string]string
+	issuer  ed25519.PrivateKey
+	license string
+}
+
+// ctx returns a context authenticated as principal.
+func (e *env) ctx(t *testing.T, principal string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.tokens[principal])
+}
+
+// startRegistry runs the registry on a loopback port over a real store.
+func startRegistry(t *testing.T, dsn string) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := OpenStore(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokensFile, tokens := testenv.Tokens(t, "alice", "bob")
+	authn, err := auth.LoadTokenFile(tokensFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := newIssuer(t)
+	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
+	reg := NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
+	reg.pollInterval = 50 * time.Millisecond
+	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, reg)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis, nil) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		store.Close()
+	})
+	lic, err := MintLicense(issuer, "Octo Corp", 500, time.Now().Add(-time.Minute), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{client: registryv1.NewConnectionRegistryServiceClient(conn), conn: conn, store: store, tokens: tokens, issuer: issuer, license: lic}
+}
+
+var reqN int
+
+func (e *env) createReq(host, org string) *registryv1.CreateConnectionRequest {
+	reqN++
+	return &registryv1.CreateConnectionRequest{
+		RequestId:      fmt.Sprintf("req-%d-%s", reqN, testenv.RandomHex(4)),
+		ServerHostname: host,
+		ServerVersion:  "3.14.2",
+		License:        e.license,
+		Account:        &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: org, Id: 4242},
+	}
+}
+
+func (e *env) create(t *testing.T, host, org string) *registryv1.Connection {
+	t.Helper()
+	resp, err := e.client.CreateConnection(e.ctx(t, "alice"), e.createReq(host, org))
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return resp.Connection
+}
+
+func wantCode(t *testing.T, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Fatalf("code = %v (%v), want %v", got, err, want)
+	}
+}
+
+func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
+	return &registryv1.GitHubApp{AppId: 7, Slug: "ghconnect-ghes", ClientId: "Iv1.abc"},
+		&registryv1.TransitKey{Mount: "transit", Name: "app-7", Versions: []int32{1}}
+}
+
+func TestCreateGetList(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		c := e.create(t, "ghes.example.com", "octo-org")
+		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || c.CreatedBy != "alice" || c.Etag != "1" {
+			t.Fatalf("unexpected new connection: %v", c)
+		}
+		if c.License.GetCustomerName() != "Octo Corp" || len(c.License.GetSha256()) != 64 || c.License.GetPublicKey() == "" {
+			t.Fatalf("license facts missing: %v", c.License)
+		}
+		got, err := e.client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: c.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c.String(), got.Connection.String()); diff != "" {
+			t.Errorf("get differs from create (-create +get):\n%s", diff)
+		}
+		_, err = e.client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: "nope"})
+		wantCode(t, err, codes.NotFound)
+
+		// 7 connections, pages of 3, one filtered by state.
+		ids := []string{c.Id}
+		for i := 1; i < 7; i++ {
+			ids = append(ids, e.create(t, fmt.Sprintf("ghes%d.example.com", i), "octo-org").Id)
+		}
+		ctx := e.ctx(t, "alice")
+		app, key := testApp()
+		if _, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: ids[3], App: app, TransitKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: ids[3], InstallationId: 99}); err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		tok := ""
+		for pages := 0; ; pages++ {
+			resp, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: 3, PageToken: tok})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range resp.Connections {
+				seen = append(seen, c.Id)
+			}
+			if tok = resp.NextPageToken; tok == "" {
+				if pages != 2 {
+					t.Errorf("got %d pages, want 3", pages+1)
+				}
+				break
+			}
+		}
+		sort.Strings(seen)
+		sort.Strings(ids)
+		if diff := cmp.Diff(ids, seen); diff != "" {
+			t.Errorf("paging lost or repeated connections (-want +got):\n%s", diff)
+		}
+		resp, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{States: []registryv1.ConnectionState{registryv1.ConnectionState_CONNECTION_STATE_CONNECTED}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != 99 {
+			t.Errorf("state filter: got %v", resp.Connections)
+		}
+	})
+}
+
+func TestIdempotentCreateAndUniqueness(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		ctx := e.ctx(t, "alice")
+		req := e.createReq("ghes.example.com", "octo-org")
+		first, err := e.client.CreateConnection(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.client.CreateConnection(ctx, req)
+		if err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if again.Connection.Id != first.Connection.Id {
+			t.Errorf("retry created a second connection")
+		}
+		changed := proto.Clone(req).(*registryv1.CreateConnectionRequest)
+		changed.ServerVersion = "3.15.0"
+		_, err = e.client.CreateConnection(ctx, changed)
+		wantCode(t, err, codes.InvalidArgument)
+		wantField(t, err, "request_id")
+
+		// Same server and account (case-insensitive), new request: refused.
+		_, err = e.client.CreateConnection(ctx, e.createReq("GHES.example.com", "Octo-Org"))
+		wantCode(t, err, codes.AlreadyExists)
+		// Same server, another account: fine.
+		e.create(t, "ghes.example.com", "other-org")
+
+		// Once disconnected, the pair is free again.
+		id := first.Connection.Id
+		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
+		wantCode(t, err, codes.AlreadyExists)
+		if _, err := e.client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
+		e.create(t, "ghes.example.com", "octo-org")
+	})
+}
+
+// op is one state-changing RPC, driven with valid arguments.
+type op struct {
+	name   string
+	target registryv1.ConnectionState
+	call   func(ctx context.Context, e *env, id string) error
+}
+
+var ops = []op{
+	{"register_app", registryv1.ConnectionState_CONNECTION_STATE_PENDING, func(ctx context.Context, e *env, id string) error {
+		app, key := testApp()
+		_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id, App: app, TransitKey: key})
+		return err
+	}},
+	{"mark_connected", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
+		_, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 5})
+		return err
+	}},
+	{"update_key_versions", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
+		_, err := e.client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
+		return err
+	}},
+	{"begin_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING, func(ctx context.Context, e *env, id string) error {
+		_, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id, Reason: "test"})
+		return err
+	}},
+	{"complete_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED, func(ctx context.Context, e *env, id string) error {
+		_, err := e.client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id})
+		return err
+	}},
+}
+
+func opNamed(name string) op {
+	for _, o := range ops {
+		if o.name == name {
+			return o
+		}
+	}
+	panic(name)
+}
+
+// reach drives a new connection along the happy path to state.
+func (e *env) reach(t *testing.T, ctx context.Context, state string, host string) string {
+	t.Helper()
+	id := e.create(t, host, "octo-org").Id
+	paths := map[string][]string{
+		"PENDING":               nil,
+		"PENDING_WITH_APP":      {"register_app"},
+		"CONNECTED":             {"register_app", "mark_connected"},
+		"DISCONNECTING":         {"register_app", "mark_connected", "begin_disconnect"},
+		"DISCONNECTING_PENDING": {"begin_disconnect"},
+		"DISCONNECTED":          {"register_app", "mark_connected", "begin_disconnect", "complete_disconnect"},
+	}
+	for _, name := range paths[state] {
+		if err := opNamed(name).call(ctx, e, id); err != nil {
+			t.Fatalf("reaching %s: %s: %v", state, name, err)
+		}
+	}
+	return id
+}
+
+func TestEveryTransition(t *testing.T) {
+	// ok[state][op]: whether op is allowed in state.
+	ok := map[string]map[string]bool{
+		"PENDING":               {"register_app": true, "begin_disconnect": true},
+		"PENDING_WITH_APP":      {"register_app": true, "mark_connected": true, "begin_disconnect": true},
+		"CONNECTED":             {"update_key_versions": true, "begin_disconnect": true},
+		"DISCONNECTING":         {"complete_disconnect": true},
+		"DISCONNECTING_PENDING": {"complete_disconnect": true},
+		"DISCONNECTED":          {},
+	}
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		ctx := e.ctx(t, "alice")
+		n := 0
+		for state, allowedOps := range ok {
+			for _, o := range ops {
+				n++
+				id := e.reach(t, ctx, state, fmt.Sprintf("h%d.example.com", n))
+				before, _ := e.store.Get(ctx, id)
+				err := o.call(ctx, e, id)
+				after, _ := e.store.Get(ctx, id)
+				if allowedOps[o.name] {
+					if err != nil {
+						t.Errorf("%s in %s: %v", o.name, state, err)
+					} else if after.State != o.target {
+						t.Errorf("%s in %s: state %v, want %v", o.name, state, after.State, o.target)
+					}
+					continue
+				}
+				if status.Code(err) != codes.FailedPrecondition {
+					t.Errorf("%s in %s: code %v (%v), want FailedPrecondition", o.name, state, status.Code(err), err)
+				}
+				if before.String() != after.String() {
+					t.Errorf("%s in %s: refused but the record changed", o.name, state)
+				}
+			}
+		}
+	})
+}
+
+func TestConcurrentUpdatesOneWins(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		for round := 0; round < 5; round++ {
+			c := e.create(t, fmt.Sprintf("race%d.example.com", round), "octo-org")
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, who := range []string{"alice", "bob"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					app, key := testApp()
+					app.Slug = "app-of-" + who
+					_, errs[i] = e.client.RegisterApp(e.ctx(t, who), &registryv1.RegisterAppRequest{Id: c.Id, Etag: c.Etag, App: app, TransitKey: key})
+				}()
+			}
+			wg.Wait()
+			codesGot := []codes.Code{status.Code(errs[0]), status.Code(errs[1])}
+			sort.Slice(codesGot, func(i, j int) bool { return codesGot[i] < codesGot[j] })
+			if diff := cmp.Diff([]codes.Code{codes.OK, codes.Aborted}, codesGot); diff != "" {
+				t.Fatalf("round %d: want one winner and one conflict (-want +got):\n%s", round, diff)
+			}
+			loser := errs[0]
+			if loser == nil {
+				loser = errs[1]
+			}
+			if !strings.Contains(status.Convert(loser).Message(), "changed by someone else") {
+				t.Errorf("conflict message unclear: %v", loser)
+			}
+			got, _ := e.store.Get(context.Background(), c.Id)
+			if got.Etag != "2" || got.UpdatedBy != strings.TrimPrefix(got.App.Slug, "app-of-") {
+				t.Errorf("record is not exactly the winner's: %v", got)
+			}
+		}
+	})
+}
+
+func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConnectionsResponse], n int) []*registryv1.ConnectionEvent {
+	t.Helper()
+	var out []*registryv1.ConnectionEvent
+	for len(out) < n {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("recv after %d events: %v", len(out), err)
+		}
+		out = append(out, resp.Event)
+	}
+	return out
+}
+
+func TestWatchResume(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
+		stream, err := e.client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := e.create(t, "ghes.example.com", "octo-org")
+		ctx := e.ctx(t, "alice")
+		app, key := testApp()
+		if _, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		got := recvN(t, stream, 2)
+		if got[0].Action != "create" || got[1].Action != "register_app" || got[1].Connection.App.GetAppId() != 7 {
+			t.Fatalf("unexpected events: %v", got)
+		}
+		last := got[1].Revision
+		cancel() // the subscriber drops
+
+		// Changes while nobody watches.
+		if _, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id, InstallationId: 9}); err != nil {
+			t.Fatal(err)
+		}
+		other := e.create(t, "other.example.com", "octo-org")
+		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
+			t.Fatal(err)
+		}
+
+		stream, err = e.client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{AfterRevision: last})
+		if err != nil {
+			t.Fatal(err)
+		}
+		missed := recvN(t, stream, 3)
+		var actions []string
+		for i, ev := range missed {
+			actions = append(actions, ev.Action)
+			if ev.Revision <= last || (i > 0 && ev.Revision <= missed[i-1].Revision) {
+				t.Errorf("revisions not increasing past %d: %d", last, ev.Revision)
+			}
+		}
+		if diff := cmp.Diff([]string{"mark_connected", "create", "begin_disconnect"}, actions); diff != "" {
+			t.Errorf("resumed stream (-want +got):\n%s", diff)
+		}
+		// And it stays live.
+		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: other.Id}); err != nil {
+			t.Fatal(err)
+		}
+		live := recvN(t, stream, 1)
+		if live[0].ConnectionId != other.Id || live[0].ToState != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING {
+			t.Errorf("live event: %v", live[0])
+		}
+
+		// Filtered by connection.
+		fstream, err := e.client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{ConnectionId: other.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range recvN(t, fstream, 2) {
+			if ev.ConnectionId != other.Id {
+				t.Errorf("filter leaked %s", ev.ConnectionId)
+			}
+		}
+
+		hist, err := e.client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist2, err := e.client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2, PageToken: hist.NextPageToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []string
+		for _, ev := range append(hist.Events, hist2.Events...) {
+			all = append(all, ev.Action+"/"+ev.Actor)
+		}
+		if diff := cmp.Diff([]string{"create/alice", "register_app/alice", "mark_connected/alice", "begin_disconnect/alice"}, all); diff != "" {
+			t.Errorf("history (-want +got):\n%s", diff)
+		}
+		if hist2.NextPageToken != "" {
+			t.Errorf("history has a page too many")
+		}
+	})
+}
+
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.FieldViolations {
+				if v.Field == field {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("no field violation for %q in %v", field, err)
+}
+
+func TestValidation(t *testing.T) {
+	e := startRegistry(t, testenv.SQLite(t))
+	ctx := e.ctx(t, "alice")
+	expired, _ := MintLicense(e.issuer, "Octo Corp", 5, time.Now().Add(-48*time.Hour), time.Hour)
+	tests := []struct {
+		name  string
+		edit  func(r *registryv1.CreateConnectionRequest)
+		field string
+	}{
+		{"no request id", func(r *registryv1.CreateConnectionRequest) { r.RequestId = "" }, "request_id"},
+		{"bad hostname", func(r *registryv1.CreateConnectionRequest) { r.ServerHostname = "bad_host" }, "server_hostname"},
+		{"bad version", func(r *registryv1.CreateConnectionRequest) { r.ServerVersion = "latest" }, "server_version"},
+		{"no account", func(r *registryv1.CreateConnectionRequest) { r.Account = nil }, "account"},
+		{"no kind", func(r *registryv1.CreateConnectionRequest) { r.Account.Kind = 0 }, "account.kind"},
+		{"bad login", func(r *registryv1.CreateConnectionRequest) { r.Account.Login = "octo--org" }, "account.login"},
+		{"bad enterprise slug", func(r *registryv1.CreateConnectionRequest) {
+			r.Account.Kind = registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE
+			r.Account.Login = "Octo_Corp"
+		}, "account.login"},
+		{"no account id", func(r *registryv1.CreateConnectionRequest) { r.Account.Id = 0 }, "account.id"},
+		{"no license", func(r *registryv1.CreateConnectionRequest) { r.License = "" }, "license"},
+		{"tampered license", func(r *registryv1.CreateConnectionRequest) { r.License = r.License[:len(r.License)-4] + "AAAA" }, "license"},
+		{"expired license", func(r *registryv1.CreateConnectionRequest) { r.License = expired }, "license"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := e.createReq("ghes.example.com", "octo-org")
+			tt.edit(req)
+			_, err := e.client.CreateConnection(ctx, req)
+			wantCode(t, err, codes.InvalidArgument)
+			wantField(t, err, tt.field)
+		})
+	}
+	c := e.create(t, "ghes.example.com", "octo-org")
+	badUpdates := []struct {
+		name  string
+		call  func() error
+		field string
+	}{
+		{"register without app id", func() error {
+			_, key := testApp()
+			_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: &registryv1.GitHubApp{Slug: "x"}, TransitKey: key})
+			return err
+		}, "app.app_id"},
+		{"register with decreasing versions", func() error {
+			app, key := testApp()
+			key.Versions = []int32{2, 1}
+			_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
+			return err
+		}, "transit_key.versions"},
+		{"connect without installation", func() error {
+			_, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
+			return err
+		}, "installation_id"},
+		{"list negative page", func() error {
+			_, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: -1})
+			return err
+		}, "page_size"},
+		{"list bad token", func() error {
+			_, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageToken: "%%%"})
+			return err
+		}, "page_token"},
+		{"watch negative revision", func() error {
+			s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{AfterRevision: -1})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}, "after_revision"},
+	}
+	for _, tt := range badUpdates {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			wantCode(t, err, codes.InvalidArgument)
+			wantField(t, err, tt.field)
+		})
+	}
+	// Nothing above changed anything: one connection, one event.
+	after, _ := e.store.Get(ctx, c.Id)
+	if after.Etag != "1" {
+		t.Errorf("rejected requests changed the record: %v", after)
+	}
+	list, _, _ := e.store.List(ctx, 100, "", nil)
+	evs, _ := e.store.Events(ctx, 0, "", 100)
+	if len(list) != 1 || len(evs) != 1 {
+		t.Errorf("rejected requests left %d connections and %d events, want 1 and 1", len(list), len(evs))
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	e := startRegistry(t, testenv.SQLite(t))
+	bare, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for name, ctx := range map[string]context.Context{
+		"none":        bare,
+		"wrong token": metadata.AppendToOutgoingContext(bare, "authorization", "Bearer wrong"),
+		"basic":       metadata.AppendToOutgoingContext(bare, "authorization", "Basic "+e.tokens["alice"]),
+	} {
+		_, err := e.client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: code %v, want Unauthenticated", name, status.Code(err))
+		}
+		s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: watch code %v, want Unauthenticated", name, status.Code(err))
+		}
+	}
+	if list, _, _ := e.store.List(bare, 10, "", nil); len(list) != 0 {
+		t.Errorf("unauthenticated create stored %d connections", len(list))
+	}
+	// Health answers without credentials.
+	h, err := healthpb.NewHealthClient(e.conn).Check(bare, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health: %v %v", h, err)
+	}
+}
+
+func TestWatchEndsWithStream(t *testing.T) {
+	e := startRegistry(t, testenv.SQLite(t))
+	ctx, cancel := context.WithCancel(e.ctx(t, "alice"))
+	s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, err = s.Recv()
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("recv after cancel: %v", err)
+	}
+}

@@ -1,0 +1,398 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Store errors, mapped to gRPC codes by the server.
+var (
+	ErrNotFound = errors.New("connection not found")
+	// ErrConflict: the etag given is not the current one, or another
+	// update won the race.
+	ErrConflict = errors.New("connection was changed by someone else; read it again and retry")
+	// ErrActiveExists: the server is already connected to that account.
+	ErrActiveExists = errors.New("an active connection for this server hostname and account already exists")
+	// ErrRequestIDReused: the request id was used for different parameters.
+	ErrRequestIDReused = errors.New("request_id was already used for a different request")
+)
+
+// TransitionError says why a change is not allowed in the current state.
+type TransitionError struct {
+	From, To registryv1.ConnectionState
+	Why      string
+}
+
+func (e *TransitionError) Error() string {
+	if e.Why != "" {
+		return e.Why
+	}
+	return fmt.Sprintf("cannot go from %s to %s", stateName(e.From), stateName(e.To))
+}
+
+func stateName(s registryv1.ConnectionState) string {
+	return strings.TrimPrefix(s.String(), "CONNECTION_STATE_")
+}
+
+// allowed is the lifecycle: state → states it may move to.
+var allowed = map[registryv1.ConnectionState][]registryv1.ConnectionState{
+	registryv1.ConnectionState_CONNECTION_STATE_PENDING:       {registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING},
+	registryv1.ConnectionState_CONNECTION_STATE_CONNECTED:     {registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING},
+	registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING: {registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED},
+}
+
+// CheckTransition reports whether from may move to to. Staying in the same
+// state is allowed only where a change of fields makes sense, which the
+// caller decides.
+func CheckTransition(from, to registryv1.ConnectionState) error {
+	for _, s := range allowed[from] {
+		if s == to {
+			return nil
+		}
+	}
+	return &TransitionError{From: from, To: to}
+}
+
+// Store keeps connections and their history in SQL.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every local commit
+}
+
+// OpenStore opens dsn and brings its schema up to date.
+func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, mustSub(migrationFiles, "migrations")); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, now: time.Now, changed: make(chan struct{})}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database, for readiness.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Changed returns a channel closed at the next local commit.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Change describes who changes a connection and why, for the history.
+type Change struct {
+	Action    string
+	Actor     string
+	RequestID string
+	Reason    string
+}
+
+func activeKey(c *registryv1.Connection) string {
+	return strings.ToLower(c.GetServerHostname() + "|" + c.GetAccount().GetKind().String() + "|" + c.GetAccount().GetLogin())
+}
+
+var marshal = protojson.MarshalOptions{UseProtoNames: true}
+
+// Create inserts c (state PENDING) unless its request id was seen: then the
+// connection created by that request is returned, or ErrRequestIDReused if
+// requestHash differs.
+func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHash string, ch Change) (*registryv1.Connection, error) {
+	now := s.now()
+	c = proto.Clone(c).(*registryv1.Connection)
+	c.State = registryv1.ConnectionState_CONNECTION_STATE_PENDING
+	c.CreateTime = timestamppb.New(now)
+	c.UpdateTime = c.CreateTime
+	c.CreatedBy, c.UpdatedBy = ch.Actor, ch.Actor
+	var out *registryv1.Connection
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var existingID, existingHash string
+		err := tx.QueryRowContext(ctx, `SELECT id, request_hash FROM connections WHERE request_id = $1`, ch.RequestID).Scan(&existingID, &existingHash)
+		switch {
+		case err == nil:
+			if existingHash != requestHash {
+				return ErrRequestIDReused
+			}
+			out, err = getTx(ctx, tx, existingID)
+			return err
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM connections WHERE active_key = $1`, activeKey(c)).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrActiveExists
+		}
+		c.Etag = "1"
+		rec, err := marshal.Marshal(withoutEtag(c))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO connections (id, request_id, request_hash, state, active_key, version, create_time, record) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)`,
+			c.Id, ch.RequestID, requestHash, int32(c.State), activeKey(c), now.UnixMicro(), string(rec)); err != nil {
+			if sqldb.IsUniqueViolation(err) {
+				return ErrActiveExists
+			}
+			return err
+		}
+		if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, ch, now); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return out, nil
+}
+
+// Update applies fn to connection id inside a transaction. etag, when not
+// empty, must be the current one. fn may refuse with a TransitionError.
+func (s *Store) Update(ctx context.Context, id, etag string, ch Change, fn func(c *registryv1.Connection) error) (*registryv1.Connection, error) {
+	var out *registryv1.Connection
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := getTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if etag != "" && etag != c.Etag {
+			return ErrConflict
+		}
+		from := c.State
+		version, _ := strconv.ParseInt(c.Etag, 10, 64)
+		now := s.now()
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.UpdateTime = timestamppb.New(now)
+		c.UpdatedBy = ch.Actor
+		c.Etag = strconv.FormatInt(version+1, 10)
+		var active any = activeKey(c)
+		if c.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+			active = nil
+		}
+		rec, err := marshal.Marshal(withoutEtag(c))
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE connections SET state = $1, active_key = $2, version = $3, record = $4 WHERE id = $5 AND version = $6`,
+			int32(c.State), active, version+1, string(rec), id, version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return ErrConflict
+		}
+		if err := appendEvent(ctx, tx, c, from, ch, now); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return out, nil
+}
+
+func withoutEtag(c *registryv1.Connection) *registryv1.Connection {
+	c = proto.Clone(c).(*registryv1.Connection)
+	c.Etag = ""
+	return c
+}
+
+func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from registryv1.ConnectionState, ch Change, now time.Time) error {
+	var rev int64
+	if err := tx.QueryRowContext(ctx, `UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {
+		return fmt.Errorf("next revision: %w", err)
+	}
+	ev := &registryv1.ConnectionEvent{
+		Revision:     rev,
+		ConnectionId: c.Id,
+		Action:       ch.Action,
+		FromState:    from,
+		ToState:      c.State,
+		Actor:        ch.Actor,
+		RequestId:    ch.RequestID,
+		Reason:       ch.Reason,
+		EventTime:    timestamppb.New(now),
+		Connection:   c,
+	}
+	b, err := marshal.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO connection_events (revision, connection_id, event) VALUES ($1, $2, $3)`, rev, c.Id, string(b))
+	return err
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getTx(ctx context.Context, q queryer, id string) (*registryv1.Connection, error) {
+	var rec string
+	var version int64
+	err := q.QueryRowContext(ctx, `SELECT record, version FROM connections WHERE id = $1`, id).Scan(&rec, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &registryv1.Connection{}
+	if err := protojson.Unmarshal([]byte(rec), c); err != nil {
+		return nil, fmt.Errorf("decode connection %s: %w", id, err)
+	}
+	c.Etag = strconv.FormatInt(version, 10)
+	return c, nil
+}
+
+// Get returns one connection.
+func (s *Store) Get(ctx context.Context, id string) (*registryv1.Connection, error) {
+	return getTx(ctx, s.db, id)
+}
+
+// pageCursor is the position after the last item of a page.
+type pageCursor struct {
+	time int64
+	id   string
+}
+
+func encodeCursor(c pageCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.time, 10) + "/" + c.id))
+}
+
+func decodeCursor(tok string) (pageCursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return pageCursor{}, errors.New("malformed page token")
+	}
+	ts, id, ok := strings.Cut(string(raw), "/")
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil || id == "" {
+		return pageCursor{}, errors.New("malformed page token")
+	}
+	return pageCursor{time: t, id: id}, nil
+}
+
+// List returns up to size connections newest first, after the page token,
+// in the given states (all when empty), and the next page token.
+func (s *Store) List(ctx context.Context, size int, pageToken string, states []registryv1.ConnectionState) ([]*registryv1.Connection, string, error) {
+	q := `SELECT record, version, create_time, id FROM connections WHERE 1=1`
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if pageToken != "" {
+		cur, err := decodeCursor(pageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		t, id := arg(cur.time), arg(cur.id)
+		q += ` AND (create_time < ` + t + ` OR (create_time = ` + t + ` AND id < ` + id + `))`
+	}
+	if len(states) > 0 {
+		ph := make([]string, len(states))
+		for i, st := range states {
+			ph[i] = arg(int32(st))
+		}
+		q += ` AND state IN (` + strings.Join(ph, ", ") + `)`
+	}
+	q += ` ORDER BY create_time DESC, id DESC LIMIT ` + arg(size+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []*registryv1.Connection
+	var last pageCursor
+	for rows.Next() {
+		var rec string
+		var version, ct int64
+		var id string
+		if err := rows.Scan(&rec, &version, &ct, &id); err != nil {
+			return nil, "", err
+		}
+		if len(out) == size {
+			return out, encodeCursor(last), rows.Err()
+		}
+		c := &registryv1.Connection{}
+		if err := protojson.Unmarshal([]byte(rec), c); err != nil {
+			return nil, "", err
+		}
+		c.Etag = strconv.FormatInt(version, 10)
+		out = append(out, c)
+		last = pageCursor{time: ct, id: id}
+	}
+	return out, "", rows.Err()
+}
+
+// Events returns up to limit events with revision > after, oldest first,
+// of one connection or (connectionID empty) of all.
+func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
+	q := `SELECT event FROM connection_events WHERE revision > $1`
+	args := []any{after}
+	if connectionID != "" {
+		q += ` AND connection_id = $2`
+		args = append(args, connectionID)
+	}
+	q += fmt.Sprintf(` ORDER BY revision LIMIT %d`, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*registryv1.ConnectionEvent
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		ev := &registryv1.ConnectionEvent{}
+		if err := protojson.Unmarshal([]byte(b), ev); err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
