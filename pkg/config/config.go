@@ -5,11 +5,14 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // Validator is implemented by every service's config struct.
@@ -56,4 +59,29 @@ func parse(fs *flag.FlagSet, args []string, envPrefix string, lookup func(string
 // EnvName is the environment variable that sets flag name.
 func EnvName(prefix, name string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Service is a service's configuration struct.
+type Service interface {
+	Validator
+	RegisterFlags(fs *flag.FlagSet)
+}
+
+// Main is a whole service main: it fills cfg from the command line and the
+// environment, runs run until SIGINT or SIGTERM, and exits 1 on any error.
+func Main(name, envPrefix string, cfg Service, run func(ctx context.Context) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := func() error {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := Parse(fs, os.Args[1:], envPrefix, cfg); err != nil {
+			return err
+		}
+		return run(ctx)
+	}()
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
 }

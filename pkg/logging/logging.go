@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 
@@ -20,6 +21,12 @@ type Options struct {
 	Development bool
 	// Level overrides the default level ("debug", "info", "warn", "error").
 	Level string
+}
+
+// RegisterFlags binds the options to -dev and -log-level.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.Development, "dev", false, "development logging (console, debug)")
+	fs.StringVar(&o.Level, "log-level", "", "debug, info, warn or error")
 }
 
 // New builds a logger whose output is redacted. Writes go to stderr.

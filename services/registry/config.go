@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"os"
 
-	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"go.uber.org/zap"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // Config is the registry's configuration; every field has a flag and a
@@ -27,8 +25,7 @@ type Config struct {
 	TokensFile string
 	// LicenseIssuersFile lists the Ed25519 keys licenses must be signed by.
 	LicenseIssuersFile string
-	Development        bool
-	LogLevel           string
+	Log                logging.Options
 }
 
 // EnvPrefix prefixes the registry's environment variables.
@@ -41,8 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
 	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
-	fs.BoolVar(&c.Development, "dev", false, "development logging (console, debug)")
-	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error")
+	c.Log.RegisterFlags(fs)
 }
 
 // Validate implements config.Validator.
@@ -65,7 +61,7 @@ func (c *Config) Validate() error {
 
 // Run serves the registry until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	logger, err := logging.New(logging.Options{Development: cfg.Development, Level: cfg.LogLevel})
+	logger, err := logging.New(cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -92,8 +88,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer store.Close()
 
 	srv := server.New(server.Options{Logger: logger, Auth: authn})
-	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, NewServer(store, issuers))
-	srv.Health.SetServingStatus(registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	NewServer(store, issuers).Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
 		return err

@@ -15,12 +15,14 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -46,6 +48,16 @@ type Server struct {
 func NewServer(store *Store, issuers []ed25519.PublicKey) *Server {
 	return &Server{store: store, issuers: issuers, now: time.Now, pollInterval: time.Second}
 }
+
+// Register adds the service to srv and marks it SERVING.
+func (s *Server) Register(srv *server.Server) {
+	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, s)
+	srv.Health.SetServingStatus(registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// SetWatchPollInterval changes how often watchers look for changes made by
+// other replicas.
+func (s *Server) SetWatchPollInterval(d time.Duration) { s.pollInterval = d }
 
 const (
 	defaultPageSize = 20

@@ -1,12 +1,10 @@
-package registry
+package registry_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -14,78 +12,25 @@ import (
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
-	"github.com/ghconnect/ghconnect/pkg/auth"
-	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-type env struct {
-	client  registryv1.ConnectionRegistryServiceClient
-	conn    *grpc.ClientConn
-	store   *Store
-	tokens  map[string]string
-	issuer  ed25519.PrivateKey
-	license string
-}
+// env is a running registry with helpers for these tests.
+type env struct{ *registrytest.Env }
 
-// ctx returns a context authenticated as principal.
-func (e *env) ctx(t *testing.T, principal string) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.tokens[principal])
-}
+func (e *env) ctx(t *testing.T, principal string) context.Context { return e.Ctx(t, principal) }
 
-// startRegistry runs the registry on a loopback port over a real store.
-func startRegistry(t *testing.T, dsn string) *env {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := OpenStore(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokensFile, tokens := testenv.Tokens(t, "alice", "bob")
-	authn, err := auth.LoadTokenFile(tokensFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := newIssuer(t)
-	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
-	reg := NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
-	reg.pollInterval = 50 * time.Millisecond
-	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, reg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, nil) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		store.Close()
-	})
-	lic, err := MintLicense(issuer, "Octo Corp", 500, time.Now().Add(-time.Minute), 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{client: registryv1.NewConnectionRegistryServiceClient(conn), conn: conn, store: store, tokens: tokens, issuer: issuer, license: lic}
-}
+func startRegistry(t *testing.T, dsn string) *env { return &env{registrytest.Start(t, dsn)} }
 
 var reqN int
 
@@ -95,14 +40,14 @@ func (e *env) createReq(host, org string) *registryv1.CreateConnectionRequest {
 		RequestId:      fmt.Sprintf("req-%d-%s", reqN, testenv.RandomHex(4)),
 		ServerHostname: host,
 		ServerVersion:  "3.14.2",
-		License:        e.license,
+		License:        e.License,
 		Account:        &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: org, Id: 4242},
 	}
 }
 
 func (e *env) create(t *testing.T, host, org string) *registryv1.Connection {
 	t.Helper()
-	resp, err := e.client.CreateConnection(e.ctx(t, "alice"), e.createReq(host, org))
+	resp, err := e.Client.CreateConnection(e.ctx(t, "alice"), e.createReq(host, org))
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -131,14 +76,14 @@ func TestCreateGetList(t *testing.T) {
 		if c.License.GetCustomerName() != "Octo Corp" || len(c.License.GetSha256()) != 64 || c.License.GetPublicKey() == "" {
 			t.Fatalf("license facts missing: %v", c.License)
 		}
-		got, err := e.client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: c.Id})
+		got, err := e.Client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: c.Id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(c.String(), got.Connection.String()); diff != "" {
 			t.Errorf("get differs from create (-create +get):\n%s", diff)
 		}
-		_, err = e.client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: "nope"})
+		_, err = e.Client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: "nope"})
 		wantCode(t, err, codes.NotFound)
 
 		// 7 connections, pages of 3, one filtered by state.
@@ -148,16 +93,16 @@ func TestCreateGetList(t *testing.T) {
 		}
 		ctx := e.ctx(t, "alice")
 		app, key := testApp()
-		if _, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: ids[3], App: app, TransitKey: key}); err != nil {
+		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: ids[3], App: app, TransitKey: key}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: ids[3], InstallationId: 99}); err != nil {
+		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: ids[3], InstallationId: 99}); err != nil {
 			t.Fatal(err)
 		}
 		var seen []string
 		tok := ""
 		for pages := 0; ; pages++ {
-			resp, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: 3, PageToken: tok})
+			resp, err := e.Client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: 3, PageToken: tok})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +121,7 @@ func TestCreateGetList(t *testing.T) {
 		if diff := cmp.Diff(ids, seen); diff != "" {
 			t.Errorf("paging lost or repeated connections (-want +got):\n%s", diff)
 		}
-		resp, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{States: []registryv1.ConnectionState{registryv1.ConnectionState_CONNECTION_STATE_CONNECTED}})
+		resp, err := e.Client.ListConnections(ctx, &registryv1.ListConnectionsRequest{States: []registryv1.ConnectionState{registryv1.ConnectionState_CONNECTION_STATE_CONNECTED}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,11 +136,11 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 		e := startRegistry(t, dsn)
 		ctx := e.ctx(t, "alice")
 		req := e.createReq("ghes.example.com", "octo-org")
-		first, err := e.client.CreateConnection(ctx, req)
+		first, err := e.Client.CreateConnection(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := e.client.CreateConnection(ctx, req)
+		again, err := e.Client.CreateConnection(ctx, req)
 		if err != nil {
 			t.Fatalf("retry: %v", err)
 		}
@@ -204,24 +149,24 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 		}
 		changed := proto.Clone(req).(*registryv1.CreateConnectionRequest)
 		changed.ServerVersion = "3.15.0"
-		_, err = e.client.CreateConnection(ctx, changed)
+		_, err = e.Client.CreateConnection(ctx, changed)
 		wantCode(t, err, codes.InvalidArgument)
 		wantField(t, err, "request_id")
 
 		// Same server and account (case-insensitive), new request: refused.
-		_, err = e.client.CreateConnection(ctx, e.createReq("GHES.example.com", "Octo-Org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("GHES.example.com", "Octo-Org"))
 		wantCode(t, err, codes.AlreadyExists)
 		// Same server, another account: fine.
 		e.create(t, "ghes.example.com", "other-org")
 
 		// Once disconnected, the pair is free again.
 		id := first.Connection.Id
-		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
 		wantCode(t, err, codes.AlreadyExists)
-		if _, err := e.client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
 		e.create(t, "ghes.example.com", "octo-org")
@@ -238,23 +183,23 @@ type op struct {
 var ops = []op{
 	{"register_app", registryv1.ConnectionState_CONNECTION_STATE_PENDING, func(ctx context.Context, e *env, id string) error {
 		app, key := testApp()
-		_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id, App: app, TransitKey: key})
+		_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id, App: app, TransitKey: key})
 		return err
 	}},
 	{"mark_connected", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 5})
+		_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 5})
 		return err
 	}},
 	{"update_key_versions", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
+		_, err := e.Client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
 		return err
 	}},
 	{"begin_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING, func(ctx context.Context, e *env, id string) error {
-		_, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id, Reason: "test"})
+		_, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id, Reason: "test"})
 		return err
 	}},
 	{"complete_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id})
+		_, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id})
 		return err
 	}},
 }
@@ -306,9 +251,9 @@ func TestEveryTransition(t *testing.T) {
 			for _, o := range ops {
 				n++
 				id := e.reach(t, ctx, state, fmt.Sprintf("h%d.example.com", n))
-				before, _ := e.store.Get(ctx, id)
+				before, _ := e.Store.Get(ctx, id)
 				err := o.call(ctx, e, id)
-				after, _ := e.store.Get(ctx, id)
+				after, _ := e.Store.Get(ctx, id)
 				if allowedOps[o.name] {
 					if err != nil {
 						t.Errorf("%s in %s: %v", o.name, state, err)
@@ -341,7 +286,7 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 					defer wg.Done()
 					app, key := testApp()
 					app.Slug = "app-of-" + who
-					_, errs[i] = e.client.RegisterApp(e.ctx(t, who), &registryv1.RegisterAppRequest{Id: c.Id, Etag: c.Etag, App: app, TransitKey: key})
+					_, errs[i] = e.Client.RegisterApp(e.ctx(t, who), &registryv1.RegisterAppRequest{Id: c.Id, Etag: c.Etag, App: app, TransitKey: key})
 				}()
 			}
 			wg.Wait()
@@ -357,7 +302,7 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 			if !strings.Contains(status.Convert(loser).Message(), "changed by someone else") {
 				t.Errorf("conflict message unclear: %v", loser)
 			}
-			got, _ := e.store.Get(context.Background(), c.Id)
+			got, _ := e.Store.Get(context.Background(), c.Id)
 			if got.Etag != "2" || got.UpdatedBy != strings.TrimPrefix(got.App.Slug, "app-of-") {
 				t.Errorf("record is not exactly the winner's: %v", got)
 			}
@@ -382,14 +327,14 @@ func TestWatchResume(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startRegistry(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
-		stream, err := e.client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
+		stream, err := e.Client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := e.create(t, "ghes.example.com", "octo-org")
 		ctx := e.ctx(t, "alice")
 		app, key := testApp()
-		if _, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
+		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
 			t.Fatal(err)
 		}
 		got := recvN(t, stream, 2)
@@ -400,15 +345,15 @@ func TestWatchResume(t *testing.T) {
 		cancel() // the subscriber drops
 
 		// Changes while nobody watches.
-		if _, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id, InstallationId: 9}); err != nil {
+		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id, InstallationId: 9}); err != nil {
 			t.Fatal(err)
 		}
 		other := e.create(t, "other.example.com", "octo-org")
-		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
+		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
 			t.Fatal(err)
 		}
 
-		stream, err = e.client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{AfterRevision: last})
+		stream, err = e.Client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{AfterRevision: last})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,7 +369,7 @@ func TestWatchResume(t *testing.T) {
 			t.Errorf("resumed stream (-want +got):\n%s", diff)
 		}
 		// And it stays live.
-		if _, err := e.client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: other.Id}); err != nil {
+		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: other.Id}); err != nil {
 			t.Fatal(err)
 		}
 		live := recvN(t, stream, 1)
@@ -433,7 +378,7 @@ func TestWatchResume(t *testing.T) {
 		}
 
 		// Filtered by connection.
-		fstream, err := e.client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{ConnectionId: other.Id})
+		fstream, err := e.Client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{ConnectionId: other.Id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,11 +388,11 @@ func TestWatchResume(t *testing.T) {
 			}
 		}
 
-		hist, err := e.client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2})
+		hist, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		hist2, err := e.client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2, PageToken: hist.NextPageToken})
+		hist2, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2, PageToken: hist.NextPageToken})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,7 +426,7 @@ func wantField(t *testing.T, err error, field string) {
 func TestValidation(t *testing.T) {
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx := e.ctx(t, "alice")
-	expired, _ := MintLicense(e.issuer, "Octo Corp", 5, time.Now().Add(-48*time.Hour), time.Hour)
+	expired, _ := registry.MintLicense(e.Issuer, "Octo Corp", 5, time.Now().Add(-48*time.Hour), time.Hour)
 	tests := []struct {
 		name  string
 		edit  func(r *registryv1.CreateConnectionRequest)
@@ -506,7 +451,7 @@ func TestValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := e.createReq("ghes.example.com", "octo-org")
 			tt.edit(req)
-			_, err := e.client.CreateConnection(ctx, req)
+			_, err := e.Client.CreateConnection(ctx, req)
 			wantCode(t, err, codes.InvalidArgument)
 			wantField(t, err, tt.field)
 		})
@@ -519,29 +464,29 @@ func TestValidation(t *testing.T) {
 	}{
 		{"register without app id", func() error {
 			_, key := testApp()
-			_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: &registryv1.GitHubApp{Slug: "x"}, TransitKey: key})
+			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: &registryv1.GitHubApp{Slug: "x"}, TransitKey: key})
 			return err
 		}, "app.app_id"},
 		{"register with decreasing versions", func() error {
 			app, key := testApp()
 			key.Versions = []int32{2, 1}
-			_, err := e.client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
+			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
 			return err
 		}, "transit_key.versions"},
 		{"connect without installation", func() error {
-			_, err := e.client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
+			_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
 			return err
 		}, "installation_id"},
 		{"list negative page", func() error {
-			_, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: -1})
+			_, err := e.Client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageSize: -1})
 			return err
 		}, "page_size"},
 		{"list bad token", func() error {
-			_, err := e.client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageToken: "%%%"})
+			_, err := e.Client.ListConnections(ctx, &registryv1.ListConnectionsRequest{PageToken: "%%%"})
 			return err
 		}, "page_token"},
 		{"watch negative revision", func() error {
-			s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{AfterRevision: -1})
+			s, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{AfterRevision: -1})
 			if err != nil {
 				return err
 			}
@@ -557,12 +502,12 @@ func TestValidation(t *testing.T) {
 		})
 	}
 	// Nothing above changed anything: one connection, one event.
-	after, _ := e.store.Get(ctx, c.Id)
+	after, _ := e.Store.Get(ctx, c.Id)
 	if after.Etag != "1" {
 		t.Errorf("rejected requests changed the record: %v", after)
 	}
-	list, _, _ := e.store.List(ctx, 100, "", nil)
-	evs, _ := e.store.Events(ctx, 0, "", 100)
+	list, _, _ := e.Store.List(ctx, 100, "", nil)
+	evs, _ := e.Store.Events(ctx, 0, "", 100)
 	if len(list) != 1 || len(evs) != 1 {
 		t.Errorf("rejected requests left %d connections and %d events, want 1 and 1", len(list), len(evs))
 	}
@@ -575,13 +520,13 @@ func TestAuthentication(t *testing.T) {
 	for name, ctx := range map[string]context.Context{
 		"none":        bare,
 		"wrong token": metadata.AppendToOutgoingContext(bare, "authorization", "Bearer wrong"),
-		"basic":       metadata.AppendToOutgoingContext(bare, "authorization", "Basic "+e.tokens["alice"]),
+		"basic":       metadata.AppendToOutgoingContext(bare, "authorization", "Basic "+e.Tokens["alice"]),
 	} {
-		_, err := e.client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
+		_, err := e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
 		if status.Code(err) != codes.Unauthenticated {
 			t.Errorf("%s: code %v, want Unauthenticated", name, status.Code(err))
 		}
-		s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
+		s, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
 		if err == nil {
 			_, err = s.Recv()
 		}
@@ -589,11 +534,11 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("%s: watch code %v, want Unauthenticated", name, status.Code(err))
 		}
 	}
-	if list, _, _ := e.store.List(bare, 10, "", nil); len(list) != 0 {
+	if list, _, _ := e.Store.List(bare, 10, "", nil); len(list) != 0 {
 		t.Errorf("unauthenticated create stored %d connections", len(list))
 	}
 	// Health answers without credentials.
-	h, err := healthpb.NewHealthClient(e.conn).Check(bare, &healthpb.HealthCheckRequest{})
+	h, err := healthpb.NewHealthClient(e.Conn).Check(bare, &healthpb.HealthCheckRequest{})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health: %v %v", h, err)
 	}
@@ -602,7 +547,7 @@ func TestAuthentication(t *testing.T) {
 func TestWatchEndsWithStream(t *testing.T) {
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx, cancel := context.WithCancel(e.ctx(t, "alice"))
-	s, err := e.client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
+	s, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

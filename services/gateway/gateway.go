@@ -1,0 +1,170 @@
+// Package gateway is ghconnect's REST face: grpc-gateway handlers that dial
+// the services (so their interceptors, authentication included, run for REST
+// calls too), the OpenAPI document, and health endpoints. It holds no
+// business logic.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ghconnect/ghconnect/gen"
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// maxBodyBytes bounds request bodies; the largest legitimate one is a
+// connection create with a license of at most 16 KiB.
+const maxBodyBytes = 1 << 20
+
+// upstream is one dialled service.
+type upstream struct {
+	name    string
+	conn    *grpc.ClientConn
+	service string
+}
+
+// Gateway is the REST handler and the connections behind it.
+type Gateway struct {
+	handler   http.Handler
+	upstreams []upstream
+}
+
+// Upstreams are the gRPC addresses of the services; empty ones are not
+// served (their routes answer 501).
+type Upstreams struct {
+	Registry    string
+	Broker      string
+	FeatureGate string
+}
+
+// New dials the upstreams and builds the handler.
+func New(ctx context.Context, up Upstreams) (*Gateway, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) {
+			if k == "x-request-id" {
+				return "X-Request-Id", true
+			}
+			return "", false
+		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithErrorHandler(errorHandler),
+	)
+	g := &Gateway{}
+	type reg struct {
+		name, addr, service string
+		register            func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}
+	for _, r := range []reg{
+		{"registry", up.Registry, registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, registryv1.RegisterConnectionRegistryServiceHandler},
+		{"broker", up.Broker, brokerv1.TokenBrokerService_ServiceDesc.ServiceName, brokerv1.RegisterTokenBrokerServiceHandler},
+		{"featuregate", up.FeatureGate, featuregatev1.FeatureGateService_ServiceDesc.ServiceName, featuregatev1.RegisterFeatureGateServiceHandler},
+	} {
+		if r.addr == "" {
+			continue
+		}
+		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway: dial %s at %s: %w", r.name, r.addr, err)
+		}
+		if err := r.register(ctx, mux, conn); err != nil {
+			conn.Close()
+			g.Close()
+			return nil, fmt.Errorf("gateway: %s handlers: %w", r.name, err)
+		}
+		g.upstreams = append(g.upstreams, upstream{name: r.name, conn: conn, service: r.service})
+	}
+	if len(g.upstreams) == 0 {
+		return nil, errors.New("gateway: no upstream service configured")
+	}
+
+	root := http.NewServeMux()
+	root.Handle("/v1/", limitBody(mux))
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(gen.OpenAPI)
+	})
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	root.HandleFunc("GET /readyz", g.ready)
+	g.handler = root
+	return g, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Close closes the upstream connections.
+func (g *Gateway) Close() {
+	for _, u := range g.upstreams {
+		u.conn.Close()
+	}
+}
+
+// ready answers 200 only when every upstream reports SERVING.
+func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var bad []string
+	for _, u := range g.upstreams {
+		resp, err := healthpb.NewHealthClient(u.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: u.service})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			bad = append(bad, u.name)
+		}
+	}
+	if len(bad) > 0 {
+		http.Error(w, "not ready: "+strings.Join(bad, ", "), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// headerMatcher forwards what the services need: Authorization (which
+// grpc-gateway forwards itself) and the request id.
+func headerMatcher(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case "x-request-id":
+		return "x-request-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// errorHandler is grpc-gateway's, but a 401 carries a proper Bearer
+// challenge: the default puts the bare status message in WWW-Authenticate.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if statusCode(err) == codes.Unauthenticated {
+		w = challengeWriter{w}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+type challengeWriter struct{ http.ResponseWriter }
+
+func (c challengeWriter) WriteHeader(code int) {
+	c.Header().Set("WWW-Authenticate", `Bearer realm="ghconnect", error="invalid_token"`)
+	c.ResponseWriter.WriteHeader(code)
+}

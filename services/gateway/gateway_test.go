@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+)
+
+type rest struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (r rest) do(method, path, body string) (int, map[string]any, http.Header) {
+	r.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, r.base+path, rd)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func start(t *testing.T) (*registrytest.Env, *httptest.Server) {
+	reg := registrytest.Start(t, testenv.SQLite(t))
+	g, err := New(context.Background(), Upstreams{Registry: reg.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	ts := httptest.NewServer(g)
+	t.Cleanup(ts.Close)
+	return reg, ts
+}
+
+func createBody(license string) string {
+	b, _ := json.Marshal(map[string]any{
+		"requestId":      "rest-1",
+		"serverHostname": "ghes.example.com",
+		"serverVersion":  "3.14.2",
+		"license":        license,
+		"account":        map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org", "id": 42},
+	})
+	return string(b)
+}
+
+func TestRESTLifecycle(t *testing.T) {
+	reg, ts := start(t)
+	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
+
+	code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License))
+	if code != http.StatusOK {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	conn := body["connection"].(map[string]any)
+	id := conn["id"].(string)
+	if conn["state"] != "CONNECTION_STATE_PENDING" || conn["createdBy"] != "alice" {
+		t.Fatalf("create returned %v", conn)
+	}
+
+	code, body, _ = api.do("GET", "/v1/connections?states=CONNECTION_STATE_PENDING&pageSize=10", "")
+	if code != http.StatusOK || len(body["connections"].([]any)) != 1 {
+		t.Fatalf("list: %d %v", code, body)
+	}
+	code, body, _ = api.do("GET", "/v1/connections/"+id, "")
+	if code != http.StatusOK || body["connection"].(map[string]any)["id"] != id {
+		t.Fatalf("get: %d %v", code, body)
+	}
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":registerApp",
+		`{"etag":"1","app":{"appId":"7","slug":"ghconnect"},"transitKey":{"mount":"transit","name":"app-7","versions":[1]}}`)
+	if code != http.StatusOK {
+		t.Fatalf("registerApp: %d %v", code, body)
+	}
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":markConnected", `{"installationId":"99"}`)
+	if code != http.StatusOK || body["connection"].(map[string]any)["state"] != "CONNECTION_STATE_CONNECTED" {
+		t.Fatalf("markConnected: %d %v", code, body)
+	}
+	// A stale etag is a conflict.
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{"etag":"1"}`)
+	if code != http.StatusConflict {
+		t.Fatalf("stale etag: %d %v", code, body)
+	}
+	// An illegal transition is a 400 with the reason.
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":completeDisconnect", `{}`)
+	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "cannot go from CONNECTED to DISCONNECTED") {
+		t.Fatalf("illegal transition: %d %v", code, body)
+	}
+	code, _, _ = api.do("GET", "/v1/connections/"+id+"/history", "")
+	if code != http.StatusOK {
+		t.Fatalf("history: %d", code)
+	}
+	code, body, _ = api.do("GET", "/v1/connections/nope", "")
+	if code != http.StatusNotFound {
+		t.Fatalf("missing: %d %v", code, body)
+	}
+}
+
+func TestRESTValidationIs400WithFieldViolations(t *testing.T) {
+	reg, ts := start(t)
+	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
+	bad := strings.Replace(createBody(reg.License), "ghes.example.com", "bad_host!", 1)
+	code, body, _ := api.do("POST", "/v1/connections", bad)
+	if code != http.StatusBadRequest {
+		t.Fatalf("code %d %v", code, body)
+	}
+	raw, _ := json.Marshal(body["details"])
+	if !strings.Contains(string(raw), `"field":"server_hostname"`) || !strings.Contains(string(raw), "BadRequest") {
+		t.Errorf("details lack the field violation: %s", raw)
+	}
+	code, body, _ = api.do("POST", "/v1/connections", `{"requestId": 5`)
+	if code != http.StatusBadRequest {
+		t.Errorf("malformed JSON: %d %v", code, body)
+	}
+	code, body, _ = api.do("POST", "/v1/connections", `{"requestId":"x","unknownField":1}`)
+	if code != http.StatusBadRequest {
+		t.Errorf("unknown field: %d %v", code, body)
+	}
+	if list, _, _ := reg.Store.List(context.Background(), 10, "", nil); len(list) != 0 {
+		t.Errorf("bad requests created %d connections", len(list))
+	}
+}
+
+func TestRESTAuthentication(t *testing.T) {
+	reg, ts := start(t)
+	for name, token := range map[string]string{"none": "", "wrong": "not-a-token"} {
+		api := rest{t: t, base: ts.URL, token: token}
+		code, _, hdr := api.do("POST", "/v1/connections", createBody(reg.License))
+		if code != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: create %d %q, want 401 with a Bearer challenge", name, code, hdr.Get("WWW-Authenticate"))
+		}
+		if code, _, _ := api.do("GET", "/v1/connections", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s: list %d, want 401", name, code)
+		}
+	}
+	if list, _, _ := reg.Store.List(context.Background(), 10, "", nil); len(list) != 0 {
+		t.Errorf("unauthenticated requests created %d connections", len(list))
+	}
+}
+
+func TestOpenAPIAndHealth(t *testing.T) {
+	_, ts := start(t)
+	api := rest{t: t, base: ts.URL}
+	code, body, _ := api.do("GET", "/openapi.json", "")
+	if code != http.StatusOK || body["swagger"] != "2.0" {
+		t.Fatalf("openapi: %d", code)
+	}
+	paths, _ := body["paths"].(map[string]any)
+	if _, ok := paths["/v1/connections/{id}"]; !ok {
+		t.Errorf("openapi lacks /v1/connections/{id}")
+	}
+	if code, _, _ := api.do("GET", "/healthz", ""); code != http.StatusOK {
+		t.Errorf("healthz %d", code)
+	}
+	if code, _, _ := api.do("GET", "/readyz", ""); code != http.StatusOK {
+		t.Errorf("readyz %d", code)
+	}
+}
+
+func TestReadyzFailsWhenUpstreamIsDown(t *testing.T) {
+	g, err := New(context.Background(), Upstreams{Registry: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "registry") {
+		t.Errorf("readyz with registry down: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestRESTWatchStreams(t *testing.T) {
+	reg, ts := start(t)
+	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
+	if code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License)); code != http.StatusOK {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/connections:watch", nil)
+	req.Header.Set("Authorization", "Bearer "+reg.Tokens["bob"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	// The history first, then a change made while the stream is open.
+	wantEvent(t, lines, "create", "alice")
+	if code, body, _ := api.do("POST", "/v1/connections", strings.NewReplacer("ghes.", "ghes2.", "rest-1", "rest-2").Replace(createBody(reg.License))); code != http.StatusOK {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	wantEvent(t, lines, "create", "alice")
+}
+
+func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {
+	t.Helper()
+	line, err := lines.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct {
+		Result struct {
+			Event struct {
+				Action string `json:"action"`
+				Actor  string `json:"actor"`
+			} `json:"event"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(line), &msg); err != nil || msg.Result.Event.Action != action || msg.Result.Event.Actor != actor {
+		t.Fatalf("watch line %q: %v", line, err)
+	}
+}
