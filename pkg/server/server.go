@@ -91,6 +91,11 @@ func New(opts Options) *Server {
 			return h(srv, ss)
 		})
 	}
+	// Recovery again innermost, so a handler's panic reaches logging and
+	// metrics as the Internal error the caller gets; the outer one guards the
+	// interceptors themselves.
+	unary = append(unary, recoverUnary(opts.Logger))
+	stream = append(stream, recoverStream(opts.Logger))
 	gopts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
