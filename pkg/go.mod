@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/ghconnect/ghconnect/gen v0.0.0
+	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/zap v1.28.0

@@ -15,6 +15,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/uuid"
@@ -301,6 +302,7 @@ func (s *Server) RegisterApp(ctx context.Context, req *registryv1.RegisterAppReq
 	if len(app.GetClientId()) > 100 {
 		v.Add("app.client_id", "must be at most 100 characters")
 	}
+	v.Check("app.permissions", permissions.Validate(app.GetPermissions()))
 	checkTransitKey(&v, req.GetTransitKey())
 	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "register_app"), func(c *registryv1.Connection) error {
 		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {

@@ -62,7 +62,7 @@ func wantCode(t *testing.T, err error, want codes.Code) {
 }
 
 func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
-	return &registryv1.GitHubApp{AppId: 7, Slug: "ghconnect-ghes", ClientId: "Iv1.abc"},
+	return &registryv1.GitHubApp{AppId: 7, Slug: "ghconnect-ghes", ClientId: "Iv1.abc", Permissions: map[string]string{"contents": "read", "metadata": "read"}},
 		&registryv1.TransitKey{Mount: "transit", Name: "app-7", Versions: []int32{1}}
 }
 
@@ -473,6 +473,12 @@ func TestValidation(t *testing.T) {
 			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
 			return err
 		}, "transit_key.versions"},
+		{"register with a bogus permission", func() error {
+			app, key := testApp()
+			app.Permissions = map[string]string{"contents": "everything"}
+			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
+			return err
+		}, "app.permissions"},
 		{"connect without installation", func() error {
 			_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
 			return err

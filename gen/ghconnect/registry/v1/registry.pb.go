@@ -280,10 +280,14 @@ func (x *License) GetExpiresAt() *timestamppb.Timestamp {
 
 // GitHubApp identifies the GitHub App the server uses on GitHub.com.
 type GitHubApp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AppId         int64                  `protobuf:"varint,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	Slug          string                 `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
-	ClientId      string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AppId    int64                  `protobuf:"varint,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Slug     string                 `protobuf:"bytes,2,opt,name=slug,proto3" json:"slug,omitempty"`
+	ClientId string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// permissions maps each permission the App was granted on its
+	// installation (for example "contents") to its level ("read", "write" or
+	// "admin"). Features that need more cannot be enabled.
+	Permissions   map[string]string `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +341,13 @@ func (x *GitHubApp) GetClientId() string {
 		return x.ClientId
 	}
 	return ""
+}
+
+func (x *GitHubApp) GetPermissions() map[string]string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
 }
 
 // TransitKey names the Vault transit key that holds the App's private key.
@@ -1784,11 +1795,15 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\rcustomer_name\x18\x03 \x01(\tR\fcustomerName\x12\x14\n" +
 	"\x05seats\x18\x04 \x01(\x05R\x05seats\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"S\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe8\x01\n" +
 	"\tGitHubApp\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\x03R\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x1b\n" +
-	"\tclient_id\x18\x03 \x01(\tR\bclientId\"R\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12S\n" +
+	"\vpermissions\x18\x04 \x03(\v21.ghconnect.registry.v1.GitHubApp.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
 	"\n" +
 	"TransitKey\x12\x14\n" +
 	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
@@ -1949,7 +1964,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -1979,63 +1994,65 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*ListConnectionHistoryResponse)(nil), // 25: ghconnect.registry.v1.ListConnectionHistoryResponse
 	(*WatchConnectionsRequest)(nil),       // 26: ghconnect.registry.v1.WatchConnectionsRequest
 	(*WatchConnectionsResponse)(nil),      // 27: ghconnect.registry.v1.WatchConnectionsResponse
-	(*timestamppb.Timestamp)(nil),         // 28: google.protobuf.Timestamp
+	nil,                                   // 28: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	28, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
-	3,  // 3: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
-	2,  // 4: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
-	4,  // 5: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
-	5,  // 6: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	28, // 7: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	28, // 8: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	28, // 9: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	28, // 10: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
-	0,  // 11: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
-	0,  // 12: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	28, // 13: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 14: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
-	2,  // 15: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
-	6,  // 16: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 17: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	0,  // 18: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
-	6,  // 19: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
-	4,  // 20: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
-	5,  // 21: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	6,  // 22: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 23: ghconnect.registry.v1.MarkConnectedResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 24: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 25: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 26: ghconnect.registry.v1.CompleteDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 27: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	7,  // 28: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	8,  // 29: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 30: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	12, // 31: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	14, // 32: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	16, // 33: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:input_type -> ghconnect.registry.v1.MarkConnectedRequest
-	18, // 34: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	20, // 35: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	22, // 36: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:input_type -> ghconnect.registry.v1.CompleteDisconnectRequest
-	24, // 37: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	26, // 38: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	9,  // 39: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 40: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	13, // 41: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	15, // 42: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	17, // 43: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:output_type -> ghconnect.registry.v1.MarkConnectedResponse
-	19, // 44: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	21, // 45: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	23, // 46: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:output_type -> ghconnect.registry.v1.CompleteDisconnectResponse
-	25, // 47: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	27, // 48: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	29, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
+	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
+	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
+	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
+	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
+	29, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	29, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	29, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	29, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
+	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
+	29, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
+	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
+	6,  // 17: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 18: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	0,  // 19: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
+	6,  // 20: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
+	4,  // 21: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
+	5,  // 22: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
+	6,  // 23: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 24: ghconnect.registry.v1.MarkConnectedResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 25: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 26: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 27: ghconnect.registry.v1.CompleteDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 28: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	7,  // 29: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	8,  // 30: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	10, // 31: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	12, // 32: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	14, // 33: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
+	16, // 34: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:input_type -> ghconnect.registry.v1.MarkConnectedRequest
+	18, // 35: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
+	20, // 36: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
+	22, // 37: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:input_type -> ghconnect.registry.v1.CompleteDisconnectRequest
+	24, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	26, // 39: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	9,  // 40: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	11, // 41: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	13, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	15, // 43: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
+	17, // 44: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:output_type -> ghconnect.registry.v1.MarkConnectedResponse
+	19, // 45: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
+	21, // 46: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
+	23, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:output_type -> ghconnect.registry.v1.CompleteDisconnectResponse
+	25, // 48: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	27, // 49: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2049,7 +2066,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
