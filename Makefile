@@ -50,7 +50,7 @@ breaking: tools
 
 build:
 	mkdir -p bin
-	go build -o bin/ ./services/registry/cmd/... ./services/gateway/cmd/...
+	go build -o bin/ ./services/registry/cmd/... ./services/gateway/cmd/... ./services/featuregate/cmd/...
 
 check-modules:
 	@for m in $(MODULES); do echo "GOWORK=off build: $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done

@@ -13,15 +13,19 @@ mkdir -p "$DATA" "$LOGS" bin
 chmod 700 "$DATA"
 
 echo "building…"
-go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway
+go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway \
+  ./services/featuregate/cmd/featuregate
 
-# The admin token lives only in $DATA/admin-token (mode 600); the services
-# get its SHA-256.
-if [ ! -s "$DATA/admin-token" ]; then
-  (umask 077; head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/admin-token")
-fi
+# Bearer tokens live only in $DATA/<principal>-token (mode 600); the
+# services get their SHA-256 in $DATA/tokens.
+: > "$DATA/tokens"
+for principal in admin featuregate; do
+  if [ ! -s "$DATA/$principal-token" ]; then
+    (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/$principal-token")
+  fi
+  printf '%s sha256:%s\n' "$principal" "$(tr -d '\n' < "$DATA/$principal-token" | sha256sum | cut -d' ' -f1)" >> "$DATA/tokens"
+done
 token=$(cat "$DATA/admin-token")
-printf 'admin sha256:%s\n' "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" > "$DATA/tokens"
 
 # A development license, signed by a development issuer key.
 if [ ! -s "$DATA/dev.ghl" ]; then
@@ -57,7 +61,11 @@ wait_ok() { # name, url
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt"
 wait_ok registry http://127.0.0.1:7101/readyz
-start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001
+start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \
+  -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" \
+  -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/featuregate-token"
+wait_ok featuregate http://127.0.0.1:7103/readyz
+start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -featuregate-addr 127.0.0.1:7003
 wait_ok gateway "http://$GATEWAY_ADDR/readyz"
 
 cat <<MSG
@@ -66,6 +74,7 @@ ghconnect is running.
   REST gateway:   http://$GATEWAY_ADDR  (OpenAPI: http://$GATEWAY_ADDR/openapi.json)
   admin token:    $token   (also in $DATA/admin-token)
   registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics)
+  featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
   dev license:    $DATA/dev.ghl
   logs:           $LOGS/
 

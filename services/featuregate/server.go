@@ -1,17 +1,354 @@
-// Package featuregate is the feature-gate service: the settings of the
-// GitHub Connect features, per-user consent and account links, and whether
-// a feature is effective for a user.
-//
-// Not built yet: every RPC answers UNIMPLEMENTED until the feature gate's
-// issue lands. The type exists so the gateway and clients compile against
-// the final API.
+// Package featuregate is the feature-gate service: the enterprise settings
+// of the GitHub Connect features of each connection, the per-user consent
+// and account links they need, and the answer to "is feature F effective
+// for user U". A feature is only ever effective while its connection is
+// CONNECTED, as the registry's Watch stream reports it.
 package featuregate
 
-import featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/validate"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
 
 var _ featuregatev1.FeatureGateServiceServer = (*Server)(nil)
 
 // Server implements the FeatureGateService.
 type Server struct {
 	featuregatev1.UnimplementedFeatureGateServiceServer
+
+	store *Store
+	view  *view
+	// pollInterval bounds how late this replica sees another's change.
+	pollInterval time.Duration
+}
+
+// NewServer builds the service over store.
+func NewServer(store *Store) *Server {
+	s := &Server{store: store, view: newView(store), pollInterval: time.Second}
+	store.committed = s.catchUp
+	return s
+}
+
+// SetPollInterval changes how often the replica looks for others' changes.
+func (s *Server) SetPollInterval(d time.Duration) { s.pollInterval = d }
+
+// Register adds the service to srv and marks it SERVING.
+func (s *Server) Register(srv *server.Server) {
+	featuregatev1.RegisterFeatureGateServiceServer(srv.GRPC, s)
+	srv.Health.SetServingStatus(featuregatev1.FeatureGateService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// Follow keeps the in-memory view current until ctx ends.
+func (s *Server) Follow(ctx context.Context) {
+	log := logging.FromContext(ctx)
+	s.view.follow(ctx, s.pollInterval, func(err error) { log.Warn("refreshing feature view", zap.Error(err)) })
+}
+
+const (
+	maxCheckUsers = 1000
+	watchBatch    = 500
+)
+
+var userLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+func featureName(f featuregatev1.Feature) string {
+	return strings.ToLower(strings.TrimPrefix(f.String(), "FEATURE_"))
+}
+
+func permString(m map[string]string) string { return permissions.String(m) }
+
+func missingPermissions(have, want map[string]string) map[string]string {
+	return permissions.Missing(have, want)
+}
+
+func actor(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Name
+	}
+	return "unauthenticated"
+}
+
+func checkConnectionID(v *apierr.Violations, id string) {
+	if id == "" || len(id) > 64 {
+		v.Add("connection_id", "must be 1 to 64 characters")
+	}
+}
+
+func checkUser(v *apierr.Violations, field, u string) {
+	if !userLogin.MatchString(u) {
+		v.Add(field, "must be a server login: 1 to 100 of letters, digits, _ . -, starting with a letter or digit")
+	}
+}
+
+func checkFeature(v *apierr.Violations, field string, f featuregatev1.Feature) {
+	if _, ok := byFeature[f]; !ok {
+		v.Addf(field, "unknown feature %d", f)
+	}
+}
+
+func toStatus(ctx context.Context, err error) error {
+	var mp *MissingPermissionsError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrConflict):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, ErrLinkTaken):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ErrNotLinked):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrNotConnected):
+		return preconditionFailed("CONNECTION", "connection", err.Error())
+	case errors.As(err, &mp):
+		return preconditionFailed("PERMISSIONS", featureName(mp.Feature), mp.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return apierr.Internal(ctx, err, "feature-gate storage failed")
+	}
+}
+
+func preconditionFailed(kind, subject, msg string) error {
+	st := status.New(codes.FailedPrecondition, msg)
+	if d, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{Type: kind, Subject: subject, Description: msg}}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// ListFeatures implements the RPC.
+func (s *Server) ListFeatures(context.Context, *featuregatev1.ListFeaturesRequest) (*featuregatev1.ListFeaturesResponse, error) {
+	return &featuregatev1.ListFeaturesResponse{Features: catalog}, nil
+}
+
+// GetSettings implements the RPC.
+func (s *Server) GetSettings(ctx context.Context, req *featuregatev1.GetSettingsRequest) (*featuregatev1.GetSettingsResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	st, err := s.store.Settings(ctx, req.GetConnectionId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &featuregatev1.GetSettingsResponse{Settings: st}, nil
+}
+
+// UpdateSettings implements the RPC.
+func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSettingsRequest) (*featuregatev1.UpdateSettingsResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	if len(req.GetFeatures()) == 0 {
+		v.Add("features", "must name at least one feature")
+	}
+	seen := map[featuregatev1.Feature]bool{}
+	for _, f := range req.GetFeatures() {
+		checkFeature(&v, "features.feature", f.GetFeature())
+		if seen[f.GetFeature()] {
+			v.Addf("features", "%s is named twice", featureName(f.GetFeature()))
+		}
+		seen[f.GetFeature()] = true
+		if f.GetIncludePrivate() && f.GetFeature() != featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
+			v.Add("features.include_private", "applies to unified_search only")
+		}
+		if f.GetIncludePrivate() && !f.GetEnabled() {
+			v.Add("features.include_private", "needs the feature enabled")
+		}
+	}
+	if len(req.GetEtag()) > 32 {
+		v.Add("etag", "must be at most 32 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	st, err := s.store.UpdateSettings(ctx, req.GetConnectionId(), req.GetEtag(), actor(ctx), req.GetFeatures())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	logging.FromContext(ctx).Info("feature settings changed", zap.String("connection_id", req.GetConnectionId()), zap.Any("settings", settingsDetail(st)))
+	return &featuregatev1.UpdateSettingsResponse{Settings: st}, nil
+}
+
+// catchUp brings the view up to the store's latest snapshot.
+func (s *Server) catchUp(ctx context.Context) {
+	if err := s.view.catchUp(ctx); err != nil {
+		logging.FromContext(ctx).Warn("refreshing feature view", zap.Error(err))
+	}
+}
+
+// SetUserConsent implements the RPC.
+func (s *Server) SetUserConsent(ctx context.Context, req *featuregatev1.SetUserConsentRequest) (*featuregatev1.SetUserConsentResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	checkUser(&v, "user", req.GetUser())
+	checkFeature(&v, "feature", req.GetFeature())
+	if info, ok := byFeature[req.GetFeature()]; ok && info.Consent != featuregatev1.Consent_CONSENT_OPT_IN {
+		v.Addf("feature", "%s takes no per-user opt-in", featureName(req.GetFeature()))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.store.SetConsent(ctx, req.GetConnectionId(), req.GetUser(), req.GetFeature(), req.GetOptedIn(), actor(ctx)); err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &featuregatev1.SetUserConsentResponse{}, nil
+}
+
+// LinkAccount implements the RPC.
+func (s *Server) LinkAccount(ctx context.Context, req *featuregatev1.LinkAccountRequest) (*featuregatev1.LinkAccountResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	checkUser(&v, "user", req.GetUser())
+	v.Check("github_login", validate.Login(req.GetGithubLogin()))
+	if req.GetGithubId() <= 0 {
+		v.Add("github_id", "must be a positive GitHub.com user id")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	link := &featuregatev1.AccountLink{User: req.GetUser(), GithubLogin: req.GetGithubLogin(), GithubId: req.GetGithubId()}
+	if err := s.store.Link(ctx, req.GetConnectionId(), link, actor(ctx)); err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &featuregatev1.LinkAccountResponse{Link: link}, nil
+}
+
+// UnlinkAccount implements the RPC.
+func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAccountRequest) (*featuregatev1.UnlinkAccountResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	checkUser(&v, "user", req.GetUser())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.store.Unlink(ctx, req.GetConnectionId(), req.GetUser(), actor(ctx)); err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &featuregatev1.UnlinkAccountResponse{}, nil
+}
+
+// Check implements the RPC: users outer, features inner.
+func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*featuregatev1.CheckResponse, error) {
+	var v apierr.Violations
+	checkConnectionID(&v, req.GetConnectionId())
+	if n := len(req.GetUsers()); n == 0 || n > maxCheckUsers {
+		v.Addf("users", "must list 1 to %d users", maxCheckUsers)
+	}
+	for _, u := range req.GetUsers() {
+		if !userLogin.MatchString(u) {
+			checkUser(&v, "users", u)
+			break
+		}
+	}
+	if len(req.GetFeatures()) == 0 {
+		v.Add("features", "must list at least one feature")
+	}
+	for _, f := range req.GetFeatures() {
+		checkFeature(&v, "features", f)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	snap := s.view.get(req.GetConnectionId())
+	enabled := map[featuregatev1.Feature]bool{}
+	needFacts := false
+	if snap.GetConnected() {
+		for _, f := range snap.GetSettings().GetFeatures() {
+			enabled[f.Feature] = f.Enabled
+		}
+		for _, f := range req.GetFeatures() {
+			needFacts = needFacts || (enabled[f] && byFeature[f].Consent == featuregatev1.Consent_CONSENT_OPT_IN)
+		}
+	}
+	var facts userFacts
+	if needFacts {
+		var err error
+		if facts, err = s.store.UserFacts(ctx, req.GetConnectionId(), req.GetUsers()); err != nil {
+			return nil, toStatus(ctx, err)
+		}
+	}
+	results := make([]*featuregatev1.CheckResult, 0, len(req.GetUsers())*len(req.GetFeatures()))
+	for _, u := range req.GetUsers() {
+		for _, f := range req.GetFeatures() {
+			results = append(results, &featuregatev1.CheckResult{User: u, Feature: f, Reason: reason(snap.GetConnected(), enabled[f], byFeature[f].Consent, facts, u, f), Effective: false})
+			r := results[len(results)-1]
+			r.Effective = r.Reason == featuregatev1.Reason_REASON_EFFECTIVE
+		}
+	}
+	return &featuregatev1.CheckResponse{Results: results}, nil
+}
+
+func reason(connected, enabled bool, consent featuregatev1.Consent, facts userFacts, user string, f featuregatev1.Feature) featuregatev1.Reason {
+	switch {
+	case !connected:
+		return featuregatev1.Reason_REASON_NOT_CONNECTED
+	case !enabled:
+		return featuregatev1.Reason_REASON_DISABLED
+	case consent != featuregatev1.Consent_CONSENT_OPT_IN:
+		return featuregatev1.Reason_REASON_EFFECTIVE
+	case facts.links[user] == nil:
+		return featuregatev1.Reason_REASON_NOT_LINKED
+	case !facts.optedIn[user][f]:
+		return featuregatev1.Reason_REASON_NO_CONSENT
+	}
+	return featuregatev1.Reason_REASON_EFFECTIVE
+}
+
+// Watch implements the RPC: snapshots after the revision, then each change
+// as it commits.
+func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStreamingServer[featuregatev1.WatchResponse]) error {
+	ctx := stream.Context()
+	var v apierr.Violations
+	if req.GetAfterRevision() < 0 {
+		v.Add("after_revision", "must not be negative")
+	}
+	if len(req.GetConnectionId()) > 64 {
+		v.Add("connection_id", "must be at most 64 characters")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	after := req.GetAfterRevision()
+	ticker := time.NewTicker(s.pollInterval)
+	defer ticker.Stop()
+	for {
+		changed := s.store.Changed()
+		snaps, err := s.store.Snapshots(ctx, after, req.GetConnectionId(), watchBatch)
+		if err != nil {
+			return toStatus(ctx, err)
+		}
+		for _, w := range snaps {
+			if err := stream.Send(w); err != nil {
+				return err
+			}
+			after = w.Revision
+		}
+		if len(snaps) == watchBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-changed:
+		case <-ticker.C:
+		}
+	}
 }

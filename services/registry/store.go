@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -75,8 +74,7 @@ type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every local commit
+	sqldb.Notifier
 }
 
 // OpenStore opens dsn and brings its schema up to date.
@@ -89,7 +87,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, now: time.Now, changed: make(chan struct{})}, nil
+	return &Store{db: db, now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -97,20 +95,6 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks the database, for readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-
-// Changed returns a channel closed at the next local commit.
-func (s *Store) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
-func (s *Store) notify() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-}
 
 // Change describes who changes a connection and why, for the history.
 type Change struct {
@@ -179,7 +163,7 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.Notify()
 	return out, nil
 }
 
@@ -232,7 +216,7 @@ func (s *Store) Update(ctx context.Context, id, etag string, ch Change, fn func(
 	if err != nil {
 		return nil, err
 	}
-	s.notify()
+	s.Notify()
 	return out, nil
 }
 
@@ -243,9 +227,9 @@ func withoutEtag(c *registryv1.Connection) *registryv1.Connection {
 }
 
 func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from registryv1.ConnectionState, ch Change, now time.Time) error {
-	var rev int64
-	if err := tx.QueryRowContext(ctx, `UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev); err != nil {
-		return fmt.Errorf("next revision: %w", err)
+	rev, err := sqldb.NextRevision(ctx, tx)
+	if err != nil {
+		return err
 	}
 	ev := &registryv1.ConnectionEvent{
 		Revision:     rev,

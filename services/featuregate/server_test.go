@@ -1,0 +1,403 @@
+package featuregate_test
+
+import (
+	"context"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/featuregate"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	search        = featuregatev1.Feature_FEATURE_UNIFIED_SEARCH
+	contributions = featuregatev1.Feature_FEATURE_UNIFIED_CONTRIBUTIONS
+	dependabot    = featuregatev1.Feature_FEATURE_DEPENDABOT_ALERTS
+)
+
+type env struct {
+	reg    *registrytest.Env
+	gate   featuregatev1.FeatureGateServiceClient
+	tokens map[string]string
+}
+
+func (e *env) ctx(t *testing.T, who string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.tokens[who])
+}
+
+// start runs a registry and a feature gate (following it) on real stores.
+func start(t *testing.T, dsn string) *env {
+	t.Helper()
+	reg := registrytest.Start(t, testenv.SQLite(t), "featuregate")
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := featuregate.OpenStore(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokensFile, tokens := testenv.Tokens(t, "admin", "search-svc")
+	authn, err := auth.LoadTokenFile(tokensFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := featuregate.NewServer(store)
+	gate.SetPollInterval(50 * time.Millisecond)
+	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
+	gate.Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); srv.Serve(ctx, lis, nil) }()
+	go func() { defer wg.Done(); featuregate.FollowRegistry(ctx, reg.Client, reg.Tokens["featuregate"], store) }()
+	go func() { defer wg.Done(); gate.Follow(ctx) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		wg.Wait()
+		store.Close()
+	})
+	return &env{reg: reg, gate: featuregatev1.NewFeatureGateServiceClient(conn), tokens: tokens}
+}
+
+// connect creates a CONNECTED connection whose App has perms.
+func (e *env) connect(t *testing.T, host string, perms map[string]string) string {
+	t.Helper()
+	ctx := e.reg.Ctx(t, "alice")
+	c, err := e.reg.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
+		RequestId: "r-" + testenv.RandomHex(6), ServerHostname: host, ServerVersion: "3.14.2", License: e.reg.License,
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Connection.Id
+	if _, err := e.reg.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id,
+		App:        &registryv1.GitHubApp{AppId: 1, Slug: "ghconnect", Permissions: perms},
+		TransitKey: &registryv1.TransitKey{Mount: "transit", Name: "k", Versions: []int32{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 3}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(t, "gate sees the connection", func() bool {
+		_, err := e.gate.UpdateSettings(e.ctx(t, "admin"), &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: search}}})
+		return err == nil && e.check(t, id, "u", search)[0].Reason == featuregatev1.Reason_REASON_DISABLED
+	})
+	return id
+}
+
+func (e *env) eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) check(t *testing.T, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
+	t.Helper()
+	resp, err := e.gate.Check(e.ctx(t, "search-svc"), &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{user}, Features: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Results
+}
+
+func (e *env) set(t *testing.T, id string, fs ...*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
+	resp, err := e.gate.UpdateSettings(e.ctx(t, "admin"), &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: fs})
+	return resp.GetSettings(), err
+}
+
+var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "members": "read", "organization_administration": "read"}
+
+func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := start(t, dsn)
+		id := e.connect(t, "ghes.example.com", allPerms)
+		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true, IncludePrivate: true},
+			&featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.check(t, id, "mona", search, dependabot) {
+			if !r.Effective {
+				t.Fatalf("before disconnect: %v", r)
+			}
+		}
+		// Two subscribers, each up to date.
+		var streams []grpc.ServerStreamingClient[featuregatev1.WatchResponse]
+		var last int64
+		for i := 0; i < 2; i++ {
+			s, err := e.gate.Watch(e.ctx(t, "search-svc"), &featuregatev1.WatchRequest{ConnectionId: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				w, err := s.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if on(w.Settings, search) {
+					last = w.Revision
+					break
+				}
+			}
+			streams = append(streams, s)
+		}
+		if _, err := e.reg.Client.BeginDisconnect(e.reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range streams {
+			w, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Connected || w.Revision <= last {
+				t.Errorf("subscriber %d: next event %v, want the disconnect", i, w)
+			}
+			for _, f := range w.Settings.Features {
+				if f.Enabled || f.IncludePrivate {
+					t.Errorf("subscriber %d: %v still on in the disconnect event", i, f.Feature)
+				}
+			}
+		}
+		for _, r := range e.check(t, id, "mona", search, dependabot, contributions) {
+			if r.Effective || r.Reason != featuregatev1.Reason_REASON_NOT_CONNECTED {
+				t.Errorf("after disconnect: %v", r)
+			}
+		}
+		// Enabling on a disconnected connection is refused.
+		_, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("enable after disconnect: %v", err)
+		}
+		// Reconnecting (a new connection for the same server and account)
+		// starts with everything off.
+		if _, err := e.reg.Client.CompleteDisconnect(e.reg.Ctx(t, "alice"), &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
+		again := e.connect(t, "ghes.example.com", allPerms)
+		for _, r := range e.check(t, again, "mona", search, dependabot) {
+			if r.Effective || r.Reason != featuregatev1.Reason_REASON_DISABLED {
+				t.Errorf("after reconnect: %v", r)
+			}
+		}
+	})
+}
+
+func on(s *featuregatev1.Settings, f featuregatev1.Feature) bool {
+	for _, x := range s.GetFeatures() {
+		if x.Feature == f {
+			return x.Enabled
+		}
+	}
+	return false
+}
+
+func TestConsentAndLinking(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	id := e.connect(t, "ghes.example.com", allPerms)
+	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := e.ctx(t, "admin")
+	reasonOf := func(user string) featuregatev1.Reason { return e.check(t, id, user, contributions)[0].Reason }
+	steps := []struct {
+		name string
+		do   func() error
+		want featuregatev1.Reason
+	}{
+		{"nothing yet", func() error { return nil }, featuregatev1.Reason_REASON_NOT_LINKED},
+		{"opted in, not linked", func() error {
+			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
+			return err
+		}, featuregatev1.Reason_REASON_NOT_LINKED},
+		{"linked and opted in", func() error {
+			_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77})
+			return err
+		}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"opted out", func() error {
+			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: false})
+			return err
+		}, featuregatev1.Reason_REASON_NO_CONSENT},
+		{"opted in again", func() error {
+			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
+			return err
+		}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"unlinked", func() error {
+			_, err := e.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "mona"})
+			return err
+		}, featuregatev1.Reason_REASON_NOT_LINKED},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := reasonOf("mona"); got != s.want {
+			t.Errorf("%s: reason %v, want %v", s.name, got, s.want)
+		}
+	}
+	// Unified search needs no consent for public results.
+	if r := e.check(t, id, "hubot", search)[0]; !r.Effective {
+		t.Errorf("search for an unlinked user: %v", r)
+	}
+	// One GitHub.com account, one server user.
+	if _, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "hubot", GithubLogin: "mona-cloud", GithubId: 77})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("second link of one account: %v", err)
+	}
+	_, err = e.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "hubot"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("unlink of an unlinked user: %v", err)
+	}
+	// Bulk: users × features, users outer.
+	resp, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "hubot"}, Features: []featuregatev1.Feature{search, contributions}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range resp.Results {
+		got = append(got, r.User+"/"+strings.TrimPrefix(r.Feature.String(), "FEATURE_")+"/"+strings.TrimPrefix(r.Reason.String(), "REASON_"))
+	}
+	want := []string{"mona/UNIFIED_SEARCH/EFFECTIVE", "mona/UNIFIED_CONTRIBUTIONS/EFFECTIVE", "hubot/UNIFIED_SEARCH/EFFECTIVE", "hubot/UNIFIED_CONTRIBUTIONS/NOT_LINKED"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("bulk check (-want +got):\n%s", diff)
+	}
+}
+
+func TestMissingPermissionsRefused(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := start(t, dsn)
+		id := e.connect(t, "ghes.example.com", map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
+		before, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "vulnerability_alerts:read") {
+			t.Fatalf("enable without permission: %v", err)
+		}
+		var pf *errdetails.PreconditionFailure
+		for _, d := range status.Convert(err).Details() {
+			if x, ok := d.(*errdetails.PreconditionFailure); ok {
+				pf = x
+			}
+		}
+		if pf == nil || pf.Violations[0].Subject != "dependabot_alerts" {
+			t.Errorf("no precondition detail naming the feature: %v", pf)
+		}
+		after, _ := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
+		if before.Settings.Etag != after.Settings.Etag || on(after.Settings, search) {
+			t.Errorf("refused change changed settings: %v -> %v", before.Settings, after.Settings)
+		}
+	})
+}
+
+func TestConcurrentSettingsChanges(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := start(t, dsn)
+		id := e.connect(t, "ghes.example.com", allPerms)
+		cur, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, f := range []featuregatev1.Feature{search, dependabot} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = e.gate.UpdateSettings(e.ctx(t, "admin"), &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Etag: cur.Settings.Etag,
+					Features: []*featuregatev1.FeatureSetting{{Feature: f, Enabled: true}}})
+			}()
+		}
+		wg.Wait()
+		got := []codes.Code{status.Code(errs[0]), status.Code(errs[1])}
+		sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+		if diff := cmp.Diff([]codes.Code{codes.OK, codes.Aborted}, got); diff != "" {
+			t.Fatalf("one winner, one conflict (-want +got):\n%s", diff)
+		}
+		after, _ := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
+		if on(after.Settings, search) == on(after.Settings, dependabot) {
+			t.Errorf("both or neither change applied: %v", after.Settings)
+		}
+	})
+}
+
+func TestValidationAndAuth(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	id := e.connect(t, "ghes.example.com", allPerms)
+	ctx := e.ctx(t, "admin")
+	calls := map[string]func() error{
+		"no features": func() error {
+			_, err := e.gate.UpdateSettings(ctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: id})
+			return err
+		},
+		"unknown feature": func() error {
+			_, err := e.gate.UpdateSettings(ctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: 99, Enabled: true}}})
+			return err
+		},
+		"private on the wrong feature": func() error {
+			_, err := e.gate.UpdateSettings(ctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: dependabot, Enabled: true, IncludePrivate: true}}})
+			return err
+		},
+		"consent for a feature without opt-in": func() error {
+			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: search, OptedIn: true})
+			return err
+		},
+		"bad github login": func() error {
+			_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "-bad", GithubId: 1})
+			return err
+		},
+		"bad user": func() error {
+			_, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"a b"}, Features: []featuregatev1.Feature{search}})
+			return err
+		},
+		"check without users": func() error {
+			_, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Features: []featuregatev1.Feature{search}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	after, _ := e.gate.GetSettings(ctx, &featuregatev1.GetSettingsRequest{ConnectionId: id})
+	if on(after.Settings, dependabot) {
+		t.Errorf("rejected requests changed settings")
+	}
+	_, err := e.gate.Check(context.Background(), &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona"}, Features: []featuregatev1.Feature{search}})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no token: %v", err)
+	}
+}

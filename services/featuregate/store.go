@@ -1,0 +1,452 @@
+package featuregate
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Store errors, mapped to gRPC codes by the server.
+var (
+	ErrConflict     = errors.New("settings were changed by someone else; read them again and retry")
+	ErrLinkTaken    = errors.New("that GitHub.com account is already linked to another user")
+	ErrNotLinked    = errors.New("the user has no linked GitHub.com account")
+	ErrNotConnected = errors.New("the connection is not CONNECTED; features can only be enabled on a connected connection")
+)
+
+// MissingPermissionsError refuses enabling features the App cannot serve.
+type MissingPermissionsError struct {
+	Feature featuregatev1.Feature
+	Missing map[string]string
+}
+
+func (e *MissingPermissionsError) Error() string {
+	return fmt.Sprintf("%s needs App permissions the connection lacks: %s", featureName(e.Feature), permString(e.Missing))
+}
+
+// connState is what the gate mirrors of a registry connection.
+type connState struct {
+	Connected   bool
+	Permissions map[string]string
+}
+
+// Store keeps the gate's data in SQL.
+type Store struct {
+	db  *sqldb.DB
+	now func() time.Time
+	sqldb.Notifier
+	// committed runs after each commit that changes a snapshot and before
+	// watchers are woken, so this replica's Check never lags its Watch.
+	committed func(ctx context.Context)
+}
+
+func (s *Store) afterCommit(ctx context.Context) {
+	if s.committed != nil {
+		s.committed(ctx)
+	}
+	s.Notify()
+}
+
+// OpenStore opens dsn and brings its schema up to date.
+func OpenStore(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	sub, _ := fs.Sub(migrationFiles, "migrations")
+	if err := db.Migrate(ctx, sub); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+var marshal = protojson.MarshalOptions{UseProtoNames: true}
+
+func connTx(ctx context.Context, tx *sql.Tx, id string) (connState, bool, error) {
+	var connected int
+	var perms string
+	err := tx.QueryRowContext(ctx, `SELECT connected, permissions FROM gate_connections WHERE connection_id = $1`, id).Scan(&connected, &perms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connState{}, false, nil
+	}
+	if err != nil {
+		return connState{}, false, err
+	}
+	st := connState{Connected: connected == 1}
+	if err := json.Unmarshal([]byte(perms), &st.Permissions); err != nil {
+		return connState{}, false, err
+	}
+	return st, true, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func settingsTx(ctx context.Context, q queryer, id string) (*featuregatev1.Settings, error) {
+	var raw string
+	var version int64
+	err := q.QueryRowContext(ctx, `SELECT settings, version FROM gate_settings WHERE connection_id = $1`, id).Scan(&raw, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return defaultSettings(id), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &featuregatev1.Settings{}
+	if err := protojson.Unmarshal([]byte(raw), st); err != nil {
+		return nil, err
+	}
+	st.Etag = strconv.FormatInt(version, 10)
+	return st, nil
+}
+
+// Settings returns a connection's settings (all off when never set).
+func (s *Store) Settings(ctx context.Context, id string) (*featuregatev1.Settings, error) {
+	return settingsTx(ctx, s.db, id)
+}
+
+func writeSettingsTx(ctx context.Context, tx *sql.Tx, st *featuregatev1.Settings) error {
+	old, _ := strconv.ParseInt(st.Etag, 10, 64)
+	next := proto.Clone(st).(*featuregatev1.Settings)
+	next.Etag = ""
+	raw, err := marshal.Marshal(next)
+	if err != nil {
+		return err
+	}
+	var res sql.Result
+	if old == 0 {
+		res, err = tx.ExecContext(ctx, `INSERT INTO gate_settings (connection_id, version, settings) VALUES ($1, 1, $2) ON CONFLICT (connection_id) DO NOTHING`, st.ConnectionId, string(raw))
+	} else {
+		res, err = tx.ExecContext(ctx, `UPDATE gate_settings SET version = $1, settings = $2 WHERE connection_id = $3 AND version = $4`, old+1, string(raw), st.ConnectionId, old)
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return ErrConflict
+	}
+	st.Etag = strconv.FormatInt(old+1, 10)
+	return nil
+}
+
+// event is one row of gate_events.
+type event struct {
+	connectionID, action, actor string
+	detail                      any
+	snapshot                    *featuregatev1.WatchResponse
+}
+
+func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64, error) {
+	rev, err := sqldb.NextRevision(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	detail, err := json.Marshal(ev.detail)
+	if err != nil {
+		return 0, err
+	}
+	var snap []byte
+	if ev.snapshot != nil {
+		ev.snapshot.Revision = rev
+		if snap, err = marshal.Marshal(ev.snapshot); err != nil {
+			return 0, err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO gate_events (revision, connection_id, action, actor, event_time, detail, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		rev, ev.connectionID, ev.action, ev.actor, s.now().UnixMicro(), string(detail), string(snap))
+	return rev, err
+}
+
+// UpdateSettings applies changes to a connection's settings. Enabling needs
+// the connection CONNECTED and the App's permissions for the feature.
+func (s *Store) UpdateSettings(ctx context.Context, id, etag, actor string, changes []*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
+	var out *featuregatev1.Settings
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		cur, err := settingsTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if etag != "" && etag != cur.Etag {
+			return ErrConflict
+		}
+		conn, _, err := connTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before := proto.Clone(cur).(*featuregatev1.Settings)
+		for _, ch := range changes {
+			if ch.Enabled {
+				if !conn.Connected {
+					return ErrNotConnected
+				}
+				if missing := missingPermissions(conn.Permissions, byFeature[ch.Feature].Permissions); len(missing) > 0 {
+					return &MissingPermissionsError{Feature: ch.Feature, Missing: missing}
+				}
+			}
+			for _, f := range cur.Features {
+				if f.Feature == ch.Feature {
+					f.Enabled, f.IncludePrivate = ch.Enabled, ch.IncludePrivate
+				}
+			}
+		}
+		cur.UpdateTime = timestamppb.New(s.now())
+		cur.UpdatedBy = actor
+		if err := writeSettingsTx(ctx, tx, cur); err != nil {
+			return err
+		}
+		_, err = s.appendEventTx(ctx, tx, event{
+			connectionID: id, action: "update_settings", actor: actor,
+			detail:   map[string]any{"from": settingsDetail(before), "to": settingsDetail(cur)},
+			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: conn.Connected},
+		})
+		out = cur
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.afterCommit(ctx)
+	return out, nil
+}
+
+// settingsDetail is the audit form of settings: feature → on/off (+private).
+func settingsDetail(st *featuregatev1.Settings) map[string]string {
+	out := map[string]string{}
+	for _, f := range st.Features {
+		v := "off"
+		if f.Enabled {
+			v = "on"
+			if f.IncludePrivate {
+				v = "on+private"
+			}
+		}
+		out[featureName(f.Feature)] = v
+	}
+	return out
+}
+
+// ApplyConnection records a registry change of connection id at registry
+// revision regRev. Leaving CONNECTED switches every feature off in the same
+// transaction, so subscribers see one event with everything off.
+func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, regRev int64) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		prev, known, err := connTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		perms, _ := json.Marshal(st.Permissions)
+		connected := 0
+		if st.Connected {
+			connected = 1
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions) VALUES ($1, $2, $3)
+			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions`, id, connected, string(perms)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE gate_registry_cursor SET revision = $1 WHERE id = 1 AND revision < $1`, regRev); err != nil {
+			return err
+		}
+		// Only a change of connectedness is news to subscribers; a
+		// connection first seen while not connected has nothing on.
+		if prev.Connected == st.Connected && (known || !st.Connected) {
+			return nil
+		}
+		cur, err := settingsTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		action := "connected"
+		detail := map[string]any{}
+		if !st.Connected {
+			action = "disconnected"
+			before := settingsDetail(cur)
+			for _, f := range cur.Features {
+				f.Enabled, f.IncludePrivate = false, false
+			}
+			cur.UpdateTime = timestamppb.New(s.now())
+			cur.UpdatedBy = "system:disconnect"
+			if err := writeSettingsTx(ctx, tx, cur); err != nil {
+				return err
+			}
+			detail = map[string]any{"from": before, "to": settingsDetail(cur)}
+		}
+		_, err = s.appendEventTx(ctx, tx, event{
+			connectionID: id, action: action, actor: "system:registry", detail: detail,
+			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: st.Connected},
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.afterCommit(ctx)
+	return nil
+}
+
+// RegistryCursor is the registry revision the mirror has applied.
+func (s *Store) RegistryCursor(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.db.QueryRowContext(ctx, `SELECT revision FROM gate_registry_cursor WHERE id = 1`).Scan(&rev)
+	return rev, err
+}
+
+// SetConsent records a user's choice.
+func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1.Feature, optedIn bool, actor string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		v := 0
+		if optedIn {
+			v = 1
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_consents (connection_id, user_login, feature, opted_in, update_time) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (connection_id, user_login, feature) DO UPDATE SET opted_in = excluded.opted_in, update_time = excluded.update_time`,
+			id, user, int32(f), v, s.now().UnixMicro()); err != nil {
+			return err
+		}
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "set_consent", actor: actor,
+			detail: map[string]any{"user": user, "feature": featureName(f), "opted_in": optedIn}})
+		return err
+	})
+}
+
+// Link links user to a GitHub.com account, replacing an earlier link.
+func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.AccountLink, actor string) error {
+	now := s.now()
+	link.LinkTime = timestamppb.New(now)
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_links (connection_id, user_login, github_login, github_id, link_time) VALUES ($1, $2, $3, $4, $5)`,
+			id, link.User, link.GithubLogin, link.GithubId, now.UnixMicro()); err != nil {
+			if sqldb.IsUniqueViolation(err) {
+				return ErrLinkTaken
+			}
+			return err
+		}
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "link_account", actor: actor,
+			detail: map[string]any{"user": link.User, "github_login": link.GithubLogin, "github_id": link.GithubId}})
+		return err
+	})
+}
+
+// Unlink removes a user's link.
+func (s *Store) Unlink(ctx context.Context, id, user, actor string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, user)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotLinked
+		}
+		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: "unlink_account", actor: actor, detail: map[string]any{"user": user}})
+		return err
+	})
+}
+
+// userFacts are what Check needs to know of users: links and opt-ins.
+type userFacts struct {
+	links   map[string]*featuregatev1.AccountLink
+	optedIn map[string]map[featuregatev1.Feature]bool
+}
+
+// UserFacts loads links and consents of users on a connection in two
+// queries, however many users.
+func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userFacts, error) {
+	facts := userFacts{links: map[string]*featuregatev1.AccountLink{}, optedIn: map[string]map[featuregatev1.Feature]bool{}}
+	if len(users) == 0 {
+		return facts, nil
+	}
+	args := []any{id}
+	ph := make([]string, len(users))
+	for i, u := range users {
+		args = append(args, u)
+		ph[i] = "$" + strconv.Itoa(i+2)
+	}
+	in := strings.Join(ph, ", ")
+	rows, err := s.db.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
+	if err != nil {
+		return facts, err
+	}
+	for rows.Next() {
+		l := &featuregatev1.AccountLink{}
+		var t int64
+		if err := rows.Scan(&l.User, &l.GithubLogin, &l.GithubId, &t); err != nil {
+			rows.Close()
+			return facts, err
+		}
+		l.LinkTime = timestamppb.New(time.UnixMicro(t))
+		facts.links[l.User] = l
+	}
+	rows.Close()
+	rows, err = s.db.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
+	if err != nil {
+		return facts, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		var f int32
+		if err := rows.Scan(&u, &f); err != nil {
+			return facts, err
+		}
+		if facts.optedIn[u] == nil {
+			facts.optedIn[u] = map[featuregatev1.Feature]bool{}
+		}
+		facts.optedIn[u][featuregatev1.Feature(f)] = true
+	}
+	return facts, rows.Err()
+}
+
+// Snapshots returns up to limit Watch snapshots after revision after, of one
+// connection or all.
+func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string, limit int) ([]*featuregatev1.WatchResponse, error) {
+	q := `SELECT snapshot FROM gate_events WHERE revision > $1 AND snapshot <> ''`
+	args := []any{after}
+	if connectionID != "" {
+		q += ` AND connection_id = $2`
+		args = append(args, connectionID)
+	}
+	q += fmt.Sprintf(` ORDER BY revision LIMIT %d`, limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*featuregatev1.WatchResponse
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		w := &featuregatev1.WatchResponse{}
+		if err := protojson.Unmarshal([]byte(raw), w); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
