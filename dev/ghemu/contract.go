@@ -1,0 +1,149 @@
+package ghemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// Contract checks requests and responses against GitHub's OpenAPI
+// description: api.github.com's, and for what only GitHub Enterprise Cloud
+// has (such as GET /enterprises/{enterprise}/installation), ghec's.
+type Contract struct {
+	routers []routers.Router
+}
+
+// SpecDir is where openapi/fetch.sh puts the description files.
+func SpecDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "openapi", ".spec")
+}
+
+// FetchSpec runs openapi/fetch.sh if the description files are missing.
+func FetchSpec() error {
+	dir := SpecDir()
+	if _, err := os.Stat(filepath.Join(dir, "ghec.json")); err == nil {
+		return nil
+	}
+	cmd := exec.Command("bash", filepath.Join(filepath.Dir(dir), "fetch.sh"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ghemu: fetching the OpenAPI description: %v\n%s", err, out)
+	}
+	return nil
+}
+
+var (
+	sharedOnce     sync.Once
+	sharedContract *Contract
+	sharedErr      error
+)
+
+// SharedContract loads the description once per process (about 3 s).
+func SharedContract() (*Contract, error) {
+	sharedOnce.Do(func() {
+		if sharedErr = FetchSpec(); sharedErr == nil {
+			sharedContract, sharedErr = LoadContract(SpecDir())
+		}
+	})
+	return sharedContract, sharedErr
+}
+
+// LoadContract loads and patches the description files in dir.
+func LoadContract(dir string) (*Contract, error) {
+	c := &Contract{}
+	for _, name := range []string{"api.github.com.json", "ghec.json"} {
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("ghemu: loading %s: %w", name, err)
+		}
+		if err := patch(doc); err != nil {
+			return nil, fmt.Errorf("ghemu: patching %s: %w", name, err)
+		}
+		// doc.Validate is skipped on purpose: the description has known
+		// errors that do not affect request and response checks.
+		r, err := gorillamux.NewRouter(doc)
+		if err != nil {
+			return nil, fmt.Errorf("ghemu: routing %s: %w", name, err)
+		}
+		c.routers = append(c.routers, r)
+	}
+	return c, nil
+}
+
+// patch fixes, in this one place, the gaps of the description that would
+// make a faithful exchange fail.
+func patch(doc *openapi3.T) error {
+	// octokit's generator overrides the 200 schema of GET /app/installations
+	// with an inlined copy that drifts from the real installation object;
+	// GitHub returns an array of installations.
+	item := doc.Paths.Find("/app/installations")
+	inst := doc.Components.Schemas["installation"]
+	if item == nil || item.Get == nil || inst == nil {
+		return errors.New("GET /app/installations or the installation schema is missing")
+	}
+	resp := item.Get.Responses.Status(http.StatusOK)
+	if resp == nil || resp.Value == nil || resp.Value.Content["application/json"] == nil {
+		return errors.New("GET /app/installations has no JSON 200 response")
+	}
+	resp.Value.Content["application/json"].Schema = &openapi3.SchemaRef{Value: &openapi3.Schema{
+		Type:  &openapi3.Types{"array"},
+		Items: &openapi3.SchemaRef{Ref: "#/components/schemas/installation", Value: inst.Value},
+	}}
+	return nil
+}
+
+// Check validates one exchange: the request as the client sent it and the
+// response the emulator produced.
+func (c *Contract) Check(r *http.Request, reqBody []byte, status int, header http.Header, respBody []byte) error {
+	// The description's server is https://api.github.com.
+	u := *r.URL
+	u.Scheme, u.Host = "https", "api.github.com"
+	req := r.Clone(context.Background())
+	req.URL = &u
+	req.Host = "api.github.com"
+	req.RequestURI = ""
+	req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	var route *routers.Route
+	var params map[string]string
+	for _, router := range c.routers {
+		var err error
+		if route, params, err = router.FindRoute(req); err == nil {
+			break
+		}
+	}
+	if route == nil {
+		return fmt.Errorf("contract: %s %s is not in GitHub's OpenAPI description", r.Method, r.URL.Path)
+	}
+	opts := &openapi3filter.Options{
+		// The description declares no security schemes; the emulator checks
+		// JWTs and tokens itself.
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		MultiError:         true,
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("contract: request %s %s: %w", r.Method, r.URL.Path, err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Options: opts}
+	out.SetBodyBytes(respBody)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		return fmt.Errorf("contract: response %d to %s %s: %w", status, r.Method, r.URL.Path, err)
+	}
+	return nil
+}
+

@@ -1,0 +1,166 @@
+package ghemu
+
+import (
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Account is a user, organization or enterprise.
+type Account struct {
+	ID    int64
+	Login string // the slug, for enterprises
+	// Type is "User", "Organization" or "Enterprise".
+	Type string
+	Name string
+}
+
+// Repo is a repository with a few files and issues, enough to search.
+type Repo struct {
+	ID      int64
+	Owner   *Account
+	Name    string
+	Private bool
+	Files   map[string]string
+	Issues  []Issue
+	Created time.Time
+}
+
+// FullName is "owner/name".
+func (r *Repo) FullName() string { return r.Owner.Login + "/" + r.Name }
+
+// Issue is an issue of a repository.
+type Issue struct {
+	Number int
+	Title  string
+	Body   string
+	State  string
+}
+
+// App is a GitHub App.
+type App struct {
+	ID            int64
+	Slug          string
+	Name          string
+	ClientID      string
+	ClientSecret  string
+	WebhookSecret string
+	Owner         *Account
+	Permissions   map[string]string
+	Events        []string
+	SetupURL      string
+	Created       time.Time
+	// keys are the App's registered public keys by key id; a JWT must
+	// verify with one of them.
+	keys map[string]*rsa.PublicKey
+}
+
+// Installation is an App installed on an account.
+type Installation struct {
+	ID          int64
+	App         *App
+	Account     *Account
+	Selection   string // "all" or "selected"
+	RepoIDs     []int64
+	Permissions map[string]string
+	Created     time.Time
+}
+
+// token is an installation access token.
+type token struct {
+	value        string
+	installation *Installation
+	permissions  map[string]string
+	repoIDs      []int64 // nil: every repository of the installation
+	selection    string
+	created      time.Time
+	expires      time.Time
+	revoked      bool
+}
+
+// manifestCode is a pending App-manifest conversion.
+type manifestCode struct {
+	owner    *Account
+	manifest appManifest
+	expires  time.Time
+	used     bool
+}
+
+type appManifest struct {
+	Name               string            `json:"name"`
+	URL                string            `json:"url"`
+	Description        string            `json:"description"`
+	RedirectURL        string            `json:"redirect_url"`
+	SetupURL           string            `json:"setup_url"`
+	Public             bool              `json:"public"`
+	DefaultPermissions map[string]string `json:"default_permissions"`
+	DefaultEvents      []string          `json:"default_events"`
+	HookAttributes     struct {
+		URL    string `json:"url"`
+		Active bool   `json:"active"`
+	} `json:"hook_attributes"`
+}
+
+// keyID names a public key by the SHA-256 of its modulus.
+func keyID(pub *rsa.PublicKey) string {
+	sum := sha256.Sum256(pub.N.Bytes())
+	return hex.EncodeToString(sum[:8])
+}
+
+func slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+// accessible lists the repositories an installation reaches, by id order.
+func (e *Emulator) accessible(inst *Installation) []*Repo {
+	var out []*Repo
+	if inst.Selection == "all" {
+		for _, r := range e.repos {
+			if r.Owner == inst.Account || (inst.Account.Type == "Enterprise" && e.inEnterprise(r.Owner, inst.Account)) {
+				out = append(out, r)
+			}
+		}
+	} else {
+		for _, id := range inst.RepoIDs {
+			if r := e.reposByID[id]; r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// inEnterprise: organizations belong to the enterprise named in their
+// seed, if any.
+func (e *Emulator) inEnterprise(org, ent *Account) bool {
+	return e.orgEnterprise[org.Login] == ent.Login
+}
+
+func (e *Emulator) account(login string) *Account {
+	return e.accounts[strings.ToLower(login)]
+}
+
+func (e *Emulator) repo(owner, name string) *Repo {
+	return e.reposByName[strings.ToLower(owner+"/"+name)]
+}
+
+func (e *Emulator) nextID() int64 {
+	e.lastID++
+	return e.lastID
+}
+
