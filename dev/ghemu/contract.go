@@ -146,4 +146,3 @@ func (c *Contract) Check(r *http.Request, reqBody []byte, status int, header htt
 	}
 	return nil
 }
-

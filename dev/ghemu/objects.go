@@ -119,10 +119,10 @@ func installationJSON(i *Installation) map[string]any {
 	targetType := i.Account.Type
 	return map[string]any{
 		"id": i.ID, "account": userJSON(i.Account), "repository_selection": i.Selection,
-		"access_tokens_url":    apiBase + "/app/installations/" + strconv.FormatInt(i.ID, 10) + "/access_tokens",
-		"repositories_url":     apiBase + "/installation/repositories",
-		"html_url":             htmlBase + "/settings/installations/" + strconv.FormatInt(i.ID, 10),
-		"app_id":               i.App.ID, "app_slug": i.App.Slug, "target_id": i.Account.ID, "target_type": targetType,
+		"access_tokens_url": apiBase + "/app/installations/" + strconv.FormatInt(i.ID, 10) + "/access_tokens",
+		"repositories_url":  apiBase + "/installation/repositories",
+		"html_url":          htmlBase + "/settings/installations/" + strconv.FormatInt(i.ID, 10),
+		"app_id":            i.App.ID, "app_slug": i.App.Slug, "target_id": i.Account.ID, "target_type": targetType,
 		"permissions": i.Permissions, "events": nonNil(i.App.Events), "single_file_name": nil,
 		"created_at": ts(i.Created), "updated_at": ts(i.Created), "suspended_by": nil, "suspended_at": nil,
 	}

@@ -311,4 +311,3 @@ func (e *Emulator) sortedRepos() []*Repo {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
-

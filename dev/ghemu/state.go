@@ -163,4 +163,3 @@ func (e *Emulator) nextID() int64 {
 	e.lastID++
 	return e.lastID
 }
-
