@@ -1,0 +1,275 @@
+// Package vaulttransit is ghconnect's client of Vault's transit engine for
+// GitHub App keys: BYOK import of the PEM GitHub hands out (the key never
+// leaves Vault afterwards), new key versions for rotation, RS256 signatures
+// of App JWTs, retirement and deletion.
+package vaulttransit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// Client talks to one transit mount.
+type Client struct {
+	api   *vault.Client
+	mount string
+	// Timeout bounds each Vault call.
+	Timeout time.Duration
+}
+
+// New returns a client of the transit engine mounted at mount. The token is
+// the Vault token to use (never logged).
+func New(addr, token, mount string) (*Client, error) {
+	cfg := vault.DefaultConfig()
+	cfg.Address = addr
+	// Retries are the caller's decision: a sign that fails fast lets the
+	// broker serve from cache and report Unavailable at once.
+	cfg.MaxRetries = 0
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vaulttransit: %w", err)
+	}
+	c.SetToken(token)
+	return &Client{api: c, mount: mount, Timeout: 5 * time.Second}, nil
+}
+
+// Mount is the transit mount path.
+func (c *Client) Mount() string { return c.mount }
+
+func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.Timeout)
+}
+
+// wrap converts a PKCS#1 (or PKCS#8) RSA PEM to PKCS#8 and wraps it for
+// transit's BYOK import: RSA-OAEP(SHA-256) of a fresh AES-256 key under the
+// mount's wrapping key, then AES-KWP of the key material under that key.
+func (c *Client) wrap(ctx context.Context, privatePEM []byte) (string, *rsa.PublicKey, error) {
+	key, err := ParseRSAPrivateKey(privatePEM)
+	if err != nil {
+		return "", nil, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	wk, err := c.api.Logical().ReadWithContext(ctx, c.mount+"/wrapping_key")
+	if err != nil {
+		return "", nil, fmt.Errorf("vaulttransit: reading the wrapping key: %w", err)
+	}
+	if wk == nil {
+		return "", nil, errors.New("vaulttransit: no wrapping key")
+	}
+	pubPEM, _ := wk.Data["public_key"].(string)
+	block, _ := pem.Decode([]byte(pubPEM))
+	if block == nil {
+		return "", nil, errors.New("vaulttransit: wrapping key is not PEM")
+	}
+	wpub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return "", nil, fmt.Errorf("vaulttransit: wrapping key: %w", err)
+	}
+	rsaPub, ok := wpub.(*rsa.PublicKey)
+	if !ok {
+		return "", nil, errors.New("vaulttransit: wrapping key is not RSA")
+	}
+	aesKey := make([]byte, 32)
+	if _, err := rand.Read(aesKey); err != nil {
+		return "", nil, err
+	}
+	wrapped, err := kwpWrap(aesKey, pkcs8)
+	if err != nil {
+		return "", nil, err
+	}
+	encKey, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, rsaPub, aesKey, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	return base64.StdEncoding.EncodeToString(append(encKey, wrapped...)), &key.PublicKey, nil
+}
+
+// ParseRSAPrivateKey reads an RSA key from PEM, PKCS#1 (as GitHub issues
+// them) or PKCS#8. Errors never quote the input.
+func ParseRSAPrivateKey(privatePEM []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(privatePEM)
+	if block == nil {
+		return nil, errors.New("vaulttransit: the private key is not PEM")
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, errors.New("vaulttransit: the private key is neither PKCS#1 nor PKCS#8 RSA")
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("vaulttransit: the private key is not RSA")
+	}
+	return rk, nil
+}
+
+// ImportKey creates key name from a private key PEM: rsa-2048, not
+// exportable, open to new imported versions and to deletion. It returns
+// the key's public half.
+func (c *Client) ImportKey(ctx context.Context, name string, privatePEM []byte) (*rsa.PublicKey, error) {
+	ct, pub, err := c.wrap(ctx, privatePEM)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/import", map[string]any{
+		"ciphertext": ct, "type": "rsa-2048", "hash_function": "SHA256", "exportable": false, "allow_rotation": true,
+	}); err != nil {
+		return nil, fmt.Errorf("vaulttransit: importing %s: %w", name, err)
+	}
+	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+		return nil, fmt.Errorf("vaulttransit: configuring %s: %w", name, err)
+	}
+	return pub, nil
+}
+
+// ImportKeyVersion adds a private key as the next version of key name and
+// returns that version.
+func (c *Client) ImportKeyVersion(ctx context.Context, name string, privatePEM []byte) (int, *rsa.PublicKey, error) {
+	ct, pub, err := c.wrap(ctx, privatePEM)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/import_version", map[string]any{"ciphertext": ct, "hash_function": "SHA256"}); err != nil {
+		return 0, nil, fmt.Errorf("vaulttransit: importing a version of %s: %w", name, err)
+	}
+	info, err := c.Key(ctx, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return info.Latest, pub, nil
+}
+
+// KeyInfo is what transit reports of a key.
+type KeyInfo struct {
+	Latest     int
+	MinVersion int
+}
+
+// Key reads a key's versions; a missing key is ErrKeyNotFound.
+func (c *Client) Key(ctx context.Context, name string) (KeyInfo, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	s, err := c.api.Logical().ReadWithContext(ctx, c.mount+"/keys/"+name)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("vaulttransit: reading %s: %w", name, err)
+	}
+	if s == nil {
+		return KeyInfo{}, ErrKeyNotFound
+	}
+	latest, _ := jsonInt(s.Data["latest_version"])
+	minV, _ := jsonInt(s.Data["min_encryption_version"])
+	return KeyInfo{Latest: latest, MinVersion: minV}, nil
+}
+
+// ErrKeyNotFound: the transit key does not exist.
+var ErrKeyNotFound = errors.New("vaulttransit: key not found")
+
+func jsonInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		i, err := n.Int64()
+		return int(i), err == nil
+	case float64:
+		return int(n), true
+	}
+	return 0, false
+}
+
+// RetireVersionsBelow stops signing with versions below v.
+func (c *Client) RetireVersionsBelow(ctx context.Context, name string, v int) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"min_encryption_version": v, "min_decryption_version": v})
+	if err != nil {
+		return fmt.Errorf("vaulttransit: retiring versions of %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteKey deletes key name; deleting a missing key succeeds.
+func (c *Client) DeleteKey(ctx context.Context, name string) error {
+	if _, err := c.Key(ctx, name); errors.Is(err, ErrKeyNotFound) {
+		return nil
+	}
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+		return fmt.Errorf("vaulttransit: preparing deletion of %s: %w", name, err)
+	}
+	if _, err := c.api.Logical().DeleteWithContext(ctx, c.mount+"/keys/"+name); err != nil {
+		return fmt.Errorf("vaulttransit: deleting %s: %w", name, err)
+	}
+	return nil
+}
+
+// SignPKCS1v15 signs a SHA-256 digest with RSASSA-PKCS1-v1_5 (RS256) using
+// version (0: the newest) of key name, and returns the raw signature and
+// the version Vault used.
+func (c *Client) SignPKCS1v15(ctx context.Context, name string, version int, digest []byte) ([]byte, int, error) {
+	req := map[string]any{
+		"input":                base64.StdEncoding.EncodeToString(digest),
+		"prehashed":            true,
+		"hash_algorithm":       "sha2-256",
+		"signature_algorithm":  "pkcs1v15",
+		"marshaling_algorithm": "jws",
+	}
+	if version > 0 {
+		req["key_version"] = version
+	}
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	s, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/sign/"+name, req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("vaulttransit: signing with %s v%d: %w", name, version, err)
+	}
+	raw, _ := s.Data["signature"].(string)
+	v, sig, err := ParseSignature(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sig, v, nil
+}
+
+var signature = regexp.MustCompile(`^vault:v([0-9]+):([A-Za-z0-9_=-]+)$`)
+
+// ParseSignature splits transit's "vault:vN:<base64url>" (jws marshaling)
+// for any version N.
+func ParseSignature(s string) (int, []byte, error) {
+	m := signature.FindStringSubmatch(s)
+	if m == nil {
+		return 0, nil, errors.New("vaulttransit: signature is not in vault:vN:<base64url> form")
+	}
+	v, err := strconv.Atoi(m[1])
+	if err != nil || v < 1 {
+		return 0, nil, errors.New("vaulttransit: bad key version in signature")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(m[2])
+	if err != nil {
+		return 0, nil, errors.New("vaulttransit: signature is not base64url")
+	}
+	return v, sig, nil
+}
