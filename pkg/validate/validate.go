@@ -96,3 +96,13 @@ func RequestID(s string) error {
 func isAlnum(r rune) bool {
 	return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
 }
+
+var repoName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// RepoName checks a repository name (without its owner).
+func RepoName(s string) error {
+	if !repoName.MatchString(s) || s == "." || s == ".." {
+		return errors.New("must be 1 to 100 letters, digits, . _ or -")
+	}
+	return nil
+}

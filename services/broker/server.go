@@ -1,17 +1,245 @@
-// Package broker is the token-broker service: short-lived GitHub.com
-// installation tokens for internal services, the App JWT signed through
-// Vault transit.
-//
-// Not built yet: every RPC answers UNIMPLEMENTED until the broker's issue
-// lands. The type exists so the gateway and clients compile against the
-// final API.
 package broker
 
-import brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+import (
+	"context"
+	"errors"
+	"time"
+
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/validate"
+	"github.com/google/go-github/v60/github"
+	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
 
 var _ brokerv1.TokenBrokerServiceServer = (*Server)(nil)
 
-// Server implements the TokenBrokerService.
+// Server implements the TokenBrokerService over a Broker.
 type Server struct {
 	brokerv1.UnimplementedTokenBrokerServiceServer
+	b *Broker
+}
+
+// NewServer returns the gRPC face of b.
+func NewServer(b *Broker) *Server { return &Server{b: b} }
+
+// Register adds the service to srv and marks it SERVING.
+func (s *Server) Register(srv *server.Server) {
+	brokerv1.RegisterTokenBrokerServiceServer(srv.GRPC, s)
+	srv.Health.SetServingStatus(brokerv1.TokenBrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+const (
+	defaultMinLifetime = 5 * time.Minute
+	maxMinLifetime     = 55 * time.Minute
+	maxRepos           = 500
+)
+
+func caller(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Name
+	}
+	return ""
+}
+
+func withRetry(code codes.Code, msg string, wait time.Duration) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// upstreamStatus maps a failed exchange to what the caller should do.
+func upstreamStatus(ctx context.Context, err error) error {
+	var paused *errPaused
+	var ve *vaultError
+	var er *github.ErrorResponse
+	var rl *github.RateLimitError
+	var ab *github.AbuseRateLimitError
+	switch {
+	case errors.As(err, &paused):
+		return withRetry(codes.Unavailable, paused.Error(), paused.wait)
+	case errors.As(err, &ve):
+		logging.FromContext(ctx).Warn("Vault transit sign failed", zap.Error(err))
+		return withRetry(codes.Unavailable, "Vault transit is unavailable; cannot sign the App JWT", time.Second)
+	case errors.As(err, &rl):
+		return withRetry(codes.Unavailable, "GitHub.com rate limit exhausted", time.Until(rl.Rate.Reset.Time))
+	case errors.As(err, &ab):
+		wait := time.Minute
+		if ab.RetryAfter != nil {
+			wait = *ab.RetryAfter
+		}
+		return withRetry(codes.Unavailable, "GitHub.com secondary rate limit", wait)
+	case errors.As(err, &er):
+		switch code := er.Response.StatusCode; {
+		case code == 422:
+			return status.Error(codes.PermissionDenied, "GitHub.com refused the scope: "+er.Message)
+		case code == 404:
+			return status.Error(codes.FailedPrecondition, "the installation was not found on GitHub.com")
+		case code == 401:
+			return status.Error(codes.FailedPrecondition, "GitHub.com rejected the App's JWT: "+er.Message)
+		case code == 403:
+			return status.Error(codes.PermissionDenied, "GitHub.com refused: "+er.Message)
+		}
+		logging.FromContext(ctx).Warn("GitHub.com failed", zap.Error(err))
+		return withRetry(codes.Unavailable, "GitHub.com is unavailable", upstreamPause)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	logging.FromContext(ctx).Warn("GitHub.com unreachable", zap.Error(err))
+	return withRetry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+}
+
+// IssueToken implements the RPC.
+func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest) (*brokerv1.IssueTokenResponse, error) {
+	var v apierr.Violations
+	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
+		v.Add("connection_id", "must be 1 to 64 characters")
+	}
+	if len(req.GetRepositories())+len(req.GetRepositoryIds()) > maxRepos {
+		v.Addf("repositories", "at most %d repositories", maxRepos)
+	}
+	for _, r := range req.GetRepositories() {
+		if err := validate.RepoName(r); err != nil {
+			v.Check("repositories", err)
+			break
+		}
+	}
+	for _, id := range req.GetRepositoryIds() {
+		if id <= 0 {
+			v.Add("repository_ids", "must be positive")
+			break
+		}
+	}
+	v.Check("permissions", permissions.Validate(req.GetPermissions()))
+	minLife := defaultMinLifetime
+	if d := req.GetMinLifetime(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > maxMinLifetime {
+			v.Addf("min_lifetime", "must be between 0 and %s", maxMinLifetime)
+		} else if d.AsDuration() > 0 {
+			minLife = d.AsDuration()
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	who := caller(ctx)
+	fields := []zap.Field{zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Strings("repositories", req.GetRepositories()),
+		zap.Int64s("repository_ids", req.GetRepositoryIds()), zap.Any("permissions", req.GetPermissions()), zap.Bool("exclusive", req.GetExclusive())}
+	refuse := func(err error, reason string) error {
+		s.b.audit(ctx).Warn("token refused", append(fields, zap.String("outcome", "refused"), zap.String("reason", reason))...)
+		return err
+	}
+
+	c := s.b.conns.get(req.GetConnectionId())
+	if c == nil || !c.connected {
+		return nil, refuse(status.Error(codes.FailedPrecondition, "the connection is not CONNECTED"), "not connected")
+	}
+	fields = append(fields, zap.Int64("installation_id", c.installationID))
+	sc, err := s.b.opts.Policy.Callers[who].authorize(who, c.id, req.GetRepositories(), req.GetRepositoryIds(), req.GetPermissions(), req.GetExclusive())
+	if err != nil {
+		return nil, refuse(status.Error(codes.PermissionDenied, err.Error()), err.Error())
+	}
+	g, result, err := s.b.issue(ctx, c, sc, minLife, req.GetExclusive(), who)
+	if err != nil {
+		st := upstreamStatus(ctx, err)
+		return nil, refuse(st, status.Convert(st).Message())
+	}
+	s.b.audit(ctx).Info("token issued", append(fields, zap.String("outcome", "issued"), zap.String("cache", result),
+		zap.String("token_sha256", g.sha256), zap.Time("expires_at", g.expires), zap.Strings("granted_repositories", repoNames(g)), zap.Any("granted_permissions", g.permissions))...)
+	return &brokerv1.IssueTokenResponse{
+		Token:               g.token,
+		ExpireTime:          timestamppb.New(g.expires),
+		Repositories:        g.repositories,
+		Permissions:         g.permissions,
+		RepositorySelection: g.selection,
+		Exclusive:           g.exclusive,
+	}, nil
+}
+
+// RevokeToken implements the RPC.
+func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenRequest) (*brokerv1.RevokeTokenResponse, error) {
+	var v apierr.Violations
+	if t := req.GetToken(); t == "" || len(t) > 255 {
+		v.Add("token", "must be 1 to 255 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	sha := logging.Fingerprint(req.GetToken())
+	who := caller(ctx)
+	s.b.mu.Lock()
+	var g *grant
+	for _, m := range s.b.issued {
+		if x := m[sha]; x != nil {
+			g = x
+		}
+	}
+	s.b.mu.Unlock()
+	audit := s.b.audit(ctx).With(zap.String("caller", who), zap.String("token_sha256", sha))
+	switch {
+	case g == nil:
+		audit.Warn("token revocation refused", zap.String("reason", "unknown token"))
+		return nil, status.Error(codes.NotFound, "no live token issued by this broker matches")
+	case !g.exclusive:
+		audit.Warn("token revocation refused", zap.String("reason", "shared token"))
+		return nil, status.Error(codes.FailedPrecondition, "shared tokens cannot be revoked by one caller; ask for an exclusive token")
+	case g.owner != who:
+		audit.Warn("token revocation refused", zap.String("reason", "not the owner"))
+		return nil, status.Error(codes.PermissionDenied, "the token was issued to another caller")
+	}
+	if err := s.b.up.revoke(ctx, g.token); err != nil {
+		return nil, upstreamStatus(ctx, err)
+	}
+	s.b.mu.Lock()
+	delete(s.b.issued[g.connection], sha)
+	s.b.mu.Unlock()
+	audit.Info("token revoked", zap.String("connection_id", g.connection))
+	return &brokerv1.RevokeTokenResponse{}, nil
+}
+
+// RevokeConnectionTokens implements the RPC.
+func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.RevokeConnectionTokensRequest) (*brokerv1.RevokeConnectionTokensResponse, error) {
+	var v apierr.Violations
+	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
+		v.Add("connection_id", "must be 1 to 64 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	who := caller(ctx)
+	if p := s.b.opts.Policy.Callers[who]; p == nil || !p.Admin {
+		return nil, status.Error(codes.PermissionDenied, "caller \""+who+"\" may not revoke a connection's tokens")
+	}
+	revoked, failed := s.b.revokeConnection(ctx, req.GetConnectionId())
+	s.b.audit(ctx).Info("connection tokens revoked", zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
+	return &brokerv1.RevokeConnectionTokensResponse{Revoked: int32(revoked), Failed: int32(failed)}, nil
+}
+
+// GetSigningStatus implements the RPC.
+func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
+	c := s.b.conns.get(req.GetConnectionId())
+	if c == nil {
+		return nil, status.Error(codes.NotFound, "unknown connection")
+	}
+	st := s.b.up.signing(c.id)
+	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError}
+	for _, v := range c.versions {
+		resp.KeyVersions = append(resp.KeyVersions, int32(v))
+	}
+	if !st.lastSign.IsZero() {
+		resp.LastSignTime = timestamppb.New(st.lastSign)
+	}
+	return resp, nil
 }

@@ -493,7 +493,7 @@ type GetSigningStatusResponse struct {
 	TransitMount string                 `protobuf:"bytes,1,opt,name=transit_mount,json=transitMount,proto3" json:"transit_mount,omitempty"`
 	TransitKey   string                 `protobuf:"bytes,2,opt,name=transit_key,json=transitKey,proto3" json:"transit_key,omitempty"`
 	KeyVersions  []int32                `protobuf:"varint,3,rep,packed,name=key_versions,json=keyVersions,proto3" json:"key_versions,omitempty"`
-	// current_version is the version the last successful sign used.
+	// current_version signed the JWT GitHub.com accepted last.
 	CurrentVersion int32                  `protobuf:"varint,4,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
 	LastSignTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_sign_time,json=lastSignTime,proto3" json:"last_sign_time,omitempty"`
 	// last_error is the last signing or exchange failure, if any, without

@@ -1,0 +1,272 @@
+// Package broker is the token-broker service: internal services ask it for
+// GitHub.com installation tokens limited to the repositories and permissions
+// they need and their policy allows. The GitHub App's private key stays in
+// Vault transit, which signs the App JWTs; tokens live only in memory, are
+// shared by callers asking for the same scope (one GitHub exchange for any
+// number of concurrent requests), renewed before they expire, and revoked
+// when their connection is disconnected.
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options configure a Broker.
+type Options struct {
+	VaultAddr  string
+	VaultToken string
+	// GitHubURL is the API base: https://api.github.com/, a GHE.com or
+	// GHES API URL, or the emulator.
+	GitHubURL string
+	Policy    *Policy
+	// CacheSize bounds the shared tokens kept; 0 means 10,000.
+	CacheSize int
+	// RefreshAhead renews a shared token this long before it expires, if
+	// it was used within the last two RefreshAhead; 0 means 10 minutes.
+	RefreshAhead time.Duration
+	// RefreshEvery is how often renewal runs; 0 means 30 s.
+	RefreshEvery time.Duration
+	// HTTPClient talks to GitHub; nil means one that honours the
+	// environment's proxy settings, with a 10 s deadline per call.
+	HTTPClient *http.Client
+	Registerer prometheus.Registerer
+	// Audit receives one event per issuance or refusal; nil uses the
+	// context's logger.
+	Audit *zap.Logger
+}
+
+// Broker issues and revokes tokens.
+type Broker struct {
+	opts   Options
+	conns  *connections
+	cache  *cache
+	up     *upstream
+	flight singleflight.Group
+	m      *metrics
+	now    func() time.Time
+
+	mu     sync.Mutex
+	issued map[string]map[string]*grant // connection → token sha256 → grant
+}
+
+// New builds a broker.
+func New(opts Options) (*Broker, error) {
+	if opts.Policy == nil {
+		return nil, errors.New("broker: a policy is required (deny by default)")
+	}
+	base, err := url.Parse(strings.TrimSuffix(opts.GitHubURL, "/") + "/")
+	if err != nil || base.Host == "" {
+		return nil, errors.New("broker: the GitHub API URL is not a URL")
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 10000
+	}
+	if opts.RefreshAhead == 0 {
+		opts.RefreshAhead = 10 * time.Minute
+	}
+	if opts.RefreshEvery == 0 {
+		opts.RefreshEvery = 30 * time.Second
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{
+			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second},
+			Timeout:   10 * time.Second,
+		}
+	}
+	m := newMetrics(opts.Registerer)
+	return &Broker{
+		opts:   opts,
+		conns:  newConnections(),
+		cache:  newCache(opts.CacheSize),
+		up:     newUpstream(opts.VaultAddr, opts.VaultToken, base, opts.HTTPClient, m),
+		m:      m,
+		now:    time.Now,
+		issued: map[string]map[string]*grant{},
+	}, nil
+}
+
+// ApplyRegistryEvent is the registry follower's sink: a connection that
+// stops being CONNECTED has its tokens revoked.
+func (b *Broker) ApplyRegistryEvent(ctx context.Context, ev *registryv1.ConnectionEvent) error {
+	if b.conns.apply(ev) {
+		revoked, failed := b.revokeConnection(ctx, ev.GetConnectionId())
+		logging.FromContext(ctx).Info("connection disconnected; tokens revoked", zap.String("connection_id", ev.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
+	}
+	return nil
+}
+
+// RegistryRevision is the last registry revision applied.
+func (b *Broker) RegistryRevision(ctx context.Context) (int64, error) { return b.conns.after(ctx) }
+
+func (b *Broker) audit(ctx context.Context) *zap.Logger {
+	l := b.opts.Audit
+	if l == nil {
+		l = logging.FromContext(ctx)
+	}
+	return l.With(zap.Bool("audit", true))
+}
+
+// issue returns a grant for scope sc: from the cache when it lives long
+// enough, else from one exchange shared by every concurrent asker.
+func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.Duration, exclusive bool, caller string) (*grant, string, error) {
+	if exclusive {
+		b.m.cache.WithLabelValues("exclusive").Inc()
+		g, err := b.up.exchange(ctx, c, sc)
+		if err != nil {
+			return nil, "exclusive", err
+		}
+		g.exclusive, g.owner = true, caller
+		b.track(g)
+		return g, "exclusive", nil
+	}
+	key := sc.key(c.id, c.installationID)
+	if g := b.cache.get(key, minLife, b.now()); g != nil {
+		b.m.cache.WithLabelValues("hit").Inc()
+		return g, "hit", nil
+	}
+	b.m.cache.WithLabelValues("miss").Inc()
+	v, err, _ := b.flight.Do(key, func() (any, error) {
+		// Another flight may have filled the cache while this one waited.
+		if g := b.cache.get(key, minLife, b.now()); g != nil {
+			return g, nil
+		}
+		// The exchange outlives any one caller's cancellation: others
+		// wait on it too.
+		g, err := b.up.exchange(context.WithoutCancel(ctx), c, sc)
+		if err != nil {
+			return nil, err
+		}
+		b.track(g)
+		b.cache.put(key, sc, g, b.now())
+		return g, nil
+	})
+	if err != nil {
+		return nil, "miss", err
+	}
+	g := v.(*grant)
+	if g.expires.Sub(b.now()) < minLife {
+		return nil, "miss", errors.New("GitHub.com issued a token shorter-lived than asked")
+	}
+	return g, "miss", nil
+}
+
+func (b *Broker) track(g *grant) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.issued[g.connection]
+	if m == nil {
+		m = map[string]*grant{}
+		b.issued[g.connection] = m
+	}
+	m[g.sha256] = g
+	// Expired grants need no revocation; forget them as we go.
+	now := b.now()
+	for sha, old := range m {
+		if !now.Before(old.expires) {
+			delete(m, sha)
+		}
+	}
+}
+
+// revokeConnection revokes at GitHub every live token issued for a
+// connection and forgets them.
+func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, failed int) {
+	b.cache.dropConnection(conn)
+	b.mu.Lock()
+	grants := b.issued[conn]
+	delete(b.issued, conn)
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sem := make(chan struct{}, 8)
+	for _, g := range grants {
+		if !b.now().Before(g.expires) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := b.up.revoke(ctx, g.token)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				logging.FromContext(ctx).Warn("revoking a token failed; it expires within the hour", zap.String("token_sha256", g.sha256), zap.Error(err))
+				return
+			}
+			revoked++
+		}()
+	}
+	wg.Wait()
+	return revoked, failed
+}
+
+// refresh renews shared grants ahead of expiry until ctx ends, so callers
+// never wait for an exchange at the hour mark.
+func (b *Broker) refresh(ctx context.Context) {
+	t := time.NewTicker(b.opts.RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, e := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
+			c := b.conns.get(e.grant.connection)
+			if c == nil || !c.connected {
+				continue
+			}
+			_, err, _ := b.flight.Do(e.key, func() (any, error) {
+				g, err := b.up.exchange(ctx, c, e.scope)
+				if err != nil {
+					return nil, err
+				}
+				b.track(g)
+				b.cache.put(e.key, e.scope, g, b.now())
+				return g, nil
+			})
+			if err != nil {
+				// The old token is still served until it expires.
+				logging.FromContext(ctx).Warn("renewing a token ahead of expiry failed", zap.String("connection_id", c.id), zap.Error(err))
+			}
+		}
+	}
+}
+
+// Run keeps the broker's background work going until ctx ends.
+func (b *Broker) Run(ctx context.Context) { b.refresh(ctx) }
+
+// Stats are plain counts for tests and benchmarks.
+type Stats struct {
+	Exchanges, Signs int64
+	Cached           int
+}
+
+// Stats returns the broker's counts.
+func (b *Broker) Stats() Stats {
+	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Cached: b.cache.len()}
+}
+
+func repoNames(g *grant) []string {
+	out := make([]string, 0, len(g.repositories))
+	for _, r := range g.repositories {
+		out = append(out, r.FullName)
+	}
+	sort.Strings(out)
+	return out
+}

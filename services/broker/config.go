@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/registrywatch"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Config is the broker's configuration; every field has a flag and a
+// GHCONNECT_BROKER_* environment variable. Secrets are files.
+type Config struct {
+	GRPCAddr string
+	HTTPAddr string
+	// TokensFile lists the callers' bearer tokens (as SHA-256).
+	TokensFile string
+	// PolicyFile holds the per-caller policy (JSON).
+	PolicyFile string
+	VaultAddr  string
+	// VaultTokenFile holds the Vault token.
+	VaultTokenFile    string
+	GitHubURL         string
+	RegistryAddr      string
+	RegistryTokenFile string
+	CacheSize         int
+	Log               logging.Options
+}
+
+// EnvPrefix prefixes the broker's environment variables.
+const EnvPrefix = "GHCONNECT_BROKER"
+
+// RegisterFlags binds c to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:7002", "gRPC listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7102", "listen address of /metrics, /healthz and /readyz (empty: none)")
+	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the callers' bearer tokens`)
+	fs.StringVar(&c.PolicyFile, "policy", "", "per-caller token policy (JSON); callers not in it get nothing")
+	fs.StringVar(&c.VaultAddr, "vault-addr", "http://127.0.0.1:8200", "Vault address")
+	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
+	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (GitHub.com, GHE.com, GHES or the emulator)")
+	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
+	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
+	fs.IntVar(&c.CacheSize, "cache-size", 10000, "most shared tokens kept")
+	c.Log.RegisterFlags(fs)
+}
+
+// Validate implements config.Validator.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "tokens-file": c.TokensFile, "policy": c.PolicyFile, "vault-addr": c.VaultAddr,
+		"vault-token-file": c.VaultTokenFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("-%s is required", name))
+		}
+	}
+	if c.CacheSize < 1 {
+		errs = append(errs, errors.New("-cache-size must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func readSecret(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(raw))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// Run serves the broker until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	logger, err := logging.New(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync()
+	logger = logger.With(zap.String("service", "broker"))
+	ctx = logging.WithLogger(ctx, logger)
+	authn, err := auth.LoadTokenFile(cfg.TokensFile)
+	if err != nil {
+		return err
+	}
+	policy, err := LoadPolicy(cfg.PolicyFile)
+	if err != nil {
+		return err
+	}
+	vaultToken, err := readSecret(cfg.VaultTokenFile)
+	if err != nil {
+		return fmt.Errorf("vault token: %w", err)
+	}
+	regToken, err := readSecret(cfg.RegistryTokenFile)
+	if err != nil {
+		return fmt.Errorf("registry token: %w", err)
+	}
+	conn, err := grpc.NewClient(cfg.RegistryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	srv := server.New(server.Options{Logger: logger, Auth: authn})
+	b, err := New(Options{VaultAddr: cfg.VaultAddr, VaultToken: vaultToken, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
+	if err != nil {
+		return err
+	}
+	NewServer(b).Register(srv)
+	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	follower := &registrywatch.Follower{Client: registryv1.NewConnectionRegistryServiceClient(conn), Token: regToken, After: b.RegistryRevision, Apply: b.ApplyRegistryEvent}
+	go follower.Run(bg)
+	go b.Run(bg)
+	return srv.Serve(ctx, grpcLis, httpLis)
+}

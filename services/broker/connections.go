@@ -1,0 +1,65 @@
+package broker
+
+import (
+	"context"
+	"sync"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+)
+
+// connInfo is what the broker needs of a registry connection.
+type connInfo struct {
+	id             string
+	connected      bool
+	appID          int64
+	installationID int64
+	mount, key     string
+	// versions of the transit key in use, oldest first; the newest signs.
+	versions []int
+}
+
+// connections mirrors the registry in memory, fed by its Watch stream.
+type connections struct {
+	mu  sync.RWMutex
+	rev int64
+	m   map[string]*connInfo
+}
+
+func newConnections() *connections { return &connections{m: map[string]*connInfo{}} }
+
+func (c *connections) get(id string) *connInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id]
+}
+
+func (c *connections) after(context.Context) (int64, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rev, nil
+}
+
+// apply records an event and reports whether the connection just stopped
+// being CONNECTED.
+func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected bool) {
+	rc := ev.GetConnection()
+	info := &connInfo{
+		id:             rc.GetId(),
+		connected:      rc.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
+		appID:          rc.GetApp().GetAppId(),
+		installationID: rc.GetInstallationId(),
+		mount:          rc.GetTransitKey().GetMount(),
+		key:            rc.GetTransitKey().GetName(),
+	}
+	for _, v := range rc.GetTransitKey().GetVersions() {
+		info.versions = append(info.versions, int(v))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.m[info.id]
+	c.m[info.id] = info
+	if ev.GetRevision() > c.rev {
+		c.rev = ev.GetRevision()
+	}
+	return prev != nil && prev.connected && !info.connected
+}

@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	cache       *prometheus.CounterVec
+	exchanges   *prometheus.CounterVec
+	signs       *prometheus.CounterVec
+	signSeconds prometheus.Histogram
+	remaining   *prometheus.GaugeVec
+
+	// Plain counts for tests and benchmarks.
+	exchangeCount atomic.Int64
+	signCount     atomic.Int64
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ghconnect_broker_cache_requests_total", Help: "Token requests by cache result (hit, miss, exclusive).",
+		}, []string{"result"}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ghconnect_broker_github_exchanges_total", Help: "Installation token exchanges with GitHub.com by outcome.",
+		}, []string{"outcome"}),
+		signs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ghconnect_broker_vault_signs_total", Help: "App JWT signatures made by Vault transit by outcome.",
+		}, []string{"outcome"}),
+		signSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ghconnect_broker_vault_sign_seconds", Help: "Latency of Vault transit signs.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ghconnect_broker_github_ratelimit_remaining", Help: "GitHub.com rate limit remaining, per installation.",
+		}, []string{"installation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining)
+	}
+	return m
+}
+
+func (m *metrics) rateRemaining(installation int64, remaining int) {
+	m.remaining.WithLabelValues(strconv.FormatInt(installation, 10)).Set(float64(remaining))
+}

@@ -1,0 +1,342 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/google/go-github/v60/github"
+	"go.uber.org/zap"
+)
+
+// jwtHeader is base64url of {"alg":"RS256","typ":"JWT"}.
+var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`))
+
+const (
+	// GitHub accepts App JWTs of at most ten minutes: iat a minute back
+	// (for clocks that run slow), exp nine minutes ahead.
+	jwtBackdate = time.Minute
+	jwtAhead    = 9 * time.Minute
+	// A JWT is reused until this long before it expires.
+	jwtMargin = time.Minute
+	// upstreamPause makes new scopes fail fast after GitHub failed, rather
+	// than pile onto it.
+	upstreamPause = 2 * time.Second
+)
+
+type jwtEntry struct {
+	token   string
+	version int
+	expires time.Time // local clock
+}
+
+// signStatus is what GetSigningStatus reports of a connection.
+type signStatus struct {
+	// version signed the JWT GitHub accepted last.
+	version   int
+	lastSign  time.Time
+	lastError string
+}
+
+// upstream signs App JWTs with Vault transit and exchanges them at GitHub.
+type upstream struct {
+	vaultAddr, vaultToken string
+	github                *url.URL
+	http                  *http.Client
+	now                   func() time.Time
+	m                     *metrics
+
+	mu      sync.Mutex
+	transit map[string]*vaulttransit.Client // by mount
+	jwts    map[string]*jwtEntry            // by connection
+	status  map[string]*signStatus          // by connection
+	skew    time.Duration                   // GitHub's clock minus ours
+	pause   map[int64]time.Time             // installation → no new exchange before
+}
+
+func newUpstream(vaultAddr, vaultToken string, githubURL *url.URL, httpClient *http.Client, m *metrics) *upstream {
+	return &upstream{
+		vaultAddr: vaultAddr, vaultToken: vaultToken, github: githubURL, http: httpClient, now: time.Now, m: m,
+		transit: map[string]*vaulttransit.Client{}, jwts: map[string]*jwtEntry{}, status: map[string]*signStatus{}, pause: map[int64]time.Time{},
+	}
+}
+
+func (u *upstream) transitFor(mount string) (*vaulttransit.Client, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if c := u.transit[mount]; c != nil {
+		return c, nil
+	}
+	c, err := vaulttransit.New(u.vaultAddr, u.vaultToken, mount)
+	if err != nil {
+		return nil, err
+	}
+	c.Timeout = 3 * time.Second
+	u.transit[mount] = c
+	return c, nil
+}
+
+// vaultError marks a failure to sign.
+type vaultError struct{ err error }
+
+func (v *vaultError) Error() string { return v.err.Error() }
+
+// jwt returns an App JWT: the cached one while it is fresh and of the
+// version wanted (0: any), else a new one signed with version (0: newest).
+func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int) (string, int, error) {
+	now := u.now()
+	u.mu.Lock()
+	if e := u.jwts[c.id]; !fresh && e != nil && now.Before(e.expires.Add(-jwtMargin)) && (version == 0 || e.version == version) {
+		u.mu.Unlock()
+		return e.token, e.version, nil
+	}
+	skew := u.skew
+	u.mu.Unlock()
+
+	if version == 0 && len(c.versions) > 0 {
+		version = c.versions[len(c.versions)-1]
+	}
+	gh := now.Add(skew)
+	claims, _ := json.Marshal(map[string]any{"iat": gh.Add(-jwtBackdate).Unix(), "exp": gh.Add(jwtAhead).Unix(), "iss": strconv.FormatInt(c.appID, 10)})
+	input := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(claims)
+	digest := sha256.Sum256([]byte(input))
+	t, err := u.transitFor(c.mount)
+	if err != nil {
+		return "", 0, &vaultError{err}
+	}
+	start := time.Now()
+	sig, used, err := t.SignPKCS1v15(ctx, c.key, version, digest[:])
+	u.m.signSeconds.Observe(time.Since(start).Seconds())
+	u.m.signCount.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st := u.status[c.id]
+	if st == nil {
+		st = &signStatus{}
+		u.status[c.id] = st
+	}
+	if err != nil {
+		u.m.signs.WithLabelValues("error").Inc()
+		st.lastError = "Vault transit sign failed"
+		return "", 0, &vaultError{err}
+	}
+	u.m.signs.WithLabelValues("ok").Inc()
+	token := input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(jwtAhead)}
+	st.lastSign = now
+	return token, used, nil
+}
+
+// forgetJWT drops a connection's cached JWT (GitHub refused it).
+func (u *upstream) forgetJWT(conn string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.jwts, conn)
+}
+
+func (u *upstream) client(auth string) *github.Client {
+	c := github.NewClient(u.http).WithAuthToken(auth)
+	c.BaseURL = u.github
+	return c
+}
+
+// noteResponse records rate-limit headers and sets a pause when GitHub
+// says to wait.
+func (u *upstream) noteResponse(installation int64, resp *github.Response, err error) {
+	if resp != nil && resp.Header.Get("X-RateLimit-Remaining") != "" {
+		u.m.rateRemaining(installation, resp.Rate.Remaining)
+	}
+	var until time.Time
+	var rl *github.RateLimitError
+	var ab *github.AbuseRateLimitError
+	var er *github.ErrorResponse
+	switch {
+	case errors.As(err, &rl):
+		until = rl.Rate.Reset.Time
+	case errors.As(err, &ab):
+		wait := time.Minute
+		if ab.RetryAfter != nil {
+			wait = *ab.RetryAfter
+		}
+		until = u.now().Add(wait)
+	case errors.As(err, &er) && er.Response.StatusCode < 500:
+		return
+	case err != nil:
+		until = u.now().Add(upstreamPause)
+	default:
+		return
+	}
+	u.mu.Lock()
+	if until.After(u.pause[installation]) {
+		u.pause[installation] = until
+	}
+	u.mu.Unlock()
+}
+
+// pausedFor says how long new exchanges for an installation must wait.
+func (u *upstream) pausedFor(installation int64) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.pause[installation].Sub(u.now())
+}
+
+// errPaused: GitHub asked us to wait (or just failed); no call was made.
+type errPaused struct{ wait time.Duration }
+
+func (e *errPaused) Error() string {
+	return fmt.Sprintf("GitHub.com is unavailable or rate limited; retry in %s", e.wait.Round(time.Second))
+}
+
+func is401(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response.StatusCode == http.StatusUnauthorized
+}
+
+func isClockError(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && (strings.Contains(er.Message, "'Issued at'") || strings.Contains(er.Message, "'Expiration time'"))
+}
+
+// exchange asks GitHub for a token of scope sc on the connection's
+// installation. It signs with the newest key version; if GitHub refuses
+// the JWT it corrects for clock skew, falls back to the previous key version
+// (a new key GitHub does not know yet), and finally retries briefly (a key
+// that has not reached every GitHub replica).
+func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant, error) {
+	if wait := u.pausedFor(c.installationID); wait > 0 {
+		return nil, &errPaused{wait}
+	}
+	body := map[string]any{"permissions": sc.permissions}
+	if len(sc.repos) > 0 {
+		body["repositories"] = sc.repos
+	}
+	if len(sc.repoIDs) > 0 {
+		body["repository_ids"] = sc.repoIDs
+	}
+	path := "app/installations/" + strconv.FormatInt(c.installationID, 10) + "/access_tokens"
+	attempt := func(fresh bool, version int) (*github.InstallationToken, *github.Response, error) {
+		jwt, used, err := u.jwt(ctx, c, fresh, version)
+		if err != nil {
+			return nil, nil, err
+		}
+		gh := u.client(jwt)
+		req, err := gh.NewRequest(http.MethodPost, path, body)
+		if err != nil {
+			return nil, nil, err
+		}
+		var tok github.InstallationToken
+		resp, err := gh.Do(ctx, req, &tok)
+		u.m.exchangeCount.Add(1)
+		u.noteResponse(c.installationID, resp, err)
+		if err != nil {
+			u.m.exchanges.WithLabelValues("error").Inc()
+			return nil, resp, err
+		}
+		u.m.exchanges.WithLabelValues("ok").Inc()
+		u.mu.Lock()
+		if st := u.status[c.id]; st != nil {
+			st.version = used
+		}
+		u.mu.Unlock()
+		return &tok, resp, nil
+	}
+	log := logging.FromContext(ctx)
+	tok, resp, err := attempt(false, 0)
+	if is401(err) {
+		u.forgetJWT(c.id)
+		if isClockError(err) && resp != nil {
+			if date, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+				u.mu.Lock()
+				u.skew = date.Sub(u.now())
+				u.mu.Unlock()
+				log.Warn("GitHub.com's clock differs from ours; signing JWTs on its time", zap.Duration("skew", date.Sub(u.now())))
+			}
+		}
+		tok, resp, err = attempt(true, 0)
+	}
+	if is401(err) && len(c.versions) > 1 {
+		newest, prev := c.versions[len(c.versions)-1], c.versions[len(c.versions)-2]
+		if tok, resp, err = attempt(true, prev); err == nil {
+			msg := fmt.Sprintf("GitHub.com rejected key version %d; signed with version %d", newest, prev)
+			log.Warn(msg, zap.String("connection_id", c.id))
+			u.mu.Lock()
+			u.status[c.id].lastError = msg
+			u.mu.Unlock()
+		}
+	}
+	for i := 1; is401(err) && i <= 2; i++ {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(i) * 250 * time.Millisecond):
+		}
+		tok, resp, err = attempt(true, 0)
+	}
+	_ = resp
+	if err != nil {
+		return nil, err
+	}
+	g := &grant{
+		token: tok.GetToken(), sha256: logging.Fingerprint(tok.GetToken()), expires: tok.GetExpiresAt().Time, issued: u.now(),
+		permissions: permissionsOf(tok.Permissions, sc.permissions), connection: c.id, installation: c.installationID,
+		selection: "all",
+	}
+	if len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0 {
+		g.selection = "selected"
+	}
+	for _, r := range tok.Repositories {
+		g.repositories = append(g.repositories, &brokerv1.Repository{Id: r.GetID(), FullName: r.GetFullName()})
+	}
+	return g, nil
+}
+
+// permissionsOf reads the granted permissions from GitHub's answer,
+// falling back to what was asked.
+func permissionsOf(p *github.InstallationPermissions, asked map[string]string) map[string]string {
+	if p == nil {
+		return asked
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return asked
+	}
+	out := map[string]string{}
+	if json.Unmarshal(raw, &out) != nil || len(out) == 0 {
+		return asked
+	}
+	return out
+}
+
+// revoke revokes a token at GitHub; one GitHub no longer accepts counts
+// as revoked.
+func (u *upstream) revoke(ctx context.Context, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := u.client(token).Apps.RevokeInstallationToken(ctx)
+	if err == nil || is401(err) {
+		return nil
+	}
+	return err
+}
+
+// signing reports a connection's signing state.
+func (u *upstream) signing(conn string) signStatus {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if st := u.status[conn]; st != nil {
+		return *st
+	}
+	return signStatus{}
+}
