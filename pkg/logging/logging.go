@@ -57,7 +57,9 @@ func NewWithSink(opts Options, sink zapcore.WriteSyncer) (*zap.Logger, error) {
 		enc = zapcore.NewJSONEncoder(cfg)
 	}
 	core := zapcore.NewCore(enc, sink, level)
-	return zap.New(redactingCore{core}, zap.AddCaller()), nil
+	// No caller annotation: it costs a stack walk per line on hot paths (the
+	// broker audits every token it hands out), and messages name their place.
+	return zap.New(redactingCore{core}), nil
 }
 
 type ctxKey struct{}

@@ -98,8 +98,8 @@ func levelFor(c codes.Code) zapcore.Level {
 	}
 }
 
-func logCall(ctx context.Context, method string, start time.Time, err error) {
-	if isHealth(method) {
+func logCall(ctx context.Context, method string, start time.Time, err error, audited map[string]bool) {
+	if isHealth(method) || (err == nil && audited[method]) {
 		return
 	}
 	st := status.Convert(err)
@@ -113,22 +113,26 @@ func logCall(ctx context.Context, method string, start time.Time, err error) {
 	logging.FromContext(ctx).Log(levelFor(st.Code()), "call", fields...)
 }
 
-func logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	start := time.Now()
-	// The principal is only known inside the auth interceptor, so it
-	// reports back through this holder.
-	holder := &principalHolder{}
-	resp, err := handler(context.WithValue(ctx, holderKey{}, holder), req)
-	logCall(holder.into(ctx), info.FullMethod, start, err)
-	return resp, err
+func logUnary(audited map[string]bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		// The principal is only known inside the auth interceptor, so it
+		// reports back through this holder.
+		holder := &principalHolder{}
+		resp, err := handler(context.WithValue(ctx, holderKey{}, holder), req)
+		logCall(holder.into(ctx), info.FullMethod, start, err, audited)
+		return resp, err
+	}
 }
 
-func logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	start := time.Now()
-	holder := &principalHolder{}
-	err := handler(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), holderKey{}, holder)})
-	logCall(holder.into(ss.Context()), info.FullMethod, start, err)
-	return err
+func logStream(audited map[string]bool) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		holder := &principalHolder{}
+		err := handler(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), holderKey{}, holder)})
+		logCall(holder.into(ss.Context()), info.FullMethod, start, err, audited)
+		return err
+	}
 }
 
 type holderKey struct{}

@@ -33,6 +33,9 @@ type Options struct {
 	// Public are the methods reachable without credentials; nil means
 	// auth.DefaultPublic.
 	Public auth.Public
+	// Audited are methods that write their own audit event per call; their
+	// successful calls get no second, generic log line.
+	Audited []string
 	// ShutdownTimeout bounds graceful shutdown; 0 means 10 s.
 	ShutdownTimeout time.Duration
 	// ExtraGRPCOptions are appended to the server's options.
@@ -67,16 +70,20 @@ func New(opts Options) *Server {
 
 	// Logging and metrics sit outside authentication so refused calls are
 	// logged and counted like any other.
+	audited := map[string]bool{}
+	for _, m := range opts.Audited {
+		audited[m] = true
+	}
 	unary := []grpc.UnaryServerInterceptor{
 		recoverUnary(opts.Logger),
 		requestIDUnary(opts.Logger),
-		logUnary,
+		logUnary(audited),
 		m.unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
 		recoverStream(opts.Logger),
 		requestIDStream(opts.Logger),
-		logStream,
+		logStream(audited),
 		m.stream,
 	}
 	if opts.Auth != nil {

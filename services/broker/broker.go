@@ -12,7 +12,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -111,33 +110,37 @@ func (b *Broker) ApplyRegistryEvent(ctx context.Context, ev *registryv1.Connecti
 // RegistryRevision is the last registry revision applied.
 func (b *Broker) RegistryRevision(ctx context.Context) (int64, error) { return b.conns.after(ctx) }
 
+// audit is where audit events go; each carries auditField, added per call
+// rather than with Logger.With, which would copy the logger on the hot path.
 func (b *Broker) audit(ctx context.Context) *zap.Logger {
-	l := b.opts.Audit
-	if l == nil {
-		l = logging.FromContext(ctx)
+	if b.opts.Audit != nil {
+		return b.opts.Audit
 	}
-	return l.With(zap.Bool("audit", true))
+	return logging.FromContext(ctx)
 }
+
+var auditField = zap.Bool("audit", true)
 
 // issue returns a grant for scope sc: from the cache when it lives long
 // enough, else from one exchange shared by every concurrent asker.
 func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.Duration, exclusive bool, caller string) (*grant, string, error) {
 	if exclusive {
-		b.m.cache.WithLabelValues("exclusive").Inc()
+		b.m.exclusives.Inc()
 		g, err := b.up.exchange(ctx, c, sc)
 		if err != nil {
 			return nil, "exclusive", err
 		}
 		g.exclusive, g.owner = true, caller
+		g.audit = g.auditFields()
 		b.track(g)
 		return g, "exclusive", nil
 	}
 	key := sc.key(c.id, c.installationID)
 	if g := b.cache.get(key, minLife, b.now()); g != nil {
-		b.m.cache.WithLabelValues("hit").Inc()
+		b.m.hits.Inc()
 		return g, "hit", nil
 	}
-	b.m.cache.WithLabelValues("miss").Inc()
+	b.m.misses.Inc()
 	v, err, _ := b.flight.Do(key, func() (any, error) {
 		// Another flight may have filled the cache while this one waited.
 		if g := b.cache.get(key, minLife, b.now()); g != nil {
@@ -260,13 +263,4 @@ type Stats struct {
 // Stats returns the broker's counts.
 func (b *Broker) Stats() Stats {
 	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Cached: b.cache.len()}
-}
-
-func repoNames(g *grant) []string {
-	out := make([]string, 0, len(g.repositories))
-	for _, r := range g.repositories {
-		out = append(out, r.FullName)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -2,10 +2,14 @@ package broker
 
 import (
 	"container/list"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
+	"go.uber.org/zap"
 )
 
 // grant is a token GitHub issued and what it covers.
@@ -22,6 +26,22 @@ type grant struct {
 	// exclusive grants belong to owner and are never cached.
 	exclusive bool
 	owner     string
+	// audit holds the grant's audit fields, rendered once.
+	audit []zap.Field
+}
+
+// auditFields renders what the audit says of a grant.
+func (g *grant) auditFields() []zap.Field {
+	names := make([]string, 0, len(g.repositories))
+	for _, r := range g.repositories {
+		names = append(names, r.FullName)
+	}
+	sort.Strings(names)
+	return []zap.Field{
+		zap.String("token_sha256", g.sha256), zap.String("expires_at", g.expires.UTC().Format(time.RFC3339)),
+		zap.String("repositories", strings.Join(names, ",")), zap.String("repository_selection", g.selection),
+		zap.String("permissions", permissions.String(g.permissions)), zap.Bool("exclusive", g.exclusive),
+	}
 }
 
 // entry is a cached shared grant.

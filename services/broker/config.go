@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer conn.Close()
 
-	srv := server.New(server.Options{Logger: logger, Auth: authn})
+	srv := server.New(server.Options{Logger: logger, Auth: authn, Audited: AuditedMethods})
 	b, err := New(Options{VaultAddr: cfg.VaultAddr, VaultToken: vaultToken, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err

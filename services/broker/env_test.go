@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -94,15 +95,18 @@ var testPolicy = &Policy{Callers: map[string]*CallerPolicy{
 }}
 
 type envOpts struct {
-	emu     ghemu.Options
-	tweak   func(*Options)
-	noStart bool
+	emu   ghemu.Options
+	tweak func(*Options)
+	// quiet logs at info to nowhere (benchmarks).
+	quiet bool
+	// extra registers more services on the broker's gRPC server.
+	extra func(*grpc.Server)
 }
 
 // start brings up the real parts: vaultdev (a process), the GitHub
 // emulator in contract mode, the registry on SQLite, and the broker on a
 // loopback gRPC port, with an App whose key lives only in Vault.
-func start(t *testing.T, o envOpts) *env {
+func start(t testing.TB, o envOpts) *env {
 	t.Helper()
 	e := &env{logs: &lockedBuffer{}}
 	e.emu = ghemu.StartForTest(t, o.emu)
@@ -148,13 +152,16 @@ func start(t *testing.T, o envOpts) *env {
 	}
 
 	logger, _ := logging.NewWithSink(logging.Options{Level: "debug"}, zapcore.AddSync(e.logs))
+	if o.quiet {
+		logger, _ = logging.NewWithSink(logging.Options{Level: "info"}, zapcore.AddSync(io.Discard))
+	}
 	tokensFile, tokens := testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger")
 	e.tokens = tokens
 	authn, err := auth.LoadTokenFile(tokensFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Logger: logger, Auth: authn, ShutdownTimeout: time.Second})
+	srv := server.New(server.Options{Logger: logger, Auth: authn, ShutdownTimeout: time.Second, Audited: AuditedMethods})
 	opts := Options{VaultAddr: e.vault.Addr, VaultToken: e.vault.Token, GitHubURL: e.emu.URL, Policy: testPolicy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if o.tweak != nil {
 		o.tweak(&opts)
@@ -163,6 +170,9 @@ func start(t *testing.T, o envOpts) *env {
 		t.Fatal(err)
 	}
 	NewServer(e.broker).Register(srv)
+	if o.extra != nil {
+		o.extra(srv.GRPC)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

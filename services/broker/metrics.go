@@ -14,6 +14,9 @@ type metrics struct {
 	signSeconds prometheus.Histogram
 	remaining   *prometheus.GaugeVec
 
+	// Resolved once: label lookups cost more than the cache hit itself.
+	hits, misses, exclusives prometheus.Counter
+
 	// Plain counts for tests and benchmarks.
 	exchangeCount atomic.Int64
 	signCount     atomic.Int64
@@ -41,6 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining)
 	}
+	m.hits, m.misses, m.exclusives = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("exclusive")
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ghconnect/ghconnect/pkg/permissions"
@@ -154,11 +155,15 @@ func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids 
 // key identifies a scope on an installation of a connection in the cache.
 func (s scope) key(connection string, installation int64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%d|", connection, installation)
+	b.WriteString(connection)
+	b.WriteByte('|')
+	b.WriteString(strconv.FormatInt(installation, 10))
+	b.WriteByte('|')
 	b.WriteString(strings.Join(s.repos, ","))
 	b.WriteByte('|')
 	for _, id := range s.repoIDs {
-		fmt.Fprintf(&b, "%d,", id)
+		b.WriteString(strconv.FormatInt(id, 10))
+		b.WriteByte(',')
 	}
 	b.WriteByte('|')
 	names := make([]string, 0, len(s.permissions))

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -29,6 +31,9 @@ type Server struct {
 	brokerv1.UnimplementedTokenBrokerServiceServer
 	b *Broker
 }
+
+// AuditedMethods write one audit event per call themselves.
+var AuditedMethods = []string{brokerv1.TokenBrokerService_IssueToken_FullMethodName}
 
 // NewServer returns the gRPC face of b.
 func NewServer(b *Broker) *Server { return &Server{b: b} }
@@ -135,10 +140,14 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		return nil, err
 	}
 	who := caller(ctx)
-	fields := []zap.Field{zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Strings("repositories", req.GetRepositories()),
-		zap.Int64s("repository_ids", req.GetRepositoryIds()), zap.Any("permissions", req.GetPermissions()), zap.Bool("exclusive", req.GetExclusive())}
+	// Audit fields are plain strings, cheap to encode on the cache-hit
+	// path. An issuance names what the token grants; a refusal, what was
+	// asked.
+	fields := []zap.Field{auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId())}
 	refuse := func(err error, reason string) error {
-		s.b.audit(ctx).Warn("token refused", append(fields, zap.String("outcome", "refused"), zap.String("reason", reason))...)
+		s.b.audit(ctx).Warn("token refused", append(fields, zap.String("outcome", "refused"), zap.String("reason", reason),
+			zap.String("repositories", strings.Join(req.GetRepositories(), ",")), zap.String("repository_ids", joinIDs(req.GetRepositoryIds())),
+			zap.String("permissions", permissions.String(req.GetPermissions())), zap.Bool("exclusive", req.GetExclusive()))...)
 		return err
 	}
 
@@ -156,8 +165,8 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		st := upstreamStatus(ctx, err)
 		return nil, refuse(st, status.Convert(st).Message())
 	}
-	s.b.audit(ctx).Info("token issued", append(fields, zap.String("outcome", "issued"), zap.String("cache", result),
-		zap.String("token_sha256", g.sha256), zap.Time("expires_at", g.expires), zap.Strings("granted_repositories", repoNames(g)), zap.Any("granted_permissions", g.permissions))...)
+	fields = append(append(fields, zap.String("outcome", "issued"), zap.String("cache", result)), g.audit...)
+	s.b.audit(ctx).Info("token issued", fields...)
 	return &brokerv1.IssueTokenResponse{
 		Token:               g.token,
 		ExpireTime:          timestamppb.New(g.expires),
@@ -187,7 +196,7 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 		}
 	}
 	s.b.mu.Unlock()
-	audit := s.b.audit(ctx).With(zap.String("caller", who), zap.String("token_sha256", sha))
+	audit := s.b.audit(ctx).With(auditField, zap.String("caller", who), zap.String("token_sha256", sha))
 	switch {
 	case g == nil:
 		audit.Warn("token revocation refused", zap.String("reason", "unknown token"))
@@ -223,7 +232,7 @@ func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.Revok
 		return nil, status.Error(codes.PermissionDenied, "caller \""+who+"\" may not revoke a connection's tokens")
 	}
 	revoked, failed := s.b.revokeConnection(ctx, req.GetConnectionId())
-	s.b.audit(ctx).Info("connection tokens revoked", zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
+	s.b.audit(ctx).Info("connection tokens revoked", auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
 	return &brokerv1.RevokeConnectionTokensResponse{Revoked: int32(revoked), Failed: int32(failed)}, nil
 }
 
@@ -242,4 +251,12 @@ func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningS
 		resp.LastSignTime = timestamppb.New(st.lastSign)
 	}
 	return resp, nil
+}
+
+func joinIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
 }

@@ -299,6 +299,7 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 	for _, r := range tok.Repositories {
 		g.repositories = append(g.repositories, &brokerv1.Repository{Id: r.GetID(), FullName: r.GetFullName()})
 	}
+	g.audit = g.auditFields()
 	return g, nil
 }
 
