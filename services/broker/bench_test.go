@@ -1,7 +1,8 @@
-package broker
+package broker_test
 
 import (
 	"context"
+	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"sort"
 	"sync"
 	"testing"
@@ -72,17 +73,17 @@ func load(n, workers int, call func(ctx context.Context) error) (opsPerSec float
 // 0.9 of the no-op's). Run with -benchtime=1x: each iteration is a full
 // measurement of both.
 func BenchmarkCacheHitVsNoop(b *testing.B) {
-	e := start(b, envOpts{quiet: true, extra: func(s *grpc.Server) { s.RegisterService(&noopDesc, struct{}{}) }})
-	md := metadata.Pairs("authorization", "Bearer "+e.tokens["search-svc"])
-	req := &brokerv1.IssueTokenRequest{ConnectionId: e.connID, Repositories: []string{"alpha"}, Permissions: map[string]string{"contents": "read"}}
-	if _, err := e.client.IssueToken(metadata.NewOutgoingContext(context.Background(), md), req); err != nil {
+	e := brokertest.Start(b, brokertest.Options{Quiet: true, Extra: func(s *grpc.Server) { s.RegisterService(&noopDesc, struct{}{}) }})
+	md := metadata.Pairs("authorization", "Bearer "+e.Tokens["search-svc"])
+	req := &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID, Repositories: []string{"alpha"}, Permissions: map[string]string{"contents": "read"}}
+	if _, err := e.Client.IssueToken(metadata.NewOutgoingContext(context.Background(), md), req); err != nil {
 		b.Fatal(err)
 	}
 	noop := func(ctx context.Context) error {
-		return e.conn.Invoke(metadata.NewOutgoingContext(ctx, md), "/ghconnect.bench.Noop/Ping", &emptypb.Empty{}, &emptypb.Empty{})
+		return e.Conn.Invoke(metadata.NewOutgoingContext(ctx, md), "/ghconnect.bench.Noop/Ping", &emptypb.Empty{}, &emptypb.Empty{})
 	}
 	hit := func(ctx context.Context) error {
-		_, err := e.client.IssueToken(metadata.NewOutgoingContext(ctx, md), req)
+		_, err := e.Client.IssueToken(metadata.NewOutgoingContext(ctx, md), req)
 		return err
 	}
 	// Alternating short rounds of each, so both see the same machine: the
@@ -116,7 +117,7 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 		b.ReportMetric(float64(medianDur(hLat[0]).Microseconds()), "hit-p50-µs")
 		b.ReportMetric(float64(medianDur(hLat[1]).Microseconds()), "hit-p99-µs")
 	}
-	if st := e.broker.Stats(); st.Exchanges != 1 {
+	if st := e.Broker.Stats(); st.Exchanges != 1 {
 		b.Errorf("cache hits made %d exchanges", st.Exchanges)
 	}
 }
@@ -126,18 +127,18 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 // cost (target: 1 and 1).
 func BenchmarkOneScope10k(b *testing.B) {
 	for range b.N {
-		e := start(b, envOpts{quiet: true})
-		md := metadata.Pairs("authorization", "Bearer "+e.tokens["search-svc"])
-		req := &brokerv1.IssueTokenRequest{ConnectionId: e.connID, Repositories: []string{"beta"}}
+		e := brokertest.Start(b, brokertest.Options{Quiet: true})
+		md := metadata.Pairs("authorization", "Bearer "+e.Tokens["search-svc"])
+		req := &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID, Repositories: []string{"beta"}}
 		ops, p50, p99, err := load(10000, 64, func(ctx context.Context) error {
-			_, err := e.client.IssueToken(metadata.NewOutgoingContext(ctx, md), req)
+			_, err := e.Client.IssueToken(metadata.NewOutgoingContext(ctx, md), req)
 			return err
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		st := e.broker.Stats()
-		b.ReportMetric(float64(e.emu.Count(accessTokens)), "github-exchanges")
+		st := e.Broker.Stats()
+		b.ReportMetric(float64(e.Emu.Count(brokertest.AccessTokens)), "github-exchanges")
 		b.ReportMetric(float64(st.Signs), "vault-signs")
 		b.ReportMetric(ops, "ops/s")
 		b.ReportMetric(float64(p50.Microseconds()), "p50-µs")

@@ -264,3 +264,9 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Cached: b.cache.len()}
 }
+
+// Connected reports whether the broker knows the connection as CONNECTED.
+func (b *Broker) Connected(conn string) bool {
+	c := b.conns.get(conn)
+	return c != nil && c.connected
+}

@@ -1,7 +1,9 @@
-package broker
+package broker_test
 
 import (
 	"context"
+	"github.com/ghconnect/ghconnect/services/broker"
+	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"net/http"
 	"net/url"
 	"sort"
@@ -39,9 +41,9 @@ func retryDelay(err error) time.Duration {
 }
 
 // repoNamesWith lists what a token reaches, asking the emulator.
-func (e *env) repoNamesWith(t *testing.T, token string) []string {
+func repoNamesWith(e *brokertest.Env, t *testing.T, token string) []string {
 	c := github.NewClient(nil).WithAuthToken(token)
-	c.BaseURL, _ = url.Parse(e.emu.URL + "/")
+	c.BaseURL, _ = url.Parse(e.Emu.URL + "/")
 	repos, _, err := c.Apps.ListRepos(context.Background(), nil)
 	if err != nil {
 		t.Fatalf("using the token at GitHub: %v", err)
@@ -55,73 +57,69 @@ func (e *env) repoNamesWith(t *testing.T, token string) []string {
 }
 
 func TestIssueDownscopedAndCached(t *testing.T) {
-	e := start(t, envOpts{})
-	resp, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta", "alpha"}, Permissions: map[string]string{"contents": "read"}})
+	e := brokertest.Start(t, brokertest.Options{})
+	resp, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta", "alpha"}, Permissions: map[string]string{"contents": "read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The emulator accepted the Vault-signed RS256 JWT and minted a token
 	// for exactly the scope asked.
-	if diff := cmp.Diff([]string{"alpha", "beta"}, e.repoNamesWith(t, resp.Token)); diff != "" {
+	if diff := cmp.Diff([]string{"alpha", "beta"}, repoNamesWith(e, t, resp.Token)); diff != "" {
 		t.Errorf("token reaches (-want +got):\n%s", diff)
 	}
 	if resp.Permissions["contents"] != "read" || resp.RepositorySelection != "selected" || len(resp.Repositories) != 2 || time.Until(resp.ExpireTime.AsTime()) < 55*time.Minute {
 		t.Errorf("response: %v", resp)
 	}
 	// The same scope, asked differently (order, case): served from cache.
-	again, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"ALPHA", "beta"}, Permissions: map[string]string{"contents": "read"}})
+	again, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"ALPHA", "beta"}, Permissions: map[string]string{"contents": "read"}})
 	if err != nil || again.Token != resp.Token {
 		t.Fatalf("second request: %v (same token: %v)", err, again.GetToken() == resp.Token)
 	}
-	if n := e.emu.Count(accessTokens); n != 1 {
+	if n := e.Emu.Count(brokertest.AccessTokens); n != 1 {
 		t.Errorf("%d exchanges, want 1", n)
 	}
 	// Nothing asked: everything the policy allows, on every repository.
-	all, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{})
+	all, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(map[string]string{"contents": "read", "issues": "read", "metadata": "read"}, all.Permissions); diff != "" {
 		t.Errorf("default permissions (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"alpha", "beta", "gamma"}, e.repoNamesWith(t, all.Token)); diff != "" {
+	if diff := cmp.Diff([]string{"alpha", "beta", "gamma"}, repoNamesWith(e, t, all.Token)); diff != "" {
 		t.Errorf("default repositories (-want +got):\n%s", diff)
 	}
 	// One Vault signature served all three exchanges... of the two made.
-	if st := e.broker.Stats(); st.Signs != 1 || st.Exchanges != 2 {
+	if st := e.Broker.Stats(); st.Signs != 1 || st.Exchanges != 2 {
 		t.Errorf("stats %+v, want 1 sign and 2 exchanges", st)
 	}
-	ss, err := e.client.GetSigningStatus(e.ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.connID})
-	if err != nil || ss.TransitKey != e.keyName || ss.CurrentVersion != 1 || ss.LastSignTime == nil {
+	ss, err := e.Client.GetSigningStatus(e.Ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID})
+	if err != nil || ss.TransitKey != e.KeyName || ss.CurrentVersion != 1 || ss.LastSignTime == nil {
 		t.Errorf("signing status: %v %v", ss, err)
 	}
 }
 
 func TestMinLifetimeForcesFreshToken(t *testing.T) {
-	e := start(t, envOpts{})
-	first, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	e := brokertest.Start(t, brokertest.Options{})
+	first, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Pretend the cached token is older: only 10 minutes left.
-	e.broker.cache.mu.Lock()
-	for _, en := range e.broker.cache.m {
-		en.grant.expires = time.Now().Add(10 * time.Minute)
-	}
-	e.broker.cache.mu.Unlock()
-	short, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, MinLifetime: durationpb.New(5 * time.Minute)})
+	e.Broker.ShortenCached(10 * time.Minute)
+	short, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, MinLifetime: durationpb.New(5 * time.Minute)})
 	if err != nil || short.Token != first.Token {
 		t.Fatalf("10 minutes left covers 5: %v", err)
 	}
-	long, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, MinLifetime: durationpb.New(30 * time.Minute)})
+	long, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, MinLifetime: durationpb.New(30 * time.Minute)})
 	if err != nil || long.Token == first.Token {
 		t.Fatalf("30 minutes wanted, 10 left: %v (same token: %v)", err, long.GetToken() == first.Token)
 	}
 }
 
 func TestConcurrentMissesMakeOneExchange(t *testing.T) {
-	e := start(t, envOpts{emu: ghemu.Options{}})
-	e.emu.SetFaults(ghemu.Faults{Latency: 50 * time.Millisecond})
+	e := brokertest.Start(t, brokertest.Options{Emu: ghemu.Options{}})
+	e.Emu.SetFaults(ghemu.Faults{Latency: 50 * time.Millisecond})
 	var wg sync.WaitGroup
 	tokens := make([]string, 100)
 	errs := make([]error, 100)
@@ -129,7 +127,7 @@ func TestConcurrentMissesMakeOneExchange(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"gamma"}, Permissions: map[string]string{"metadata": "read"}})
+			resp, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"gamma"}, Permissions: map[string]string{"metadata": "read"}})
 			tokens[i], errs[i] = resp.GetToken(), err
 		}()
 	}
@@ -139,16 +137,16 @@ func TestConcurrentMissesMakeOneExchange(t *testing.T) {
 			t.Fatalf("request %d: %v (same token %v)", i, err, tokens[i] == tokens[0])
 		}
 	}
-	if n := e.emu.Count(accessTokens); n != 1 {
+	if n := e.Emu.Count(brokertest.AccessTokens); n != 1 {
 		t.Errorf("100 concurrent requests made %d exchanges, want 1", n)
 	}
-	if st := e.broker.Stats(); st.Signs != 1 {
+	if st := e.Broker.Stats(); st.Signs != 1 {
 		t.Errorf("%d Vault signs, want 1", st.Signs)
 	}
 }
 
 func TestKeyRotationWithoutFailedRequests(t *testing.T) {
-	e := start(t, envOpts{})
+	e := brokertest.Start(t, brokertest.Options{})
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var failures []error
@@ -166,9 +164,9 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 					return
 				default:
 				}
-				e.broker.up.forgetJWT(e.connID) // every request signs anew
-				e.broker.cache.dropConnection(e.connID)
-				if _, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{[]string{"alpha", "beta", "gamma"}[i%3]}, Permissions: perms}); err != nil {
+				e.Broker.ForgetJWT(e.ConnID) // every request signs anew
+				e.Broker.DropCached(e.ConnID)
+				if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{[]string{"alpha", "beta", "gamma"}[i%3]}, Permissions: perms}); err != nil {
 					mu.Lock()
 					failures = append(failures, err)
 					mu.Unlock()
@@ -183,37 +181,37 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	rctx := e.reg.Ctx(t, "alice")
+	rctx := e.Reg.Ctx(t, "alice")
 	get := func() *registryv1.Connection {
-		c, _ := e.reg.Client.GetConnection(rctx, &registryv1.GetConnectionRequest{Id: e.connID})
+		c, _ := e.Reg.Client.GetConnection(rctx, &registryv1.GetConnectionRequest{Id: e.ConnID})
 		return c.GetConnection()
 	}
 	// 1. The operator imports the new key as version 2 and records it:
 	// GitHub does not know it yet, so the broker falls back to version 1.
 	step("import v2", func() error {
-		_, _, err := e.transit.ImportKeyVersion(ctx, e.keyName, pemOf(appKey(1)))
+		_, _, err := e.Transit.ImportKeyVersion(ctx, e.KeyName, brokertest.PEM(brokertest.AppKey(1)))
 		return err
 	})
 	step("record v2", func() error {
-		_, err := e.reg.Client.UpdateKeyVersions(rctx, &registryv1.UpdateKeyVersionsRequest{Id: e.connID, Versions: []int32{1, 2}})
+		_, err := e.Reg.Client.UpdateKeyVersions(rctx, &registryv1.UpdateKeyVersionsRequest{Id: e.ConnID, Versions: []int32{1, 2}})
 		return err
 	})
 	time.Sleep(200 * time.Millisecond)
-	ss, _ := e.client.GetSigningStatus(e.ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.connID})
+	ss, _ := e.Client.GetSigningStatus(e.Ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID})
 	if !strings.Contains(ss.GetLastError(), "rejected key version 2") || ss.GetCurrentVersion() != 1 {
 		t.Errorf("fallback not reported: %v", ss)
 	}
 	// 2. GitHub learns the new key: version 2 signs.
-	step("register on GitHub", func() error { _, err := e.emu.AddAppKey(e.appID, &appKey(1).PublicKey); return err })
+	step("register on GitHub", func() error { _, err := e.Emu.AddAppKey(e.AppID, &brokertest.AppKey(1).PublicKey); return err })
 	time.Sleep(200 * time.Millisecond)
-	if ss, _ := e.client.GetSigningStatus(e.ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.connID}); ss.GetCurrentVersion() != 2 {
+	if ss, _ := e.Client.GetSigningStatus(e.Ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID}); ss.GetCurrentVersion() != 2 {
 		t.Errorf("after GitHub knows v2, signing with v%d", ss.GetCurrentVersion())
 	}
 	// 3. The old key is dropped at GitHub and retired in Vault.
-	step("drop v1 at GitHub", func() error { e.emu.RemoveAppKey(e.appID, &appKey(0).PublicKey); return nil })
-	step("retire v1", func() error { return e.transit.RetireVersionsBelow(ctx, e.keyName, 2) })
+	step("drop v1 at GitHub", func() error { e.Emu.RemoveAppKey(e.AppID, &brokertest.AppKey(0).PublicKey); return nil })
+	step("retire v1", func() error { return e.Transit.RetireVersionsBelow(ctx, e.KeyName, 2) })
 	step("record retirement", func() error {
-		_, err := e.reg.Client.UpdateKeyVersions(rctx, &registryv1.UpdateKeyVersionsRequest{Id: e.connID, Etag: get().Etag, Versions: []int32{2}})
+		_, err := e.Reg.Client.UpdateKeyVersions(rctx, &registryv1.UpdateKeyVersionsRequest{Id: e.ConnID, Etag: get().Etag, Versions: []int32{2}})
 		return err
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -222,25 +220,25 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("%d requests failed during rotation; first: %v", len(failures), failures[0])
 	}
-	if n := e.emu.Count(accessTokens); n < 20 {
+	if n := e.Emu.Count(brokertest.AccessTokens); n < 20 {
 		t.Errorf("only %d exchanges during the rotation; the test did not exercise it", n)
 	}
 }
 
 func TestVaultDown(t *testing.T) {
-	e := start(t, envOpts{})
-	cached, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	e := brokertest.Start(t, brokertest.Options{})
+	cached, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.vault.Stop()
-	e.broker.up.forgetJWT(e.connID)
-	hit, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	e.Vault.Stop()
+	e.Broker.ForgetJWT(e.ConnID)
+	hit, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil || hit.Token != cached.Token {
 		t.Fatalf("cached token while Vault is down: %v", err)
 	}
 	start := time.Now()
-	_, err = e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
+	_, err = e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
 	wantCode(t, err, codes.Unavailable, "Vault")
 	if retryDelay(err) <= 0 || time.Since(start) > 2*time.Second {
 		t.Errorf("new scope with Vault down: retry hint %v after %v", retryDelay(err), time.Since(start))
@@ -248,54 +246,54 @@ func TestVaultDown(t *testing.T) {
 }
 
 func TestGitHubDown(t *testing.T) {
-	e := start(t, envOpts{})
-	cached, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	e := brokertest.Start(t, brokertest.Options{})
+	cached, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.emu.SetFaults(ghemu.Faults{ServerErrors: 1000})
-	if hit, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil || hit.Token != cached.Token {
+	e.Emu.SetFaults(ghemu.Faults{ServerErrors: 1000})
+	if hit, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil || hit.Token != cached.Token {
 		t.Fatalf("cached token while GitHub is down: %v", err)
 	}
-	_, err = e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
+	_, err = e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
 	wantCode(t, err, codes.Unavailable, "GitHub.com")
-	before := e.emu.Count(accessTokens)
+	before := e.Emu.Count(brokertest.AccessTokens)
 	// Within the pause, further new scopes fail without calling GitHub.
-	_, err = e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"gamma"}})
+	_, err = e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"gamma"}})
 	wantCode(t, err, codes.Unavailable, "retry in")
-	if retryDelay(err) <= 0 || e.emu.Count(accessTokens) != before {
-		t.Errorf("no fail-fast: delay %v, calls %d -> %d", retryDelay(err), before, e.emu.Count(accessTokens))
+	if retryDelay(err) <= 0 || e.Emu.Count(brokertest.AccessTokens) != before {
+		t.Errorf("no fail-fast: delay %v, calls %d -> %d", retryDelay(err), before, e.Emu.Count(brokertest.AccessTokens))
 	}
 }
 
 func TestRateLimitHonoured(t *testing.T) {
-	e := start(t, envOpts{})
-	e.emu.SetFaults(ghemu.Faults{SecondaryLimit: 1, RetryAfter: 42 * time.Second})
-	_, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	e := brokertest.Start(t, brokertest.Options{})
+	e.Emu.SetFaults(ghemu.Faults{SecondaryLimit: 1, RetryAfter: 42 * time.Second})
+	_, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	wantCode(t, err, codes.Unavailable, "secondary rate limit")
 	if d := retryDelay(err); d < 41*time.Second || d > 42*time.Second {
 		t.Errorf("retry hint %v, want GitHub's 42s", d)
 	}
-	calls := e.emu.Count(accessTokens)
+	calls := e.Emu.Count(brokertest.AccessTokens)
 	for range 5 {
-		_, err = e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
+		_, err = e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}})
 		wantCode(t, err, codes.Unavailable, "retry in")
 	}
-	if e.emu.Count(accessTokens) != calls {
+	if e.Emu.Count(brokertest.AccessTokens) != calls {
 		t.Errorf("requests during Retry-After reached GitHub")
 	}
 }
 
 func TestClockSkewCorrected(t *testing.T) {
-	e := start(t, envOpts{})
-	e.emu.SetFaults(ghemu.Faults{ClockOffset: 12 * time.Minute})
-	if _, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil {
+	e := brokertest.Start(t, brokertest.Options{})
+	e.Emu.SetFaults(ghemu.Faults{ClockOffset: 12 * time.Minute})
+	if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil {
 		t.Fatalf("with GitHub's clock 12 minutes ahead: %v", err)
 	}
 }
 
 func TestPolicyRefusals(t *testing.T) {
-	e := start(t, envOpts{})
+	e := brokertest.Start(t, brokertest.Options{})
 	for _, tt := range []struct {
 		name, who string
 		req       *brokerv1.IssueTokenRequest
@@ -315,137 +313,137 @@ func TestPolicyRefusals(t *testing.T) {
 		{"long lifetime", "search-svc", &brokerv1.IssueTokenRequest{MinLifetime: durationpb.New(2 * time.Hour)}, codes.InvalidArgument, "min_lifetime"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.issue(t, tt.who, tt.req)
+			_, err := e.Issue(t, tt.who, tt.req)
 			wantCode(t, err, tt.code, tt.msg)
 		})
 	}
-	if _, err := e.client.IssueToken(context.Background(), &brokerv1.IssueTokenRequest{ConnectionId: e.connID}); status.Code(err) != codes.Unauthenticated {
+	if _, err := e.Client.IssueToken(context.Background(), &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("no credentials: %v", err)
 	}
-	if n := e.emu.Count(accessTokens); n != 0 {
+	if n := e.Emu.Count(brokertest.AccessTokens); n != 0 {
 		t.Errorf("refused requests made %d exchanges", n)
 	}
 	// A scope GitHub refuses: PermissionDenied with GitHub's reason, not cached.
-	e.emu.AddRepo(ghemu.RepoSpec{Owner: "someone-else", Name: "theirs"})
+	e.Emu.AddRepo(ghemu.RepoSpec{Owner: "someone-else", Name: "theirs"})
 	for i := range 2 {
-		_, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"nope"}})
+		_, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"nope"}})
 		wantCode(t, err, codes.PermissionDenied, "not accessible to the parent installation")
-		if n := e.emu.Count(accessTokens); n != i+1 {
+		if n := e.Emu.Count(brokertest.AccessTokens); n != i+1 {
 			t.Errorf("refused scope was cached: %d exchanges after %d requests", n, i+1)
 		}
 	}
 }
 
 func TestDisconnectRevokesEverything(t *testing.T) {
-	e := start(t, envOpts{})
+	e := brokertest.Start(t, brokertest.Options{})
 	var tokens []string
 	for _, req := range []*brokerv1.IssueTokenRequest{{Repositories: []string{"alpha"}}, {Repositories: []string{"beta"}}} {
-		resp, err := e.issue(t, "search-svc", req)
+		resp, err := e.Issue(t, "search-svc", req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tokens = append(tokens, resp.Token)
 	}
-	ex, err := e.issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
+	ex, err := e.Issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens = append(tokens, ex.Token)
-	if _, err := e.reg.Client.BeginDisconnect(e.reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: e.connID}); err != nil {
+	if _, err := e.Reg.Client.BeginDisconnect(e.Reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: e.ConnID}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, tok := range tokens {
-		for !e.emu.TokenRevoked(tok) {
+		for !e.Emu.TokenRevoked(tok) {
 			if time.Now().After(deadline) {
 				t.Fatalf("a token was not revoked at GitHub after disconnect")
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if e.broker.cache.len() != 0 {
-		t.Errorf("cache still holds %d tokens", e.broker.cache.len())
+	if e.Broker.Stats().Cached != 0 {
+		t.Errorf("cache still holds %d tokens", e.Broker.Stats().Cached)
 	}
-	_, err = e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	_, err = e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	wantCode(t, err, codes.FailedPrecondition, "not CONNECTED")
 }
 
 func TestExclusiveTokens(t *testing.T) {
-	e := start(t, envOpts{})
-	a, err := e.issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
+	e := brokertest.Start(t, brokertest.Options{})
+	a, err := e.Issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
+	b, err := e.Issue(t, "deploy-svc", &brokerv1.IssueTokenRequest{Exclusive: true})
 	if err != nil || a.Token == b.Token || !a.Exclusive {
 		t.Fatalf("exclusive tokens are shared: %v", err)
 	}
-	shared, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	shared, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.client.RevokeToken(e.ctx(t, "ops"), &brokerv1.RevokeTokenRequest{Token: a.Token})
+	_, err = e.Client.RevokeToken(e.Ctx(t, "ops"), &brokerv1.RevokeTokenRequest{Token: a.Token})
 	wantCode(t, err, codes.PermissionDenied, "another caller")
-	_, err = e.client.RevokeToken(e.ctx(t, "search-svc"), &brokerv1.RevokeTokenRequest{Token: shared.Token})
+	_, err = e.Client.RevokeToken(e.Ctx(t, "search-svc"), &brokerv1.RevokeTokenRequest{Token: shared.Token})
 	wantCode(t, err, codes.FailedPrecondition, "exclusive")
-	if _, err := e.client.RevokeToken(e.ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: a.Token}); err != nil {
+	if _, err := e.Client.RevokeToken(e.Ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: a.Token}); err != nil {
 		t.Fatal(err)
 	}
-	if !e.emu.TokenRevoked(a.Token) || e.emu.TokenRevoked(b.Token) || e.emu.TokenRevoked(shared.Token) {
+	if !e.Emu.TokenRevoked(a.Token) || e.Emu.TokenRevoked(b.Token) || e.Emu.TokenRevoked(shared.Token) {
 		t.Errorf("revoked the wrong tokens")
 	}
-	_, err = e.client.RevokeToken(e.ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: a.Token})
+	_, err = e.Client.RevokeToken(e.Ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: a.Token})
 	wantCode(t, err, codes.NotFound, "no live token")
 	// An admin revokes the rest of the connection.
-	_, err = e.client.RevokeConnectionTokens(e.ctx(t, "search-svc"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.connID})
+	_, err = e.Client.RevokeConnectionTokens(e.Ctx(t, "search-svc"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.ConnID})
 	wantCode(t, err, codes.PermissionDenied, "may not revoke")
-	res, err := e.client.RevokeConnectionTokens(e.ctx(t, "ops"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.connID})
-	if err != nil || res.Revoked != 2 || !e.emu.TokenRevoked(b.Token) || !e.emu.TokenRevoked(shared.Token) {
+	res, err := e.Client.RevokeConnectionTokens(e.Ctx(t, "ops"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.ConnID})
+	if err != nil || res.Revoked != 2 || !e.Emu.TokenRevoked(b.Token) || !e.Emu.TokenRevoked(shared.Token) {
 		t.Errorf("revoke all: %v %v", res, err)
 	}
 }
 
 func TestRefreshAheadAndBoundedCache(t *testing.T) {
-	e := start(t, envOpts{tweak: func(o *Options) {
+	e := brokertest.Start(t, brokertest.Options{Tweak: func(o *broker.Options) {
 		o.RefreshAhead = 59*time.Minute + 59*time.Second
 		o.RefreshEvery = 100 * time.Millisecond
 		o.CacheSize = 2
 	}})
-	first, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	first, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for e.emu.Count(accessTokens) < 2 {
+	for e.Emu.Count(brokertest.AccessTokens) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("no renewal ahead of expiry")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	calls := e.emu.Count(accessTokens)
-	next, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
+	calls := e.Emu.Count(brokertest.AccessTokens)
+	next, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil || next.Token == first.Token {
 		t.Fatalf("after renewal: %v (same token %v)", err, next.GetToken() == first.Token)
 	}
-	if e.emu.Count(accessTokens) > calls+1 {
+	if e.Emu.Count(brokertest.AccessTokens) > calls+1 {
 		t.Errorf("the caller waited for an exchange")
 	}
 	for _, r := range []string{"beta", "gamma"} {
-		if _, err := e.issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{r}}); err != nil {
+		if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{r}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := e.broker.cache.len(); n != 2 {
+	if n := e.Broker.Stats().Cached; n != 2 {
 		t.Errorf("cache holds %d, bound is 2", n)
 	}
 }
 
 func TestClientTransport(t *testing.T) {
-	e := start(t, envOpts{})
-	e.emu.SetFaults(ghemu.Faults{ReplicationLag: 400 * time.Millisecond})
-	tr := &brokerclient.Transport{Broker: authed{e.client, e.tokens["search-svc"]}, Request: &brokerv1.IssueTokenRequest{ConnectionId: e.connID, Repositories: []string{"beta"}}}
+	e := brokertest.Start(t, brokertest.Options{})
+	e.Emu.SetFaults(ghemu.Faults{ReplicationLag: 400 * time.Millisecond})
+	tr := &brokerclient.Transport{Broker: authed{e.Client, e.Tokens["search-svc"]}, Request: &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID, Repositories: []string{"beta"}}}
 	gh := github.NewClient(&http.Client{Transport: tr})
-	gh.BaseURL, _ = url.Parse(e.emu.URL + "/")
+	gh.BaseURL, _ = url.Parse(e.Emu.URL + "/")
 	repos, _, err := gh.Apps.ListRepos(context.Background(), nil)
 	if err != nil || len(repos.Repositories) != 1 || repos.Repositories[0].GetName() != "beta" {
 		t.Fatalf("go-github through the broker transport: %v %v", repos, err)
@@ -453,28 +451,28 @@ func TestClientTransport(t *testing.T) {
 	if _, _, err := gh.Apps.ListRepos(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.emu.Count(accessTokens); n != 1 {
+	if n := e.Emu.Count(brokertest.AccessTokens); n != 1 {
 		t.Errorf("transport made %d exchanges, want 1", n)
 	}
 }
 
 func TestNoSecretInLogs(t *testing.T) {
-	e := start(t, envOpts{})
+	e := brokertest.Start(t, brokertest.Options{})
 	var issued []string
 	for _, who := range []string{"search-svc", "deploy-svc"} {
-		resp, err := e.issue(t, who, &brokerv1.IssueTokenRequest{Exclusive: who == "deploy-svc"})
+		resp, err := e.Issue(t, who, &brokerv1.IssueTokenRequest{Exclusive: who == "deploy-svc"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		issued = append(issued, resp.Token)
 	}
-	e.issue(t, "stranger", &brokerv1.IssueTokenRequest{})
-	if _, err := e.client.RevokeToken(e.ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: issued[1]}); err != nil {
+	e.Issue(t, "stranger", &brokerv1.IssueTokenRequest{})
+	if _, err := e.Client.RevokeToken(e.Ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: issued[1]}); err != nil {
 		t.Fatal(err)
 	}
-	logs := e.logs.String()
-	secrets := append([]string{string(pemOf(appKey(0)))[40:120], e.vault.Token}, issued...)
-	for _, tok := range e.tokens {
+	logs := e.Logs.String()
+	secrets := append([]string{string(brokertest.PEM(brokertest.AppKey(0)))[40:120], e.Vault.Token}, issued...)
+	for _, tok := range e.Tokens {
 		secrets = append(secrets, tok)
 	}
 	for _, s := range secrets {

@@ -1,0 +1,229 @@
+// Package brokertest runs a real token broker for tests: vaultdev (a
+// process), the GitHub emulator in contract mode, a registry on SQLite, and
+// the broker on a loopback gRPC port, with a connected GitHub App whose key
+// lives only in Vault.
+package brokertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/dev/ghemu"
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/registrywatch"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/ghconnect/ghconnect/services/broker"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+var (
+	keysOnce sync.Once
+	rsaKeys  []*rsa.PrivateKey
+)
+
+// AppKey returns one of a few RSA keys generated once per test binary.
+func AppKey(i int) *rsa.PrivateKey {
+	keysOnce.Do(func() {
+		for n := 0; n < 3; n++ {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			rsaKeys = append(rsaKeys, k)
+		}
+	})
+	return rsaKeys[i]
+}
+
+// PEM is k as GitHub issues App keys: PKCS#1.
+func PEM(k *rsa.PrivateKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// LockedBuffer collects every log line of a test.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Env is a running broker and everything behind it.
+type Env struct {
+	Emu     *ghemu.TestServer
+	Vault   *testenv.VaultDev
+	Transit *vaulttransit.Client
+	Reg     *registrytest.Env
+	Broker  *broker.Broker
+	Tokens  map[string]string
+	Conn    *grpc.ClientConn
+	Client  brokerv1.TokenBrokerServiceClient
+	Logs    *LockedBuffer
+	AppID   int64
+	InstID  int64
+	ConnID  string
+	KeyName string
+}
+
+// Policy is the callers' policy the harness starts the broker with.
+var Policy = &broker.Policy{Callers: map[string]*broker.CallerPolicy{
+	"search-svc": {Connections: []string{"*"}, Permissions: map[string]string{"contents": "read", "issues": "read", "metadata": "read"}, Repositories: []string{"*"}},
+	"deploy-svc": {Connections: []string{"*"}, Permissions: map[string]string{"contents": "write", "metadata": "read"}, Repositories: []string{"alpha"}, Exclusive: true},
+	"ops":        {Connections: []string{"*"}, Permissions: map[string]string{"metadata": "read"}, Repositories: []string{"*"}, Exclusive: true, Admin: true},
+	"elsewhere":  {Connections: []string{"some-other-connection"}, Permissions: map[string]string{"metadata": "read"}, Repositories: []string{"*"}},
+}}
+
+// Options adjust the harness.
+type Options struct {
+	Emu   ghemu.Options
+	Tweak func(*broker.Options)
+	// quiet logs at info to nowhere (benchmarks).
+	Quiet bool
+	// extra registers more services on the broker's gRPC server.
+	Extra func(*grpc.Server)
+}
+
+// start brings up the real parts: vaultdev (a process), the GitHub
+// emulator in contract mode, the registry on SQLite, and the broker on a
+// loopback gRPC port, with an App whose key lives only in Vault.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	e := &Env{Logs: &LockedBuffer{}}
+	e.Emu = ghemu.StartForTest(t, o.Emu)
+	e.Vault = testenv.Vault(t)
+	var err error
+	if e.Transit, err = vaulttransit.New(e.Vault.Addr, e.Vault.Token, "transit"); err != nil {
+		t.Fatal(err)
+	}
+	e.Reg = registrytest.Start(t, testenv.SQLite(t), "broker")
+	ctx := context.Background()
+
+	for _, r := range []string{"alpha", "beta", "gamma"} {
+		e.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: r, Private: r != "alpha"})
+	}
+	perms := map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
+	if e.AppID, err = e.Emu.AddApp(ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms}, &AppKey(0).PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := e.Emu.Install(e.AppID, "octo-org", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.InstID = inst.ID
+	e.KeyName = "app-" + strconv.FormatInt(e.AppID, 10)
+	if _, err := e.Transit.ImportKey(ctx, e.KeyName, PEM(AppKey(0))); err != nil {
+		t.Fatal(err)
+	}
+	rctx := e.Reg.Ctx(t, "alice")
+	c, err := e.Reg.Client.CreateConnection(rctx, &registryv1.CreateConnectionRequest{
+		RequestId: "r-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.Reg.License,
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ConnID = c.Connection.Id
+	if _, err := e.Reg.Client.RegisterApp(rctx, &registryv1.RegisterAppRequest{Id: e.ConnID,
+		App:        &registryv1.GitHubApp{AppId: e.AppID, Slug: "ghconnect", Permissions: perms},
+		TransitKey: &registryv1.TransitKey{Mount: "transit", Name: e.KeyName, Versions: []int32{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Reg.Client.MarkConnected(rctx, &registryv1.MarkConnectedRequest{Id: e.ConnID, InstallationId: e.InstID}); err != nil {
+		t.Fatal(err)
+	}
+
+	logger, _ := logging.NewWithSink(logging.Options{Level: "debug"}, zapcore.AddSync(e.Logs))
+	if o.Quiet {
+		logger, _ = logging.NewWithSink(logging.Options{Level: "info"}, zapcore.AddSync(io.Discard))
+	}
+	tokensFile, tokens := testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger")
+	e.Tokens = tokens
+	authn, err := auth.LoadTokenFile(tokensFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Logger: logger, Auth: authn, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
+	opts := broker.Options{VaultAddr: e.Vault.Addr, VaultToken: e.Vault.Token, GitHubURL: e.Emu.URL, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
+	if o.Tweak != nil {
+		o.Tweak(&opts)
+	}
+	if e.Broker, err = broker.New(opts); err != nil {
+		t.Fatal(err)
+	}
+	broker.NewServer(e.Broker).Register(srv)
+	if o.Extra != nil {
+		o.Extra(srv.GRPC)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, cancel := context.WithCancel(logging.WithLogger(context.Background(), logger))
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); srv.Serve(bg, lis, nil) }()
+	f := &registrywatch.Follower{Client: e.Reg.Client, Token: e.Reg.Tokens["broker"], After: e.Broker.RegistryRevision, Apply: e.Broker.ApplyRegistryEvent}
+	go func() { defer wg.Done(); f.Run(bg) }()
+	go func() { defer wg.Done(); e.Broker.Run(bg) }()
+	if e.Conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		t.Fatal(err)
+	}
+	e.Client = brokerv1.NewTokenBrokerServiceClient(e.Conn)
+	t.Cleanup(func() { e.Conn.Close(); cancel(); wg.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.Broker.Connected(e.ConnID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broker never saw the connection CONNECTED")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return e
+}
+
+// Ctx is a context authenticated as caller who, cancelled when the test
+// ends.
+func (e *Env) Ctx(t testing.TB, who string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.Tokens[who])
+}
+
+// Issue asks for a token as caller who (on the harness's connection when
+// the request names none).
+func (e *Env) Issue(t testing.TB, who string, req *brokerv1.IssueTokenRequest) (*brokerv1.IssueTokenResponse, error) {
+	if req.ConnectionId == "" {
+		req.ConnectionId = e.ConnID
+	}
+	return e.Client.IssueToken(e.Ctx(t, who), req)
+}
+
+// AccessTokens is the emulator's route of token exchanges.
+const AccessTokens = "POST /app/installations/{installation_id}/access_tokens"

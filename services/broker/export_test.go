@@ -1,0 +1,20 @@
+package broker
+
+import "time"
+
+// Test hooks into the broker's state, for the external tests.
+
+// ForgetJWT makes the next exchange sign a new App JWT.
+func (b *Broker) ForgetJWT(conn string) { b.up.forgetJWT(conn) }
+
+// DropCached empties the cache of a connection's grants.
+func (b *Broker) DropCached(conn string) { b.cache.dropConnection(conn) }
+
+// ShortenCached makes every cached grant expire after d.
+func (b *Broker) ShortenCached(d time.Duration) {
+	b.cache.mu.Lock()
+	defer b.cache.mu.Unlock()
+	for _, e := range b.cache.m {
+		e.grant.expires = time.Now().Add(d)
+	}
+}
