@@ -119,7 +119,7 @@ func (e *Emulator) searchIssues(w http.ResponseWriter, r *http.Request, id ident
 				"repository_url": apiBase + "/repos/" + repo.FullName(), "labels_url": u + "/labels{/name}",
 				"comments_url": u + "/comments", "events_url": u + "/events", "labels": []any{},
 				"assignee": nil, "milestone": nil, "comments": 0, "closed_at": nil,
-				"user": userJSON(repo.Owner), "author_association": "OWNER",
+				"user": userJSON(repo.Owner), "author_association": "OWNER", "repository": repoJSON(repo),
 				"created_at": created, "updated_at": created, "score": 1.0,
 			})
 		}

@@ -3,16 +3,17 @@ package featuregate
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 
-	"flag"
-
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,7 +30,12 @@ type Config struct {
 	// the bearer token the gate watches it with.
 	RegistryAddr      string
 	RegistryTokenFile string
-	Log               logging.Options
+	// BrokerAddr, BrokerTokenFile and GitHubURL enable unified search:
+	// read-only tokens from the broker, searches at the GitHub API.
+	BrokerAddr      string
+	BrokerTokenFile string
+	GitHubURL       string
+	Log             logging.Options
 }
 
 // EnvPrefix prefixes the feature gate's environment variables.
@@ -43,6 +49,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
+	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address (empty: unified search answers UNAVAILABLE)")
+	fs.StringVar(&c.BrokerTokenFile, "broker-token-file", "", "file holding the bearer token for the broker")
+	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL searched")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -53,6 +62,9 @@ func (c *Config) Validate() error {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", flagName))
 		}
+	}
+	if c.BrokerAddr != "" && c.BrokerTokenFile == "" {
+		errs = append(errs, errors.New("-broker-token-file is required with -broker-addr"))
 	}
 	return errors.Join(errs...)
 }
@@ -87,6 +99,23 @@ func Run(ctx context.Context, cfg Config) error {
 	defer conn.Close()
 
 	gate := NewServer(store)
+	if cfg.BrokerAddr != "" {
+		raw, err := os.ReadFile(cfg.BrokerTokenFile)
+		if err != nil {
+			return fmt.Errorf("broker token: %w", err)
+		}
+		bconn, err := grpc.NewClient(cfg.BrokerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(brokerclient.Bearer(strings.TrimSpace(string(raw)))))
+		if err != nil {
+			return err
+		}
+		defer bconn.Close()
+		searcher, err := NewSearcher(brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL)
+		if err != nil {
+			return err
+		}
+		gate.SetSearcher(searcher)
+	}
 	srv := server.New(server.Options{Logger: logger, Auth: authn})
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)

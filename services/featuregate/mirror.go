@@ -17,8 +17,9 @@ func FollowRegistry(ctx context.Context, client registryv1.ConnectionRegistrySer
 		Apply: func(ctx context.Context, ev *registryv1.ConnectionEvent) error {
 			c := ev.GetConnection()
 			return store.ApplyConnection(ctx, ev.GetConnectionId(), connState{
-				Connected:   c.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
-				Permissions: c.GetApp().GetPermissions(),
+				Connected:    c.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
+				Permissions:  c.GetApp().GetPermissions(),
+				AccountLogin: c.GetAccount().GetLogin(),
 			}, ev.GetRevision())
 		},
 	}

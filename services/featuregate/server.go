@@ -33,8 +33,9 @@ var _ featuregatev1.FeatureGateServiceServer = (*Server)(nil)
 type Server struct {
 	featuregatev1.UnimplementedFeatureGateServiceServer
 
-	store *Store
-	view  *view
+	store    *Store
+	view     *view
+	searcher *Searcher
 	// pollInterval bounds how late this replica sees another's change.
 	pollInterval time.Duration
 }

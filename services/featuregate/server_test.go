@@ -34,17 +34,20 @@ const (
 type env struct {
 	reg    *registrytest.Env
 	gate   featuregatev1.FeatureGateServiceClient
+	conn   *grpc.ClientConn
 	tokens map[string]string
 }
 
-func (e *env) ctx(t *testing.T, who string) context.Context {
+func (e *env) ctx(t testing.TB, who string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.tokens[who])
 }
 
 // start runs a registry and a feature gate (following it) on real stores.
-func start(t *testing.T, dsn string) *env {
+func start(t *testing.T, dsn string) *env { return startWith(t, dsn, nil) }
+
+func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 	t.Helper()
 	reg := registrytest.Start(t, testenv.SQLite(t), "featuregate")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,6 +64,9 @@ func start(t *testing.T, dsn string) *env {
 	gate.SetPollInterval(50 * time.Millisecond)
 	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
 	gate.Register(srv)
+	if extra != nil {
+		extra(srv.GRPC)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,11 +86,11 @@ func start(t *testing.T, dsn string) *env {
 		wg.Wait()
 		store.Close()
 	})
-	return &env{reg: reg, gate: featuregatev1.NewFeatureGateServiceClient(conn), tokens: tokens}
+	return &env{reg: reg, gate: featuregatev1.NewFeatureGateServiceClient(conn), conn: conn, tokens: tokens}
 }
 
 // connect creates a CONNECTED connection whose App has perms.
-func (e *env) connect(t *testing.T, host string, perms map[string]string) string {
+func (e *env) connect(t testing.TB, host string, perms map[string]string) string {
 	t.Helper()
 	ctx := e.reg.Ctx(t, "alice")
 	c, err := e.reg.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
@@ -110,7 +116,7 @@ func (e *env) connect(t *testing.T, host string, perms map[string]string) string
 	return id
 }
 
-func (e *env) eventually(t *testing.T, what string, cond func() bool) {
+func (e *env) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -121,7 +127,7 @@ func (e *env) eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (e *env) check(t *testing.T, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
+func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
 	t.Helper()
 	resp, err := e.gate.Check(e.ctx(t, "search-svc"), &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{user}, Features: fs})
 	if err != nil {
@@ -130,7 +136,7 @@ func (e *env) check(t *testing.T, id, user string, fs ...featuregatev1.Feature) 
 	return resp.Results
 }
 
-func (e *env) set(t *testing.T, id string, fs ...*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
+func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
 	resp, err := e.gate.UpdateSettings(e.ctx(t, "admin"), &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: fs})
 	return resp.GetSettings(), err
 }

@@ -42,8 +42,9 @@ func (e *MissingPermissionsError) Error() string {
 
 // connState is what the gate mirrors of a registry connection.
 type connState struct {
-	Connected   bool
-	Permissions map[string]string
+	Connected    bool
+	Permissions  map[string]string
+	AccountLogin string
 }
 
 // Store keeps the gate's data in SQL.
@@ -262,8 +263,9 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		if st.Connected {
 			connected = 1
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions) VALUES ($1, $2, $3)
-			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions`, id, connected, string(perms)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login`,
+			id, connected, string(perms), st.AccountLogin); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE gate_registry_cursor SET revision = $1 WHERE id = 1 AND revision < $1`, regRev); err != nil {
@@ -304,6 +306,16 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 	}
 	s.afterCommit(ctx)
 	return nil
+}
+
+// AccountLogin is the GitHub.com account a connection is connected to.
+func (s *Store) AccountLogin(ctx context.Context, id string) (string, error) {
+	var login string
+	err := s.db.QueryRowContext(ctx, `SELECT account_login FROM gate_connections WHERE connection_id = $1`, id).Scan(&login)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return login, err
 }
 
 // RegistryCursor is the registry revision the mirror has applied.

@@ -1,0 +1,143 @@
+package featuregate_test
+
+import (
+	"context"
+	"net"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/dev/ghemu"
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
+	"github.com/ghconnect/ghconnect/services/broker/brokertest"
+	"github.com/ghconnect/ghconnect/services/featuregate"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// TestUnifiedSearch runs searches end to end: the gate asks the broker for
+// a read-only token (signed through vaultdev), and searches the GitHub
+// emulator with it.
+func TestUnifiedSearch(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "docs", Files: map[string]string{"guide.md": "how to connect the server"}, Issues: []ghemu.IssueSpec{{Title: "connect docs are thin"}}})
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "vault-notes", Private: true, Files: map[string]string{"notes.md": "connect internals"}, Issues: []ghemu.IssueSpec{{Title: "private connect bug"}}})
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "other-org", Name: "open", Files: map[string]string{"x.md": "connect elsewhere"}})
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "other-org", Name: "hidden", Private: true, Files: map[string]string{"y.md": "connect hidden"}})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := featuregate.OpenStore(ctx, testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := featuregate.NewServer(store)
+	gate.SetPollInterval(50 * time.Millisecond)
+	bconn, err := grpc.NewClient(b.Conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(brokerclient.Bearer(b.Tokens["search-svc"])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	searcher, err := featuregate.NewSearcher(brokerv1.NewTokenBrokerServiceClient(bconn), b.Emu.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate.SetSearcher(searcher)
+	srv := server.New(server.Options{ShutdownTimeout: time.Second})
+	gate.Register(srv)
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); srv.Serve(ctx, lis, nil) }()
+	go func() { defer wg.Done(); featuregate.FollowRegistry(ctx, b.Reg.Client, b.Reg.Tokens["alice"], store) }()
+	go func() { defer wg.Done(); gate.Follow(ctx) }()
+	conn, _ := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	t.Cleanup(func() { conn.Close(); bconn.Close(); cancel(); wg.Wait(); store.Close() })
+	client := featuregatev1.NewFeatureGateServiceClient(conn)
+	cctx := context.Background()
+
+	search := func(user string, kind featuregatev1.SearchKind) ([]string, error) {
+		resp, err := client.Search(cctx, &featuregatev1.SearchRequest{ConnectionId: b.ConnID, User: user, Query: "connect", Kind: kind})
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, r := range resp.Results {
+			if r.Source != "github.com" {
+				t.Errorf("result without its source: %v", r)
+			}
+			out = append(out, r.Repository)
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	set := func(f *featuregatev1.FeatureSetting) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := client.UpdateSettings(cctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: b.ConnID, Features: []*featuregatev1.FeatureSetting{f}})
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("enable search: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond) // the gate is still catching up with the registry
+		}
+	}
+
+	set(&featuregatev1.FeatureSetting{Feature: featuregatev1.Feature_FEATURE_UNIFIED_SEARCH, Enabled: false})
+	if _, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("search while disabled: %v", err)
+	}
+	set(&featuregatev1.FeatureSetting{Feature: featuregatev1.Feature_FEATURE_UNIFIED_SEARCH, Enabled: true})
+	public := []string{"octo-org/docs", "other-org/open"}
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
+		t.Errorf("public search: %v %v", got, err)
+	}
+	set(&featuregatev1.FeatureSetting{Feature: featuregatev1.Feature_FEATURE_UNIFIED_SEARCH, Enabled: true, IncludePrivate: true})
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
+		t.Errorf("private allowed but user not linked: %v %v", got, err)
+	}
+	if _, err := client.LinkAccount(cctx, &featuregatev1.LinkAccountRequest{ConnectionId: b.ConnID, User: "mona", GithubLogin: "mona-cloud", GithubId: 9}); err != nil {
+		t.Fatal(err)
+	}
+	withPrivate := []string{"octo-org/docs", "octo-org/vault-notes", "other-org/open"}
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(withPrivate, got) {
+		t.Errorf("linked user: %v %v", got, err)
+	}
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_ISSUES); err != nil || !cmp.Equal([]string{"octo-org/docs", "octo-org/vault-notes"}, got) {
+		t.Errorf("issues: %v %v", got, err)
+	}
+	if got, err := search("hubot", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
+		t.Errorf("unlinked user sees private: %v %v", got, err)
+	}
+	if _, err := client.Search(cctx, &featuregatev1.SearchRequest{ConnectionId: b.ConnID, User: "mona", Query: "", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("empty query: %v", err)
+	}
+	// The broker minted one read-only token for all of it.
+	if n := b.Emu.Count(brokertest.AccessTokens); n != 1 {
+		t.Errorf("%d token exchanges for the searches, want 1", n)
+	}
+	if _, err := b.Reg.Client.BeginDisconnect(b.Reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: b.ConnID}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE)
+		if status.Code(err) == codes.FailedPrecondition {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search after disconnect: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
