@@ -14,18 +14,28 @@ chmod 700 "$DATA"
 
 echo "building…"
 go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway \
-  ./services/featuregate/cmd/featuregate
+  ./services/featuregate/cmd/featuregate ./services/broker/cmd/broker ./dev/ghemu/cmd/ghemu
+(cd dev/vaultdev && GOWORK=off go build -o ../../bin/ ./cmd/vaultdev)
 
 # Bearer tokens live only in $DATA/<principal>-token (mode 600); the
 # services get their SHA-256 in $DATA/tokens.
 : > "$DATA/tokens"
-for principal in admin featuregate; do
+for principal in admin featuregate broker vault; do
   if [ ! -s "$DATA/$principal-token" ]; then
     (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/$principal-token")
   fi
   printf '%s sha256:%s\n' "$principal" "$(tr -d '\n' < "$DATA/$principal-token" | sha256sum | cut -d' ' -f1)" >> "$DATA/tokens"
 done
 token=$(cat "$DATA/admin-token")
+
+# The broker's callers: the feature gate searches with read-only tokens;
+# the admin may revoke a connection's tokens.
+cat > "$DATA/broker-policy.json" <<'JSON'
+{"callers": {
+  "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
+  "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true}
+}}
+JSON
 
 # A development license, signed by a development issuer key.
 if [ ! -s "$DATA/dev.ghl" ]; then
@@ -58,14 +68,34 @@ wait_ok() { # name, url
   exit 1
 }
 
+read_addr() { # name, variable prefix: the first stdout line of a dev tool
+  for _ in $(seq 1 100); do
+    if grep -q "^$2=" "$LOGS/$1.out" 2>/dev/null; then sed -n "s/^$2=//p" "$LOGS/$1.out" | head -n1; return 0; fi
+    sleep 0.1
+  done
+  echo "$1 did not start; see $LOGS/$1.log" >&2; exit 1
+}
+
+bin/vaultdev -addr 127.0.0.1:8200 -root-token "$(cat "$DATA/vault-token")" -data-dir "$DATA/vault" >"$LOGS/vaultdev.out" 2>"$LOGS/vaultdev.log" &
+pids+=($!)
+VAULT_ADDR=$(read_addr vaultdev VAULT_ADDR)
+bin/ghemu -addr 127.0.0.1:8300 -seed dev/ghemu/seed.example.json -contract >"$LOGS/ghemu.out" 2>"$LOGS/ghemu.log" &
+pids+=($!)
+GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
+
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt"
 wait_ok registry http://127.0.0.1:7101/readyz
+start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
+  -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" \
+  -github-url "$GITHUB_API_URL" -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/broker-token"
+wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \
   -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" \
-  -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/featuregate-token"
+  -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/featuregate-token" \
+  -broker-addr 127.0.0.1:7002 -broker-token-file "$DATA/featuregate-token" -github-url "$GITHUB_API_URL"
 wait_ok featuregate http://127.0.0.1:7103/readyz
-start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -featuregate-addr 127.0.0.1:7003
+start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003
 wait_ok gateway "http://$GATEWAY_ADDR/readyz"
 
 cat <<MSG
@@ -74,7 +104,10 @@ ghconnect is running.
   REST gateway:   http://$GATEWAY_ADDR  (OpenAPI: http://$GATEWAY_ADDR/openapi.json)
   admin token:    $token   (also in $DATA/admin-token)
   registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics)
+  broker gRPC:    127.0.0.1:7002 (metrics at http://127.0.0.1:7102/metrics)
   featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
+  vaultdev:       $VAULT_ADDR (token in $DATA/vault-token; keys kept in $DATA/vault)
+  GitHub emulator: $GITHUB_API_URL (seeded from dev/ghemu/seed.example.json)
   dev license:    $DATA/dev.ghl
   logs:           $LOGS/
 
