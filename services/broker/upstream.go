@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,20 +13,14 @@ import (
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/githubapp"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
 )
 
-// jwtHeader is base64url of {"alg":"RS256","typ":"JWT"}.
-var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`))
-
 const (
-	// GitHub accepts App JWTs of at most ten minutes: iat a minute back
-	// (for clocks that run slow), exp nine minutes ahead.
-	jwtBackdate = time.Minute
-	jwtAhead    = 9 * time.Minute
 	// A JWT is reused until this long before it expires.
 	jwtMargin = time.Minute
 	// upstreamPause makes new scopes fail fast after GitHub failed, rather
@@ -108,16 +100,12 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 	if version == 0 && len(c.versions) > 0 {
 		version = c.versions[len(c.versions)-1]
 	}
-	gh := now.Add(skew)
-	claims, _ := json.Marshal(map[string]any{"iat": gh.Add(-jwtBackdate).Unix(), "exp": gh.Add(jwtAhead).Unix(), "iss": strconv.FormatInt(c.appID, 10)})
-	input := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(claims)
-	digest := sha256.Sum256([]byte(input))
 	t, err := u.transitFor(c.mount)
 	if err != nil {
 		return "", 0, &vaultError{err}
 	}
 	start := time.Now()
-	sig, used, err := t.SignPKCS1v15(ctx, c.key, version, digest[:])
+	token, used, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
 	u.m.signSeconds.Observe(time.Since(start).Seconds())
 	u.m.signCount.Add(1)
 	u.mu.Lock()
@@ -133,8 +121,7 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		return "", 0, &vaultError{err}
 	}
 	u.m.signs.WithLabelValues("ok").Inc()
-	token := input + "." + base64.RawURLEncoding.EncodeToString(sig)
-	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(jwtAhead)}
+	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime)}
 	st.lastSign = now
 	return token, used, nil
 }
