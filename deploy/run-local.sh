@@ -20,7 +20,7 @@ go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintli
 # Bearer tokens live only in $DATA/<principal>-token (mode 600); the
 # services get their SHA-256 in $DATA/tokens.
 : > "$DATA/tokens"
-for principal in admin featuregate broker vault; do
+for principal in admin featuregate broker registry gateway vault; do
   if [ ! -s "$DATA/$principal-token" ]; then
     (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/$principal-token")
   fi
@@ -33,7 +33,8 @@ token=$(cat "$DATA/admin-token")
 cat > "$DATA/broker-policy.json" <<'JSON'
 {"callers": {
   "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
-  "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true}
+  "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true},
+  "registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}
 }}
 JSON
 
@@ -84,7 +85,9 @@ pids+=($!)
 GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
 
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
-  -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt"
+  -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt" \
+  -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" \
+  -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 -service-token-file "$DATA/registry-token"
 wait_ok registry http://127.0.0.1:7101/readyz
 start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
   -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" \
@@ -95,7 +98,8 @@ start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1
   -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/featuregate-token" \
   -broker-addr 127.0.0.1:7002 -broker-token-file "$DATA/featuregate-token" -github-url "$GITHUB_API_URL"
 wait_ok featuregate http://127.0.0.1:7103/readyz
-start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003
+start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
+  -service-token-file "$DATA/gateway-token"
 wait_ok gateway "http://$GATEWAY_ADDR/readyz"
 
 cat <<MSG

@@ -11,7 +11,7 @@ replace (
 )
 
 require (
-	github.com/ghconnect/ghconnect/dev/ghemu v0.0.0-00010101000000-000000000000
+	github.com/ghconnect/ghconnect/dev/ghemu v0.0.0
 	github.com/ghconnect/ghconnect/gen v0.0.0
 	github.com/ghconnect/ghconnect/pkg v0.0.0
 	github.com/ghconnect/ghconnect/services/broker v0.0.0

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/logging"
@@ -15,9 +17,10 @@ import (
 // Config is the gateway's configuration; every field has a flag and a
 // GHCONNECT_GATEWAY_* environment variable.
 type Config struct {
-	Addr      string
-	Upstreams Upstreams
-	Log       logging.Options
+	Addr             string
+	Upstreams        Upstreams
+	ServiceTokenFile string
+	Log              logging.Options
 }
 
 // EnvPrefix prefixes the gateway's environment variables.
@@ -29,6 +32,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Upstreams.Registry, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.Upstreams.Broker, "broker-addr", "", "token-broker gRPC address (empty: not served)")
 	fs.StringVar(&c.Upstreams.FeatureGate, "featuregate-addr", "", "feature-gate gRPC address (empty: not served)")
+	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the gateway's bearer token (for GitHub.com's redirects back)")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -52,6 +56,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "gateway"))
+	if cfg.ServiceTokenFile != "" {
+		raw, err := os.ReadFile(cfg.ServiceTokenFile)
+		if err != nil {
+			return err
+		}
+		cfg.Upstreams.ServiceToken = strings.TrimSpace(string(raw))
+	}
 	g, err := New(ctx, cfg.Upstreams)
 	if err != nil {
 		return err

@@ -47,6 +47,10 @@ type Upstreams struct {
 	Registry    string
 	Broker      string
 	FeatureGate string
+	// ServiceToken is the gateway's own bearer token, used for the
+	// GitHub.com redirects a browser brings back (their state is the
+	// credential).
+	ServiceToken string
 }
 
 // New dials the upstreams and builds the handler.
@@ -104,12 +108,26 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", g.ready)
+	if reg := g.upstream("registry"); reg != nil && up.ServiceToken != "" {
+		cb := &callbacks{registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), token: up.ServiceToken}
+		root.HandleFunc("GET /connect/callback", cb.manifest)
+		root.HandleFunc("GET /connect/setup", cb.setup)
+	}
 	g.handler = root
 	return g, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+func (g *Gateway) upstream(name string) *upstream {
+	for i := range g.upstreams {
+		if g.upstreams[i].name == name {
+			return &g.upstreams[i]
+		}
+	}
+	return nil
+}
 
 // Close closes the upstream connections.
 func (g *Gateway) Close() {

@@ -5,12 +5,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config is the registry's configuration; every field has a flag and a
@@ -25,7 +34,19 @@ type Config struct {
 	TokensFile string
 	// LicenseIssuersFile lists the Ed25519 keys licenses must be signed by.
 	LicenseIssuersFile string
-	Log                logging.Options
+	// Enabling and disconnecting GitHub Connect need Vault and GitHub; the
+	// broker and feature gate addresses make disconnect revoke tokens and
+	// wait for features to be off.
+	VaultAddr        string
+	VaultTokenFile   string
+	TransitMount     string
+	GitHubURL        string
+	GitHubWebURL     string
+	BrokerAddr       string
+	FeatureGateAddr  string
+	ServiceTokenFile string
+	ReconcileEvery   time.Duration
+	Log              logging.Options
 }
 
 // EnvPrefix prefixes the registry's environment variables.
@@ -38,6 +59,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
 	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
+	fs.StringVar(&c.VaultAddr, "vault-addr", "", "Vault address (empty: enabling and disconnecting are off)")
+	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
+	fs.StringVar(&c.TransitMount, "transit-mount", "transit", "Vault transit mount holding the App keys")
+	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL")
+	fs.StringVar(&c.GitHubWebURL, "github-web-url", "https://github.com", "GitHub web URL browsers are sent to")
+	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address, to revoke tokens on disconnect")
+	fs.StringVar(&c.FeatureGateAddr, "featuregate-addr", "", "feature-gate gRPC address, to confirm features are off on disconnect")
+	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the registry's bearer token for the broker and feature gate")
+	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", time.Minute, "how often interrupted disconnects and orphan keys are looked for")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -55,6 +85,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LicenseIssuersFile == "" {
 		errs = append(errs, errors.New("-license-issuers is required"))
+	}
+	if c.VaultAddr != "" && c.VaultTokenFile == "" {
+		errs = append(errs, errors.New("-vault-token-file is required with -vault-addr"))
+	}
+	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" {
+		errs = append(errs, errors.New("-service-token-file is required with -broker-addr or -featuregate-addr"))
 	}
 	return errors.Join(errs...)
 }
@@ -88,10 +124,102 @@ func Run(ctx context.Context, cfg Config) error {
 	defer store.Close()
 
 	srv := server.New(server.Options{Logger: logger, Auth: authn})
-	NewServer(store, issuers).Register(srv)
+	reg := NewServer(store, issuers)
+	reg.Register(srv)
+	if cfg.VaultAddr != "" {
+		connector, closeAll, err := newConnector(cfg, store)
+		if err != nil {
+			return err
+		}
+		defer closeAll()
+		reg.SetConnector(connector)
+		go reconcile(ctx, connector, cfg.ReconcileEvery)
+	}
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	return srv.Serve(ctx, grpcLis, httpLis)
 }
+
+func newConnector(cfg Config, store *Store) (*Connector, func(), error) {
+	vaultToken, err := readFileTrim(cfg.VaultTokenFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault token: %w", err)
+	}
+	transit, err := vaulttransit.New(cfg.VaultAddr, vaultToken, cfg.TransitMount)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
+	if err != nil || api.Host == "" {
+		return nil, nil, errors.New("-github-url is not a URL")
+	}
+	c := &Connector{Store: store, Transit: transit, GitHubAPI: api, GitHubWeb: cfg.GitHubWebURL,
+		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}}
+	var conns []*grpc.ClientConn
+	closeAll := func() {
+		for _, cc := range conns {
+			cc.Close()
+		}
+	}
+	dial := func(addr string) (*grpc.ClientConn, error) {
+		token, err := readFileTrim(cfg.ServiceTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearerCreds(token)))
+		if err == nil {
+			conns = append(conns, cc)
+		}
+		return cc, err
+	}
+	if cfg.BrokerAddr != "" {
+		cc, err := dial(cfg.BrokerAddr)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		c.Broker = brokerv1.NewTokenBrokerServiceClient(cc)
+	}
+	if cfg.FeatureGateAddr != "" {
+		cc, err := dial(cfg.FeatureGateAddr)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		c.Gate = featuregatev1.NewFeatureGateServiceClient(cc)
+	}
+	return c, closeAll, nil
+}
+
+// reconcile runs the connector's reconciler now and then every period.
+func reconcile(ctx context.Context, c *Connector, every time.Duration) {
+	log := logging.FromContext(ctx)
+	for {
+		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reconciling", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func readFileTrim(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(raw)), nil
+}
+
+type bearerCreds string
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerCreds) RequireTransportSecurity() bool { return false }

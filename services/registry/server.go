@@ -36,9 +36,10 @@ var _ registryv1.ConnectionRegistryServiceServer = (*Server)(nil)
 type Server struct {
 	registryv1.UnimplementedConnectionRegistryServiceServer
 
-	store   *Store
-	issuers []ed25519.PublicKey
-	now     func() time.Time
+	store     *Store
+	issuers   []ed25519.PublicKey
+	connector *Connector
+	now       func() time.Time
 	// pollInterval bounds how late a watcher sees a change committed by
 	// another replica (local commits wake watchers at once).
 	pollInterval time.Duration

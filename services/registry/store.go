@@ -380,3 +380,58 @@ func (s *Store) Events(ctx context.Context, after int64, connectionID string, li
 	}
 	return out, rows.Err()
 }
+
+// ErrBadState: a redirect state that is unknown, used, expired or of
+// another step.
+var ErrBadState = errors.New("the state is unknown, already used or expired; start again")
+
+// PutState records a single-use redirect state (by its hash) for a step of
+// a connection.
+func (s *Store) PutState(ctx context.Context, stateHash, connectionID, kind string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO redirect_states (state_sha256, connection_id, kind, expires, used) VALUES ($1, $2, $3, $4, 0)`,
+		stateHash, connectionID, kind, expires.UnixMicro())
+	return err
+}
+
+// PeekState returns the connection of a live state without using it.
+func (s *Store) PeekState(ctx context.Context, stateHash, kind string) (string, error) {
+	var conn string
+	err := s.db.QueryRowContext(ctx, `SELECT connection_id FROM redirect_states WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
+		stateHash, kind, s.now().UnixMicro()).Scan(&conn)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrBadState
+	}
+	return conn, err
+}
+
+// UseState marks a live state used; only one caller can.
+func (s *Store) UseState(ctx context.Context, stateHash, kind string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE redirect_states SET used = 1 WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
+		stateHash, kind, s.now().UnixMicro())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrBadState
+	}
+	return nil
+}
+
+// InState lists the connections in a state.
+func (s *Store) InState(ctx context.Context, st registryv1.ConnectionState) ([]*registryv1.Connection, error) {
+	var out []*registryv1.Connection
+	tok := ""
+	for {
+		page, next, err := s.List(ctx, 100, tok, []registryv1.ConnectionState{st})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		tok = next
+	}
+}
+
+func nowTS(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

@@ -38,6 +38,13 @@ type Env struct {
 // Start runs a registry over the store at dsn until the test ends.
 func Start(t testing.TB, dsn string, principals ...string) *Env {
 	t.Helper()
+	return StartWith(t, dsn, nil, principals...)
+}
+
+// StartWith is Start with a hook that configures the server (for example
+// its connector) before it serves.
+func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *registry.Store), principals ...string) *Env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := registry.OpenStore(ctx, dsn)
 	if err != nil {
@@ -55,6 +62,9 @@ func Start(t testing.TB, dsn string, principals ...string) *Env {
 	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
 	reg := registry.NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
 	reg.SetWatchPollInterval(50 * time.Millisecond)
+	if configure != nil {
+		configure(reg, store)
+	}
 	reg.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -287,9 +287,13 @@ type GitHubApp struct {
 	// permissions maps each permission the App was granted on its
 	// installation (for example "contents") to its level ("read", "write" or
 	// "admin"). Features that need more cannot be enabled.
-	Permissions   map[string]string `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Permissions map[string]string `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// client_secret_ciphertext and webhook_secret_ciphertext are the App's
+	// secrets encrypted by Vault transit; the plaintext is never stored.
+	ClientSecretCiphertext  string `protobuf:"bytes,5,opt,name=client_secret_ciphertext,json=clientSecretCiphertext,proto3" json:"client_secret_ciphertext,omitempty"`
+	WebhookSecretCiphertext string `protobuf:"bytes,6,opt,name=webhook_secret_ciphertext,json=webhookSecretCiphertext,proto3" json:"webhook_secret_ciphertext,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *GitHubApp) Reset() {
@@ -348,6 +352,20 @@ func (x *GitHubApp) GetPermissions() map[string]string {
 		return x.Permissions
 	}
 	return nil
+}
+
+func (x *GitHubApp) GetClientSecretCiphertext() string {
+	if x != nil {
+		return x.ClientSecretCiphertext
+	}
+	return ""
+}
+
+func (x *GitHubApp) GetWebhookSecretCiphertext() string {
+	if x != nil {
+		return x.WebhookSecretCiphertext
+	}
+	return ""
 }
 
 // TransitKey names the Vault transit key that holds the App's private key.
@@ -435,8 +453,10 @@ type Connection struct {
 	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
 	CreatedBy      string                 `protobuf:"bytes,15,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	UpdatedBy      string                 `protobuf:"bytes,16,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// disconnect_steps are the steps of a disconnect done so far, in order.
+	DisconnectSteps []string `protobuf:"bytes,17,rep,name=disconnect_steps,json=disconnectSteps,proto3" json:"disconnect_steps,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -579,6 +599,13 @@ func (x *Connection) GetUpdatedBy() string {
 		return x.UpdatedBy
 	}
 	return ""
+}
+
+func (x *Connection) GetDisconnectSteps() []string {
+	if x != nil {
+		return x.DisconnectSteps
+	}
+	return nil
 }
 
 // ConnectionEvent is one change to a connection, as kept in its history and
@@ -1779,6 +1806,640 @@ func (x *WatchConnectionsResponse) GetEvent() *ConnectionEvent {
 	return nil
 }
 
+// StartAppManifestRequest names the connection to enable.
+type StartAppManifestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// callback_url is where GitHub.com sends the browser back to: the
+	// gateway's /connect/callback (setup goes to /connect/setup beside it).
+	CallbackUrl   string `protobuf:"bytes,2,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartAppManifestRequest) Reset() {
+	*x = StartAppManifestRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAppManifestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAppManifestRequest) ProtoMessage() {}
+
+func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAppManifestRequest.ProtoReflect.Descriptor instead.
+func (*StartAppManifestRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *StartAppManifestRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StartAppManifestRequest) GetCallbackUrl() string {
+	if x != nil {
+		return x.CallbackUrl
+	}
+	return ""
+}
+
+// StartAppManifestResponse is what the browser posts to GitHub.com.
+type StartAppManifestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// manifest is the App manifest (JSON), the form field "manifest".
+	Manifest string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// post_url is the GitHub.com page to post it to, state included.
+	PostUrl       string                 `protobuf:"bytes,2,opt,name=post_url,json=postUrl,proto3" json:"post_url,omitempty"`
+	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartAppManifestResponse) Reset() {
+	*x = StartAppManifestResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAppManifestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAppManifestResponse) ProtoMessage() {}
+
+func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAppManifestResponse.ProtoReflect.Descriptor instead.
+func (*StartAppManifestResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *StartAppManifestResponse) GetManifest() string {
+	if x != nil {
+		return x.Manifest
+	}
+	return ""
+}
+
+func (x *StartAppManifestResponse) GetPostUrl() string {
+	if x != nil {
+		return x.PostUrl
+	}
+	return ""
+}
+
+func (x *StartAppManifestResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartAppManifestResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// CompleteAppManifestRequest carries GitHub.com's redirect.
+type CompleteAppManifestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAppManifestRequest) Reset() {
+	*x = CompleteAppManifestRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAppManifestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAppManifestRequest) ProtoMessage() {}
+
+func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAppManifestRequest.ProtoReflect.Descriptor instead.
+func (*CompleteAppManifestRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CompleteAppManifestRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteAppManifestRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// CompleteAppManifestResponse sends the browser on to installing the App.
+type CompleteAppManifestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	InstallUrl    string                 `protobuf:"bytes,2,opt,name=install_url,json=installUrl,proto3" json:"install_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAppManifestResponse) Reset() {
+	*x = CompleteAppManifestResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAppManifestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAppManifestResponse) ProtoMessage() {}
+
+func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAppManifestResponse.ProtoReflect.Descriptor instead.
+func (*CompleteAppManifestResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CompleteAppManifestResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *CompleteAppManifestResponse) GetInstallUrl() string {
+	if x != nil {
+		return x.InstallUrl
+	}
+	return ""
+}
+
+// CompleteInstallationRequest carries GitHub.com's setup redirect.
+type CompleteInstallationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	InstallationId int64                  `protobuf:"varint,1,opt,name=installation_id,json=installationId,proto3" json:"installation_id,omitempty"`
+	State          string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CompleteInstallationRequest) Reset() {
+	*x = CompleteInstallationRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteInstallationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteInstallationRequest) ProtoMessage() {}
+
+func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteInstallationRequest.ProtoReflect.Descriptor instead.
+func (*CompleteInstallationRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CompleteInstallationRequest) GetInstallationId() int64 {
+	if x != nil {
+		return x.InstallationId
+	}
+	return 0
+}
+
+func (x *CompleteInstallationRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// CompleteInstallationResponse returns the connected connection.
+type CompleteInstallationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteInstallationResponse) Reset() {
+	*x = CompleteInstallationResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteInstallationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteInstallationResponse) ProtoMessage() {}
+
+func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteInstallationResponse.ProtoReflect.Descriptor instead.
+func (*CompleteInstallationResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CompleteInstallationResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// ConnectExistingAppRequest connects with an existing App.
+type ConnectExistingAppRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	AppId int64                  `protobuf:"varint,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// private_key_pem is the App's private key (PKCS#1 or PKCS#8 PEM). It is
+	// imported into Vault transit and then forgotten.
+	PrivateKeyPem string `protobuf:"bytes,3,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectExistingAppRequest) Reset() {
+	*x = ConnectExistingAppRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectExistingAppRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectExistingAppRequest) ProtoMessage() {}
+
+func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectExistingAppRequest.ProtoReflect.Descriptor instead.
+func (*ConnectExistingAppRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ConnectExistingAppRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConnectExistingAppRequest) GetAppId() int64 {
+	if x != nil {
+		return x.AppId
+	}
+	return 0
+}
+
+func (x *ConnectExistingAppRequest) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+// ConnectExistingAppResponse returns the connected connection.
+type ConnectExistingAppResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectExistingAppResponse) Reset() {
+	*x = ConnectExistingAppResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectExistingAppResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectExistingAppResponse) ProtoMessage() {}
+
+func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectExistingAppResponse.ProtoReflect.Descriptor instead.
+func (*ConnectExistingAppResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ConnectExistingAppResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// RotateAppKeyRequest carries the App's new private key.
+type RotateAppKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PrivateKeyPem string                 `protobuf:"bytes,2,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAppKeyRequest) Reset() {
+	*x = RotateAppKeyRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAppKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAppKeyRequest) ProtoMessage() {}
+
+func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAppKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateAppKeyRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RotateAppKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateAppKeyRequest) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+// RotateAppKeyResponse returns the connection with its new key versions.
+type RotateAppKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateAppKeyResponse) Reset() {
+	*x = RotateAppKeyResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateAppKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateAppKeyResponse) ProtoMessage() {}
+
+func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateAppKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateAppKeyResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RotateAppKeyResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// DisconnectRequest names the connection.
+type DisconnectRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectRequest) Reset() {
+	*x = DisconnectRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectRequest) ProtoMessage() {}
+
+func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DisconnectRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DisconnectRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// DisconnectResponse returns the DISCONNECTED connection.
+type DisconnectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectResponse) Reset() {
+	*x = DisconnectResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectResponse) ProtoMessage() {}
+
+func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DisconnectResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
 var File_ghconnect_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
@@ -1795,12 +2456,14 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\rcustomer_name\x18\x03 \x01(\tR\fcustomerName\x12\x14\n" +
 	"\x05seats\x18\x04 \x01(\x05R\x05seats\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe8\x01\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xde\x02\n" +
 	"\tGitHubApp\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\x03R\x05appId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12S\n" +
-	"\vpermissions\x18\x04 \x03(\v21.ghconnect.registry.v1.GitHubApp.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\vpermissions\x18\x04 \x03(\v21.ghconnect.registry.v1.GitHubApp.PermissionsEntryR\vpermissions\x128\n" +
+	"\x18client_secret_ciphertext\x18\x05 \x01(\tR\x16clientSecretCiphertext\x12:\n" +
+	"\x19webhook_secret_ciphertext\x18\x06 \x01(\tR\x17webhookSecretCiphertext\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
@@ -1808,7 +2471,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"TransitKey\x12\x14\n" +
 	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
-	"\bversions\x18\x03 \x03(\x05R\bversions\"\x8f\x06\n" +
+	"\bversions\x18\x03 \x03(\x05R\bversions\"\xba\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
@@ -1832,7 +2495,8 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\x0f \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x10 \x01(\tR\tupdatedBy\"\xbf\x03\n" +
+	"updated_by\x18\x10 \x01(\tR\tupdatedBy\x12)\n" +
+	"\x10disconnect_steps\x18\x11 \x03(\tR\x0fdisconnectSteps\"\xbf\x03\n" +
 	"\x0fConnectionEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
@@ -1928,7 +2592,54 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x0eafter_revision\x18\x01 \x01(\x03R\rafterRevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"X\n" +
 	"\x18WatchConnectionsResponse\x12<\n" +
-	"\x05event\x18\x01 \x01(\v2&.ghconnect.registry.v1.ConnectionEventR\x05event*\xb8\x01\n" +
+	"\x05event\x18\x01 \x01(\v2&.ghconnect.registry.v1.ConnectionEventR\x05event\"L\n" +
+	"\x17StartAppManifestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fcallback_url\x18\x02 \x01(\tR\vcallbackUrl\"\xa4\x01\n" +
+	"\x18StartAppManifestResponse\x12\x1a\n" +
+	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12\x19\n" +
+	"\bpost_url\x18\x02 \x01(\tR\apostUrl\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"F\n" +
+	"\x1aCompleteAppManifestRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\x81\x01\n" +
+	"\x1bCompleteAppManifestResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\x12\x1f\n" +
+	"\vinstall_url\x18\x02 \x01(\tR\n" +
+	"installUrl\"\\\n" +
+	"\x1bCompleteInstallationRequest\x12'\n" +
+	"\x0finstallation_id\x18\x01 \x01(\x03R\x0einstallationId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"a\n" +
+	"\x1cCompleteInstallationResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\"j\n" +
+	"\x19ConnectExistingAppRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\x03R\x05appId\x12&\n" +
+	"\x0fprivate_key_pem\x18\x03 \x01(\tR\rprivateKeyPem\"_\n" +
+	"\x1aConnectExistingAppResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\"M\n" +
+	"\x13RotateAppKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"Y\n" +
+	"\x14RotateAppKeyResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\";\n" +
+	"\x11DisconnectRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +
+	"\x12DisconnectResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection*\xb8\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATE_PENDING\x10\x01\x12\x1e\n" +
@@ -1938,7 +2649,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xa1\t\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xdc\x0e\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12j\n" +
 	"\rGetConnection\x12+.ghconnect.registry.v1.GetConnectionRequest\x1a,.ghconnect.registry.v1.GetConnectionResponse\x12p\n" +
@@ -1949,7 +2660,14 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fBeginDisconnect\x12-.ghconnect.registry.v1.BeginDisconnectRequest\x1a..ghconnect.registry.v1.BeginDisconnectResponse\x12y\n" +
 	"\x12CompleteDisconnect\x120.ghconnect.registry.v1.CompleteDisconnectRequest\x1a1.ghconnect.registry.v1.CompleteDisconnectResponse\x12\x82\x01\n" +
 	"\x15ListConnectionHistory\x123.ghconnect.registry.v1.ListConnectionHistoryRequest\x1a4.ghconnect.registry.v1.ListConnectionHistoryResponse\x12u\n" +
-	"\x10WatchConnections\x12..ghconnect.registry.v1.WatchConnectionsRequest\x1a/.ghconnect.registry.v1.WatchConnectionsResponse0\x01BEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
+	"\x10WatchConnections\x12..ghconnect.registry.v1.WatchConnectionsRequest\x1a/.ghconnect.registry.v1.WatchConnectionsResponse0\x01\x12s\n" +
+	"\x10StartAppManifest\x12..ghconnect.registry.v1.StartAppManifestRequest\x1a/.ghconnect.registry.v1.StartAppManifestResponse\x12|\n" +
+	"\x13CompleteAppManifest\x121.ghconnect.registry.v1.CompleteAppManifestRequest\x1a2.ghconnect.registry.v1.CompleteAppManifestResponse\x12\x7f\n" +
+	"\x14CompleteInstallation\x122.ghconnect.registry.v1.CompleteInstallationRequest\x1a3.ghconnect.registry.v1.CompleteInstallationResponse\x12y\n" +
+	"\x12ConnectExistingApp\x120.ghconnect.registry.v1.ConnectExistingAppRequest\x1a1.ghconnect.registry.v1.ConnectExistingAppResponse\x12g\n" +
+	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12a\n" +
+	"\n" +
+	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_ghconnect_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -1964,7 +2682,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -1994,25 +2712,37 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*ListConnectionHistoryResponse)(nil), // 25: ghconnect.registry.v1.ListConnectionHistoryResponse
 	(*WatchConnectionsRequest)(nil),       // 26: ghconnect.registry.v1.WatchConnectionsRequest
 	(*WatchConnectionsResponse)(nil),      // 27: ghconnect.registry.v1.WatchConnectionsResponse
-	nil,                                   // 28: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
+	(*StartAppManifestRequest)(nil),       // 28: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 29: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 30: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 31: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 32: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 33: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 34: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 35: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 36: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 37: ghconnect.registry.v1.RotateAppKeyResponse
+	(*DisconnectRequest)(nil),             // 38: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 39: ghconnect.registry.v1.DisconnectResponse
+	nil,                                   // 40: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 41: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	29, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	41, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	29, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	29, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	29, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	29, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	41, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	41, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	41, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	41, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	29, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	41, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
 	6,  // 17: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
@@ -2028,31 +2758,49 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	6,  // 27: ghconnect.registry.v1.CompleteDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	7,  // 28: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
 	7,  // 29: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	8,  // 30: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 31: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	12, // 32: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	14, // 33: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	16, // 34: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:input_type -> ghconnect.registry.v1.MarkConnectedRequest
-	18, // 35: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	20, // 36: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	22, // 37: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:input_type -> ghconnect.registry.v1.CompleteDisconnectRequest
-	24, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	26, // 39: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	9,  // 40: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 41: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	13, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	15, // 43: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	17, // 44: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:output_type -> ghconnect.registry.v1.MarkConnectedResponse
-	19, // 45: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	21, // 46: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	23, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:output_type -> ghconnect.registry.v1.CompleteDisconnectResponse
-	25, // 48: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	27, // 49: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	41, // 30: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 31: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 32: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 33: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 34: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 35: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	12, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	14, // 39: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
+	16, // 40: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:input_type -> ghconnect.registry.v1.MarkConnectedRequest
+	18, // 41: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
+	20, // 42: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
+	22, // 43: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:input_type -> ghconnect.registry.v1.CompleteDisconnectRequest
+	24, // 44: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	26, // 45: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	28, // 46: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	30, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	32, // 48: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	34, // 49: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	36, // 50: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	38, // 51: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	9,  // 52: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	11, // 53: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	13, // 54: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	15, // 55: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
+	17, // 56: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:output_type -> ghconnect.registry.v1.MarkConnectedResponse
+	19, // 57: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
+	21, // 58: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
+	23, // 59: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:output_type -> ghconnect.registry.v1.CompleteDisconnectResponse
+	25, // 60: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	27, // 61: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	29, // 62: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	31, // 63: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	33, // 64: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	35, // 65: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	37, // 66: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	39, // 67: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	52, // [52:68] is the sub-list for method output_type
+	36, // [36:52] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2066,7 +2814,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

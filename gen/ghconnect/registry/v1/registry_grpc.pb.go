@@ -34,6 +34,12 @@ const (
 	ConnectionRegistryService_CompleteDisconnect_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteDisconnect"
 	ConnectionRegistryService_ListConnectionHistory_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
 	ConnectionRegistryService_WatchConnections_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
+	ConnectionRegistryService_StartAppManifest_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
+	ConnectionRegistryService_CompleteAppManifest_FullMethodName   = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteAppManifest"
+	ConnectionRegistryService_CompleteInstallation_FullMethodName  = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation"
+	ConnectionRegistryService_ConnectExistingApp_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp"
+	ConnectionRegistryService_RotateAppKey_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
+	ConnectionRegistryService_Disconnect_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
 )
 
 // ConnectionRegistryServiceClient is the client API for ConnectionRegistryService service.
@@ -68,6 +74,27 @@ type ConnectionRegistryServiceClient interface {
 	// WatchConnections streams every change after a revision. A subscriber
 	// that reconnects with the last revision it saw misses nothing.
 	WatchConnections(ctx context.Context, in *WatchConnectionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConnectionsResponse], error)
+	// StartAppManifest begins enabling GitHub Connect for a PENDING
+	// connection: it returns the GitHub App manifest, the GitHub.com page
+	// the administrator's browser posts it to, and a single-use state.
+	StartAppManifest(ctx context.Context, in *StartAppManifestRequest, opts ...grpc.CallOption) (*StartAppManifestResponse, error)
+	// CompleteAppManifest is the manifest callback: it converts the code into
+	// the App, imports the App's private key into Vault transit and returns
+	// the page where the administrator installs the App.
+	CompleteAppManifest(ctx context.Context, in *CompleteAppManifestRequest, opts ...grpc.CallOption) (*CompleteAppManifestResponse, error)
+	// CompleteInstallation is the setup callback: it verifies the
+	// installation with an App-authenticated call and connects.
+	CompleteInstallation(ctx context.Context, in *CompleteInstallationRequest, opts ...grpc.CallOption) (*CompleteInstallationResponse, error)
+	// ConnectExistingApp connects a PENDING connection with an App that
+	// already exists, importing its private key.
+	ConnectExistingApp(ctx context.Context, in *ConnectExistingAppRequest, opts ...grpc.CallOption) (*ConnectExistingAppResponse, error)
+	// RotateAppKey imports a new private key of the App as the next key
+	// version, checks GitHub.com accepts it, and retires the older versions.
+	RotateAppKey(ctx context.Context, in *RotateAppKeyRequest, opts ...grpc.CallOption) (*RotateAppKeyResponse, error)
+	// Disconnect runs the whole disconnect: features off, tokens revoked,
+	// App installation removed, transit key deleted, record DISCONNECTED.
+	// Each step is recorded; a retry or a restart resumes where it stopped.
+	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
 }
 
 type connectionRegistryServiceClient struct {
@@ -187,6 +214,66 @@ func (c *connectionRegistryServiceClient) WatchConnections(ctx context.Context, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConnectionRegistryService_WatchConnectionsClient = grpc.ServerStreamingClient[WatchConnectionsResponse]
 
+func (c *connectionRegistryServiceClient) StartAppManifest(ctx context.Context, in *StartAppManifestRequest, opts ...grpc.CallOption) (*StartAppManifestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartAppManifestResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_StartAppManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) CompleteAppManifest(ctx context.Context, in *CompleteAppManifestRequest, opts ...grpc.CallOption) (*CompleteAppManifestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteAppManifestResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_CompleteAppManifest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) CompleteInstallation(ctx context.Context, in *CompleteInstallationRequest, opts ...grpc.CallOption) (*CompleteInstallationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteInstallationResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_CompleteInstallation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) ConnectExistingApp(ctx context.Context, in *ConnectExistingAppRequest, opts ...grpc.CallOption) (*ConnectExistingAppResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConnectExistingAppResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_ConnectExistingApp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) RotateAppKey(ctx context.Context, in *RotateAppKeyRequest, opts ...grpc.CallOption) (*RotateAppKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateAppKeyResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_RotateAppKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisconnectResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_Disconnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionRegistryServiceServer is the server API for ConnectionRegistryService service.
 // All implementations must embed UnimplementedConnectionRegistryServiceServer
 // for forward compatibility.
@@ -219,6 +306,27 @@ type ConnectionRegistryServiceServer interface {
 	// WatchConnections streams every change after a revision. A subscriber
 	// that reconnects with the last revision it saw misses nothing.
 	WatchConnections(*WatchConnectionsRequest, grpc.ServerStreamingServer[WatchConnectionsResponse]) error
+	// StartAppManifest begins enabling GitHub Connect for a PENDING
+	// connection: it returns the GitHub App manifest, the GitHub.com page
+	// the administrator's browser posts it to, and a single-use state.
+	StartAppManifest(context.Context, *StartAppManifestRequest) (*StartAppManifestResponse, error)
+	// CompleteAppManifest is the manifest callback: it converts the code into
+	// the App, imports the App's private key into Vault transit and returns
+	// the page where the administrator installs the App.
+	CompleteAppManifest(context.Context, *CompleteAppManifestRequest) (*CompleteAppManifestResponse, error)
+	// CompleteInstallation is the setup callback: it verifies the
+	// installation with an App-authenticated call and connects.
+	CompleteInstallation(context.Context, *CompleteInstallationRequest) (*CompleteInstallationResponse, error)
+	// ConnectExistingApp connects a PENDING connection with an App that
+	// already exists, importing its private key.
+	ConnectExistingApp(context.Context, *ConnectExistingAppRequest) (*ConnectExistingAppResponse, error)
+	// RotateAppKey imports a new private key of the App as the next key
+	// version, checks GitHub.com accepts it, and retires the older versions.
+	RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error)
+	// Disconnect runs the whole disconnect: features off, tokens revoked,
+	// App installation removed, transit key deleted, record DISCONNECTED.
+	// Each step is recorded; a retry or a restart resumes where it stopped.
+	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
 	mustEmbedUnimplementedConnectionRegistryServiceServer()
 }
 
@@ -258,6 +366,24 @@ func (UnimplementedConnectionRegistryServiceServer) ListConnectionHistory(contex
 }
 func (UnimplementedConnectionRegistryServiceServer) WatchConnections(*WatchConnectionsRequest, grpc.ServerStreamingServer[WatchConnectionsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchConnections not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) StartAppManifest(context.Context, *StartAppManifestRequest) (*StartAppManifestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartAppManifest not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) CompleteAppManifest(context.Context, *CompleteAppManifestRequest) (*CompleteAppManifestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteAppManifest not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) CompleteInstallation(context.Context, *CompleteInstallationRequest) (*CompleteInstallationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteInstallation not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) ConnectExistingApp(context.Context, *ConnectExistingAppRequest) (*ConnectExistingAppResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConnectExistingApp not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateAppKey not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) mustEmbedUnimplementedConnectionRegistryServiceServer() {
 }
@@ -454,6 +580,114 @@ func _ConnectionRegistryService_WatchConnections_Handler(srv interface{}, stream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConnectionRegistryService_WatchConnectionsServer = grpc.ServerStreamingServer[WatchConnectionsResponse]
 
+func _ConnectionRegistryService_StartAppManifest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartAppManifestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).StartAppManifest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_StartAppManifest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).StartAppManifest(ctx, req.(*StartAppManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_CompleteAppManifest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteAppManifestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).CompleteAppManifest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_CompleteAppManifest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).CompleteAppManifest(ctx, req.(*CompleteAppManifestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_CompleteInstallation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteInstallationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).CompleteInstallation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_CompleteInstallation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).CompleteInstallation(ctx, req.(*CompleteInstallationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_ConnectExistingApp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectExistingAppRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).ConnectExistingApp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_ConnectExistingApp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).ConnectExistingApp(ctx, req.(*ConnectExistingAppRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_RotateAppKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateAppKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).RotateAppKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_RotateAppKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).RotateAppKey(ctx, req.(*RotateAppKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisconnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).Disconnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_Disconnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).Disconnect(ctx, req.(*DisconnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionRegistryService_ServiceDesc is the grpc.ServiceDesc for ConnectionRegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -496,6 +730,30 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConnectionHistory",
 			Handler:    _ConnectionRegistryService_ListConnectionHistory_Handler,
+		},
+		{
+			MethodName: "StartAppManifest",
+			Handler:    _ConnectionRegistryService_StartAppManifest_Handler,
+		},
+		{
+			MethodName: "CompleteAppManifest",
+			Handler:    _ConnectionRegistryService_CompleteAppManifest_Handler,
+		},
+		{
+			MethodName: "CompleteInstallation",
+			Handler:    _ConnectionRegistryService_CompleteInstallation_Handler,
+		},
+		{
+			MethodName: "ConnectExistingApp",
+			Handler:    _ConnectionRegistryService_ConnectExistingApp_Handler,
+		},
+		{
+			MethodName: "RotateAppKey",
+			Handler:    _ConnectionRegistryService_RotateAppKey_Handler,
+		},
+		{
+			MethodName: "Disconnect",
+			Handler:    _ConnectionRegistryService_Disconnect_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"context"
+	"html"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// callbacks are the pages GitHub.com sends the administrator's browser
+// back to while enabling GitHub Connect.
+type callbacks struct {
+	registry registryv1.ConnectionRegistryServiceClient
+	token    string
+}
+
+func (c *callbacks) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token), cancel
+}
+
+// manifest receives ?code&state after GitHub.com created the App and sends
+// the browser on to install it.
+func (c *callbacks) manifest(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	q := r.URL.Query()
+	resp, err := c.registry.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
+	if err != nil {
+		failPage(w, err)
+		return
+	}
+	http.Redirect(w, r, resp.InstallUrl, http.StatusFound)
+}
+
+// setup receives ?installation_id&state after the App was installed and
+// returns the browser to the admin page.
+func (c *callbacks) setup(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := c.ctx(r)
+	defer cancel()
+	q := r.URL.Query()
+	id, _ := strconv.ParseInt(q.Get("installation_id"), 10, 64)
+	resp, err := c.registry.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: id, State: q.Get("state")})
+	if err != nil {
+		failPage(w, err)
+		return
+	}
+	http.Redirect(w, r, "/?"+url.Values{"connected": {resp.Connection.Id}}.Encode(), http.StatusFound)
+}
+
+func failPage(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write([]byte(`<!doctype html><title>GitHub Connect</title><p>GitHub Connect could not be enabled: ` +
+		html.EscapeString(status.Convert(err).Message()) + `</p><p><a href="/">Back to GitHub Connect</a></p>`))
+}

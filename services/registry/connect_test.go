@@ -1,0 +1,250 @@
+package registry_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/ghconnect/ghconnect/dev/ghemu"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/ghconnect/ghconnect/services/registry"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+type connectEnv struct {
+	*registrytest.Env
+	emu       *ghemu.TestServer
+	transit   *vaulttransit.Client
+	connector *registry.Connector
+}
+
+func startConnect(t *testing.T) *connectEnv {
+	e := &connectEnv{emu: ghemu.StartForTest(t, ghemu.Options{})}
+	e.emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	v := testenv.Vault(t)
+	var err error
+	if e.transit, err = vaulttransit.New(v.Addr, v.Token, "transit"); err != nil {
+		t.Fatal(err)
+	}
+	api, _ := url.Parse(e.emu.URL + "/")
+	e.Env = registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
+		e.connector = &registry.Connector{Store: st, Transit: e.transit, GitHubAPI: api, GitHubWeb: e.emu.URL, HTTP: http.DefaultClient}
+		s.SetConnector(e.connector)
+	})
+	return e
+}
+
+func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
+	resp, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
+		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Connection
+}
+
+func noRedirect() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// browse follows one redirect the way the administrator's browser would.
+func browse(t *testing.T) func(*http.Response, error) url.Values {
+	return func(resp *http.Response, err error) url.Values { return redirectQuery(t, resp, err) }
+}
+
+func redirectQuery(t *testing.T, resp *http.Response, err error) url.Values {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("browser got %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query()
+}
+
+func (e *connectEnv) keyExists(t *testing.T, name string) bool {
+	_, err := e.transit.Key(context.Background(), name)
+	if err != nil && !errors.Is(err, vaulttransit.ErrKeyNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestEnableThroughManifestThenDisconnect(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	conn := e.create(t)
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: conn.Id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(start.Manifest, "secret") || !strings.Contains(start.Manifest, `"redirect_url":"https://ghes.example.com/connect/callback"`) {
+		t.Errorf("manifest: %s", start.Manifest)
+	}
+	q := browse(t)(noRedirect().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	if q.Get("state") != start.State {
+		t.Fatalf("state not returned: %v", q)
+	}
+	// A wrong state changes nothing.
+	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: strings.Repeat("0", 48)})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("wrong state: %v", err)
+	}
+	done, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := done.Connection
+	if c.App.GetAppId() == 0 || c.TransitKey.GetName() == "" || !strings.HasPrefix(c.App.GetClientSecretCiphertext(), "vault:v1:") || c.App.GetPermissions()["contents"] != "read" {
+		t.Fatalf("after conversion: %v", c)
+	}
+	if !e.keyExists(t, c.TransitKey.Name) {
+		t.Fatal("the App key is not in Vault")
+	}
+	// Replaying the callback is refused and changes nothing.
+	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("replayed callback: %v", err)
+	}
+	if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != c.Etag {
+		t.Errorf("a refused callback changed the record")
+	}
+	// Installing: GitHub sends the browser to the setup URL.
+	setup := browse(t)(noRedirect().Get(done.InstallUrl))
+	instID := setup.Get("installation_id")
+	var n int64
+	for _, ch := range instID {
+		n = n*10 + int64(ch-'0')
+	}
+	// An installation of another App is refused.
+	_, err = e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: 999999, State: setup.Get("state")})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("foreign installation: %v", err)
+	}
+	fin, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: n, State: setup.Get("state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || fin.Connection.InstallationId != n {
+		t.Fatalf("not connected: %v", fin.Connection)
+	}
+
+	// Key rotation: refused until GitHub knows the new key, then done.
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pem2 := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k2)}))
+	_, err = e.Client.RotateAppKey(ctx, &registryv1.RotateAppKeyRequest{Id: conn.Id, PrivateKeyPem: pem2})
+	if status.Code(err) != codes.FailedPrecondition || strings.Contains(err.Error(), "PRIVATE KEY") {
+		t.Fatalf("rotation before GitHub knows the key: %v", err)
+	}
+	if _, err := e.emu.AddAppKey(c.App.AppId, &k2.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	rot, err := e.Client.RotateAppKey(ctx, &registryv1.RotateAppKeyRequest{Id: conn.Id, PrivateKeyPem: pem2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rot.Connection.TransitKey.Versions; len(v) != 1 || v[0] < 2 {
+		t.Errorf("versions after rotation: %v", v)
+	}
+	if info, _ := e.transit.Key(context.Background(), c.TransitKey.Name); info.MinVersion != int(rot.Connection.TransitKey.Versions[0]) {
+		t.Errorf("old versions not retired: %+v", info)
+	}
+
+	// Disconnect: installation removed, key deleted, record kept with its
+	// steps and history.
+	out, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: conn.Id, Reason: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED || len(out.Connection.DisconnectSteps) != 4 {
+		t.Errorf("after disconnect: %v", out.Connection)
+	}
+	if _, ok := e.emu.Installation(n); ok {
+		t.Errorf("the installation is still on GitHub")
+	}
+	if e.keyExists(t, c.TransitKey.Name) {
+		t.Errorf("the transit key survived the disconnect")
+	}
+	again, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: conn.Id})
+	if err != nil || again.Connection.Etag != out.Connection.Etag {
+		t.Errorf("disconnecting twice: %v", err)
+	}
+}
+
+func TestConnectExistingAppAndReconcile(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	appID, err := e.emu.AddApp(ghemu.AppSpec{Slug: "existing", Owner: "octo-org", Permissions: map[string]string{"contents": "read", "metadata": "read"}}, &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := e.emu.Install(appID, "octo-org", nil, nil)
+	conn := e.create(t)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	wrong := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)}))
+	for name, req := range map[string]*registryv1.ConnectExistingAppRequest{
+		"wrong key": {Id: conn.Id, AppId: appID, PrivateKeyPem: wrong},
+		"not a key": {Id: conn.Id, AppId: appID, PrivateKeyPem: "-----BEGIN NOTHING-----"},
+		"wrong app": {Id: conn.Id, AppId: 77, PrivateKeyPem: pemKey},
+		"no app id": {Id: conn.Id, PrivateKeyPem: pemKey},
+		"empty pem": {Id: conn.Id, AppId: appID},
+	} {
+		_, err := e.Client.ConnectExistingApp(ctx, req)
+		if status.Code(err) != codes.FailedPrecondition && status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%s: the error quotes the key", name)
+		}
+		if e.keyExists(t, "ghconnect-"+conn.Id) {
+			t.Errorf("%s: a key was left in Vault", name)
+		}
+	}
+	resp, err := e.Client.ConnectExistingApp(ctx, &registryv1.ConnectExistingAppRequest{Id: conn.Id, AppId: appID, PrivateKeyPem: pemKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || resp.Connection.InstallationId != inst.ID {
+		t.Fatalf("existing App: %v", resp.Connection)
+	}
+
+	// A disconnect interrupted after its first step, and a key that
+	// belongs to no connection: the reconciler finishes and cleans up.
+	if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: conn.Id}); err != nil {
+		t.Fatal(err)
+	}
+	orphan, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, err := e.transit.ImportKey(context.Background(), "ghconnect-no-such-connection", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(orphan)})); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.connector.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.Store.Get(context.Background(), conn.Id)
+	if after.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+		t.Errorf("interrupted disconnect not finished: %v", after.State)
+	}
+	if e.keyExists(t, "ghconnect-no-such-connection") || e.keyExists(t, "ghconnect-"+conn.Id) {
+		t.Errorf("orphan keys left")
+	}
+	if _, ok := e.emu.Installation(inst.ID); ok {
+		t.Errorf("installation left after the reconciled disconnect")
+	}
+}
