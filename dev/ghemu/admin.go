@@ -1,8 +1,11 @@
 package ghemu
 
 import (
+	"crypto/rsa"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -48,9 +51,45 @@ func (e *Emulator) adminRoutes() {
 		})
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// An App's public keys: what its owner does on GitHub.com's App page
+	// when rotating the private key.
+	e.mux.HandleFunc("POST /_emu/apps/{app_id}/keys", func(w http.ResponseWriter, r *http.Request) {
+		id, key, ok := appKeyRequest(w, r)
+		if !ok {
+			return
+		}
+		if _, err := e.AddAppKey(id, key); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("DELETE /_emu/apps/{app_id}/keys", func(w http.ResponseWriter, r *http.Request) {
+		id, key, ok := appKeyRequest(w, r)
+		if !ok {
+			return
+		}
+		e.RemoveAppKey(id, key)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
 		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)
 		writeJSON(w, http.StatusOK, map[string]int{"live": e.LiveTokens(id)})
 	})
+}
+
+func appKeyRequest(w http.ResponseWriter, r *http.Request) (int64, *rsa.PublicKey, bool) {
+	id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
+	if err != nil {
+		http.Error(w, "bad app id", http.StatusBadRequest)
+		return 0, nil, false
+	}
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+	key, err := parsePublicKey(string(raw))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return 0, nil, false
+	}
+	return id, key, true
 }

@@ -68,6 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FeatureGateAddr, "featuregate-addr", "", "feature-gate gRPC address, to confirm features are off on disconnect")
 	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the registry's bearer token for the broker and feature gate")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", time.Minute, "how often interrupted disconnects and orphan keys are looked for")
+	fs.DurationVar(&c.OrphanKeyGrace, "orphan-key-grace", 10*time.Minute, "age after which a key of a PENDING connection without an App is an orphan")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -132,6 +133,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer closeAll()
+		// Only the crash tests set this: the process ends after the named
+		// step, to prove a restart reaches the same end state.
+		connector.CrashAfter = os.Getenv("GHCONNECT_REGISTRY_CRASH_AFTER")
+		connector.OrphanGrace = cfg.OrphanKeyGrace
 		reg.SetConnector(connector)
 		go reconcile(ctx, connector, cfg.ReconcileEvery)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,22 @@ type Connector struct {
 	Broker brokerv1.TokenBrokerServiceClient
 	Gate   featuregatev1.FeatureGateServiceClient
 	Now    func() time.Time
+	// OrphanGrace is how old a key of a PENDING connection without an App
+	// must be before the reconciler deletes it (an enable may be under
+	// way); 0 means 10 minutes.
+	OrphanGrace time.Duration
+	// CrashAfter, for crash tests only, ends the process right after the
+	// named step ("key_imported", or a history action such as
+	// "app_created" or "disconnect_step:tokens_revoked") is done.
+	CrashAfter string
+}
+
+// crashPoint ends the process if a crash test asked for it here.
+func (c *Connector) crashPoint(step string) {
+	if c.CrashAfter != "" && c.CrashAfter == step {
+		fmt.Fprintf(os.Stderr, "crash test: exiting after %s\n", step)
+		os.Exit(75)
+	}
 }
 
 // connectError is a refusal whose text is safe for the caller.
@@ -112,8 +129,15 @@ func keyName(connID string) string { return keyPrefix + connID }
 
 // StartAppManifest returns the manifest to post and where.
 func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, ch Change) (*registryv1.StartAppManifestResponse, error) {
-	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || conn.App != nil {
-		return nil, refusef("the connection must be PENDING without an App to start enabling GitHub Connect")
+	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
+		return nil, refusef("the connection must be PENDING to enable GitHub Connect")
+	}
+	if conn.App != nil {
+		install, err := c.installURL(ctx, conn.Id, conn.App.GetSlug())
+		if err != nil {
+			return nil, err
+		}
+		return &registryv1.StartAppManifestResponse{InstallUrl: install}, nil
 	}
 	setup := *callback
 	setup.Path = strings.TrimSuffix(setup.Path, "/callback") + "/setup"
@@ -180,6 +204,7 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	if _, err := c.Transit.ImportKey(ctx, key, pem); err != nil {
 		return nil, "", err
 	}
+	c.crashPoint("key_imported")
 	if err := c.Transit.EnsureKey(ctx, secretsKey, "aes256-gcm96"); err != nil {
 		return nil, "", err
 	}
@@ -204,16 +229,26 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	if err != nil {
 		return nil, "", err
 	}
+	c.crashPoint(ch.Action)
 	if err := c.Store.UseState(ctx, hashState(state), stateManifest); err != nil {
 		return nil, "", err
 	}
-	installState, hash := newState()
-	if err := c.Store.PutState(ctx, hash, conn.Id, stateInstall, c.now().Add(time.Hour)); err != nil {
+	logging.FromContext(ctx).Info("GitHub App created; its key is in Vault transit", zap.String("connection_id", conn.Id), zap.Int64("app_id", conv.ID), zap.String("transit_key", key))
+	install, err := c.installURL(ctx, conn.Id, conv.Slug)
+	if err != nil {
 		return nil, "", err
 	}
-	logging.FromContext(ctx).Info("GitHub App created; its key is in Vault transit", zap.String("connection_id", conn.Id), zap.Int64("app_id", conv.ID), zap.String("transit_key", key))
-	install := strings.TrimSuffix(c.GitHubWeb, "/") + "/apps/" + conv.Slug + "/installations/new?" + url.Values{"state": {installState}}.Encode()
 	return out, install, nil
+}
+
+// installURL issues a single-use state for the installation step and
+// returns the GitHub.com page that installs the App.
+func (c *Connector) installURL(ctx context.Context, connID, slug string) (string, error) {
+	state, hash := newState()
+	if err := c.Store.PutState(ctx, hash, connID, stateInstall, c.now().Add(time.Hour)); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(c.GitHubWeb, "/") + "/apps/" + url.PathEscape(slug) + "/installations/new?" + url.Values{"state": {state}}.Encode(), nil
 }
 
 // The few fields of GitHub's objects the connector reads.
@@ -302,6 +337,7 @@ func (c *Connector) CompleteInstallation(ctx context.Context, installationID int
 	if err != nil {
 		return nil, err
 	}
+	c.crashPoint(ch.Action)
 	if err := c.Store.UseState(ctx, hashState(state), stateInstall); err != nil {
 		logging.FromContext(ctx).Warn("install state already used", zap.String("connection_id", conn.Id))
 	}
@@ -434,6 +470,7 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		}); err != nil {
 			return nil, err
 		}
+		c.crashPoint(begin.Action)
 	}
 	steps := []struct {
 		name string
@@ -464,6 +501,7 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		}); err != nil {
 			return nil, err
 		}
+		c.crashPoint(step.Action)
 	}
 	done := ch
 	done.Action = "complete_disconnect"
@@ -559,7 +597,7 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		conn, err := c.Store.Get(ctx, id)
 		orphan := errors.Is(err, ErrNotFound) ||
 			(err == nil && conn.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED) ||
-			(err == nil && conn.App == nil && c.now().Sub(conn.UpdateTime.AsTime()) > 10*time.Minute)
+			(err == nil && conn.App == nil && c.now().Sub(conn.UpdateTime.AsTime()) > c.orphanGrace())
 		if !orphan {
 			continue
 		}
@@ -570,4 +608,11 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		log.Info("deleted an orphan transit key", zap.String("transit_key", k))
 	}
 	return nil
+}
+
+func (c *Connector) orphanGrace() time.Duration {
+	if c.OrphanGrace > 0 {
+		return c.OrphanGrace
+	}
+	return 10 * time.Minute
 }

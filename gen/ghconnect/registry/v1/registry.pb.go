@@ -1867,9 +1867,12 @@ type StartAppManifestResponse struct {
 	// manifest is the App manifest (JSON), the form field "manifest".
 	Manifest string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// post_url is the GitHub.com page to post it to, state included.
-	PostUrl       string                 `protobuf:"bytes,2,opt,name=post_url,json=postUrl,proto3" json:"post_url,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	PostUrl    string                 `protobuf:"bytes,2,opt,name=post_url,json=postUrl,proto3" json:"post_url,omitempty"`
+	State      string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// install_url is set instead of the rest when the App already exists
+	// (an earlier attempt got that far): the browser goes to install it.
+	InstallUrl    string `protobuf:"bytes,5,opt,name=install_url,json=installUrl,proto3" json:"install_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1930,6 +1933,13 @@ func (x *StartAppManifestResponse) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *StartAppManifestResponse) GetInstallUrl() string {
+	if x != nil {
+		return x.InstallUrl
+	}
+	return ""
 }
 
 // CompleteAppManifestRequest carries GitHub.com's redirect.
@@ -2595,13 +2605,15 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x05event\x18\x01 \x01(\v2&.ghconnect.registry.v1.ConnectionEventR\x05event\"L\n" +
 	"\x17StartAppManifestRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
-	"\fcallback_url\x18\x02 \x01(\tR\vcallbackUrl\"\xa4\x01\n" +
+	"\fcallback_url\x18\x02 \x01(\tR\vcallbackUrl\"\xc5\x01\n" +
 	"\x18StartAppManifestResponse\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12\x19\n" +
 	"\bpost_url\x18\x02 \x01(\tR\apostUrl\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"F\n" +
+	"expireTime\x12\x1f\n" +
+	"\vinstall_url\x18\x05 \x01(\tR\n" +
+	"installUrl\"F\n" +
 	"\x1aCompleteAppManifestRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\"\x81\x01\n" +

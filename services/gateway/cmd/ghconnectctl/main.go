@@ -1,0 +1,211 @@
+// Command ghconnectctl is the operator's CLI: status of connections and
+// features, connecting an existing GitHub App, rotating the App key and
+// disconnecting, all through the REST gateway with the operator's token.
+//
+//	ghconnectctl [-gateway URL] [-token-file FILE] status [-connection ID]
+//	ghconnectctl connect-existing -connection ID -app-id N -pem FILE
+//	ghconnectctl rotate-key -connection ID -pem FILE
+//	ghconnectctl disconnect -connection ID [-reason TEXT]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ghconnectctl:", err)
+		os.Exit(1)
+	}
+}
+
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// do calls the gateway and decodes its JSON answer; a gateway error
+// becomes an error carrying the server's message.
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(raw, &e)
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, e.Message)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func realMain(ctx context.Context, args []string, stdout io.Writer) error {
+	global := flag.NewFlagSet("ghconnectctl", flag.ContinueOnError)
+	base := global.String("gateway", envOr("GHCONNECT_GATEWAY_URL", "http://127.0.0.1:8080"), "REST gateway URL")
+	tokenFile := global.String("token-file", os.Getenv("GHCONNECT_TOKEN_FILE"), "file holding the operator's bearer token")
+	if err := global.Parse(args); err != nil {
+		return err
+	}
+	if global.NArg() == 0 {
+		return errors.New("usage: ghconnectctl [flags] status|connect-existing|rotate-key|disconnect [flags]")
+	}
+	if *tokenFile == "" {
+		return errors.New("-token-file (or GHCONNECT_TOKEN_FILE) is required")
+	}
+	raw, err := os.ReadFile(*tokenFile)
+	if err != nil {
+		return err
+	}
+	c := &client{base: *base, token: strings.TrimSpace(string(raw)), http: &http.Client{Timeout: 2 * time.Minute}}
+	cmd, rest := global.Arg(0), global.Args()[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	id := fs.String("connection", "", "connection id")
+	appID := fs.Int64("app-id", 0, "GitHub App id")
+	pemFile := fs.String("pem", "", "file holding the App's private key (PEM)")
+	reason := fs.String("reason", "", "why (kept in the history)")
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	need := func(names ...string) error {
+		for _, n := range names {
+			if f := fs.Lookup(n); f.Value.String() == "" || f.Value.String() == "0" {
+				return fmt.Errorf("%s: -%s is required", cmd, n)
+			}
+		}
+		return nil
+	}
+	var out struct {
+		Connection map[string]any `json:"connection"`
+	}
+	switch cmd {
+	case "status":
+		return status(ctx, c, *id, stdout)
+	case "connect-existing":
+		if err := need("connection", "app-id", "pem"); err != nil {
+			return err
+		}
+		key, err := os.ReadFile(*pemFile)
+		if err != nil {
+			return err
+		}
+		defer clear(key)
+		err = c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":connectExistingApp", map[string]any{"appId": fmt.Sprint(*appID), "privateKeyPem": string(key)}, &out)
+		if err != nil {
+			return err
+		}
+	case "rotate-key":
+		if err := need("connection", "pem"); err != nil {
+			return err
+		}
+		key, err := os.ReadFile(*pemFile)
+		if err != nil {
+			return err
+		}
+		defer clear(key)
+		if err := c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":rotateAppKey", map[string]any{"privateKeyPem": string(key)}, &out); err != nil {
+			return err
+		}
+	case "disconnect":
+		if err := need("connection"); err != nil {
+			return err
+		}
+		if err := c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":disconnect", map[string]any{"reason": *reason}, &out); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	return printConnection(stdout, out.Connection)
+}
+
+func printConnection(w io.Writer, c map[string]any) error {
+	tk, _ := c["transitKey"].(map[string]any)
+	_, err := fmt.Fprintf(w, "connection %v: %v (key %v versions %v, installation %v)\n", c["id"], c["state"], tk["name"], tk["versions"], c["installationId"])
+	return err
+}
+
+func status(ctx context.Context, c *client, id string, stdout io.Writer) error {
+	var list struct {
+		Connections []map[string]any `json:"connections"`
+	}
+	if id != "" {
+		var one struct {
+			Connection map[string]any `json:"connection"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/v1/connections/"+id, nil, &one); err != nil {
+			return err
+		}
+		list.Connections = append(list.Connections, one.Connection)
+	} else if err := c.do(ctx, http.MethodGet, "/v1/connections?pageSize=100", nil, &list); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONNECTION\tSTATE\tACCOUNT\tSERVER\tAPP\tFEATURES ON")
+	for _, conn := range list.Connections {
+		acct, _ := conn["account"].(map[string]any)
+		app, _ := conn["app"].(map[string]any)
+		var settings struct {
+			Settings struct {
+				Features []struct {
+					Feature string `json:"feature"`
+					Enabled bool   `json:"enabled"`
+				} `json:"features"`
+			} `json:"settings"`
+		}
+		on := []string{}
+		if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/connections/%v/features", conn["id"]), nil, &settings); err == nil {
+			for _, f := range settings.Settings.Features {
+				if f.Enabled {
+					on = append(on, strings.ToLower(strings.TrimPrefix(f.Feature, "FEATURE_")))
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\n", conn["id"], strings.TrimPrefix(fmt.Sprint(conn["state"]), "CONNECTION_STATE_"),
+			acct["login"], conn["serverHostname"], app["slug"], strings.Join(on, ","))
+	}
+	return tw.Flush()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
