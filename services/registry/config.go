@@ -46,6 +46,7 @@ type Config struct {
 	FeatureGateAddr  string
 	ServiceTokenFile string
 	ReconcileEvery   time.Duration
+	OrphanKeyGrace   time.Duration
 	Log              logging.Options
 }
 
