@@ -72,6 +72,24 @@ func (e *Emulator) adminRoutes() {
 		e.RemoveAppKey(id, key)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// PUT keeps only the given key: the owner deleted every older one.
+	e.mux.HandleFunc("PUT /_emu/apps/{app_id}/keys", func(w http.ResponseWriter, r *http.Request) {
+		id, key, ok := appKeyRequest(w, r)
+		if !ok {
+			return
+		}
+		e.mu.Lock()
+		app := e.apps[id]
+		if app != nil {
+			app.keys = map[string]*rsa.PublicKey{keyID(key): key}
+		}
+		e.mu.Unlock()
+		if app == nil {
+			http.Error(w, "no such App", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
 		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)

@@ -1,0 +1,383 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+// build compiles every binary once per test run.
+func build(t *testing.T) string {
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "ghconnect-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
+			"./services/broker/cmd/broker", "./services/featuregate/cmd/featuregate", "./services/gateway/cmd/gateway",
+			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+			return
+		}
+		cmd = exec.Command("go", "build", "-o", binDir+"/", "./cmd/vaultdev")
+		cmd.Dir = filepath.Join(repoRoot(), "dev", "vaultdev")
+		cmd.Env = append(os.Environ(), "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binDir
+}
+
+// system is the whole of ghconnect, each part its own process.
+type system struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	port   map[string]int
+	procs  map[string]*exec.Cmd
+	tokens map[string]string
+	args   map[string][]string
+	vault  string
+	emu    string
+	gw     string
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomToken() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *system) file(name, body string) string {
+	p := filepath.Join(s.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+func (s *system) addr(name string) string { return fmt.Sprintf("127.0.0.1:%d", s.port[name]) }
+
+// start launches one process, its output in <dir>/<name>.log (and stdout
+// in <name>.out for the dev tools that print their address).
+func (s *system) start(name string, env []string, args ...string) {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(s.bin, args[0]), args[1:]...)
+	logf, err := os.OpenFile(filepath.Join(s.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	cmd.Stdout = logf
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.procs[name] = cmd
+	s.args[name] = args
+}
+
+func (s *system) stop(name string) {
+	if cmd := s.procs[name]; cmd != nil && cmd.ProcessState == nil {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// waitExit waits for a process that is meant to end by itself (a crash).
+func (s *system) waitExit(name string) {
+	done := make(chan struct{})
+	go func() { s.procs[name].Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		s.t.Fatalf("%s did not exit", name)
+	}
+}
+
+func (s *system) waitHTTP(name, u string) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, name+".log"))
+			s.t.Fatalf("%s is not healthy at %s:\n%s", name, u, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *system) registryArgs() []string {
+	return []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
+		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
+		"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
+		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "1ms", "-reconcile-every", "500ms"}
+}
+
+// startRegistry (re)starts the registry; crashAfter makes it exit after
+// that step.
+func (s *system) startRegistry(crashAfter string) {
+	var env []string
+	if crashAfter != "" {
+		env = []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + crashAfter}
+	}
+	s.start("registry", env, s.registryArgs()...)
+	s.waitHTTP("registry", "http://"+s.addr("registry-http")+"/readyz")
+}
+
+func startSystem(t *testing.T) *system {
+	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{}}
+	t.Cleanup(func() {
+		for _, n := range []string{"gateway", "featuregate", "broker", "registry", "ghemu", "vaultdev"} {
+			s.stop(n)
+		}
+	})
+	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
+		s.port[n] = freePort(t)
+	}
+	var lines []string
+	for _, p := range []string{"admin", "registry", "broker", "featuregate", "gateway", "search-svc", "vault"} {
+		s.tokens[p] = randomToken()
+		sum := sha256.Sum256([]byte(s.tokens[p]))
+		lines = append(lines, p+" sha256:"+hex.EncodeToString(sum[:]))
+		s.file(p+"-token", s.tokens[p])
+	}
+	s.file("tokens", strings.Join(lines, "\n")+"\n")
+	s.file("policy.json", `{"callers": {
+		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
+		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
+		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
+	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.file("license", strings.TrimSpace(string(out)))
+
+	s.vault = "http://" + s.addr("vault")
+	s.start("vaultdev", nil, "vaultdev", "-addr", s.addr("vault"), "-root-token", s.tokens["vault"], "-data-dir", filepath.Join(s.dir, "vault"))
+	s.waitHTTP("vaultdev", s.vault+"/v1/sys/health")
+	s.emu = "http://" + s.addr("emu")
+	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
+	s.waitHTTP("ghemu", s.emu+"/meta")
+	s.startRegistry("")
+	s.start("broker", nil, "broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
+		"-github-url", s.emu, "-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "broker-token"))
+	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
+	s.start("featuregate", nil, "featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
+		"-database", "sqlite:"+filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "featuregate-token"),
+		"-broker-addr", s.addr("broker"), "-broker-token-file", filepath.Join(s.dir, "featuregate-token"), "-github-url", s.emu)
+	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
+	s.gw = "http://" + s.addr("gateway")
+	s.start("gateway", nil, "gateway", "-addr", s.addr("gateway"), "-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"),
+		"-featuregate-addr", s.addr("featuregate"), "-service-token-file", filepath.Join(s.dir, "gateway-token"))
+	s.waitHTTP("gateway", s.gw+"/readyz")
+	return s
+}
+
+// rest calls the gateway as the admin; it returns the status and the
+// decoded body.
+func (s *system) rest(method, path string, body any) (int, map[string]any) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, s.gw+path, rd)
+	req.Header.Set("Authorization", "Bearer "+s.tokens["admin"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (s *system) mustREST(method, path string, body any) map[string]any {
+	s.t.Helper()
+	code, out := s.rest(method, path, body)
+	if code != http.StatusOK {
+		s.t.Fatalf("%s %s: %d %v", method, path, code, out)
+	}
+	return out
+}
+
+func (s *system) connection(id string) map[string]any {
+	return s.mustREST("GET", "/v1/connections/"+id, nil)["connection"].(map[string]any)
+}
+
+func (s *system) create(host string) string {
+	out := s.mustREST("POST", "/v1/connections", map[string]any{"requestId": "e2e-" + randomToken()[:8], "serverHostname": host, "serverVersion": "3.14.2",
+		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org", "id": "1"}})
+	return out["connection"].(map[string]any)["id"].(string)
+}
+
+func readFile(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// next takes one step of a browser through a redirect chain.
+func next(t *testing.T) func(*http.Response, error) string {
+	return func(resp *http.Response, err error) string { return location(t, resp, err) }
+}
+
+func location(t *testing.T, resp *http.Response, err error) string {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("browser got %d: %s", resp.StatusCode, body)
+	}
+	return resp.Header.Get("Location")
+}
+
+// enable runs the administrator's manifest flow in a "browser" and
+// returns the connection id.
+func (s *system) enable(id string) {
+	s.t.Helper()
+	start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+	loc := next(s.t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+	loc = next(s.t)(noRedirect.Get(loc)) // gateway callback → install page
+	s.install(loc)
+}
+
+func (s *system) install(installURL string) {
+	s.t.Helper()
+	loc := next(s.t)(noRedirect.Get(installURL)) // install → setup
+	loc = next(s.t)(noRedirect.Get(loc))         // gateway setup → admin page
+	if !strings.Contains(loc, "connected=") {
+		s.t.Fatalf("setup ended at %s", loc)
+	}
+}
+
+func (s *system) emuJSON(path string, out any) {
+	resp, err := http.Get(s.emu + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (s *system) vaultKeyExists(name string) bool {
+	req, _ := http.NewRequest("GET", s.vault+"/v1/transit/keys/"+name, nil)
+	req.Header.Set("X-Vault-Token", s.tokens["vault"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (s *system) ctl(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(s.bin, "ghconnectctl"), append([]string{"-gateway", s.gw, "-token-file", filepath.Join(s.dir, "admin-token")}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func newKeyPEM(t *testing.T) (*rsa.PrivateKey, string, string) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return k, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+}
+
+// logs returns everything every process wrote.
+func (s *system) logs() string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			b.WriteString(sc.Text())
+			b.WriteByte('\n')
+		}
+		fh.Close()
+	}
+	return b.String()
+}
+
+var _ = context.Background
