@@ -51,7 +51,13 @@ type Server struct {
 
 	logger          *zap.Logger
 	shutdownTimeout time.Duration
+	stopping        chan struct{}
 }
+
+// Stopping is closed when shutdown begins. Long-lived streams (Watch)
+// end on it, so graceful stop is not held up by subscribers that would
+// otherwise never hang up; they reconnect to another replica.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 // New builds a server; register services on s.GRPC, then call Serve.
 func New(opts Options) *Server {
@@ -132,6 +138,7 @@ func New(opts Options) *Server {
 		HTTP:            mux,
 		logger:          opts.Logger,
 		shutdownTimeout: opts.ShutdownTimeout,
+		stopping:        make(chan struct{}),
 	}
 }
 
@@ -155,6 +162,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	case serveErr = <-errc:
 	}
 	s.Health.Shutdown()
+	close(s.stopping)
 	stopped := make(chan struct{})
 	go func() { s.GRPC.GracefulStop(); close(stopped) }()
 	timer := time.NewTimer(s.shutdownTimeout)

@@ -36,6 +36,7 @@ type Server struct {
 	store    *Store
 	view     *view
 	searcher *Searcher
+	stopping <-chan struct{} // closed when the server shuts down
 	// pollInterval bounds how late this replica sees another's change.
 	pollInterval time.Duration
 }
@@ -52,6 +53,7 @@ func (s *Server) SetPollInterval(d time.Duration) { s.pollInterval = d }
 
 // Register adds the service to srv and marks it SERVING.
 func (s *Server) Register(srv *server.Server) {
+	s.stopping = srv.Stopping()
 	featuregatev1.RegisterFeatureGateServiceServer(srv.GRPC, s)
 	srv.Health.SetServingStatus(featuregatev1.FeatureGateService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
@@ -348,6 +350,8 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-s.stopping:
+			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision")
 		case <-changed:
 		case <-ticker.C:
 		}

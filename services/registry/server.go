@@ -39,6 +39,7 @@ type Server struct {
 	store     *Store
 	issuers   []ed25519.PublicKey
 	connector *Connector
+	stopping  <-chan struct{} // closed when the server shuts down
 	now       func() time.Time
 	// pollInterval bounds how late a watcher sees a change committed by
 	// another replica (local commits wake watchers at once).
@@ -53,6 +54,7 @@ func NewServer(store *Store, issuers []ed25519.PublicKey) *Server {
 
 // Register adds the service to srv and marks it SERVING.
 func (s *Server) Register(srv *server.Server) {
+	s.stopping = srv.Stopping()
 	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, s)
 	srv.Health.SetServingStatus(registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
@@ -460,6 +462,8 @@ func (s *Server) WatchConnections(req *registryv1.WatchConnectionsRequest, strea
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-s.stopping:
+			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision")
 		case <-changed:
 		case <-ticker.C:
 		}

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func (s *system) vaultKeys() []string {
+	req, _ := http.NewRequest("LIST", s.vault+"/v1/transit/keys", nil)
+	req.Header.Set("X-Vault-Token", s.tokens["vault"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Keys []string `json:"keys"`
+		} `json:"data"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out.Data.Keys
+}
+
+func (s *system) eventually(what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// crash restarts the registry so it exits after step, runs op (which the
+// crash interrupts), and brings the registry back normally.
+func (s *system) crash(step string, op func()) {
+	s.t.Helper()
+	s.stop("registry")
+	s.startRegistry(step)
+	op()
+	s.waitExit("registry")
+	s.startRegistry("")
+}
+
+// TestCrashRecovery kills the registry right after each step of enabling
+// and of disconnecting, restarts it, and checks the end state: what was
+// committed stays, an interrupted disconnect is finished by the
+// reconciler, and no key is left in Vault for a connection that cannot use
+// it.
+func TestCrashRecovery(t *testing.T) {
+	s := startSystem(t)
+	n := 0
+	newConn := func() string {
+		n++
+		return s.create(fmt.Sprintf("crash%d.example.com", n))
+	}
+	noOrphan := func(id string) {
+		t.Helper()
+		for _, k := range s.vaultKeys() {
+			if k == "ghconnect-"+id {
+				t.Errorf("key %s left in Vault", k)
+			}
+		}
+	}
+
+	t.Run("after key_imported", func(t *testing.T) {
+		id := newConn()
+		s.crash("key_imported", func() {
+			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+			loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+			resp, err := noRedirect.Get(loc) // the registry dies answering this
+			if err == nil {
+				resp.Body.Close()
+			}
+		})
+		s.eventually("the orphan key is deleted", func() bool {
+			for _, k := range s.vaultKeys() {
+				if k == "ghconnect-"+id {
+					return false
+				}
+			}
+			return true
+		})
+		if c := s.connection(id); c["state"] != "CONNECTION_STATE_PENDING" || c["app"] != nil {
+			t.Fatalf("after the crash: %v", c)
+		}
+		s.enable(id) // the administrator starts again
+		if c := s.connection(id); c["state"] != "CONNECTION_STATE_CONNECTED" {
+			t.Errorf("enable after the crash: %v", c["state"])
+		}
+	})
+
+	t.Run("after app_created", func(t *testing.T) {
+		id := newConn()
+		s.crash("app_created", func() {
+			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+			loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+			if resp, err := noRedirect.Get(loc); err == nil {
+				resp.Body.Close()
+			}
+		})
+		c := s.connection(id)
+		if c["state"] != "CONNECTION_STATE_PENDING" || c["app"] == nil {
+			t.Fatalf("after the crash: %v", c)
+		}
+		// Starting again resumes at the installation.
+		again := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+		s.install(again["installUrl"].(string))
+		if c := s.connection(id); c["state"] != "CONNECTION_STATE_CONNECTED" {
+			t.Errorf("resumed enable: %v", c["state"])
+		}
+	})
+
+	t.Run("after mark_connected", func(t *testing.T) {
+		id := newConn()
+		start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+		loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+		install := next(t)(noRedirect.Get(loc))
+		setup := next(t)(noRedirect.Get(install))
+		s.crash("mark_connected", func() {
+			if resp, err := noRedirect.Get(setup); err == nil {
+				resp.Body.Close()
+			}
+		})
+		if c := s.connection(id); c["state"] != "CONNECTION_STATE_CONNECTED" {
+			t.Errorf("after the crash: %v", c["state"])
+		}
+	})
+
+	for _, step := range []string{"begin_disconnect", "disconnect_step:features_off", "disconnect_step:tokens_revoked", "disconnect_step:installation_removed", "disconnect_step:key_deleted"} {
+		t.Run("disconnect after "+step, func(t *testing.T) {
+			id := newConn()
+			s.enable(id)
+			c := s.connection(id)
+			inst := c["installationId"].(string)
+			code, tok := s.restAs("search-svc", "POST", "/v1/connections/"+id+"/tokens", map[string]any{"permissions": map[string]string{"metadata": "read"}})
+			if code != 200 {
+				t.Fatalf("token: %d %v", code, tok)
+			}
+			s.crash(step, func() {
+				s.rest("POST", "/v1/connections/"+id+":disconnect", map[string]any{"reason": "crash test"})
+			})
+			s.eventually("the reconciler finishes the disconnect", func() bool {
+				return s.connection(id)["state"] == "CONNECTION_STATE_DISCONNECTED"
+			})
+			c = s.connection(id)
+			steps, _ := json.Marshal(c["disconnectSteps"])
+			if !strings.Contains(string(steps), "key_deleted") || strings.Count(string(steps), "features_off") != 1 {
+				t.Errorf("steps: %s", steps)
+			}
+			noOrphan(id)
+			if s.githubStatus(tok["token"].(string)) != http.StatusUnauthorized {
+				t.Errorf("token still valid after the disconnect")
+			}
+			var live map[string]int
+			s.emuJSON("/_emu/tokens/"+inst, &live)
+			if live["live"] != 0 {
+				t.Errorf("%d live tokens", live["live"])
+			}
+		})
+	}
+}
