@@ -140,10 +140,12 @@ func TestCrashRecovery(t *testing.T) {
 			s.enable(id)
 			c := s.connection(id)
 			inst := c["installationId"].(string)
-			code, tok := s.restAs("search-svc", "POST", "/v1/connections/"+id+"/tokens", map[string]any{"permissions": map[string]string{"metadata": "read"}})
-			if code != 200 {
-				t.Fatalf("token: %d %v", code, tok)
-			}
+			var tok map[string]any
+			s.eventually("the broker sees the connection", func() bool {
+				code, out := s.restAs("search-svc", "POST", "/v1/connections/"+id+"/tokens", map[string]any{"permissions": map[string]string{"metadata": "read"}})
+				tok = out
+				return code == 200
+			})
 			s.crash(step, func() {
 				s.rest("POST", "/v1/connections/"+id+":disconnect", map[string]any{"reason": "crash test"})
 			})

@@ -66,9 +66,15 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return code, out
 	}
-	code, out := issue(map[string]any{"repositories": []string{"hello-world"}, "permissions": map[string]string{"contents": "read"}})
-	if code != 200 || s.githubStatus(out["token"].(string)) != 200 {
-		t.Fatalf("token through the broker: %d %v", code, out)
+	// The broker learns of the connection through the registry's Watch.
+	var out map[string]any
+	s.eventually("the broker issues a token", func() bool {
+		var code int
+		code, out = issue(map[string]any{"repositories": []string{"hello-world"}, "permissions": map[string]string{"contents": "read"}})
+		return code == 200
+	})
+	if s.githubStatus(out["token"].(string)) != 200 {
+		t.Fatalf("the broker's token does not work at GitHub")
 	}
 
 	s.mustREST("PATCH", "/v1/connections/"+id+"/features", map[string]any{"features": []any{map[string]any{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": true}}})
