@@ -172,7 +172,7 @@ func (s *system) registryArgs() []string {
 		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
 		"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
-		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "1ms", "-reconcile-every", "500ms"}
+		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
 }
 
 // startRegistry (re)starts the registry; crashAfter makes it exit after

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
@@ -56,7 +57,7 @@ func TestTransitLifecycle(t *testing.T) {
 	if _, _, err := c.SignPKCS1v15(ctx, "app-1", 1, digest[:]); err == nil {
 		t.Errorf("retired version still signs")
 	}
-	if info, err := c.Key(ctx, "app-1"); err != nil || info.Latest != 2 || info.MinVersion != 2 {
+	if info, err := c.Key(ctx, "app-1"); err != nil || info.Latest != 2 || info.MinVersion != 2 || time.Since(info.Created) > time.Minute {
 		t.Errorf("key info: %+v %v", info, err)
 	}
 	if err := c.DeleteKey(ctx, "app-1"); err != nil {

@@ -167,6 +167,9 @@ func (c *Client) ImportKeyVersion(ctx context.Context, name string, privatePEM [
 type KeyInfo struct {
 	Latest     int
 	MinVersion int
+	// Created is when the oldest version still kept was made (zero if
+	// transit did not say).
+	Created time.Time
 }
 
 // Key reads a key's versions; a missing key is ErrKeyNotFound.
@@ -182,7 +185,27 @@ func (c *Client) Key(ctx context.Context, name string) (KeyInfo, error) {
 	}
 	latest, _ := jsonInt(s.Data["latest_version"])
 	minV, _ := jsonInt(s.Data["min_encryption_version"])
-	return KeyInfo{Latest: latest, MinVersion: minV}, nil
+	info := KeyInfo{Latest: latest, MinVersion: minV}
+	// Asymmetric keys list their versions with creation times; symmetric
+	// ones give a Unix time per version.
+	versions, _ := s.Data["keys"].(map[string]any)
+	for _, v := range versions {
+		var t time.Time
+		switch x := v.(type) {
+		case map[string]any:
+			if ct, ok := x["creation_time"].(string); ok {
+				t, _ = time.Parse(time.RFC3339Nano, ct)
+			}
+		case json.Number:
+			if n, err := x.Int64(); err == nil {
+				t = time.Unix(n, 0)
+			}
+		}
+		if !t.IsZero() && (info.Created.IsZero() || t.Before(info.Created)) {
+			info.Created = t
+		}
+	}
+	return info, nil
 }
 
 // ErrKeyNotFound: the transit key does not exist.

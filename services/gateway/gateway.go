@@ -113,6 +113,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.HandleFunc("GET /connect/callback", cb.manifest)
 		root.HandleFunc("GET /connect/setup", cb.setup)
 	}
+	root.Handle("/", uiHandler())
 	g.handler = root
 	return g, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -49,6 +50,7 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err != nil || (cb.Scheme != "https" && cb.Scheme != "http") || cb.Host == "" || len(req.GetCallbackUrl()) > 500 {
 		v.Add("callback_url", "must be an absolute http(s) URL")
 	}
+	v.Check("permissions", permissions.Validate(req.GetPermissions()))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -59,7 +61,7 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	resp, err := s.connector.StartAppManifest(ctx, conn, cb, change(ctx, "start_app_manifest"))
+	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx, "start_app_manifest"))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -234,6 +235,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	if _, err := e.transit.ImportKey(context.Background(), "ghconnect-no-such-connection", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(orphan)})); err != nil {
 		t.Fatal(err)
 	}
+	e.connector.OrphanGrace = time.Nanosecond // the test's keys are fresh
 	if err := e.connector.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,10 @@ func hashState(s string) string {
 func keyName(connID string) string { return keyPrefix + connID }
 
 // StartAppManifest returns the manifest to post and where.
-func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, ch Change) (*registryv1.StartAppManifestResponse, error) {
+func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string, ch Change) (*registryv1.StartAppManifestResponse, error) {
+	if len(perms) == 0 {
+		perms = AppPermissions
+	}
 	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
 		return nil, refusef("the connection must be PENDING to enable GitHub Connect")
 	}
@@ -148,7 +151,7 @@ func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Conne
 	manifest, _ := json.Marshal(map[string]any{
 		"name": name, "url": "https://" + conn.ServerHostname, "description": "GitHub Connect for " + conn.ServerHostname,
 		"redirect_url": callback.String(), "setup_url": setup.String(), "public": false,
-		"default_permissions": AppPermissions, "default_events": []string{},
+		"default_permissions": perms, "default_events": []string{},
 		"hook_attributes": map[string]any{"url": "https://" + conn.ServerHostname + "/connect/webhook", "active": false},
 	})
 	state, hash := newState()
@@ -597,8 +600,13 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		conn, err := c.Store.Get(ctx, id)
 		orphan := errors.Is(err, ErrNotFound) ||
 			(err == nil && conn.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED) ||
-			(err == nil && conn.App == nil && c.now().Sub(conn.UpdateTime.AsTime()) > c.orphanGrace())
+			(err == nil && conn.App == nil)
 		if !orphan {
+			continue
+		}
+		// An enable in progress imports the key a moment before it records
+		// the App: only a key older than the grace period is an orphan.
+		if info, err := c.Transit.Key(ctx, k); err != nil || info.Created.IsZero() || c.now().Sub(info.Created) < c.orphanGrace() {
 			continue
 		}
 		if err := c.Transit.DeleteKey(ctx, k); err != nil {
