@@ -12,7 +12,7 @@ MODULES := gen pkg services/registry services/gateway services/broker services/f
 STANDALONE := dev/vaultdev
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
-.PHONY: help tools generate check-generated lint breaking build check-modules run test test-standalone bench fuzz clean
+.PHONY: ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench fuzz clean
 
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
@@ -58,8 +58,14 @@ check-modules:
 run:
 	./deploy/run-local.sh
 
-test: test-standalone
+test: ui-deps test-standalone
 	go test -race -shuffle=on -count=1 $(PKGS)
+
+# The admin page's browser test needs Debian's chromium and playwright-core
+# (installed from the lock file; no browser download).
+ui-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -d services/gateway/ui/test/node_modules/playwright-core ] || (cd services/gateway/ui/test && npm ci --no-audit --no-fund --silent)
 
 test-standalone:
 	@for m in $(STANDALONE); do [ ! -f $$m/go.mod ] || (cd $$m && GOWORK=off go test -race -shuffle=on -count=1 ./...); done

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,13 @@ func (e *Emulator) manifestPage(ownerParam string) http.HandlerFunc {
 			return
 		}
 		e.mu.Lock()
+		for _, a := range e.apps {
+			if strings.EqualFold(a.Name, m.Name) || a.Slug == slugify(m.Name) {
+				e.mu.Unlock()
+				http.Error(w, "Name is already in use", http.StatusUnprocessableEntity)
+				return
+			}
+		}
 		owner := e.addAccount("emulator-user", "User")
 		if ownerParam != "" {
 			owner = e.account(r.PathValue(ownerParam))

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -69,6 +70,10 @@ type Connector struct {
 	// must be before the reconciler deletes it (an enable may be under
 	// way); 0 means 10 minutes.
 	OrphanGrace time.Duration
+	// running serialises disconnects of one connection in this process
+	// (the RPC and the reconciler); across replicas the steps are
+	// idempotent and the state checks decide.
+	running sync.Map
 	// CrashAfter, for crash tests only, ends the process right after the
 	// named step ("key_imported", or a history action such as
 	// "app_created" or "disconnect_step:tokens_revoked") is done.
@@ -144,10 +149,15 @@ func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Conne
 	}
 	setup := *callback
 	setup.Path = strings.TrimSuffix(setup.Path, "/callback") + "/setup"
+	// App names are unique on GitHub.com and at most 34 characters; a
+	// suffix keeps a retry (after an App was created but not kept) from
+	// colliding with the earlier App.
+	suffix, _ := newState()
 	name := "GHES Connect " + conn.ServerHostname
-	if len(name) > 34 { // GitHub's limit on App names
-		name = name[:34]
+	if len(name) > 29 {
+		name = name[:29]
 	}
+	name += " " + suffix[:4]
 	manifest, _ := json.Marshal(map[string]any{
 		"name": name, "url": "https://" + conn.ServerHostname, "description": "GitHub Connect for " + conn.ServerHostname,
 		"redirect_url": callback.String(), "setup_url": setup.String(), "public": false,
@@ -458,6 +468,9 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 
 // Disconnect runs (or resumes) the disconnect, recording each step.
 func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change) (*registryv1.Connection, error) {
+	lock, _ := c.running.LoadOrStore(id, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
 	conn, err := c.Store.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -499,23 +512,42 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		step := ch
 		step.Action = "disconnect_step:" + s.name
 		if conn, err = c.Store.Update(ctx, id, "", step, func(x *registryv1.Connection) error {
+			if slices.Contains(x.DisconnectSteps, s.name) {
+				return errStepDone
+			}
 			x.DisconnectSteps = append(x.DisconnectSteps, s.name)
 			return nil
-		}); err != nil {
+		}); errors.Is(err, errStepDone) {
+			if conn, err = c.Store.Get(ctx, id); err != nil {
+				return nil, err
+			}
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		c.crashPoint(step.Action)
 	}
 	done := ch
 	done.Action = "complete_disconnect"
-	return c.Store.Update(ctx, id, "", done, func(x *registryv1.Connection) error {
+	out, err := c.Store.Update(ctx, id, "", done, func(x *registryv1.Connection) error {
+		if x.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+			return errStepDone
+		}
 		if err := moveTo(x, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED); err != nil {
 			return err
 		}
 		x.DisconnectTime = nowTS(c.now())
 		return nil
 	})
+	if errors.Is(err, errStepDone) {
+		return c.Store.Get(ctx, id)
+	}
+	return out, err
 }
+
+// errStepDone: another run (a replica, or the reconciler) already
+// recorded this step.
+var errStepDone = errors.New("step already done")
 
 // featuresOff waits until the feature gate, which watches this registry,
 // shows every feature off for the connection.

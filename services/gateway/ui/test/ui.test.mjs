@@ -1,0 +1,115 @@
+// Browser test of the admin page: Debian chromium driven by playwright-core
+// against a running ghconnect (started by e2e/ui_test.go), through the
+// GitHub emulator. Screenshots of each state go to $ARTIFACTS.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const gw = process.env.GATEWAY_URL;
+const token = process.env.ADMIN_TOKEN;
+const license = readFileSync(process.env.LICENSE_FILE, "utf8").trim();
+const out = process.env.ARTIFACTS || "artifacts";
+mkdirSync(out, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+page.setDefaultTimeout(20000);
+const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
+let step = "start";
+try {
+  step = "sign in with a wrong token";
+  await page.goto(gw + "/");
+  await page.getByLabel("Admin token").fill("not-the-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("Your token was not accepted").waitFor();
+  await shot("01-unauthorised");
+
+  step = "sign in";
+  await page.getByLabel("Admin token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await shot("02-not-enabled");
+
+  step = "validation errors next to the fields";
+  await page.getByLabel("Hostname").fill("not a host!");
+  await page.getByLabel("Version").fill("3.14.2");
+  await page.getByLabel("License file").fill(license);
+  await page.getByLabel("Organization login or enterprise slug").fill("octo-org");
+  await page.getByLabel("Account id").fill("1");
+  await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
+  const hostError = page.locator('.field-error[data-field="server_hostname"]');
+  await hostError.waitFor({ state: "visible" });
+  assert.match(await hostError.textContent(), /character|empty|label/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "serverHostname", "focus moves to the wrong field");
+  await shot("03-validation");
+
+  step = "enable GitHub Connect through the manifest flow";
+  await page.getByLabel("Hostname").fill("ghes.example.com");
+  // Leave Dependabot alerts out: the App will lack its permission.
+  await page.getByLabel(/^Dependabot alerts/).uncheck();
+  await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
+  await page.waitForURL(/connected=/);
+  await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+  assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
+  await shot("04-enabled");
+
+  step = "enable unified search";
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes("/features") && r.request().method() === "PATCH"),
+    page.locator("#toggle-unified_search").check(),
+  ]);
+  await page.reload();
+  await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+  assert.ok(await page.locator("#toggle-unified_search").isChecked(), "unified search did not stay on");
+  await shot("05-unified-search-on");
+
+  step = "a feature the App lacks permissions for is refused";
+  await page.locator("#toggle-dependabot_alerts").check();
+  const refusal = page.locator("#error-dependabot_alerts");
+  await refusal.waitFor({ state: "visible" });
+  assert.match(await refusal.textContent(), /vulnerability_alerts:read/);
+  assert.ok(!(await page.locator("#toggle-dependabot_alerts").isChecked()), "the refused toggle stayed on");
+  await shot("06-refused-feature");
+
+  step = "narrow window";
+  await page.setViewportSize({ width: 360, height: 800 });
+  await shot("07-narrow");
+  await page.setViewportSize({ width: 1100, height: 900 });
+
+  step = "disable GitHub Connect behind a confirmation";
+  await page.getByRole("button", { name: "Disable GitHub Connect" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /delete the App's private key from Vault/);
+  await shot("08-confirm-disable");
+  await dialog.getByRole("button", { name: "Disable GitHub Connect" }).click();
+  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.locator("#history tbody tr", { hasText: "complete_disconnect" }).first().waitFor();
+  await shot("09-disconnected");
+
+  step = "the gateway is down";
+  await page.route("**/v1/**", (route) => route.abort("connectionrefused"));
+  await page.reload();
+  await page.getByText("Cannot reach the gateway").waitFor();
+  await shot("10-gateway-down");
+
+  step = "keyboard: the sign-in form works without a mouse";
+  await page.unroute("**/v1/**");
+  await page.reload();
+  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Admin token").focus();
+  await page.keyboard.type(token);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  console.log("ui test: 10 states checked, screenshots in " + out);
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error(`ui test failed at "${step}": ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
