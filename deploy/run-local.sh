@@ -80,7 +80,7 @@ read_addr() { # name, variable prefix: the first stdout line of a dev tool
 bin/vaultdev -addr 127.0.0.1:8200 -root-token "$(cat "$DATA/vault-token")" -data-dir "$DATA/vault" >"$LOGS/vaultdev.out" 2>"$LOGS/vaultdev.log" &
 pids+=($!)
 VAULT_ADDR=$(read_addr vaultdev VAULT_ADDR)
-bin/ghemu -addr 127.0.0.1:8300 -seed dev/ghemu/seed.example.json -contract >"$LOGS/ghemu.out" 2>"$LOGS/ghemu.log" &
+bin/ghemu -addr 127.0.0.1:8300 -seed dev/ghemu/seed.example.json -contract -state-file "$DATA/github-emulator.json" >"$LOGS/ghemu.out" 2>"$LOGS/ghemu.log" &
 pids+=($!)
 GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
 
@@ -105,14 +105,15 @@ wait_ok gateway "http://$GATEWAY_ADDR/readyz"
 cat <<MSG
 
 ghconnect is running.
-  REST gateway:   http://$GATEWAY_ADDR  (OpenAPI: http://$GATEWAY_ADDR/openapi.json)
+  Admin page:     http://$GATEWAY_ADDR/   (sign in with the admin token)
   admin token:    $token   (also in $DATA/admin-token)
+  dev license:    $DATA/dev.ghl   (paste it into the Enable form; GitHub.com account: octo-org, id 1)
+  REST gateway:   http://$GATEWAY_ADDR/v1/…  (OpenAPI: http://$GATEWAY_ADDR/openapi.json)
   registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics)
   broker gRPC:    127.0.0.1:7002 (metrics at http://127.0.0.1:7102/metrics)
   featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
   vaultdev:       $VAULT_ADDR (token in $DATA/vault-token; keys kept in $DATA/vault)
   GitHub emulator: $GITHUB_API_URL (seeded from dev/ghemu/seed.example.json)
-  dev license:    $DATA/dev.ghl
   logs:           $LOGS/
 
 Try:

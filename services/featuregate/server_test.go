@@ -12,9 +12,11 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
+	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -405,5 +407,18 @@ func TestValidationAndAuth(t *testing.T) {
 	_, err := e.gate.Check(context.Background(), &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona"}, Features: []featuregatev1.Feature{search}})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("no token: %v", err)
+	}
+}
+
+// The App the registry creates must be able to serve every feature.
+func TestAppPermissionsCoverEveryFeature(t *testing.T) {
+	resp, err := (&featuregate.Server{}).ListFeatures(context.Background(), &featuregatev1.ListFeaturesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range resp.Features {
+		if missing := permissions.Missing(registry.AppPermissions, f.Permissions); len(missing) > 0 {
+			t.Errorf("%v needs %v beyond the App's permissions", f.Feature, missing)
+		}
 	}
 }

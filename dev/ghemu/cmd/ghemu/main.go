@@ -31,6 +31,7 @@ func realMain(ctx context.Context) error {
 	addr := fs.String("addr", "127.0.0.1:8300", "listen address (port 0 picks a free one)")
 	seed := fs.String("seed", "", "JSON seed file (see seed.example.json)")
 	contract := fs.Bool("contract", false, "validate every exchange against GitHub's OpenAPI description and log violations")
+	stateFile := fs.String("state-file", "", "keep Apps, installations and repositories here across restarts")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -45,6 +46,14 @@ func realMain(ctx context.Context) error {
 		opts.OnViolation = func(err error) { logger.Printf("CONTRACT VIOLATION: %v", err) }
 	}
 	emu := ghemu.New(opts)
+	if *stateFile != "" {
+		if err := emu.LoadState(*stateFile); err != nil {
+			return err
+		}
+		if _, err := os.Stat(*stateFile); err == nil {
+			*seed = "" // the saved state already holds the seed
+		}
+	}
 	if *seed != "" {
 		if err := emu.SeedFile(*seed); err != nil {
 			return err
@@ -68,6 +77,9 @@ func realMain(ctx context.Context) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if *stateFile != "" {
+		return emu.SaveState(*stateFile)
 	}
 	return nil
 }
