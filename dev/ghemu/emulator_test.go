@@ -475,12 +475,22 @@ func TestManifestFlow(t *testing.T) {
 	if err != nil || inst.GetPermissions().GetContents() != "read" {
 		t.Fatalf("installation with the new App's key: %v %v", inst, err)
 	}
-	// A code expires after an hour.
+	// A code expires after an hour. (App names are unique: another one.)
+	first := manifest
+	manifest, _ = json.Marshal(map[string]any{"name": "GHES Connect 2", "url": "https://ghes.example.com", "redirect_url": "https://ghes.example.com/connect/callback"})
 	resp = post()
 	late, _ := url.Parse(resp.Header.Get("Location"))
 	w.emu.SetFaults(ghemu.Faults{ClockOffset: 61 * time.Minute})
+	if late.Query().Get("code") == "" {
+		t.Fatalf("second manifest refused: %v", resp.Status)
+	}
 	if _, _, err := w.client("").Apps.CompleteAppManifest(ctx, late.Query().Get("code")); statusOf(err) != http.StatusNotFound {
 		t.Errorf("expired code: %v", err)
+	}
+	// A name already taken is refused, as GitHub.com does.
+	manifest = first
+	if dup := post(); dup.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("duplicate App name: %d", dup.StatusCode)
 	}
 }
 

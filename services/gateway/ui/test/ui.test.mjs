@@ -67,7 +67,9 @@ try {
   await shot("05-unified-search-on");
 
   step = "a feature the App lacks permissions for is refused";
-  await page.locator("#toggle-dependabot_alerts").check();
+  // click, not check: the page turns the box back off as soon as the
+  // refusal arrives.
+  await page.locator("#toggle-dependabot_alerts").click();
   const refusal = page.locator("#error-dependabot_alerts");
   await refusal.waitFor({ state: "visible" });
   assert.match(await refusal.textContent(), /vulnerability_alerts:read/);
