@@ -18,6 +18,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -329,31 +330,19 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 	if err := v.Err(); err != nil {
 		return err
 	}
-	after := req.GetAfterRevision()
-	ticker := time.NewTicker(s.pollInterval)
-	defer ticker.Stop()
-	for {
-		changed := s.store.Changed()
-		snaps, err := s.store.Snapshots(ctx, after, req.GetConnectionId(), watchBatch)
-		if err != nil {
-			return toStatus(ctx, err)
-		}
-		for _, w := range snaps {
-			if err := stream.Send(w); err != nil {
-				return err
-			}
-			after = w.Revision
-		}
-		if len(snaps) == watchBatch {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		case <-s.stopping:
-			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision")
-		case <-changed:
-		case <-ticker.C:
-		}
+	err := sqldb.Tail(ctx, &s.store.Notifier, s.pollInterval, s.stopping, req.GetAfterRevision(), watchBatch,
+		func(ctx context.Context, after int64, limit int) ([]*featuregatev1.WatchResponse, error) {
+			return s.store.Snapshots(ctx, after, req.GetConnectionId(), limit)
+		},
+		func(w *featuregatev1.WatchResponse) int64 { return w.Revision },
+		stream.Send)
+	switch {
+	case errors.Is(err, sqldb.ErrStopping):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case err == nil || status.Code(err) != codes.Unknown:
+		return err
 	}
+	return toStatus(ctx, err)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -440,32 +441,26 @@ func (s *Server) WatchConnections(req *registryv1.WatchConnectionsRequest, strea
 	if err := v.Err(); err != nil {
 		return err
 	}
-	after := req.GetAfterRevision()
-	ticker := time.NewTicker(s.pollInterval)
-	defer ticker.Stop()
-	for {
-		// Taken before the query, so a commit racing with it still wakes us.
-		changed := s.store.Changed()
-		evs, err := s.store.Events(ctx, after, req.GetConnectionId(), watchBatch)
-		if err != nil {
-			return toStatus(ctx, err)
-		}
-		for _, ev := range evs {
-			if err := stream.Send(&registryv1.WatchConnectionsResponse{Event: ev}); err != nil {
-				return err
-			}
-			after = ev.Revision
-		}
-		if len(evs) == watchBatch {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		case <-s.stopping:
-			return status.Error(codes.Unavailable, "server shutting down; resume from the last revision")
-		case <-changed:
-		case <-ticker.C:
-		}
+	err := sqldb.Tail(ctx, &s.store.Notifier, s.pollInterval, s.stopping, req.GetAfterRevision(), watchBatch,
+		func(ctx context.Context, after int64, limit int) ([]*registryv1.ConnectionEvent, error) {
+			return s.store.Events(ctx, after, req.GetConnectionId(), limit)
+		},
+		func(ev *registryv1.ConnectionEvent) int64 { return ev.Revision },
+		func(ev *registryv1.ConnectionEvent) error {
+			return stream.Send(&registryv1.WatchConnectionsResponse{Event: ev})
+		})
+	return tailStatus(ctx, err)
+}
+
+// tailStatus maps how a Watch stream ended to what its subscriber sees.
+func tailStatus(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, sqldb.ErrStopping):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case err == nil || status.Code(err) != codes.Unknown:
+		return err
 	}
+	return toStatus(ctx, err)
 }
