@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,3 +58,5 @@ func TestLoadTokenFile(t *testing.T) {
 		}
 	}
 }
+
+func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }

@@ -15,6 +15,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -34,7 +35,13 @@ type Config struct {
 	RegistryAddr      string
 	RegistryTokenFile string
 	CacheSize         int
-	Log               logging.Options
+	// TLSCert, TLSKey and ClientCA turn on mutual TLS: callers present a
+	// client certificate signed by ClientCA, whose common name is their
+	// principal (production). Bearer tokens remain for callers without one.
+	TLSCert  string
+	TLSKey   string
+	ClientCA string
+	Log      logging.Options
 }
 
 // EnvPrefix prefixes the broker's environment variables.
@@ -52,13 +59,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
 	fs.IntVar(&c.CacheSize, "cache-size", 10000, "most shared tokens kept")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); with -tls-key and -client-ca, callers authenticate by client certificate")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates")
 	c.Log.RegisterFlags(fs)
 }
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	var errs []error
-	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "tokens-file": c.TokensFile, "policy": c.PolicyFile, "vault-addr": c.VaultAddr,
+	if (c.TLSCert != "") != (c.TLSKey != "") || (c.ClientCA != "" && c.TLSCert == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together, and -client-ca needs them"))
+	}
+	if c.TokensFile == "" && c.ClientCA == "" {
+		errs = append(errs, errors.New("-tokens-file or -client-ca is required: callers must authenticate"))
+	}
+	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "vault-addr": c.VaultAddr,
 		"vault-token-file": c.VaultTokenFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", name))
@@ -91,9 +107,24 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "broker"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, err := auth.LoadTokenFile(cfg.TokensFile)
-	if err != nil {
-		return err
+	var authn auth.Authenticator
+	if cfg.TokensFile != "" {
+		tokens, err := auth.LoadTokenFile(cfg.TokensFile)
+		if err != nil {
+			return err
+		}
+		authn = tokens
+	}
+	var grpcOpts []grpc.ServerOption
+	if cfg.TLSCert != "" {
+		tlsCfg, err := auth.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA)
+		if err != nil {
+			return err
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		if cfg.ClientCA != "" {
+			authn = auth.ClientCerts{Fallback: authn}
+		}
 	}
 	policy, err := LoadPolicy(cfg.PolicyFile)
 	if err != nil {
@@ -113,7 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer conn.Close()
 
-	srv := server.New(server.Options{Logger: logger, Auth: authn, Audited: AuditedMethods})
+	srv := server.New(server.Options{Logger: logger, Auth: authn, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
 	b, err := New(Options{VaultAddr: cfg.VaultAddr, VaultToken: vaultToken, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err
