@@ -5,6 +5,7 @@ package apierr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ghconnect/ghconnect/pkg/logging"
@@ -64,4 +65,22 @@ func Internal(ctx context.Context, cause error, msg string) error {
 func Unavailable(ctx context.Context, cause error, msg string) error {
 	logging.FromContext(ctx).Warn(msg, zap.Error(cause))
 	return status.Error(codes.Unavailable, msg)
+}
+
+// StreamEnd maps how a server stream ended: the server stopping (err is
+// stopping) is Unavailable, so the subscriber resumes elsewhere; the caller
+// leaving is its context's status; a status error passes as is; anything
+// else goes through other.
+func StreamEnd(err, stopping error, other func(error) error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, stopping):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case status.Code(err) != codes.Unknown:
+		return err
+	}
+	return other(err)
 }

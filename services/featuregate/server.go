@@ -336,13 +336,5 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 		},
 		func(w *featuregatev1.WatchResponse) int64 { return w.Revision },
 		stream.Send)
-	switch {
-	case errors.Is(err, sqldb.ErrStopping):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case err == nil || status.Code(err) != codes.Unknown:
-		return err
-	}
-	return toStatus(ctx, err)
+	return apierr.StreamEnd(err, sqldb.ErrStopping, func(err error) error { return toStatus(ctx, err) })
 }

@@ -436,29 +436,5 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 // Snapshots returns up to limit Watch snapshots after revision after, of one
 // connection or all.
 func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string, limit int) ([]*featuregatev1.WatchResponse, error) {
-	q := `SELECT snapshot FROM gate_events WHERE revision > $1 AND snapshot <> ''`
-	args := []any{after}
-	if connectionID != "" {
-		q += ` AND connection_id = $2`
-		args = append(args, connectionID)
-	}
-	q += fmt.Sprintf(` ORDER BY revision LIMIT %d`, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*featuregatev1.WatchResponse
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		w := &featuregatev1.WatchResponse{}
-		if err := protojson.Unmarshal([]byte(raw), w); err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
+	return sqldb.Feed(ctx, s.db, "gate_events", "snapshot", "snapshot <> ''", after, connectionID, limit, func() *featuregatev1.WatchResponse { return &featuregatev1.WatchResponse{} })
 }

@@ -449,18 +449,5 @@ func (s *Server) WatchConnections(req *registryv1.WatchConnectionsRequest, strea
 		func(ev *registryv1.ConnectionEvent) error {
 			return stream.Send(&registryv1.WatchConnectionsResponse{Event: ev})
 		})
-	return tailStatus(ctx, err)
-}
-
-// tailStatus maps how a Watch stream ended to what its subscriber sees.
-func tailStatus(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(err, sqldb.ErrStopping):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case err == nil || status.Code(err) != codes.Unknown:
-		return err
-	}
-	return toStatus(ctx, err)
+	return apierr.StreamEnd(err, sqldb.ErrStopping, func(err error) error { return toStatus(ctx, err) })
 }

@@ -354,31 +354,7 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 // Events returns up to limit events with revision > after, oldest first,
 // of one connection or (connectionID empty) of all.
 func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
-	q := `SELECT event FROM connection_events WHERE revision > $1`
-	args := []any{after}
-	if connectionID != "" {
-		q += ` AND connection_id = $2`
-		args = append(args, connectionID)
-	}
-	q += fmt.Sprintf(` ORDER BY revision LIMIT %d`, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*registryv1.ConnectionEvent
-	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		ev := &registryv1.ConnectionEvent{}
-		if err := protojson.Unmarshal([]byte(b), ev); err != nil {
-			return nil, err
-		}
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
 }
 
 // ErrBadState: a redirect state that is unknown, used, expired or of
