@@ -284,10 +284,7 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	}
 	var facts userFacts
 	if needFacts {
-		var err error
-		if facts, err = s.store.UserFacts(ctx, req.GetConnectionId(), req.GetUsers()); err != nil {
-			return nil, toStatus(ctx, err)
-		}
+		facts = s.view.facts(req.GetConnectionId(), req.GetUsers())
 	}
 	results := make([]*featuregatev1.CheckResult, 0, len(req.GetUsers())*len(req.GetFeatures()))
 	for _, u := range req.GetUsers() {

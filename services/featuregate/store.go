@@ -57,6 +57,16 @@ type Store struct {
 	committed func(ctx context.Context)
 }
 
+// commitThen runs fn in a transaction and, once committed, refreshes
+// this replica's view.
+func (s *Store) commitThen(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := s.db.InTx(ctx, fn); err != nil {
+		return err
+	}
+	s.afterCommit(ctx)
+	return nil
+}
+
 func (s *Store) afterCommit(ctx context.Context) {
 	if s.committed != nil {
 		s.committed(ctx)
@@ -327,7 +337,7 @@ func (s *Store) RegistryCursor(ctx context.Context) (int64, error) {
 
 // SetConsent records a user's choice.
 func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1.Feature, optedIn bool, actor string) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	return s.commitThen(ctx, func(tx *sql.Tx) error {
 		v := 0
 		if optedIn {
 			v = 1
@@ -347,7 +357,7 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.AccountLink, actor string) error {
 	now := s.now()
 	link.LinkTime = timestamppb.New(now)
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	return s.commitThen(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
 			return err
 		}
@@ -366,7 +376,7 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 
 // Unlink removes a user's link.
 func (s *Store) Unlink(ctx context.Context, id, user, actor string) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	return s.commitThen(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, user)
 		if err != nil {
 			return err
@@ -437,4 +447,38 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 // connection or all.
 func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string, limit int) ([]*featuregatev1.WatchResponse, error) {
 	return sqldb.Feed(ctx, s.db, "gate_events", "snapshot", "snapshot <> ''", after, connectionID, limit, func() *featuregatev1.WatchResponse { return &featuregatev1.WatchResponse{} })
+}
+
+// feedEvent is one row of gate_events as the view applies it.
+type feedEvent struct {
+	revision   int64
+	connection string
+	action     string
+	detail     string
+	snapshot   *featuregatev1.WatchResponse
+}
+
+// Feed returns up to limit events after revision after, oldest first.
+func (s *Store) Feed(ctx context.Context, after int64, limit int) ([]feedEvent, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT revision, connection_id, action, detail, snapshot FROM gate_events WHERE revision > $1 ORDER BY revision LIMIT %d`, limit), after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []feedEvent
+	for rows.Next() {
+		var ev feedEvent
+		var snap string
+		if err := rows.Scan(&ev.revision, &ev.connection, &ev.action, &ev.detail, &snap); err != nil {
+			return nil, err
+		}
+		if snap != "" {
+			ev.snapshot = &featuregatev1.WatchResponse{}
+			if err := protojson.Unmarshal([]byte(snap), ev.snapshot); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
 }

@@ -2,6 +2,8 @@ package featuregate
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,15 +22,23 @@ type view struct {
 	mu      sync.RWMutex
 	rev     int64
 	conns   map[string]*featuregatev1.WatchResponse
+	// users holds each connection's per-user facts, so Check never reads
+	// the database.
+	users map[string]map[string]*userState
+}
+
+type userState struct {
+	linked  bool
+	optedIn map[featuregatev1.Feature]bool
 }
 
 func newView(store *Store) *view {
-	return &view{store: store, conns: map[string]*featuregatev1.WatchResponse{}}
+	return &view{store: store, conns: map[string]*featuregatev1.WatchResponse{}, users: map[string]map[string]*userState{}}
 }
 
 const viewBatch = 1000
 
-// catchUp applies every snapshot committed since the last one applied.
+// catchUp applies every event committed since the last one applied.
 func (v *view) catchUp(ctx context.Context) error {
 	v.refresh.Lock()
 	defer v.refresh.Unlock()
@@ -36,23 +46,83 @@ func (v *view) catchUp(ctx context.Context) error {
 		v.mu.RLock()
 		after := v.rev
 		v.mu.RUnlock()
-		snaps, err := v.store.Snapshots(ctx, after, "", viewBatch)
+		evs, err := v.store.Feed(ctx, after, viewBatch)
 		if err != nil {
 			return err
 		}
-		if len(snaps) == 0 {
+		if len(evs) == 0 {
 			return nil
 		}
 		v.mu.Lock()
-		for _, s := range snaps {
-			v.conns[s.Settings.GetConnectionId()] = s
-			v.rev = s.Revision
+		for _, ev := range evs {
+			v.apply(ev)
+			v.rev = ev.revision
 		}
 		v.mu.Unlock()
-		if len(snaps) < viewBatch {
+		if len(evs) < viewBatch {
 			return nil
 		}
 	}
+}
+
+// apply folds one event into the view. Callers hold v.mu.
+func (v *view) apply(ev feedEvent) {
+	if ev.snapshot != nil {
+		v.conns[ev.connection] = ev.snapshot
+	}
+	var d struct {
+		User    string `json:"user"`
+		Feature string `json:"feature"`
+		OptedIn bool   `json:"opted_in"`
+	}
+	switch ev.action {
+	case "set_consent", "link_account", "unlink_account":
+		if json.Unmarshal([]byte(ev.detail), &d) != nil || d.User == "" {
+			return
+		}
+	default:
+		return
+	}
+	users := v.users[ev.connection]
+	if users == nil {
+		users = map[string]*userState{}
+		v.users[ev.connection] = users
+	}
+	u := users[d.User]
+	if u == nil {
+		u = &userState{optedIn: map[featuregatev1.Feature]bool{}}
+		users[d.User] = u
+	}
+	switch ev.action {
+	case "set_consent":
+		u.optedIn[featuregatev1.Feature(featuregatev1.Feature_value["FEATURE_"+strings.ToUpper(d.Feature)])] = d.OptedIn
+	case "link_account":
+		u.linked = true
+	case "unlink_account":
+		u.linked = false
+	}
+}
+
+// facts returns what Check needs of users on a connection.
+func (v *view) facts(conn string, users []string) userFacts {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	f := userFacts{links: map[string]*featuregatev1.AccountLink{}, optedIn: map[string]map[featuregatev1.Feature]bool{}}
+	for _, name := range users {
+		u := v.users[conn][name]
+		if u == nil {
+			continue
+		}
+		if u.linked {
+			f.links[name] = &featuregatev1.AccountLink{User: name}
+		}
+		opted := make(map[featuregatev1.Feature]bool, len(u.optedIn))
+		for k, on := range u.optedIn {
+			opted[k] = on
+		}
+		f.optedIn[name] = opted
+	}
+	return f
 }
 
 // get returns the connection's latest snapshot, or nil if the gate has
