@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -100,6 +102,16 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	q := browse(t)(noRedirect().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
 	if q.Get("state") != start.State {
 		t.Fatalf("state not returned: %v", q)
+	}
+	// An expired state is refused too.
+	expired := strings.Repeat("e", 48)
+	sum := sha256.Sum256([]byte(expired))
+	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("expired state: %v", err)
 	}
 	// A wrong state changes nothing.
 	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: strings.Repeat("0", 48)})
