@@ -27,9 +27,6 @@ type Options struct {
 	// RateLimit is the primary limit per App and per installation per hour;
 	// 0 means 5000, as GitHub gives installations.
 	RateLimit int
-	// BaseURL is the emulator's own address, used in redirects of the
-	// browser flows; API objects always carry api.github.com URLs.
-	BaseURL string
 }
 
 // Faults are failures the emulator injects, for tests.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
-	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -214,8 +213,3 @@ func (a addrStringer) String() string {
 }
 
 func addrOf(l net.Listener) fmt.Stringer { return addrStringer{l} }
-
-// LoggerInto is a convenience for mains: the logger travels in ctx.
-func LoggerInto(ctx context.Context, l *zap.Logger) context.Context {
-	return logging.WithLogger(ctx, l)
-}
