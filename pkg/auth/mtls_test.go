@@ -117,3 +117,21 @@ func writePair(t *testing.T, dir, name string, c tls.Certificate) {
 	os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600)
 	os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 }
+
+func TestCallersFlags(t *testing.T) {
+	for _, tt := range []struct {
+		c  Callers
+		ok bool
+	}{
+		{Callers{TokensFile: "t"}, true},
+		{Callers{TLSCert: "c", TLSKey: "k", ClientCA: "ca"}, true},
+		{Callers{TokensFile: "t", TLSCert: "c", TLSKey: "k"}, true},
+		{Callers{}, false},
+		{Callers{TokensFile: "t", TLSCert: "c"}, false},
+		{Callers{TokensFile: "t", ClientCA: "ca"}, false},
+	} {
+		if err := tt.c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%+v: %v", tt.c, err)
+		}
+	}
+}

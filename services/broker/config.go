@@ -15,7 +15,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -24,8 +23,8 @@ import (
 type Config struct {
 	GRPCAddr string
 	HTTPAddr string
-	// TokensFile lists the callers' bearer tokens (as SHA-256).
-	TokensFile string
+	// Callers authenticate with bearer tokens or client certificates.
+	Callers auth.Callers
 	// PolicyFile holds the per-caller policy (JSON).
 	PolicyFile string
 	VaultAddr  string
@@ -35,13 +34,7 @@ type Config struct {
 	RegistryAddr      string
 	RegistryTokenFile string
 	CacheSize         int
-	// TLSCert, TLSKey and ClientCA turn on mutual TLS: callers present a
-	// client certificate signed by ClientCA, whose common name is their
-	// principal (production). Bearer tokens remain for callers without one.
-	TLSCert  string
-	TLSKey   string
-	ClientCA string
-	Log      logging.Options
+	Log               logging.Options
 }
 
 // EnvPrefix prefixes the broker's environment variables.
@@ -51,7 +44,7 @@ const EnvPrefix = "GHCONNECT_BROKER"
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:7002", "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7102", "listen address of /metrics, /healthz and /readyz (empty: none)")
-	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the callers' bearer tokens`)
+	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.PolicyFile, "policy", "", "per-caller token policy (JSON); callers not in it get nothing")
 	fs.StringVar(&c.VaultAddr, "vault-addr", "http://127.0.0.1:8200", "Vault address")
 	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
@@ -59,20 +52,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
 	fs.IntVar(&c.CacheSize, "cache-size", 10000, "most shared tokens kept")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); with -tls-key and -client-ca, callers authenticate by client certificate")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
-	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates")
 	c.Log.RegisterFlags(fs)
 }
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	var errs []error
-	if (c.TLSCert != "") != (c.TLSKey != "") || (c.ClientCA != "" && c.TLSCert == "") {
-		errs = append(errs, errors.New("-tls-cert and -tls-key go together, and -client-ca needs them"))
-	}
-	if c.TokensFile == "" && c.ClientCA == "" {
-		errs = append(errs, errors.New("-tokens-file or -client-ca is required: callers must authenticate"))
+	if err := c.Callers.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "vault-addr": c.VaultAddr,
 		"vault-token-file": c.VaultTokenFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
@@ -107,24 +94,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "broker"))
 	ctx = logging.WithLogger(ctx, logger)
-	var authn auth.Authenticator
-	if cfg.TokensFile != "" {
-		tokens, err := auth.LoadTokenFile(cfg.TokensFile)
-		if err != nil {
-			return err
-		}
-		authn = tokens
-	}
-	var grpcOpts []grpc.ServerOption
-	if cfg.TLSCert != "" {
-		tlsCfg, err := auth.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA)
-		if err != nil {
-			return err
-		}
-		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
-		if cfg.ClientCA != "" {
-			authn = auth.ClientCerts{Fallback: authn}
-		}
+	authn, grpcOpts, err := cfg.Callers.Load()
+	if err != nil {
+		return err
 	}
 	policy, err := LoadPolicy(cfg.PolicyFile)
 	if err != nil {

@@ -25,7 +25,7 @@ type Config struct {
 	GRPCAddr    string
 	HTTPAddr    string
 	DatabaseURL string
-	TokensFile  string
+	Callers     auth.Callers
 	// RegistryAddr is the registry's gRPC address; RegistryTokenFile holds
 	// the bearer token the gate watches it with.
 	RegistryAddr      string
@@ -46,7 +46,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:7003", "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7103", "listen address of /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/featuregate.db", `"sqlite:PATH" or "postgres://…"`)
-	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
+	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address (empty: unified search answers UNAVAILABLE)")
@@ -58,10 +58,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	var errs []error
-	for flagName, v := range map[string]string{"grpc-addr": c.GRPCAddr, "database": c.DatabaseURL, "tokens-file": c.TokensFile, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
+	for flagName, v := range map[string]string{"grpc-addr": c.GRPCAddr, "database": c.DatabaseURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", flagName))
 		}
+	}
+	if err := c.Callers.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" {
 		errs = append(errs, errors.New("-broker-token-file is required with -broker-addr"))
@@ -78,7 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "featuregate"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, err := auth.LoadTokenFile(cfg.TokensFile)
+	authn, grpcOpts, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
@@ -116,7 +119,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		gate.SetSearcher(searcher)
 	}
-	srv := server.New(server.Options{Logger: logger, Auth: authn})
+	srv := server.New(server.Options{Logger: logger, Auth: authn, ExtraGRPCOptions: grpcOpts})
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {

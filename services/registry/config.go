@@ -29,9 +29,8 @@ type Config struct {
 	HTTPAddr string
 	// DatabaseURL is "sqlite:PATH" (default) or "postgres://…".
 	DatabaseURL string
-	// TokensFile lists the bearer tokens (as SHA-256) of admins and
-	// services.
-	TokensFile string
+	// Callers authenticate with bearer tokens or client certificates.
+	Callers auth.Callers
 	// LicenseIssuersFile lists the Ed25519 keys licenses must be signed by.
 	LicenseIssuersFile string
 	// Enabling and disconnecting GitHub Connect need Vault and GitHub; the
@@ -58,7 +57,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:7001", "gRPC listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7101", "listen address of /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
-	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
+	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
 	fs.StringVar(&c.VaultAddr, "vault-addr", "", "Vault address (empty: enabling and disconnecting are off)")
 	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
@@ -82,8 +81,8 @@ func (c *Config) Validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("-database is required"))
 	}
-	if c.TokensFile == "" {
-		errs = append(errs, errors.New("-tokens-file is required: the registry never runs unauthenticated"))
+	if err := c.Callers.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.LicenseIssuersFile == "" {
 		errs = append(errs, errors.New("-license-issuers is required"))
@@ -107,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 	logger = logger.With(zap.String("service", "registry"))
 	ctx = logging.WithLogger(ctx, logger)
 
-	authn, err := auth.LoadTokenFile(cfg.TokensFile)
+	authn, grpcOpts, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
@@ -125,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
-	srv := server.New(server.Options{Logger: logger, Auth: authn})
+	srv := server.New(server.Options{Logger: logger, Auth: authn, ExtraGRPCOptions: grpcOpts})
 	reg := NewServer(store, issuers)
 	reg.Register(srv)
 	if cfg.VaultAddr != "" {

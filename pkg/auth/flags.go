@@ -1,0 +1,63 @@
+package auth
+
+import (
+	"errors"
+	"flag"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Callers is how a service authenticates its callers: bearer tokens from a
+// file (development, services without certificates) and, in production,
+// mutual TLS client certificates.
+type Callers struct {
+	TokensFile string
+	TLSCert    string
+	TLSKey     string
+	ClientCA   string
+}
+
+// RegisterFlags binds the fields to -tokens-file, -tls-cert, -tls-key and
+// -client-ca.
+func (c *Callers) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); with -tls-key and -client-ca, callers authenticate by client certificate")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates (principal: the certificate's common name)")
+}
+
+// Validate reports flags that do not go together.
+func (c *Callers) Validate() error {
+	if (c.TLSCert != "") != (c.TLSKey != "") || (c.ClientCA != "" && c.TLSCert == "") {
+		return errors.New("-tls-cert and -tls-key go together, and -client-ca needs them")
+	}
+	if c.TokensFile == "" && c.ClientCA == "" {
+		return errors.New("-tokens-file or -client-ca is required: callers must authenticate")
+	}
+	return nil
+}
+
+// Load returns the authenticator and the gRPC server options (TLS) the
+// flags describe.
+func (c *Callers) Load() (Authenticator, []grpc.ServerOption, error) {
+	var authn Authenticator
+	if c.TokensFile != "" {
+		tokens, err := LoadTokenFile(c.TokensFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		authn = tokens
+	}
+	if c.TLSCert == "" {
+		return authn, nil, nil
+	}
+	tlsCfg, err := ServerTLS(c.TLSCert, c.TLSKey, c.ClientCA)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.ClientCA != "" {
+		authn = ClientCerts{Fallback: authn}
+	}
+	return authn, []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tlsCfg))}, nil
+}
