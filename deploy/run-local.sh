@@ -13,7 +13,7 @@ mkdir -p "$DATA" "$LOGS" bin
 chmod 700 "$DATA"
 
 echo "building…"
-go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway \
+go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway ./services/gateway/cmd/ghconnectctl \
   ./services/featuregate/cmd/featuregate ./services/broker/cmd/broker ./dev/ghemu/cmd/ghemu
 (cd dev/vaultdev && GOWORK=off go build -o ../../bin/ ./cmd/vaultdev)
 
@@ -77,20 +77,27 @@ read_addr() { # name, variable prefix: the first stdout line of a dev tool
   echo "$1 did not start; see $LOGS/$1.log" >&2; exit 1
 }
 
-bin/vaultdev -addr 127.0.0.1:8200 -root-token "$(cat "$DATA/vault-token")" -data-dir "$DATA/vault" >"$LOGS/vaultdev.out" 2>"$LOGS/vaultdev.log" &
+bin/vaultdev -addr 127.0.0.1:8200 -root-token "$(cat "$DATA/vault-token")" -data-dir "$DATA/vault" -audit-file "$LOGS/vault-audit.log" \
+  >"$LOGS/vaultdev.out" 2>"$LOGS/vaultdev.log" &
 pids+=($!)
 VAULT_ADDR=$(read_addr vaultdev VAULT_ADDR)
+# The Vault side, once (again on every start: it changes nothing that is
+# right): policies from deploy/vault, one AppRole per service. The root
+# token is used for this only; the services log in with their AppRoles.
+bin/ghconnectctl vault-setup -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" \
+  -policies deploy/vault -out "$DATA/vault-creds" > "$LOGS/vault-setup.log"
+approle() { echo -vault-role-id-file "$DATA/vault-creds/$1-role-id" -vault-secret-id-file "$DATA/vault-creds/$1-secret-id"; }
 bin/ghemu -addr 127.0.0.1:8300 -seed dev/ghemu/seed.example.json -contract -state-file "$DATA/github-emulator.json" >"$LOGS/ghemu.out" 2>"$LOGS/ghemu.log" &
 pids+=($!)
 GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
 
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt" \
-  -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" \
+  -vault-addr "$VAULT_ADDR" $(approle registry) -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" \
   -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 -service-token-file "$DATA/registry-token"
 wait_ok registry http://127.0.0.1:7101/readyz
 start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
-  -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" -vault-token-file "$DATA/vault-token" \
+  -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" $(approle broker) \
   -github-url "$GITHUB_API_URL" -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/broker-token"
 wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \
@@ -112,7 +119,8 @@ ghconnect is running.
   registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics)
   broker gRPC:    127.0.0.1:7002 (metrics at http://127.0.0.1:7102/metrics)
   featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
-  vaultdev:       $VAULT_ADDR (token in $DATA/vault-token; keys kept in $DATA/vault)
+  vaultdev:       $VAULT_ADDR (root token in $DATA/vault-token, for you only; keys kept in $DATA/vault;
+                  AppRole credentials in $DATA/vault-creds; audit log $LOGS/vault-audit.log)
   GitHub emulator: $GITHUB_API_URL (seeded from dev/ghemu/seed.example.json)
   logs:           $LOGS/
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -83,54 +87,107 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("unified search: %v", res)
 	}
 
-	// Key rotation while callers keep asking for fresh (exclusive) tokens.
+	// Key rotation done in Vault by the operator, following the README's
+	// runbook verbatim, while callers keep asking for fresh tokens (new
+	// exclusive tokens: each one is an exchange at GitHub.com).
 	stop := make(chan struct{})
 	var failures []string
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := map[string]any{"exclusive": true, "permissions": map[string]string{"metadata": "read"}}
+				if w == 1 {
+					body = map[string]any{"exclusive": true, "repositories": []string{"hello-world"}, "permissions": map[string]string{"contents": "read"}}
+				}
+				if code, out := issue(body); code != 200 {
+					mu.Lock()
+					failures = append(failures, fmt.Sprint(code, out))
+					mu.Unlock()
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if code, out := issue(map[string]any{"exclusive": true, "permissions": map[string]string{"metadata": "read"}}); code != 200 {
-				mu.Lock()
-				failures = append(failures, fmt.Sprint(code, out))
-				mu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+		}()
+	}
 	_, newPEM, newPub := newKeyPEM(t)
 	pemFile := filepath.Join(s.dir, "new-key.pem")
 	os.WriteFile(pemFile, []byte(newPEM), 0o600)
-	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile); err == nil || !strings.Contains(out, "does not accept the new key") {
-		t.Errorf("rotation before GitHub knows the key: %v %s", err, out)
+	runbookEnv := []string{"VAULT_ADDR=" + s.vault, "KEY=" + keyName, "NEW_PEM=" + pemFile, "CREDS=" + filepath.Join(s.dir, "vault-creds")}
+	// Over plain HTTP the CLI will not send a private key to the gateway.
+	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile); err == nil || !strings.Contains(out, "refusing to send a private key over plain HTTP") {
+		t.Errorf("rotate-key over http: %v %s", err, out)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// 1. The operator imports the new key as version 2 in Vault.
+	runbook(t, "import", runbookEnv)
+	s.eventually("the registry says GitHub.com does not accept version 2 yet", func() bool {
+		tk := s.connection(id)["transitKey"].(map[string]any)
+		return tk["pendingVersion"] == float64(2) && strings.Contains(fmt.Sprint(tk["notice"]), "key version 2 is in Vault but GitHub.com does not accept it yet")
+	})
+	if out, err := s.ctl("status"); err != nil || !strings.Contains(out, "key version 2 is in Vault but GitHub.com does not accept it yet") {
+		t.Errorf("status during the rotation: %v %s", err, out)
+	}
+	s.eventually("the broker's signing status says so too", func() bool {
+		st := s.mustREST("GET", "/v1/connections/"+id+"/signingStatus", nil)
+		return st["pendingVersion"] == float64(2) && strings.Contains(fmt.Sprint(st["notice"]), "does not accept it yet")
+	})
+	// 2. The operator adds the new public key to the App on GitHub.com.
 	if resp, err := http.Post(s.emu+"/_emu/apps/"+appID+"/keys", "text/plain", strings.NewReader(newPub)); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("adding the key on GitHub: %v", err)
 	}
-	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile); err != nil {
-		t.Fatalf("rotate: %v %s", err, out)
-	}
-	time.Sleep(200 * time.Millisecond)
+	s.eventually("version 2 is adopted, version 1 kept as the fallback", func() bool {
+		tk := s.connection(id)["transitKey"].(map[string]any)
+		return fmt.Sprint(tk["versions"]) == "[1 2]" && tk["notice"] == nil
+	})
+	s.eventually("the broker signs with version 2", func() bool {
+		st := s.mustREST("GET", "/v1/connections/"+id+"/signingStatus", nil)
+		return st["currentVersion"] == float64(2)
+	})
+	// 3. The operator deletes the old key on GitHub.com, then retires it in
+	// Vault.
 	req, _ := http.NewRequest("PUT", s.emu+"/_emu/apps/"+appID+"/keys", strings.NewReader(newPub))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("dropping the old key on GitHub: %v", err)
 	}
+	time.Sleep(500 * time.Millisecond)
+	runbook(t, "retire", runbookEnv)
+	s.eventually("the retired version leaves the record", func() bool {
+		return fmt.Sprint(s.connection(id)["transitKey"].(map[string]any)["versions"]) == "[2]"
+	})
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
 		t.Errorf("%d token requests failed during the rotation; first: %s", len(failures), failures[0])
 	}
-	if len(issued) < 10 {
+	if len(issued) < 20 {
 		t.Errorf("only %d tokens issued during the rotation", len(issued))
 	}
+
+	// The CLI's convenience: import straight into Vault as the operator;
+	// GitHub.com does not know this key, so the registry says so.
+	_, thirdPEM, _ := newKeyPEM(t)
+	os.WriteFile(pemFile, []byte(thirdPEM), 0o600)
+	creds := filepath.Join(s.dir, "vault-creds")
+	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile, "-vault-addr", s.vault,
+		"-vault-role-id-file", filepath.Join(creds, "operator-role-id"), "-vault-secret-id-file", filepath.Join(creds, "operator-secret-id")); err != nil ||
+		!strings.Contains(out, "key version 3 is in Vault but GitHub.com does not accept it yet") {
+		t.Errorf("rotate-key through Vault: %v %s", err, out)
+	}
+	if code, _ := issue(map[string]any{"exclusive": true, "permissions": map[string]string{"metadata": "read"}}); code != 200 {
+		t.Errorf("version 2 stopped signing while version 3 waits for GitHub.com: %d", code)
+	}
+
+	// Vault's audit log: each signature the broker made is one sign entry
+	// of the broker's AppRole; no plaintext key material, and no service
+	// call with the root token.
+	s.checkVaultAudit(keyName, []string{newPEM[40:100], thirdPEM[40:100]})
 
 	// Disconnect with the operator CLI.
 	if out, err := s.ctl("disconnect", "-connection", id, "-reason", "end of the test"); err != nil || !strings.Contains(out, "DISCONNECTED") {
@@ -179,4 +236,95 @@ func TestEndToEnd(t *testing.T) {
 	if strings.Contains(logs, "PRIVATE KEY") || strings.Contains(logs, "CONTRACT VIOLATION") {
 		t.Errorf("logs hold a private key or a contract violation")
 	}
+}
+
+// runbook runs a block of the README's "Rotating the App key" verbatim.
+func runbook(t *testing.T, name string, env []string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "<!-- runbook: "+name+" -->\n```sh\n")
+	block, _, ok2 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 {
+		t.Fatalf("README has no runbook block %q", name)
+	}
+	cmd := exec.Command("bash", "-c", block)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("runbook %s: %v\n%s", name, err, out)
+	}
+}
+
+// checkVaultAudit reads Vault's file audit log.
+func (s *system) checkVaultAudit(keyName string, secrets []string) {
+	s.t.Helper()
+	raw, err := os.ReadFile(filepath.Join(s.dir, "vault-audit.log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, sec := range secrets {
+		if strings.Contains(string(raw), sec) {
+			s.t.Errorf("the audit log holds private key material")
+		}
+	}
+	if strings.Contains(string(raw), "PRIVATE KEY") {
+		s.t.Errorf("the audit log holds a PEM private key")
+	}
+	signs := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var e struct {
+			Type string `json:"type"`
+			Auth struct {
+				Policies []string          `json:"policies"`
+				Metadata map[string]string `json:"metadata"`
+			} `json:"auth"`
+			Request struct {
+				Path string `json:"path"`
+			} `json:"request"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			s.t.Fatalf("audit line: %v", err)
+		}
+		if e.Type != "response" || !strings.HasPrefix(e.Request.Path, "transit/") {
+			continue
+		}
+		role := e.Auth.Metadata["role_name"]
+		if role == "" && slices.Contains(e.Auth.Policies, "root") && (strings.HasPrefix(e.Request.Path, "transit/sign/") || strings.HasPrefix(e.Request.Path, "transit/decrypt/")) {
+			s.t.Errorf("a root token signed or decrypted: %s", e.Request.Path)
+		}
+		if e.Request.Path == "transit/sign/"+keyName && e.Error == "" {
+			signs[role]++
+		}
+	}
+	brokerSigns := s.metric("broker-http", `ghconnect_broker_vault_signs_total{outcome="ok"}`)
+	if signs["ghconnect-broker"] == 0 || float64(signs["ghconnect-broker"]) != brokerSigns {
+		s.t.Errorf("audit log: %d signs by ghconnect-broker, broker counted %v", signs["ghconnect-broker"], brokerSigns)
+	}
+	for role := range signs {
+		if role != "ghconnect-broker" && role != "ghconnect-registry" {
+			s.t.Errorf("audit log: %d signs by %q", signs[role], role)
+		}
+	}
+	s.t.Logf("Vault audit: signs by identity %v; broker's own count %v", signs, brokerSigns)
+}
+
+// metric reads one sample from a service's /metrics.
+func (s *system) metric(port, sample string) float64 {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.addr(port) + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }

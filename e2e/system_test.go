@@ -170,8 +170,9 @@ func (s *system) waitHTTP(name, u string) {
 func (s *system) registryArgs() []string {
 	return []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
 		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
-		"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
+		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
+		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
+		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
 		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
 }
 
@@ -215,14 +216,21 @@ func startSystem(t *testing.T) *system {
 	s.file("license", strings.TrimSpace(string(out)))
 
 	s.vault = "http://" + s.addr("vault")
-	s.start("vaultdev", nil, "vaultdev", "-addr", s.addr("vault"), "-root-token", s.tokens["vault"], "-data-dir", filepath.Join(s.dir, "vault"))
+	s.start("vaultdev", nil, "vaultdev", "-addr", s.addr("vault"), "-root-token", s.tokens["vault"], "-data-dir", filepath.Join(s.dir, "vault"),
+		"-audit-file", filepath.Join(s.dir, "vault-audit.log"))
 	s.waitHTTP("vaultdev", s.vault+"/v1/sys/health")
+	// The setup step, once, with the root token; no service gets it.
+	if out, err := exec.Command(filepath.Join(s.bin, "ghconnectctl"), "vault-setup", "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
+		"-policies", filepath.Join(repoRoot(), "deploy", "vault"), "-out", filepath.Join(s.dir, "vault-creds")).CombinedOutput(); err != nil {
+		t.Fatalf("vault-setup: %v\n%s", err, out)
+	}
 	s.emu = "http://" + s.addr("emu")
 	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
 	s.waitHTTP("ghemu", s.emu+"/meta")
 	s.startRegistry("")
 	s.start("broker", nil, "broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault, "-vault-token-file", filepath.Join(s.dir, "vault-token"),
+		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
+		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
 		"-github-url", s.emu, "-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "broker-token"))
 	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
 	s.start("featuregate", nil, "featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),

@@ -12,18 +12,14 @@ import (
 	"time"
 )
 
-// VaultDev is a vaultdev process started for one test.
-type VaultDev struct {
-	Addr  string
-	Token string
-	cmd   *exec.Cmd
-}
-
 var (
 	vaultBuild    sync.Once
 	vaultBin      string
 	vaultBuildErr error
 )
+
+// RepoRoot is the checkout's top folder.
+func RepoRoot() string { return repoRoot() }
 
 // repoRoot is found from this file's place in the tree.
 func repoRoot() string {
@@ -31,10 +27,23 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Vault builds vaultdev (once per test binary; it is its own module, kept
-// out of the services' dependencies) and starts it as a process on a
-// loopback port; it stops when the test ends.
-func Vault(t testing.TB) *VaultDev {
+// VaultDev is a vaultdev process (Vault's own server core) started for
+// one test.
+type VaultDev struct {
+	Addr string
+	// Token is the root token: tests use it to set Vault up and to look
+	// from outside; services get AppRole logins (Setup).
+	Token     string
+	UnsealKey string
+	// AuditFile is Vault's file audit device log.
+	AuditFile string
+	DataDir   string
+	cmd       *exec.Cmd
+}
+
+// VaultBinary builds vaultdev once per test binary (it is its own module,
+// kept out of the services' dependencies) and returns its path.
+func VaultBinary(t testing.TB) string {
 	t.Helper()
 	vaultBuild.Do(func() {
 		dir, err := os.MkdirTemp("", "vaultdev-bin-")
@@ -53,8 +62,24 @@ func Vault(t testing.TB) *VaultDev {
 	if vaultBuildErr != nil {
 		t.Fatalf("building vaultdev: %v", vaultBuildErr)
 	}
-	token := "test-root-" + RandomHex(8)
-	v := &VaultDev{Token: token, cmd: exec.Command(vaultBin, "-addr", "127.0.0.1:0", "-root-token", token)}
+	return vaultBin
+}
+
+// Vault starts vaultdev as a process on a loopback port, with its data in
+// a directory of the test's and the file audit device on; it stops when
+// the test ends.
+func Vault(t testing.TB) *VaultDev {
+	t.Helper()
+	dir := t.TempDir()
+	v := &VaultDev{Token: "test-root-" + RandomHex(8), DataDir: filepath.Join(dir, "data"), AuditFile: filepath.Join(dir, "audit.log")}
+	v.start(t, "127.0.0.1:0")
+	return v
+}
+
+func (v *VaultDev) start(t testing.TB, addr string) {
+	t.Helper()
+	v.cmd = exec.Command(VaultBinary(t), "-addr", addr, "-root-token", v.Token, "-data-dir", v.DataDir, "-audit-file", v.AuditFile)
+	v.cmd.Stderr = os.Stderr
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,27 +88,37 @@ func Vault(t testing.TB) *VaultDev {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Stop)
-	lines := make(chan string, 1)
+	lines := make(chan [2]string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		lines <- line
+		r := bufio.NewReader(stdout)
+		a, _ := r.ReadString('\n')
+		k, _ := r.ReadString('\n')
+		lines <- [2]string{a, k}
 	}()
 	select {
-	case line := <-lines:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "VAULT_ADDR=")
-		if !ok {
-			t.Fatalf("vaultdev said %q", line)
+	case l := <-lines:
+		addr, ok := strings.CutPrefix(strings.TrimSpace(l[0]), "VAULT_ADDR=")
+		key, ok2 := strings.CutPrefix(strings.TrimSpace(l[1]), "VAULT_UNSEAL_KEY=")
+		if !ok || !ok2 {
+			t.Fatalf("vaultdev said %q", l)
 		}
-		v.Addr = addr
-	case <-time.After(20 * time.Second):
+		v.Addr, v.UnsealKey = addr, key
+	case <-time.After(30 * time.Second):
 		t.Fatal("vaultdev did not start")
 	}
-	return v
+}
+
+// Restart stops the process and starts it again on the same address and
+// data (Vault away, then back, unsealed).
+func (v *VaultDev) Restart(t testing.TB) {
+	t.Helper()
+	v.Stop()
+	v.start(t, strings.TrimPrefix(v.Addr, "http://"))
 }
 
 // Stop ends the process (Vault "down").
 func (v *VaultDev) Stop() {
-	if v.cmd.Process != nil && v.cmd.ProcessState == nil {
+	if v.cmd != nil && v.cmd.Process != nil && v.cmd.ProcessState == nil {
 		v.cmd.Process.Signal(os.Interrupt)
 		v.cmd.Wait()
 	}

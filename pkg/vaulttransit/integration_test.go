@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 )
 
@@ -27,7 +28,8 @@ func pkcs1PEM(t *testing.T) (*rsa.PrivateKey, []byte) {
 // Against vaultdev: import, sign, rotate, retire, delete.
 func TestTransitLifecycle(t *testing.T) {
 	v := testenv.Vault(t)
-	c, err := vaulttransit.New(v.Addr, v.Token, "transit")
+	session, err := vaultauth.WithToken(v.Addr, v.Token)
+	c := vaulttransit.New(session, "transit")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,31 +19,50 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	vault "github.com/hashicorp/vault/api"
 )
 
 // Client talks to one transit mount.
 type Client struct {
-	api   *vault.Client
+	auth  *vaultauth.Session
 	mount string
 	// Timeout bounds each Vault call.
 	Timeout time.Duration
 }
 
-// New returns a client of the transit engine mounted at mount. The token is
-// the Vault token to use (never logged).
-func New(addr, token, mount string) (*Client, error) {
-	cfg := vault.DefaultConfig()
-	cfg.Address = addr
-	// Retries are the caller's decision: a sign that fails fast lets the
-	// broker serve from cache and report Unavailable at once.
-	cfg.MaxRetries = 0
-	c, err := vault.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("vaulttransit: %w", err)
+// New returns a client of the transit engine mounted at mount, calling
+// with the session's token.
+func New(auth *vaultauth.Session, mount string) *Client {
+	return &Client{auth: auth, mount: mount, Timeout: 5 * time.Second}
+}
+
+// call runs one Vault request; a 403 is retried once on a new login when
+// the token it used may have been revoked or expired.
+func (c *Client) call(ctx context.Context, f func(l *vault.Logical) (*vault.Secret, error)) (*vault.Secret, error) {
+	api := c.auth.Client()
+	used := api.Token()
+	s, err := f(api.Logical())
+	if vaultauth.IsPermissionDenied(err) && c.auth.Refresh(ctx, used) {
+		s, err = f(api.Logical())
 	}
-	c.SetToken(token)
-	return &Client{api: c, mount: mount, Timeout: 5 * time.Second}, nil
+	return s, err
+}
+
+func (c *Client) read(ctx context.Context, path string) (*vault.Secret, error) {
+	return c.call(ctx, func(l *vault.Logical) (*vault.Secret, error) { return l.ReadWithContext(ctx, path) })
+}
+
+func (c *Client) write(ctx context.Context, path string, data map[string]any) (*vault.Secret, error) {
+	return c.call(ctx, func(l *vault.Logical) (*vault.Secret, error) { return l.WriteWithContext(ctx, path, data) })
+}
+
+func (c *Client) list(ctx context.Context, path string) (*vault.Secret, error) {
+	return c.call(ctx, func(l *vault.Logical) (*vault.Secret, error) { return l.ListWithContext(ctx, path) })
+}
+
+func (c *Client) delete(ctx context.Context, path string) (*vault.Secret, error) {
+	return c.call(ctx, func(l *vault.Logical) (*vault.Secret, error) { return l.DeleteWithContext(ctx, path) })
 }
 
 // Mount is the transit mount path.
@@ -67,7 +86,7 @@ func (c *Client) wrap(ctx context.Context, privatePEM []byte) (string, *rsa.Publ
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	wk, err := c.api.Logical().ReadWithContext(ctx, c.mount+"/wrapping_key")
+	wk, err := c.read(ctx, c.mount+"/wrapping_key")
 	if err != nil {
 		return "", nil, fmt.Errorf("vaulttransit: reading the wrapping key: %w", err)
 	}
@@ -124,7 +143,9 @@ func ParseRSAPrivateKey(privatePEM []byte) (*rsa.PrivateKey, error) {
 }
 
 // ImportKey creates key name from a private key PEM: rsa-2048, not
-// exportable, open to new imported versions and to deletion. It returns
+// exportable (transit's default; the registry's policy cannot change it),
+// not rotatable inside Vault (a key Vault makes up is one GitHub.com has
+// never seen: new versions arrive by import_version), deletable. It returns
 // the key's public half.
 func (c *Client) ImportKey(ctx context.Context, name string, privatePEM []byte) (*rsa.PublicKey, error) {
 	ct, pub, err := c.wrap(ctx, privatePEM)
@@ -133,12 +154,12 @@ func (c *Client) ImportKey(ctx context.Context, name string, privatePEM []byte) 
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/import", map[string]any{
-		"ciphertext": ct, "type": "rsa-2048", "hash_function": "SHA256", "exportable": false, "allow_rotation": true,
+	if _, err := c.write(ctx, c.mount+"/keys/"+name+"/import", map[string]any{
+		"ciphertext": ct, "type": "rsa-2048", "hash_function": "SHA256", "allow_rotation": false,
 	}); err != nil {
 		return nil, fmt.Errorf("vaulttransit: importing %s: %w", name, err)
 	}
-	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+	if _, err := c.write(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
 		return nil, fmt.Errorf("vaulttransit: configuring %s: %w", name, err)
 	}
 	return pub, nil
@@ -153,7 +174,7 @@ func (c *Client) ImportKeyVersion(ctx context.Context, name string, privatePEM [
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/import_version", map[string]any{"ciphertext": ct, "hash_function": "SHA256"}); err != nil {
+	if _, err := c.write(ctx, c.mount+"/keys/"+name+"/import_version", map[string]any{"ciphertext": ct, "hash_function": "SHA256"}); err != nil {
 		return 0, nil, fmt.Errorf("vaulttransit: importing a version of %s: %w", name, err)
 	}
 	info, err := c.Key(ctx, name)
@@ -176,7 +197,7 @@ type KeyInfo struct {
 func (c *Client) Key(ctx context.Context, name string) (KeyInfo, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	s, err := c.api.Logical().ReadWithContext(ctx, c.mount+"/keys/"+name)
+	s, err := c.read(ctx, c.mount+"/keys/"+name)
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("vaulttransit: reading %s: %w", name, err)
 	}
@@ -226,7 +247,7 @@ func jsonInt(v any) (int, bool) {
 func (c *Client) RetireVersionsBelow(ctx context.Context, name string, v int) error {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	_, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"min_encryption_version": v, "min_decryption_version": v})
+	_, err := c.write(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"min_encryption_version": v, "min_decryption_version": v})
 	if err != nil {
 		return fmt.Errorf("vaulttransit: retiring versions of %s: %w", name, err)
 	}
@@ -240,10 +261,10 @@ func (c *Client) DeleteKey(ctx context.Context, name string) error {
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
+	if _, err := c.write(ctx, c.mount+"/keys/"+name+"/config", map[string]any{"deletion_allowed": true}); err != nil {
 		return fmt.Errorf("vaulttransit: preparing deletion of %s: %w", name, err)
 	}
-	if _, err := c.api.Logical().DeleteWithContext(ctx, c.mount+"/keys/"+name); err != nil {
+	if _, err := c.delete(ctx, c.mount+"/keys/"+name); err != nil {
 		return fmt.Errorf("vaulttransit: deleting %s: %w", name, err)
 	}
 	return nil
@@ -265,7 +286,7 @@ func (c *Client) SignPKCS1v15(ctx context.Context, name string, version int, dig
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	s, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/sign/"+name, req)
+	s, err := c.write(ctx, c.mount+"/sign/"+name, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("vaulttransit: signing with %s v%d: %w", name, version, err)
 	}
@@ -301,7 +322,7 @@ func ParseSignature(s string) (int, []byte, error) {
 func (c *Client) ListKeys(ctx context.Context) ([]string, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	s, err := c.api.Logical().ListWithContext(ctx, c.mount+"/keys")
+	s, err := c.list(ctx, c.mount+"/keys")
 	if err != nil {
 		return nil, fmt.Errorf("vaulttransit: listing keys: %w", err)
 	}
@@ -327,7 +348,7 @@ func (c *Client) EnsureKey(ctx context.Context, name, typ string) error {
 	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if _, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/keys/"+name, map[string]any{"type": typ}); err != nil {
+	if _, err := c.write(ctx, c.mount+"/keys/"+name, map[string]any{"type": typ}); err != nil {
 		return fmt.Errorf("vaulttransit: creating %s: %w", name, err)
 	}
 	return nil
@@ -337,7 +358,7 @@ func (c *Client) EnsureKey(ctx context.Context, name, typ string) error {
 func (c *Client) Encrypt(ctx context.Context, name string, plaintext []byte) (string, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	s, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/encrypt/"+name, map[string]any{"plaintext": base64.StdEncoding.EncodeToString(plaintext)})
+	s, err := c.write(ctx, c.mount+"/encrypt/"+name, map[string]any{"plaintext": base64.StdEncoding.EncodeToString(plaintext)})
 	if err != nil {
 		return "", fmt.Errorf("vaulttransit: encrypting with %s: %w", name, err)
 	}
@@ -352,7 +373,7 @@ func (c *Client) Encrypt(ctx context.Context, name string, plaintext []byte) (st
 func (c *Client) Decrypt(ctx context.Context, name, ciphertext string) ([]byte, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	s, err := c.api.Logical().WriteWithContext(ctx, c.mount+"/decrypt/"+name, map[string]any{"ciphertext": ciphertext})
+	s, err := c.write(ctx, c.mount+"/decrypt/"+name, map[string]any{"ciphertext": ciphertext})
 	if err != nil {
 		return nil, fmt.Errorf("vaulttransit: decrypting with %s: %w", name, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -25,8 +26,8 @@ import (
 
 // Options configure a Broker.
 type Options struct {
-	VaultAddr  string
-	VaultToken string
+	// Vault is the broker's Vault login (its AppRole, kept fresh).
+	Vault *vaultauth.Session
 	// GitHubURL is the API base: https://api.github.com/, a GHE.com or
 	// GHES API URL, or the emulator.
 	GitHubURL string
@@ -66,6 +67,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.Policy == nil {
 		return nil, errors.New("broker: a policy is required (deny by default)")
 	}
+	if opts.Vault == nil {
+		return nil, errors.New("broker: a Vault login is required")
+	}
 	base, err := url.Parse(strings.TrimSuffix(opts.GitHubURL, "/") + "/")
 	if err != nil || base.Host == "" {
 		return nil, errors.New("broker: the GitHub API URL is not a URL")
@@ -90,7 +94,7 @@ func New(opts Options) (*Broker, error) {
 		opts:   opts,
 		conns:  newConnections(),
 		cache:  newCache(opts.CacheSize),
-		up:     newUpstream(opts.VaultAddr, opts.VaultToken, base, opts.HTTPClient, m),
+		up:     newUpstream(opts.Vault, base, opts.HTTPClient, m),
 		m:      m,
 		now:    time.Now,
 		issued: map[string]map[string]*grant{},

@@ -13,6 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -27,9 +28,8 @@ type Config struct {
 	Callers auth.Callers
 	// PolicyFile holds the per-caller policy (JSON).
 	PolicyFile string
-	VaultAddr  string
-	// VaultTokenFile holds the Vault token.
-	VaultTokenFile    string
+	// Vault: the broker's own login (AppRole or a Vault Agent token file).
+	Vault             vaultauth.Flags
 	GitHubURL         string
 	RegistryAddr      string
 	RegistryTokenFile string
@@ -46,8 +46,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7102", "listen address of /metrics, /healthz and /readyz (empty: none)")
 	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.PolicyFile, "policy", "", "per-caller token policy (JSON); callers not in it get nothing")
-	fs.StringVar(&c.VaultAddr, "vault-addr", "http://127.0.0.1:8200", "Vault address")
-	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
+	c.Vault.RegisterFlags(fs, "http://127.0.0.1:8200")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (GitHub.com, GHE.com, GHES or the emulator)")
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
@@ -61,8 +60,10 @@ func (c *Config) Validate() error {
 	if err := c.Callers.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "vault-addr": c.VaultAddr,
-		"vault-token-file": c.VaultTokenFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
+	if err := c.Vault.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", name))
 		}
@@ -102,9 +103,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	vaultToken, err := readSecret(cfg.VaultTokenFile)
+	vaultSession, err := cfg.Vault.Login(ctx, logger)
 	if err != nil {
-		return fmt.Errorf("vault token: %w", err)
+		return err
 	}
 	regToken, err := readSecret(cfg.RegistryTokenFile)
 	if err != nil {
@@ -117,7 +118,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer conn.Close()
 
 	srv := server.New(server.Options{Logger: logger, Auth: authn, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
-	b, err := New(Options{VaultAddr: cfg.VaultAddr, VaultToken: vaultToken, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
+	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err
 	}
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
+	go vaultSession.Run(bg)
 	follower := &registrywatch.Follower{Client: registryv1.NewConnectionRegistryServiceClient(conn), Token: regToken, After: b.RegistryRevision, Apply: b.ApplyRegistryEvent}
 	go follower.Run(bg)
 	go b.Run(bg)

@@ -16,6 +16,10 @@ type connInfo struct {
 	mount, key     string
 	// versions of the transit key in use, oldest first; the newest signs.
 	versions []int
+	// pending and notice: a newer version in Vault GitHub.com does not
+	// accept yet, as the registry found.
+	pending int
+	notice  string
 }
 
 // connections mirrors the registry in memory, fed by its Watch stream.
@@ -50,6 +54,8 @@ func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected bool) 
 		installationID: rc.GetInstallationId(),
 		mount:          rc.GetTransitKey().GetMount(),
 		key:            rc.GetTransitKey().GetName(),
+		pending:        int(rc.GetTransitKey().GetPendingVersion()),
+		notice:         rc.GetTransitKey().GetNotice(),
 	}
 	for _, v := range rc.GetTransitKey().GetVersions() {
 		info.versions = append(info.versions, int(v))

@@ -243,7 +243,8 @@ func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningS
 		return nil, status.Error(codes.NotFound, "unknown connection")
 	}
 	st := s.b.up.signing(c.id)
-	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError}
+	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError,
+		PendingVersion: int32(c.pending), Notice: c.notice}
 	for _, v := range c.versions {
 		resp.KeyVersions = append(resp.KeyVersions, int32(v))
 	}

@@ -15,6 +15,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/githubapp"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
@@ -44,24 +45,28 @@ type signStatus struct {
 
 // upstream signs App JWTs with Vault transit and exchanges them at GitHub.
 type upstream struct {
-	vaultAddr, vaultToken string
-	github                *url.URL
-	http                  *http.Client
-	now                   func() time.Time
-	m                     *metrics
+	vault  *vaultauth.Session
+	github *url.URL
+	http   *http.Client
+	now    func() time.Time
+	m      *metrics
 
 	mu      sync.Mutex
 	transit map[string]*vaulttransit.Client // by mount
 	jwts    map[string]*jwtEntry            // by connection
 	status  map[string]*signStatus          // by connection
-	skew    time.Duration                   // GitHub's clock minus ours
-	pause   map[int64]time.Time             // installation → no new exchange before
+	// newer is a key version found in Vault after GitHub.com refused the
+	// recorded ones, and accepted by it: it signs until the registry's
+	// record catches up.
+	newer map[string]int      // by connection
+	skew  time.Duration       // GitHub's clock minus ours
+	pause map[int64]time.Time // installation → no new exchange before
 }
 
-func newUpstream(vaultAddr, vaultToken string, githubURL *url.URL, httpClient *http.Client, m *metrics) *upstream {
+func newUpstream(vault *vaultauth.Session, githubURL *url.URL, httpClient *http.Client, m *metrics) *upstream {
 	return &upstream{
-		vaultAddr: vaultAddr, vaultToken: vaultToken, github: githubURL, http: httpClient, now: time.Now, m: m,
-		transit: map[string]*vaulttransit.Client{}, jwts: map[string]*jwtEntry{}, status: map[string]*signStatus{}, pause: map[int64]time.Time{},
+		vault: vault, github: githubURL, http: httpClient, now: time.Now, m: m,
+		transit: map[string]*vaulttransit.Client{}, jwts: map[string]*jwtEntry{}, status: map[string]*signStatus{}, newer: map[string]int{}, pause: map[int64]time.Time{},
 	}
 }
 
@@ -71,10 +76,7 @@ func (u *upstream) transitFor(mount string) (*vaulttransit.Client, error) {
 	if c := u.transit[mount]; c != nil {
 		return c, nil
 	}
-	c, err := vaulttransit.New(u.vaultAddr, u.vaultToken, mount)
-	if err != nil {
-		return nil, err
-	}
+	c := vaulttransit.New(u.vault, mount)
 	c.Timeout = 3 * time.Second
 	u.transit[mount] = c
 	return c, nil
@@ -95,10 +97,11 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		return e.token, e.version, nil
 	}
 	skew := u.skew
+	newer := u.newer[c.id]
 	u.mu.Unlock()
 
 	if version == 0 && len(c.versions) > 0 {
-		version = c.versions[len(c.versions)-1]
+		version = max(c.versions[len(c.versions)-1], newer)
 	}
 	t, err := u.transitFor(c.mount)
 	if err != nil {
@@ -124,6 +127,29 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime)}
 	st.lastSign = now
 	return token, used, nil
+}
+
+// latestInVault returns the key's newest version in Vault when it is newer
+// than every version the broker signs with, else 0.
+func (u *upstream) latestInVault(ctx context.Context, c *connInfo) int {
+	t, err := u.transitFor(c.mount)
+	if err != nil {
+		return 0
+	}
+	info, err := t.Key(ctx, c.key)
+	if err != nil {
+		return 0
+	}
+	u.mu.Lock()
+	known := u.newer[c.id]
+	u.mu.Unlock()
+	if len(c.versions) > 0 {
+		known = max(known, c.versions[len(c.versions)-1])
+	}
+	if info.Latest > known {
+		return info.Latest
+	}
+	return 0
 }
 
 // forgetJWT drops a connection's cached JWT (GitHub refused it).
@@ -252,6 +278,19 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 			}
 		}
 		tok, resp, err = attempt(true, 0)
+	}
+	if is401(err) {
+		// The operator may have rotated the key in Vault and removed the
+		// old one from GitHub.com before the registry noticed.
+		if latest := u.latestInVault(ctx, c); latest > 0 {
+			if tok, resp, err = attempt(true, latest); err == nil {
+				u.mu.Lock()
+				u.newer[c.id] = latest
+				u.mu.Unlock()
+				log.Warn("GitHub.com refused the recorded key versions; signing with the newer version found in Vault",
+					zap.String("connection_id", c.id), zap.Int("key_version", latest))
+			}
+		}
 	}
 	if is401(err) && len(c.versions) > 1 {
 		newest, prev := c.versions[len(c.versions)-1], c.versions[len(c.versions)-2]

@@ -16,6 +16,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -36,9 +37,13 @@ type Config struct {
 	// Enabling and disconnecting GitHub Connect need Vault and GitHub; the
 	// broker and feature gate addresses make disconnect revoke tokens and
 	// wait for features to be off.
-	VaultAddr        string
-	VaultTokenFile   string
+	// Vault: the registry's own login (AppRole or a Vault Agent token
+	// file); no address turns enabling off.
+	Vault            vaultauth.Flags
 	TransitMount     string
+	// KeyCheckEvery is how often the App keys' versions in Vault are
+	// compared with the record (a rotation done in Vault is followed).
+	KeyCheckEvery    time.Duration
 	GitHubURL        string
 	GitHubWebURL     string
 	BrokerAddr       string
@@ -59,14 +64,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
 	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
-	fs.StringVar(&c.VaultAddr, "vault-addr", "", "Vault address (empty: enabling and disconnecting are off)")
-	fs.StringVar(&c.VaultTokenFile, "vault-token-file", "", "file holding the Vault token")
+	c.Vault.RegisterFlags(fs, "")
 	fs.StringVar(&c.TransitMount, "transit-mount", "transit", "Vault transit mount holding the App keys")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL")
 	fs.StringVar(&c.GitHubWebURL, "github-web-url", "https://github.com", "GitHub web URL browsers are sent to")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address, to revoke tokens on disconnect")
 	fs.StringVar(&c.FeatureGateAddr, "featuregate-addr", "", "feature-gate gRPC address, to confirm features are off on disconnect")
 	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the registry's bearer token for the broker and feature gate")
+	fs.DurationVar(&c.KeyCheckEvery, "key-check-every", 30*time.Second, "how often a new App key version imported in Vault is looked for")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", time.Minute, "how often interrupted disconnects and orphan keys are looked for")
 	fs.DurationVar(&c.OrphanKeyGrace, "orphan-key-grace", 10*time.Minute, "age after which a key of a PENDING connection without an App is an orphan")
 	c.Log.RegisterFlags(fs)
@@ -87,8 +92,13 @@ func (c *Config) Validate() error {
 	if c.LicenseIssuersFile == "" {
 		errs = append(errs, errors.New("-license-issuers is required"))
 	}
-	if c.VaultAddr != "" && c.VaultTokenFile == "" {
-		errs = append(errs, errors.New("-vault-token-file is required with -vault-addr"))
+	if c.Vault.Addr != "" {
+		if err := c.Vault.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.KeyCheckEvery <= 0 {
+		errs = append(errs, errors.New("-key-check-every must be positive"))
 	}
 	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" {
 		errs = append(errs, errors.New("-service-token-file is required with -broker-addr or -featuregate-addr"))
@@ -127,8 +137,8 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Options{Logger: logger, Auth: authn, ExtraGRPCOptions: grpcOpts})
 	reg := NewServer(store, issuers)
 	reg.Register(srv)
-	if cfg.VaultAddr != "" {
-		connector, closeAll, err := newConnector(cfg, store)
+	if cfg.Vault.Addr != "" {
+		connector, closeAll, err := newConnector(ctx, cfg, store)
 		if err != nil {
 			return err
 		}
@@ -139,6 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 		connector.OrphanGrace = cfg.OrphanKeyGrace
 		reg.SetConnector(connector)
 		go reconcile(ctx, connector, cfg.ReconcileEvery)
+		go followKeys(ctx, connector, cfg.KeyCheckEvery)
 	}
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
@@ -147,19 +158,19 @@ func Run(ctx context.Context, cfg Config) error {
 	return srv.Serve(ctx, grpcLis, httpLis)
 }
 
-func newConnector(cfg Config, store *Store) (*Connector, func(), error) {
-	vaultToken, err := readFileTrim(cfg.VaultTokenFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("vault token: %w", err)
-	}
-	transit, err := vaulttransit.New(cfg.VaultAddr, vaultToken, cfg.TransitMount)
-	if err != nil {
-		return nil, nil, err
-	}
+func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, func(), error) {
 	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
 	if err != nil || api.Host == "" {
 		return nil, nil, errors.New("-github-url is not a URL")
 	}
+	session, err := cfg.Vault.Login(ctx, logging.FromContext(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	vctx, stopVault := context.WithCancel(context.Background())
+	vaultDone := make(chan struct{})
+	go func() { session.Run(vctx); close(vaultDone) }()
+	transit := vaulttransit.New(session, cfg.TransitMount)
 	c := &Connector{Store: store, Transit: transit, GitHubAPI: api, GitHubWeb: cfg.GitHubWebURL,
 		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}}
 	var conns []*grpc.ClientConn
@@ -167,6 +178,8 @@ func newConnector(cfg Config, store *Store) (*Connector, func(), error) {
 		for _, cc := range conns {
 			cc.Close()
 		}
+		stopVault()
+		<-vaultDone
 	}
 	dial := func(addr string) (*grpc.ClientConn, error) {
 		token, err := readFileTrim(cfg.ServiceTokenFile)

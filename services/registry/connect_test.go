@@ -30,16 +30,17 @@ type connectEnv struct {
 	emu       *ghemu.TestServer
 	transit   *vaulttransit.Client
 	connector *registry.Connector
+	vault     *testenv.VaultDev
+	creds     *testenv.VaultCreds
 }
 
 func startConnect(t *testing.T) *connectEnv {
 	e := &connectEnv{emu: ghemu.StartForTest(t, ghemu.Options{})}
 	e.emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
-	v := testenv.Vault(t)
-	var err error
-	if e.transit, err = vaulttransit.New(v.Addr, v.Token, "transit"); err != nil {
-		t.Fatal(err)
-	}
+	// The registry works as its own AppRole, with deploy/vault/registry.hcl.
+	e.vault = testenv.Vault(t)
+	e.creds = e.vault.Setup(t, 0, 0)
+	e.transit = vaulttransit.New(e.creds.Login(t, "registry"), "transit")
 	api, _ := url.Parse(e.emu.URL + "/")
 	e.Env = registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
 		e.connector = &registry.Connector{Store: st, Transit: e.transit, GitHubAPI: api, GitHubWeb: e.emu.URL, HTTP: http.DefaultClient}

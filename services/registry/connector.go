@@ -455,6 +455,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 			return &TransitionError{From: x.State, Why: "the connection is no longer CONNECTED"}
 		}
 		x.TransitKey.Versions = []int32{int32(version)}
+		x.TransitKey.PendingVersion, x.TransitKey.Notice = 0, ""
 		return nil
 	})
 	if err != nil {

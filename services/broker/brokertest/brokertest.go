@@ -26,6 +26,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
@@ -79,19 +80,22 @@ func (l *LockedBuffer) String() string {
 
 // Env is a running broker and everything behind it.
 type Env struct {
-	Emu     *ghemu.TestServer
-	Vault   *testenv.VaultDev
-	Transit *vaulttransit.Client
-	Reg     *registrytest.Env
-	Broker  *broker.Broker
-	Tokens  map[string]string
-	Conn    *grpc.ClientConn
-	Client  brokerv1.TokenBrokerServiceClient
-	Logs    *LockedBuffer
-	AppID   int64
-	InstID  int64
-	ConnID  string
-	KeyName string
+	Emu   *ghemu.TestServer
+	Vault *testenv.VaultDev
+	Creds *testenv.VaultCreds
+	// BrokerVault is the broker's own AppRole login.
+	BrokerVault *vaultauth.Session
+	Transit     *vaulttransit.Client
+	Reg         *registrytest.Env
+	Broker      *broker.Broker
+	Tokens      map[string]string
+	Conn        *grpc.ClientConn
+	Client      brokerv1.TokenBrokerServiceClient
+	Logs        *LockedBuffer
+	AppID       int64
+	InstID      int64
+	ConnID      string
+	KeyName     string
 }
 
 // Policy is the callers' policy the harness starts the broker with.
@@ -106,6 +110,9 @@ var Policy = &broker.Policy{Callers: map[string]*broker.CallerPolicy{
 type Options struct {
 	Emu   ghemu.Options
 	Tweak func(*broker.Options)
+	// VaultTokenTTL and VaultMaxTTL bound the services' Vault logins (0:
+	// the setup step's defaults).
+	VaultTokenTTL, VaultMaxTTL time.Duration
 	// quiet logs at info to nowhere (benchmarks).
 	Quiet bool
 	// extra registers more services on the broker's gRPC server.
@@ -120,10 +127,10 @@ func Start(t testing.TB, o Options) *Env {
 	e := &Env{Logs: &LockedBuffer{}}
 	e.Emu = ghemu.StartForTest(t, o.Emu)
 	e.Vault = testenv.Vault(t)
+	e.Creds = e.Vault.Setup(t, o.VaultTokenTTL, o.VaultMaxTTL)
+	// The harness imports keys as the registry does, with its AppRole.
+	e.Transit = vaulttransit.New(e.Creds.Login(t, "registry"), "transit")
 	var err error
-	if e.Transit, err = vaulttransit.New(e.Vault.Addr, e.Vault.Token, "transit"); err != nil {
-		t.Fatal(err)
-	}
 	e.Reg = registrytest.Start(t, testenv.SQLite(t), "broker")
 	ctx := context.Background()
 
@@ -139,7 +146,7 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	e.InstID = inst.ID
-	e.KeyName = "app-" + strconv.FormatInt(e.AppID, 10)
+	e.KeyName = "ghconnect-app-" + strconv.FormatInt(e.AppID, 10)
 	if _, err := e.Transit.ImportKey(ctx, e.KeyName, PEM(AppKey(0))); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +178,8 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Options{Logger: logger, Auth: authn, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
-	opts := broker.Options{VaultAddr: e.Vault.Addr, VaultToken: e.Vault.Token, GitHubURL: e.Emu.URL, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
+	e.BrokerVault = e.Creds.Login(t, "broker")
+	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if o.Tweak != nil {
 		o.Tweak(&opts)
 	}

@@ -189,6 +189,7 @@ async function renderEnabled(c) {
     ["GitHub App", c.app ? `${c.app.slug} (id ${c.app.appId})` : "—"],
     ["Installation", c.installationId || "—"],
     ["Key in Vault", c.transitKey ? `${c.transitKey.mount}/${c.transitKey.name}, versions ${(c.transitKey.versions || []).join(", ")}` : "—"],
+    ...(c.transitKey && c.transitKey.notice ? [["Key rotation", c.transitKey.notice]] : []),
     ["Connected", c.connectTime ? new Date(c.connectTime).toLocaleString() : "—"],
   ];
   const dl = $("#record");
@@ -197,6 +198,7 @@ async function renderEnabled(c) {
     const dt = document.createElement("dt"); dt.textContent = k;
     const dd = document.createElement("dd"); dd.textContent = v === undefined || v === "" ? "—" : String(v);
     if (k === "State") dd.className = "state";
+    if (k === "Key rotation") { dd.className = "notice"; dd.id = "key-notice"; }
     dl.append(dt, dd);
   }
   const settings = (await api("GET", `/v1/connections/${c.id}/features`)).settings;

@@ -498,9 +498,13 @@ type GetSigningStatusResponse struct {
 	LastSignTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_sign_time,json=lastSignTime,proto3" json:"last_sign_time,omitempty"`
 	// last_error is the last signing or exchange failure, if any, without
 	// secrets.
-	LastError     string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// pending_version is a newer key version in Vault that GitHub.com does
+	// not accept yet (0: none), and notice says so in words.
+	PendingVersion int32  `protobuf:"varint,7,opt,name=pending_version,json=pendingVersion,proto3" json:"pending_version,omitempty"`
+	Notice         string `protobuf:"bytes,8,opt,name=notice,proto3" json:"notice,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetSigningStatusResponse) Reset() {
@@ -575,6 +579,20 @@ func (x *GetSigningStatusResponse) GetLastError() string {
 	return ""
 }
 
+func (x *GetSigningStatusResponse) GetPendingVersion() int32 {
+	if x != nil {
+		return x.PendingVersion
+	}
+	return 0
+}
+
+func (x *GetSigningStatusResponse) GetNotice() string {
+	if x != nil {
+		return x.Notice
+	}
+	return ""
+}
+
 var File_ghconnect_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
@@ -614,7 +632,7 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\arevoked\x18\x01 \x01(\x05R\arevoked\x12\x16\n" +
 	"\x06failed\x18\x02 \x01(\x05R\x06failed\">\n" +
 	"\x17GetSigningStatusRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\x8d\x02\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\xce\x02\n" +
 	"\x18GetSigningStatusResponse\x12#\n" +
 	"\rtransit_mount\x18\x01 \x01(\tR\ftransitMount\x12\x1f\n" +
 	"\vtransit_key\x18\x02 \x01(\tR\n" +
@@ -623,7 +641,9 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x0fcurrent_version\x18\x04 \x01(\x05R\x0ecurrentVersion\x12@\n" +
 	"\x0elast_sign_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastSignTime\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x06 \x01(\tR\tlastError2\xca\x03\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12'\n" +
+	"\x0fpending_version\x18\a \x01(\x05R\x0ependingVersion\x12\x16\n" +
+	"\x06notice\x18\b \x01(\tR\x06notice2\xca\x03\n" +
 	"\x12TokenBrokerService\x12]\n" +
 	"\n" +
 	"IssueToken\x12&.ghconnect.broker.v1.IssueTokenRequest\x1a'.ghconnect.broker.v1.IssueTokenResponse\x12`\n" +

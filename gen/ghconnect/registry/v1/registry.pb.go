@@ -376,7 +376,14 @@ type TransitKey struct {
 	Name  string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// versions are the key versions in use, oldest first. The newest signs;
 	// older ones stay until GitHub.com has dropped them.
-	Versions      []int32 `protobuf:"varint,3,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	Versions []int32 `protobuf:"varint,3,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	// pending_version is a newer version found in Vault that GitHub.com does
+	// not accept yet (0: none); versions keep signing meanwhile.
+	PendingVersion int32 `protobuf:"varint,4,opt,name=pending_version,json=pendingVersion,proto3" json:"pending_version,omitempty"`
+	// notice says in words what following the key in Vault found, for
+	// example "key version 2 is in Vault but GitHub.com does not accept it
+	// yet"; empty when the record matches Vault.
+	Notice        string `protobuf:"bytes,5,opt,name=notice,proto3" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +437,20 @@ func (x *TransitKey) GetVersions() []int32 {
 		return x.Versions
 	}
 	return nil
+}
+
+func (x *TransitKey) GetPendingVersion() int32 {
+	if x != nil {
+		return x.PendingVersion
+	}
+	return 0
+}
+
+func (x *TransitKey) GetNotice() string {
+	if x != nil {
+		return x.Notice
+	}
+	return ""
 }
 
 // Connection is the record of one GitHub Connect link.
@@ -2486,12 +2507,14 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x19webhook_secret_ciphertext\x18\x06 \x01(\tR\x17webhookSecretCiphertext\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x01\n" +
 	"\n" +
 	"TransitKey\x12\x14\n" +
 	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
-	"\bversions\x18\x03 \x03(\x05R\bversions\"\xba\x06\n" +
+	"\bversions\x18\x03 \x03(\x05R\bversions\x12'\n" +
+	"\x0fpending_version\x18\x04 \x01(\x05R\x0ependingVersion\x12\x16\n" +
+	"\x06notice\x18\x05 \x01(\tR\x06notice\"\xba\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +

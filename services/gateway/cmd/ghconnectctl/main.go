@@ -4,8 +4,13 @@
 //
 //	ghconnectctl [-gateway URL] [-token-file FILE] status [-connection ID]
 //	ghconnectctl connect-existing -connection ID -app-id N -pem FILE
-//	ghconnectctl rotate-key -connection ID -pem FILE
+//	ghconnectctl rotate-key -connection ID -pem FILE [-vault-addr URL (-vault-token-file F | -vault-role-id-file F -vault-secret-id-file F)]
 //	ghconnectctl disconnect -connection ID [-reason TEXT]
+//	ghconnectctl vault-setup -vault-addr URL -vault-token-file ADMIN_TOKEN_FILE -out DIR [-policies deploy/vault]
+//
+// rotate-key sends the private key to the gateway only over https; with
+// -vault-addr it imports the key straight into Vault as the operator and
+// waits for the registry to adopt the new version.
 package main
 
 import (
@@ -23,6 +28,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 )
 
 func main() {
@@ -84,7 +91,10 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if global.NArg() == 0 {
-		return errors.New("usage: ghconnectctl [flags] status|connect-existing|rotate-key|disconnect [flags]")
+		return errors.New("usage: ghconnectctl [flags] status|connect-existing|rotate-key|disconnect|vault-setup [flags]")
+	}
+	if global.Arg(0) == "vault-setup" {
+		return vaultSetup(ctx, global.Args()[1:], stdout)
 	}
 	if *tokenFile == "" {
 		return errors.New("-token-file (or GHCONNECT_TOKEN_FILE) is required")
@@ -100,6 +110,9 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 	appID := fs.Int64("app-id", 0, "GitHub App id")
 	pemFile := fs.String("pem", "", "file holding the App's private key (PEM)")
 	reason := fs.String("reason", "", "why (kept in the history)")
+	var operator vaultauth.Flags
+	operator.RegisterFlags(fs, os.Getenv("VAULT_ADDR"))
+	wait := fs.Duration("wait", 2*time.Minute, "rotate-key through Vault: how long to wait for the registry to adopt the new version")
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
@@ -139,6 +152,12 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer clear(key)
+		if operator.Addr != "" {
+			return rotateInVault(ctx, c, &operator, *id, key, *wait, stdout)
+		}
+		if !strings.HasPrefix(c.base, "https://") {
+			return errors.New("rotate-key: refusing to send a private key over plain HTTP: use an https:// gateway, or import it straight into Vault with -vault-addr and the operator's Vault login (-vault-token-file, or -vault-role-id-file and -vault-secret-id-file)")
+		}
 		if err := c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":rotateAppKey", map[string]any{"privateKeyPem": string(key)}, &out); err != nil {
 			return err
 		}
@@ -158,6 +177,9 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 func printConnection(w io.Writer, c map[string]any) error {
 	tk, _ := c["transitKey"].(map[string]any)
 	_, err := fmt.Fprintf(w, "connection %v: %v (key %v versions %v, installation %v)\n", c["id"], c["state"], tk["name"], tk["versions"], c["installationId"])
+	if n, _ := tk["notice"].(string); n != "" && err == nil {
+		_, err = fmt.Fprintf(w, "  key: %s\n", n)
+	}
 	return err
 }
 
@@ -177,7 +199,8 @@ func status(ctx context.Context, c *client, id string, stdout io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tSTATE\tACCOUNT\tSERVER\tAPP\tFEATURES ON")
+	fmt.Fprintln(tw, "CONNECTION\tSTATE\tACCOUNT\tSERVER\tAPP\tKEY VERSIONS\tFEATURES ON")
+	var notices []string
 	for _, conn := range list.Connections {
 		acct, _ := conn["account"].(map[string]any)
 		app, _ := conn["app"].(map[string]any)
@@ -197,10 +220,24 @@ func status(ctx context.Context, c *client, id string, stdout io.Writer) error {
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\n", conn["id"], strings.TrimPrefix(fmt.Sprint(conn["state"]), "CONNECTION_STATE_"),
-			acct["login"], conn["serverHostname"], app["slug"], strings.Join(on, ","))
+		tk, _ := conn["transitKey"].(map[string]any)
+		versions := "-"
+		if vs, ok := tk["versions"].([]any); ok && len(vs) > 0 {
+			versions = strings.Trim(fmt.Sprint(vs), "[]")
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%s\n", conn["id"], strings.TrimPrefix(fmt.Sprint(conn["state"]), "CONNECTION_STATE_"),
+			acct["login"], conn["serverHostname"], app["slug"], versions, strings.Join(on, ","))
+		if n, _ := tk["notice"].(string); n != "" {
+			notices = append(notices, fmt.Sprintf("%v: %s", conn["id"], n))
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notices {
+		fmt.Fprintln(stdout, "key:", n)
+	}
+	return nil
 }
 
 func envOr(name, def string) string {

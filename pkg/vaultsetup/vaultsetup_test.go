@@ -1,0 +1,189 @@
+package vaultsetup_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaultauth"
+	"github.com/ghconnect/ghconnect/pkg/vaultsetup"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	vault "github.com/hashicorp/vault/api"
+)
+
+func newPEM(t *testing.T) []byte {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// The policies in deploy/vault, proved at their edges against Vault's own
+// ACL enforcement: each identity does its work and is refused the rest.
+func TestPolicyEdges(t *testing.T) {
+	v := testenv.Vault(t)
+	creds := v.Setup(t, 0, 0)
+	ctx := context.Background()
+	registry := creds.Login(t, "registry")
+	broker := creds.Login(t, "broker")
+	operator := creds.Login(t, "operator")
+
+	// The registry's whole job: import, configure, sign, secrets, list.
+	rt := vaulttransit.New(registry, "transit")
+	if _, err := rt.ImportKey(ctx, "ghconnect-c1", newPEM(t)); err != nil {
+		t.Fatalf("registry import: %v", err)
+	}
+	if err := rt.EnsureKey(ctx, "ghconnect-secrets", "aes256-gcm96"); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := rt.Encrypt(ctx, "ghconnect-secrets", []byte("client-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := rt.Decrypt(ctx, "ghconnect-secrets", secret); err != nil || string(pt) != "client-secret" {
+		t.Fatalf("registry decrypt: %v", err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	if _, _, err := rt.SignPKCS1v15(ctx, "ghconnect-c1", 0, digest[:]); err != nil {
+		t.Fatalf("registry sign: %v", err)
+	}
+	if keys, err := rt.ListKeys(ctx); err != nil || !slices.Contains(keys, "ghconnect-c1") {
+		t.Fatalf("registry list: %v %v", keys, err)
+	}
+	// The operator imports a version and retires the old one.
+	ot := vaulttransit.New(operator, "transit")
+	if ver, _, err := ot.ImportKeyVersion(ctx, "ghconnect-c1", newPEM(t)); err != nil || ver != 2 {
+		t.Fatalf("operator import_version: %d %v", ver, err)
+	}
+	if err := ot.RetireVersionsBelow(ctx, "ghconnect-c1", 2); err != nil {
+		t.Fatalf("operator retire: %v", err)
+	}
+	// The broker signs and reads versions.
+	bt := vaulttransit.New(broker, "transit")
+	if _, ver, err := bt.SignPKCS1v15(ctx, "ghconnect-c1", 0, digest[:]); err != nil || ver != 2 {
+		t.Fatalf("broker sign: %d %v", ver, err)
+	}
+	if info, err := bt.Key(ctx, "ghconnect-c1"); err != nil || info.Latest != 2 {
+		t.Fatalf("broker read: %v %v", info, err)
+	}
+
+	wrapped := base64.StdEncoding.EncodeToString(make([]byte, 600))
+	sign := map[string]any{"input": base64.StdEncoding.EncodeToString(digest[:]), "prehashed": true, "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-256"}
+	type call struct {
+		what, op, path string
+		data          map[string]any
+	}
+	denied := map[string][]call{
+		"broker": {
+			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
+			{"import a key", "PUT", "transit/keys/ghconnect-c9/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048"}},
+			{"import a version", "PUT", "transit/keys/ghconnect-c1/import_version", map[string]any{"ciphertext": wrapped}},
+			{"configure", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"deletion_allowed": true}},
+			{"delete", "DELETE", "transit/keys/ghconnect-c1", nil},
+			{"decrypt the App's client secret", "PUT", "transit/decrypt/ghconnect-secrets", map[string]any{"ciphertext": secret}},
+			{"read the wrapping key", "GET", "transit/wrapping_key", nil},
+			{"sign with a key that is not ghconnect's", "PUT", "transit/sign/other", sign},
+			{"back up a key", "GET", "transit/backup/ghconnect-c1", nil},
+			{"write a policy", "PUT", "sys/policies/acl/mine", map[string]any{"policy": `path "*" { capabilities = ["sudo"] }`}},
+		},
+		"registry": {
+			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
+			{"make a key exportable", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"exportable": true}},
+			{"allow a plaintext backup", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"allow_plaintext_backup": true}},
+			{"import an exportable key", "PUT", "transit/keys/ghconnect-c8/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048", "exportable": true}},
+			{"back up a key", "GET", "transit/backup/ghconnect-c1", nil},
+			{"decrypt with another key", "PUT", "transit/decrypt/other", map[string]any{"ciphertext": secret}},
+		},
+		"operator": {
+			{"sign", "PUT", "transit/sign/ghconnect-c1", sign},
+			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
+			{"delete", "DELETE", "transit/keys/ghconnect-c1", nil},
+			{"allow deletion", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"deletion_allowed": true}},
+			{"make a key exportable", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"exportable": true}},
+			{"decrypt the App's client secret", "PUT", "transit/decrypt/ghconnect-secrets", map[string]any{"ciphertext": secret}},
+		},
+	}
+	sessions := map[string]*vaultauth.Session{"broker": broker, "registry": registry, "operator": operator}
+	for who, calls := range denied {
+		for _, c := range calls {
+			_, err := raw(ctx, sessions[who].Client(), c.op, c.path, c.data)
+			if !vaultauth.IsPermissionDenied(err) {
+				t.Errorf("%s may %s (%s %s): %v", who, c.what, c.op, c.path, err)
+			}
+		}
+	}
+	// Nobody can export: the key is not exportable, even for root.
+	if _, err := raw(ctx, v.Root(t), "GET", "transit/export/signing-key/ghconnect-c1", nil); err == nil {
+		t.Errorf("root exported the App key")
+	} else if vaultauth.IsPermissionDenied(err) {
+		t.Errorf("root's export was refused by a policy, not because the key is not exportable: %v", err)
+	}
+	// No service token carries the root policy.
+	for who, s := range sessions {
+		self, err := s.Client().Auth().Token().LookupSelf()
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies, _ := self.TokenPolicies()
+		if slices.Contains(policies, "root") || !slices.Contains(policies, "ghconnect-"+who) {
+			t.Errorf("%s's token has policies %v", who, policies)
+		}
+	}
+}
+
+func raw(ctx context.Context, c *vault.Client, op, path string, data map[string]any) (*vault.Secret, error) {
+	switch op {
+	case "GET":
+		return c.Logical().ReadWithContext(ctx, path)
+	case "DELETE":
+		return c.Logical().DeleteWithContext(ctx, path)
+	}
+	return c.Logical().WriteWithContext(ctx, path, data)
+}
+
+// Running the setup again keeps the AppRoles and the secret_ids that still
+// log in.
+func TestSetupTwice(t *testing.T) {
+	v := testenv.Vault(t)
+	dir := t.TempDir()
+	opts := vaultsetup.Options{Client: v.Root(t), PoliciesDir: filepath.Join(testenv.RepoRoot(), "deploy", "vault"), OutDir: dir}
+	first, err := vaultsetup.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Mounted || !first.Enabled || len(first.NewSecretIDs) != 3 || !slices.Equal(first.Identities, []string{"broker", "operator", "registry"}) {
+		t.Errorf("first run: %+v", first)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "broker-secret-id"))
+	again, err := vaultsetup.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "broker-secret-id"))
+	if again.Mounted || again.Enabled || len(again.NewSecretIDs) != 0 || string(before) != string(after) {
+		t.Errorf("second run changed things: %+v", again)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "broker-secret-id")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret_id file mode: %v", err)
+	}
+	// A secret_id that no longer logs in is replaced.
+	os.WriteFile(filepath.Join(dir, "broker-secret-id"), []byte("not-a-secret-id\n"), 0o600)
+	third, err := vaultsetup.Run(context.Background(), opts)
+	if err != nil || !slices.Equal(third.NewSecretIDs, []string{"broker"}) {
+		t.Errorf("third run: %+v %v", third, err)
+	}
+	// Bad input changes nothing.
+	if _, err := vaultsetup.Run(context.Background(), vaultsetup.Options{Client: v.Root(t), PoliciesDir: t.TempDir(), OutDir: dir}); err == nil {
+		t.Errorf("setup without policies succeeded")
+	}
+}

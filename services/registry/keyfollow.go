@@ -1,0 +1,126 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"go.uber.org/zap"
+)
+
+// Operators rotate the App key in Vault: they import a new version
+// (transit import_version), add its public key to the App on GitHub.com,
+// later remove the old one there and retire it in Vault
+// (min_encryption_version). The key follower keeps the record in step:
+//   - a version newer than the record's is adopted once GitHub.com accepts
+//     a JWT it signed (the older ones stay as the fallback), and until then
+//     the record says so (pending_version, notice);
+//   - versions retired in Vault leave the record.
+// The broker follows the record through the registry's Watch.
+
+const keyFollower = "system:key-follower"
+
+// FollowKeys compares every CONNECTED connection's key with Vault once.
+func (c *Connector) FollowKeys(ctx context.Context) error {
+	conns, err := c.Store.InState(ctx, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, conn := range conns {
+		if err := c.followKey(ctx, conn); err != nil {
+			errs = append(errs, fmt.Errorf("connection %s: %w", conn.Id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) error {
+	tk := conn.GetTransitKey()
+	if tk.GetName() == "" || conn.GetApp().GetAppId() == 0 || len(tk.Versions) == 0 {
+		return nil
+	}
+	info, err := c.Transit.Key(ctx, tk.Name)
+	if err != nil {
+		return err
+	}
+	newest := int(slices.Max(tk.Versions))
+	// Versions the operator retired in Vault no longer sign.
+	kept := slices.DeleteFunc(slices.Clone(tk.Versions), func(v int32) bool { return int(v) < info.MinVersion })
+
+	switch {
+	case info.Latest > newest:
+		if c.acceptedByGitHub(ctx, conn, info.Latest) {
+			reason := fmt.Sprintf("key version %d imported in Vault is accepted by GitHub.com and now signs", info.Latest)
+			if len(kept) > 0 {
+				reason += fmt.Sprintf("; version %d stays as the fallback until it is retired in Vault (min_encryption_version)", kept[len(kept)-1])
+			}
+			return c.updateKey(ctx, conn.Id, "key_version_adopted", reason, func(k *registryv1.TransitKey) {
+				k.Versions = append(kept, int32(info.Latest))
+				k.PendingVersion, k.Notice = 0, ""
+			})
+		}
+		if int(tk.PendingVersion) == info.Latest {
+			return nil // still waiting, as the record says
+		}
+		notice := fmt.Sprintf("key version %d is in Vault but GitHub.com does not accept it yet: add its public key to the App on GitHub.com; version %d keeps signing", info.Latest, newest)
+		return c.updateKey(ctx, conn.Id, "key_version_pending", notice, func(k *registryv1.TransitKey) {
+			k.PendingVersion, k.Notice = int32(info.Latest), notice
+		})
+	case len(kept) < len(tk.Versions) && len(kept) > 0:
+		reason := fmt.Sprintf("key versions below %d were retired in Vault", info.MinVersion)
+		return c.updateKey(ctx, conn.Id, "key_versions_retired", reason, func(k *registryv1.TransitKey) {
+			k.Versions = kept
+		})
+	case tk.PendingVersion != 0 && info.Latest <= newest:
+		return c.updateKey(ctx, conn.Id, "key_version_pending_cleared", "the record's key versions match Vault again", func(k *registryv1.TransitKey) {
+			k.PendingVersion, k.Notice = 0, ""
+		})
+	}
+	return nil
+}
+
+// acceptedByGitHub asks GitHub.com for the App with a JWT signed by
+// version.
+func (c *Connector) acceptedByGitHub(ctx context.Context, conn *registryv1.Connection, version int) bool {
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), version)
+	if err != nil {
+		return false
+	}
+	var app ghApp
+	return c.call(ctx, jwt, http.MethodGet, "app", &app) == nil && app.ID == conn.App.GetAppId()
+}
+
+func (c *Connector) updateKey(ctx context.Context, id, action, reason string, fn func(*registryv1.TransitKey)) error {
+	_, err := c.Store.Update(ctx, id, "", Change{Action: action, Actor: keyFollower, Reason: reason}, func(x *registryv1.Connection) error {
+		if x.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
+			return &TransitionError{From: x.State, Why: "the connection is no longer CONNECTED"}
+		}
+		fn(x.TransitKey)
+		return nil
+	})
+	if err == nil {
+		logging.FromContext(ctx).Info(reason, zap.String("connection_id", id), zap.String("action", action))
+	}
+	return err
+}
+
+// followKeys runs FollowKeys every period.
+func followKeys(ctx context.Context, c *Connector, every time.Duration) {
+	log := logging.FromContext(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if err := c.FollowKeys(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("following App keys in Vault", zap.Error(err))
+		}
+	}
+}
