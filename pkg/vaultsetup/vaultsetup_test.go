@@ -81,7 +81,7 @@ func TestPolicyEdges(t *testing.T) {
 	sign := map[string]any{"input": base64.StdEncoding.EncodeToString(digest[:]), "prehashed": true, "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-256"}
 	type call struct {
 		what, op, path string
-		data          map[string]any
+		data           map[string]any
 	}
 	denied := map[string][]call{
 		"broker": {

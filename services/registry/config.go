@@ -39,8 +39,8 @@ type Config struct {
 	// wait for features to be off.
 	// Vault: the registry's own login (AppRole or a Vault Agent token
 	// file); no address turns enabling off.
-	Vault            vaultauth.Flags
-	TransitMount     string
+	Vault        vaultauth.Flags
+	TransitMount string
 	// KeyCheckEvery is how often the App keys' versions in Vault are
 	// compared with the record (a rotation done in Vault is followed).
 	KeyCheckEvery    time.Duration
