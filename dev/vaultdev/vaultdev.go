@@ -1,171 +1,279 @@
-// Package vaultdev is a development and test Vault: Vault's own transit
-// engine (github.com/hashicorp/vault/builtin/logical/transit) served behind
-// the subset of Vault's HTTP API that ghconnect uses, so services talk to it
-// with the official github.com/hashicorp/vault/api client unchanged.
-// Production uses a real Vault server.
+// Package vaultdev is a development and test Vault: Vault's own server core
+// (github.com/hashicorp/vault's vault.Core behind its vault/http handler)
+// with the transit secrets engine, AppRole and token auth, ACL policies and
+// the file audit device, on in-memory or file storage. It is initialised
+// with one unseal key and unsealed on start, and its root token has the ID
+// you choose, so tests and `make run` can set it up. Production uses a real
+// Vault server.
 package vaultdev
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"sort"
-	"sync"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/audit"
+	"github.com/hashicorp/vault/builtin/credential/approle"
 	"github.com/hashicorp/vault/builtin/logical/transit"
+	vaulthttp "github.com/hashicorp/vault/http"
+	"github.com/hashicorp/vault/internalshared/configutil"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/physical"
+	"github.com/hashicorp/vault/sdk/physical/file"
+	"github.com/hashicorp/vault/sdk/physical/inmem"
+	"github.com/hashicorp/vault/vault"
 )
 
-// Version is reported by sys/health: the Vault release whose transit engine
-// this is.
-const Version = "1.18.5+vaultdev"
+// Version is the Vault release whose core this is.
+const Version = "1.19.0"
 
 // Config configures a Server.
 type Config struct {
-	// RootToken is the only token accepted (X-Vault-Token).
+	// RootToken is the ID of the root token (required). It is made once,
+	// on first start, and lives in Vault's storage.
 	RootToken string
-	// DataDir persists mounts and keys; empty keeps everything in memory.
+	// DataDir keeps Vault's storage (storage/) and the unseal key
+	// (unseal.json, mode 600) across restarts; empty keeps everything in
+	// memory.
 	DataDir string
+	// AuditFile, when set, enables Vault's file audit device writing there
+	// (once: it is part of Vault's configuration afterwards).
+	AuditFile string
 	// NoDefaultMount skips mounting transit at "transit/" on first start.
 	NoDefaultMount bool
-	// Logger receives one line per request (method, path, status), never
-	// bodies or tokens. Nil discards.
-	Logger *slog.Logger
+	// LogOutput receives Vault's own log at error level (default stderr).
+	LogOutput io.Writer
 }
 
 // Server is a vaultdev instance.
 type Server struct {
-	cfg     Config
-	storage logical.Storage
-
-	mu     sync.RWMutex
-	mounts map[string]*mount // by path, with trailing slash
-
-	httpSrv  *http.Server
-	listener net.Listener
+	cfg       Config
+	core      *vault.Core
+	logger    hclog.Logger
+	unsealKey []byte
+	httpSrv   *http.Server
+	listener  net.Listener
 }
 
-type mount struct {
-	Path        string `json:"path"`
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	Accessor    string `json:"accessor"`
-	UUID        string `json:"uuid"`
-	backend     logical.Backend
-	view        logical.Storage
+// builtins is the plugin catalog's list of built-in plugins: transit and
+// AppRole, which is all ghconnect uses.
+type builtins struct{}
+
+func (builtins) factory(name string, t consts.PluginType) logical.Factory {
+	switch {
+	case name == "transit" && t == consts.PluginTypeSecrets:
+		return transit.Factory
+	case name == "approle" && t == consts.PluginTypeCredential:
+		return approle.Factory
+	}
+	return nil
 }
 
-const mountTableKey = "core/mounts"
+func (b builtins) Contains(name string, t consts.PluginType) bool { return b.factory(name, t) != nil }
 
-// New builds a server, restoring mounts from DataDir.
+func (b builtins) Get(name string, t consts.PluginType) (func() (interface{}, error), bool) {
+	f := b.factory(name, t)
+	if f == nil {
+		return nil, false
+	}
+	return func() (interface{}, error) { return f, nil }, true
+}
+
+func (builtins) Keys(t consts.PluginType) []string {
+	switch t {
+	case consts.PluginTypeSecrets:
+		return []string{"transit"}
+	case consts.PluginTypeCredential:
+		return []string{"approle"}
+	}
+	return nil
+}
+
+func (b builtins) DeprecationStatus(name string, t consts.PluginType) (consts.DeprecationStatus, bool) {
+	if b.Contains(name, t) {
+		return consts.Supported, true
+	}
+	return consts.Unknown, false
+}
+
+func (builtins) IsBuiltinEntPlugin(string, consts.PluginType) bool { return false }
+
+// New builds the core on its storage; Start serves it and sets it up.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RootToken == "" {
 		return nil, errors.New("vaultdev: a root token is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = os.Stderr
 	}
-	var storage logical.Storage = &logical.InmemStorage{}
-	if cfg.DataDir != "" {
-		fs, err := newFileStorage(cfg.DataDir)
-		if err != nil {
-			return nil, err
+	logger := hclog.New(&hclog.LoggerOptions{Name: "vault", Level: hclog.Error, Output: cfg.LogOutput})
+	var backend physical.Backend
+	var err error
+	if cfg.DataDir == "" {
+		backend, err = inmem.NewInmem(nil, logger)
+	} else {
+		dir := filepath.Join(cfg.DataDir, "storage")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("vaultdev: %w", err)
 		}
-		storage = fs
+		backend, err = file.NewFileBackend(map[string]string{"path": dir}, logger)
 	}
-	s := &Server{cfg: cfg, storage: storage, mounts: map[string]*mount{}}
-	entry, err := storage.Get(ctx, mountTableKey)
 	if err != nil {
-		return nil, fmt.Errorf("vaultdev: reading mount table: %w", err)
+		return nil, fmt.Errorf("vaultdev: storage: %w", err)
 	}
-	if entry != nil {
-		var table []*mount
-		if err := json.Unmarshal(entry.Value, &table); err != nil {
-			return nil, fmt.Errorf("vaultdev: mount table: %w", err)
-		}
-		for _, m := range table {
-			if err := s.startBackend(ctx, m); err != nil {
-				return nil, err
-			}
-		}
-	} else if !cfg.NoDefaultMount {
-		if err := s.mount(ctx, "transit/", "transit", "default transit engine"); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-func randomID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// startBackend runs a transit engine whose storage is the mount's own view,
-// as Vault gives each mount.
-func (s *Server) startBackend(ctx context.Context, m *mount) error {
-	m.view = logical.NewStorageView(s.storage, "logical/"+m.UUID+"/")
-	b, err := transit.Factory(ctx, &logical.BackendConfig{
-		StorageView: m.view,
-		Logger:      hclog.NewNullLogger(),
-		System: &logical.StaticSystemView{
-			DefaultLeaseTTLVal: 768 * time.Hour,
-			MaxLeaseTTLVal:     768 * time.Hour,
-			VersionString:      Version,
-		},
-		Config: map[string]string{},
+	core, err := vault.NewCore(&vault.CoreConfig{
+		Physical:           backend,
+		Logger:             logger,
+		BuiltinRegistry:    builtins{},
+		LogicalBackends:    map[string]logical.Factory{"transit": transit.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
+		AuditBackends:      map[string]audit.Factory{"file": audit.NewFileBackend},
+		DisableMlock:       true,
 	})
 	if err != nil {
-		return fmt.Errorf("vaultdev: starting transit at %s: %w", m.Path, err)
+		return nil, fmt.Errorf("vaultdev: %w", err)
 	}
-	m.backend = b
-	s.mounts[m.Path] = m
-	return nil
+	return &Server{cfg: cfg, core: core, logger: logger}, nil
 }
 
-func (s *Server) saveMountTable(ctx context.Context) error {
-	table := make([]*mount, 0, len(s.mounts))
-	for _, m := range s.mounts {
-		table = append(table, m)
-	}
-	sort.Slice(table, func(i, j int) bool { return table[i].Path < table[j].Path })
-	raw, err := json.Marshal(table)
-	if err != nil {
-		return err
-	}
-	return s.storage.Put(ctx, &logical.StorageEntry{Key: mountTableKey, Value: raw})
+type unsealFile struct {
+	UnsealKey string `json:"unseal_key"`
 }
 
-func (s *Server) mount(ctx context.Context, path, typ, desc string) error {
-	m := &mount{Path: path, Type: typ, Description: desc, Accessor: "transit_" + randomID()[:8], UUID: randomID()}
-	if err := s.startBackend(ctx, m); err != nil {
-		return err
-	}
-	return s.saveMountTable(ctx)
-}
+func (s *Server) unsealPath() string { return filepath.Join(s.cfg.DataDir, "unseal.json") }
 
-// Start listens on addr (e.g. "127.0.0.1:0") and serves until Close.
+// Start listens on addr (e.g. "127.0.0.1:0"), serves Vault's HTTP API, and
+// initialises, unseals and sets the server up as needed.
 func (s *Server) Start(addr string) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("vaultdev: %w", err)
 	}
 	s.listener = lis
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	handler := vaulthttp.Handler.Handler(&vault.HandlerProperties{Core: s.core, ListenerConfig: &configutil.Listener{}})
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go s.httpSrv.Serve(lis)
+	if err := s.bootstrap(context.Background()); err != nil {
+		s.Close()
+		return err
+	}
 	return nil
 }
+
+// bootstrap does through Vault's own API what an operator does once.
+func (s *Server) bootstrap(ctx context.Context) error {
+	c, err := s.client("")
+	if err != nil {
+		return err
+	}
+	sys := c.Sys()
+	inited, err := sys.InitStatusWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("vaultdev: init status: %w", err)
+	}
+	fresh := !inited
+	if fresh {
+		res, err := sys.InitWithContext(ctx, &api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+		if err != nil {
+			return fmt.Errorf("vaultdev: init: %w", err)
+		}
+		s.unsealKey, _ = base64.StdEncoding.DecodeString(res.KeysB64[0])
+		if s.cfg.DataDir != "" {
+			raw, _ := json.Marshal(unsealFile{UnsealKey: res.KeysB64[0]})
+			if err := os.WriteFile(s.unsealPath(), raw, 0o600); err != nil {
+				return fmt.Errorf("vaultdev: %w", err)
+			}
+		}
+		if err := s.unseal(ctx, sys); err != nil {
+			return err
+		}
+		// The root token gets the ID asked for, as Vault's dev mode does;
+		// the generated one is revoked.
+		c.SetToken(res.RootToken)
+		if _, err := c.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{ID: s.cfg.RootToken, Policies: []string{"root"}, NoParent: true, DisplayName: "root"}); err != nil {
+			return fmt.Errorf("vaultdev: creating the root token: %w", err)
+		}
+		c.SetToken(s.cfg.RootToken)
+		if err := c.Auth().Token().RevokeTreeWithContext(ctx, res.RootToken); err != nil {
+			return fmt.Errorf("vaultdev: %w", err)
+		}
+	} else {
+		raw, err := os.ReadFile(s.unsealPath())
+		if err != nil {
+			return fmt.Errorf("vaultdev: the storage is initialised but its unseal key is missing: %w", err)
+		}
+		var uf unsealFile
+		if err := json.Unmarshal(raw, &uf); err != nil {
+			return fmt.Errorf("vaultdev: %s: %w", s.unsealPath(), err)
+		}
+		s.unsealKey, _ = base64.StdEncoding.DecodeString(uf.UnsealKey)
+		if err := s.unseal(ctx, sys); err != nil {
+			return err
+		}
+		c.SetToken(s.cfg.RootToken)
+	}
+	if fresh && !s.cfg.NoDefaultMount {
+		if err := sys.MountWithContext(ctx, "transit", &api.MountInput{Type: "transit", Description: "default transit engine"}); err != nil {
+			return fmt.Errorf("vaultdev: mounting transit: %w", err)
+		}
+	}
+	if s.cfg.AuditFile != "" {
+		devices, err := sys.ListAuditWithContext(ctx)
+		if err != nil {
+			return fmt.Errorf("vaultdev: listing audit devices (is -root-token the token this data was made with?): %w", err)
+		}
+		if len(devices) == 0 {
+			if err := sys.EnableAuditWithOptionsWithContext(ctx, "file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": s.cfg.AuditFile}}); err != nil {
+				return fmt.Errorf("vaultdev: enabling the file audit device: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) unseal(ctx context.Context, sys *api.Sys) error {
+	st, err := sys.UnsealWithContext(ctx, base64.StdEncoding.EncodeToString(s.unsealKey))
+	if err != nil {
+		return fmt.Errorf("vaultdev: unseal: %w", err)
+	}
+	if st.Sealed {
+		return errors.New("vaultdev: still sealed after the unseal key")
+	}
+	// Mounts come up just after unsealing; wait for an active node.
+	for range 100 {
+		if h, err := sys.HealthWithContext(ctx); err == nil && h.Initialized && !h.Sealed && !h.Standby {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("vaultdev: not active after unsealing")
+}
+
+func (s *Server) client(token string) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = s.URL()
+	cfg.MaxRetries = 0
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(token)
+	return c, nil
+}
+
+// UnsealKey is the key that unseals this Vault (base64), for sys/unseal.
+func (s *Server) UnsealKey() string { return base64.StdEncoding.EncodeToString(s.unsealKey) }
 
 // Addr is the listening address.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
@@ -173,12 +281,21 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // URL is the address to give the Vault client (VAULT_ADDR).
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
-// Close stops serving, letting requests in flight finish for up to 5 s.
+// Close stops serving, letting requests in flight finish for up to 5 s,
+// and shuts the core down (sealed).
 func (s *Server) Close() error {
 	if s.httpSrv == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.httpSrv.Shutdown(ctx)
+	err := s.httpSrv.Shutdown(ctx)
+	s.httpSrv = nil
+	// Shutting down seals the core; its background jobs complain about
+	// that, to nobody's use.
+	s.logger.SetLevel(hclog.Off)
+	if serr := s.core.Shutdown(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
 }

@@ -1,12 +1,13 @@
-// Command vaultdev runs a development and test Vault serving Vault's transit
-// engine. Never use it in production: it has one root token and no seal.
+// Command vaultdev runs a development and test Vault: Vault's own server
+// core with transit, AppRole, token auth, ACL policies and the file audit
+// device, initialised with one unseal key and unsealed on start. Never use
+// it in production: its unseal key sits next to its data.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,24 +27,24 @@ func main() {
 func realMain(ctx context.Context) error {
 	fs := flag.NewFlagSet("vaultdev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8200", "listen address (port 0 picks a free one)")
-	token := fs.String("root-token", os.Getenv("VAULTDEV_ROOT_TOKEN"), "the root token (default $VAULTDEV_ROOT_TOKEN, else \"root\")")
-	dataDir := fs.String("data-dir", "", "persist mounts and keys here (default: memory only)")
+	token := fs.String("root-token", os.Getenv("VAULTDEV_ROOT_TOKEN"), "the root token's ID (default $VAULTDEV_ROOT_TOKEN, else \"root\")")
+	dataDir := fs.String("data-dir", "", "keep Vault's storage and unseal key here (default: memory only)")
+	auditFile := fs.String("audit-file", "", "enable Vault's file audit device writing to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
 	if *token == "" {
 		*token = "root"
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	srv, err := vaultdev.New(ctx, vaultdev.Config{RootToken: *token, DataDir: *dataDir, Logger: logger})
+	srv, err := vaultdev.New(ctx, vaultdev.Config{RootToken: *token, DataDir: *dataDir, AuditFile: *auditFile})
 	if err != nil {
 		return err
 	}
 	if err := srv.Start(*addr); err != nil {
 		return err
 	}
-	// The one line on stdout: tests and scripts read the address from it.
-	fmt.Printf("VAULT_ADDR=%s\n", srv.URL())
+	// The two lines on stdout: tests and scripts read them.
+	fmt.Printf("VAULT_ADDR=%s\nVAULT_UNSEAL_KEY=%s\n", srv.URL(), srv.UnsealKey())
 	<-ctx.Done()
 	return srv.Close()
 }

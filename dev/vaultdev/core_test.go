@@ -1,0 +1,208 @@
+package vaultdev_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/dev/vaultdev"
+	"github.com/hashicorp/vault/api"
+)
+
+func signInput() map[string]any {
+	d := sha256.Sum256([]byte("header.payload"))
+	return map[string]any{"input": base64.StdEncoding.EncodeToString(d[:]), "prehashed": true, "hash_algorithm": "sha2-256", "signature_algorithm": "pkcs1v15"}
+}
+
+// Vault's own ACL enforcement: a sign-only identity signs and is refused
+// everything else with 403 "permission denied".
+func TestPolicyDenials(t *testing.T) {
+	s := vaultdev.StartForTest(t, vaultdev.Config{})
+	root := client(t, s, "root")
+	_, pemKey := githubStyleKey(t)
+	if _, err := root.Logical().Write("transit/keys/app-1/import", map[string]any{"ciphertext": wrapForImport(t, root, "transit", pemKey), "type": "rsa-2048", "hash_function": "SHA256"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("transit/keys/secrets", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := root.Logical().Write("transit/encrypt/secrets", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("client secret"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("signer", `
+path "transit/sign/app-*" { capabilities = ["update"] }
+path "transit/keys/app-*" { capabilities = ["read"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"signer"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := client(t, s, tok.Auth.ClientToken)
+	if _, err := signer.Logical().Write("transit/sign/app-1", signInput()); err != nil {
+		t.Fatalf("signer cannot sign: %v", err)
+	}
+	if k, err := signer.Logical().Read("transit/keys/app-1"); err != nil || k == nil {
+		t.Fatalf("signer cannot read the key: %v", err)
+	}
+	for what, call := range map[string]func() error{
+		"export": func() error { _, err := signer.Logical().Read("transit/export/signing-key/app-1"); return err },
+		"import_version": func() error {
+			_, err := signer.Logical().Write("transit/keys/app-1/import_version", map[string]any{"ciphertext": "AAAA"})
+			return err
+		},
+		"delete": func() error { _, err := signer.Logical().Delete("transit/keys/app-1"); return err },
+		"decrypt": func() error {
+			_, err := signer.Logical().Write("transit/decrypt/secrets", map[string]any{"ciphertext": ct.Data["ciphertext"]})
+			return err
+		},
+		"wrapping key": func() error { _, err := signer.Logical().Read("transit/wrapping_key"); return err },
+	} {
+		if err := call(); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("signer's %s: %v", what, err)
+		}
+	}
+}
+
+// Tokens expire, renew up to their maximum, and are then refused.
+func TestTokenTTLAndRenewal(t *testing.T) {
+	s := vaultdev.StartForTest(t, vaultdev.Config{})
+	root := client(t, s, "root")
+	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"default"}, TTL: "3s", ExplicitMaxTTL: "8s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sec.Auth.LeaseDuration != 3 || !sec.Auth.Renewable {
+		t.Fatalf("token: ttl %d renewable %v", sec.Auth.LeaseDuration, sec.Auth.Renewable)
+	}
+	c := client(t, s, sec.Auth.ClientToken)
+	for range 3 {
+		time.Sleep(2 * time.Second)
+		if _, err := c.Auth().Token().RenewSelf(3); err != nil {
+			t.Fatalf("renew: %v", err)
+		}
+	}
+	// Past the 8 s maximum nothing renews it.
+	time.Sleep(3 * time.Second)
+	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("after the max TTL: %v", err)
+	}
+}
+
+// AppRole: a role with its policies and TTLs; login through vault/api.
+func TestAppRoleLogin(t *testing.T) {
+	s := vaultdev.StartForTest(t, vaultdev.Config{})
+	root := client(t, s, "root")
+	if err := root.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	root.Sys().PutPolicy("svc", `path "transit/sign/*" { capabilities = ["update"] }`)
+	if _, err := root.Logical().Write("auth/approle/role/svc", map[string]any{"token_policies": "svc", "token_ttl": "60s", "token_max_ttl": "120s"}); err != nil {
+		t.Fatal(err)
+	}
+	rid, err := root.Logical().Read("auth/approle/role/svc/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := root.Logical().Write("auth/approle/role/svc/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := client(t, s, "")
+	anon.ClearToken()
+	login, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": rid.Data["role_id"], "secret_id": sid.Data["secret_id"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if login.Auth.LeaseDuration != 60 || !strings.Contains(strings.Join(login.Auth.TokenPolicies, ","), "svc") {
+		t.Errorf("login: %+v", login.Auth)
+	}
+	if _, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": rid.Data["role_id"], "secret_id": "wrong"}); statusOf(err) != http.StatusBadRequest && statusOf(err) != http.StatusForbidden {
+		t.Errorf("wrong secret_id: %v", err)
+	}
+}
+
+// Sealed: 503 for everything but health and unseal; unsealed with the
+// key, old tokens and keys work again.
+func TestSealAndUnseal(t *testing.T) {
+	s := vaultdev.StartForTest(t, vaultdev.Config{})
+	root := client(t, s, "root")
+	if _, err := root.Logical().Write("transit/keys/app", map[string]any{"type": "rsa-2048"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"default"}, TTL: "1h"})
+	if err := root.Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := root.Sys().Health(); err != nil || !h.Sealed {
+		t.Errorf("health while sealed: %+v %v", h, err)
+	}
+	if _, err := root.Logical().Write("transit/sign/app", signInput()); statusOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("sign while sealed: %v", err)
+	}
+	if st, err := root.Sys().Unseal(s.UnsealKey()); err != nil || st.Sealed {
+		t.Fatalf("unseal: %v", err)
+	}
+	var err error
+	for range 50 {
+		if _, err = root.Logical().Write("transit/sign/app", signInput()); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Errorf("sign after unseal: %v", err)
+	}
+	if _, err := client(t, s, tok.Auth.ClientToken).Auth().Token().LookupSelf(); err != nil {
+		t.Errorf("a token from before the seal: %v", err)
+	}
+}
+
+// The file audit device: one response entry per request, values HMAC'd.
+func TestAuditFile(t *testing.T) {
+	dir := t.TempDir()
+	audit := filepath.Join(dir, "audit.log")
+	s := vaultdev.StartForTest(t, vaultdev.Config{AuditFile: audit, RootToken: "audit-root-token-7f3a9c"})
+	root := client(t, s, "audit-root-token-7f3a9c")
+	_, pemKey := githubStyleKey(t)
+	wrapped := wrapForImport(t, root, "transit", pemKey)
+	if _, err := root.Logical().Write("transit/keys/app/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048", "hash_function": "SHA256"}); err != nil {
+		t.Fatal(err)
+	}
+	in := signInput()
+	if _, err := root.Logical().Write("transit/sign/app", in); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signs := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var e struct {
+			Type    string `json:"type"`
+			Request struct {
+				Path string `json:"path"`
+			} `json:"request"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Type == "response" && e.Request.Path == "transit/sign/app" {
+			signs++
+		}
+	}
+	if signs != 1 {
+		t.Errorf("%d sign responses in the audit log, want 1", signs)
+	}
+	for _, secret := range []string{in["input"].(string), wrapped[:40], "audit-root-token-7f3a9c", strings.Split(string(pemKey), "\n")[1]} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit log holds %.12s… in the clear", secret)
+		}
+	}
+}
