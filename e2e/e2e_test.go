@@ -143,7 +143,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	s.eventually("version 2 is adopted, version 1 kept as the fallback", func() bool {
 		tk := s.connection(id)["transitKey"].(map[string]any)
-		return fmt.Sprint(tk["versions"]) == "[1 2]" && tk["notice"] == nil
+		return fmt.Sprint(tk["versions"]) == "[1 2]" && tk["notice"] == "" && tk["pendingVersion"] == float64(0)
 	})
 	s.eventually("the broker signs with version 2", func() bool {
 		st := s.mustREST("GET", "/v1/connections/"+id+"/signingStatus", nil)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
@@ -162,21 +163,40 @@ func (s *Server) Start(addr string) error {
 	}
 	s.listener = lis
 	handler := vaulthttp.Handler.Handler(&vault.HandlerProperties{Core: s.core, ListenerConfig: &configutil.Listener{}})
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	go s.httpSrv.Serve(lis)
-	if err := s.bootstrap(context.Background()); err != nil {
-		s.Close()
+	// Set up through the same handler in-process, before anyone else can
+	// reach it: a client sees a Vault that is ready or nothing.
+	if err := s.bootstrap(context.Background(), handler); err != nil {
+		lis.Close()
+		s.logger.SetLevel(hclog.Off)
+		s.core.Shutdown()
 		return err
 	}
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go s.httpSrv.Serve(lis)
 	return nil
 }
 
+// inProcess serves a client's requests with the handler directly.
+type inProcess struct{ h http.Handler }
+
+func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	r.RemoteAddr = "127.0.0.1:1"
+	p.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
 // bootstrap does through Vault's own API what an operator does once.
-func (s *Server) bootstrap(ctx context.Context) error {
-	c, err := s.client("")
+func (s *Server) bootstrap(ctx context.Context, h http.Handler) error {
+	cfg := api.DefaultConfig()
+	cfg.Address = s.URL()
+	cfg.MaxRetries = 0
+	cfg.HttpClient = &http.Client{Transport: inProcess{h}}
+	c, err := api.NewClient(cfg)
 	if err != nil {
 		return err
 	}
+	c.ClearToken()
 	sys := c.Sys()
 	inited, err := sys.InitStatusWithContext(ctx)
 	if err != nil {
@@ -258,18 +278,6 @@ func (s *Server) unseal(ctx context.Context, sys *api.Sys) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.New("vaultdev: not active after unsealing")
-}
-
-func (s *Server) client(token string) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = s.URL()
-	cfg.MaxRetries = 0
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.SetToken(token)
-	return c, nil
 }
 
 // UnsealKey is the key that unseals this Vault (base64), for sys/unseal.

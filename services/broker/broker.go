@@ -104,7 +104,13 @@ func New(opts Options) (*Broker, error) {
 // ApplyRegistryEvent is the registry follower's sink: a connection that
 // stops being CONNECTED has its tokens revoked.
 func (b *Broker) ApplyRegistryEvent(ctx context.Context, ev *registryv1.ConnectionEvent) error {
-	if b.conns.apply(ev) {
+	disconnected, newKey := b.conns.apply(ev)
+	if newKey {
+		// A newer key version is recorded (GitHub.com accepts it): the
+		// next JWT is signed with it.
+		b.up.forgetOlderJWT(ev.GetConnectionId(), b.conns.get(ev.GetConnectionId()).newest())
+	}
+	if disconnected {
 		revoked, failed := b.revokeConnection(ctx, ev.GetConnectionId())
 		logging.FromContext(ctx).Info("connection disconnected; tokens revoked", zap.String("connection_id", ev.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
 	}

@@ -43,9 +43,17 @@ func (c *connections) after(context.Context) (int64, error) {
 	return c.rev, nil
 }
 
+// newest is the key version that signs.
+func (i *connInfo) newest() int {
+	if len(i.versions) == 0 {
+		return 0
+	}
+	return i.versions[len(i.versions)-1]
+}
+
 // apply records an event and reports whether the connection just stopped
-// being CONNECTED.
-func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected bool) {
+// being CONNECTED, and whether its newest key version went up.
+func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected, newKey bool) {
 	rc := ev.GetConnection()
 	info := &connInfo{
 		id:             rc.GetId(),
@@ -67,5 +75,5 @@ func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected bool) 
 	if ev.GetRevision() > c.rev {
 		c.rev = ev.GetRevision()
 	}
-	return prev != nil && prev.connected && !info.connected
+	return prev != nil && prev.connected && !info.connected, prev != nil && info.newest() > prev.newest()
 }

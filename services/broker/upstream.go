@@ -152,6 +152,16 @@ func (u *upstream) latestInVault(ctx context.Context, c *connInfo) int {
 	return 0
 }
 
+// forgetOlderJWT drops a connection's cached JWT signed by a version below
+// v.
+func (u *upstream) forgetOlderJWT(conn string, v int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if e := u.jwts[conn]; e != nil && e.version < v {
+		delete(u.jwts, conn)
+	}
+}
+
 // forgetJWT drops a connection's cached JWT (GitHub refused it).
 func (u *upstream) forgetJWT(conn string) {
 	u.mu.Lock()

@@ -118,6 +118,16 @@ func (c *Connector) appJWT(ctx context.Context, appID int64, key string, version
 	return tok, err
 }
 
+// signingVersion is the newest key version the record holds (0: the
+// newest in Vault): a newer one imported in Vault signs only once GitHub.com
+// accepts it.
+func signingVersion(conn *registryv1.Connection) int {
+	if v := conn.GetTransitKey().GetVersions(); len(v) > 0 {
+		return int(v[len(v)-1])
+	}
+	return 0
+}
+
 func newState() (plain, hash string) {
 	b := make([]byte, 24)
 	rand.Read(b)
@@ -360,7 +370,7 @@ func (c *Connector) CompleteInstallation(ctx context.Context, installationID int
 // verifyInstallation asks GitHub, as the App, for the installation and
 // checks it is on the connection's account.
 func (c *Connector) verifyInstallation(ctx context.Context, conn *registryv1.Connection, id int64) (*ghInstallation, error) {
-	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), 0)
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), signingVersion(conn))
 	if err != nil {
 		return nil, err
 	}
@@ -593,7 +603,7 @@ func (c *Connector) removeInstallation(ctx context.Context, conn *registryv1.Con
 	if conn.InstallationId == 0 || conn.App == nil {
 		return nil
 	}
-	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), 0)
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), signingVersion(conn))
 	if errors.Is(err, vaulttransit.ErrKeyNotFound) {
 		return nil
 	}
