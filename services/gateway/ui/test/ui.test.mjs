@@ -2,6 +2,7 @@
 // against a running ghconnect (started by e2e/ui_test.go), through the
 // GitHub emulator. Screenshots of each state go to $ARTIFACTS.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -76,9 +77,26 @@ try {
   assert.ok(!(await page.locator("#toggle-dependabot_alerts").isChecked()), "the refused toggle stayed on");
   await shot("06-refused-feature");
 
+  step = "a key version imported in Vault that GitHub.com does not accept yet";
+  // The operator follows the README's runbook; the page says what ghconnect
+  // found.
+  const conns = await (await fetch(gw + "/v1/connections", { headers: { Authorization: "Bearer " + token } })).json();
+  const key = conns.connections.find((c) => c.state === "CONNECTION_STATE_CONNECTED").transitKey.name;
+  const readme = readFileSync(new URL("../../../../README.md", import.meta.url), "utf8");
+  const runbook = readme.split("<!-- runbook: import -->\n```sh\n")[1].split("```\n")[0];
+  execFileSync("bash", ["-c", runbook], { env: { ...process.env, KEY: key }, stdio: "pipe" });
+  const notice = page.locator("#key-notice");
+  for (let i = 0; i < 40 && !(await notice.isVisible()); i++) {
+    await page.waitForTimeout(250);
+    await page.reload();
+    await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+  }
+  assert.match(await notice.textContent(), /key version 2 is in Vault but GitHub.com does not accept it yet/);
+  await shot("07-key-rotation-pending");
+
   step = "narrow window";
   await page.setViewportSize({ width: 360, height: 800 });
-  await shot("07-narrow");
+  await shot("08-narrow");
   await page.setViewportSize({ width: 1100, height: 900 });
 
   step = "disable GitHub Connect behind a confirmation";
@@ -86,17 +104,17 @@ try {
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
   assert.match(await dialog.textContent(), /delete the App's private key from Vault/);
-  await shot("08-confirm-disable");
+  await shot("09-confirm-disable");
   await dialog.getByRole("button", { name: "Disable GitHub Connect" }).click();
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
   await page.locator("#history tbody tr", { hasText: "complete_disconnect" }).first().waitFor();
-  await shot("09-disconnected");
+  await shot("10-disconnected");
 
   step = "the gateway is down";
   await page.route("**/v1/**", (route) => route.abort("connectionrefused"));
   await page.reload();
   await page.getByText("Cannot reach the gateway").waitFor();
-  await shot("10-gateway-down");
+  await shot("11-gateway-down");
 
   step = "keyboard: the sign-in form works without a mouse";
   await page.unroute("**/v1/**");
@@ -107,7 +125,7 @@ try {
   await page.keyboard.type(token);
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
-  console.log("ui test: 10 states checked, screenshots in " + out);
+  console.log("ui test: 11 states checked, screenshots in " + out);
 } catch (e) {
   await shot("failure").catch(() => {});
   console.error(`ui test failed at "${step}": ${e.stack || e}`);
