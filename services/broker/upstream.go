@@ -77,7 +77,10 @@ func (u *upstream) transitFor(mount string) (*vaulttransit.Client, error) {
 		return c, nil
 	}
 	c := vaulttransit.New(u.vault, mount)
-	c.Timeout = 3 * time.Second
+	// A sign takes milliseconds; one that hangs (Vault sealing, or away
+	// behind a silent network) fails in time for the caller to hear
+	// Unavailable within two seconds.
+	c.Timeout = 1500 * time.Millisecond
 	u.transit[mount] = c
 	return c, nil
 }

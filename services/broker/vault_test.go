@@ -158,8 +158,9 @@ func TestVaultSealedAndUnsealed(t *testing.T) {
 			freshFailedFast.Load(), freshSlow.Load(), freshOther.Load(), firstOther.Load())
 	}
 	// Under the same load after the outage as before it: no goroutine and
-	// no connection left behind by the failed calls.
-	if after > baseline+10 || afterFDs > baseFDs+10 {
+	// no connection left behind by the failed calls (thousands of them; the
+	// slack is for connection pools and streams in flight).
+	if after > baseline+30 || afterFDs > baseFDs+15 {
 		t.Errorf("after the outage %d goroutines and %d open files, before it %d and %d", after, afterFDs, baseline, baseFDs)
 	}
 	t.Logf("sealed %s: cached %d ok / %d failed; new scopes %d failed fast, %d ok; back %v after unseal; goroutines %d → %d, open files %d → %d",
