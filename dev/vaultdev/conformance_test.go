@@ -3,6 +3,7 @@ package vaultdev_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,12 +13,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +96,24 @@ func wrapForImport(t *testing.T, c *api.Client, mount string, pkcs1PEM []byte) s
 	return base64.StdEncoding.EncodeToString(append(encKey, wrapped...))
 }
 
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 var vaultSig = regexp.MustCompile(`^vault:v([0-9]+):([A-Za-z0-9_-]+)$`)
 
 // signJWT signs an App-style JWT through transit with the given key version
@@ -136,7 +159,8 @@ func statusOf(err error) int {
 }
 
 func TestTransitConformance(t *testing.T) {
-	s := vaultdev.StartForTest(t, vaultdev.Config{RootToken: "s3cret-root"})
+	var logged syncBuffer
+	s := vaultdev.StartForTest(t, vaultdev.Config{RootToken: "s3cret-root", Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	c := client(t, s, "s3cret-root")
 	if err := c.Sys().Mount("gh-transit", &api.MountInput{Type: "transit", Description: "GitHub App keys"}); err != nil {
 		t.Fatal(err)
@@ -196,8 +220,11 @@ func TestTransitConformance(t *testing.T) {
 	if _, err := c.Logical().Write("gh-transit/keys/app-1/config", map[string]any{"min_encryption_version": 2}); err != nil {
 		t.Fatal(err)
 	}
-	// Vault 1.19's transit refuses a version below min_encryption_version.
-	if _, _, err := signJWT(c, "gh-transit", "app-1", 1); err == nil || !strings.Contains(err.Error(), "less than the minimum encryption key version") {
+	// Vault 1.19's transit refuses to sign with a version below
+	// min_encryption_version, and answers that with a 500 (its error is
+	// not marked as a user error): "requested version for signing is less
+	// than the minimum encryption key version".
+	if _, _, err := signJWT(c, "gh-transit", "app-1", 1); statusOf(err) != http.StatusInternalServerError || !strings.Contains(err.Error(), "less than the minimum encryption key version") {
 		t.Errorf("sign with retired version: %v", err)
 	}
 	if _, _, err := signJWT(c, "gh-transit", "app-1", 2); err != nil {
@@ -231,7 +258,7 @@ func TestTransitConformance(t *testing.T) {
 	}
 
 	// Deletion needs deletion_allowed.
-	if _, err := c.Logical().Delete("gh-transit/keys/app-1"); statusOf(err) != http.StatusBadRequest {
+	if _, err := c.Logical().Delete("gh-transit/keys/app-1"); statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "deletion is not allowed") {
 		t.Errorf("delete without deletion_allowed: %v", err)
 	}
 	if _, err := c.Logical().Write("gh-transit/keys/app-1/config", map[string]any{"deletion_allowed": true}); err != nil {
@@ -274,6 +301,10 @@ func TestTransitConformance(t *testing.T) {
 	if err := c.Sys().Mount("db", &api.MountInput{Type: "database"}); statusOf(err) != http.StatusBadRequest {
 		t.Errorf("mounting database: %v", err)
 	}
+	// Vault logs that refusal as an error, through Config.Logger.
+	if l := logged.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "plugin not found in the catalog: database") || strings.Contains(l, "s3cret-root") {
+		t.Errorf("Vault's log: %s", l)
+	}
 	health, err := c.Sys().Health()
 	if err != nil || !health.Initialized || health.Sealed {
 		t.Errorf("health: %v %v", health, err)
@@ -282,32 +313,102 @@ func TestTransitConformance(t *testing.T) {
 
 func TestDataDirSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	s := vaultdev.StartForTest(t, vaultdev.Config{DataDir: dir})
-	c := client(t, s, "root")
+	auditLog := filepath.Join(dir, "audit.log")
+	cfg := vaultdev.Config{RootToken: "persistent-root", DataDir: filepath.Join(dir, "vault"), AuditFile: auditLog}
+	s := vaultdev.StartForTest(t, cfg)
+	c := client(t, s, cfg.RootToken)
 	k, pemKey := githubStyleKey(t)
-	if _, err := c.Logical().Write("transit/keys/app/import", map[string]any{"ciphertext": wrapForImport(t, c, "transit", pemKey), "type": "rsa-2048", "hash_function": "SHA256"}); err != nil {
+	if _, err := c.Logical().Write("transit/keys/app-1/import", map[string]any{"ciphertext": wrapForImport(t, c, "transit", pemKey), "type": "rsa-2048", "hash_function": "SHA256"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Sys().PutPolicy("signer", `path "transit/sign/app-*" { capabilities = ["update"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/approle/role/svc", map[string]any{"token_policies": "signer", "token_ttl": "5m"}); err != nil {
+		t.Fatal(err)
+	}
+	roleID, err := c.Logical().Read("auth/approle/role/svc/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"signer"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsealKey := s.UnsealKey()
 	s.Close()
 
-	s2 := vaultdev.StartForTest(t, vaultdev.Config{DataDir: dir})
-	tok, _, err := signJWT(client(t, s2, "root"), "transit", "app", 0)
-	if err != nil || !verifies(tok, &k.PublicKey) {
+	// unseal.json is private and holds the unseal key and nothing else.
+	uf := filepath.Join(cfg.DataDir, "unseal.json")
+	if fi, err := os.Stat(uf); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("unseal.json: %v %v", fi, err)
+	}
+	var stored map[string]any
+	if raw, err := os.ReadFile(uf); err != nil || json.Unmarshal(raw, &stored) != nil || len(stored) != 1 || stored["unseal_key"] != unsealKey {
+		t.Errorf("unseal.json holds %d fields, err %v", len(stored), err)
+	}
+
+	s2 := vaultdev.StartForTest(t, cfg)
+	if s2.UnsealKey() != unsealKey {
+		t.Errorf("the unseal key changed across the restart")
+	}
+	c2 := client(t, s2, cfg.RootToken)
+	// The imported key, with the root token kept in Vault's storage.
+	if jwt, _, err := signJWT(c2, "transit", "app-1", 0); err != nil || !verifies(jwt, &k.PublicKey) {
 		t.Fatalf("after restart: %v", err)
 	}
+	// The policy.
+	if p, err := c2.Sys().GetPolicy("signer"); err != nil || !strings.Contains(p, "transit/sign/app-*") {
+		t.Errorf("policy after restart: %q %v", p, err)
+	}
+	// The token made before, with its policy.
+	if _, _, err := signJWT(client(t, s2, tok.Auth.ClientToken), "transit", "app-1", 0); err != nil {
+		t.Errorf("a token from before the restart: %v", err)
+	}
+	// The AppRole role: same role ID, and a login with a new secret ID.
+	if rid, err := c2.Logical().Read("auth/approle/role/svc/role-id"); err != nil || rid.Data["role_id"] != roleID.Data["role_id"] {
+		t.Errorf("role-id after restart: %v %v", rid, err)
+	}
+	sid, err := c2.Logical().Write("auth/approle/role/svc/secret-id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := client(t, s2, "")
+	anon.ClearToken()
+	login, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": roleID.Data["role_id"], "secret_id": sid.Data["secret_id"]})
+	if err != nil || login.Auth.LeaseDuration != 300 || !slices.Contains(login.Auth.TokenPolicies, "signer") {
+		t.Errorf("approle login after restart: %v %v", login, err)
+	}
+	// The audit device was enabled once and is still there, still writing.
+	if devices, err := c2.Sys().ListAudit(); err != nil || len(devices) != 1 || devices["file/"] == nil {
+		t.Errorf("audit devices after restart: %v %v", devices, err)
+	}
+	if raw, err := os.ReadFile(auditLog); err != nil || !strings.Contains(string(raw), `"path":"auth/approle/login"`) {
+		t.Errorf("the audit log after restart lacks the login: %v", err)
+	}
+	s2.Close()
+
+	// Another root token than the data was made with is refused up front.
+	if _, err := vaultdev.New(context.Background(), vaultdev.Config{RootToken: "another-root", DataDir: cfg.DataDir}); err == nil || !strings.Contains(err.Error(), "not the one") || strings.Contains(err.Error(), "another-root") {
+		t.Errorf("wrong root token on restart: %v", err)
+	}
+
 	// Nothing on disk holds the key in the clear.
 	der := x509.MarshalPKCS1PrivateKey(k)
 	filepath.WalkDir(dir, func(f string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			if b, _ := os.ReadFile(f); bytes.Contains(b, der[len(der)-64:]) {
-				t.Errorf("%s holds raw key bytes", f)
+			if b, _ := os.ReadFile(f); bytes.Contains(b, der[len(der)-64:]) || bytes.Contains(b, []byte(cfg.RootToken)) {
+				t.Errorf("%s holds raw key bytes or the root token", f)
 			}
 		}
 		return nil
 	})
 	// Without a data dir nothing survives.
 	m := vaultdev.StartForTest(t, vaultdev.Config{})
-	if got, _ := client(t, m, "root").Logical().Read("transit/keys/app"); got != nil {
+	if got, _ := client(t, m, "root").Logical().Read("transit/keys/app-1"); got != nil {
 		t.Errorf("memory server knows a key it never saw")
 	}
 }
@@ -317,30 +418,43 @@ func TestBinaryPrintsAddress(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/vaultdev").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-root-token", "tok")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-root-token", "bin-root-7c1e9a")
 	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
 	r := bufio.NewReader(stdout)
 	line, err := r.ReadString('\n')
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(err, stderr.String())
 	}
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "VAULT_ADDR=")
-	if !ok {
+	startup := time.Since(started)
+	t.Logf("ready in %v", startup)
+	if startup > 3*time.Second {
+		t.Errorf("startup took %v", startup)
+	}
+	addr, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "VAULT_ADDR=")
+	if !ok || !regexp.MustCompile(`^http://127\.0\.0\.1:[0-9]+$`).MatchString(addr) {
 		t.Fatalf("first line %q", line)
 	}
 	line, _ = r.ReadString('\n')
-	key, ok := strings.CutPrefix(strings.TrimSpace(line), "VAULT_UNSEAL_KEY=")
-	if !ok || key == "" {
+	key, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "VAULT_UNSEAL_KEY=")
+	if _, err := base64.StdEncoding.DecodeString(key); !ok || key == "" || err != nil {
 		t.Fatalf("second line %q", line)
 	}
 	cfg := api.DefaultConfig()
 	cfg.Address = addr
 	c, _ := api.NewClient(cfg)
-	c.SetToken("tok")
+	c.SetToken("bin-root-7c1e9a")
 	if _, err := c.Logical().Read("transit/wrapping_key"); err != nil {
 		t.Fatalf("binary at %s: %v", addr, err)
 	}
@@ -349,5 +463,17 @@ func TestBinaryPrintsAddress(t *testing.T) {
 	}
 	if st, err := c.Sys().Unseal(key); err != nil || st.Sealed {
 		t.Fatalf("unsealing with the printed key: %v", err)
+	}
+	// SIGINT stops it cleanly, and stdout had nothing else.
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGINT: %v\n%s", err, stderr.String())
+	}
+	if len(rest) != 0 {
+		t.Errorf("more on stdout: %q", rest)
+	}
+	if strings.Contains(stderr.String(), "bin-root-7c1e9a") || strings.Contains(stderr.String(), key) {
+		t.Errorf("stderr shows the root token or the unseal key: %s", stderr.String())
 	}
 }

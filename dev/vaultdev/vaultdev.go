@@ -2,9 +2,9 @@
 // (github.com/hashicorp/vault's vault.Core behind its vault/http handler)
 // with the transit secrets engine, AppRole and token auth, ACL policies and
 // the file audit device, on in-memory or file storage. It is initialised
-// with one unseal key and unsealed on start, and its root token has the ID
-// you choose, so tests and `make run` can set it up. Production uses a real
-// Vault server.
+// with one unseal key and unsealed when it is made, and its root token has
+// the ID you choose, so tests and `make run` can set it up. Production uses
+// a real Vault server.
 package vaultdev
 
 import (
@@ -14,11 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,27 +51,35 @@ type Config struct {
 	// (unseal.json, mode 600) across restarts; empty keeps everything in
 	// memory.
 	DataDir string
-	// AuditFile, when set, enables Vault's file audit device writing there
-	// (once: it is part of Vault's configuration afterwards).
+	// AuditFile, when set, enables Vault's file audit device writing there,
+	// unless an audit device is enabled already (it is part of Vault's
+	// stored configuration, so it stays on across restarts).
 	AuditFile string
 	// NoDefaultMount skips mounting transit at "transit/" on first start.
 	NoDefaultMount bool
-	// LogOutput receives Vault's own log at error level (default stderr).
-	LogOutput io.Writer
+	// Logger receives Vault's own log, warnings and errors only. Nil: text
+	// lines on stderr.
+	Logger *slog.Logger
 }
 
 // Server is a vaultdev instance.
 type Server struct {
 	cfg       Config
 	core      *vault.Core
+	handler   http.Handler
 	logger    hclog.Logger
+	quiet     *atomic.Bool
 	unsealKey []byte
-	httpSrv   *http.Server
-	listener  net.Listener
+
+	mu       sync.Mutex
+	listener net.Listener
+	httpSrv  *http.Server
+	closed   bool
 }
 
 // builtins is the plugin catalog's list of built-in plugins: transit and
-// AppRole, which is all ghconnect uses.
+// AppRole, which is all ghconnect uses. Vault's core asks it whenever a
+// secrets engine or auth method is mounted.
 type builtins struct{}
 
 func (builtins) factory(name string, t consts.PluginType) logical.Factory {
@@ -110,15 +121,45 @@ func (b builtins) DeprecationStatus(name string, t consts.PluginType) (consts.De
 
 func (builtins) IsBuiltinEntPlugin(string, consts.PluginType) bool { return false }
 
-// New builds the core on its storage; Start serves it and sets it up.
+// slogSink hands Vault's warnings and errors to a slog.Logger.
+type slogSink struct {
+	l     *slog.Logger
+	quiet *atomic.Bool
+}
+
+func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
+	if level < hclog.Warn || level == hclog.Off || s.quiet.Load() {
+		return
+	}
+	lvl := slog.LevelWarn
+	if level >= hclog.Error {
+		lvl = slog.LevelError
+	}
+	s.l.Log(context.Background(), lvl, msg, append([]any{"logger", name}, args...)...)
+}
+
+func newLogger(l *slog.Logger, quiet *atomic.Bool) hclog.Logger {
+	opts := &hclog.LoggerOptions{Name: "vault", Level: hclog.Warn, Output: os.Stderr}
+	if l == nil {
+		return hclog.New(opts)
+	}
+	opts.Output = io.Discard
+	il := hclog.NewInterceptLogger(opts)
+	il.RegisterSink(slogSink{l: l, quiet: quiet})
+	return il
+}
+
+// New builds Vault's core on its storage and makes it ready: on first
+// start it initialises it (one unseal key), unseals it, makes the root
+// token and mounts transit; on a restart with the same DataDir it unseals
+// it with the stored key. All of it goes through Vault's own HTTP handler,
+// in-process: nothing listens until Start.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RootToken == "" {
 		return nil, errors.New("vaultdev: a root token is required")
 	}
-	if cfg.LogOutput == nil {
-		cfg.LogOutput = os.Stderr
-	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "vault", Level: hclog.Error, Output: cfg.LogOutput})
+	quiet := new(atomic.Bool)
+	logger := newLogger(cfg.Logger, quiet)
 	var backend physical.Backend
 	var err error
 	if cfg.DataDir == "" {
@@ -145,7 +186,36 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vaultdev: %w", err)
 	}
-	return &Server{cfg: cfg, core: core, logger: logger}, nil
+	s := &Server{
+		cfg:     cfg,
+		core:    core,
+		handler: vaulthttp.Handler.Handler(&vault.HandlerProperties{Core: core, ListenerConfig: &configutil.Listener{}}),
+		logger:  logger,
+		quiet:   quiet,
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		s.shutdownCore()
+		return nil, err
+	}
+	return s, nil
+}
+
+// inProcess serves a client's requests with the handler directly, shaped
+// the way net/http's server hands them over.
+type inProcess struct{ h http.Handler }
+
+func (p inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	r.RemoteAddr = "127.0.0.1:1"
+	r.RequestURI = r.URL.RequestURI()
+	rec := httptest.NewRecorder()
+	p.h.ServeHTTP(rec, r)
+	res := rec.Result()
+	res.Request = req
+	return res, nil
 }
 
 type unsealFile struct {
@@ -154,44 +224,13 @@ type unsealFile struct {
 
 func (s *Server) unsealPath() string { return filepath.Join(s.cfg.DataDir, "unseal.json") }
 
-// Start listens on addr (e.g. "127.0.0.1:0"), serves Vault's HTTP API, and
-// initialises, unseals and sets the server up as needed.
-func (s *Server) Start(addr string) error {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("vaultdev: %w", err)
-	}
-	s.listener = lis
-	handler := vaulthttp.Handler.Handler(&vault.HandlerProperties{Core: s.core, ListenerConfig: &configutil.Listener{}})
-	// Set up through the same handler in-process, before anyone else can
-	// reach it: a client sees a Vault that is ready or nothing.
-	if err := s.bootstrap(context.Background(), handler); err != nil {
-		lis.Close()
-		s.logger.SetLevel(hclog.Off)
-		s.core.Shutdown()
-		return err
-	}
-	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	go s.httpSrv.Serve(lis)
-	return nil
-}
-
-// inProcess serves a client's requests with the handler directly.
-type inProcess struct{ h http.Handler }
-
-func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	r.RemoteAddr = "127.0.0.1:1"
-	p.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
-// bootstrap does through Vault's own API what an operator does once.
-func (s *Server) bootstrap(ctx context.Context, h http.Handler) error {
+// bootstrap does through Vault's own API what an operator does once, and
+// what a restart needs.
+func (s *Server) bootstrap(ctx context.Context) error {
 	cfg := api.DefaultConfig()
-	cfg.Address = s.URL()
+	cfg.Address = "http://vaultdev.in-process"
 	cfg.MaxRetries = 0
-	cfg.HttpClient = &http.Client{Transport: inProcess{h}}
+	cfg.HttpClient = &http.Client{Transport: inProcess{s.handler}}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return err
@@ -202,13 +241,14 @@ func (s *Server) bootstrap(ctx context.Context, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("vaultdev: init status: %w", err)
 	}
-	fresh := !inited
-	if fresh {
+	if !inited {
 		res, err := sys.InitWithContext(ctx, &api.InitRequest{SecretShares: 1, SecretThreshold: 1})
 		if err != nil {
 			return fmt.Errorf("vaultdev: init: %w", err)
 		}
-		s.unsealKey, _ = base64.StdEncoding.DecodeString(res.KeysB64[0])
+		if s.unsealKey, err = base64.StdEncoding.DecodeString(res.KeysB64[0]); err != nil {
+			return fmt.Errorf("vaultdev: init: unseal key: %w", err)
+		}
 		if s.cfg.DataDir != "" {
 			raw, _ := json.Marshal(unsealFile{UnsealKey: res.KeysB64[0]})
 			if err := os.WriteFile(s.unsealPath(), raw, 0o600); err != nil {
@@ -221,14 +261,24 @@ func (s *Server) bootstrap(ctx context.Context, h http.Handler) error {
 		// The root token gets the ID asked for, as Vault's dev mode does;
 		// the generated one is revoked.
 		c.SetToken(res.RootToken)
-		if _, err := c.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{ID: s.cfg.RootToken, Policies: []string{"root"}, NoParent: true, DisplayName: "root"}); err != nil {
+		if _, err := c.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{
+			ID: s.cfg.RootToken, Policies: []string{"root"}, NoParent: true, NoDefaultPolicy: true, DisplayName: "root",
+		}); err != nil {
 			return fmt.Errorf("vaultdev: creating the root token: %w", err)
 		}
+		if err := c.Auth().Token().RevokeSelfWithContext(ctx, ""); err != nil {
+			return fmt.Errorf("vaultdev: revoking the generated root token: %w", err)
+		}
 		c.SetToken(s.cfg.RootToken)
-		if err := c.Auth().Token().RevokeTreeWithContext(ctx, res.RootToken); err != nil {
-			return fmt.Errorf("vaultdev: %w", err)
+		if !s.cfg.NoDefaultMount {
+			if err := sys.MountWithContext(ctx, "transit", &api.MountInput{Type: "transit", Description: "default transit engine"}); err != nil {
+				return fmt.Errorf("vaultdev: mounting transit: %w", err)
+			}
 		}
 	} else {
+		if s.cfg.DataDir == "" {
+			return errors.New("vaultdev: in-memory storage is already initialised")
+		}
 		raw, err := os.ReadFile(s.unsealPath())
 		if err != nil {
 			return fmt.Errorf("vaultdev: the storage is initialised but its unseal key is missing: %w", err)
@@ -237,21 +287,27 @@ func (s *Server) bootstrap(ctx context.Context, h http.Handler) error {
 		if err := json.Unmarshal(raw, &uf); err != nil {
 			return fmt.Errorf("vaultdev: %s: %w", s.unsealPath(), err)
 		}
-		s.unsealKey, _ = base64.StdEncoding.DecodeString(uf.UnsealKey)
+		if s.unsealKey, err = base64.StdEncoding.DecodeString(uf.UnsealKey); err != nil {
+			return fmt.Errorf("vaultdev: %s: %w", s.unsealPath(), err)
+		}
 		if err := s.unseal(ctx, sys); err != nil {
 			return err
 		}
 		c.SetToken(s.cfg.RootToken)
-	}
-	if fresh && !s.cfg.NoDefaultMount {
-		if err := sys.MountWithContext(ctx, "transit", &api.MountInput{Type: "transit", Description: "default transit engine"}); err != nil {
-			return fmt.Errorf("vaultdev: mounting transit: %w", err)
+		// A different root token than the data was made with would leave
+		// nobody able to administer it; say so now rather than with 403s.
+		if _, err := c.Auth().Token().LookupSelfWithContext(ctx); err != nil {
+			var re *api.ResponseError
+			if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+				return fmt.Errorf("vaultdev: the root token given is not the one %s was made with", s.cfg.DataDir)
+			}
+			return fmt.Errorf("vaultdev: looking up the root token: %w", err)
 		}
 	}
 	if s.cfg.AuditFile != "" {
 		devices, err := sys.ListAuditWithContext(ctx)
 		if err != nil {
-			return fmt.Errorf("vaultdev: listing audit devices (is -root-token the token this data was made with?): %w", err)
+			return fmt.Errorf("vaultdev: listing audit devices: %w", err)
 		}
 		if len(devices) == 0 {
 			if err := sys.EnableAuditWithOptionsWithContext(ctx, "file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": s.cfg.AuditFile}}); err != nil {
@@ -270,40 +326,82 @@ func (s *Server) unseal(ctx context.Context, sys *api.Sys) error {
 	if st.Sealed {
 		return errors.New("vaultdev: still sealed after the unseal key")
 	}
-	// Mounts come up just after unsealing; wait for an active node.
-	for range 100 {
+	// Wait for the node to report itself active (mounts loaded).
+	for range 250 {
 		if h, err := sys.HealthWithContext(ctx); err == nil && h.Initialized && !h.Sealed && !h.Standby {
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	return errors.New("vaultdev: not active after unsealing")
+}
+
+// Start listens on addr (e.g. "127.0.0.1:0") and serves Vault's HTTP API
+// there until Close.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("vaultdev: closed")
+	}
+	if s.listener != nil {
+		return errors.New("vaultdev: already started")
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("vaultdev: %w", err)
+	}
+	s.listener = lis
+	s.httpSrv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	go s.httpSrv.Serve(lis)
+	return nil
 }
 
 // UnsealKey is the key that unseals this Vault (base64), for sys/unseal.
 func (s *Server) UnsealKey() string { return base64.StdEncoding.EncodeToString(s.unsealKey) }
 
-// Addr is the listening address.
-func (s *Server) Addr() string { return s.listener.Addr().String() }
+// Addr is the listening address ("" before Start).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
 
 // URL is the address to give the Vault client (VAULT_ADDR).
 func (s *Server) URL() string { return "http://" + s.Addr() }
 
 // Close stops serving, letting requests in flight finish for up to 5 s,
-// and shuts the core down (sealed).
+// and shuts the core down (sealed). It may be called more than once.
 func (s *Server) Close() error {
-	if s.httpSrv == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.httpSrv.Shutdown(ctx)
-	s.httpSrv = nil
-	// Shutting down seals the core; its background jobs complain about
-	// that, to nobody's use.
-	s.logger.SetLevel(hclog.Off)
-	if serr := s.core.Shutdown(); serr != nil && err == nil {
+	s.closed = true
+	var err error
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.httpSrv.Shutdown(ctx)
+	}
+	if serr := s.shutdownCore(); serr != nil && err == nil {
 		err = serr
 	}
 	return err
+}
+
+func (s *Server) shutdownCore() error {
+	// Shutting down seals the core; its background jobs complain about
+	// that, to nobody's use.
+	s.quiet.Store(true)
+	s.logger.SetLevel(hclog.Off)
+	return s.core.Shutdown()
 }

@@ -41,6 +41,7 @@ func realMain(ctx context.Context) error {
 		return err
 	}
 	if err := srv.Start(*addr); err != nil {
+		srv.Close()
 		return err
 	}
 	// The two lines on stdout: tests and scripts read them.
