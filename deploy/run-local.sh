@@ -2,6 +2,9 @@
 # Builds and starts ghconnect on this machine with the embedded defaults:
 # each service on a loopback port, data under .data/ (kept across runs).
 # Prints the gateway URL and the admin token; Ctrl-C stops everything.
+# Mutual TLS on every gRPC hop and HTTPS at the gateway, from a local CA
+# made on first start ($DATA/tls); GHCONNECT_PLAINTEXT=1 runs plaintext
+# gRPC and plain HTTP on loopback instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -27,6 +30,24 @@ for principal in admin featuregate broker registry gateway vault; do
   printf '%s sha256:%s\n' "$principal" "$(tr -d '\n' < "$DATA/$principal-token" | sha256sum | cut -d' ' -f1)" >> "$DATA/tokens"
 done
 token=$(cat "$DATA/admin-token")
+
+# TLS: a CA and a certificate per service (and one for you, "admin", for
+# grpcurl), kept in $DATA/tls while still good. Each service serves with
+# its certificate, requires callers' certificates signed by the CA, and
+# presents its certificate on the calls it makes: the certificate's name
+# is its principal, so no service token is sent.
+TLS=$DATA/tls
+if [ "${GHCONNECT_PLAINTEXT:-}" = 1 ]; then
+  SCHEME=http; CURL_CA=()
+  serve_tls() { :; }
+  dial_tls() { echo "${@:2}"; }
+else
+  SCHEME=https; CURL_CA=(--cacert "$TLS/ca.pem")
+  bin/ghconnectctl tls-init -out "$TLS" -names registry,broker,featuregate,gateway,admin > /dev/null
+  serve_tls() { echo -tls-cert "$TLS/$1.pem" -tls-key "$TLS/$1-key.pem" -client-ca "$TLS/ca.pem" -require-client-cert; }
+  # dial_tls NAME TOKEN-FLAGS…: the client certificate replaces the token flags.
+  dial_tls() { echo -dial-ca "$TLS/ca.pem" -dial-cert "$TLS/$1.pem" -dial-key "$TLS/$1-key.pem"; }
+fi
 
 # The broker's callers: the feature gate searches with read-only tokens;
 # the admin may revoke a connection's tokens.
@@ -61,7 +82,7 @@ start() { # name, then the command
 
 wait_ok() { # name, url
   for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "$2" 2>/dev/null; then return 0; fi
+    if curl -fsS "${CURL_CA[@]}" -o /dev/null "$2" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   echo "$1 did not become healthy; see $LOGS/$1.log" >&2
@@ -94,29 +115,36 @@ GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt" \
   -vault-addr "$VAULT_ADDR" $(approle registry) -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" \
-  -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 -service-token-file "$DATA/registry-token"
+  -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 $(serve_tls registry) \
+  $(dial_tls registry -service-token-file "$DATA/registry-token")
 wait_ok registry http://127.0.0.1:7101/readyz
 start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
   -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" $(approle broker) \
-  -github-url "$GITHUB_API_URL" -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/broker-token"
+  -github-url "$GITHUB_API_URL" -registry-addr 127.0.0.1:7001 $(serve_tls broker) \
+  $(dial_tls broker -registry-token-file "$DATA/broker-token")
 wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \
-  -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" \
-  -registry-addr 127.0.0.1:7001 -registry-token-file "$DATA/featuregate-token" \
-  -broker-addr 127.0.0.1:7002 -broker-token-file "$DATA/featuregate-token" -github-url "$GITHUB_API_URL"
+  -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" $(serve_tls featuregate) \
+  -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -github-url "$GITHUB_API_URL" \
+  $(dial_tls featuregate -registry-token-file "$DATA/featuregate-token" -broker-token-file "$DATA/featuregate-token")
 wait_ok featuregate http://127.0.0.1:7103/readyz
+gateway_tls=()
+[ "$SCHEME" = https ] && gateway_tls=(-tls-cert "$TLS/gateway.pem" -tls-key "$TLS/gateway-key.pem")
 start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
-  -service-token-file "$DATA/gateway-token"
-wait_ok gateway "http://$GATEWAY_ADDR/readyz"
+  "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token")
+wait_ok gateway "$SCHEME://$GATEWAY_ADDR/readyz"
 
 cat <<MSG
 
 ghconnect is running.
-  Admin page:     http://$GATEWAY_ADDR/   (sign in with the admin token)
+  Admin page:     $SCHEME://$GATEWAY_ADDR/   (sign in with the admin token)
   admin token:    $token   (also in $DATA/admin-token)
   dev license:    $DATA/dev.ghl   (paste it into the Enable form; GitHub.com account: octo-org, id 1)
-  REST gateway:   http://$GATEWAY_ADDR/v1/…  (OpenAPI: http://$GATEWAY_ADDR/openapi.json)
-  registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics)
+  REST gateway:   $SCHEME://$GATEWAY_ADDR/v1/…  (OpenAPI: $SCHEME://$GATEWAY_ADDR/openapi.json)
+  TLS:            local CA $TLS/ca.pem (trust it in your browser, or pass it to curl with --cacert;
+                  GHCONNECT_PLAINTEXT=1 make run serves plain HTTP and plaintext gRPC instead)
+  registry gRPC:  127.0.0.1:7001 (reflection on; metrics at http://127.0.0.1:7101/metrics; grpcurl -cacert $TLS/ca.pem
+                  -cert $TLS/admin.pem -key $TLS/admin-key.pem 127.0.0.1:7001 list)
   broker gRPC:    127.0.0.1:7002 (metrics at http://127.0.0.1:7102/metrics)
   featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
   vaultdev:       $VAULT_ADDR (root token in $DATA/vault-token, for you only; keys kept in $DATA/vault;
@@ -125,7 +153,7 @@ ghconnect is running.
   logs:           $LOGS/
 
 Try:
-  curl -H "Authorization: Bearer \$(cat $DATA/admin-token)" http://$GATEWAY_ADDR/v1/connections
+  curl ${CURL_CA[*]} -H "Authorization: Bearer \$(cat $DATA/admin-token)" $SCHEME://$GATEWAY_ADDR/v1/connections
 
 Ctrl-C stops everything.
 MSG

@@ -13,7 +13,7 @@ import (
 func (s *system) vaultKeys() []string {
 	req, _ := http.NewRequest("LIST", s.vault+"/v1/transit/keys", nil)
 	req.Header.Set("X-Vault-Token", s.tokens["vault"])
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func TestCrashRecovery(t *testing.T) {
 		id := newConn()
 		s.crash("key_imported", func() {
 			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
-			loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
-			resp, err := noRedirect.Get(loc) // the registry dies answering this
+			loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+			resp, err := s.browser.Get(loc) // the registry dies answering this
 			if err == nil {
 				resp.Body.Close()
 			}
@@ -101,8 +101,8 @@ func TestCrashRecovery(t *testing.T) {
 		id := newConn()
 		s.crash("app_created", func() {
 			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
-			loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
-			if resp, err := noRedirect.Get(loc); err == nil {
+			loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+			if resp, err := s.browser.Get(loc); err == nil {
 				resp.Body.Close()
 			}
 		})
@@ -121,11 +121,11 @@ func TestCrashRecovery(t *testing.T) {
 	t.Run("after mark_connected", func(t *testing.T) {
 		id := newConn()
 		start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
-		loc := next(t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
-		install := next(t)(noRedirect.Get(loc))
-		setup := next(t)(noRedirect.Get(install))
+		loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+		install := next(t)(s.browser.Get(loc))
+		setup := next(t)(s.browser.Get(install))
 		s.crash("mark_connected", func() {
-			if resp, err := noRedirect.Get(setup); err == nil {
+			if resp, err := s.browser.Get(setup); err == nil {
 				resp.Body.Close()
 			}
 		})

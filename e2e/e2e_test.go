@@ -22,7 +22,7 @@ func (s *system) restAs(who, method, path string, body any) (int, map[string]any
 	raw, _ := json.Marshal(body)
 	req, _ := http.NewRequest(method, s.gw+path, bytes.NewReader(raw))
 	req.Header.Set("Authorization", "Bearer "+s.tokens[who])
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return 0, map[string]any{"error": err.Error()}
 	}
@@ -36,7 +36,7 @@ func (s *system) restAs(who, method, path string, body any) (int, map[string]any
 func (s *system) githubStatus(token string) int {
 	req, _ := http.NewRequest("GET", s.emu+"/installation/repositories", nil)
 	req.Header.Set("Authorization", "token "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -120,8 +120,10 @@ func TestEndToEnd(t *testing.T) {
 	pemFile := filepath.Join(s.dir, "new-key.pem")
 	os.WriteFile(pemFile, []byte(newPEM), 0o600)
 	runbookEnv := []string{"VAULT_ADDR=" + s.vault, "KEY=" + keyName, "NEW_PEM=" + pemFile, "CREDS=" + filepath.Join(s.dir, "vault-creds")}
-	// Over plain HTTP the CLI will not send a private key to the gateway.
-	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile); err == nil || !strings.Contains(out, "refusing to send a private key over plain HTTP") {
+	// Over plain HTTP the CLI will not send a private key to a gateway.
+	plain := exec.Command(filepath.Join(s.bin, "ghconnectctl"), "-gateway", strings.Replace(s.gw, "https://", "http://", 1), "-token-file", filepath.Join(s.dir, "admin-token"),
+		"rotate-key", "-connection", id, "-pem", pemFile)
+	if out, err := plain.CombinedOutput(); err == nil || !strings.Contains(string(out), "refusing to send a private key over plain HTTP") {
 		t.Errorf("rotate-key over http: %v %s", err, out)
 	}
 	// 1. The operator imports the new key as version 2 in Vault.
@@ -138,7 +140,7 @@ func TestEndToEnd(t *testing.T) {
 		return st["pendingVersion"] == float64(2) && strings.Contains(fmt.Sprint(st["notice"]), "does not accept it yet")
 	})
 	// 2. The operator adds the new public key to the App on GitHub.com.
-	if resp, err := http.Post(s.emu+"/_emu/apps/"+appID+"/keys", "text/plain", strings.NewReader(newPub)); err != nil || resp.StatusCode != 204 {
+	if resp, err := s.http.Post(s.emu+"/_emu/apps/"+appID+"/keys", "text/plain", strings.NewReader(newPub)); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("adding the key on GitHub: %v", err)
 	}
 	s.eventually("version 2 is adopted, version 1 kept as the fallback", func() bool {
@@ -152,7 +154,7 @@ func TestEndToEnd(t *testing.T) {
 	// 3. The operator deletes the old key on GitHub.com, then retires it in
 	// Vault.
 	req, _ := http.NewRequest("PUT", s.emu+"/_emu/apps/"+appID+"/keys", strings.NewReader(newPub))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+	if resp, err := s.http.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("dropping the old key on GitHub: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -314,7 +316,7 @@ func (s *system) checkVaultAudit(keyName string, secrets []string) {
 // metric reads one sample from a service's /metrics.
 func (s *system) metric(port, sample string) float64 {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.addr(port) + "/metrics")
+	resp, err := s.http.Get("http://" + s.addr(port) + "/metrics")
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/devca"
 )
 
 var (
@@ -77,6 +80,28 @@ type system struct {
 	vault  string
 	emu    string
 	gw     string
+	// pki is the system's CA and a certificate per principal: every gRPC
+	// hop is mutual TLS and the gateway serves HTTPS.
+	pki devca.Files
+	// http trusts the system's CA; browser also does not follow redirects.
+	http, browser *http.Client
+}
+
+// principals with a certificate: the services, and two callers.
+var principals = []string{"registry", "broker", "featuregate", "gateway", "admin", "search-svc"}
+
+// serveTLS are a gRPC service's flags for mutual TLS with its callers.
+func (s *system) serveTLS(name string) []string {
+	return []string{"-tls-cert", s.pki.Cert(name), "-tls-key", s.pki.Key(name), "-client-ca", s.pki.CA(), "-require-client-cert"}
+}
+
+// tlsArgs are a gRPC service's TLS flags, both ways.
+func (s *system) tlsArgs(name string) []string { return append(s.serveTLS(name), s.dialTLS(name)...) }
+
+// dialTLS are a service's flags for the calls it makes: its certificate
+// names it, so it sends no token.
+func (s *system) dialTLS(name string) []string {
+	return []string{"-dial-ca", s.pki.CA(), "-dial-cert", s.pki.Cert(name), "-dial-key", s.pki.Key(name)}
 }
 
 func freePort(t *testing.T) int {
@@ -152,7 +177,7 @@ func (s *system) waitHTTP(name, u string) {
 	s.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(u)
+		resp, err := s.http.Get(u)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -168,12 +193,13 @@ func (s *system) waitHTTP(name, u string) {
 }
 
 func (s *system) registryArgs() []string {
-	return []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
+	args := []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
 		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
-		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
+		"-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
+	return append(args, s.tlsArgs("registry")...)
 }
 
 // startRegistry (re)starts the registry; crashAfter makes it exit after
@@ -187,12 +213,49 @@ func (s *system) startRegistry(crashAfter string) {
 	s.waitHTTP("registry", "http://"+s.addr("registry-http")+"/readyz")
 }
 
+// startSystem starts one process of each part, the registry and the
+// feature gate on SQLite.
 func startSystem(t *testing.T) *system {
+	s := newSystem(t)
+	s.startRegistry("")
+	s.start("broker", nil, append([]string{"broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
+		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
+		"-github-url", s.emu, "-registry-addr", s.addr("registry")}, s.tlsArgs("broker")...)...)
+	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
+	s.start("featuregate", nil, append([]string{"featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
+		"-database", "sqlite:" + filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"), "-github-url", s.emu}, s.tlsArgs("featuregate")...)...)
+	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
+	s.gw = "https://" + s.addr("gateway")
+	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"),
+		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
+	s.waitHTTP("gateway", s.gw+"/readyz")
+	return s
+}
+
+// newSystem writes the secrets and certificates and starts what every
+// topology shares: Vault (set up) and the GitHub emulator.
+func newSystem(t *testing.T) *system {
 	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{}}
 	t.Cleanup(func() {
-		for _, n := range []string{"gateway", "featuregate", "broker", "registry", "ghemu", "vaultdev"} {
-			s.stop(n)
+		if t.Failed() { // what each process said last, for the failure's cause
+			for n := range s.procs {
+				if raw, err := os.ReadFile(filepath.Join(s.dir, n+".log")); err == nil {
+					lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+					t.Logf("--- %s.log (last lines):\n%s", n, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+				}
+			}
 		}
+		// The services first (whatever replicas a test started), then what
+		// they depend on.
+		for n := range s.procs {
+			if n != "ghemu" && n != "vaultdev" {
+				s.stop(n)
+			}
+		}
+		s.stop("ghemu")
+		s.stop("vaultdev")
 	})
 	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
 		s.port[n] = freePort(t)
@@ -205,6 +268,16 @@ func startSystem(t *testing.T) *system {
 		s.file(p+"-token", s.tokens[p])
 	}
 	s.file("tokens", strings.Join(lines, "\n")+"\n")
+	s.pki = devca.Files{Dir: filepath.Join(s.dir, "tls")}
+	if _, err := devca.Ensure(s.pki.Dir, principals, devca.DefaultHosts); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(readFile(t, s.pki.CA())))
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(transport.CloseIdleConnections)
+	s.http = &http.Client{Transport: transport}
+	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	s.file("policy.json", `{"callers": {
 		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
@@ -227,21 +300,6 @@ func startSystem(t *testing.T) *system {
 	s.emu = "http://" + s.addr("emu")
 	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
 	s.waitHTTP("ghemu", s.emu+"/meta")
-	s.startRegistry("")
-	s.start("broker", nil, "broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
-		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
-		"-github-url", s.emu, "-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "broker-token"))
-	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
-	s.start("featuregate", nil, "featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
-		"-database", "sqlite:"+filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "featuregate-token"),
-		"-broker-addr", s.addr("broker"), "-broker-token-file", filepath.Join(s.dir, "featuregate-token"), "-github-url", s.emu)
-	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
-	s.gw = "http://" + s.addr("gateway")
-	s.start("gateway", nil, "gateway", "-addr", s.addr("gateway"), "-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"),
-		"-featuregate-addr", s.addr("featuregate"), "-service-token-file", filepath.Join(s.dir, "gateway-token"))
-	s.waitHTTP("gateway", s.gw+"/readyz")
 	return s
 }
 
@@ -256,7 +314,7 @@ func (s *system) rest(method, path string, body any) (int, map[string]any) {
 	}
 	req, _ := http.NewRequest(method, s.gw+path, rd)
 	req.Header.Set("Authorization", "Bearer "+s.tokens["admin"])
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -293,8 +351,6 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
 // next takes one step of a browser through a redirect chain.
 func next(t *testing.T) func(*http.Response, error) string {
 	return func(resp *http.Response, err error) string { return location(t, resp, err) }
@@ -318,22 +374,22 @@ func location(t *testing.T, resp *http.Response, err error) string {
 func (s *system) enable(id string) {
 	s.t.Helper()
 	start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
-	loc := next(s.t)(noRedirect.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
-	loc = next(s.t)(noRedirect.Get(loc)) // gateway callback → install page
+	loc := next(s.t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
+	loc = next(s.t)(s.browser.Get(loc)) // gateway callback → install page
 	s.install(loc)
 }
 
 func (s *system) install(installURL string) {
 	s.t.Helper()
-	loc := next(s.t)(noRedirect.Get(installURL)) // install → setup
-	loc = next(s.t)(noRedirect.Get(loc))         // gateway setup → admin page
+	loc := next(s.t)(s.browser.Get(installURL)) // install → setup
+	loc = next(s.t)(s.browser.Get(loc))         // gateway setup → admin page
 	if !strings.Contains(loc, "connected=") {
 		s.t.Fatalf("setup ended at %s", loc)
 	}
 }
 
 func (s *system) emuJSON(path string, out any) {
-	resp, err := http.Get(s.emu + path)
+	resp, err := s.http.Get(s.emu + path)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -344,7 +400,7 @@ func (s *system) emuJSON(path string, out any) {
 func (s *system) vaultKeyExists(name string) bool {
 	req, _ := http.NewRequest("GET", s.vault+"/v1/transit/keys/"+name, nil)
 	req.Header.Set("X-Vault-Token", s.tokens["vault"])
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -353,7 +409,7 @@ func (s *system) vaultKeyExists(name string) bool {
 }
 
 func (s *system) ctl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(s.bin, "ghconnectctl"), append([]string{"-gateway", s.gw, "-token-file", filepath.Join(s.dir, "admin-token")}, args...)...)
+	cmd := exec.Command(filepath.Join(s.bin, "ghconnectctl"), append([]string{"-gateway", s.gw, "-ca-file", s.pki.CA(), "-token-file", filepath.Join(s.dir, "admin-token")}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

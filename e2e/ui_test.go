@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +38,28 @@ func TestAdminUI(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"), "ARTIFACTS="+artifacts,
-		"VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
+		"VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile,
+		// The gateway serves HTTPS with the system's CA: node trusts the
+		// CA, Chromium the gateway's key (it has no CA option).
+		"NODE_EXTRA_CA_CERTS="+s.pki.CA(), "GATEWAY_SPKI="+spkiHash(t, s.pki.Cert("gateway")))
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("browser test: %v", err)
 	}
+}
+
+// spkiHash is the base64 SHA-256 of a certificate's public key, as
+// Chromium's --ignore-certificate-errors-spki-list takes it.
+func spkiHash(t *testing.T, certFile string) string {
+	block, _ := pem.Decode([]byte(readFile(t, certFile)))
+	if block == nil {
+		t.Fatalf("%s: no PEM", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

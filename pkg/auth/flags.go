@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"flag"
+	"io"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -12,25 +13,30 @@ import (
 // file (development, services without certificates) and, in production,
 // mutual TLS client certificates.
 type Callers struct {
-	TokensFile string
-	TLSCert    string
-	TLSKey     string
-	ClientCA   string
+	TokensFile        string
+	TLSCert           string
+	TLSKey            string
+	ClientCA          string
+	RequireClientCert bool
 }
 
-// RegisterFlags binds the fields to -tokens-file, -tls-cert, -tls-key and
-// -client-ca.
+// RegisterFlags binds the fields to -tokens-file, -tls-cert, -tls-key,
+// -client-ca and -require-client-cert.
 func (c *Callers) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokensFile, "tokens-file", "", `file of "<principal> sha256:<hex>" lines: the bearer tokens accepted`)
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); with -tls-key and -client-ca, callers authenticate by client certificate")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM, re-read when it changes); with -tls-key and -client-ca, callers authenticate by client certificate")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM), in the folder of -tls-cert")
 	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates (principal: the certificate's common name)")
+	fs.BoolVar(&c.RequireClientCert, "require-client-cert", false, "refuse at the TLS handshake every caller without a client certificate signed by -client-ca")
 }
 
 // Validate reports flags that do not go together.
 func (c *Callers) Validate() error {
 	if (c.TLSCert != "") != (c.TLSKey != "") || (c.ClientCA != "" && c.TLSCert == "") {
 		return errors.New("-tls-cert and -tls-key go together, and -client-ca needs them")
+	}
+	if c.RequireClientCert && c.ClientCA == "" {
+		return errors.New("-require-client-cert needs -client-ca")
 	}
 	if c.TokensFile == "" && c.ClientCA == "" {
 		return errors.New("-tokens-file or -client-ca is required: callers must authenticate")
@@ -39,25 +45,29 @@ func (c *Callers) Validate() error {
 }
 
 // Load returns the authenticator and the gRPC server options (TLS) the
-// flags describe.
-func (c *Callers) Load() (Authenticator, []grpc.ServerOption, error) {
+// flags describe, and what to close when the server is done.
+func (c *Callers) Load() (Authenticator, []grpc.ServerOption, io.Closer, error) {
 	var authn Authenticator
 	if c.TokensFile != "" {
 		tokens, err := LoadTokenFile(c.TokensFile)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		authn = tokens
 	}
 	if c.TLSCert == "" {
-		return authn, nil, nil
+		return authn, nil, nopCloser{}, nil
 	}
-	tlsCfg, err := ServerTLS(c.TLSCert, c.TLSKey, c.ClientCA)
+	files, err := LoadTLSFiles(c.TLSCert, c.TLSKey, c.ClientCA)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if c.ClientCA != "" {
 		authn = ClientCerts{Fallback: authn}
 	}
-	return authn, []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tlsCfg))}, nil
+	return authn, []grpc.ServerOption{grpc.Creds(credentials.NewTLS(ServerTLS(files, c.RequireClientCert)))}, files, nil
 }
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }

@@ -7,21 +7,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/tls/certprovider"
+	"google.golang.org/grpc/credentials/tls/certprovider/pemfile"
 	"google.golang.org/grpc/peer"
 )
 
 // ClientCerts authenticates callers by the client certificate the TLS
 // handshake verified (mutual TLS): the principal is the certificate's
-// common name. Callers without one fall through to Fallback (bearer tokens
-// in development), if set.
+// common name. A call that carries a bearer token is judged by the token
+// (Fallback) instead: that is how the gateway, which connects with its own
+// certificate, passes on the administrator it serves. A call with neither
+// is refused.
 type ClientCerts struct {
 	Fallback Authenticator
 }
 
 // Authenticate implements Authenticator.
 func (c ClientCerts) Authenticate(ctx context.Context) (Principal, error) {
+	if _, ok := bearer(ctx); ok && c.Fallback != nil {
+		return c.Fallback.Authenticate(ctx)
+	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.VerifiedChains) > 0 && len(info.State.VerifiedChains[0]) > 0 {
 			if cn := info.State.VerifiedChains[0][0].Subject.CommonName; cn != "" {
@@ -35,26 +43,135 @@ func (c ClientCerts) Authenticate(ctx context.Context) (Principal, error) {
 	return Principal{}, errNoCredentials
 }
 
-// ServerTLS is a TLS configuration that asks callers for a client
-// certificate signed by the CAs in clientCAFile and verifies it when one is
-// given (callers without one are left to the bearer-token fallback).
-func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// ReloadEvery is how often certificate and CA files are looked at again:
+// a renewed certificate (cert-manager, Vault Agent, `make run`) is used
+// from then on, with no restart.
+var ReloadEvery = 5 * time.Second
+
+// TLSFiles is PEM material that follows its files on disk.
+type TLSFiles struct {
+	provider certprovider.Provider
+}
+
+// LoadTLSFiles reads certFile/keyFile (both or neither) and caFile (may be
+// empty), failing on anything unreadable, and then follows the files. A
+// later broken file is ignored (the last good material stays in use).
+// certFile and keyFile must share a folder, as a Kubernetes TLS Secret
+// does.
+func LoadTLSFiles(certFile, keyFile, caFile string) (*TLSFiles, error) {
+	if certFile != "" {
+		if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			return nil, fmt.Errorf("auth: certificate %s: %w", certFile, err)
+		}
+	}
+	if caFile != "" {
+		raw, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: CA: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(raw) {
+			return nil, fmt.Errorf("auth: CA file %s holds no certificate", caFile)
+		}
+	}
+	p, err := pemfile.NewProvider(pemfile.Options{CertFile: certFile, KeyFile: keyFile, RootFile: caFile, RefreshDuration: ReloadEvery})
 	if err != nil {
-		return nil, fmt.Errorf("auth: server certificate: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
-	raw, err := os.ReadFile(clientCAFile)
+	return &TLSFiles{provider: p}, nil
+}
+
+// Close stops following the files.
+func (f *TLSFiles) Close() error {
+	f.provider.Close()
+	return nil
+}
+
+func (f *TLSFiles) material() (*certprovider.KeyMaterial, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	km, err := f.provider.KeyMaterial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("auth: client CA: %w", err)
+		return nil, fmt.Errorf("auth: TLS material not loaded: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(raw) {
-		return nil, errors.New("auth: client CA file holds no certificate")
+	return km, nil
+}
+
+// Certificate returns the current certificate (for tls.Config's
+// GetCertificate).
+func (f *TLSFiles) Certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	km, err := f.material()
+	if err != nil {
+		return nil, err
 	}
+	if len(km.Certs) == 0 {
+		return nil, errors.New("auth: no certificate configured")
+	}
+	return &km.Certs[0], nil
+}
+
+// ServerTLS is the TLS configuration of a gRPC server with the files'
+// certificate. With a CA file it asks callers for a client certificate
+// signed by it and verifies one when given; requireClientCert refuses a
+// caller without one at the handshake. The files are followed.
+func ServerTLS(files *TLSFiles, requireClientCert bool) *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		MinVersion:   tls.VersionTLS12,
-	}, nil
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2"},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			km, err := files.material()
+			if err != nil {
+				return nil, err
+			}
+			cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}, Certificates: km.Certs}
+			if km.Roots != nil {
+				cfg.ClientCAs = km.Roots
+				cfg.ClientAuth = tls.VerifyClientCertIfGiven
+				if requireClientCert {
+					cfg.ClientAuth = tls.RequireAndVerifyClientCert
+				}
+			}
+			return cfg, nil
+		},
+	}
+}
+
+// ClientTLS is the TLS configuration of a client that presents the files'
+// certificate (if any) and accepts only servers whose certificate the
+// files' CA signed for the name dialled. Both follow the files.
+func ClientTLS(files *TLSFiles) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			km, err := files.material()
+			if err != nil {
+				return nil, err
+			}
+			if len(km.Certs) == 0 {
+				return &tls.Certificate{}, nil // none to present
+			}
+			return &km.Certs[0], nil
+		},
+		// The CA pool changes with its file, which the standard
+		// verification cannot follow: it is skipped and done here instead,
+		// with the same checks (chain to a root, name, server usage).
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			km, err := files.material()
+			if err != nil {
+				return err
+			}
+			if km.Roots == nil || len(cs.PeerCertificates) == 0 {
+				return errors.New("auth: no CA to verify the server with")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				DNSName: cs.ServerName, Roots: km.Roots, Intermediates: inter,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			})
+			return err
+		},
+	}
 }

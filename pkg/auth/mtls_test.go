@@ -2,120 +2,230 @@ package auth
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/devca"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+// pki is a CA with certificates on disk, as devca writes them.
+func pki(t *testing.T, names ...string) devca.Files {
+	t.Helper()
+	f := devca.Files{Dir: t.TempDir()}
+	if _, err := devca.Ensure(f.Dir, names, devca.DefaultHosts); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
-func newCA(t *testing.T) *testCA {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+type tlsServer struct {
+	addr string
+	seen chan Principal
+}
+
+// serve starts a health server with the TLS and authentication of a
+// ghconnect service; seen receives each authenticated caller.
+func serve(t *testing.T, cfg *Callers) *tlsServer {
+	t.Helper()
+	authn, opts, closer, err := cfg.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage, ips ...net.IP) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// A gRPC server with mutual TLS: a client certificate names the caller,
-// a caller without one may still use a bearer token, a foreign
-// certificate is refused.
-func TestMutualTLS(t *testing.T) {
-	ca, other := newCA(t), newCA(t)
-	dir := t.TempDir()
-	srvCert := ca.issue(t, "broker", x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
-	writePair(t, dir, "server", srvCert)
-	os.WriteFile(filepath.Join(dir, "ca.pem"), ca.pem, 0o600)
-	cfg, err := ServerTLS(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen Principal
-	authn := ClientCerts{Fallback: NewStaticTokens(map[string][32]byte{"dev-caller": sha256Of("dev-token")})}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)), grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	t.Cleanup(func() { closer.Close() })
+	s := &tlsServer{seen: make(chan Principal, 1)}
+	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		p, err := authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}
-		seen = p
+		select {
+		case s.seen <- p:
+		default:
+		}
 		return h(ctx, req)
 	}))
+	gs := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(gs, health.NewServer())
-	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go gs.Serve(lis)
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
+	s.addr = lis.Addr().String()
+	return s
+}
 
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
-	call := func(certs []tls.Certificate, md ...string) error {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if len(md) > 0 {
-			ctx = metadata.AppendToOutgoingContext(ctx, md...)
-		}
-		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		return err
+// check calls Health/Check with creds; md is outgoing metadata pairs.
+func check(t *testing.T, addr string, creds credentials.TransportCredentials, md ...string) error {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := call([]tls.Certificate{ca.issue(t, "search-svc", x509.ExtKeyUsageClientAuth)}); err != nil || seen.Name != "search-svc" || seen.Method != "mtls" {
-		t.Fatalf("client certificate: %v %+v", err, seen)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if len(md) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, md...)
 	}
-	if err := call(nil, "authorization", "Bearer dev-token"); err != nil || seen.Name != "dev-caller" {
-		t.Fatalf("bearer fallback: %v %+v", err, seen)
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
+}
+
+func clientCreds(t *testing.T, cert, key, ca string) credentials.TransportCredentials {
+	t.Helper()
+	files, err := LoadTLSFiles(cert, key, ca)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := call(nil); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("no credentials: %v", err)
+	t.Cleanup(func() { files.Close() })
+	return credentials.NewTLS(ClientTLS(files))
+}
+
+func tokensFile(t *testing.T, lines string) string {
+	p := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(p, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if err := call([]tls.Certificate{other.issue(t, "intruder", x509.ExtKeyUsageClientAuth)}); err == nil {
+	return p
+}
+
+// A gRPC server with mutual TLS: a client certificate names the caller, a
+// bearer token names it instead when one is sent (the gateway passing on
+// an administrator), a caller with neither is refused, and so are a
+// plaintext client and a certificate from a foreign CA.
+func TestMutualTLS(t *testing.T) {
+	f, other := pki(t, "broker", "search-svc"), pki(t, "intruder")
+	s := serve(t, &Callers{TLSCert: f.Cert("broker"), TLSKey: f.Key("broker"), ClientCA: f.CA(),
+		TokensFile: tokensFile(t, "dev-caller "+HashToken("dev-token")+"\n")})
+
+	if err := check(t, s.addr, clientCreds(t, f.Cert("search-svc"), f.Key("search-svc"), f.CA())); err != nil {
+		t.Fatalf("client certificate: %v", err)
+	}
+	if p := <-s.seen; p.Name != "search-svc" || p.Method != "mtls" {
+		t.Errorf("client certificate: principal %+v", p)
+	}
+	if err := check(t, s.addr, clientCreds(t, f.Cert("search-svc"), f.Key("search-svc"), f.CA()), "authorization", "Bearer dev-token"); err != nil {
+		t.Fatalf("certificate and bearer: %v", err)
+	}
+	if p := <-s.seen; p.Name != "dev-caller" || p.Method != "bearer" {
+		t.Errorf("certificate and bearer: principal %+v, want the bearer's", p)
+	}
+	if err := check(t, s.addr, clientCreds(t, "", "", f.CA()), "authorization", "Bearer dev-token"); err != nil {
+		t.Fatalf("bearer without certificate: %v", err)
+	}
+	<-s.seen
+	if err := check(t, s.addr, clientCreds(t, "", "", f.CA())); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no credentials: %v, want Unauthenticated", err)
+	}
+	if err := check(t, s.addr, clientCreds(t, other.Cert("intruder"), other.Key("intruder"), f.CA())); err == nil {
 		t.Errorf("a certificate from a foreign CA was accepted")
+	}
+	if err := check(t, s.addr, insecure.NewCredentials(), "authorization", "Bearer dev-token"); err == nil {
+		t.Errorf("a plaintext client was accepted")
 	}
 }
 
-func writePair(t *testing.T, dir, name string, c tls.Certificate) {
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600)
-	os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+// -require-client-cert: no certificate, even with a good bearer token, is
+// refused at the handshake.
+func TestRequireClientCert(t *testing.T) {
+	f := pki(t, "registry", "gateway")
+	s := serve(t, &Callers{TLSCert: f.Cert("registry"), TLSKey: f.Key("registry"), ClientCA: f.CA(), RequireClientCert: true,
+		TokensFile: tokensFile(t, "admin "+HashToken("admin-token")+"\n")})
+	if err := check(t, s.addr, clientCreds(t, "", "", f.CA()), "authorization", "Bearer admin-token"); status.Code(err) != codes.Unavailable {
+		t.Errorf("no certificate: %v, want the handshake refused (Unavailable)", err)
+	}
+	if err := check(t, s.addr, clientCreds(t, f.Cert("gateway"), f.Key("gateway"), f.CA()), "authorization", "Bearer admin-token"); err != nil {
+		t.Fatalf("certificate and bearer: %v", err)
+	}
+	if p := <-s.seen; p.Name != "admin" {
+		t.Errorf("principal %+v, want admin (the bearer the gateway passed on)", p)
+	}
+}
+
+// The client side verifies the server: a server whose certificate another
+// CA signed, or that is not valid for the name dialled, is refused.
+func TestClientVerifiesServer(t *testing.T) {
+	f, other := pki(t, "broker", "registry"), pki(t, "broker")
+	good := serve(t, &Callers{TLSCert: f.Cert("broker"), TLSKey: f.Key("broker"), ClientCA: f.CA()})
+	foreign := serve(t, &Callers{TLSCert: other.Cert("broker"), TLSKey: other.Key("broker"), ClientCA: f.CA()})
+	creds := clientCreds(t, f.Cert("registry"), f.Key("registry"), f.CA())
+	if err := check(t, good.addr, creds); err != nil {
+		t.Fatalf("good server: %v", err)
+	}
+	if err := check(t, foreign.addr, creds); err == nil {
+		t.Errorf("a server with a foreign CA's certificate was accepted")
+	}
+	// The certificates are for 127.0.0.1 and localhost only.
+	_, port, _ := net.SplitHostPort(good.addr)
+	conn, err := grpc.NewClient("127.0.0.1:"+port, grpc.WithTransportCredentials(creds), grpc.WithAuthority("elsewhere.example:"+port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+		t.Errorf("a server certificate not valid for the name dialled was accepted")
+	}
+}
+
+// Certificates and CAs replaced on disk are used without a restart: the
+// whole PKI is swapped for a new CA under running server and client.
+func TestTLSFilesReload(t *testing.T) {
+	old := ReloadEvery
+	ReloadEvery = 100 * time.Millisecond
+	t.Cleanup(func() { ReloadEvery = old })
+	f := pki(t, "broker", "registry")
+	s := serve(t, &Callers{TLSCert: f.Cert("broker"), TLSKey: f.Key("broker"), ClientCA: f.CA(), RequireClientCert: true})
+	creds := clientCreds(t, f.Cert("registry"), f.Key("registry"), f.CA())
+	if err := check(t, s.addr, creds); err != nil {
+		t.Fatal(err)
+	}
+	<-s.seen
+	// A client that keeps the old PKI: a copy of its files.
+	keep := devca.Files{Dir: t.TempDir()}
+	for _, c := range [][2]string{{f.CA(), keep.CA()}, {f.Cert("registry"), keep.Cert("registry")}, {f.Key("registry"), keep.Key("registry")}} {
+		raw, _ := os.ReadFile(c[0])
+		os.WriteFile(c[1], raw, 0o600)
+	}
+	stale := clientCreds(t, keep.Cert("registry"), keep.Key("registry"), keep.CA())
+	// A new CA: without the old one Ensure makes everything anew.
+	for _, p := range []string{f.CA(), f.CAKey()} {
+		os.Remove(p)
+	}
+	before, _ := os.ReadFile(f.Cert("broker"))
+	if _, err := devca.Ensure(f.Dir, []string{"broker", "registry"}, devca.DefaultHosts); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(f.Cert("broker")); string(after) == string(before) {
+		t.Fatal("Ensure kept a certificate the new CA did not sign")
+	}
+	// Once both sides have reloaded, the running client (new files) gets
+	// through and the one left on the old PKI does not.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		errNew, errStale := check(t, s.addr, creds), check(t, s.addr, stale)
+		if errNew == nil && errStale != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reloaded after 10 s: new PKI %v, old PKI %v", errNew, errStale)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestCallersFlags(t *testing.T) {
@@ -125,10 +235,12 @@ func TestCallersFlags(t *testing.T) {
 	}{
 		{Callers{TokensFile: "t"}, true},
 		{Callers{TLSCert: "c", TLSKey: "k", ClientCA: "ca"}, true},
+		{Callers{TLSCert: "c", TLSKey: "k", ClientCA: "ca", RequireClientCert: true}, true},
 		{Callers{TokensFile: "t", TLSCert: "c", TLSKey: "k"}, true},
 		{Callers{}, false},
 		{Callers{TokensFile: "t", TLSCert: "c"}, false},
 		{Callers{TokensFile: "t", ClientCA: "ca"}, false},
+		{Callers{TokensFile: "t", RequireClientCert: true}, false},
 	} {
 		if err := tt.c.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%+v: %v", tt.c, err)

@@ -17,7 +17,8 @@ import (
 // Follower applies registry events.
 type Follower struct {
 	Client registryv1.ConnectionRegistryServiceClient
-	// Token is the bearer token the follower authenticates with.
+	// Token, if set, is a bearer token sent with the stream (callers that
+	// dial with pkg/dial have their credentials on the connection).
 	Token string
 	// After returns the revision applied last (0: from the beginning).
 	After func(ctx context.Context) (int64, error)
@@ -52,7 +53,10 @@ func (f *Follower) once(ctx context.Context, progressed func()) error {
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.Token))
+	if f.Token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.Token)
+	}
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := f.Client.WatchConnections(sctx, &registryv1.WatchConnectionsRequest{AfterRevision: after})
 	if err != nil {

@@ -5,18 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config is the broker's configuration; every field has a flag and a
@@ -33,8 +30,10 @@ type Config struct {
 	GitHubURL         string
 	RegistryAddr      string
 	RegistryTokenFile string
-	CacheSize         int
-	Log               logging.Options
+	// Dial is the TLS of the calls to the registry.
+	Dial      dial.Flags
+	CacheSize int
+	Log       logging.Options
 }
 
 // EnvPrefix prefixes the broker's environment variables.
@@ -49,7 +48,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Vault.RegisterFlags(fs, "http://127.0.0.1:8200")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (GitHub.com, GHE.com, GHES or the emulator)")
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
-	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
+	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry (not needed with -dial-cert)")
+	c.Dial.RegisterFlags(fs)
 	fs.IntVar(&c.CacheSize, "cache-size", 10000, "most shared tokens kept")
 	c.Log.RegisterFlags(fs)
 }
@@ -63,27 +63,21 @@ func (c *Config) Validate() error {
 	if err := c.Vault.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
+	for name, v := range map[string]string{"grpc-addr": c.GRPCAddr, "policy": c.PolicyFile, "github-url": c.GitHubURL, "registry-addr": c.RegistryAddr} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", name))
 		}
+	}
+	if err := c.Dial.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
+		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
 	}
 	if c.CacheSize < 1 {
 		errs = append(errs, errors.New("-cache-size must be positive"))
 	}
 	return errors.Join(errs...)
-}
-
-func readSecret(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(raw))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
 }
 
 // Run serves the broker until ctx is done.
@@ -95,10 +89,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "broker"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, grpcOpts, err := cfg.Callers.Load()
+	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
+	defer tlsFiles.Close()
 	policy, err := LoadPolicy(cfg.PolicyFile)
 	if err != nil {
 		return err
@@ -107,13 +102,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	regToken, err := readSecret(cfg.RegistryTokenFile)
-	if err != nil {
-		return fmt.Errorf("registry token: %w", err)
-	}
-	conn, err := grpc.NewClient(cfg.RegistryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialer, err := dial.New(cfg.Dial)
 	if err != nil {
 		return err
+	}
+	defer dialer.Close()
+	conn, err := dialer.Dial(cfg.RegistryAddr, cfg.RegistryTokenFile)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
 	}
 	defer conn.Close()
 
@@ -130,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go vaultSession.Run(bg)
-	follower := &registrywatch.Follower{Client: registryv1.NewConnectionRegistryServiceClient(conn), Token: regToken, After: b.RegistryRevision, Apply: b.ApplyRegistryEvent}
+	follower := &registrywatch.Follower{Client: registryv1.NewConnectionRegistryServiceClient(conn), After: b.RegistryRevision, Apply: b.ApplyRegistryEvent}
 	go follower.Run(bg)
 	go b.Run(bg)
 	return srv.Serve(ctx, grpcLis, httpLis)

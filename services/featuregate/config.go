@@ -5,18 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"strings"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
-	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config is the feature gate's configuration; every field has a flag and a
@@ -35,7 +31,9 @@ type Config struct {
 	BrokerAddr      string
 	BrokerTokenFile string
 	GitHubURL       string
-	Log             logging.Options
+	// Dial is the TLS of the calls to the registry and the broker.
+	Dial dial.Flags
+	Log  logging.Options
 }
 
 // EnvPrefix prefixes the feature gate's environment variables.
@@ -52,13 +50,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address (empty: unified search answers UNAVAILABLE)")
 	fs.StringVar(&c.BrokerTokenFile, "broker-token-file", "", "file holding the bearer token for the broker")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL searched")
+	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
 
 // Validate implements config.Validator.
 func (c *Config) Validate() error {
 	var errs []error
-	for flagName, v := range map[string]string{"grpc-addr": c.GRPCAddr, "database": c.DatabaseURL, "registry-addr": c.RegistryAddr, "registry-token-file": c.RegistryTokenFile} {
+	for flagName, v := range map[string]string{"grpc-addr": c.GRPCAddr, "database": c.DatabaseURL, "registry-addr": c.RegistryAddr} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("-%s is required", flagName))
 		}
@@ -66,8 +65,14 @@ func (c *Config) Validate() error {
 	if err := c.Callers.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.BrokerAddr != "" && c.BrokerTokenFile == "" {
-		errs = append(errs, errors.New("-broker-token-file is required with -broker-addr"))
+	if err := c.Dial.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
+		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
+	}
+	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
+		errs = append(errs, errors.New("-broker-token-file or -dial-cert is required with -broker-addr"))
 	}
 	return errors.Join(errs...)
 }
@@ -81,36 +86,32 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "featuregate"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, grpcOpts, err := cfg.Callers.Load()
+	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(cfg.RegistryTokenFile)
+	defer tlsFiles.Close()
+	dialer, err := dial.New(cfg.Dial)
 	if err != nil {
-		return fmt.Errorf("registry token: %w", err)
+		return err
 	}
-	token := strings.TrimSpace(string(raw))
+	defer dialer.Close()
 	store, err := OpenStore(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	conn, err := grpc.NewClient(cfg.RegistryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dialer.Dial(cfg.RegistryAddr, cfg.RegistryTokenFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("registry: %w", err)
 	}
 	defer conn.Close()
 
 	gate := NewServer(store)
 	if cfg.BrokerAddr != "" {
-		raw, err := os.ReadFile(cfg.BrokerTokenFile)
+		bconn, err := dialer.Dial(cfg.BrokerAddr, cfg.BrokerTokenFile)
 		if err != nil {
-			return fmt.Errorf("broker token: %w", err)
-		}
-		bconn, err := grpc.NewClient(cfg.BrokerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithPerRPCCredentials(brokerclient.Bearer(strings.TrimSpace(string(raw)))))
-		if err != nil {
-			return err
+			return fmt.Errorf("broker: %w", err)
 		}
 		defer bconn.Close()
 		searcher, err := NewSearcher(brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL)
@@ -127,7 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
-	go FollowRegistry(bg, registryv1.NewConnectionRegistryServiceClient(conn), token, store)
+	go FollowRegistry(bg, registryv1.NewConnectionRegistryServiceClient(conn), "", store)
 	go gate.Follow(bg)
 	return srv.Serve(ctx, grpcLis, httpLis)
 }

@@ -2,14 +2,15 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
 )
@@ -20,7 +21,11 @@ type Config struct {
 	Addr             string
 	Upstreams        Upstreams
 	ServiceTokenFile string
-	Log              logging.Options
+	// TLSCert and TLSKey make the gateway serve HTTPS (re-read when they
+	// change); without them it serves plain HTTP, for loopback only.
+	TLSCert string
+	TLSKey  string
+	Log     logging.Options
 }
 
 // EnvPrefix prefixes the gateway's environment variables.
@@ -32,7 +37,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Upstreams.Registry, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.Upstreams.Broker, "broker-addr", "", "token-broker gRPC address (empty: not served)")
 	fs.StringVar(&c.Upstreams.FeatureGate, "featuregate-addr", "", "feature-gate gRPC address (empty: not served)")
-	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the gateway's bearer token (for GitHub.com's redirects back)")
+	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the gateway's bearer token (for GitHub.com's redirects back; not needed with -dial-cert)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "HTTPS certificate (PEM, re-read when it changes); without it the gateway serves plain HTTP")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "HTTPS private key (PEM), in the folder of -tls-cert")
+	c.Upstreams.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
 
@@ -41,10 +49,13 @@ func (c *Config) Validate() error {
 	if c.Addr == "" {
 		return errors.New("-addr is required")
 	}
-	if c.Upstreams == (Upstreams{}) {
+	if c.Upstreams.Registry == "" && c.Upstreams.Broker == "" && c.Upstreams.FeatureGate == "" {
 		return errors.New("at least one upstream address is required")
 	}
-	return nil
+	if (c.TLSCert != "") != (c.TLSKey != "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	return c.Upstreams.Dial.Validate()
 }
 
 // Run serves the gateway until ctx is done, then drains requests for up to
@@ -57,11 +68,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "gateway"))
 	if cfg.ServiceTokenFile != "" {
-		raw, err := os.ReadFile(cfg.ServiceTokenFile)
-		if err != nil {
+		if cfg.Upstreams.ServiceToken, err = dial.ReadSecret(cfg.ServiceTokenFile); err != nil {
 			return err
 		}
-		cfg.Upstreams.ServiceToken = strings.TrimSpace(string(raw))
 	}
 	g, err := New(ctx, cfg.Upstreams)
 	if err != nil {
@@ -78,9 +87,26 @@ func Run(ctx context.Context, cfg Config) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		files, err := auth.LoadTLSFiles(cfg.TLSCert, cfg.TLSKey, "")
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer files.Close()
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: files.Certificate}
+		scheme = "https"
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	logger.Info("serving", zap.String("addr", lis.Addr().String()))
+	go func() {
+		if scheme == "https" {
+			errc <- srv.ServeTLS(lis, "", "")
+		} else {
+			errc <- srv.Serve(lis)
+		}
+	}()
+	logger.Info("serving", zap.String("addr", lis.Addr().String()), zap.String("scheme", scheme))
 	select {
 	case err := <-errc:
 		return err

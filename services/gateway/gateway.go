@@ -16,14 +16,15 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	// Error details (field violations, retry hints) travel as Any: their
 	// types must be registered for the JSON error bodies.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -42,6 +43,7 @@ type upstream struct {
 type Gateway struct {
 	handler   http.Handler
 	upstreams []upstream
+	dialer    *dial.Dialer
 }
 
 // Upstreams are the gRPC addresses of the services; empty ones are not
@@ -52,8 +54,10 @@ type Upstreams struct {
 	FeatureGate string
 	// ServiceToken is the gateway's own bearer token, used for the
 	// GitHub.com redirects a browser brings back (their state is the
-	// credential).
+	// credential). Not needed when Dial presents a client certificate.
 	ServiceToken string
+	// Dial is the TLS of the calls to the services.
+	Dial dial.Flags
 }
 
 // New dials the upstreams and builds the handler.
@@ -72,7 +76,11 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		}),
 		runtime.WithErrorHandler(errorHandler),
 	)
-	g := &Gateway{}
+	dialer, err := dial.New(up.Dial)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{dialer: dialer}
 	type reg struct {
 		name, addr, service string
 		register            func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
@@ -85,7 +93,8 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		if r.addr == "" {
 			continue
 		}
-		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// No token on the connection: each REST call carries its caller's.
+		conn, err := dialer.Dial(r.addr, "")
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway: dial %s at %s: %w", r.name, r.addr, err)
@@ -102,7 +111,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	}
 
 	root := http.NewServeMux()
-	root.Handle("/v1/", limitBody(mux))
+	root.Handle("/v1/", requireBearer(mux, limitBody(mux)))
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gen.OpenAPI)
@@ -111,7 +120,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", g.ready)
-	if reg := g.upstream("registry"); reg != nil && up.ServiceToken != "" {
+	if reg := g.upstream("registry"); reg != nil && (up.ServiceToken != "" || up.Dial.HasCert()) {
 		cb := &callbacks{registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), token: up.ServiceToken}
 		root.HandleFunc("GET /connect/callback", cb.manifest)
 		root.HandleFunc("GET /connect/setup", cb.setup)
@@ -138,6 +147,7 @@ func (g *Gateway) Close() {
 	for _, u := range g.upstreams {
 		u.conn.Close()
 	}
+	g.dialer.Close()
 }
 
 // ready answers 200 only when every upstream reports SERVING.
@@ -166,6 +176,21 @@ func headerMatcher(key string) (string, bool) {
 		return "x-request-id", true
 	}
 	return runtime.DefaultHeaderMatcher(key)
+}
+
+// requireBearer answers 401 to an API call without a bearer token before
+// it reaches a service: over mutual TLS the gateway's own certificate
+// would otherwise stand in for the missing caller.
+func requireBearer(mux *runtime.ServeMux, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
+			_, out := runtime.MarshalerForRequest(mux, r)
+			errorHandler(r.Context(), mux, out, w, r, status.Error(codes.Unauthenticated, "missing bearer token"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func limitBody(h http.Handler) http.Handler {

@@ -14,13 +14,13 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Config is the registry's configuration; every field has a flag and a
@@ -49,9 +49,11 @@ type Config struct {
 	BrokerAddr       string
 	FeatureGateAddr  string
 	ServiceTokenFile string
-	ReconcileEvery   time.Duration
-	OrphanKeyGrace   time.Duration
-	Log              logging.Options
+	// Dial is the TLS of the calls to the broker and the feature gate.
+	Dial           dial.Flags
+	ReconcileEvery time.Duration
+	OrphanKeyGrace time.Duration
+	Log            logging.Options
 }
 
 // EnvPrefix prefixes the registry's environment variables.
@@ -70,7 +72,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GitHubWebURL, "github-web-url", "https://github.com", "GitHub web URL browsers are sent to")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address, to revoke tokens on disconnect")
 	fs.StringVar(&c.FeatureGateAddr, "featuregate-addr", "", "feature-gate gRPC address, to confirm features are off on disconnect")
-	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the registry's bearer token for the broker and feature gate")
+	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the registry's bearer token for the broker and feature gate (not needed with -dial-cert)")
+	c.Dial.RegisterFlags(fs)
 	fs.DurationVar(&c.KeyCheckEvery, "key-check-every", 30*time.Second, "how often a new App key version imported in Vault is looked for")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", time.Minute, "how often interrupted disconnects and orphan keys are looked for")
 	fs.DurationVar(&c.OrphanKeyGrace, "orphan-key-grace", 10*time.Minute, "age after which a key of a PENDING connection without an App is an orphan")
@@ -100,8 +103,11 @@ func (c *Config) Validate() error {
 	if c.KeyCheckEvery <= 0 {
 		errs = append(errs, errors.New("-key-check-every must be positive"))
 	}
-	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" {
-		errs = append(errs, errors.New("-service-token-file is required with -broker-addr or -featuregate-addr"))
+	if err := c.Dial.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" && !c.Dial.HasCert() {
+		errs = append(errs, errors.New("-service-token-file or -dial-cert is required with -broker-addr or -featuregate-addr"))
 	}
 	return errors.Join(errs...)
 }
@@ -116,10 +122,11 @@ func Run(ctx context.Context, cfg Config) error {
 	logger = logger.With(zap.String("service", "registry"))
 	ctx = logging.WithLogger(ctx, logger)
 
-	authn, grpcOpts, err := cfg.Callers.Load()
+	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
+	defer tlsFiles.Close()
 	raw, err := os.ReadFile(cfg.LicenseIssuersFile)
 	if err != nil {
 		return fmt.Errorf("license issuers: %w", err)
@@ -173,20 +180,23 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 	transit := vaulttransit.New(session, cfg.TransitMount)
 	c := &Connector{Store: store, Transit: transit, GitHubAPI: api, GitHubWeb: cfg.GitHubWebURL,
 		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}}
+	dialer, err := dial.New(cfg.Dial)
+	if err != nil {
+		stopVault()
+		<-vaultDone
+		return nil, nil, err
+	}
 	var conns []*grpc.ClientConn
 	closeAll := func() {
 		for _, cc := range conns {
 			cc.Close()
 		}
+		dialer.Close()
 		stopVault()
 		<-vaultDone
 	}
 	dial := func(addr string) (*grpc.ClientConn, error) {
-		token, err := readFileTrim(cfg.ServiceTokenFile)
-		if err != nil {
-			return nil, err
-		}
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearerCreds(token)))
+		cc, err := dialer.Dial(addr, cfg.ServiceTokenFile)
 		if err == nil {
 			conns = append(conns, cc)
 		}
@@ -225,19 +235,3 @@ func reconcile(ctx context.Context, c *Connector, every time.Duration) {
 		}
 	}
 }
-
-func readFileTrim(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(raw)), nil
-}
-
-type bearerCreds string
-
-func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearerCreds) RequireTransportSecurity() bool { return false }

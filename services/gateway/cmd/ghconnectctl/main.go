@@ -7,6 +7,11 @@
 //	ghconnectctl rotate-key -connection ID -pem FILE [-vault-addr URL (-vault-token-file F | -vault-role-id-file F -vault-secret-id-file F)]
 //	ghconnectctl disconnect -connection ID [-reason TEXT]
 //	ghconnectctl vault-setup -vault-addr URL -vault-token-file ADMIN_TOKEN_FILE -out DIR [-policies deploy/vault]
+//	ghconnectctl tls-init -out DIR [-hosts 127.0.0.1,localhost] [-names registry,broker,featuregate,gateway]
+//
+// -ca-file trusts a CA for an https:// gateway (the local CA of make run:
+// .data/tls/ca.pem). tls-init makes a development CA and one certificate
+// per service (kept while still good).
 //
 // rotate-key sends the private key to the gateway only over https; with
 // -vault-addr it imports the key straight into Vault as the operator and
@@ -16,6 +21,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +36,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/devca"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 )
 
@@ -87,14 +95,18 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 	global := flag.NewFlagSet("ghconnectctl", flag.ContinueOnError)
 	base := global.String("gateway", envOr("GHCONNECT_GATEWAY_URL", "http://127.0.0.1:8080"), "REST gateway URL")
 	tokenFile := global.String("token-file", os.Getenv("GHCONNECT_TOKEN_FILE"), "file holding the operator's bearer token")
+	caFile := global.String("ca-file", os.Getenv("GHCONNECT_CA_FILE"), "CA certificates (PEM) to trust for an https:// gateway, besides the system's")
 	if err := global.Parse(args); err != nil {
 		return err
 	}
 	if global.NArg() == 0 {
 		return errors.New("usage: ghconnectctl [flags] status|connect-existing|rotate-key|disconnect|vault-setup [flags]")
 	}
-	if global.Arg(0) == "vault-setup" {
+	switch global.Arg(0) {
+	case "vault-setup":
 		return vaultSetup(ctx, global.Args()[1:], stdout)
+	case "tls-init":
+		return tlsInit(global.Args()[1:], stdout)
 	}
 	if *tokenFile == "" {
 		return errors.New("-token-file (or GHCONNECT_TOKEN_FILE) is required")
@@ -103,7 +115,22 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &client{base: *base, token: strings.TrimSpace(string(raw)), http: &http.Client{Timeout: 2 * time.Minute}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if *caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pemCA, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		if !pool.AppendCertsFromPEM(pemCA) {
+			return fmt.Errorf("-ca-file %s holds no certificate", *caFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	c := &client{base: *base, token: strings.TrimSpace(string(raw)), http: &http.Client{Timeout: 2 * time.Minute, Transport: transport}}
 	cmd, rest := global.Arg(0), global.Args()[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	id := fs.String("connection", "", "connection id")
@@ -172,6 +199,37 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	return printConnection(stdout, out.Connection)
+}
+
+// tlsInit makes (or keeps) a development CA and a certificate per service.
+func tlsInit(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("tls-init", flag.ContinueOnError)
+	out := fs.String("out", "", "folder for ca.pem, ca-key.pem, <name>.pem and <name>-key.pem")
+	hosts := fs.String("hosts", strings.Join(devca.DefaultHosts, ","), "comma-separated DNS names and IP addresses the certificates are valid for")
+	names := fs.String("names", strings.Join(devca.Services, ","), "comma-separated principals to make a certificate for (each certificate's common name)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("tls-init: -out is required")
+	}
+	split := func(s string) []string {
+		var r []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				r = append(r, p)
+			}
+		}
+		return r
+	}
+	if len(split(*names)) == 0 || len(split(*hosts)) == 0 {
+		return errors.New("tls-init: -names and -hosts must not be empty")
+	}
+	written, err := devca.Ensure(*out, split(*names), split(*hosts))
+	for _, w := range written {
+		fmt.Fprintln(stdout, "wrote", w)
+	}
+	return err
 }
 
 func printConnection(w io.Writer, c map[string]any) error {

@@ -14,7 +14,9 @@ mkdirSync(out, { recursive: true });
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // An HTTPS gateway with a development CA: accept exactly its key.
+    ...(process.env.GATEWAY_SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.GATEWAY_SPKI] : [])],
 });
 const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
 page.setDefaultTimeout(20000);

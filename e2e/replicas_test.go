@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
+)
+
+// replicas is how many processes of each service a replicated system runs.
+var replicas = map[string]int{"registry": 2, "broker": 3, "featuregate": 2}
+
+// replica names the i-th process of svc (from 1).
+func replica(svc string, i int) string { return fmt.Sprintf("%s-%d", svc, i) }
+
+// list is every replica of svc, as a static address list.
+func (s *system) list(svc string) string {
+	var addrs []string
+	for i := 1; i <= replicas[svc]; i++ {
+		addrs = append(addrs, s.addr(replica(svc, i)))
+	}
+	return strings.Join(addrs, ",")
+}
+
+// startReplicated starts 2 registries, 3 brokers, 2 feature gates (the
+// registries on one PostgreSQL database, the gates on another) and a
+// gateway; each caller balances over every replica of what it calls.
+func startReplicated(t *testing.T) *system {
+	regDB, gateDB := testenv.Postgres(t), testenv.Postgres(t)
+	s := newSystem(t)
+	for svc, n := range replicas {
+		for i := 1; i <= n; i++ {
+			s.port[replica(svc, i)] = freePort(t)
+			s.port[replica(svc, i)+"-http"] = freePort(t)
+		}
+	}
+	common := func(svc string, i int) []string {
+		name := replica(svc, i)
+		return append([]string{svc, "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"), "-tokens-file", filepath.Join(s.dir, "tokens")}, s.tlsArgs(svc)...)
+	}
+	creds := func(svc string) []string {
+		return []string{"-vault-addr", s.vault, "-vault-role-id-file", filepath.Join(s.dir, "vault-creds", svc+"-role-id"),
+			"-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", svc+"-secret-id")}
+	}
+	for i := 1; i <= replicas["registry"]; i++ {
+		s.start(replica("registry", i), nil, append(append(common("registry", i), creds("registry")...),
+			"-database", regDB, "-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-key-check-every", "1s",
+			"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.list("broker"), "-featuregate-addr", s.list("featuregate"),
+			"-orphan-key-grace", "2s", "-reconcile-every", "500ms")...)
+		// One at a time: the first migrates the database.
+		s.waitHTTP(replica("registry", i), "http://"+s.addr(replica("registry", i)+"-http")+"/readyz")
+	}
+	for i := 1; i <= replicas["broker"]; i++ {
+		s.start(replica("broker", i), nil, append(append(common("broker", i), creds("broker")...),
+			"-policy", filepath.Join(s.dir, "policy.json"), "-github-url", s.emu, "-registry-addr", s.list("registry"))...)
+	}
+	for i := 1; i <= replicas["featuregate"]; i++ {
+		s.start(replica("featuregate", i), nil, append(common("featuregate", i),
+			"-database", gateDB, "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"), "-github-url", s.emu)...)
+		s.waitHTTP(replica("featuregate", i), "http://"+s.addr(replica("featuregate", i)+"-http")+"/readyz")
+	}
+	for i := 1; i <= replicas["broker"]; i++ {
+		s.waitHTTP(replica("broker", i), "http://"+s.addr(replica("broker", i)+"-http")+"/readyz")
+	}
+	s.gw = "https://" + s.addr("gateway")
+	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"),
+		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
+	s.waitHTTP("gateway", s.gw+"/readyz")
+	return s
+}
+
+// kill ends a process with SIGKILL: no graceful stop, no goodbye to its
+// peers.
+func (s *system) kill(name string) {
+	s.t.Helper()
+	cmd := s.procs[name]
+	if err := cmd.Process.Kill(); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Wait()
+	s.t.Logf("killed %s (pid %d)", name, cmd.Process.Pid)
+}
+
+// attemptCounter counts the attempts gRPC makes for each call (retries
+// included) into the counter the call's context carries.
+type attemptCounter struct{}
+
+type attemptsKey struct{}
+
+func (attemptCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (attemptCounter) HandleRPC(ctx context.Context, st stats.RPCStats) {
+	if b, ok := st.(*stats.Begin); ok && b.IsClient() {
+		if n, ok := ctx.Value(attemptsKey{}).(*atomic.Int32); ok {
+			n.Add(1)
+		}
+	}
+}
+func (attemptCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (attemptCounter) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// An internal service's view of replicas: 20,000 token requests from 16
+// callers balanced over 3 brokers, one of which is killed with SIGKILL in
+// the middle; none may fail (the client's own retry of Unavailable
+// allowed, and counted). A feature-gate Watch subscriber whose replica is
+// killed resumes on the other and sees every change exactly once.
+func TestReplicasSurviveLosingOne(t *testing.T) {
+	s := startReplicated(t)
+	id := s.create("ghes.example.com")
+	s.enable(id)
+
+	d, err := dial.New(dial.Flags{CA: s.pki.CA(), Cert: s.pki.Cert("search-svc"), Key: s.pki.Key("search-svc")}, grpc.WithStatsHandler(attemptCounter{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cc, err := d.Dial(s.list("broker"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	broker := brokerv1.NewTokenBrokerServiceClient(cc)
+	req := &brokerv1.IssueTokenRequest{ConnectionId: id, Repositories: []string{"hello-world"}, Permissions: map[string]string{"contents": "read"}}
+	issue := func() (int32, error) {
+		var n atomic.Int32
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), attemptsKey{}, &n), 10*time.Second)
+		defer cancel()
+		_, err := broker.IssueToken(ctx, req)
+		return n.Load(), err
+	}
+	// Every broker learns of the connection through the registry's Watch:
+	// wait until a round of calls (round_robin reaches each) all succeed.
+	s.eventually("every broker issues a token", func() bool {
+		for range 3 * replicas["broker"] {
+			if _, err := issue(); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	const total, callers = 20000, 16
+	var done, failed, retried atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	start := time.Now()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Add(1) <= total {
+				attempts, err := issue()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				if attempts > 1 {
+					retried.Add(1)
+				}
+			}
+		}()
+	}
+	go func() {
+		for done.Load() < total/3 {
+			time.Sleep(time.Millisecond)
+		}
+		s.kill(replica("broker", 2))
+		close(killed)
+	}()
+	wg.Wait()
+	<-killed
+	elapsed := time.Since(start)
+	t.Logf("%d token requests from %d callers over 3 brokers, broker-2 killed after %d: %d failed, %d needed a retry, %.0f req/s",
+		total, callers, total/3, failed.Load(), retried.Load(), float64(total)/elapsed.Seconds())
+	if failed.Load() != 0 {
+		t.Errorf("%d token requests failed across the broker's death; first: %v", failed.Load(), firstErr.Load())
+	}
+
+	t.Run("watch resumes on another feature gate", func(t *testing.T) { watchAcrossGates(t, s, id) })
+}
+
+// watchAcrossGates: a subscriber on featuregate-1 sees some changes, the
+// replica is killed, the subscriber resumes on featuregate-2 from its last
+// revision while changes go on; in the end what it saw equals a fresh
+// Watch's full history, with no revision missing or repeated.
+func watchAcrossGates(t *testing.T, s *system, id string) {
+	d, err := dial.New(dial.Flags{CA: s.pki.CA(), Cert: s.pki.Cert("search-svc"), Key: s.pki.Key("search-svc")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	gate := func(i int) featuregatev1.FeatureGateServiceClient {
+		cc, err := d.Dial(s.addr(replica("featuregate", i)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return featuregatev1.NewFeatureGateServiceClient(cc)
+	}
+	type event struct {
+		rev int64
+		on  bool
+	}
+	unified := func(r *featuregatev1.WatchResponse) bool {
+		for _, f := range r.GetSettings().GetFeatures() {
+			if f.GetFeature() == featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
+				return f.GetEnabled()
+			}
+		}
+		return false
+	}
+	var mu sync.Mutex
+	var seen []event
+	var resumedAt int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subscribed := make(chan struct{})
+	watchDone := make(chan error, 1)
+	go func() {
+		client, after := gate(1), int64(0)
+		for attempt := 0; ; attempt++ {
+			stream, err := client.Watch(ctx, &featuregatev1.WatchRequest{AfterRevision: after, ConnectionId: id})
+			if err != nil {
+				watchDone <- err
+				return
+			}
+			if attempt == 0 {
+				close(subscribed)
+			}
+			for {
+				r, err := stream.Recv()
+				if err != nil {
+					if ctx.Err() != nil {
+						watchDone <- nil
+						return
+					}
+					if attempt > 0 {
+						watchDone <- fmt.Errorf("second stream broke too: %w", err)
+						return
+					}
+					break // featuregate-1 died: resume on featuregate-2
+				}
+				mu.Lock()
+				seen = append(seen, event{r.GetRevision(), unified(r)})
+				mu.Unlock()
+				after = r.GetRevision()
+			}
+			mu.Lock()
+			resumedAt = after
+			mu.Unlock()
+			client = gate(2)
+		}
+	}()
+	<-subscribed
+	toggle := func(on bool) {
+		s.mustREST("PATCH", "/v1/connections/"+id+"/features", map[string]any{"features": []any{map[string]any{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": on}}})
+	}
+	const changes = 20
+	for i := range changes {
+		if i == changes/2 {
+			s.kill(replica("featuregate", 1))
+		}
+		toggle(i%2 == 0)
+	}
+	// The reference: the whole history from the surviving replica.
+	var want []event
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	ref, err := gate(2).Watch(rctx, &featuregatev1.WatchRequest{ConnectionId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(want) == 0 || want[len(want)-1].on != ((changes-1)%2 == 0) || len(want) < changes {
+		r, err := ref.Recv()
+		if err != nil {
+			t.Fatalf("reference watch: %v after %v", err, want)
+		}
+		want = append(want, event{r.GetRevision(), unified(r)})
+	}
+	s.eventually("the subscriber catches up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= len(want) && seen[len(seen)-1].rev >= want[len(want)-1].rev
+	})
+	cancel()
+	if err := <-watchDone; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if resumedAt == 0 {
+		t.Fatalf("the subscriber never resumed: featuregate-1's stream did not end (%d events)", len(seen))
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("subscriber saw (resumed after revision %d):\n%v\nthe full history is:\n%v", resumedAt, seen, want)
+	}
+	t.Logf("watch: %d events, resumed on featuregate-2 after revision %d, none lost or repeated", len(seen), resumedAt)
+}

@@ -1,0 +1,186 @@
+// Package dial is the one way a ghconnect service calls another: mutual
+// TLS with the service's own certificate (re-read when it changes), an
+// optional bearer token from a secret file, round_robin across every
+// replica behind an address, and a retry of calls refused as Unavailable
+// (a replica going away).
+package dial
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// Flags are a service's outbound TLS settings, shared by every hop it
+// dials: -dial-ca, -dial-cert, -dial-key.
+type Flags struct {
+	CA   string
+	Cert string
+	Key  string
+}
+
+// RegisterFlags binds f to fs.
+func (f *Flags) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.CA, "dial-ca", "", "CA certificates (PEM) that sign the servers this service calls; set, every call to another ghconnect service uses TLS")
+	fs.StringVar(&f.Cert, "dial-cert", "", "client certificate (PEM) presented to the services this one calls (its common name is this service's principal)")
+	fs.StringVar(&f.Key, "dial-key", "", "private key of -dial-cert, in the same folder")
+}
+
+// Validate reports flags that do not go together.
+func (f *Flags) Validate() error {
+	if (f.Cert != "") != (f.Key != "") {
+		return errors.New("-dial-cert and -dial-key go together")
+	}
+	if f.Cert != "" && f.CA == "" {
+		return errors.New("-dial-cert needs -dial-ca")
+	}
+	return nil
+}
+
+// HasCert reports whether calls present a client certificate (which then
+// names the caller, so a bearer token is optional).
+func (f *Flags) HasCert() bool { return f.Cert != "" }
+
+// ServiceConfig balances calls across every address a target resolves to
+// and retries those refused as Unavailable: the replica that answered so
+// went away or is stopping, and gRPC retries only calls whose replies it
+// has not yet passed on. Calls that change state are safe to repeat
+// (creation is idempotent by request id, disconnect by its recorded
+// steps).
+const ServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{}],
+    "retryPolicy": {
+      "maxAttempts": 4,
+      "initialBackoff": "0.05s",
+      "maxBackoff": "0.5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
+// Dialer dials other ghconnect services with the flags' TLS material.
+type Dialer struct {
+	creds credentials.TransportCredentials
+	files *auth.TLSFiles
+	opts  []grpc.DialOption
+}
+
+// Options are extra dial options for tests (for example a stats handler
+// that counts attempts).
+type Option = grpc.DialOption
+
+// New loads the TLS material the flags name (plaintext when they name
+// none).
+func New(f Flags, extra ...Option) (*Dialer, error) {
+	d := &Dialer{creds: insecure.NewCredentials(), opts: extra}
+	if f.CA != "" {
+		files, err := auth.LoadTLSFiles(f.Cert, f.Key, f.CA)
+		if err != nil {
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		d.files = files
+		d.creds = credentials.NewTLS(auth.ClientTLS(files))
+	}
+	return d, nil
+}
+
+// Close stops following the TLS files.
+func (d *Dialer) Close() {
+	if d.files != nil {
+		d.files.Close()
+	}
+}
+
+// Dial connects (lazily) to the service at addr: "host:port",
+// "dns:///host:port" (every address the name resolves to, looked up again
+// as replicas come and go) or a comma-separated static list
+// "host1:port1,host2:port2". With tokenFile, every call carries that
+// bearer token.
+func (d *Dialer) Dial(addr, tokenFile string) (*grpc.ClientConn, error) {
+	if strings.TrimSpace(addr) == "" {
+		return nil, errors.New("dial: empty address")
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.creds), grpc.WithDefaultServiceConfig(ServiceConfig)}, d.opts...)
+	if tokenFile != "" {
+		token, err := ReadSecret(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(Bearer(token)))
+	}
+	target := addr
+	if strings.Contains(addr, ",") {
+		r, err := staticList(addr)
+		if err != nil {
+			return nil, err
+		}
+		target = r.Scheme() + ":///" + strings.ReplaceAll(addr, ",", "_")
+		opts = append(opts, grpc.WithResolvers(r))
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+var staticSeq atomic.Int64
+
+// staticList resolves a comma-separated list to itself; each address is
+// verified under its own host name.
+func staticList(list string) (*manual.Resolver, error) {
+	var state resolver.State
+	for _, a := range strings.Split(list, ",") {
+		a = strings.TrimSpace(a)
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("dial: %q in %q: %w", a, list, err)
+		}
+		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
+	}
+	r := manual.NewBuilderWithScheme(fmt.Sprintf("ghconnect-static-%d", staticSeq.Add(1)))
+	r.InitialState(state)
+	return r, nil
+}
+
+// ReadSecret reads a secret file: its content without surrounding
+// white space, which must not be empty.
+func ReadSecret(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(raw))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// Bearer sends a bearer token with every call.
+type Bearer string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials:
+// plaintext is allowed for development on loopback.
+func (Bearer) RequireTransportSecurity() bool { return false }
+
