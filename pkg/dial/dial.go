@@ -183,4 +183,3 @@ func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity implements credentials.PerRPCCredentials:
 // plaintext is allowed for development on loopback.
 func (Bearer) RequireTransportSecurity() bool { return false }
-
