@@ -1,10 +1,9 @@
 package k8s
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -87,13 +87,17 @@ func (o *objects) add(doc []byte) error {
 	default:
 		return fmt.Errorf("unknown kind %q %q: add it to the strict decoder", tm.APIVersion, tm.Kind)
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(target); err != nil {
-		return fmt.Errorf("strict decoding: %w", err)
+	// Not encoding/json's Decoder with DisallowUnknownFields: it matches
+	// field names case-insensitively, so "readonly" would pass as
+	// readOnly, which the API server rejects. sigs.k8s.io/json decodes as
+	// the API server does: case-sensitive, and with every strict check
+	// (unknown and duplicate fields) on.
+	strict, err := kjson.UnmarshalStrict(js, target)
+	if err != nil {
+		return fmt.Errorf("decoding: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after the object")
+	if err := errors.Join(strict...); err != nil {
+		return fmt.Errorf("strict decoding: %w", err)
 	}
 	return nil
 }
