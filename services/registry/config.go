@@ -56,7 +56,7 @@ type Config struct {
 	// reconciler's, the key follower's) tries to take it; on PostgreSQL
 	// only one replica at a time runs those loops.
 	LeaderRetry time.Duration
-	Log              logging.Options
+	Log         logging.Options
 }
 
 // EnvPrefix prefixes the registry's environment variables.
