@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,30 @@ type system struct {
 	vault  string
 	emu    string
 	gw     string
+	opts   systemOptions
+	// callersRegistry is the registry the broker, the feature gate and
+	// the gateway talk to.
+	callersRegistry string
+}
+
+// systemOptions vary the system; the zero value is one registry on SQLite.
+type systemOptions struct {
+	// RegistryDB is the registries' database (default a SQLite file).
+	RegistryDB string
+	// Registries is how many registry processes share it: "registry",
+	// "registry2", … (default 1).
+	Registries int
+	// RegistryEnv is added to every registry's environment.
+	RegistryEnv []string
+}
+
+// registries names the registry processes.
+func (s *system) registries() []string {
+	names := []string{"registry"}
+	for i := 2; i <= s.opts.Registries; i++ {
+		names = append(names, fmt.Sprintf("registry%d", i))
+	}
+	return names
 }
 
 func freePort(t *testing.T) int {
@@ -167,13 +192,21 @@ func (s *system) waitHTTP(name, u string) {
 	}
 }
 
-func (s *system) registryArgs() []string {
-	return []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
-		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+func (s *system) registryArgs() []string { return s.registryArgsFor("registry") }
+
+// registryArgsFor are the arguments of the registry process name.
+func (s *system) registryArgsFor(name string) []string {
+	db := s.opts.RegistryDB
+	if db == "" {
+		db = "sqlite:" + filepath.Join(s.dir, "registry.db")
+	}
+	return []string{"registry", "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"),
+		"-database", db, "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
-		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
+		"-service-token-file", filepath.Join(s.dir, "registry-token"), "-orphan-key-grace", "2s", "-reconcile-every", "500ms",
+		"-leader-retry", "500ms"}
 }
 
 // startRegistry (re)starts the registry; crashAfter makes it exit after
@@ -183,19 +216,31 @@ func (s *system) startRegistry(crashAfter string) {
 	if crashAfter != "" {
 		env = []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + crashAfter}
 	}
-	s.start("registry", env, s.registryArgs()...)
-	s.waitHTTP("registry", "http://"+s.addr("registry-http")+"/readyz")
+	s.startRegistryNamed("registry", env)
 }
 
-func startSystem(t *testing.T) *system {
-	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{}}
+// startRegistryNamed starts the registry process name with env added to
+// its environment (and systemOptions.RegistryEnv).
+func (s *system) startRegistryNamed(name string, env []string) {
+	s.start(name, append(slices.Clone(s.opts.RegistryEnv), env...), s.registryArgsFor(name)...)
+	s.waitHTTP(name, "http://"+s.addr(name+"-http")+"/readyz")
+}
+
+func startSystem(t *testing.T) *system { return startSystemWith(t, systemOptions{}) }
+
+func startSystemWith(t *testing.T, opts systemOptions) *system {
+	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{},
+		opts: opts, callersRegistry: "registry"}
 	t.Cleanup(func() {
-		for _, n := range []string{"gateway", "featuregate", "broker", "registry", "ghemu", "vaultdev"} {
+		for _, n := range append(append([]string{"gateway", "featuregate", "broker"}, s.registries()...), "ghemu", "vaultdev") {
 			s.stop(n)
 		}
 	})
-	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
+	for _, n := range []string{"broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
 		s.port[n] = freePort(t)
+	}
+	for _, n := range s.registries() {
+		s.port[n], s.port[n+"-http"] = freePort(t), freePort(t)
 	}
 	var lines []string
 	for _, p := range []string{"admin", "registry", "broker", "featuregate", "gateway", "search-svc", "vault"} {
@@ -227,22 +272,42 @@ func startSystem(t *testing.T) *system {
 	s.emu = "http://" + s.addr("emu")
 	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
 	s.waitHTTP("ghemu", s.emu+"/meta")
-	s.startRegistry("")
+	for _, n := range s.registries() {
+		s.startRegistryNamed(n, nil)
+	}
+	s.gw = "http://" + s.addr("gateway")
+	s.startCallers()
+	return s
+}
+
+// startCallers starts the broker, the feature gate and the gateway,
+// talking to s.callersRegistry.
+func (s *system) startCallers() {
+	reg := s.addr(s.callersRegistry)
 	s.start("broker", nil, "broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
-		"-github-url", s.emu, "-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "broker-token"))
+		"-github-url", s.emu, "-registry-addr", reg, "-registry-token-file", filepath.Join(s.dir, "broker-token"))
 	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
 	s.start("featuregate", nil, "featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
 		"-database", "sqlite:"+filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-registry-addr", s.addr("registry"), "-registry-token-file", filepath.Join(s.dir, "featuregate-token"),
+		"-registry-addr", reg, "-registry-token-file", filepath.Join(s.dir, "featuregate-token"),
 		"-broker-addr", s.addr("broker"), "-broker-token-file", filepath.Join(s.dir, "featuregate-token"), "-github-url", s.emu)
 	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
-	s.gw = "http://" + s.addr("gateway")
-	s.start("gateway", nil, "gateway", "-addr", s.addr("gateway"), "-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"),
+	s.start("gateway", nil, "gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
 		"-featuregate-addr", s.addr("featuregate"), "-service-token-file", filepath.Join(s.dir, "gateway-token"))
 	s.waitHTTP("gateway", s.gw+"/readyz")
-	return s
+}
+
+// pointCallersAt restarts the broker, the feature gate and the gateway
+// talking to the registry process name.
+func (s *system) pointCallersAt(name string) {
+	s.t.Helper()
+	for _, n := range []string{"gateway", "featuregate", "broker"} {
+		s.stop(n)
+	}
+	s.callersRegistry = name
+	s.startCallers()
 }
 
 // rest calls the gateway as the admin; it returns the status and the

@@ -155,6 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// Only the crash tests set this: the process ends after the named
 		// step, to prove a restart reaches the same end state.
 		connector.CrashAfter = os.Getenv("GHCONNECT_REGISTRY_CRASH_AFTER")
+		connector.CrashHang = os.Getenv("GHCONNECT_REGISTRY_CRASH_MODE") == "hang"
 		connector.OrphanGrace = cfg.OrphanKeyGrace
 		reg.SetConnector(connector)
 		// Every replica serves; the reconciler and the key follower run in
