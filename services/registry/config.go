@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -162,12 +163,20 @@ func Run(ctx context.Context, cfg Config) error {
 		// one replica at a time (the holder of each lease), so replicas do
 		// not race through the same disconnect or write the same history
 		// event twice.
+		// On the way out the leases are given back before the store closes.
 		m := newLoopMetrics(srv.Registry)
-		go runLeased(ctx, store, leaseReconciler, cfg.LeaderRetry, m, func(ctx context.Context) {
-			reconcile(ctx, connector, cfg.ReconcileEvery, m.runs.WithLabelValues("reconciler"))
+		lctx, stopLeases := context.WithCancel(ctx)
+		var leased sync.WaitGroup
+		defer func() { stopLeases(); leased.Wait() }()
+		leased.Go(func() {
+			runLeased(lctx, store, leaseReconciler, cfg.LeaderRetry, m, func(ctx context.Context) {
+				reconcile(ctx, connector, cfg.ReconcileEvery, m.runs.WithLabelValues("reconciler"))
+			})
 		})
-		go runLeased(ctx, store, leaseKeyFollower, cfg.LeaderRetry, m, func(ctx context.Context) {
-			followKeys(ctx, connector, cfg.KeyCheckEvery, m.runs.WithLabelValues("key_follower"))
+		leased.Go(func() {
+			runLeased(lctx, store, leaseKeyFollower, cfg.LeaderRetry, m, func(ctx context.Context) {
+				followKeys(ctx, connector, cfg.KeyCheckEvery, m.runs.WithLabelValues("key_follower"))
+			})
 		})
 	}
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
