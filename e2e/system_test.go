@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,30 @@ type system struct {
 	pki devca.Files
 	// http trusts the system's CA; browser also does not follow redirects.
 	http, browser *http.Client
+	opts          systemOptions
+	// callersRegistry is the registry the broker, the feature gate and
+	// the gateway talk to.
+	callersRegistry string
+}
+
+// systemOptions vary the system; the zero value is one registry on SQLite.
+type systemOptions struct {
+	// RegistryDB is the registries' database (default a SQLite file).
+	RegistryDB string
+	// Registries is how many registry processes share it: "registry",
+	// "registry2", … (default 1).
+	Registries int
+	// RegistryEnv is added to every registry's environment.
+	RegistryEnv []string
+}
+
+// registries names the registry processes.
+func (s *system) registries() []string {
+	names := []string{"registry"}
+	for i := 2; i <= s.opts.Registries; i++ {
+		names = append(names, fmt.Sprintf("registry%d", i))
+	}
+	return names
 }
 
 // principals with a certificate: the services, and two callers.
@@ -192,13 +217,20 @@ func (s *system) waitHTTP(name, u string) {
 	}
 }
 
-func (s *system) registryArgs() []string {
-	args := []string{"registry", "-grpc-addr", s.addr("registry"), "-http-addr", s.addr("registry-http"),
-		"-database", "sqlite:" + filepath.Join(s.dir, "registry.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+func (s *system) registryArgs() []string { return s.registryArgsFor("registry") }
+
+// registryArgsFor are the arguments of the registry process name.
+func (s *system) registryArgsFor(name string) []string {
+	db := s.opts.RegistryDB
+	if db == "" {
+		db = "sqlite:" + filepath.Join(s.dir, "registry.db")
+	}
+	args := []string{"registry", "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"),
+		"-database", db, "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
-		"-orphan-key-grace", "2s", "-reconcile-every", "500ms"}
+		"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms"}
 	return append(args, s.tlsArgs("registry")...)
 }
 
@@ -209,29 +241,61 @@ func (s *system) startRegistry(crashAfter string) {
 	if crashAfter != "" {
 		env = []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + crashAfter}
 	}
-	s.start("registry", env, s.registryArgs()...)
-	s.waitHTTP("registry", "http://"+s.addr("registry-http")+"/readyz")
+	s.startRegistryNamed("registry", env)
+}
+
+// startRegistryNamed starts the registry process name with env added to
+// its environment (and systemOptions.RegistryEnv).
+func (s *system) startRegistryNamed(name string, env []string) {
+	s.start(name, append(slices.Clone(s.opts.RegistryEnv), env...), s.registryArgsFor(name)...)
+	s.waitHTTP(name, "http://"+s.addr(name+"-http")+"/readyz")
 }
 
 // startSystem starts one process of each part, the registry and the
 // feature gate on SQLite.
-func startSystem(t *testing.T) *system {
+func startSystem(t *testing.T) *system { return startSystemWith(t, systemOptions{}) }
+
+func startSystemWith(t *testing.T, opts systemOptions) *system {
 	s := newSystem(t)
-	s.startRegistry("")
+	s.opts, s.callersRegistry = opts, "registry"
+	for _, n := range s.registries()[1:] {
+		s.port[n], s.port[n+"-http"] = freePort(t), freePort(t)
+	}
+	for _, n := range s.registries() {
+		s.startRegistryNamed(n, nil)
+	}
+	s.startCallers()
+	return s
+}
+
+// startCallers starts the broker, the feature gate and the gateway,
+// talking to s.callersRegistry.
+func (s *system) startCallers() {
+	reg := s.addr(s.callersRegistry)
 	s.start("broker", nil, append([]string{"broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
 		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
-		"-github-url", s.emu, "-registry-addr", s.addr("registry")}, s.tlsArgs("broker")...)...)
+		"-github-url", s.emu, "-registry-addr", reg}, s.tlsArgs("broker")...)...)
 	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
 	s.start("featuregate", nil, append([]string{"featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
 		"-database", "sqlite:" + filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
-		"-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"), "-github-url", s.emu}, s.tlsArgs("featuregate")...)...)
+		"-registry-addr", reg, "-broker-addr", s.addr("broker"), "-github-url", s.emu}, s.tlsArgs("featuregate")...)...)
 	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
 	s.gw = "https://" + s.addr("gateway")
-	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.addr("registry"), "-broker-addr", s.addr("broker"),
+	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
 		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
-	return s
+}
+
+// pointCallersAt restarts the broker, the feature gate and the gateway
+// talking to the registry process name.
+func (s *system) pointCallersAt(name string) {
+	s.t.Helper()
+	for _, n := range []string{"gateway", "featuregate", "broker"} {
+		s.stop(n)
+	}
+	s.callersRegistry = name
+	s.startCallers()
 }
 
 // newSystem writes the secrets and certificates and starts what every

@@ -90,6 +90,23 @@ func (e *Emulator) adminRoutes() {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// Whether an installation exists (what its account's settings page
+	// shows), for tests that check it was removed.
+	e.mux.HandleFunc("GET /_emu/installations/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("installation_id"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad installation id", http.StatusBadRequest)
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		i := e.installations[id]
+		if i == nil {
+			http.Error(w, "no such installation", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, installationJSON(i))
+	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
 		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -19,6 +20,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
@@ -53,7 +55,11 @@ type Config struct {
 	Dial           dial.Flags
 	ReconcileEvery time.Duration
 	OrphanKeyGrace time.Duration
-	Log            logging.Options
+	// LeaderRetry is how often a replica that does not hold a lease (the
+	// reconciler's, the key follower's) tries to take it; on PostgreSQL
+	// only one replica at a time runs those loops.
+	LeaderRetry time.Duration
+	Log         logging.Options
 }
 
 // EnvPrefix prefixes the registry's environment variables.
@@ -77,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.KeyCheckEvery, "key-check-every", 30*time.Second, "how often a new App key version imported in Vault is looked for")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", time.Minute, "how often interrupted disconnects and orphan keys are looked for")
 	fs.DurationVar(&c.OrphanKeyGrace, "orphan-key-grace", 10*time.Minute, "age after which a key of a PENDING connection without an App is an orphan")
+	fs.DurationVar(&c.LeaderRetry, "leader-retry", 5*time.Second, "how often a replica that is not the reconciler's (or key follower's) leader tries to become it (PostgreSQL)")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -105,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Dial.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.LeaderRetry <= 0 {
+		errs = append(errs, errors.New("-leader-retry must be positive"))
 	}
 	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-service-token-file or -dial-cert is required with -broker-addr or -featuregate-addr"))
@@ -153,10 +163,28 @@ func Run(ctx context.Context, cfg Config) error {
 		// Only the crash tests set this: the process ends after the named
 		// step, to prove a restart reaches the same end state.
 		connector.CrashAfter = os.Getenv("GHCONNECT_REGISTRY_CRASH_AFTER")
+		connector.CrashHang = os.Getenv("GHCONNECT_REGISTRY_CRASH_MODE") == "hang"
 		connector.OrphanGrace = cfg.OrphanKeyGrace
 		reg.SetConnector(connector)
-		go reconcile(ctx, connector, cfg.ReconcileEvery)
-		go followKeys(ctx, connector, cfg.KeyCheckEvery)
+		// Every replica serves; the reconciler and the key follower run in
+		// one replica at a time (the holder of each lease), so replicas do
+		// not race through the same disconnect or write the same history
+		// event twice.
+		// On the way out the leases are given back before the store closes.
+		m := newLoopMetrics(srv.Registry)
+		lctx, stopLeases := context.WithCancel(ctx)
+		var leased sync.WaitGroup
+		defer func() { stopLeases(); leased.Wait() }()
+		leased.Go(func() {
+			runLeased(lctx, store, leaseReconciler, cfg.LeaderRetry, m, func(ctx context.Context) {
+				reconcile(ctx, connector, cfg.ReconcileEvery, m.runs.WithLabelValues("reconciler"))
+			})
+		})
+		leased.Go(func() {
+			runLeased(lctx, store, leaseKeyFollower, cfg.LeaderRetry, m, func(ctx context.Context) {
+				followKeys(ctx, connector, cfg.KeyCheckEvery, m.runs.WithLabelValues("key_follower"))
+			})
+		})
 	}
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
@@ -222,9 +250,10 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 }
 
 // reconcile runs the connector's reconciler now and then every period.
-func reconcile(ctx context.Context, c *Connector, every time.Duration) {
+func reconcile(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
 	log := logging.FromContext(ctx)
 	for {
+		runs.Inc()
 		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("reconciling", zap.Error(err))
 		}

@@ -78,11 +78,20 @@ type Connector struct {
 	// named step ("key_imported", or a history action such as
 	// "app_created" or "disconnect_step:tokens_revoked") is done.
 	CrashAfter string
+	// CrashHang, with CrashAfter, makes the process stop at the step
+	// without exiting (the operation that reached it never returns), for
+	// the test to kill -9 it: a stuck replica keeps its connections, and
+	// with them its leases, until it is killed.
+	CrashHang bool
 }
 
 // crashPoint ends the process if a crash test asked for it here.
 func (c *Connector) crashPoint(step string) {
 	if c.CrashAfter != "" && c.CrashAfter == step {
+		if c.CrashHang {
+			fmt.Fprintf(os.Stderr, "crash test: stopped after %s\n", step)
+			select {}
+		}
 		fmt.Fprintf(os.Stderr, "crash test: exiting after %s\n", step)
 		os.Exit(75)
 	}

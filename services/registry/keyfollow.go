@@ -10,6 +10,7 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -111,7 +112,7 @@ func (c *Connector) updateKey(ctx context.Context, id, action, reason string, fn
 }
 
 // followKeys runs FollowKeys every period.
-func followKeys(ctx context.Context, c *Connector, every time.Duration) {
+func followKeys(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
 	log := logging.FromContext(ctx)
 	for {
 		select {
@@ -119,6 +120,7 @@ func followKeys(ctx context.Context, c *Connector, every time.Duration) {
 			return
 		case <-time.After(every):
 		}
+		runs.Inc()
 		if err := c.FollowKeys(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("following App keys in Vault", zap.Error(err))
 		}

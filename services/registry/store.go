@@ -93,6 +93,10 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Lease is the lease called name on the store's database: one replica at
+// a time holds it (always this one on SQLite).
+func (s *Store) Lease(name string) *sqldb.Lease { return s.db.Lease(name) }
+
 // Ping checks the database, for readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
