@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -70,18 +69,6 @@ var externalPeers = map[string][]string{
 	"featuregate:http": {"ns:ghconnect.io/monitoring=true"},
 }
 
-// pendingFlags are flags CONTRACT.md adds on another branch; until that
-// branch is merged the services' RegisterFlags do not know them, so the
-// manifests' GHCONNECT_* variables for them are let through here.
-// LEAD: DELETE THIS ALLOW-LIST AFTER MERGING THE TLS BRANCH. The test fails
-// for every entry that has become a real flag, to remind you.
-var pendingFlags = map[string]map[string]string{ // service -> flag -> kind
-	"registry":    {"require-client-cert": "bool", "dial-ca": "file", "dial-cert": "file", "dial-key": "file"},
-	"broker":      {"require-client-cert": "bool", "dial-ca": "file", "dial-cert": "file", "dial-key": "file"},
-	"featuregate": {"require-client-cert": "bool", "dial-ca": "file", "dial-cert": "file", "dial-key": "file"},
-	"gateway":     {"tls-cert": "file", "tls-key": "file", "dial-ca": "file", "dial-cert": "file", "dial-key": "file"},
-}
-
 // operatorSecrets are the Secrets the operator creates before applying
 // (README.md, "Kubernetes", lists each with its keys): name -> the keys the
 // manifests read. Every Secret or ConfigMap the manifests reference is
@@ -136,19 +123,6 @@ func TestProduction(t *testing.T) {
 	}
 	report(t, checkCommon(objs))
 	report(t, checkProduction(objs))
-}
-
-// TestPendingFlags fails once a pending flag has become real: then its
-// allow-list entry must go.
-func TestPendingFlags(t *testing.T) {
-	for _, s := range services {
-		fs := flags(s)
-		for name := range pendingFlags[s.name] {
-			if fs.Lookup(name) != nil {
-				t.Errorf("%s now has -%s: delete it from pendingFlags", s.name, name)
-			}
-		}
-	}
 }
 
 // TestOperatorSecretsDocumented: every operator-provided Secret is used by
@@ -463,15 +437,11 @@ func checkContainerSecurity(what string, c *corev1.Container, p *problems) {
 }
 
 // checkEnv: every GHCONNECT_* variable of the service's container is one of
-// its flags (or a pending one) and its literal value parses as that flag.
+// its flags and its literal value parses as that flag.
 func checkEnv(s service, c *corev1.Container, p *problems) {
 	fs := flags(s)
 	names := map[string]*flag.Flag{}
 	fs.VisitAll(func(f *flag.Flag) { names[config.EnvName(s.envPrefix, f.Name)] = f })
-	pending := map[string]string{}
-	for name, kind := range pendingFlags[s.name] {
-		pending[config.EnvName(s.envPrefix, name)] = kind
-	}
 	if len(c.EnvFrom) > 0 {
 		p.add("container %s: envFrom hides variable names from these checks; use env", c.Name)
 	}
@@ -496,16 +466,7 @@ func checkEnv(s service, c *corev1.Container, p *problems) {
 			}
 			continue
 		}
-		kind, ok := pending[e.Name]
-		if !ok {
-			p.add("container %s: %s matches no flag of the %s", c.Name, e.Name, s.name)
-			continue
-		}
-		if kind == "bool" {
-			if _, err := strconv.ParseBool(e.Value); err != nil {
-				p.add("container %s: %s=%q is not a bool", c.Name, e.Name, e.Value)
-			}
-		}
+		p.add("container %s: %s matches no flag of the %s", c.Name, e.Name, s.name)
 	}
 }
 
