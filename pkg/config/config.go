@@ -85,3 +85,17 @@ func Main(name, envPrefix string, cfg Service, run func(ctx context.Context) err
 		os.Exit(1)
 	}
 }
+
+// ReadSecret reads a secret file (a token, a role id): its content without
+// surrounding white space, which must not be empty.
+func ReadSecret(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(raw))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}

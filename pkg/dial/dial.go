@@ -11,16 +11,21 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/config"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // Flags are a service's outbound TLS settings, shared by every hop it
@@ -58,9 +63,11 @@ func (f *Flags) HasCert() bool { return f.Cert != "" }
 // went away or is stopping, and gRPC retries only calls whose replies it
 // has not yet passed on. Calls that change state are safe to repeat
 // (creation is idempotent by request id, disconnect by its recorded
-// steps).
+// steps). Throttling stops the retries from multiplying the load while a
+// whole service is unavailable.
 const ServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
+  "retryThrottling": {"maxTokens": 20, "tokenRatio": 0.2},
   "methodConfig": [{
     "name": [{}],
     "retryPolicy": {
@@ -115,9 +122,13 @@ func (d *Dialer) Dial(addr, tokenFile string) (*grpc.ClientConn, error) {
 	if strings.TrimSpace(addr) == "" {
 		return nil, errors.New("dial: empty address")
 	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.creds), grpc.WithDefaultServiceConfig(ServiceConfig)}, d.opts...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.creds), grpc.WithDefaultServiceConfig(ServiceConfig),
+		// A replica that comes back is connected to within 2 s.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second}),
+		grpc.WithChainUnaryInterceptor(awaitReady)}, d.opts...)
 	if tokenFile != "" {
-		token, err := ReadSecret(tokenFile)
+		token, err := config.ReadSecret(tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
@@ -139,6 +150,38 @@ func (d *Dialer) Dial(addr, tokenFile string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// ReadyWait bounds how long a unary call refused as Unavailable while no
+// replica is connected waits for one to come back (a restart, a rollout of
+// the only replica) before the caller sees Unavailable.
+var ReadyWait = 10 * time.Second
+
+// awaitReady re-sends a unary call refused as Unavailable while the
+// connection has no ready replica, once one is ready again, for up to
+// ReadyWait. An Unavailable from a connected replica (the service's own
+// answer, such as Vault being sealed) is returned at once: gRPC's retry
+// policy has already tried the others.
+func awaitReady(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	deadline := time.Now().Add(ReadyWait)
+	for status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+		st := cc.GetState()
+		if st == connectivity.Ready || time.Now().After(deadline) {
+			return err
+		}
+		cc.Connect()
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		for st != connectivity.Ready && cc.WaitForStateChange(wctx, st) {
+			st = cc.GetState()
+		}
+		cancel()
+		if st != connectivity.Ready {
+			return err
+		}
+		err = invoker(ctx, method, req, reply, cc, opts...)
+	}
+	return err
+}
+
 var staticSeq atomic.Int64
 
 // staticList resolves a comma-separated list to itself; each address is
@@ -156,20 +199,6 @@ func staticList(list string) (*manual.Resolver, error) {
 	r := manual.NewBuilderWithScheme(fmt.Sprintf("ghconnect-static-%d", staticSeq.Add(1)))
 	r.InitialState(state)
 	return r, nil
-}
-
-// ReadSecret reads a secret file: its content without surrounding
-// white space, which must not be empty.
-func ReadSecret(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(raw))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
 }
 
 // Bearer sends a bearer token with every call.

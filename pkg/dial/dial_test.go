@@ -13,8 +13,10 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/devca"
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 type replica struct {
@@ -169,5 +171,68 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The only replica restarts: a call made while it is down waits for it
+// and succeeds; with nobody coming back the caller gets Unavailable after
+// ReadyWait, not a hang.
+func TestCallWaitsForARestartingReplica(t *testing.T) {
+	old := dial.ReadyWait
+	dial.ReadyWait = 3 * time.Second
+	t.Cleanup(func() { dial.ReadyWait = old })
+	dir := t.TempDir()
+	writeFile(t, dir+"/tokens", "featuregate "+auth.HashToken("s3cret")+"\n")
+	writeFile(t, dir+"/token", "s3cret\n")
+	callers := auth.Callers{TokensFile: dir + "/tokens"}
+	r := startReplica(t, callers)
+	d, _ := dial.New(dial.Flags{})
+	cc, err := d.Dial(r.addr, dir+"/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := healthpb.NewHealthClient(cc)
+	if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r.gs.Stop()
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(time.Second)
+		lis, err := net.Listen("tcp", r.addr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_, opts, _, _ := callers.Load()
+		gs := grpc.NewServer(opts...)
+		healthpb.RegisterHealthServer(gs, health.NewServer())
+		go gs.Serve(lis)
+		t.Cleanup(gs.Stop)
+	}()
+	start := time.Now()
+	if _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("call across the restart: %v", err)
+	}
+	t.Logf("answered %v after the replica went away", time.Since(start))
+	<-restarted
+
+	// Nobody comes back.
+	r2 := startReplica(t, callers)
+	cc2, _ := d.Dial(r2.addr, dir+"/token")
+	defer cc2.Close()
+	if _, err := healthpb.NewHealthClient(cc2).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r2.gs.Stop()
+	start = time.Now()
+	_, err = healthpb.NewHealthClient(cc2).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("with no replica: %v, want Unavailable", err)
+	}
+	if took := time.Since(start); took < 2*time.Second || took > 6*time.Second {
+		t.Errorf("with no replica the call ended after %v, want about ReadyWait (3 s)", took)
 	}
 }

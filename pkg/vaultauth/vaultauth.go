@@ -11,12 +11,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/config"
 	vault "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 )
@@ -122,7 +122,7 @@ func (f *Flags) Login(ctx context.Context, log *zap.Logger) (*Session, error) {
 	if f.TokenFile != "" {
 		s.tokenFile = f.TokenFile
 		s.what = "token file " + f.TokenFile
-		tok, err := readSecret(f.TokenFile)
+		tok, err := config.ReadSecret(f.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("vault token: %w", err)
 		}
@@ -138,11 +138,11 @@ func (f *Flags) Login(ctx context.Context, log *zap.Logger) (*Session, error) {
 	}
 	s.what = "AppRole at auth/" + mount
 	s.login = func(ctx context.Context) (*vault.Secret, error) {
-		roleID, err := readSecret(f.RoleIDFile)
+		roleID, err := config.ReadSecret(f.RoleIDFile)
 		if err != nil {
 			return nil, fmt.Errorf("role_id: %w", err)
 		}
-		secretID, err := readSecret(f.SecretIDFile)
+		secretID, err := config.ReadSecret(f.SecretIDFile)
 		if err != nil {
 			return nil, fmt.Errorf("secret_id: %w", err)
 		}
@@ -248,7 +248,7 @@ func (s *Session) Refresh(ctx context.Context, stale string) bool {
 }
 
 func (s *Session) readTokenFile() {
-	tok, err := readSecret(s.tokenFile)
+	tok, err := config.ReadSecret(s.tokenFile)
 	if err != nil {
 		s.log.Warn("reading the Vault token file", zap.String("file", s.tokenFile), zap.Error(err))
 		return
@@ -368,16 +368,4 @@ func Reason(err error) string {
 		return fmt.Sprintf("HTTP %d", re.StatusCode)
 	}
 	return err.Error()
-}
-
-func readSecret(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(raw))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
 }

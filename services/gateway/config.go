@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
-	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/config"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
 )
@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "gateway"))
 	if cfg.ServiceTokenFile != "" {
-		if cfg.Upstreams.ServiceToken, err = dial.ReadSecret(cfg.ServiceTokenFile); err != nil {
+		if cfg.Upstreams.ServiceToken, err = config.ReadSecret(cfg.ServiceTokenFile); err != nil {
 			return err
 		}
 	}
