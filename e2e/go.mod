@@ -6,3 +6,18 @@ replace (
 	github.com/ghconnect/ghconnect/gen => ../gen
 	github.com/ghconnect/ghconnect/pkg => ../pkg
 )
+
+require (
+	github.com/ghconnect/ghconnect/gen v0.0.0-00010101000000-000000000000
+	google.golang.org/grpc v1.84.0
+)
+
+require (
+	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	google.golang.org/protobuf v1.36.13-0.20261016172727-e9ee2a76ab8e // indirect
+)
