@@ -94,7 +94,12 @@ func TestCompose(t *testing.T) {
 
 	// The feature gate: unified search on, then a search through the
 	// broker's read-only tokens at the emulator.
-	s.mustREST("PATCH", "/v1/connections/"+id+"/features", map[string]any{"features": []any{map[string]any{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": true}}})
+	// The feature gate learns that the connection is CONNECTED through the
+	// registry's Watch, so it may refuse for a moment.
+	s.eventually("the feature gate switches unified search on", func() bool {
+		code, _ := s.rest("PATCH", "/v1/connections/"+id+"/features", map[string]any{"features": []any{map[string]any{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": true}}})
+		return code == http.StatusOK
+	})
 	check := s.mustREST("POST", "/v1/connections/"+id+"/features:check", map[string]any{"users": []string{"mona"}, "features": []string{"FEATURE_UNIFIED_SEARCH"}})
 	if results, _ := check["results"].([]any); len(results) != 1 || results[0].(map[string]any)["effective"] != true {
 		t.Errorf("unified search is not effective: %v", check)
