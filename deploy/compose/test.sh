@@ -36,6 +36,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 phase "tools"
 
+# Test ports, free ones or a clear refusal before anything is built.
+: "${GHCONNECT_PORT_GATEWAY:=18080}" "${GHCONNECT_PORT_REGISTRY:=17001}" "${GHCONNECT_PORT_REGISTRY_HTTP:=17101}"
+: "${GHCONNECT_PORT_BROKER:=17002}" "${GHCONNECT_PORT_BROKER_HTTP:=17102}" "${GHCONNECT_PORT_FEATUREGATE:=17003}"
+: "${GHCONNECT_PORT_FEATUREGATE_HTTP:=17103}" "${GHCONNECT_PORT_VAULTDEV:=18200}" "${GHCONNECT_PORT_GHEMU:=18300}"
+: "${GHCONNECT_PORT_POSTGRES:=55432}"
+export GHCONNECT_PORT_GATEWAY GHCONNECT_PORT_REGISTRY GHCONNECT_PORT_REGISTRY_HTTP GHCONNECT_PORT_BROKER GHCONNECT_PORT_BROKER_HTTP \
+  GHCONNECT_PORT_FEATUREGATE GHCONNECT_PORT_FEATUREGATE_HTTP GHCONNECT_PORT_VAULTDEV GHCONNECT_PORT_GHEMU GHCONNECT_PORT_POSTGRES
+export GHCONNECT_PUBLIC_IP=127.0.0.1
+for v in ${!GHCONNECT_PORT_@}; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/${!v}") 2>/dev/null; then
+    die "port ${!v} ($v) is already in use on 127.0.0.1 (by a killed earlier run? docker ps -a); set $v to a free port"
+  fi
+done
+
 # 2. dockerd, ours only when none is running. No default bridge and no
 # iptables rules: every container here uses the host's network.
 work=$(mktemp -d /tmp/ghconnect-compose-test.XXXXXX)
@@ -93,19 +107,7 @@ phase "dockerd"
 deploy/images.sh
 phase "images"
 
-# 4. The stack, on test ports.
-: "${GHCONNECT_PORT_GATEWAY:=18080}" "${GHCONNECT_PORT_REGISTRY:=17001}" "${GHCONNECT_PORT_REGISTRY_HTTP:=17101}"
-: "${GHCONNECT_PORT_BROKER:=17002}" "${GHCONNECT_PORT_BROKER_HTTP:=17102}" "${GHCONNECT_PORT_FEATUREGATE:=17003}"
-: "${GHCONNECT_PORT_FEATUREGATE_HTTP:=17103}" "${GHCONNECT_PORT_VAULTDEV:=18200}" "${GHCONNECT_PORT_GHEMU:=18300}"
-: "${GHCONNECT_PORT_POSTGRES:=55432}"
-export GHCONNECT_PORT_GATEWAY GHCONNECT_PORT_REGISTRY GHCONNECT_PORT_REGISTRY_HTTP GHCONNECT_PORT_BROKER GHCONNECT_PORT_BROKER_HTTP \
-  GHCONNECT_PORT_FEATUREGATE GHCONNECT_PORT_FEATUREGATE_HTTP GHCONNECT_PORT_VAULTDEV GHCONNECT_PORT_GHEMU GHCONNECT_PORT_POSTGRES
-export GHCONNECT_PUBLIC_IP=127.0.0.1
-for v in ${!GHCONNECT_PORT_@}; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/${!v}") 2>/dev/null; then
-    die "port ${!v} ($v) is already in use on 127.0.0.1; set $v to a free port"
-  fi
-done
+# 4. The stack, on the test ports.
 export GHCONNECT_SECRETS=$work/secrets
 export COMPOSE_PROJECT_NAME=ghconnect-test-$$-$RANDOM
 PROJECT=$COMPOSE_PROJECT_NAME
