@@ -9,14 +9,15 @@ export PATH := $(CURDIR)/bin:$(PATH)
 PKGS := github.com/ghconnect/ghconnect/...
 # Modules that must each build on their own with GOWORK=off.
 MODULES := gen pkg services/registry services/gateway services/broker services/featuregate dev/ghemu e2e deploy/k8s
-STANDALONE := dev/vaultdev
+STANDALONE := dev/vaultdev deploy/healthcheck
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
-.PHONY: ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench fuzz clean
+.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench fuzz clean
 
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
 	@echo "make test   - every test (needs PostgreSQL at 127.0.0.1:5432; GHCONNECT_TEST_POSTGRES=off skips it outside CI)"
+	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
 tools: $(TOOLS)
@@ -60,6 +61,20 @@ run:
 
 test: ui-deps test-standalone
 	go test -race -shuffle=on -count=1 $(PKGS)
+	$(MAKE) compose-test
+
+# Container images, built on this machine with nothing pulled: static
+# binaries FROM scratch, PostgreSQL on a debootstrap'd Debian base (made
+# once). Needs a running dockerd.
+images:
+	./deploy/images.sh
+
+# docker-compose.yml for real (demo profile, test ports, its own project):
+# installs docker.io/docker-compose/debootstrap when missing, starts dockerd
+# when needed (and stops it after), builds the images, runs e2e TestCompose
+# against the stack, and removes everything it made.
+compose-test:
+	./deploy/compose/test.sh
 
 # The admin page's browser test needs Debian's chromium and playwright-core
 # (installed from the lock file; no browser download).

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/ghconnect/ghconnect/dev/vaultdev"
@@ -28,15 +29,17 @@ func realMain(ctx context.Context) error {
 	fs := flag.NewFlagSet("vaultdev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8200", "listen address (port 0 picks a free one)")
 	token := fs.String("root-token", os.Getenv("VAULTDEV_ROOT_TOKEN"), "the root token's ID (default $VAULTDEV_ROOT_TOKEN, else \"root\")")
+	tokenFile := fs.String("root-token-file", "", "read the root token's ID from this file instead (containers: a secret file)")
 	dataDir := fs.String("data-dir", "", "keep Vault's storage and unseal key here (default: memory only)")
 	auditFile := fs.String("audit-file", "", "enable Vault's file audit device writing to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	if *token == "" {
-		*token = "root"
+	root, err := rootToken(*token, *tokenFile)
+	if err != nil {
+		return err
 	}
-	srv, err := vaultdev.New(ctx, vaultdev.Config{RootToken: *token, DataDir: *dataDir, AuditFile: *auditFile})
+	srv, err := vaultdev.New(ctx, vaultdev.Config{RootToken: root, DataDir: *dataDir, AuditFile: *auditFile})
 	if err != nil {
 		return err
 	}
@@ -48,4 +51,24 @@ func realMain(ctx context.Context) error {
 	fmt.Printf("VAULT_ADDR=%s\nVAULT_UNSEAL_KEY=%s\n", srv.URL(), srv.UnsealKey())
 	<-ctx.Done()
 	return srv.Close()
+}
+
+// rootToken is the root token's ID: from file when given (surrounding
+// white space dropped), else the flag's value, else "root".
+func rootToken(flagValue, file string) (string, error) {
+	if file == "" {
+		if flagValue == "" {
+			return "root", nil
+		}
+		return flagValue, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty", file)
+	}
+	return token, nil
 }

@@ -1,0 +1,3 @@
+module github.com/ghconnect/ghconnect/deploy/healthcheck
+
+go 1.26.0
