@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,18 +13,10 @@ import (
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/devca"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
-
-// bearer is a gRPC per-call bearer token over plaintext (the compose
-// stack has no TLS yet).
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (bearer) RequireTransportSecurity() bool { return false }
 
 // TestCompose is the smoke test of the containers: docker-compose.yml with
 // the demo profile, as `make compose-test` (deploy/compose/test.sh) brings
@@ -49,6 +43,15 @@ func TestCompose(t *testing.T) {
 		s.tokens[p] = strings.TrimSpace(readFile(t, filepath.Join(secrets, p+"-token")))
 	}
 	s.file("license", strings.TrimSpace(readFile(t, filepath.Join(secrets, "dev.ghl"))))
+	// Every hop is mutual TLS: the gateway serves HTTPS, the broker wants a
+	// client certificate (demo-client's, from the stack's CA).
+	s.pki = devca.Files{Dir: filepath.Join(secrets, "tls")}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(readFile(t, s.pki.CA())))
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(transport.CloseIdleConnections)
+	s.http = &http.Client{Transport: transport}
+	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	id := s.create(fmt.Sprintf("ghes-%s.example.com", randomToken()[:8]))
 	s.enable(id)
@@ -62,9 +65,9 @@ func TestCompose(t *testing.T) {
 	}
 
 	// An internal service asks the broker for a token over gRPC with its
-	// bearer token; the broker learns of the connection through the
+	// client certificate; the broker learns of the connection through the
 	// registry's Watch.
-	broker := brokerv1.NewTokenBrokerServiceClient(mustDial(t, env("GHCONNECT_COMPOSE_BROKER"), s.tokens["demo-client"]))
+	broker := brokerv1.NewTokenBrokerServiceClient(s.mustDial(env("GHCONNECT_COMPOSE_BROKER"), "demo-client", ""))
 	var tok *brokerv1.IssueTokenResponse
 	var lastErr error
 	s.eventually("the broker issues a token", func() bool {
@@ -80,12 +83,19 @@ func TestCompose(t *testing.T) {
 	if st := s.githubStatus(tok.GetToken()); st != http.StatusOK {
 		t.Fatalf("the broker's token does not work at GitHub: %d", st)
 	}
-	// A caller without a policy entry gets nothing.
+	// A caller with a certificate but a wrong token, and one without a
+	// certificate, get nothing.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := brokerv1.NewTokenBrokerServiceClient(mustDial(t, env("GHCONNECT_COMPOSE_BROKER"), "not-a-token")).
+	bad := filepath.Join(s.dir, "bad-token")
+	os.WriteFile(bad, []byte("not-a-token"), 0o600)
+	if _, err := brokerv1.NewTokenBrokerServiceClient(s.mustDial(env("GHCONNECT_COMPOSE_BROKER"), "demo-client", bad)).
 		IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id}); err == nil {
-		t.Errorf("the broker issued a token to an unknown caller")
+		t.Errorf("the broker issued a token to a caller with a wrong token")
+	}
+	if _, err := brokerv1.NewTokenBrokerServiceClient(s.mustDial(env("GHCONNECT_COMPOSE_BROKER"), "", "")).
+		IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id}); err == nil {
+		t.Errorf("the broker issued a token to a caller without a certificate")
 	}
 	if out := os.Getenv("GHCONNECT_COMPOSE_ISSUED"); out != "" {
 		// The script checks that no container logged it.
@@ -123,11 +133,22 @@ func TestCompose(t *testing.T) {
 	t.Logf("connection %s: enabled, token issued, unified search answered, disconnected", id)
 }
 
-func mustDial(t *testing.T, addr, token string) *grpc.ClientConn {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(token)))
-	if err != nil {
-		t.Fatal(err)
+// mustDial dials addr with the stack's CA, as principal (its
+// certificate; "" for none) and with the bearer token in tokenFile (if
+// any).
+func (s *system) mustDial(addr, principal, tokenFile string) *grpc.ClientConn {
+	f := dial.Flags{CA: s.pki.CA()}
+	if principal != "" {
+		f.Cert, f.Key = s.pki.Cert(principal), s.pki.Key(principal)
 	}
-	t.Cleanup(func() { conn.Close() })
+	d, err := dial.New(f)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	conn, err := d.Dial(addr, tokenFile)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close(); d.Close() })
 	return conn
 }

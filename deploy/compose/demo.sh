@@ -80,7 +80,8 @@ up() {
   wait_healthy registry broker featuregate gateway
   cat <<MSG
 demo: ghconnect is running (project $COMPOSE_PROJECT_NAME).
-  Admin page:  http://$GHCONNECT_PUBLIC_IP:$GHCONNECT_PORT_GATEWAY/  (admin token: $GHCONNECT_SECRETS/admin-token)
+  Admin page:  https://$GHCONNECT_PUBLIC_IP:$GHCONNECT_PORT_GATEWAY/  (admin token: $GHCONNECT_SECRETS/admin-token;
+               the development CA to trust: $GHCONNECT_SECRETS/tls/ca.pem)
   License:     $GHCONNECT_SECRETS/dev.ghl  (GitHub.com account: octo-org, id 1)
   Vault:       $VAULT_ADDR  (root token: $GHCONNECT_SECRETS/vault-token)
   GitHub emu:  $GITHUB_URL

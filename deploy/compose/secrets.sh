@@ -14,6 +14,9 @@
 #   pg-password, pg-passfile
 #                       the database role's password, for PostgreSQL and
 #                       (as a libpq password file) for the services
+#   tls/                a development CA and a certificate per service and
+#                       for demo-client (`ghconnectctl tls-init`), valid for
+#                       127.0.0.1, localhost and $GHCONNECT_PUBLIC_IP
 #   vault-creds/        written by `ghconnectctl vault-setup` (deploy/compose/demo.sh)
 #
 # The folder is 0700; the files in it are world-readable so that the
@@ -25,7 +28,7 @@ S=${GHCONNECT_SECRETS:-deploy/secrets}
 mkdir -p "$S"
 chmod 700 "$S"
 
-go build -o bin/ ./services/registry/cmd/mintlicense
+go build -o bin/ ./services/registry/cmd/mintlicense ./services/gateway/cmd/ghconnectctl
 
 random() { head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40; }
 put() { # file, content (only when the file is absent or empty)
@@ -34,7 +37,9 @@ put() { # file, content (only when the file is absent or empty)
 }
 
 tokens=""
-for p in admin registry broker featuregate gateway demo-client; do
+# The services call each other with their certificates; the bearer tokens
+# are the admin's (the gateway passes it on) and demo-client's.
+for p in admin demo-client; do
   put "$p-token" "$(random)"
   tokens+="$p sha256:$(sha256sum < "$S/$p-token" | cut -d' ' -f1)"$'\n'
 done
@@ -63,8 +68,12 @@ if [ ! -s "$S/dev.ghl" ]; then
   mv "$S/dev.ghl.tmp" "$S/dev.ghl"
 fi
 
+hosts=127.0.0.1,localhost
+[ -n "${GHCONNECT_PUBLIC_IP:-}" ] && [ "$GHCONNECT_PUBLIC_IP" != 127.0.0.1 ] && hosts+=",$GHCONNECT_PUBLIC_IP"
+bin/ghconnectctl tls-init -out "$S/tls" -names registry,broker,featuregate,gateway,demo-client -hosts "$hosts" > /dev/null
+
 mkdir -p "$S/vault-creds"
 chmod 700 "$S/vault-creds"
-find "$S" -type f ! -name '*.key' -exec chmod 644 {} +
-chmod 600 "$S"/*.key "$S/admin-token"
+find "$S" -type f ! -name '*.key' ! -name ca-key.pem -exec chmod 644 {} +
+chmod 600 "$S"/*.key "$S/admin-token" "$S/tls/ca-key.pem"
 echo "secrets: $S is ready"

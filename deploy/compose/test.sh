@@ -125,7 +125,7 @@ done
 phase "hardening checks"
 
 # 6. The smoke test.
-GHCONNECT_COMPOSE_GATEWAY=http://127.0.0.1:$GHCONNECT_PORT_GATEWAY \
+GHCONNECT_COMPOSE_GATEWAY=https://127.0.0.1:$GHCONNECT_PORT_GATEWAY \
 GHCONNECT_COMPOSE_BROKER=127.0.0.1:$GHCONNECT_PORT_BROKER \
 GHCONNECT_COMPOSE_GITHUB=http://127.0.0.1:$GHCONNECT_PORT_GHEMU \
 GHCONNECT_COMPOSE_VAULT=http://127.0.0.1:$GHCONNECT_PORT_VAULTDEV \
@@ -143,4 +143,8 @@ for f in "$GHCONNECT_SECRETS"/*-token "$GHCONNECT_SECRETS"/pg-password "$GHCONNE
   if grep -qF -- "$sec" "$work/logs"; then die "the secret in $(basename "$f") reached a container's log"; fi
 done
 ! grep -q 'PRIVATE KEY' "$work/logs" || die "a private key reached a container's log"
+for f in "$GHCONNECT_SECRETS"/tls/*-key.pem; do
+  body=$(sed -n 2p "$f")
+  if grep -qF -- "$body" "$work/logs"; then die "$(basename "$f") reached a container's log"; fi
+done
 phase "log checks"
