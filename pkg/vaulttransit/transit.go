@@ -37,6 +37,9 @@ func New(auth *vaultauth.Session, mount string) *Client {
 	return &Client{auth: auth, mount: mount, Timeout: 5 * time.Second}
 }
 
+// wrappingKeyTimeout bounds reading the wrapping key (see wrap).
+const wrappingKeyTimeout = 30 * time.Second
+
 // call runs one Vault request; a 403 is retried once on a new login when
 // the token it used may have been revoked or expired.
 func (c *Client) call(ctx context.Context, f func(l *vault.Logical) (*vault.Secret, error)) (*vault.Secret, error) {
@@ -84,7 +87,9 @@ func (c *Client) wrap(ctx context.Context, privatePEM []byte) (string, *rsa.Publ
 	if err != nil {
 		return "", nil, err
 	}
-	ctx, cancel := c.ctx(ctx)
+	// The first read makes Vault generate its 4096-bit RSA wrapping key,
+	// which takes seconds on a busy machine: more than one call's timeout.
+	ctx, cancel := context.WithTimeout(ctx, max(c.Timeout, wrappingKeyTimeout))
 	defer cancel()
 	wk, err := c.read(ctx, c.mount+"/wrapping_key")
 	if err != nil {
