@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,11 +13,16 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 )
+
+// midDisconnect is the disconnect step after which the replicated
+// system's registry is killed.
+const midDisconnect = "disconnect_step:tokens_revoked"
 
 // replicas is how many processes of each service a replicated system runs.
 var replicas = map[string]int{"registry": 2, "broker": 3, "featuregate": 2}
@@ -53,11 +59,15 @@ func startReplicated(t *testing.T) *system {
 		return []string{"-vault-addr", s.vault, "-vault-role-id-file", filepath.Join(s.dir, "vault-creds", svc+"-role-id"),
 			"-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", svc+"-secret-id")}
 	}
+	// Each registry stops dead (hangs, for SIGKILL to end) right after this
+	// step of a disconnect it runs itself; one resuming after it never
+	// reaches it.
+	crash := []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + midDisconnect, "GHCONNECT_REGISTRY_CRASH_MODE=hang"}
 	for i := 1; i <= replicas["registry"]; i++ {
-		s.start(replica("registry", i), nil, append(append(common("registry", i), creds("registry")...),
+		s.start(replica("registry", i), crash, append(append(common("registry", i), creds("registry")...),
 			"-database", regDB, "-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-key-check-every", "1s",
 			"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.list("broker"), "-featuregate-addr", s.list("featuregate"),
-			"-orphan-key-grace", "2s", "-reconcile-every", "500ms")...)
+			"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms")...)
 		// One at a time: the first migrates the database.
 		s.waitHTTP(replica("registry", i), "http://"+s.addr(replica("registry", i)+"-http")+"/readyz")
 	}
@@ -188,6 +198,68 @@ func TestReplicasSurviveLosingOne(t *testing.T) {
 	}
 
 	t.Run("watch resumes on another feature gate", func(t *testing.T) { watchAcrossGates(t, s, id) })
+	t.Run("the reconciler's registry killed mid-disconnect", func(t *testing.T) { killReconcilerMidDisconnect(t, s, id) })
+}
+
+// killReconcilerMidDisconnect: the registry holding the reconciler's lease
+// runs a disconnect and is killed with SIGKILL right after revoking the
+// tokens; the other registry takes the lease and its reconciler finishes
+// the disconnect, with no App key left in Vault and the installation gone.
+func killReconcilerMidDisconnect(t *testing.T, s *system, id string) {
+	var leader, other string
+	s.eventually("exactly one registry leads", func() bool {
+		a, b := s.leaderGauge(replica("registry", 1)), s.leaderGauge(replica("registry", 2))
+		switch {
+		case a == 1 && b == 0:
+			leader, other = replica("registry", 1), replica("registry", 2)
+		case a == 0 && b == 1:
+			leader, other = replica("registry", 2), replica("registry", 1)
+		default:
+			return false
+		}
+		return true
+	})
+	c := s.connection(id)
+	key := c["transitKey"].(map[string]any)["name"].(string)
+	inst := c["installationId"].(string)
+	// The admin's disconnect goes to the leader itself, over mutual TLS
+	// with the admin's certificate.
+	d, err := dial.New(dial.Flags{CA: s.pki.CA(), Cert: s.pki.Cert("admin"), Key: s.pki.Key("admin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cc, err := d.Dial(s.addr(leader), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		registryv1.NewConnectionRegistryServiceClient(cc).Disconnect(ctx, &registryv1.DisconnectRequest{Id: id, Reason: "replica test"})
+	}()
+	s.eventually(leader+" stops after "+midDisconnect, func() bool {
+		return strings.Contains(readFile(t, filepath.Join(s.dir, leader+".log")), "crash test: stopped after "+midDisconnect)
+	})
+	s.kill(leader)
+	killed := time.Now()
+	s.eventually(other+" takes the reconciler's lease", func() bool { return s.leaderGauge(other) == 1 })
+	s.eventually("the disconnect converges", func() bool {
+		return s.connection(id)["state"] == "CONNECTION_STATE_DISCONNECTED"
+	})
+	t.Logf("%s killed mid-disconnect; %s finished it %v later", leader, other, time.Since(killed).Round(time.Millisecond))
+	if s.vaultKeyExists(key) {
+		t.Errorf("orphan key: %s is still in Vault", key)
+	}
+	resp, err := s.http.Get(s.emu + "/_emu/installations/" + inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("installation %s on GitHub.com: %d, want it removed", inst, resp.StatusCode)
+	}
 }
 
 // watchAcrossGates: a subscriber on featuregate-1 sees some changes, the
