@@ -84,9 +84,3 @@ func Fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
-
-// Secret is a field that logs a secret's fingerprint under key, never the
-// secret.
-func Secret(key, secret string) zap.Field {
-	return zap.String(key+"_sha256", Fingerprint(secret))
-}

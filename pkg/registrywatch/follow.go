@@ -24,9 +24,6 @@ type Follower struct {
 	After func(ctx context.Context) (int64, error)
 	// Apply handles one event; an error restarts the stream from After.
 	Apply func(ctx context.Context, ev *registryv1.ConnectionEvent) error
-	// CaughtUp, if set, is called each time the stream has delivered
-	// everything up to now (no event arrived for a short while).
-	CaughtUp func()
 }
 
 // Run follows until ctx ends.
