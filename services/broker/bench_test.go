@@ -67,3 +67,18 @@ func BenchmarkOneScope10k(b *testing.B) {
 		b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
 	}
 }
+
+// BenchmarkDistinctScopes1000 asks a cold broker for 1,000 distinct
+// single-repository scopes at once and reports the GitHub exchanges and
+// Vault signs they cost (target: 1,000 and at most 1; the exchanges are the
+// counter the signs are measured against).
+func BenchmarkDistinctScopes1000(b *testing.B) {
+	for range b.N {
+		e := brokertest.Start(b, brokertest.Options{Quiet: true})
+		if errs := distinctScopes(b, e, 1000); len(errs) > 0 {
+			b.Fatalf("%d requests failed; first: %v", len(errs), errs[0])
+		}
+		b.ReportMetric(float64(e.Emu.Count(brokertest.AccessTokens)), "github-exchanges")
+		b.ReportMetric(float64(e.Broker.Stats().Signs), "vault-signs")
+	}
+}

@@ -261,8 +261,42 @@ func (b *Broker) refresh(ctx context.Context) {
 	}
 }
 
+// jwtRenewEvery is how often App JWTs in use are checked for renewal.
+const jwtRenewEvery = 15 * time.Second
+
+// renewJWTs signs a new App JWT for every connection whose JWT is in use
+// and about to stop being reused, so exchanges never wait for Vault at the
+// JWT's expiry. It signs with the newest version, as an expired JWT would
+// be; GitHub refusing it falls back as an exchange does.
+func (b *Broker) renewJWTs(ctx context.Context) {
+	t := time.NewTicker(jwtRenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for conn := range b.up.dueJWTs() {
+			c := b.conns.get(conn)
+			if c == nil || !c.connected {
+				continue
+			}
+			if _, _, err := b.up.jwt(ctx, c, true, 0); err != nil {
+				logging.FromContext(ctx).Warn("renewing the App JWT ahead of expiry failed", zap.String("connection_id", conn), zap.Error(err))
+			}
+		}
+	}
+}
+
 // Run keeps the broker's background work going until ctx ends.
-func (b *Broker) Run(ctx context.Context) { b.refresh(ctx) }
+func (b *Broker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.renewJWTs(ctx) }()
+	b.refresh(ctx)
+	wg.Wait()
+}
 
 // Stats are plain counts for tests and benchmarks.
 type Stats struct {

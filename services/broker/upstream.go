@@ -19,6 +19,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 const (
@@ -33,7 +34,14 @@ type jwtEntry struct {
 	token   string
 	version int
 	expires time.Time // local clock
+	// used is when the JWT last served an exchange (local clock): only a
+	// JWT in use is renewed ahead of expiry.
+	used time.Time
 }
+
+// jwtRenewAhead: a JWT in use is signed anew in the background this long
+// before it would stop being reused, so no exchange waits for Vault.
+const jwtRenewAhead = 2 * time.Minute
 
 // signStatus is what GetSigningStatus reports of a connection.
 type signStatus struct {
@@ -61,6 +69,10 @@ type upstream struct {
 	newer map[string]int      // by connection
 	skew  time.Duration       // GitHub's clock minus ours
 	pause map[int64]time.Time // installation → no new exchange before
+
+	// signs merges concurrent signs of one connection and key version:
+	// any number of exchanges waiting for a JWT cost one Vault call.
+	signs singleflight.Group
 }
 
 func newUpstream(vault *vaultauth.Session, githubURL *url.URL, httpClient *http.Client, m *metrics) *upstream {
@@ -92,23 +104,63 @@ func (v *vaultError) Error() string { return v.err.Error() }
 
 // jwt returns an App JWT: the cached one while it is fresh and of the
 // version wanted (0: any), else a new one signed with version (0: newest).
+// Concurrent callers wanting a new JWT of one connection and version share
+// one Vault sign; fresh (after GitHub refused the cached JWT) skips the
+// cache but still shares a sign with other fresh callers.
 func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int) (string, int, error) {
-	now := u.now()
-	u.mu.Lock()
-	if e := u.jwts[c.id]; !fresh && e != nil && now.Before(e.expires.Add(-jwtMargin)) && (version == 0 || e.version == version) {
-		u.mu.Unlock()
-		return e.token, e.version, nil
+	if !fresh {
+		if tok, used, ok := u.cachedJWT(c.id, version); ok {
+			return tok, used, nil
+		}
 	}
-	skew := u.skew
+	u.mu.Lock()
 	newer := u.newer[c.id]
 	u.mu.Unlock()
-
-	if version == 0 && len(c.versions) > 0 {
-		version = max(c.versions[len(c.versions)-1], newer)
+	want := version
+	if want == 0 && len(c.versions) > 0 {
+		want = max(c.versions[len(c.versions)-1], newer)
 	}
+	key := c.id + "\x00" + strconv.Itoa(want) + "\x00" + strconv.FormatBool(fresh)
+	v, err, _ := u.signs.Do(key, func() (any, error) {
+		if !fresh {
+			// Another flight may have signed while this one waited.
+			if tok, used, ok := u.cachedJWT(c.id, version); ok {
+				return &jwtEntry{token: tok, version: used}, nil
+			}
+		}
+		// The sign outlives any one caller's cancellation: others wait on
+		// it too (Vault's own timeout bounds it).
+		return u.sign(context.WithoutCancel(ctx), c, want)
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	e := v.(*jwtEntry)
+	return e.token, e.version, nil
+}
+
+// cachedJWT returns the connection's JWT while it is fresh and of version
+// (0: any).
+func (u *upstream) cachedJWT(conn string, version int) (string, int, bool) {
+	now := u.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if e := u.jwts[conn]; e != nil && now.Before(e.expires.Add(-jwtMargin)) && (version == 0 || e.version == version) {
+		e.used = now
+		return e.token, e.version, true
+	}
+	return "", 0, false
+}
+
+// sign has Vault sign a new JWT with version (0: newest) and keeps it.
+func (u *upstream) sign(ctx context.Context, c *connInfo, version int) (*jwtEntry, error) {
+	now := u.now()
+	u.mu.Lock()
+	skew := u.skew
+	u.mu.Unlock()
 	t, err := u.transitFor(c.mount)
 	if err != nil {
-		return "", 0, &vaultError{err}
+		return nil, &vaultError{err}
 	}
 	start := time.Now()
 	token, used, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
@@ -124,12 +176,31 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 	if err != nil {
 		u.m.signs.WithLabelValues("error").Inc()
 		st.lastError = "Vault transit sign failed"
-		return "", 0, &vaultError{err}
+		return nil, &vaultError{err}
 	}
 	u.m.signs.WithLabelValues("ok").Inc()
-	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime)}
+	e := &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime), used: now}
+	if old := u.jwts[c.id]; old != nil && old.used.After(e.used) {
+		e.used = old.used
+	}
+	u.jwts[c.id] = e
 	st.lastSign = now
-	return token, used, nil
+	return e, nil
+}
+
+// dueJWTs lists the connections whose JWT, used within its lifetime, stops
+// being reused within jwtRenewAhead, with the version that signed it.
+func (u *upstream) dueJWTs() map[string]int {
+	now := u.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := map[string]int{}
+	for conn, e := range u.jwts {
+		if e.expires.Add(-jwtMargin-jwtRenewAhead).Before(now) && now.Sub(e.used) < githubapp.Lifetime {
+			out[conn] = e.version
+		}
+	}
+	return out
 }
 
 // latestInVault returns the key's newest version in Vault when it is newer
