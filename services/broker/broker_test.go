@@ -476,6 +476,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	if _, err := e.Client.RevokeToken(e.Ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: issued[1]}); err != nil {
 		t.Fatal(err)
 	}
+	e.Broker.FlushAudit()
 	logs := e.Logs.String()
 	secrets := append([]string{string(brokertest.PEM(brokertest.AppKey(0)))[40:120], e.Vault.Token}, issued...)
 	for _, tok := range e.Tokens {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
-	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/githubapp"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
@@ -28,6 +28,9 @@ const (
 	// upstreamPause makes new scopes fail fast after GitHub failed, rather
 	// than pile onto it.
 	upstreamPause = 2 * time.Second
+	// signWait bounds a caller's wait for a Vault sign (Vault transit's
+	// own timeout).
+	signWait = 1500 * time.Millisecond
 )
 
 type jwtEntry struct {
@@ -92,7 +95,7 @@ func (u *upstream) transitFor(mount string) (*vaulttransit.Client, error) {
 	// A sign takes milliseconds; one that hangs (Vault sealing, or away
 	// behind a silent network) fails in time for the caller to hear
 	// Unavailable within two seconds.
-	c.Timeout = 1500 * time.Millisecond
+	c.Timeout = signWait
 	u.transit[mount] = c
 	return c, nil
 }
@@ -121,7 +124,7 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		want = max(c.versions[len(c.versions)-1], newer)
 	}
 	key := c.id + "\x00" + strconv.Itoa(want) + "\x00" + strconv.FormatBool(fresh)
-	v, err, _ := u.signs.Do(key, func() (any, error) {
+	ch := u.signs.DoChan(key, func() (any, error) {
 		if !fresh {
 			// Another flight may have signed while this one waited.
 			if tok, used, ok := u.cachedJWT(c.id, version); ok {
@@ -132,11 +135,22 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		// it too (Vault's own timeout bounds it).
 		return u.sign(context.WithoutCancel(ctx), c, want)
 	})
-	if err != nil {
-		return "", 0, err
+	// A caller waits for a shared sign no longer than for one of its own:
+	// one that joined a sign stuck in a Vault outage still fails fast.
+	t := time.NewTimer(signWait)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", 0, r.Err
+		}
+		e := r.Val.(*jwtEntry)
+		return e.token, e.version, nil
+	case <-t.C:
+		return "", 0, &vaultError{errors.New("Vault transit did not sign in time")}
+	case <-ctx.Done():
+		return "", 0, &vaultError{ctx.Err()}
 	}
-	e := v.(*jwtEntry)
-	return e.token, e.version, nil
 }
 
 // cachedJWT returns the connection's JWT while it is fresh and of version
@@ -398,19 +412,19 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 	if err != nil {
 		return nil, err
 	}
+	return grantOf(tok, c, sc), nil
+}
+
+// grantOf is what the broker keeps of a token GitHub issued.
+func grantOf(tok *github.InstallationToken, c *connInfo, sc scope) *grant {
 	g := &grant{
-		token: tok.GetToken(), sha256: logging.Fingerprint(tok.GetToken()), expires: tok.GetExpiresAt().Time, issued: u.now(),
-		permissions: permissionsOf(tok.Permissions, sc.permissions), connection: c.id, installation: c.installationID,
-		selection: "all",
+		token: tok.GetToken(), sha256: fingerprintOf(tok.GetToken()), expires: tok.GetExpiresAt().UnixNano(),
+		perms:      internPerms(permissionsOf(tok.Permissions, sc.permissions)),
+		connection: unique.Make(c.id), installation: c.installationID,
+		selected: len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
 	}
-	if len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0 {
-		g.selection = "selected"
-	}
-	for _, r := range tok.Repositories {
-		g.repositories = append(g.repositories, &brokerv1.Repository{Id: r.GetID(), FullName: r.GetFullName()})
-	}
-	g.audit = g.auditFields()
-	return g, nil
+	g.repos, g.reposH = repoSet(tok.Repositories)
+	return g
 }
 
 // permissionsOf reads the granted permissions from GitHub's answer,
