@@ -310,12 +310,12 @@ func (b *Broker) renewJWTs(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for conn := range b.up.dueJWTs() {
+		for conn, used := range b.up.dueJWTs() {
 			c := b.conns.get(conn)
 			if c == nil || !c.connected {
 				continue
 			}
-			if _, _, err := b.up.jwt(ctx, c, true, 0); err != nil {
+			if err := b.up.renewJWT(ctx, c, used); err != nil {
 				logging.FromContext(ctx).Warn("renewing the App JWT ahead of expiry failed", zap.String("connection_id", conn), zap.Error(err))
 			}
 		}

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/ghconnect/ghconnect/pkg/githubapp"
 
 	"github.com/google/go-github/v60/github"
 
@@ -66,5 +69,22 @@ func TestGrantSetsInterned(t *testing.T) {
 	}
 	if rs := a.repositories(); len(rs) != 6 || rs[0].FullName != "octo-org/repository-0" || rs[0].Id != 15 {
 		t.Errorf("repositories %v", rs)
+	}
+}
+
+// A JWT in use is due for renewal ahead of expiry; an idle one is not.
+func TestDueJWTs(t *testing.T) {
+	now := time.Now()
+	u := newUpstream(nil, nil, nil, newMetrics(nil))
+	u.now = func() time.Time { return now }
+	u.jwts = map[string]*jwtEntry{
+		"fresh":   {expires: now.Add(githubapp.Lifetime), used: now},
+		"due":     {expires: now.Add(jwtMargin + jwtRenewAhead - time.Second), used: now.Add(-time.Minute)},
+		"idle":    {expires: now.Add(jwtMargin + jwtRenewAhead - time.Second), used: now.Add(-githubapp.Lifetime - time.Second)},
+		"expired": {expires: now.Add(-time.Second), used: now.Add(-2 * time.Minute)},
+	}
+	got := u.dueJWTs()
+	if len(got) != 2 || !got["due"].Equal(now.Add(-time.Minute)) || got["expired"].IsZero() {
+		t.Errorf("due: %v, want due and expired with their last use", got)
 	}
 }

@@ -116,13 +116,7 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 			return tok, used, nil
 		}
 	}
-	u.mu.Lock()
-	newer := u.newer[c.id]
-	u.mu.Unlock()
-	want := version
-	if want == 0 && len(c.versions) > 0 {
-		want = max(c.versions[len(c.versions)-1], newer)
-	}
+	want := u.versionFor(c, version)
 	key := c.id + "\x00" + strconv.Itoa(want) + "\x00" + strconv.FormatBool(fresh)
 	ch := u.signs.DoChan(key, func() (any, error) {
 		if !fresh {
@@ -133,7 +127,7 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		}
 		// The sign outlives any one caller's cancellation: others wait on
 		// it too (Vault's own timeout bounds it).
-		return u.sign(context.WithoutCancel(ctx), c, want)
+		return u.sign(context.WithoutCancel(ctx), c, want, time.Time{})
 	})
 	// A caller waits for a shared sign no longer than for one of its own:
 	// one that joined a sign stuck in a Vault outage still fails fast.
@@ -153,6 +147,26 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 	}
 }
 
+// versionFor is the key version to sign with when version (0: newest) is
+// asked: the newest recorded, or a newer one found in Vault.
+func (u *upstream) versionFor(c *connInfo, version int) int {
+	if version != 0 || len(c.versions) == 0 {
+		return version
+	}
+	u.mu.Lock()
+	newer := u.newer[c.id]
+	u.mu.Unlock()
+	return max(c.versions[len(c.versions)-1], newer)
+}
+
+// renewJWT signs a new JWT for a connection ahead of expiry with the
+// newest version; the JWT keeps the time its predecessor was last used, so
+// an idle connection's JWT is not renewed for ever.
+func (u *upstream) renewJWT(ctx context.Context, c *connInfo, used time.Time) error {
+	_, err := u.sign(ctx, c, u.versionFor(c, 0), used)
+	return err
+}
+
 // cachedJWT returns the connection's JWT while it is fresh and of version
 // (0: any).
 func (u *upstream) cachedJWT(conn string, version int) (string, int, bool) {
@@ -166,8 +180,9 @@ func (u *upstream) cachedJWT(conn string, version int) (string, int, bool) {
 	return "", 0, false
 }
 
-// sign has Vault sign a new JWT with version (0: newest) and keeps it.
-func (u *upstream) sign(ctx context.Context, c *connInfo, version int) (*jwtEntry, error) {
+// sign has Vault sign a new JWT with version (0: newest) and keeps it, as
+// last used at used (zero: now).
+func (u *upstream) sign(ctx context.Context, c *connInfo, version int, used time.Time) (*jwtEntry, error) {
 	now := u.now()
 	u.mu.Lock()
 	skew := u.skew
@@ -177,7 +192,7 @@ func (u *upstream) sign(ctx context.Context, c *connInfo, version int) (*jwtEntr
 		return nil, &vaultError{err}
 	}
 	start := time.Now()
-	token, used, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
+	token, signed, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
 	u.m.signSeconds.Observe(time.Since(start).Seconds())
 	u.m.signCount.Add(1)
 	u.mu.Lock()
@@ -193,7 +208,10 @@ func (u *upstream) sign(ctx context.Context, c *connInfo, version int) (*jwtEntr
 		return nil, &vaultError{err}
 	}
 	u.m.signs.WithLabelValues("ok").Inc()
-	e := &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime), used: now}
+	if used.IsZero() {
+		used = now
+	}
+	e := &jwtEntry{token: token, version: signed, expires: now.Add(githubapp.Lifetime), used: used}
 	if old := u.jwts[c.id]; old != nil && old.used.After(e.used) {
 		e.used = old.used
 	}
@@ -203,15 +221,15 @@ func (u *upstream) sign(ctx context.Context, c *connInfo, version int) (*jwtEntr
 }
 
 // dueJWTs lists the connections whose JWT, used within its lifetime, stops
-// being reused within jwtRenewAhead, with the version that signed it.
-func (u *upstream) dueJWTs() map[string]int {
+// being reused within jwtRenewAhead, with when it was last used.
+func (u *upstream) dueJWTs() map[string]time.Time {
 	now := u.now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	out := map[string]int{}
+	out := map[string]time.Time{}
 	for conn, e := range u.jwts {
 		if e.expires.Add(-jwtMargin-jwtRenewAhead).Before(now) && now.Sub(e.used) < githubapp.Lifetime {
-			out[conn] = e.version
+			out[conn] = e.used
 		}
 	}
 	return out
