@@ -12,7 +12,7 @@ MODULES := gen pkg services/registry services/gateway services/broker services/f
 STANDALONE := dev/vaultdev deploy/healthcheck
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
-.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench fuzz clean
+.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench loadtest fuzz clean
 
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
@@ -20,10 +20,15 @@ help:
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
-tools: $(TOOLS)
+tools: $(TOOLS) bin/ghz
 
 $(TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off go build -o ../bin/ tool
+
+# ghz (the load test's driver) is a module of its own: its last release
+# needs a gRPC older than the one buf and the plugins build with.
+bin/ghz: tools/ghz/go.mod tools/ghz/go.sum
+	cd tools/ghz && GOWORK=off go build -o ../../bin/ tool
 
 generate: tools
 	rm -rf gen/ghconnect gen/ghconnect.swagger.json
@@ -93,6 +98,14 @@ test-standalone:
 bench:
 	go test -run '^$$' -bench . -benchtime 1x $(PKGS)
 	cd dev/vaultdev && GOWORK=off go test -run '^$$' -bench . -benchtime 200x .
+
+# Load test of a running broker: IssueToken against grpc.health.v1 Health/Check
+# on the same server, and their ratio. TARGET=host:port CONNECTION=<id>; for
+# mutual TLS CA, CERT, KEY (PEM files); TOKEN_FILE for a bearer token; see
+# deploy/loadtest/broker.sh for the rest.
+loadtest: bin/ghz
+	@[ -n "$(TARGET)" ] || { echo "usage: make loadtest TARGET=host:port CONNECTION=<connection id> [CA=… CERT=… KEY=… TOKEN_FILE=…]" >&2; exit 2; }
+	TARGET=$(TARGET) GHZ=bin/ghz deploy/loadtest/broker.sh
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseLicense -fuzztime 30s ./services/registry

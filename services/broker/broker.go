@@ -32,7 +32,7 @@ type Options struct {
 	// GHES API URL, or the emulator.
 	GitHubURL string
 	Policy    *Policy
-	// CacheSize bounds the shared tokens kept; 0 means 10,000.
+	// CacheSize bounds the shared tokens kept; 0 means DefaultCacheSize.
 	CacheSize int
 	// RefreshAhead renews a shared token this long before it expires, if
 	// it was used within the last two RefreshAhead; 0 means 10 minutes.
@@ -48,6 +48,12 @@ type Options struct {
 	Audit *zap.Logger
 }
 
+// DefaultCacheSize is the default bound on shared tokens: a large
+// enterprise's scopes, about 70 MB of heap at the measured 450 B per token
+// (README, Performance), which with the garbage collector's headroom fits
+// the broker's 256 MiB memory limit (deploy/k8s).
+const DefaultCacheSize = 150000
+
 // Broker issues and revokes tokens.
 type Broker struct {
 	opts   Options
@@ -57,9 +63,12 @@ type Broker struct {
 	flight singleflight.Group
 	m      *metrics
 	now    func() time.Time
+	audits *auditWriter
 
+	// issued holds the live grants the cache does not: exclusive ones, and
+	// shared ones the cache replaced or evicted, for revocation.
 	mu     sync.Mutex
-	issued map[string]map[string]*grant // connection → token sha256 → grant
+	issued map[string]map[fingerprint]*grant // connection → token sha256 → grant
 }
 
 // New builds a broker.
@@ -75,7 +84,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, errors.New("broker: the GitHub API URL is not a URL")
 	}
 	if opts.CacheSize == 0 {
-		opts.CacheSize = 10000
+		opts.CacheSize = DefaultCacheSize
 	}
 	if opts.RefreshAhead == 0 {
 		opts.RefreshAhead = 10 * time.Minute
@@ -97,7 +106,8 @@ func New(opts Options) (*Broker, error) {
 		up:     newUpstream(opts.Vault, base, opts.HTTPClient, m),
 		m:      m,
 		now:    time.Now,
-		issued: map[string]map[string]*grant{},
+		audits: newAuditWriter(m),
+		issued: map[string]map[fingerprint]*grant{},
 	}, nil
 }
 
@@ -141,19 +151,20 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 			return nil, "exclusive", err
 		}
 		g.exclusive, g.owner = true, caller
-		g.audit = g.auditFields()
 		b.track(g)
 		return g, "exclusive", nil
 	}
-	key := sc.key(c.id, c.installationID)
-	if g := b.cache.get(key, minLife, b.now()); g != nil {
+	var buf [256]byte
+	kb := sc.appendKey(buf[:0], c.id, c.installationID)
+	if g := b.cache.get(kb, minLife, b.now()); g != nil {
 		b.m.hits.Inc()
 		return g, "hit", nil
 	}
 	b.m.misses.Inc()
+	key := string(kb)
 	v, err, _ := b.flight.Do(key, func() (any, error) {
 		// Another flight may have filled the cache while this one waited.
-		if g := b.cache.get(key, minLife, b.now()); g != nil {
+		if g := b.cache.get([]byte(key), minLife, b.now()); g != nil {
 			return g, nil
 		}
 		// The exchange outlives any one caller's cancellation: others
@@ -162,34 +173,50 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 		if err != nil {
 			return nil, err
 		}
-		b.track(g)
-		b.cache.put(key, sc, g, b.now())
+		b.track(b.cache.put(key, g, b.now())...)
 		return g, nil
 	})
 	if err != nil {
 		return nil, "miss", err
 	}
 	g := v.(*grant)
-	if g.expires.Sub(b.now()) < minLife {
+	if g.lifeLeft(b.now()) < minLife {
 		return nil, "miss", errors.New("GitHub.com issued a token shorter-lived than asked")
 	}
 	return g, "miss", nil
 }
 
-func (b *Broker) track(g *grant) {
+// track keeps grants the cache does not hold, for revocation; O(1) each.
+func (b *Broker) track(gs ...*grant) {
+	if len(gs) == 0 {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	m := b.issued[g.connection]
-	if m == nil {
-		m = map[string]*grant{}
-		b.issued[g.connection] = m
+	for _, g := range gs {
+		m := b.issued[g.conn()]
+		if m == nil {
+			m = map[fingerprint]*grant{}
+			b.issued[g.conn()] = m
+		}
+		m[g.sha256] = g
 	}
-	m[g.sha256] = g
-	// Expired grants need no revocation; forget them as we go.
+}
+
+// forgetExpired drops tracked grants that have expired: they need no
+// revocation.
+func (b *Broker) forgetExpired() {
 	now := b.now()
-	for sha, old := range m {
-		if !now.Before(old.expires) {
-			delete(m, sha)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for conn, m := range b.issued {
+		for sha, g := range m {
+			if g.lifeLeft(now) <= 0 {
+				delete(m, sha)
+			}
+		}
+		if len(m) == 0 {
+			delete(b.issued, conn)
 		}
 	}
 }
@@ -197,16 +224,18 @@ func (b *Broker) track(g *grant) {
 // revokeConnection revokes at GitHub every live token issued for a
 // connection and forgets them.
 func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, failed int) {
-	b.cache.dropConnection(conn)
+	grants := b.cache.dropConnection(conn)
 	b.mu.Lock()
-	grants := b.issued[conn]
+	for _, g := range b.issued[conn] {
+		grants = append(grants, g)
+	}
 	delete(b.issued, conn)
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 8)
 	for _, g := range grants {
-		if !b.now().Before(g.expires) {
+		if g.lifeLeft(b.now()) <= 0 {
 			continue
 		}
 		wg.Add(1)
@@ -218,7 +247,7 @@ func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, fa
 			defer mu.Unlock()
 			if err != nil {
 				failed++
-				logging.FromContext(ctx).Warn("revoking a token failed; it expires within the hour", zap.String("token_sha256", g.sha256), zap.Error(err))
+				logging.FromContext(ctx).Warn("revoking a token failed; it expires within the hour", zap.Stringer("token_sha256", g.sha256), zap.Error(err))
 				return
 			}
 			revoked++
@@ -239,18 +268,22 @@ func (b *Broker) refresh(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		b.forgetExpired()
 		for _, e := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
-			c := b.conns.get(e.grant.connection)
+			c := b.conns.get(e.grant.conn())
 			if c == nil || !c.connected {
 				continue
 			}
+			sc, ok := scopeOfKey(e.key)
+			if !ok {
+				continue
+			}
 			_, err, _ := b.flight.Do(e.key, func() (any, error) {
-				g, err := b.up.exchange(ctx, c, e.scope)
+				g, err := b.up.exchange(ctx, c, sc)
 				if err != nil {
 					return nil, err
 				}
-				b.track(g)
-				b.cache.put(e.key, e.scope, g, b.now())
+				b.track(b.cache.put(e.key, g, b.now())...)
 				return g, nil
 			})
 			if err != nil {
@@ -261,8 +294,47 @@ func (b *Broker) refresh(ctx context.Context) {
 	}
 }
 
+// jwtRenewEvery is how often App JWTs in use are checked for renewal.
+const jwtRenewEvery = 15 * time.Second
+
+// renewJWTs signs a new App JWT for every connection whose JWT is in use
+// and about to stop being reused, so exchanges never wait for Vault at the
+// JWT's expiry. It signs with the newest version, as an expired JWT would
+// be; GitHub refusing it falls back as an exchange does.
+func (b *Broker) renewJWTs(ctx context.Context) {
+	t := time.NewTicker(jwtRenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for conn, used := range b.up.dueJWTs() {
+			c := b.conns.get(conn)
+			if c == nil || !c.connected {
+				continue
+			}
+			if err := b.up.renewJWT(ctx, c, used); err != nil {
+				logging.FromContext(ctx).Warn("renewing the App JWT ahead of expiry failed", zap.String("connection_id", conn), zap.Error(err))
+			}
+		}
+	}
+}
+
 // Run keeps the broker's background work going until ctx ends.
-func (b *Broker) Run(ctx context.Context) { b.refresh(ctx) }
+func (b *Broker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.renewJWTs(ctx) }()
+	b.refresh(ctx)
+	wg.Wait()
+	b.audits.flush()
+}
+
+// FlushAudit returns once every audit event of a call that has returned is
+// written.
+func (b *Broker) FlushAudit() { b.audits.flush() }
 
 // Stats are plain counts for tests and benchmarks.
 type Stats struct {

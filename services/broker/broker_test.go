@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"net/http"
@@ -475,6 +476,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	if _, err := e.Client.RevokeToken(e.Ctx(t, "deploy-svc"), &brokerv1.RevokeTokenRequest{Token: issued[1]}); err != nil {
 		t.Fatal(err)
 	}
+	e.Broker.FlushAudit()
 	logs := e.Logs.String()
 	secrets := append([]string{string(brokertest.PEM(brokertest.AppKey(0)))[40:120], e.Vault.Token}, issued...)
 	for _, tok := range e.Tokens {
@@ -489,5 +491,48 @@ func TestNoSecretInLogs(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("audit lacks %s", want)
 		}
+	}
+}
+
+// distinctScopes adds n repositories to the emulator and asks for a token
+// for each, all at once, as search-svc; it returns the failures.
+func distinctScopes(t testing.TB, e *brokertest.Env, n int) []error {
+	for i := range n {
+		e.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: fmt.Sprintf("scope-%04d", i), Private: true})
+	}
+	ctx := e.Ctx(t, "search-svc")
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := e.Client.IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID,
+				Repositories: []string{fmt.Sprintf("scope-%04d", i)}, Permissions: map[string]string{"metadata": "read"}})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+func TestDistinctScopesAtOnceShareOneSign(t *testing.T) {
+	e := brokertest.Start(t, brokertest.Options{})
+	if errs := distinctScopes(t, e, 1000); len(errs) > 0 {
+		t.Fatalf("%d requests failed; first: %v", len(errs), errs[0])
+	}
+	if n := e.Emu.Count(brokertest.AccessTokens); n != 1000 {
+		t.Errorf("%d exchanges, want 1000", n)
+	}
+	if st := e.Broker.Stats(); st.Signs != 1 {
+		t.Errorf("1000 distinct scopes at once made %d Vault signs, want 1", st.Signs)
 	}
 }

@@ -50,7 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry (not needed with -dial-cert)")
 	c.Dial.RegisterFlags(fs)
-	fs.IntVar(&c.CacheSize, "cache-size", 10000, "most shared tokens kept")
+	fs.IntVar(&c.CacheSize, "cache-size", DefaultCacheSize, "most shared tokens kept")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -128,6 +128,12 @@ func Run(ctx context.Context, cfg Config) error {
 	go vaultSession.Run(bg)
 	follower := &registrywatch.Follower{Client: registryv1.NewConnectionRegistryServiceClient(conn), After: b.RegistryRevision, Apply: b.ApplyRegistryEvent}
 	go follower.Run(bg)
-	go b.Run(bg)
-	return srv.Serve(ctx, grpcLis, httpLis)
+	ran := make(chan struct{})
+	go func() { defer close(ran); b.Run(bg) }()
+	err = srv.Serve(ctx, grpcLis, httpLis)
+	// Graceful stop: the calls have returned; Run writes out their audit
+	// events before it returns.
+	stop()
+	<-ran
+	return err
 }

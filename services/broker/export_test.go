@@ -8,13 +8,13 @@ import "time"
 func (b *Broker) ForgetJWT(conn string) { b.up.forgetJWT(conn) }
 
 // DropCached empties the cache of a connection's grants.
-func (b *Broker) DropCached(conn string) { b.cache.dropConnection(conn) }
+func (b *Broker) DropCached(conn string) { b.track(b.cache.dropConnection(conn)...) }
 
 // ShortenCached makes every cached grant expire after d.
 func (b *Broker) ShortenCached(d time.Duration) {
 	b.cache.mu.Lock()
 	defer b.cache.mu.Unlock()
 	for _, e := range b.cache.m {
-		e.grant.expires = time.Now().Add(d)
+		e.grant.expires = time.Now().Add(d).UnixNano()
 	}
 }

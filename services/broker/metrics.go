@@ -13,6 +13,8 @@ type metrics struct {
 	signs       *prometheus.CounterVec
 	signSeconds prometheus.Histogram
 	remaining   *prometheus.GaugeVec
+	auditEvents prometheus.Counter
+	auditWaits  prometheus.Counter
 
 	// Resolved once: label lookups cost more than the cache hit itself.
 	hits, misses, exclusives prometheus.Counter
@@ -41,8 +43,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ghconnect_broker_github_ratelimit_remaining", Help: "GitHub.com rate limit remaining, per installation.",
 		}, []string{"installation"}),
 	}
+	m.auditEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ghconnect_broker_audit_events_total", Help: "Audit events written.",
+	})
+	m.auditWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ghconnect_broker_audit_backpressure_total", Help: "Audit events that waited for room in the full audit buffer.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining)
+		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits)
 	}
 	m.hits, m.misses, m.exclusives = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("exclusive")
 	return m

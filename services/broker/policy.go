@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,71 +108,150 @@ func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids 
 	if exclusive && !c.Exclusive {
 		return scope{}, &refusal{fmt.Sprintf("caller %q may not ask for exclusive tokens", caller)}
 	}
-	s := scope{permissions: map[string]string{}}
 	if len(perms) == 0 {
 		perms = c.Permissions
 	}
-	if missing := permissions.Missing(c.Permissions, perms); len(missing) > 0 {
-		return scope{}, &refusal{fmt.Sprintf("caller %q may not have %s", caller, permissions.String(missing))}
+	if !covers(c.Permissions, perms) {
+		return scope{}, &refusal{fmt.Sprintf("caller %q may not have %s", caller, permissions.String(permissions.Missing(c.Permissions, perms)))}
 	}
-	for k, v := range perms {
-		s.permissions[k] = v
-	}
-	if len(s.permissions) == 0 {
+	if len(perms) == 0 {
 		return scope{}, &refusal{fmt.Sprintf("caller %q is granted no permission", caller)}
 	}
+	// The scope shares perms (the request's or the policy's map): nothing
+	// writes to either.
+	s := scope{permissions: perms}
 	switch {
 	case len(repos) == 0 && len(ids) == 0 && !all(c.Repositories):
 		repos = c.Repositories
 	case len(ids) > 0 && !all(c.Repositories):
 		return scope{}, &refusal{fmt.Sprintf("caller %q may name repositories only, not ids", caller)}
 	}
-	seen := map[string]bool{}
+	if len(repos) > 0 {
+		s.repos = make([]string, 0, len(repos))
+	}
 	for _, r := range repos {
 		if !contains(c.Repositories, r) {
 			return scope{}, &refusal{fmt.Sprintf("caller %q may not access repository %s", caller, r)}
 		}
-		if l := strings.ToLower(r); !seen[l] {
-			seen[l] = true
-			s.repos = append(s.repos, l)
-		}
+		s.repos = append(s.repos, strings.ToLower(r))
 	}
 	if len(s.repos) == 0 && len(ids) == 0 && !all(c.Repositories) {
 		return scope{}, &refusal{fmt.Sprintf("caller %q is granted no repository", caller)}
 	}
-	sort.Strings(s.repos)
-	idSeen := map[int64]bool{}
-	for _, id := range ids {
-		if !idSeen[id] {
-			idSeen[id] = true
-			s.repoIDs = append(s.repoIDs, id)
+	slices.Sort(s.repos)
+	s.repos = slices.Compact(s.repos)
+	if len(ids) > 0 {
+		s.repoIDs = slices.Clone(ids)
+		slices.Sort(s.repoIDs)
+		s.repoIDs = slices.Compact(s.repoIDs)
+	}
+	return s, nil
+}
+
+// covers reports whether have grants every permission of want at its level
+// or above (permissions.Missing, without building the difference).
+func covers(have, want map[string]string) bool {
+	for k, w := range want {
+		if level(have[k]) < level(w) {
+			return false
 		}
 	}
-	sort.Slice(s.repoIDs, func(i, j int) bool { return s.repoIDs[i] < s.repoIDs[j] })
-	return s, nil
+	return true
+}
+
+func level(l string) int {
+	switch l {
+	case "read":
+		return 1
+	case "write":
+		return 2
+	case "admin":
+		return 3
+	}
+	return 0
+}
+
+// validPermissions is permissions.Validate's success case without its
+// allocations: names of lower-case letters and _ (starting with a letter,
+// at most 64), levels read, write or admin.
+func validPermissions(set map[string]string) bool {
+	for k, v := range set {
+		if len(k) == 0 || len(k) > 64 || k[0] < 'a' || k[0] > 'z' || level(v) == 0 {
+			return false
+		}
+		for i := 1; i < len(k); i++ {
+			if (k[i] < 'a' || k[i] > 'z') && k[i] != '_' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // key identifies a scope on an installation of a connection in the cache.
 func (s scope) key(connection string, installation int64) string {
-	var b strings.Builder
-	b.WriteString(connection)
-	b.WriteByte('|')
-	b.WriteString(strconv.FormatInt(installation, 10))
-	b.WriteByte('|')
-	b.WriteString(strings.Join(s.repos, ","))
-	b.WriteByte('|')
-	for _, id := range s.repoIDs {
-		b.WriteString(strconv.FormatInt(id, 10))
-		b.WriteByte(',')
+	var buf [256]byte
+	return string(s.appendKey(buf[:0], connection, installation))
+}
+
+// appendKey appends the scope's key to dst.
+func (s scope) appendKey(dst []byte, connection string, installation int64) []byte {
+	dst = append(dst, connection...)
+	dst = append(dst, '|')
+	dst = strconv.AppendInt(dst, installation, 10)
+	dst = append(dst, '|')
+	for i, r := range s.repos {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, r...)
 	}
-	b.WriteByte('|')
-	names := make([]string, 0, len(s.permissions))
+	dst = append(dst, '|')
+	for _, id := range s.repoIDs {
+		dst = strconv.AppendInt(dst, id, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '|')
+	var small [16]string
+	names := small[:0]
 	for k := range s.permissions {
 		names = append(names, k)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, k := range names {
-		b.WriteString(k + "=" + s.permissions[k] + ",")
+		dst = append(dst, k...)
+		dst = append(dst, '=')
+		dst = append(dst, s.permissions[k]...)
+		dst = append(dst, ',')
 	}
-	return b.String()
+	return dst
+}
+
+// scopeOfKey reads the scope back from its cache key (renewal needs it; the
+// cache keeps only the key).
+func scopeOfKey(key string) (scope, bool) {
+	parts := strings.Split(key, "|")
+	if len(parts) != 5 {
+		return scope{}, false
+	}
+	s := scope{permissions: map[string]string{}}
+	if parts[2] != "" {
+		s.repos = strings.Split(parts[2], ",")
+	}
+	for _, id := range strings.Split(strings.TrimSuffix(parts[3], ","), ",") {
+		if id == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			return scope{}, false
+		}
+		s.repoIDs = append(s.repoIDs, n)
+	}
+	for _, kv := range strings.Split(strings.TrimSuffix(parts[4], ","), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			s.permissions[k] = v
+		}
+	}
+	return s, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -127,7 +128,9 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 			break
 		}
 	}
-	v.Check("permissions", permissions.Validate(req.GetPermissions()))
+	if !validPermissions(req.GetPermissions()) {
+		v.Check("permissions", permissions.Validate(req.GetPermissions()))
+	}
 	minLife := defaultMinLifetime
 	if d := req.GetMinLifetime(); d != nil {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > maxMinLifetime {
@@ -143,11 +146,16 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 	// Audit fields are plain strings, cheap to encode on the cache-hit
 	// path. An issuance names what the token grants; a refusal, what was
 	// asked.
-	fields := []zap.Field{auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId())}
+	var installation *int64
 	refuse := func(err error, reason string) error {
-		s.b.audit(ctx).Warn("token refused", append(fields, zap.String("outcome", "refused"), zap.String("reason", reason),
+		fields := []zap.Field{auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId())}
+		if installation != nil {
+			fields = append(fields, zap.Int64("installation_id", *installation))
+		}
+		s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.WarnLevel, msg: "token refused", fields: append(fields,
+			zap.String("outcome", "refused"), zap.String("reason", reason),
 			zap.String("repositories", strings.Join(req.GetRepositories(), ",")), zap.String("repository_ids", joinIDs(req.GetRepositoryIds())),
-			zap.String("permissions", permissions.String(req.GetPermissions())), zap.Bool("exclusive", req.GetExclusive()))...)
+			zap.String("permissions", permissions.String(req.GetPermissions())), zap.Bool("exclusive", req.GetExclusive()))})
 		return err
 	}
 
@@ -155,7 +163,7 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 	if c == nil || !c.connected {
 		return nil, refuse(status.Error(codes.FailedPrecondition, "the connection is not CONNECTED"), "not connected")
 	}
-	fields = append(fields, zap.Int64("installation_id", c.installationID))
+	installation = &c.installationID
 	sc, err := s.b.opts.Policy.Callers[who].authorize(who, c.id, req.GetRepositories(), req.GetRepositoryIds(), req.GetPermissions(), req.GetExclusive())
 	if err != nil {
 		return nil, refuse(status.Error(codes.PermissionDenied, err.Error()), err.Error())
@@ -165,14 +173,14 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		st := upstreamStatus(ctx, err)
 		return nil, refuse(st, status.Convert(st).Message())
 	}
-	fields = append(append(fields, zap.String("outcome", "issued"), zap.String("cache", result)), g.audit...)
-	s.b.audit(ctx).Info("token issued", fields...)
+	s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.InfoLevel, msg: "token issued",
+		g: g, expires: g.expires, caller: who, conn: req.GetConnectionId(), installation: c.installationID, cache: result})
 	return &brokerv1.IssueTokenResponse{
 		Token:               g.token,
-		ExpireTime:          timestamppb.New(g.expires),
-		Repositories:        g.repositories,
-		Permissions:         g.permissions,
-		RepositorySelection: g.selection,
+		ExpireTime:          timestamppb.New(g.expiresAt()),
+		Repositories:        g.repositories(),
+		Permissions:         g.perms.m,
+		RepositorySelection: g.selection(),
 		Exclusive:           g.exclusive,
 	}, nil
 }
@@ -186,7 +194,7 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	sha := logging.Fingerprint(req.GetToken())
+	sha := fingerprintOf(req.GetToken())
 	who := caller(ctx)
 	s.b.mu.Lock()
 	var g *grant
@@ -196,7 +204,11 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 		}
 	}
 	s.b.mu.Unlock()
-	audit := s.b.audit(ctx).With(auditField, zap.String("caller", who), zap.String("token_sha256", sha))
+	if g == nil {
+		// A shared token is in the cache only.
+		g = s.b.cache.findToken(sha)
+	}
+	audit := s.b.audit(ctx).With(auditField, zap.String("caller", who), zap.Stringer("token_sha256", sha))
 	switch {
 	case g == nil:
 		audit.Warn("token revocation refused", zap.String("reason", "unknown token"))
@@ -212,9 +224,9 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 		return nil, upstreamStatus(ctx, err)
 	}
 	s.b.mu.Lock()
-	delete(s.b.issued[g.connection], sha)
+	delete(s.b.issued[g.conn()], sha)
 	s.b.mu.Unlock()
-	audit.Info("token revoked", zap.String("connection_id", g.connection))
+	audit.Info("token revoked", zap.String("connection_id", g.conn()))
 	return &brokerv1.RevokeTokenResponse{}, nil
 }
 

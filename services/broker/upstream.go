@@ -11,14 +11,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
-	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/githubapp"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 const (
@@ -27,13 +28,23 @@ const (
 	// upstreamPause makes new scopes fail fast after GitHub failed, rather
 	// than pile onto it.
 	upstreamPause = 2 * time.Second
+	// signWait bounds a caller's wait for a Vault sign (Vault transit's
+	// own timeout).
+	signWait = 1500 * time.Millisecond
 )
 
 type jwtEntry struct {
 	token   string
 	version int
 	expires time.Time // local clock
+	// used is when the JWT last served an exchange (local clock): only a
+	// JWT in use is renewed ahead of expiry.
+	used time.Time
 }
+
+// jwtRenewAhead: a JWT in use is signed anew in the background this long
+// before it would stop being reused, so no exchange waits for Vault.
+const jwtRenewAhead = 2 * time.Minute
 
 // signStatus is what GetSigningStatus reports of a connection.
 type signStatus struct {
@@ -61,6 +72,10 @@ type upstream struct {
 	newer map[string]int      // by connection
 	skew  time.Duration       // GitHub's clock minus ours
 	pause map[int64]time.Time // installation → no new exchange before
+
+	// signs merges concurrent signs of one connection and key version:
+	// any number of exchanges waiting for a JWT cost one Vault call.
+	signs singleflight.Group
 }
 
 func newUpstream(vault *vaultauth.Session, githubURL *url.URL, httpClient *http.Client, m *metrics) *upstream {
@@ -80,7 +95,7 @@ func (u *upstream) transitFor(mount string) (*vaulttransit.Client, error) {
 	// A sign takes milliseconds; one that hangs (Vault sealing, or away
 	// behind a silent network) fails in time for the caller to hear
 	// Unavailable within two seconds.
-	c.Timeout = 1500 * time.Millisecond
+	c.Timeout = signWait
 	u.transit[mount] = c
 	return c, nil
 }
@@ -92,26 +107,92 @@ func (v *vaultError) Error() string { return v.err.Error() }
 
 // jwt returns an App JWT: the cached one while it is fresh and of the
 // version wanted (0: any), else a new one signed with version (0: newest).
+// Concurrent callers wanting a new JWT of one connection and version share
+// one Vault sign; fresh (after GitHub refused the cached JWT) skips the
+// cache but still shares a sign with other fresh callers.
 func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int) (string, int, error) {
-	now := u.now()
-	u.mu.Lock()
-	if e := u.jwts[c.id]; !fresh && e != nil && now.Before(e.expires.Add(-jwtMargin)) && (version == 0 || e.version == version) {
-		u.mu.Unlock()
-		return e.token, e.version, nil
+	if !fresh {
+		if tok, used, ok := u.cachedJWT(c.id, version); ok {
+			return tok, used, nil
+		}
 	}
-	skew := u.skew
+	want := u.versionFor(c, version)
+	key := c.id + "\x00" + strconv.Itoa(want) + "\x00" + strconv.FormatBool(fresh)
+	ch := u.signs.DoChan(key, func() (any, error) {
+		if !fresh {
+			// Another flight may have signed while this one waited.
+			if tok, used, ok := u.cachedJWT(c.id, version); ok {
+				return &jwtEntry{token: tok, version: used}, nil
+			}
+		}
+		// The sign outlives any one caller's cancellation: others wait on
+		// it too (Vault's own timeout bounds it).
+		return u.sign(context.WithoutCancel(ctx), c, want, time.Time{})
+	})
+	// A caller waits for a shared sign no longer than for one of its own:
+	// one that joined a sign stuck in a Vault outage still fails fast.
+	t := time.NewTimer(signWait)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", 0, r.Err
+		}
+		e := r.Val.(*jwtEntry)
+		return e.token, e.version, nil
+	case <-t.C:
+		return "", 0, &vaultError{errors.New("Vault transit did not sign in time")}
+	case <-ctx.Done():
+		return "", 0, &vaultError{ctx.Err()}
+	}
+}
+
+// versionFor is the key version to sign with when version (0: newest) is
+// asked: the newest recorded, or a newer one found in Vault.
+func (u *upstream) versionFor(c *connInfo, version int) int {
+	if version != 0 || len(c.versions) == 0 {
+		return version
+	}
+	u.mu.Lock()
 	newer := u.newer[c.id]
 	u.mu.Unlock()
+	return max(c.versions[len(c.versions)-1], newer)
+}
 
-	if version == 0 && len(c.versions) > 0 {
-		version = max(c.versions[len(c.versions)-1], newer)
+// renewJWT signs a new JWT for a connection ahead of expiry with the
+// newest version; the JWT keeps the time its predecessor was last used, so
+// an idle connection's JWT is not renewed for ever.
+func (u *upstream) renewJWT(ctx context.Context, c *connInfo, used time.Time) error {
+	_, err := u.sign(ctx, c, u.versionFor(c, 0), used)
+	return err
+}
+
+// cachedJWT returns the connection's JWT while it is fresh and of version
+// (0: any).
+func (u *upstream) cachedJWT(conn string, version int) (string, int, bool) {
+	now := u.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if e := u.jwts[conn]; e != nil && now.Before(e.expires.Add(-jwtMargin)) && (version == 0 || e.version == version) {
+		e.used = now
+		return e.token, e.version, true
 	}
+	return "", 0, false
+}
+
+// sign has Vault sign a new JWT with version (0: newest) and keeps it, as
+// last used at used (zero: now).
+func (u *upstream) sign(ctx context.Context, c *connInfo, version int, used time.Time) (*jwtEntry, error) {
+	now := u.now()
+	u.mu.Lock()
+	skew := u.skew
+	u.mu.Unlock()
 	t, err := u.transitFor(c.mount)
 	if err != nil {
-		return "", 0, &vaultError{err}
+		return nil, &vaultError{err}
 	}
 	start := time.Now()
-	token, used, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
+	token, signed, err := githubapp.JWT(ctx, t, c.key, version, c.appID, now.Add(skew))
 	u.m.signSeconds.Observe(time.Since(start).Seconds())
 	u.m.signCount.Add(1)
 	u.mu.Lock()
@@ -124,12 +205,34 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 	if err != nil {
 		u.m.signs.WithLabelValues("error").Inc()
 		st.lastError = "Vault transit sign failed"
-		return "", 0, &vaultError{err}
+		return nil, &vaultError{err}
 	}
 	u.m.signs.WithLabelValues("ok").Inc()
-	u.jwts[c.id] = &jwtEntry{token: token, version: used, expires: now.Add(githubapp.Lifetime)}
+	if used.IsZero() {
+		used = now
+	}
+	e := &jwtEntry{token: token, version: signed, expires: now.Add(githubapp.Lifetime), used: used}
+	if old := u.jwts[c.id]; old != nil && old.used.After(e.used) {
+		e.used = old.used
+	}
+	u.jwts[c.id] = e
 	st.lastSign = now
-	return token, used, nil
+	return e, nil
+}
+
+// dueJWTs lists the connections whose JWT, used within its lifetime, stops
+// being reused within jwtRenewAhead, with when it was last used.
+func (u *upstream) dueJWTs() map[string]time.Time {
+	now := u.now()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := map[string]time.Time{}
+	for conn, e := range u.jwts {
+		if e.expires.Add(-jwtMargin-jwtRenewAhead).Before(now) && now.Sub(e.used) < githubapp.Lifetime {
+			out[conn] = e.used
+		}
+	}
+	return out
 }
 
 // latestInVault returns the key's newest version in Vault when it is newer
@@ -327,19 +430,19 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 	if err != nil {
 		return nil, err
 	}
+	return grantOf(tok, c, sc), nil
+}
+
+// grantOf is what the broker keeps of a token GitHub issued.
+func grantOf(tok *github.InstallationToken, c *connInfo, sc scope) *grant {
 	g := &grant{
-		token: tok.GetToken(), sha256: logging.Fingerprint(tok.GetToken()), expires: tok.GetExpiresAt().Time, issued: u.now(),
-		permissions: permissionsOf(tok.Permissions, sc.permissions), connection: c.id, installation: c.installationID,
-		selection: "all",
+		token: tok.GetToken(), sha256: fingerprintOf(tok.GetToken()), expires: tok.GetExpiresAt().UnixNano(),
+		perms:      internPerms(permissionsOf(tok.Permissions, sc.permissions)),
+		connection: unique.Make(c.id), installation: c.installationID,
+		selected: len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
 	}
-	if len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0 {
-		g.selection = "selected"
-	}
-	for _, r := range tok.Repositories {
-		g.repositories = append(g.repositories, &brokerv1.Repository{Id: r.GetID(), FullName: r.GetFullName()})
-	}
-	g.audit = g.auditFields()
-	return g, nil
+	g.repos, g.reposH = repoSet(tok.Repositories)
+	return g
 }
 
 // permissionsOf reads the granted permissions from GitHub's answer,

@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Audit events leave the request path: a call puts its event in a bounded
+// buffer and returns; one goroutine renders and writes them in batches,
+// woken by a timer, by a buffer filling up, and by Flush (at graceful stop).
+// A full buffer makes callers wait (backpressure): no event is dropped.
+const (
+	auditBuffer = 4096
+	auditEvery  = 50 * time.Millisecond
+)
+
+// auditEvent is one audit line. An issuance is kept compact (the grant's
+// fields are rendered by the writer); other events carry their fields.
+type auditEvent struct {
+	log    *zap.Logger
+	level  zapcore.Level
+	msg    string
+	fields []zap.Field
+	// issuance
+	g            *grant
+	expires      int64
+	caller, conn string
+	installation int64
+	cache        string
+}
+
+type auditWriter struct {
+	ch      chan auditEvent
+	kick    chan struct{}
+	flushes chan chan struct{}
+	events  prometheus.Counter
+	waits   prometheus.Counter
+	buf     []zap.Field
+}
+
+func newAuditWriter(m *metrics) *auditWriter {
+	w := &auditWriter{ch: make(chan auditEvent, auditBuffer), kick: make(chan struct{}, 1), flushes: make(chan chan struct{}),
+		events: m.auditEvents, waits: m.auditWaits}
+	go w.run()
+	return w
+}
+
+// emit queues ev, waiting while the buffer is full.
+func (w *auditWriter) emit(ev auditEvent) {
+	select {
+	case w.ch <- ev:
+	default:
+		w.waits.Inc()
+		w.wake()
+		w.ch <- ev
+	}
+	if len(w.ch) >= cap(w.ch)/2 {
+		w.wake()
+	}
+}
+
+func (w *auditWriter) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush returns once every event queued before it is written and synced.
+func (w *auditWriter) flush() {
+	done := make(chan struct{})
+	w.flushes <- done
+	<-done
+}
+
+func (w *auditWriter) run() {
+	t := time.NewTicker(auditEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.drain()
+		case <-w.kick:
+			w.drain()
+		case done := <-w.flushes:
+			w.drain()
+			close(done)
+		}
+	}
+}
+
+// drain writes what is queued, then syncs the loggers it wrote to.
+func (w *auditWriter) drain() {
+	var last *zap.Logger
+	synced := map[*zap.Logger]bool{}
+	for {
+		select {
+		case ev := <-w.ch:
+			w.write(ev)
+			if ev.log != last {
+				last = ev.log
+				synced[last] = false
+			}
+		default:
+			for l := range synced {
+				_ = l.Sync()
+			}
+			return
+		}
+	}
+}
+
+func (w *auditWriter) write(ev auditEvent) {
+	fields := ev.fields
+	if ev.g != nil {
+		fields = ev.g.auditFields(append(w.buf[:0], auditField, zap.String("caller", ev.caller), zap.String("connection_id", ev.conn),
+			zap.Int64("installation_id", ev.installation), zap.String("outcome", "issued"), zap.String("cache", ev.cache)), ev.expires)
+		w.buf = fields
+	}
+	if ce := ev.log.Check(ev.level, ev.msg); ce != nil {
+		ce.Write(fields...)
+	}
+	w.events.Inc()
+}

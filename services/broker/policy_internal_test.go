@@ -1,0 +1,90 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/ghconnect/ghconnect/pkg/githubapp"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ghconnect/ghconnect/pkg/permissions"
+)
+
+// The broker's allocation-free checks agree with pkg/permissions.
+func TestFastPermissionChecksAgree(t *testing.T) {
+	sets := []map[string]string{
+		nil, {}, {"contents": "read"}, {"contents": "write", "issues": "admin"}, {"pull_requests": "read"},
+		{"Contents": "read"}, {"_x": "read"}, {"a": "read"}, {"contents": "none"}, {"contents": ""}, {"": "read"},
+		{"cont3nts": "read"}, {"contents-x": "read"}, {"a234567890123456789012345678901234567890123456789012345678901234": "read"},
+		{"a2345678901234567890123456789012345678901234567890123456789012345": "read"},
+	}
+	for _, s := range sets {
+		if got, want := validPermissions(s), permissions.Validate(s) == nil; got != want {
+			t.Errorf("validPermissions(%v) = %v, permissions.Validate says %v", s, got, want)
+		}
+		for _, w := range sets {
+			if got, want := covers(s, w), len(permissions.Missing(s, w)) == 0; got != want {
+				t.Errorf("covers(%v, %v) = %v, permissions.Missing says %v", s, w, got, want)
+			}
+		}
+	}
+}
+
+func TestScopeKeyRoundTrip(t *testing.T) {
+	p := &CallerPolicy{Connections: []string{"*"}, Repositories: []string{"*"}, Permissions: map[string]string{"contents": "write", "issues": "read"}}
+	sc, err := p.authorize("x", "c1", []string{"Beta", "alpha", "beta"}, []int64{7, 3, 7}, map[string]string{"issues": "read", "contents": "read"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sc.key("c1", 42)
+	if want := "c1|42|alpha,beta|3,7,|contents=read,issues=read,"; key != want {
+		t.Fatalf("key %q, want %q", key, want)
+	}
+	back, ok := scopeOfKey(key)
+	if !ok || back.key("c1", 42) != key {
+		t.Errorf("scopeOfKey(%q) = %+v, %v", key, back, ok)
+	}
+}
+
+// Grants of the same (long) repository set and permission set share one
+// copy of each.
+func TestGrantSetsInterned(t *testing.T) {
+	c := &connInfo{id: "c1", installationID: 1}
+	var repos []*github.Repository
+	for i := range 6 {
+		repos = append(repos, &github.Repository{ID: github.Int64(int64(10 + i)), FullName: github.String(fmt.Sprintf("octo-org/repository-%d", 5-i))})
+	}
+	sc := scope{permissions: map[string]string{"contents": "read"}}
+	a := grantOf(&github.InstallationToken{Token: github.String("a"), Repositories: repos}, c, sc)
+	b := grantOf(&github.InstallationToken{Token: github.String("b"), Repositories: repos}, c, scope{permissions: map[string]string{"contents": "read"}})
+	if unsafe.StringData(a.repos) != unsafe.StringData(b.repos) || a.perms != b.perms {
+		t.Error("equal sets are not shared")
+	}
+	if got := a.repoNames(); !strings.HasPrefix(got, "octo-org/repository-0,octo-org/repository-1,") {
+		t.Errorf("audit repositories %q, want sorted full names", got)
+	}
+	if rs := a.repositories(); len(rs) != 6 || rs[0].FullName != "octo-org/repository-0" || rs[0].Id != 15 {
+		t.Errorf("repositories %v", rs)
+	}
+}
+
+// A JWT in use is due for renewal ahead of expiry; an idle one is not.
+func TestDueJWTs(t *testing.T) {
+	now := time.Now()
+	u := newUpstream(nil, nil, nil, newMetrics(nil))
+	u.now = func() time.Time { return now }
+	u.jwts = map[string]*jwtEntry{
+		"fresh":   {expires: now.Add(githubapp.Lifetime), used: now},
+		"due":     {expires: now.Add(jwtMargin + jwtRenewAhead - time.Second), used: now.Add(-time.Minute)},
+		"idle":    {expires: now.Add(jwtMargin + jwtRenewAhead - time.Second), used: now.Add(-githubapp.Lifetime - time.Second)},
+		"expired": {expires: now.Add(-time.Second), used: now.Add(-2 * time.Minute)},
+	}
+	got := u.dueJWTs()
+	if len(got) != 2 || !got["due"].Equal(now.Add(-time.Minute)) || got["expired"].IsZero() {
+		t.Errorf("due: %v, want due and expired with their last use", got)
+	}
+}
