@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -46,12 +44,7 @@ func TestCompose(t *testing.T) {
 	// Every hop is mutual TLS: the gateway serves HTTPS, the broker wants a
 	// client certificate (demo-client's, from the stack's CA).
 	s.pki = devca.Files{Dir: filepath.Join(secrets, "tls")}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(readFile(t, s.pki.CA())))
-	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	t.Cleanup(transport.CloseIdleConnections)
-	s.http = &http.Client{Transport: transport}
-	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.trustPKI()
 
 	id := s.create(fmt.Sprintf("ghes-%s.example.com", randomToken()[:8]))
 	s.enable(id)

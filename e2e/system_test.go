@@ -120,6 +120,17 @@ func (s *system) serveTLS(name string) []string {
 	return []string{"-tls-cert", s.pki.Cert(name), "-tls-key", s.pki.Key(name), "-client-ca", s.pki.CA(), "-require-client-cert"}
 }
 
+// trustPKI makes the test's HTTP clients trust the system's CA (the
+// gateway serves HTTPS).
+func (s *system) trustPKI() {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(readFile(s.t, s.pki.CA())))
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	s.t.Cleanup(transport.CloseIdleConnections)
+	s.http = &http.Client{Transport: transport}
+	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // tlsArgs are a gRPC service's TLS flags, both ways.
 func (s *system) tlsArgs(name string) []string { return append(s.serveTLS(name), s.dialTLS(name)...) }
 
@@ -336,12 +347,7 @@ func newSystem(t *testing.T) *system {
 	if _, err := devca.Ensure(s.pki.Dir, principals, devca.DefaultHosts); err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(readFile(t, s.pki.CA())))
-	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	t.Cleanup(transport.CloseIdleConnections)
-	s.http = &http.Client{Transport: transport}
-	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.trustPKI()
 	s.file("policy.json", `{"callers": {
 		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
