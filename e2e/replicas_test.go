@@ -353,12 +353,33 @@ func watchAcrossGates(t *testing.T, s *system, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for len(want) == 0 || want[len(want)-1].on != ((changes-1)%2 == 0) || len(want) < changes {
-		r, err := ref.Recv()
-		if err != nil {
-			t.Fatalf("reference watch: %v after %v", err, want)
+	// Every change is made and answered by now: the history is what
+	// arrives until the stream falls quiet.
+	events := make(chan event)
+	go func() {
+		defer close(events)
+		for {
+			r, err := ref.Recv()
+			if err != nil {
+				return
+			}
+			events <- event{r.GetRevision(), unified(r)}
 		}
-		want = append(want, event{r.GetRevision(), unified(r)})
+	}()
+	for quiet := false; !quiet; {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("reference watch ended after %v", want)
+			}
+			want = append(want, ev)
+		case <-time.After(time.Second):
+			quiet = true
+		}
+	}
+	rcancel()
+	if len(want) < changes {
+		t.Fatalf("the full history has %d events for %d changes: %v", len(want), changes, want)
 	}
 	s.eventually("the subscriber catches up", func() bool {
 		mu.Lock()

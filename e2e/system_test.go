@@ -140,13 +140,31 @@ func (s *system) dialTLS(name string) []string {
 	return []string{"-dial-ca", s.pki.CA(), "-dial-cert", s.pki.Cert(name), "-dial-key", s.pki.Key(name)}
 }
 
+// handedOut are the ports freePort has given out in this test binary: the
+// kernel may offer a port again once its probe listener is closed, and two
+// processes told the same port would collide (a replicated system asks for
+// twenty).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort is a loopback port nothing listens on, never the same twice.
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomToken() string {

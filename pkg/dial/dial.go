@@ -64,10 +64,11 @@ func (f *Flags) HasCert() bool { return f.Cert != "" }
 // has not yet passed on. Calls that change state are safe to repeat
 // (creation is idempotent by request id, disconnect by its recorded
 // steps). Throttling stops the retries from multiplying the load while a
-// whole service is unavailable.
+// whole service is unavailable (after 50 more failures than successes),
+// but not when one replica of many dies under a burst of calls.
 const ServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
-  "retryThrottling": {"maxTokens": 20, "tokenRatio": 0.2},
+  "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.1},
   "methodConfig": [{
     "name": [{}],
     "retryPolicy": {
