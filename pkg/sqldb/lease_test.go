@@ -56,18 +56,6 @@ func (r *replica) stop() {
 	<-r.done
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // leaders counts the replicas that hold the lease and run the work.
 func leaders(rs ...*replica) int {
 	n := 0
@@ -85,7 +73,7 @@ func TestLeaseOneLeaderOnPostgres(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	a := startReplica(t, dsn, "reconciler")
 	b := startReplica(t, dsn, "reconciler")
-	waitFor(t, 5*time.Second, "a leader", func() bool { return leaders(a, b) == 1 })
+	testenv.Eventually(t, 5*time.Second, "a leader", func() bool { return leaders(a, b) == 1 })
 	for end := time.Now().Add(4 * leaseRetry); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if n := leaders(a, b); n != 1 {
 			t.Fatalf("%d leaders", n)
@@ -96,7 +84,7 @@ func TestLeaseOneLeaderOnPostgres(t *testing.T) {
 	}
 	// A lease of another name is a separate election.
 	other := startReplica(t, dsn, "key-follower")
-	waitFor(t, 5*time.Second, "the other lease's leader", func() bool { return leaders(other) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the other lease's leader", func() bool { return leaders(other) == 1 })
 	if leaders(a, b) != 1 {
 		t.Errorf("the second lease disturbed the first")
 	}
@@ -129,7 +117,7 @@ func holderPID(t *testing.T, db *sqldb.DB) int {
 func TestLeaseTakeoverWhenTheSessionDies(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	a := startReplica(t, dsn, "reconciler")
-	waitFor(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
+	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
 	b := startReplica(t, dsn, "reconciler")
 	time.Sleep(2 * leaseRetry)
 	if leaders(b) != 0 || leaders(a) != 1 {
@@ -141,8 +129,8 @@ func TestLeaseTakeoverWhenTheSessionDies(t *testing.T) {
 	if err := b.db.QueryRow(`SELECT pg_terminate_backend($1)`, pid).Scan(&ok); err != nil || !ok {
 		t.Fatalf("pg_terminate_backend(%d): %v %v", pid, ok, err)
 	}
-	took := waitFor(t, leaseRetry+time.Second, "b leads", func() bool { return leaders(b) == 1 })
-	waitFor(t, leaseRetry+time.Second, "a stops acting as the leader", func() bool { return a.running.Load() == 0 && !a.lease.Held() })
+	took := testenv.Eventually(t, leaseRetry+time.Second, "b leads", func() bool { return leaders(b) == 1 })
+	testenv.Eventually(t, leaseRetry+time.Second, "a stops acting as the leader", func() bool { return a.running.Load() == 0 && !a.lease.Held() })
 	a.mu.Lock()
 	stoppedAfter := a.stopped[0].Sub(killed)
 	a.mu.Unlock()
@@ -165,7 +153,7 @@ func TestLeaseTakeoverWhenTheSessionDies(t *testing.T) {
 func TestLeaseTakeoverWhenTheLeaderStops(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	a := startReplica(t, dsn, "reconciler")
-	waitFor(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
+	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
 	b := startReplica(t, dsn, "reconciler")
 	time.Sleep(2 * leaseRetry)
 	if leaders(b) != 0 {
@@ -175,7 +163,7 @@ func TestLeaseTakeoverWhenTheLeaderStops(t *testing.T) {
 	if a.lease.Held() || a.running.Load() != 0 {
 		t.Fatal("a still leads after Run returned")
 	}
-	took := waitFor(t, leaseRetry+time.Second, "b leads", func() bool { return leaders(b) == 1 })
+	took := testenv.Eventually(t, leaseRetry+time.Second, "b leads", func() bool { return leaders(b) == 1 })
 	t.Logf("b leads %v after a stopped", took)
 	// a gave the lock back, its pooled connections hold nothing.
 	if pid := holderPID(t, b.db); pid == 0 {
@@ -188,7 +176,7 @@ func TestLeaseAlwaysHeldOnSQLite(t *testing.T) {
 	dsn := testenv.SQLite(t)
 	a := startReplica(t, dsn, "reconciler")
 	b := startReplica(t, dsn, "reconciler")
-	waitFor(t, time.Second, "both lead", func() bool { return leaders(a, b) == 2 })
+	testenv.Eventually(t, time.Second, "both lead", func() bool { return leaders(a, b) == 2 })
 	a.stop()
 	if a.lease.Held() {
 		t.Error("held after Run returned")

@@ -108,3 +108,17 @@ func redactDSN(dsn string) string {
 	}
 	return u.Redacted()
 }
+
+// Eventually polls cond until it holds, failing the test after within;
+// it returns how long that took.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}

@@ -114,18 +114,6 @@ func (r *replica) followsKeys(t *testing.T) float64 {
 	return r.metric(t, `ghconnect_registry_loop_runs_total{loop="key_follower"}`)
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // leaseConfig is a registry's configuration on dsn with Vault and the
 // emulator, its loops fast.
 func leaseConfig(t *testing.T, dsn string) registry.Config {
@@ -180,7 +168,7 @@ func TestOneReplicaReconciles(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	cfg := leaseConfig(t, dsn)
 	a := runReplica(t, "a", cfg)
-	eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
+	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
 	b := runReplica(t, "b", cfg)
 	time.Sleep(4 * leaderRetry)
 	if r, k := b.leads(t); r || k {
@@ -226,8 +214,8 @@ func TestOneReplicaReconciles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	took := eventually(t, leaderRetry+2*time.Second, "b leads", func() bool { r, k := b.leads(t); return r && k })
-	eventually(t, time.Second, "a stops leading", func() bool { r, k := a.leads(t); return !r && !k })
+	took := testenv.Eventually(t, leaderRetry+2*time.Second, "b leads", func() bool { r, k := b.leads(t); return r && k })
+	testenv.Eventually(t, time.Second, "a stops leading", func() bool { r, k := a.leads(t); return !r && !k })
 	t.Logf("b leads %v after a's sessions were terminated", took)
 	aRuns := a.reconciles(t)
 	time.Sleep(4 * leaderRetry)
@@ -244,10 +232,10 @@ func TestOneReplicaReconciles(t *testing.T) {
 	// 2. b stops: a takes over again and finishes an interrupted
 	// disconnect, nobody else being there to do it.
 	b.stop()
-	took = eventually(t, leaderRetry+2*time.Second, "a leads again", func() bool { r, k := a.leads(t); return r && k })
+	took = testenv.Eventually(t, leaderRetry+2*time.Second, "a leads again", func() bool { r, k := a.leads(t); return r && k })
 	t.Logf("a leads %v after b stopped", took)
 	interruptedDisconnect(t, store, "lease-1")
-	eventually(t, 5*time.Second, "the survivor's reconciler finishes the disconnect", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the survivor's reconciler finishes the disconnect", func() bool {
 		return state(t, store, "lease-1") == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED
 	})
 	h, err := store.Events(context.Background(), 0, "lease-1", 100)
@@ -268,5 +256,5 @@ func TestOneReplicaReconciles(t *testing.T) {
 // On SQLite the registry is one process: it always leads.
 func TestSQLiteRegistryAlwaysLeads(t *testing.T) {
 	a := runReplica(t, "a", leaseConfig(t, testenv.SQLite(t)))
-	eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
+	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
 }
