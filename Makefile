@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/bin:$(PATH)
 # Every package of the workspace (go.work); vaultdev is its own world.
 PKGS := github.com/ghconnect/ghconnect/...
 # Modules that must each build on their own with GOWORK=off.
-MODULES := gen pkg services/registry services/gateway services/broker services/featuregate dev/ghemu e2e deploy/k8s
+MODULES := gen pkg services/registry services/gateway services/broker services/featuregate dev/ghemu dev/oidcdev e2e deploy/k8s
 STANDALONE := dev/vaultdev deploy/healthcheck
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 

@@ -53,7 +53,7 @@ func startReplicated(t *testing.T) *system {
 	}
 	common := func(svc string, i int) []string {
 		name := replica(svc, i)
-		return append([]string{svc, "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"), "-tokens-file", filepath.Join(s.dir, "tokens")}, s.tlsArgs(svc)...)
+		return append([]string{svc, "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"), "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json")}, s.tlsArgs(svc)...)
 	}
 	creds := func(svc string) []string {
 		return []string{"-vault-addr", s.vault, "-vault-role-id-file", filepath.Join(s.dir, "vault-creds", svc+"-role-id"),

@@ -255,7 +255,7 @@ func (s *system) registryArgsFor(name string) []string {
 		db = "sqlite:" + filepath.Join(s.dir, "registry.db")
 	}
 	args := []string{"registry", "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"),
-		"-database", db, "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-database", db, "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
@@ -301,13 +301,13 @@ func startSystemWith(t *testing.T, opts systemOptions) *system {
 // talking to s.callersRegistry.
 func (s *system) startCallers() {
 	reg := s.addr(s.callersRegistry)
-	s.start("broker", nil, append([]string{"broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+	s.start("broker", nil, append([]string{"broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
 		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
 		"-github-url", s.emu, "-registry-addr", reg}, s.tlsArgs("broker")...)...)
 	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
 	s.start("featuregate", nil, append([]string{"featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
-		"-database", "sqlite:" + filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"),
+		"-database", "sqlite:" + filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
 		"-registry-addr", reg, "-broker-addr", s.addr("broker"), "-github-url", s.emu}, s.tlsArgs("featuregate")...)...)
 	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
 	s.gw = "https://" + s.addr("gateway")
@@ -370,6 +370,10 @@ func newSystem(t *testing.T) *system {
 		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
 		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
+	// Who may call what: the default members, and search-svc, an internal
+	// service using the feature gate.
+	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
+		"gateway": ["gateway"], "search-svc": ["feature-client"]}, "forwarders": {"gateway": ["admin", "auditor"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
 		t.Fatal(err)

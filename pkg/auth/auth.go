@@ -1,7 +1,8 @@
-// Package auth authenticates gRPC callers. The gateway forwards the HTTP
-// Authorization header as metadata, so REST and gRPC calls meet the same
-// check. Static bearer tokens (stored as SHA-256 hashes) serve today; other
-// methods (OIDC, mutual TLS) plug in as further Authenticators.
+// Package auth authenticates and authorizes gRPC callers. Callers prove
+// who they are by a bearer token (stored as SHA-256 hashes) or a mutual TLS
+// client certificate; the gateway forwards an API caller's bearer token,
+// or names the signed-in person it serves (see Rules.Resolve). Rules then
+// allow each method to the roles listed for it, and nothing else.
 package auth
 
 import (
@@ -26,6 +27,21 @@ type Principal struct {
 	Name string
 	// Method says how the caller proved who it is, e.g. "bearer".
 	Method string
+	// Roles are what the caller may do (see Rules).
+	Roles []string
+	// Via names the service that forwarded a person's call (the
+	// gateway); empty for a direct caller.
+	Via string
+}
+
+// HasRole reports whether p holds role.
+func (p Principal) HasRole(role string) bool {
+	for _, r := range p.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
 }
 
 // Authenticator decides who is calling.
@@ -152,13 +168,14 @@ func (p Public) allows(fullMethod string) bool {
 // DefaultPublic is what orchestrators and grpcurl need without a token.
 var DefaultPublic = Public{"/grpc.health.v1.Health/", "/grpc.reflection."}
 
-// UnaryInterceptor authenticates every unary call not in public.
-func UnaryInterceptor(a Authenticator, public Public) grpc.UnaryServerInterceptor {
+// UnaryInterceptor authenticates and authorizes every unary call not in
+// public.
+func UnaryInterceptor(g *Guard, public Public) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if public.allows(info.FullMethod) {
 			return handler(ctx, req)
 		}
-		p, err := a.Authenticate(ctx)
+		p, err := g.check(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -166,13 +183,14 @@ func UnaryInterceptor(a Authenticator, public Public) grpc.UnaryServerIntercepto
 	}
 }
 
-// StreamInterceptor authenticates every stream not in public.
-func StreamInterceptor(a Authenticator, public Public) grpc.StreamServerInterceptor {
+// StreamInterceptor authenticates and authorizes every stream not in
+// public.
+func StreamInterceptor(g *Guard, public Public) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if public.allows(info.FullMethod) {
 			return handler(srv, ss)
 		}
-		p, err := a.Authenticate(ss.Context())
+		p, err := g.check(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,9 @@ type Callers struct {
 	TLSKey            string
 	ClientCA          string
 	RequireClientCert bool
+	// AuthzFile gives roles to principals (JSON Members); empty means
+	// DefaultMembers.
+	AuthzFile string
 }
 
 // RegisterFlags binds the fields to -tokens-file, -tls-cert, -tls-key,
@@ -28,6 +31,7 @@ func (c *Callers) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM), in the folder of -tls-cert")
 	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates (principal: the certificate's common name)")
 	fs.BoolVar(&c.RequireClientCert, "require-client-cert", false, "refuse at the TLS handshake every caller without a client certificate signed by -client-ca")
+	fs.StringVar(&c.AuthzFile, "authz-file", "", `roles of the callers (JSON {"principals": {name: [roles]}, "forwarders": {name: [roles]}}); default: each service by its name, "admin" as admin, the gateway forwarding admins and auditors`)
 }
 
 // Validate reports flags that do not go together.
@@ -44,9 +48,22 @@ func (c *Callers) Validate() error {
 	return nil
 }
 
-// Load returns the authenticator and the gRPC server options (TLS) the
-// flags describe, and what to close when the server is done.
-func (c *Callers) Load() (Authenticator, []grpc.ServerOption, io.Closer, error) {
+// Load returns the guard (authentication and authorization) and the gRPC
+// server options (TLS) the flags describe, and what to close when the
+// server is done.
+func (c *Callers) Load() (*Guard, []grpc.ServerOption, io.Closer, error) {
+	rules, err := LoadRules(c.AuthzFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	authn, opts, closer, err := c.loadAuthn()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return &Guard{Authn: authn, Rules: rules}, opts, closer, nil
+}
+
+func (c *Callers) loadAuthn() (Authenticator, []grpc.ServerOption, io.Closer, error) {
 	var authn Authenticator
 	if c.TokensFile != "" {
 		tokens, err := LoadTokenFile(c.TokensFile)

@@ -45,7 +45,7 @@ func serve(t *testing.T, cfg *Callers) *tlsServer {
 	t.Cleanup(func() { closer.Close() })
 	s := &tlsServer{seen: make(chan Principal, 1)}
 	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		p, err := authn.Authenticate(ctx)
+		p, err := authn.Authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -30,14 +30,14 @@ type replica struct {
 // authentication.
 func startReplica(t *testing.T, callers auth.Callers) *replica {
 	t.Helper()
-	authn, opts, closer, err := callers.Load()
+	guard, opts, closer, err := callers.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closer.Close() })
 	r := &replica{}
 	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		p, err := authn.Authenticate(ctx)
+		p, err := guard.Authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}

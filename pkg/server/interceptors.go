@@ -106,6 +106,9 @@ func logCall(ctx context.Context, method string, start time.Time, err error, aud
 	fields := []zap.Field{zap.String("code", st.Code().String()), zap.Duration("duration", time.Since(start))}
 	if p, ok := auth.FromContext(ctx); ok {
 		fields = append(fields, zap.String("principal", p.Name))
+		if p.Via != "" {
+			fields = append(fields, zap.String("via", p.Via))
+		}
 	}
 	if err != nil {
 		fields = append(fields, zap.String("error", st.Message()))

@@ -26,9 +26,9 @@ import (
 // Options configures a Server.
 type Options struct {
 	Logger *zap.Logger
-	// Auth authenticates callers; nil lets every call through (tests of
-	// services that have no callers' identity to check).
-	Auth auth.Authenticator
+	// Guard authenticates and authorizes callers; nil lets every call
+	// through (tests of services that have no callers' identity to check).
+	Guard *auth.Guard
 	// Public are the methods reachable without credentials; nil means
 	// auth.DefaultPublic.
 	Public auth.Public
@@ -91,9 +91,9 @@ func New(opts Options) *Server {
 		logStream(audited),
 		m.stream,
 	}
-	if opts.Auth != nil {
-		unary = append(unary, auth.UnaryInterceptor(opts.Auth, opts.Public))
-		stream = append(stream, auth.StreamInterceptor(opts.Auth, opts.Public))
+	if opts.Guard != nil {
+		unary = append(unary, auth.UnaryInterceptor(opts.Guard, opts.Public))
+		stream = append(stream, auth.StreamInterceptor(opts.Guard, opts.Public))
 		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			notePrincipal(ctx)
 			return h(ctx, req)

@@ -41,7 +41,12 @@ func (panicky) GetConnection(ctx context.Context, req *registryv1.GetConnectionR
 func TestServer(t *testing.T) {
 	var logs bytes.Buffer
 	logger, _ := logging.NewWithSink(logging.Options{}, zapcore.Lock(zapcore.AddSync(&logs)))
-	srv := New(Options{Logger: logger, Auth: auth.NewStaticTokens(map[string][32]byte{"svc": sha("tok")}), ShutdownTimeout: 2 * time.Second})
+	rules, err := auth.NewRules(auth.Members{Principals: map[string][]string{"svc": {"auditor"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := &auth.Guard{Authn: auth.NewStaticTokens(map[string][32]byte{"svc": sha("tok")}), Rules: rules}
+	srv := New(Options{Logger: logger, Guard: guard, ShutdownTimeout: 2 * time.Second})
 	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, panicky{})
 	srv.Health.SetServingStatus("x", healthpb.HealthCheckResponse_SERVING)
 	gl, hl, err := Listen("127.0.0.1:0", "127.0.0.1:0")
@@ -74,6 +79,11 @@ func TestServer(t *testing.T) {
 	_, err = client.GetConnection(context.Background(), &registryv1.GetConnectionRequest{Id: "a"})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("no token: %v", err)
+	}
+	// An auditor may read, not create.
+	_, err = client.CreateConnection(authed, &registryv1.CreateConnectionRequest{})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("auditor created: %v", err)
 	}
 	// Health needs no token.
 	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: "x"}); err != nil {

@@ -89,13 +89,16 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "broker"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
+	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
 	defer tlsFiles.Close()
 	policy, err := LoadPolicy(cfg.PolicyFile)
 	if err != nil {
+		return err
+	}
+	if err := policy.GrantRoles(guard.Rules); err != nil {
 		return err
 	}
 	vaultSession, err := cfg.Vault.Login(ctx, logger)
@@ -113,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer conn.Close()
 
-	srv := server.New(server.Options{Logger: logger, Auth: authn, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
+	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
 	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err

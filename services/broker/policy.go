@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 )
@@ -26,6 +27,20 @@ type CallerPolicy struct {
 	Exclusive bool `json:"exclusive"`
 	// Admin lets the caller revoke every token of a connection.
 	Admin bool `json:"admin"`
+}
+
+// GrantRoles gives the policy's admin callers what they need besides the
+// token methods (which every caller may call, the policy deciding and
+// auditing): reading a connection's signing status (role token-admin).
+func (p *Policy) GrantRoles(r *auth.Rules) error {
+	for name, c := range p.Callers {
+		if c.Admin {
+			if err := r.Grant(name, "token-admin"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Policy maps caller principals to their policies.

@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "featuregate"))
 	ctx = logging.WithLogger(ctx, logger)
-	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
+	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		gate.SetSearcher(searcher)
 	}
-	srv := server.New(server.Options{Logger: logger, Auth: authn, ExtraGRPCOptions: grpcOpts})
+	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {

@@ -64,7 +64,11 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 	}
 	gate := featuregate.NewServer(store)
 	gate.SetPollInterval(50 * time.Millisecond)
-	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
+	rules := auth.DefaultRules()
+	if err := rules.Grant("search-svc", "feature-client"); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
 	gate.Register(srv)
 	if extra != nil {
 		extra(srv.GRPC)
@@ -234,7 +238,8 @@ func TestConsentAndLinking(t *testing.T) {
 	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := e.ctx(t, "admin")
+	// Per-user calls come from an internal service (GHES on behalf of its users).
+	svc := e.ctx(t, "search-svc")
 	reasonOf := func(user string) featuregatev1.Reason { return e.check(t, id, user, contributions)[0].Reason }
 	steps := []struct {
 		name string
@@ -243,23 +248,23 @@ func TestConsentAndLinking(t *testing.T) {
 	}{
 		{"nothing yet", func() error { return nil }, featuregatev1.Reason_REASON_NOT_LINKED},
 		{"opted in, not linked", func() error {
-			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
+			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
 			return err
 		}, featuregatev1.Reason_REASON_NOT_LINKED},
 		{"linked and opted in", func() error {
-			_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77})
+			_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77})
 			return err
 		}, featuregatev1.Reason_REASON_EFFECTIVE},
 		{"opted out", func() error {
-			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: false})
+			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: false})
 			return err
 		}, featuregatev1.Reason_REASON_NO_CONSENT},
 		{"opted in again", func() error {
-			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
+			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
 			return err
 		}, featuregatev1.Reason_REASON_EFFECTIVE},
 		{"unlinked", func() error {
-			_, err := e.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "mona"})
+			_, err := e.gate.UnlinkAccount(svc, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "mona"})
 			return err
 		}, featuregatev1.Reason_REASON_NOT_LINKED},
 	}
@@ -276,19 +281,19 @@ func TestConsentAndLinking(t *testing.T) {
 		t.Errorf("search for an unlinked user: %v", r)
 	}
 	// One GitHub.com account, one server user.
-	if _, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77}); err != nil {
+	if _, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "hubot", GithubLogin: "mona-cloud", GithubId: 77})
+	_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "hubot", GithubLogin: "mona-cloud", GithubId: 77})
 	if status.Code(err) != codes.AlreadyExists {
 		t.Errorf("second link of one account: %v", err)
 	}
-	_, err = e.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "hubot"})
+	_, err = e.gate.UnlinkAccount(svc, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "hubot"})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("unlink of an unlinked user: %v", err)
 	}
 	// Bulk: users × features, users outer.
-	resp, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "hubot"}, Features: []featuregatev1.Feature{search, contributions}})
+	resp, err := e.gate.Check(svc, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "hubot"}, Features: []featuregatev1.Feature{search, contributions}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,6 +370,8 @@ func TestValidationAndAuth(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, "ghes.example.com", allPerms)
 	ctx := e.ctx(t, "admin")
+	// Per-user calls come from an internal service (GHES on behalf of its users).
+	svc := e.ctx(t, "search-svc")
 	calls := map[string]func() error{
 		"no features": func() error {
 			_, err := e.gate.UpdateSettings(ctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: id})
@@ -379,19 +386,19 @@ func TestValidationAndAuth(t *testing.T) {
 			return err
 		},
 		"consent for a feature without opt-in": func() error {
-			_, err := e.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: search, OptedIn: true})
+			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: search, OptedIn: true})
 			return err
 		},
 		"bad github login": func() error {
-			_, err := e.gate.LinkAccount(ctx, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "-bad", GithubId: 1})
+			_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "-bad", GithubId: 1})
 			return err
 		},
 		"bad user": func() error {
-			_, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"a b"}, Features: []featuregatev1.Feature{search}})
+			_, err := e.gate.Check(svc, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"a b"}, Features: []featuregatev1.Feature{search}})
 			return err
 		},
 		"check without users": func() error {
-			_, err := e.gate.Check(ctx, &featuregatev1.CheckRequest{ConnectionId: id, Features: []featuregatev1.Feature{search}})
+			_, err := e.gate.Check(svc, &featuregatev1.CheckRequest{ConnectionId: id, Features: []featuregatev1.Feature{search}})
 			return err
 		},
 	}

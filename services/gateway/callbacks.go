@@ -18,14 +18,35 @@ import (
 type callbacks struct {
 	registry registryv1.ConnectionRegistryServiceClient
 	token    string
+	sso      *ssoHandler // nil: the state alone is the credential
+}
+
+// signedIn, with single sign-on, makes the callback the signed-in admin's
+// (the registry refuses a state started by somebody else); a browser
+// without a session signs in first and comes back.
+func (c *callbacks) signedIn(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c.sso == nil {
+			h(w, r)
+			return
+		}
+		s, ok := c.sso.current(r)
+		if !ok {
+			http.Redirect(w, r, "/auth/login?"+url.Values{"return": {r.URL.RequestURI()}}.Encode(), http.StatusFound)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+	}
 }
 
 func (c *callbacks) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	if c.token == "" { // the gateway's client certificate speaks for it
-		return ctx, cancel
+	md := personMetadata(c.token)(ctx, r)
+	if md == nil && c.token != "" {
+		md = metadata.Pairs("authorization", "Bearer "+c.token)
 	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token), cancel
+	// Without a token, the gateway's client certificate speaks for it.
+	return metadata.NewOutgoingContext(ctx, md), cancel
 }
 
 // manifest receives ?code&state after GitHub.com created the App and sends

@@ -41,6 +41,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "HTTPS certificate (PEM, re-read when it changes); without it the gateway serves plain HTTP")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "HTTPS private key (PEM), in the folder of -tls-cert")
 	c.Upstreams.Dial.RegisterFlags(fs)
+	c.Upstreams.SSO.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
 
@@ -55,7 +56,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCert != "") != (c.TLSKey != "") {
 		return errors.New("-tls-cert and -tls-key go together")
 	}
-	return c.Upstreams.Dial.Validate()
+	return errors.Join(c.Upstreams.Dial.Validate(), c.Upstreams.SSO.Validate())
 }
 
 // Run serves the gateway until ctx is done, then drains requests for up to

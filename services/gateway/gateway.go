@@ -58,11 +58,21 @@ type Upstreams struct {
 	ServiceToken string
 	// Dial is the TLS of the calls to the services.
 	Dial dial.Flags
+	// SSO, when enabled, signs people in to the admin page and the API.
+	SSO SSO
 }
 
 // New dials the upstreams and builds the handler.
 func New(ctx context.Context, up Upstreams) (*Gateway, error) {
+	var sso *ssoHandler
+	if up.SSO.Enabled() {
+		var err error
+		if sso, err = newSSO(up.SSO); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	mux := runtime.NewServeMux(
+		runtime.WithMetadata(personMetadata(up.ServiceToken)),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
 		runtime.WithOutgoingHeaderMatcher(func(k string) (string, bool) {
 			if k == "x-request-id" {
@@ -111,7 +121,21 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	}
 
 	root := http.NewServeMux()
-	root.Handle("/v1/", requireBearer(mux, limitBody(mux)))
+	unauthorized := func(w http.ResponseWriter, r *http.Request, msg string) {
+		_, out := runtime.MarshalerForRequest(mux, r)
+		errorHandler(r.Context(), mux, out, w, r, status.Error(codes.Unauthenticated, msg))
+	}
+	if sso != nil {
+		sso.register(root)
+		root.Handle("/v1/", sso.withSession(unauthorized, limitBody(mux)))
+	} else {
+		root.Handle("/v1/", requireBearer(unauthorized, limitBody(mux)))
+		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"sso":false}` + "\n"))
+		})
+	}
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gen.OpenAPI)
@@ -121,9 +145,9 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	})
 	root.HandleFunc("GET /readyz", g.ready)
 	if reg := g.upstream("registry"); reg != nil && (up.ServiceToken != "" || up.Dial.HasCert()) {
-		cb := &callbacks{registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), token: up.ServiceToken}
-		root.HandleFunc("GET /connect/callback", cb.manifest)
-		root.HandleFunc("GET /connect/setup", cb.setup)
+		cb := &callbacks{registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), token: up.ServiceToken, sso: sso}
+		root.HandleFunc("GET /connect/callback", cb.signedIn(cb.manifest))
+		root.HandleFunc("GET /connect/setup", cb.signedIn(cb.setup))
 	}
 	root.Handle("/", uiHandler())
 	g.handler = root
@@ -169,11 +193,14 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // headerMatcher forwards what the services need: Authorization (which
-// grpc-gateway forwards itself) and the request id.
+// grpc-gateway forwards itself) and the request id. The person headers
+// are the gateway's to set (from the session), never the client's.
 func headerMatcher(key string) (string, bool) {
-	switch strings.ToLower(key) {
-	case "x-request-id":
+	switch k := strings.ToLower(key); {
+	case k == "x-request-id":
 		return "x-request-id", true
+	case strings.HasPrefix(k, "grpc-metadata-x-ghconnect-"):
+		return "", false
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }
@@ -181,12 +208,10 @@ func headerMatcher(key string) (string, bool) {
 // requireBearer answers 401 to an API call without a bearer token before
 // it reaches a service: over mutual TLS the gateway's own certificate
 // would otherwise stand in for the missing caller.
-func requireBearer(mux *runtime.ServeMux, h http.Handler) http.Handler {
+func requireBearer(unauthorized func(http.ResponseWriter, *http.Request, string), h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
-			_, out := runtime.MarshalerForRequest(mux, r)
-			errorHandler(r.Context(), mux, out, w, r, status.Error(codes.Unauthenticated, "missing bearer token"))
+		if !hasBearer(r) {
+			unauthorized(w, r, "missing bearer token")
 			return
 		}
 		h.ServeHTTP(w, r)

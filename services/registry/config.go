@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 	logger = logger.With(zap.String("service", "registry"))
 	ctx = logging.WithLogger(ctx, logger)
 
-	authn, grpcOpts, tlsFiles, err := cfg.Callers.Load()
+	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
-	srv := server.New(server.Options{Logger: logger, Auth: authn, ExtraGRPCOptions: grpcOpts})
+	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	reg := NewServer(store, issuers)
 	reg.Register(srv)
 	if cfg.Vault.Addr != "" {

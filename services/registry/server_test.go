@@ -12,6 +12,7 @@ import (
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
@@ -561,5 +562,47 @@ func TestWatchEndsWithStream(t *testing.T) {
 	_, err = s.Recv()
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("recv after cancel: %v", err)
+	}
+}
+
+// Only admins change connections: a service's own credentials reach only
+// the methods that service calls, and a person the gateway vouches for
+// gets the roles it vouches for, recorded under their own name.
+func TestAuthorizationPerMethod(t *testing.T) {
+	e := &env{registrytest.Start(t, testenv.SQLite(t), "broker", "gateway")}
+	c := e.create(t, "ghes.example.com", "octo-org")
+	for _, svc := range []string{"broker", "gateway"} {
+		_, err := e.Client.Disconnect(e.ctx(t, svc), &registryv1.DisconnectRequest{Id: c.Id})
+		wantCode(t, err, codes.PermissionDenied)
+		_, err = e.Client.CreateConnection(e.ctx(t, svc), e.createReq("other.example.com", "octo-org"))
+		wantCode(t, err, codes.PermissionDenied)
+	}
+	// The broker may watch, which is what it calls.
+	stream, err := e.Client.WatchConnections(e.ctx(t, "broker"), &registryv1.WatchConnectionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("broker watch: %v", err)
+	}
+
+	asPerson := func(name, roles string) context.Context {
+		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, name, auth.RolesHeader, roles)
+	}
+	if _, err := e.Client.GetConnection(asPerson("ada@example.com", "auditor"), &registryv1.GetConnectionRequest{Id: c.Id}); err != nil {
+		t.Fatalf("auditor read: %v", err)
+	}
+	_, err = e.Client.Disconnect(asPerson("ada@example.com", "auditor"), &registryv1.DisconnectRequest{Id: c.Id})
+	wantCode(t, err, codes.PermissionDenied)
+	// bob's bearer token is not a forwarder's: naming someone else is refused.
+	_, err = e.Client.GetConnection(metadata.AppendToOutgoingContext(e.ctx(t, "bob"), auth.UserHeader, "alice"), &registryv1.GetConnectionRequest{Id: c.Id})
+	wantCode(t, err, codes.PermissionDenied)
+
+	resp, err := e.Client.CreateConnection(asPerson("grace@example.com", "admin"), e.createReq("two.example.com", "other-org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Connection.CreatedBy != "grace@example.com" {
+		t.Errorf("created by %q, want the person", resp.Connection.CreatedBy)
 	}
 }

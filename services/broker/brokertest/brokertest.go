@@ -177,11 +177,15 @@ func Start(t testing.TB, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Logger: logger, Auth: authn, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
+	rules := auth.DefaultRules()
+	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
 	e.BrokerVault = e.Creds.Login(t, "broker")
 	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if o.Tweak != nil {
 		o.Tweak(&opts)
+	}
+	if err := opts.Policy.GrantRoles(rules); err != nil {
+		t.Fatal(err)
 	}
 	if e.Broker, err = broker.New(opts); err != nil {
 		t.Fatal(err)

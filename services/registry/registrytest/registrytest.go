@@ -59,7 +59,16 @@ func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Auth: authn, ShutdownTimeout: time.Second})
+	// alice and bob are admins; the other principals keep their default
+	// roles (the services by their names).
+	rules := auth.DefaultRules()
+	if err := rules.Grant("alice", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rules.Grant("bob", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
 	reg := registry.NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
 	reg.SetWatchPollInterval(50 * time.Millisecond)
 	if configure != nil {

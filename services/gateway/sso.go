@@ -1,0 +1,446 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/config"
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc/metadata"
+)
+
+// SSO configures single sign-on for the admin page and the REST API:
+// OpenID Connect (authorization code with PKCE) against the enterprise's
+// identity provider, roles from a group claim, and server-side sessions.
+type SSO struct {
+	Issuer           string
+	ClientID         string
+	ClientSecretFile string
+	// PublicURL is the gateway's address as browsers reach it; the
+	// provider sends them back to PublicURL/auth/callback.
+	PublicURL     string
+	GroupsClaim   string
+	AdminGroups   string
+	AuditorGroups string
+	SessionTTL    time.Duration
+	// CAFile, if set, is the CA the provider's HTTPS certificate is
+	// checked against (otherwise the system's).
+	CAFile string
+}
+
+// RegisterFlags binds s to -oidc-* and -session-ttl.
+func (s *SSO) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.Issuer, "oidc-issuer", "", "OpenID Connect issuer URL of the identity provider (empty: the admin page signs in with a bearer token)")
+	fs.StringVar(&s.ClientID, "oidc-client-id", "", "OAuth client id of the gateway at the identity provider")
+	fs.StringVar(&s.ClientSecretFile, "oidc-client-secret-file", "", "file holding the OAuth client secret")
+	fs.StringVar(&s.PublicURL, "public-url", "", "the gateway's URL as browsers reach it, e.g. https://ghconnect.example.com (the sign-in redirect and the origin state-changing requests must come from)")
+	fs.StringVar(&s.GroupsClaim, "oidc-groups-claim", "groups", "ID token claim listing the user's groups")
+	fs.StringVar(&s.AdminGroups, "oidc-admin-groups", "ghconnect-admins", "comma-separated groups whose members are admins (may change things)")
+	fs.StringVar(&s.AuditorGroups, "oidc-auditor-groups", "ghconnect-auditors", "comma-separated groups whose members are auditors (read everything, change nothing)")
+	fs.DurationVar(&s.SessionTTL, "session-ttl", 8*time.Hour, "how long a sign-in lasts")
+	fs.StringVar(&s.CAFile, "oidc-ca-file", "", "CA certificates (PEM) of the identity provider's HTTPS, if not the system's")
+}
+
+// Enabled reports whether single sign-on is configured.
+func (s *SSO) Enabled() bool { return s.Issuer != "" }
+
+// Validate reports missing or malformed settings.
+func (s *SSO) Validate() error {
+	if !s.Enabled() {
+		return nil
+	}
+	var errs []error
+	if s.ClientID == "" {
+		errs = append(errs, errors.New("-oidc-client-id is required with -oidc-issuer"))
+	}
+	if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		errs = append(errs, errors.New("-public-url must be the gateway's origin, e.g. https://ghconnect.example.com, with -oidc-issuer"))
+	}
+	if s.SessionTTL < time.Minute {
+		errs = append(errs, errors.New("-session-ttl must be at least 1m"))
+	}
+	if len(groups(s.AdminGroups)) == 0 && len(groups(s.AuditorGroups)) == 0 {
+		errs = append(errs, errors.New("-oidc-admin-groups or -oidc-auditor-groups must name a group"))
+	}
+	return errors.Join(errs...)
+}
+
+func groups(list string) []string {
+	var out []string
+	for _, g := range strings.Split(list, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+const (
+	sessionCookie = "ghconnect_session"
+	loginCookie   = "ghconnect_login"
+	csrfHeader    = "X-Csrf-Token"
+	loginTTL      = 10 * time.Minute
+)
+
+// session is one signed-in person. Only the SHA-256 of its id is kept, so
+// the table itself holds no usable cookie.
+type session struct {
+	User    string
+	Roles   []string
+	CSRF    string
+	Expires time.Time
+}
+
+// login is a sign-in under way: what the callback must match.
+type login struct {
+	verifier, nonce, returnTo string
+	expires                   time.Time
+}
+
+// ssoHandler serves /auth/* and checks sessions.
+type ssoHandler struct {
+	cfg    SSO
+	secret string
+	secure bool // cookies only over HTTPS
+	client *http.Client
+	now    func() time.Time
+
+	mu       sync.Mutex
+	provider *oidc.Provider // discovered on first use, so a provider outage does not stop the gateway
+	sessions map[[sha256.Size]byte]*session
+	logins   map[string]*login
+}
+
+func newSSO(cfg SSO) (*ssoHandler, error) {
+	h := &ssoHandler{cfg: cfg, now: time.Now, sessions: map[[sha256.Size]byte]*session{}, logins: map[string]*login{}, client: &http.Client{Timeout: 15 * time.Second}}
+	h.secure = strings.HasPrefix(cfg.PublicURL, "https:")
+	if cfg.ClientSecretFile != "" {
+		var err error
+		if h.secret, err = config.ReadSecret(cfg.ClientSecretFile); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("sso: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sso: %s holds no certificate", cfg.CAFile)
+		}
+		h.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
+	}
+	return h, nil
+}
+
+func (h *ssoHandler) ctx(ctx context.Context) context.Context { return oidc.ClientContext(ctx, h.client) }
+
+func (h *ssoHandler) oidc(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
+	h.mu.Lock()
+	p := h.provider
+	h.mu.Unlock()
+	if p == nil {
+		var err error
+		if p, err = oidc.NewProvider(h.ctx(ctx), h.cfg.Issuer); err != nil {
+			return nil, nil, err
+		}
+		h.mu.Lock()
+		h.provider = p
+		h.mu.Unlock()
+	}
+	return p, &oauth2.Config{
+		ClientID: h.cfg.ClientID, ClientSecret: h.secret, Endpoint: p.Endpoint(),
+		RedirectURL: strings.TrimSuffix(h.cfg.PublicURL, "/") + "/auth/callback",
+		Scopes:      []string{oidc.ScopeOpenID, "profile", "email", "groups"},
+	}, nil
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (h *ssoHandler) cookie(name, value, path string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	return c
+}
+
+// register adds the /auth endpoints to mux.
+func (h *ssoHandler) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /auth/login", h.login)
+	mux.HandleFunc("GET /auth/callback", h.callback)
+	mux.HandleFunc("GET /auth/session", h.sessionInfo)
+	mux.HandleFunc("POST /auth/logout", h.logout)
+}
+
+// safeReturn keeps only paths on this site.
+func safeReturn(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "/"
+	}
+	return p
+}
+
+func (h *ssoHandler) login(w http.ResponseWriter, r *http.Request) {
+	_, oc, err := h.oidc(r.Context())
+	if err != nil {
+		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached. Try again in a moment.")
+		return
+	}
+	state, l := randomString(), &login{verifier: oauth2.GenerateVerifier(), nonce: randomString(), returnTo: safeReturn(r.URL.Query().Get("return")), expires: h.now().Add(loginTTL)}
+	h.mu.Lock()
+	h.sweep()
+	h.logins[state] = l
+	h.mu.Unlock()
+	// The state also goes into a cookie: a callback is accepted only in
+	// the browser that started the sign-in.
+	http.SetCookie(w, h.cookie(loginCookie, state, "/auth/", loginTTL))
+	http.Redirect(w, r, oc.AuthCodeURL(state, oidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)), http.StatusFound)
+}
+
+// sweep drops expired sessions and sign-ins; callers hold mu.
+func (h *ssoHandler) sweep() {
+	now := h.now()
+	for k, s := range h.sessions {
+		if now.After(s.Expires) {
+			delete(h.sessions, k)
+		}
+	}
+	for k, l := range h.logins {
+		if now.After(l.expires) {
+			delete(h.logins, k)
+		}
+	}
+}
+
+func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	c, err := r.Cookie(loginCookie)
+	h.mu.Lock()
+	l := h.logins[state]
+	delete(h.logins, state) // single use
+	h.mu.Unlock()
+	http.SetCookie(w, h.cookie(loginCookie, "", "/auth/", -1))
+	if l == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 || h.now().After(l.expires) {
+		ssoPage(w, http.StatusBadRequest, "This sign-in link is no longer valid. Start again.")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		ssoPage(w, http.StatusForbidden, "The identity provider refused the sign-in ("+e+").")
+		return
+	}
+	p, oc, err := h.oidc(r.Context())
+	if err != nil {
+		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached. Try again in a moment.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx(r.Context()), 15*time.Second)
+	defer cancel()
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(l.verifier))
+	if err != nil {
+		ssoPage(w, http.StatusBadGateway, "The identity provider did not complete the sign-in. Start again.")
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := p.Verifier(&oidc.Config{ClientID: h.cfg.ClientID}).Verify(ctx, raw)
+	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(l.nonce)) != 1 {
+		ssoPage(w, http.StatusBadGateway, "The identity provider's answer could not be verified. Start again.")
+		return
+	}
+	user, roles, err := h.identity(idt)
+	if err != nil {
+		ssoPage(w, http.StatusForbidden, err.Error())
+		return
+	}
+	id := randomString()
+	h.mu.Lock()
+	h.sessions[sha256.Sum256([]byte(id))] = &session{User: user, Roles: roles, CSRF: randomString(), Expires: h.now().Add(h.cfg.SessionTTL)}
+	h.mu.Unlock()
+	http.SetCookie(w, h.cookie(sessionCookie, id, "/", h.cfg.SessionTTL))
+	http.Redirect(w, r, l.returnTo, http.StatusFound)
+}
+
+// identity is the person and their roles from the ID token's claims.
+func (h *ssoHandler) identity(idt *oidc.IDToken) (string, []string, error) {
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return "", nil, errors.New("the identity provider's answer could not be read")
+	}
+	user := idt.Subject
+	for _, k := range []string{"email", "preferred_username"} {
+		if v, ok := claims[k].(string); ok && v != "" {
+			user = v
+			break
+		}
+	}
+	var member []string
+	switch v := claims[h.cfg.GroupsClaim].(type) {
+	case []any:
+		for _, g := range v {
+			if s, ok := g.(string); ok {
+				member = append(member, s)
+			}
+		}
+	case string:
+		member = groups(v)
+	}
+	var roles []string
+	for role, list := range map[string]string{"admin": h.cfg.AdminGroups, "auditor": h.cfg.AuditorGroups} {
+		for _, g := range groups(list) {
+			if slices.Contains(member, g) {
+				roles = append(roles, role)
+				break
+			}
+		}
+	}
+	slices.Sort(roles)
+	if len(roles) == 0 {
+		return "", nil, fmt.Errorf("%s is signed in but may not use GitHub Connect administration: ask to be added to one of the groups %s", user,
+			strings.Join(append(groups(h.cfg.AdminGroups), groups(h.cfg.AuditorGroups)...), ", "))
+	}
+	return user, roles, nil
+}
+
+// current is the request's session, if its cookie names a live one.
+func (h *ssoHandler) current(r *http.Request) (*session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, false
+	}
+	key := sha256.Sum256([]byte(c.Value))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.sessions[key]
+	if s == nil {
+		return nil, false
+	}
+	if h.now().After(s.Expires) {
+		delete(h.sessions, key)
+		return nil, false
+	}
+	return s, true
+}
+
+type sessionView struct {
+	SSO       bool     `json:"sso"`
+	User      string   `json:"user,omitempty"`
+	Roles     []string `json:"roles,omitempty"`
+	CSRFToken string   `json:"csrf_token,omitempty"`
+	ExpiresAt string   `json:"expires_at,omitempty"`
+}
+
+func (h *ssoHandler) sessionInfo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	s, ok := h.current(r)
+	if !ok {
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(sessionView{SSO: true})
+		return
+	}
+	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
+}
+
+func (h *ssoHandler) logout(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.current(r)
+	if ok && !h.sameOrigin(r, s) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		h.mu.Lock()
+		delete(h.sessions, sha256.Sum256([]byte(c.Value)))
+		h.mu.Unlock()
+	}
+	http.SetCookie(w, h.cookie(sessionCookie, "", "/", -1))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sameOrigin is the CSRF check of a state-changing request: it carries the
+// session's token in a header (which another site cannot set), and an
+// Origin, when the browser sends one, of this gateway.
+func (h *ssoHandler) sameOrigin(r *http.Request, s *session) bool {
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(s.CSRF)) != 1 {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	return o == "" || strings.EqualFold(o, strings.TrimSuffix(h.cfg.PublicURL, "/"))
+}
+
+type sessionKey struct{}
+
+// withSession lets API calls through on a session: safe methods as they
+// are, state-changing ones only with the CSRF token. Calls with a bearer
+// token (automation) pass unchanged.
+func (h *ssoHandler) withSession(unauthorized func(http.ResponseWriter, *http.Request, string), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasBearer(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s, ok := h.current(r)
+		if !ok {
+			unauthorized(w, r, "sign in first: no session and no bearer token")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r, s) {
+			http.Error(w, `{"code":7,"message":"cross-site request refused: the CSRF token is missing or wrong"}`, http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+	})
+}
+
+// personMetadata names the signed-in person to the services (which believe
+// it from the gateway only) and, without a client certificate, adds the
+// gateway's own token.
+func personMetadata(serviceToken string) func(context.Context, *http.Request) metadata.MD {
+	return func(_ context.Context, r *http.Request) metadata.MD {
+		s, ok := r.Context().Value(sessionKey{}).(*session)
+		if !ok {
+			return nil
+		}
+		md := metadata.Pairs(auth.UserHeader, s.User, auth.RolesHeader, strings.Join(s.Roles, ","))
+		if serviceToken != "" {
+			md.Set("authorization", "Bearer "+serviceToken)
+		}
+		return md
+	}
+}
+
+func hasBearer(r *http.Request) bool {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "bearer") && strings.TrimSpace(token) != ""
+}
+
+func ssoPage(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, `<!doctype html><html lang="en"><title>GitHub Connect: sign-in</title><main><h1>Sign-in did not complete</h1><p role="alert">%s</p><p><a href="/auth/login">Sign in again</a> · <a href="/">Back to GitHub Connect</a></p></main></html>`, html.EscapeString(msg))
+}

@@ -1,0 +1,221 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghconnect/ghconnect/dev/oidcdev"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+)
+
+// ssoSystem is a registry, the development identity provider and a
+// gateway signing people in through it.
+type ssoSystem struct {
+	t   *testing.T
+	reg *registrytest.Env
+	gw  *httptest.Server
+}
+
+func startSSO(t *testing.T) *ssoSystem {
+	reg := registrytest.Start(t, testenv.SQLite(t), "gateway")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := t.TempDir() + "/secret"
+	if err := os.WriteFile(secretFile, []byte("s3cret-of-the-client\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	idp, err := oidcdev.Start(ln, oidcdev.Options{ClientID: "ghconnect-gateway", ClientSecret: "s3cret-of-the-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	// The public URL must be known before the gateway is built: listen
+	// first, serve after.
+	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := "http://" + gwLn.Addr().String()
+	g, err := New(context.Background(), Upstreams{Registry: reg.Addr, ServiceToken: reg.Tokens["gateway"], SSO: SSO{
+		Issuer: idp.Issuer(), ClientID: "ghconnect-gateway", ClientSecretFile: secretFile, PublicURL: public,
+		GroupsClaim: "groups", AdminGroups: "ghconnect-admins", AuditorGroups: "ghconnect-auditors", SessionTTL: time.Hour,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	ts := &httptest.Server{Listener: gwLn, Config: &http.Server{Handler: g}}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return &ssoSystem{t: t, reg: reg, gw: ts}
+}
+
+// browser is a cookie-keeping client, as a person's browser is.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	csrf string
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// signIn goes through the real redirect flow: the gateway's /auth/login,
+// the provider's sign-in page, its form, the code back to the gateway.
+func (s *ssoSystem) signIn(login, groups string) (*browser, int, string) {
+	jar, _ := cookiejar.New(nil)
+	b := &browser{t: s.t, c: &http.Client{Jar: jar}, base: s.gw.URL}
+	resp, err := b.c.Get(s.gw.URL + "/auth/login")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Development identity provider") {
+		s.t.Fatalf("no sign-in page: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"dev_login": {login}, "dev_groups": {groups}}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		form.Add(unescape(m[1]), unescape(m[2]))
+	}
+	resp, err = b.c.PostForm(resp.Request.URL.String(), form)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/" {
+		code, info := b.get("/auth/session")
+		if code != http.StatusOK {
+			s.t.Fatalf("signed in but no session: %d %v", code, info)
+		}
+		b.csrf, _ = info["csrf_token"].(string)
+	}
+	return b, resp.StatusCode, string(body)
+}
+
+func unescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
+}
+
+func (b *browser) do(method, path, body string, header map[string]string) (int, map[string]any) {
+	b.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, b.base+path, rd)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+func (b *browser) get(path string) (int, map[string]any) { return b.do("GET", path, "", nil) }
+
+// post sends a state-changing request as the page does, with the CSRF
+// token and this origin.
+func (b *browser) post(path, body string) (int, map[string]any) {
+	return b.do("POST", path, body, map[string]string{"X-CSRF-Token": b.csrf, "Origin": b.base, "Content-Type": "application/json"})
+}
+
+func TestSingleSignOnRolesAndCSRF(t *testing.T) {
+	s := startSSO(t)
+
+	// Nobody signed in: the API and the session say so.
+	anon := &browser{t: t, c: &http.Client{}, base: s.gw.URL}
+	if code, info := anon.get("/auth/session"); code != http.StatusUnauthorized || info["sso"] != true {
+		t.Fatalf("anonymous session: %d %v", code, info)
+	}
+	if code, _ := anon.get("/v1/connections"); code != http.StatusUnauthorized {
+		t.Fatalf("anonymous API call: %d", code)
+	}
+
+	admin, _, _ := s.signIn("grace@example.com", "staff,ghconnect-admins")
+	if code, info := admin.get("/auth/session"); code != http.StatusOK || info["user"] != "grace@example.com" || info["roles"].([]any)[0] != "admin" {
+		t.Fatalf("admin session: %d %v", code, info)
+	}
+	// A state-changing call without the CSRF token, or from another
+	// origin, is refused before it reaches the registry.
+	create := createBody(s.reg.License)
+	if code, _ := admin.do("POST", "/v1/connections", create, map[string]string{"Content-Type": "application/json"}); code != http.StatusForbidden {
+		t.Fatalf("no CSRF token: %d", code)
+	}
+	if code, _ := admin.do("POST", "/v1/connections", create, map[string]string{"X-CSRF-Token": admin.csrf, "Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Fatalf("foreign origin: %d", code)
+	}
+	code, body := admin.post("/v1/connections", create)
+	if code != http.StatusOK {
+		t.Fatalf("admin create: %d %v", code, body)
+	}
+	conn := body["connection"].(map[string]any)
+	if conn["createdBy"] != "grace@example.com" {
+		t.Errorf("created by %v, want the person", conn["createdBy"])
+	}
+
+	// An auditor reads everything and changes nothing.
+	auditor, _, _ := s.signIn("ada@example.com", "ghconnect-auditors")
+	if code, body := auditor.get("/v1/connections/" + conn["id"].(string) + "/history"); code != http.StatusOK {
+		t.Fatalf("auditor history: %d %v", code, body)
+	}
+	if code, body := auditor.post("/v1/connections/"+conn["id"].(string)+":disconnect", `{}`); code != http.StatusForbidden {
+		t.Fatalf("auditor disconnect: %d %v", code, body)
+	}
+
+	// Someone the provider knows but in neither group gets a plain refusal.
+	_, code, page := s.signIn("mallory@example.com", "staff")
+	if code != http.StatusForbidden || !strings.Contains(page, "may not use GitHub Connect administration") {
+		t.Fatalf("no group: %d %s", code, page)
+	}
+
+	// A bearer caller cannot pose as a person through metadata headers.
+	api := rest{t: t, base: s.gw.URL, token: s.reg.Tokens["alice"]}
+	req, _ := http.NewRequest("GET", s.gw.URL+"/v1/connections/"+conn["id"].(string), nil)
+	req.Header.Set("Authorization", "Bearer "+api.token)
+	req.Header.Set("Grpc-Metadata-X-Ghconnect-User", "grace@example.com")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("bearer call with a spoofed person header: %d (the header should be dropped)", resp.StatusCode)
+	}
+
+	// A callback from the provider that this browser did not start is refused.
+	if code, _ := admin.get("/auth/callback?state=forged&code=x"); code != http.StatusBadRequest {
+		t.Fatalf("forged callback: %d", code)
+	}
+
+	// Signing out ends the session.
+	if code, _ := admin.do("POST", "/auth/logout", "", map[string]string{"X-CSRF-Token": admin.csrf}); code != http.StatusNoContent {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _ := admin.get("/v1/connections"); code != http.StatusUnauthorized {
+		t.Fatalf("after logout: %d", code)
+	}
+}
