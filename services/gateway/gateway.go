@@ -58,6 +58,10 @@ type Upstreams struct {
 	ServiceToken string
 	// Dial is the TLS of the calls to the services.
 	Dial dial.Flags
+	// GitHubWebURL is the GitHub.com site (or GHE.com, GHES) the admin
+	// page links to, as the registry's -github-web-url sends browsers
+	// there; empty: the page links nowhere.
+	GitHubWebURL string
 }
 
 // New dials the upstreams and builds the handler.
@@ -125,7 +129,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.HandleFunc("GET /connect/callback", cb.manifest)
 		root.HandleFunc("GET /connect/setup", cb.setup)
 	}
-	root.Handle("/", uiHandler())
+	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root
 	return g, nil
 }
