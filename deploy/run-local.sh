@@ -131,7 +131,7 @@ wait_ok featuregate http://127.0.0.1:7103/readyz
 gateway_tls=()
 [ "$SCHEME" = https ] && gateway_tls=(-tls-cert "$TLS/gateway.pem" -tls-key "$TLS/gateway-key.pem")
 start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
-  "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token")
+  -github-web-url "$GITHUB_API_URL" "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token")
 wait_ok gateway "$SCHEME://$GATEWAY_ADDR/readyz"
 
 cat <<MSG

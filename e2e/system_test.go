@@ -101,6 +101,9 @@ type systemOptions struct {
 	Registries int
 	// RegistryEnv is added to every registry's environment.
 	RegistryEnv []string
+	// RegistryArgs are added to every registry's arguments (a flag given
+	// again overrides the default one).
+	RegistryArgs []string
 }
 
 // registries names the registry processes.
@@ -260,7 +263,7 @@ func (s *system) registryArgsFor(name string) []string {
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
 		"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms"}
-	return append(args, s.tlsArgs("registry")...)
+	return append(append(args, s.tlsArgs("registry")...), s.opts.RegistryArgs...)
 }
 
 // startRegistry (re)starts the registry; crashAfter makes it exit after
@@ -312,7 +315,8 @@ func (s *system) startCallers() {
 	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
 	s.gw = "https://" + s.addr("gateway")
 	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
-		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
+		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway"),
+		"-github-web-url", s.emu}, s.dialTLS("gateway")...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 }
 

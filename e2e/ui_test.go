@@ -17,6 +17,21 @@ import (
 // Vault that GitHub.com does not accept yet, disabling, gateway down.
 // Screenshots land in .artifacts/ui.
 func TestAdminUI(t *testing.T) {
+	dir := uiTestDir(t)
+	s := startSystem(t)
+	// For the key-rotation step: the runbook's variables (KEY comes from
+	// the page's connection).
+	_, newPEM, _ := newKeyPEM(t)
+	pemFile := filepath.Join(s.dir, "ui-new-key.pem")
+	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.runUITest(dir, "ui.test.mjs", "ui", "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
+}
+
+// uiTestDir is the browser tests' folder; it skips the test (fails it in
+// CI) when chromium or playwright-core is missing.
+func uiTestDir(t *testing.T) string {
 	dir := filepath.Join(repoRoot(), "services", "gateway", "ui", "test")
 	_, errChromium := os.Stat("/usr/bin/chromium")
 	_, errModules := os.Stat(filepath.Join(dir, "node_modules", "playwright-core"))
@@ -26,26 +41,26 @@ func TestAdminUI(t *testing.T) {
 		}
 		t.Skip("chromium or playwright-core missing: run `make ui-deps`")
 	}
-	s := startSystem(t)
-	artifacts := filepath.Join(repoRoot(), ".artifacts", "ui")
-	cmd := exec.Command("node", "ui.test.mjs")
+	return dir
+}
+
+// runUITest runs one browser test script of dir against the system, its
+// screenshots in .artifacts/<artifacts>, env added to what every script
+// gets.
+func (s *system) runUITest(dir, script, artifacts string, env ...string) {
+	t := s.t
+	cmd := exec.Command("node", script)
 	cmd.Dir = dir
-	// For the key-rotation step: the runbook's variables (KEY comes from
-	// the page's connection).
-	_, newPEM, _ := newKeyPEM(t)
-	pemFile := filepath.Join(s.dir, "ui-new-key.pem")
-	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"), "ARTIFACTS="+artifacts,
-		"VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile,
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"),
+		"ARTIFACTS="+filepath.Join(repoRoot(), ".artifacts", artifacts),
 		// The gateway serves HTTPS with the system's CA: node trusts the
 		// CA, Chromium the gateway's key (it has no CA option).
 		"NODE_EXTRA_CA_CERTS="+s.pki.CA(), "GATEWAY_SPKI="+spkiHash(t, s.pki.Cert("gateway")))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
-		t.Fatalf("browser test: %v", err)
+		t.Fatalf("browser test %s: %v", script, err)
 	}
 }
 

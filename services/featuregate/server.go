@@ -173,9 +173,6 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 		if f.GetIncludePrivate() && f.GetFeature() != featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
 			v.Add("features.include_private", "applies to unified_search only")
 		}
-		if f.GetIncludePrivate() && !f.GetEnabled() {
-			v.Add("features.include_private", "needs the feature enabled")
-		}
 	}
 	if len(req.GetEtag()) > 32 {
 		v.Add("etag", "must be at most 32 characters")

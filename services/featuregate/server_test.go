@@ -366,6 +366,48 @@ func TestConcurrentSettingsChanges(t *testing.T) {
 	})
 }
 
+// Include-private is a setting of its own, as on GHES: switching unified
+// search off keeps it (without effect), and switching search back on finds
+// it again.
+func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	id := e.connect(t, "ghes.example.com", allPerms)
+	type setting struct{ Enabled, IncludePrivate bool }
+	steps := []struct {
+		name   string
+		set    setting
+		reason featuregatev1.Reason
+	}{
+		{"on, with private", setting{true, true}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"off, private kept", setting{false, true}, featuregatev1.Reason_REASON_DISABLED},
+		{"on again", setting{true, true}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"private off", setting{true, false}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"off", setting{false, false}, featuregatev1.Reason_REASON_DISABLED},
+		{"private on while off", setting{false, true}, featuregatev1.Reason_REASON_DISABLED},
+	}
+	for _, s := range steps {
+		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: s.set.Enabled, IncludePrivate: s.set.IncludePrivate}); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		resp, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got setting
+		for _, f := range resp.Settings.Features {
+			if f.Feature == search {
+				got = setting{f.Enabled, f.IncludePrivate}
+			}
+		}
+		if diff := cmp.Diff(s.set, got); diff != "" {
+			t.Errorf("%s: stored setting (-want +got):\n%s", s.name, diff)
+		}
+		if r := e.check(t, id, "mona", search)[0]; r.Reason != s.reason {
+			t.Errorf("%s: check %v, want %v", s.name, r.Reason, s.reason)
+		}
+	}
+}
+
 func TestValidationAndAuth(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, "ghes.example.com", allPerms)

@@ -193,6 +193,9 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 
 // UpdateSettings applies changes to a connection's settings. Enabling needs
 // the connection CONNECTED and the App's permissions for the feature.
+// Unified search's include_private is a setting of its own, as on GHES: it
+// is kept as given while search is off (and has no effect then), so
+// switching search off and on again does not lose it.
 func (s *Store) UpdateSettings(ctx context.Context, id, etag, actor string, changes []*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
 	var out *featuregatev1.Settings
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -243,16 +246,17 @@ func (s *Store) UpdateSettings(ctx context.Context, id, etag, actor string, chan
 	return out, nil
 }
 
-// settingsDetail is the audit form of settings: feature → on/off (+private).
+// settingsDetail is the audit form of settings: feature → on/off
+// (+private, kept while off too).
 func settingsDetail(st *featuregatev1.Settings) map[string]string {
 	out := map[string]string{}
 	for _, f := range st.Features {
 		v := "off"
 		if f.Enabled {
 			v = "on"
-			if f.IncludePrivate {
-				v = "on+private"
-			}
+		}
+		if f.IncludePrivate {
+			v += "+private"
 		}
 		out[featureName(f.Feature)] = v
 	}

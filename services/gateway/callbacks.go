@@ -5,10 +5,12 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -57,7 +59,7 @@ func (c *callbacks) manifest(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	resp, err := c.registry.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
 	if err != nil {
-		failPage(w, err)
+		failed(w, r, err)
 		return
 	}
 	http.Redirect(w, r, resp.InstallUrl, http.StatusFound)
@@ -72,15 +74,41 @@ func (c *callbacks) setup(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(q.Get("installation_id"), 10, 64)
 	resp, err := c.registry.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: id, State: q.Get("state")})
 	if err != nil {
-		failPage(w, err)
+		failed(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/?"+url.Values{"connected": {resp.Connection.Id}}.Encode(), http.StatusFound)
 }
 
+// staleAnswers are the registry's refusals of a redirect that was already
+// handled: its single-use state is used up or expired, or the connection
+// has moved past the step (a reload, Back, a second tab). Nothing went
+// wrong then; the page says so and shows the current state.
+var staleAnswers = []string{
+	"the state is unknown, already used or expired; start again",
+	"the connection is no longer waiting for its App",
+	"the connection is not waiting for its installation",
+}
+
+// stale reports whether err refuses a replayed or outdated redirect.
+func stale(err error) bool {
+	st := status.Convert(err)
+	return st.Code() == codes.FailedPrecondition && slices.Contains(staleAnswers, st.Message())
+}
+
+// failed sends a replayed redirect to the admin page, which shows the
+// current state with a plain message, and reports anything else.
+func failed(w http.ResponseWriter, r *http.Request, err error) {
+	if stale(err) {
+		http.Redirect(w, r, "/?callback=stale", http.StatusSeeOther)
+		return
+	}
+	failPage(w, err)
+}
+
 func failPage(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusBadRequest)
-	w.Write([]byte(`<!doctype html><title>GitHub Connect</title><p>GitHub Connect could not be enabled: ` +
+	w.Write([]byte(`<!doctype html><html lang="en"><title>GitHub Connect</title><link rel="icon" href="/favicon.svg"><p>GitHub Connect could not be enabled: ` +
 		html.EscapeString(status.Convert(err).Message()) + `</p><p><a href="/">Back to GitHub Connect</a></p>`))
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -37,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Upstreams.Registry, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.Upstreams.Broker, "broker-addr", "", "token-broker gRPC address (empty: not served)")
 	fs.StringVar(&c.Upstreams.FeatureGate, "featuregate-addr", "", "feature-gate gRPC address (empty: not served)")
+	fs.StringVar(&c.Upstreams.GitHubWebURL, "github-web-url", "https://github.com", "GitHub web URL the admin page links to (the GitHub App's settings); the registry's -github-web-url")
 	fs.StringVar(&c.ServiceTokenFile, "service-token-file", "", "file holding the gateway's bearer token (for GitHub.com's redirects back; not needed with -dial-cert)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "HTTPS certificate (PEM, re-read when it changes); without it the gateway serves plain HTTP")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "HTTPS private key (PEM), in the folder of -tls-cert")
@@ -52,6 +54,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Upstreams.Registry == "" && c.Upstreams.Broker == "" && c.Upstreams.FeatureGate == "" {
 		return errors.New("at least one upstream address is required")
+	}
+	if u, err := url.Parse(c.Upstreams.GitHubWebURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("-github-web-url must be an absolute http(s) URL")
 	}
 	if (c.TLSCert != "") != (c.TLSKey != "") {
 		return errors.New("-tls-cert and -tls-key go together")

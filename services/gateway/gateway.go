@@ -60,6 +60,10 @@ type Upstreams struct {
 	Dial dial.Flags
 	// SSO, when enabled, signs people in to the admin page and the API.
 	SSO SSO
+	// GitHubWebURL is the GitHub.com site (or GHE.com, GHES) the admin
+	// page links to, as the registry's -github-web-url sends browsers
+	// there; empty: the page links nowhere.
+	GitHubWebURL string
 }
 
 // New dials the upstreams and builds the handler.
@@ -149,7 +153,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.HandleFunc("GET /connect/callback", cb.signedIn(cb.manifest))
 		root.HandleFunc("GET /connect/setup", cb.signedIn(cb.setup))
 	}
-	root.Handle("/", uiHandler())
+	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root
 	return g, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 )
 
@@ -235,5 +236,69 @@ func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {
 	}
 	if err := json.Unmarshal([]byte(line), &msg); err != nil || msg.Result.Event.Action != action || msg.Result.Event.Actor != actor {
 		t.Fatalf("watch line %q: %v", line, err)
+	}
+}
+
+// A redirect from GitHub.com that was already handled (a reload, Back, a
+// second tab) lands on the admin page, which shows the current state with
+// a notice; a broken one, or a refusal of another kind, is still reported.
+func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
+	serve := func(reg *registrytest.Env) string {
+		g, err := New(context.Background(), Upstreams{Registry: reg.Addr, ServiceToken: reg.Tokens["gateway"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(g.Close)
+		ts := httptest.NewServer(g)
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	// The registry refuses these at its state check, before it would ask
+	// GitHub.com or Vault: its connector needs its store only.
+	withConnector := serve(registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
+		s.SetConnector(&registry.Connector{Store: st})
+	}, "gateway"))
+	withoutConnector := serve(registrytest.Start(t, testenv.SQLite(t), "gateway"))
+	used := strings.Repeat("5e", 24)
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name, url string
+		code      int
+		location  string
+	}{
+		{"setup replayed", withConnector + "/connect/setup?installation_id=5&state=" + used, http.StatusSeeOther, "/?callback=stale"},
+		{"manifest callback replayed", withConnector + "/connect/callback?code=c0de&state=" + used, http.StatusSeeOther, "/?callback=stale"},
+		{"setup without a state", withConnector + "/connect/setup?installation_id=5", http.StatusBadRequest, ""},
+		{"registry cannot enable", withoutConnector + "/connect/setup?installation_id=5&state=" + used, http.StatusBadRequest, ""},
+	} {
+		resp, err := browser.Get(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.location {
+			t.Errorf("%s: %d to %q, want %d to %q (%s)", tc.name, resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.location, body)
+		}
+		if tc.code == http.StatusBadRequest && !strings.Contains(string(body), "could not be enabled") {
+			t.Errorf("%s: the failure is not reported: %s", tc.name, body)
+		}
+	}
+}
+
+func TestAdminPageFiles(t *testing.T) {
+	_, ts := start(t)
+	for path, want := range map[string]string{"/favicon.ico": "image/x-icon", "/favicon.svg": "image/svg+xml", "/config.json": "application/json", "/": "text/html; charset=utf-8"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != want {
+			t.Errorf("%s: %d %q, want 200 %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		}
+	}
+	if resp, err := http.Get(ts.URL + "/nothing-here"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown path: %v %v", resp, err)
 	}
 }

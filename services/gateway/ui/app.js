@@ -1,8 +1,23 @@
 // The GitHub Connect admin page: a client of the gateway's REST API only.
+// It shows what the server says: after every failed action it reads the
+// record and the features again rather than guessing what changed.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: sessionStorage.getItem("ghconnect-token") || "", features: [] };
+const state = {
+  token: sessionStorage.getItem("ghconnect-token") || "",
+  features: [],
+  // conn is the active connection shown, settings its feature settings
+  // (with the etag a change must match).
+  conn: null,
+  settings: null,
+  // web is the GitHub.com site the deployment uses, for links to it.
+  web: null,
+};
+
+const STATE = (s) => "CONNECTION_STATE_" + s;
+const ACTIVE = [STATE("CONNECTED"), STATE("DISCONNECTING"), STATE("PENDING")];
+const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "history-section"];
 
 class APIError extends Error {
   constructor(status, body) {
@@ -46,55 +61,161 @@ async function api(method, path, body) {
   return data;
 }
 
+// banner shows an error; say a plain message (both empty: hidden).
 function banner(msg) {
   const b = $("#banner");
   b.textContent = msg;
   b.hidden = !msg;
 }
 
-function show(id) {
-  for (const s of ["signin", "disabled", "enabled", "history-section"]) $("#" + s).hidden = !id.includes(s);
-  $("#signout").hidden = id.includes("signin");
+function say(msg) {
+  $("#notice").textContent = msg;
+}
+
+// show shows the named sections and empties the others' records and
+// feature toggles, so nothing of another state lingers in the page.
+function show(ids) {
+  for (const s of SECTIONS) {
+    const el = $("#" + s);
+    el.hidden = !ids.includes(s);
+    if (el.hidden) for (const dl of el.querySelectorAll(".record")) dl.replaceChildren();
+  }
+  if (!ids.includes("enabled")) {
+    $("#features").replaceChildren();
+    delete $("#features").dataset.connection;
+  }
+  $("#signout").hidden = ids.includes("signin");
 }
 
 function signOut(msg) {
   state.token = "";
   sessionStorage.removeItem("ghconnect-token");
   show(["signin"]);
-  const e = $("#token-error");
-  e.textContent = msg || "";
-  e.hidden = !msg;
+  say("");
+  setFieldError($("#token"), $("#token-error"), msg);
   $("#token").focus();
+}
+
+// setFieldError shows msg under input (or hides it when empty) and ties
+// the two together for assistive technology.
+function setFieldError(input, el, msg) {
+  el.textContent = msg || "";
+  el.hidden = !msg;
+  for (const i of [].concat(input || [])) {
+    const ids = (i.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== el.id);
+    if (msg) ids.unshift(el.id);
+    if (ids.length) i.setAttribute("aria-describedby", ids.join(" "));
+    else i.removeAttribute("aria-describedby");
+    if (msg && i.matches("input, select, textarea")) i.setAttribute("aria-invalid", "true");
+    else i.removeAttribute("aria-invalid");
+  }
 }
 
 const short = (s) => (s || "").replace(/^CONNECTION_STATE_|^ACCOUNT_KIND_|^FEATURE_|^REASON_/, "");
 const featureName = (f) => short(f).toLowerCase();
 
-async function load() {
-  banner("");
-  const [list, catalog] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features")]);
-  state.features = catalog.features || [];
-  const conns = list.connections || [];
-  const active = conns.find((c) => ["CONNECTION_STATE_CONNECTED", "CONNECTION_STATE_DISCONNECTING", "CONNECTION_STATE_PENDING"].includes(c.state));
-  const shown = active || conns[0];
-  if (active && active.state !== "CONNECTION_STATE_PENDING") {
-    await renderEnabled(active);
-    show(["enabled", "history-section"]);
-  } else {
-    renderDisabled(active);
-    show(shown ? ["disabled", "history-section"] : ["disabled"]);
+// webConfig is the deployment's GitHub.com site, read once.
+async function webConfig() {
+  if (state.web === null) {
+    try {
+      const resp = await fetch("/config.json");
+      state.web = resp.ok ? ((await resp.json()).githubWebUrl || "") : "";
+    } catch {
+      state.web = "";
+    }
   }
-  if (shown) await renderHistory(shown.id);
+  return state.web;
 }
 
-function renderDisabled(pending) {
-  const resume = $("#resume");
-  resume.hidden = !(pending && pending.app);
-  if (pending && pending.app) {
-    $("#resume-account").textContent = pending.account.login;
-    $("#resume-btn").onclick = () => startManifest(pending.id, {});
+// appSettingsURL is the GitHub.com page where the App's owner manages
+// (and deletes) the App; empty when the page does not know the site.
+function appSettingsURL(c) {
+  if (!state.web || !c || !c.app || !c.app.slug) return "";
+  const owner = c.account.kind === "ACCOUNT_KIND_ENTERPRISE" ? "enterprises" : "organizations";
+  return `${state.web}/${owner}/${encodeURIComponent(c.account.login)}/settings/apps/${encodeURIComponent(c.app.slug)}`;
+}
+
+// fillConnectionText puts the account and the App's links into every
+// place the wording names them.
+function fillConnectionText(c) {
+  for (const el of document.querySelectorAll("strong.account")) el.textContent = c ? c.account.login : "";
+  for (const el of document.querySelectorAll("strong.app-slug")) el.textContent = c && c.app ? c.app.slug : "";
+  const href = appSettingsURL(c);
+  for (const el of document.querySelectorAll("a.app-settings")) el.href = href || "#";
+  for (const el of document.querySelectorAll(".app-settings-hint")) el.hidden = !href;
+}
+
+// stateSentence says in words what state the page shows.
+function stateSentence(c) {
+  if (!c) return "GitHub Connect is not enabled.";
+  const who = c.account.login;
+  return {
+    [STATE("CONNECTED")]: `GitHub Connect is enabled for ${who}.`,
+    [STATE("DISCONNECTING")]: `Disabling GitHub Connect for ${who} did not finish.`,
+    [STATE("PENDING")]: `Enabling GitHub Connect for ${who} is not finished.`,
+  }[c.state] || "GitHub Connect is not enabled.";
+}
+
+// load reads the connections and shows the active one (or the Enable
+// form) as the server has it. It leaves messages alone: callers decide.
+async function load() {
+  const [list, catalog] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features"), webConfig()]);
+  state.features = catalog.features || [];
+  const conns = list.connections || [];
+  const active = conns.find((c) => ACTIVE.includes(c.state)) || null;
+  const latest = active || conns[0];
+  state.conn = active;
+  fillConnectionText(latest);
+  switch (active && active.state) {
+    case STATE("CONNECTED"):
+      await renderEnabled(active);
+      show(["enabled", "history-section"]);
+      break;
+    case STATE("DISCONNECTING"):
+      renderDisconnecting(active);
+      show(["disconnecting", "history-section"]);
+      break;
+    case STATE("PENDING"):
+      renderPending(active);
+      show(["pending", "history-section"]);
+      break;
+    default:
+      renderDisabled(latest);
+      show(latest ? ["disabled", "history-section"] : ["disabled"]);
   }
+  if ($("#disabled").hidden) {
+    // The Enable form is hidden: what it held is no longer needed.
+    $("#enable-form").reset();
+    clearErrors($("#enable-form"));
+  }
+  if (latest) await renderHistory(latest.id);
+}
+
+// reloadAfterFailure shows the server's truth after an action failed; a
+// failure to read it is shown by api().
+async function reloadAfterFailure() {
+  if (!state.token) return; // signed out: nothing to read
+  try { await load(); } catch { /* shown */ }
+}
+
+// focusSection moves focus to the heading of the section now shown, after
+// an action replaced the one that had focus.
+function focusSection() {
+  const h = document.querySelector("main > section:not([hidden]) h2[tabindex]");
+  if (h) h.focus();
+}
+
+// failureText is what the page says about a failed action.
+function failureText(e) {
+  if (!(e instanceof APIError)) return "";
+  return e.message.replace(/[.;]?\s*$/, ".");
+}
+
+function renderDisabled(latest) {
+  const left = $("#app-left");
+  left.hidden = !(latest && latest.state === STATE("DISCONNECTED") && latest.app);
   const list = $("#want-list");
+  if (list.children.length === state.features.length) return; // keep the administrator's choices
   list.replaceChildren();
   for (const f of state.features) {
     const id = "want-" + featureName(f.feature);
@@ -108,36 +229,104 @@ function renderDisabled(pending) {
   }
 }
 
+function renderPending(c) {
+  const what = $("#pending-what");
+  if (c.app) {
+    what.textContent = `The GitHub App ${c.app.slug} was created on GitHub.com for ${c.account.login} and waits to be installed there.`;
+    $("#continue-hint").textContent = `Continue on GitHub.com installs the App on ${c.account.login}; GitHub.com then sends you back here.`;
+  } else {
+    what.textContent = `The GitHub App for ${c.account.login} has not been created on GitHub.com yet.`;
+    $("#continue-hint").textContent = `Continue on GitHub.com creates the App, with the permissions every feature needs, and installs it on ${c.account.login}; GitHub.com then sends you back here.`;
+  }
+  renderRecord($("#pending .record"), c);
+  $("#continue-btn").onclick = () => act($("#continue-btn"), () => startManifest(c.id, {}));
+}
+
+// The steps of a disconnect as the registry records them, in order.
+const DISCONNECT_STEPS = [
+  ["features_off", () => "Every GitHub Connect feature was switched off"],
+  ["tokens_revoked", () => "The GitHub.com tokens issued for this connection were revoked"],
+  ["installation_removed", (c) => `The GitHub App's installation was removed from ${c.account.login}`],
+  ["key_deleted", () => "The App's private key was deleted from Vault"],
+];
+
+function renderDisconnecting(c) {
+  const done = c.disconnectSteps || [];
+  const ol = $("#disconnect-steps");
+  ol.replaceChildren();
+  for (const [step, words] of DISCONNECT_STEPS) {
+    const li = document.createElement("li");
+    li.className = done.includes(step) ? "done" : "todo";
+    li.textContent = `${words(c)}: ${done.includes(step) ? "done" : "not done yet"}`;
+    ol.append(li);
+  }
+  renderRecord($("#disconnecting .record"), c);
+  $("#retry-btn").onclick = () => disconnect(c, "retried from the admin page", $("#retry-btn"));
+}
+
+// act runs an action started by btn; a failure is reported and the page
+// reloaded, and focus stays in the page.
+async function act(btn, fn) {
+  banner("");
+  say("");
+  btn.disabled = true;
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof APIError) banner(failureText(e));
+    await reloadAfterFailure();
+    focusSection();
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 function perms(p) {
   return Object.entries(p || {}).sort().map(([k, v]) => `${k}:${v}`).join(", ") || "nothing";
 }
 
+// inputOf is the form control an error element describes.
+const inputOf = (el) => document.getElementById(el.id.replace(/-error$/, ""));
+
 function clearErrors(form) {
-  for (const e of form.querySelectorAll(".field-error")) { e.hidden = true; e.textContent = ""; }
+  for (const e of form.querySelectorAll(".field-error")) setFieldError(inputOf(e), e, "");
 }
 
-function showFieldErrors(form, err) {
-  const violations = err.fieldViolations();
+function showFieldErrors(form, violations) {
   let first = null;
+  const formError = form.querySelector('.field-error[data-field="form"]');
   for (const v of violations) {
-    const el = form.querySelector(`.field-error[data-field="${v.field}"]`) || form.querySelector('.field-error[data-field="form"]');
-    el.textContent = v.description;
-    el.hidden = false;
-    const input = el.previousElementSibling;
-    if (!first && input && input.focus) first = input;
-  }
-  if (!violations.length) {
-    const el = form.querySelector('.field-error[data-field="form"]');
-    el.textContent = err.message;
-    el.hidden = false;
+    const el = form.querySelector(`.field-error[data-field="${v.field}"]`) || formError;
+    const text = el.hidden ? v.description : `${el.textContent} ${v.description}`;
+    setFieldError(inputOf(el), el, text);
+    if (!first) first = inputOf(el);
   }
   if (first) first.focus();
+}
+
+// accountIdProblem checks the account id here: GitHub.com's ids are
+// positive 64-bit integers, and anything else would come back as a JSON
+// decoding error rather than a field error.
+function accountIdProblem(v) {
+  if (v === "") return "Enter the account's numeric id (digits only).";
+  if (!/^[0-9]+$/.test(v)) return "The account id is a number: digits only, as GitHub.com shows it (for example 1234567).";
+  if (v.length > 19 || BigInt(v) > 9223372036854775807n) return "That number is too large for a GitHub.com account id (at most 19 digits).";
+  if (BigInt(v) === 0n) return "The account id is a positive number.";
+  return "";
 }
 
 async function enable(ev) {
   ev.preventDefault();
   const form = ev.target;
   clearErrors(form);
+  banner("");
+  say("");
+  const accountId = form.accountId.value.trim();
+  const problem = accountIdProblem(accountId);
+  if (problem) {
+    showFieldErrors(form, [{ field: "account.id", description: problem }]);
+    return;
+  }
   const btn = $("#enable-btn");
   btn.disabled = true;
   try {
@@ -154,11 +343,21 @@ async function enable(ev) {
       serverHostname: form.serverHostname.value.trim(),
       serverVersion: form.serverVersion.value.trim(),
       license: form.license.value.trim(),
-      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim(), id: form.accountId.value.trim() || "0" },
+      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim(), id: accountId },
     });
     await startManifest(created.connection.id, wanted);
   } catch (err) {
-    if (err instanceof APIError) showFieldErrors(form, err);
+    if (!(err instanceof APIError) || err.status === 401) return;
+    // A refused create changed nothing, but the connection exists when a
+    // later step failed: show what the server has.
+    await reloadAfterFailure();
+    if ($("#disabled").hidden) {
+      banner("Enabling GitHub Connect did not finish: " + failureText(err));
+      focusSection();
+    } else {
+      const violations = err.fieldViolations();
+      showFieldErrors(form, violations.length ? violations : [{ field: "form", description: failureText(err) }]);
+    }
   } finally {
     btn.disabled = false;
   }
@@ -178,7 +377,7 @@ async function startManifest(id, wanted) {
   f.submit();
 }
 
-async function renderEnabled(c) {
+function renderRecord(dl, c) {
   const rows = [
     ["State", short(c.state)],
     ["GitHub.com account", `${c.account.login} (${short(c.account.kind).toLowerCase()}, id ${c.account.id})`],
@@ -187,12 +386,11 @@ async function renderEnabled(c) {
     ["License SHA-256", c.license && c.license.sha256],
     ["License public key", c.license && c.license.publicKey],
     ["GitHub App", c.app ? `${c.app.slug} (id ${c.app.appId})` : "—"],
-    ["Installation", c.installationId || "—"],
+    ["Installation", c.installationId && c.installationId !== "0" ? c.installationId : "—"],
     ["Key in Vault", c.transitKey ? `${c.transitKey.mount}/${c.transitKey.name}, versions ${(c.transitKey.versions || []).join(", ")}` : "—"],
     ...(c.transitKey && c.transitKey.notice ? [["Key rotation", c.transitKey.notice]] : []),
     ["Connected", c.connectTime ? new Date(c.connectTime).toLocaleString() : "—"],
   ];
-  const dl = $("#record");
   dl.replaceChildren();
   for (const [k, v] of rows) {
     const dt = document.createElement("dt"); dt.textContent = k;
@@ -201,17 +399,33 @@ async function renderEnabled(c) {
     if (k === "Key rotation") { dd.className = "notice"; dd.id = "key-notice"; }
     dl.append(dt, dd);
   }
+}
+
+async function renderEnabled(c) {
+  renderRecord($("#enabled .record"), c);
   const settings = (await api("GET", `/v1/connections/${c.id}/features`)).settings;
   const ul = $("#features");
+  if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
+  applySettings(settings);
+  $("#disable-btn").onclick = () => $("#confirm").showModal();
+  $("#confirm").onclose = () => {
+    if ($("#confirm").returnValue === "confirm") disconnect(c, "disabled from the admin page", $("#disable-btn"));
+  };
+}
+
+// buildFeatures makes a toggle per feature once per connection; later
+// reads of the settings only update them, so focus stays where it is.
+function buildFeatures(ul, c) {
   ul.replaceChildren();
+  ul.dataset.connection = c.id;
   for (const info of state.features) {
-    const s = settings.features.find((x) => x.feature === info.feature) || {};
     const name = featureName(info.feature);
     const li = document.createElement("li");
     li.id = "feature-" + name;
+    li.dataset.feature = info.feature;
     const row = document.createElement("div");
     row.className = "row";
-    const box = Object.assign(document.createElement("input"), { type: "checkbox", id: "toggle-" + name, checked: !!s.enabled });
+    const box = Object.assign(document.createElement("input"), { type: "checkbox", id: "toggle-" + name, className: "toggle" });
     const label = Object.assign(document.createElement("label"), { htmlFor: box.id });
     label.textContent = info.title;
     row.append(box, label);
@@ -222,49 +436,92 @@ async function renderEnabled(c) {
     const err = Object.assign(document.createElement("p"), { className: "field-error", hidden: true, id: "error-" + name });
     err.setAttribute("role", "alert");
     li.append(row, desc, needs);
-    let priv = null;
+    const controls = [box];
     if (info.feature === "FEATURE_UNIFIED_SEARCH") {
       const pr = document.createElement("div");
       pr.className = "row";
-      priv = Object.assign(document.createElement("input"), { type: "checkbox", id: "private-" + name, checked: !!s.includePrivate, disabled: !s.enabled });
+      const priv = Object.assign(document.createElement("input"), { type: "checkbox", id: "private-" + name, className: "private" });
       const pl = Object.assign(document.createElement("label"), { htmlFor: priv.id });
       pl.textContent = "Include private repositories of " + c.account.login + " for users who link their account";
+      const ph = Object.assign(document.createElement("p"), { className: "hint", id: "private-hint-" + name });
+      ph.textContent = "A setting of its own: kept while unified search is off, and in effect only while it is on.";
+      priv.setAttribute("aria-describedby", ph.id);
       pr.append(priv, pl);
-      li.append(pr);
+      li.append(pr, ph);
+      controls.push(priv);
     }
     li.append(err);
-    const save = async () => {
-      err.hidden = true;
-      box.disabled = true;
-      try {
-        await api("PATCH", `/v1/connections/${c.id}/features`, { features: [{ feature: info.feature, enabled: box.checked, includePrivate: !!(priv && priv.checked && box.checked) }] });
-        if (priv) priv.disabled = !box.checked;
-      } catch (e) {
-        box.checked = !box.checked;
-        err.textContent = e.message;
-        err.hidden = false;
-      } finally {
-        box.disabled = false;
-      }
-    };
-    box.addEventListener("change", save);
-    if (priv) priv.addEventListener("change", save);
+    // While a change is being saved the controls take no other: they are
+    // not disabled, which would drop the keyboard focus.
+    li.addEventListener("click", (ev) => {
+      if (li.dataset.busy && controls.includes(ev.target)) ev.preventDefault();
+    });
+    for (const control of controls) control.addEventListener("change", () => saveFeature(info, li, controls, err));
     ul.append(li);
   }
-  $("#confirm-account").textContent = c.account.login;
-  $("#disable-btn").onclick = () => $("#confirm").showModal();
-  $("#confirm").onclose = async () => {
-    if ($("#confirm").returnValue !== "confirm") return;
-    $("#disable-btn").disabled = true;
+}
+
+// applySettings shows settings as read from (or returned by) the server.
+function applySettings(settings) {
+  state.settings = settings;
+  for (const li of $("#features").children) {
+    const s = settings.features.find((x) => x.feature === li.dataset.feature) || {};
+    li.querySelector(".toggle").checked = !!s.enabled;
+    const priv = li.querySelector(".private");
+    if (priv) priv.checked = !!s.includePrivate;
+  }
+}
+
+function describeSetting(info, s) {
+  let text = `${info.title} is ${s.enabled ? "on" : "off"}`;
+  if (info.feature === "FEATURE_UNIFIED_SEARCH") text += `, private repositories ${s.includePrivate ? "included" : "not included"}`;
+  return text;
+}
+
+async function saveFeature(info, li, controls, err) {
+  const [box, priv] = controls;
+  const status = $("#features-status");
+  setFieldError(controls, err, "");
+  status.textContent = "";
+  banner("");
+  say("");
+  const wanted = { feature: info.feature, enabled: box.checked, includePrivate: !!(priv && priv.checked) };
+  li.dataset.busy = "1";
+  li.setAttribute("aria-busy", "true");
+  try {
+    const resp = await api("PATCH", `/v1/connections/${state.conn.id}/features`, { etag: state.settings.etag, features: [wanted] });
+    applySettings(resp.settings);
+    status.textContent = `Saved: ${describeSetting(info, resp.settings.features.find((x) => x.feature === info.feature) || wanted)}.`;
+  } catch (e) {
+    const why = e instanceof APIError && e.status === 409
+      ? "Not saved: someone else changed the feature settings meanwhile. They are shown as they are now; make your change again if you still want it."
+      : "Not saved: " + (failureText(e) || "the gateway could not be reached.");
+    await reloadAfterFailure();
+    // Shown after the reload, which may have built the list anew.
+    const again = document.getElementById(err.id);
+    if (again) setFieldError([...again.closest("li").querySelectorAll("input")], again, why);
+  } finally {
+    delete li.dataset.busy;
+    li.removeAttribute("aria-busy");
+  }
+}
+
+// disconnect runs (or resumes) the disconnect; on failure the page shows
+// what the server has then, DISCONNECTING with its steps.
+function disconnect(c, reason, btn) {
+  return act(btn, async () => {
     try {
-      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason: "disabled from the admin page" });
-      await load();
+      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason });
     } catch (e) {
-      banner("Disconnect failed: " + e.message + ". It resumes where it stopped when you try again.");
-    } finally {
-      $("#disable-btn").disabled = false;
+      if (e instanceof APIError) {
+        e.message = `Disabling GitHub Connect did not finish: ${failureText(e)} The steps done so far are kept: Retry disconnect resumes from there.`;
+      }
+      throw e;
     }
-  };
+    await load();
+    say(`GitHub Connect is disabled for ${c.account.login}.`);
+    focusSection();
+  });
 }
 
 async function renderHistory(id) {
@@ -286,8 +543,30 @@ async function signIn(ev) {
   ev.preventDefault();
   state.token = $("#token").value.trim();
   sessionStorage.setItem("ghconnect-token", state.token);
-  $("#token-error").hidden = true;
+  setFieldError($("#token"), $("#token-error"), "");
   try { await load(); } catch { /* errors are shown */ }
+}
+
+// arrive shows the current state, saying so plainly when the page was
+// reached again rather than freshly: back from GitHub.com, a replayed
+// redirect, Back/Forward, a reload, or the back-forward cache.
+async function arrive(again) {
+  const q = new URLSearchParams(location.search);
+  const nav = performance.getEntriesByType("navigation")[0];
+  again = again || (nav && (nav.type === "reload" || nav.type === "back_forward"));
+  // A later reload of this page must not repeat what the query said.
+  if (location.search) history.replaceState(null, "", "/");
+  banner("");
+  say("");
+  try { await load(); } catch { return; }
+  const now = stateSentence(state.conn);
+  if (q.has("connected") && state.conn && state.conn.state === STATE("CONNECTED")) {
+    say(`GitHub Connect is now enabled for ${state.conn.account.login}.`);
+  } else if (q.get("callback") === "stale") {
+    say(`That link back from GitHub.com was already used or has expired, so it changed nothing. ${now}`);
+  } else if (again || q.has("connected")) {
+    say(`Showing the current state: ${now}`);
+  }
 }
 
 window.addEventListener("DOMContentLoaded", () => {
@@ -295,5 +574,11 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#enable-form").addEventListener("submit", enable);
   $("#signout").addEventListener("click", () => signOut(""));
   if (!state.token) { signOut(""); return; }
-  load().catch(() => {});
+  arrive(false);
+});
+
+// A page restored from the back-forward cache is as it was left, maybe
+// long ago: read the state again.
+window.addEventListener("pageshow", (ev) => {
+  if (ev.persisted && state.token) arrive(true);
 });

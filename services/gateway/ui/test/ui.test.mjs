@@ -3,24 +3,13 @@
 // GitHub emulator. Screenshots of each state go to $ARTIFACTS.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { open } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
 const token = process.env.ADMIN_TOKEN;
 const license = readFileSync(process.env.LICENSE_FILE, "utf8").trim();
-const out = process.env.ARTIFACTS || "artifacts";
-mkdirSync(out, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    // An HTTPS gateway with a development CA: accept exactly its key.
-    ...(process.env.GATEWAY_SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.GATEWAY_SPKI] : [])],
-});
-const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-page.setDefaultTimeout(20000);
-const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
+const { browser, page, shot, out } = await open();
 let step = "start";
 try {
   step = "sign in with a wrong token";

@@ -1,0 +1,23 @@
+// What the admin page's browser tests share: Debian's chromium through
+// playwright-core, set up for the system e2e/ui_test.go starts, and
+// full-page screenshots into $ARTIFACTS.
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+// open launches chromium and opens a page; extra are launch options
+// (ignoreDefaultArgs, …).
+export async function open(extra = {}) {
+  const out = process.env.ARTIFACTS || "artifacts";
+  mkdirSync(out, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // An HTTPS gateway with a development CA: accept exactly its key.
+      ...(process.env.GATEWAY_SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.GATEWAY_SPKI] : [])],
+    ...extra,
+  });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  page.setDefaultTimeout(20000);
+  const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
+  return { browser, page, shot, out };
+}
