@@ -51,6 +51,8 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/Check":          "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Watch":          "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Search":         "feature-client",
+
+	"/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory": "admin auditor",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -241,7 +242,8 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 
 	// A disconnect interrupted after its first step, and a key that
 	// belongs to no connection: the reconciler finishes and cleans up.
-	if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: conn.Id}); err != nil {
+	begun, err := e.Client.BeginDisconnect(metadata.AppendToOutgoingContext(ctx, "x-request-id", "r-123"), &registryv1.BeginDisconnectRequest{Id: conn.Id, Reason: "leaving"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	orphan, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -261,5 +263,30 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	}
 	if _, ok := e.emu.Installation(inst.ID); ok {
 		t.Errorf("installation left after the reconciled disconnect")
+	}
+
+	// The reconciler's events say whose disconnect they complete.
+	hist, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: conn.Id, PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var beginRev int64
+	var finished []string
+	for _, ev := range hist.Events {
+		switch {
+		case ev.Action == "begin_disconnect":
+			beginRev = ev.Revision
+		case ev.Actor == "system:reconciler":
+			finished = append(finished, ev.Action)
+			if want := "completes disconnect requested by alice (request r-123, event "; !strings.HasPrefix(ev.Reason, want) || !strings.HasSuffix(ev.Reason, "): leaving") {
+				t.Errorf("%s: reason %q, want it to start %q", ev.Action, ev.Reason, want)
+			}
+			if ev.CompletesRevision != beginRev || beginRev == 0 {
+				t.Errorf("%s: completes revision %d, want %d (begin_disconnect)", ev.Action, ev.CompletesRevision, beginRev)
+			}
+		}
+	}
+	if len(finished) == 0 || finished[len(finished)-1] != "complete_disconnect" || begun.Connection.UpdatedBy != "alice" {
+		t.Errorf("the reconciler's events: %v", finished)
 	}
 }

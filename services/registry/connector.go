@@ -636,7 +636,11 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, conn := range pending {
-		if _, err := c.Disconnect(ctx, conn.Id, "", Change{Actor: "system:reconciler"}); err != nil {
+		ch, err := c.Store.ResumeChange(ctx, conn.Id, "system:reconciler")
+		if err != nil {
+			return err
+		}
+		if _, err := c.Disconnect(ctx, conn.Id, "", ch); err != nil {
 			log.Warn("resuming a disconnect failed", zap.String("connection_id", conn.Id), zap.Error(err))
 		}
 	}

@@ -70,11 +70,13 @@ const (
 	watchBatch      = 500
 )
 
-func actor(ctx context.Context) string {
+// actor is who calls: the person a forwarder vouches for, or the direct
+// caller; via is the forwarder (empty for a direct caller).
+func actor(ctx context.Context) (name, via string) {
 	if p, ok := auth.FromContext(ctx); ok {
-		return p.Name
+		return p.Name, p.Via
 	}
-	return "unauthenticated"
+	return "unauthenticated", ""
 }
 
 func requestID(ctx context.Context) string {
@@ -86,7 +88,8 @@ func requestID(ctx context.Context) string {
 }
 
 func change(ctx context.Context, action string) Change {
-	return Change{Action: action, Actor: actor(ctx), RequestID: requestID(ctx)}
+	name, via := actor(ctx)
+	return Change{Action: action, Actor: name, Via: via, RequestID: requestID(ctx)}
 }
 
 // toStatus maps store errors to gRPC statuses with constant messages.
@@ -395,36 +398,61 @@ func (s *Server) CompleteDisconnect(ctx context.Context, req *registryv1.Complet
 	return &registryv1.CompleteDisconnectResponse{Connection: c}, nil
 }
 
+// allConnections is the id that asks for every connection's history
+// (AIP-159's wildcard, so REST has a path for it).
+const allConnections = "-"
+
 // ListConnectionHistory implements the RPC. The page token is the last
-// revision of the previous page.
+// revision of the previous page, with the scope and order it was made for.
 func (s *Server) ListConnectionHistory(ctx context.Context, req *registryv1.ListConnectionHistoryRequest) (*registryv1.ListConnectionHistoryResponse, error) {
 	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
+	id := req.GetId()
+	if id == allConnections {
+		id = ""
+	}
+	if len(id) > 64 {
+		v.Add("id", "must be at most 64 characters")
+	}
 	size := pageSize(&v, req.GetPageSize())
-	var after int64
+	scope := historyScope(id, req.GetNewestFirst())
+	var from int64
 	if tok := req.GetPageToken(); tok != "" {
 		cur, err := decodeCursor(tok)
-		if err != nil || cur.id != req.GetId() {
+		if err != nil || cur.id != scope {
 			v.Add("page_token", "malformed page token")
 		}
-		after = cur.time
+		from = cur.time
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.Get(ctx, req.GetId()); err != nil {
-		return nil, toStatus(ctx, err)
+	if id != "" {
+		if _, err := s.store.Get(ctx, id); err != nil {
+			return nil, toStatus(ctx, err)
+		}
 	}
-	evs, err := s.store.Events(ctx, after, req.GetId(), size+1)
+	evs, err := s.store.History(ctx, id, from, req.GetNewestFirst(), size+1)
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
 	resp := &registryv1.ListConnectionHistoryResponse{Events: evs}
 	if len(evs) > size {
 		resp.Events = evs[:size]
-		resp.NextPageToken = encodeCursor(pageCursor{time: evs[size-1].Revision, id: req.GetId()})
+		resp.NextPageToken = encodeCursor(pageCursor{time: evs[size-1].Revision, id: scope})
 	}
 	return resp, nil
+}
+
+// historyScope is what a history page token is valid for: one connection
+// or all ("-"), in one order.
+func historyScope(id string, newestFirst bool) string {
+	if id == "" {
+		id = allConnections
+	}
+	if newestFirst {
+		return id + ":newest"
+	}
+	return id
 }
 
 // WatchConnections implements the RPC: history after the revision first,

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -102,10 +103,16 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Change describes who changes a connection and why, for the history.
 type Change struct {
-	Action    string
+	Action string
+	// Actor is the person or service that acts; Via the service that
+	// forwarded a person's call (empty for a direct caller).
 	Actor     string
+	Via       string
 	RequestID string
 	Reason    string
+	// Completes is the revision of the event that began what this change
+	// finishes on someone's behalf (the reconciler's disconnect steps).
+	Completes int64
 }
 
 func activeKey(c *registryv1.Connection) string {
@@ -241,17 +248,19 @@ func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from
 		Action:       ch.Action,
 		FromState:    from,
 		ToState:      c.State,
-		Actor:        ch.Actor,
-		RequestId:    ch.RequestID,
-		Reason:       ch.Reason,
-		EventTime:    timestamppb.New(now),
-		Connection:   c,
+		Actor:             ch.Actor,
+		Via:               ch.Via,
+		RequestId:         ch.RequestID,
+		Reason:            ch.Reason,
+		EventTime:         timestamppb.New(now),
+		Connection:        c,
+		CompletesRevision: ch.Completes,
 	}
 	b, err := marshal.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO connection_events (revision, connection_id, event) VALUES ($1, $2, $3)`, rev, c.Id, string(b))
+	_, err = tx.ExecContext(ctx, `INSERT INTO connection_events (revision, connection_id, via, event) VALUES ($1, $2, $3, $4)`, rev, c.Id, ch.Via, string(b))
 	return err
 }
 
@@ -359,6 +368,82 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 // of one connection or (connectionID empty) of all.
 func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
 	return sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
+}
+
+// History returns up to limit events of one connection (connectionID
+// empty: of all) after revision from, oldest first, or with newestFirst
+// before it (from 0: from the latest), newest first.
+func (s *Store) History(ctx context.Context, connectionID string, from int64, newestFirst bool, limit int) ([]*registryv1.ConnectionEvent, error) {
+	if !newestFirst {
+		return s.Events(ctx, from, connectionID, limit)
+	}
+	if from == 0 {
+		from = math.MaxInt64
+	}
+	q := `SELECT event FROM connection_events WHERE revision < $1`
+	args := []any{from}
+	if connectionID != "" {
+		q += ` AND connection_id = $2`
+		args = append(args, connectionID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY revision DESC LIMIT `+strconv.Itoa(limit), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*registryv1.ConnectionEvent
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		ev := &registryv1.ConnectionEvent{}
+		if err := protojson.Unmarshal([]byte(raw), ev); err != nil {
+			return nil, fmt.Errorf("decoding connection_events: %w", err)
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// ResumeChange is the change an actor that finishes someone else's
+// disconnect (the reconciler) records: it names the event that began the
+// disconnect, who asked for it and through what.
+func (s *Store) ResumeChange(ctx context.Context, id, actor string) (Change, error) {
+	ch := Change{Actor: actor, Reason: "completes an interrupted disconnect"}
+	// A connection's history is short, and the disconnect began near its
+	// end: read back from the latest event.
+	var begin *registryv1.ConnectionEvent
+	for from := int64(0); begin == nil; {
+		page, err := s.History(ctx, id, from, true, 50)
+		if err != nil {
+			return Change{}, err
+		}
+		if len(page) == 0 {
+			return ch, nil
+		}
+		for _, ev := range page {
+			if ev.Action == "begin_disconnect" {
+				begin = ev
+				break
+			}
+		}
+		from = page[len(page)-1].Revision
+	}
+	ch.Completes = begin.Revision
+	ch.Reason = "completes disconnect requested by " + begin.Actor
+	if begin.Via != "" {
+		ch.Reason += " via " + begin.Via
+	}
+	if begin.RequestId != "" {
+		ch.Reason += fmt.Sprintf(" (request %s, event %d)", begin.RequestId, begin.Revision)
+	} else {
+		ch.Reason += fmt.Sprintf(" (event %d)", begin.Revision)
+	}
+	if begin.Reason != "" {
+		ch.Reason += ": " + begin.Reason
+	}
+	return ch, nil
 }
 
 // ErrBadState: a redirect state that is unknown, used, expired or of

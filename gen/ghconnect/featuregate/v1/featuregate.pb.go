@@ -1633,6 +1633,331 @@ func (x *SearchResponse) GetTotalCount() int32 {
 	return 0
 }
 
+// ListSettingsHistoryRequest asks for a page of the audit trail.
+type ListSettingsHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connection_id keeps one connection's events; empty or "-" keeps all.
+	ConnectionId string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// page_size is at most 100; 0 means 20.
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// newest_first pages from the latest event back; a page token keeps
+	// the order it was made for.
+	NewestFirst   bool `protobuf:"varint,4,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSettingsHistoryRequest) Reset() {
+	*x = ListSettingsHistoryRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSettingsHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSettingsHistoryRequest) ProtoMessage() {}
+
+func (x *ListSettingsHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSettingsHistoryRequest.ProtoReflect.Descriptor instead.
+func (*ListSettingsHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListSettingsHistoryRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ListSettingsHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSettingsHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListSettingsHistoryRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+// ListSettingsHistoryResponse is a page of events, in the order asked.
+type ListSettingsHistoryResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*SettingsEvent       `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSettingsHistoryResponse) Reset() {
+	*x = ListSettingsHistoryResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSettingsHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSettingsHistoryResponse) ProtoMessage() {}
+
+func (x *ListSettingsHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSettingsHistoryResponse.ProtoReflect.Descriptor instead.
+func (*ListSettingsHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListSettingsHistoryResponse) GetEvents() []*SettingsEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListSettingsHistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// SettingsEvent is one change the feature gate recorded.
+type SettingsEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revision orders the gate's events across all connections.
+	Revision     int64  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// action is "update_settings" (an administrator's change),
+	// "connected", "disconnected" (the registry's connection changed; on
+	// disconnect every feature goes off), "set_consent", "link_account" or
+	// "unlink_account".
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// actor is who made the change: a person, a service, or "system:…".
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// via is the service that forwarded the actor's call, for example
+	// "gateway"; empty when the actor called directly.
+	Via       string                 `protobuf:"bytes,5,opt,name=via,proto3" json:"via,omitempty"`
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// changes are the features whose setting changed, from → to.
+	Changes []*SettingChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// user is the server user of a consent or an account link.
+	User string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	// feature and opted_in are a consent's.
+	Feature Feature `protobuf:"varint,9,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
+	OptedIn bool    `protobuf:"varint,10,opt,name=opted_in,json=optedIn,proto3" json:"opted_in,omitempty"`
+	// github_login is the GitHub.com account an account link names.
+	GithubLogin   string `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettingsEvent) Reset() {
+	*x = SettingsEvent{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingsEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingsEvent) ProtoMessage() {}
+
+func (x *SettingsEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingsEvent.ProtoReflect.Descriptor instead.
+func (*SettingsEvent) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SettingsEvent) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SettingsEvent) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *SettingsEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SettingsEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SettingsEvent) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *SettingsEvent) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+func (x *SettingsEvent) GetChanges() []*SettingChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *SettingsEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SettingsEvent) GetFeature() Feature {
+	if x != nil {
+		return x.Feature
+	}
+	return Feature_FEATURE_UNSPECIFIED
+}
+
+func (x *SettingsEvent) GetOptedIn() bool {
+	if x != nil {
+		return x.OptedIn
+	}
+	return false
+}
+
+func (x *SettingsEvent) GetGithubLogin() string {
+	if x != nil {
+		return x.GithubLogin
+	}
+	return ""
+}
+
+// SettingChange is one feature's setting before and after a change.
+type SettingChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Feature       Feature                `protobuf:"varint,1,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
+	From          *FeatureSetting        `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *FeatureSetting        `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettingChange) Reset() {
+	*x = SettingChange{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingChange) ProtoMessage() {}
+
+func (x *SettingChange) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingChange.ProtoReflect.Descriptor instead.
+func (*SettingChange) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SettingChange) GetFeature() Feature {
+	if x != nil {
+		return x.Feature
+	}
+	return Feature_FEATURE_UNSPECIFIED
+}
+
+func (x *SettingChange) GetFrom() *FeatureSetting {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *SettingChange) GetTo() *FeatureSetting {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -1729,7 +2054,34 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x0eSearchResponse\x12@\n" +
 	"\aresults\x18\x01 \x03(\v2&.ghconnect.featuregate.v1.SearchResultR\aresults\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
-	"totalCount*\xd5\x01\n" +
+	"totalCount\"\xa0\x01\n" +
+	"\x1aListSettingsHistoryRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12!\n" +
+	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x86\x01\n" +
+	"\x1bListSettingsHistoryResponse\x12?\n" +
+	"\x06events\x18\x01 \x03(\v2'.ghconnect.featuregate.v1.SettingsEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9d\x03\n" +
+	"\rSettingsEvent\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x10\n" +
+	"\x03via\x18\x05 \x01(\tR\x03via\x129\n" +
+	"\n" +
+	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12A\n" +
+	"\achanges\x18\a \x03(\v2'.ghconnect.featuregate.v1.SettingChangeR\achanges\x12\x12\n" +
+	"\x04user\x18\b \x01(\tR\x04user\x12;\n" +
+	"\afeature\x18\t \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x19\n" +
+	"\bopted_in\x18\n" +
+	" \x01(\bR\aoptedIn\x12!\n" +
+	"\fgithub_login\x18\v \x01(\tR\vgithubLogin\"\xc4\x01\n" +
+	"\rSettingChange\x12;\n" +
+	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12<\n" +
+	"\x04from\x18\x02 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x04from\x128\n" +
+	"\x02to\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x02to*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -1754,7 +2106,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"SearchKind\x12\x1b\n" +
 	"\x17SEARCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEARCH_KIND_CODE\x10\x01\x12\x16\n" +
-	"\x12SEARCH_KIND_ISSUES\x10\x022\xca\a\n" +
+	"\x12SEARCH_KIND_ISSUES\x10\x022\xcf\b\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -1764,7 +2116,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\rUnlinkAccount\x12..ghconnect.featuregate.v1.UnlinkAccountRequest\x1a/.ghconnect.featuregate.v1.UnlinkAccountResponse\x12X\n" +
 	"\x05Check\x12&.ghconnect.featuregate.v1.CheckRequest\x1a'.ghconnect.featuregate.v1.CheckResponse\x12Z\n" +
 	"\x05Watch\x12&.ghconnect.featuregate.v1.WatchRequest\x1a'.ghconnect.featuregate.v1.WatchResponse0\x01\x12[\n" +
-	"\x06Search\x12'.ghconnect.featuregate.v1.SearchRequest\x1a(.ghconnect.featuregate.v1.SearchResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x06Search\x12'.ghconnect.featuregate.v1.SearchRequest\x1a(.ghconnect.featuregate.v1.SearchResponse\x12\x82\x01\n" +
+	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -1779,52 +2132,56 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
-	(Feature)(0),                   // 0: ghconnect.featuregate.v1.Feature
-	(Consent)(0),                   // 1: ghconnect.featuregate.v1.Consent
-	(Reason)(0),                    // 2: ghconnect.featuregate.v1.Reason
-	(SearchKind)(0),                // 3: ghconnect.featuregate.v1.SearchKind
-	(*FeatureInfo)(nil),            // 4: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),         // 5: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),               // 6: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),    // 7: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),   // 8: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),     // 9: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),    // 10: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil), // 12: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),  // 13: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil), // 14: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),            // 15: ghconnect.featuregate.v1.AccountLink
-	(*LinkAccountRequest)(nil),     // 16: ghconnect.featuregate.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),    // 17: ghconnect.featuregate.v1.LinkAccountResponse
-	(*UnlinkAccountRequest)(nil),   // 18: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),  // 19: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),           // 20: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),            // 21: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),          // 22: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),           // 23: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),          // 24: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),          // 25: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),           // 26: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),         // 27: ghconnect.featuregate.v1.SearchResponse
-	nil,                            // 28: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
+	(Feature)(0),                        // 0: ghconnect.featuregate.v1.Feature
+	(Consent)(0),                        // 1: ghconnect.featuregate.v1.Consent
+	(Reason)(0),                         // 2: ghconnect.featuregate.v1.Reason
+	(SearchKind)(0),                     // 3: ghconnect.featuregate.v1.SearchKind
+	(*FeatureInfo)(nil),                 // 4: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),              // 5: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                    // 6: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),         // 7: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),        // 8: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),          // 9: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),         // 10: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),       // 11: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),      // 12: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),       // 13: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),      // 14: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                 // 15: ghconnect.featuregate.v1.AccountLink
+	(*LinkAccountRequest)(nil),          // 16: ghconnect.featuregate.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),         // 17: ghconnect.featuregate.v1.LinkAccountResponse
+	(*UnlinkAccountRequest)(nil),        // 18: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),       // 19: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                // 20: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                 // 21: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),               // 22: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                // 23: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),               // 24: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),               // 25: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                // 26: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),              // 27: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),  // 28: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil), // 29: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),               // 30: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),               // 31: ghconnect.featuregate.v1.SettingChange
+	nil,                                 // 32: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	28, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	32, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
 	5,  // 4: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	29, // 5: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	33, // 5: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	4,  // 6: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
 	6,  // 7: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	5,  // 8: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	6,  // 9: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 10: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	29, // 11: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	33, // 11: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	15, // 12: ghconnect.featuregate.v1.LinkAccountResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 13: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 14: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
@@ -1833,29 +2190,38 @@ var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	6,  // 17: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	3,  // 18: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
 	26, // 19: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	7,  // 20: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	9,  // 21: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	11, // 22: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	13, // 23: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	16, // 24: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:input_type -> ghconnect.featuregate.v1.LinkAccountRequest
-	18, // 25: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	20, // 26: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	23, // 27: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	25, // 28: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	8,  // 29: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	10, // 30: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	12, // 31: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	14, // 32: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	17, // 33: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:output_type -> ghconnect.featuregate.v1.LinkAccountResponse
-	19, // 34: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	22, // 35: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	24, // 36: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	27, // 37: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	30, // 20: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	33, // 21: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	31, // 22: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,  // 23: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 24: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	5,  // 25: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	5,  // 26: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	7,  // 27: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	9,  // 28: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	11, // 29: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	13, // 30: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	16, // 31: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:input_type -> ghconnect.featuregate.v1.LinkAccountRequest
+	18, // 32: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	20, // 33: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	23, // 34: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	25, // 35: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	28, // 36: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	8,  // 37: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	10, // 38: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	12, // 39: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	14, // 40: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	17, // 41: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:output_type -> ghconnect.featuregate.v1.LinkAccountResponse
+	19, // 42: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	22, // 43: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	24, // 44: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	27, // 45: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	29, // 46: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -1869,7 +2235,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   25,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,15 +24,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeatureGateService_ListFeatures_FullMethodName   = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
-	FeatureGateService_GetSettings_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
-	FeatureGateService_UpdateSettings_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
-	FeatureGateService_SetUserConsent_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
-	FeatureGateService_LinkAccount_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount"
-	FeatureGateService_UnlinkAccount_FullMethodName  = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
-	FeatureGateService_Check_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/Check"
-	FeatureGateService_Watch_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
-	FeatureGateService_Search_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/Search"
+	FeatureGateService_ListFeatures_FullMethodName        = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
+	FeatureGateService_GetSettings_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
+	FeatureGateService_UpdateSettings_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
+	FeatureGateService_SetUserConsent_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
+	FeatureGateService_LinkAccount_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount"
+	FeatureGateService_UnlinkAccount_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
+	FeatureGateService_Check_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Check"
+	FeatureGateService_Watch_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
+	FeatureGateService_Search_FullMethodName              = "/ghconnect.featuregate.v1.FeatureGateService/Search"
+	FeatureGateService_ListSettingsHistory_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -61,6 +62,10 @@ type FeatureGateServiceClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Search runs a unified search on GitHub.com for a user.
 	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
+	// ListSettingsHistory returns the audit trail of the feature settings
+	// (and of the per-user consents and account links) of one connection,
+	// or of every connection, oldest first unless newest_first is set.
+	ListSettingsHistory(ctx context.Context, in *ListSettingsHistoryRequest, opts ...grpc.CallOption) (*ListSettingsHistoryResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -170,6 +175,16 @@ func (c *featureGateServiceClient) Search(ctx context.Context, in *SearchRequest
 	return out, nil
 }
 
+func (c *featureGateServiceClient) ListSettingsHistory(ctx context.Context, in *ListSettingsHistoryRequest, opts ...grpc.CallOption) (*ListSettingsHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSettingsHistoryResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_ListSettingsHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -196,6 +211,10 @@ type FeatureGateServiceServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Search runs a unified search on GitHub.com for a user.
 	Search(context.Context, *SearchRequest) (*SearchResponse, error)
+	// ListSettingsHistory returns the audit trail of the feature settings
+	// (and of the per-user consents and account links) of one connection,
+	// or of every connection, oldest first unless newest_first is set.
+	ListSettingsHistory(context.Context, *ListSettingsHistoryRequest) (*ListSettingsHistoryResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -232,6 +251,9 @@ func (UnimplementedFeatureGateServiceServer) Watch(*WatchRequest, grpc.ServerStr
 }
 func (UnimplementedFeatureGateServiceServer) Search(context.Context, *SearchRequest) (*SearchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Search not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) ListSettingsHistory(context.Context, *ListSettingsHistoryRequest) (*ListSettingsHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSettingsHistory not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -409,6 +431,24 @@ func _FeatureGateService_Search_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_ListSettingsHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSettingsHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).ListSettingsHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_ListSettingsHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).ListSettingsHistory(ctx, req.(*ListSettingsHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -447,6 +487,10 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Search",
 			Handler:    _FeatureGateService_Search_Handler,
+		},
+		{
+			MethodName: "ListSettingsHistory",
+			Handler:    _FeatureGateService_ListSettingsHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

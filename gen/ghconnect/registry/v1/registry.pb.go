@@ -645,9 +645,16 @@ type ConnectionEvent struct {
 	Reason    string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// connection is the record as it was right after the change.
-	Connection    *Connection `protobuf:"bytes,10,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Connection *Connection `protobuf:"bytes,10,opt,name=connection,proto3" json:"connection,omitempty"`
+	// via is the service that forwarded the actor's call (for example
+	// "gateway"); empty when the actor called directly.
+	Via string `protobuf:"bytes,11,opt,name=via,proto3" json:"via,omitempty"`
+	// completes_revision is, on the reconciler's events, the revision of
+	// the event that began the action they complete (the administrator's
+	// begin_disconnect); 0 otherwise.
+	CompletesRevision int64 `protobuf:"varint,12,opt,name=completes_revision,json=completesRevision,proto3" json:"completes_revision,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ConnectionEvent) Reset() {
@@ -748,6 +755,20 @@ func (x *ConnectionEvent) GetConnection() *Connection {
 		return x.Connection
 	}
 	return nil
+}
+
+func (x *ConnectionEvent) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *ConnectionEvent) GetCompletesRevision() int64 {
+	if x != nil {
+		return x.CompletesRevision
+	}
+	return 0
 }
 
 // CreateConnectionRequest starts a connection.
@@ -1612,12 +1633,17 @@ func (x *CompleteDisconnectResponse) GetConnection() *Connection {
 	return nil
 }
 
-// ListConnectionHistoryRequest asks for a page of one connection's history.
+// ListConnectionHistoryRequest asks for a page of history.
 type ListConnectionHistoryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the connection; "-" (or empty) means every connection.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// page_size is at most 100; 0 means 20.
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// newest_first pages from the latest event back; a page token keeps
+	// the order it was made for.
+	NewestFirst   bool `protobuf:"varint,4,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1673,7 +1699,14 @@ func (x *ListConnectionHistoryRequest) GetPageToken() string {
 	return ""
 }
 
-// ListConnectionHistoryResponse is a page of history, oldest first.
+func (x *ListConnectionHistoryRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+// ListConnectionHistoryResponse is a page of history, in the order asked.
 type ListConnectionHistoryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*ConnectionEvent     `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -2539,7 +2572,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"created_by\x18\x0f \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\x10 \x01(\tR\tupdatedBy\x12)\n" +
-	"\x10disconnect_steps\x18\x11 \x03(\tR\x0fdisconnectSteps\"\xbf\x03\n" +
+	"\x10disconnect_steps\x18\x11 \x03(\tR\x0fdisconnectSteps\"\x80\x04\n" +
 	"\x0fConnectionEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
@@ -2556,7 +2589,9 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"connection\x18\n" +
 	" \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"\xdc\x01\n" +
+	"connection\x12\x10\n" +
+	"\x03via\x18\v \x01(\tR\x03via\x12-\n" +
+	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xdc\x01\n" +
 	"\x17CreateConnectionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12'\n" +
@@ -2622,12 +2657,13 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x1aCompleteDisconnectResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"j\n" +
+	"connection\"\x8d\x01\n" +
 	"\x1cListConnectionHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12!\n" +
+	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x87\x01\n" +
 	"\x1dListConnectionHistoryResponse\x12>\n" +
 	"\x06events\x18\x01 \x03(\v2&.ghconnect.registry.v1.ConnectionEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"e\n" +

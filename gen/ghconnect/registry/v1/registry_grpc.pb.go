@@ -68,8 +68,9 @@ type ConnectionRegistryServiceClient interface {
 	BeginDisconnect(ctx context.Context, in *BeginDisconnectRequest, opts ...grpc.CallOption) (*BeginDisconnectResponse, error)
 	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
 	CompleteDisconnect(ctx context.Context, in *CompleteDisconnectRequest, opts ...grpc.CallOption) (*CompleteDisconnectResponse, error)
-	// ListConnectionHistory returns the audit history of one connection,
-	// oldest first.
+	// ListConnectionHistory returns the audit history of one connection, or
+	// of every connection when id is "-" (or empty), oldest first unless
+	// newest_first is set.
 	ListConnectionHistory(ctx context.Context, in *ListConnectionHistoryRequest, opts ...grpc.CallOption) (*ListConnectionHistoryResponse, error)
 	// WatchConnections streams every change after a revision. A subscriber
 	// that reconnects with the last revision it saw misses nothing.
@@ -300,8 +301,9 @@ type ConnectionRegistryServiceServer interface {
 	BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error)
 	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
 	CompleteDisconnect(context.Context, *CompleteDisconnectRequest) (*CompleteDisconnectResponse, error)
-	// ListConnectionHistory returns the audit history of one connection,
-	// oldest first.
+	// ListConnectionHistory returns the audit history of one connection, or
+	// of every connection when id is "-" (or empty), oldest first unless
+	// newest_first is set.
 	ListConnectionHistory(context.Context, *ListConnectionHistoryRequest) (*ListConnectionHistoryResponse, error)
 	// WatchConnections streams every change after a revision. A subscriber
 	// that reconnects with the last revision it saw misses nothing.

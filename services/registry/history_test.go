@@ -1,0 +1,118 @@
+package registry_test
+
+import (
+	"context"
+	"testing"
+
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+)
+
+// A person's change through the gateway is theirs, with the gateway as
+// via, in the event and in its column; the history of every connection
+// pages both ways.
+func TestHistoryViaAndAllConnections(t *testing.T) {
+	testenv.Stores(t, func(t *testing.T, dsn string) {
+		e := &env{registrytest.Start(t, dsn, "gateway")}
+		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")
+		one, err := e.Client.CreateConnection(asGrace, e.createReq("one.example.com", "octo-org"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := e.create(t, "two.example.com", "other-org") // alice, directly
+		if _, err := e.Client.BeginDisconnect(asGrace, &registryv1.BeginDisconnectRequest{Id: one.Connection.Id, Reason: "moving"}); err != nil {
+			t.Fatal(err)
+		}
+
+		type row struct{ Conn, Action, Actor, Via string }
+		rows := func(evs []*registryv1.ConnectionEvent) []row {
+			var out []row
+			for _, ev := range evs {
+				name := map[string]string{one.Connection.Id: "one", two.Id: "two"}[ev.ConnectionId]
+				out = append(out, row{name, ev.Action, ev.Actor, ev.Via})
+			}
+			return out
+		}
+		oldestFirst := []row{
+			{"one", "create", "grace@example.com", "gateway"},
+			{"two", "create", "alice", ""},
+			{"one", "begin_disconnect", "grace@example.com", "gateway"},
+		}
+
+		// One connection, as before.
+		h, err := e.Client.ListConnectionHistory(e.ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: one.Connection.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]row{oldestFirst[0], oldestFirst[2]}, rows(h.Events)); diff != "" {
+			t.Errorf("one connection's history (-want +got):\n%s", diff)
+		}
+
+		// The column holds via as well as the event.
+		db, err := sqldb.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, ev := range h.Events {
+			var via string
+			if err := db.QueryRow(`SELECT via FROM connection_events WHERE revision = $1`, ev.Revision).Scan(&via); err != nil {
+				t.Fatal(err)
+			}
+			if via != "gateway" {
+				t.Errorf("revision %d: via column %q", ev.Revision, via)
+			}
+		}
+
+		// Every connection ("-" or empty), a page of one at a time, in
+		// either order.
+		for _, tc := range []struct {
+			id          string
+			newestFirst bool
+			want        []row
+		}{
+			{"-", false, oldestFirst},
+			{"", false, oldestFirst},
+			{"-", true, []row{oldestFirst[2], oldestFirst[1], oldestFirst[0]}},
+		} {
+			var got []*registryv1.ConnectionEvent
+			tok := ""
+			for pages := 0; ; pages++ {
+				if pages > len(tc.want) {
+					t.Fatalf("%q newest first %v: more pages than events", tc.id, tc.newestFirst)
+				}
+				page, err := e.Client.ListConnectionHistory(e.ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: tc.id, PageSize: 1, PageToken: tok, NewestFirst: tc.newestFirst})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, page.Events...)
+				if tok = page.NextPageToken; tok == "" {
+					break
+				}
+			}
+			if diff := cmp.Diff(tc.want, rows(got)); diff != "" {
+				t.Errorf("%q newest first %v (-want +got):\n%s", tc.id, tc.newestFirst, diff)
+			}
+		}
+
+		// An auditor reads it; a page token works only for the scope and
+		// order it was made for.
+		asAda := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "ada@example.com", auth.RolesHeader, "auditor")
+		first, err := e.Client.ListConnectionHistory(asAda, &registryv1.ListConnectionHistoryRequest{Id: "-", PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Client.ListConnectionHistory(asAda, &registryv1.ListConnectionHistoryRequest{Id: "-", PageSize: 1, PageToken: first.NextPageToken, NewestFirst: true})
+		wantCode(t, err, codes.InvalidArgument)
+		_, err = e.Client.ListConnectionHistory(asAda, &registryv1.ListConnectionHistoryRequest{Id: two.Id, PageToken: first.NextPageToken})
+		wantCode(t, err, codes.InvalidArgument)
+		_, err = e.Client.ListConnectionHistory(asAda, &registryv1.ListConnectionHistoryRequest{Id: "no-such-connection"})
+		wantCode(t, err, codes.NotFound)
+	})
+}
