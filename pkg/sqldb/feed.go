@@ -13,16 +13,31 @@ import (
 // (connectionID empty: all). It is the read side of the services' event
 // tables.
 func Feed[T proto.Message](ctx context.Context, db *DB, table, column, where string, after int64, connectionID string, limit int, newT func() T) ([]T, error) {
-	q := fmt.Sprintf(`SELECT %s FROM %s WHERE revision > $1`, column, table)
+	return feed(ctx, db, table, column, where, "revision > $1", "revision", after, connectionID, limit, newT)
+}
+
+// FeedBack is Feed read backwards: up to limit messages before revision
+// before (0: from the latest), newest first, for pages of history.
+func FeedBack[T proto.Message](ctx context.Context, db *DB, table, column string, before int64, connectionID string, limit int, newT func() T) ([]T, error) {
+	cond := "revision < $1"
+	if before <= 0 {
+		cond = "$1 = 0"
+		before = 0
+	}
+	return feed(ctx, db, table, column, "", cond, "revision DESC", before, connectionID, limit, newT)
+}
+
+func feed[T proto.Message](ctx context.Context, db *DB, table, column, where, cond, order string, from int64, connectionID string, limit int, newT func() T) ([]T, error) {
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s`, column, table, cond)
 	if where != "" {
 		q += " AND " + where
 	}
-	args := []any{after}
+	args := []any{from}
 	if connectionID != "" {
 		q += ` AND connection_id = $2`
 		args = append(args, connectionID)
 	}
-	q += fmt.Sprintf(` ORDER BY revision LIMIT %d`, limit)
+	q += fmt.Sprintf(` ORDER BY %s LIMIT %d`, order, limit)
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -76,17 +76,24 @@ func featureName(f featuregatev1.Feature) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "FEATURE_"))
 }
 
+// featureByName is featureName read back.
+func featureByName(name string) featuregatev1.Feature {
+	return featuregatev1.Feature(featuregatev1.Feature_value["FEATURE_"+strings.ToUpper(name)])
+}
+
 func permString(m map[string]string) string { return permissions.String(m) }
 
 func missingPermissions(have, want map[string]string) map[string]string {
 	return permissions.Missing(have, want)
 }
 
-func actor(ctx context.Context) string {
+// actor is who calls: the person a forwarder vouches for (with the
+// forwarder as via), or the direct caller.
+func actor(ctx context.Context) who {
 	if p, ok := auth.FromContext(ctx); ok {
-		return p.Name
+		return who{actor: p.Name, via: p.Via}
 	}
-	return "unauthenticated"
+	return who{actor: "unauthenticated"}
 }
 
 func checkConnectionID(v *apierr.Violations, id string) {

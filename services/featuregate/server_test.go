@@ -57,7 +57,7 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokensFile, tokens := testenv.Tokens(t, "admin", "search-svc")
+	tokensFile, tokens := testenv.Tokens(t, "admin", "search-svc", "gateway")
 	authn, err := auth.LoadTokenFile(tokensFile)
 	if err != nil {
 		t.Fatal(err)

@@ -163,11 +163,16 @@ func writeSettingsTx(ctx context.Context, tx *sql.Tx, st *featuregatev1.Settings
 	return nil
 }
 
+// who made a change: the actor (a person, a service or "system:…") and
+// the service that forwarded the actor's call (empty for a direct caller).
+type who struct{ actor, via string }
+
 // event is one row of gate_events.
 type event struct {
-	connectionID, action, actor string
-	detail                      any
-	snapshot                    *featuregatev1.WatchResponse
+	connectionID, action string
+	by                   who
+	detail               any
+	snapshot             *featuregatev1.WatchResponse
 }
 
 func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64, error) {
@@ -186,8 +191,8 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 			return 0, err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO gate_events (revision, connection_id, action, actor, event_time, detail, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		rev, ev.connectionID, ev.action, ev.actor, s.now().UnixMicro(), string(detail), string(snap))
+	_, err = tx.ExecContext(ctx, `INSERT INTO gate_events (revision, connection_id, action, actor, via, event_time, detail, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		rev, ev.connectionID, ev.action, ev.by.actor, ev.by.via, s.now().UnixMicro(), string(detail), string(snap))
 	return rev, err
 }
 
@@ -196,7 +201,7 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 // Unified search's include_private is a setting of its own, as on GHES: it
 // is kept as given while search is off (and has no effect then), so
 // switching search off and on again does not lose it.
-func (s *Store) UpdateSettings(ctx context.Context, id, etag, actor string, changes []*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
+func (s *Store) UpdateSettings(ctx context.Context, id, etag string, by who, changes []*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
 	var out *featuregatev1.Settings
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := settingsTx(ctx, tx, id)
@@ -227,12 +232,12 @@ func (s *Store) UpdateSettings(ctx context.Context, id, etag, actor string, chan
 			}
 		}
 		cur.UpdateTime = timestamppb.New(s.now())
-		cur.UpdatedBy = actor
+		cur.UpdatedBy = by.actor
 		if err := writeSettingsTx(ctx, tx, cur); err != nil {
 			return err
 		}
 		_, err = s.appendEventTx(ctx, tx, event{
-			connectionID: id, action: "update_settings", actor: actor,
+			connectionID: id, action: "update_settings", by: by,
 			detail:   map[string]any{"from": settingsDetail(before), "to": settingsDetail(cur)},
 			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: conn.Connected},
 		})
@@ -310,7 +315,7 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 			detail = map[string]any{"from": before, "to": settingsDetail(cur)}
 		}
 		_, err = s.appendEventTx(ctx, tx, event{
-			connectionID: id, action: action, actor: "system:registry", detail: detail,
+			connectionID: id, action: action, by: who{actor: "system:registry"}, detail: detail,
 			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: st.Connected},
 		})
 		return err
@@ -340,7 +345,7 @@ func (s *Store) RegistryCursor(ctx context.Context) (int64, error) {
 }
 
 // SetConsent records a user's choice.
-func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1.Feature, optedIn bool, actor string) error {
+func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1.Feature, optedIn bool, by who) error {
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
 		v := 0
 		if optedIn {
@@ -351,14 +356,14 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 			id, user, int32(f), v, s.now().UnixMicro()); err != nil {
 			return err
 		}
-		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "set_consent", actor: actor,
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "set_consent", by: by,
 			detail: map[string]any{"user": user, "feature": featureName(f), "opted_in": optedIn}})
 		return err
 	})
 }
 
 // Link links user to a GitHub.com account, replacing an earlier link.
-func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.AccountLink, actor string) error {
+func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.AccountLink, by who) error {
 	now := s.now()
 	link.LinkTime = timestamppb.New(now)
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
@@ -372,14 +377,14 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 			}
 			return err
 		}
-		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "link_account", actor: actor,
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "link_account", by: by,
 			detail: map[string]any{"user": link.User, "github_login": link.GithubLogin, "github_id": link.GithubId}})
 		return err
 	})
 }
 
 // Unlink removes a user's link.
-func (s *Store) Unlink(ctx context.Context, id, user, actor string) error {
+func (s *Store) Unlink(ctx context.Context, id, user string, by who) error {
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, user)
 		if err != nil {
@@ -388,7 +393,7 @@ func (s *Store) Unlink(ctx context.Context, id, user, actor string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotLinked
 		}
-		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: "unlink_account", actor: actor, detail: map[string]any{"user": user}})
+		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: "unlink_account", by: by, detail: map[string]any{"user": user}})
 		return err
 	})
 }

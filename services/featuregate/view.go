@@ -3,7 +3,6 @@ package featuregate
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +94,7 @@ func (v *view) apply(ev feedEvent) {
 	}
 	switch ev.action {
 	case "set_consent":
-		u.optedIn[featuregatev1.Feature(featuregatev1.Feature_value["FEATURE_"+strings.ToUpper(d.Feature)])] = d.OptedIn
+		u.optedIn[featureByName(d.Feature)] = d.OptedIn
 	case "link_account":
 		u.linked = true
 	case "unlink_account":

@@ -398,61 +398,34 @@ func (s *Server) CompleteDisconnect(ctx context.Context, req *registryv1.Complet
 	return &registryv1.CompleteDisconnectResponse{Connection: c}, nil
 }
 
-// allConnections is the id that asks for every connection's history
-// (AIP-159's wildcard, so REST has a path for it).
-const allConnections = "-"
-
-// ListConnectionHistory implements the RPC. The page token is the last
-// revision of the previous page, with the scope and order it was made for.
+// ListConnectionHistory implements the RPC.
 func (s *Server) ListConnectionHistory(ctx context.Context, req *registryv1.ListConnectionHistoryRequest) (*registryv1.ListConnectionHistoryResponse, error) {
 	var v apierr.Violations
-	id := req.GetId()
-	if id == allConnections {
-		id = ""
-	}
-	if len(id) > 64 {
+	scope := sqldb.NewHistoryScope(req.GetId(), req.GetNewestFirst())
+	if len(scope.ConnectionID) > 64 {
 		v.Add("id", "must be at most 64 characters")
 	}
 	size := pageSize(&v, req.GetPageSize())
-	scope := historyScope(id, req.GetNewestFirst())
-	var from int64
-	if tok := req.GetPageToken(); tok != "" {
-		cur, err := decodeCursor(tok)
-		if err != nil || cur.id != scope {
-			v.Add("page_token", "malformed page token")
-		}
-		from = cur.time
-	}
+	from, err := scope.From(req.GetPageToken())
+	v.Check("page_token", err)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if id != "" {
-		if _, err := s.store.Get(ctx, id); err != nil {
+	if scope.ConnectionID != "" {
+		if _, err := s.store.Get(ctx, scope.ConnectionID); err != nil {
 			return nil, toStatus(ctx, err)
 		}
 	}
-	evs, err := s.store.History(ctx, id, from, req.GetNewestFirst(), size+1)
+	evs, err := s.store.History(ctx, scope, from, size+1)
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
 	resp := &registryv1.ListConnectionHistoryResponse{Events: evs}
 	if len(evs) > size {
 		resp.Events = evs[:size]
-		resp.NextPageToken = encodeCursor(pageCursor{time: evs[size-1].Revision, id: scope})
+		resp.NextPageToken = scope.PageToken(evs[size-1].Revision)
 	}
 	return resp, nil
-}
-
-// historyScope is what a history page token is valid for: one connection
-// or all ("-"), in one order.
-func historyScope(id string, newestFirst bool) string {
-	if id == "" {
-		id = allConnections
-	}
-	if newestFirst {
-		return id + ":newest"
-	}
-	return id
 }
 
 // WatchConnections implements the RPC: history after the revision first,

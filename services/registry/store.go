@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -370,40 +369,14 @@ func (s *Store) Events(ctx context.Context, after int64, connectionID string, li
 	return sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
 }
 
-// History returns up to limit events of one connection (connectionID
-// empty: of all) after revision from, oldest first, or with newestFirst
+// History returns up to limit events of the scope's connection (or all)
+// after revision from, oldest first, or when the scope is newest first
 // before it (from 0: from the latest), newest first.
-func (s *Store) History(ctx context.Context, connectionID string, from int64, newestFirst bool, limit int) ([]*registryv1.ConnectionEvent, error) {
-	if !newestFirst {
-		return s.Events(ctx, from, connectionID, limit)
+func (s *Store) History(ctx context.Context, scope sqldb.HistoryScope, from int64, limit int) ([]*registryv1.ConnectionEvent, error) {
+	if !scope.NewestFirst {
+		return s.Events(ctx, from, scope.ConnectionID, limit)
 	}
-	if from == 0 {
-		from = math.MaxInt64
-	}
-	q := `SELECT event FROM connection_events WHERE revision < $1`
-	args := []any{from}
-	if connectionID != "" {
-		q += ` AND connection_id = $2`
-		args = append(args, connectionID)
-	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY revision DESC LIMIT `+strconv.Itoa(limit), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*registryv1.ConnectionEvent
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		ev := &registryv1.ConnectionEvent{}
-		if err := protojson.Unmarshal([]byte(raw), ev); err != nil {
-			return nil, fmt.Errorf("decoding connection_events: %w", err)
-		}
-		out = append(out, ev)
-	}
-	return out, rows.Err()
+	return sqldb.FeedBack(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
 }
 
 // ResumeChange is the change an actor that finishes someone else's
@@ -415,7 +388,7 @@ func (s *Store) ResumeChange(ctx context.Context, id, actor string) (Change, err
 	// end: read back from the latest event.
 	var begin *registryv1.ConnectionEvent
 	for from := int64(0); begin == nil; {
-		page, err := s.History(ctx, id, from, true, 50)
+		page, err := s.History(ctx, sqldb.HistoryScope{ConnectionID: id, NewestFirst: true}, from, 50)
 		if err != nil {
 			return Change{}, err
 		}
