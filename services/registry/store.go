@@ -242,11 +242,11 @@ func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from
 		return err
 	}
 	ev := &registryv1.ConnectionEvent{
-		Revision:     rev,
-		ConnectionId: c.Id,
-		Action:       ch.Action,
-		FromState:    from,
-		ToState:      c.State,
+		Revision:          rev,
+		ConnectionId:      c.Id,
+		Action:            ch.Action,
+		FromState:         from,
+		ToState:           c.State,
 		Actor:             ch.Actor,
 		Via:               ch.Via,
 		RequestId:         ch.RequestID,
