@@ -8,11 +8,11 @@ import (
 	"slices"
 )
 
-//go:embed ui/index.html ui/app.js ui/app.css ui/favicon.svg ui/favicon.ico
+//go:embed ui/index.html ui/app.js ui/timeline.js ui/app.css ui/favicon.svg ui/favicon.ico
 var uiFiles embed.FS
 
 // uiPaths are the admin page's files; everything else under / is a 404.
-var uiPaths = []string{"/", "/app.js", "/app.css", "/favicon.svg", "/favicon.ico"}
+var uiPaths = []string{"/", "/app.js", "/timeline.js", "/app.css", "/favicon.svg", "/favicon.ico"}
 
 // uiConfig is what the admin page needs to know of the deployment, served
 // as /config.json: nothing secret.

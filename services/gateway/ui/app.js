@@ -17,7 +17,7 @@ const state = {
 
 const STATE = (s) => "CONNECTION_STATE_" + s;
 const ACTIVE = [STATE("CONNECTED"), STATE("DISCONNECTING"), STATE("PENDING")];
-const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "history-section"];
+const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "timeline-section"];
 
 class APIError extends Error {
   constructor(status, body) {
@@ -169,26 +169,28 @@ async function load() {
   switch (active && active.state) {
     case STATE("CONNECTED"):
       await renderEnabled(active);
-      show(["enabled", "history-section"]);
+      show(["enabled", "timeline-section"]);
       break;
     case STATE("DISCONNECTING"):
       renderDisconnecting(active);
-      show(["disconnecting", "history-section"]);
+      show(["disconnecting", "timeline-section"]);
       break;
     case STATE("PENDING"):
       renderPending(active);
-      show(["pending", "history-section"]);
+      show(["pending", "timeline-section"]);
       break;
     default:
       renderDisabled(latest);
-      show(latest ? ["disabled", "history-section"] : ["disabled"]);
+      show(latest ? ["disabled", "timeline-section"] : ["disabled"]);
   }
   if ($("#disabled").hidden) {
     // The Enable form is hidden: what it held is no longer needed.
     $("#enable-form").reset();
     clearErrors($("#enable-form"));
   }
-  if (latest) await renderHistory(latest.id);
+  // The timeline is timeline.js's: every connection's changes and the
+  // features'.
+  if (latest) await renderTimeline(conns);
 }
 
 // reloadAfterFailure shows the server's truth after an action failed; a
@@ -491,6 +493,7 @@ async function saveFeature(info, li, controls, err) {
   try {
     const resp = await api("PATCH", `/v1/connections/${state.conn.id}/features`, { etag: state.settings.etag, features: [wanted] });
     applySettings(resp.settings);
+    refreshTimeline();
     status.textContent = `Saved: ${describeSetting(info, resp.settings.features.find((x) => x.feature === info.feature) || wanted)}.`;
   } catch (e) {
     const why = e instanceof APIError && e.status === 409
@@ -522,21 +525,6 @@ function disconnect(c, reason, btn) {
     say(`GitHub Connect is disabled for ${c.account.login}.`);
     focusSection();
   });
-}
-
-async function renderHistory(id) {
-  const h = await api("GET", `/v1/connections/${id}/history?pageSize=100`);
-  const tbody = $("#history tbody");
-  tbody.replaceChildren();
-  for (const ev of (h.events || []).slice(-20).reverse()) {
-    const tr = document.createElement("tr");
-    for (const v of [new Date(ev.eventTime).toLocaleString(), ev.action, ev.actor, short(ev.toState)]) {
-      const td = document.createElement("td");
-      td.textContent = v || "";
-      tr.append(td);
-    }
-    tbody.append(tr);
-  }
 }
 
 async function signIn(ev) {

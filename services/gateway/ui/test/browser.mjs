@@ -21,3 +21,28 @@ export async function open(extra = {}) {
   const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
   return { browser, page, shot, out };
 }
+
+// checks runs named checks that each report rather than stop the script,
+// a screenshot of the page as each failure left it. done() prints the
+// count and sets the exit code.
+export function checks(shot) {
+  const failures = [];
+  let n = 0;
+  async function check(name, fn) {
+    n++;
+    try {
+      await fn();
+      console.log(`ok   ${n} ${name}`);
+    } catch (e) {
+      failures.push(name);
+      console.error(`FAIL ${n} ${name}: ${e.stack || e}`);
+      await shot(`fail-${String(n).padStart(2, "0")}`).catch(() => {});
+    }
+  }
+  function done() {
+    if (failures.length) console.error("failed:\n  " + failures.join("\n  "));
+    console.log(`${n - failures.length} passed, ${failures.length} failed`);
+    process.exitCode = failures.length ? 1 : 0;
+  }
+  return { check, failures, done };
+}

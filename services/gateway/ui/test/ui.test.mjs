@@ -98,7 +98,7 @@ try {
   await shot("09-confirm-disable");
   await dialog.getByRole("button", { name: "Disable GitHub Connect" }).click();
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
-  await page.locator("#history tbody tr", { hasText: "complete_disconnect" }).first().waitFor();
+  await page.locator("#timeline tbody tr", { hasText: "Disconnect finished: GitHub Connect is disabled" }).first().waitFor();
   await shot("10-disconnected");
 
   step = "the gateway is down";
