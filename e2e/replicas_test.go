@@ -85,7 +85,7 @@ func startReplicated(t *testing.T) *system {
 	}
 	s.gw = "https://" + s.addr("gateway")
 	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"),
-		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
+		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 	return s
 }

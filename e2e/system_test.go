@@ -50,7 +50,7 @@ func build(t *testing.T) string {
 		}
 		cmd := exec.Command("go", "build", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
 			"./services/broker/cmd/broker", "./services/featuregate/cmd/featuregate", "./services/gateway/cmd/gateway",
-			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu")
+			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu", "./dev/oidcdev/cmd/oidcdev")
 		cmd.Dir = repoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("%v\n%s", err, out)
@@ -316,7 +316,7 @@ func (s *system) startCallers() {
 	s.gw = "https://" + s.addr("gateway")
 	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
 		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway"),
-		"-github-web-url", s.emu}, s.dialTLS("gateway")...)...)
+		"-github-web-url", s.emu}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 }
 
@@ -354,7 +354,7 @@ func newSystem(t *testing.T) *system {
 		s.stop("ghemu")
 		s.stop("vaultdev")
 	})
-	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
+	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu", "idp"} {
 		s.port[n] = freePort(t)
 	}
 	var lines []string
@@ -396,7 +396,22 @@ func newSystem(t *testing.T) *system {
 	s.emu = "http://" + s.addr("emu")
 	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
 	s.waitHTTP("ghemu", s.emu+"/meta")
+	// The identity provider admins sign in with (single sign-on).
+	s.file("oidc-client-secret", randomToken())
+	s.start("oidcdev", nil, "oidcdev", "-addr", s.addr("idp"), "-client-id", "ghconnect-gateway", "-client-secret-file", filepath.Join(s.dir, "oidc-client-secret"))
+	s.waitHTTP("oidcdev", s.issuer()+"/.well-known/openid-configuration")
 	return s
+}
+
+// issuer is the identity provider's issuer URL.
+func (s *system) issuer() string { return "http://" + s.addr("idp") + "/oidc" }
+
+// ssoArgs make the gateway sign people in through the system's identity
+// provider: members of ghconnect-admins are admins, of
+// ghconnect-auditors auditors.
+func (s *system) ssoArgs() []string {
+	return []string{"-oidc-issuer", s.issuer(), "-oidc-client-id", "ghconnect-gateway", "-oidc-client-secret-file", filepath.Join(s.dir, "oidc-client-secret"),
+		"-public-url", s.gw}
 }
 
 // rest calls the gateway as the admin; it returns the status and the

@@ -7,7 +7,7 @@
 // and reports; the last line counts them.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { open } from "./browser.mjs";
+import { open, signIn } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
 const emu = process.env.EMU_URL;
@@ -92,9 +92,7 @@ page.on("request", (r) => { if (/\/connect\/(callback|setup)\?/.test(r.url())) c
 
 let fatal = null;
 try {
-  await page.goto(gw + "/");
-  await page.getByLabel("Admin token").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signIn(page, gw);
   await notEnabledHeading.waitFor();
 } catch (e) {
   fatal = e;
