@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -131,7 +132,39 @@ func (s *system) trustPKI() {
 	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	s.t.Cleanup(transport.CloseIdleConnections)
 	s.http = &http.Client{Transport: transport}
-	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	jar, _ := cookiejar.New(nil)
+	s.browser = &http.Client{Transport: transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// signIn signs the test's browser in as admin@example.com, an admin, when
+// the gateway has single sign-on (GitHub.com's redirects back are taken
+// only in a signed-in admin's browser): the redirect flow through the
+// development identity provider, answering its sign-in form.
+func (s *system) signIn() {
+	s.t.Helper()
+	resp, err := s.browser.Get(s.gw + "/auth/session")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var info struct{ SSO bool }
+	json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	// Signed in already, or nothing to sign in to. (A restarted gateway
+	// has forgotten its sessions: then again.)
+	if resp.StatusCode == http.StatusUnauthorized && info.SSO {
+		authorize, err := url.Parse(next(s.t)(s.browser.Get(s.gw + "/auth/login")))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		form := authorize.Query()
+		form.Set("dev_login", "admin@example.com")
+		form.Set("dev_groups", "ghconnect-admins")
+		authorize.RawQuery = ""
+		callback := next(s.t)(s.browser.PostForm(authorize.String(), form))
+		if home := next(s.t)(s.browser.Get(callback)); home != "/" {
+			s.t.Fatalf("sign-in ended at %s", home)
+		}
+	}
 }
 
 // tlsArgs are a gRPC service's TLS flags, both ways.
@@ -484,6 +517,7 @@ func location(t *testing.T, resp *http.Response, err error) string {
 // returns the connection id.
 func (s *system) enable(id string) {
 	s.t.Helper()
+	s.signIn()
 	start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
 	loc := next(s.t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
 	loc = next(s.t)(s.browser.Get(loc)) // gateway callback → install page
@@ -492,6 +526,7 @@ func (s *system) enable(id string) {
 
 func (s *system) install(installURL string) {
 	s.t.Helper()
+	s.signIn()
 	loc := next(s.t)(s.browser.Get(installURL)) // install → setup
 	loc = next(s.t)(s.browser.Get(loc))         // gateway setup → admin page
 	if !strings.Contains(loc, "connected=") {
