@@ -48,7 +48,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent": "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/LinkAccount":    "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount":  "feature-client",
-	"/ghconnect.featuregate.v1.FeatureGateService/Check":          "feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/Check":          "admin auditor feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Watch":          "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Search":         "feature-client",
 }
