@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -30,23 +29,17 @@ type connectEnv struct {
 	emu       *ghemu.TestServer
 	transit   *vaulttransit.Client
 	connector *registry.Connector
-	vault     *testenv.VaultDev
 	creds     *testenv.VaultCreds
 }
 
+// startConnect runs a registry that enables and disconnects against the
+// GitHub emulator and vaultdev; the registry works as its own AppRole,
+// with deploy/vault/registry.hcl.
 func startConnect(t *testing.T) *connectEnv {
-	e := &connectEnv{emu: ghemu.StartForTest(t, ghemu.Options{})}
-	e.emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
-	// The registry works as its own AppRole, with deploy/vault/registry.hcl.
-	e.vault = testenv.Vault(t)
-	e.creds = e.vault.Setup(t, 0, 0)
-	e.transit = vaulttransit.New(e.creds.Login(t, "registry"), "transit")
-	api, _ := url.Parse(e.emu.URL + "/")
-	e.Env = registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
-		e.connector = &registry.Connector{Store: st, Transit: e.transit, GitHubAPI: api, GitHubWeb: e.emu.URL, HTTP: http.DefaultClient}
-		s.SetConnector(e.connector)
-	})
-	return e
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := registrytest.StartConnected(t, testenv.SQLite(t), b)
+	return &connectEnv{Env: e, emu: b.Emu, transit: b.Transit, connector: e.Connector, creds: b.Creds}
 }
 
 func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
@@ -57,28 +50,6 @@ func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
 		t.Fatal(err)
 	}
 	return resp.Connection
-}
-
-func noRedirect() *http.Client {
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// browse follows one redirect the way the administrator's browser would.
-func browse(t *testing.T) func(*http.Response, error) url.Values {
-	return func(resp *http.Response, err error) url.Values { return redirectQuery(t, resp, err) }
-}
-
-func redirectQuery(t *testing.T, resp *http.Response, err error) url.Values {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("browser got %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
 }
 
 func (e *connectEnv) keyExists(t *testing.T, name string) bool {
@@ -100,7 +71,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	if strings.Contains(start.Manifest, "secret") || !strings.Contains(start.Manifest, `"redirect_url":"https://ghes.example.com/connect/callback"`) {
 		t.Errorf("manifest: %s", start.Manifest)
 	}
-	q := browse(t)(noRedirect().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
 	if q.Get("state") != start.State {
 		t.Fatalf("state not returned: %v", q)
 	}
@@ -139,7 +110,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 		t.Errorf("a refused callback changed the record")
 	}
 	// Installing: GitHub sends the browser to the setup URL.
-	setup := browse(t)(noRedirect().Get(done.InstallUrl))
+	setup := registrytest.Redirect(t)(registrytest.Browser().Get(done.InstallUrl))
 	instID := setup.Get("installation_id")
 	var n int64
 	for _, ch := range instID {

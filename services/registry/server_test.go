@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry"
@@ -31,6 +32,36 @@ type env struct{ *registrytest.Env }
 func (e *env) ctx(t *testing.T, principal string) context.Context { return e.Ctx(t, principal) }
 
 func startRegistry(t *testing.T, dsn string) *env { return &env{registrytest.Start(t, dsn)} }
+
+// startConnected is a registry that enables and disconnects against the
+// GitHub emulator and vaultdev, for tests that need connections CONNECTED
+// or DISCONNECTED.
+func startConnected(t *testing.T, dsn string) *env {
+	return &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t))}
+}
+
+// connect connects the PENDING connection id with an App of its own
+// (ConnectExistingApp).
+func (e *env) connect(t *testing.T, id string) *registryv1.Connection {
+	t.Helper()
+	return e.ConnectApp(t, id, ghemu.AppSpec{Owner: "octo-org"}, nil)
+}
+
+// install connects the PENDING connection id whose App is registered the
+// way the administrator's browser does: StartAppManifest hands out the
+// App's install page, GitHub.com sends the browser on to the setup URL,
+// and CompleteInstallation connects.
+func (e *env) install(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, state := e.Backends.Install(t, start.InstallUrl)
+	if _, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: inst, State: state}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 var reqN int
 
@@ -68,7 +99,7 @@ func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
 
 func TestCreateGetList(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		c := e.create(t, "ghes.example.com", "octo-org")
 		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || c.CreatedBy != "alice" || c.Etag != "1" {
 			t.Fatalf("unexpected new connection: %v", c)
@@ -92,13 +123,7 @@ func TestCreateGetList(t *testing.T) {
 			ids = append(ids, e.create(t, fmt.Sprintf("ghes%d.example.com", i), "octo-org").Id)
 		}
 		ctx := e.ctx(t, "alice")
-		app, key := testApp()
-		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: ids[3], App: app, TransitKey: key}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: ids[3], InstallationId: 99}); err != nil {
-			t.Fatal(err)
-		}
+		connected := e.connect(t, ids[3])
 		var seen []string
 		tok := ""
 		for pages := 0; ; pages++ {
@@ -125,7 +150,7 @@ func TestCreateGetList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != 99 {
+		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != connected.InstallationId {
 			t.Errorf("state filter: got %v", resp.Connections)
 		}
 	})
@@ -133,7 +158,7 @@ func TestCreateGetList(t *testing.T) {
 
 func TestIdempotentCreateAndUniqueness(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		req := e.createReq("ghes.example.com", "octo-org")
 		first, err := e.Client.CreateConnection(ctx, req)
@@ -166,7 +191,7 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 		}
 		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
 		wantCode(t, err, codes.AlreadyExists)
-		if _, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
 		e.create(t, "ghes.example.com", "octo-org")
@@ -213,20 +238,32 @@ func opNamed(name string) op {
 	panic(name)
 }
 
-// reach drives a new connection along the happy path to state.
+// reach drives a new connection along the happy path to state: CONNECTED
+// and DISCONNECTED through the flows that get there in production.
 func (e *env) reach(t *testing.T, ctx context.Context, state string, host string) string {
 	t.Helper()
 	id := e.create(t, host, "octo-org").Id
+	flows := map[string]func() error{
+		"connect_existing_app": func() error { e.connect(t, id); return nil },
+		"disconnect": func() error {
+			_, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id})
+			return err
+		},
+	}
 	paths := map[string][]string{
 		"PENDING":               nil,
 		"PENDING_WITH_APP":      {"register_app"},
-		"CONNECTED":             {"register_app", "mark_connected"},
-		"DISCONNECTING":         {"register_app", "mark_connected", "begin_disconnect"},
+		"CONNECTED":             {"connect_existing_app"},
+		"DISCONNECTING":         {"connect_existing_app", "begin_disconnect"},
 		"DISCONNECTING_PENDING": {"begin_disconnect"},
-		"DISCONNECTED":          {"register_app", "mark_connected", "begin_disconnect", "complete_disconnect"},
+		"DISCONNECTED":          {"connect_existing_app", "disconnect"},
 	}
 	for _, name := range paths[state] {
-		if err := opNamed(name).call(ctx, e, id); err != nil {
+		step, ok := flows[name]
+		if !ok {
+			step = func() error { return opNamed(name).call(ctx, e, id) }
+		}
+		if err := step(); err != nil {
 			t.Fatalf("reaching %s: %s: %v", state, name, err)
 		}
 	}
@@ -244,7 +281,7 @@ func TestEveryTransition(t *testing.T) {
 		"DISCONNECTED":          {},
 	}
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		n := 0
 		for state, allowedOps := range ok {
@@ -325,7 +362,7 @@ func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConne
 
 func TestWatchResume(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 		stream, err := e.Client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
 		if err != nil {
@@ -333,7 +370,11 @@ func TestWatchResume(t *testing.T) {
 		}
 		c := e.create(t, "ghes.example.com", "octo-org")
 		ctx := e.ctx(t, "alice")
+		// The App exists on GitHub.com and its key in Vault, as the
+		// manifest flow would leave them.
 		app, key := testApp()
+		key.Name = "ghconnect-app-7"
+		e.Backends.AddApp(t, ghemu.AppSpec{ID: app.AppId, Slug: app.Slug, Owner: "octo-org", SetupURL: "https://ghes.example.com/connect/setup"}, key.Name)
 		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
 			t.Fatal(err)
 		}
@@ -345,9 +386,7 @@ func TestWatchResume(t *testing.T) {
 		cancel() // the subscriber drops
 
 		// Changes while nobody watches.
-		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id, InstallationId: 9}); err != nil {
-			t.Fatal(err)
-		}
+		e.install(t, ctx, c.Id)
 		other := e.create(t, "other.example.com", "octo-org")
 		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
 			t.Fatal(err)
@@ -480,7 +519,7 @@ func TestValidation(t *testing.T) {
 			return err
 		}, "app.permissions"},
 		{"connect without installation", func() error {
-			_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
+			_, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{State: strings.Repeat("0", 48)})
 			return err
 		}, "installation_id"},
 		{"list negative page", func() error {
