@@ -61,7 +61,7 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx, "start_app_manifest"))
+	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -87,7 +87,7 @@ func (s *Server) CompleteAppManifest(ctx context.Context, req *registryv1.Comple
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	conn, install, err := s.connector.CompleteAppManifest(ctx, req.GetCode(), req.GetState(), change(ctx, "app_created"))
+	conn, install, err := s.connector.CompleteAppManifest(ctx, req.GetCode(), req.GetState(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -107,7 +107,7 @@ func (s *Server) CompleteInstallation(ctx context.Context, req *registryv1.Compl
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	conn, err := s.connector.CompleteInstallation(ctx, req.GetInstallationId(), req.GetState(), change(ctx, "mark_connected"))
+	conn, err := s.connector.CompleteInstallation(ctx, req.GetInstallationId(), req.GetState(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -136,7 +136,7 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
-	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, change(ctx, "connect_existing_app"))
+	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -162,7 +162,7 @@ func (s *Server) RotateAppKey(ctx context.Context, req *registryv1.RotateAppKeyR
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
-	out, err := s.connector.RotateAppKey(ctx, conn, pem, change(ctx, "rotate_app_key"))
+	out, err := s.connector.RotateAppKey(ctx, conn, pem, change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -182,7 +182,7 @@ func (s *Server) Disconnect(ctx context.Context, req *registryv1.DisconnectReque
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), change(ctx, "disconnect"))
+	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

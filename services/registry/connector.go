@@ -97,6 +97,17 @@ func (c *Connector) crashPoint(step string) {
 	}
 }
 
+// take makes move m on connection id (see Store.Update); a crash test may
+// end the process right after it.
+func (c *Connector) take(ctx context.Context, id, etag string, m Move, ch Change) (*registryv1.Connection, error) {
+	out, err := c.Store.Update(ctx, id, etag, m, ch)
+	if err != nil {
+		return nil, err
+	}
+	c.crashPoint(m.Action())
+	return out, nil
+}
+
 // connectError is a refusal whose text is safe for the caller.
 type connectError struct{ msg string }
 
@@ -151,13 +162,18 @@ func hashState(s string) string {
 
 func keyName(connID string) string { return keyPrefix + connID }
 
+// newTransitKey is the record of a transit key just imported.
+func (c *Connector) newTransitKey(name string) *registryv1.TransitKey {
+	return &registryv1.TransitKey{Mount: c.Transit.Mount(), Name: name, Versions: []int32{1}}
+}
+
 // StartAppManifest returns the manifest to post and where.
 func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string, ch Change) (*registryv1.StartAppManifestResponse, error) {
 	if len(perms) == 0 {
 		perms = AppPermissions
 	}
-	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
-		return nil, refusef("the connection must be PENDING to enable GitHub Connect")
+	if err := mayEnable(conn); err != nil {
+		return nil, err
 	}
 	if conn.App != nil {
 		install, err := c.installURL(ctx, conn.Id, conn.App.GetSlug())
@@ -210,8 +226,8 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	if err != nil {
 		return nil, "", err
 	}
-	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || conn.App != nil {
-		return nil, "", refusef("the connection is no longer waiting for its App")
+	if err := waitingForApp(conn); err != nil {
+		return nil, "", err
 	}
 	var conv appConversion
 	err = c.call(ctx, "", http.MethodPost, "app-manifests/"+url.PathEscape(code)+"/conversions", &conv)
@@ -248,20 +264,12 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	if err != nil {
 		return nil, "", err
 	}
-	ch.Action = "app_created"
-	out, err := c.Store.Update(ctx, conn.Id, conn.Etag, ch, func(x *registryv1.Connection) error {
-		if x.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || x.App != nil {
-			return &TransitionError{From: x.State, Why: "the connection is no longer waiting for its App"}
-		}
-		x.App = &registryv1.GitHubApp{AppId: conv.ID, Slug: conv.Slug, ClientId: conv.ClientID, Permissions: conv.Permissions,
-			ClientSecretCiphertext: clientSecret, WebhookSecretCiphertext: webhookSecret}
-		x.TransitKey = &registryv1.TransitKey{Mount: c.Transit.Mount(), Name: key, Versions: []int32{1}}
-		return nil
-	})
+	app := &registryv1.GitHubApp{AppId: conv.ID, Slug: conv.Slug, ClientId: conv.ClientID, Permissions: conv.Permissions,
+		ClientSecretCiphertext: clientSecret, WebhookSecretCiphertext: webhookSecret}
+	out, err := c.take(ctx, conn.Id, conn.Etag, appCreated(app, c.newTransitKey(key)), ch)
 	if err != nil {
 		return nil, "", err
 	}
-	c.crashPoint(ch.Action)
 	if err := c.Store.UseState(ctx, hashState(state), stateManifest); err != nil {
 		return nil, "", err
 	}
@@ -349,27 +357,17 @@ func (c *Connector) CompleteInstallation(ctx context.Context, installationID int
 	if err != nil {
 		return nil, err
 	}
-	if conn.App == nil || conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
-		return nil, refusef("the connection is not waiting for its installation")
+	if err := waitingForInstallation(conn); err != nil {
+		return nil, err
 	}
 	inst, err := c.verifyInstallation(ctx, conn, installationID)
 	if err != nil {
 		return nil, err
 	}
-	ch.Action = "mark_connected"
-	out, err := c.Store.Update(ctx, conn.Id, "", ch, func(x *registryv1.Connection) error {
-		if err := CheckTransition(x.State, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED); err != nil {
-			return err
-		}
-		x.State = registryv1.ConnectionState_CONNECTION_STATE_CONNECTED
-		x.InstallationId = inst.ID
-		x.ConnectTime = nowTS(c.now())
-		return nil
-	})
+	out, err := c.take(ctx, conn.Id, "", markConnected(inst.ID), ch)
 	if err != nil {
 		return nil, err
 	}
-	c.crashPoint(ch.Action)
 	if err := c.Store.UseState(ctx, hashState(state), stateInstall); err != nil {
 		logging.FromContext(ctx).Warn("install state already used", zap.String("connection_id", conn.Id))
 	}
@@ -400,8 +398,8 @@ func (c *Connector) verifyInstallation(ctx context.Context, conn *registryv1.Con
 // ConnectExistingApp imports an existing App's key, finds its installation
 // on the connection's account, and connects.
 func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Connection, appID int64, pem []byte, ch Change) (*registryv1.Connection, error) {
-	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || conn.App != nil {
-		return nil, refusef("the connection must be PENDING without an App")
+	if err := mayConnectExistingApp(conn); err != nil {
+		return nil, err
 	}
 	key := keyName(conn.Id)
 	if err := c.Transit.DeleteKey(ctx, key); err != nil {
@@ -431,18 +429,9 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 	if err := c.call(ctx, jwt, http.MethodGet, path, inst); err != nil {
 		return fail(refusef("App %d is not installed on %s", appID, conn.Account.GetLogin()))
 	}
-	ch.Action = "connect_existing_app"
-	out, err := c.Store.Update(ctx, conn.Id, conn.Etag, ch, func(x *registryv1.Connection) error {
-		if err := CheckTransition(x.State, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED); err != nil {
-			return err
-		}
-		x.App = &registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions}
-		x.TransitKey = &registryv1.TransitKey{Mount: c.Transit.Mount(), Name: key, Versions: []int32{1}}
-		x.State = registryv1.ConnectionState_CONNECTION_STATE_CONNECTED
-		x.InstallationId = inst.ID
-		x.ConnectTime = nowTS(c.now())
-		return nil
-	})
+	connected := connectExistingApp(&registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions},
+		c.newTransitKey(key), inst.ID)
+	out, err := c.take(ctx, conn.Id, conn.Etag, connected, ch)
 	if err != nil {
 		return fail(err)
 	}
@@ -452,8 +441,8 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 // RotateAppKey imports a new key version, checks GitHub accepts it, then
 // makes it the only version in use and retires the older ones in Vault.
 func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connection, pem []byte, ch Change) (*registryv1.Connection, error) {
-	if conn.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
-		return nil, refusef("only a CONNECTED connection's key can be rotated")
+	if err := mayRotateKey(conn); err != nil {
+		return nil, err
 	}
 	key := conn.TransitKey.GetName()
 	version, _, err := c.Transit.ImportKeyVersion(ctx, key, pem)
@@ -468,15 +457,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 	if err := c.call(ctx, jwt, http.MethodGet, "app", &app); err != nil || app.ID != conn.App.GetAppId() {
 		return nil, refusef("GitHub.com does not accept the new key (version %d) yet: add its public key to the App, then rotate again", version)
 	}
-	ch.Action = "rotate_app_key"
-	out, err := c.Store.Update(ctx, conn.Id, "", ch, func(x *registryv1.Connection) error {
-		if x.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
-			return &TransitionError{From: x.State, Why: "the connection is no longer CONNECTED"}
-		}
-		x.TransitKey.Versions = []int32{int32(version)}
-		x.TransitKey.PendingVersion, x.TransitKey.Notice = 0, ""
-		return nil
-	})
+	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch)
 	if err != nil {
 		return nil, err
 	}
@@ -495,18 +476,15 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 	if err != nil {
 		return nil, err
 	}
-	switch conn.State {
-	case registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED:
+	if disconnected(conn) {
 		return conn, nil
-	case registryv1.ConnectionState_CONNECTION_STATE_PENDING, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED:
-		begin := ch
-		begin.Action, begin.Reason = "begin_disconnect", reason
-		if conn, err = c.Store.Update(ctx, id, "", begin, func(x *registryv1.Connection) error {
-			return moveTo(x, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING)
-		}); err != nil {
+	}
+	if begin := beginDisconnect(); begin.check(conn) == nil {
+		why := ch
+		why.Reason = reason
+		if conn, err = c.take(ctx, id, "", begin, why); err != nil {
 			return nil, err
 		}
-		c.crashPoint(begin.Action)
 	}
 	steps := []struct {
 		name string
@@ -529,45 +507,21 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		if err := s.run(); err != nil {
 			return nil, fmt.Errorf("disconnect step %s: %w", s.name, err)
 		}
-		step := ch
-		step.Action = "disconnect_step:" + s.name
-		if conn, err = c.Store.Update(ctx, id, "", step, func(x *registryv1.Connection) error {
-			if slices.Contains(x.DisconnectSteps, s.name) {
-				return errStepDone
-			}
-			x.DisconnectSteps = append(x.DisconnectSteps, s.name)
-			return nil
-		}); errors.Is(err, errStepDone) {
-			if conn, err = c.Store.Get(ctx, id); err != nil {
-				return nil, err
-			}
-			continue
-		} else if err != nil {
+		next, err := c.take(ctx, id, "", disconnectStep(s.name), ch)
+		if errors.Is(err, errAlreadyDone) {
+			next, err = c.Store.Get(ctx, id)
+		}
+		if err != nil {
 			return nil, err
 		}
-		c.crashPoint(step.Action)
+		conn = next
 	}
-	done := ch
-	done.Action = "complete_disconnect"
-	out, err := c.Store.Update(ctx, id, "", done, func(x *registryv1.Connection) error {
-		if x.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
-			return errStepDone
-		}
-		if err := moveTo(x, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED); err != nil {
-			return err
-		}
-		x.DisconnectTime = nowTS(c.now())
-		return nil
-	})
-	if errors.Is(err, errStepDone) {
+	out, err := c.take(ctx, id, "", completeDisconnect(), ch)
+	if errors.Is(err, errAlreadyDone) {
 		return c.Store.Get(ctx, id)
 	}
 	return out, err
 }
-
-// errStepDone: another run (a replica, or the reconciler) already
-// recorded this step.
-var errStepDone = errors.New("step already done")
 
 // featuresOff waits until the feature gate, which watches this registry,
 // shows every feature off for the connection.
@@ -631,7 +585,7 @@ func (c *Connector) removeInstallation(ctx context.Context, conn *registryv1.Con
 // belong to no connection (or to one that can no longer use them).
 func (c *Connector) Reconcile(ctx context.Context) error {
 	log := logging.FromContext(ctx)
-	pending, err := c.Store.InState(ctx, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING)
+	pending, err := c.Store.InState(ctx, stateDisconnecting)
 	if err != nil {
 		return err
 	}
@@ -650,10 +604,7 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 			continue
 		}
 		conn, err := c.Store.Get(ctx, id)
-		orphan := errors.Is(err, ErrNotFound) ||
-			(err == nil && conn.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED) ||
-			(err == nil && conn.App == nil)
-		if !orphan {
+		if orphan := errors.Is(err, ErrNotFound) || (err == nil && !holdsKey(conn)); !orphan {
 			continue
 		}
 		// An enable in progress imports the key a moment before it records
