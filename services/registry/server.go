@@ -308,19 +308,6 @@ func (s *Server) RegisterApp(ctx context.Context, req *registryv1.RegisterAppReq
 	return &registryv1.RegisterAppResponse{Connection: c}, nil
 }
 
-// MarkConnected implements the RPC.
-func (s *Server) MarkConnected(ctx context.Context, req *registryv1.MarkConnectedRequest) (*registryv1.MarkConnectedResponse, error) {
-	var v apierr.Violations
-	if req.GetInstallationId() <= 0 {
-		v.Add("installation_id", "must be positive")
-	}
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), markConnected(req.GetInstallationId()), change(ctx))
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.MarkConnectedResponse{Connection: c}, nil
-}
-
 // UpdateKeyVersions implements the RPC.
 func (s *Server) UpdateKeyVersions(ctx context.Context, req *registryv1.UpdateKeyVersionsRequest) (*registryv1.UpdateKeyVersionsResponse, error) {
 	var v apierr.Violations
@@ -345,16 +332,6 @@ func (s *Server) BeginDisconnect(ctx context.Context, req *registryv1.BeginDisco
 		return nil, err
 	}
 	return &registryv1.BeginDisconnectResponse{Connection: c}, nil
-}
-
-// CompleteDisconnect implements the RPC.
-func (s *Server) CompleteDisconnect(ctx context.Context, req *registryv1.CompleteDisconnectRequest) (*registryv1.CompleteDisconnectResponse, error) {
-	var v apierr.Violations
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), completeDisconnect(), change(ctx))
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.CompleteDisconnectResponse{Connection: c}, nil
 }
 
 // ListConnectionHistory implements the RPC. The page token is the last

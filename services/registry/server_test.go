@@ -198,7 +198,9 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 	})
 }
 
-// op is one state-changing RPC, driven with valid arguments.
+// op is one state-changing RPC, driven with valid arguments, or a move no
+// RPC makes on its own, made on the store as the flow that includes it
+// does.
 type op struct {
 	name   string
 	target registryv1.ConnectionState
@@ -212,8 +214,7 @@ var ops = []op{
 		return err
 	}},
 	{"mark_connected", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 5})
-		return err
+		return e.move(ctx, id, registry.MarkConnected(5))
 	}},
 	{"update_key_versions", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
 		_, err := e.Client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
@@ -224,9 +225,15 @@ var ops = []op{
 		return err
 	}},
 	{"complete_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id})
-		return err
+		return e.move(ctx, id, registry.CompleteDisconnect())
 	}},
+}
+
+// move makes m on connection id in the store, answering as the server
+// would.
+func (e *env) move(ctx context.Context, id string, m registry.Move) error {
+	_, err := e.Store.Update(ctx, id, "", m, registry.Change{Actor: "alice"})
+	return registry.Status(ctx, err)
 }
 
 func opNamed(name string) op {
