@@ -20,7 +20,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
@@ -247,20 +246,4 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 		c.Gate = featuregatev1.NewFeatureGateServiceClient(cc)
 	}
 	return c, closeAll, nil
-}
-
-// reconcile runs the connector's reconciler now and then every period.
-func reconcile(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
-	log := logging.FromContext(ctx)
-	for {
-		runs.Inc()
-		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("reconciling", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }

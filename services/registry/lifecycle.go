@@ -12,8 +12,8 @@ import (
 
 // The lifecycle of a connection, in one place: its states, the moves
 // between them, and the name each move has in the history. The server's
-// RPCs (server.go), enabling, disconnecting and the reconciler
-// (connector.go) and the key follower (keyfollow.go) change a connection
+// RPCs (server.go), enabling (enable.go), disconnecting and the reconciler
+// (disconnect.go) and the key follower (keyfollow.go) change a connection
 // only by a move (Store.Update takes one), and every move is a function
 // below:
 //
