@@ -16,7 +16,10 @@ import (
 func (s *Server) SetConnector(c *Connector) { s.connector = c }
 
 // connectStatus maps connector failures: refusals and bad states are the
-// caller's to fix; anything else is an upstream (Vault, GitHub) failure.
+// caller's to fix; anything else is an upstream (Vault, GitHub) failure,
+// GitHub.com's refusals the connector turned into no refusal of its own
+// (ErrGitHubRefused: a JWT it does not take, a permission missing) among
+// them.
 func (s *Server) connectStatus(ctx context.Context, err error) error {
 	var ce *connectError
 	switch {

@@ -60,14 +60,22 @@ func (e *connectEnv) keyExists(t *testing.T, name string) bool {
 	return err == nil
 }
 
+// startManifest starts enabling connection id, GitHub.com to send the
+// browser back to the server's /connect/callback.
+func (e *connectEnv) startManifest(t *testing.T, ctx context.Context, id string) *registryv1.StartAppManifestResponse {
+	t.Helper()
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start
+}
+
 func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
-	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: conn.Id, CallbackUrl: "https://ghes.example.com/connect/callback"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	start := e.startManifest(t, ctx, conn.Id)
 	if strings.Contains(start.Manifest, "secret") || !strings.Contains(start.Manifest, `"redirect_url":"https://ghes.example.com/connect/callback"`) {
 		t.Errorf("manifest: %s", start.Manifest)
 	}
@@ -81,7 +89,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
+	_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("expired state: %v", err)
 	}
@@ -232,5 +240,39 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	}
 	if _, ok := e.emu.Installation(inst.ID); ok {
 		t.Errorf("installation left after the reconciled disconnect")
+	}
+}
+
+// GitHub.com's answers to the manifest conversion, as callers see them: a
+// refusal (a wrong or used code) is the caller's to fix, an outage or a
+// rate limit is Unavailable, to retry, and changes nothing.
+func TestGitHubAnswersToTheConversion(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	conn := e.create(t)
+	start := e.startManifest(t, ctx, conn.Id)
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	tests := []struct {
+		name   string
+		faults ghemu.Faults
+		code   string
+		want   codes.Code
+	}{
+		{"wrong code", ghemu.Faults{}, "not-a-code", codes.FailedPrecondition},
+		{"server error", ghemu.Faults{ServerErrors: 1}, q.Get("code"), codes.Unavailable},
+		{"rate limited", ghemu.Faults{SecondaryLimit: 1, RetryAfter: time.Second}, q.Get("code"), codes.Unavailable},
+	}
+	for _, tt := range tests {
+		e.emu.SetFaults(tt.faults)
+		_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: tt.code, State: q.Get("state")})
+		if status.Code(err) != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+		if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != conn.Etag {
+			t.Errorf("%s: the record changed", tt.name)
+		}
+	}
+	if _, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}); err != nil {
+		t.Errorf("once GitHub.com answers: %v", err)
 	}
 }

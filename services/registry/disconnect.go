@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
-	"github.com/google/go-github/v60/github"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -139,9 +137,8 @@ func (c *Connector) removeInstallation(ctx context.Context, conn *registryv1.Con
 	if err != nil {
 		return err
 	}
-	_, err = c.github(jwt).Apps.DeleteInstallation(ctx, conn.InstallationId)
-	var er *github.ErrorResponse
-	if errors.As(err, &er) && er.Response.StatusCode == http.StatusNotFound {
+	err = c.deleteInstallation(ctx, jwt, conn.InstallationId)
+	if errors.Is(err, ErrGitHubNotFound) {
 		return nil
 	}
 	return err

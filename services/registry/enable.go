@@ -16,7 +16,6 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
-	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
 )
 
@@ -115,8 +114,7 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	var conv appConversion
 	err = c.call(ctx, "", http.MethodPost, "app-manifests/"+url.PathEscape(code)+"/conversions", &conv)
 	if err != nil {
-		var er *github.ErrorResponse
-		if errors.As(err, &er) && er.Response.StatusCode < 500 {
+		if errors.Is(err, ErrGitHubRefused) {
 			return nil, "", refusef("GitHub.com refused the code (wrong, used or expired)")
 		}
 		return nil, "", fmt.Errorf("manifest conversion: %w", err)
@@ -211,8 +209,7 @@ func (c *Connector) verifyInstallation(ctx context.Context, conn *registryv1.Con
 	}
 	inst := &ghInstallation{}
 	if err := c.call(ctx, jwt, http.MethodGet, "app/installations/"+strconv.FormatInt(id, 10), inst); err != nil {
-		var er *github.ErrorResponse
-		if errors.As(err, &er) && er.Response.StatusCode == http.StatusNotFound {
+		if errors.Is(err, ErrGitHubNotFound) {
 			return nil, refusef("installation %d does not belong to the App", id)
 		}
 		return nil, fmt.Errorf("verifying installation: %w", err)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -11,7 +12,51 @@ import (
 )
 
 // The connector's calls to GitHub.com, as the App (a JWT signed by Vault
-// transit) or anonymously.
+// transit) or anonymously. Here, and only here, GitHub.com's answers are
+// told apart by status: a failed call returns an error that is
+// ErrGitHubNotFound or ErrGitHubRefused when GitHub.com refused it, which
+// the rest of the registry tests with errors.Is.
+
+var (
+	// ErrGitHubNotFound: GitHub.com answered 404 (no such code, App or
+	// installation, or none the caller may see).
+	ErrGitHubNotFound = errors.New("not found on GitHub.com")
+	// ErrGitHubRefused: GitHub.com refused the request with a 4xx answer
+	// (ErrGitHubNotFound is one); sent again unchanged it fails again. A
+	// rate limit, a 5xx or no answer at all is not a refusal.
+	ErrGitHubRefused = errors.New("refused by GitHub.com")
+)
+
+// gitHubError is a call GitHub.com refused or failed: go-github's error,
+// for the log, and the status that classifies it.
+type gitHubError struct {
+	status int
+	err    error
+}
+
+func (e *gitHubError) Error() string { return e.err.Error() }
+func (e *gitHubError) Unwrap() error { return e.err }
+
+func (e *gitHubError) Is(target error) bool {
+	switch target {
+	case ErrGitHubNotFound:
+		return e.status == http.StatusNotFound
+	case ErrGitHubRefused:
+		return e.status >= 400 && e.status < 500
+	}
+	return false
+}
+
+// classify gives a failed call's error its classes. go-github reports rate
+// limits as their own types, not as an ErrorResponse, so they stay
+// unclassified.
+func classify(err error) error {
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		return &gitHubError{status: er.Response.StatusCode, err: err}
+	}
+	return err
+}
 
 func (c *Connector) github(auth string) *github.Client {
 	gh := github.NewClient(c.HTTP)
@@ -40,7 +85,8 @@ func signingVersion(conn *registryv1.Connection) int {
 }
 
 // call makes one GitHub API call through go-github (its errors, rate-limit
-// handling and headers) and decodes the answer into out.
+// handling and headers) and decodes the answer into out; a failure is
+// classified.
 func (c *Connector) call(ctx context.Context, auth, method, path string, out any) error {
 	gh := c.github(auth)
 	var body any
@@ -52,7 +98,14 @@ func (c *Connector) call(ctx context.Context, auth, method, path string, out any
 		return err
 	}
 	_, err = gh.Do(ctx, req, out)
-	return err
+	return classify(err)
+}
+
+// deleteInstallation removes installation id of the App that jwt signs
+// for.
+func (c *Connector) deleteInstallation(ctx context.Context, jwt string, id int64) error {
+	_, err := c.github(jwt).Apps.DeleteInstallation(ctx, id)
+	return classify(err)
 }
 
 // The few fields of GitHub's objects the connector reads.
