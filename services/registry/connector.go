@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -51,27 +50,9 @@ type Connector struct {
 	// (the RPC and the reconciler); across replicas the steps are
 	// idempotent and the state checks decide.
 	running sync.Map
-	// CrashAfter, for crash tests only, ends the process right after the
-	// named step ("key_imported", or a history action such as
-	// "app_created" or "disconnect_step:tokens_revoked") is done.
-	CrashAfter string
-	// CrashHang, with CrashAfter, makes the process stop at the step
-	// without exiting (the operation that reached it never returns), for
-	// the test to kill -9 it: a stuck replica keeps its connections, and
-	// with them its leases, until it is killed.
-	CrashHang bool
-}
-
-// crashPoint ends the process if a crash test asked for it here.
-func (c *Connector) crashPoint(step string) {
-	if c.CrashAfter != "" && c.CrashAfter == step {
-		if c.CrashHang {
-			fmt.Fprintf(os.Stderr, "crash test: stopped after %s\n", step)
-			select {}
-		}
-		fmt.Fprintf(os.Stderr, "crash test: exiting after %s\n", step)
-		os.Exit(75)
-	}
+	// crash is where a crash test ends the process (crashpoints.go); it
+	// exists only in a test build.
+	crash crashConfig
 }
 
 // take makes move m on connection id (see Store.Update); a crash test may
@@ -81,7 +62,7 @@ func (c *Connector) take(ctx context.Context, id, etag string, m Move, ch Change
 	if err != nil {
 		return nil, err
 	}
-	c.crashPoint(m.Action())
+	c.crash.at(m.Action())
 	return out, nil
 }
 

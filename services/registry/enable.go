@@ -133,7 +133,7 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 	if _, err := c.Transit.ImportKey(ctx, key, pem); err != nil {
 		return nil, "", err
 	}
-	c.crashPoint("key_imported")
+	c.crash.at("key_imported")
 	if err := c.Transit.EnsureKey(ctx, secretsKey, "aes256-gcm96"); err != nil {
 		return nil, "", err
 	}
