@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,14 +41,16 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..")
 }
 
-// build compiles every binary once per test run.
+// build compiles every binary once per test run. The registry is the
+// crash tests' build (-tags crashpoints: its -crash-after and -crash-mode
+// flags); make build, make run and the images build it without them.
 func build(t *testing.T) string {
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "ghconnect-e2e-bin-")
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
+		cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
 			"./services/broker/cmd/broker", "./services/featuregate/cmd/featuregate", "./services/gateway/cmd/gateway",
 			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu", "./dev/oidcdev/cmd/oidcdev")
 		cmd.Dir = repoRoot()
@@ -100,8 +101,6 @@ type systemOptions struct {
 	// Registries is how many registry processes share it: "registry",
 	// "registry2", … (default 1).
 	Registries int
-	// RegistryEnv is added to every registry's environment.
-	RegistryEnv []string
 	// RegistryArgs are added to every registry's arguments (a flag given
 	// again overrides the default one).
 	RegistryArgs []string
@@ -302,17 +301,17 @@ func (s *system) registryArgsFor(name string) []string {
 // startRegistry (re)starts the registry; crashAfter makes it exit after
 // that step.
 func (s *system) startRegistry(crashAfter string) {
-	var env []string
+	var args []string
 	if crashAfter != "" {
-		env = []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + crashAfter}
+		args = []string{"-crash-after", crashAfter}
 	}
-	s.startRegistryNamed("registry", env)
+	s.startRegistryNamed("registry", args)
 }
 
-// startRegistryNamed starts the registry process name with env added to
-// its environment (and systemOptions.RegistryEnv).
-func (s *system) startRegistryNamed(name string, env []string) {
-	s.start(name, append(slices.Clone(s.opts.RegistryEnv), env...), s.registryArgsFor(name)...)
+// startRegistryNamed starts the registry process name with args added to
+// its arguments (after systemOptions.RegistryArgs).
+func (s *system) startRegistryNamed(name string, args []string) {
+	s.start(name, nil, append(s.registryArgsFor(name), args...)...)
 	s.waitHTTP(name, "http://"+s.addr(name+"-http")+"/readyz")
 }
 

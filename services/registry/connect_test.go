@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -30,23 +29,17 @@ type connectEnv struct {
 	emu       *ghemu.TestServer
 	transit   *vaulttransit.Client
 	connector *registry.Connector
-	vault     *testenv.VaultDev
 	creds     *testenv.VaultCreds
 }
 
+// startConnect runs a registry that enables and disconnects against the
+// GitHub emulator and vaultdev; the registry works as its own AppRole,
+// with deploy/vault/registry.hcl.
 func startConnect(t *testing.T) *connectEnv {
-	e := &connectEnv{emu: ghemu.StartForTest(t, ghemu.Options{})}
-	e.emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
-	// The registry works as its own AppRole, with deploy/vault/registry.hcl.
-	e.vault = testenv.Vault(t)
-	e.creds = e.vault.Setup(t, 0, 0)
-	e.transit = vaulttransit.New(e.creds.Login(t, "registry"), "transit")
-	api, _ := url.Parse(e.emu.URL + "/")
-	e.Env = registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
-		e.connector = &registry.Connector{Store: st, Transit: e.transit, GitHubAPI: api, GitHubWeb: e.emu.URL, HTTP: http.DefaultClient}
-		s.SetConnector(e.connector)
-	})
-	return e
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := registrytest.StartConnected(t, testenv.SQLite(t), b)
+	return &connectEnv{Env: e, emu: b.Emu, transit: b.Transit, connector: e.Connector, creds: b.Creds}
 }
 
 func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
@@ -59,28 +52,6 @@ func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
 	return resp.Connection
 }
 
-func noRedirect() *http.Client {
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// browse follows one redirect the way the administrator's browser would.
-func browse(t *testing.T) func(*http.Response, error) url.Values {
-	return func(resp *http.Response, err error) url.Values { return redirectQuery(t, resp, err) }
-}
-
-func redirectQuery(t *testing.T, resp *http.Response, err error) url.Values {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("browser got %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
-}
-
 func (e *connectEnv) keyExists(t *testing.T, name string) bool {
 	_, err := e.transit.Key(context.Background(), name)
 	if err != nil && !errors.Is(err, vaulttransit.ErrKeyNotFound) {
@@ -89,18 +60,26 @@ func (e *connectEnv) keyExists(t *testing.T, name string) bool {
 	return err == nil
 }
 
+// startManifest starts enabling connection id, GitHub.com to send the
+// browser back to the server's /connect/callback.
+func (e *connectEnv) startManifest(t *testing.T, ctx context.Context, id string) *registryv1.StartAppManifestResponse {
+	t.Helper()
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start
+}
+
 func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
-	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: conn.Id, CallbackUrl: "https://ghes.example.com/connect/callback"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	start := e.startManifest(t, ctx, conn.Id)
 	if strings.Contains(start.Manifest, "secret") || !strings.Contains(start.Manifest, `"redirect_url":"https://ghes.example.com/connect/callback"`) {
 		t.Errorf("manifest: %s", start.Manifest)
 	}
-	q := browse(t)(noRedirect().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
 	if q.Get("state") != start.State {
 		t.Fatalf("state not returned: %v", q)
 	}
@@ -110,7 +89,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
+	_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("expired state: %v", err)
 	}
@@ -139,7 +118,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 		t.Errorf("a refused callback changed the record")
 	}
 	// Installing: GitHub sends the browser to the setup URL.
-	setup := browse(t)(noRedirect().Get(done.InstallUrl))
+	setup := registrytest.Redirect(t)(registrytest.Browser().Get(done.InstallUrl))
 	instID := setup.Get("installation_id")
 	var n int64
 	for _, ch := range instID {
@@ -261,5 +240,39 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	}
 	if _, ok := e.emu.Installation(inst.ID); ok {
 		t.Errorf("installation left after the reconciled disconnect")
+	}
+}
+
+// GitHub.com's answers to the manifest conversion, as callers see them: a
+// refusal (a wrong or used code) is the caller's to fix, an outage or a
+// rate limit is Unavailable, to retry, and changes nothing.
+func TestGitHubAnswersToTheConversion(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	conn := e.create(t)
+	start := e.startManifest(t, ctx, conn.Id)
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	tests := []struct {
+		name   string
+		faults ghemu.Faults
+		code   string
+		want   codes.Code
+	}{
+		{"wrong code", ghemu.Faults{}, "not-a-code", codes.FailedPrecondition},
+		{"server error", ghemu.Faults{ServerErrors: 1}, q.Get("code"), codes.Unavailable},
+		{"rate limited", ghemu.Faults{SecondaryLimit: 1, RetryAfter: time.Second}, q.Get("code"), codes.Unavailable},
+	}
+	for _, tt := range tests {
+		e.emu.SetFaults(tt.faults)
+		_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: tt.code, State: q.Get("state")})
+		if status.Code(err) != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+		if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != conn.Etag {
+			t.Errorf("%s: the record changed", tt.name)
+		}
+	}
+	if _, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}); err != nil {
+		t.Errorf("once GitHub.com answers: %v", err)
 	}
 }

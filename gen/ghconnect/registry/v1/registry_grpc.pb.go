@@ -28,10 +28,8 @@ const (
 	ConnectionRegistryService_GetConnection_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
 	ConnectionRegistryService_ListConnections_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
 	ConnectionRegistryService_RegisterApp_FullMethodName           = "/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp"
-	ConnectionRegistryService_MarkConnected_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/MarkConnected"
 	ConnectionRegistryService_UpdateKeyVersions_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/UpdateKeyVersions"
 	ConnectionRegistryService_BeginDisconnect_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/BeginDisconnect"
-	ConnectionRegistryService_CompleteDisconnect_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteDisconnect"
 	ConnectionRegistryService_ListConnectionHistory_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
 	ConnectionRegistryService_WatchConnections_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
 	ConnectionRegistryService_StartAppManifest_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
@@ -58,16 +56,11 @@ type ConnectionRegistryServiceClient interface {
 	// RegisterApp records the GitHub App and the Vault transit key of a
 	// PENDING connection.
 	RegisterApp(ctx context.Context, in *RegisterAppRequest, opts ...grpc.CallOption) (*RegisterAppResponse, error)
-	// MarkConnected moves a PENDING connection with a registered App to
-	// CONNECTED once its installation is verified.
-	MarkConnected(ctx context.Context, in *MarkConnectedRequest, opts ...grpc.CallOption) (*MarkConnectedResponse, error)
 	// UpdateKeyVersions records the transit key versions a CONNECTED
 	// connection signs with (key rotation).
 	UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error)
 	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
 	BeginDisconnect(ctx context.Context, in *BeginDisconnectRequest, opts ...grpc.CallOption) (*BeginDisconnectResponse, error)
-	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
-	CompleteDisconnect(ctx context.Context, in *CompleteDisconnectRequest, opts ...grpc.CallOption) (*CompleteDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection,
 	// oldest first.
 	ListConnectionHistory(ctx context.Context, in *ListConnectionHistoryRequest, opts ...grpc.CallOption) (*ListConnectionHistoryResponse, error)
@@ -145,16 +138,6 @@ func (c *connectionRegistryServiceClient) RegisterApp(ctx context.Context, in *R
 	return out, nil
 }
 
-func (c *connectionRegistryServiceClient) MarkConnected(ctx context.Context, in *MarkConnectedRequest, opts ...grpc.CallOption) (*MarkConnectedResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(MarkConnectedResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_MarkConnected_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *connectionRegistryServiceClient) UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpdateKeyVersionsResponse)
@@ -169,16 +152,6 @@ func (c *connectionRegistryServiceClient) BeginDisconnect(ctx context.Context, i
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BeginDisconnectResponse)
 	err := c.cc.Invoke(ctx, ConnectionRegistryService_BeginDisconnect_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *connectionRegistryServiceClient) CompleteDisconnect(ctx context.Context, in *CompleteDisconnectRequest, opts ...grpc.CallOption) (*CompleteDisconnectResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CompleteDisconnectResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_CompleteDisconnect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -290,16 +263,11 @@ type ConnectionRegistryServiceServer interface {
 	// RegisterApp records the GitHub App and the Vault transit key of a
 	// PENDING connection.
 	RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error)
-	// MarkConnected moves a PENDING connection with a registered App to
-	// CONNECTED once its installation is verified.
-	MarkConnected(context.Context, *MarkConnectedRequest) (*MarkConnectedResponse, error)
 	// UpdateKeyVersions records the transit key versions a CONNECTED
 	// connection signs with (key rotation).
 	UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error)
 	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
 	BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error)
-	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
-	CompleteDisconnect(context.Context, *CompleteDisconnectRequest) (*CompleteDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection,
 	// oldest first.
 	ListConnectionHistory(context.Context, *ListConnectionHistoryRequest) (*ListConnectionHistoryResponse, error)
@@ -349,17 +317,11 @@ func (UnimplementedConnectionRegistryServiceServer) ListConnections(context.Cont
 func (UnimplementedConnectionRegistryServiceServer) RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterApp not implemented")
 }
-func (UnimplementedConnectionRegistryServiceServer) MarkConnected(context.Context, *MarkConnectedRequest) (*MarkConnectedResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method MarkConnected not implemented")
-}
 func (UnimplementedConnectionRegistryServiceServer) UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateKeyVersions not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BeginDisconnect not implemented")
-}
-func (UnimplementedConnectionRegistryServiceServer) CompleteDisconnect(context.Context, *CompleteDisconnectRequest) (*CompleteDisconnectResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method CompleteDisconnect not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) ListConnectionHistory(context.Context, *ListConnectionHistoryRequest) (*ListConnectionHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConnectionHistory not implemented")
@@ -479,24 +441,6 @@ func _ConnectionRegistryService_RegisterApp_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ConnectionRegistryService_MarkConnected_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(MarkConnectedRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).MarkConnected(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_MarkConnected_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).MarkConnected(ctx, req.(*MarkConnectedRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _ConnectionRegistryService_UpdateKeyVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UpdateKeyVersionsRequest)
 	if err := dec(in); err != nil {
@@ -529,24 +473,6 @@ func _ConnectionRegistryService_BeginDisconnect_Handler(srv interface{}, ctx con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConnectionRegistryServiceServer).BeginDisconnect(ctx, req.(*BeginDisconnectRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ConnectionRegistryService_CompleteDisconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CompleteDisconnectRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).CompleteDisconnect(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_CompleteDisconnect_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).CompleteDisconnect(ctx, req.(*CompleteDisconnectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -712,20 +638,12 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ConnectionRegistryService_RegisterApp_Handler,
 		},
 		{
-			MethodName: "MarkConnected",
-			Handler:    _ConnectionRegistryService_MarkConnected_Handler,
-		},
-		{
 			MethodName: "UpdateKeyVersions",
 			Handler:    _ConnectionRegistryService_UpdateKeyVersions_Handler,
 		},
 		{
 			MethodName: "BeginDisconnect",
 			Handler:    _ConnectionRegistryService_BeginDisconnect_Handler,
-		},
-		{
-			MethodName: "CompleteDisconnect",
-			Handler:    _ConnectionRegistryService_CompleteDisconnect_Handler,
 		},
 		{
 			MethodName: "ListConnectionHistory",
