@@ -10,17 +10,20 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -86,7 +89,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	// An expired state is refused too.
 	expired := strings.Repeat("e", 48)
 	sum := sha256.Sum256([]byte(expired))
-	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", time.Now().Add(-time.Second)); err != nil {
+	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", "", time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
@@ -274,5 +277,48 @@ func TestGitHubAnswersToTheConversion(t *testing.T) {
 	}
 	if _, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}); err != nil {
 		t.Errorf("once GitHub.com answers: %v", err)
+	}
+}
+
+// GitHub.com's redirects back are bound to the person who started
+// enabling: the same link in another admin's browser, or without a
+// person, is refused and changes nothing.
+func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := &connectEnv{Env: registrytest.StartConnected(t, testenv.SQLite(t), b, "gateway"), emu: b.Emu, transit: b.Transit}
+	as := func(who string) context.Context {
+		return metadata.AppendToOutgoingContext(e.Ctx(t, "gateway"), auth.UserHeader, who, auth.RolesHeader, "admin")
+	}
+	conn := e.create(t)
+	start := e.startManifest(t, as("grace@example.com"), conn.Id)
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	req := &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}
+	for _, ctx := range []context.Context{as("mallory@example.com"), e.Ctx(t, "gateway")} {
+		_, err := e.Client.CompleteAppManifest(ctx, req)
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "started by grace@example.com") {
+			t.Fatalf("someone else's redirect: %v", err)
+		}
+	}
+	if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != conn.Etag {
+		t.Fatal("a refused redirect changed the record")
+	}
+	done, err := e.Client.CompleteAppManifest(as("grace@example.com"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The installation's redirect is grace's too.
+	setup := registrytest.Redirect(t)(registrytest.Browser().Get(done.InstallUrl))
+	id, _ := strconv.ParseInt(setup.Get("installation_id"), 10, 64)
+	inst := &registryv1.CompleteInstallationRequest{InstallationId: id, State: setup.Get("state")}
+	if _, err := e.Client.CompleteInstallation(as("mallory@example.com"), inst); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("someone else's installation redirect: %v", err)
+	}
+	fin, err := e.Client.CompleteInstallation(as("grace@example.com"), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || fin.Connection.UpdatedBy != "grace@example.com" {
+		t.Fatalf("after grace's installation: %v", fin.Connection)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
 )
@@ -36,6 +37,24 @@ const (
 	stateManifest = "manifest"
 	stateInstall  = "install"
 )
+
+// person is the signed-in person a forwarder (the gateway) acts for, or ""
+// for a direct caller (automation).
+func person(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok && p.Via != "" {
+		return p.Name
+	}
+	return ""
+}
+
+// checkOwner refuses a redirect that comes back in somebody else's browser
+// than the person who started it.
+func checkOwner(ctx context.Context, owner string) error {
+	if owner != "" && person(ctx) != owner {
+		return refusef("this link back from GitHub.com belongs to the enabling started by %s: sign in as %s, or start again", owner, owner)
+	}
+	return nil
+}
 
 func newState() (plain, hash string) {
 	b := make([]byte, 24)
@@ -83,7 +102,7 @@ func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Conne
 	})
 	state, hash := newState()
 	expires := c.now().Add(10 * time.Minute)
-	if err := c.Store.PutState(ctx, hash, conn.Id, stateManifest, expires); err != nil {
+	if err := c.Store.PutState(ctx, hash, conn.Id, stateManifest, person(ctx), expires); err != nil {
 		return nil, err
 	}
 	page := "/organizations/" + conn.Account.GetLogin() + "/settings/apps/new"
@@ -100,8 +119,11 @@ func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Conne
 // CompleteAppManifest converts the code, keeps the App's key in Vault and
 // returns the installation page.
 func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string, ch Change) (*registryv1.Connection, string, error) {
-	connID, err := c.Store.PeekState(ctx, hashState(state), stateManifest)
+	connID, owner, err := c.Store.PeekState(ctx, hashState(state), stateManifest)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := checkOwner(ctx, owner); err != nil {
 		return nil, "", err
 	}
 	conn, err := c.Store.Get(ctx, connID)
@@ -166,7 +188,7 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 // returns the GitHub.com page that installs the App.
 func (c *Connector) installURL(ctx context.Context, connID, slug string) (string, error) {
 	state, hash := newState()
-	if err := c.Store.PutState(ctx, hash, connID, stateInstall, c.now().Add(time.Hour)); err != nil {
+	if err := c.Store.PutState(ctx, hash, connID, stateInstall, person(ctx), c.now().Add(time.Hour)); err != nil {
 		return "", err
 	}
 	return strings.TrimSuffix(c.GitHubWeb, "/") + "/apps/" + url.PathEscape(slug) + "/installations/new?" + url.Values{"state": {state}}.Encode(), nil
@@ -175,8 +197,11 @@ func (c *Connector) installURL(ctx context.Context, connID, slug string) (string
 // CompleteInstallation verifies the installation with an App JWT and
 // connects.
 func (c *Connector) CompleteInstallation(ctx context.Context, installationID int64, state string, ch Change) (*registryv1.Connection, error) {
-	connID, err := c.Store.PeekState(ctx, hashState(state), stateInstall)
+	connID, owner, err := c.Store.PeekState(ctx, hashState(state), stateInstall)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkOwner(ctx, owner); err != nil {
 		return nil, err
 	}
 	conn, err := c.Store.Get(ctx, connID)

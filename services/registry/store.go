@@ -332,22 +332,23 @@ func (s *Store) Events(ctx context.Context, after int64, connectionID string, li
 var ErrBadState = errors.New("the state is unknown, already used or expired; start again")
 
 // PutState records a single-use redirect state (by its hash) for a step of
-// a connection.
-func (s *Store) PutState(ctx context.Context, stateHash, connectionID, kind string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO redirect_states (state_sha256, connection_id, kind, expires, used) VALUES ($1, $2, $3, $4, 0)`,
-		stateHash, connectionID, kind, expires.UnixMicro())
+// a connection; owner is the person whose browser must bring it back
+// (empty: anyone's who may call the step).
+func (s *Store) PutState(ctx context.Context, stateHash, connectionID, kind, owner string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO redirect_states (state_sha256, connection_id, kind, owner, expires, used) VALUES ($1, $2, $3, $4, $5, 0)`,
+		stateHash, connectionID, kind, owner, expires.UnixMicro())
 	return err
 }
 
-// PeekState returns the connection of a live state without using it.
-func (s *Store) PeekState(ctx context.Context, stateHash, kind string) (string, error) {
-	var conn string
-	err := s.db.QueryRowContext(ctx, `SELECT connection_id FROM redirect_states WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
-		stateHash, kind, s.now().UnixMicro()).Scan(&conn)
+// PeekState returns the connection and owner of a live state without
+// using it.
+func (s *Store) PeekState(ctx context.Context, stateHash, kind string) (connectionID, owner string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT connection_id, owner FROM redirect_states WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
+		stateHash, kind, s.now().UnixMicro()).Scan(&connectionID, &owner)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrBadState
+		return "", "", ErrBadState
 	}
-	return conn, err
+	return connectionID, owner, err
 }
 
 // UseState marks a live state used; only one caller can.
