@@ -309,6 +309,25 @@ function renderPending(c) {
   }
   renderRecord($("#pending .record"), c);
   $("#continue-btn").onclick = () => act($("#continue-btn"), () => startManifest(c.id, {}));
+  $("#cancel-btn").onclick = () => cancelPending(c, $("#cancel-btn"));
+}
+
+// cancelPending abandons an unfinished enabling: the registry's disconnect
+// steps, from PENDING (key deleted, installation removed if any).
+function cancelPending(c, btn) {
+  return act(btn, async () => {
+    try {
+      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason: "enabling cancelled" });
+    } catch (e) {
+      if (e instanceof APIError) e.message = `Cancelling did not finish: ${failureText(e)}`;
+      throw e;
+    }
+    await load();
+    say(c.app
+      ? `Enabling was cancelled. The GitHub App ${c.app.slug} is still on GitHub.com: delete it there.`
+      : "Enabling was cancelled. You can enable GitHub Connect again.");
+    focusSection();
+  });
 }
 
 // The steps of a disconnect as the registry records them, in order.
