@@ -33,6 +33,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation":  "admin gateway",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp":    "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey":          "admin",
+	"/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions": "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/Disconnect":            "admin",
 
 	"/ghconnect.broker.v1.TokenBrokerService/IssueToken":             "token-client",

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -320,5 +322,44 @@ func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
 	}
 	if fin.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || fin.Connection.UpdatedBy != "grace@example.com" {
 		t.Fatalf("after grace's installation: %v", fin.Connection)
+	}
+}
+
+// After the App's owner adds a permission on GitHub.com and the account
+// accepts it, a refresh records what the installation now grants; only an
+// admin may ask.
+func TestRefreshAppPermissions(t *testing.T) {
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
+	created, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
+		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := e.ConnectApp(t, created.Connection.Id, ghemu.AppSpec{Owner: "octo-org", Permissions: map[string]string{"metadata": "read"}}, nil)
+	if _, ok := conn.App.GetPermissions()["vulnerability_alerts"]; ok {
+		t.Fatalf("the App starts with vulnerability_alerts: %v", conn.App.GetPermissions())
+	}
+	granted := `{"metadata":"read","vulnerability_alerts":"read"}`
+	req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/_emu/installations/%d/permissions", b.Emu.URL, conn.InstallationId), strings.NewReader(granted))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("emulator: %v %v", resp, err)
+	}
+	_, err = e.Client.RefreshAppPermissions(e.Ctx(t, "broker"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the broker refreshed: %v", err)
+	}
+	out, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Connection.App.GetPermissions()["vulnerability_alerts"] != "read" {
+		t.Fatalf("after refresh: %v", out.Connection.App.GetPermissions())
+	}
+	hist, err := e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
+	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
+		t.Fatalf("history: %v %v", hist, err)
 	}
 }

@@ -323,3 +323,11 @@ func completeDisconnect() Move {
 		},
 		apply: func(c *registryv1.Connection, now time.Time) { c.DisconnectTime = timestamppb.New(now) }}
 }
+
+// appPermissionsRefreshed records the permissions the App's installation
+// grants, as GitHub.com says now.
+func appPermissionsRefreshed(perms map[string]string) Move {
+	return Move{action: "app_permissions_refreshed", rule: func(c *registryv1.Connection) error {
+		return inState(c, stateConnected, "only a connected connection's App permissions can be refreshed")
+	}, apply: func(c *registryv1.Connection, _ time.Time) { c.App.Permissions = perms }}
+}

@@ -2181,6 +2181,97 @@ func (x *RotateAppKeyResponse) GetConnection() *Connection {
 	return nil
 }
 
+// RefreshAppPermissionsRequest names the connection.
+type RefreshAppPermissionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshAppPermissionsRequest) Reset() {
+	*x = RefreshAppPermissionsRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAppPermissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAppPermissionsRequest) ProtoMessage() {}
+
+func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAppPermissionsRequest.ProtoReflect.Descriptor instead.
+func (*RefreshAppPermissionsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RefreshAppPermissionsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RefreshAppPermissionsResponse returns the connection with the App's
+// granted permissions.
+type RefreshAppPermissionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshAppPermissionsResponse) Reset() {
+	*x = RefreshAppPermissionsResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAppPermissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAppPermissionsResponse) ProtoMessage() {}
+
+func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAppPermissionsResponse.ProtoReflect.Descriptor instead.
+func (*RefreshAppPermissionsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
 // DisconnectRequest names the connection.
 type DisconnectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2192,7 +2283,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2295,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2308,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DisconnectRequest) GetId() string {
@@ -2244,7 +2335,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2347,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2360,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DisconnectResponse) GetConnection() *Connection {
@@ -2464,6 +2555,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x14RotateAppKeyResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\".\n" +
+	"\x1cRefreshAppPermissionsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"b\n" +
+	"\x1dRefreshAppPermissionsResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\";\n" +
 	"\x11DisconnectRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -2481,7 +2578,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xf5\f\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xfa\r\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12j\n" +
 	"\rGetConnection\x12+.ghconnect.registry.v1.GetConnectionRequest\x1a,.ghconnect.registry.v1.GetConnectionResponse\x12p\n" +
@@ -2495,7 +2592,8 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x13CompleteAppManifest\x121.ghconnect.registry.v1.CompleteAppManifestRequest\x1a2.ghconnect.registry.v1.CompleteAppManifestResponse\x12\x7f\n" +
 	"\x14CompleteInstallation\x122.ghconnect.registry.v1.CompleteInstallationRequest\x1a3.ghconnect.registry.v1.CompleteInstallationResponse\x12y\n" +
 	"\x12ConnectExistingApp\x120.ghconnect.registry.v1.ConnectExistingAppRequest\x1a1.ghconnect.registry.v1.ConnectExistingAppResponse\x12g\n" +
-	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12a\n" +
+	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12\x82\x01\n" +
+	"\x15RefreshAppPermissions\x123.ghconnect.registry.v1.RefreshAppPermissionsRequest\x1a4.ghconnect.registry.v1.RefreshAppPermissionsResponse\x12a\n" +
 	"\n" +
 	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
 
@@ -2512,7 +2610,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -2548,28 +2646,30 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*ConnectExistingAppResponse)(nil),    // 31: ghconnect.registry.v1.ConnectExistingAppResponse
 	(*RotateAppKeyRequest)(nil),           // 32: ghconnect.registry.v1.RotateAppKeyRequest
 	(*RotateAppKeyResponse)(nil),          // 33: ghconnect.registry.v1.RotateAppKeyResponse
-	(*DisconnectRequest)(nil),             // 34: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 35: ghconnect.registry.v1.DisconnectResponse
-	nil,                                   // 36: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 37: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
+	(*RefreshAppPermissionsRequest)(nil),  // 34: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 35: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 36: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 37: ghconnect.registry.v1.DisconnectResponse
+	nil,                                   // 38: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 39: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	38, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	40, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	38, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	38, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	38, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	38, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	40, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	40, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	40, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	40, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	38, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	40, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
 	6,  // 17: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
@@ -2583,46 +2683,49 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	6,  // 25: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	7,  // 26: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
 	7,  // 27: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	37, // 28: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	38, // 29: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 28: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	40, // 29: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
 	6,  // 30: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	6,  // 31: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	6,  // 32: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	6,  // 33: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 34: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	8,  // 35: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 36: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	12, // 37: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	14, // 38: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	16, // 39: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	18, // 40: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	20, // 41: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	22, // 42: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	24, // 43: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	26, // 44: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	28, // 45: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	30, // 46: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	32, // 47: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	34, // 48: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	9,  // 49: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 50: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	13, // 51: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	15, // 52: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	17, // 53: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	19, // 54: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	21, // 55: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	23, // 56: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	25, // 57: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	27, // 58: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	29, // 59: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	31, // 60: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	33, // 61: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	35, // 62: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	49, // [49:63] is the sub-list for method output_type
-	35, // [35:49] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	6,  // 34: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 35: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	12, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	14, // 39: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
+	16, // 40: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
+	18, // 41: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
+	20, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	22, // 43: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	24, // 44: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	26, // 45: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	28, // 46: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	30, // 47: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	32, // 48: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	34, // 49: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	36, // 50: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	9,  // 51: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	11, // 52: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	13, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	15, // 54: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
+	17, // 55: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
+	19, // 56: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
+	21, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	23, // 58: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	25, // 59: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	27, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	29, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	31, // 62: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	33, // 63: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	35, // 64: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	37, // 65: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	51, // [51:66] is the sub-list for method output_type
+	36, // [36:51] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2636,7 +2739,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

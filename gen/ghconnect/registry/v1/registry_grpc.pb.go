@@ -37,6 +37,7 @@ const (
 	ConnectionRegistryService_CompleteInstallation_FullMethodName  = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation"
 	ConnectionRegistryService_ConnectExistingApp_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp"
 	ConnectionRegistryService_RotateAppKey_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
+	ConnectionRegistryService_RefreshAppPermissions_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions"
 	ConnectionRegistryService_Disconnect_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
 )
 
@@ -84,6 +85,10 @@ type ConnectionRegistryServiceClient interface {
 	// RotateAppKey imports a new private key of the App as the next key
 	// version, checks GitHub.com accepts it, and retires the older versions.
 	RotateAppKey(ctx context.Context, in *RotateAppKeyRequest, opts ...grpc.CallOption) (*RotateAppKeyResponse, error)
+	// RefreshAppPermissions re-reads, as the App, the permissions its
+	// installation grants (after the App's owner changed them on GitHub.com
+	// and the account accepted them) and records them.
+	RefreshAppPermissions(ctx context.Context, in *RefreshAppPermissionsRequest, opts ...grpc.CallOption) (*RefreshAppPermissionsResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -237,6 +242,16 @@ func (c *connectionRegistryServiceClient) RotateAppKey(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *connectionRegistryServiceClient) RefreshAppPermissions(ctx context.Context, in *RefreshAppPermissionsRequest, opts ...grpc.CallOption) (*RefreshAppPermissionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshAppPermissionsResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_RefreshAppPermissions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *connectionRegistryServiceClient) Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DisconnectResponse)
@@ -291,6 +306,10 @@ type ConnectionRegistryServiceServer interface {
 	// RotateAppKey imports a new private key of the App as the next key
 	// version, checks GitHub.com accepts it, and retires the older versions.
 	RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error)
+	// RefreshAppPermissions re-reads, as the App, the permissions its
+	// installation grants (after the App's owner changed them on GitHub.com
+	// and the account accepted them) and records them.
+	RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -343,6 +362,9 @@ func (UnimplementedConnectionRegistryServiceServer) ConnectExistingApp(context.C
 }
 func (UnimplementedConnectionRegistryServiceServer) RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateAppKey not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshAppPermissions not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
@@ -596,6 +618,24 @@ func _ConnectionRegistryService_RotateAppKey_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionRegistryService_RefreshAppPermissions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshAppPermissionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).RefreshAppPermissions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_RefreshAppPermissions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).RefreshAppPermissions(ctx, req.(*RefreshAppPermissionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConnectionRegistryService_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DisconnectRequest)
 	if err := dec(in); err != nil {
@@ -668,6 +708,10 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateAppKey",
 			Handler:    _ConnectionRegistryService_RotateAppKey_Handler,
+		},
+		{
+			MethodName: "RefreshAppPermissions",
+			Handler:    _ConnectionRegistryService_RefreshAppPermissions_Handler,
 		},
 		{
 			MethodName: "Disconnect",
