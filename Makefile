@@ -44,6 +44,7 @@ lint: tools
 	buf lint
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
+	go vet -tags crashpoints ./services/registry/...
 	@for m in $(STANDALONE); do [ ! -f $$m/go.mod ] || (cd $$m && GOWORK=off go vet ./...); done
 
 # Wire and JSON compatibility of the protos against a git ref (default: the

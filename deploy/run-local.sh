@@ -17,7 +17,7 @@ chmod 700 "$DATA"
 
 echo "building…"
 go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintlicense ./services/gateway/cmd/gateway ./services/gateway/cmd/ghconnectctl \
-  ./services/featuregate/cmd/featuregate ./services/broker/cmd/broker ./dev/ghemu/cmd/ghemu
+  ./services/featuregate/cmd/featuregate ./services/broker/cmd/broker ./dev/ghemu/cmd/ghemu ./dev/oidcdev/cmd/oidcdev
 (cd dev/vaultdev && GOWORK=off go build -o ../../bin/ ./cmd/vaultdev)
 
 # Bearer tokens live only in $DATA/<principal>-token (mode 600); the
@@ -111,6 +111,17 @@ approle() { echo -vault-role-id-file "$DATA/vault-creds/$1-role-id" -vault-secre
 bin/ghemu -addr 127.0.0.1:8300 -seed dev/ghemu/seed.example.json -contract -state-file "$DATA/github-emulator.json" >"$LOGS/ghemu.out" 2>"$LOGS/ghemu.log" &
 pids+=($!)
 GITHUB_API_URL=$(read_addr ghemu GITHUB_API_URL)
+# The development identity provider admins sign in with: its sign-in page
+# takes whoever you type (members of ghconnect-admins are admins, of
+# ghconnect-auditors auditors). A real deployment points the gateway's
+# -oidc-* flags at the enterprise's provider instead.
+if [ ! -s "$DATA/oidc-client-secret" ]; then
+  (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/oidc-client-secret")
+fi
+bin/oidcdev -addr 127.0.0.1:8400 -client-id ghconnect-gateway -client-secret-file "$DATA/oidc-client-secret" \
+  >"$LOGS/oidcdev.out" 2>"$LOGS/oidcdev.log" &
+pids+=($!)
+OIDC_ISSUER=$(read_addr oidcdev OIDC_ISSUER)
 
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt" \
@@ -131,14 +142,16 @@ wait_ok featuregate http://127.0.0.1:7103/readyz
 gateway_tls=()
 [ "$SCHEME" = https ] && gateway_tls=(-tls-cert "$TLS/gateway.pem" -tls-key "$TLS/gateway-key.pem")
 start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
-  -github-web-url "$GITHUB_API_URL" "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token")
+  -github-web-url "$GITHUB_API_URL" "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token") \
+  -oidc-issuer "$OIDC_ISSUER" -oidc-client-id ghconnect-gateway -oidc-client-secret-file "$DATA/oidc-client-secret" -public-url "$SCHEME://$GATEWAY_ADDR"
 wait_ok gateway "$SCHEME://$GATEWAY_ADDR/readyz"
 
 cat <<MSG
 
 ghconnect is running.
-  Admin page:     $SCHEME://$GATEWAY_ADDR/   (sign in with the admin token)
-  admin token:    $token   (also in $DATA/admin-token)
+  Admin page:     $SCHEME://$GATEWAY_ADDR/   (single sign-on through the development identity provider at $OIDC_ISSUER:
+                  type any email; groups ghconnect-admins = admin, ghconnect-auditors = auditor)
+  admin token:    $token   (also in $DATA/admin-token; for automation: REST and gRPC with Authorization: Bearer)
   dev license:    $DATA/dev.ghl   (paste it into the Enable form; GitHub.com account: octo-org, id 1)
   REST gateway:   $SCHEME://$GATEWAY_ADDR/v1/…  (OpenAPI: $SCHEME://$GATEWAY_ADDR/openapi.json)
   TLS:            local CA $TLS/ca.pem (trust it in your browser, or pass it to curl with --cacert;

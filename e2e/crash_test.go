@@ -74,6 +74,7 @@ func TestCrashRecovery(t *testing.T) {
 		id := newConn()
 		s.crash("key_imported", func() {
 			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+			s.signIn()
 			loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
 			resp, err := s.browser.Get(loc) // the registry dies answering this
 			if err == nil {
@@ -101,6 +102,7 @@ func TestCrashRecovery(t *testing.T) {
 		id := newConn()
 		s.crash("app_created", func() {
 			start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+			s.signIn()
 			loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
 			if resp, err := s.browser.Get(loc); err == nil {
 				resp.Body.Close()
@@ -121,6 +123,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Run("after mark_connected", func(t *testing.T) {
 		id := newConn()
 		start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
+		s.signIn()
 		loc := next(t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
 		install := next(t)(s.browser.Get(loc))
 		setup := next(t)(s.browser.Get(install))

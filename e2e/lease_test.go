@@ -62,7 +62,7 @@ func TestReconcilerLeaseMovesWhenTheLeaderIsKilled(t *testing.T) {
 	// Both registries are armed, since which one leads is known only once
 	// they run; the survivor resumes after the step and never reaches it.
 	s := startSystemWith(t, systemOptions{RegistryDB: testenv.Postgres(t), Registries: 2,
-		RegistryEnv: []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + step, "GHCONNECT_REGISTRY_CRASH_MODE=hang"}})
+		RegistryArgs: []string{"-crash-after", step, "-crash-mode", "hang"}})
 	var leader string
 	s.eventually("exactly one registry leads", func() bool { leader = s.leader(); return leader != "" })
 	survivor := "registry"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,12 +63,12 @@ func startReplicated(t *testing.T) *system {
 	// Each registry stops dead (hangs, for SIGKILL to end) right after this
 	// step of a disconnect it runs itself; one resuming after it never
 	// reaches it.
-	crash := []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + midDisconnect, "GHCONNECT_REGISTRY_CRASH_MODE=hang"}
+	crash := []string{"-crash-after", midDisconnect, "-crash-mode", "hang"}
 	for i := 1; i <= replicas["registry"]; i++ {
-		s.start(replica("registry", i), crash, append(append(common("registry", i), creds("registry")...),
+		s.start(replica("registry", i), nil, slices.Concat(common("registry", i), creds("registry"), crash, []string{
 			"-database", regDB, "-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-key-check-every", "1s",
 			"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.list("broker"), "-featuregate-addr", s.list("featuregate"),
-			"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms")...)
+			"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms"})...)
 		// One at a time: the first migrates the database.
 		s.waitHTTP(replica("registry", i), "http://"+s.addr(replica("registry", i)+"-http")+"/readyz")
 	}
@@ -85,7 +86,7 @@ func startReplicated(t *testing.T) *system {
 	}
 	s.gw = "https://" + s.addr("gateway")
 	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"),
-		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, s.dialTLS("gateway")...)...)
+		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 	return s
 }

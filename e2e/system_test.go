@@ -16,12 +16,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,16 +41,18 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..")
 }
 
-// build compiles every binary once per test run.
+// build compiles every binary once per test run. The registry is the
+// crash tests' build (-tags crashpoints: its -crash-after and -crash-mode
+// flags); make build, make run and the images build it without them.
 func build(t *testing.T) string {
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "ghconnect-e2e-bin-")
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
+		cmd := exec.Command("go", "build", "-tags", "crashpoints", "-o", binDir+"/", "./services/registry/cmd/registry", "./services/registry/cmd/mintlicense",
 			"./services/broker/cmd/broker", "./services/featuregate/cmd/featuregate", "./services/gateway/cmd/gateway",
-			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu")
+			"./services/gateway/cmd/ghconnectctl", "./dev/ghemu/cmd/ghemu", "./dev/oidcdev/cmd/oidcdev")
 		cmd.Dir = repoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("%v\n%s", err, out)
@@ -99,8 +101,6 @@ type systemOptions struct {
 	// Registries is how many registry processes share it: "registry",
 	// "registry2", … (default 1).
 	Registries int
-	// RegistryEnv is added to every registry's environment.
-	RegistryEnv []string
 	// RegistryArgs are added to every registry's arguments (a flag given
 	// again overrides the default one).
 	RegistryArgs []string
@@ -131,7 +131,39 @@ func (s *system) trustPKI() {
 	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	s.t.Cleanup(transport.CloseIdleConnections)
 	s.http = &http.Client{Transport: transport}
-	s.browser = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	jar, _ := cookiejar.New(nil)
+	s.browser = &http.Client{Transport: transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// signIn signs the test's browser in as admin@example.com, an admin, when
+// the gateway has single sign-on (GitHub.com's redirects back are taken
+// only in a signed-in admin's browser): the redirect flow through the
+// development identity provider, answering its sign-in form.
+func (s *system) signIn() {
+	s.t.Helper()
+	resp, err := s.browser.Get(s.gw + "/auth/session")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var info struct{ SSO bool }
+	json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	// Signed in already, or nothing to sign in to. (A restarted gateway
+	// has forgotten its sessions: then again.)
+	if resp.StatusCode == http.StatusUnauthorized && info.SSO {
+		authorize, err := url.Parse(next(s.t)(s.browser.Get(s.gw + "/auth/login")))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		form := authorize.Query()
+		form.Set("dev_login", "admin@example.com")
+		form.Set("dev_groups", "ghconnect-admins")
+		authorize.RawQuery = ""
+		callback := next(s.t)(s.browser.PostForm(authorize.String(), form))
+		if home := next(s.t)(s.browser.Get(callback)); home != "/" {
+			s.t.Fatalf("sign-in ended at %s", home)
+		}
+	}
 }
 
 // tlsArgs are a gRPC service's TLS flags, both ways.
@@ -269,17 +301,17 @@ func (s *system) registryArgsFor(name string) []string {
 // startRegistry (re)starts the registry; crashAfter makes it exit after
 // that step.
 func (s *system) startRegistry(crashAfter string) {
-	var env []string
+	var args []string
 	if crashAfter != "" {
-		env = []string{"GHCONNECT_REGISTRY_CRASH_AFTER=" + crashAfter}
+		args = []string{"-crash-after", crashAfter}
 	}
-	s.startRegistryNamed("registry", env)
+	s.startRegistryNamed("registry", args)
 }
 
-// startRegistryNamed starts the registry process name with env added to
-// its environment (and systemOptions.RegistryEnv).
-func (s *system) startRegistryNamed(name string, env []string) {
-	s.start(name, append(slices.Clone(s.opts.RegistryEnv), env...), s.registryArgsFor(name)...)
+// startRegistryNamed starts the registry process name with args added to
+// its arguments (after systemOptions.RegistryArgs).
+func (s *system) startRegistryNamed(name string, args []string) {
+	s.start(name, nil, append(s.registryArgsFor(name), args...)...)
 	s.waitHTTP(name, "http://"+s.addr(name+"-http")+"/readyz")
 }
 
@@ -316,7 +348,7 @@ func (s *system) startCallers() {
 	s.gw = "https://" + s.addr("gateway")
 	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
 		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway"),
-		"-github-web-url", s.emu}, s.dialTLS("gateway")...)...)
+		"-github-web-url", s.emu}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 }
 
@@ -354,11 +386,11 @@ func newSystem(t *testing.T) *system {
 		s.stop("ghemu")
 		s.stop("vaultdev")
 	})
-	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu"} {
+	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu", "idp"} {
 		s.port[n] = freePort(t)
 	}
 	var lines []string
-	for _, p := range []string{"admin", "auditor", "registry", "broker", "featuregate", "gateway", "search-svc", "vault"} {
+	for _, p := range []string{"admin", "registry", "broker", "featuregate", "gateway", "search-svc", "vault"} {
 		s.tokens[p] = randomToken()
 		sum := sha256.Sum256([]byte(s.tokens[p]))
 		lines = append(lines, p+" sha256:"+hex.EncodeToString(sum[:]))
@@ -374,9 +406,9 @@ func newSystem(t *testing.T) *system {
 		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
 		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
-	// Who may call what: the default members, search-svc, an internal
-	// service using the feature gate, and an auditor's token.
-	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "auditor": ["auditor"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
+	// Who may call what: the default members, and search-svc, an internal
+	// service using the feature gate.
+	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
 		"gateway": ["gateway"], "search-svc": ["feature-client"]}, "forwarders": {"gateway": ["admin", "auditor"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
@@ -396,7 +428,22 @@ func newSystem(t *testing.T) *system {
 	s.emu = "http://" + s.addr("emu")
 	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
 	s.waitHTTP("ghemu", s.emu+"/meta")
+	// The identity provider admins sign in with (single sign-on).
+	s.file("oidc-client-secret", randomToken())
+	s.start("oidcdev", nil, "oidcdev", "-addr", s.addr("idp"), "-client-id", "ghconnect-gateway", "-client-secret-file", filepath.Join(s.dir, "oidc-client-secret"))
+	s.waitHTTP("oidcdev", s.issuer()+"/.well-known/openid-configuration")
 	return s
+}
+
+// issuer is the identity provider's issuer URL.
+func (s *system) issuer() string { return "http://" + s.addr("idp") + "/oidc" }
+
+// ssoArgs make the gateway sign people in through the system's identity
+// provider: members of ghconnect-admins are admins, of
+// ghconnect-auditors auditors.
+func (s *system) ssoArgs() []string {
+	return []string{"-oidc-issuer", s.issuer(), "-oidc-client-id", "ghconnect-gateway", "-oidc-client-secret-file", filepath.Join(s.dir, "oidc-client-secret"),
+		"-public-url", s.gw}
 }
 
 // rest calls the gateway as the admin; it returns the status and the
@@ -469,6 +516,7 @@ func location(t *testing.T, resp *http.Response, err error) string {
 // returns the connection id.
 func (s *system) enable(id string) {
 	s.t.Helper()
+	s.signIn()
 	start := s.mustREST("POST", "/v1/connections/"+id+":startAppManifest", map[string]any{"callbackUrl": s.gw + "/connect/callback"})
 	loc := next(s.t)(s.browser.PostForm(start["postUrl"].(string), url.Values{"manifest": {start["manifest"].(string)}}))
 	loc = next(s.t)(s.browser.Get(loc)) // gateway callback → install page
@@ -477,6 +525,7 @@ func (s *system) enable(id string) {
 
 func (s *system) install(installURL string) {
 	s.t.Helper()
+	s.signIn()
 	loc := next(s.t)(s.browser.Get(installURL)) // install → setup
 	loc = next(s.t)(s.browser.Get(loc))         // gateway setup → admin page
 	if !strings.Contains(loc, "connected=") {

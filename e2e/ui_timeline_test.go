@@ -8,8 +8,9 @@ import (
 // TestAdminUITimeline drives the admin page's timeline
 // (services/gateway/ui/test/timeline.test.mjs): the registry's history and
 // the feature gate's setting changes merged newest first and in words, a
-// feature change made in the page appearing with its actor, two
-// connections' changes shown together and one at a time, pages of older
+// feature change made in the page appearing with the person who made it
+// (signed in through single sign-on: via the gateway), two connections'
+// changes shown together and one at a time, pages of older
 // changes, and an auditor reading it. Screenshots land in
 // .artifacts/ui-timeline.
 func TestAdminUITimeline(t *testing.T) {
@@ -32,5 +33,5 @@ func TestAdminUITimeline(t *testing.T) {
 	s.mustREST("POST", "/v1/connections/"+first+":disconnect", map[string]any{"reason": "moving to a new account"})
 	second := s.create("two.example.com")
 	s.enable(second)
-	s.runUITest(dir, "timeline.test.mjs", "ui-timeline", "AUDITOR_TOKEN="+s.tokens["auditor"], "FIRST_ID="+first, "SECOND_ID="+second)
+	s.runUITest(dir, "timeline.test.mjs", "ui-timeline", "FIRST_ID="+first, "SECOND_ID="+second)
 }

@@ -92,6 +92,8 @@ var operatorSecrets = map[string][]string{
 	"ghconnect-gateway-tls":     {"tls.crt", "tls.key"},
 	"ghconnect-ca":              {"ca.crt"},
 	"ghconnect-vault-ca":        {"ca.crt"},
+	// Production: single sign-on.
+	"ghconnect-gateway-oidc": {"client-secret"},
 }
 
 // problems collects what is wrong with a rendering, so the same checks

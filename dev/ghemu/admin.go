@@ -107,6 +107,25 @@ func (e *Emulator) adminRoutes() {
 		}
 		writeJSON(w, http.StatusOK, installationJSON(i))
 	})
+	// The App's owner changed its permissions and the account accepted
+	// them on the installation: both now grant the given permissions.
+	e.mux.HandleFunc("PUT /_emu/installations/{installation_id}/permissions", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("installation_id"), 10, 64)
+		var perms map[string]string
+		if err != nil || json.NewDecoder(r.Body).Decode(&perms) != nil {
+			http.Error(w, "want an installation id and a JSON object of permissions", http.StatusBadRequest)
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		i := e.installations[id]
+		if i == nil {
+			http.Error(w, "no such installation", http.StatusNotFound)
+			return
+		}
+		i.Permissions, i.App.Permissions = perms, perms
+		w.WriteHeader(http.StatusNoContent)
+	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
 		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)

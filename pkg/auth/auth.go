@@ -168,14 +168,14 @@ func (p Public) allows(fullMethod string) bool {
 // DefaultPublic is what orchestrators and grpcurl need without a token.
 var DefaultPublic = Public{"/grpc.health.v1.Health/", "/grpc.reflection."}
 
-// UnaryInterceptor authenticates and authorizes every unary call not in
-// public.
-func UnaryInterceptor(g *Guard, public Public) grpc.UnaryServerInterceptor {
+// UnaryAuthenticate authenticates every unary call not in public and
+// gives the handler's context the caller (see Guard.Authenticate).
+func UnaryAuthenticate(g *Guard, public Public) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if public.allows(info.FullMethod) {
 			return handler(ctx, req)
 		}
-		p, err := g.check(ctx, info.FullMethod)
+		p, err := g.Authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -183,18 +183,43 @@ func UnaryInterceptor(g *Guard, public Public) grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamInterceptor authenticates and authorizes every stream not in
-// public.
-func StreamInterceptor(g *Guard, public Public) grpc.StreamServerInterceptor {
+// UnaryAuthorize refuses every unary call not in public whose caller may
+// not call the method. It runs inside UnaryAuthenticate, so a refusal is
+// logged with the caller's name.
+func UnaryAuthorize(g *Guard, public Public) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !public.allows(info.FullMethod) {
+			if err := g.Authorize(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamAuthenticate is UnaryAuthenticate for streams.
+func StreamAuthenticate(g *Guard, public Public) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if public.allows(info.FullMethod) {
 			return handler(srv, ss)
 		}
-		p, err := g.check(ss.Context(), info.FullMethod)
+		p, err := g.Authenticate(ss.Context())
 		if err != nil {
 			return err
 		}
 		return handler(srv, &principalStream{ServerStream: ss, ctx: WithPrincipal(ss.Context(), p)})
+	}
+}
+
+// StreamAuthorize is UnaryAuthorize for streams.
+func StreamAuthorize(g *Guard, public Public) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !public.allows(info.FullMethod) {
+			if err := g.Authorize(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+		}
+		return handler(srv, ss)
 	}
 }
 

@@ -24,10 +24,8 @@ var whoMayCall = map[string]string{
 	"/ghconnect.registry.v1.ConnectionRegistryService/GetConnection":         "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ListConnections":       "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp":           "admin",
-	"/ghconnect.registry.v1.ConnectionRegistryService/MarkConnected":         "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/UpdateKeyVersions":     "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/BeginDisconnect":       "admin",
-	"/ghconnect.registry.v1.ConnectionRegistryService/CompleteDisconnect":    "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory": "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections":      "admin auditor broker featuregate",
 	"/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest":      "admin",
@@ -35,6 +33,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation":  "admin gateway",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp":    "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey":          "admin",
+	"/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions": "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/Disconnect":            "admin",
 
 	"/ghconnect.broker.v1.TokenBrokerService/IssueToken":             "token-client",
@@ -48,7 +47,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent": "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/LinkAccount":    "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount":  "feature-client",
-	"/ghconnect.featuregate.v1.FeatureGateService/Check":          "feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/Check":          "admin auditor feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Watch":          "feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/Search":         "feature-client",
 

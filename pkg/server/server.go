@@ -92,8 +92,10 @@ func New(opts Options) *Server {
 		m.stream,
 	}
 	if opts.Guard != nil {
-		unary = append(unary, auth.UnaryInterceptor(opts.Guard, opts.Public))
-		stream = append(stream, auth.StreamInterceptor(opts.Guard, opts.Public))
+		// Authenticate, note who it is for the log line, then authorize:
+		// a refused call is logged with its caller's name.
+		unary = append(unary, auth.UnaryAuthenticate(opts.Guard, opts.Public))
+		stream = append(stream, auth.StreamAuthenticate(opts.Guard, opts.Public))
 		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			notePrincipal(ctx)
 			return h(ctx, req)
@@ -102,6 +104,8 @@ func New(opts Options) *Server {
 			notePrincipal(ss.Context())
 			return h(srv, ss)
 		})
+		unary = append(unary, auth.UnaryAuthorize(opts.Guard, opts.Public))
+		stream = append(stream, auth.StreamAuthorize(opts.Guard, opts.Public))
 	}
 	// Recovery again innermost, so a handler's panic reaches logging and
 	// metrics as the Internal error the caller gets; the outer one guards the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,11 @@ func TestServer(t *testing.T) {
 
 	logger.Sync()
 	out := logs.String()
+	// A refusal is logged with who was refused.
+	refused := regexp.MustCompile(`"method":"/ghconnect.registry.v1.ConnectionRegistryService/CreateConnection","code":"PermissionDenied"[^\n]*"principal":"svc"`)
+	if !refused.MatchString(out) {
+		t.Errorf("the refused call is not logged with its caller:\n%s", out)
+	}
 	for _, want := range []string{`"principal":"svc"`, `"request_id":"req-123"`, `"msg":"panic in handler"`, `"code":"Unauthenticated"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %s", want)

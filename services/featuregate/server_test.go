@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -51,7 +52,7 @@ func start(t *testing.T, dsn string) *env { return startWith(t, dsn, nil) }
 
 func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 	t.Helper()
-	reg := registrytest.Start(t, testenv.SQLite(t), "featuregate")
+	reg := registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t), "featuregate")
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := featuregate.OpenStore(ctx, dsn)
 	if err != nil {
@@ -107,14 +108,7 @@ func (e *env) connect(t testing.TB, host string, perms map[string]string) string
 		t.Fatal(err)
 	}
 	id := c.Connection.Id
-	if _, err := e.reg.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id,
-		App:        &registryv1.GitHubApp{AppId: 1, Slug: "ghconnect", Permissions: perms},
-		TransitKey: &registryv1.TransitKey{Mount: "transit", Name: "k", Versions: []int32{1}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.reg.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 3}); err != nil {
-		t.Fatal(err)
-	}
+	e.reg.ConnectApp(t, id, ghemu.AppSpec{Owner: "octo-org", Permissions: perms}, nil)
 	e.eventually(t, "gate sees the connection", func() bool {
 		_, err := e.gate.UpdateSettings(e.ctx(t, "admin"), &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: search}}})
 		return err == nil && e.check(t, id, "u", search)[0].Reason == featuregatev1.Reason_REASON_DISABLED
@@ -211,7 +205,7 @@ func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
 		}
 		// Reconnecting (a new connection for the same server and account)
 		// starts with everything off.
-		if _, err := e.reg.Client.CompleteDisconnect(e.reg.Ctx(t, "alice"), &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
 		again := e.connect(t, "ghes.example.com", allPerms)

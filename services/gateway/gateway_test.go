@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
@@ -49,7 +51,16 @@ func (r rest) do(method, path, body string) (int, map[string]any, http.Header) {
 }
 
 func start(t *testing.T) (*registrytest.Env, *httptest.Server) {
-	reg := registrytest.Start(t, testenv.SQLite(t))
+	return serve(t, registrytest.Start(t, testenv.SQLite(t)))
+}
+
+// startConnected is start with a registry that enables and disconnects
+// against the GitHub emulator and vaultdev.
+func startConnected(t *testing.T) (*registrytest.Env, *httptest.Server) {
+	return serve(t, registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t)))
+}
+
+func serve(t *testing.T, reg *registrytest.Env) (*registrytest.Env, *httptest.Server) {
 	g, err := New(context.Background(), Upstreams{Registry: reg.Addr})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +83,7 @@ func createBody(license string) string {
 }
 
 func TestRESTLifecycle(t *testing.T) {
-	reg, ts := start(t)
+	reg, ts := startConnected(t)
 	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
 
 	code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License))
@@ -93,14 +104,24 @@ func TestRESTLifecycle(t *testing.T) {
 	if code != http.StatusOK || body["connection"].(map[string]any)["id"] != id {
 		t.Fatalf("get: %d %v", code, body)
 	}
+	// App 7 exists on GitHub.com and its key in Vault, as the manifest
+	// flow would leave them.
+	reg.Backends.AddApp(t, ghemu.AppSpec{ID: 7, Slug: "ghconnect", Owner: "octo-org", SetupURL: "https://ghes.example.com/connect/setup"}, "ghconnect-app-7")
 	code, body, _ = api.do("POST", "/v1/connections/"+id+":registerApp",
-		`{"etag":"1","app":{"appId":"7","slug":"ghconnect"},"transitKey":{"mount":"transit","name":"app-7","versions":[1]}}`)
+		`{"etag":"1","app":{"appId":"7","slug":"ghconnect"},"transitKey":{"mount":"transit","name":"ghconnect-app-7","versions":[1]}}`)
 	if code != http.StatusOK {
 		t.Fatalf("registerApp: %d %v", code, body)
 	}
-	code, body, _ = api.do("POST", "/v1/connections/"+id+":markConnected", `{"installationId":"99"}`)
+	// Installing the App: GitHub.com sends the browser to the setup URL,
+	// whose redirect completes the installation.
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":startAppManifest", `{"callbackUrl":"https://ghes.example.com/connect/callback"}`)
+	if code != http.StatusOK {
+		t.Fatalf("startAppManifest: %d %v", code, body)
+	}
+	inst, state := reg.Backends.Install(t, body["installUrl"].(string))
+	code, body, _ = api.do("POST", "/v1/connect:completeInstallation", fmt.Sprintf(`{"installationId":"%d","state":%q}`, inst, state))
 	if code != http.StatusOK || body["connection"].(map[string]any)["state"] != "CONNECTION_STATE_CONNECTED" {
-		t.Fatalf("markConnected: %d %v", code, body)
+		t.Fatalf("completeInstallation: %d %v", code, body)
 	}
 	// A stale etag is a conflict.
 	code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{"etag":"1"}`)
@@ -108,8 +129,11 @@ func TestRESTLifecycle(t *testing.T) {
 		t.Fatalf("stale etag: %d %v", code, body)
 	}
 	// An illegal transition is a 400 with the reason.
-	code, body, _ = api.do("POST", "/v1/connections/"+id+":completeDisconnect", `{}`)
-	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "cannot go from CONNECTED to DISCONNECTED") {
+	if code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{}`); code != http.StatusOK {
+		t.Fatalf("beginDisconnect: %d %v", code, body)
+	}
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{}`)
+	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "cannot go from DISCONNECTING to DISCONNECTING") {
 		t.Fatalf("illegal transition: %d %v", code, body)
 	}
 	code, _, _ = api.do("GET", "/v1/connections/"+id+"/history", "")

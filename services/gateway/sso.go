@@ -153,7 +153,9 @@ func newSSO(cfg SSO) (*ssoHandler, error) {
 	return h, nil
 }
 
-func (h *ssoHandler) ctx(ctx context.Context) context.Context { return oidc.ClientContext(ctx, h.client) }
+func (h *ssoHandler) ctx(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, h.client)
+}
 
 func (h *ssoHandler) oidc(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
 	h.mu.Lock()

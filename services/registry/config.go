@@ -20,7 +20,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
@@ -60,6 +59,9 @@ type Config struct {
 	// only one replica at a time runs those loops.
 	LeaderRetry time.Duration
 	Log         logging.Options
+	// crash: only in a test build (go build -tags crashpoints), where a
+	// crash test ends the process after a step.
+	crash crashConfig
 }
 
 // EnvPrefix prefixes the registry's environment variables.
@@ -85,6 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.OrphanKeyGrace, "orphan-key-grace", 10*time.Minute, "age after which a key of a PENDING connection without an App is an orphan")
 	fs.DurationVar(&c.LeaderRetry, "leader-retry", 5*time.Second, "how often a replica that is not the reconciler's (or key follower's) leader tries to become it (PostgreSQL)")
 	c.Log.RegisterFlags(fs)
+	c.crash.registerFlags(fs)
 }
 
 // Validate implements config.Validator.
@@ -118,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.BrokerAddr != "" || c.FeatureGateAddr != "") && c.ServiceTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-service-token-file or -dial-cert is required with -broker-addr or -featuregate-addr"))
+	}
+	if err := c.crash.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -160,10 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer closeAll()
-		// Only the crash tests set this: the process ends after the named
-		// step, to prove a restart reaches the same end state.
-		connector.CrashAfter = os.Getenv("GHCONNECT_REGISTRY_CRASH_AFTER")
-		connector.CrashHang = os.Getenv("GHCONNECT_REGISTRY_CRASH_MODE") == "hang"
+		connector.crash = cfg.crash
 		connector.OrphanGrace = cfg.OrphanKeyGrace
 		reg.SetConnector(connector)
 		// Every replica serves; the reconciler and the key follower run in
@@ -247,20 +250,4 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 		c.Gate = featuregatev1.NewFeatureGateServiceClient(cc)
 	}
 	return c, closeAll, nil
-}
-
-// reconcile runs the connector's reconciler now and then every period.
-func reconcile(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
-	log := logging.FromContext(ctx)
-	for {
-		runs.Inc()
-		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("reconciling", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }

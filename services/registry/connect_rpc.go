@@ -16,7 +16,10 @@ import (
 func (s *Server) SetConnector(c *Connector) { s.connector = c }
 
 // connectStatus maps connector failures: refusals and bad states are the
-// caller's to fix; anything else is an upstream (Vault, GitHub) failure.
+// caller's to fix; anything else is an upstream (Vault, GitHub) failure,
+// GitHub.com's refusals the connector turned into no refusal of its own
+// (ErrGitHubRefused: a JWT it does not take, a permission missing) among
+// them.
 func (s *Server) connectStatus(ctx context.Context, err error) error {
 	var ce *connectError
 	switch {
@@ -61,7 +64,7 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx, "start_app_manifest"))
+	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -87,7 +90,7 @@ func (s *Server) CompleteAppManifest(ctx context.Context, req *registryv1.Comple
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	conn, install, err := s.connector.CompleteAppManifest(ctx, req.GetCode(), req.GetState(), change(ctx, "app_created"))
+	conn, install, err := s.connector.CompleteAppManifest(ctx, req.GetCode(), req.GetState(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -107,7 +110,7 @@ func (s *Server) CompleteInstallation(ctx context.Context, req *registryv1.Compl
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	conn, err := s.connector.CompleteInstallation(ctx, req.GetInstallationId(), req.GetState(), change(ctx, "mark_connected"))
+	conn, err := s.connector.CompleteInstallation(ctx, req.GetInstallationId(), req.GetState(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -136,7 +139,7 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
-	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, change(ctx, "connect_existing_app"))
+	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -162,7 +165,7 @@ func (s *Server) RotateAppKey(ctx context.Context, req *registryv1.RotateAppKeyR
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
-	out, err := s.connector.RotateAppKey(ctx, conn, pem, change(ctx, "rotate_app_key"))
+	out, err := s.connector.RotateAppKey(ctx, conn, pem, change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
@@ -182,7 +185,7 @@ func (s *Server) Disconnect(ctx context.Context, req *registryv1.DisconnectReque
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), change(ctx, "disconnect"))
+	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

@@ -9,14 +9,17 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/registry"
@@ -31,23 +34,17 @@ type connectEnv struct {
 	emu       *ghemu.TestServer
 	transit   *vaulttransit.Client
 	connector *registry.Connector
-	vault     *testenv.VaultDev
 	creds     *testenv.VaultCreds
 }
 
+// startConnect runs a registry that enables and disconnects against the
+// GitHub emulator and vaultdev; the registry works as its own AppRole,
+// with deploy/vault/registry.hcl.
 func startConnect(t *testing.T) *connectEnv {
-	e := &connectEnv{emu: ghemu.StartForTest(t, ghemu.Options{})}
-	e.emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
-	// The registry works as its own AppRole, with deploy/vault/registry.hcl.
-	e.vault = testenv.Vault(t)
-	e.creds = e.vault.Setup(t, 0, 0)
-	e.transit = vaulttransit.New(e.creds.Login(t, "registry"), "transit")
-	api, _ := url.Parse(e.emu.URL + "/")
-	e.Env = registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
-		e.connector = &registry.Connector{Store: st, Transit: e.transit, GitHubAPI: api, GitHubWeb: e.emu.URL, HTTP: http.DefaultClient}
-		s.SetConnector(e.connector)
-	})
-	return e
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := registrytest.StartConnected(t, testenv.SQLite(t), b)
+	return &connectEnv{Env: e, emu: b.Emu, transit: b.Transit, connector: e.Connector, creds: b.Creds}
 }
 
 func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
@@ -60,28 +57,6 @@ func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
 	return resp.Connection
 }
 
-func noRedirect() *http.Client {
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
-
-// browse follows one redirect the way the administrator's browser would.
-func browse(t *testing.T) func(*http.Response, error) url.Values {
-	return func(resp *http.Response, err error) url.Values { return redirectQuery(t, resp, err) }
-}
-
-func redirectQuery(t *testing.T, resp *http.Response, err error) url.Values {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("browser got %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	return loc.Query()
-}
-
 func (e *connectEnv) keyExists(t *testing.T, name string) bool {
 	_, err := e.transit.Key(context.Background(), name)
 	if err != nil && !errors.Is(err, vaulttransit.ErrKeyNotFound) {
@@ -90,28 +65,36 @@ func (e *connectEnv) keyExists(t *testing.T, name string) bool {
 	return err == nil
 }
 
+// startManifest starts enabling connection id, GitHub.com to send the
+// browser back to the server's /connect/callback.
+func (e *connectEnv) startManifest(t *testing.T, ctx context.Context, id string) *registryv1.StartAppManifestResponse {
+	t.Helper()
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start
+}
+
 func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
-	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: conn.Id, CallbackUrl: "https://ghes.example.com/connect/callback"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	start := e.startManifest(t, ctx, conn.Id)
 	if strings.Contains(start.Manifest, "secret") || !strings.Contains(start.Manifest, `"redirect_url":"https://ghes.example.com/connect/callback"`) {
 		t.Errorf("manifest: %s", start.Manifest)
 	}
-	q := browse(t)(noRedirect().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
 	if q.Get("state") != start.State {
 		t.Fatalf("state not returned: %v", q)
 	}
 	// An expired state is refused too.
 	expired := strings.Repeat("e", 48)
 	sum := sha256.Sum256([]byte(expired))
-	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", time.Now().Add(-time.Second)); err != nil {
+	if err := e.Store.PutState(context.Background(), hex.EncodeToString(sum[:]), conn.Id, "manifest", "", time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
+	_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: expired})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("expired state: %v", err)
 	}
@@ -140,7 +123,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 		t.Errorf("a refused callback changed the record")
 	}
 	// Installing: GitHub sends the browser to the setup URL.
-	setup := browse(t)(noRedirect().Get(done.InstallUrl))
+	setup := registrytest.Redirect(t)(registrytest.Browser().Get(done.InstallUrl))
 	instID := setup.Get("installation_id")
 	var n int64
 	for _, ch := range instID {
@@ -288,5 +271,121 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	}
 	if len(finished) == 0 || finished[len(finished)-1] != "complete_disconnect" || begun.Connection.UpdatedBy != "alice" {
 		t.Errorf("the reconciler's events: %v", finished)
+	}
+}
+
+// GitHub.com's answers to the manifest conversion, as callers see them: a
+// refusal (a wrong or used code) is the caller's to fix, an outage or a
+// rate limit is Unavailable, to retry, and changes nothing.
+func TestGitHubAnswersToTheConversion(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	conn := e.create(t)
+	start := e.startManifest(t, ctx, conn.Id)
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	tests := []struct {
+		name   string
+		faults ghemu.Faults
+		code   string
+		want   codes.Code
+	}{
+		{"wrong code", ghemu.Faults{}, "not-a-code", codes.FailedPrecondition},
+		{"server error", ghemu.Faults{ServerErrors: 1}, q.Get("code"), codes.Unavailable},
+		{"rate limited", ghemu.Faults{SecondaryLimit: 1, RetryAfter: time.Second}, q.Get("code"), codes.Unavailable},
+	}
+	for _, tt := range tests {
+		e.emu.SetFaults(tt.faults)
+		_, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: tt.code, State: q.Get("state")})
+		if status.Code(err) != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+		if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != conn.Etag {
+			t.Errorf("%s: the record changed", tt.name)
+		}
+	}
+	if _, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}); err != nil {
+		t.Errorf("once GitHub.com answers: %v", err)
+	}
+}
+
+// GitHub.com's redirects back are bound to the person who started
+// enabling: the same link in another admin's browser, or without a
+// person, is refused and changes nothing.
+func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := &connectEnv{Env: registrytest.StartConnected(t, testenv.SQLite(t), b, "gateway"), emu: b.Emu, transit: b.Transit}
+	as := func(who string) context.Context {
+		return metadata.AppendToOutgoingContext(e.Ctx(t, "gateway"), auth.UserHeader, who, auth.RolesHeader, "admin")
+	}
+	conn := e.create(t)
+	start := e.startManifest(t, as("grace@example.com"), conn.Id)
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	req := &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")}
+	for _, ctx := range []context.Context{as("mallory@example.com"), e.Ctx(t, "gateway")} {
+		_, err := e.Client.CompleteAppManifest(ctx, req)
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "started by grace@example.com") {
+			t.Fatalf("someone else's redirect: %v", err)
+		}
+	}
+	if now, _ := e.Store.Get(context.Background(), conn.Id); now.Etag != conn.Etag {
+		t.Fatal("a refused redirect changed the record")
+	}
+	done, err := e.Client.CompleteAppManifest(as("grace@example.com"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The installation's redirect is grace's too.
+	setup := registrytest.Redirect(t)(registrytest.Browser().Get(done.InstallUrl))
+	id, _ := strconv.ParseInt(setup.Get("installation_id"), 10, 64)
+	inst := &registryv1.CompleteInstallationRequest{InstallationId: id, State: setup.Get("state")}
+	if _, err := e.Client.CompleteInstallation(as("mallory@example.com"), inst); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("someone else's installation redirect: %v", err)
+	}
+	fin, err := e.Client.CompleteInstallation(as("grace@example.com"), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || fin.Connection.UpdatedBy != "grace@example.com" {
+		t.Fatalf("after grace's installation: %v", fin.Connection)
+	}
+}
+
+// After the App's owner adds a permission on GitHub.com and the account
+// accepts it, a refresh records what the installation now grants; only an
+// admin may ask.
+func TestRefreshAppPermissions(t *testing.T) {
+	b := registrytest.StartBackends(t)
+	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
+	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
+	created, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
+		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := e.ConnectApp(t, created.Connection.Id, ghemu.AppSpec{Owner: "octo-org", Permissions: map[string]string{"metadata": "read"}}, nil)
+	if _, ok := conn.App.GetPermissions()["vulnerability_alerts"]; ok {
+		t.Fatalf("the App starts with vulnerability_alerts: %v", conn.App.GetPermissions())
+	}
+	granted := `{"metadata":"read","vulnerability_alerts":"read"}`
+	req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/_emu/installations/%d/permissions", b.Emu.URL, conn.InstallationId), strings.NewReader(granted))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("emulator: %v %v", resp, err)
+	}
+	_, err = e.Client.RefreshAppPermissions(e.Ctx(t, "broker"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the broker refreshed: %v", err)
+	}
+	out, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Connection.App.GetPermissions()["vulnerability_alerts"] != "read" {
+		t.Fatalf("after refresh: %v", out.Connection.App.GetPermissions())
+	}
+	hist, err := e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
+	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
+		t.Fatalf("history: %v %v", hist, err)
 	}
 }

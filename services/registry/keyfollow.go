@@ -28,7 +28,7 @@ const keyFollower = "system:key-follower"
 
 // FollowKeys compares every CONNECTED connection's key with Vault once.
 func (c *Connector) FollowKeys(ctx context.Context) error {
-	conns, err := c.Store.InState(ctx, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED)
+	conns, err := c.Store.InState(ctx, stateConnected)
 	if err != nil {
 		return err
 	}
@@ -61,27 +61,18 @@ func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) 
 			if len(kept) > 0 {
 				reason += fmt.Sprintf("; version %d stays as the fallback until it is retired in Vault (min_encryption_version)", kept[len(kept)-1])
 			}
-			return c.updateKey(ctx, conn.Id, "key_version_adopted", reason, func(k *registryv1.TransitKey) {
-				k.Versions = append(kept, int32(info.Latest))
-				k.PendingVersion, k.Notice = 0, ""
-			})
+			return c.updateKey(ctx, conn.Id, keyVersionAdopted(append(kept, int32(info.Latest))), reason)
 		}
 		if int(tk.PendingVersion) == info.Latest {
 			return nil // still waiting, as the record says
 		}
 		notice := fmt.Sprintf("key version %d is in Vault but GitHub.com does not accept it yet: add its public key to the App on GitHub.com; version %d keeps signing", info.Latest, newest)
-		return c.updateKey(ctx, conn.Id, "key_version_pending", notice, func(k *registryv1.TransitKey) {
-			k.PendingVersion, k.Notice = int32(info.Latest), notice
-		})
+		return c.updateKey(ctx, conn.Id, keyVersionPending(int32(info.Latest), notice), notice)
 	case len(kept) < len(tk.Versions) && len(kept) > 0:
 		reason := fmt.Sprintf("key versions below %d were retired in Vault", info.MinVersion)
-		return c.updateKey(ctx, conn.Id, "key_versions_retired", reason, func(k *registryv1.TransitKey) {
-			k.Versions = kept
-		})
+		return c.updateKey(ctx, conn.Id, keyVersionsRetired(kept), reason)
 	case tk.PendingVersion != 0 && info.Latest <= newest:
-		return c.updateKey(ctx, conn.Id, "key_version_pending_cleared", "the record's key versions match Vault again", func(k *registryv1.TransitKey) {
-			k.PendingVersion, k.Notice = 0, ""
-		})
+		return c.updateKey(ctx, conn.Id, keyVersionPendingCleared(), "the record's key versions match Vault again")
 	}
 	return nil
 }
@@ -97,16 +88,10 @@ func (c *Connector) acceptedByGitHub(ctx context.Context, conn *registryv1.Conne
 	return c.call(ctx, jwt, http.MethodGet, "app", &app) == nil && app.ID == conn.App.GetAppId()
 }
 
-func (c *Connector) updateKey(ctx context.Context, id, action, reason string, fn func(*registryv1.TransitKey)) error {
-	_, err := c.Store.Update(ctx, id, "", Change{Action: action, Actor: keyFollower, Reason: reason}, func(x *registryv1.Connection) error {
-		if x.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
-			return &TransitionError{From: x.State, Why: "the connection is no longer CONNECTED"}
-		}
-		fn(x.TransitKey)
-		return nil
-	})
+func (c *Connector) updateKey(ctx context.Context, id string, m Move, reason string) error {
+	_, err := c.Store.Update(ctx, id, "", m, Change{Actor: keyFollower, Reason: reason})
 	if err == nil {
-		logging.FromContext(ctx).Info(reason, zap.String("connection_id", id), zap.String("action", action))
+		logging.FromContext(ctx).Info(reason, zap.String("connection_id", id), zap.String("action", m.Action()))
 	}
 	return err
 }

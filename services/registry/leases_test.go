@@ -141,13 +141,10 @@ func interruptedDisconnect(t *testing.T, store *registry.Store, id string) {
 	ctx := context.Background()
 	c := &registryv1.Connection{Id: id, ServerHostname: id + ".example.com", ServerVersion: "3.14.2",
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}}
-	if _, err := store.Create(ctx, c, "h-"+id, registry.Change{Action: "create", Actor: "alice", RequestID: "r-" + id}); err != nil {
+	if _, err := store.Create(ctx, c, "h-"+id, registry.Change{Actor: "alice", RequestID: "r-" + id}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Update(ctx, id, "", registry.Change{Action: "begin_disconnect", Actor: "alice"}, func(x *registryv1.Connection) error {
-		x.State = registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING
-		return nil
-	}); err != nil {
+	if _, err := store.Update(ctx, id, "", registry.BeginDisconnect(), registry.Change{Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 }

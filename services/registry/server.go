@@ -87,9 +87,11 @@ func requestID(ctx context.Context) string {
 	return ""
 }
 
-func change(ctx context.Context, action string) Change {
+// change is who asks for a change (and through which forwarder) and in
+// which request.
+func change(ctx context.Context) Change {
 	name, via := actor(ctx)
-	return Change{Action: action, Actor: name, Via: via, RequestID: requestID(ctx)}
+	return Change{Actor: name, Via: via, RequestID: requestID(ctx)}
 }
 
 // toStatus maps store errors to gRPC statuses with constant messages.
@@ -174,7 +176,7 @@ func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateCon
 			ExpiresAt:    timestamppb.New(lic.ExpiresAt),
 		},
 	}
-	ch := change(ctx, "create")
+	ch := change(ctx)
 	ch.RequestID = req.GetRequestId()
 	out, err := s.store.Create(ctx, c, requestHash(req), ch)
 	if err != nil {
@@ -244,9 +246,9 @@ func (s *Server) ListConnections(ctx context.Context, req *registryv1.ListConnec
 	return &registryv1.ListConnectionsResponse{Connections: cs, NextPageToken: next}, nil
 }
 
-// transition runs one lifecycle change: validate, then let the store apply
-// fn under its optimistic lock.
-func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag string, ch Change, fn func(*registryv1.Connection) error) (*registryv1.Connection, error) {
+// transition makes one lifecycle move: validate, then let the store make
+// it under its optimistic lock.
+func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag string, m Move, ch Change) (*registryv1.Connection, error) {
 	checkID(v, "id", id)
 	if len(etag) > 32 {
 		v.Add("etag", "must be at most 32 characters")
@@ -254,20 +256,12 @@ func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag 
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	c, err := s.store.Update(ctx, id, etag, ch, fn)
+	c, err := s.store.Update(ctx, id, etag, m, ch)
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	logging.FromContext(ctx).Info("connection changed", zap.String("connection_id", id), zap.String("action", ch.Action), zap.String("state", stateName(c.State)))
+	logging.FromContext(ctx).Info("connection changed", zap.String("connection_id", id), zap.String("action", m.Action()), zap.String("state", stateName(c.State)))
 	return c, nil
-}
-
-func moveTo(c *registryv1.Connection, to registryv1.ConnectionState) error {
-	if err := CheckTransition(c.State, to); err != nil {
-		return err
-	}
-	c.State = to
-	return nil
 }
 
 func checkTransitKey(v *apierr.Violations, k *registryv1.TransitKey) {
@@ -311,54 +305,18 @@ func (s *Server) RegisterApp(ctx context.Context, req *registryv1.RegisterAppReq
 	}
 	v.Check("app.permissions", permissions.Validate(app.GetPermissions()))
 	checkTransitKey(&v, req.GetTransitKey())
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "register_app"), func(c *registryv1.Connection) error {
-		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
-			return &TransitionError{From: c.State, Why: "an App can only be registered while the connection is PENDING"}
-		}
-		c.App, c.TransitKey = app, req.GetTransitKey()
-		return nil
-	})
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), registerApp(app, req.GetTransitKey()), change(ctx))
 	if err != nil {
 		return nil, err
 	}
 	return &registryv1.RegisterAppResponse{Connection: c}, nil
 }
 
-// MarkConnected implements the RPC.
-func (s *Server) MarkConnected(ctx context.Context, req *registryv1.MarkConnectedRequest) (*registryv1.MarkConnectedResponse, error) {
-	var v apierr.Violations
-	if req.GetInstallationId() <= 0 {
-		v.Add("installation_id", "must be positive")
-	}
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "mark_connected"), func(c *registryv1.Connection) error {
-		if err := CheckTransition(c.State, registryv1.ConnectionState_CONNECTION_STATE_CONNECTED); err != nil {
-			return err
-		}
-		if c.App == nil || c.TransitKey == nil {
-			return &TransitionError{From: c.State, Why: "register the GitHub App before marking the connection CONNECTED"}
-		}
-		c.State = registryv1.ConnectionState_CONNECTION_STATE_CONNECTED
-		c.InstallationId = req.GetInstallationId()
-		c.ConnectTime = timestamppb.New(s.now())
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.MarkConnectedResponse{Connection: c}, nil
-}
-
 // UpdateKeyVersions implements the RPC.
 func (s *Server) UpdateKeyVersions(ctx context.Context, req *registryv1.UpdateKeyVersionsRequest) (*registryv1.UpdateKeyVersionsResponse, error) {
 	var v apierr.Violations
 	checkVersions(&v, "versions", req.GetVersions())
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "update_key_versions"), func(c *registryv1.Connection) error {
-		if c.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED {
-			return &TransitionError{From: c.State, Why: "key versions can only change while the connection is CONNECTED"}
-		}
-		c.TransitKey.Versions = req.GetVersions()
-		return nil
-	})
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), updateKeyVersions(req.GetVersions()), change(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -371,31 +329,13 @@ func (s *Server) BeginDisconnect(ctx context.Context, req *registryv1.BeginDisco
 	if len(req.GetReason()) > 500 {
 		v.Add("reason", "must be at most 500 characters")
 	}
-	ch := change(ctx, "begin_disconnect")
+	ch := change(ctx)
 	ch.Reason = req.GetReason()
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), ch, func(c *registryv1.Connection) error {
-		return moveTo(c, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING)
-	})
+	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), beginDisconnect(), ch)
 	if err != nil {
 		return nil, err
 	}
 	return &registryv1.BeginDisconnectResponse{Connection: c}, nil
-}
-
-// CompleteDisconnect implements the RPC.
-func (s *Server) CompleteDisconnect(ctx context.Context, req *registryv1.CompleteDisconnectRequest) (*registryv1.CompleteDisconnectResponse, error) {
-	var v apierr.Violations
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), change(ctx, "complete_disconnect"), func(c *registryv1.Connection) error {
-		if err := moveTo(c, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED); err != nil {
-			return err
-		}
-		c.DisconnectTime = timestamppb.New(s.now())
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.CompleteDisconnectResponse{Connection: c}, nil
 }
 
 // ListConnectionHistory implements the RPC.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
@@ -32,6 +33,36 @@ type env struct{ *registrytest.Env }
 func (e *env) ctx(t *testing.T, principal string) context.Context { return e.Ctx(t, principal) }
 
 func startRegistry(t *testing.T, dsn string) *env { return &env{registrytest.Start(t, dsn)} }
+
+// startConnected is a registry that enables and disconnects against the
+// GitHub emulator and vaultdev, for tests that need connections CONNECTED
+// or DISCONNECTED.
+func startConnected(t *testing.T, dsn string) *env {
+	return &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t))}
+}
+
+// connect connects the PENDING connection id with an App of its own
+// (ConnectExistingApp).
+func (e *env) connect(t *testing.T, id string) *registryv1.Connection {
+	t.Helper()
+	return e.ConnectApp(t, id, ghemu.AppSpec{Owner: "octo-org"}, nil)
+}
+
+// install connects the PENDING connection id whose App is registered the
+// way the administrator's browser does: StartAppManifest hands out the
+// App's install page, GitHub.com sends the browser on to the setup URL,
+// and CompleteInstallation connects.
+func (e *env) install(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, state := e.Backends.Install(t, start.InstallUrl)
+	if _, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: inst, State: state}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 var reqN int
 
@@ -69,7 +100,7 @@ func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
 
 func TestCreateGetList(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		c := e.create(t, "ghes.example.com", "octo-org")
 		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || c.CreatedBy != "alice" || c.Etag != "1" {
 			t.Fatalf("unexpected new connection: %v", c)
@@ -93,13 +124,7 @@ func TestCreateGetList(t *testing.T) {
 			ids = append(ids, e.create(t, fmt.Sprintf("ghes%d.example.com", i), "octo-org").Id)
 		}
 		ctx := e.ctx(t, "alice")
-		app, key := testApp()
-		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: ids[3], App: app, TransitKey: key}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: ids[3], InstallationId: 99}); err != nil {
-			t.Fatal(err)
-		}
+		connected := e.connect(t, ids[3])
 		var seen []string
 		tok := ""
 		for pages := 0; ; pages++ {
@@ -126,7 +151,7 @@ func TestCreateGetList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != 99 {
+		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != connected.InstallationId {
 			t.Errorf("state filter: got %v", resp.Connections)
 		}
 	})
@@ -134,7 +159,7 @@ func TestCreateGetList(t *testing.T) {
 
 func TestIdempotentCreateAndUniqueness(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		req := e.createReq("ghes.example.com", "octo-org")
 		first, err := e.Client.CreateConnection(ctx, req)
@@ -167,14 +192,16 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 		}
 		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
 		wantCode(t, err, codes.AlreadyExists)
-		if _, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
 		e.create(t, "ghes.example.com", "octo-org")
 	})
 }
 
-// op is one state-changing RPC, driven with valid arguments.
+// op is one state-changing RPC, driven with valid arguments, or a move no
+// RPC makes on its own, made on the store as the flow that includes it
+// does.
 type op struct {
 	name   string
 	target registryv1.ConnectionState
@@ -188,8 +215,7 @@ var ops = []op{
 		return err
 	}},
 	{"mark_connected", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: id, InstallationId: 5})
-		return err
+		return e.move(ctx, id, registry.MarkConnected(5))
 	}},
 	{"update_key_versions", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
 		_, err := e.Client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
@@ -200,9 +226,15 @@ var ops = []op{
 		return err
 	}},
 	{"complete_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.CompleteDisconnect(ctx, &registryv1.CompleteDisconnectRequest{Id: id})
-		return err
+		return e.move(ctx, id, registry.CompleteDisconnect())
 	}},
+}
+
+// move makes m on connection id in the store, answering as the server
+// would.
+func (e *env) move(ctx context.Context, id string, m registry.Move) error {
+	_, err := e.Store.Update(ctx, id, "", m, registry.Change{Actor: "alice"})
+	return registry.Status(ctx, err)
 }
 
 func opNamed(name string) op {
@@ -214,20 +246,32 @@ func opNamed(name string) op {
 	panic(name)
 }
 
-// reach drives a new connection along the happy path to state.
+// reach drives a new connection along the happy path to state: CONNECTED
+// and DISCONNECTED through the flows that get there in production.
 func (e *env) reach(t *testing.T, ctx context.Context, state string, host string) string {
 	t.Helper()
 	id := e.create(t, host, "octo-org").Id
+	flows := map[string]func() error{
+		"connect_existing_app": func() error { e.connect(t, id); return nil },
+		"disconnect": func() error {
+			_, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id})
+			return err
+		},
+	}
 	paths := map[string][]string{
 		"PENDING":               nil,
 		"PENDING_WITH_APP":      {"register_app"},
-		"CONNECTED":             {"register_app", "mark_connected"},
-		"DISCONNECTING":         {"register_app", "mark_connected", "begin_disconnect"},
+		"CONNECTED":             {"connect_existing_app"},
+		"DISCONNECTING":         {"connect_existing_app", "begin_disconnect"},
 		"DISCONNECTING_PENDING": {"begin_disconnect"},
-		"DISCONNECTED":          {"register_app", "mark_connected", "begin_disconnect", "complete_disconnect"},
+		"DISCONNECTED":          {"connect_existing_app", "disconnect"},
 	}
 	for _, name := range paths[state] {
-		if err := opNamed(name).call(ctx, e, id); err != nil {
+		step, ok := flows[name]
+		if !ok {
+			step = func() error { return opNamed(name).call(ctx, e, id) }
+		}
+		if err := step(); err != nil {
 			t.Fatalf("reaching %s: %s: %v", state, name, err)
 		}
 	}
@@ -245,7 +289,7 @@ func TestEveryTransition(t *testing.T) {
 		"DISCONNECTED":          {},
 	}
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		n := 0
 		for state, allowedOps := range ok {
@@ -326,7 +370,7 @@ func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConne
 
 func TestWatchResume(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 		stream, err := e.Client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
 		if err != nil {
@@ -334,7 +378,11 @@ func TestWatchResume(t *testing.T) {
 		}
 		c := e.create(t, "ghes.example.com", "octo-org")
 		ctx := e.ctx(t, "alice")
+		// The App exists on GitHub.com and its key in Vault, as the
+		// manifest flow would leave them.
 		app, key := testApp()
+		key.Name = "ghconnect-app-7"
+		e.Backends.AddApp(t, ghemu.AppSpec{ID: app.AppId, Slug: app.Slug, Owner: "octo-org", SetupURL: "https://ghes.example.com/connect/setup"}, key.Name)
 		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
 			t.Fatal(err)
 		}
@@ -346,9 +394,7 @@ func TestWatchResume(t *testing.T) {
 		cancel() // the subscriber drops
 
 		// Changes while nobody watches.
-		if _, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id, InstallationId: 9}); err != nil {
-			t.Fatal(err)
-		}
+		e.install(t, ctx, c.Id)
 		other := e.create(t, "other.example.com", "octo-org")
 		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
 			t.Fatal(err)
@@ -481,7 +527,7 @@ func TestValidation(t *testing.T) {
 			return err
 		}, "app.permissions"},
 		{"connect without installation", func() error {
-			_, err := e.Client.MarkConnected(ctx, &registryv1.MarkConnectedRequest{Id: c.Id})
+			_, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{State: strings.Repeat("0", 48)})
 			return err
 		}, "installation_id"},
 		{"list negative page", func() error {

@@ -33,42 +33,6 @@ var (
 	ErrRequestIDReused = errors.New("request_id was already used for a different request")
 )
 
-// TransitionError says why a change is not allowed in the current state.
-type TransitionError struct {
-	From, To registryv1.ConnectionState
-	Why      string
-}
-
-func (e *TransitionError) Error() string {
-	if e.Why != "" {
-		return e.Why
-	}
-	return fmt.Sprintf("cannot go from %s to %s", stateName(e.From), stateName(e.To))
-}
-
-func stateName(s registryv1.ConnectionState) string {
-	return strings.TrimPrefix(s.String(), "CONNECTION_STATE_")
-}
-
-// allowed is the lifecycle: state → states it may move to.
-var allowed = map[registryv1.ConnectionState][]registryv1.ConnectionState{
-	registryv1.ConnectionState_CONNECTION_STATE_PENDING:       {registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING},
-	registryv1.ConnectionState_CONNECTION_STATE_CONNECTED:     {registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING},
-	registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING: {registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED},
-}
-
-// CheckTransition reports whether from may move to to. Staying in the same
-// state is allowed only where a change of fields makes sense, which the
-// caller decides.
-func CheckTransition(from, to registryv1.ConnectionState) error {
-	for _, s := range allowed[from] {
-		if s == to {
-			return nil
-		}
-	}
-	return &TransitionError{From: from, To: to}
-}
-
 // Store keeps connections and their history in SQL.
 type Store struct {
 	db  *sqldb.DB
@@ -100,9 +64,9 @@ func (s *Store) Lease(name string) *sqldb.Lease { return s.db.Lease(name) }
 // Ping checks the database, for readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Change describes who changes a connection and why, for the history.
+// Change says who changes a connection and why, for the history; the
+// move made names what happened.
 type Change struct {
-	Action string
 	// Actor is the person or service that acts; Via the service that
 	// forwarded a person's call (empty for a direct caller).
 	Actor     string
@@ -126,7 +90,7 @@ var marshal = protojson.MarshalOptions{UseProtoNames: true}
 func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHash string, ch Change) (*registryv1.Connection, error) {
 	now := s.now()
 	c = proto.Clone(c).(*registryv1.Connection)
-	c.State = registryv1.ConnectionState_CONNECTION_STATE_PENDING
+	c.State = statePending
 	c.CreateTime = timestamppb.New(now)
 	c.UpdateTime = c.CreateTime
 	c.CreatedBy, c.UpdatedBy = ch.Actor, ch.Actor
@@ -164,7 +128,7 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 			}
 			return err
 		}
-		if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, ch, now); err != nil {
+		if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, actionCreate, ch, now); err != nil {
 			return err
 		}
 		out = c
@@ -177,9 +141,11 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 	return out, nil
 }
 
-// Update applies fn to connection id inside a transaction. etag, when not
-// empty, must be the current one. fn may refuse with a TransitionError.
-func (s *Store) Update(ctx context.Context, id, etag string, ch Change, fn func(c *registryv1.Connection) error) (*registryv1.Connection, error) {
+// Update makes move m on connection id inside a transaction: etag, when
+// not empty, must be the current one, and m's rule is checked against the
+// record as stored (a refusal is a TransitionError). The history records m
+// by its action.
+func (s *Store) Update(ctx context.Context, id, etag string, m Move, ch Change) (*registryv1.Connection, error) {
 	var out *registryv1.Connection
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		c, err := getTx(ctx, tx, id)
@@ -192,14 +158,14 @@ func (s *Store) Update(ctx context.Context, id, etag string, ch Change, fn func(
 		from := c.State
 		version, _ := strconv.ParseInt(c.Etag, 10, 64)
 		now := s.now()
-		if err := fn(c); err != nil {
+		if err := m.make(c, now); err != nil {
 			return err
 		}
 		c.UpdateTime = timestamppb.New(now)
 		c.UpdatedBy = ch.Actor
 		c.Etag = strconv.FormatInt(version+1, 10)
 		var active any = activeKey(c)
-		if c.State == registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+		if disconnected(c) {
 			active = nil
 		}
 		rec, err := marshal.Marshal(withoutEtag(c))
@@ -217,7 +183,7 @@ func (s *Store) Update(ctx context.Context, id, etag string, ch Change, fn func(
 		} else if n != 1 {
 			return ErrConflict
 		}
-		if err := appendEvent(ctx, tx, c, from, ch, now); err != nil {
+		if err := appendEvent(ctx, tx, c, from, m.action, ch, now); err != nil {
 			return err
 		}
 		out = c
@@ -236,7 +202,7 @@ func withoutEtag(c *registryv1.Connection) *registryv1.Connection {
 	return c
 }
 
-func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from registryv1.ConnectionState, ch Change, now time.Time) error {
+func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from registryv1.ConnectionState, action string, ch Change, now time.Time) error {
 	rev, err := sqldb.NextRevision(ctx, tx)
 	if err != nil {
 		return err
@@ -244,7 +210,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from
 	ev := &registryv1.ConnectionEvent{
 		Revision:          rev,
 		ConnectionId:      c.Id,
-		Action:            ch.Action,
+		Action:            action,
 		FromState:         from,
 		ToState:           c.State,
 		Actor:             ch.Actor,
@@ -424,22 +390,23 @@ func (s *Store) ResumeChange(ctx context.Context, id, actor string) (Change, err
 var ErrBadState = errors.New("the state is unknown, already used or expired; start again")
 
 // PutState records a single-use redirect state (by its hash) for a step of
-// a connection.
-func (s *Store) PutState(ctx context.Context, stateHash, connectionID, kind string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO redirect_states (state_sha256, connection_id, kind, expires, used) VALUES ($1, $2, $3, $4, 0)`,
-		stateHash, connectionID, kind, expires.UnixMicro())
+// a connection; owner is the person whose browser must bring it back
+// (empty: anyone's who may call the step).
+func (s *Store) PutState(ctx context.Context, stateHash, connectionID, kind, owner string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO redirect_states (state_sha256, connection_id, kind, owner, expires, used) VALUES ($1, $2, $3, $4, $5, 0)`,
+		stateHash, connectionID, kind, owner, expires.UnixMicro())
 	return err
 }
 
-// PeekState returns the connection of a live state without using it.
-func (s *Store) PeekState(ctx context.Context, stateHash, kind string) (string, error) {
-	var conn string
-	err := s.db.QueryRowContext(ctx, `SELECT connection_id FROM redirect_states WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
-		stateHash, kind, s.now().UnixMicro()).Scan(&conn)
+// PeekState returns the connection and owner of a live state without
+// using it.
+func (s *Store) PeekState(ctx context.Context, stateHash, kind string) (connectionID, owner string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT connection_id, owner FROM redirect_states WHERE state_sha256 = $1 AND kind = $2 AND used = 0 AND expires > $3`,
+		stateHash, kind, s.now().UnixMicro()).Scan(&connectionID, &owner)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrBadState
+		return "", "", ErrBadState
 	}
-	return conn, err
+	return connectionID, owner, err
 }
 
 // UseState marks a live state used; only one caller can.
@@ -471,5 +438,3 @@ func (s *Store) InState(ctx context.Context, st registryv1.ConnectionState) ([]*
 		tok = next
 	}
 }
-
-func nowTS(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

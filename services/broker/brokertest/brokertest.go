@@ -9,11 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -56,9 +53,7 @@ func AppKey(i int) *rsa.PrivateKey {
 }
 
 // PEM is k as GitHub issues App keys: PKCS#1.
-func PEM(k *rsa.PrivateKey) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-}
+func PEM(k *rsa.PrivateKey) []byte { return registrytest.PEM(k) }
 
 // LockedBuffer collects every log line of a test.
 type LockedBuffer struct {
@@ -128,44 +123,25 @@ func Start(t testing.TB, o Options) *Env {
 	e.Emu = ghemu.StartForTest(t, o.Emu)
 	e.Vault = testenv.Vault(t)
 	e.Creds = e.Vault.Setup(t, o.VaultTokenTTL, o.VaultMaxTTL)
-	// The harness imports keys as the registry does, with its AppRole.
+	// Tests import key versions as the registry does, with its AppRole.
 	e.Transit = vaulttransit.New(e.Creds.Login(t, "registry"), "transit")
 	var err error
-	e.Reg = registrytest.Start(t, testenv.SQLite(t), "broker")
-	ctx := context.Background()
+	e.Reg = registrytest.StartConnected(t, testenv.SQLite(t), &registrytest.Backends{Emu: e.Emu, Vault: e.Vault, Creds: e.Creds, Transit: e.Transit}, "broker")
 
 	for _, r := range []string{"alpha", "beta", "gamma"} {
 		e.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: r, Private: r != "alpha"})
 	}
-	perms := map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
-	if e.AppID, err = e.Emu.AddApp(ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms}, &AppKey(0).PublicKey); err != nil {
-		t.Fatal(err)
-	}
-	inst, err := e.Emu.Install(e.AppID, "octo-org", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.InstID = inst.ID
-	e.KeyName = "ghconnect-app-" + strconv.FormatInt(e.AppID, 10)
-	if _, err := e.Transit.ImportKey(ctx, e.KeyName, PEM(AppKey(0))); err != nil {
-		t.Fatal(err)
-	}
-	rctx := e.Reg.Ctx(t, "alice")
-	c, err := e.Reg.Client.CreateConnection(rctx, &registryv1.CreateConnectionRequest{
+	c, err := e.Reg.Client.CreateConnection(e.Reg.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
 		RequestId: "r-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.Reg.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ConnID = c.Connection.Id
-	if _, err := e.Reg.Client.RegisterApp(rctx, &registryv1.RegisterAppRequest{Id: e.ConnID,
-		App:        &registryv1.GitHubApp{AppId: e.AppID, Slug: "ghconnect", Permissions: perms},
-		TransitKey: &registryv1.TransitKey{Mount: "transit", Name: e.KeyName, Versions: []int32{1}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Reg.Client.MarkConnected(rctx, &registryv1.MarkConnectedRequest{Id: e.ConnID, InstallationId: e.InstID}); err != nil {
-		t.Fatal(err)
-	}
+	// The operator connects the App that exists on GitHub.com; the
+	// registry imports its key into Vault transit.
+	perms := map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
+	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms}, AppKey(0))
+	e.ConnID, e.AppID, e.InstID, e.KeyName = conn.Id, conn.App.GetAppId(), conn.InstallationId, conn.TransitKey.GetName()
 
 	logger, _ := logging.NewWithSink(logging.Options{Level: "debug"}, zapcore.AddSync(e.Logs))
 	if o.Quiet {

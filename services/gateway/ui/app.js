@@ -6,6 +6,10 @@
 const $ = (sel) => document.querySelector(sel);
 const state = {
   token: sessionStorage.getItem("ghconnect-token") || "",
+  // session is the single sign-on session ({user, roles, csrf_token}),
+  // sso whether the gateway signs people in (else: an admin token).
+  session: null,
+  sso: false,
   features: [],
   // conn is the active connection shown, settings its feature settings
   // (with the etag a change must match).
@@ -38,9 +42,17 @@ class APIError extends Error {
 async function api(method, path, body) {
   let resp;
   try {
+    const headers = { "Content-Type": "application/json" };
+    if (state.session) {
+      // The session cookie goes along; a change also carries the CSRF token.
+      if (method !== "GET") headers["X-CSRF-Token"] = state.session.csrf_token;
+    } else {
+      headers["Authorization"] = "Bearer " + state.token;
+    }
     resp = await fetch(path, {
       method,
-      headers: { "Authorization": "Bearer " + state.token, "Content-Type": "application/json" },
+      credentials: "same-origin",
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -51,8 +63,11 @@ async function api(method, path, body) {
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
   if (resp.status === 401) {
-    signOut("Your token was not accepted. Sign in again.");
+    signOut(state.sso ? "Your session has ended. Sign in again." : "Your token was not accepted. Sign in again.");
     throw new APIError(401, data);
+  }
+  if (resp.status === 403 && state.session && !canChange()) {
+    banner("You are signed in as an auditor: you can see everything here and change nothing.");
   }
   if (resp.status === 502 || resp.status === 503 || resp.status === 504) {
     banner("A ghconnect service is unavailable: " + (data.message || resp.statusText));
@@ -89,11 +104,64 @@ function show(ids) {
 
 function signOut(msg) {
   state.token = "";
+  state.session = null;
   sessionStorage.removeItem("ghconnect-token");
   show(["signin"]);
   say("");
-  setFieldError($("#token"), $("#token-error"), msg);
-  $("#token").focus();
+  $("#whoami").textContent = "";
+  $("#signin-sso").hidden = !state.sso;
+  $("#signin-form").hidden = state.sso;
+  if (state.sso) {
+    setFieldError($("#token"), $("#token-error"), "");
+    $("#sso-error").textContent = msg;
+    $("#sso-error").hidden = !msg;
+    $("#sso-link").focus();
+  } else {
+    setFieldError($("#token"), $("#token-error"), msg);
+    $("#token").focus();
+  }
+}
+
+// canChange: an auditor reads everything and changes nothing.
+function canChange() {
+  return !state.session || state.session.roles.includes("admin");
+}
+
+// applyRole leaves an auditor's page without controls that would only be
+// refused, and says why.
+function applyRole() {
+  const ro = !canChange();
+  $("#readonly-note").hidden = !ro;
+  if (!ro) return;
+  for (const id of ["disabled", "pending", "enabled", "disconnecting"]) {
+    for (const el of $("#" + id).querySelectorAll("button, input, select, textarea")) el.disabled = true;
+  }
+}
+
+// readSession asks the gateway who is signed in (single sign-on), and
+// whether it signs people in at all.
+async function readSession() {
+  try {
+    const resp = await fetch("/auth/session", { credentials: "same-origin" });
+    const data = await resp.json();
+    state.sso = !!data.sso;
+    state.session = resp.ok ? data : null;
+  } catch {
+    state.session = null;
+  }
+  if (state.session) {
+    const roles = state.session.roles.join(", ");
+    $("#whoami").textContent = `Signed in as ${state.session.user} (${roles})`;
+  }
+}
+
+async function signOutClicked() {
+  if (state.session) {
+    try {
+      await fetch("/auth/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": state.session.csrf_token } });
+    } catch { /* the session is dropped here anyway */ }
+  }
+  signOut("");
 }
 
 // setFieldError shows msg under input (or hides it when empty) and ties
@@ -191,12 +259,13 @@ async function load() {
   // The timeline is timeline.js's: every connection's changes and the
   // features'.
   if (latest) await renderTimeline(conns);
+  applyRole();
 }
 
 // reloadAfterFailure shows the server's truth after an action failed; a
 // failure to read it is shown by api().
 async function reloadAfterFailure() {
-  if (!state.token) return; // signed out: nothing to read
+  if (!state.token && !state.session) return; // signed out: nothing to read
   try { await load(); } catch { /* shown */ }
 }
 
@@ -242,6 +311,25 @@ function renderPending(c) {
   }
   renderRecord($("#pending .record"), c);
   $("#continue-btn").onclick = () => act($("#continue-btn"), () => startManifest(c.id, {}));
+  $("#cancel-btn").onclick = () => cancelPending(c, $("#cancel-btn"));
+}
+
+// cancelPending abandons an unfinished enabling: the registry's disconnect
+// steps, from PENDING (key deleted, installation removed if any).
+function cancelPending(c, btn) {
+  return act(btn, async () => {
+    try {
+      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason: "enabling cancelled" });
+    } catch (e) {
+      if (e instanceof APIError) e.message = `Cancelling did not finish: ${failureText(e)}`;
+      throw e;
+    }
+    await load();
+    say(c.app
+      ? `Enabling was cancelled. The GitHub App ${c.app.slug} is still on GitHub.com: delete it there.`
+      : "Enabling was cancelled. You can enable GitHub Connect again.");
+    focusSection();
+  });
 }
 
 // The steps of a disconnect as the registry records them, in order.
@@ -557,16 +645,18 @@ async function arrive(again) {
   }
 }
 
-window.addEventListener("DOMContentLoaded", () => {
+window.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#enable-form").addEventListener("submit", enable);
-  $("#signout").addEventListener("click", () => signOut(""));
-  if (!state.token) { signOut(""); return; }
+  $("#signout").addEventListener("click", signOutClicked);
+  await readSession();
+  if (state.sso && !state.session) { signOut(""); return; }
+  if (!state.sso && !state.token) { signOut(""); return; }
   arrive(false);
 });
 
 // A page restored from the back-forward cache is as it was left, maybe
 // long ago: read the state again.
 window.addEventListener("pageshow", (ev) => {
-  if (ev.persisted && state.token) arrive(true);
+  if (ev.persisted && (state.token || state.session)) arrive(true);
 });

@@ -1,20 +1,32 @@
 // Package registrytest runs a real connection registry (real store, real
 // gRPC server on a loopback port, bearer-token authentication) for the
-// tests of the registry and of the services that depend on it.
+// tests of the registry and of the services that depend on it; with
+// Backends it enables and disconnects against the GitHub emulator and
+// vaultdev, so connections reach CONNECTED and DISCONNECTED the way they do
+// in production.
 package registrytest
 
 import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -33,6 +45,9 @@ type Env struct {
 	Issuer ed25519.PrivateKey
 	// License is a valid license signed by Issuer.
 	License string
+	// Backends and Connector are set by StartConnected.
+	Backends  *Backends
+	Connector *registry.Connector
 }
 
 // Start runs a registry over the store at dsn until the test ends.
@@ -114,4 +129,142 @@ func (e *Env) Ctx(t testing.TB, principal string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.Tokens[principal])
+}
+
+// Backends are the real parts a registry enables and disconnects with: the
+// GitHub emulator (contract mode) and vaultdev, set up with ghconnect's
+// policies.
+type Backends struct {
+	Emu   *ghemu.TestServer
+	Vault *testenv.VaultDev
+	Creds *testenv.VaultCreds
+	// Transit is Vault transit as the registry's own AppRole.
+	Transit *vaulttransit.Client
+}
+
+// StartBackends starts the emulator and vaultdev until the test ends.
+func StartBackends(t testing.TB) *Backends {
+	t.Helper()
+	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{}), Vault: testenv.Vault(t)}
+	b.Creds = b.Vault.Setup(t, 0, 0)
+	b.Transit = vaulttransit.New(b.Creds.Login(t, "registry"), "transit")
+	return b
+}
+
+// StartConnected runs a registry over dsn that enables and disconnects
+// against b. Its connector has no broker and no feature gate: their
+// disconnect steps are recorded as nothing to do.
+func StartConnected(t testing.TB, dsn string, b *Backends, principals ...string) *Env {
+	t.Helper()
+	api, err := url.Parse(b.Emu.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *registry.Connector
+	e := StartWith(t, dsn, func(s *registry.Server, st *registry.Store) {
+		c = &registry.Connector{Store: st, Transit: b.Transit, GitHubAPI: api, GitHubWeb: b.Emu.URL, HTTP: http.DefaultClient}
+		s.SetConnector(c)
+	}, principals...)
+	e.Backends, e.Connector = b, c
+	return e
+}
+
+var (
+	appKeyOnce sync.Once
+	appKey     *rsa.PrivateKey
+)
+
+// AppKey is an RSA key made once per test binary, for the Apps of tests
+// that need no key of their own.
+func AppKey() *rsa.PrivateKey {
+	appKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		appKey = k
+	})
+	return appKey
+}
+
+// PEM is k as GitHub.com hands App keys out: PKCS#1.
+func PEM(k *rsa.PrivateKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// ConnectApp connects the PENDING connection id the way an operator
+// connects an App that already exists: spec's App is made on the emulator
+// with key (nil: AppKey), installed on its owner, and its key handed to
+// ConnectExistingApp.
+func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.PrivateKey) *registryv1.Connection {
+	t.Helper()
+	if key == nil {
+		key = AppKey()
+	}
+	if spec.Slug == "" {
+		spec.Slug = "app-" + testenv.RandomHex(4)
+	}
+	appID, err := e.Backends.Emu.AddApp(spec, &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Backends.Emu.Install(appID, spec.Owner, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client.ConnectExistingApp(e.Ctx(t, "alice"), &registryv1.ConnectExistingAppRequest{Id: id, AppId: appID, PrivateKeyPem: string(PEM(key))})
+	if err != nil {
+		t.Fatalf("connecting %s: %v", id, err)
+	}
+	return resp.Connection
+}
+
+// AddApp makes spec's App on the emulator, signing with AppKey, and puts
+// that key into Vault as transit key name, as the manifest flow would: for
+// a test that records the App itself (RegisterApp).
+func (b *Backends) AddApp(t testing.TB, spec ghemu.AppSpec, name string) int64 {
+	t.Helper()
+	id, err := b.Emu.AddApp(spec, &AppKey().PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Transit.ImportKey(context.Background(), name, PEM(AppKey())); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// Install opens an App's install page as the administrator's browser
+// does and returns what GitHub.com sends the browser on to the App's setup
+// URL with: the installation id and the state.
+func (b *Backends) Install(t testing.TB, installURL string) (installationID int64, state string) {
+	t.Helper()
+	q := Redirect(t)(Browser().Get(installURL))
+	installationID, err := strconv.ParseInt(q.Get("installation_id"), 10, 64)
+	if err != nil {
+		t.Fatalf("setup redirect without an installation: %v", q)
+	}
+	return installationID, q.Get("state")
+}
+
+// Browser is an HTTP client that takes redirects one at a time, for a test
+// to look at each.
+func Browser() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Redirect takes an answer that must be a redirect (302) and returns the
+// query of where it sends the browser.
+func Redirect(t testing.TB) func(*http.Response, error) url.Values {
+	return func(resp *http.Response, err error) url.Values {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || err != nil {
+			t.Fatalf("browser got %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		return loc.Query()
+	}
 }

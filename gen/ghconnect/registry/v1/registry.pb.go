@@ -28,8 +28,10 @@ const (
 )
 
 // ConnectionState is the lifecycle of a connection. Allowed transitions:
-// PENDING -> CONNECTED, PENDING -> DISCONNECTING, CONNECTED -> DISCONNECTING,
-// DISCONNECTING -> DISCONNECTED. DISCONNECTED is final.
+// PENDING -> CONNECTED (CompleteInstallation, ConnectExistingApp),
+// PENDING -> DISCONNECTING and CONNECTED -> DISCONNECTING (BeginDisconnect,
+// Disconnect), DISCONNECTING -> DISCONNECTED (Disconnect). DISCONNECTED is
+// final.
 type ConnectionState int32
 
 const (
@@ -1217,112 +1219,6 @@ func (x *RegisterAppResponse) GetConnection() *Connection {
 	return nil
 }
 
-// MarkConnectedRequest completes a connection.
-type MarkConnectedRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Etag           string                 `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	InstallationId int64                  `protobuf:"varint,3,opt,name=installation_id,json=installationId,proto3" json:"installation_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
-}
-
-func (x *MarkConnectedRequest) Reset() {
-	*x = MarkConnectedRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MarkConnectedRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MarkConnectedRequest) ProtoMessage() {}
-
-func (x *MarkConnectedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MarkConnectedRequest.ProtoReflect.Descriptor instead.
-func (*MarkConnectedRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *MarkConnectedRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *MarkConnectedRequest) GetEtag() string {
-	if x != nil {
-		return x.Etag
-	}
-	return ""
-}
-
-func (x *MarkConnectedRequest) GetInstallationId() int64 {
-	if x != nil {
-		return x.InstallationId
-	}
-	return 0
-}
-
-// MarkConnectedResponse returns the updated connection.
-type MarkConnectedResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MarkConnectedResponse) Reset() {
-	*x = MarkConnectedResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MarkConnectedResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MarkConnectedResponse) ProtoMessage() {}
-
-func (x *MarkConnectedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MarkConnectedResponse.ProtoReflect.Descriptor instead.
-func (*MarkConnectedResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *MarkConnectedResponse) GetConnection() *Connection {
-	if x != nil {
-		return x.Connection
-	}
-	return nil
-}
-
 // UpdateKeyVersionsRequest records new transit key versions.
 type UpdateKeyVersionsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1335,7 +1231,7 @@ type UpdateKeyVersionsRequest struct {
 
 func (x *UpdateKeyVersionsRequest) Reset() {
 	*x = UpdateKeyVersionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1243,7 @@ func (x *UpdateKeyVersionsRequest) String() string {
 func (*UpdateKeyVersionsRequest) ProtoMessage() {}
 
 func (x *UpdateKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1256,7 @@ func (x *UpdateKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateKeyVersionsRequest) GetId() string {
@@ -1394,7 +1290,7 @@ type UpdateKeyVersionsResponse struct {
 
 func (x *UpdateKeyVersionsResponse) Reset() {
 	*x = UpdateKeyVersionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1302,7 @@ func (x *UpdateKeyVersionsResponse) String() string {
 func (*UpdateKeyVersionsResponse) ProtoMessage() {}
 
 func (x *UpdateKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1315,7 @@ func (x *UpdateKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateKeyVersionsResponse) GetConnection() *Connection {
@@ -1441,7 +1337,7 @@ type BeginDisconnectRequest struct {
 
 func (x *BeginDisconnectRequest) Reset() {
 	*x = BeginDisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1349,7 @@ func (x *BeginDisconnectRequest) String() string {
 func (*BeginDisconnectRequest) ProtoMessage() {}
 
 func (x *BeginDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1362,7 @@ func (x *BeginDisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginDisconnectRequest.ProtoReflect.Descriptor instead.
 func (*BeginDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BeginDisconnectRequest) GetId() string {
@@ -1500,7 +1396,7 @@ type BeginDisconnectResponse struct {
 
 func (x *BeginDisconnectResponse) Reset() {
 	*x = BeginDisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1408,7 @@ func (x *BeginDisconnectResponse) String() string {
 func (*BeginDisconnectResponse) ProtoMessage() {}
 
 func (x *BeginDisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,108 +1421,10 @@ func (x *BeginDisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginDisconnectResponse.ProtoReflect.Descriptor instead.
 func (*BeginDisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BeginDisconnectResponse) GetConnection() *Connection {
-	if x != nil {
-		return x.Connection
-	}
-	return nil
-}
-
-// CompleteDisconnectRequest finishes a disconnect.
-type CompleteDisconnectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Etag          string                 `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CompleteDisconnectRequest) Reset() {
-	*x = CompleteDisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CompleteDisconnectRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CompleteDisconnectRequest) ProtoMessage() {}
-
-func (x *CompleteDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CompleteDisconnectRequest.ProtoReflect.Descriptor instead.
-func (*CompleteDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
-}
-
-func (x *CompleteDisconnectRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *CompleteDisconnectRequest) GetEtag() string {
-	if x != nil {
-		return x.Etag
-	}
-	return ""
-}
-
-// CompleteDisconnectResponse returns the updated connection.
-type CompleteDisconnectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CompleteDisconnectResponse) Reset() {
-	*x = CompleteDisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CompleteDisconnectResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CompleteDisconnectResponse) ProtoMessage() {}
-
-func (x *CompleteDisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CompleteDisconnectResponse.ProtoReflect.Descriptor instead.
-func (*CompleteDisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *CompleteDisconnectResponse) GetConnection() *Connection {
 	if x != nil {
 		return x.Connection
 	}
@@ -1650,7 +1448,7 @@ type ListConnectionHistoryRequest struct {
 
 func (x *ListConnectionHistoryRequest) Reset() {
 	*x = ListConnectionHistoryRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1460,7 @@ func (x *ListConnectionHistoryRequest) String() string {
 func (*ListConnectionHistoryRequest) ProtoMessage() {}
 
 func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1473,7 @@ func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListConnectionHistoryRequest) GetId() string {
@@ -1717,7 +1515,7 @@ type ListConnectionHistoryResponse struct {
 
 func (x *ListConnectionHistoryResponse) Reset() {
 	*x = ListConnectionHistoryResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1527,7 @@ func (x *ListConnectionHistoryResponse) String() string {
 func (*ListConnectionHistoryResponse) ProtoMessage() {}
 
 func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1540,7 @@ func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListConnectionHistoryResponse) GetEvents() []*ConnectionEvent {
@@ -1773,7 +1571,7 @@ type WatchConnectionsRequest struct {
 
 func (x *WatchConnectionsRequest) Reset() {
 	*x = WatchConnectionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1583,7 @@ func (x *WatchConnectionsRequest) String() string {
 func (*WatchConnectionsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1596,7 @@ func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchConnectionsRequest) GetAfterRevision() int64 {
@@ -1825,7 +1623,7 @@ type WatchConnectionsResponse struct {
 
 func (x *WatchConnectionsResponse) Reset() {
 	*x = WatchConnectionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1635,7 @@ func (x *WatchConnectionsResponse) String() string {
 func (*WatchConnectionsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1648,7 @@ func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchConnectionsResponse) GetEvent() *ConnectionEvent {
@@ -1876,7 +1674,7 @@ type StartAppManifestRequest struct {
 
 func (x *StartAppManifestRequest) Reset() {
 	*x = StartAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1686,7 @@ func (x *StartAppManifestRequest) String() string {
 func (*StartAppManifestRequest) ProtoMessage() {}
 
 func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +1699,7 @@ func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*StartAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StartAppManifestRequest) GetId() string {
@@ -1943,7 +1741,7 @@ type StartAppManifestResponse struct {
 
 func (x *StartAppManifestResponse) Reset() {
 	*x = StartAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +1753,7 @@ func (x *StartAppManifestResponse) String() string {
 func (*StartAppManifestResponse) ProtoMessage() {}
 
 func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +1766,7 @@ func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*StartAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartAppManifestResponse) GetManifest() string {
@@ -2017,7 +1815,7 @@ type CompleteAppManifestRequest struct {
 
 func (x *CompleteAppManifestRequest) Reset() {
 	*x = CompleteAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +1827,7 @@ func (x *CompleteAppManifestRequest) String() string {
 func (*CompleteAppManifestRequest) ProtoMessage() {}
 
 func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +1840,7 @@ func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteAppManifestRequest) GetCode() string {
@@ -2070,7 +1868,7 @@ type CompleteAppManifestResponse struct {
 
 func (x *CompleteAppManifestResponse) Reset() {
 	*x = CompleteAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +1880,7 @@ func (x *CompleteAppManifestResponse) String() string {
 func (*CompleteAppManifestResponse) ProtoMessage() {}
 
 func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +1893,7 @@ func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteAppManifestResponse) GetConnection() *Connection {
@@ -2123,7 +1921,7 @@ type CompleteInstallationRequest struct {
 
 func (x *CompleteInstallationRequest) Reset() {
 	*x = CompleteInstallationRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +1933,7 @@ func (x *CompleteInstallationRequest) String() string {
 func (*CompleteInstallationRequest) ProtoMessage() {}
 
 func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +1946,7 @@ func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CompleteInstallationRequest) GetInstallationId() int64 {
@@ -2175,7 +1973,7 @@ type CompleteInstallationResponse struct {
 
 func (x *CompleteInstallationResponse) Reset() {
 	*x = CompleteInstallationResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +1985,7 @@ func (x *CompleteInstallationResponse) String() string {
 func (*CompleteInstallationResponse) ProtoMessage() {}
 
 func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +1998,7 @@ func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CompleteInstallationResponse) GetConnection() *Connection {
@@ -2224,7 +2022,7 @@ type ConnectExistingAppRequest struct {
 
 func (x *ConnectExistingAppRequest) Reset() {
 	*x = ConnectExistingAppRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2034,7 @@ func (x *ConnectExistingAppRequest) String() string {
 func (*ConnectExistingAppRequest) ProtoMessage() {}
 
 func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2047,7 @@ func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppRequest.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConnectExistingAppRequest) GetId() string {
@@ -2283,7 +2081,7 @@ type ConnectExistingAppResponse struct {
 
 func (x *ConnectExistingAppResponse) Reset() {
 	*x = ConnectExistingAppResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2093,7 @@ func (x *ConnectExistingAppResponse) String() string {
 func (*ConnectExistingAppResponse) ProtoMessage() {}
 
 func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2106,7 @@ func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppResponse.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ConnectExistingAppResponse) GetConnection() *Connection {
@@ -2329,7 +2127,7 @@ type RotateAppKeyRequest struct {
 
 func (x *RotateAppKeyRequest) Reset() {
 	*x = RotateAppKeyRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2139,7 @@ func (x *RotateAppKeyRequest) String() string {
 func (*RotateAppKeyRequest) ProtoMessage() {}
 
 func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2152,7 @@ func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RotateAppKeyRequest) GetId() string {
@@ -2381,7 +2179,7 @@ type RotateAppKeyResponse struct {
 
 func (x *RotateAppKeyResponse) Reset() {
 	*x = RotateAppKeyResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2191,7 @@ func (x *RotateAppKeyResponse) String() string {
 func (*RotateAppKeyResponse) ProtoMessage() {}
 
 func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,10 +2204,101 @@ func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RotateAppKeyResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// RefreshAppPermissionsRequest names the connection.
+type RefreshAppPermissionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshAppPermissionsRequest) Reset() {
+	*x = RefreshAppPermissionsRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAppPermissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAppPermissionsRequest) ProtoMessage() {}
+
+func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAppPermissionsRequest.ProtoReflect.Descriptor instead.
+func (*RefreshAppPermissionsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RefreshAppPermissionsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RefreshAppPermissionsResponse returns the connection with the App's
+// granted permissions.
+type RefreshAppPermissionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshAppPermissionsResponse) Reset() {
+	*x = RefreshAppPermissionsResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAppPermissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAppPermissionsResponse) ProtoMessage() {}
+
+func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAppPermissionsResponse.ProtoReflect.Descriptor instead.
+func (*RefreshAppPermissionsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
 	if x != nil {
 		return x.Connection
 	}
@@ -2427,7 +2316,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2328,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2341,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DisconnectRequest) GetId() string {
@@ -2479,7 +2368,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2380,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2393,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DisconnectResponse) GetConnection() *Connection {
@@ -2626,14 +2515,6 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x13RegisterAppResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"c\n" +
-	"\x14MarkConnectedRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x12'\n" +
-	"\x0finstallation_id\x18\x03 \x01(\x03R\x0einstallationId\"Z\n" +
-	"\x15MarkConnectedResponse\x12A\n" +
-	"\n" +
-	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\"Z\n" +
 	"\x18UpdateKeyVersionsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -2648,13 +2529,6 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\\\n" +
 	"\x17BeginDisconnectResponse\x12A\n" +
-	"\n" +
-	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"?\n" +
-	"\x19CompleteDisconnectRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\"_\n" +
-	"\x1aCompleteDisconnectResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\"\x8d\x01\n" +
@@ -2717,6 +2591,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x14RotateAppKeyResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
+	"connection\".\n" +
+	"\x1cRefreshAppPermissionsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"b\n" +
+	"\x1dRefreshAppPermissionsResponse\x12A\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\";\n" +
 	"\x11DisconnectRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -2734,23 +2614,22 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xdc\x0e\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xfa\r\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12j\n" +
 	"\rGetConnection\x12+.ghconnect.registry.v1.GetConnectionRequest\x1a,.ghconnect.registry.v1.GetConnectionResponse\x12p\n" +
 	"\x0fListConnections\x12-.ghconnect.registry.v1.ListConnectionsRequest\x1a..ghconnect.registry.v1.ListConnectionsResponse\x12d\n" +
-	"\vRegisterApp\x12).ghconnect.registry.v1.RegisterAppRequest\x1a*.ghconnect.registry.v1.RegisterAppResponse\x12j\n" +
-	"\rMarkConnected\x12+.ghconnect.registry.v1.MarkConnectedRequest\x1a,.ghconnect.registry.v1.MarkConnectedResponse\x12v\n" +
+	"\vRegisterApp\x12).ghconnect.registry.v1.RegisterAppRequest\x1a*.ghconnect.registry.v1.RegisterAppResponse\x12v\n" +
 	"\x11UpdateKeyVersions\x12/.ghconnect.registry.v1.UpdateKeyVersionsRequest\x1a0.ghconnect.registry.v1.UpdateKeyVersionsResponse\x12p\n" +
-	"\x0fBeginDisconnect\x12-.ghconnect.registry.v1.BeginDisconnectRequest\x1a..ghconnect.registry.v1.BeginDisconnectResponse\x12y\n" +
-	"\x12CompleteDisconnect\x120.ghconnect.registry.v1.CompleteDisconnectRequest\x1a1.ghconnect.registry.v1.CompleteDisconnectResponse\x12\x82\x01\n" +
+	"\x0fBeginDisconnect\x12-.ghconnect.registry.v1.BeginDisconnectRequest\x1a..ghconnect.registry.v1.BeginDisconnectResponse\x12\x82\x01\n" +
 	"\x15ListConnectionHistory\x123.ghconnect.registry.v1.ListConnectionHistoryRequest\x1a4.ghconnect.registry.v1.ListConnectionHistoryResponse\x12u\n" +
 	"\x10WatchConnections\x12..ghconnect.registry.v1.WatchConnectionsRequest\x1a/.ghconnect.registry.v1.WatchConnectionsResponse0\x01\x12s\n" +
 	"\x10StartAppManifest\x12..ghconnect.registry.v1.StartAppManifestRequest\x1a/.ghconnect.registry.v1.StartAppManifestResponse\x12|\n" +
 	"\x13CompleteAppManifest\x121.ghconnect.registry.v1.CompleteAppManifestRequest\x1a2.ghconnect.registry.v1.CompleteAppManifestResponse\x12\x7f\n" +
 	"\x14CompleteInstallation\x122.ghconnect.registry.v1.CompleteInstallationRequest\x1a3.ghconnect.registry.v1.CompleteInstallationResponse\x12y\n" +
 	"\x12ConnectExistingApp\x120.ghconnect.registry.v1.ConnectExistingAppRequest\x1a1.ghconnect.registry.v1.ConnectExistingAppResponse\x12g\n" +
-	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12a\n" +
+	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12\x82\x01\n" +
+	"\x15RefreshAppPermissions\x123.ghconnect.registry.v1.RefreshAppPermissionsRequest\x1a4.ghconnect.registry.v1.RefreshAppPermissionsResponse\x12a\n" +
 	"\n" +
 	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
 
@@ -2767,7 +2646,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -2785,50 +2664,48 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*ListConnectionsResponse)(nil),       // 13: ghconnect.registry.v1.ListConnectionsResponse
 	(*RegisterAppRequest)(nil),            // 14: ghconnect.registry.v1.RegisterAppRequest
 	(*RegisterAppResponse)(nil),           // 15: ghconnect.registry.v1.RegisterAppResponse
-	(*MarkConnectedRequest)(nil),          // 16: ghconnect.registry.v1.MarkConnectedRequest
-	(*MarkConnectedResponse)(nil),         // 17: ghconnect.registry.v1.MarkConnectedResponse
-	(*UpdateKeyVersionsRequest)(nil),      // 18: ghconnect.registry.v1.UpdateKeyVersionsRequest
-	(*UpdateKeyVersionsResponse)(nil),     // 19: ghconnect.registry.v1.UpdateKeyVersionsResponse
-	(*BeginDisconnectRequest)(nil),        // 20: ghconnect.registry.v1.BeginDisconnectRequest
-	(*BeginDisconnectResponse)(nil),       // 21: ghconnect.registry.v1.BeginDisconnectResponse
-	(*CompleteDisconnectRequest)(nil),     // 22: ghconnect.registry.v1.CompleteDisconnectRequest
-	(*CompleteDisconnectResponse)(nil),    // 23: ghconnect.registry.v1.CompleteDisconnectResponse
-	(*ListConnectionHistoryRequest)(nil),  // 24: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 25: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 26: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 27: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 28: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 29: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 30: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 31: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 32: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 33: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 34: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 35: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 36: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 37: ghconnect.registry.v1.RotateAppKeyResponse
-	(*DisconnectRequest)(nil),             // 38: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 39: ghconnect.registry.v1.DisconnectResponse
-	nil,                                   // 40: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 41: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
+	(*UpdateKeyVersionsRequest)(nil),      // 16: ghconnect.registry.v1.UpdateKeyVersionsRequest
+	(*UpdateKeyVersionsResponse)(nil),     // 17: ghconnect.registry.v1.UpdateKeyVersionsResponse
+	(*BeginDisconnectRequest)(nil),        // 18: ghconnect.registry.v1.BeginDisconnectRequest
+	(*BeginDisconnectResponse)(nil),       // 19: ghconnect.registry.v1.BeginDisconnectResponse
+	(*ListConnectionHistoryRequest)(nil),  // 20: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil), // 21: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),       // 22: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),      // 23: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),       // 24: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 25: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 26: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 27: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 28: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 29: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 30: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 31: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 32: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 33: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),  // 34: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 35: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 36: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 37: ghconnect.registry.v1.DisconnectResponse
+	nil,                                   // 38: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 39: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	42, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	40, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	42, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	42, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	42, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	42, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	40, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	40, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	40, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	40, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	42, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	40, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
 	6,  // 17: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
@@ -2838,56 +2715,53 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	4,  // 21: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 22: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
 	6,  // 23: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 24: ghconnect.registry.v1.MarkConnectedResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 25: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 26: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 27: ghconnect.registry.v1.CompleteDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 28: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	7,  // 29: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	41, // 30: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	42, // 31: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 32: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 33: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 34: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 35: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 36: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	8,  // 37: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 38: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	12, // 39: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	14, // 40: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	16, // 41: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:input_type -> ghconnect.registry.v1.MarkConnectedRequest
-	18, // 42: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	20, // 43: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	22, // 44: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:input_type -> ghconnect.registry.v1.CompleteDisconnectRequest
-	24, // 45: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	26, // 46: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	28, // 47: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	30, // 48: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	32, // 49: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	34, // 50: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	36, // 51: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	38, // 52: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	9,  // 53: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 54: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	13, // 55: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	15, // 56: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	17, // 57: ghconnect.registry.v1.ConnectionRegistryService.MarkConnected:output_type -> ghconnect.registry.v1.MarkConnectedResponse
-	19, // 58: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	21, // 59: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	23, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteDisconnect:output_type -> ghconnect.registry.v1.CompleteDisconnectResponse
-	25, // 61: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	27, // 62: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	29, // 63: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	31, // 64: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	33, // 65: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	35, // 66: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	37, // 67: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	39, // 68: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	53, // [53:69] is the sub-list for method output_type
-	37, // [37:53] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	6,  // 24: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 25: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 26: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	7,  // 27: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	39, // 28: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	40, // 29: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 30: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 31: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 32: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 33: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 34: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 35: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	12, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	14, // 39: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
+	16, // 40: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
+	18, // 41: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
+	20, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	22, // 43: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	24, // 44: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	26, // 45: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	28, // 46: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	30, // 47: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	32, // 48: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	34, // 49: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	36, // 50: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	9,  // 51: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	11, // 52: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	13, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	15, // 54: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
+	17, // 55: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
+	19, // 56: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
+	21, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	23, // 58: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	25, // 59: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	27, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	29, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	31, // 62: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	33, // 63: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	35, // 64: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	37, // 65: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	51, // [51:66] is the sub-list for method output_type
+	36, // [36:51] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2901,7 +2775,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,10 +28,8 @@ const (
 	ConnectionRegistryService_GetConnection_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
 	ConnectionRegistryService_ListConnections_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
 	ConnectionRegistryService_RegisterApp_FullMethodName           = "/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp"
-	ConnectionRegistryService_MarkConnected_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/MarkConnected"
 	ConnectionRegistryService_UpdateKeyVersions_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/UpdateKeyVersions"
 	ConnectionRegistryService_BeginDisconnect_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/BeginDisconnect"
-	ConnectionRegistryService_CompleteDisconnect_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteDisconnect"
 	ConnectionRegistryService_ListConnectionHistory_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
 	ConnectionRegistryService_WatchConnections_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
 	ConnectionRegistryService_StartAppManifest_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
@@ -39,6 +37,7 @@ const (
 	ConnectionRegistryService_CompleteInstallation_FullMethodName  = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation"
 	ConnectionRegistryService_ConnectExistingApp_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp"
 	ConnectionRegistryService_RotateAppKey_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
+	ConnectionRegistryService_RefreshAppPermissions_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions"
 	ConnectionRegistryService_Disconnect_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
 )
 
@@ -58,16 +57,11 @@ type ConnectionRegistryServiceClient interface {
 	// RegisterApp records the GitHub App and the Vault transit key of a
 	// PENDING connection.
 	RegisterApp(ctx context.Context, in *RegisterAppRequest, opts ...grpc.CallOption) (*RegisterAppResponse, error)
-	// MarkConnected moves a PENDING connection with a registered App to
-	// CONNECTED once its installation is verified.
-	MarkConnected(ctx context.Context, in *MarkConnectedRequest, opts ...grpc.CallOption) (*MarkConnectedResponse, error)
 	// UpdateKeyVersions records the transit key versions a CONNECTED
 	// connection signs with (key rotation).
 	UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error)
 	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
 	BeginDisconnect(ctx context.Context, in *BeginDisconnectRequest, opts ...grpc.CallOption) (*BeginDisconnectResponse, error)
-	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
-	CompleteDisconnect(ctx context.Context, in *CompleteDisconnectRequest, opts ...grpc.CallOption) (*CompleteDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection, or
 	// of every connection when id is "-" (or empty), oldest first unless
 	// newest_first is set.
@@ -92,6 +86,10 @@ type ConnectionRegistryServiceClient interface {
 	// RotateAppKey imports a new private key of the App as the next key
 	// version, checks GitHub.com accepts it, and retires the older versions.
 	RotateAppKey(ctx context.Context, in *RotateAppKeyRequest, opts ...grpc.CallOption) (*RotateAppKeyResponse, error)
+	// RefreshAppPermissions re-reads, as the App, the permissions its
+	// installation grants (after the App's owner changed them on GitHub.com
+	// and the account accepted them) and records them.
+	RefreshAppPermissions(ctx context.Context, in *RefreshAppPermissionsRequest, opts ...grpc.CallOption) (*RefreshAppPermissionsResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -146,16 +144,6 @@ func (c *connectionRegistryServiceClient) RegisterApp(ctx context.Context, in *R
 	return out, nil
 }
 
-func (c *connectionRegistryServiceClient) MarkConnected(ctx context.Context, in *MarkConnectedRequest, opts ...grpc.CallOption) (*MarkConnectedResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(MarkConnectedResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_MarkConnected_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *connectionRegistryServiceClient) UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpdateKeyVersionsResponse)
@@ -170,16 +158,6 @@ func (c *connectionRegistryServiceClient) BeginDisconnect(ctx context.Context, i
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BeginDisconnectResponse)
 	err := c.cc.Invoke(ctx, ConnectionRegistryService_BeginDisconnect_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *connectionRegistryServiceClient) CompleteDisconnect(ctx context.Context, in *CompleteDisconnectRequest, opts ...grpc.CallOption) (*CompleteDisconnectResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CompleteDisconnectResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_CompleteDisconnect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +243,16 @@ func (c *connectionRegistryServiceClient) RotateAppKey(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *connectionRegistryServiceClient) RefreshAppPermissions(ctx context.Context, in *RefreshAppPermissionsRequest, opts ...grpc.CallOption) (*RefreshAppPermissionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshAppPermissionsResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_RefreshAppPermissions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *connectionRegistryServiceClient) Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DisconnectResponse)
@@ -291,16 +279,11 @@ type ConnectionRegistryServiceServer interface {
 	// RegisterApp records the GitHub App and the Vault transit key of a
 	// PENDING connection.
 	RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error)
-	// MarkConnected moves a PENDING connection with a registered App to
-	// CONNECTED once its installation is verified.
-	MarkConnected(context.Context, *MarkConnectedRequest) (*MarkConnectedResponse, error)
 	// UpdateKeyVersions records the transit key versions a CONNECTED
 	// connection signs with (key rotation).
 	UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error)
 	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
 	BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error)
-	// CompleteDisconnect moves a DISCONNECTING connection to DISCONNECTED.
-	CompleteDisconnect(context.Context, *CompleteDisconnectRequest) (*CompleteDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection, or
 	// of every connection when id is "-" (or empty), oldest first unless
 	// newest_first is set.
@@ -325,6 +308,10 @@ type ConnectionRegistryServiceServer interface {
 	// RotateAppKey imports a new private key of the App as the next key
 	// version, checks GitHub.com accepts it, and retires the older versions.
 	RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error)
+	// RefreshAppPermissions re-reads, as the App, the permissions its
+	// installation grants (after the App's owner changed them on GitHub.com
+	// and the account accepted them) and records them.
+	RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -351,17 +338,11 @@ func (UnimplementedConnectionRegistryServiceServer) ListConnections(context.Cont
 func (UnimplementedConnectionRegistryServiceServer) RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterApp not implemented")
 }
-func (UnimplementedConnectionRegistryServiceServer) MarkConnected(context.Context, *MarkConnectedRequest) (*MarkConnectedResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method MarkConnected not implemented")
-}
 func (UnimplementedConnectionRegistryServiceServer) UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateKeyVersions not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BeginDisconnect not implemented")
-}
-func (UnimplementedConnectionRegistryServiceServer) CompleteDisconnect(context.Context, *CompleteDisconnectRequest) (*CompleteDisconnectResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method CompleteDisconnect not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) ListConnectionHistory(context.Context, *ListConnectionHistoryRequest) (*ListConnectionHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConnectionHistory not implemented")
@@ -383,6 +364,9 @@ func (UnimplementedConnectionRegistryServiceServer) ConnectExistingApp(context.C
 }
 func (UnimplementedConnectionRegistryServiceServer) RotateAppKey(context.Context, *RotateAppKeyRequest) (*RotateAppKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateAppKey not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshAppPermissions not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
@@ -481,24 +465,6 @@ func _ConnectionRegistryService_RegisterApp_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ConnectionRegistryService_MarkConnected_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(MarkConnectedRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).MarkConnected(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_MarkConnected_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).MarkConnected(ctx, req.(*MarkConnectedRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _ConnectionRegistryService_UpdateKeyVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UpdateKeyVersionsRequest)
 	if err := dec(in); err != nil {
@@ -531,24 +497,6 @@ func _ConnectionRegistryService_BeginDisconnect_Handler(srv interface{}, ctx con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConnectionRegistryServiceServer).BeginDisconnect(ctx, req.(*BeginDisconnectRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ConnectionRegistryService_CompleteDisconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CompleteDisconnectRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).CompleteDisconnect(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_CompleteDisconnect_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).CompleteDisconnect(ctx, req.(*CompleteDisconnectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -672,6 +620,24 @@ func _ConnectionRegistryService_RotateAppKey_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionRegistryService_RefreshAppPermissions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshAppPermissionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).RefreshAppPermissions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_RefreshAppPermissions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).RefreshAppPermissions(ctx, req.(*RefreshAppPermissionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConnectionRegistryService_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DisconnectRequest)
 	if err := dec(in); err != nil {
@@ -714,20 +680,12 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ConnectionRegistryService_RegisterApp_Handler,
 		},
 		{
-			MethodName: "MarkConnected",
-			Handler:    _ConnectionRegistryService_MarkConnected_Handler,
-		},
-		{
 			MethodName: "UpdateKeyVersions",
 			Handler:    _ConnectionRegistryService_UpdateKeyVersions_Handler,
 		},
 		{
 			MethodName: "BeginDisconnect",
 			Handler:    _ConnectionRegistryService_BeginDisconnect_Handler,
-		},
-		{
-			MethodName: "CompleteDisconnect",
-			Handler:    _ConnectionRegistryService_CompleteDisconnect_Handler,
 		},
 		{
 			MethodName: "ListConnectionHistory",
@@ -752,6 +710,10 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateAppKey",
 			Handler:    _ConnectionRegistryService_RotateAppKey_Handler,
+		},
+		{
+			MethodName: "RefreshAppPermissions",
+			Handler:    _ConnectionRegistryService_RefreshAppPermissions_Handler,
 		},
 		{
 			MethodName: "Disconnect",

@@ -22,6 +22,18 @@ export async function open(extra = {}) {
   return { browser, page, shot, out };
 }
 
+// signIn signs a person in through single sign-on, the real redirect flow:
+// the page's link, the development identity provider's own sign-in page
+// (where the person says who they are and their groups), back to the page.
+export async function signIn(page, gw, { login = "admin@example.com", groups = "ghconnect-admins" } = {}) {
+  await page.goto(gw + "/");
+  await page.getByRole("link", { name: "Sign in with single sign-on" }).click();
+  await page.getByLabel("Email").fill(login);
+  await page.getByLabel("Groups (comma-separated)").fill(groups);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText(`Signed in as ${login}`).waitFor();
+}
+
 // checks runs named checks that each report rather than stop the script,
 // a screenshot of the page as each failure left it. done() prints the
 // count and sets the exit code.

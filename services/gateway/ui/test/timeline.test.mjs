@@ -1,16 +1,17 @@
 // Browser checks of the admin page's timeline, run by e2e/ui_timeline_test.go
 // against the whole system after it enabled, changed and disconnected one
 // connection (FIRST_ID, one.example.com) and enabled a second (SECOND_ID,
-// two.example.com): a feature change made in the page appears in words
-// with its actor, both connections' changes are shown and can be shown one
+// two.example.com): a feature change made in the page by a person signed
+// in through single sign-on appears in words with that person (via the
+// gateway), both connections' changes are shown and can be shown one
 // at a time, older changes come a page at a time, and an auditor reads it.
 // Every check runs and reports; the last line counts them.
 import assert from "node:assert/strict";
-import { checks, open } from "./browser.mjs";
+import { checks, open, signIn } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
 const token = process.env.ADMIN_TOKEN;
-const { FIRST_ID: first, SECOND_ID: second, AUDITOR_TOKEN: auditorToken } = process.env;
+const { FIRST_ID: first, SECOND_ID: second } = process.env;
 const { browser, page, shot, out } = await open();
 
 const { check, failures, done } = checks(shot);
@@ -40,19 +41,16 @@ const cells = () => page.$$eval("#timeline tbody tr", (trs) => trs.map((tr) => {
   return [td[0].querySelector("time").dateTime, ...td.slice(1).map((c) => c.innerText.trim())];
 }));
 
-async function signIn(tok) {
-  // Signed out first: the page keeps the token for the browser tab.
-  await page.goto(gw + "/");
-  await page.evaluate(() => sessionStorage.clear());
-  await page.reload();
-  await page.getByLabel("Admin token").fill(tok);
-  await page.getByRole("button", { name: "Sign in" }).click();
+// signedIn signs a person in through single sign-on and waits for the
+// timeline.
+async function signedIn(who) {
+  await signIn(page, gw, who);
   await page.getByRole("heading", { name: "Timeline" }).waitFor();
   await rows.first().waitFor();
 }
 
 try {
-  await check("signed in with the admin token, the page shows the timeline", () => signIn(token));
+  await check("signed in as an administrator, the page shows the timeline", () => signedIn());
 
   await check("a feature switched on in the page appears first, in words, with who did it", async () => {
     await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
@@ -63,7 +61,7 @@ try {
     const top = rows.first();
     await top.filter({ hasText: "Dependabot alerts: off → on" }).waitFor();
     const [when, who, conn, what, change] = (await cells())[0];
-    assert.equal(who, "admin");
+    assert.equal(who, "admin@example.com (via gateway)");
     assert.equal(conn, "two.example.com → octo-org");
     assert.equal(what, "Feature settings changed");
     assert.equal(change, "Dependabot alerts: off → on");
@@ -131,7 +129,9 @@ try {
   });
 
   await check("an auditor reads the timeline", async () => {
-    await signIn(auditorToken);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("link", { name: "Sign in with single sign-on" }).waitFor();
+    await signedIn({ login: "ada@example.com", groups: "ghconnect-auditors" });
     const all = await cells();
     assert.equal(all.length, 20);
     assert.ok(new Set(all.map((r) => r[2])).size === 2, "the auditor does not see both connections");

@@ -1,0 +1,16 @@
+package registry
+
+import "context"
+
+// Moves for the tests in package registry_test that make them on a store
+// directly: to leave a connection as a registry that died halfway would,
+// or, in the transition table, where no RPC makes the move on its own
+// (CompleteInstallation and Disconnect make them as part of their flows).
+var (
+	BeginDisconnect    = beginDisconnect
+	MarkConnected      = markConnected
+	CompleteDisconnect = completeDisconnect
+)
+
+// Status is the gRPC status the server answers err with.
+func Status(ctx context.Context, err error) error { return toStatus(ctx, err) }
