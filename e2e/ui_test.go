@@ -26,7 +26,7 @@ func TestAdminUI(t *testing.T) {
 	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.runUITest(dir, "ui.test.mjs", "ui", "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
+	s.runUITest(dir, "ui.test.mjs", "ui", "EMU_URL="+s.emu, "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
 }
 
 // uiTestDir is the browser tests' folder; it skips the test (fails it in

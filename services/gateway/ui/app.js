@@ -495,10 +495,64 @@ async function renderEnabled(c) {
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
   applySettings(settings);
+  applyPermissions(c, settings);
+  $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
+    const before = JSON.stringify(c.app.permissions || {});
+    const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
+    await load();
+    const now = out.connection.app.permissions || {};
+    $("#features-status").textContent = JSON.stringify(now) === before
+      ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
+      : `Permissions refreshed: the App may now use ${perms(now)}.`;
+  });
   $("#disable-btn").onclick = () => $("#confirm").showModal();
   $("#confirm").onclose = () => {
     if ($("#confirm").returnValue === "confirm") disconnect(c, "disabled from the admin page", $("#disable-btn"));
   };
+}
+
+// What each App permission lets the App do, in words.
+const PERMISSION_WORDS = {
+  contents: "read repository contents", issues: "read issues", metadata: "read repository metadata",
+  vulnerability_alerts: "read Dependabot alerts", members: "read organization members",
+  organization_administration: "read organization administration",
+};
+const LEVEL = { read: 1, write: 2, admin: 3 };
+
+// missingPermissions are the permissions a feature needs that the App's
+// installation does not grant (at the level needed).
+function missingPermissions(info, c) {
+  const granted = (c.app && c.app.permissions) || {};
+  return Object.entries(info.permissions || {}).filter(([p, l]) => (LEVEL[granted[p]] || 0) < (LEVEL[l] || 1));
+}
+
+// applyPermissions shows up front the features the App cannot serve: off
+// and not switchable, with what is missing and how to add it. A feature
+// already on stays switchable, so it can be turned off.
+function applyPermissions(c, settings) {
+  for (const li of $("#features").children) {
+    const info = state.features.find((f) => f.feature === li.dataset.feature);
+    const missing = info ? missingPermissions(info, c) : [];
+    const on = (settings.features.find((x) => x.feature === li.dataset.feature) || {}).enabled;
+    const box = li.querySelector(".toggle");
+    const note = li.querySelector(".missing");
+    box.disabled = missing.length > 0 && !on;
+    note.hidden = missing.length === 0;
+    if (missing.length === 0) {
+      note.replaceChildren();
+      box.removeAttribute("aria-describedby");
+      continue;
+    }
+    const what = missing.map(([p, l]) => `${PERMISSION_WORDS[p] || p} (${p}: ${l})`).join(" and ");
+    const settingsURL = appSettingsURL(c);
+    const where = settingsURL
+      ? Object.assign(document.createElement("a"), { href: settingsURL, textContent: "the App's settings on GitHub.com" })
+      : document.createTextNode("the App's settings on GitHub.com");
+    note.replaceChildren(
+      `The GitHub App may not ${what}, which ${info.title} needs. To add it: in `, where,
+      `, add the permission; on ${c.account.login}, accept the App's new permissions on its installation; then press Refresh permissions below.`);
+    box.setAttribute("aria-describedby", note.id);
+  }
 }
 
 // buildFeatures makes a toggle per feature once per connection; later
@@ -521,9 +575,10 @@ function buildFeatures(ul, c) {
     desc.textContent = info.description;
     const needs = Object.assign(document.createElement("p"), { className: "needs" });
     needs.textContent = `Needs App permissions ${perms(info.permissions)}` + ({ CONSENT_OPT_IN: "; each user links a GitHub.com account and opts in", CONSENT_LINK_FOR_PRIVATE: "; private results need a linked account" }[info.consent] || "");
+    const missingNote = Object.assign(document.createElement("p"), { className: "missing notice-box", hidden: true, id: "missing-" + name });
     const err = Object.assign(document.createElement("p"), { className: "field-error", hidden: true, id: "error-" + name });
     err.setAttribute("role", "alert");
-    li.append(row, desc, needs);
+    li.append(row, desc, needs, missingNote);
     const controls = [box];
     if (info.feature === "FEATURE_UNIFIED_SEARCH") {
       const pr = document.createElement("div");
