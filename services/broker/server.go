@@ -110,9 +110,7 @@ func upstreamStatus(ctx context.Context, err error) error {
 // IssueToken implements the RPC.
 func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest) (*brokerv1.IssueTokenResponse, error) {
 	var v apierr.Violations
-	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
 	if len(req.GetRepositories())+len(req.GetRepositoryIds()) > maxRepos {
 		v.Addf("repositories", "at most %d repositories", maxRepos)
 	}
@@ -233,9 +231,7 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 // RevokeConnectionTokens implements the RPC.
 func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.RevokeConnectionTokensRequest) (*brokerv1.RevokeConnectionTokensResponse, error) {
 	var v apierr.Violations
-	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
 	"google.golang.org/grpc/codes"
@@ -69,13 +70,8 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	if req.GetKind() != featuregatev1.SearchKind_SEARCH_KIND_CODE && req.GetKind() != featuregatev1.SearchKind_SEARCH_KIND_ISSUES {
 		v.Add("kind", "must be SEARCH_KIND_CODE or SEARCH_KIND_ISSUES")
 	}
-	size := int(req.GetPageSize())
-	if size < 0 || size > 100 {
-		v.Add("page_size", "must be 0 to 100")
-	}
-	if size == 0 {
-		size = 20
-	}
+	size, err := validate.PageSize(req.GetPageSize())
+	v.Check("page_size", err)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

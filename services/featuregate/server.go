@@ -90,9 +90,7 @@ func actor(ctx context.Context) string {
 }
 
 func checkConnectionID(v *apierr.Violations, id string) {
-	if id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(id))
 }
 
 func checkUser(v *apierr.Violations, field, u string) {
@@ -321,8 +319,9 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 	if req.GetAfterRevision() < 0 {
 		v.Add("after_revision", "must not be negative")
 	}
-	if len(req.GetConnectionId()) > 64 {
-		v.Add("connection_id", "must be at most 64 characters")
+	// No connection id watches every connection.
+	if req.GetConnectionId() != "" {
+		checkConnectionID(&v, req.GetConnectionId())
 	}
 	if err := v.Err(); err != nil {
 		return err
