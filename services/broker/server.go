@@ -14,14 +14,12 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/validate"
-	"github.com/google/go-github/v60/github"
+	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -58,53 +56,49 @@ func caller(ctx context.Context) string {
 	return ""
 }
 
-func withRetry(code codes.Code, msg string, wait time.Duration) error {
-	st := status.New(code, msg)
-	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
-		st = d
-	}
-	return st.Err()
-}
-
-// upstreamStatus maps a failed exchange to what the caller should do.
+// upstreamStatus maps a failed exchange or revocation to what the caller
+// should do.
 func upstreamStatus(ctx context.Context, err error) error {
 	var paused *errPaused
 	var ve *vaultError
-	var er *github.ErrorResponse
-	var rl *github.RateLimitError
-	var ab *github.AbuseRateLimitError
+	var ge *brokerclient.GitHubError
 	switch {
 	case errors.As(err, &paused):
-		return withRetry(codes.Unavailable, paused.Error(), paused.wait)
+		return apierr.Retry(codes.Unavailable, paused.Error(), paused.wait)
 	case errors.As(err, &ve):
 		logging.FromContext(ctx).Warn("Vault transit sign failed", zap.Error(err))
-		return withRetry(codes.Unavailable, "Vault transit is unavailable; cannot sign the App JWT", time.Second)
-	case errors.As(err, &rl):
-		return withRetry(codes.Unavailable, "GitHub.com rate limit exhausted", time.Until(rl.Rate.Reset.Time))
-	case errors.As(err, &ab):
-		wait := time.Minute
-		if ab.RetryAfter != nil {
-			wait = *ab.RetryAfter
-		}
-		return withRetry(codes.Unavailable, "GitHub.com secondary rate limit", wait)
-	case errors.As(err, &er):
-		switch code := er.Response.StatusCode; {
-		case code == 422:
-			return status.Error(codes.PermissionDenied, "GitHub.com refused the scope: "+er.Message)
-		case code == 404:
-			return status.Error(codes.FailedPrecondition, "the installation was not found on GitHub.com")
-		case code == 401:
-			return status.Error(codes.FailedPrecondition, "GitHub.com rejected the App's JWT: "+er.Message)
-		case code == 403:
-			return status.Error(codes.PermissionDenied, "GitHub.com refused: "+er.Message)
-		}
-		logging.FromContext(ctx).Warn("GitHub.com failed", zap.Error(err))
-		return withRetry(codes.Unavailable, "GitHub.com is unavailable", upstreamPause)
+		return apierr.Retry(codes.Unavailable, "Vault transit is unavailable; cannot sign the App JWT", time.Second)
+	case errors.As(err, &ge):
+		return githubStatus(ctx, ge)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}
 	logging.FromContext(ctx).Warn("GitHub.com unreachable", zap.Error(err))
-	return withRetry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+	return apierr.Retry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+}
+
+// githubStatus maps GitHub.com's classified failure.
+func githubStatus(ctx context.Context, ge *brokerclient.GitHubError) error {
+	switch ge.Kind {
+	case brokerclient.ErrRateLimited:
+		if ge.Secondary {
+			return apierr.Retry(codes.Unavailable, "GitHub.com secondary rate limit", time.Until(ge.RetryAt))
+		}
+		return apierr.Retry(codes.Unavailable, "GitHub.com rate limit exhausted", time.Until(ge.RetryAt))
+	case brokerclient.ErrRejected:
+		return status.Error(codes.PermissionDenied, "GitHub.com refused the scope: "+ge.Message)
+	case brokerclient.ErrNotFound:
+		return status.Error(codes.FailedPrecondition, "the installation was not found on GitHub.com")
+	case brokerclient.ErrUnauthorized:
+		return status.Error(codes.FailedPrecondition, "GitHub.com rejected the App's JWT: "+ge.Message)
+	case brokerclient.ErrForbidden:
+		return status.Error(codes.PermissionDenied, "GitHub.com refused: "+ge.Message)
+	case brokerclient.ErrUnreachable:
+		logging.FromContext(ctx).Warn("GitHub.com unreachable", zap.Error(ge))
+		return apierr.Retry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+	}
+	logging.FromContext(ctx).Warn("GitHub.com failed", zap.Error(ge))
+	return apierr.Retry(codes.Unavailable, "GitHub.com is unavailable", upstreamPause)
 }
 
 // IssueToken implements the RPC.
