@@ -186,40 +186,18 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	sha := fingerprintOf(req.GetToken())
-	who := caller(ctx)
-	s.b.mu.Lock()
-	var g *grant
-	for _, m := range s.b.issued {
-		if x := m[sha]; x != nil {
-			g = x
-		}
-	}
-	s.b.mu.Unlock()
-	if g == nil {
-		// A shared token is in the cache only.
-		g = s.b.cache.findToken(sha)
-	}
-	audit := s.b.audit(ctx).With(auditField, zap.String("caller", who), zap.Stringer("token_sha256", sha))
+	err := s.b.revokeToken(ctx, caller(ctx), req.GetToken())
 	switch {
-	case g == nil:
-		audit.Warn("token revocation refused", zap.String("reason", "unknown token"))
-		return nil, status.Error(codes.NotFound, "no live token issued by this broker matches")
-	case !g.exclusive:
-		audit.Warn("token revocation refused", zap.String("reason", "shared token"))
-		return nil, status.Error(codes.FailedPrecondition, "shared tokens cannot be revoked by one caller; ask for an exclusive token")
-	case g.owner != who:
-		audit.Warn("token revocation refused", zap.String("reason", "not the owner"))
-		return nil, status.Error(codes.PermissionDenied, "the token was issued to another caller")
+	case err == nil:
+		return &brokerv1.RevokeTokenResponse{}, nil
+	case errors.Is(err, errUnknownToken):
+		return nil, status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, errSharedToken):
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, errNotOwner):
+		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	if err := s.b.up.revoke(ctx, g.token); err != nil {
-		return nil, upstreamStatus(ctx, err)
-	}
-	s.b.mu.Lock()
-	delete(s.b.issued[g.conn()], sha)
-	s.b.mu.Unlock()
-	audit.Info("token revoked", zap.String("connection_id", g.conn()))
-	return &brokerv1.RevokeTokenResponse{}, nil
+	return nil, upstreamStatus(ctx, err)
 }
 
 // RevokeConnectionTokens implements the RPC.
