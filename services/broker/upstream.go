@@ -425,8 +425,8 @@ func grantOf(tok *github.InstallationToken, c *connInfo, sc scope) *grant {
 	g := &grant{
 		token: tok.GetToken(), sha256: fingerprintOf(tok.GetToken()), expires: tok.GetExpiresAt().UnixNano(),
 		perms:      internPerms(permissionsOf(tok.Permissions, sc.permissions)),
-		connection: unique.Make(c.id), installation: c.installationID,
-		selected: len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
+		connection: unique.Make(c.id),
+		selected:   len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
 	}
 	g.repos, g.reposH = repoSet(tok.Repositories)
 	return g
