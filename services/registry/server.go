@@ -64,11 +64,7 @@ func (s *Server) Register(srv *server.Server) {
 // other replicas.
 func (s *Server) SetWatchPollInterval(d time.Duration) { s.pollInterval = d }
 
-const (
-	defaultPageSize = 20
-	maxPageSize     = 100
-	watchBatch      = 500
-)
+const watchBatch = 500
 
 func actor(ctx context.Context) string {
 	if p, ok := auth.FromContext(ctx); ok {
@@ -122,11 +118,7 @@ func toStatus(ctx context.Context, err error) error {
 }
 
 func checkID(v *apierr.Violations, field, id string) {
-	if id == "" {
-		v.Add(field, "must not be empty")
-	} else if len(id) > 64 {
-		v.Add(field, "must be at most 64 characters")
-	}
+	v.Check(field, validate.ConnectionID(id))
 }
 
 func checkAccount(v *apierr.Violations, a *registryv1.Account) {
@@ -207,15 +199,9 @@ func (s *Server) GetConnection(ctx context.Context, req *registryv1.GetConnectio
 }
 
 func pageSize(v *apierr.Violations, n int32) int {
-	switch {
-	case n < 0:
-		v.Add("page_size", "must not be negative")
-	case n == 0:
-		return defaultPageSize
-	case n > maxPageSize:
-		return maxPageSize
-	}
-	return int(n)
+	size, err := validate.PageSize(n)
+	v.Check("page_size", err)
+	return size
 }
 
 // ListConnections implements the RPC.
