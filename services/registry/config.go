@@ -157,11 +157,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
+	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
+	if err != nil || api.Host == "" {
+		return errors.New("-github-url is not a URL")
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}
+
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	reg := NewServer(store, issuers)
+	reg.SetGitHub(GitHub{API: api, HTTP: hc})
 	reg.Register(srv)
 	if cfg.Vault.Addr != "" {
-		connector, closeAll, err := newConnector(ctx, cfg, store)
+		connector, closeAll, err := newConnector(ctx, cfg, store, GitHub{API: api, HTTP: hc})
 		if err != nil {
 			return err
 		}
@@ -196,11 +203,7 @@ func Run(ctx context.Context, cfg Config) error {
 	return srv.Serve(ctx, grpcLis, httpLis)
 }
 
-func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, func(), error) {
-	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
-	if err != nil || api.Host == "" {
-		return nil, nil, errors.New("-github-url is not a URL")
-	}
+func newConnector(ctx context.Context, cfg Config, store *Store, gh GitHub) (*Connector, func(), error) {
 	session, err := cfg.Vault.Login(ctx, logging.FromContext(ctx))
 	if err != nil {
 		return nil, nil, err
@@ -209,8 +212,7 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 	vaultDone := make(chan struct{})
 	go func() { session.Run(vctx); close(vaultDone) }()
 	transit := vaulttransit.New(session, cfg.TransitMount)
-	c := &Connector{Store: store, Transit: transit, GitHubAPI: api, GitHubWeb: cfg.GitHubWebURL,
-		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}}
+	c := &Connector{Store: store, Transit: transit, GitHubAPI: gh.API, GitHubWeb: cfg.GitHubWebURL, HTTP: gh.HTTP}
 	dialer, err := dial.New(cfg.Dial)
 	if err != nil {
 		stopVault()
