@@ -177,3 +177,29 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 		t.Errorf("existing App: account %v, want id %d", got.Account, other.ID)
 	}
 }
+
+// The server's own hostname, version and license fill in what a request
+// leaves empty, and GetServerDefaults shows them.
+func TestServerDefaults(t *testing.T) {
+	var reg *registry.Server
+	e := registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, _ *registry.Store) { reg = s })
+	ctx := e.Ctx(t, "alice")
+	if err := reg.SetDefaults(registry.Defaults{Hostname: "bad_host"}); err == nil {
+		t.Errorf("a bad default hostname was taken")
+	}
+	if err := reg.SetDefaults(registry.Defaults{Hostname: "ghes.example.com", Version: "3.14.2", License: e.License}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Client.GetServerDefaults(ctx, &registryv1.GetServerDefaultsRequest{})
+	if err != nil || d.ServerHostname != "ghes.example.com" || d.ServerVersion != "3.14.2" || d.License.GetCustomerName() != "Octo Corp" {
+		t.Fatalf("defaults: %v %v", d, err)
+	}
+	resp, err := e.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{RequestId: "defaults",
+		Account: &registryv1.Account{Kind: kindOrg, Login: "octo-org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Connection; c.ServerHostname != "ghes.example.com" || c.ServerVersion != "3.14.2" || c.License.GetSha256() != d.License.GetSha256() {
+		t.Errorf("created with defaults: %v", c)
+	}
+}

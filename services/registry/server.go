@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var _ registryv1.ConnectionRegistryServiceServer = (*Server)(nil)
@@ -40,14 +39,17 @@ type Server struct {
 	store     *Store
 	issuers   []ed25519.PublicKey
 	connector *Connector
-	// gitHub looks up the organization a connection is for; nil (a test
-	// of another service) records the account as given.
-	gitHub   *GitHub
-	stopping <-chan struct{} // closed when the server shuts down
-	now      func() time.Time
+	stopping  <-chan struct{} // closed when the server shuts down
+	now       func() time.Time
 	// pollInterval bounds how late a watcher sees a change committed by
 	// another replica (local commits wake watchers at once).
 	pollInterval time.Duration
+	// gitHub looks up the organization a connection is for; nil (a test
+	// of another service) records the account as given.
+	gitHub *GitHub
+	// defaults fill in what CreateConnection requests leave empty.
+	defaults       Defaults
+	defaultLicense *registryv1.License
 }
 
 // NewServer builds the service over store, trusting licenses signed by
@@ -180,6 +182,7 @@ func (s *Server) verifyAccount(ctx context.Context, a *registryv1.Account) (*reg
 
 // CreateConnection implements the RPC.
 func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateConnectionRequest) (*registryv1.CreateConnectionResponse, error) {
+	req = s.withDefaults(req)
 	var v apierr.Violations
 	v.Check("request_id", validate.RequestID(req.GetRequestId()))
 	v.Check("server_hostname", validate.Hostname(req.GetServerHostname()))
@@ -199,13 +202,7 @@ func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateCon
 		ServerHostname: req.GetServerHostname(),
 		ServerVersion:  req.GetServerVersion(),
 		Account:        account,
-		License: &registryv1.License{
-			PublicKey:    lic.PublicKey,
-			Sha256:       lic.SHA256,
-			CustomerName: lic.CustomerName,
-			Seats:        lic.Seats,
-			ExpiresAt:    timestamppb.New(lic.ExpiresAt),
-		},
+		License:        licenseRecord(lic),
 	}
 	ch := change(ctx)
 	ch.RequestID = req.GetRequestId()
