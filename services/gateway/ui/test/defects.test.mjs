@@ -319,7 +319,7 @@ if (!fatal) {
   await check("a PENDING connection is shown as such", async () => {
     pendingId = (await rest("POST", "/v1/connections", {
       requestId: "ui-pending-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
-      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org", id: "1" },
+      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
     })).connection.id;
     await page.reload();
     await heading(/not finished/).waitFor({ timeout: 5000 });

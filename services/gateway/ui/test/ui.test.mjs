@@ -44,7 +44,7 @@ try {
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
   step = "the record shows GitHub.com's id of octo-org, not a typed one";
   const org = await (await fetch(process.env.GITHUB_API_URL + "/orgs/octo-org")).json();
-  assert.match(await page.locator(".record").innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
+  assert.match(await page.locator("#enabled .record").innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
   await shot("04-enabled");
 
   step = "enable unified search";
