@@ -11,6 +11,8 @@ const state = {
   session: null,
   sso: false,
   features: [],
+  // changeServer: the admin chose to change the server's own settings.
+  changeServer: false,
   // conn is the active connection shown, settings its feature settings
   // (with the etag a change must match).
   conn: null,
@@ -227,8 +229,9 @@ function stateSentence(c) {
 // load reads the connections and shows the active one (or the Enable
 // form) as the server has it. It leaves messages alone: callers decide.
 async function load() {
-  const [list, catalog] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features"), webConfig()]);
+  const [list, catalog, defaults] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features"), api("GET", "/v1/serverDefaults"), webConfig()]);
   state.features = catalog.features || [];
+  applyServerDefaults(defaults);
   const conns = list.connections || [];
   const active = conns.find((c) => ACTIVE.includes(c.state)) || null;
   const latest = active || conns[0];
@@ -392,15 +395,34 @@ function showFieldErrors(form, violations) {
   if (first) first.focus();
 }
 
-// accountIdProblem checks the account id here: GitHub.com's ids are
-// positive 64-bit integers, and anything else would come back as a JSON
-// decoding error rather than a field error.
-function accountIdProblem(v) {
-  if (v === "") return "Enter the account's numeric id (digits only).";
-  if (!/^[0-9]+$/.test(v)) return "The account id is a number: digits only, as GitHub.com shows it (for example 1234567).";
-  if (v.length > 19 || BigInt(v) > 9223372036854775807n) return "That number is too large for a GitHub.com account id (at most 19 digits).";
-  if (BigInt(v) === 0n) return "The account id is a positive number.";
-  return "";
+// applyServerDefaults fills the server's own hostname and version into the
+// Enable form, read-only until the admin asks to change them: the admin
+// only chooses the account. A license the server has need not be pasted.
+function applyServerDefaults(d) {
+  const form = $("#enable-form");
+  const known = [];
+  for (const [name, value] of [["serverHostname", d.serverHostname], ["serverVersion", d.serverVersion]]) {
+    const input = form[name];
+    input.defaultValue = value || "";
+    input.readOnly = Boolean(value) && !state.changeServer;
+    input.required = !value;
+    if (value) known.push(value);
+  }
+  const lic = d.license;
+  form.license.required = !lic;
+  $("#license-default").hidden = !lic;
+  if (lic) {
+    $("#license-default-text").textContent = `${lic.customerName}, ${lic.seats || 0} seats, SHA-256 ${lic.sha256.slice(0, 12)}…`;
+  }
+  $("#server-defaults").hidden = known.length === 0 || state.changeServer;
+  $("#server-defaults-text").textContent = known.join(", version ");
+}
+
+function changeServerSettings() {
+  state.changeServer = true;
+  for (const input of [$("#serverHostname"), $("#serverVersion")]) input.readOnly = false;
+  $("#server-defaults").hidden = true;
+  $("#serverHostname").focus();
 }
 
 async function enable(ev) {
@@ -409,12 +431,6 @@ async function enable(ev) {
   clearErrors(form);
   banner("");
   say("");
-  const accountId = form.accountId.value.trim();
-  const problem = accountIdProblem(accountId);
-  if (problem) {
-    showFieldErrors(form, [{ field: "account.id", description: problem }]);
-    return;
-  }
   const btn = $("#enable-btn");
   btn.disabled = true;
   try {
@@ -431,7 +447,7 @@ async function enable(ev) {
       serverHostname: form.serverHostname.value.trim(),
       serverVersion: form.serverVersion.value.trim(),
       license: form.license.value.trim(),
-      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim(), id: accountId },
+      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim() },
     });
     await startManifest(created.connection.id, wanted);
   } catch (err) {
@@ -468,7 +484,7 @@ async function startManifest(id, wanted) {
 function renderRecord(dl, c) {
   const rows = [
     ["State", short(c.state)],
-    ["GitHub.com account", `${c.account.login} (${short(c.account.kind).toLowerCase()}, id ${c.account.id})`],
+    ["GitHub.com account", `${c.account.login} (${short(c.account.kind).toLowerCase()}${c.account.id && c.account.id !== "0" ? ", id " + c.account.id : ""})`],
     ["Server", `${c.serverHostname}, version ${c.serverVersion}`],
     ["Customer", c.license && c.license.customerName],
     ["License SHA-256", c.license && c.license.sha256],
@@ -715,6 +731,7 @@ async function arrive(again) {
 window.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#enable-form").addEventListener("submit", enable);
+  $("#change-server").addEventListener("click", changeServerSettings);
   $("#signout").addEventListener("click", signOutClicked);
   await readSession();
   if (state.sso && !state.session) { signOut(""); return; }

@@ -18,12 +18,16 @@ try {
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
   await shot("02-not-enabled");
 
+  step = "the server's own settings are filled in; no account id is asked";
+  assert.equal(await page.getByLabel("Hostname").inputValue(), "ghes.example.com");
+  assert.equal(await page.getByLabel("Version").inputValue(), "3.14.2");
+  assert.equal(await page.locator("#accountId").count(), 0, "the form still asks for an account id");
+
   step = "validation errors next to the fields";
+  await page.getByRole("button", { name: "Change server settings" }).click();
   await page.getByLabel("Hostname").fill("not a host!");
-  await page.getByLabel("Version").fill("3.14.2");
   await page.getByLabel("License file").fill(license);
   await page.getByLabel("Organization login or enterprise slug").fill("octo-org");
-  await page.getByLabel("Account id").fill("1");
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
   const hostError = page.locator('.field-error[data-field="server_hostname"]');
   await hostError.waitFor({ state: "visible" });
@@ -39,6 +43,9 @@ try {
   await page.waitForURL(/connected=/);
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
+  step = "the record shows GitHub.com's id of octo-org, not a typed one";
+  const org = await (await fetch(process.env.GITHUB_API_URL + "/orgs/octo-org")).json();
+  assert.match(await page.locator("#enabled .record").innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
   await shot("04-enabled");
 
   step = "enable unified search";
