@@ -125,6 +125,7 @@ OIDC_ISSUER=$(read_addr oidcdev OIDC_ISSUER)
 
 start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 \
   -database "sqlite:$DATA/registry.db" -tokens-file "$DATA/tokens" -license-issuers "$DATA/license-issuers.txt" \
+  -server-hostname "${GHCONNECT_SERVER_HOSTNAME:-ghes.local}" -server-version "${GHCONNECT_SERVER_VERSION:-3.14.2}" -license-file "$DATA/dev.ghl" \
   -vault-addr "$VAULT_ADDR" $(approle registry) -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" \
   -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 $(serve_tls registry) \
   $(dial_tls registry -service-token-file "$DATA/registry-token")
@@ -152,7 +153,7 @@ ghconnect is running.
   Admin page:     $SCHEME://$GATEWAY_ADDR/   (single sign-on through the development identity provider at $OIDC_ISSUER:
                   type any email; groups ghconnect-admins = admin, ghconnect-auditors = auditor)
   admin token:    $token   (also in $DATA/admin-token; for automation: REST and gRPC with Authorization: Bearer)
-  dev license:    $DATA/dev.ghl   (paste it into the Enable form; GitHub.com account: octo-org, id 1)
+  dev license:    $DATA/dev.ghl   (the registry's -license-file: the Enable form only asks for the GitHub.com account, e.g. octo-org)
   REST gateway:   $SCHEME://$GATEWAY_ADDR/v1/…  (OpenAPI: $SCHEME://$GATEWAY_ADDR/openapi.json)
   TLS:            local CA $TLS/ca.pem (trust it in your browser, or pass it to curl with --cacert;
                   GHCONNECT_PLAINTEXT=1 make run serves plain HTTP and plaintext gRPC instead)

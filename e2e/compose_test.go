@@ -107,7 +107,11 @@ func TestCompose(t *testing.T) {
 	if results, _ := check["results"].([]any); len(results) != 1 || results[0].(map[string]any)["effective"] != true {
 		t.Errorf("unified search is not effective: %v", check)
 	}
-	res := s.mustREST("POST", "/v1/connections/"+id+"/search", map[string]any{"user": "mona", "query": "unified", "kind": "SEARCH_KIND_CODE"})
+	// Search is for the server's own services: demo-client stands for one.
+	code, res := s.restAs("demo-client", "POST", "/v1/connections/"+id+"/search", map[string]any{"user": "mona", "query": "unified", "kind": "SEARCH_KIND_CODE"})
+	if code != http.StatusOK {
+		t.Fatalf("search as demo-client: %d %v", code, res)
+	}
 	if results, _ := res["results"].([]any); len(results) == 0 || !strings.Contains(fmt.Sprint(results), "octo-org/hello-world") {
 		t.Errorf("unified search: %v", res)
 	}

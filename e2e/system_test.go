@@ -292,6 +292,7 @@ func (s *system) registryArgsFor(name string) []string {
 	args := []string{"registry", "-grpc-addr", s.addr(name), "-http-addr", s.addr(name + "-http"),
 		"-database", db, "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
 		"-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-vault-addr", s.vault,
+		"-server-hostname", "ghes.example.com", "-server-version", "3.14.2", "-license-file", filepath.Join(s.dir, "license"),
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "registry-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "registry-secret-id"),
 		"-key-check-every", "1s", "-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.addr("broker"), "-featuregate-addr", s.addr("featuregate"),
 		"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms"}
@@ -482,7 +483,7 @@ func (s *system) connection(id string) map[string]any {
 
 func (s *system) create(host string) string {
 	out := s.mustREST("POST", "/v1/connections", map[string]any{"requestId": "e2e-" + randomToken()[:8], "serverHostname": host, "serverVersion": "3.14.2",
-		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org", "id": "1"}})
+		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org"}})
 	return out["connection"].(map[string]any)["id"].(string)
 }
 

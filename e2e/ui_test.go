@@ -26,7 +26,7 @@ func TestAdminUI(t *testing.T) {
 	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.runUITest(dir, "ui.test.mjs", "ui", "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
+	s.runUITest(dir, "ui.test.mjs", "ui", "EMU_URL="+s.emu, "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
 }
 
 // uiTestDir is the browser tests' folder; it skips the test (fails it in
@@ -51,7 +51,7 @@ func (s *system) runUITest(dir, script, artifacts string, env ...string) {
 	t := s.t
 	cmd := exec.Command("node", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"),
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"), "GITHUB_API_URL="+s.emu,
 		"ARTIFACTS="+filepath.Join(repoRoot(), ".artifacts", artifacts),
 		// The gateway serves HTTPS with the system's CA: node trusts the
 		// CA, Chromium the gateway's key (it has no CA option).

@@ -82,7 +82,7 @@ up() {
 demo: ghconnect is running (project $COMPOSE_PROJECT_NAME).
   Admin page:  https://$GHCONNECT_PUBLIC_IP:$GHCONNECT_PORT_GATEWAY/  (admin token: $GHCONNECT_SECRETS/admin-token;
                the development CA to trust: $GHCONNECT_SECRETS/tls/ca.pem)
-  License:     $GHCONNECT_SECRETS/dev.ghl  (GitHub.com account: octo-org, id 1)
+  License:     $GHCONNECT_SECRETS/dev.ghl  (paste it into the Enable form; GitHub.com account: octo-org)
   Vault:       $VAULT_ADDR  (root token: $GHCONNECT_SECRETS/vault-token)
   GitHub emu:  $GITHUB_URL
 MSG

@@ -11,6 +11,7 @@
 #   license-issuer.key, license-issuers, dev.ghl
 #                       a development license issuer and a license it signed
 #   broker-policy.json  the broker's callers
+#   authz.json          who may call which method (-authz-file)
 #   pg-password, pg-passfile
 #                       the database role's password, for PostgreSQL and
 #                       (as a libpq password file) for the services
@@ -60,6 +61,13 @@ put broker-policy.json '{"callers": {
   "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true},
   "registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}
 }}
+'
+
+# Who may call what (pkg/auth/roles.json): the default members, and
+# demo-client as an internal service that also uses the feature gate.
+put authz.json '{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"],
+  "featuregate": ["featuregate"], "gateway": ["gateway"], "demo-client": ["feature-client"]},
+ "forwarders": {"gateway": ["admin", "auditor"]}}
 '
 
 if [ ! -s "$S/dev.ghl" ]; then

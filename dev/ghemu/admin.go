@@ -93,34 +93,24 @@ func (e *Emulator) adminRoutes() {
 	// Whether an installation exists (what its account's settings page
 	// shows), for tests that check it was removed.
 	e.mux.HandleFunc("GET /_emu/installations/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("installation_id"), 10, 64)
-		if err != nil {
-			http.Error(w, "bad installation id", http.StatusBadRequest)
-			return
-		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		i := e.installations[id]
-		if i == nil {
-			http.Error(w, "no such installation", http.StatusNotFound)
-			return
+		if i := e.installationOf(w, r); i != nil {
+			writeJSON(w, http.StatusOK, installationJSON(i))
 		}
-		writeJSON(w, http.StatusOK, installationJSON(i))
 	})
 	// The App's owner changed its permissions and the account accepted
 	// them on the installation: both now grant the given permissions.
 	e.mux.HandleFunc("PUT /_emu/installations/{installation_id}/permissions", func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("installation_id"), 10, 64)
 		var perms map[string]string
-		if err != nil || json.NewDecoder(r.Body).Decode(&perms) != nil {
-			http.Error(w, "want an installation id and a JSON object of permissions", http.StatusBadRequest)
+		if json.NewDecoder(r.Body).Decode(&perms) != nil {
+			http.Error(w, "want a JSON object of permissions", http.StatusBadRequest)
 			return
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		i := e.installations[id]
+		i := e.installationOf(w, r)
 		if i == nil {
-			http.Error(w, "no such installation", http.StatusNotFound)
 			return
 		}
 		i.Permissions, i.App.Permissions = perms, perms
@@ -146,4 +136,19 @@ func appKeyRequest(w http.ResponseWriter, r *http.Request) (int64, *rsa.PublicKe
 		return 0, nil, false
 	}
 	return id, key, true
+}
+
+// installationOf is the installation the request's path names, or nil
+// after answering 400 or 404; callers hold e.mu.
+func (e *Emulator) installationOf(w http.ResponseWriter, r *http.Request) *Installation {
+	id, err := strconv.ParseInt(r.PathValue("installation_id"), 10, 64)
+	if err != nil {
+		http.Error(w, "bad installation id", http.StatusBadRequest)
+		return nil
+	}
+	i := e.installations[id]
+	if i == nil {
+		http.Error(w, "no such installation", http.StatusNotFound)
+	}
+	return i
 }

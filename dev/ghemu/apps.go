@@ -25,6 +25,7 @@ func (e *Emulator) routes() {
 	e.api("POST /app-manifests/{code}/conversions", authNone, e.convertManifest)
 	e.api("GET /rate_limit", authOptionalToken, e.getRateLimit)
 	e.api("GET /meta", authNone, e.getMeta)
+	e.api("GET /orgs/{org}", authOptionalToken, e.getOrg)
 	e.api("GET /search/code", authOptionalToken, e.searchCode)
 	e.api("GET /search/issues", authOptionalToken, e.searchIssues)
 
@@ -173,6 +174,18 @@ func (e *Emulator) accountInstallation(param, typ string) handler {
 		}
 		writeError(w, http.StatusNotFound, "Not Found", docsURL)
 	}
+}
+
+// getOrg is an organization's public profile: anyone may read it.
+func (e *Emulator) getOrg(w http.ResponseWriter, r *http.Request, _ identity) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.account(r.PathValue("org"))
+	if a == nil || a.Type != "Organization" {
+		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/orgs/orgs#get-an-organization")
+		return
+	}
+	writeJSON(w, http.StatusOK, orgJSON(a))
 }
 
 func (e *Emulator) repoInstallation(w http.ResponseWriter, r *http.Request, id identity) {

@@ -568,3 +568,20 @@ func TestContractBites(t *testing.T) {
 		t.Errorf("well-formed 404: %v", err)
 	}
 }
+
+func TestOrganizationProfile(t *testing.T) {
+	w := newWorld(t, ghemu.Options{})
+	ctx := context.Background()
+	anon := w.client("")
+	want := w.emu.AddAccount("octo-org", "Organization")
+	org, _, err := anon.Organizations.Get(ctx, "Octo-Org")
+	if err != nil || org.GetLogin() != "octo-org" || org.GetID() != want.ID || org.GetType() != "Organization" {
+		t.Errorf("organization: %v %v", org, err)
+	}
+	// A user and an enterprise are no organizations; nor is a login nobody has.
+	for _, login := range []string{"mona", "octo-corp", "no-such-org"} {
+		if _, _, err := anon.Organizations.Get(ctx, login); statusOf(err) != http.StatusNotFound {
+			t.Errorf("%s: %v, want 404", login, err)
+		}
+	}
+}

@@ -49,6 +49,22 @@ func enterpriseJSON(a *Account) map[string]any {
 	}
 }
 
+// orgJSON is an organization-full as anyone sees it (no plan, no private
+// counts).
+func orgJSON(a *Account) map[string]any {
+	u := apiBase + "/orgs/" + a.Login
+	created := ts(time.Unix(1600000000, 0))
+	return map[string]any{
+		"login": a.Login, "id": a.ID, "node_id": nodeID("O", a.ID), "type": a.Type, "url": u,
+		"repos_url": u + "/repos", "events_url": u + "/events", "hooks_url": u + "/hooks", "issues_url": u + "/issues",
+		"members_url": u + "/members{/member}", "public_members_url": u + "/public_members{/member}",
+		"avatar_url": "https://avatars.githubusercontent.com/u/" + strconv.FormatInt(a.ID, 10), "description": nil,
+		"html_url": htmlBase + "/" + a.Login, "has_organization_projects": true, "has_repository_projects": true,
+		"public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
+		"created_at": created, "updated_at": created, "archived_at": nil,
+	}
+}
+
 // repoURLs are the URL fields minimal-repository and repository share.
 func repoURLs(r *Repo) map[string]any {
 	u := apiBase + "/repos/" + r.FullName()

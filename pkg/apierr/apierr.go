@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Violations collects field violations of one request.
@@ -65,6 +67,16 @@ func Internal(ctx context.Context, cause error, msg string) error {
 func Unavailable(ctx context.Context, cause error, msg string) error {
 	logging.FromContext(ctx).Warn(msg, zap.Error(cause))
 	return status.Error(codes.Unavailable, msg)
+}
+
+// Retry returns code with msg and a RetryInfo saying how long to wait
+// before trying again (GitHub.com's Retry-After, a pause after a failure).
+func Retry(code codes.Code, msg string, wait time.Duration) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // StreamEnd maps how a server stream ended: the server stopping (err is

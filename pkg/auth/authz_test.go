@@ -22,6 +22,7 @@ import (
 var whoMayCall = map[string]string{
 	"/ghconnect.registry.v1.ConnectionRegistryService/CreateConnection":      "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/GetConnection":         "admin auditor",
+	"/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults":     "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ListConnections":       "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp":           "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/UpdateKeyVersions":     "admin",

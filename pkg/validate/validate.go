@@ -1,6 +1,6 @@
 // Package validate holds the input rules shared by the services: hostnames,
-// GitHub logins, versions and request ids. Each function returns an error
-// whose text is safe to show the caller.
+// GitHub logins, versions, request and connection ids, and page sizes. Each
+// function returns an error whose text is safe to show the caller.
 package validate
 
 import (
@@ -91,6 +91,38 @@ func RequestID(s string) error {
 		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
 	}
 	return nil
+}
+
+// ConnectionID checks a connection id: 1 to 64 characters (the registry
+// makes them; the other services only pass them on).
+func ConnectionID(s string) error {
+	switch {
+	case s == "":
+		return errors.New("must not be empty")
+	case len(s) > 64:
+		return errors.New("must be at most 64 characters")
+	}
+	return nil
+}
+
+// Page sizes of the list and search calls: 0 asks for DefaultPageSize, and
+// a size above MaxPageSize gets MaxPageSize (AIP-158).
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// PageSize is the number of items a request's page_size asks for.
+func PageSize(n int32) (int, error) {
+	switch {
+	case n < 0:
+		return 0, errors.New("must not be negative")
+	case n == 0:
+		return DefaultPageSize, nil
+	case n > MaxPageSize:
+		return MaxPageSize, nil
+	}
+	return int(n), nil
 }
 
 func isAlnum(r rune) bool {

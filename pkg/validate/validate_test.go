@@ -39,10 +39,35 @@ func TestRules(t *testing.T) {
 		{"rid empty", RequestID, "", false},
 		{"rid long", RequestID, strings.Repeat("a", 65), false},
 		{"rid slash", RequestID, "a/b", false},
+		{"connection uuid", ConnectionID, "2f0c1d7e-8a4b-4c55-9e3a-6b1f0d2c3a4e", true},
+		{"connection 64", ConnectionID, strings.Repeat("c", 64), true},
+		{"connection empty", ConnectionID, "", false},
+		{"connection 65", ConnectionID, strings.Repeat("c", 65), false},
 	}
 	for _, tt := range tests {
 		if err := tt.fn(tt.in); (err == nil) != tt.ok {
 			t.Errorf("%s: %q: err = %v, want ok=%v", tt.name, tt.in, err, tt.ok)
+		}
+	}
+}
+
+func TestPageSize(t *testing.T) {
+	tests := []struct {
+		in   int32
+		want int
+		ok   bool
+	}{
+		{0, DefaultPageSize, true},
+		{1, 1, true},
+		{MaxPageSize, MaxPageSize, true},
+		{MaxPageSize + 1, MaxPageSize, true},
+		{1 << 30, MaxPageSize, true},
+		{-1, 0, false},
+	}
+	for _, tt := range tests {
+		got, err := PageSize(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("PageSize(%d) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }

@@ -257,6 +257,66 @@ func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, fa
 	return revoked, failed
 }
 
+// revokeRefusal is why the broker will not revoke a token; reason is what
+// the audit says.
+type revokeRefusal struct{ msg, reason string }
+
+func (r *revokeRefusal) Error() string { return r.msg }
+
+// A token is revocable only by the caller it was issued to, and only when
+// it is exclusive: a shared token serves other callers too.
+var (
+	errUnknownToken = &revokeRefusal{"no live token issued by this broker matches", "unknown token"}
+	errSharedToken  = &revokeRefusal{"shared tokens cannot be revoked by one caller; ask for an exclusive token", "shared token"}
+	errNotOwner     = &revokeRefusal{"the token was issued to another caller", "not the owner"}
+)
+
+// revokeToken revokes an exclusive token at GitHub for the caller it was
+// issued to and forgets it; a refusal is a *revokeRefusal. Either outcome
+// is audited.
+func (b *Broker) revokeToken(ctx context.Context, caller, token string) error {
+	sha := fingerprintOf(token)
+	g := b.tracked(sha)
+	if g == nil {
+		// A shared token is in the cache only.
+		g = b.cache.findToken(sha)
+	}
+	audit := b.audit(ctx).With(auditField, zap.String("caller", caller), zap.Stringer("token_sha256", sha))
+	var refused *revokeRefusal
+	switch {
+	case g == nil:
+		refused = errUnknownToken
+	case !g.exclusive:
+		refused = errSharedToken
+	case g.owner != caller:
+		refused = errNotOwner
+	}
+	if refused != nil {
+		audit.Warn("token revocation refused", zap.String("reason", refused.reason))
+		return refused
+	}
+	if err := b.up.revoke(ctx, g.token); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	delete(b.issued[g.conn()], sha)
+	b.mu.Unlock()
+	audit.Info("token revoked", zap.String("connection_id", g.conn()))
+	return nil
+}
+
+// tracked returns the tracked grant with the token's fingerprint, or nil.
+func (b *Broker) tracked(sha fingerprint) *grant {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.issued {
+		if g := m[sha]; g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
 // refresh renews shared grants ahead of expiry until ctx ends, so callers
 // never wait for an exchange at the hour mark.
 func (b *Broker) refresh(ctx context.Context) {

@@ -32,11 +32,10 @@ type grant struct {
 	// "name,name|id,id" (see repoSet); "" when GitHub listed none.
 	repos string
 	// reposH keeps an interned repos (a long one) in the intern table.
-	reposH       unique.Handle[string]
-	perms        *permSet
-	connection   unique.Handle[string]
-	installation int64
-	selected     bool
+	reposH     unique.Handle[string]
+	perms      *permSet
+	connection unique.Handle[string]
+	selected   bool
 	// exclusive grants belong to owner and are never cached.
 	exclusive bool
 	owner     string

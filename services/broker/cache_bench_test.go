@@ -35,7 +35,7 @@ func fillTokens(b *Broker, n int, lap func(i int)) {
 		if err != nil {
 			panic(err)
 		}
-		key := sc.key(c.id, c.installationID)
+		key := string(sc.appendKey(nil, c.id, c.installationID))
 		tok := &github.InstallationToken{
 			Token: github.String(fmt.Sprintf("ghs_%036d", i)), ExpiresAt: &exp,
 			Repositories: []*github.Repository{{ID: github.Int64(int64(1000 + i)), FullName: github.String("octo-org/" + repo)}},

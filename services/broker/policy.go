@@ -203,13 +203,8 @@ func validPermissions(set map[string]string) bool {
 	return true
 }
 
-// key identifies a scope on an installation of a connection in the cache.
-func (s scope) key(connection string, installation int64) string {
-	var buf [256]byte
-	return string(s.appendKey(buf[:0], connection, installation))
-}
-
-// appendKey appends the scope's key to dst.
+// appendKey appends to dst the key that identifies the scope on an
+// installation of a connection in the cache.
 func (s scope) appendKey(dst []byte, connection string, installation int64) []byte {
 	dst = append(dst, connection...)
 	dst = append(dst, '|')

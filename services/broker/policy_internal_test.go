@@ -40,12 +40,12 @@ func TestScopeKeyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := sc.key("c1", 42)
+	key := string(sc.appendKey(nil, "c1", 42))
 	if want := "c1|42|alpha,beta|3,7,|contents=read,issues=read,"; key != want {
 		t.Fatalf("key %q, want %q", key, want)
 	}
 	back, ok := scopeOfKey(key)
-	if !ok || back.key("c1", 42) != key {
+	if !ok || string(back.appendKey(nil, "c1", 42)) != key {
 		t.Errorf("scopeOfKey(%q) = %+v, %v", key, back, ok)
 	}
 }

@@ -14,14 +14,12 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/validate"
-	"github.com/google/go-github/v60/github"
+	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -58,61 +56,55 @@ func caller(ctx context.Context) string {
 	return ""
 }
 
-func withRetry(code codes.Code, msg string, wait time.Duration) error {
-	st := status.New(code, msg)
-	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
-		st = d
-	}
-	return st.Err()
-}
-
-// upstreamStatus maps a failed exchange to what the caller should do.
+// upstreamStatus maps a failed exchange or revocation to what the caller
+// should do.
 func upstreamStatus(ctx context.Context, err error) error {
 	var paused *errPaused
 	var ve *vaultError
-	var er *github.ErrorResponse
-	var rl *github.RateLimitError
-	var ab *github.AbuseRateLimitError
+	var ge *brokerclient.GitHubError
 	switch {
 	case errors.As(err, &paused):
-		return withRetry(codes.Unavailable, paused.Error(), paused.wait)
+		return apierr.Retry(codes.Unavailable, paused.Error(), paused.wait)
 	case errors.As(err, &ve):
 		logging.FromContext(ctx).Warn("Vault transit sign failed", zap.Error(err))
-		return withRetry(codes.Unavailable, "Vault transit is unavailable; cannot sign the App JWT", time.Second)
-	case errors.As(err, &rl):
-		return withRetry(codes.Unavailable, "GitHub.com rate limit exhausted", time.Until(rl.Rate.Reset.Time))
-	case errors.As(err, &ab):
-		wait := time.Minute
-		if ab.RetryAfter != nil {
-			wait = *ab.RetryAfter
-		}
-		return withRetry(codes.Unavailable, "GitHub.com secondary rate limit", wait)
-	case errors.As(err, &er):
-		switch code := er.Response.StatusCode; {
-		case code == 422:
-			return status.Error(codes.PermissionDenied, "GitHub.com refused the scope: "+er.Message)
-		case code == 404:
-			return status.Error(codes.FailedPrecondition, "the installation was not found on GitHub.com")
-		case code == 401:
-			return status.Error(codes.FailedPrecondition, "GitHub.com rejected the App's JWT: "+er.Message)
-		case code == 403:
-			return status.Error(codes.PermissionDenied, "GitHub.com refused: "+er.Message)
-		}
-		logging.FromContext(ctx).Warn("GitHub.com failed", zap.Error(err))
-		return withRetry(codes.Unavailable, "GitHub.com is unavailable", upstreamPause)
+		return apierr.Retry(codes.Unavailable, "Vault transit is unavailable; cannot sign the App JWT", time.Second)
+	case errors.As(err, &ge):
+		return githubStatus(ctx, ge)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}
 	logging.FromContext(ctx).Warn("GitHub.com unreachable", zap.Error(err))
-	return withRetry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+	return apierr.Retry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+}
+
+// githubStatus maps GitHub.com's classified failure.
+func githubStatus(ctx context.Context, ge *brokerclient.GitHubError) error {
+	switch ge.Kind {
+	case brokerclient.ErrRateLimited:
+		if ge.Secondary {
+			return apierr.Retry(codes.Unavailable, "GitHub.com secondary rate limit", time.Until(ge.RetryAt))
+		}
+		return apierr.Retry(codes.Unavailable, "GitHub.com rate limit exhausted", time.Until(ge.RetryAt))
+	case brokerclient.ErrRejected:
+		return status.Error(codes.PermissionDenied, "GitHub.com refused the scope: "+ge.Message)
+	case brokerclient.ErrNotFound:
+		return status.Error(codes.FailedPrecondition, "the installation was not found on GitHub.com")
+	case brokerclient.ErrUnauthorized:
+		return status.Error(codes.FailedPrecondition, "GitHub.com rejected the App's JWT: "+ge.Message)
+	case brokerclient.ErrForbidden:
+		return status.Error(codes.PermissionDenied, "GitHub.com refused: "+ge.Message)
+	case brokerclient.ErrUnreachable:
+		logging.FromContext(ctx).Warn("GitHub.com unreachable", zap.Error(ge))
+		return apierr.Retry(codes.Unavailable, "GitHub.com is unreachable", upstreamPause)
+	}
+	logging.FromContext(ctx).Warn("GitHub.com failed", zap.Error(ge))
+	return apierr.Retry(codes.Unavailable, "GitHub.com is unavailable", upstreamPause)
 }
 
 // IssueToken implements the RPC.
 func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest) (*brokerv1.IssueTokenResponse, error) {
 	var v apierr.Violations
-	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
 	if len(req.GetRepositories())+len(req.GetRepositoryIds()) > maxRepos {
 		v.Addf("repositories", "at most %d repositories", maxRepos)
 	}
@@ -194,48 +186,24 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	sha := fingerprintOf(req.GetToken())
-	who := caller(ctx)
-	s.b.mu.Lock()
-	var g *grant
-	for _, m := range s.b.issued {
-		if x := m[sha]; x != nil {
-			g = x
-		}
-	}
-	s.b.mu.Unlock()
-	if g == nil {
-		// A shared token is in the cache only.
-		g = s.b.cache.findToken(sha)
-	}
-	audit := s.b.audit(ctx).With(auditField, zap.String("caller", who), zap.Stringer("token_sha256", sha))
+	err := s.b.revokeToken(ctx, caller(ctx), req.GetToken())
 	switch {
-	case g == nil:
-		audit.Warn("token revocation refused", zap.String("reason", "unknown token"))
-		return nil, status.Error(codes.NotFound, "no live token issued by this broker matches")
-	case !g.exclusive:
-		audit.Warn("token revocation refused", zap.String("reason", "shared token"))
-		return nil, status.Error(codes.FailedPrecondition, "shared tokens cannot be revoked by one caller; ask for an exclusive token")
-	case g.owner != who:
-		audit.Warn("token revocation refused", zap.String("reason", "not the owner"))
-		return nil, status.Error(codes.PermissionDenied, "the token was issued to another caller")
+	case err == nil:
+		return &brokerv1.RevokeTokenResponse{}, nil
+	case errors.Is(err, errUnknownToken):
+		return nil, status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, errSharedToken):
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, errNotOwner):
+		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	if err := s.b.up.revoke(ctx, g.token); err != nil {
-		return nil, upstreamStatus(ctx, err)
-	}
-	s.b.mu.Lock()
-	delete(s.b.issued[g.conn()], sha)
-	s.b.mu.Unlock()
-	audit.Info("token revoked", zap.String("connection_id", g.conn()))
-	return &brokerv1.RevokeTokenResponse{}, nil
+	return nil, upstreamStatus(ctx, err)
 }
 
 // RevokeConnectionTokens implements the RPC.
 func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.RevokeConnectionTokensRequest) (*brokerv1.RevokeConnectionTokensResponse, error) {
 	var v apierr.Violations
-	if id := req.GetConnectionId(); id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

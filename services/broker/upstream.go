@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unique"
@@ -17,6 +16,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -282,30 +282,23 @@ func (u *upstream) client(auth string) *github.Client {
 }
 
 // noteResponse records rate-limit headers and sets a pause when GitHub
-// says to wait.
+// says to wait, or failed; err is classified. A refusal of the request
+// itself (a bad JWT or scope) sets none.
 func (u *upstream) noteResponse(installation int64, resp *github.Response, err error) {
 	if resp != nil && resp.Header.Get("X-RateLimit-Remaining") != "" {
 		u.m.rateRemaining(installation, resp.Rate.Remaining)
 	}
+	var ge *brokerclient.GitHubError
 	var until time.Time
-	var rl *github.RateLimitError
-	var ab *github.AbuseRateLimitError
-	var er *github.ErrorResponse
 	switch {
-	case errors.As(err, &rl):
-		until = rl.Rate.Reset.Time
-	case errors.As(err, &ab):
-		wait := time.Minute
-		if ab.RetryAfter != nil {
-			wait = *ab.RetryAfter
-		}
-		until = u.now().Add(wait)
-	case errors.As(err, &er) && er.Response.StatusCode < 500:
+	case err == nil:
 		return
-	case err != nil:
-		until = u.now().Add(upstreamPause)
+	case errors.As(err, &ge) && ge.Kind == brokerclient.ErrRateLimited:
+		until = ge.RetryAt
+	case errors.As(err, &ge) && ge.Refused():
+		return
 	default:
-		return
+		until = u.now().Add(upstreamPause)
 	}
 	u.mu.Lock()
 	if until.After(u.pause[installation]) {
@@ -328,15 +321,7 @@ func (e *errPaused) Error() string {
 	return fmt.Sprintf("GitHub.com is unavailable or rate limited; retry in %s", e.wait.Round(time.Second))
 }
 
-func is401(err error) bool {
-	var er *github.ErrorResponse
-	return errors.As(err, &er) && er.Response.StatusCode == http.StatusUnauthorized
-}
-
-func isClockError(err error) bool {
-	var er *github.ErrorResponse
-	return errors.As(err, &er) && (strings.Contains(er.Message, "'Issued at'") || strings.Contains(er.Message, "'Expiration time'"))
-}
+func is401(err error) bool { return errors.Is(err, brokerclient.ErrUnauthorized) }
 
 // exchange asks GitHub for a token of scope sc on the connection's
 // installation. It signs with the newest key version; if GitHub refuses
@@ -355,23 +340,24 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 		body["repository_ids"] = sc.repoIDs
 	}
 	path := "app/installations/" + strconv.FormatInt(c.installationID, 10) + "/access_tokens"
-	attempt := func(fresh bool, version int) (*github.InstallationToken, *github.Response, error) {
+	attempt := func(fresh bool, version int) (*github.InstallationToken, error) {
 		jwt, used, err := u.jwt(ctx, c, fresh, version)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		gh := u.client(jwt)
 		req, err := gh.NewRequest(http.MethodPost, path, body)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		var tok github.InstallationToken
 		resp, err := gh.Do(ctx, req, &tok)
+		err = brokerclient.Classify(err)
 		u.m.exchangeCount.Add(1)
 		u.noteResponse(c.installationID, resp, err)
 		if err != nil {
 			u.m.exchanges.WithLabelValues("error").Inc()
-			return nil, resp, err
+			return nil, err
 		}
 		u.m.exchanges.WithLabelValues("ok").Inc()
 		u.mu.Lock()
@@ -379,27 +365,29 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 			st.version = used
 		}
 		u.mu.Unlock()
-		return &tok, resp, nil
+		return &tok, nil
 	}
 	log := logging.FromContext(ctx)
-	tok, resp, err := attempt(false, 0)
+	tok, err := attempt(false, 0)
 	if is401(err) {
 		u.forgetJWT(c.id)
-		if isClockError(err) && resp != nil {
-			if date, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
-				u.mu.Lock()
-				u.skew = date.Sub(u.now())
-				u.mu.Unlock()
-				log.Warn("GitHub.com's clock differs from ours; signing JWTs on its time", zap.Duration("skew", date.Sub(u.now())))
-			}
+		// GitHub.com's clock, when it refused the JWT's times, dates the
+		// next one.
+		var ge *brokerclient.GitHubError
+		if errors.As(err, &ge) && ge.ClockSkew && !ge.Date.IsZero() {
+			skew := ge.Date.Sub(u.now())
+			u.mu.Lock()
+			u.skew = skew
+			u.mu.Unlock()
+			log.Warn("GitHub.com's clock differs from ours; signing JWTs on its time", zap.Duration("skew", skew))
 		}
-		tok, resp, err = attempt(true, 0)
+		tok, err = attempt(true, 0)
 	}
 	if is401(err) {
 		// The operator may have rotated the key in Vault and removed the
 		// old one from GitHub.com before the registry noticed.
 		if latest := u.latestInVault(ctx, c); latest > 0 {
-			if tok, resp, err = attempt(true, latest); err == nil {
+			if tok, err = attempt(true, latest); err == nil {
 				u.mu.Lock()
 				u.newer[c.id] = latest
 				u.mu.Unlock()
@@ -410,7 +398,7 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 	}
 	if is401(err) && len(c.versions) > 1 {
 		newest, prev := c.versions[len(c.versions)-1], c.versions[len(c.versions)-2]
-		if tok, resp, err = attempt(true, prev); err == nil {
+		if tok, err = attempt(true, prev); err == nil {
 			msg := fmt.Sprintf("GitHub.com rejected key version %d; signed with version %d", newest, prev)
 			log.Warn(msg, zap.String("connection_id", c.id))
 			u.mu.Lock()
@@ -424,9 +412,8 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 			return nil, ctx.Err()
 		case <-time.After(time.Duration(i) * 250 * time.Millisecond):
 		}
-		tok, resp, err = attempt(true, 0)
+		tok, err = attempt(true, 0)
 	}
-	_ = resp
 	if err != nil {
 		return nil, err
 	}
@@ -438,8 +425,8 @@ func grantOf(tok *github.InstallationToken, c *connInfo, sc scope) *grant {
 	g := &grant{
 		token: tok.GetToken(), sha256: fingerprintOf(tok.GetToken()), expires: tok.GetExpiresAt().UnixNano(),
 		perms:      internPerms(permissionsOf(tok.Permissions, sc.permissions)),
-		connection: unique.Make(c.id), installation: c.installationID,
-		selected: len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
+		connection: unique.Make(c.id),
+		selected:   len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
 	}
 	g.repos, g.reposH = repoSet(tok.Repositories)
 	return g
@@ -468,7 +455,7 @@ func (u *upstream) revoke(ctx context.Context, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := u.client(token).Apps.RevokeInstallationToken(ctx)
-	if err == nil || is401(err) {
+	if err = brokerclient.Classify(err); is401(err) {
 		return nil
 	}
 	return err

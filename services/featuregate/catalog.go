@@ -1,6 +1,8 @@
 package featuregate
 
 import (
+	"strings"
+
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 )
 
@@ -67,4 +69,15 @@ func defaultSettings(connectionID string) *featuregatev1.Settings {
 		s.Features = append(s.Features, &featuregatev1.FeatureSetting{Feature: f.Feature})
 	}
 	return s
+}
+
+// featureName is a feature's name in messages and audit details:
+// FEATURE_UNIFIED_SEARCH is "unified_search".
+func featureName(f featuregatev1.Feature) string {
+	return strings.ToLower(strings.TrimPrefix(f.String(), "FEATURE_"))
+}
+
+// featureByName is featureName read back.
+func featureByName(name string) featuregatev1.Feature {
+	return featuregatev1.Feature(featuregatev1.Feature_value["FEATURE_"+strings.ToUpper(name)])
 }

@@ -2,16 +2,21 @@ package featuregate
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -69,13 +74,8 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	if req.GetKind() != featuregatev1.SearchKind_SEARCH_KIND_CODE && req.GetKind() != featuregatev1.SearchKind_SEARCH_KIND_ISSUES {
 		v.Add("kind", "must be SEARCH_KIND_CODE or SEARCH_KIND_ISSUES")
 	}
-	size := int(req.GetPageSize())
-	if size < 0 || size > 100 {
-		v.Add("page_size", "must be 0 to 100")
-	}
-	if size == 0 {
-		size = 20
-	}
+	size, err := validate.PageSize(req.GetPageSize())
+	v.Check("page_size", err)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -151,24 +151,17 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 }
 
 // searchFailed passes on the broker's refusal, or reports GitHub.com as
-// unavailable; the cause goes to the log.
+// unavailable (with when to retry, when GitHub.com said); the cause goes to
+// the log.
 func searchFailed(ctx context.Context, err error) error {
-	if st, ok := status.FromError(unwrapGRPC(err)); ok && st.Code() != codes.Unknown {
+	err = brokerclient.Classify(err)
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		return st.Err()
 	}
-	return apierr.Unavailable(ctx, err, "GitHub.com search failed")
-}
-
-func unwrapGRPC(err error) error {
-	for e := err; e != nil; {
-		if _, ok := status.FromError(e); ok {
-			return e
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		e = u.Unwrap()
+	var ge *brokerclient.GitHubError
+	if errors.As(err, &ge) && ge.Kind == brokerclient.ErrRateLimited {
+		logging.FromContext(ctx).Warn("GitHub.com search failed", zap.Error(err))
+		return apierr.Retry(codes.Unavailable, "GitHub.com search failed", time.Until(ge.RetryAt))
 	}
-	return err
+	return apierr.Unavailable(ctx, err, "GitHub.com search failed")
 }

@@ -9,14 +9,12 @@ import (
 	"context"
 	"errors"
 	"regexp"
-	"strings"
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
-	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/validate"
@@ -44,9 +42,7 @@ type Server struct {
 
 // NewServer builds the service over store.
 func NewServer(store *Store) *Server {
-	s := &Server{store: store, view: newView(store), pollInterval: time.Second}
-	store.committed = s.catchUp
-	return s
+	return &Server{store: store, view: store.view, pollInterval: time.Second}
 }
 
 // SetPollInterval changes how often the replica looks for others' changes.
@@ -61,8 +57,7 @@ func (s *Server) Register(srv *server.Server) {
 
 // Follow keeps the in-memory view current until ctx ends.
 func (s *Server) Follow(ctx context.Context) {
-	log := logging.FromContext(ctx)
-	s.view.follow(ctx, s.pollInterval, func(err error) { log.Warn("refreshing feature view", zap.Error(err)) })
+	s.view.follow(ctx, s.pollInterval)
 }
 
 const (
@@ -71,21 +66,6 @@ const (
 )
 
 var userLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
-
-func featureName(f featuregatev1.Feature) string {
-	return strings.ToLower(strings.TrimPrefix(f.String(), "FEATURE_"))
-}
-
-// featureByName is featureName read back.
-func featureByName(name string) featuregatev1.Feature {
-	return featuregatev1.Feature(featuregatev1.Feature_value["FEATURE_"+strings.ToUpper(name)])
-}
-
-func permString(m map[string]string) string { return permissions.String(m) }
-
-func missingPermissions(have, want map[string]string) map[string]string {
-	return permissions.Missing(have, want)
-}
 
 // actor is who calls: the person a forwarder vouches for (with the
 // forwarder as via), or the direct caller.
@@ -97,9 +77,7 @@ func actor(ctx context.Context) who {
 }
 
 func checkConnectionID(v *apierr.Violations, id string) {
-	if id == "" || len(id) > 64 {
-		v.Add("connection_id", "must be 1 to 64 characters")
-	}
+	v.Check("connection_id", validate.ConnectionID(id))
 }
 
 func checkUser(v *apierr.Violations, field, u string) {
@@ -193,13 +171,6 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 	}
 	logging.FromContext(ctx).Info("feature settings changed", zap.String("connection_id", req.GetConnectionId()), zap.Any("settings", settingsDetail(st)))
 	return &featuregatev1.UpdateSettingsResponse{Settings: st}, nil
-}
-
-// catchUp brings the view up to the store's latest snapshot.
-func (s *Server) catchUp(ctx context.Context) {
-	if err := s.view.catchUp(ctx); err != nil {
-		logging.FromContext(ctx).Warn("refreshing feature view", zap.Error(err))
-	}
 }
 
 // SetUserConsent implements the RPC.
@@ -325,8 +296,9 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 	if req.GetAfterRevision() < 0 {
 		v.Add("after_revision", "must not be negative")
 	}
-	if len(req.GetConnectionId()) > 64 {
-		v.Add("connection_id", "must be at most 64 characters")
+	// No connection id watches every connection.
+	if req.GetConnectionId() != "" {
+		checkConnectionID(&v, req.GetConnectionId())
 	}
 	if err := v.Err(); err != nil {
 		return err

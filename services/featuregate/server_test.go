@@ -100,9 +100,10 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 func (e *env) connect(t testing.TB, host string, perms map[string]string) string {
 	t.Helper()
 	ctx := e.reg.Ctx(t, "alice")
+	e.reg.Backends.Emu.AddAccount("octo-org", "Organization")
 	c, err := e.reg.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
 		RequestId: "r-" + testenv.RandomHex(6), ServerHostname: host, ServerVersion: "3.14.2", License: e.reg.License,
-		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1},
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"},
 	})
 	if err != nil {
 		t.Fatal(err)

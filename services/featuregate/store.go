@@ -13,6 +13,7 @@ import (
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +38,7 @@ type MissingPermissionsError struct {
 }
 
 func (e *MissingPermissionsError) Error() string {
-	return fmt.Sprintf("%s needs App permissions the connection lacks: %s", featureName(e.Feature), permString(e.Missing))
+	return fmt.Sprintf("%s needs App permissions the connection lacks: %s", featureName(e.Feature), permissions.String(e.Missing))
 }
 
 // connState is what the gate mirrors of a registry connection.
@@ -47,15 +48,27 @@ type connState struct {
 	AccountLogin string
 }
 
-// Store keeps the gate's data in SQL.
+// Store keeps the gate's data in SQL, and this replica's view of it.
 type Store struct {
 	db  *sqldb.DB
 	now func() time.Time
 	sqldb.Notifier
-	// committed runs after each commit that changes a snapshot and before
-	// watchers are woken, so this replica's Check never lags its Watch.
-	committed func(ctx context.Context)
+	// view is what Check answers from. Each commit brings it up to date
+	// before watchers are woken, so this replica's Check never lags its
+	// Watch.
+	view *view
 }
+
+// Actions of the gate's events (gate_events.action), which the view
+// replays.
+const (
+	actionUpdateSettings = "update_settings"
+	actionConnected      = "connected"
+	actionDisconnected   = "disconnected"
+	actionSetConsent     = "set_consent"
+	actionLinkAccount    = "link_account"
+	actionUnlinkAccount  = "unlink_account"
+)
 
 // commitThen runs fn in a transaction and, once committed, refreshes
 // this replica's view.
@@ -68,9 +81,7 @@ func (s *Store) commitThen(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 func (s *Store) afterCommit(ctx context.Context) {
-	if s.committed != nil {
-		s.committed(ctx)
-	}
+	s.view.update(ctx)
 	s.Notify()
 }
 
@@ -85,7 +96,9 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now}
+	s.view = newView(s.Feed, s.Changed)
+	return s, nil
 }
 
 // Close closes the database.
@@ -221,7 +234,7 @@ func (s *Store) UpdateSettings(ctx context.Context, id, etag string, by who, cha
 				if !conn.Connected {
 					return ErrNotConnected
 				}
-				if missing := missingPermissions(conn.Permissions, byFeature[ch.Feature].Permissions); len(missing) > 0 {
+				if missing := permissions.Missing(conn.Permissions, byFeature[ch.Feature].Permissions); len(missing) > 0 {
 					return &MissingPermissionsError{Feature: ch.Feature, Missing: missing}
 				}
 			}
@@ -237,7 +250,7 @@ func (s *Store) UpdateSettings(ctx context.Context, id, etag string, by who, cha
 			return err
 		}
 		_, err = s.appendEventTx(ctx, tx, event{
-			connectionID: id, action: "update_settings", by: by,
+			connectionID: id, action: actionUpdateSettings, by: by,
 			detail:   map[string]any{"from": settingsDetail(before), "to": settingsDetail(cur)},
 			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: conn.Connected},
 		})
@@ -299,10 +312,10 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		if err != nil {
 			return err
 		}
-		action := "connected"
+		action := actionConnected
 		detail := map[string]any{}
 		if !st.Connected {
-			action = "disconnected"
+			action = actionDisconnected
 			before := settingsDetail(cur)
 			for _, f := range cur.Features {
 				f.Enabled, f.IncludePrivate = false, false
@@ -356,7 +369,7 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 			id, user, int32(f), v, s.now().UnixMicro()); err != nil {
 			return err
 		}
-		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "set_consent", by: by,
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: actionSetConsent, by: by,
 			detail: map[string]any{"user": user, "feature": featureName(f), "opted_in": optedIn}})
 		return err
 	})
@@ -377,7 +390,7 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 			}
 			return err
 		}
-		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: "link_account", by: by,
+		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: actionLinkAccount, by: by,
 			detail: map[string]any{"user": link.User, "github_login": link.GithubLogin, "github_id": link.GithubId}})
 		return err
 	})
@@ -393,7 +406,7 @@ func (s *Store) Unlink(ctx context.Context, id, user string, by who) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotLinked
 		}
-		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: "unlink_account", by: by, detail: map[string]any{"user": user}})
+		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: actionUnlinkAccount, by: by, detail: map[string]any{"user": user}})
 		return err
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"go.uber.org/zap"
 )
 
 // view is the in-memory copy of every connection's latest snapshot
@@ -15,7 +17,10 @@ import (
 // state, and refreshed right after local writes so a caller reads its own
 // change.
 type view struct {
-	store *Store
+	// feed reads the event table after a revision; changed is closed by
+	// this replica's next commit.
+	feed    func(ctx context.Context, after int64, limit int) ([]feedEvent, error)
+	changed func() <-chan struct{}
 
 	refresh sync.Mutex // one refresher at a time
 	mu      sync.RWMutex
@@ -31,8 +36,8 @@ type userState struct {
 	optedIn map[featuregatev1.Feature]bool
 }
 
-func newView(store *Store) *view {
-	return &view{store: store, conns: map[string]*featuregatev1.WatchResponse{}, users: map[string]map[string]*userState{}}
+func newView(feed func(ctx context.Context, after int64, limit int) ([]feedEvent, error), changed func() <-chan struct{}) *view {
+	return &view{feed: feed, changed: changed, conns: map[string]*featuregatev1.WatchResponse{}, users: map[string]map[string]*userState{}}
 }
 
 const viewBatch = 1000
@@ -45,7 +50,7 @@ func (v *view) catchUp(ctx context.Context) error {
 		v.mu.RLock()
 		after := v.rev
 		v.mu.RUnlock()
-		evs, err := v.store.Feed(ctx, after, viewBatch)
+		evs, err := v.feed(ctx, after, viewBatch)
 		if err != nil {
 			return err
 		}
@@ -75,7 +80,7 @@ func (v *view) apply(ev feedEvent) {
 		OptedIn bool   `json:"opted_in"`
 	}
 	switch ev.action {
-	case "set_consent", "link_account", "unlink_account":
+	case actionSetConsent, actionLinkAccount, actionUnlinkAccount:
 		if json.Unmarshal([]byte(ev.detail), &d) != nil || d.User == "" {
 			return
 		}
@@ -93,11 +98,11 @@ func (v *view) apply(ev feedEvent) {
 		users[d.User] = u
 	}
 	switch ev.action {
-	case "set_consent":
+	case actionSetConsent:
 		u.optedIn[featureByName(d.Feature)] = d.OptedIn
-	case "link_account":
+	case actionLinkAccount:
 		u.linked = true
-	case "unlink_account":
+	case actionUnlinkAccount:
 		u.linked = false
 	}
 }
@@ -132,16 +137,22 @@ func (v *view) get(id string) *featuregatev1.WatchResponse {
 	return v.conns[id]
 }
 
+// update catches up, logging a failure: the next commit or poll tries
+// again.
+func (v *view) update(ctx context.Context) {
+	if err := v.catchUp(ctx); err != nil && ctx.Err() == nil {
+		logging.FromContext(ctx).Warn("refreshing feature view", zap.Error(err))
+	}
+}
+
 // follow keeps the view current until ctx ends: at once after a local
 // commit, within poll after another replica's.
-func (v *view) follow(ctx context.Context, poll time.Duration, onErr func(error)) {
+func (v *view) follow(ctx context.Context, poll time.Duration) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		changed := v.store.Changed()
-		if err := v.catchUp(ctx); err != nil && ctx.Err() == nil {
-			onErr(err)
-		}
+		changed := v.changed()
+		v.update(ctx)
 		select {
 		case <-ctx.Done():
 			return

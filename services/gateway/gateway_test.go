@@ -57,7 +57,9 @@ func start(t *testing.T) (*registrytest.Env, *httptest.Server) {
 // startConnected is start with a registry that enables and disconnects
 // against the GitHub emulator and vaultdev.
 func startConnected(t *testing.T) (*registrytest.Env, *httptest.Server) {
-	return serve(t, registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t)))
+	b := registrytest.StartBackends(t)
+	b.Emu.AddAccount("octo-org", "Organization")
+	return serve(t, registrytest.StartConnected(t, testenv.SQLite(t), b))
 }
 
 func serve(t *testing.T, reg *registrytest.Env) (*registrytest.Env, *httptest.Server) {
@@ -77,7 +79,7 @@ func createBody(license string) string {
 		"serverHostname": "ghes.example.com",
 		"serverVersion":  "3.14.2",
 		"license":        license,
-		"account":        map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org", "id": 42},
+		"account":        map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org"},
 	})
 	return string(b)
 }

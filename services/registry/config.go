@@ -35,6 +35,11 @@ type Config struct {
 	Callers auth.Callers
 	// LicenseIssuersFile lists the Ed25519 keys licenses must be signed by.
 	LicenseIssuersFile string
+	// ServerHostname, ServerVersion and LicenseFile are the server's own:
+	// CreateConnection uses them where a request leaves them empty.
+	ServerHostname string
+	ServerVersion  string
+	LicenseFile    string
 	// Enabling and disconnecting GitHub Connect need Vault and GitHub; the
 	// broker and feature gate addresses make disconnect revoke tokens and
 	// wait for features to be off.
@@ -74,6 +79,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
 	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
+	fs.StringVar(&c.ServerHostname, "server-hostname", "", "this server's hostname, the default of new connections")
+	fs.StringVar(&c.ServerVersion, "server-version", "", "this server's version, the default of new connections")
+	fs.StringVar(&c.LicenseFile, "license-file", "", "this server's license file, the default of new connections")
 	c.Vault.RegisterFlags(fs, "")
 	fs.StringVar(&c.TransitMount, "transit-mount", "transit", "Vault transit mount holding the App keys")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL")
@@ -157,11 +165,29 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
+	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
+	if err != nil || api.Host == "" {
+		return errors.New("-github-url is not a URL")
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}
+
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	reg := NewServer(store, issuers)
+	reg.SetGitHub(GitHub{API: api, HTTP: hc})
+	defaults := Defaults{Hostname: cfg.ServerHostname, Version: cfg.ServerVersion}
+	if cfg.LicenseFile != "" {
+		raw, err := os.ReadFile(cfg.LicenseFile)
+		if err != nil {
+			return fmt.Errorf("-license-file: %w", err)
+		}
+		defaults.License = string(raw)
+	}
+	if err := reg.SetDefaults(defaults); err != nil {
+		return fmt.Errorf("the server's defaults: %w", err)
+	}
 	reg.Register(srv)
 	if cfg.Vault.Addr != "" {
-		connector, closeAll, err := newConnector(ctx, cfg, store)
+		connector, closeAll, err := newConnector(ctx, cfg, store, GitHub{API: api, HTTP: hc})
 		if err != nil {
 			return err
 		}
@@ -196,11 +222,7 @@ func Run(ctx context.Context, cfg Config) error {
 	return srv.Serve(ctx, grpcLis, httpLis)
 }
 
-func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, func(), error) {
-	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
-	if err != nil || api.Host == "" {
-		return nil, nil, errors.New("-github-url is not a URL")
-	}
+func newConnector(ctx context.Context, cfg Config, store *Store, gh GitHub) (*Connector, func(), error) {
 	session, err := cfg.Vault.Login(ctx, logging.FromContext(ctx))
 	if err != nil {
 		return nil, nil, err
@@ -209,8 +231,7 @@ func newConnector(ctx context.Context, cfg Config, store *Store) (*Connector, fu
 	vaultDone := make(chan struct{})
 	go func() { session.Run(vctx); close(vaultDone) }()
 	transit := vaulttransit.New(session, cfg.TransitMount)
-	c := &Connector{Store: store, Transit: transit, GitHubAPI: api, GitHubWeb: cfg.GitHubWebURL,
-		HTTP: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}}
+	c := &Connector{Store: store, Transit: transit, GitHubAPI: gh.API, GitHubWeb: cfg.GitHubWebURL, HTTP: gh.HTTP}
 	dialer, err := dial.New(cfg.Dial)
 	if err != nil {
 		stopVault()

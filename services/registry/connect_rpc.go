@@ -45,6 +45,19 @@ func (s *Server) needConnector() error {
 	return nil
 }
 
+// connectable is the connection id for an enabling or key RPC, which needs
+// the connector; errors are statuses.
+func (s *Server) connectable(ctx context.Context, id string) (*registryv1.Connection, error) {
+	if err := s.needConnector(); err != nil {
+		return nil, err
+	}
+	conn, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return conn, nil
+}
+
 // StartAppManifest implements the RPC.
 func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppManifestRequest) (*registryv1.StartAppManifestResponse, error) {
 	var v apierr.Violations
@@ -57,12 +70,9 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.needConnector(); err != nil {
-		return nil, err
-	}
-	conn, err := s.store.Get(ctx, req.GetId())
+	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx))
 	if err != nil {
@@ -130,12 +140,9 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.needConnector(); err != nil {
-		return nil, err
-	}
-	conn, err := s.store.Get(ctx, req.GetId())
+	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
@@ -156,12 +163,9 @@ func (s *Server) RotateAppKey(ctx context.Context, req *registryv1.RotateAppKeyR
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.needConnector(); err != nil {
-		return nil, err
-	}
-	conn, err := s.store.Get(ctx, req.GetId())
+	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)

@@ -215,7 +215,7 @@ func (c *Connector) CompleteInstallation(ctx context.Context, installationID int
 	if err != nil {
 		return nil, err
 	}
-	out, err := c.take(ctx, conn.Id, "", markConnected(inst.ID), ch)
+	out, err := c.take(ctx, conn.Id, "", withAccountID(markConnected(inst.ID), inst.Account.ID), ch)
 	if err != nil {
 		return nil, err
 	}
@@ -239,10 +239,28 @@ func (c *Connector) verifyInstallation(ctx context.Context, conn *registryv1.Con
 		}
 		return nil, fmt.Errorf("verifying installation: %w", err)
 	}
-	if !inst.Account.is(conn.Account.GetLogin()) {
-		return nil, refusef("installation %d is on %s, not on the connection's account %s", id, inst.Account.name(), conn.Account.GetLogin())
+	if err := onAccount(conn, inst); err != nil {
+		// The App was installed for this flow, on the wrong account: it
+		// keeps no access there.
+		if derr := c.deleteInstallation(ctx, jwt, id); derr != nil {
+			logging.FromContext(ctx).Warn("removing the installation on the wrong account", zap.String("connection_id", conn.Id), zap.Int64("installation_id", id), zap.Error(derr))
+		}
+		return nil, err
 	}
 	return inst, nil
+}
+
+// onAccount refuses an installation that is not on the connection's
+// account: its login (in any case), its kind, and its id when the record
+// knows it (an enterprise's is learnt from the installation).
+func onAccount(conn *registryv1.Connection, inst *ghInstallation) error {
+	want := conn.GetAccount()
+	kind := accountKinds[inst.TargetType]
+	if !inst.Account.is(want.GetLogin()) || kind != want.GetKind() || (want.GetId() != 0 && inst.Account.ID != want.GetId()) {
+		return refusef("installation %d is on %s, not on the connection's account %s", inst.ID,
+			describe(kind, inst.Account.name(), inst.Account.ID), describe(want.GetKind(), want.GetLogin(), want.GetId()))
+	}
+	return nil
 }
 
 // ConnectExistingApp imports an existing App's key, finds its installation
@@ -279,8 +297,11 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 	if err := c.call(ctx, jwt, http.MethodGet, path, inst); err != nil {
 		return fail(refusef("App %d is not installed on %s", appID, conn.Account.GetLogin()))
 	}
-	connected := connectExistingApp(&registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions},
-		c.newTransitKey(key), inst.ID)
+	if err := onAccount(conn, inst); err != nil {
+		return fail(err)
+	}
+	connected := withAccountID(connectExistingApp(&registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions},
+		c.newTransitKey(key), inst.ID), inst.Account.ID)
 	out, err := c.take(ctx, conn.Id, conn.Etag, connected, ch)
 	if err != nil {
 		return fail(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -58,13 +60,35 @@ func classify(err error) error {
 	return err
 }
 
-func (c *Connector) github(auth string) *github.Client {
-	gh := github.NewClient(c.HTTP)
+// GitHub is GitHub.com's API as the server reaches it without an App:
+// looking up the organization a connection is for.
+type GitHub struct {
+	API  *url.URL
+	HTTP *http.Client
+}
+
+func (g GitHub) client(auth string) *github.Client {
+	gh := github.NewClient(g.HTTP)
 	if auth != "" {
 		gh = gh.WithAuthToken(auth)
 	}
-	gh.BaseURL = c.GitHubAPI
+	gh.BaseURL = g.API
 	return gh
+}
+
+// organization looks up an organization's public profile, anonymously:
+// ErrGitHubNotFound when GitHub.com has no organization of that login.
+func (g GitHub) organization(ctx context.Context, login string) (ghAccount, error) {
+	var org ghAccount
+	err := call(ctx, g.client(""), http.MethodGet, "orgs/"+url.PathEscape(login), &org)
+	if err == nil && org.Type != "Organization" {
+		err = &gitHubError{status: http.StatusNotFound, err: errors.New(login + " is a " + org.Type)}
+	}
+	return org, err
+}
+
+func (c *Connector) github(auth string) *github.Client {
+	return GitHub{API: c.GitHubAPI, HTTP: c.HTTP}.client(auth)
 }
 
 // appJWT signs an App JWT for the connection's App with the newest key
@@ -88,7 +112,10 @@ func signingVersion(conn *registryv1.Connection) int {
 // handling and headers) and decodes the answer into out; a failure is
 // classified.
 func (c *Connector) call(ctx context.Context, auth, method, path string, out any) error {
-	gh := c.github(auth)
+	return call(ctx, c.github(auth), method, path, out)
+}
+
+func call(ctx context.Context, gh *github.Client, method, path string, out any) error {
 	var body any
 	if method == http.MethodPost {
 		body = map[string]any{}
@@ -111,8 +138,11 @@ func (c *Connector) deleteInstallation(ctx context.Context, jwt string, id int64
 // The few fields of GitHub's objects the connector reads.
 type (
 	ghAccount struct {
+		ID    int64  `json:"id"`
 		Login string `json:"login"`
 		Slug  string `json:"slug"`
+		// Type is "Organization" or "User"; an enterprise has none.
+		Type string `json:"type"`
 	}
 	appConversion struct {
 		ID            int64             `json:"id"`
@@ -132,6 +162,7 @@ type (
 	ghInstallation struct {
 		ID          int64             `json:"id"`
 		Account     ghAccount         `json:"account"`
+		TargetType  string            `json:"target_type"`
 		Permissions map[string]string `json:"permissions"`
 	}
 )
@@ -145,4 +176,22 @@ func (a ghAccount) name() string {
 		return a.Login
 	}
 	return a.Slug
+}
+
+// accountKinds are the installation target types of the account kinds.
+var accountKinds = map[string]registryv1.AccountKind{
+	"Organization": registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION,
+	"Enterprise":   registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE,
+}
+
+// describe names an account for a message: login, kind and id if known.
+func describe(kind registryv1.AccountKind, login string, id int64) string {
+	k := strings.ToLower(strings.TrimPrefix(kind.String(), "ACCOUNT_KIND_"))
+	if kind == registryv1.AccountKind_ACCOUNT_KIND_UNSPECIFIED {
+		k = "another kind"
+	}
+	if id == 0 {
+		return login + " (" + k + ")"
+	}
+	return login + " (" + k + ", id " + strconv.FormatInt(id, 10) + ")"
 }

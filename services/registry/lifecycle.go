@@ -228,6 +228,20 @@ func connectExistingApp(app *registryv1.GitHubApp, key *registryv1.TransitKey, i
 		}}
 }
 
+// withAccountID makes m record id as the GitHub.com id of the
+// connection's account, as its installation says (an enterprise's id has
+// no other source; an organization's was checked to be the same).
+func withAccountID(m Move, id int64) Move {
+	apply := m.apply
+	m.apply = func(c *registryv1.Connection, now time.Time) {
+		apply(c, now)
+		if c.Account != nil {
+			c.Account.Id = id
+		}
+	}
+	return m
+}
+
 // The moves of a CONNECTED connection's key.
 
 // updateKeyVersions records the key versions in use (the UpdateKeyVersions

@@ -28,12 +28,9 @@ func (s *Server) RefreshAppPermissions(ctx context.Context, req *registryv1.Refr
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.needConnector(); err != nil {
-		return nil, err
-	}
-	conn, err := s.store.Get(ctx, req.GetId())
+	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, err
 	}
 	out, err := s.connector.RefreshAppPermissions(ctx, conn, change(ctx))
 	if err != nil {

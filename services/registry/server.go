@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 var _ registryv1.ConnectionRegistryServiceServer = (*Server)(nil)
@@ -45,6 +44,12 @@ type Server struct {
 	// pollInterval bounds how late a watcher sees a change committed by
 	// another replica (local commits wake watchers at once).
 	pollInterval time.Duration
+	// gitHub looks up the organization a connection is for; nil (a test
+	// of another service) records the account as given.
+	gitHub *GitHub
+	// defaults fill in what CreateConnection requests leave empty.
+	defaults       Defaults
+	defaultLicense *registryv1.License
 }
 
 // NewServer builds the service over store, trusting licenses signed by
@@ -60,15 +65,15 @@ func (s *Server) Register(srv *server.Server) {
 	srv.Health.SetServingStatus(registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
+// SetGitHub makes CreateConnection take an organization's id from
+// GitHub.com.
+func (s *Server) SetGitHub(g GitHub) { s.gitHub = &g }
+
 // SetWatchPollInterval changes how often watchers look for changes made by
 // other replicas.
 func (s *Server) SetWatchPollInterval(d time.Duration) { s.pollInterval = d }
 
-const (
-	defaultPageSize = 20
-	maxPageSize     = 100
-	watchBatch      = 500
-)
+const watchBatch = 500
 
 // actor is who calls: the person a forwarder vouches for, or the direct
 // caller; via is the forwarder (empty for a direct caller).
@@ -126,11 +131,7 @@ func toStatus(ctx context.Context, err error) error {
 }
 
 func checkID(v *apierr.Violations, field, id string) {
-	if id == "" {
-		v.Add(field, "must not be empty")
-	} else if len(id) > 64 {
-		v.Add(field, "must be at most 64 characters")
-	}
+	v.Check(field, validate.ConnectionID(id))
 }
 
 func checkAccount(v *apierr.Violations, a *registryv1.Account) {
@@ -146,13 +147,38 @@ func checkAccount(v *apierr.Violations, a *registryv1.Account) {
 	default:
 		v.Add("account.kind", "must be ACCOUNT_KIND_ORGANIZATION or ACCOUNT_KIND_ENTERPRISE")
 	}
-	if a.GetId() <= 0 {
-		v.Add("account.id", "must be a positive GitHub.com account id")
+	if a.GetId() < 0 {
+		v.Add("account.id", "must be empty (GitHub.com's id is looked up) or GitHub.com's id of the account")
 	}
+}
+
+// verifyAccount returns the account as GitHub.com knows it: an
+// organization's login and id from its profile. An enterprise's id is
+// learnt from its installation. A typed id GitHub.com does not confirm is
+// refused.
+func (s *Server) verifyAccount(ctx context.Context, a *registryv1.Account) (*registryv1.Account, error) {
+	if s.gitHub == nil || a.GetKind() != registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION {
+		return a, nil
+	}
+	org, err := s.gitHub.organization(ctx, a.GetLogin())
+	var v apierr.Violations
+	switch {
+	case errors.Is(err, ErrGitHubNotFound):
+		v.Addf("account.login", "GitHub.com has no organization %s", a.GetLogin())
+	case err != nil:
+		return nil, apierr.Unavailable(ctx, err, "GitHub.com did not answer the organization lookup; try again")
+	case a.GetId() != 0 && a.GetId() != org.ID:
+		v.Addf("account.id", "%s is id %d on GitHub.com, not %d (leave the id empty)", org.Login, org.ID, a.GetId())
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return &registryv1.Account{Kind: a.GetKind(), Login: org.Login, Id: org.ID}, nil
 }
 
 // CreateConnection implements the RPC.
 func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateConnectionRequest) (*registryv1.CreateConnectionResponse, error) {
+	req = s.withDefaults(req)
 	var v apierr.Violations
 	v.Check("request_id", validate.RequestID(req.GetRequestId()))
 	v.Check("server_hostname", validate.Hostname(req.GetServerHostname()))
@@ -163,18 +189,16 @@ func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateCon
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	account, err := s.verifyAccount(ctx, req.GetAccount())
+	if err != nil {
+		return nil, err
+	}
 	c := &registryv1.Connection{
 		Id:             uuid.NewString(),
 		ServerHostname: req.GetServerHostname(),
 		ServerVersion:  req.GetServerVersion(),
-		Account:        req.GetAccount(),
-		License: &registryv1.License{
-			PublicKey:    lic.PublicKey,
-			Sha256:       lic.SHA256,
-			CustomerName: lic.CustomerName,
-			Seats:        lic.Seats,
-			ExpiresAt:    timestamppb.New(lic.ExpiresAt),
-		},
+		Account:        account,
+		License:        licenseRecord(lic),
 	}
 	ch := change(ctx)
 	ch.RequestID = req.GetRequestId()
@@ -211,15 +235,9 @@ func (s *Server) GetConnection(ctx context.Context, req *registryv1.GetConnectio
 }
 
 func pageSize(v *apierr.Violations, n int32) int {
-	switch {
-	case n < 0:
-		v.Add("page_size", "must not be negative")
-	case n == 0:
-		return defaultPageSize
-	case n > maxPageSize:
-		return maxPageSize
-	}
-	return int(n)
+	size, err := validate.PageSize(n)
+	v.Check("page_size", err)
+	return size
 }
 
 // ListConnections implements the RPC.

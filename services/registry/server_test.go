@@ -67,13 +67,16 @@ func (e *env) install(t *testing.T, ctx context.Context, id string) {
 var reqN int
 
 func (e *env) createReq(host, org string) *registryv1.CreateConnectionRequest {
+	if e.Backends != nil {
+		e.Backends.Emu.AddAccount(org, "Organization")
+	}
 	reqN++
 	return &registryv1.CreateConnectionRequest{
 		RequestId:      fmt.Sprintf("req-%d-%s", reqN, testenv.RandomHex(4)),
 		ServerHostname: host,
 		ServerVersion:  "3.14.2",
 		License:        e.License,
-		Account:        &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: org, Id: 4242},
+		Account:        &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: org},
 	}
 }
 
@@ -489,7 +492,7 @@ func TestValidation(t *testing.T) {
 			r.Account.Kind = registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE
 			r.Account.Login = "Octo_Corp"
 		}, "account.login"},
-		{"no account id", func(r *registryv1.CreateConnectionRequest) { r.Account.Id = 0 }, "account.id"},
+		{"negative account id", func(r *registryv1.CreateConnectionRequest) { r.Account.Id = -1 }, "account.id"},
 		{"no license", func(r *registryv1.CreateConnectionRequest) { r.License = "" }, "license"},
 		{"tampered license", func(r *registryv1.CreateConnectionRequest) { r.License = r.License[:len(r.License)-4] + "AAAA" }, "license"},
 		{"expired license", func(r *registryv1.CreateConnectionRequest) { r.License = expired }, "license"},

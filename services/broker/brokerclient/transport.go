@@ -2,7 +2,9 @@
 // no code of its own: Transport is an http.RoundTripper that obtains a
 // GitHub.com token from the broker, renews it before it runs out, and
 // authenticates every request with it, so
-// github.NewClient(&http.Client{Transport: t}) just works.
+// github.NewClient(&http.Client{Transport: t}) just works. Classify says
+// what a failed GitHub.com call means, the same for those calls as for
+// the broker's own.
 package brokerclient
 
 import (

@@ -133,7 +133,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	c, err := e.Reg.Client.CreateConnection(e.Reg.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
 		RequestId: "r-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.Reg.License,
-		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org", Id: 1}})
+		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)
 	}

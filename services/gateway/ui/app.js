@@ -11,6 +11,8 @@ const state = {
   session: null,
   sso: false,
   features: [],
+  // changeServer: the admin chose to change the server's own settings.
+  changeServer: false,
   // conn is the active connection shown, settings its feature settings
   // (with the etag a change must match).
   conn: null,
@@ -227,8 +229,9 @@ function stateSentence(c) {
 // load reads the connections and shows the active one (or the Enable
 // form) as the server has it. It leaves messages alone: callers decide.
 async function load() {
-  const [list, catalog] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features"), webConfig()]);
+  const [list, catalog, defaults] = await Promise.all([api("GET", "/v1/connections?pageSize=100"), api("GET", "/v1/features"), api("GET", "/v1/serverDefaults"), webConfig()]);
   state.features = catalog.features || [];
+  applyServerDefaults(defaults);
   const conns = list.connections || [];
   const active = conns.find((c) => ACTIVE.includes(c.state)) || null;
   const latest = active || conns[0];
@@ -394,15 +397,34 @@ function showFieldErrors(form, violations) {
   if (first) first.focus();
 }
 
-// accountIdProblem checks the account id here: GitHub.com's ids are
-// positive 64-bit integers, and anything else would come back as a JSON
-// decoding error rather than a field error.
-function accountIdProblem(v) {
-  if (v === "") return "Enter the account's numeric id (digits only).";
-  if (!/^[0-9]+$/.test(v)) return "The account id is a number: digits only, as GitHub.com shows it (for example 1234567).";
-  if (v.length > 19 || BigInt(v) > 9223372036854775807n) return "That number is too large for a GitHub.com account id (at most 19 digits).";
-  if (BigInt(v) === 0n) return "The account id is a positive number.";
-  return "";
+// applyServerDefaults fills the server's own hostname and version into the
+// Enable form, read-only until the admin asks to change them: the admin
+// only chooses the account. A license the server has need not be pasted.
+function applyServerDefaults(d) {
+  const form = $("#enable-form");
+  const known = [];
+  for (const [name, value] of [["serverHostname", d.serverHostname], ["serverVersion", d.serverVersion]]) {
+    const input = form[name];
+    input.defaultValue = value || "";
+    input.readOnly = Boolean(value) && !state.changeServer;
+    input.required = !value;
+    if (value) known.push(value);
+  }
+  const lic = d.license;
+  form.license.required = !lic;
+  $("#license-default").hidden = !lic;
+  if (lic) {
+    $("#license-default-text").textContent = `${lic.customerName}, ${lic.seats || 0} seats, SHA-256 ${lic.sha256.slice(0, 12)}…`;
+  }
+  $("#server-defaults").hidden = known.length === 0 || state.changeServer;
+  $("#server-defaults-text").textContent = known.join(", version ");
+}
+
+function changeServerSettings() {
+  state.changeServer = true;
+  for (const input of [$("#serverHostname"), $("#serverVersion")]) input.readOnly = false;
+  $("#server-defaults").hidden = true;
+  $("#serverHostname").focus();
 }
 
 async function enable(ev) {
@@ -411,12 +433,6 @@ async function enable(ev) {
   clearErrors(form);
   banner("");
   say("");
-  const accountId = form.accountId.value.trim();
-  const problem = accountIdProblem(accountId);
-  if (problem) {
-    showFieldErrors(form, [{ field: "account.id", description: problem }]);
-    return;
-  }
   const btn = $("#enable-btn");
   btn.disabled = true;
   try {
@@ -433,7 +449,7 @@ async function enable(ev) {
       serverHostname: form.serverHostname.value.trim(),
       serverVersion: form.serverVersion.value.trim(),
       license: form.license.value.trim(),
-      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim(), id: accountId },
+      account: { kind: form.accountKind.value, login: form.accountLogin.value.trim() },
     });
     await startManifest(created.connection.id, wanted);
   } catch (err) {
@@ -470,7 +486,7 @@ async function startManifest(id, wanted) {
 function renderRecord(dl, c) {
   const rows = [
     ["State", short(c.state)],
-    ["GitHub.com account", `${c.account.login} (${short(c.account.kind).toLowerCase()}, id ${c.account.id})`],
+    ["GitHub.com account", `${c.account.login} (${short(c.account.kind).toLowerCase()}${c.account.id && c.account.id !== "0" ? ", id " + c.account.id : ""})`],
     ["Server", `${c.serverHostname}, version ${c.serverVersion}`],
     ["Customer", c.license && c.license.customerName],
     ["License SHA-256", c.license && c.license.sha256],
@@ -497,10 +513,64 @@ async function renderEnabled(c) {
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
   applySettings(settings);
+  applyPermissions(c, settings);
+  $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
+    const before = JSON.stringify(c.app.permissions || {});
+    const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
+    await load();
+    const now = out.connection.app.permissions || {};
+    $("#features-status").textContent = JSON.stringify(now) === before
+      ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
+      : `Permissions refreshed: the App may now use ${perms(now)}.`;
+  });
   $("#disable-btn").onclick = () => $("#confirm").showModal();
   $("#confirm").onclose = () => {
     if ($("#confirm").returnValue === "confirm") disconnect(c, "disabled from the admin page", $("#disable-btn"));
   };
+}
+
+// What each App permission lets the App do, in words.
+const PERMISSION_WORDS = {
+  contents: "read repository contents", issues: "read issues", metadata: "read repository metadata",
+  vulnerability_alerts: "read Dependabot alerts", members: "read organization members",
+  organization_administration: "read organization administration",
+};
+const LEVEL = { read: 1, write: 2, admin: 3 };
+
+// missingPermissions are the permissions a feature needs that the App's
+// installation does not grant (at the level needed).
+function missingPermissions(info, c) {
+  const granted = (c.app && c.app.permissions) || {};
+  return Object.entries(info.permissions || {}).filter(([p, l]) => (LEVEL[granted[p]] || 0) < (LEVEL[l] || 1));
+}
+
+// applyPermissions shows up front the features the App cannot serve: off
+// and not switchable, with what is missing and how to add it. A feature
+// already on stays switchable, so it can be turned off.
+function applyPermissions(c, settings) {
+  for (const li of $("#features").children) {
+    const info = state.features.find((f) => f.feature === li.dataset.feature);
+    const missing = info ? missingPermissions(info, c) : [];
+    const on = (settings.features.find((x) => x.feature === li.dataset.feature) || {}).enabled;
+    const box = li.querySelector(".toggle");
+    const note = li.querySelector(".missing");
+    box.disabled = missing.length > 0 && !on;
+    note.hidden = missing.length === 0;
+    if (missing.length === 0) {
+      note.replaceChildren();
+      box.removeAttribute("aria-describedby");
+      continue;
+    }
+    const what = missing.map(([p, l]) => `${PERMISSION_WORDS[p] || p} (${p}: ${l})`).join(" and ");
+    const settingsURL = appSettingsURL(c);
+    const where = settingsURL
+      ? Object.assign(document.createElement("a"), { href: settingsURL, textContent: "the App's settings on GitHub.com" })
+      : document.createTextNode("the App's settings on GitHub.com");
+    note.replaceChildren(
+      `The GitHub App may not ${what}, which ${info.title} needs. To add it: in `, where,
+      `, add the permission; on ${c.account.login}, accept the App's new permissions on its installation; then press Refresh permissions below.`);
+    box.setAttribute("aria-describedby", note.id);
+  }
 }
 
 // buildFeatures makes a toggle per feature once per connection; later
@@ -523,9 +593,10 @@ function buildFeatures(ul, c) {
     desc.textContent = info.description;
     const needs = Object.assign(document.createElement("p"), { className: "needs" });
     needs.textContent = `Needs App permissions ${perms(info.permissions)}` + ({ CONSENT_OPT_IN: "; each user links a GitHub.com account and opts in", CONSENT_LINK_FOR_PRIVATE: "; private results need a linked account" }[info.consent] || "");
+    const missingNote = Object.assign(document.createElement("p"), { className: "missing notice-box", hidden: true, id: "missing-" + name });
     const err = Object.assign(document.createElement("p"), { className: "field-error", hidden: true, id: "error-" + name });
     err.setAttribute("role", "alert");
-    li.append(row, desc, needs);
+    li.append(row, desc, needs, missingNote);
     const controls = [box];
     if (info.feature === "FEATURE_UNIFIED_SEARCH") {
       const pr = document.createElement("div");
@@ -648,6 +719,7 @@ async function arrive(again) {
 window.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#enable-form").addEventListener("submit", enable);
+  $("#change-server").addEventListener("click", changeServerSettings);
   $("#signout").addEventListener("click", signOutClicked);
   await readSession();
   if (state.sso && !state.session) { signOut(""); return; }

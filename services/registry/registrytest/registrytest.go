@@ -164,6 +164,7 @@ func StartConnected(t testing.TB, dsn string, b *Backends, principals ...string)
 	e := StartWith(t, dsn, func(s *registry.Server, st *registry.Store) {
 		c = &registry.Connector{Store: st, Transit: b.Transit, GitHubAPI: api, GitHubWeb: b.Emu.URL, HTTP: http.DefaultClient}
 		s.SetConnector(c)
+		s.SetGitHub(registry.GitHub{API: api, HTTP: http.DefaultClient})
 	}, principals...)
 	e.Backends, e.Connector = b, c
 	return e

@@ -143,7 +143,10 @@ type Account struct {
 	Kind  AccountKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=ghconnect.registry.v1.AccountKind" json:"kind,omitempty"`
 	// login is the organization login or the enterprise slug.
 	Login string `protobuf:"bytes,2,opt,name=login,proto3" json:"login,omitempty"`
-	// id is GitHub.com's numeric id of the account.
+	// id is GitHub.com's numeric id of the account. The registry records
+	// it from GitHub.com: an organization's from its profile when the
+	// connection is created, an enterprise's from the App's installation. A
+	// request may leave it 0; a different id than GitHub.com's is refused.
 	Id            int64 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -777,11 +780,15 @@ func (x *ConnectionEvent) GetCompletesRevision() int64 {
 type CreateConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// request_id makes the call idempotent: 1 to 64 characters of [A-Za-z0-9_-].
-	RequestId      string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// server_hostname, server_version and license, when empty, are the
+	// server's own (GetServerDefaults).
 	ServerHostname string `protobuf:"bytes,2,opt,name=server_hostname,json=serverHostname,proto3" json:"server_hostname,omitempty"`
 	ServerVersion  string `protobuf:"bytes,3,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
 	// license is the license file's content (see docs/license.md).
-	License       string   `protobuf:"bytes,4,opt,name=license,proto3" json:"license,omitempty"`
+	License string `protobuf:"bytes,4,opt,name=license,proto3" json:"license,omitempty"`
+	// account names the GitHub.com account by kind and login; its id comes
+	// from GitHub.com (see Account.id).
 	Account       *Account `protobuf:"bytes,5,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -852,6 +859,106 @@ func (x *CreateConnectionRequest) GetAccount() *Account {
 	return nil
 }
 
+// GetServerDefaultsRequest asks for the server's own settings.
+type GetServerDefaultsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerDefaultsRequest) Reset() {
+	*x = GetServerDefaultsRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerDefaultsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerDefaultsRequest) ProtoMessage() {}
+
+func (x *GetServerDefaultsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerDefaultsRequest.ProtoReflect.Descriptor instead.
+func (*GetServerDefaultsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+}
+
+// GetServerDefaultsResponse is what the server is configured with; a field
+// is empty when the server has no default for it.
+type GetServerDefaultsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ServerHostname string                 `protobuf:"bytes,1,opt,name=server_hostname,json=serverHostname,proto3" json:"server_hostname,omitempty"`
+	ServerVersion  string                 `protobuf:"bytes,2,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
+	// license is what the registry keeps of the server's license file.
+	License       *License `protobuf:"bytes,3,opt,name=license,proto3" json:"license,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerDefaultsResponse) Reset() {
+	*x = GetServerDefaultsResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerDefaultsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerDefaultsResponse) ProtoMessage() {}
+
+func (x *GetServerDefaultsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerDefaultsResponse.ProtoReflect.Descriptor instead.
+func (*GetServerDefaultsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetServerDefaultsResponse) GetServerHostname() string {
+	if x != nil {
+		return x.ServerHostname
+	}
+	return ""
+}
+
+func (x *GetServerDefaultsResponse) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return ""
+}
+
+func (x *GetServerDefaultsResponse) GetLicense() *License {
+	if x != nil {
+		return x.License
+	}
+	return nil
+}
+
 // CreateConnectionResponse returns the created connection.
 type CreateConnectionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -862,7 +969,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +981,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[7]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +994,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -907,7 +1014,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1026,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[8]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1039,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetConnectionRequest) GetId() string {
@@ -952,7 +1059,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1071,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[9]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1084,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -1001,7 +1108,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1120,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[10]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1133,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListConnectionsRequest) GetPageSize() int32 {
@@ -1062,7 +1169,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1181,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[11]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1194,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -1118,7 +1225,7 @@ type RegisterAppRequest struct {
 
 func (x *RegisterAppRequest) Reset() {
 	*x = RegisterAppRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1237,7 @@ func (x *RegisterAppRequest) String() string {
 func (*RegisterAppRequest) ProtoMessage() {}
 
 func (x *RegisterAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[12]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1250,7 @@ func (x *RegisterAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAppRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAppRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RegisterAppRequest) GetId() string {
@@ -1184,7 +1291,7 @@ type RegisterAppResponse struct {
 
 func (x *RegisterAppResponse) Reset() {
 	*x = RegisterAppResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1303,7 @@ func (x *RegisterAppResponse) String() string {
 func (*RegisterAppResponse) ProtoMessage() {}
 
 func (x *RegisterAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[13]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1316,7 @@ func (x *RegisterAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAppResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAppResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterAppResponse) GetConnection() *Connection {
@@ -1231,7 +1338,7 @@ type UpdateKeyVersionsRequest struct {
 
 func (x *UpdateKeyVersionsRequest) Reset() {
 	*x = UpdateKeyVersionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1350,7 @@ func (x *UpdateKeyVersionsRequest) String() string {
 func (*UpdateKeyVersionsRequest) ProtoMessage() {}
 
 func (x *UpdateKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1363,7 @@ func (x *UpdateKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateKeyVersionsRequest) GetId() string {
@@ -1290,7 +1397,7 @@ type UpdateKeyVersionsResponse struct {
 
 func (x *UpdateKeyVersionsResponse) Reset() {
 	*x = UpdateKeyVersionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1409,7 @@ func (x *UpdateKeyVersionsResponse) String() string {
 func (*UpdateKeyVersionsResponse) ProtoMessage() {}
 
 func (x *UpdateKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1422,7 @@ func (x *UpdateKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateKeyVersionsResponse) GetConnection() *Connection {
@@ -1337,7 +1444,7 @@ type BeginDisconnectRequest struct {
 
 func (x *BeginDisconnectRequest) Reset() {
 	*x = BeginDisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1456,7 @@ func (x *BeginDisconnectRequest) String() string {
 func (*BeginDisconnectRequest) ProtoMessage() {}
 
 func (x *BeginDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1469,7 @@ func (x *BeginDisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginDisconnectRequest.ProtoReflect.Descriptor instead.
 func (*BeginDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BeginDisconnectRequest) GetId() string {
@@ -1396,7 +1503,7 @@ type BeginDisconnectResponse struct {
 
 func (x *BeginDisconnectResponse) Reset() {
 	*x = BeginDisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1515,7 @@ func (x *BeginDisconnectResponse) String() string {
 func (*BeginDisconnectResponse) ProtoMessage() {}
 
 func (x *BeginDisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1528,7 @@ func (x *BeginDisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginDisconnectResponse.ProtoReflect.Descriptor instead.
 func (*BeginDisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BeginDisconnectResponse) GetConnection() *Connection {
@@ -1448,7 +1555,7 @@ type ListConnectionHistoryRequest struct {
 
 func (x *ListConnectionHistoryRequest) Reset() {
 	*x = ListConnectionHistoryRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1567,7 @@ func (x *ListConnectionHistoryRequest) String() string {
 func (*ListConnectionHistoryRequest) ProtoMessage() {}
 
 func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1580,7 @@ func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListConnectionHistoryRequest) GetId() string {
@@ -1515,7 +1622,7 @@ type ListConnectionHistoryResponse struct {
 
 func (x *ListConnectionHistoryResponse) Reset() {
 	*x = ListConnectionHistoryResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1634,7 @@ func (x *ListConnectionHistoryResponse) String() string {
 func (*ListConnectionHistoryResponse) ProtoMessage() {}
 
 func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1647,7 @@ func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConnectionHistoryResponse) GetEvents() []*ConnectionEvent {
@@ -1571,7 +1678,7 @@ type WatchConnectionsRequest struct {
 
 func (x *WatchConnectionsRequest) Reset() {
 	*x = WatchConnectionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1690,7 @@ func (x *WatchConnectionsRequest) String() string {
 func (*WatchConnectionsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1703,7 @@ func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchConnectionsRequest) GetAfterRevision() int64 {
@@ -1623,7 +1730,7 @@ type WatchConnectionsResponse struct {
 
 func (x *WatchConnectionsResponse) Reset() {
 	*x = WatchConnectionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1742,7 @@ func (x *WatchConnectionsResponse) String() string {
 func (*WatchConnectionsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1755,7 @@ func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchConnectionsResponse) GetEvent() *ConnectionEvent {
@@ -1674,7 +1781,7 @@ type StartAppManifestRequest struct {
 
 func (x *StartAppManifestRequest) Reset() {
 	*x = StartAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1793,7 @@ func (x *StartAppManifestRequest) String() string {
 func (*StartAppManifestRequest) ProtoMessage() {}
 
 func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1806,7 @@ func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*StartAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartAppManifestRequest) GetId() string {
@@ -1741,7 +1848,7 @@ type StartAppManifestResponse struct {
 
 func (x *StartAppManifestResponse) Reset() {
 	*x = StartAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1860,7 @@ func (x *StartAppManifestResponse) String() string {
 func (*StartAppManifestResponse) ProtoMessage() {}
 
 func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1873,7 @@ func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*StartAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartAppManifestResponse) GetManifest() string {
@@ -1815,7 +1922,7 @@ type CompleteAppManifestRequest struct {
 
 func (x *CompleteAppManifestRequest) Reset() {
 	*x = CompleteAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1934,7 @@ func (x *CompleteAppManifestRequest) String() string {
 func (*CompleteAppManifestRequest) ProtoMessage() {}
 
 func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1947,7 @@ func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CompleteAppManifestRequest) GetCode() string {
@@ -1868,7 +1975,7 @@ type CompleteAppManifestResponse struct {
 
 func (x *CompleteAppManifestResponse) Reset() {
 	*x = CompleteAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1987,7 @@ func (x *CompleteAppManifestResponse) String() string {
 func (*CompleteAppManifestResponse) ProtoMessage() {}
 
 func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2000,7 @@ func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CompleteAppManifestResponse) GetConnection() *Connection {
@@ -1921,7 +2028,7 @@ type CompleteInstallationRequest struct {
 
 func (x *CompleteInstallationRequest) Reset() {
 	*x = CompleteInstallationRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +2040,7 @@ func (x *CompleteInstallationRequest) String() string {
 func (*CompleteInstallationRequest) ProtoMessage() {}
 
 func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +2053,7 @@ func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CompleteInstallationRequest) GetInstallationId() int64 {
@@ -1973,7 +2080,7 @@ type CompleteInstallationResponse struct {
 
 func (x *CompleteInstallationResponse) Reset() {
 	*x = CompleteInstallationResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2092,7 @@ func (x *CompleteInstallationResponse) String() string {
 func (*CompleteInstallationResponse) ProtoMessage() {}
 
 func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2105,7 @@ func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CompleteInstallationResponse) GetConnection() *Connection {
@@ -2022,7 +2129,7 @@ type ConnectExistingAppRequest struct {
 
 func (x *ConnectExistingAppRequest) Reset() {
 	*x = ConnectExistingAppRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2141,7 @@ func (x *ConnectExistingAppRequest) String() string {
 func (*ConnectExistingAppRequest) ProtoMessage() {}
 
 func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2154,7 @@ func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppRequest.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConnectExistingAppRequest) GetId() string {
@@ -2081,7 +2188,7 @@ type ConnectExistingAppResponse struct {
 
 func (x *ConnectExistingAppResponse) Reset() {
 	*x = ConnectExistingAppResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2200,7 @@ func (x *ConnectExistingAppResponse) String() string {
 func (*ConnectExistingAppResponse) ProtoMessage() {}
 
 func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2213,7 @@ func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppResponse.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ConnectExistingAppResponse) GetConnection() *Connection {
@@ -2127,7 +2234,7 @@ type RotateAppKeyRequest struct {
 
 func (x *RotateAppKeyRequest) Reset() {
 	*x = RotateAppKeyRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2246,7 @@ func (x *RotateAppKeyRequest) String() string {
 func (*RotateAppKeyRequest) ProtoMessage() {}
 
 func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2259,7 @@ func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RotateAppKeyRequest) GetId() string {
@@ -2179,7 +2286,7 @@ type RotateAppKeyResponse struct {
 
 func (x *RotateAppKeyResponse) Reset() {
 	*x = RotateAppKeyResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2298,7 @@ func (x *RotateAppKeyResponse) String() string {
 func (*RotateAppKeyResponse) ProtoMessage() {}
 
 func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2311,7 @@ func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RotateAppKeyResponse) GetConnection() *Connection {
@@ -2224,7 +2331,7 @@ type RefreshAppPermissionsRequest struct {
 
 func (x *RefreshAppPermissionsRequest) Reset() {
 	*x = RefreshAppPermissionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2343,7 @@ func (x *RefreshAppPermissionsRequest) String() string {
 func (*RefreshAppPermissionsRequest) ProtoMessage() {}
 
 func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2356,7 @@ func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAppPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAppPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RefreshAppPermissionsRequest) GetId() string {
@@ -2270,7 +2377,7 @@ type RefreshAppPermissionsResponse struct {
 
 func (x *RefreshAppPermissionsResponse) Reset() {
 	*x = RefreshAppPermissionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2389,7 @@ func (x *RefreshAppPermissionsResponse) String() string {
 func (*RefreshAppPermissionsResponse) ProtoMessage() {}
 
 func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2402,7 @@ func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAppPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*RefreshAppPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
@@ -2316,7 +2423,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2435,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2448,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DisconnectRequest) GetId() string {
@@ -2368,7 +2475,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2487,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2500,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DisconnectResponse) GetConnection() *Connection {
@@ -2487,7 +2594,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fserver_hostname\x18\x02 \x01(\tR\x0eserverHostname\x12%\n" +
 	"\x0eserver_version\x18\x03 \x01(\tR\rserverVersion\x12\x18\n" +
 	"\alicense\x18\x04 \x01(\tR\alicense\x128\n" +
-	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccount\"]\n" +
+	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccount\"\x1a\n" +
+	"\x18GetServerDefaultsRequest\"\xa5\x01\n" +
+	"\x19GetServerDefaultsResponse\x12'\n" +
+	"\x0fserver_hostname\x18\x01 \x01(\tR\x0eserverHostname\x12%\n" +
+	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x128\n" +
+	"\alicense\x18\x03 \x01(\v2\x1e.ghconnect.registry.v1.LicenseR\alicense\"]\n" +
 	"\x18CreateConnectionResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
@@ -2614,9 +2726,10 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xfa\r\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xf2\x0e\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
-	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12j\n" +
+	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12v\n" +
+	"\x11GetServerDefaults\x12/.ghconnect.registry.v1.GetServerDefaultsRequest\x1a0.ghconnect.registry.v1.GetServerDefaultsResponse\x12j\n" +
 	"\rGetConnection\x12+.ghconnect.registry.v1.GetConnectionRequest\x1a,.ghconnect.registry.v1.GetConnectionResponse\x12p\n" +
 	"\x0fListConnections\x12-.ghconnect.registry.v1.ListConnectionsRequest\x1a..ghconnect.registry.v1.ListConnectionsResponse\x12d\n" +
 	"\vRegisterApp\x12).ghconnect.registry.v1.RegisterAppRequest\x1a*.ghconnect.registry.v1.RegisterAppResponse\x12v\n" +
@@ -2646,7 +2759,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -2657,111 +2770,116 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*Connection)(nil),                    // 6: ghconnect.registry.v1.Connection
 	(*ConnectionEvent)(nil),               // 7: ghconnect.registry.v1.ConnectionEvent
 	(*CreateConnectionRequest)(nil),       // 8: ghconnect.registry.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),      // 9: ghconnect.registry.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),          // 10: ghconnect.registry.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),         // 11: ghconnect.registry.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),        // 12: ghconnect.registry.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),       // 13: ghconnect.registry.v1.ListConnectionsResponse
-	(*RegisterAppRequest)(nil),            // 14: ghconnect.registry.v1.RegisterAppRequest
-	(*RegisterAppResponse)(nil),           // 15: ghconnect.registry.v1.RegisterAppResponse
-	(*UpdateKeyVersionsRequest)(nil),      // 16: ghconnect.registry.v1.UpdateKeyVersionsRequest
-	(*UpdateKeyVersionsResponse)(nil),     // 17: ghconnect.registry.v1.UpdateKeyVersionsResponse
-	(*BeginDisconnectRequest)(nil),        // 18: ghconnect.registry.v1.BeginDisconnectRequest
-	(*BeginDisconnectResponse)(nil),       // 19: ghconnect.registry.v1.BeginDisconnectResponse
-	(*ListConnectionHistoryRequest)(nil),  // 20: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 21: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 22: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 23: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 24: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 25: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 26: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 27: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 28: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 29: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 30: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 31: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 32: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 33: ghconnect.registry.v1.RotateAppKeyResponse
-	(*RefreshAppPermissionsRequest)(nil),  // 34: ghconnect.registry.v1.RefreshAppPermissionsRequest
-	(*RefreshAppPermissionsResponse)(nil), // 35: ghconnect.registry.v1.RefreshAppPermissionsResponse
-	(*DisconnectRequest)(nil),             // 36: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 37: ghconnect.registry.v1.DisconnectResponse
-	nil,                                   // 38: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 39: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
+	(*GetServerDefaultsRequest)(nil),      // 9: ghconnect.registry.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),     // 10: ghconnect.registry.v1.GetServerDefaultsResponse
+	(*CreateConnectionResponse)(nil),      // 11: ghconnect.registry.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),          // 12: ghconnect.registry.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),         // 13: ghconnect.registry.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),        // 14: ghconnect.registry.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),       // 15: ghconnect.registry.v1.ListConnectionsResponse
+	(*RegisterAppRequest)(nil),            // 16: ghconnect.registry.v1.RegisterAppRequest
+	(*RegisterAppResponse)(nil),           // 17: ghconnect.registry.v1.RegisterAppResponse
+	(*UpdateKeyVersionsRequest)(nil),      // 18: ghconnect.registry.v1.UpdateKeyVersionsRequest
+	(*UpdateKeyVersionsResponse)(nil),     // 19: ghconnect.registry.v1.UpdateKeyVersionsResponse
+	(*BeginDisconnectRequest)(nil),        // 20: ghconnect.registry.v1.BeginDisconnectRequest
+	(*BeginDisconnectResponse)(nil),       // 21: ghconnect.registry.v1.BeginDisconnectResponse
+	(*ListConnectionHistoryRequest)(nil),  // 22: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil), // 23: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),       // 24: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),      // 25: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),       // 26: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 27: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 28: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 29: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 30: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 31: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 32: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 33: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 34: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 35: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),  // 36: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 37: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 38: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 39: ghconnect.registry.v1.DisconnectResponse
+	nil,                                   // 40: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 41: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	40, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	42, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	40, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	40, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	40, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	40, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	42, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	42, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	42, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	42, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	40, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	42, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
-	6,  // 17: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 18: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	0,  // 19: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
-	6,  // 20: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
-	4,  // 21: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
-	5,  // 22: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	6,  // 23: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 24: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 25: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 26: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	7,  // 27: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	39, // 28: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	40, // 29: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 30: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 31: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 32: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 33: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 34: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 35: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	8,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	12, // 38: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	14, // 39: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	16, // 40: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	18, // 41: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	20, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	22, // 43: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	24, // 44: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	26, // 45: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	28, // 46: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	30, // 47: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	32, // 48: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	34, // 49: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
-	36, // 50: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	9,  // 51: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 52: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	13, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	15, // 54: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	17, // 55: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	19, // 56: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	21, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	23, // 58: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	25, // 59: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	27, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	29, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	31, // 62: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	33, // 63: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	35, // 64: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
-	37, // 65: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	51, // [51:66] is the sub-list for method output_type
-	36, // [36:51] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	3,  // 17: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
+	6,  // 18: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 19: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	0,  // 20: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
+	6,  // 21: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
+	4,  // 22: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
+	5,  // 23: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
+	6,  // 24: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 25: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 26: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 27: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	7,  // 28: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	41, // 29: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	42, // 30: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 31: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 32: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 33: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 34: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 35: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 36: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 37: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	9,  // 38: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
+	12, // 39: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	14, // 40: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	16, // 41: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
+	18, // 42: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
+	20, // 43: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
+	22, // 44: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	24, // 45: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	26, // 46: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	28, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	30, // 48: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	32, // 49: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	34, // 50: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	36, // 51: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	38, // 52: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	11, // 53: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	10, // 54: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
+	13, // 55: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	15, // 56: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	17, // 57: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
+	19, // 58: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
+	21, // 59: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
+	23, // 60: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	25, // 61: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	27, // 62: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	29, // 63: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	31, // 64: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	33, // 65: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	35, // 66: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	37, // 67: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	39, // 68: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	53, // [53:69] is the sub-list for method output_type
+	37, // [37:53] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2775,7 +2893,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -62,6 +62,27 @@ func local_request_ConnectionRegistryService_CreateConnection_0(ctx context.Cont
 	return msg, metadata, err
 }
 
+func request_ConnectionRegistryService_GetServerDefaults_0(ctx context.Context, marshaler runtime.Marshaler, client ConnectionRegistryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetServerDefaultsRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetServerDefaults(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ConnectionRegistryService_GetServerDefaults_0(ctx context.Context, marshaler runtime.Marshaler, server ConnectionRegistryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetServerDefaultsRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.GetServerDefaults(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_ConnectionRegistryService_GetConnection_0(ctx context.Context, marshaler runtime.Marshaler, client ConnectionRegistryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetConnectionRequest
@@ -657,6 +678,26 @@ func RegisterConnectionRegistryServiceHandlerServer(ctx context.Context, mux *ru
 		}
 		forward_ConnectionRegistryService_CreateConnection_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_GetServerDefaults_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults", runtime.WithHTTPPathPattern("/v1/serverDefaults"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ConnectionRegistryService_GetServerDefaults_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_GetServerDefaults_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_GetConnection_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -981,6 +1022,23 @@ func RegisterConnectionRegistryServiceHandlerClient(ctx context.Context, mux *ru
 		}
 		forward_ConnectionRegistryService_CreateConnection_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_GetServerDefaults_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults", runtime.WithHTTPPathPattern("/v1/serverDefaults"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ConnectionRegistryService_GetServerDefaults_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_GetServerDefaults_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_GetConnection_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1224,6 +1282,7 @@ func RegisterConnectionRegistryServiceHandlerClient(ctx context.Context, mux *ru
 
 var (
 	pattern_ConnectionRegistryService_CreateConnection_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
+	pattern_ConnectionRegistryService_GetServerDefaults_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "serverDefaults"}, ""))
 	pattern_ConnectionRegistryService_GetConnection_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, ""))
 	pattern_ConnectionRegistryService_ListConnections_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
 	pattern_ConnectionRegistryService_RegisterApp_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "registerApp"))
@@ -1242,6 +1301,7 @@ var (
 
 var (
 	forward_ConnectionRegistryService_CreateConnection_0      = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_GetServerDefaults_0     = runtime.ForwardResponseMessage
 	forward_ConnectionRegistryService_GetConnection_0         = runtime.ForwardResponseMessage
 	forward_ConnectionRegistryService_ListConnections_0       = runtime.ForwardResponseMessage
 	forward_ConnectionRegistryService_RegisterApp_0           = runtime.ForwardResponseMessage

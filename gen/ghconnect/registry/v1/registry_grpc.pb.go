@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ConnectionRegistryService_CreateConnection_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/CreateConnection"
+	ConnectionRegistryService_GetServerDefaults_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults"
 	ConnectionRegistryService_GetConnection_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
 	ConnectionRegistryService_ListConnections_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
 	ConnectionRegistryService_RegisterApp_FullMethodName           = "/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp"
@@ -50,6 +51,9 @@ type ConnectionRegistryServiceClient interface {
 	// CreateConnection starts a connection in state PENDING. Retrying with the
 	// same request_id returns the connection the first call created.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
+	// GetServerDefaults returns the server's own hostname, version and
+	// license, which CreateConnection uses where a request leaves them empty.
+	GetServerDefaults(ctx context.Context, in *GetServerDefaultsRequest, opts ...grpc.CallOption) (*GetServerDefaultsResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
 	// ListConnections returns connections, newest first, one page at a time.
@@ -108,6 +112,16 @@ func (c *connectionRegistryServiceClient) CreateConnection(ctx context.Context, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateConnectionResponse)
 	err := c.cc.Invoke(ctx, ConnectionRegistryService_CreateConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionRegistryServiceClient) GetServerDefaults(ctx context.Context, in *GetServerDefaultsRequest, opts ...grpc.CallOption) (*GetServerDefaultsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerDefaultsResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_GetServerDefaults_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +286,9 @@ type ConnectionRegistryServiceServer interface {
 	// CreateConnection starts a connection in state PENDING. Retrying with the
 	// same request_id returns the connection the first call created.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
+	// GetServerDefaults returns the server's own hostname, version and
+	// license, which CreateConnection uses where a request leaves them empty.
+	GetServerDefaults(context.Context, *GetServerDefaultsRequest) (*GetServerDefaultsResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
 	// ListConnections returns connections, newest first, one page at a time.
@@ -328,6 +345,9 @@ type UnimplementedConnectionRegistryServiceServer struct{}
 
 func (UnimplementedConnectionRegistryServiceServer) CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateConnection not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) GetServerDefaults(context.Context, *GetServerDefaultsRequest) (*GetServerDefaultsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerDefaults not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConnection not implemented")
@@ -407,6 +427,24 @@ func _ConnectionRegistryService_CreateConnection_Handler(srv interface{}, ctx co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConnectionRegistryServiceServer).CreateConnection(ctx, req.(*CreateConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionRegistryService_GetServerDefaults_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerDefaultsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).GetServerDefaults(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_GetServerDefaults_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).GetServerDefaults(ctx, req.(*GetServerDefaultsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -666,6 +704,10 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateConnection",
 			Handler:    _ConnectionRegistryService_CreateConnection_Handler,
+		},
+		{
+			MethodName: "GetServerDefaults",
+			Handler:    _ConnectionRegistryService_GetServerDefaults_Handler,
 		},
 		{
 			MethodName: "GetConnection",

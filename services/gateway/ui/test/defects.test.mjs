@@ -61,13 +61,18 @@ async function noWiderThanWindow() {
   assert.ok(scroll <= width, `the page is ${scroll} px wide in a ${width} px window`);
 }
 
+// fillEnableForm fills the form; the server's own settings are changed
+// only when values name them.
 async function fillEnableForm(values) {
-  const v = { host: "ghes.example.com", version: "3.14.2", login: "octo-org", id: "1", ...values };
-  await page.getByLabel("Hostname").fill(v.host);
-  await page.getByLabel("Version").fill(v.version);
-  await page.getByLabel("License file").fill(license);
+  const v = { login: "octo-org", ...values };
+  if (v.host || v.version) {
+    const change = page.getByRole("button", { name: "Change server settings" });
+    if (await change.isVisible()) await change.click();
+    await page.getByLabel("Hostname").fill(v.host || "ghes.example.com");
+    await page.getByLabel("Version").fill(v.version || "3.14.2");
+    await page.getByLabel("License file").fill(license);
+  }
   await page.getByLabel("Organization login or enterprise slug").fill(v.login);
-  await page.getByLabel("Account id").fill(v.id);
 }
 const enableButton = () => page.getByRole("button", { name: "Enable GitHub Connect" });
 
@@ -94,20 +99,20 @@ if (!fatal) {
     assert.ok((await r.arrayBuffer()).byteLength > 0, "empty favicon");
   });
 
-  await check("a non-numeric account id is a clear field error next to the input", async () => {
-    await fillEnableForm({ id: "abc" });
-    await enableButton().click();
-    await fieldError("accountId", /number|digit/i);
-    assert.doesNotMatch(await page.locator("main").innerText(), /proto:|int64/);
-    assert.equal((await connections()).length, 0, "a connection was created");
-    await shot("d01-account-id");
+  await check("the form asks for no account id, and the server's own settings are filled in", async () => {
+    assert.equal(await page.locator("#accountId").count(), 0, "the form still has an account id field");
+    assert.equal(await page.getByLabel("Hostname").inputValue(), "ghes.example.com");
+    assert.equal(await page.getByLabel("Hostname").getAttribute("readonly"), "", "the server's hostname is editable without asking");
+    assert.ok(await page.locator("#license-default").isVisible(), "the server's license is not shown");
   });
 
-  await check("a 400-digit account id is a field error and does not widen the page", async () => {
-    await fillEnableForm({ id: "9".repeat(400) });
+  await check("an unknown organization is a clear field error next to the input", async () => {
+    await fillEnableForm({ login: "no-such-org" });
     await enableButton().click();
-    await fieldError("accountId", /number|digit|large/i);
-    await noWiderThanWindow();
+    await fieldError("accountLogin", /no organization/i);
+    assert.doesNotMatch(await page.locator("main").innerText(), /proto:|int64/);
+    assert.equal((await connections()).length, 0, "a connection was created");
+    await shot("d01-unknown-org");
   });
 
   await check("long values and their errors keep the page's width", async () => {
@@ -122,9 +127,9 @@ if (!fatal) {
     await fillEnableForm({ host: "not a host!" });
     await enableButton().click();
     await fieldError("serverHostname", /character|label|empty/);
-    await fillEnableForm({ id: "abc" });
+    await fillEnableForm({ host: "ghes.example.com", login: "no-such-org" });
     await enableButton().click();
-    await fieldError("accountId", /number|digit/i);
+    await fieldError("accountLogin", /no organization/i);
     assert.equal(await page.locator("#serverHostname").getAttribute("aria-invalid"), null, "the fixed hostname is still marked invalid");
   });
 
@@ -302,7 +307,7 @@ if (!fatal) {
   await check("a PENDING connection is shown as such", async () => {
     pendingId = (await rest("POST", "/v1/connections", {
       requestId: "ui-pending-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
-      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org", id: "1" },
+      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
     })).connection.id;
     await page.reload();
     await heading(/not finished/).waitFor({ timeout: 5000 });

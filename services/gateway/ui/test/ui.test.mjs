@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { open, signIn } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
+const emu = process.env.EMU_URL;
 const token = process.env.ADMIN_TOKEN;
 const license = readFileSync(process.env.LICENSE_FILE, "utf8").trim();
 const { browser, page, shot, out } = await open();
@@ -17,12 +18,16 @@ try {
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
   await shot("02-not-enabled");
 
+  step = "the server's own settings are filled in; no account id is asked";
+  assert.equal(await page.getByLabel("Hostname").inputValue(), "ghes.example.com");
+  assert.equal(await page.getByLabel("Version").inputValue(), "3.14.2");
+  assert.equal(await page.locator("#accountId").count(), 0, "the form still asks for an account id");
+
   step = "validation errors next to the fields";
+  await page.getByRole("button", { name: "Change server settings" }).click();
   await page.getByLabel("Hostname").fill("not a host!");
-  await page.getByLabel("Version").fill("3.14.2");
   await page.getByLabel("License file").fill(license);
   await page.getByLabel("Organization login or enterprise slug").fill("octo-org");
-  await page.getByLabel("Account id").fill("1");
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
   const hostError = page.locator('.field-error[data-field="server_hostname"]');
   await hostError.waitFor({ state: "visible" });
@@ -38,6 +43,9 @@ try {
   await page.waitForURL(/connected=/);
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
+  step = "the record shows GitHub.com's id of octo-org, not a typed one";
+  const org = await (await fetch(process.env.GITHUB_API_URL + "/orgs/octo-org")).json();
+  assert.match(await page.locator("#enabled .record").innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
   await shot("04-enabled");
 
   step = "enable unified search";
@@ -50,15 +58,29 @@ try {
   assert.ok(await page.locator("#toggle-unified_search").isChecked(), "unified search did not stay on");
   await shot("05-unified-search-on");
 
-  step = "a feature the App lacks permissions for is refused";
-  // click, not check: the page turns the box back off as soon as the
-  // refusal arrives.
-  await page.locator("#toggle-dependabot_alerts").click();
-  const refusal = page.locator("#error-dependabot_alerts");
-  await refusal.waitFor({ state: "visible" });
-  assert.match(await refusal.textContent(), /vulnerability_alerts:read/);
-  assert.ok(!(await page.locator("#toggle-dependabot_alerts").isChecked()), "the refused toggle stayed on");
-  await shot("06-refused-feature");
+  step = "a feature the App lacks permissions for is shown up front, and a refresh after granting it";
+  // Before anyone clicks: off, not switchable, the permission in words and
+  // how to add it.
+  const missing = page.locator("#missing-dependabot_alerts");
+  await missing.waitFor({ state: "visible" });
+  assert.match(await missing.textContent(), /read Dependabot alerts \(vulnerability_alerts: read\)/);
+  assert.match(await missing.textContent(), /accept the App's new permissions on its installation; then press Refresh permissions/);
+  assert.ok(await page.locator("#toggle-dependabot_alerts").isDisabled(), "a feature the App cannot serve can be switched on");
+  await shot("06-missing-permission");
+  // The App's owner adds the permission on GitHub.com and octo-org accepts
+  // it (the emulator's side); Refresh permissions re-reads it.
+  const record = (await (await fetch(gw + "/v1/connections", { headers: { Authorization: "Bearer " + token } })).json())
+    .connections.find((c) => c.state === "CONNECTION_STATE_CONNECTED");
+  const granted = { ...record.app.permissions, vulnerability_alerts: "read" };
+  const put = await fetch(`${emu}/_emu/installations/${record.installationId}/permissions`, { method: "PUT", body: JSON.stringify(granted) });
+  assert.equal(put.status, 204);
+  await page.getByRole("button", { name: "Refresh permissions" }).click();
+  await page.getByText("Permissions refreshed: the App may now use").waitFor();
+  assert.ok(await missing.isHidden(), "the missing-permission note stayed");
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes("/features") && r.request().method() === "PATCH" && r.ok()),
+    page.locator("#toggle-dependabot_alerts").check(),
+  ]);
 
   step = "a key version imported in Vault that GitHub.com does not accept yet";
   // The operator follows the README's runbook; the page says what ghconnect
