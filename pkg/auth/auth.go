@@ -34,15 +34,6 @@ type Principal struct {
 	Via string
 }
 
-// HasRole reports whether p holds role.
-func (p Principal) HasRole(role string) bool {
-	for _, r := range p.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
 
 // Authenticator decides who is calling.
 type Authenticator interface {

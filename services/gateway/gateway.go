@@ -125,15 +125,17 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	}
 
 	root := http.NewServeMux()
-	unauthorized := func(w http.ResponseWriter, r *http.Request, msg string) {
+	// refuse answers an API call the gateway turns away itself, in the
+	// API's own error format.
+	refuse := func(w http.ResponseWriter, r *http.Request, code codes.Code, msg string) {
 		_, out := runtime.MarshalerForRequest(mux, r)
-		errorHandler(r.Context(), mux, out, w, r, status.Error(codes.Unauthenticated, msg))
+		errorHandler(r.Context(), mux, out, w, r, status.Error(code, msg))
 	}
 	if sso != nil {
 		sso.register(root)
-		root.Handle("/v1/", sso.withSession(unauthorized, limitBody(mux)))
+		root.Handle("/v1/", sso.withSession(refuse, limitBody(mux)))
 	} else {
-		root.Handle("/v1/", requireBearer(unauthorized, limitBody(mux)))
+		root.Handle("/v1/", requireBearer(refuse, limitBody(mux)))
 		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -212,10 +214,10 @@ func headerMatcher(key string) (string, bool) {
 // requireBearer answers 401 to an API call without a bearer token before
 // it reaches a service: over mutual TLS the gateway's own certificate
 // would otherwise stand in for the missing caller.
-func requireBearer(unauthorized func(http.ResponseWriter, *http.Request, string), h http.Handler) http.Handler {
+func requireBearer(refuse refuser, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hasBearer(r) {
-			unauthorized(w, r, "missing bearer token")
+			refuse(w, r, codes.Unauthenticated, "missing bearer token")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -25,6 +25,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
 	"golang.org/x/oauth2"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -396,10 +397,13 @@ func (h *ssoHandler) sameOrigin(r *http.Request, s *session) bool {
 
 type sessionKey struct{}
 
+// refuser answers an API call the gateway refuses itself.
+type refuser func(w http.ResponseWriter, r *http.Request, code codes.Code, msg string)
+
 // withSession lets API calls through on a session: safe methods as they
 // are, state-changing ones only with the CSRF token. Calls with a bearer
 // token (automation) pass unchanged.
-func (h *ssoHandler) withSession(unauthorized func(http.ResponseWriter, *http.Request, string), next http.Handler) http.Handler {
+func (h *ssoHandler) withSession(refuse refuser, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hasBearer(r) {
 			next.ServeHTTP(w, r)
@@ -407,11 +411,11 @@ func (h *ssoHandler) withSession(unauthorized func(http.ResponseWriter, *http.Re
 		}
 		s, ok := h.current(r)
 		if !ok {
-			unauthorized(w, r, "sign in first: no session and no bearer token")
+			refuse(w, r, codes.Unauthenticated, "sign in first: no session and no bearer token")
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r, s) {
-			http.Error(w, `{"code":7,"message":"cross-site request refused: the CSRF token is missing or wrong"}`, http.StatusForbidden)
+			refuse(w, r, codes.PermissionDenied, "cross-site request refused: the CSRF token is missing or wrong")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
