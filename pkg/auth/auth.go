@@ -34,7 +34,6 @@ type Principal struct {
 	Via string
 }
 
-
 // Authenticator decides who is calling.
 type Authenticator interface {
 	// Authenticate returns the caller, or a gRPC Unauthenticated error.
