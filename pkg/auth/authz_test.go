@@ -181,3 +181,27 @@ func TestLoadRules(t *testing.T) {
 		t.Error("granted an unknown role")
 	}
 }
+
+func TestPermit(t *testing.T) {
+	r := DefaultRules()
+	const extra = "/ghconnect.bench.Noop/Ping"
+	p, _ := resolve(t, r, "stranger", nil)
+	if r.Allows(p, extra) {
+		t.Fatal("a method of no role is allowed")
+	}
+	if err := r.Permit(extra, "token-client", "no-such-role"); err == nil {
+		t.Fatal("an unknown role was accepted")
+	}
+	if r.Allows(p, extra) {
+		t.Fatal("a refused Permit changed the rules")
+	}
+	if err := r.Permit(extra, "token-client"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Allows(p, extra) {
+		t.Error("a token client may not call the permitted method")
+	}
+	if person, _ := resolve(t, r, "gateway", metadata.Pairs(UserHeader, "mona", RolesHeader, "auditor")); r.Allows(person, extra) {
+		t.Error("a role not named may call the permitted method")
+	}
+}

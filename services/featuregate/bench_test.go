@@ -11,7 +11,7 @@ import (
 )
 
 func benchEnv(b *testing.B) (*env, string) {
-	e := startWith(b, testenv.SQLite(b), testenv.RegisterNoop)
+	e := startWith(b, testenv.SQLite(b), testenv.Noop("feature-client"))
 	id := e.connect(b, "ghes.example.com", allPerms)
 	if _, err := e.set(b, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}); err != nil {
 		b.Fatal(err)
@@ -84,5 +84,14 @@ func BenchmarkSettingsToWatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(testenv.Percentile(lat, 50).Microseconds()), "p50-µs")
 		b.ReportMetric(float64(testenv.Percentile(lat, 99).Microseconds()), "p99-µs")
+	}
+}
+
+// TestNoopBaselineIsAuthorized keeps BenchmarkBulkCheckVsNoop's baseline
+// callable: it passes every interceptor, authorization included.
+func TestNoopBaselineIsAuthorized(t *testing.T) {
+	e := startWith(t, testenv.SQLite(t), testenv.Noop("feature-client"))
+	if err := testenv.CallNoop(e.ctx(t, "search-svc"), e.conn); err != nil {
+		t.Fatal(err)
 	}
 }

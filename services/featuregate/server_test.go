@@ -50,7 +50,7 @@ func (e *env) ctx(t testing.TB, who string) context.Context {
 // start runs a registry and a feature gate (following it) on real stores.
 func start(t *testing.T, dsn string) *env { return startWith(t, dsn, nil) }
 
-func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
+func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) *env {
 	t.Helper()
 	reg := registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t), "featuregate")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,7 +72,7 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server)) *env {
 	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
 	gate.Register(srv)
 	if extra != nil {
-		extra(srv.GRPC)
+		extra(srv.GRPC, rules)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

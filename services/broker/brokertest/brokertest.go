@@ -110,8 +110,9 @@ type Options struct {
 	VaultTokenTTL, VaultMaxTTL time.Duration
 	// quiet logs at info to nowhere (benchmarks).
 	Quiet bool
-	// extra registers more services on the broker's gRPC server.
-	Extra func(*grpc.Server)
+	// Extra registers more services on the broker's gRPC server, with
+	// the rules that authorize them.
+	Extra func(*grpc.Server, *auth.Rules)
 }
 
 // start brings up the real parts: vaultdev (a process), the GitHub
@@ -168,7 +169,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	broker.NewServer(e.Broker).Register(srv)
 	if o.Extra != nil {
-		o.Extra(srv.GRPC)
+		o.Extra(srv.GRPC, rules)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
