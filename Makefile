@@ -10,7 +10,7 @@ PKGS := github.com/ghconnect/ghconnect/...
 # Modules that must each build on their own with GOWORK=off.
 MODULES := gen pkg services/registry services/gateway services/broker services/featuregate dev/ghemu dev/oidcdev e2e deploy/k8s
 STANDALONE := dev/vaultdev deploy/healthcheck
-TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
+TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtproto bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
 .PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench loadtest fuzz clean
 

@@ -6,6 +6,9 @@
 package dial
 
 import (
+	// Our messages marshal without reflection, on every hop.
+	_ "github.com/ghconnect/ghconnect/pkg/codec"
+
 	"context"
 	"errors"
 	"flag"

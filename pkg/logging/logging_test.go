@@ -17,6 +17,9 @@ func TestRedaction(t *testing.T) {
 		"hvs.CAESIJ3abcdefghijklmnopqrstuvwxyz0123",
 		"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
 		"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJlc2lnbmF0dXJl",
+		"Bearer c2VjcmV0LXRva2VuLXZhbHVl",
+		"bearer\tc2VjcmV0LXRva2VuLXZhbHVl",
+		"BEARER\r\nc2VjcmV0LXRva2VuLXZhbHVl",
 	}
 	for _, secret := range secrets {
 		var buf bytes.Buffer
@@ -38,6 +41,24 @@ func TestRedaction(t *testing.T) {
 		if !strings.Contains(out, redacted) {
 			t.Errorf("no redaction marker in %s", out)
 		}
+	}
+}
+
+// The caller's fields are not changed: redaction works on a copy, made
+// only when a field needs redacting.
+func TestRedactFieldsCopiesOnWrite(t *testing.T) {
+	secret := "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
+	fields := []zapcore.Field{zap.String("a", "plain"), zap.String("b", secret), zap.Int("n", 1)}
+	out := redactFields(fields)
+	if fields[1].String != secret {
+		t.Fatal("the caller's field was rewritten")
+	}
+	if out[1].String != redacted || out[0].String != "plain" || out[2].Integer != 1 {
+		t.Errorf("redacted fields: %+v", out)
+	}
+	plain := []zapcore.Field{zap.String("a", "octo-org/alpha"), zap.String("p", "contents:read,pull_requests:write")}
+	if allocs := testing.AllocsPerRun(100, func() { redactFields(plain) }); allocs != 0 {
+		t.Errorf("fields without a secret cost %v allocations", allocs)
 	}
 }
 

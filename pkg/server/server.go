@@ -5,6 +5,9 @@
 package server
 
 import (
+	// Our messages marshal without reflection, on every hop.
+	_ "github.com/ghconnect/ghconnect/pkg/codec"
+
 	"context"
 	"errors"
 	"fmt"

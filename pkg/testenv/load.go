@@ -56,6 +56,11 @@ type LoadResult struct {
 
 // Load makes n calls from workers goroutines.
 func Load(n, workers int, call func(ctx context.Context) error) (LoadResult, error) {
+	res, _, err := load(n, workers, call)
+	return res, err
+}
+
+func load(n, workers int, call func(ctx context.Context) error) (LoadResult, []time.Duration, error) {
 	lat := make([][]time.Duration, workers)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
@@ -78,13 +83,13 @@ func Load(n, workers int, call func(ctx context.Context) error) (LoadResult, err
 	elapsed := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return LoadResult{}, err
+		return LoadResult{}, nil, err
 	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	return LoadResult{OpsPerSec: float64(n) / elapsed.Seconds(), P50: Percentile(all, 50), P99: Percentile(all, 99)}, nil
+	return LoadResult{OpsPerSec: float64(n) / elapsed.Seconds(), P50: Percentile(all, 50), P99: Percentile(all, 99)}, all, nil
 }
 
 // Percentile of durations (p from 0 to 100).
@@ -97,31 +102,52 @@ func Percentile(d []time.Duration, p int) time.Duration {
 	return s[min(len(s)*p/100, len(s)-1)]
 }
 
-// Compare alternates rounds of the baseline and the candidate, so both
-// meet the same machine, and reports medians over the rounds: the
-// candidate's throughput as a ratio of the baseline's, and each's
-// throughput and latency.
-func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Context) error) (ratio float64, base, cand LoadResult, err error) {
-	Load(n/2, workers, baseline) // warm both paths up
-	Load(n/2, workers, candidate)
-	var ratios, bOps, cOps []float64
-	var bP50, bP99, cP50, cP99 []time.Duration
-	for range rounds {
-		b, err := Load(n, workers, baseline)
-		if err != nil {
-			return 0, LoadResult{}, LoadResult{}, err
+// Compare runs the baseline and the candidate in many short alternating
+// rounds, so both meet the same machine (a shared machine's slow moments
+// fall on both), the order flipping each round so neither always goes
+// first. It reports the median over the rounds of the candidate's
+// throughput as a ratio of the baseline's, each's median throughput, and
+// latency percentiles over all of each's calls.
+//
+// settle, if not nil, runs at the end of each timed candidate round: work
+// the calls left queued (the broker's audit writer) is charged to them.
+func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Context) error, settle func()) (ratio float64, base, cand LoadResult, err error) {
+	candRound := func() (LoadResult, []time.Duration, error) {
+		start := time.Now()
+		res, lat, err := load(n, workers, candidate)
+		if settle != nil {
+			settle()
+			res.OpsPerSec = float64(n) / time.Since(start).Seconds()
 		}
-		c, err := Load(n, workers, candidate)
+		return res, lat, err
+	}
+	Load(n, workers, baseline) // warm both paths up
+	Load(n, workers, candidate)
+	var ratios, bOps, cOps []float64
+	var bLat, cLat []time.Duration
+	for r := range rounds {
+		var b, c LoadResult
+		var bl, cl []time.Duration
+		if r%2 == 0 {
+			b, bl, err = load(n, workers, baseline)
+			if err == nil {
+				c, cl, err = candRound()
+			}
+		} else {
+			c, cl, err = candRound()
+			if err == nil {
+				b, bl, err = load(n, workers, baseline)
+			}
+		}
 		if err != nil {
 			return 0, LoadResult{}, LoadResult{}, err
 		}
 		ratios = append(ratios, c.OpsPerSec/b.OpsPerSec)
 		bOps, cOps = append(bOps, b.OpsPerSec), append(cOps, c.OpsPerSec)
-		bP50, bP99 = append(bP50, b.P50), append(bP99, b.P99)
-		cP50, cP99 = append(cP50, c.P50), append(cP99, c.P99)
+		bLat, cLat = append(bLat, bl...), append(cLat, cl...)
 	}
-	base = LoadResult{OpsPerSec: median(bOps), P50: Percentile(bP50, 50), P99: Percentile(bP99, 50)}
-	cand = LoadResult{OpsPerSec: median(cOps), P50: Percentile(cP50, 50), P99: Percentile(cP99, 50)}
+	base = LoadResult{OpsPerSec: median(bOps), P50: Percentile(bLat, 50), P99: Percentile(bLat, 99)}
+	cand = LoadResult{OpsPerSec: median(cOps), P50: Percentile(cLat, 50), P99: Percentile(cLat, 99)}
 	return median(ratios), base, cand, nil
 }
 

@@ -31,7 +31,7 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		ratio, base, cand, err := testenv.Compare(9, 4000, 32, noop, hit)
+		ratio, base, cand, err := testenv.Compare(41, 2000, 32, noop, hit, e.Broker.FlushAudit)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func BenchmarkBulkCheckVsNoop(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		ratio, base, cand, err := testenv.Compare(7, 3000, 16, noop, check)
+		ratio, base, cand, err := testenv.Compare(7, 3000, 16, noop, check, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

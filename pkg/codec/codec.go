@@ -1,0 +1,73 @@
+// Package codec makes gRPC marshal ghconnect's own messages with the code
+// protoc-gen-go-vtproto generates beside them (gen/…/*_vtproto.pb.go):
+// no reflection, maps included, which the broker's cache-hit path feels.
+// Every other message (health, reflection, well-known types on their own)
+// goes to gRPC's default proto codec. The wire format is protobuf either
+// way, so peers need not agree on the codec.
+//
+// Importing the package registers the codec, replacing "proto": pkg/server
+// and pkg/dial do, so every ghconnect server and client uses it.
+package codec
+
+import (
+	"google.golang.org/grpc/encoding"
+	gproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+)
+
+// Message is what the generated marshalling gives a message.
+type Message interface {
+	Reset()
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+	UnmarshalVT([]byte) error
+}
+
+// Codec is gRPC's "proto" codec, fast for Messages.
+type Codec struct{ fallback encoding.CodecV2 }
+
+// New returns the codec, falling back to fallback for other messages.
+func New(fallback encoding.CodecV2) Codec { return Codec{fallback: fallback} }
+
+func init() { encoding.RegisterCodecV2(New(encoding.GetCodecV2(gproto.Name))) }
+
+// Name is the codec's name on the wire ("proto").
+func (Codec) Name() string { return gproto.Name }
+
+// Marshal encodes v, into a pooled buffer when it is large.
+func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(Message)
+	if !ok {
+		return c.fallback.Marshal(v)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		buf := make([]byte, size)
+		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	if _, err := m.MarshalToSizedBufferVT(*buf); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// Unmarshal decodes data into v. The generated code copies what it keeps,
+// so the buffer goes back to the pool at once.
+func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(Message)
+	if !ok {
+		return c.fallback.Unmarshal(data, v)
+	}
+	// The generated code merges into what is there; proto.Unmarshal
+	// replaces it.
+	m.Reset()
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return m.UnmarshalVT(buf.ReadOnlyData())
+}
