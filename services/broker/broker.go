@@ -146,7 +146,7 @@ var auditField = zap.Bool("audit", true)
 func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.Duration, exclusive bool, caller string) (*grant, string, error) {
 	if exclusive {
 		b.m.exclusives.Inc()
-		g, err := b.up.exchange(ctx, c, sc)
+		g, err := b.up.exchange(ctx, c, sc, "")
 		if err != nil {
 			return nil, "exclusive", err
 		}
@@ -169,11 +169,11 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 		}
 		// The exchange outlives any one caller's cancellation: others
 		// wait on it too.
-		g, err := b.up.exchange(context.WithoutCancel(ctx), c, sc)
+		g, err := b.up.exchange(context.WithoutCancel(ctx), c, sc, key)
 		if err != nil {
 			return nil, err
 		}
-		b.track(b.cache.put(key, g, b.now())...)
+		b.track(b.cache.put(g, b.now())...)
 		return g, nil
 	})
 	if err != nil {
@@ -197,7 +197,8 @@ func (b *Broker) track(gs ...*grant) {
 		m := b.issued[g.conn()]
 		if m == nil {
 			m = map[fingerprint]*grant{}
-			b.issued[g.conn()] = m
+			// The map keeps a copy of its own, not a grant's text.
+			b.issued[strings.Clone(g.conn())] = m
 		}
 		m[g.sha256] = g
 	}
@@ -242,7 +243,7 @@ func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, fa
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := b.up.revoke(ctx, g.token)
+			err := b.up.revoke(ctx, g.token())
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -295,7 +296,7 @@ func (b *Broker) revokeToken(ctx context.Context, caller, token string) error {
 		audit.Warn("token revocation refused", zap.String("reason", refused.reason))
 		return refused
 	}
-	if err := b.up.revoke(ctx, g.token); err != nil {
+	if err := b.up.revoke(ctx, g.token()); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -329,21 +330,22 @@ func (b *Broker) refresh(ctx context.Context) {
 		case <-t.C:
 		}
 		b.forgetExpired()
-		for _, e := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
-			c := b.conns.get(e.grant.conn())
+		for _, old := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
+			c := b.conns.get(old.conn())
 			if c == nil || !c.connected {
 				continue
 			}
-			sc, ok := scopeOfKey(e.key)
+			key := old.key()
+			sc, ok := scopeOfKey(key)
 			if !ok {
 				continue
 			}
-			_, err, _ := b.flight.Do(e.key, func() (any, error) {
-				g, err := b.up.exchange(ctx, c, sc)
+			_, err, _ := b.flight.Do(key, func() (any, error) {
+				g, err := b.up.exchange(ctx, c, sc, key)
 				if err != nil {
 					return nil, err
 				}
-				b.track(b.cache.put(e.key, g, b.now())...)
+				b.track(b.cache.put(g, b.now())...)
 				return g, nil
 			})
 			if err != nil {

@@ -20,28 +20,79 @@ import (
 )
 
 // grant is a token GitHub issued and what it covers, kept compact: the
-// repository and permission sets are interned (one copy however many
-// tokens share them), the expiry is an integer, and the audit fields are
-// rendered when an event is written rather than kept.
+// token, the repositories, the connection and the cache key share one
+// string; large repository sets and the permission sets are interned (one
+// copy however many tokens share them); the expiry is an integer; the
+// audit fields are rendered when an event is written rather than kept; and
+// a cached grant is its own cache entry, linked by slot numbers rather
+// than pointers. Two objects and four pointers a token keep the garbage
+// collector's marking of a full cache short.
 type grant struct {
-	token  string
+	// text is the token, then the repositories unless interned, then the
+	// cache key, which begins with the connection id (an uncached grant
+	// has only the connection id there).
+	text                        string
+	tokenEnd, reposEnd, connEnd uint32
+	// keyed: the tail of text is a cache key.
+	keyed  bool
 	sha256 fingerprint
-	// expires is Unix nanoseconds.
-	expires int64
-	// repos is the granted repositories, sorted by full name, encoded as
-	// "name,name|id,id" (see repoSet); "" when GitHub listed none.
-	repos string
-	// reposH keeps an interned repos (a long one) in the intern table.
-	reposH     unique.Handle[string]
-	perms      *permSet
-	connection unique.Handle[string]
-	selected   bool
+	// expires and lastUsed are Unix nanoseconds; lastUsed is the cache's.
+	expires, lastUsed int64
+	// reposH holds an interned (long) repository set; the zero handle
+	// means the set is in text.
+	reposH   unique.Handle[string]
+	perms    *permSet
+	selected bool
 	// exclusive grants belong to owner and are never cached.
 	exclusive bool
 	owner     string
+	// The cache's slot for the grant (noSlot when not cached) and its
+	// lists by slot: least recently used order, and the connection's
+	// grants.
+	slot, prev, next, cprev, cnext int32
 }
 
-func (g *grant) conn() string { return g.connection.Value() }
+// newGrant keeps token, the encoded repository set (see repoSet), the
+// connection id and the cache key (which begins with it; "" for a grant
+// that is not cached) in one string.
+func newGrant(token, repos string, reposH unique.Handle[string], conn, key string) *grant {
+	g := &grant{reposH: reposH, slot: noSlot}
+	if reposH != (unique.Handle[string]{}) {
+		repos = ""
+	}
+	tail := conn
+	if key != "" {
+		if !strings.HasPrefix(key, conn) {
+			panic("broker: a cache key that does not begin with its connection")
+		}
+		tail, g.keyed = key, true
+	}
+	g.text = token + repos + tail
+	g.tokenEnd, g.reposEnd = uint32(len(token)), uint32(len(token)+len(repos))
+	g.connEnd = g.reposEnd + uint32(len(conn))
+	return g
+}
+
+func (g *grant) token() string { return g.text[:g.tokenEnd] }
+
+// repos is the granted repositories, sorted by full name, encoded as
+// "name,name|id,id"; "" when GitHub listed none.
+func (g *grant) repos() string {
+	if g.reposH != (unique.Handle[string]{}) {
+		return g.reposH.Value()
+	}
+	return g.text[g.tokenEnd:g.reposEnd]
+}
+
+func (g *grant) conn() string { return g.text[g.reposEnd:g.connEnd] }
+
+// key is the scope key the grant is cached under, "" if it is not.
+func (g *grant) key() string {
+	if !g.keyed {
+		return ""
+	}
+	return g.text[g.reposEnd:]
+}
 
 func (g *grant) expiresAt() time.Time { return time.Unix(0, g.expires) }
 
@@ -69,7 +120,8 @@ func (f fingerprint) String() string { return hex.EncodeToString(f[:]) }
 // are than an entry in the intern table.
 const internAbove = 64
 
-// repoSet encodes GitHub's list of repositories, sorted by full name.
+// repoSet encodes GitHub's list of repositories, sorted by full name; a
+// long encoding is interned and returned as a handle too.
 func repoSet(repos []*github.Repository) (string, unique.Handle[string]) {
 	if len(repos) == 0 {
 		return "", unique.Handle[string]{}
@@ -107,7 +159,7 @@ func repoSet(repos []*github.Repository) (string, unique.Handle[string]) {
 // repoNames is what the audit says of the repositories: full names,
 // sorted, comma-separated. It allocates nothing.
 func (g *grant) repoNames() string {
-	s := g.repos
+	s := g.repos()
 	if i := strings.IndexByte(s, '|'); i >= 0 {
 		return s[:i]
 	}
@@ -116,7 +168,7 @@ func (g *grant) repoNames() string {
 
 // repositories is the response's list.
 func (g *grant) repositories() []*brokerv1.Repository {
-	s := g.repos
+	s := g.repos()
 	i := strings.IndexByte(s, '|')
 	if i < 0 {
 		return nil
@@ -178,118 +230,132 @@ func internPerms(m map[string]string) *permSet {
 	return p
 }
 
-// entry is a cached shared grant, on two intrusive lists: the cache's LRU
-// order and its connection's entries.
-type entry struct {
-	key          string
-	grant        *grant
-	lastUsed     int64 // Unix nanoseconds
-	prev, next   *entry
-	cprev, cnext *entry
-}
+// noSlot is "no grant": the end of a list, an uncached grant's slot.
+const noSlot = -1
 
 // cache holds shared grants by scope key, least recently used evicted
-// first once it holds max entries. Every operation but due and findToken
-// is O(1); dropping a connection is O(its entries).
+// first once it holds max of them. Grants sit in numbered slots, on two
+// lists linked by slot: the LRU order and their connection's grants.
+// Every operation but due and findToken is O(1); dropping a connection is
+// O(its grants).
 type cache struct {
 	mu         sync.Mutex
 	max        int
-	m          map[string]*entry
-	head, tail *entry            // most and least recently used
-	conns      map[string]*entry // connection → one of its entries
+	m          map[string]int32 // scope key → slot
+	slots      []*grant         // nil when free
+	free       []int32
+	head, tail int32            // most and least recently used
+	conns      map[string]int32 // connection → the slot of one of its grants
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, m: map[string]*entry{}, conns: map[string]*entry{}}
+	return &cache{max: max, m: map[string]int32{}, conns: map[string]int32{}, head: noSlot, tail: noSlot}
 }
 
-func (c *cache) unlinkLRU(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
+func (c *cache) unlinkLRU(e *grant) {
+	if e.prev != noSlot {
+		c.slots[e.prev].next = e.next
 	} else {
 		c.head = e.next
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
+	if e.next != noSlot {
+		c.slots[e.next].prev = e.prev
 	} else {
 		c.tail = e.prev
 	}
-	e.prev, e.next = nil, nil
+	e.prev, e.next = noSlot, noSlot
 }
 
-func (c *cache) pushFront(e *entry) {
-	e.next = c.head
-	if c.head != nil {
-		c.head.prev = e
+func (c *cache) pushFront(e *grant) {
+	e.prev, e.next = noSlot, c.head
+	if c.head != noSlot {
+		c.slots[c.head].prev = e.slot
 	}
-	c.head = e
-	if c.tail == nil {
-		c.tail = e
+	c.head = e.slot
+	if c.tail == noSlot {
+		c.tail = e.slot
 	}
 }
 
-// remove takes e out of the map and both lists.
-func (c *cache) remove(e *entry) {
+// remove takes e out of the map, both lists and its slot.
+func (c *cache) remove(e *grant) {
 	c.unlinkLRU(e)
-	conn := e.grant.conn()
-	if e.cprev != nil {
-		e.cprev.cnext = e.cnext
-	} else if e.cnext != nil {
+	conn := e.conn()
+	if e.cprev != noSlot {
+		c.slots[e.cprev].cnext = e.cnext
+	} else if e.cnext != noSlot {
 		c.conns[conn] = e.cnext
 	} else {
 		delete(c.conns, conn)
 	}
-	if e.cnext != nil {
-		e.cnext.cprev = e.cprev
+	if e.cnext != noSlot {
+		c.slots[e.cnext].cprev = e.cprev
 	}
-	e.cprev, e.cnext = nil, nil
-	delete(c.m, e.key)
+	delete(c.m, e.key())
+	c.slots[e.slot] = nil
+	c.free = append(c.free, e.slot)
+	e.slot, e.cprev, e.cnext = noSlot, noSlot, noSlot
 }
 
 // get returns the grant for key if it stays valid for at least minLife.
 func (c *cache) get(key []byte, minLife time.Duration, now time.Time) *grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.m[string(key)]
-	if e == nil || e.grant.lifeLeft(now) < minLife {
+	i, ok := c.m[string(key)]
+	if !ok {
+		return nil
+	}
+	e := c.slots[i]
+	if e.lifeLeft(now) < minLife {
 		return nil
 	}
 	e.lastUsed = now.UnixNano()
-	if c.head != e {
+	if c.head != i {
 		c.unlinkLRU(e)
 		c.pushFront(e)
 	}
-	return e.grant
+	return e
 }
 
-// put stores g for key, replacing an older grant; it returns the grants it
-// displaced (replaced or evicted to stay within max), still live at GitHub.
-func (c *cache) put(key string, g *grant, now time.Time) []*grant {
+// put stores g under its key, replacing an older grant; it returns the
+// grants it displaced (replaced or evicted to stay within max), still live
+// at GitHub.
+func (c *cache) put(g *grant, now time.Time) []*grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[key]; e != nil {
-		old := e.grant
-		e.grant = g
-		c.unlinkLRU(e)
-		c.pushFront(e)
-		if old != g {
-			return []*grant{old}
-		}
-		return nil
+	key := g.key()
+	if key == "" || g.slot != noSlot {
+		panic("broker: caching a grant without a key, or twice")
 	}
-	e := &entry{key: key, grant: g, lastUsed: now.UnixNano()}
-	c.pushFront(e)
-	c.m[key] = e
-	if first := c.conns[g.conn()]; first != nil {
-		e.cnext = first
-		first.cprev = e
-	}
-	c.conns[g.conn()] = e
 	var displaced []*grant
-	for len(c.m) > c.max {
-		old := c.tail
+	if i, ok := c.m[key]; ok {
+		old := c.slots[i]
 		c.remove(old)
-		displaced = append(displaced, old.grant)
+		displaced = append(displaced, old)
+	}
+	if n := len(c.free); n > 0 {
+		g.slot, c.free = c.free[n-1], c.free[:n-1]
+		c.slots[g.slot] = g
+	} else {
+		g.slot = int32(len(c.slots))
+		c.slots = append(c.slots, g)
+	}
+	g.lastUsed = now.UnixNano()
+	c.pushFront(g)
+	c.m[key] = g.slot
+	g.cprev, g.cnext = noSlot, noSlot
+	if first, ok := c.conns[g.conn()]; ok {
+		g.cnext = first
+		c.slots[first].cprev = g.slot
+		c.conns[g.conn()] = g.slot
+	} else {
+		// The map keeps a copy of its own, not a grant's text.
+		c.conns[strings.Clone(g.conn())] = g.slot
+	}
+	for len(c.m) > c.max {
+		old := c.slots[c.tail]
+		c.remove(old)
+		displaced = append(displaced, old)
 	}
 	return displaced
 }
@@ -299,8 +365,9 @@ func (c *cache) dropConnection(conn string) []*grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*grant
-	for e := c.conns[conn]; e != nil; e = c.conns[conn] {
-		out = append(out, e.grant)
+	for i, ok := c.conns[conn]; ok; i, ok = c.conns[conn] {
+		e := c.slots[i]
+		out = append(out, e)
 		c.remove(e)
 	}
 	return out
@@ -311,30 +378,24 @@ func (c *cache) dropConnection(conn string) []*grant {
 func (c *cache) findToken(sha fingerprint) *grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range c.m {
-		if e.grant.sha256 == sha {
-			return e.grant
+	for _, e := range c.slots {
+		if e != nil && e.sha256 == sha {
+			return e
 		}
 	}
 	return nil
 }
 
-// dueEntry is a cached grant to renew.
-type dueEntry struct {
-	key   string
-	grant *grant
-}
-
-// due lists entries that expire within ahead and were used recently
+// due lists cached grants that expire within ahead and were used recently
 // enough to be worth renewing before a caller has to wait.
-func (c *cache) due(now time.Time, ahead, usedWithin time.Duration) []dueEntry {
+func (c *cache) due(now time.Time, ahead, usedWithin time.Duration) []*grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []dueEntry
+	var out []*grant
 	n := now.UnixNano()
-	for _, e := range c.m {
-		if e.grant.lifeLeft(now) < ahead && time.Duration(n-e.lastUsed) < usedWithin {
-			out = append(out, dueEntry{key: e.key, grant: e.grant})
+	for _, e := range c.slots {
+		if e != nil && e.lifeLeft(now) < ahead && time.Duration(n-e.lastUsed) < usedWithin {
+			out = append(out, e)
 		}
 	}
 	return out

@@ -14,7 +14,9 @@ func (b *Broker) DropCached(conn string) { b.track(b.cache.dropConnection(conn).
 func (b *Broker) ShortenCached(d time.Duration) {
 	b.cache.mu.Lock()
 	defer b.cache.mu.Unlock()
-	for _, e := range b.cache.m {
-		e.grant.expires = time.Now().Add(d).UnixNano()
+	for _, g := range b.cache.slots {
+		if g != nil {
+			g.expires = time.Now().Add(d).UnixNano()
+		}
 	}
 }

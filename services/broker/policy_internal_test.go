@@ -59,9 +59,9 @@ func TestGrantSetsInterned(t *testing.T) {
 		repos = append(repos, &github.Repository{ID: github.Int64(int64(10 + i)), FullName: github.String(fmt.Sprintf("octo-org/repository-%d", 5-i))})
 	}
 	sc := scope{permissions: map[string]string{"contents": "read"}}
-	a := grantOf(&github.InstallationToken{Token: github.String("a"), Repositories: repos}, c, sc)
-	b := grantOf(&github.InstallationToken{Token: github.String("b"), Repositories: repos}, c, scope{permissions: map[string]string{"contents": "read"}})
-	if unsafe.StringData(a.repos) != unsafe.StringData(b.repos) || a.perms != b.perms {
+	a := grantOf(&github.InstallationToken{Token: github.String("a"), Repositories: repos}, c, sc, "")
+	b := grantOf(&github.InstallationToken{Token: github.String("b"), Repositories: repos}, c, scope{permissions: map[string]string{"contents": "read"}}, "")
+	if unsafe.StringData(a.repos()) != unsafe.StringData(b.repos()) || a.perms != b.perms {
 		t.Error("equal sets are not shared")
 	}
 	if got := a.repoNames(); !strings.HasPrefix(got, "octo-org/repository-0,octo-org/repository-1,") {

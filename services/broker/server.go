@@ -168,7 +168,7 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 	s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.InfoLevel, msg: "token issued",
 		g: g, expires: g.expires, caller: who, conn: req.GetConnectionId(), installation: c.installationID, cache: result})
 	return &brokerv1.IssueTokenResponse{
-		Token:               g.token,
+		Token:               g.token(),
 		ExpireTime:          timestamppb.New(g.expiresAt()),
 		Repositories:        g.repositories(),
 		Permissions:         g.perms.m,

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unique"
 
 	"github.com/ghconnect/ghconnect/pkg/githubapp"
 	"github.com/ghconnect/ghconnect/pkg/logging"
@@ -327,8 +326,9 @@ func is401(err error) bool { return errors.Is(err, brokerclient.ErrUnauthorized)
 // installation. It signs with the newest key version; if GitHub refuses
 // the JWT it corrects for clock skew, falls back to the previous key version
 // (a new key GitHub does not know yet), and finally retries briefly (a key
-// that has not reached every GitHub replica).
-func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant, error) {
+// that has not reached every GitHub replica). The grant is to be cached
+// under key ("" for an exclusive one).
+func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope, key string) (*grant, error) {
 	if wait := u.pausedFor(c.installationID); wait > 0 {
 		return nil, &errPaused{wait}
 	}
@@ -417,18 +417,17 @@ func (u *upstream) exchange(ctx context.Context, c *connInfo, sc scope) (*grant,
 	if err != nil {
 		return nil, err
 	}
-	return grantOf(tok, c, sc), nil
+	return grantOf(tok, c, sc, key), nil
 }
 
-// grantOf is what the broker keeps of a token GitHub issued.
-func grantOf(tok *github.InstallationToken, c *connInfo, sc scope) *grant {
-	g := &grant{
-		token: tok.GetToken(), sha256: fingerprintOf(tok.GetToken()), expires: tok.GetExpiresAt().UnixNano(),
-		perms:      internPerms(permissionsOf(tok.Permissions, sc.permissions)),
-		connection: unique.Make(c.id),
-		selected:   len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0,
-	}
-	g.repos, g.reposH = repoSet(tok.Repositories)
+// grantOf is what the broker keeps of a token GitHub issued, to be cached
+// under key ("" for one that is not cached).
+func grantOf(tok *github.InstallationToken, c *connInfo, sc scope, key string) *grant {
+	repos, reposH := repoSet(tok.Repositories)
+	g := newGrant(tok.GetToken(), repos, reposH, c.id, key)
+	g.sha256, g.expires = fingerprintOf(tok.GetToken()), tok.GetExpiresAt().UnixNano()
+	g.perms = internPerms(permissionsOf(tok.Permissions, sc.permissions))
+	g.selected = len(sc.repos) > 0 || len(sc.repoIDs) > 0 || len(tok.Repositories) > 0
 	return g
 }
 
