@@ -42,11 +42,12 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	size := m.SizeVT()
 	if mem.IsBelowBufferPoolingThreshold(size) {
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+		s := &small{buf: make([]byte, size)}
+		if _, err := m.MarshalToSizedBufferVT(s.buf); err != nil {
 			return nil, err
 		}
-		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+		s.list[0] = &s.buf
+		return s.list[:], nil
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
@@ -55,6 +56,14 @@ func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 		return nil, err
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// small is a message below gRPC's pooling threshold: the slice gRPC is
+// handed and its one buffer, in one allocation (a pointer goes into the
+// interface without one of its own).
+type small struct {
+	list [1]mem.Buffer
+	buf  mem.SliceBuffer
 }
 
 // Unmarshal decodes data into v. The generated code copies what it keeps,

@@ -91,3 +91,20 @@ func TestOtherMessages(t *testing.T) {
 		t.Error("a string was marshalled")
 	}
 }
+
+// A small message costs two allocations: its bytes, and the slice gRPC is
+// handed with its buffer.
+func TestSmallMessageAllocations(t *testing.T) {
+	c := encoding.GetCodecV2("proto")
+	in := response(1)
+	size := proto.Size(in)
+	if n := testing.AllocsPerRun(100, func() {
+		data, err := c.Marshal(in)
+		if err != nil || data.Len() != size {
+			t.Fatalf("marshal: %v", err)
+		}
+		data.Free()
+	}); n > 2 {
+		t.Errorf("%v allocations a message", n)
+	}
+}

@@ -59,7 +59,7 @@ func NewWithSink(opts Options, sink zapcore.WriteSyncer) (*zap.Logger, error) {
 	core := zapcore.NewCore(enc, sink, level)
 	// No caller annotation: it costs a stack walk per line on hot paths (the
 	// broker audits every token it hands out), and messages name their place.
-	return zap.New(redactingCore{core}), nil
+	return zap.New(&redactingCore{core}), nil
 }
 
 type ctxKey struct{}

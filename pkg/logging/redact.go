@@ -33,9 +33,27 @@ var markers = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "h
 // in one scan.
 const every = "_. \t\n\f\r"
 
+// inEvery is every as a table: one lookup a byte.
+var inEvery = func() (t [256]bool) {
+	for i := range len(every) {
+		t[every[i]] = true
+	}
+	return t
+}()
+
+// mayHoldSecret reports whether s has a byte of every.
+func mayHoldSecret(s string) bool {
+	for i := range len(s) {
+		if inEvery[s[i]] {
+			return true
+		}
+	}
+	return false
+}
+
 // Redact replaces every secret-shaped part of s.
 func Redact(s string) string {
-	if !strings.ContainsAny(s, every) {
+	if !mayHoldSecret(s) {
 		return s
 	}
 	found := false
@@ -53,23 +71,24 @@ func Redact(s string) string {
 
 // redactingCore rewrites messages and string-like fields before they reach
 // the encoder, so no caller can log a secret by accident, including through
-// an error's text.
+// an error's text. It is used by pointer: Check hands it to every entry,
+// and a pointer goes into an interface without an allocation.
 type redactingCore struct {
 	zapcore.Core
 }
 
-func (c redactingCore) With(fields []zapcore.Field) zapcore.Core {
-	return redactingCore{c.Core.With(redactFields(fields))}
+func (c *redactingCore) With(fields []zapcore.Field) zapcore.Core {
+	return &redactingCore{c.Core.With(redactFields(fields))}
 }
 
-func (c redactingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+func (c *redactingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
 	if c.Enabled(e.Level) {
 		return ce.AddCore(e, c)
 	}
 	return ce
 }
 
-func (c redactingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+func (c *redactingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	e.Message = Redact(e.Message)
 	return c.Core.Write(e, redactFields(fields))
 }

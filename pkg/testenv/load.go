@@ -102,16 +102,26 @@ func Percentile(d []time.Duration, p int) time.Duration {
 	return s[min(len(s)*p/100, len(s)-1)]
 }
 
+// Comparison is what Compare measured.
+type Comparison struct {
+	// Ratio is the median over the rounds of the candidate's throughput
+	// as a share of the baseline's; P99Ratio, the median of their p99
+	// latencies' ratio.
+	Ratio, P99Ratio float64
+	// Base and Cand are each's median throughput and latency percentiles
+	// over all of its calls.
+	Base, Cand LoadResult
+}
+
 // Compare runs the baseline and the candidate in many short alternating
 // rounds, so both meet the same machine (a shared machine's slow moments
 // fall on both), the order flipping each round so neither always goes
-// first. It reports the median over the rounds of the candidate's
-// throughput as a ratio of the baseline's, each's median throughput, and
-// latency percentiles over all of each's calls.
+// first. Ratios are taken round by round and their median reported: one
+// round a neighbour slowed moves a pooled p99 but not a median.
 //
 // settle, if not nil, runs at the end of each timed candidate round: work
 // the calls left queued (the broker's audit writer) is charged to them.
-func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Context) error, settle func()) (ratio float64, base, cand LoadResult, err error) {
+func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Context) error, settle func()) (Comparison, error) {
 	candRound := func() (LoadResult, []time.Duration, error) {
 		start := time.Now()
 		res, lat, err := load(n, workers, candidate)
@@ -123,11 +133,12 @@ func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Contex
 	}
 	Load(n, workers, baseline) // warm both paths up
 	Load(n, workers, candidate)
-	var ratios, bOps, cOps []float64
+	var ratios, p99s, bOps, cOps []float64
 	var bLat, cLat []time.Duration
 	for r := range rounds {
 		var b, c LoadResult
 		var bl, cl []time.Duration
+		var err error
 		if r%2 == 0 {
 			b, bl, err = load(n, workers, baseline)
 			if err == nil {
@@ -140,15 +151,18 @@ func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Contex
 			}
 		}
 		if err != nil {
-			return 0, LoadResult{}, LoadResult{}, err
+			return Comparison{}, err
 		}
 		ratios = append(ratios, c.OpsPerSec/b.OpsPerSec)
+		p99s = append(p99s, float64(c.P99)/float64(b.P99))
 		bOps, cOps = append(bOps, b.OpsPerSec), append(cOps, c.OpsPerSec)
 		bLat, cLat = append(bLat, bl...), append(cLat, cl...)
 	}
-	base = LoadResult{OpsPerSec: median(bOps), P50: Percentile(bLat, 50), P99: Percentile(bLat, 99)}
-	cand = LoadResult{OpsPerSec: median(cOps), P50: Percentile(cLat, 50), P99: Percentile(cLat, 99)}
-	return median(ratios), base, cand, nil
+	return Comparison{
+		Ratio: median(ratios), P99Ratio: median(p99s),
+		Base: LoadResult{OpsPerSec: median(bOps), P50: Percentile(bLat, 50), P99: Percentile(bLat, 99)},
+		Cand: LoadResult{OpsPerSec: median(cOps), P50: Percentile(cLat, 50), P99: Percentile(cLat, 99)},
+	}, nil
 }
 
 func median(xs []float64) float64 {

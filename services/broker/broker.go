@@ -146,7 +146,7 @@ var auditField = zap.Bool("audit", true)
 func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.Duration, exclusive bool, caller string) (*grant, string, error) {
 	if exclusive {
 		b.m.exclusives.Inc()
-		g, err := b.up.exchange(ctx, c, sc, "")
+		g, err := b.up.exchange(ctx, c, sc.owned(), "")
 		if err != nil {
 			return nil, "exclusive", err
 		}
@@ -162,6 +162,7 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 	}
 	b.m.misses.Inc()
 	key := string(kb)
+	own := sc.owned()
 	v, err, _ := b.flight.Do(key, func() (any, error) {
 		// Another flight may have filled the cache while this one waited.
 		if g := b.cache.get([]byte(key), minLife, b.now()); g != nil {
@@ -169,7 +170,7 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 		}
 		// The exchange outlives any one caller's cancellation: others
 		// wait on it too.
-		g, err := b.up.exchange(context.WithoutCancel(ctx), c, sc, key)
+		g, err := b.up.exchange(context.WithoutCancel(ctx), c, own, key)
 		if err != nil {
 			return nil, err
 		}

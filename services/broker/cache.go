@@ -94,8 +94,6 @@ func (g *grant) key() string {
 	return g.text[g.reposEnd:]
 }
 
-func (g *grant) expiresAt() time.Time { return time.Unix(0, g.expires) }
-
 // lifeLeft is how long the token stays valid after now.
 func (g *grant) lifeLeft(now time.Time) time.Duration {
 	return time.Duration(g.expires - now.UnixNano())
@@ -166,30 +164,39 @@ func (g *grant) repoNames() string {
 	return s
 }
 
-// repositories is the response's list.
-func (g *grant) repositories() []*brokerv1.Repository {
+// repositories is the response's list. A grant of one repository fills
+// in one and returns it in list (of capacity 1); larger ones allocate.
+func (g *grant) repositories(one *brokerv1.Repository, list []*brokerv1.Repository) []*brokerv1.Repository {
 	s := g.repos()
 	i := strings.IndexByte(s, '|')
 	if i < 0 {
 		return nil
 	}
 	names, ids := s[:i], s[i+1:]
-	out := make([]*brokerv1.Repository, 0, strings.Count(names, ",")+1)
+	if n := strings.Count(names, ",") + 1; n > cap(list) {
+		list, one = make([]*brokerv1.Repository, 0, n), nil
+	}
 	for names != "" {
 		var name, id string
 		name, names, _ = strings.Cut(names, ",")
 		id, ids, _ = strings.Cut(ids, ",")
 		n, _ := strconv.ParseInt(id, 10, 64)
-		out = append(out, &brokerv1.Repository{Id: n, FullName: name})
+		r := one
+		if r == nil {
+			r = new(brokerv1.Repository)
+		}
+		one = nil
+		r.Id, r.FullName = n, name
+		list = append(list, r)
 	}
-	return out
+	return list
 }
 
-// auditFields appends what the audit says of a grant that expires at
-// expires (Unix nanoseconds, read when the event was made).
-func (g *grant) auditFields(f []zap.Field, expires int64) []zap.Field {
+// auditFields appends what the audit says of a grant, given its rendered
+// fingerprint and expiry (see auditWriter.render).
+func (g *grant) auditFields(f []zap.Field, sha, expires string) []zap.Field {
 	return append(f,
-		zap.String("token_sha256", g.sha256.String()), zap.String("expires_at", time.Unix(0, expires).UTC().Format(time.RFC3339)),
+		zap.String("token_sha256", sha), zap.String("expires_at", expires),
 		zap.String("repositories", g.repoNames()), zap.String("repository_selection", g.selection()),
 		zap.String("permissions", g.perms.s), zap.Bool("exclusive", g.exclusive),
 	)

@@ -32,7 +32,7 @@ func fillTokens(b *Broker, n int, lap func(i int)) {
 		for _, p := range names[:1+i%5] {
 			perms[p] = "read"
 		}
-		sc, err := pol.authorize("search-svc", c.id, []string{repo}, nil, perms, false)
+		sc, err := pol.authorize("search-svc", c.id, []string{repo}, nil, perms, false, nil)
 		if err != nil {
 			panic(err)
 		}

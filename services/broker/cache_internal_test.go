@@ -178,3 +178,25 @@ func TestGrantText(t *testing.T) {
 		t.Errorf("interned: repos %q key %q conn %q text %q", x.repos(), x.key(), x.conn(), x.text)
 	}
 }
+
+// A response carries the grant's repositories and expiry, for one
+// repository, several and none alike.
+func TestGrantResponse(t *testing.T) {
+	exp := time.Date(2026, 12, 2, 14, 0, 0, 123456789, time.UTC)
+	perms := &permSet{m: map[string]string{"contents": "read"}, s: "contents=read"}
+	for _, tc := range []struct {
+		repos string
+		want  []string
+	}{{"", nil}, {"octo/a|7", []string{"octo/a:7"}}, {"octo/a,octo/b,octo/c|7,8,9", []string{"octo/a:7", "octo/b:8", "octo/c:9"}}} {
+		g := newGrant("ghs_abc", tc.repos, unique.Handle[string]{}, "conn-1", "")
+		g.expires, g.perms, g.selected = exp.UnixNano(), perms, tc.repos != ""
+		r := g.response()
+		var got []string
+		for _, x := range r.Repositories {
+			got = append(got, x.FullName+":"+strconv.FormatInt(x.Id, 10))
+		}
+		if !slices.Equal(got, tc.want) || !r.ExpireTime.AsTime().Equal(exp) || r.Token != "ghs_abc" || r.Permissions["contents"] != "read" {
+			t.Errorf("repos %q: response %v", tc.repos, r)
+		}
+	}
+}

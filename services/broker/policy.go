@@ -113,7 +113,9 @@ func (r *refusal) Error() string { return r.what }
 
 // authorize turns a request into the scope to ask GitHub for: what the
 // caller asked, within its policy; empty asks mean "all the policy allows".
-func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids []int64, perms map[string]string, exclusive bool) (scope, error) {
+// The scope's repositories go in buf when they fit (a caller's array on
+// its stack: the cache-hit path allocates nothing for them); see owned.
+func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids []int64, perms map[string]string, exclusive bool, buf []string) (scope, error) {
 	if c == nil {
 		return scope{}, &refusal{fmt.Sprintf("caller %q has no token policy", caller)}
 	}
@@ -141,8 +143,11 @@ func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids 
 	case len(ids) > 0 && !all(c.Repositories):
 		return scope{}, &refusal{fmt.Sprintf("caller %q may name repositories only, not ids", caller)}
 	}
+	if len(repos) > cap(buf) {
+		buf = make([]string, 0, len(repos))
+	}
 	if len(repos) > 0 {
-		s.repos = make([]string, 0, len(repos))
+		s.repos = buf[:0]
 	}
 	for _, r := range repos {
 		if !contains(c.Repositories, r) {
@@ -161,6 +166,27 @@ func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids 
 		s.repoIDs = slices.Compact(s.repoIDs)
 	}
 	return s, nil
+}
+
+// owned is a copy of the scope sharing nothing with it, for keeping
+// beyond the call that authorized it (its buf may be on that call's
+// stack). Nothing of s is kept, so the compiler lets buf stay there.
+// (The copies are made by hand: slices.Clone and maps.Clone would leak
+// their argument as far as escape analysis can tell.)
+func (s scope) owned() scope {
+	o := scope{permissions: make(map[string]string, len(s.permissions))}
+	if len(s.repos) > 0 {
+		o.repos = make([]string, len(s.repos))
+		copy(o.repos, s.repos)
+	}
+	if len(s.repoIDs) > 0 {
+		o.repoIDs = make([]int64, len(s.repoIDs))
+		copy(o.repoIDs, s.repoIDs)
+	}
+	for k, v := range s.permissions {
+		o.permissions[k] = v
+	}
+	return o
 }
 
 // covers reports whether have grants every permission of want at its level

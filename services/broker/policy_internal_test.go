@@ -36,7 +36,7 @@ func TestFastPermissionChecksAgree(t *testing.T) {
 
 func TestScopeKeyRoundTrip(t *testing.T) {
 	p := &CallerPolicy{Connections: []string{"*"}, Repositories: []string{"*"}, Permissions: map[string]string{"contents": "write", "issues": "read"}}
-	sc, err := p.authorize("x", "c1", []string{"Beta", "alpha", "beta"}, []int64{7, 3, 7}, map[string]string{"issues": "read", "contents": "read"}, false)
+	sc, err := p.authorize("x", "c1", []string{"Beta", "alpha", "beta"}, []int64{7, 3, 7}, map[string]string{"issues": "read", "contents": "read"}, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,29 @@ func TestScopeKeyRoundTrip(t *testing.T) {
 	back, ok := scopeOfKey(key)
 	if !ok || string(back.appendKey(nil, "c1", 42)) != key {
 		t.Errorf("scopeOfKey(%q) = %+v, %v", key, back, ok)
+	}
+}
+
+// A scope authorized into the caller's buffer uses it, and its owned copy
+// shares nothing with it.
+func TestScopeInBufferAndOwned(t *testing.T) {
+	p := &CallerPolicy{Connections: []string{"*"}, Repositories: []string{"*"}, Permissions: map[string]string{"contents": "read"}}
+	var buf [4]string
+	asked := map[string]string{"contents": "read"}
+	sc, err := p.authorize("x", "c1", []string{"beta", "Alpha"}, []int64{9}, asked, false, buf[:0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &sc.repos[0] != &buf[0] || buf[0] != "alpha" || buf[1] != "beta" {
+		t.Fatalf("repositories %v not in the buffer %v", sc.repos, buf)
+	}
+	own := sc.owned()
+	buf[0], asked["issues"] = "changed", "read"
+	if own.repos[0] != "alpha" || len(own.permissions) != 1 || own.repoIDs[0] != 9 || &own.repoIDs[0] == &sc.repoIDs[0] {
+		t.Errorf("owned copy shares with the scope: %+v", own)
+	}
+	if key := string(own.appendKey(nil, "c1", 1)); key != "c1|1|alpha,beta|9,|contents=read," {
+		t.Errorf("owned key %q", key)
 	}
 }
 
@@ -67,7 +90,7 @@ func TestGrantSetsInterned(t *testing.T) {
 	if got := a.repoNames(); !strings.HasPrefix(got, "octo-org/repository-0,octo-org/repository-1,") {
 		t.Errorf("audit repositories %q, want sorted full names", got)
 	}
-	if rs := a.repositories(); len(rs) != 6 || rs[0].FullName != "octo-org/repository-0" || rs[0].Id != 15 {
+	if rs := a.repositories(nil, nil); len(rs) != 6 || rs[0].FullName != "octo-org/repository-0" || rs[0].Id != 15 {
 		t.Errorf("repositories %v", rs)
 	}
 }

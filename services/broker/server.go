@@ -156,7 +156,8 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		return nil, refuse(status.Error(codes.FailedPrecondition, "the connection is not CONNECTED"), "not connected")
 	}
 	installation = &c.installationID
-	sc, err := s.b.opts.Policy.Callers[who].authorize(who, c.id, req.GetRepositories(), req.GetRepositoryIds(), req.GetPermissions(), req.GetExclusive())
+	var repos [4]string
+	sc, err := s.b.opts.Policy.Callers[who].authorize(who, c.id, req.GetRepositories(), req.GetRepositoryIds(), req.GetPermissions(), req.GetExclusive(), repos[:0])
 	if err != nil {
 		return nil, refuse(status.Error(codes.PermissionDenied, err.Error()), err.Error())
 	}
@@ -167,14 +168,29 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 	}
 	s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.InfoLevel, msg: "token issued",
 		g: g, expires: g.expires, caller: who, conn: req.GetConnectionId(), installation: c.installationID, cache: result})
-	return &brokerv1.IssueTokenResponse{
-		Token:               g.token(),
-		ExpireTime:          timestamppb.New(g.expiresAt()),
-		Repositories:        g.repositories(),
-		Permissions:         g.perms.m,
-		RepositorySelection: g.selection(),
-		Exclusive:           g.exclusive,
-	}, nil
+	return g.response(), nil
+}
+
+// issueReply is a response and its parts, for a grant of at most one
+// repository, in one allocation.
+type issueReply struct {
+	res  brokerv1.IssueTokenResponse
+	exp  timestamppb.Timestamp
+	repo brokerv1.Repository
+	list [1]*brokerv1.Repository
+}
+
+// response is what IssueToken answers for g.
+func (g *grant) response() *brokerv1.IssueTokenResponse {
+	r := new(issueReply)
+	r.exp.Seconds, r.exp.Nanos = g.expires/1e9, int32(g.expires%1e9)
+	r.res.Token = g.token()
+	r.res.ExpireTime = &r.exp
+	r.res.Permissions = g.perms.m
+	r.res.RepositorySelection = g.selection()
+	r.res.Exclusive = g.exclusive
+	r.res.Repositories = g.repositories(&r.repo, r.list[:0])
+	return &r.res
 }
 
 // RevokeToken implements the RPC.
