@@ -98,8 +98,10 @@ test-standalone:
 
 # Each benchmark measures its own baseline in the same run and reports
 # ratios; one iteration (-benchtime 1x) is a full measurement.
+# One package at a time (-p 1): two benchmarks sharing the cores would
+# each measure the other.
 bench:
-	go test -run '^$$' -bench . -benchtime 1x $(PKGS)
+	go test -p 1 -run '^$$' -bench . -benchtime 1x $(PKGS)
 	cd dev/vaultdev && GOWORK=off go test -run '^$$' -bench . -benchtime 200x .
 
 # Load test of a running broker: IssueToken against grpc.health.v1 Health/Check

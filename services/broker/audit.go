@@ -17,7 +17,7 @@ import (
 // leave idle, instead of in long runs that hold one up.
 const (
 	auditBuffer = 4096
-	auditBatch  = 256
+	auditBatch  = 64
 	auditEvery  = 50 * time.Millisecond
 )
 

@@ -15,8 +15,12 @@ import (
 // BenchmarkCacheHitVsNoop measures cache-hit IssueToken against a no-op
 // method on the same server and connection, in alternating rounds of one
 // run (target: hit throughput at least 0.9 of the no-op's, p99 at most 1.2
-// times). Run with
-// -benchtime=1x: one iteration is a full measurement.
+// times). The test process holds GitHub's OpenAPI description for the
+// emulator (over 200 MB of heap), so a garbage collection's marking runs
+// for about 180 ms of every 450: rounds of 1,000 calls (about 25 ms) are
+// short enough that a pair of them nearly always meets the same phase,
+// where rounds longer than the marking measure which of them it fell in.
+// Run with -benchtime=1x: one iteration is a full measurement.
 func BenchmarkCacheHitVsNoop(b *testing.B) {
 	e := brokertest.Start(b, brokertest.Options{Quiet: true, Extra: testenv.Noop("token-client")})
 	md := metadata.Pairs("authorization", "Bearer "+e.Tokens["search-svc"])
@@ -31,7 +35,7 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		cmp, err := testenv.Compare(61, 2000, 32, noop, hit, e.Broker.FlushAudit)
+		cmp, err := testenv.Compare(101, 1000, 32, noop, hit, e.Broker.FlushAudit)
 		if err != nil {
 			b.Fatal(err)
 		}
