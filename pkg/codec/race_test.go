@@ -1,0 +1,7 @@
+//go:build race
+
+package codec_test
+
+// raceEnabled: the race detector changes what allocates (sync.Pool drops
+// items at random), so allocation counts are not checked under it.
+const raceEnabled = true
