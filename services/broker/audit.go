@@ -104,15 +104,16 @@ func (w *auditWriter) run() {
 // drain writes what is queued, then syncs the output once. Events name
 // either Options.Audit or a request's logger, and request loggers all
 // derive from the server's, sharing its output: syncing the last logger
-// written to syncs them all, where syncing each would cost a system call
+// that wrote syncs them all, where syncing each would cost a system call
 // per event.
 func (w *auditWriter) drain() {
 	var last *zap.Logger
 	for {
 		select {
 		case ev := <-w.ch:
-			w.write(ev)
-			last = ev.log
+			if w.write(ev) {
+				last = ev.log
+			}
 		default:
 			if last != nil {
 				_ = last.Sync()
@@ -132,7 +133,8 @@ func (w *auditWriter) render(g *grant, expires int64) (sha, exp string) {
 	return w.lastSHA, w.lastExpires
 }
 
-func (w *auditWriter) write(ev auditEvent) {
+// write writes ev and reports whether its logger took it.
+func (w *auditWriter) write(ev auditEvent) bool {
 	fields := ev.fields
 	if ev.g != nil {
 		sha, exp := w.render(ev.g, ev.expires)
@@ -140,8 +142,10 @@ func (w *auditWriter) write(ev auditEvent) {
 			zap.Int64("installation_id", ev.installation), zap.String("outcome", "issued"), zap.String("cache", ev.cache)), sha, exp)
 		w.buf = fields
 	}
-	if ce := ev.log.Check(ev.level, ev.msg); ce != nil {
+	ce := ev.log.Check(ev.level, ev.msg)
+	if ce != nil {
 		ce.Write(fields...)
 	}
 	w.events.Inc()
+	return ce != nil
 }
