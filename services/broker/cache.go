@@ -29,13 +29,11 @@ import (
 // collector's marking of a full cache short.
 type grant struct {
 	// text is the token, then the repositories unless interned, then the
-	// cache key, which begins with the connection id (an uncached grant
-	// has only the connection id there).
+	// cache key, which begins with the connection id and goes on past it
+	// (an uncached grant has only the connection id there).
 	text                        string
 	tokenEnd, reposEnd, connEnd uint32
-	// keyed: the tail of text is a cache key.
-	keyed  bool
-	sha256 fingerprint
+	sha256                      fingerprint
 	// expires and lastUsed are Unix nanoseconds; lastUsed is the cache's.
 	expires, lastUsed int64
 	// reposH holds an interned (long) repository set; the zero handle
@@ -56,16 +54,16 @@ type grant struct {
 // connection id and the cache key (which begins with it; "" for a grant
 // that is not cached) in one string.
 func newGrant(token, repos string, reposH unique.Handle[string], conn, key string) *grant {
-	g := &grant{reposH: reposH, slot: noSlot}
+	g := &grant{reposH: reposH, slot: noSlot, prev: noSlot, next: noSlot, cprev: noSlot, cnext: noSlot}
 	if reposH != (unique.Handle[string]{}) {
 		repos = ""
 	}
 	tail := conn
 	if key != "" {
-		if !strings.HasPrefix(key, conn) {
+		if len(key) <= len(conn) || !strings.HasPrefix(key, conn) {
 			panic("broker: a cache key that does not begin with its connection")
 		}
-		tail, g.keyed = key, true
+		tail = key
 	}
 	g.text = token + repos + tail
 	g.tokenEnd, g.reposEnd = uint32(len(token)), uint32(len(token)+len(repos))
@@ -88,7 +86,7 @@ func (g *grant) conn() string { return g.text[g.reposEnd:g.connEnd] }
 
 // key is the scope key the grant is cached under, "" if it is not.
 func (g *grant) key() string {
-	if !g.keyed {
+	if int(g.connEnd) == len(g.text) {
 		return ""
 	}
 	return g.text[g.reposEnd:]
@@ -350,15 +348,15 @@ func (c *cache) put(g *grant, now time.Time) []*grant {
 	g.lastUsed = now.UnixNano()
 	c.pushFront(g)
 	c.m[key] = g.slot
-	g.cprev, g.cnext = noSlot, noSlot
-	if first, ok := c.conns[g.conn()]; ok {
+	conn := g.conn()
+	if first, ok := c.conns[conn]; ok {
 		g.cnext = first
 		c.slots[first].cprev = g.slot
-		c.conns[g.conn()] = g.slot
 	} else {
 		// The map keeps a copy of its own, not a grant's text.
-		c.conns[strings.Clone(g.conn())] = g.slot
+		conn = strings.Clone(conn)
 	}
+	c.conns[conn] = g.slot
 	for len(c.m) > c.max {
 		old := c.slots[c.tail]
 		c.remove(old)
