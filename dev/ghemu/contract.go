@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -62,11 +64,22 @@ func SharedContract() (*Contract, error) {
 	return sharedContract, sharedErr
 }
 
-// LoadContract loads and patches the description files in dir.
+// LoadContract loads and patches the description files in dir and keeps of
+// them only the operations the emulator serves: Check is never asked about
+// any other, and the whole description would be over 150 MB of heap in
+// every test process that starts an emulator, marked by each of its garbage
+// collections. Each served route must be in one of the files.
 func LoadContract(dir string) (*Contract, error) {
+	served := map[string]bool{}
+	for _, route := range New(Options{}).apiRoutes {
+		served[route] = true
+	}
 	c := &Contract{}
+	found := map[string]bool{}
 	for _, name := range []string{"api.github.com.json", "ghec.json"} {
 		loader := openapi3.NewLoader()
+		// Not the default reader: it caches each file's bytes for good.
+		loader.ReadFromURIFunc = openapi3.ReadFromFile
 		doc, err := loader.LoadFromFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("ghemu: loading %s: %w", name, err)
@@ -74,6 +87,7 @@ func LoadContract(dir string) (*Contract, error) {
 		if err := patch(doc); err != nil {
 			return nil, fmt.Errorf("ghemu: patching %s: %w", name, err)
 		}
+		keepServed(doc, served, found)
 		// doc.Validate is skipped on purpose: the description has known
 		// errors that do not affect request and response checks.
 		r, err := gorillamux.NewRouter(doc)
@@ -82,7 +96,40 @@ func LoadContract(dir string) (*Contract, error) {
 		}
 		c.routers = append(c.routers, r)
 	}
+	var missing []string
+	for route := range served {
+		if !found[route] {
+			missing = append(missing, route)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("ghemu: emulator routes not in GitHub's OpenAPI description: %s", strings.Join(missing, ", "))
+	}
 	return c, nil
+}
+
+// keepServed drops from doc every operation not in served ("METHOD /path",
+// the path as the description spells it) and what only they referred to,
+// and records in found the ones it kept. The schemas an operation uses are
+// resolved into it on loading, so the components are no longer needed.
+func keepServed(doc *openapi3.T, served, found map[string]bool) {
+	for _, path := range doc.Paths.Keys() {
+		item := doc.Paths.Value(path)
+		for method := range item.Operations() {
+			route := method + " " + path
+			if served[route] {
+				found[route] = true
+			} else {
+				item.SetOperation(method, nil)
+			}
+		}
+		if len(item.Operations()) == 0 {
+			doc.Paths.Delete(path)
+		}
+	}
+	doc.Components = &openapi3.Components{}
+	doc.Extensions, doc.Tags, doc.Webhooks = nil, nil, nil
 }
 
 // patch fixes, in this one place, the gaps of the description that would

@@ -52,6 +52,8 @@ type Faults struct {
 type Emulator struct {
 	opts Options
 	mux  *http.ServeMux
+	// apiRoutes are the patterns api registered, "METHOD /path".
+	apiRoutes []string
 
 	mu            sync.Mutex
 	lastID        int64
@@ -179,6 +181,7 @@ const (
 // api registers an API route: counted, rate limited, fault-injected,
 // authenticated and (in contract mode) validated.
 func (e *Emulator) api(pattern string, kind int, h handler) {
+	e.apiRoutes = append(e.apiRoutes, pattern)
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		e.serveAPI(w, r, pattern, kind, h)
 	})
