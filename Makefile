@@ -114,6 +114,7 @@ loadtest: bin/ghz
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseLicense -fuzztime 30s ./services/registry
+	go test -run '^$$' -fuzz FuzzRedactMatchesPattern -fuzztime 30s ./pkg/logging
 
 clean:
 	rm -rf bin .artifacts

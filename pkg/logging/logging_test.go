@@ -20,6 +20,8 @@ func TestRedaction(t *testing.T) {
 		"Bearer c2VjcmV0LXRva2VuLXZhbHVl",
 		"bearer\tc2VjcmV0LXRva2VuLXZhbHVl",
 		"BEARER\r\nc2VjcmV0LXRva2VuLXZhbHVl",
+		// (?i:bearer) is any mix of cases, not just two.
+		"BeArEr c2VjcmV0LXRva2VuLXZhbHVl",
 	}
 	for _, secret := range secrets {
 		var buf bytes.Buffer
@@ -86,4 +88,18 @@ func TestPlainLineAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(200, func() { l.Info("token issued", fields...) }); n != 0 {
 		t.Errorf("%v allocations a line", n)
 	}
+}
+
+// FuzzRedactMatchesPattern: the prefilters (mayHoldSecret, hasMarker) only
+// skip work; Redact gives what the pattern alone would.
+func FuzzRedactMatchesPattern(f *testing.F) {
+	for _, s := range []string{"token issued", "BeArEr c2VjcmV0LXRva2VuLXZhbHVl", "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+		"x hvr.abcdefghijklmnopqrstu y", "-----BEGIN EC PRIVATE KEY-----", "eyJabcdefgh.abcdefgh.x", "bEARER\t12345678"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := Redact(s), secretPattern.ReplaceAllString(s, redacted); got != want {
+			t.Errorf("Redact(%q) = %q; the pattern gives %q", s, got, want)
+		}
+	})
 }

@@ -22,10 +22,28 @@ var secretPattern = regexp.MustCompile(
 
 const redacted = "[REDACTED]"
 
-// markers are substrings every secretPattern match contains; checking for
-// them first keeps the regular expression off the common path, where log
-// fields hold no secret.
-var markers = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "hvs.", "hvb.", "hvr.", "PRIVATE KEY", "earer", "EARER", "eyJ"}
+// markers are substrings every secretPattern match contains, but for
+// bearer credentials, whose word is in any mix of cases (hasMarker);
+// checking for them first keeps the regular expression off the common
+// path, where log fields hold no secret.
+var markers = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "hvs.", "hvb.", "hvr.", "PRIVATE KEY", "eyJ"}
+
+// hasMarker reports whether s holds a marker or "bearer" in any case.
+func hasMarker(s string) bool {
+	for _, m := range markers {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	const word = "bearer"
+	for i := 0; i+len(word) <= len(s); i++ {
+		// |0x20 lower-cases an ASCII letter; only 'b' and 'B' give 'b'.
+		if s[i]|0x20 == word[0] && strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
+}
 
 // every is a byte each secretPattern match contains: '_' (GitHub
 // tokens), '.' (Vault tokens, JWTs) or white space as \s means it (after
@@ -56,14 +74,7 @@ func Redact(s string) string {
 	if !mayHoldSecret(s) {
 		return s
 	}
-	found := false
-	for _, m := range markers {
-		if strings.Contains(s, m) {
-			found = true
-			break
-		}
-	}
-	if !found || !secretPattern.MatchString(s) {
+	if !hasMarker(s) || !secretPattern.MatchString(s) {
 		return s
 	}
 	return secretPattern.ReplaceAllString(s, redacted)
