@@ -15,11 +15,9 @@ import (
 // BenchmarkCacheHitVsNoop measures cache-hit IssueToken against a no-op
 // method on the same server and connection, in alternating rounds of one
 // run (target: hit throughput at least 0.9 of the no-op's, p99 at most 1.2
-// times). The test process holds GitHub's OpenAPI description for the
-// emulator (over 200 MB of heap), so a garbage collection's marking runs
-// for about 180 ms of every 450: rounds of 1,000 calls (about 25 ms) are
-// short enough that a pair of them nearly always meets the same phase,
-// where rounds longer than the marking measure which of them it fell in.
+// times). Rounds of 3,000 calls (about 0.2 s) each span many garbage
+// collections, so neither side's rounds meet more of them; the median of
+// 101 round ratios moves about ±0.015 from run to run.
 // Run with -benchtime=1x: one iteration is a full measurement.
 func BenchmarkCacheHitVsNoop(b *testing.B) {
 	e := brokertest.Start(b, brokertest.Options{Quiet: true, Extra: testenv.Noop("token-client")})
@@ -35,7 +33,7 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		cmp, err := testenv.Compare(101, 1000, 32, noop, hit, e.Broker.FlushAudit)
+		cmp, err := testenv.Compare(101, 3000, 32, noop, hit, e.Broker.FlushAudit)
 		if err != nil {
 			b.Fatal(err)
 		}
