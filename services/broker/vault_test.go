@@ -252,8 +252,6 @@ func TestWrongVaultCredentialsStopTheBroker(t *testing.T) {
 	}
 }
 
-// openFiles counts this process's open file descriptors (its connections
-// among them).
 // leastInUse is the fewest goroutines and open files seen in 40 looks over
 // two seconds. Under load a single look also counts the calls in flight
 // (an exchange holds three goroutines and a connection), tens either way;
@@ -267,6 +265,8 @@ func leastInUse() (goroutines, files int) {
 	return goroutines, files
 }
 
+// openFiles counts this process's open file descriptors (its connections
+// among them).
 func openFiles() int {
 	fds, _ := os.ReadDir("/proc/self/fd")
 	return len(fds)
