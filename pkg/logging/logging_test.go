@@ -2,7 +2,11 @@ package logging
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -87,6 +91,70 @@ func TestPlainLineAllocatesNothing(t *testing.T) {
 	fields := []zap.Field{zap.String("caller", "search-svc"), zap.Int64("installation_id", 42), zap.Bool("audit", true)}
 	if n := testing.AllocsPerRun(200, func() { l.Info("token issued", fields...) }); n != 0 {
 		t.Errorf("%v allocations a line", n)
+	}
+}
+
+// A line written through a call's logger and one written to its base with
+// the call's fields read the same, secrets redacted in both; a context of
+// WithLogger gives its logger and no fields.
+func TestCallSplitsLikeItsLogger(t *testing.T) {
+	var out bytes.Buffer
+	base, err := NewWithSink(Options{}, zapcore.AddSync(&out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithCall(context.Background(), base, zap.String("request_id", "r-1"), zap.String("method", "Bearer c2VjcmV0LXRva2VuLXZhbHVl"))
+	FromContext(ctx).Info("token issued", zap.Int("n", 1))
+	b, fields := Call(ctx)
+	b.Info("token issued", append(fields, zap.Int("n", 1))...)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), out.String())
+	}
+	var got [2]map[string]any
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &got[i]); err != nil {
+			t.Fatal(err)
+		}
+		delete(got[i], "time")
+	}
+	if !reflect.DeepEqual(got[0], got[1]) {
+		t.Errorf("through the call's logger %v, split %v", got[0], got[1])
+	}
+	if got[0]["request_id"] != "r-1" || got[0]["method"] != redacted {
+		t.Errorf("line %v", got[0])
+	}
+	if l, f := Call(WithLogger(context.Background(), base)); l != base || f != nil {
+		t.Errorf("Call of WithLogger: %p %v", l, f)
+	}
+}
+
+// A call's logger that writes nothing costs well under half what
+// Logger.With does (which copies the encoder and its buffer).
+func TestCallLoggerBuiltOnUse(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation sizes differ under the race detector")
+	}
+	base, err := NewWithSink(Options{}, zapcore.AddSync(&bytes.Buffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []zap.Field{zap.String("request_id", "0123456789abcdef"), zap.String("method", "/ghconnect.broker.v1.TokenBrokerService/IssueToken")}
+	bytesPer := func(f func()) uint64 {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for range 1000 {
+			f()
+		}
+		runtime.ReadMemStats(&m1)
+		return (m1.TotalAlloc - m0.TotalAlloc) / 1000
+	}
+	var sink any
+	eager := bytesPer(func() { sink = base.With(fields...) })
+	lazy := bytesPer(func() { sink = WithCall(context.Background(), base, fields...) })
+	_ = sink
+	if lazy*2 > eager {
+		t.Errorf("WithCall allocates %d B, Logger.With %d B", lazy, eager)
 	}
 }
 

@@ -50,7 +50,7 @@ func recoverStream(l *zap.Logger) grpc.StreamServerInterceptor {
 }
 
 // requestContext gives the call a request id (the caller's, if well formed)
-// and a logger carrying it.
+// and a logger carrying it, built only if the call logs (logging.WithCall).
 func requestContext(ctx context.Context, base *zap.Logger, method string) context.Context {
 	md, _ := metadata.FromIncomingContext(ctx)
 	id := ""
@@ -62,7 +62,7 @@ func requestContext(ctx context.Context, base *zap.Logger, method string) contex
 		id = hex.EncodeToString(b[:])
 	}
 	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	return logging.WithLogger(ctx, base.With(zap.String("request_id", id), zap.String("method", method)))
+	return logging.WithCall(ctx, base, zap.String("request_id", id), zap.String("method", method))
 }
 
 func requestIDUnary(l *zap.Logger) grpc.UnaryServerInterceptor {

@@ -24,7 +24,9 @@ const (
 // auditEvent is one audit line. An issuance is kept compact (the grant's
 // fields are rendered by the writer); other events carry their fields.
 type auditEvent struct {
-	log    *zap.Logger
+	log *zap.Logger
+	// call names the call (request id, method), first in the line.
+	call   []zap.Field
 	level  zapcore.Level
 	msg    string
 	fields []zap.Field
@@ -102,10 +104,10 @@ func (w *auditWriter) run() {
 }
 
 // drain writes what is queued, then syncs the output once. Events name
-// either Options.Audit or a request's logger, and request loggers all
-// derive from the server's, sharing its output: syncing the last logger
-// that wrote syncs them all, where syncing each would cost a system call
-// per event.
+// either Options.Audit or the server's logger (the one request loggers
+// derive from), so they share an output: syncing the last logger that
+// wrote syncs them all, where syncing each would cost a system call per
+// event.
 func (w *auditWriter) drain() {
 	var last *zap.Logger
 	for {
@@ -135,13 +137,15 @@ func (w *auditWriter) render(g *grant, expires int64) (sha, exp string) {
 
 // write writes ev and reports whether its logger took it.
 func (w *auditWriter) write(ev auditEvent) bool {
-	fields := ev.fields
+	fields := append(w.buf[:0], ev.call...)
 	if ev.g != nil {
 		sha, exp := w.render(ev.g, ev.expires)
-		fields = ev.g.auditFields(append(w.buf[:0], auditField, zap.String("caller", ev.caller), zap.String("connection_id", ev.conn),
+		fields = ev.g.auditFields(append(fields, auditField, zap.String("caller", ev.caller), zap.String("connection_id", ev.conn),
 			zap.Int64("installation_id", ev.installation), zap.String("outcome", "issued"), zap.String("cache", ev.cache)), sha, exp)
-		w.buf = fields
+	} else {
+		fields = append(fields, ev.fields...)
 	}
+	w.buf = fields
 	ce := ev.log.Check(ev.level, ev.msg)
 	if ce != nil {
 		ce.Write(fields...)

@@ -43,7 +43,8 @@ type Options struct {
 	// environment's proxy settings, with a 10 s deadline per call.
 	HTTPClient *http.Client
 	Registerer prometheus.Registerer
-	// Audit receives one event per issuance or refusal; nil uses the
+	// Audit receives one event per issuance or refusal, naming the call
+	// (request id, method) as the context's logger would; nil uses the
 	// context's logger.
 	Audit *zap.Logger
 }
@@ -130,11 +131,23 @@ func (b *Broker) ApplyRegistryEvent(ctx context.Context, ev *registryv1.Connecti
 // RegistryRevision is the last registry revision applied.
 func (b *Broker) RegistryRevision(ctx context.Context) (int64, error) { return b.conns.after(ctx) }
 
-// audit is where audit events go; each carries auditField, added per call
-// rather than with Logger.With, which would copy the logger on the hot path.
+// auditTo is where ctx's queued audit events go: a logger and the fields
+// naming the call, which the audit writer puts first in each line. Events
+// carry them, and auditField, rather than a logger made with Logger.With,
+// which would copy the logger on the hot path (logging.Call).
+func (b *Broker) auditTo(ctx context.Context) (*zap.Logger, []zap.Field) {
+	base, call := logging.Call(ctx)
+	if b.opts.Audit != nil {
+		base = b.opts.Audit
+	}
+	return base, call
+}
+
+// audit is a logger for audit lines written at once, off the hot path.
 func (b *Broker) audit(ctx context.Context) *zap.Logger {
 	if b.opts.Audit != nil {
-		return b.opts.Audit
+		_, call := logging.Call(ctx)
+		return b.opts.Audit.With(call...)
 	}
 	return logging.FromContext(ctx)
 }

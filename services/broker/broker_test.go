@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
@@ -16,11 +17,13 @@ import (
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v60/github"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -491,6 +494,35 @@ func TestNoSecretInLogs(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("audit lacks %s", want)
 		}
+	}
+}
+
+// Every audit line names its call, with the request id the caller sent and
+// the method, as the access log does: an issuance from the cache, a miss
+// and a refusal.
+func TestAuditNamesTheCall(t *testing.T) {
+	e := brokertest.Start(t, brokertest.Options{})
+	ask := func(who, id string) {
+		ctx := metadata.AppendToOutgoingContext(e.Ctx(t, who), server.RequestIDHeader, id)
+		e.Client.IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: e.ConnID, Repositories: []string{"alpha"}})
+	}
+	ask("search-svc", "audit-miss")
+	ask("search-svc", "audit-hit")
+	ask("stranger", "audit-refused")
+	e.Broker.FlushAudit()
+	want := map[string]string{"audit-miss": "token issued", "audit-hit": "token issued", "audit-refused": "token refused"}
+	for _, line := range strings.Split(e.Logs.String(), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) != nil || ev["audit"] != true {
+			continue
+		}
+		id, _ := ev["request_id"].(string)
+		if ev["msg"] == want[id] && ev["method"] == brokerv1.TokenBrokerService_IssueToken_FullMethodName {
+			delete(want, id)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no audit line names calls %v:\n%s", want, e.Logs.String())
 	}
 }
 

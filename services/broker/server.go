@@ -144,7 +144,8 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		if installation != nil {
 			fields = append(fields, zap.Int64("installation_id", *installation))
 		}
-		s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.WarnLevel, msg: "token refused", fields: append(fields,
+		log, call := s.b.auditTo(ctx)
+		s.b.audits.emit(auditEvent{log: log, call: call, level: zapcore.WarnLevel, msg: "token refused", fields: append(fields,
 			zap.String("outcome", "refused"), zap.String("reason", reason),
 			zap.String("repositories", strings.Join(req.GetRepositories(), ",")), zap.String("repository_ids", joinIDs(req.GetRepositoryIds())),
 			zap.String("permissions", permissions.String(req.GetPermissions())), zap.Bool("exclusive", req.GetExclusive()))})
@@ -166,7 +167,8 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 		st := upstreamStatus(ctx, err)
 		return nil, refuse(st, status.Convert(st).Message())
 	}
-	s.b.audits.emit(auditEvent{log: s.b.audit(ctx), level: zapcore.InfoLevel, msg: "token issued",
+	log, call := s.b.auditTo(ctx)
+	s.b.audits.emit(auditEvent{log: log, call: call, level: zapcore.InfoLevel, msg: "token issued",
 		g: g, expires: g.expires, caller: who, conn: req.GetConnectionId(), installation: c.installationID, cache: result})
 	return g.response(), nil
 }
