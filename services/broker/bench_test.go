@@ -17,8 +17,8 @@ import (
 // run (target: hit throughput at least 0.9 of the no-op's, p99 at most 1.2
 // times). Rounds of 3,000 calls (about 0.2 s) each span many garbage
 // collections, so neither side's rounds meet more of them. The median of
-// 101 round ratios still follows how busy the shared machine is: 0.88 to
-// 0.95 over 19 runs on a 2-vCPU VM (README, Performance).
+// 101 round ratios still follows how busy the shared machine is: 0.92 to
+// 0.96 over 16 runs on a 2-vCPU VM (README, Performance).
 // Run with -benchtime=1x: one iteration is a full measurement.
 func BenchmarkCacheHitVsNoop(b *testing.B) {
 	e := brokertest.Start(b, brokertest.Options{Quiet: true, Extra: testenv.Noop("token-client")})
