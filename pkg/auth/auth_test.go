@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -60,3 +61,29 @@ func TestLoadTokenFile(t *testing.T) {
 }
 
 func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// Authentication copies only the headers it reads: its allocations do not
+// grow with the other headers a call carries (copying them all was a tenth
+// of a call's allocations).
+func TestAuthenticateCopiesOnlyItsHeaders(t *testing.T) {
+	a, err := LoadTokenFile(writeFile(t, "search-svc "+HashToken("s-token")+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Guard{Authn: a, Rules: DefaultRules()}
+	allocs := func(extra int) float64 {
+		md := metadata.Pairs("authorization", "Bearer s-token", "content-type", "application/grpc", "user-agent", "grpc-go/1.84.0", ":authority", "127.0.0.1")
+		for i := range extra {
+			md.Append("x-extra-"+strconv.Itoa(i), "value")
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), md)
+		return testing.AllocsPerRun(100, func() {
+			if p, err := g.Authenticate(ctx); err != nil || p.Name != "search-svc" {
+				t.Fatalf("%v %v", p, err)
+			}
+		})
+	}
+	if few, many := allocs(0), allocs(40); many > few {
+		t.Errorf("%v allocations with 4 headers, %v with 44", few, many)
+	}
+}

@@ -195,8 +195,10 @@ func (r *Rules) Allows(p Principal, fullMethod string) bool {
 // for and Via set to the forwarder; anyone else naming a person is
 // refused, so the headers cannot be used to pose as somebody.
 func (r *Rules) Resolve(ctx context.Context, p Principal) (Principal, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	users, roleLists := md.Get(UserHeader), md.Get(RolesHeader)
+	// ValueFromIncomingContext copies one header's values, where
+	// FromIncomingContext copies every header (two calls of it, and one in
+	// bearer, were a tenth of a call's allocations).
+	users, roleLists := metadata.ValueFromIncomingContext(ctx, UserHeader), metadata.ValueFromIncomingContext(ctx, RolesHeader)
 	if len(users) == 0 && len(roleLists) == 0 {
 		p.Roles = r.rolesOf(p.Name)
 		return p, nil

@@ -52,9 +52,8 @@ func recoverStream(l *zap.Logger) grpc.StreamServerInterceptor {
 // requestContext gives the call a request id (the caller's, if well formed)
 // and a logger carrying it, built only if the call logs (logging.WithCall).
 func requestContext(ctx context.Context, base *zap.Logger, method string) context.Context {
-	md, _ := metadata.FromIncomingContext(ctx)
 	id := ""
-	if v := md.Get(RequestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
 		id = v[0]
 	} else {
 		var b [8]byte

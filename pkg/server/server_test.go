@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -147,3 +149,27 @@ func TestServer(t *testing.T) {
 		t.Errorf("credentials logged")
 	}
 }
+
+// A call's request id is read without copying the call's other headers.
+func TestRequestContextCopiesOnlyItsHeader(t *testing.T) {
+	base := zap.NewNop()
+	allocs := func(extra int) float64 {
+		md := metadata.Pairs(RequestIDHeader, "req-1", "content-type", "application/grpc")
+		for i := range extra {
+			md.Append("x-extra-"+strconv.Itoa(i), "value")
+		}
+		ctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(context.Background(), md), headerStream{})
+		return testing.AllocsPerRun(100, func() { requestContext(ctx, base, "/m") })
+	}
+	if few, many := allocs(0), allocs(40); many > few {
+		t.Errorf("%v allocations with 2 headers, %v with 42", few, many)
+	}
+}
+
+// headerStream is where requestContext's grpc.SetHeader goes.
+type headerStream struct{}
+
+func (headerStream) Method() string                  { return "/m" }
+func (headerStream) SetHeader(metadata.MD) error     { return nil }
+func (headerStream) SendHeader(metadata.MD) error    { return nil }
+func (headerStream) SetTrailer(md metadata.MD) error { return nil }

@@ -85,8 +85,7 @@ func actor(ctx context.Context) (name, via string) {
 }
 
 func requestID(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-request-id"); len(v) > 0 && validate.RequestID(v[0]) == nil {
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && validate.RequestID(v[0]) == nil {
 		return v[0]
 	}
 	return ""
