@@ -135,8 +135,11 @@ if (!fatal) {
 
   await check("enabling through the manifest flow ends on a plain message", async () => {
     await fillEnableForm({});
+    // Wait from before the click: the page drops the query as soon as it
+    // arrives, so a wait begun after a quick redirect chain never sees it.
+    const arrived = page.waitForURL(/connected=/);
     await enableButton().click();
-    await page.waitForURL(/connected=/);
+    await arrived;
     await enabledHeading.waitFor();
     await notice.filter({ hasText: /enabled/i }).waitFor({ timeout: 5000 });
     await shot("d03-enabled");
@@ -332,8 +335,9 @@ if (!fatal) {
     await page.reload();
     await heading(/not finished/).waitFor({ timeout: 5000 });
     assert.match(await page.locator("#pending").innerText(), new RegExp(`${slug}[^.]*install`, "i"));
+    const arrived = page.waitForURL(/connected=/);
     await page.getByRole("button", { name: "Continue on GitHub.com" }).click();
-    await page.waitForURL(/connected=/);
+    await arrived;
     await enabledHeading.waitFor();
     await shot("d13-continued");
   });

@@ -39,8 +39,10 @@ try {
   await page.getByLabel("Hostname").fill("ghes.example.com");
   // Leave Dependabot alerts out: the App will lack its permission.
   await page.getByLabel(/^Dependabot alerts/).uncheck();
+  // Waiting from before the click: the page drops the query on arrival.
+  const arrived = page.waitForURL(/connected=/);
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
-  await page.waitForURL(/connected=/);
+  await arrived;
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
   step = "the record shows GitHub.com's id of octo-org, not a typed one";
