@@ -196,8 +196,7 @@ func (r *Rules) Allows(p Principal, fullMethod string) bool {
 // refused, so the headers cannot be used to pose as somebody.
 func (r *Rules) Resolve(ctx context.Context, p Principal) (Principal, error) {
 	// ValueFromIncomingContext copies one header's values, where
-	// FromIncomingContext copies every header (two calls of it, and one in
-	// bearer, were a tenth of a call's allocations).
+	// FromIncomingContext would copy every header of every call.
 	users, roleLists := metadata.ValueFromIncomingContext(ctx, UserHeader), metadata.ValueFromIncomingContext(ctx, RolesHeader)
 	if len(users) == 0 && len(roleLists) == 0 {
 		p.Roles = r.rolesOf(p.Name)

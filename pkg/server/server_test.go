@@ -169,7 +169,7 @@ func TestRequestContextCopiesOnlyItsHeader(t *testing.T) {
 // headerStream is where requestContext's grpc.SetHeader goes.
 type headerStream struct{}
 
-func (headerStream) Method() string                  { return "/m" }
-func (headerStream) SetHeader(metadata.MD) error     { return nil }
-func (headerStream) SendHeader(metadata.MD) error    { return nil }
-func (headerStream) SetTrailer(md metadata.MD) error { return nil }
+func (headerStream) Method() string               { return "/m" }
+func (headerStream) SetHeader(metadata.MD) error  { return nil }
+func (headerStream) SendHeader(metadata.MD) error { return nil }
+func (headerStream) SetTrailer(metadata.MD) error { return nil }
