@@ -138,18 +138,23 @@ function refreshTimeline() {
   restartTimeline().catch(() => { /* shown by api() */ });
 }
 
+// restartTimeline reads the newest changes again. The rows shown stay
+// until the new ones replace them at once, and the table is aria-busy
+// meanwhile: the table is never seen empty or half drawn.
 async function restartTimeline() {
   const gen = ++timeline.gen;
   timeline.sources = timelineSources($("#timeline-connection").value || ALL);
-  $("#timeline tbody").replaceChildren();
-  await showOlder(gen);
+  await showOlder(gen, true);
 }
 
-// showOlder adds the next rows, newest first across both sources; gen
-// drops the work of a timeline replaced meanwhile.
-async function showOlder(gen) {
+// showOlder adds the next rows, newest first across both sources, or
+// (replace) puts them in place of the rows shown; gen drops the work of a
+// timeline replaced meanwhile.
+async function showOlder(gen, replace = false) {
   const btn = $("#timeline-more");
+  const table = $("#timeline");
   btn.disabled = true;
+  table.setAttribute("aria-busy", "true");
   try {
     const rows = [];
     while (rows.length < TIMELINE_PAGE) {
@@ -161,7 +166,8 @@ async function showOlder(gen) {
       rows.push(timeline.sources[pick].rows.shift());
     }
     const tbody = $("#timeline tbody");
-    for (const r of rows) tbody.append(timelineRow(r));
+    if (replace) tbody.replaceChildren(...rows.map(timelineRow));
+    else tbody.append(...rows.map(timelineRow));
     const more = timeline.sources.some((s) => s.rows.length || !s.done);
     btn.hidden = !more;
     const n = tbody.children.length;
@@ -170,7 +176,10 @@ async function showOlder(gen) {
     $("#timeline-status").textContent = n === 0 ? `No changes yet for ${scope}.`
       : `Showing the ${n} newest change${n === 1 ? "" : "s"} of ${scope}${more ? "; Show older changes reads more." : ", all there are."}`;
   } finally {
-    btn.disabled = false;
+    if (gen === timeline.gen) {
+      btn.disabled = false;
+      table.setAttribute("aria-busy", "false");
+    }
   }
 }
 
