@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 )
 
 func (s *system) vaultKeys() []string {
@@ -64,7 +66,7 @@ func TestCrashRecovery(t *testing.T) {
 	noOrphan := func(id string) {
 		t.Helper()
 		for _, k := range s.vaultKeys() {
-			if k == "ghconnect-"+id {
+			if k == vaulttransit.AppKeyName(id) {
 				t.Errorf("key %s left in Vault", k)
 			}
 		}
@@ -83,7 +85,7 @@ func TestCrashRecovery(t *testing.T) {
 		})
 		s.eventually("the orphan key is deleted", func() bool {
 			for _, k := range s.vaultKeys() {
-				if k == "ghconnect-"+id {
+				if k == vaulttransit.AppKeyName(id) {
 					return false
 				}
 			}

@@ -1,10 +1,11 @@
 # ghconnect-broker: the token broker signs GitHub App JWTs with the App keys
-# and reads their versions (to follow a rotation done in Vault). Nothing
-# else: no import, export, deletion, decryption or wrapping key.
-path "transit/sign/ghconnect-*" {
+# (ghconnect-app-<connection id>) and reads their versions (to follow a
+# rotation done in Vault). Nothing else: no import, export, deletion,
+# decryption, wrapping key, and nothing of the secrets key.
+path "transit/sign/ghconnect-app-*" {
   capabilities = ["update"]
 }
 
-path "transit/keys/ghconnect-*" {
+path "transit/keys/ghconnect-app-*" {
   capabilities = ["read"]
 }

@@ -1,6 +1,7 @@
 // Package vaultsetup does the Vault side of ghconnect once, with a token
 // allowed to administer Vault (the root token of a new Vault, or an
-// operator's admin token): it mounts transit, enables AppRole, writes one
+// operator's admin token): it mounts transit, creates the key that
+// encrypts the Apps' secrets (ghconnect-secrets), enables AppRole, writes one
 // ACL policy per identity from deploy/vault/*.hcl, and creates an AppRole
 // per identity whose role_id and secret_id it writes to files. After it,
 // no service holds that token: each logs in with its own AppRole.
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	vault "github.com/hashicorp/vault/api"
 )
 
@@ -90,6 +92,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Mounted = true
 	} else if m.Type != "transit" {
 		return nil, fmt.Errorf("vaultsetup: %s/ is a %s engine, not transit", o.TransitMount, m.Type)
+	}
+	// The Apps' secrets key is made here, with the setup's own token: the
+	// services may only encrypt and decrypt with it.
+	secretsKey := o.TransitMount + "/keys/" + vaulttransit.SecretsKey
+	if k, err := o.Client.Logical().ReadWithContext(ctx, secretsKey); err != nil {
+		return nil, fmt.Errorf("vaultsetup: reading the secrets key: %w", err)
+	} else if k == nil {
+		if _, err := o.Client.Logical().WriteWithContext(ctx, secretsKey, map[string]any{"type": "aes256-gcm96"}); err != nil {
+			return nil, fmt.Errorf("vaultsetup: creating the secrets key: %w", err)
+		}
 	}
 	auths, err := sys.ListAuthWithContext(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,12 +41,10 @@ func TestPolicyEdges(t *testing.T) {
 
 	// The registry's whole job: import, configure, sign, secrets, list.
 	rt := vaulttransit.New(registry, "transit")
-	if _, err := rt.ImportKey(ctx, "ghconnect-c1", newPEM(t)); err != nil {
+	if _, err := rt.ImportKey(ctx, "ghconnect-app-c1", newPEM(t)); err != nil {
 		t.Fatalf("registry import: %v", err)
 	}
-	if err := rt.EnsureKey(ctx, "ghconnect-secrets", "aes256-gcm96"); err != nil {
-		t.Fatal(err)
-	}
+	// The setup step made the secrets key: the registry only uses it.
 	secret, err := rt.Encrypt(ctx, "ghconnect-secrets", []byte("client-secret"))
 	if err != nil {
 		t.Fatal(err)
@@ -54,26 +53,26 @@ func TestPolicyEdges(t *testing.T) {
 		t.Fatalf("registry decrypt: %v", err)
 	}
 	digest := sha256.Sum256([]byte("x"))
-	if _, _, err := rt.SignPKCS1v15(ctx, "ghconnect-c1", 0, digest[:]); err != nil {
+	if _, _, err := rt.SignPKCS1v15(ctx, "ghconnect-app-c1", 0, digest[:]); err != nil {
 		t.Fatalf("registry sign: %v", err)
 	}
-	if keys, err := rt.ListKeys(ctx); err != nil || !slices.Contains(keys, "ghconnect-c1") {
+	if keys, err := rt.ListKeys(ctx); err != nil || !slices.Contains(keys, "ghconnect-app-c1") {
 		t.Fatalf("registry list: %v %v", keys, err)
 	}
 	// The operator imports a version and retires the old one.
 	ot := vaulttransit.New(operator, "transit")
-	if ver, _, err := ot.ImportKeyVersion(ctx, "ghconnect-c1", newPEM(t)); err != nil || ver != 2 {
+	if ver, _, err := ot.ImportKeyVersion(ctx, "ghconnect-app-c1", newPEM(t)); err != nil || ver != 2 {
 		t.Fatalf("operator import_version: %d %v", ver, err)
 	}
-	if err := ot.RetireVersionsBelow(ctx, "ghconnect-c1", 2); err != nil {
+	if err := ot.RetireVersionsBelow(ctx, "ghconnect-app-c1", 2); err != nil {
 		t.Fatalf("operator retire: %v", err)
 	}
 	// The broker signs and reads versions.
 	bt := vaulttransit.New(broker, "transit")
-	if _, ver, err := bt.SignPKCS1v15(ctx, "ghconnect-c1", 0, digest[:]); err != nil || ver != 2 {
+	if _, ver, err := bt.SignPKCS1v15(ctx, "ghconnect-app-c1", 0, digest[:]); err != nil || ver != 2 {
 		t.Fatalf("broker sign: %d %v", ver, err)
 	}
-	if info, err := bt.Key(ctx, "ghconnect-c1"); err != nil || info.Latest != 2 {
+	if info, err := bt.Key(ctx, "ghconnect-app-c1"); err != nil || info.Latest != 2 {
 		t.Fatalf("broker read: %v %v", info, err)
 	}
 
@@ -85,32 +84,50 @@ func TestPolicyEdges(t *testing.T) {
 	}
 	denied := map[string][]call{
 		"broker": {
-			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
-			{"import a key", "PUT", "transit/keys/ghconnect-c9/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048"}},
-			{"import a version", "PUT", "transit/keys/ghconnect-c1/import_version", map[string]any{"ciphertext": wrapped}},
-			{"configure", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"deletion_allowed": true}},
-			{"delete", "DELETE", "transit/keys/ghconnect-c1", nil},
+			{"export", "GET", "transit/export/signing-key/ghconnect-app-c1", nil},
+			{"import a key", "PUT", "transit/keys/ghconnect-app-c9/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048"}},
+			{"import a version", "PUT", "transit/keys/ghconnect-app-c1/import_version", map[string]any{"ciphertext": wrapped}},
+			{"configure", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"deletion_allowed": true}},
+			{"delete", "DELETE", "transit/keys/ghconnect-app-c1", nil},
 			{"decrypt the App's client secret", "PUT", "transit/decrypt/ghconnect-secrets", map[string]any{"ciphertext": secret}},
 			{"read the wrapping key", "GET", "transit/wrapping_key", nil},
 			{"sign with a key that is not ghconnect's", "PUT", "transit/sign/other", sign},
-			{"back up a key", "GET", "transit/backup/ghconnect-c1", nil},
+			{"back up a key", "GET", "transit/backup/ghconnect-app-c1", nil},
 			{"write a policy", "PUT", "sys/policies/acl/mine", map[string]any{"policy": `path "*" { capabilities = ["sudo"] }`}},
 		},
 		"registry": {
-			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
-			{"make a key exportable", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"exportable": true}},
-			{"allow a plaintext backup", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"allow_plaintext_backup": true}},
-			{"import an exportable key", "PUT", "transit/keys/ghconnect-c8/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048", "exportable": true}},
-			{"back up a key", "GET", "transit/backup/ghconnect-c1", nil},
+			{"export", "GET", "transit/export/signing-key/ghconnect-app-c1", nil},
+			{"make a key exportable", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"exportable": true}},
+			{"allow a plaintext backup", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"allow_plaintext_backup": true}},
+			{"import an exportable key", "PUT", "transit/keys/ghconnect-app-c8/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048", "exportable": true}},
+			{"back up a key", "GET", "transit/backup/ghconnect-app-c1", nil},
 			{"decrypt with another key", "PUT", "transit/decrypt/other", map[string]any{"ciphertext": secret}},
+			{"read the secrets key", "GET", "transit/keys/ghconnect-secrets", nil},
+			{"allow deleting the secrets key", "PUT", "transit/keys/ghconnect-secrets/config", map[string]any{"deletion_allowed": true}},
+			{"delete the secrets key", "DELETE", "transit/keys/ghconnect-secrets", nil},
+			{"rotate the secrets key", "PUT", "transit/keys/ghconnect-secrets/rotate", nil},
+			{"trim the secrets key", "PUT", "transit/keys/ghconnect-secrets/trim", map[string]any{"min_available_version": 1}},
+			{"retire the secrets key's versions", "PUT", "transit/keys/ghconnect-secrets/config", map[string]any{"min_decryption_version": 2}},
+			{"import a version of the secrets key", "PUT", "transit/keys/ghconnect-secrets/import_version", map[string]any{"ciphertext": wrapped}},
+			{"create a key that is not an App key", "PUT", "transit/keys/ghconnect-other", map[string]any{"type": "aes256-gcm96"}},
+			{"sign with the secrets key", "PUT", "transit/sign/ghconnect-secrets", sign},
 		},
 		"operator": {
-			{"sign", "PUT", "transit/sign/ghconnect-c1", sign},
-			{"export", "GET", "transit/export/signing-key/ghconnect-c1", nil},
-			{"delete", "DELETE", "transit/keys/ghconnect-c1", nil},
-			{"allow deletion", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"deletion_allowed": true}},
-			{"make a key exportable", "PUT", "transit/keys/ghconnect-c1/config", map[string]any{"exportable": true}},
+			{"sign", "PUT", "transit/sign/ghconnect-app-c1", sign},
+			{"export", "GET", "transit/export/signing-key/ghconnect-app-c1", nil},
+			{"delete", "DELETE", "transit/keys/ghconnect-app-c1", nil},
+			{"allow deletion", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"deletion_allowed": true}},
+			{"make a key exportable", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"exportable": true}},
 			{"decrypt the App's client secret", "PUT", "transit/decrypt/ghconnect-secrets", map[string]any{"ciphertext": secret}},
+			{"import a new App key", "PUT", "transit/keys/ghconnect-app-c7/import", map[string]any{"ciphertext": wrapped, "type": "rsa-2048"}},
+			{"import a new key of the default type", "PUT", "transit/keys/ghconnect-app-c7/import", map[string]any{"ciphertext": wrapped}},
+			{"create a key", "PUT", "transit/keys/ghconnect-app-c7", map[string]any{"type": "rsa-2048"}},
+			{"plant a secrets key", "PUT", "transit/keys/ghconnect-secrets/import", map[string]any{"ciphertext": wrapped}},
+			{"rotate an App key", "PUT", "transit/keys/ghconnect-app-c1/rotate", nil},
+			{"trim an App key", "PUT", "transit/keys/ghconnect-app-c1/trim", map[string]any{"min_available_version": 2}},
+			{"import a version of the secrets key", "PUT", "transit/keys/ghconnect-secrets/import_version", map[string]any{"ciphertext": wrapped}},
+			{"configure the secrets key", "PUT", "transit/keys/ghconnect-secrets/config", map[string]any{"min_decryption_version": 1}},
+			{"read the secrets key", "GET", "transit/keys/ghconnect-secrets", nil},
 		},
 	}
 	sessions := map[string]*vaultauth.Session{"broker": broker, "registry": registry, "operator": operator}
@@ -122,8 +139,24 @@ func TestPolicyEdges(t *testing.T) {
 			}
 		}
 	}
+	// import_version reaches only a key that exists: the operator makes
+	// no new key with it.
+	if _, err := raw(ctx, operator.Client(), "PUT", "transit/keys/ghconnect-app-nope/import_version", map[string]any{"ciphertext": wrapped}); err == nil {
+		t.Errorf("the operator's import_version made a new key")
+	}
+	if k, err := raw(ctx, v.Root(t), "GET", "transit/keys/ghconnect-app-nope", nil); err != nil || k != nil {
+		t.Errorf("a key ghconnect-app-nope exists: %v %v", k, err)
+	}
+	// The secrets key is whole after all of it: one version, still
+	// decrypting what the registry encrypted.
+	if k, err := raw(ctx, v.Root(t), "GET", "transit/keys/ghconnect-secrets", nil); err != nil || k == nil || fmt.Sprint(k.Data["latest_version"]) != "1" {
+		t.Errorf("the secrets key changed: %v %v", k, err)
+	}
+	if pt, err := rt.Decrypt(ctx, "ghconnect-secrets", secret); err != nil || string(pt) != "client-secret" {
+		t.Errorf("registry decrypt after the refusals: %v", err)
+	}
 	// Nobody can export: the key is not exportable, even for root.
-	if _, err := raw(ctx, v.Root(t), "GET", "transit/export/signing-key/ghconnect-c1", nil); err == nil {
+	if _, err := raw(ctx, v.Root(t), "GET", "transit/export/signing-key/ghconnect-app-c1", nil); err == nil {
 		t.Errorf("root exported the App key")
 	} else if vaultauth.IsPermissionDenied(err) {
 		t.Errorf("root's export was refused by a policy, not because the key is not exportable: %v", err)

@@ -23,6 +23,23 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
+// The keys ghconnect keeps in its transit mount. An App key's name is
+// derived from its connection's id alone, and the App keys' prefix is not
+// a prefix of the secrets key's name: a policy's "ghconnect-app-*" glob
+// reaches every App key and never the secrets key.
+const (
+	// AppKeyPrefix begins the name of every GitHub App key.
+	AppKeyPrefix = "ghconnect-app-"
+	// SecretsKey encrypts the Apps' client and webhook secrets; the Vault
+	// setup step creates it, and the services may only encrypt and
+	// decrypt with it.
+	SecretsKey = "ghconnect-secrets"
+)
+
+// AppKeyName is the transit key holding the private key of connection
+// connectionID's GitHub App.
+func AppKeyName(connectionID string) string { return AppKeyPrefix + connectionID }
+
 // Client talks to one transit mount.
 type Client struct {
 	auth  *vaultauth.Session

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 )
 
 // connInfo is what the broker needs of a registry connection.
@@ -61,9 +62,13 @@ func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected, newKe
 		appID:          rc.GetApp().GetAppId(),
 		installationID: rc.GetInstallationId(),
 		mount:          rc.GetTransitKey().GetMount(),
-		key:            rc.GetTransitKey().GetName(),
 		pending:        int(rc.GetTransitKey().GetPendingVersion()),
 		notice:         rc.GetTransitKey().GetNotice(),
+	}
+	if rc.GetTransitKey() != nil {
+		// The App key is named by the connection's id, as the registry
+		// names it, never by what a record says.
+		info.key = vaulttransit.AppKeyName(rc.GetId())
 	}
 	for _, v := range rc.GetTransitKey().GetVersions() {
 		info.versions = append(info.versions, int(v))

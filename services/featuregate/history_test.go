@@ -43,7 +43,7 @@ func TestListSettingsHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The registry disconnects one: the gate switches its features off.
-		if _, err := e.reg.Client.BeginDisconnect(e.reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: one}); err != nil {
+		if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: one}); err != nil {
 			t.Fatal(err)
 		}
 		setting := func(f featuregatev1.Feature, on, private bool) *featuregatev1.FeatureSetting {

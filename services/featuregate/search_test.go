@@ -126,7 +126,7 @@ func TestUnifiedSearch(t *testing.T) {
 	if n := b.Emu.Count(brokertest.AccessTokens); n != 1 {
 		t.Errorf("%d token exchanges for the searches, want 1", n)
 	}
-	if _, err := b.Reg.Client.BeginDisconnect(b.Reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: b.ConnID}); err != nil {
+	if _, err := b.Reg.Client.Disconnect(b.Reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: b.ConnID}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -177,7 +177,7 @@ func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
 			}
 			streams = append(streams, s)
 		}
-		if _, err := e.reg.Client.BeginDisconnect(e.reg.Ctx(t, "alice"), &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
+		if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
 		for i, s := range streams {

@@ -8,11 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ghconnect/ghconnect/dev/ghemu"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
@@ -106,36 +106,43 @@ func TestRESTLifecycle(t *testing.T) {
 	if code != http.StatusOK || body["connection"].(map[string]any)["id"] != id {
 		t.Fatalf("get: %d %v", code, body)
 	}
-	// App 7 exists on GitHub.com and its key in Vault, as the manifest
-	// flow would leave them.
-	reg.Backends.AddApp(t, ghemu.AppSpec{ID: 7, Slug: "ghconnect", Owner: "octo-org", SetupURL: "https://ghes.example.com/connect/setup"}, "ghconnect-app-7")
-	code, body, _ = api.do("POST", "/v1/connections/"+id+":registerApp",
-		`{"etag":"1","app":{"appId":"7","slug":"ghconnect"},"transitKey":{"mount":"transit","name":"ghconnect-app-7","versions":[1]}}`)
-	if code != http.StatusOK {
-		t.Fatalf("registerApp: %d %v", code, body)
-	}
-	// Installing the App: GitHub.com sends the browser to the setup URL,
-	// whose redirect completes the installation.
+	// Enabling as the administrator's browser does: the manifest goes to
+	// GitHub.com, which sends the browser back with a code.
 	code, body, _ = api.do("POST", "/v1/connections/"+id+":startAppManifest", `{"callbackUrl":"https://ghes.example.com/connect/callback"}`)
 	if code != http.StatusOK {
 		t.Fatalf("startAppManifest: %d %v", code, body)
 	}
+	q := registrytest.Redirect(t)(registrytest.Browser().PostForm(body["postUrl"].(string), url.Values{"manifest": {body["manifest"].(string)}}))
+	code, body, _ = api.do("POST", "/v1/connect:completeAppManifest", fmt.Sprintf(`{"code":%q,"state":%q}`, q.Get("code"), q.Get("state")))
+	if code != http.StatusOK {
+		t.Fatalf("completeAppManifest: %d %v", code, body)
+	}
+	// Installing the App: GitHub.com sends the browser to the setup URL,
+	// whose redirect completes the installation.
 	inst, state := reg.Backends.Install(t, body["installUrl"].(string))
 	code, body, _ = api.do("POST", "/v1/connect:completeInstallation", fmt.Sprintf(`{"installationId":"%d","state":%q}`, inst, state))
 	if code != http.StatusOK || body["connection"].(map[string]any)["state"] != "CONNECTION_STATE_CONNECTED" {
 		t.Fatalf("completeInstallation: %d %v", code, body)
 	}
-	// A stale etag is a conflict.
-	code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{"etag":"1"}`)
-	if code != http.StatusConflict {
-		t.Fatalf("stale etag: %d %v", code, body)
+	// No route records an App or a key, or moves the state, outside the
+	// flows: those RPCs are gone (a recorded key name once let disconnect
+	// delete any ghconnect-* key in Vault).
+	for _, side := range []string{":registerApp", ":updateKeyVersions", ":beginDisconnect"} {
+		body := `{"app":{"appId":"7","slug":"x"},"transitKey":{"mount":"transit","name":"ghconnect-secrets","versions":[1]},"versions":[1]}`
+		if code, body, _ := api.do("POST", "/v1/connections/"+id+side, body); code < 400 {
+			t.Errorf("POST %s: %d %v, want a refusal", side, code, body)
+		}
 	}
-	// An illegal transition is a 400 with the reason.
-	if code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{}`); code != http.StatusOK {
-		t.Fatalf("beginDisconnect: %d %v", code, body)
+	if code, body, _ = api.do("GET", "/v1/connections/"+id, ""); code != http.StatusOK || body["connection"].(map[string]any)["state"] != "CONNECTION_STATE_CONNECTED" || body["connection"].(map[string]any)["app"].(map[string]any)["slug"] == "x" {
+		t.Fatalf("after the refused calls: %d %v", code, body)
 	}
-	code, body, _ = api.do("POST", "/v1/connections/"+id+":beginDisconnect", `{}`)
-	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "cannot go from DISCONNECTING to DISCONNECTING") {
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":disconnect", `{"reason":"test"}`)
+	if code != http.StatusOK || body["connection"].(map[string]any)["state"] != "CONNECTION_STATE_DISCONNECTED" {
+		t.Fatalf("disconnect: %d %v", code, body)
+	}
+	// A move the state does not allow is a 400 with the reason.
+	code, body, _ = api.do("POST", "/v1/connections/"+id+":startAppManifest", `{"callbackUrl":"https://ghes.example.com/connect/callback"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body["message"].(string), "must be PENDING") {
 		t.Fatalf("illegal transition: %d %v", code, body)
 	}
 	code, _, _ = api.do("GET", "/v1/connections/"+id+"/history", "")

@@ -211,7 +211,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
 			t.Errorf("%s: the error quotes the key", name)
 		}
-		if e.keyExists(t, "ghconnect-"+conn.Id) {
+		if e.keyExists(t, vaulttransit.AppKeyName(conn.Id)) {
 			t.Errorf("%s: a key was left in Vault", name)
 		}
 	}
@@ -225,12 +225,12 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 
 	// A disconnect interrupted after its first step, and a key that
 	// belongs to no connection: the reconciler finishes and cleans up.
-	begun, err := e.Client.BeginDisconnect(metadata.AppendToOutgoingContext(ctx, "x-request-id", "r-123"), &registryv1.BeginDisconnectRequest{Id: conn.Id, Reason: "leaving"})
+	begun, err := e.Store.Update(ctx, conn.Id, "", registry.BeginDisconnect(), registry.Change{Actor: "alice", RequestID: "r-123", Reason: "leaving"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	orphan, _ := rsa.GenerateKey(rand.Reader, 2048)
-	if _, err := e.transit.ImportKey(context.Background(), "ghconnect-no-such-connection", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(orphan)})); err != nil {
+	if _, err := e.transit.ImportKey(context.Background(), vaulttransit.AppKeyName("no-such-connection"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(orphan)})); err != nil {
 		t.Fatal(err)
 	}
 	e.connector.OrphanGrace = time.Nanosecond // the test's keys are fresh
@@ -241,7 +241,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 	if after.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
 		t.Errorf("interrupted disconnect not finished: %v", after.State)
 	}
-	if e.keyExists(t, "ghconnect-no-such-connection") || e.keyExists(t, "ghconnect-"+conn.Id) {
+	if e.keyExists(t, vaulttransit.AppKeyName("no-such-connection")) || e.keyExists(t, vaulttransit.AppKeyName(conn.Id)) {
 		t.Errorf("orphan keys left")
 	}
 	if _, ok := e.emu.Installation(inst.ID); ok {
@@ -269,7 +269,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 			}
 		}
 	}
-	if len(finished) == 0 || finished[len(finished)-1] != "complete_disconnect" || begun.Connection.UpdatedBy != "alice" {
+	if len(finished) == 0 || finished[len(finished)-1] != "complete_disconnect" || begun.UpdatedBy != "alice" {
 		t.Errorf("the reconciler's events: %v", finished)
 	}
 }
@@ -387,5 +387,57 @@ func TestRefreshAppPermissions(t *testing.T) {
 	hist, err := e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
 	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
 		t.Fatalf("history: %v %v", hist, err)
+	}
+}
+
+// A connection's record cannot point its disconnect at a key that is not
+// its own. The RegisterApp RPC once let any admin record another
+// connection's transit key, or the secrets key, on a PENDING connection
+// and then disconnect it: Vault's key was deleted. The RPC is gone; in
+// depth, a disconnect deletes only the key named by its own connection's
+// id, and the registry's policy cannot touch the secrets key.
+func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	victim := e.ConnectApp(t, e.create(t).Id, ghemu.AppSpec{Owner: "octo-org"}, nil)
+	sealed, err := e.transit.Encrypt(context.Background(), vaulttransit.SecretsKey, []byte("an App's client secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{vaulttransit.AppKeyName(victim.Id), vaulttransit.SecretsKey} {
+		login := "org-" + testenv.RandomHex(3)
+		e.emu.AddAccount(login, "Organization")
+		resp, err := e.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
+			RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+			Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: login}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The record names another key, as RegisterApp allowed.
+		forged := registry.AppCreated(&registryv1.GitHubApp{AppId: 99, Slug: "forged"}, &registryv1.TransitKey{Mount: "transit", Name: name, Versions: []int32{1}})
+		if _, err := e.Store.Update(context.Background(), resp.Connection.Id, "", forged, registry.Change{Actor: "mallory"}); err != nil {
+			t.Fatal(err)
+		}
+		done, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: resp.Connection.Id})
+		if err != nil || done.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+			t.Fatalf("disconnecting the connection naming %s: %v %v", name, done, err)
+		}
+	}
+	if !e.keyExists(t, vaulttransit.AppKeyName(victim.Id)) {
+		t.Errorf("another connection's disconnect deleted the victim's key")
+	}
+	if pt, err := e.transit.Decrypt(context.Background(), vaulttransit.SecretsKey, sealed); err != nil || string(pt) != "an App's client secret" {
+		t.Errorf("the secrets key no longer decrypts: %v", err)
+	}
+	// The victim still signs: GitHub.com answers its App.
+	if _, err := e.Client.RefreshAppPermissions(ctx, &registryv1.RefreshAppPermissionsRequest{Id: victim.Id}); err != nil {
+		t.Errorf("the victim no longer signs: %v", err)
+	}
+	// And the side door itself is closed.
+	for _, m := range []string{"RegisterApp", "UpdateKeyVersions", "BeginDisconnect"} {
+		err := e.Conn.Invoke(ctx, "/ghconnect.registry.v1.ConnectionRegistryService/"+m, &registryv1.GetConnectionRequest{Id: victim.Id}, &registryv1.GetConnectionResponse{})
+		if status.Code(err) != codes.Unimplemented {
+			t.Errorf("%s: %v, want Unimplemented", m, err)
+		}
 	}
 }

@@ -20,12 +20,6 @@ import (
 // and github.go (its calls to GitHub.com). Every change it makes to a
 // connection is a move of lifecycle.go.
 
-const (
-	// secretsKey encrypts the App's client and webhook secrets.
-	secretsKey = "ghconnect-secrets"
-	keyPrefix  = "ghconnect-"
-)
-
 // Connector carries out enabling and disconnecting GitHub Connect: it talks
 // to GitHub.com, to Vault transit, and (when configured) to the feature gate
 // and the broker.
@@ -80,9 +74,13 @@ func (c *Connector) now() time.Time {
 	return time.Now()
 }
 
-func keyName(connID string) string { return keyPrefix + connID }
+// keyName is the transit key of connection id's App. Every use of an App
+// key (import, signing, rotation, deletion) names it by this, never by
+// what a record says: a record cannot point the registry at another key.
+func keyName(id string) string { return vaulttransit.AppKeyName(id) }
 
-// newTransitKey is the record of a transit key just imported.
-func (c *Connector) newTransitKey(name string) *registryv1.TransitKey {
-	return &registryv1.TransitKey{Mount: c.Transit.Mount(), Name: name, Versions: []int32{1}}
+// newTransitKey is the record of connection id's transit key, just
+// imported.
+func (c *Connector) newTransitKey(id string) *registryv1.TransitKey {
+	return &registryv1.TransitKey{Mount: c.Transit.Mount(), Name: keyName(id), Versions: []int32{1}}
 }

@@ -58,10 +58,10 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		{stepTokensRevoked, func() error { return c.revokeTokens(ctx, conn) }},
 		{stepInstallationRemoved, func() error { return c.removeInstallation(ctx, conn) }},
 		{stepKeyDeleted, func() error {
-			if conn.TransitKey == nil {
-				return nil
-			}
-			return c.Transit.DeleteKey(ctx, conn.TransitKey.GetName())
+			// The key named by the connection's own id, whatever its
+			// record says; none (an enable that never imported one) is
+			// nothing to delete.
+			return c.Transit.DeleteKey(ctx, keyName(conn.Id))
 		}},
 	}
 	for _, s := range steps {
@@ -130,7 +130,7 @@ func (c *Connector) removeInstallation(ctx context.Context, conn *registryv1.Con
 	if conn.InstallationId == 0 || conn.App == nil {
 		return nil
 	}
-	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), signingVersion(conn))
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), keyName(conn.Id), signingVersion(conn))
 	if errors.Is(err, vaulttransit.ErrKeyNotFound) {
 		return nil
 	}
@@ -166,8 +166,8 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, k := range keys {
-		id, ok := strings.CutPrefix(k, keyPrefix)
-		if !ok || k == secretsKey {
+		id, ok := strings.CutPrefix(k, vaulttransit.AppKeyPrefix)
+		if !ok {
 			continue
 		}
 		conn, err := c.Store.Get(ctx, id)

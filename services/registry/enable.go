@@ -17,6 +17,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"go.uber.org/zap"
 )
 
@@ -156,20 +157,19 @@ func (c *Connector) CompleteAppManifest(ctx context.Context, code, state string,
 		return nil, "", err
 	}
 	c.crash.at("key_imported")
-	if err := c.Transit.EnsureKey(ctx, secretsKey, "aes256-gcm96"); err != nil {
-		return nil, "", err
-	}
-	clientSecret, err := c.Transit.Encrypt(ctx, secretsKey, []byte(conv.ClientSecret))
+	// The secrets key is the Vault setup step's: the registry may only
+	// encrypt and decrypt with it.
+	clientSecret, err := c.Transit.Encrypt(ctx, vaulttransit.SecretsKey, []byte(conv.ClientSecret))
 	if err != nil {
 		return nil, "", err
 	}
-	webhookSecret, err := c.Transit.Encrypt(ctx, secretsKey, []byte(conv.WebhookSecret))
+	webhookSecret, err := c.Transit.Encrypt(ctx, vaulttransit.SecretsKey, []byte(conv.WebhookSecret))
 	if err != nil {
 		return nil, "", err
 	}
 	app := &registryv1.GitHubApp{AppId: conv.ID, Slug: conv.Slug, ClientId: conv.ClientID, Permissions: conv.Permissions,
 		ClientSecretCiphertext: clientSecret, WebhookSecretCiphertext: webhookSecret}
-	out, err := c.take(ctx, conn.Id, conn.Etag, appCreated(app, c.newTransitKey(key)), ch)
+	out, err := c.take(ctx, conn.Id, conn.Etag, appCreated(app, c.newTransitKey(conn.Id)), ch)
 	if err != nil {
 		return nil, "", err
 	}
@@ -228,7 +228,7 @@ func (c *Connector) CompleteInstallation(ctx context.Context, installationID int
 // verifyInstallation asks GitHub, as the App, for the installation and
 // checks it is on the connection's account.
 func (c *Connector) verifyInstallation(ctx context.Context, conn *registryv1.Connection, id int64) (*ghInstallation, error) {
-	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), signingVersion(conn))
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), keyName(conn.Id), signingVersion(conn))
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 		return fail(err)
 	}
 	connected := withAccountID(connectExistingApp(&registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions},
-		c.newTransitKey(key), inst.ID), inst.Account.ID)
+		c.newTransitKey(conn.Id), inst.ID), inst.Account.ID)
 	out, err := c.take(ctx, conn.Id, conn.Etag, connected, ch)
 	if err != nil {
 		return fail(err)
@@ -315,7 +315,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 	if err := mayRotateKey(conn); err != nil {
 		return nil, err
 	}
-	key := conn.TransitKey.GetName()
+	key := keyName(conn.Id)
 	version, _, err := c.Transit.ImportKeyVersion(ctx, key, pem)
 	if err != nil {
 		return nil, refusef("the new private key could not be imported")

@@ -7,6 +7,8 @@ import "context"
 // or, in the transition table, where no RPC makes the move on its own
 // (CompleteInstallation and Disconnect make them as part of their flows).
 var (
+	AppCreated         = appCreated
+	KeyVersionAdopted  = keyVersionAdopted
 	BeginDisconnect    = beginDisconnect
 	MarkConnected      = markConnected
 	CompleteDisconnect = completeDisconnect

@@ -43,10 +43,10 @@ func (c *Connector) FollowKeys(ctx context.Context) error {
 
 func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) error {
 	tk := conn.GetTransitKey()
-	if tk.GetName() == "" || conn.GetApp().GetAppId() == 0 || len(tk.Versions) == 0 {
+	if tk == nil || conn.GetApp().GetAppId() == 0 || len(tk.Versions) == 0 {
 		return nil
 	}
-	info, err := c.Transit.Key(ctx, tk.Name)
+	info, err := c.Transit.Key(ctx, keyName(conn.Id))
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) 
 // acceptedByGitHub asks GitHub.com for the App with a JWT signed by
 // version.
 func (c *Connector) acceptedByGitHub(ctx context.Context, conn *registryv1.Connection, version int) bool {
-	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), conn.TransitKey.GetName(), version)
+	jwt, err := c.appJWT(ctx, conn.App.GetAppId(), keyName(conn.Id), version)
 	if err != nil {
 		return false
 	}

@@ -58,7 +58,7 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 	// 1. A new version imported in Vault by the operator.
 	operator := vaulttransit.New(e.creds.Login(t, "operator"), "transit")
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	if v, _, err := operator.ImportKeyVersion(ctx, "ghconnect-"+conn.Id, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k2)})); err != nil || v != 2 {
+	if v, _, err := operator.ImportKeyVersion(ctx, vaulttransit.AppKeyName(conn.Id), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k2)})); err != nil || v != 2 {
 		t.Fatalf("import_version: %d %v", v, err)
 	}
 	tk := follow()
@@ -79,7 +79,7 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 		t.Fatalf("after GitHub.com accepts version 2: %v", tk)
 	}
 	// 3. The operator retires version 1 in Vault.
-	if err := operator.RetireVersionsBelow(ctx, "ghconnect-"+conn.Id, 2); err != nil {
+	if err := operator.RetireVersionsBelow(ctx, vaulttransit.AppKeyName(conn.Id), 2); err != nil {
 		t.Fatal(err)
 	}
 	if tk := follow(); !slices.Equal(tk.Versions, []int32{2}) {

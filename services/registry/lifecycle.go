@@ -19,12 +19,10 @@ import (
 //
 //	move                      from                    to
 //	create                    (new)                   PENDING
-//	register_app              PENDING                 PENDING, its App recorded
 //	app_created               PENDING without an App  PENDING, its App recorded
 //	mark_connected            PENDING with an App     CONNECTED
 //	connect_existing_app      PENDING without an App  CONNECTED
-//	update_key_versions,      CONNECTED               CONNECTED
-//	rotate_app_key, key_*
+//	rotate_app_key, key_*     CONNECTED               CONNECTED
 //	begin_disconnect          PENDING, CONNECTED      DISCONNECTING
 //	disconnect_step:<step>    DISCONNECTING           DISCONNECTING, once per step
 //	complete_disconnect       DISCONNECTING           DISCONNECTED (final)
@@ -192,16 +190,6 @@ func disconnected(c *registryv1.Connection) bool { return c.State == stateDiscon
 
 // The moves of enabling.
 
-// registerApp records the App and the transit key of a PENDING connection
-// (the RegisterApp RPC).
-func registerApp(app *registryv1.GitHubApp, key *registryv1.TransitKey) Move {
-	return Move{action: "register_app",
-		rule: func(c *registryv1.Connection) error {
-			return inState(c, statePending, "an App can only be registered while the connection is PENDING")
-		},
-		apply: func(c *registryv1.Connection, _ time.Time) { c.App, c.TransitKey = app, key }}
-}
-
 // appCreated records the App the manifest flow created, its key imported.
 func appCreated(app *registryv1.GitHubApp, key *registryv1.TransitKey) Move {
 	return Move{action: "app_created", rule: waitingForApp,
@@ -243,16 +231,6 @@ func withAccountID(m Move, id int64) Move {
 }
 
 // The moves of a CONNECTED connection's key.
-
-// updateKeyVersions records the key versions in use (the UpdateKeyVersions
-// RPC).
-func updateKeyVersions(versions []int32) Move {
-	return Move{action: "update_key_versions",
-		rule: func(c *registryv1.Connection) error {
-			return inState(c, stateConnected, "key versions can only change while the connection is CONNECTED")
-		},
-		apply: func(c *registryv1.Connection, _ time.Time) { c.TransitKey.Versions = versions }}
-}
 
 // rotateAppKey makes version, which GitHub.com accepts, the only one in
 // use.

@@ -15,7 +15,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
-	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/validate"
@@ -279,80 +278,6 @@ func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag 
 	}
 	logging.FromContext(ctx).Info("connection changed", zap.String("connection_id", id), zap.String("action", m.Action()), zap.String("state", stateName(c.State)))
 	return c, nil
-}
-
-func checkTransitKey(v *apierr.Violations, k *registryv1.TransitKey) {
-	if k == nil {
-		v.Add("transit_key", "is required")
-		return
-	}
-	if k.GetMount() == "" || len(k.GetMount()) > 128 {
-		v.Add("transit_key.mount", "must be 1 to 128 characters")
-	}
-	if k.GetName() == "" || len(k.GetName()) > 128 {
-		v.Add("transit_key.name", "must be 1 to 128 characters")
-	}
-	checkVersions(v, "transit_key.versions", k.GetVersions())
-}
-
-func checkVersions(v *apierr.Violations, field string, vs []int32) {
-	if len(vs) == 0 {
-		v.Add(field, "must list at least one key version")
-	}
-	for i, n := range vs {
-		if n < 1 || (i > 0 && n <= vs[i-1]) {
-			v.Add(field, "must be positive and increasing")
-			return
-		}
-	}
-}
-
-// RegisterApp implements the RPC.
-func (s *Server) RegisterApp(ctx context.Context, req *registryv1.RegisterAppRequest) (*registryv1.RegisterAppResponse, error) {
-	var v apierr.Violations
-	app := req.GetApp()
-	if app.GetAppId() <= 0 {
-		v.Add("app.app_id", "must be positive")
-	}
-	if app.GetSlug() == "" || len(app.GetSlug()) > 100 {
-		v.Add("app.slug", "must be 1 to 100 characters")
-	}
-	if len(app.GetClientId()) > 100 {
-		v.Add("app.client_id", "must be at most 100 characters")
-	}
-	v.Check("app.permissions", permissions.Validate(app.GetPermissions()))
-	checkTransitKey(&v, req.GetTransitKey())
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), registerApp(app, req.GetTransitKey()), change(ctx))
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.RegisterAppResponse{Connection: c}, nil
-}
-
-// UpdateKeyVersions implements the RPC.
-func (s *Server) UpdateKeyVersions(ctx context.Context, req *registryv1.UpdateKeyVersionsRequest) (*registryv1.UpdateKeyVersionsResponse, error) {
-	var v apierr.Violations
-	checkVersions(&v, "versions", req.GetVersions())
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), updateKeyVersions(req.GetVersions()), change(ctx))
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.UpdateKeyVersionsResponse{Connection: c}, nil
-}
-
-// BeginDisconnect implements the RPC.
-func (s *Server) BeginDisconnect(ctx context.Context, req *registryv1.BeginDisconnectRequest) (*registryv1.BeginDisconnectResponse, error) {
-	var v apierr.Violations
-	if len(req.GetReason()) > 500 {
-		v.Add("reason", "must be at most 500 characters")
-	}
-	ch := change(ctx)
-	ch.Reason = req.GetReason()
-	c, err := s.transition(ctx, &v, req.GetId(), req.GetEtag(), beginDisconnect(), ch)
-	if err != nil {
-		return nil, err
-	}
-	return &registryv1.BeginDisconnectResponse{Connection: c}, nil
 }
 
 // ListConnectionHistory implements the RPC.

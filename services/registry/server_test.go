@@ -190,7 +190,7 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 
 		// Once disconnected, the pair is free again.
 		id := first.Connection.Id
-		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id}); err != nil {
+		if err := e.move(ctx, id, registry.BeginDisconnect()); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
@@ -202,9 +202,9 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 	})
 }
 
-// op is one state-changing RPC, driven with valid arguments, or a move no
-// RPC makes on its own, made on the store as the flow that includes it
-// does.
+// op is one move of the lifecycle, made on the store as the flow that
+// includes it makes it (no RPC makes a move on its own: each is a step of
+// enabling, the key follower or a disconnect).
 type op struct {
 	name   string
 	target registryv1.ConnectionState
@@ -212,21 +212,17 @@ type op struct {
 }
 
 var ops = []op{
-	{"register_app", registryv1.ConnectionState_CONNECTION_STATE_PENDING, func(ctx context.Context, e *env, id string) error {
-		app, key := testApp()
-		_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: id, App: app, TransitKey: key})
-		return err
+	{"app_created", registryv1.ConnectionState_CONNECTION_STATE_PENDING, func(ctx context.Context, e *env, id string) error {
+		return e.move(ctx, id, registry.AppCreated(testApp()))
 	}},
 	{"mark_connected", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
 		return e.move(ctx, id, registry.MarkConnected(5))
 	}},
-	{"update_key_versions", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.UpdateKeyVersions(ctx, &registryv1.UpdateKeyVersionsRequest{Id: id, Versions: []int32{1, 2}})
-		return err
+	{"key_version_adopted", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
+		return e.move(ctx, id, registry.KeyVersionAdopted([]int32{1, 2}))
 	}},
 	{"begin_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING, func(ctx context.Context, e *env, id string) error {
-		_, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: id, Reason: "test"})
-		return err
+		return e.move(ctx, id, registry.BeginDisconnect())
 	}},
 	{"complete_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED, func(ctx context.Context, e *env, id string) error {
 		return e.move(ctx, id, registry.CompleteDisconnect())
@@ -256,6 +252,7 @@ func (e *env) reach(t *testing.T, ctx context.Context, state string, host string
 	id := e.create(t, host, "octo-org").Id
 	flows := map[string]func() error{
 		"connect_existing_app": func() error { e.connect(t, id); return nil },
+		"app_manifest":         func() error { e.CreateApp(t, ctx, id); return nil },
 		"disconnect": func() error {
 			_, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id})
 			return err
@@ -263,7 +260,7 @@ func (e *env) reach(t *testing.T, ctx context.Context, state string, host string
 	}
 	paths := map[string][]string{
 		"PENDING":               nil,
-		"PENDING_WITH_APP":      {"register_app"},
+		"PENDING_WITH_APP":      {"app_manifest"},
 		"CONNECTED":             {"connect_existing_app"},
 		"DISCONNECTING":         {"connect_existing_app", "begin_disconnect"},
 		"DISCONNECTING_PENDING": {"begin_disconnect"},
@@ -284,9 +281,9 @@ func (e *env) reach(t *testing.T, ctx context.Context, state string, host string
 func TestEveryTransition(t *testing.T) {
 	// ok[state][op]: whether op is allowed in state.
 	ok := map[string]map[string]bool{
-		"PENDING":               {"register_app": true, "begin_disconnect": true},
-		"PENDING_WITH_APP":      {"register_app": true, "mark_connected": true, "begin_disconnect": true},
-		"CONNECTED":             {"update_key_versions": true, "begin_disconnect": true},
+		"PENDING":               {"app_created": true, "begin_disconnect": true},
+		"PENDING_WITH_APP":      {"mark_connected": true, "begin_disconnect": true},
+		"CONNECTED":             {"key_version_adopted": true, "begin_disconnect": true},
 		"DISCONNECTING":         {"complete_disconnect": true},
 		"DISCONNECTING_PENDING": {"complete_disconnect": true},
 		"DISCONNECTED":          {},
@@ -334,7 +331,8 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 					defer wg.Done()
 					app, key := testApp()
 					app.Slug = "app-of-" + who
-					_, errs[i] = e.Client.RegisterApp(e.ctx(t, who), &registryv1.RegisterAppRequest{Id: c.Id, Etag: c.Etag, App: app, TransitKey: key})
+					_, err := e.Store.Update(context.Background(), c.Id, c.Etag, registry.AppCreated(app, key), registry.Change{Actor: who})
+					errs[i] = registry.Status(context.Background(), err)
 				}()
 			}
 			wg.Wait()
@@ -381,16 +379,9 @@ func TestWatchResume(t *testing.T) {
 		}
 		c := e.create(t, "ghes.example.com", "octo-org")
 		ctx := e.ctx(t, "alice")
-		// The App exists on GitHub.com and its key in Vault, as the
-		// manifest flow would leave them.
-		app, key := testApp()
-		key.Name = "ghconnect-app-7"
-		e.Backends.AddApp(t, ghemu.AppSpec{ID: app.AppId, Slug: app.Slug, Owner: "octo-org", SetupURL: "https://ghes.example.com/connect/setup"}, key.Name)
-		if _, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key}); err != nil {
-			t.Fatal(err)
-		}
+		e.CreateApp(t, ctx, c.Id)
 		got := recvN(t, stream, 2)
-		if got[0].Action != "create" || got[1].Action != "register_app" || got[1].Connection.App.GetAppId() != 7 {
+		if got[0].Action != "create" || got[1].Action != "app_created" || got[1].Connection.App.GetAppId() == 0 {
 			t.Fatalf("unexpected events: %v", got)
 		}
 		last := got[1].Revision
@@ -399,7 +390,7 @@ func TestWatchResume(t *testing.T) {
 		// Changes while nobody watches.
 		e.install(t, ctx, c.Id)
 		other := e.create(t, "other.example.com", "octo-org")
-		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: c.Id}); err != nil {
+		if err := e.move(ctx, c.Id, registry.BeginDisconnect()); err != nil {
 			t.Fatal(err)
 		}
 
@@ -419,7 +410,7 @@ func TestWatchResume(t *testing.T) {
 			t.Errorf("resumed stream (-want +got):\n%s", diff)
 		}
 		// And it stays live.
-		if _, err := e.Client.BeginDisconnect(ctx, &registryv1.BeginDisconnectRequest{Id: other.Id}); err != nil {
+		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: other.Id}); err != nil {
 			t.Fatal(err)
 		}
 		live := recvN(t, stream, 1)
@@ -450,7 +441,7 @@ func TestWatchResume(t *testing.T) {
 		for _, ev := range append(hist.Events, hist2.Events...) {
 			all = append(all, ev.Action+"/"+ev.Actor)
 		}
-		if diff := cmp.Diff([]string{"create/alice", "register_app/alice", "mark_connected/alice", "begin_disconnect/alice"}, all); diff != "" {
+		if diff := cmp.Diff([]string{"create/alice", "app_created/alice", "mark_connected/alice", "begin_disconnect/alice"}, all); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)
 		}
 		if hist2.NextPageToken != "" {
@@ -512,23 +503,6 @@ func TestValidation(t *testing.T) {
 		call  func() error
 		field string
 	}{
-		{"register without app id", func() error {
-			_, key := testApp()
-			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: &registryv1.GitHubApp{Slug: "x"}, TransitKey: key})
-			return err
-		}, "app.app_id"},
-		{"register with decreasing versions", func() error {
-			app, key := testApp()
-			key.Versions = []int32{2, 1}
-			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
-			return err
-		}, "transit_key.versions"},
-		{"register with a bogus permission", func() error {
-			app, key := testApp()
-			app.Permissions = map[string]string{"contents": "everything"}
-			_, err := e.Client.RegisterApp(ctx, &registryv1.RegisterAppRequest{Id: c.Id, App: app, TransitKey: key})
-			return err
-		}, "app.permissions"},
 		{"connect without installation", func() error {
 			_, err := e.Client.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{State: strings.Repeat("0", 48)})
 			return err

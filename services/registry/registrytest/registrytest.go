@@ -219,19 +219,23 @@ func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.P
 	return resp.Connection
 }
 
-// AddApp makes spec's App on the emulator, signing with AppKey, and puts
-// that key into Vault as transit key name, as the manifest flow would: for
-// a test that records the App itself (RegisterApp).
-func (b *Backends) AddApp(t testing.TB, spec ghemu.AppSpec, name string) int64 {
+// CreateApp takes the PENDING connection id through the App manifest flow
+// as the administrator's browser does: the manifest is posted to
+// GitHub.com, which creates the App and sends the browser back with a
+// code that CompleteAppManifest converts. The connection is left PENDING
+// with its App, waiting for the installation at the URL returned.
+func (e *Env) CreateApp(t testing.TB, ctx context.Context, id string) (installURL string) {
 	t.Helper()
-	id, err := b.Emu.AddApp(spec, &AppKey().PublicKey)
+	start, err := e.Client.StartAppManifest(ctx, &registryv1.StartAppManifestRequest{Id: id, CallbackUrl: "https://ghes.example.com/connect/callback"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Transit.ImportKey(context.Background(), name, PEM(AppKey())); err != nil {
+	q := Redirect(t)(Browser().PostForm(start.PostUrl, url.Values{"manifest": {start.Manifest}}))
+	done, err := e.Client.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	return done.InstallUrl
 }
 
 // Install opens an App's install page as the administrator's browser

@@ -29,9 +29,8 @@ const (
 
 // ConnectionState is the lifecycle of a connection. Allowed transitions:
 // PENDING -> CONNECTED (CompleteInstallation, ConnectExistingApp),
-// PENDING -> DISCONNECTING and CONNECTED -> DISCONNECTING (BeginDisconnect,
-// Disconnect), DISCONNECTING -> DISCONNECTED (Disconnect). DISCONNECTED is
-// final.
+// PENDING -> DISCONNECTING and CONNECTED -> DISCONNECTING, then
+// DISCONNECTING -> DISCONNECTED (Disconnect). DISCONNECTED is final.
 type ConnectionState int32
 
 const (
@@ -374,6 +373,8 @@ func (x *GitHubApp) GetWebhookSecretCiphertext() string {
 }
 
 // TransitKey names the Vault transit key that holds the App's private key.
+// The registry alone writes it, and its name always derives from the
+// connection's id ("ghconnect-app-<id>"): no caller can name another key.
 type TransitKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// mount is the transit mount path, for example "transit".
@@ -1211,333 +1212,6 @@ func (x *ListConnectionsResponse) GetNextPageToken() string {
 	return ""
 }
 
-// RegisterAppRequest records the App of a PENDING connection.
-type RegisterAppRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// etag, when set, must match the connection's current etag.
-	Etag          string      `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	App           *GitHubApp  `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
-	TransitKey    *TransitKey `protobuf:"bytes,4,opt,name=transit_key,json=transitKey,proto3" json:"transit_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RegisterAppRequest) Reset() {
-	*x = RegisterAppRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RegisterAppRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RegisterAppRequest) ProtoMessage() {}
-
-func (x *RegisterAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RegisterAppRequest.ProtoReflect.Descriptor instead.
-func (*RegisterAppRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *RegisterAppRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *RegisterAppRequest) GetEtag() string {
-	if x != nil {
-		return x.Etag
-	}
-	return ""
-}
-
-func (x *RegisterAppRequest) GetApp() *GitHubApp {
-	if x != nil {
-		return x.App
-	}
-	return nil
-}
-
-func (x *RegisterAppRequest) GetTransitKey() *TransitKey {
-	if x != nil {
-		return x.TransitKey
-	}
-	return nil
-}
-
-// RegisterAppResponse returns the updated connection.
-type RegisterAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RegisterAppResponse) Reset() {
-	*x = RegisterAppResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RegisterAppResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RegisterAppResponse) ProtoMessage() {}
-
-func (x *RegisterAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RegisterAppResponse.ProtoReflect.Descriptor instead.
-func (*RegisterAppResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *RegisterAppResponse) GetConnection() *Connection {
-	if x != nil {
-		return x.Connection
-	}
-	return nil
-}
-
-// UpdateKeyVersionsRequest records new transit key versions.
-type UpdateKeyVersionsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Etag          string                 `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	Versions      []int32                `protobuf:"varint,3,rep,packed,name=versions,proto3" json:"versions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *UpdateKeyVersionsRequest) Reset() {
-	*x = UpdateKeyVersionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *UpdateKeyVersionsRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*UpdateKeyVersionsRequest) ProtoMessage() {}
-
-func (x *UpdateKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use UpdateKeyVersionsRequest.ProtoReflect.Descriptor instead.
-func (*UpdateKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *UpdateKeyVersionsRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *UpdateKeyVersionsRequest) GetEtag() string {
-	if x != nil {
-		return x.Etag
-	}
-	return ""
-}
-
-func (x *UpdateKeyVersionsRequest) GetVersions() []int32 {
-	if x != nil {
-		return x.Versions
-	}
-	return nil
-}
-
-// UpdateKeyVersionsResponse returns the updated connection.
-type UpdateKeyVersionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *UpdateKeyVersionsResponse) Reset() {
-	*x = UpdateKeyVersionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *UpdateKeyVersionsResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*UpdateKeyVersionsResponse) ProtoMessage() {}
-
-func (x *UpdateKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use UpdateKeyVersionsResponse.ProtoReflect.Descriptor instead.
-func (*UpdateKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *UpdateKeyVersionsResponse) GetConnection() *Connection {
-	if x != nil {
-		return x.Connection
-	}
-	return nil
-}
-
-// BeginDisconnectRequest starts a disconnect.
-type BeginDisconnectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Etag          string                 `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *BeginDisconnectRequest) Reset() {
-	*x = BeginDisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *BeginDisconnectRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*BeginDisconnectRequest) ProtoMessage() {}
-
-func (x *BeginDisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use BeginDisconnectRequest.ProtoReflect.Descriptor instead.
-func (*BeginDisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *BeginDisconnectRequest) GetId() string {
-	if x != nil {
-		return x.Id
-	}
-	return ""
-}
-
-func (x *BeginDisconnectRequest) GetEtag() string {
-	if x != nil {
-		return x.Etag
-	}
-	return ""
-}
-
-func (x *BeginDisconnectRequest) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
-// BeginDisconnectResponse returns the updated connection.
-type BeginDisconnectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *BeginDisconnectResponse) Reset() {
-	*x = BeginDisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *BeginDisconnectResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*BeginDisconnectResponse) ProtoMessage() {}
-
-func (x *BeginDisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use BeginDisconnectResponse.ProtoReflect.Descriptor instead.
-func (*BeginDisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *BeginDisconnectResponse) GetConnection() *Connection {
-	if x != nil {
-		return x.Connection
-	}
-	return nil
-}
-
 // ListConnectionHistoryRequest asks for a page of history.
 type ListConnectionHistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1555,7 +1229,7 @@ type ListConnectionHistoryRequest struct {
 
 func (x *ListConnectionHistoryRequest) Reset() {
 	*x = ListConnectionHistoryRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1241,7 @@ func (x *ListConnectionHistoryRequest) String() string {
 func (*ListConnectionHistoryRequest) ProtoMessage() {}
 
 func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1254,7 @@ func (x *ListConnectionHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListConnectionHistoryRequest) GetId() string {
@@ -1622,7 +1296,7 @@ type ListConnectionHistoryResponse struct {
 
 func (x *ListConnectionHistoryResponse) Reset() {
 	*x = ListConnectionHistoryResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1308,7 @@ func (x *ListConnectionHistoryResponse) String() string {
 func (*ListConnectionHistoryResponse) ProtoMessage() {}
 
 func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1321,7 @@ func (x *ListConnectionHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListConnectionHistoryResponse) GetEvents() []*ConnectionEvent {
@@ -1678,7 +1352,7 @@ type WatchConnectionsRequest struct {
 
 func (x *WatchConnectionsRequest) Reset() {
 	*x = WatchConnectionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1364,7 @@ func (x *WatchConnectionsRequest) String() string {
 func (*WatchConnectionsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1377,7 @@ func (x *WatchConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchConnectionsRequest) GetAfterRevision() int64 {
@@ -1730,7 +1404,7 @@ type WatchConnectionsResponse struct {
 
 func (x *WatchConnectionsResponse) Reset() {
 	*x = WatchConnectionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1416,7 @@ func (x *WatchConnectionsResponse) String() string {
 func (*WatchConnectionsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1429,7 @@ func (x *WatchConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchConnectionsResponse) GetEvent() *ConnectionEvent {
@@ -1781,7 +1455,7 @@ type StartAppManifestRequest struct {
 
 func (x *StartAppManifestRequest) Reset() {
 	*x = StartAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1467,7 @@ func (x *StartAppManifestRequest) String() string {
 func (*StartAppManifestRequest) ProtoMessage() {}
 
 func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1480,7 @@ func (x *StartAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*StartAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartAppManifestRequest) GetId() string {
@@ -1848,7 +1522,7 @@ type StartAppManifestResponse struct {
 
 func (x *StartAppManifestResponse) Reset() {
 	*x = StartAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1534,7 @@ func (x *StartAppManifestResponse) String() string {
 func (*StartAppManifestResponse) ProtoMessage() {}
 
 func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1547,7 @@ func (x *StartAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*StartAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartAppManifestResponse) GetManifest() string {
@@ -1922,7 +1596,7 @@ type CompleteAppManifestRequest struct {
 
 func (x *CompleteAppManifestRequest) Reset() {
 	*x = CompleteAppManifestRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +1608,7 @@ func (x *CompleteAppManifestRequest) String() string {
 func (*CompleteAppManifestRequest) ProtoMessage() {}
 
 func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +1621,7 @@ func (x *CompleteAppManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestRequest.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CompleteAppManifestRequest) GetCode() string {
@@ -1975,7 +1649,7 @@ type CompleteAppManifestResponse struct {
 
 func (x *CompleteAppManifestResponse) Reset() {
 	*x = CompleteAppManifestResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +1661,7 @@ func (x *CompleteAppManifestResponse) String() string {
 func (*CompleteAppManifestResponse) ProtoMessage() {}
 
 func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +1674,7 @@ func (x *CompleteAppManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAppManifestResponse.ProtoReflect.Descriptor instead.
 func (*CompleteAppManifestResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CompleteAppManifestResponse) GetConnection() *Connection {
@@ -2028,7 +1702,7 @@ type CompleteInstallationRequest struct {
 
 func (x *CompleteInstallationRequest) Reset() {
 	*x = CompleteInstallationRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +1714,7 @@ func (x *CompleteInstallationRequest) String() string {
 func (*CompleteInstallationRequest) ProtoMessage() {}
 
 func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +1727,7 @@ func (x *CompleteInstallationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CompleteInstallationRequest) GetInstallationId() int64 {
@@ -2080,7 +1754,7 @@ type CompleteInstallationResponse struct {
 
 func (x *CompleteInstallationResponse) Reset() {
 	*x = CompleteInstallationResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +1766,7 @@ func (x *CompleteInstallationResponse) String() string {
 func (*CompleteInstallationResponse) ProtoMessage() {}
 
 func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +1779,7 @@ func (x *CompleteInstallationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteInstallationResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CompleteInstallationResponse) GetConnection() *Connection {
@@ -2129,7 +1803,7 @@ type ConnectExistingAppRequest struct {
 
 func (x *ConnectExistingAppRequest) Reset() {
 	*x = ConnectExistingAppRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +1815,7 @@ func (x *ConnectExistingAppRequest) String() string {
 func (*ConnectExistingAppRequest) ProtoMessage() {}
 
 func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +1828,7 @@ func (x *ConnectExistingAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppRequest.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConnectExistingAppRequest) GetId() string {
@@ -2188,7 +1862,7 @@ type ConnectExistingAppResponse struct {
 
 func (x *ConnectExistingAppResponse) Reset() {
 	*x = ConnectExistingAppResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +1874,7 @@ func (x *ConnectExistingAppResponse) String() string {
 func (*ConnectExistingAppResponse) ProtoMessage() {}
 
 func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +1887,7 @@ func (x *ConnectExistingAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectExistingAppResponse.ProtoReflect.Descriptor instead.
 func (*ConnectExistingAppResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConnectExistingAppResponse) GetConnection() *Connection {
@@ -2234,7 +1908,7 @@ type RotateAppKeyRequest struct {
 
 func (x *RotateAppKeyRequest) Reset() {
 	*x = RotateAppKeyRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +1920,7 @@ func (x *RotateAppKeyRequest) String() string {
 func (*RotateAppKeyRequest) ProtoMessage() {}
 
 func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +1933,7 @@ func (x *RotateAppKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RotateAppKeyRequest) GetId() string {
@@ -2286,7 +1960,7 @@ type RotateAppKeyResponse struct {
 
 func (x *RotateAppKeyResponse) Reset() {
 	*x = RotateAppKeyResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +1972,7 @@ func (x *RotateAppKeyResponse) String() string {
 func (*RotateAppKeyResponse) ProtoMessage() {}
 
 func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +1985,7 @@ func (x *RotateAppKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateAppKeyResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RotateAppKeyResponse) GetConnection() *Connection {
@@ -2331,7 +2005,7 @@ type RefreshAppPermissionsRequest struct {
 
 func (x *RefreshAppPermissionsRequest) Reset() {
 	*x = RefreshAppPermissionsRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2017,7 @@ func (x *RefreshAppPermissionsRequest) String() string {
 func (*RefreshAppPermissionsRequest) ProtoMessage() {}
 
 func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2030,7 @@ func (x *RefreshAppPermissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAppPermissionsRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAppPermissionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RefreshAppPermissionsRequest) GetId() string {
@@ -2377,7 +2051,7 @@ type RefreshAppPermissionsResponse struct {
 
 func (x *RefreshAppPermissionsResponse) Reset() {
 	*x = RefreshAppPermissionsResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2063,7 @@ func (x *RefreshAppPermissionsResponse) String() string {
 func (*RefreshAppPermissionsResponse) ProtoMessage() {}
 
 func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2076,7 @@ func (x *RefreshAppPermissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAppPermissionsResponse.ProtoReflect.Descriptor instead.
 func (*RefreshAppPermissionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
@@ -2423,7 +2097,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2109,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2122,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DisconnectRequest) GetId() string {
@@ -2475,7 +2149,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2161,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[37]
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2174,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DisconnectResponse) GetConnection() *Connection {
@@ -2617,33 +2291,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x06states\x18\x03 \x03(\x0e2&.ghconnect.registry.v1.ConnectionStateR\x06states\"\x86\x01\n" +
 	"\x17ListConnectionsResponse\x12C\n" +
 	"\vconnections\x18\x01 \x03(\v2!.ghconnect.registry.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb0\x01\n" +
-	"\x12RegisterAppRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x122\n" +
-	"\x03app\x18\x03 \x01(\v2 .ghconnect.registry.v1.GitHubAppR\x03app\x12B\n" +
-	"\vtransit_key\x18\x04 \x01(\v2!.ghconnect.registry.v1.TransitKeyR\n" +
-	"transitKey\"X\n" +
-	"\x13RegisterAppResponse\x12A\n" +
-	"\n" +
-	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"Z\n" +
-	"\x18UpdateKeyVersionsRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x1a\n" +
-	"\bversions\x18\x03 \x03(\x05R\bversions\"^\n" +
-	"\x19UpdateKeyVersionsResponse\x12A\n" +
-	"\n" +
-	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"T\n" +
-	"\x16BeginDisconnectRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\\\n" +
-	"\x17BeginDisconnectResponse\x12A\n" +
-	"\n" +
-	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"\x8d\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
 	"\x1cListConnectionHistoryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2726,15 +2374,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xf2\x0e\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xa2\f\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12v\n" +
 	"\x11GetServerDefaults\x12/.ghconnect.registry.v1.GetServerDefaultsRequest\x1a0.ghconnect.registry.v1.GetServerDefaultsResponse\x12j\n" +
 	"\rGetConnection\x12+.ghconnect.registry.v1.GetConnectionRequest\x1a,.ghconnect.registry.v1.GetConnectionResponse\x12p\n" +
-	"\x0fListConnections\x12-.ghconnect.registry.v1.ListConnectionsRequest\x1a..ghconnect.registry.v1.ListConnectionsResponse\x12d\n" +
-	"\vRegisterApp\x12).ghconnect.registry.v1.RegisterAppRequest\x1a*.ghconnect.registry.v1.RegisterAppResponse\x12v\n" +
-	"\x11UpdateKeyVersions\x12/.ghconnect.registry.v1.UpdateKeyVersionsRequest\x1a0.ghconnect.registry.v1.UpdateKeyVersionsResponse\x12p\n" +
-	"\x0fBeginDisconnect\x12-.ghconnect.registry.v1.BeginDisconnectRequest\x1a..ghconnect.registry.v1.BeginDisconnectResponse\x12\x82\x01\n" +
+	"\x0fListConnections\x12-.ghconnect.registry.v1.ListConnectionsRequest\x1a..ghconnect.registry.v1.ListConnectionsResponse\x12\x82\x01\n" +
 	"\x15ListConnectionHistory\x123.ghconnect.registry.v1.ListConnectionHistoryRequest\x1a4.ghconnect.registry.v1.ListConnectionHistoryResponse\x12u\n" +
 	"\x10WatchConnections\x12..ghconnect.registry.v1.WatchConnectionsRequest\x1a/.ghconnect.registry.v1.WatchConnectionsResponse0\x01\x12s\n" +
 	"\x10StartAppManifest\x12..ghconnect.registry.v1.StartAppManifestRequest\x1a/.ghconnect.registry.v1.StartAppManifestResponse\x12|\n" +
@@ -2759,7 +2404,7 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
@@ -2777,50 +2422,44 @@ var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(*GetConnectionResponse)(nil),         // 13: ghconnect.registry.v1.GetConnectionResponse
 	(*ListConnectionsRequest)(nil),        // 14: ghconnect.registry.v1.ListConnectionsRequest
 	(*ListConnectionsResponse)(nil),       // 15: ghconnect.registry.v1.ListConnectionsResponse
-	(*RegisterAppRequest)(nil),            // 16: ghconnect.registry.v1.RegisterAppRequest
-	(*RegisterAppResponse)(nil),           // 17: ghconnect.registry.v1.RegisterAppResponse
-	(*UpdateKeyVersionsRequest)(nil),      // 18: ghconnect.registry.v1.UpdateKeyVersionsRequest
-	(*UpdateKeyVersionsResponse)(nil),     // 19: ghconnect.registry.v1.UpdateKeyVersionsResponse
-	(*BeginDisconnectRequest)(nil),        // 20: ghconnect.registry.v1.BeginDisconnectRequest
-	(*BeginDisconnectResponse)(nil),       // 21: ghconnect.registry.v1.BeginDisconnectResponse
-	(*ListConnectionHistoryRequest)(nil),  // 22: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 23: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 24: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 25: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 26: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 27: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 28: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 29: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 30: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 31: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 32: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 33: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 34: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 35: ghconnect.registry.v1.RotateAppKeyResponse
-	(*RefreshAppPermissionsRequest)(nil),  // 36: ghconnect.registry.v1.RefreshAppPermissionsRequest
-	(*RefreshAppPermissionsResponse)(nil), // 37: ghconnect.registry.v1.RefreshAppPermissionsResponse
-	(*DisconnectRequest)(nil),             // 38: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 39: ghconnect.registry.v1.DisconnectResponse
-	nil,                                   // 40: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 41: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 42: google.protobuf.Timestamp
+	(*ListConnectionHistoryRequest)(nil),  // 16: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil), // 17: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),       // 18: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),      // 19: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),       // 20: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 21: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 22: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 23: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 24: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 25: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 26: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 27: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 28: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 29: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),  // 30: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 31: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 32: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 33: ghconnect.registry.v1.DisconnectResponse
+	nil,                                   // 34: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 35: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	42, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	36, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	42, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	42, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	42, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	42, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	36, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	36, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	36, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	36, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	42, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	36, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
 	3,  // 17: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
@@ -2828,58 +2467,47 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	6,  // 19: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	0,  // 20: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
 	6,  // 21: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
-	4,  // 22: ghconnect.registry.v1.RegisterAppRequest.app:type_name -> ghconnect.registry.v1.GitHubApp
-	5,  // 23: ghconnect.registry.v1.RegisterAppRequest.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	6,  // 24: ghconnect.registry.v1.RegisterAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 25: ghconnect.registry.v1.UpdateKeyVersionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 26: ghconnect.registry.v1.BeginDisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 27: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	7,  // 28: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	41, // 29: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	42, // 30: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 31: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 32: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 33: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 34: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 35: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 36: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	8,  // 37: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	9,  // 38: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
-	12, // 39: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	14, // 40: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	16, // 41: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:input_type -> ghconnect.registry.v1.RegisterAppRequest
-	18, // 42: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:input_type -> ghconnect.registry.v1.UpdateKeyVersionsRequest
-	20, // 43: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:input_type -> ghconnect.registry.v1.BeginDisconnectRequest
-	22, // 44: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	24, // 45: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	26, // 46: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	28, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	30, // 48: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	32, // 49: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	34, // 50: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	36, // 51: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
-	38, // 52: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	11, // 53: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	10, // 54: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
-	13, // 55: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	15, // 56: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	17, // 57: ghconnect.registry.v1.ConnectionRegistryService.RegisterApp:output_type -> ghconnect.registry.v1.RegisterAppResponse
-	19, // 58: ghconnect.registry.v1.ConnectionRegistryService.UpdateKeyVersions:output_type -> ghconnect.registry.v1.UpdateKeyVersionsResponse
-	21, // 59: ghconnect.registry.v1.ConnectionRegistryService.BeginDisconnect:output_type -> ghconnect.registry.v1.BeginDisconnectResponse
-	23, // 60: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	25, // 61: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	27, // 62: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	29, // 63: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	31, // 64: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	33, // 65: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	35, // 66: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	37, // 67: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
-	39, // 68: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	53, // [53:69] is the sub-list for method output_type
-	37, // [37:53] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	7,  // 22: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	7,  // 23: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	35, // 24: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	36, // 25: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	6,  // 26: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 27: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 28: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 29: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 30: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	6,  // 31: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 32: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	9,  // 33: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
+	12, // 34: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	14, // 35: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	16, // 36: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	18, // 37: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	20, // 38: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	22, // 39: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	24, // 40: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	26, // 41: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	28, // 42: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	30, // 43: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	32, // 44: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	11, // 45: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	10, // 46: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
+	13, // 47: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	15, // 48: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	17, // 49: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	19, // 50: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	21, // 51: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	23, // 52: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	25, // 53: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	27, // 54: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	29, // 55: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	31, // 56: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	33, // 57: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2893,7 +2521,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

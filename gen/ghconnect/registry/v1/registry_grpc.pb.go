@@ -28,9 +28,6 @@ const (
 	ConnectionRegistryService_GetServerDefaults_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults"
 	ConnectionRegistryService_GetConnection_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
 	ConnectionRegistryService_ListConnections_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
-	ConnectionRegistryService_RegisterApp_FullMethodName           = "/ghconnect.registry.v1.ConnectionRegistryService/RegisterApp"
-	ConnectionRegistryService_UpdateKeyVersions_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/UpdateKeyVersions"
-	ConnectionRegistryService_BeginDisconnect_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/BeginDisconnect"
 	ConnectionRegistryService_ListConnectionHistory_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
 	ConnectionRegistryService_WatchConnections_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
 	ConnectionRegistryService_StartAppManifest_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
@@ -58,14 +55,6 @@ type ConnectionRegistryServiceClient interface {
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
 	// ListConnections returns connections, newest first, one page at a time.
 	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
-	// RegisterApp records the GitHub App and the Vault transit key of a
-	// PENDING connection.
-	RegisterApp(ctx context.Context, in *RegisterAppRequest, opts ...grpc.CallOption) (*RegisterAppResponse, error)
-	// UpdateKeyVersions records the transit key versions a CONNECTED
-	// connection signs with (key rotation).
-	UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error)
-	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
-	BeginDisconnect(ctx context.Context, in *BeginDisconnectRequest, opts ...grpc.CallOption) (*BeginDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection, or
 	// of every connection when id is "-" (or empty), oldest first unless
 	// newest_first is set.
@@ -142,36 +131,6 @@ func (c *connectionRegistryServiceClient) ListConnections(ctx context.Context, i
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListConnectionsResponse)
 	err := c.cc.Invoke(ctx, ConnectionRegistryService_ListConnections_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *connectionRegistryServiceClient) RegisterApp(ctx context.Context, in *RegisterAppRequest, opts ...grpc.CallOption) (*RegisterAppResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RegisterAppResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_RegisterApp_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *connectionRegistryServiceClient) UpdateKeyVersions(ctx context.Context, in *UpdateKeyVersionsRequest, opts ...grpc.CallOption) (*UpdateKeyVersionsResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(UpdateKeyVersionsResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_UpdateKeyVersions_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *connectionRegistryServiceClient) BeginDisconnect(ctx context.Context, in *BeginDisconnectRequest, opts ...grpc.CallOption) (*BeginDisconnectResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(BeginDisconnectResponse)
-	err := c.cc.Invoke(ctx, ConnectionRegistryService_BeginDisconnect_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -293,14 +252,6 @@ type ConnectionRegistryServiceServer interface {
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
 	// ListConnections returns connections, newest first, one page at a time.
 	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
-	// RegisterApp records the GitHub App and the Vault transit key of a
-	// PENDING connection.
-	RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error)
-	// UpdateKeyVersions records the transit key versions a CONNECTED
-	// connection signs with (key rotation).
-	UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error)
-	// BeginDisconnect moves a PENDING or CONNECTED connection to DISCONNECTING.
-	BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error)
 	// ListConnectionHistory returns the audit history of one connection, or
 	// of every connection when id is "-" (or empty), oldest first unless
 	// newest_first is set.
@@ -354,15 +305,6 @@ func (UnimplementedConnectionRegistryServiceServer) GetConnection(context.Contex
 }
 func (UnimplementedConnectionRegistryServiceServer) ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConnections not implemented")
-}
-func (UnimplementedConnectionRegistryServiceServer) RegisterApp(context.Context, *RegisterAppRequest) (*RegisterAppResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method RegisterApp not implemented")
-}
-func (UnimplementedConnectionRegistryServiceServer) UpdateKeyVersions(context.Context, *UpdateKeyVersionsRequest) (*UpdateKeyVersionsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method UpdateKeyVersions not implemented")
-}
-func (UnimplementedConnectionRegistryServiceServer) BeginDisconnect(context.Context, *BeginDisconnectRequest) (*BeginDisconnectResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method BeginDisconnect not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) ListConnectionHistory(context.Context, *ListConnectionHistoryRequest) (*ListConnectionHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConnectionHistory not implemented")
@@ -481,60 +423,6 @@ func _ConnectionRegistryService_ListConnections_Handler(srv interface{}, ctx con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConnectionRegistryServiceServer).ListConnections(ctx, req.(*ListConnectionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ConnectionRegistryService_RegisterApp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RegisterAppRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).RegisterApp(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_RegisterApp_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).RegisterApp(ctx, req.(*RegisterAppRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ConnectionRegistryService_UpdateKeyVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(UpdateKeyVersionsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).UpdateKeyVersions(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_UpdateKeyVersions_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).UpdateKeyVersions(ctx, req.(*UpdateKeyVersionsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ConnectionRegistryService_BeginDisconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(BeginDisconnectRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ConnectionRegistryServiceServer).BeginDisconnect(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ConnectionRegistryService_BeginDisconnect_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ConnectionRegistryServiceServer).BeginDisconnect(ctx, req.(*BeginDisconnectRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -716,18 +604,6 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConnections",
 			Handler:    _ConnectionRegistryService_ListConnections_Handler,
-		},
-		{
-			MethodName: "RegisterApp",
-			Handler:    _ConnectionRegistryService_RegisterApp_Handler,
-		},
-		{
-			MethodName: "UpdateKeyVersions",
-			Handler:    _ConnectionRegistryService_UpdateKeyVersions_Handler,
-		},
-		{
-			MethodName: "BeginDisconnect",
-			Handler:    _ConnectionRegistryService_BeginDisconnect_Handler,
 		},
 		{
 			MethodName: "ListConnectionHistory",
