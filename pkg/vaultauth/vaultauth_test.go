@@ -28,7 +28,7 @@ func appKey(t *testing.T, creds *testenv.VaultCreds) {
 		t.Fatal(err)
 	}
 	p := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-	if _, err := vaulttransit.New(creds.Login(t, "registry"), "transit").ImportKey(context.Background(), "ghconnect-k", p); err != nil {
+	if _, err := vaulttransit.New(creds.Login(t, "registry"), "transit").ImportKey(context.Background(), "ghconnect-app-k", p); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -50,7 +50,7 @@ func signLoop(s *vaultauth.Session, workers int, every time.Duration, stop <-cha
 					return
 				case <-time.After(every):
 				}
-				if _, _, err := tr.SignPKCS1v15(context.Background(), "ghconnect-k", 0, digest[:]); err != nil {
+				if _, _, err := tr.SignPKCS1v15(context.Background(), "ghconnect-app-k", 0, digest[:]); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				} else {
@@ -189,7 +189,7 @@ func TestTokenFileIsReread(t *testing.T) {
 	go s.Run(ctx)
 	tr := vaulttransit.New(s, "transit")
 	digest := sha256.Sum256([]byte("x"))
-	if _, _, err := tr.SignPKCS1v15(ctx, "ghconnect-k", 0, digest[:]); err != nil {
+	if _, _, err := tr.SignPKCS1v15(ctx, "ghconnect-app-k", 0, digest[:]); err != nil {
 		t.Fatal(err)
 	}
 	// Vault Agent writes a new token and the old one goes away.
@@ -197,7 +197,7 @@ func TestTokenFileIsReread(t *testing.T) {
 	os.WriteFile(file+".new", []byte(second+"\n"), 0o600)
 	os.Rename(file+".new", file)
 	v.Root(t).Auth().Token().RevokeTree(first)
-	if _, _, err := tr.SignPKCS1v15(ctx, "ghconnect-k", 0, digest[:]); err != nil {
+	if _, _, err := tr.SignPKCS1v15(ctx, "ghconnect-app-k", 0, digest[:]); err != nil {
 		t.Fatalf("after the token file changed: %v", err)
 	}
 	if s.Client().Token() != second {
