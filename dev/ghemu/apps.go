@@ -196,11 +196,9 @@ func (e *Emulator) repoInstallation(w http.ResponseWriter, r *http.Request, id i
 			if i.App != id.app {
 				continue
 			}
-			for _, x := range e.accessible(i) {
-				if x == repo {
-					writeJSON(w, http.StatusOK, installationJSON(i))
-					return
-				}
+			if e.covers(i, repo) {
+				writeJSON(w, http.StatusOK, installationJSON(i))
+				return
 			}
 		}
 	}

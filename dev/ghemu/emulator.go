@@ -61,7 +61,8 @@ type Emulator struct {
 	orgEnterprise map[string]string   // organization login → enterprise slug
 	repos         []*Repo
 	reposByID     map[int64]*Repo
-	reposByName   map[string]*Repo // lower-case "owner/name"
+	reposByName   map[string]*Repo     // lower-case "owner/name"
+	reposByOwner  map[*Account][]*Repo // in id order
 	apps          map[int64]*App
 	installations map[int64]*Installation
 	tokens        map[string]*token
@@ -92,6 +93,7 @@ func New(opts Options) *Emulator {
 		orgEnterprise: map[string]string{},
 		reposByID:     map[int64]*Repo{},
 		reposByName:   map[string]*Repo{},
+		reposByOwner:  map[*Account][]*Repo{},
 		apps:          map[int64]*App{},
 		installations: map[int64]*Installation{},
 		tokens:        map[string]*token{},

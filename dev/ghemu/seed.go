@@ -69,9 +69,7 @@ func (e *Emulator) AddRepo(spec RepoSpec) int64 {
 	for n, is := range spec.Issues {
 		r.Issues = append(r.Issues, Issue{Number: n + 1, Title: is.Title, Body: is.Body, State: "open"})
 	}
-	e.repos = append(e.repos, r)
-	e.reposByID[r.ID] = r
-	e.reposByName[strings.ToLower(r.FullName())] = r
+	e.indexRepo(r)
 	return r.ID
 }
 
@@ -228,6 +226,7 @@ func (e *Emulator) Install(appID int64, account string, perms map[string]string,
 			}
 			inst.RepoIDs = append(inst.RepoIDs, r.ID)
 		}
+		inst.repoSet = idSet(inst.RepoIDs)
 	}
 	e.installations[inst.ID] = inst
 	return *inst, nil

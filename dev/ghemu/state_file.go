@@ -115,9 +115,7 @@ func (e *Emulator) LoadState(path string) error {
 	}
 	for _, r := range s.Repos {
 		repo := &Repo{ID: r.ID, Owner: e.account(r.Owner), Name: r.Name, Private: r.Private, Files: r.Files, Issues: r.Issues, Created: r.Created}
-		e.repos = append(e.repos, repo)
-		e.reposByID[repo.ID] = repo
-		e.reposByName[strings.ToLower(repo.FullName())] = repo
+		e.indexRepo(repo)
 	}
 	for _, sa := range s.Apps {
 		app := sa.App
@@ -133,7 +131,7 @@ func (e *Emulator) LoadState(path string) error {
 		e.apps[app.ID] = &app
 	}
 	for _, si := range s.Installations {
-		e.installations[si.ID] = &Installation{ID: si.ID, App: e.apps[si.AppID], Account: e.account(si.Account), Selection: si.Selection, RepoIDs: si.RepoIDs, Permissions: si.Permissions, Created: si.Created}
+		e.installations[si.ID] = &Installation{ID: si.ID, App: e.apps[si.AppID], Account: e.account(si.Account), Selection: si.Selection, RepoIDs: si.RepoIDs, Permissions: si.Permissions, Created: si.Created, repoSet: idSet(si.RepoIDs)}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package ghemu
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 	"time"
 )
 
@@ -44,14 +45,10 @@ func (e *Emulator) createToken(w http.ResponseWriter, r *http.Request, id identi
 		}
 		perms = req.Permissions
 	}
-	reachable := map[int64]*Repo{}
-	for _, repo := range e.accessible(inst) {
-		reachable[repo.ID] = repo
-	}
 	var chosen []*Repo
 	seen := map[int64]bool{}
 	add := func(repo *Repo) bool {
-		if repo == nil || reachable[repo.ID] == nil {
+		if !e.covers(inst, repo) {
 			return false
 		}
 		if !seen[repo.ID] {
@@ -104,20 +101,16 @@ func (e *Emulator) revokeToken(w http.ResponseWriter, r *http.Request, id identi
 
 // tokenRepos lists what a token reaches. Callers hold e.mu.
 func (e *Emulator) tokenRepos(t *token) []*Repo {
-	all := e.accessible(t.installation)
 	if t.repoIDs == nil {
-		return all
-	}
-	allowed := map[int64]bool{}
-	for _, id := range t.repoIDs {
-		allowed[id] = true
+		return e.accessible(t.installation)
 	}
 	var out []*Repo
-	for _, r := range all {
-		if allowed[r.ID] {
+	for _, id := range t.repoIDs {
+		if r := e.reposByID[id]; e.covers(t.installation, r) {
 			out = append(out, r)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
