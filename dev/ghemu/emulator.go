@@ -27,6 +27,9 @@ type Options struct {
 	// RateLimit is the primary limit per App and per installation per hour;
 	// 0 means 5000, as GitHub gives installations.
 	RateLimit int
+	// UserTokenTTL is how long user access tokens (ghu_…) live; 0 means
+	// 8 hours, as GitHub's.
+	UserTokenTTL time.Duration
 }
 
 // Faults are failures the emulator injects, for tests.
@@ -67,6 +70,12 @@ type Emulator struct {
 	installations map[int64]*Installation
 	tokens        map[string]*token
 	codes         map[string]*manifestCode
+	members       map[*Account]map[*Account]bool // organization → people
+	collaborators map[int64]map[*Account]bool    // repository id → people
+	grants        map[grantKey]time.Time         // people's authorizations of Apps
+	userTokens    map[string]*userToken
+	refreshTokens map[string]*refreshToken
+	oauthCodes    map[string]*oauthCode
 	faults        Faults
 	counts        map[string]int
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
@@ -86,6 +95,9 @@ func New(opts Options) *Emulator {
 	if opts.RateLimit == 0 {
 		opts.RateLimit = 5000
 	}
+	if opts.UserTokenTTL == 0 {
+		opts.UserTokenTTL = defaultUserTokenTTL
+	}
 	e := &Emulator{
 		opts:          opts,
 		lastID:        1000,
@@ -98,6 +110,12 @@ func New(opts Options) *Emulator {
 		installations: map[int64]*Installation{},
 		tokens:        map[string]*token{},
 		codes:         map[string]*manifestCode{},
+		members:       map[*Account]map[*Account]bool{},
+		collaborators: map[int64]map[*Account]bool{},
+		grants:        map[grantKey]time.Time{},
+		userTokens:    map[string]*userToken{},
+		refreshTokens: map[string]*refreshToken{},
+		oauthCodes:    map[string]*oauthCode{},
 		counts:        map[string]int{},
 		usage:         map[string]*rateWindow{},
 	}
@@ -168,6 +186,7 @@ type identity struct {
 	app          *App          // JWT-authenticated
 	token        *token        // installation token
 	installation *Installation // the token's
+	user         *userToken    // a user access token
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, id identity)
@@ -178,6 +197,7 @@ const (
 	authJWT
 	authToken
 	authOptionalToken
+	authUser // a user access token
 )
 
 // api registers an API route: counted, rate limited, fault-injected,
@@ -252,15 +272,23 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 			return
 		}
 		id.app = app
-	case authToken, authOptionalToken:
-		tok, ok, present := e.verifyToken(r)
-		if !ok && (present || kind == authToken) {
+	case authToken, authOptionalToken, authUser:
+		tok, ut, ok, present := e.verifyToken(r)
+		switch {
+		case !present && kind == authUser:
+			writeAuthError(w, http.StatusUnauthorized, "Requires authentication")
+			return
+		case !ok && (present || kind != authOptionalToken):
 			writeAuthError(w, http.StatusUnauthorized, "Bad credentials")
 			return
+		case (kind == authToken && ut != nil) || (kind == authUser && tok != nil):
+			writeError(w, http.StatusForbidden, "Resource not accessible by integration", docsURL)
+			return
 		}
-		if ok {
+		if tok != nil {
 			id.token, id.installation = tok, tok.installation
 		}
+		id.user = ut
 	}
 	if !e.rateLimit(w, id) {
 		return
@@ -273,6 +301,8 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 func (e *Emulator) rateLimit(w http.ResponseWriter, id identity) bool {
 	key, who := "", ""
 	switch {
+	case id.user != nil:
+		key, who = "user:"+strconv.FormatInt(id.user.user.ID, 10), "user ID "+strconv.FormatInt(id.user.user.ID, 10)
 	case id.installation != nil:
 		key, who = "installation:"+strconv.FormatInt(id.installation.ID, 10), "installation ID "+strconv.FormatInt(id.installation.ID, 10)
 	case id.app != nil:

@@ -52,7 +52,10 @@ type App struct {
 	Permissions   map[string]string
 	Events        []string
 	SetupURL      string
-	Created       time.Time
+	// CallbackURLs are where user authorization may send the browser back
+	// to; the first is the default.
+	CallbackURLs []string
+	Created      time.Time
 	// keys are the App's registered public keys by key id; a JWT must
 	// verify with one of them.
 	keys map[string]*rsa.PublicKey
@@ -97,6 +100,7 @@ type appManifest struct {
 	Description        string            `json:"description"`
 	RedirectURL        string            `json:"redirect_url"`
 	SetupURL           string            `json:"setup_url"`
+	CallbackURLs       []string          `json:"callback_urls"`
 	Public             bool              `json:"public"`
 	DefaultPermissions map[string]string `json:"default_permissions"`
 	DefaultEvents      []string          `json:"default_events"`
