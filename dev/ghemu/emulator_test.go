@@ -64,7 +64,7 @@ func newWorld(t *testing.T, opts ghemu.Options) *world {
 	e.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "other-private", Private: true, Files: map[string]string{"x.txt": "connect other"}})
 	e.AddRepo(ghemu.RepoSpec{Owner: "octo-sub", Name: "sub-repo"})
 	var err error
-	w.appID, err = e.AddApp(ghemu.AppSpec{ID: 4242, Slug: "ghconnect-test", Owner: "octo-org", Permissions: map[string]string{"contents": "write", "issues": "read", "metadata": "read"}}, &w.key.PublicKey)
+	w.appID, err = e.AddApp(ghemu.AppSpec{ID: 4242, Slug: "ghconnect-test", Name: "ghconnect test", Owner: "octo-org", ClientSecret: testSecret, CallbackURLs: []string{testCallback, testCallback2}, Permissions: map[string]string{"contents": "write", "issues": "read", "metadata": "read"}}, &w.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
