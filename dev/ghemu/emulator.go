@@ -299,15 +299,8 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 // rateLimit sets the X-RateLimit headers and refuses a request past the
 // primary limit of its App or installation.
 func (e *Emulator) rateLimit(w http.ResponseWriter, id identity) bool {
-	key, who := "", ""
-	switch {
-	case id.user != nil:
-		key, who = "user:"+strconv.FormatInt(id.user.user.ID, 10), "user ID "+strconv.FormatInt(id.user.user.ID, 10)
-	case id.installation != nil:
-		key, who = "installation:"+strconv.FormatInt(id.installation.ID, 10), "installation ID "+strconv.FormatInt(id.installation.ID, 10)
-	case id.app != nil:
-		key, who = "app:"+strconv.FormatInt(id.app.ID, 10), "app ID "+strconv.FormatInt(id.app.ID, 10)
-	default:
+	key, who := rateKey(id)
+	if key == "" {
 		return true
 	}
 	e.mu.Lock()
@@ -336,8 +329,29 @@ func (e *Emulator) rateLimit(w http.ResponseWriter, id identity) bool {
 	return true
 }
 
-// SetRateLimitUsed sets how much of the current window an App ("app:ID")
-// or installation ("installation:ID") has used, to test the limit.
+// rateKey is whose limit a request counts against ("user:ID",
+// "installation:ID" or "app:ID", and how GitHub names it); empty for
+// anonymous requests.
+func rateKey(id identity) (key, who string) {
+	var kind string
+	var n int64
+	switch {
+	case id.user != nil:
+		kind, n = "user", id.user.user.ID
+	case id.installation != nil:
+		kind, n = "installation", id.installation.ID
+	case id.app != nil:
+		kind, n = "app", id.app.ID
+	default:
+		return "", ""
+	}
+	s := strconv.FormatInt(n, 10)
+	return kind + ":" + s, kind + " ID " + s
+}
+
+// SetRateLimitUsed sets how much of the current window an App ("app:ID"),
+// installation ("installation:ID") or person ("user:ID") has used, to test
+// the limit.
 func (e *Emulator) SetRateLimitUsed(key string, used int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

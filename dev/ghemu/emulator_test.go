@@ -425,6 +425,7 @@ func TestManifestFlow(t *testing.T) {
 	manifest, _ := json.Marshal(map[string]any{
 		"name": "GHES Connect", "url": "https://ghes.example.com", "redirect_url": "https://ghes.example.com/connect/callback",
 		"setup_url": "https://ghes.example.com/connect/setup", "default_permissions": map[string]string{"contents": "read", "metadata": "read"},
+		"callback_urls": []string{"https://ghes.example.com/connect/github/user-callback"},
 	})
 	post := func() *http.Response {
 		resp, err := noRedirect().PostForm(w.emu.URL+"/organizations/octo-org/settings/apps/new?state=st-1", url.Values{"manifest": {string(manifest)}, "state": {"st-1"}})
@@ -449,6 +450,12 @@ func TestManifestFlow(t *testing.T) {
 	}
 	if _, _, err := w.client("").Apps.CompleteAppManifest(ctx, code); statusOf(err) != http.StatusNotFound {
 		t.Errorf("second conversion of one code: %v", err)
+	}
+	// The manifest's callback URLs are the App's, for user authorization;
+	// App returns the secret the conversion did.
+	if app, ok := w.emu.App(conv.GetID()); !ok || app.ClientSecret != conv.GetClientSecret() || app.ClientID != conv.GetClientID() ||
+		!cmp.Equal(app.CallbackURLs, []string{"https://ghes.example.com/connect/github/user-callback"}) {
+		t.Errorf("manifest App: %+v", app)
 	}
 	block, _ := pem.Decode([]byte(conv.GetPEM()))
 	if block == nil || block.Type != "RSA PRIVATE KEY" {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,11 @@ func TestUserTokens(t *testing.T) {
 	}
 	if n := w.emu.LiveUserTokens("mona"); n != 1 {
 		t.Errorf("mona's live tokens: %d, want 1", n)
+	}
+	// A person's requests count against their own limit.
+	w.emu.SetRateLimitUsed("user:"+strconv.FormatInt(u.GetID(), 10), 5000)
+	if _, _, err := w.client(mona).Users.Get(ctx, ""); statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "user ID") {
+		t.Errorf("person over the limit: %v, want 403", err)
 	}
 }
 

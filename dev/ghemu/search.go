@@ -147,8 +147,8 @@ func (e *Emulator) getRateLimit(w http.ResponseWriter, r *http.Request, id ident
 	limit := e.opts.RateLimit
 	used := 0
 	reset := e.nowLocked().Add(time.Hour).Unix()
-	if id.installation != nil {
-		if win := e.usage["installation:"+strconv.FormatInt(id.installation.ID, 10)]; win != nil {
+	if key, _ := rateKey(id); key != "" {
+		if win := e.usage[key]; win != nil {
 			used, reset = win.used, win.reset.Unix()
 		}
 	}
