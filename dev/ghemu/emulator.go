@@ -1,6 +1,8 @@
 // Package ghemu is a stateful GitHub.com emulator for ghconnect's tests,
 // benchmarks and local runs: the GitHub App endpoints, installation tokens,
-// the App-manifest flow, rate limits, search, and fault controls. In contract
+// the App-manifest flow, people (organization members, collaborators) and
+// GitHub App user authorization (the OAuth web flow with PKCE, user access
+// and refresh tokens), rate limits, search, and fault controls. In contract
 // mode every request it receives and every response it sends is checked
 // against GitHub's official OpenAPI description, so tests never drift into
 // testing against an imagined GitHub. go-github clients work against it by
