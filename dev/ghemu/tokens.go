@@ -12,6 +12,17 @@ const tokenLifetime = time.Hour
 
 var permissionLevel = map[string]int{"read": 1, "write": 2, "admin": 3}
 
+// exceeds reports whether any requested permission is above what is
+// granted.
+func exceeds(requested, granted map[string]string) bool {
+	for k, v := range requested {
+		if permissionLevel[granted[k]] < permissionLevel[v] {
+			return true
+		}
+	}
+	return false
+}
+
 type tokenRequest struct {
 	Repositories  []string          `json:"repositories"`
 	RepositoryIDs []int64           `json:"repository_ids"`
@@ -37,11 +48,9 @@ func (e *Emulator) createToken(w http.ResponseWriter, r *http.Request, id identi
 	}
 	perms := inst.Permissions
 	if len(req.Permissions) > 0 {
-		for k, v := range req.Permissions {
-			if permissionLevel[inst.Permissions[k]] < permissionLevel[v] {
-				writeError(w, http.StatusUnprocessableEntity, "The permissions requested are not granted to this installation.", "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app")
-				return
-			}
+		if exceeds(req.Permissions, inst.Permissions) {
+			writeError(w, http.StatusUnprocessableEntity, "The permissions requested are not granted to this installation.", "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app")
+			return
 		}
 		perms = req.Permissions
 	}

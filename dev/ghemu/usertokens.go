@@ -18,8 +18,8 @@ func (e *Emulator) userRoutes() {
 	e.api("GET /user", authUser, e.getUser)
 	e.api("GET /user/installations", authUser, e.userInstallations)
 	e.api("GET /user/installations/{installation_id}/repositories", authUser, e.userInstallationRepos)
-	e.api("DELETE /applications/{client_id}/grant", authNone, e.deleteGrant)
-	e.api("DELETE /applications/{client_id}/token", authNone, e.deleteUserToken)
+	e.api("DELETE /applications/{client_id}/grant", authNone, e.deleteUserTokens(true))
+	e.api("DELETE /applications/{client_id}/token", authNone, e.deleteUserTokens(false))
 	e.api("POST /applications/{client_id}/token/scoped", authNone, e.scopeUserToken)
 }
 
@@ -111,25 +111,32 @@ func (e *Emulator) userInstallationRepos(w http.ResponseWriter, r *http.Request,
 	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(repos), "repository_selection": sel, "repositories": out})
 }
 
-// clientApp authenticates an App by HTTP basic auth with its client id
-// and secret, which must be the path's client id; on failure it has
-// answered 404, as GitHub does. Callers hold e.mu.
-func (e *Emulator) clientApp(w http.ResponseWriter, r *http.Request) *App {
+// clientToken serves the /applications routes: it authenticates the App
+// by HTTP basic auth with its client id and secret (the path's client id),
+// decodes the JSON body into into, and finds the body's access_token, a
+// live token of the App's. On failure it has answered (404 for wrong
+// credentials or token, as GitHub does) and returns nil. It takes e.mu;
+// on success the caller releases it.
+func (e *Emulator) clientToken(w http.ResponseWriter, r *http.Request, into any) (*App, *userToken) {
+	body, _ := readAll(r)
+	e.mu.Lock()
+	app, t := e.clientTokenLocked(w, r, body, into)
+	if t == nil {
+		e.mu.Unlock()
+	}
+	return app, t
+}
+
+func (e *Emulator) clientTokenLocked(w http.ResponseWriter, r *http.Request, body []byte, into any) (*App, *userToken) {
 	user, pass, ok := r.BasicAuth()
 	app := e.appByClientID(r.PathValue("client_id"))
 	if !ok || app == nil || user != app.ClientID || subtle.ConstantTimeCompare([]byte(pass), []byte(app.ClientSecret)) != 1 {
 		writeError(w, http.StatusNotFound, "Not Found", docsURL)
-		return nil
+		return nil, nil
 	}
-	return app
-}
-
-// appUserToken reads the body's access_token, a token of the App's; on
-// failure it has answered. Callers hold e.mu.
-func (e *Emulator) appUserToken(w http.ResponseWriter, app *App, body []byte, into any) *userToken {
 	if err := json.Unmarshal(body, into); err != nil {
 		writeError(w, http.StatusBadRequest, "Problems parsing JSON", docsURL)
-		return nil
+		return nil, nil
 	}
 	var tok struct {
 		AccessToken string `json:"access_token"`
@@ -138,27 +145,29 @@ func (e *Emulator) appUserToken(w http.ResponseWriter, app *App, body []byte, in
 	t := e.userTokens[tok.AccessToken]
 	if t == nil || t.app != app || !t.live(e.nowLocked()) {
 		writeError(w, http.StatusNotFound, "Not Found", docsURL)
-		return nil
+		return nil, nil
 	}
-	return t
+	return app, t
 }
 
-// deleteGrant is the App revoking the person's authorization: every token
-// and refresh token of the person for the App stops working.
-func (e *Emulator) deleteGrant(w http.ResponseWriter, r *http.Request, _ identity) {
-	body, _ := readAll(r)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	app := e.clientApp(w, r)
-	if app == nil {
-		return
+// deleteUserTokens is DELETE /applications/{client_id}/token, which revokes
+// the body's token, and with grant DELETE …/grant, the App revoking the
+// person's authorization: every token and refresh token of the person for
+// the App stops working.
+func (e *Emulator) deleteUserTokens(grant bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, _ identity) {
+		app, t := e.clientToken(w, r, &struct{}{})
+		if t == nil {
+			return
+		}
+		defer e.mu.Unlock()
+		if grant {
+			e.revokeGrant(app, t.user)
+		} else {
+			t.revoked = true
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
-	t := e.appUserToken(w, app, body, &struct{}{})
-	if t == nil {
-		return
-	}
-	e.revokeGrant(app, t.user)
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // revokeGrant forgets a person's authorization of an App and spends all
@@ -177,23 +186,6 @@ func (e *Emulator) revokeGrant(app *App, user *Account) {
 	}
 }
 
-// deleteUserToken revokes one user access token.
-func (e *Emulator) deleteUserToken(w http.ResponseWriter, r *http.Request, _ identity) {
-	body, _ := readAll(r)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	app := e.clientApp(w, r)
-	if app == nil {
-		return
-	}
-	t := e.appUserToken(w, app, body, &struct{}{})
-	if t == nil {
-		return
-	}
-	t.revoked = true
-	w.WriteHeader(http.StatusNoContent)
-}
-
 type scopeRequest struct {
 	Target        string            `json:"target"`
 	TargetID      int64             `json:"target_id"`
@@ -205,18 +197,12 @@ type scopeRequest struct {
 // scopeUserToken mints a token limited to one installation's account,
 // maybe some of its repositories and lower permissions.
 func (e *Emulator) scopeUserToken(w http.ResponseWriter, r *http.Request, _ identity) {
-	body, _ := readAll(r)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	app := e.clientApp(w, r)
-	if app == nil {
-		return
-	}
 	var req scopeRequest
-	t := e.appUserToken(w, app, body, &req)
+	app, t := e.clientToken(w, r, &req)
 	if t == nil {
 		return
 	}
+	defer e.mu.Unlock()
 	invalid := func(msg string) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": msg, "documentation_url": "https://docs.github.com/rest/apps/apps#create-a-scoped-access-token"})
 	}
@@ -250,11 +236,9 @@ func (e *Emulator) scopeUserToken(w http.ResponseWriter, r *http.Request, _ iden
 	}
 	scope := &tokenScope{target: target, permissions: inst.Permissions}
 	if len(req.Permissions) > 0 {
-		for k, v := range req.Permissions {
-			if permissionLevel[inst.Permissions[k]] < permissionLevel[v] {
-				invalid("The permissions requested are not granted to this installation.")
-				return
-			}
+		if exceeds(req.Permissions, inst.Permissions) {
+			invalid("The permissions requested are not granted to this installation.")
+			return
 		}
 		scope.permissions = req.Permissions
 	}
