@@ -121,6 +121,49 @@ func (e *Emulator) adminRoutes() {
 		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)
 		writeJSON(w, http.StatusOK, map[string]int{"live": e.LiveTokens(id)})
 	})
+	e.peopleAdminRoutes()
+}
+
+// peopleAdminRoutes are the controls over people and their authorizations:
+// what happens on GitHub.com's own pages, outside the API.
+func (e *Emulator) peopleAdminRoutes() {
+	e.mux.HandleFunc("POST /_emu/users/{login}", func(w http.ResponseWriter, r *http.Request) {
+		a := e.AddUser(r.PathValue("login"))
+		writeJSON(w, http.StatusOK, map[string]any{"login": a.Login, "id": a.ID, "type": a.Type})
+	})
+	e.mux.HandleFunc("PUT /_emu/orgs/{org}/members/{login}", func(w http.ResponseWriter, r *http.Request) {
+		e.AddMember(r.PathValue("org"), r.PathValue("login"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("DELETE /_emu/orgs/{org}/members/{login}", func(w http.ResponseWriter, r *http.Request) {
+		e.RemoveMember(r.PathValue("org"), r.PathValue("login"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("PUT /_emu/repos/{owner}/{repo}/collaborators/{login}", func(w http.ResponseWriter, r *http.Request) {
+		if err := e.AddCollaborator(r.PathValue("owner"), r.PathValue("repo"), r.PathValue("login")); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("DELETE /_emu/repos/{owner}/{repo}/collaborators/{login}", func(w http.ResponseWriter, r *http.Request) {
+		e.RemoveCollaborator(r.PathValue("owner"), r.PathValue("repo"), r.PathValue("login"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("POST /_emu/users/{login}/expire-tokens", func(w http.ResponseWriter, r *http.Request) {
+		e.ExpireUserTokens(r.PathValue("login"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("GET /_emu/users/{login}/tokens", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]int{"live": e.LiveUserTokens(r.PathValue("login"))})
+	})
+	e.mux.HandleFunc("DELETE /_emu/grants/{client_id}/{login}", func(w http.ResponseWriter, r *http.Request) {
+		e.RevokeGrant(r.PathValue("client_id"), r.PathValue("login"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("GET /_emu/user-tokens/{token}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"revoked": e.UserTokenRevoked(r.PathValue("token"))})
+	})
 }
 
 func appKeyRequest(w http.ResponseWriter, r *http.Request) (int64, *rsa.PublicKey, bool) {

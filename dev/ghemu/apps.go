@@ -28,6 +28,7 @@ func (e *Emulator) routes() {
 	e.api("GET /orgs/{org}", authOptionalToken, e.getOrg)
 	e.api("GET /search/code", authOptionalToken, e.searchCode)
 	e.api("GET /search/issues", authOptionalToken, e.searchIssues)
+	e.userRoutes()
 
 	// Browser pages of github.com, outside the API and its description.
 	e.mux.HandleFunc("POST /settings/apps/new", e.manifestPage(""))
@@ -37,6 +38,7 @@ func (e *Emulator) routes() {
 	e.mux.HandleFunc("POST /apps/{slug}/installations/new", e.installPage)
 	e.mux.HandleFunc("GET /github-apps/{slug}/installations/new", e.installPage)
 
+	e.oauthRoutes()
 	e.adminRoutes()
 	e.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if e.opts.Contract != nil {
@@ -196,11 +198,9 @@ func (e *Emulator) repoInstallation(w http.ResponseWriter, r *http.Request, id i
 			if i.App != id.app {
 				continue
 			}
-			for _, x := range e.accessible(i) {
-				if x == repo {
-					writeJSON(w, http.StatusOK, installationJSON(i))
-					return
-				}
+			if e.covers(i, repo) {
+				writeJSON(w, http.StatusOK, installationJSON(i))
+				return
 			}
 		}
 	}

@@ -131,34 +131,44 @@ func (e *Emulator) appByIssuer(iss any) *App {
 	return nil
 }
 
-// verifyToken authenticates an installation token: present says whether
-// the request carried one at all.
-func (e *Emulator) verifyToken(r *http.Request) (tok *token, ok, present bool) {
+// verifyToken authenticates an installation token or a user access token:
+// present says whether the request carried one at all.
+func (e *Emulator) verifyToken(r *http.Request) (tok *token, ut *userToken, ok, present bool) {
 	scheme, raw, has := credentials(r)
 	if !has || (scheme != "token" && scheme != "bearer") {
-		return nil, false, has
+		return nil, nil, false, has
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.tokens[raw]
 	now := e.nowLocked()
+	if strings.HasPrefix(raw, "ghu_") {
+		u := e.userTokens[raw]
+		if u == nil || !u.live(now) || now.Sub(u.created) < e.faults.ReplicationLag {
+			return nil, nil, false, true
+		}
+		return nil, u, true, true
+	}
+	t := e.tokens[raw]
 	if t == nil || t.revoked || !now.Before(t.expires) || now.Sub(t.created) < e.faults.ReplicationLag {
-		return nil, false, true
+		return nil, nil, false, true
 	}
 	if e.installations[t.installation.ID] == nil {
-		return nil, false, true
+		return nil, nil, false, true
 	}
-	return t, true, true
+	return t, nil, true, true
 }
 
 const tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // newTokenValue makes a token in GitHub's installation-token shape.
-func newTokenValue() string {
-	b := make([]byte, 36)
+func newTokenValue() string { return randomToken("ghs_", 36) }
+
+// randomToken is prefix and n random letters and digits.
+func randomToken(prefix string, n int) string {
+	b := make([]byte, n)
 	rand.Read(b)
 	for i := range b {
 		b[i] = tokenAlphabet[int(b[i])%len(tokenAlphabet)]
 	}
-	return "ghs_" + string(b)
+	return prefix + string(b)
 }

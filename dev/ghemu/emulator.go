@@ -1,6 +1,8 @@
 // Package ghemu is a stateful GitHub.com emulator for ghconnect's tests,
 // benchmarks and local runs: the GitHub App endpoints, installation tokens,
-// the App-manifest flow, rate limits, search, and fault controls. In contract
+// the App-manifest flow, people (organization members, collaborators) and
+// GitHub App user authorization (the OAuth web flow with PKCE, user access
+// and refresh tokens), rate limits, search, and fault controls. In contract
 // mode every request it receives and every response it sends is checked
 // against GitHub's official OpenAPI description, so tests never drift into
 // testing against an imagined GitHub. go-github clients work against it by
@@ -27,6 +29,9 @@ type Options struct {
 	// RateLimit is the primary limit per App and per installation per hour;
 	// 0 means 5000, as GitHub gives installations.
 	RateLimit int
+	// UserTokenTTL is how long user access tokens (ghu_…) live; 0 means
+	// 8 hours, as GitHub's.
+	UserTokenTTL time.Duration
 }
 
 // Faults are failures the emulator injects, for tests.
@@ -61,11 +66,18 @@ type Emulator struct {
 	orgEnterprise map[string]string   // organization login → enterprise slug
 	repos         []*Repo
 	reposByID     map[int64]*Repo
-	reposByName   map[string]*Repo // lower-case "owner/name"
+	reposByName   map[string]*Repo     // lower-case "owner/name"
+	reposByOwner  map[*Account][]*Repo // in id order
 	apps          map[int64]*App
 	installations map[int64]*Installation
 	tokens        map[string]*token
 	codes         map[string]*manifestCode
+	members       map[*Account]map[*Account]bool // organization → people
+	collaborators map[int64]map[*Account]bool    // repository id → people
+	grants        map[grantKey]time.Time         // people's authorizations of Apps
+	userTokens    map[string]*userToken
+	refreshTokens map[string]*refreshToken
+	oauthCodes    map[string]*oauthCode
 	faults        Faults
 	counts        map[string]int
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
@@ -85,6 +97,9 @@ func New(opts Options) *Emulator {
 	if opts.RateLimit == 0 {
 		opts.RateLimit = 5000
 	}
+	if opts.UserTokenTTL == 0 {
+		opts.UserTokenTTL = defaultUserTokenTTL
+	}
 	e := &Emulator{
 		opts:          opts,
 		lastID:        1000,
@@ -92,10 +107,17 @@ func New(opts Options) *Emulator {
 		orgEnterprise: map[string]string{},
 		reposByID:     map[int64]*Repo{},
 		reposByName:   map[string]*Repo{},
+		reposByOwner:  map[*Account][]*Repo{},
 		apps:          map[int64]*App{},
 		installations: map[int64]*Installation{},
 		tokens:        map[string]*token{},
 		codes:         map[string]*manifestCode{},
+		members:       map[*Account]map[*Account]bool{},
+		collaborators: map[int64]map[*Account]bool{},
+		grants:        map[grantKey]time.Time{},
+		userTokens:    map[string]*userToken{},
+		refreshTokens: map[string]*refreshToken{},
+		oauthCodes:    map[string]*oauthCode{},
 		counts:        map[string]int{},
 		usage:         map[string]*rateWindow{},
 	}
@@ -166,6 +188,7 @@ type identity struct {
 	app          *App          // JWT-authenticated
 	token        *token        // installation token
 	installation *Installation // the token's
+	user         *userToken    // a user access token
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, id identity)
@@ -176,6 +199,7 @@ const (
 	authJWT
 	authToken
 	authOptionalToken
+	authUser // a user access token
 )
 
 // api registers an API route: counted, rate limited, fault-injected,
@@ -250,15 +274,23 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 			return
 		}
 		id.app = app
-	case authToken, authOptionalToken:
-		tok, ok, present := e.verifyToken(r)
-		if !ok && (present || kind == authToken) {
+	case authToken, authOptionalToken, authUser:
+		tok, ut, ok, present := e.verifyToken(r)
+		switch {
+		case !present && kind == authUser:
+			writeAuthError(w, http.StatusUnauthorized, "Requires authentication")
+			return
+		case !ok && (present || kind != authOptionalToken):
 			writeAuthError(w, http.StatusUnauthorized, "Bad credentials")
 			return
+		case (kind == authToken && ut != nil) || (kind == authUser && tok != nil):
+			writeError(w, http.StatusForbidden, "Resource not accessible by integration", docsURL)
+			return
 		}
-		if ok {
+		if tok != nil {
 			id.token, id.installation = tok, tok.installation
 		}
+		id.user = ut
 	}
 	if !e.rateLimit(w, id) {
 		return
@@ -269,13 +301,8 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 // rateLimit sets the X-RateLimit headers and refuses a request past the
 // primary limit of its App or installation.
 func (e *Emulator) rateLimit(w http.ResponseWriter, id identity) bool {
-	key, who := "", ""
-	switch {
-	case id.installation != nil:
-		key, who = "installation:"+strconv.FormatInt(id.installation.ID, 10), "installation ID "+strconv.FormatInt(id.installation.ID, 10)
-	case id.app != nil:
-		key, who = "app:"+strconv.FormatInt(id.app.ID, 10), "app ID "+strconv.FormatInt(id.app.ID, 10)
-	default:
+	key, who := rateKey(id)
+	if key == "" {
 		return true
 	}
 	e.mu.Lock()
@@ -304,8 +331,29 @@ func (e *Emulator) rateLimit(w http.ResponseWriter, id identity) bool {
 	return true
 }
 
-// SetRateLimitUsed sets how much of the current window an App ("app:ID")
-// or installation ("installation:ID") has used, to test the limit.
+// rateKey is whose limit a request counts against ("user:ID",
+// "installation:ID" or "app:ID", and how GitHub names it); empty for
+// anonymous requests.
+func rateKey(id identity) (key, who string) {
+	var kind string
+	var n int64
+	switch {
+	case id.user != nil:
+		kind, n = "user", id.user.user.ID
+	case id.installation != nil:
+		kind, n = "installation", id.installation.ID
+	case id.app != nil:
+		kind, n = "app", id.app.ID
+	default:
+		return "", ""
+	}
+	s := strconv.FormatInt(n, 10)
+	return kind + ":" + s, kind + " ID " + s
+}
+
+// SetRateLimitUsed sets how much of the current window an App ("app:ID"),
+// installation ("installation:ID") or person ("user:ID") has used, to test
+// the limit.
 func (e *Emulator) SetRateLimitUsed(key string, used int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

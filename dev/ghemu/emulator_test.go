@@ -64,7 +64,7 @@ func newWorld(t *testing.T, opts ghemu.Options) *world {
 	e.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "other-private", Private: true, Files: map[string]string{"x.txt": "connect other"}})
 	e.AddRepo(ghemu.RepoSpec{Owner: "octo-sub", Name: "sub-repo"})
 	var err error
-	w.appID, err = e.AddApp(ghemu.AppSpec{ID: 4242, Slug: "ghconnect-test", Owner: "octo-org", Permissions: map[string]string{"contents": "write", "issues": "read", "metadata": "read"}}, &w.key.PublicKey)
+	w.appID, err = e.AddApp(ghemu.AppSpec{ID: 4242, Slug: "ghconnect-test", Name: "ghconnect test", Owner: "octo-org", ClientSecret: testSecret, CallbackURLs: []string{testCallback, testCallback2}, Permissions: map[string]string{"contents": "write", "issues": "read", "metadata": "read"}}, &w.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +425,7 @@ func TestManifestFlow(t *testing.T) {
 	manifest, _ := json.Marshal(map[string]any{
 		"name": "GHES Connect", "url": "https://ghes.example.com", "redirect_url": "https://ghes.example.com/connect/callback",
 		"setup_url": "https://ghes.example.com/connect/setup", "default_permissions": map[string]string{"contents": "read", "metadata": "read"},
+		"callback_urls": []string{"https://ghes.example.com/connect/github/user-callback"},
 	})
 	post := func() *http.Response {
 		resp, err := noRedirect().PostForm(w.emu.URL+"/organizations/octo-org/settings/apps/new?state=st-1", url.Values{"manifest": {string(manifest)}, "state": {"st-1"}})
@@ -449,6 +450,12 @@ func TestManifestFlow(t *testing.T) {
 	}
 	if _, _, err := w.client("").Apps.CompleteAppManifest(ctx, code); statusOf(err) != http.StatusNotFound {
 		t.Errorf("second conversion of one code: %v", err)
+	}
+	// The manifest's callback URLs are the App's, for user authorization;
+	// App returns the secret the conversion did.
+	if app, ok := w.emu.App(conv.GetID()); !ok || app.ClientSecret != conv.GetClientSecret() || app.ClientID != conv.GetClientID() ||
+		!cmp.Equal(app.CallbackURLs, []string{"https://ghes.example.com/connect/github/user-callback"}) {
+		t.Errorf("manifest App: %+v", app)
 	}
 	block, _ := pem.Decode([]byte(conv.GetPEM()))
 	if block == nil || block.Type != "RSA PRIVATE KEY" {

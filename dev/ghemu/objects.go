@@ -36,6 +36,29 @@ func userJSON(a *Account) map[string]any {
 	}
 }
 
+// privateUserJSON is a person as they see themselves (GET /user).
+func privateUserJSON(a *Account) map[string]any {
+	u := userJSON(a)
+	created := ts(time.Unix(1600000000, 0))
+	for k, v := range map[string]any{
+		"user_view_type": "private", "name": nilIfEmpty(a.Name), "company": nil, "blog": "", "location": nil,
+		"email": nil, "hireable": nil, "bio": nil, "twitter_username": nil, "notification_email": nil,
+		"public_repos": 0, "public_gists": 0, "followers": 0, "following": 0, "created_at": created, "updated_at": created,
+		"private_gists": 0, "total_private_repos": 0, "owned_private_repos": 0, "disk_usage": 0, "collaborators": 0,
+		"two_factor_authentication": true,
+	} {
+		u[k] = v
+	}
+	return u
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 func enterpriseJSON(a *Account) map[string]any {
 	name := a.Name
 	if name == "" {

@@ -46,7 +46,8 @@ func (q searchQuery) matches(text string) bool {
 }
 
 // searchable lists the repositories a search may look at: public ones, and
-// private ones only if the token reaches them. Callers hold e.mu.
+// private ones only if the token reaches them (a user token: the person can
+// read it and an installation of the App covers it). Callers hold e.mu.
 func (e *Emulator) searchable(id identity, q searchQuery) []*Repo {
 	private := map[int64]bool{}
 	if id.token != nil {
@@ -57,7 +58,7 @@ func (e *Emulator) searchable(id identity, q searchQuery) []*Repo {
 	var out []*Repo
 	for _, r := range e.sortedRepos() {
 		switch {
-		case r.Private && !private[r.ID],
+		case r.Private && !private[r.ID] && (id.user == nil || !e.reaches(id.user, r)),
 			q.repo != "" && strings.ToLower(r.FullName()) != q.repo,
 			q.org != "" && strings.ToLower(r.Owner.Login) != q.org,
 			q.visibility != "" && visibility(r) != q.visibility:
@@ -146,8 +147,8 @@ func (e *Emulator) getRateLimit(w http.ResponseWriter, r *http.Request, id ident
 	limit := e.opts.RateLimit
 	used := 0
 	reset := e.nowLocked().Add(time.Hour).Unix()
-	if id.installation != nil {
-		if win := e.usage["installation:"+strconv.FormatInt(id.installation.ID, 10)]; win != nil {
+	if key, _ := rateKey(id); key != "" {
+		if win := e.usage[key]; win != nil {
 			used, reset = win.used, win.reset.Unix()
 		}
 	}

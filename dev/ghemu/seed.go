@@ -69,9 +69,7 @@ func (e *Emulator) AddRepo(spec RepoSpec) int64 {
 	for n, is := range spec.Issues {
 		r.Issues = append(r.Issues, Issue{Number: n + 1, Title: is.Title, Body: is.Body, State: "open"})
 	}
-	e.repos = append(e.repos, r)
-	e.reposByID[r.ID] = r
-	e.reposByName[strings.ToLower(r.FullName())] = r
+	e.indexRepo(r)
 	return r.ID
 }
 
@@ -84,6 +82,10 @@ type AppSpec struct {
 	Permissions map[string]string `json:"permissions"`
 	Events      []string          `json:"events"`
 	SetupURL    string            `json:"setup_url"`
+	// ClientSecret is the OAuth client secret; empty: a generated one.
+	ClientSecret string `json:"client_secret"`
+	// CallbackURLs are the user-authorization callback URLs.
+	CallbackURLs []string `json:"callback_urls"`
 	// PublicKeys are PEM public keys (PKIX or PKCS#1) the App's JWTs may be
 	// signed with.
 	PublicKeys []string `json:"public_keys"`
@@ -122,8 +124,11 @@ func (e *Emulator) newApp(spec AppSpec, owner *Account) *App {
 	}
 	app := &App{
 		ID: id, Slug: slug, Name: name, Owner: owner, Permissions: spec.Permissions, Events: spec.Events,
-		SetupURL: spec.SetupURL, Created: e.nowLocked(), keys: map[string]*rsa.PublicKey{},
-		ClientID: "Iv1." + randomHex(8), ClientSecret: randomHex(20), WebhookSecret: randomHex(20),
+		SetupURL: spec.SetupURL, CallbackURLs: spec.CallbackURLs, Created: e.nowLocked(), keys: map[string]*rsa.PublicKey{},
+		ClientID: "Iv1." + randomHex(8), ClientSecret: spec.ClientSecret, WebhookSecret: randomHex(20),
+	}
+	if app.ClientSecret == "" {
+		app.ClientSecret = randomHex(20)
 	}
 	if app.Permissions == nil {
 		app.Permissions = map[string]string{"metadata": "read"}
@@ -228,6 +233,7 @@ func (e *Emulator) Install(appID int64, account string, perms map[string]string,
 			}
 			inst.RepoIDs = append(inst.RepoIDs, r.ID)
 		}
+		inst.repoSet = idSet(inst.RepoIDs)
 	}
 	e.installations[inst.ID] = inst
 	return *inst, nil
@@ -250,10 +256,15 @@ type SeedData struct {
 		Login      string `json:"login"`
 		Enterprise string `json:"enterprise"`
 	} `json:"organizations"`
-	Enterprises   []string   `json:"enterprises"`
-	Users         []string   `json:"users"`
-	Repositories  []RepoSpec `json:"repositories"`
-	Apps          []AppSpec  `json:"apps"`
+	Enterprises []string `json:"enterprises"`
+	// Users are people (accounts of type "User").
+	Users []string `json:"users"`
+	// Members are organizations' members by organization login.
+	Members map[string][]string `json:"members"`
+	// Collaborators are repositories' collaborators by "owner/repo".
+	Collaborators map[string][]string `json:"collaborators"`
+	Repositories  []RepoSpec          `json:"repositories"`
+	Apps          []AppSpec           `json:"apps"`
 	Installations []struct {
 		App          int64             `json:"app"`
 		Account      string            `json:"account"`
@@ -262,7 +273,8 @@ type SeedData struct {
 	} `json:"installations"`
 }
 
-// Seed loads accounts, repositories, Apps and installations.
+// Seed loads accounts, repositories, people's memberships and
+// collaborations, Apps and installations.
 func (e *Emulator) Seed(s SeedData) error {
 	for _, ent := range s.Enterprises {
 		e.AddAccount(ent, "Enterprise")
@@ -278,6 +290,9 @@ func (e *Emulator) Seed(s SeedData) error {
 	}
 	for _, r := range s.Repositories {
 		e.AddRepo(r)
+	}
+	if err := e.seedPeople(s.Members, s.Collaborators); err != nil {
+		return err
 	}
 	for _, a := range s.Apps {
 		if _, err := e.AddApp(a); err != nil {

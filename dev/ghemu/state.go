@@ -52,7 +52,10 @@ type App struct {
 	Permissions   map[string]string
 	Events        []string
 	SetupURL      string
-	Created       time.Time
+	// CallbackURLs are where user authorization may send the browser back
+	// to; the first is the default.
+	CallbackURLs []string
+	Created      time.Time
 	// keys are the App's registered public keys by key id; a JWT must
 	// verify with one of them.
 	keys map[string]*rsa.PublicKey
@@ -67,6 +70,8 @@ type Installation struct {
 	RepoIDs     []int64
 	Permissions map[string]string
 	Created     time.Time
+	// repoSet is RepoIDs as a set, for selected installations.
+	repoSet map[int64]bool
 }
 
 // token is an installation access token.
@@ -95,6 +100,7 @@ type appManifest struct {
 	Description        string            `json:"description"`
 	RedirectURL        string            `json:"redirect_url"`
 	SetupURL           string            `json:"setup_url"`
+	CallbackURLs       []string          `json:"callback_urls"`
 	Public             bool              `json:"public"`
 	DefaultPermissions map[string]string `json:"default_permissions"`
 	DefaultEvents      []string          `json:"default_events"`
@@ -125,24 +131,57 @@ func slugify(name string) string {
 	return strings.Trim(b.String(), "-")
 }
 
-// accessible lists the repositories an installation reaches, by id order.
+// accessible lists the repositories an installation reaches, by id order:
+// the work is the size of the answer, not of every repository.
 func (e *Emulator) accessible(inst *Installation) []*Repo {
 	var out []*Repo
-	if inst.Selection == "all" {
-		for _, r := range e.repos {
-			if r.Owner == inst.Account || (inst.Account.Type == "Enterprise" && e.inEnterprise(r.Owner, inst.Account)) {
-				out = append(out, r)
-			}
-		}
-	} else {
+	switch {
+	case inst.Selection != "all":
 		for _, id := range inst.RepoIDs {
 			if r := e.reposByID[id]; r != nil {
 				out = append(out, r)
 			}
 		}
+	case inst.Account.Type == "Enterprise":
+		for org, ent := range e.orgEnterprise {
+			if a := e.account(org); a != nil && ent == inst.Account.Login {
+				out = append(out, e.reposByOwner[a]...)
+			}
+		}
+	default:
+		return append(out, e.reposByOwner[inst.Account]...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// covers reports whether an installation reaches a repository, in O(1).
+// Callers hold e.mu.
+func (e *Emulator) covers(inst *Installation, r *Repo) bool {
+	if r == nil {
+		return false
+	}
+	if inst.Selection != "all" {
+		return inst.repoSet[r.ID]
+	}
+	return r.Owner == inst.Account || (inst.Account.Type == "Enterprise" && e.inEnterprise(r.Owner, inst.Account))
+}
+
+// indexRepo adds a repository to the list and its indexes. Callers hold
+// e.mu.
+func (e *Emulator) indexRepo(r *Repo) {
+	e.repos = append(e.repos, r)
+	e.reposByID[r.ID] = r
+	e.reposByName[strings.ToLower(r.FullName())] = r
+	e.reposByOwner[r.Owner] = append(e.reposByOwner[r.Owner], r)
+}
+
+func idSet(ids []int64) map[int64]bool {
+	set := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
 }
 
 // inEnterprise: organizations belong to the enterprise named in their

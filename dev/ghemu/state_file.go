@@ -13,7 +13,8 @@ import (
 )
 
 // snapshot is the emulator's durable state: what GitHub.com would still
-// know after a restart. Tokens are left out; they are short-lived anyway.
+// know after a restart. Access tokens are left out; they are short-lived
+// anyway.
 type snapshot struct {
 	LastID        int64             `json:"last_id"`
 	Accounts      []Account         `json:"accounts"`
@@ -21,6 +22,27 @@ type snapshot struct {
 	Repos         []snapRepo        `json:"repos"`
 	Apps          []snapApp         `json:"apps"`
 	Installations []snapInstall     `json:"installations"`
+	// Members are organizations' members and Collaborators repositories'
+	// ("owner/repo") collaborators, by login.
+	Members       map[string][]string `json:"members"`
+	Collaborators map[string][]string `json:"collaborators"`
+	// Grants are people's authorizations of Apps; RefreshTokens the live
+	// refresh tokens, which last months (access tokens are left out).
+	Grants        []snapGrant   `json:"grants"`
+	RefreshTokens []snapRefresh `json:"refresh_tokens"`
+}
+
+type snapGrant struct {
+	AppID   int64     `json:"app_id"`
+	Login   string    `json:"login"`
+	Created time.Time `json:"created"`
+}
+
+type snapRefresh struct {
+	Value   string    `json:"value"`
+	AppID   int64     `json:"app_id"`
+	Login   string    `json:"login"`
+	Expires time.Time `json:"expires"`
 }
 
 type snapRepo struct {
@@ -71,6 +93,7 @@ func (e *Emulator) SaveState(path string) error {
 	for _, i := range e.installations {
 		s.Installations = append(s.Installations, snapInstall{ID: i.ID, AppID: i.App.ID, Account: i.Account.Login, Selection: i.Selection, RepoIDs: i.RepoIDs, Permissions: i.Permissions, Created: i.Created})
 	}
+	e.snapshotPeople(&s)
 	e.mu.Unlock()
 	raw, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
@@ -115,9 +138,7 @@ func (e *Emulator) LoadState(path string) error {
 	}
 	for _, r := range s.Repos {
 		repo := &Repo{ID: r.ID, Owner: e.account(r.Owner), Name: r.Name, Private: r.Private, Files: r.Files, Issues: r.Issues, Created: r.Created}
-		e.repos = append(e.repos, repo)
-		e.reposByID[repo.ID] = repo
-		e.reposByName[strings.ToLower(repo.FullName())] = repo
+		e.indexRepo(repo)
 	}
 	for _, sa := range s.Apps {
 		app := sa.App
@@ -133,7 +154,57 @@ func (e *Emulator) LoadState(path string) error {
 		e.apps[app.ID] = &app
 	}
 	for _, si := range s.Installations {
-		e.installations[si.ID] = &Installation{ID: si.ID, App: e.apps[si.AppID], Account: e.account(si.Account), Selection: si.Selection, RepoIDs: si.RepoIDs, Permissions: si.Permissions, Created: si.Created}
+		e.installations[si.ID] = &Installation{ID: si.ID, App: e.apps[si.AppID], Account: e.account(si.Account), Selection: si.Selection, RepoIDs: si.RepoIDs, Permissions: si.Permissions, Created: si.Created, repoSet: idSet(si.RepoIDs)}
 	}
+	e.restorePeople(&s)
 	return nil
+}
+
+// snapshotPeople adds memberships, collaborations, grants and live refresh
+// tokens to s. Callers hold e.mu.
+func (e *Emulator) snapshotPeople(s *snapshot) {
+	s.Members = membershipLogins(e.members, func(a *Account) string { return a.Login })
+	s.Collaborators = membershipLogins(e.collaborators, func(id int64) string { return e.reposByID[id].FullName() })
+	users := map[int64]*Account{}
+	for _, a := range e.accounts {
+		users[a.ID] = a
+	}
+	for k, created := range e.grants {
+		s.Grants = append(s.Grants, snapGrant{AppID: k.app, Login: users[k.user].Login, Created: created})
+	}
+	now := e.nowLocked()
+	for _, rt := range e.refreshTokens {
+		if !rt.spent && now.Before(rt.expires) {
+			s.RefreshTokens = append(s.RefreshTokens, snapRefresh{Value: rt.value, AppID: rt.app.ID, Login: rt.user.Login, Expires: rt.expires})
+		}
+	}
+}
+
+// restorePeople is snapshotPeople's inverse. Callers hold e.mu.
+func (e *Emulator) restorePeople(s *snapshot) {
+	for org, logins := range s.Members {
+		for _, l := range logins {
+			if o, u := e.account(org), e.account(l); o != nil && u != nil {
+				e.addMember(o, u)
+			}
+		}
+	}
+	for full, logins := range s.Collaborators {
+		r := e.reposByName[strings.ToLower(full)]
+		for _, l := range logins {
+			if u := e.account(l); r != nil && u != nil {
+				e.addCollaborator(r, u)
+			}
+		}
+	}
+	for _, g := range s.Grants {
+		if u := e.account(g.Login); u != nil && e.apps[g.AppID] != nil {
+			e.grants[grantKey{g.AppID, u.ID}] = g.Created
+		}
+	}
+	for _, rt := range s.RefreshTokens {
+		if u, app := e.account(rt.Login), e.apps[rt.AppID]; u != nil && app != nil {
+			e.refreshTokens[rt.Value] = &refreshToken{value: rt.Value, app: app, user: u, expires: rt.Expires}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package ghemu
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 	"time"
 )
 
@@ -10,6 +11,17 @@ import (
 const tokenLifetime = time.Hour
 
 var permissionLevel = map[string]int{"read": 1, "write": 2, "admin": 3}
+
+// exceeds reports whether any requested permission is above what is
+// granted.
+func exceeds(requested, granted map[string]string) bool {
+	for k, v := range requested {
+		if permissionLevel[granted[k]] < permissionLevel[v] {
+			return true
+		}
+	}
+	return false
+}
 
 type tokenRequest struct {
 	Repositories  []string          `json:"repositories"`
@@ -36,22 +48,16 @@ func (e *Emulator) createToken(w http.ResponseWriter, r *http.Request, id identi
 	}
 	perms := inst.Permissions
 	if len(req.Permissions) > 0 {
-		for k, v := range req.Permissions {
-			if permissionLevel[inst.Permissions[k]] < permissionLevel[v] {
-				writeError(w, http.StatusUnprocessableEntity, "The permissions requested are not granted to this installation.", "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app")
-				return
-			}
+		if exceeds(req.Permissions, inst.Permissions) {
+			writeError(w, http.StatusUnprocessableEntity, "The permissions requested are not granted to this installation.", "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app")
+			return
 		}
 		perms = req.Permissions
-	}
-	reachable := map[int64]*Repo{}
-	for _, repo := range e.accessible(inst) {
-		reachable[repo.ID] = repo
 	}
 	var chosen []*Repo
 	seen := map[int64]bool{}
 	add := func(repo *Repo) bool {
-		if repo == nil || reachable[repo.ID] == nil {
+		if !e.covers(inst, repo) {
 			return false
 		}
 		if !seen[repo.ID] {
@@ -104,20 +110,16 @@ func (e *Emulator) revokeToken(w http.ResponseWriter, r *http.Request, id identi
 
 // tokenRepos lists what a token reaches. Callers hold e.mu.
 func (e *Emulator) tokenRepos(t *token) []*Repo {
-	all := e.accessible(t.installation)
 	if t.repoIDs == nil {
-		return all
-	}
-	allowed := map[int64]bool{}
-	for _, id := range t.repoIDs {
-		allowed[id] = true
+		return e.accessible(t.installation)
 	}
 	var out []*Repo
-	for _, r := range all {
-		if allowed[r.ID] {
+	for _, id := range t.repoIDs {
+		if r := e.reposByID[id]; e.covers(t.installation, r) {
 			out = append(out, r)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

@@ -31,7 +31,7 @@ func realMain(ctx context.Context) error {
 	addr := fs.String("addr", "127.0.0.1:8300", "listen address (port 0 picks a free one)")
 	seed := fs.String("seed", "", "JSON seed file (see seed.example.json)")
 	contract := fs.Bool("contract", false, "validate every exchange against GitHub's OpenAPI description and log violations")
-	stateFile := fs.String("state-file", "", "keep Apps, installations and repositories here across restarts")
+	stateFile := fs.String("state-file", "", "keep Apps, installations, repositories, people and their grants here across restarts")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
