@@ -49,11 +49,12 @@ else
   dial_tls() { echo -dial-ca "$TLS/ca.pem" -dial-cert "$TLS/$1.pem" -dial-key "$TLS/$1-key.pem"; }
 fi
 
-# The broker's callers: the feature gate searches with read-only tokens;
-# the admin may revoke a connection's tokens.
+# The broker's callers: the feature gate searches with read-only tokens
+# and runs users' GitHub.com links (user tokens); the admin may revoke a
+# connection's tokens.
 cat > "$DATA/broker-policy.json" <<'JSON'
 {"callers": {
-  "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
+  "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "user_tokens": true},
   "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true},
   "registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}
 }}
@@ -132,7 +133,8 @@ start registry bin/registry -grpc-addr 127.0.0.1:7001 -http-addr 127.0.0.1:7101 
 wait_ok registry http://127.0.0.1:7101/readyz
 start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
   -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" $(approle broker) \
-  -github-url "$GITHUB_API_URL" -registry-addr 127.0.0.1:7001 $(serve_tls broker) \
+  -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" -database "sqlite:$DATA/broker.db" \
+  -registry-addr 127.0.0.1:7001 $(serve_tls broker) \
   $(dial_tls broker -registry-token-file "$DATA/broker-token")
 wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \

@@ -83,6 +83,24 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
+// OpenMigrated opens dsn and applies the migrations (*.sql) in dir of
+// files, as each service's store does when it opens.
+func OpenMigrated(ctx context.Context, dsn string, files fs.FS, dir string) (*DB, error) {
+	migrations, err := fs.Sub(files, dir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, migrations); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // InTx runs fn in a transaction, committing when fn returns nil.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)

@@ -1,7 +1,8 @@
 // Package vaultsetup does the Vault side of ghconnect once, with a token
 // allowed to administer Vault (the root token of a new Vault, or an
-// operator's admin token): it mounts transit, creates the key that
-// encrypts the Apps' secrets (ghconnect-secrets), enables AppRole, writes one
+// operator's admin token): it mounts transit, creates the keys that
+// encrypt the Apps' secrets (ghconnect-secrets) and the users' GitHub.com
+// tokens (ghconnect-user-tokens), enables AppRole, writes one
 // ACL policy per identity from deploy/vault/*.hcl, and creates an AppRole
 // per identity whose role_id and secret_id it writes to files. After it,
 // no service holds that token: each logs in with its own AppRole.
@@ -93,14 +94,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	} else if m.Type != "transit" {
 		return nil, fmt.Errorf("vaultsetup: %s/ is a %s engine, not transit", o.TransitMount, m.Type)
 	}
-	// The Apps' secrets key is made here, with the setup's own token: the
-	// services may only encrypt and decrypt with it.
-	secretsKey := o.TransitMount + "/keys/" + vaulttransit.SecretsKey
-	if k, err := o.Client.Logical().ReadWithContext(ctx, secretsKey); err != nil {
-		return nil, fmt.Errorf("vaultsetup: reading the secrets key: %w", err)
-	} else if k == nil {
-		if _, err := o.Client.Logical().WriteWithContext(ctx, secretsKey, map[string]any{"type": "aes256-gcm96"}); err != nil {
-			return nil, fmt.Errorf("vaultsetup: creating the secrets key: %w", err)
+	// The keys that encrypt secrets are made here, with the setup's own
+	// token: the services may only encrypt and decrypt with them.
+	for _, name := range []string{vaulttransit.SecretsKey, vaulttransit.UserTokensKey} {
+		path := o.TransitMount + "/keys/" + name
+		if k, err := o.Client.Logical().ReadWithContext(ctx, path); err != nil {
+			return nil, fmt.Errorf("vaultsetup: reading the key %s: %w", name, err)
+		} else if k == nil {
+			if _, err := o.Client.Logical().WriteWithContext(ctx, path, map[string]any{"type": "aes256-gcm96"}); err != nil {
+				return nil, fmt.Errorf("vaultsetup: creating the key %s: %w", name, err)
+			}
 		}
 	}
 	auths, err := sys.ListAuthWithContext(ctx)

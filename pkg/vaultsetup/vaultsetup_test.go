@@ -75,6 +75,18 @@ func TestPolicyEdges(t *testing.T) {
 	if info, err := bt.Key(ctx, "ghconnect-app-c1"); err != nil || info.Latest != 2 {
 		t.Fatalf("broker read: %v %v", info, err)
 	}
+	// The broker reads the App's client secret and keeps users' tokens
+	// with a key of their own.
+	if pt, err := bt.Decrypt(ctx, "ghconnect-secrets", secret); err != nil || string(pt) != "client-secret" {
+		t.Fatalf("broker decrypt of the client secret: %v", err)
+	}
+	userToken, err := bt.Encrypt(ctx, "ghconnect-user-tokens", []byte("ghu_example"))
+	if err != nil {
+		t.Fatalf("broker encrypt a user token: %v", err)
+	}
+	if pt, err := bt.Decrypt(ctx, "ghconnect-user-tokens", userToken); err != nil || string(pt) != "ghu_example" {
+		t.Fatalf("broker decrypt a user token: %v", err)
+	}
 
 	wrapped := base64.StdEncoding.EncodeToString(make([]byte, 600))
 	sign := map[string]any{"input": base64.StdEncoding.EncodeToString(digest[:]), "prehashed": true, "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-256"}
@@ -89,7 +101,7 @@ func TestPolicyEdges(t *testing.T) {
 			{"import a version", "PUT", "transit/keys/ghconnect-app-c1/import_version", map[string]any{"ciphertext": wrapped}},
 			{"configure", "PUT", "transit/keys/ghconnect-app-c1/config", map[string]any{"deletion_allowed": true}},
 			{"delete", "DELETE", "transit/keys/ghconnect-app-c1", nil},
-			{"decrypt the App's client secret", "PUT", "transit/decrypt/ghconnect-secrets", map[string]any{"ciphertext": secret}},
+			{"encrypt with the secrets key", "PUT", "transit/encrypt/ghconnect-secrets", map[string]any{"plaintext": "eA=="}},
 			{"read the wrapping key", "GET", "transit/wrapping_key", nil},
 			{"sign with a key that is not ghconnect's", "PUT", "transit/sign/other", sign},
 			{"back up a key", "GET", "transit/backup/ghconnect-app-c1", nil},
@@ -111,6 +123,8 @@ func TestPolicyEdges(t *testing.T) {
 			{"import a version of the secrets key", "PUT", "transit/keys/ghconnect-secrets/import_version", map[string]any{"ciphertext": wrapped}},
 			{"create a key that is not an App key", "PUT", "transit/keys/ghconnect-other", map[string]any{"type": "aes256-gcm96"}},
 			{"sign with the secrets key", "PUT", "transit/sign/ghconnect-secrets", sign},
+			{"decrypt a user's token", "PUT", "transit/decrypt/ghconnect-user-tokens", map[string]any{"ciphertext": userToken}},
+			{"encrypt with the user-token key", "PUT", "transit/encrypt/ghconnect-user-tokens", map[string]any{"plaintext": "eA=="}},
 		},
 		"operator": {
 			{"sign", "PUT", "transit/sign/ghconnect-app-c1", sign},
@@ -128,6 +142,7 @@ func TestPolicyEdges(t *testing.T) {
 			{"import a version of the secrets key", "PUT", "transit/keys/ghconnect-secrets/import_version", map[string]any{"ciphertext": wrapped}},
 			{"configure the secrets key", "PUT", "transit/keys/ghconnect-secrets/config", map[string]any{"min_decryption_version": 1}},
 			{"read the secrets key", "GET", "transit/keys/ghconnect-secrets", nil},
+			{"decrypt a user's token", "PUT", "transit/decrypt/ghconnect-user-tokens", map[string]any{"ciphertext": userToken}},
 		},
 	}
 	sessions := map[string]*vaultauth.Session{"broker": broker, "registry": registry, "operator": operator}

@@ -34,6 +34,9 @@ const (
 	// setup step creates it, and the services may only encrypt and
 	// decrypt with it.
 	SecretsKey = "ghconnect-secrets"
+	// UserTokensKey encrypts the server users' GitHub.com user tokens and
+	// refresh tokens; only the broker may use it.
+	UserTokensKey = "ghconnect-user-tokens"
 )
 
 // AppKeyName is the transit key holding the private key of connection

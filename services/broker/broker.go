@@ -18,6 +18,7 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -47,6 +48,12 @@ type Options struct {
 	// (request id, method) as the context's logger would; nil uses the
 	// context's logger.
 	Audit *zap.Logger
+	// Database keeps server users' GitHub.com grants (OpenDatabase); nil
+	// turns user authorization off.
+	Database *sqldb.DB
+	// GitHubWebURL is where browsers and the OAuth token endpoint are:
+	// https://github.com, or the emulator; empty means the API URL.
+	GitHubWebURL string
 }
 
 // DefaultCacheSize is the default bound on shared tokens: a large
@@ -65,6 +72,7 @@ type Broker struct {
 	m      *metrics
 	now    func() time.Time
 	audits *auditWriter
+	users  *users
 
 	// issued holds the live grants the cache does not: exclusive ones, and
 	// shared ones the cache replaced or evicted, for revocation.
@@ -100,7 +108,7 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 	m := newMetrics(opts.Registerer)
-	return &Broker{
+	b := &Broker{
 		opts:   opts,
 		conns:  newConnections(),
 		cache:  newCache(opts.CacheSize),
@@ -109,7 +117,18 @@ func New(opts Options) (*Broker, error) {
 		now:    time.Now,
 		audits: newAuditWriter(m),
 		issued: map[string]map[fingerprint]*grant{},
-	}, nil
+	}
+	if opts.Database != nil {
+		web := base
+		if opts.GitHubWebURL != "" {
+			if web, err = url.Parse(strings.TrimSuffix(opts.GitHubWebURL, "/") + "/"); err != nil || web.Host == "" {
+				return nil, errors.New("broker: the GitHub web URL is not a URL")
+			}
+		}
+		b.users = &users{store: &userStore{db: opts.Database}, conns: b.conns, vault: opts.Vault, http: opts.HTTPClient,
+			api: base, web: web, now: time.Now, cache: map[string]*userToken{}}
+	}
+	return b, nil
 }
 
 // ApplyRegistryEvent is the registry follower's sink: a connection that
@@ -124,6 +143,9 @@ func (b *Broker) ApplyRegistryEvent(ctx context.Context, ev *registryv1.Connecti
 	if disconnected {
 		revoked, failed := b.revokeConnection(ctx, ev.GetConnectionId())
 		logging.FromContext(ctx).Info("connection disconnected; tokens revoked", zap.String("connection_id", ev.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
+		if b.users != nil {
+			go b.users.revokeConnection(context.WithoutCancel(ctx), b.conns.get(ev.GetConnectionId()))
+		}
 	}
 	return nil
 }

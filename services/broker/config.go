@@ -12,6 +12,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"go.uber.org/zap"
 )
@@ -26,8 +27,12 @@ type Config struct {
 	// PolicyFile holds the per-caller policy (JSON).
 	PolicyFile string
 	// Vault: the broker's own login (AppRole or a Vault Agent token file).
-	Vault             vaultauth.Flags
-	GitHubURL         string
+	Vault        vaultauth.Flags
+	GitHubURL    string
+	GitHubWebURL string
+	// DatabaseURL keeps server users' GitHub.com grants; empty turns user
+	// authorization off.
+	DatabaseURL       string
 	RegistryAddr      string
 	RegistryTokenFile string
 	// Dial is the TLS of the calls to the registry.
@@ -47,6 +52,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PolicyFile, "policy", "", "per-caller token policy (JSON); callers not in it get nothing")
 	c.Vault.RegisterFlags(fs, "http://127.0.0.1:8200")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (GitHub.com, GHE.com, GHES or the emulator)")
+	fs.StringVar(&c.GitHubWebURL, "github-web-url", "https://github.com/", "GitHub web host: user authorization pages and the OAuth token endpoint (GitHub.com, or the emulator)")
+	fs.StringVar(&c.DatabaseURL, "database", "", `users' GitHub.com grants: "sqlite:PATH" or "postgres://…" (PostgreSQL for several replicas); empty: user authorization off`)
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry (not needed with -dial-cert)")
 	c.Dial.RegisterFlags(fs)
@@ -116,8 +123,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer conn.Close()
 
+	var db *sqldb.DB
+	if cfg.DatabaseURL != "" {
+		if db, err = OpenDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return err
+		}
+		defer db.Close()
+	}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
-	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
+	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,9 @@ type connInfo struct {
 	appID          int64
 	installationID int64
 	mount, key     string
+	// clientID and clientSecret (Vault transit ciphertext of the secrets
+	// key) authenticate the App's user authorization.
+	clientID, clientSecret string
 	// versions of the transit key in use, oldest first; the newest signs.
 	versions []int
 	// pending and notice: a newer version in Vault GitHub.com does not
@@ -61,6 +64,8 @@ func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected, newKe
 		connected:      rc.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
 		appID:          rc.GetApp().GetAppId(),
 		installationID: rc.GetInstallationId(),
+		clientID:       rc.GetApp().GetClientId(),
+		clientSecret:   rc.GetApp().GetClientSecretCiphertext(),
 		mount:          rc.GetTransitKey().GetMount(),
 		pending:        int(rc.GetTransitKey().GetPendingVersion()),
 		notice:         rc.GetTransitKey().GetNotice(),

@@ -20,3 +20,7 @@ func (b *Broker) ShortenCached(d time.Duration) {
 		}
 	}
 }
+
+// SetUserClock makes the broker's user authorization read the time from
+// now (to see an access token expire without waiting hours).
+func (b *Broker) SetUserClock(now func() time.Time) { b.users.now = now }

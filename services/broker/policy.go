@@ -27,6 +27,23 @@ type CallerPolicy struct {
 	Exclusive bool `json:"exclusive"`
 	// Admin lets the caller revoke every token of a connection.
 	Admin bool `json:"admin"`
+	// UserTokens lets the caller run server users' GitHub.com
+	// authorization and get their user tokens, on its connections.
+	UserTokens bool `json:"user_tokens"`
+}
+
+// mayActForUsers says whether caller may handle user authorization and
+// user tokens on connection.
+func (c *CallerPolicy) mayActForUsers(caller, connection string) error {
+	switch {
+	case c == nil:
+		return &refusal{fmt.Sprintf("caller %q has no token policy", caller)}
+	case !c.UserTokens:
+		return &refusal{fmt.Sprintf("caller %q may not handle user tokens", caller)}
+	case !contains(c.Connections, connection):
+		return &refusal{fmt.Sprintf("caller %q may not use connection %s", caller, connection)}
+	}
+	return nil
 }
 
 // GrantRoles gives the policy's admin callers what they need besides the

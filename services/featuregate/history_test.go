@@ -10,6 +10,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/featuregate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -36,7 +37,7 @@ func TestListSettingsHistory(t *testing.T) {
 		if _, err := e.set(t, two, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.gate.LinkAccount(e.ctx(t, "search-svc"), &featuregatev1.LinkAccountRequest{ConnectionId: two, User: "mona", GithubLogin: "mona-gh", GithubId: 5}); err != nil {
+		if err := featuregate.Link(context.Background(), e.store, two, "mona", "mona-gh", 5, "search-svc"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.gate.SetUserConsent(e.ctx(t, "search-svc"), &featuregatev1.SetUserConsentRequest{ConnectionId: two, User: "mona", Feature: contributions, OptedIn: true}); err != nil {

@@ -28,6 +28,8 @@ var searchPermissions = map[string]string{"contents": "read", "issues": "read", 
 type Searcher struct {
 	broker brokerv1.TokenBrokerServiceClient
 	base   *url.URL
+	// http carries searches made with a person's token.
+	http *http.Client
 
 	mu         sync.Mutex
 	transports map[string]*brokerclient.Transport // by connection
@@ -40,7 +42,7 @@ func NewSearcher(broker brokerv1.TokenBrokerServiceClient, githubURL string) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &Searcher{broker: broker, base: base, transports: map[string]*brokerclient.Transport{}}, nil
+	return &Searcher{broker: broker, base: base, http: &http.Client{Timeout: 10 * time.Second}, transports: map[string]*brokerclient.Transport{}}, nil
 }
 
 // client is a go-github client whose token comes from the broker; one
@@ -95,59 +97,107 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	case !setting.GetEnabled():
 		return nil, preconditionFailed("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
 	}
-	private := false
+	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &featuregatev1.SearchResponse{}
+	// Private results come from a search made with the person's own
+	// GitHub.com token, so they are what that person may see there, and
+	// are further kept to repositories the connected account owns.
 	if setting.GetIncludePrivate() {
 		facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
 		if err != nil {
 			return nil, toStatus(ctx, err)
 		}
-		private = facts.links[req.GetUser()] != nil
+		switch link := facts.links[req.GetUser()]; {
+		case link == nil:
+			resp.PrivateNotice = "connect your GitHub.com account to see private results"
+		case link.Status == featuregatev1.LinkStatus_LINK_STATUS_RECONNECT_NEEDED:
+			resp.PrivateNotice = errReconnect.Error()
+		default:
+			private, err := s.searchAsPerson(ctx, req, size, owner)
+			if errors.Is(err, errReconnect) {
+				resp.PrivateNotice = err.Error()
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			resp.Results = private
+		}
 	}
-	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
+	// Public results come from the installation token.
+	public, err := search(ctx, s.searcher.client(req.GetConnectionId()), req.GetKind(), req.GetQuery()+" is:public", size, func(repoPrivate bool, _ string) bool { return !repoPrivate })
 	if err != nil {
-		return nil, toStatus(ctx, err)
+		return nil, searchFailed(ctx, err)
 	}
-	q := req.GetQuery()
-	if !private {
-		q += " is:public"
+	resp.Results = append(resp.Results, public...)
+	if len(resp.Results) > size {
+		resp.Results = resp.Results[:size]
 	}
-	gh := s.searcher.client(req.GetConnectionId())
-	opts := &github.SearchOptions{ListOptions: github.ListOptions{PerPage: size}}
-	// A private result is shown only when the user may see private
-	// results and the connected account owns its repository.
+	resp.TotalCount = int32(len(resp.Results))
+	return resp, nil
+}
+
+// searchAsPerson searches with the person's own GitHub.com token and
+// keeps private hits of repositories owner owns. A token GitHub.com
+// refuses (401) is refreshed once.
+func (s *Server) searchAsPerson(ctx context.Context, req *featuregatev1.SearchRequest, size int, owner string) ([]*featuregatev1.SearchResult, error) {
 	keep := func(repoPrivate bool, fullName string) bool {
-		return !repoPrivate || (private && strings.EqualFold(strings.SplitN(fullName, "/", 2)[0], owner))
+		return repoPrivate && strings.EqualFold(strings.SplitN(fullName, "/", 2)[0], owner)
 	}
-	resp := &featuregatev1.SearchResponse{}
-	if req.GetKind() == featuregatev1.SearchKind_SEARCH_KIND_CODE {
-		res, _, err := gh.Search.Code(ctx, q, opts)
+	for attempt := 0; ; attempt++ {
+		token, err := s.userToken(ctx, req.GetConnectionId(), req.GetUser(), attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		gh := github.NewClient(s.searcher.http).WithAuthToken(token)
+		gh.BaseURL = s.searcher.base
+		out, err := search(ctx, gh, req.GetKind(), req.GetQuery(), size, keep)
+		var er *github.ErrorResponse
+		if attempt == 0 && errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusUnauthorized {
+			continue
+		}
 		if err != nil {
 			return nil, searchFailed(ctx, err)
+		}
+		return out, nil
+	}
+}
+
+// search runs one search with gh and keeps the hits keep allows.
+func search(ctx context.Context, gh *github.Client, kind featuregatev1.SearchKind, q string, size int, keep func(repoPrivate bool, fullName string) bool) ([]*featuregatev1.SearchResult, error) {
+	opts := &github.SearchOptions{ListOptions: github.ListOptions{PerPage: size}}
+	var out []*featuregatev1.SearchResult
+	if kind == featuregatev1.SearchKind_SEARCH_KIND_CODE {
+		res, _, err := gh.Search.Code(ctx, q, opts)
+		if err != nil {
+			return nil, err
 		}
 		for _, r := range res.CodeResults {
 			repo := r.GetRepository()
 			if keep(repo.GetPrivate(), repo.GetFullName()) {
-				resp.Results = append(resp.Results, &featuregatev1.SearchResult{Source: "github.com", Repository: repo.GetFullName(), Title: r.GetPath(), Url: r.GetHTMLURL(), Private: repo.GetPrivate()})
+				out = append(out, &featuregatev1.SearchResult{Source: "github.com", Repository: repo.GetFullName(), Title: r.GetPath(), Url: r.GetHTMLURL(), Private: repo.GetPrivate()})
 			}
 		}
-	} else {
-		res, _, err := gh.Search.Issues(ctx, q, opts)
-		if err != nil {
-			return nil, searchFailed(ctx, err)
+		return out, nil
+	}
+	res, _, err := gh.Search.Issues(ctx, q, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, is := range res.Issues {
+		repo := is.GetRepository()
+		name := repo.GetFullName()
+		if name == "" {
+			name = strings.TrimPrefix(is.GetRepositoryURL(), "https://api.github.com/repos/")
 		}
-		for _, is := range res.Issues {
-			repo := is.GetRepository()
-			name := repo.GetFullName()
-			if name == "" {
-				name = strings.TrimPrefix(is.GetRepositoryURL(), "https://api.github.com/repos/")
-			}
-			if keep(repo.GetPrivate(), name) {
-				resp.Results = append(resp.Results, &featuregatev1.SearchResult{Source: "github.com", Repository: name, Title: is.GetTitle(), Url: is.GetHTMLURL(), Private: repo.GetPrivate()})
-			}
+		if keep(repo.GetPrivate(), name) {
+			out = append(out, &featuregatev1.SearchResult{Source: "github.com", Repository: name, Title: is.GetTitle(), Url: is.GetHTMLURL(), Private: repo.GetPrivate()})
 		}
 	}
-	resp.TotalCount = int32(len(resp.Results))
-	return resp, nil
+	return out, nil
 }
 
 // searchFailed passes on the broker's refusal, or reports GitHub.com as

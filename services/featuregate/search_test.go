@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"github.com/ghconnect/ghconnect/services/featuregate"
+	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -106,23 +108,65 @@ func TestUnifiedSearch(t *testing.T) {
 	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
 		t.Errorf("private allowed but user not linked: %v %v", got, err)
 	}
-	if _, err := client.LinkAccount(cctx, &featuregatev1.LinkAccountRequest{ConnectionId: b.ConnID, User: "mona", GithubLogin: "mona-cloud", GithubId: 9}); err != nil {
-		t.Fatal(err)
+	// People on GitHub.com: mona is a collaborator on the private
+	// vault-notes, eve has no access to it.
+	b.Emu.AddUser("mona-cloud")
+	b.Emu.AddUser("eve-cloud")
+	b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud")
+	mona := linkAccount(t, client, b.ConnID, "mona", "mona-cloud")
+	if mona.GithubLogin != "mona-cloud" || mona.GithubId <= 0 || mona.Status != featuregatev1.LinkStatus_LINK_STATUS_ACTIVE {
+		t.Fatalf("mona's link: %v", mona)
 	}
+	linkAccount(t, client, b.ConnID, "eve", "eve-cloud")
 	withPrivate := []string{"octo-org/docs", "octo-org/vault-notes", "other-org/open"}
 	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(withPrivate, got) {
-		t.Errorf("linked user: %v %v", got, err)
+		t.Errorf("linked user with access: %v %v", got, err)
 	}
 	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_ISSUES); err != nil || !cmp.Equal([]string{"octo-org/docs", "octo-org/vault-notes"}, got) {
 		t.Errorf("issues: %v %v", got, err)
 	}
+	// eve is linked but may not see vault-notes on GitHub.com: neither
+	// may she here (the App's installation can, which once sufficed).
+	if got, err := search("eve", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
+		t.Errorf("linked user without access sees: %v %v", got, err)
+	}
+	if got, err := search("eve", featuregatev1.SearchKind_SEARCH_KIND_ISSUES); err != nil || !cmp.Equal([]string{"octo-org/docs"}, got) {
+		t.Errorf("linked user without access sees issues: %v %v", got, err)
+	}
 	if got, err := search("hubot", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
 		t.Errorf("unlinked user sees private: %v %v", got, err)
+	}
+	// mona loses her access on GitHub.com: her next search shows it.
+	b.Emu.RemoveCollaborator("octo-org", "vault-notes", "mona-cloud")
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(public, got) {
+		t.Errorf("after mona's access was removed: %v %v", got, err)
+	}
+	// mona revokes the App on GitHub.com: her link needs reconnecting,
+	// and she still gets public results.
+	b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud")
+	app, _ := b.Emu.App(b.AppID)
+	b.Emu.RevokeGrant(app.ClientID, "mona-cloud")
+	resp, err := client.Search(cctx, &featuregatev1.SearchRequest{ConnectionId: b.ConnID, User: "mona", Query: "connect", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE})
+	if err != nil || len(resp.Results) != len(public) || !strings.Contains(resp.PrivateNotice, "connected again") {
+		t.Errorf("after mona revoked the App: %v %v", resp, err)
+	}
+	if l, err := client.GetAccountLink(cctx, &featuregatev1.GetAccountLinkRequest{ConnectionId: b.ConnID, User: "mona"}); err != nil || l.Link.Status != featuregatev1.LinkStatus_LINK_STATUS_RECONNECT_NEEDED {
+		t.Errorf("mona's link after she revoked the App: %v %v", l, err)
+	}
+	// She connects again and sees private results again.
+	linkAccount(t, client, b.ConnID, "mona", "mona-cloud")
+	if got, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); err != nil || !cmp.Equal(withPrivate, got) {
+		t.Errorf("after reconnecting: %v %v", got, err)
+	}
+	// A link cannot be asserted: the RPC that took one is gone.
+	err = conn.Invoke(cctx, "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount", &featuregatev1.GetAccountLinkRequest{ConnectionId: b.ConnID, User: "eve"}, &featuregatev1.GetAccountLinkResponse{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("LinkAccount: %v", err)
 	}
 	if _, err := client.Search(cctx, &featuregatev1.SearchRequest{ConnectionId: b.ConnID, User: "mona", Query: "", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("empty query: %v", err)
 	}
-	// The broker minted one read-only token for all of it.
+	// The broker minted one read-only installation token for all of it.
 	if n := b.Emu.Count(brokertest.AccessTokens); n != 1 {
 		t.Errorf("%d token exchanges for the searches, want 1", n)
 	}
@@ -140,4 +184,28 @@ func TestUnifiedSearch(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// linkAccount links server user to the GitHub.com account login as the
+// person does it: the gate starts, the person signs in on GitHub.com and
+// approves, GitHub.com sends the browser back with a code.
+func linkAccount(t *testing.T, client featuregatev1.FeatureGateServiceClient, conn, user, login string) *featuregatev1.AccountLink {
+	t.Helper()
+	ctx := context.Background()
+	start, err := client.StartAccountLink(ctx, &featuregatev1.StartAccountLinkRequest{ConnectionId: conn, User: user, RedirectUri: brokertest.UserCallback})
+	if err != nil {
+		t.Fatalf("start linking %s: %v", user, err)
+	}
+	q := ghemu.Approve(t, registrytest.Browser(), start.AuthorizeUrl, login)
+	if q.Get("state") != start.State {
+		t.Fatalf("GitHub.com sent back state %q", q.Get("state"))
+	}
+	done, err := client.CompleteAccountLink(ctx, &featuregatev1.CompleteAccountLinkRequest{User: user, State: q.Get("state"), Code: q.Get("code")})
+	if err != nil {
+		t.Fatalf("complete linking %s: %v", user, err)
+	}
+	if done.ConnectionId != conn || done.Link.GithubLogin != login {
+		t.Fatalf("linked %v", done)
+	}
+	return done.Link
 }

@@ -191,39 +191,6 @@ func (s *Server) SetUserConsent(ctx context.Context, req *featuregatev1.SetUserC
 	return &featuregatev1.SetUserConsentResponse{}, nil
 }
 
-// LinkAccount implements the RPC.
-func (s *Server) LinkAccount(ctx context.Context, req *featuregatev1.LinkAccountRequest) (*featuregatev1.LinkAccountResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	v.Check("github_login", validate.Login(req.GetGithubLogin()))
-	if req.GetGithubId() <= 0 {
-		v.Add("github_id", "must be a positive GitHub.com user id")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	link := &featuregatev1.AccountLink{User: req.GetUser(), GithubLogin: req.GetGithubLogin(), GithubId: req.GetGithubId()}
-	if err := s.store.Link(ctx, req.GetConnectionId(), link, actor(ctx)); err != nil {
-		return nil, toStatus(ctx, err)
-	}
-	return &featuregatev1.LinkAccountResponse{Link: link}, nil
-}
-
-// UnlinkAccount implements the RPC.
-func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAccountRequest) (*featuregatev1.UnlinkAccountResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	if err := s.store.Unlink(ctx, req.GetConnectionId(), req.GetUser(), actor(ctx)); err != nil {
-		return nil, toStatus(ctx, err)
-	}
-	return &featuregatev1.UnlinkAccountResponse{}, nil
-}
-
 // Check implements the RPC: users outer, features inner.
 func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*featuregatev1.CheckResponse, error) {
 	var v apierr.Violations
@@ -282,6 +249,8 @@ func reason(connected, enabled bool, consent featuregatev1.Consent, facts userFa
 		return featuregatev1.Reason_REASON_EFFECTIVE
 	case facts.links[user] == nil:
 		return featuregatev1.Reason_REASON_NOT_LINKED
+	case facts.links[user].Status == featuregatev1.LinkStatus_LINK_STATUS_RECONNECT_NEEDED:
+		return featuregatev1.Reason_REASON_RECONNECT_NEEDED
 	case !facts.optedIn[user][f]:
 		return featuregatev1.Reason_REASON_NO_CONSENT
 	}

@@ -2,6 +2,7 @@ package featuregate_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sort"
 	"strings"
@@ -36,6 +37,7 @@ const (
 
 type env struct {
 	reg    *registrytest.Env
+	store  *featuregate.Store
 	gate   featuregatev1.FeatureGateServiceClient
 	conn   *grpc.ClientConn
 	tokens map[string]string
@@ -93,7 +95,7 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 		wg.Wait()
 		store.Close()
 	})
-	return &env{reg: reg, gate: featuregatev1.NewFeatureGateServiceClient(conn), conn: conn, tokens: tokens}
+	return &env{reg: reg, store: store, gate: featuregatev1.NewFeatureGateServiceClient(conn), conn: conn, tokens: tokens}
 }
 
 // connect creates a CONNECTED connection whose App has perms.
@@ -247,8 +249,7 @@ func TestConsentAndLinking(t *testing.T) {
 			return err
 		}, featuregatev1.Reason_REASON_NOT_LINKED},
 		{"linked and opted in", func() error {
-			_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77})
-			return err
+			return featuregate.Link(context.Background(), e.store, id, "mona", "mona-cloud", 77, "search-svc")
 		}, featuregatev1.Reason_REASON_EFFECTIVE},
 		{"opted out", func() error {
 			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: false})
@@ -258,6 +259,9 @@ func TestConsentAndLinking(t *testing.T) {
 			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true})
 			return err
 		}, featuregatev1.Reason_REASON_EFFECTIVE},
+		{"GitHub.com no longer accepts the link", func() error {
+			return featuregate.MarkLinkBroken(context.Background(), e.store, id, "mona")
+		}, featuregatev1.Reason_REASON_RECONNECT_NEEDED},
 		{"unlinked", func() error {
 			_, err := e.gate.UnlinkAccount(svc, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "mona"})
 			return err
@@ -276,14 +280,13 @@ func TestConsentAndLinking(t *testing.T) {
 		t.Errorf("search for an unlinked user: %v", r)
 	}
 	// One GitHub.com account, one server user.
-	if _, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "mona-cloud", GithubId: 77}); err != nil {
+	if err := featuregate.Link(context.Background(), e.store, id, "mona", "mona-cloud", 77, "search-svc"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "hubot", GithubLogin: "mona-cloud", GithubId: 77})
-	if status.Code(err) != codes.AlreadyExists {
+	if err := featuregate.Link(context.Background(), e.store, id, "hubot", "mona-cloud", 77, "search-svc"); !errors.Is(err, featuregate.ErrLinkTaken) {
 		t.Errorf("second link of one account: %v", err)
 	}
-	_, err = e.gate.UnlinkAccount(svc, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "hubot"})
+	_, err := e.gate.UnlinkAccount(svc, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "hubot"})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("unlink of an unlinked user: %v", err)
 	}
@@ -426,8 +429,12 @@ func TestValidationAndAuth(t *testing.T) {
 			_, err := e.gate.SetUserConsent(svc, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: search, OptedIn: true})
 			return err
 		},
-		"bad github login": func() error {
-			_, err := e.gate.LinkAccount(svc, &featuregatev1.LinkAccountRequest{ConnectionId: id, User: "mona", GithubLogin: "-bad", GithubId: 1})
+		"link without a callback": func() error {
+			_, err := e.gate.StartAccountLink(svc, &featuregatev1.StartAccountLinkRequest{ConnectionId: id, User: "mona"})
+			return err
+		},
+		"link completed without a code": func() error {
+			_, err := e.gate.CompleteAccountLink(svc, &featuregatev1.CompleteAccountLinkRequest{User: "mona", State: "s"})
 			return err
 		},
 		"bad user": func() error {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +67,9 @@ const (
 	actionSetConsent     = "set_consent"
 	actionLinkAccount    = "link_account"
 	actionUnlinkAccount  = "unlink_account"
+	// actionLinkBroken: GitHub.com no longer accepts the link's
+	// authorization; the user must link again.
+	actionLinkBroken = "link_reconnect_needed"
 )
 
 // commitThen runs fn in a transaction and, once committed, refreshes
@@ -87,13 +89,8 @@ func (s *Store) afterCommit(ctx context.Context) {
 
 // OpenStore opens dsn and brings its schema up to date.
 func OpenStore(ctx context.Context, dsn string) (*Store, error) {
-	db, err := sqldb.Open(ctx, dsn)
+	db, err := sqldb.OpenMigrated(ctx, dsn, migrationFiles, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	if err := db.Migrate(ctx, sub); err != nil {
-		db.Close()
 		return nil, err
 	}
 	s := &Store{db: db, now: time.Now}
@@ -383,8 +380,9 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_links (connection_id, user_login, github_login, github_id, link_time) VALUES ($1, $2, $3, $4, $5)`,
-			id, link.User, link.GithubLogin, link.GithubId, now.UnixMicro()); err != nil {
+		link.Status = featuregatev1.LinkStatus_LINK_STATUS_ACTIVE
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_links (connection_id, user_login, github_login, github_id, link_time, status) VALUES ($1, $2, $3, $4, $5, $6)`,
+			id, link.User, link.GithubLogin, link.GithubId, now.UnixMicro(), int32(link.Status)); err != nil {
 			if sqldb.IsUniqueViolation(err) {
 				return ErrLinkTaken
 			}
@@ -392,6 +390,23 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 		}
 		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: actionLinkAccount, by: by,
 			detail: map[string]any{"user": link.User, "github_login": link.GithubLogin, "github_id": link.GithubId}})
+		return err
+	})
+}
+
+// MarkLinkBroken records that GitHub.com no longer accepts user's
+// authorization (once: a link already marked is left as it is).
+func (s *Store) MarkLinkBroken(ctx context.Context, id, user string, by who) error {
+	return s.commitThen(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE gate_links SET status = $1 WHERE connection_id = $2 AND user_login = $3 AND status <> $1`,
+			int32(featuregatev1.LinkStatus_LINK_STATUS_RECONNECT_NEEDED), id, user)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: actionLinkBroken, by: by, detail: map[string]any{"user": user}})
 		return err
 	})
 }
@@ -431,18 +446,20 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 		ph[i] = "$" + strconv.Itoa(i+2)
 	}
 	in := strings.Join(ph, ", ")
-	rows, err := s.db.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
 	}
 	for rows.Next() {
 		l := &featuregatev1.AccountLink{}
 		var t int64
-		if err := rows.Scan(&l.User, &l.GithubLogin, &l.GithubId, &t); err != nil {
+		var st int32
+		if err := rows.Scan(&l.User, &l.GithubLogin, &l.GithubId, &t, &st); err != nil {
 			rows.Close()
 			return facts, err
 		}
 		l.LinkTime = timestamppb.New(time.UnixMicro(t))
+		l.Status = featuregatev1.LinkStatus(st)
 		facts.links[l.User] = l
 	}
 	rows.Close()

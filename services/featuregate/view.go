@@ -32,7 +32,9 @@ type view struct {
 }
 
 type userState struct {
-	linked  bool
+	linked bool
+	// broken: GitHub.com no longer accepts the link's authorization.
+	broken  bool
 	optedIn map[featuregatev1.Feature]bool
 }
 
@@ -80,7 +82,7 @@ func (v *view) apply(ev feedEvent) {
 		OptedIn bool   `json:"opted_in"`
 	}
 	switch ev.action {
-	case actionSetConsent, actionLinkAccount, actionUnlinkAccount:
+	case actionSetConsent, actionLinkAccount, actionUnlinkAccount, actionLinkBroken:
 		if json.Unmarshal([]byte(ev.detail), &d) != nil || d.User == "" {
 			return
 		}
@@ -101,9 +103,11 @@ func (v *view) apply(ev feedEvent) {
 	case actionSetConsent:
 		u.optedIn[featureByName(d.Feature)] = d.OptedIn
 	case actionLinkAccount:
-		u.linked = true
+		u.linked, u.broken = true, false
 	case actionUnlinkAccount:
-		u.linked = false
+		u.linked, u.broken = false, false
+	case actionLinkBroken:
+		u.broken = true
 	}
 }
 
@@ -118,7 +122,11 @@ func (v *view) facts(conn string, users []string) userFacts {
 			continue
 		}
 		if u.linked {
-			f.links[name] = &featuregatev1.AccountLink{User: name}
+			st := featuregatev1.LinkStatus_LINK_STATUS_ACTIVE
+			if u.broken {
+				st = featuregatev1.LinkStatus_LINK_STATUS_RECONNECT_NEEDED
+			}
+			f.links[name] = &featuregatev1.AccountLink{User: name, Status: st}
 		}
 		opted := make(map[featuregatev1.Feature]bool, len(u.optedIn))
 		for k, on := range u.optedIn {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
@@ -137,6 +138,9 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 	if n := len(req.GetPrivateKeyPem()); n == 0 || n > 16<<10 {
 		v.Add("private_key_pem", "must be a PEM private key of at most 16 KiB")
 	}
+	if n := len(req.GetClientSecret()); n > 100 || strings.ContainsAny(req.GetClientSecret(), " \t\r\n") {
+		v.Add("client_secret", "must be the App's client secret: at most 100 characters, no spaces")
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -146,7 +150,7 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 	}
 	pem := []byte(req.GetPrivateKeyPem())
 	defer clear(pem)
-	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, change(ctx))
+	out, err := s.connector.ConnectExistingApp(ctx, conn, req.GetAppId(), pem, req.GetClientSecret(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

@@ -95,9 +95,14 @@ func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Conne
 		name = name[:29]
 	}
 	name += " " + suffix[:4]
+	// Server users authorize the App on GitHub.com to link their
+	// accounts; GitHub.com sends them back to the user callback.
+	userCallback := *callback
+	userCallback.Path = strings.TrimSuffix(userCallback.Path, "/callback") + "/user/callback"
 	manifest, _ := json.Marshal(map[string]any{
 		"name": name, "url": "https://" + conn.ServerHostname, "description": "GitHub Connect for " + conn.ServerHostname,
 		"redirect_url": callback.String(), "setup_url": setup.String(), "public": false,
+		"callback_urls": []string{userCallback.String()}, "request_oauth_on_install": false,
 		"default_permissions": perms, "default_events": []string{},
 		"hook_attributes": map[string]any{"url": "https://" + conn.ServerHostname + "/connect/webhook", "active": false},
 	})
@@ -265,7 +270,7 @@ func onAccount(conn *registryv1.Connection, inst *ghInstallation) error {
 
 // ConnectExistingApp imports an existing App's key, finds its installation
 // on the connection's account, and connects.
-func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Connection, appID int64, pem []byte, ch Change) (*registryv1.Connection, error) {
+func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Connection, appID int64, pem []byte, clientSecret string, ch Change) (*registryv1.Connection, error) {
 	if err := mayConnectExistingApp(conn); err != nil {
 		return nil, err
 	}
@@ -300,7 +305,13 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 	if err := onAccount(conn, inst); err != nil {
 		return fail(err)
 	}
-	connected := withAccountID(connectExistingApp(&registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions},
+	rec := &registryv1.GitHubApp{AppId: appID, Slug: app.Slug, ClientId: app.ClientID, Permissions: inst.Permissions}
+	if clientSecret != "" {
+		if rec.ClientSecretCiphertext, err = c.Transit.Encrypt(ctx, vaulttransit.SecretsKey, []byte(clientSecret)); err != nil {
+			return fail(err)
+		}
+	}
+	connected := withAccountID(connectExistingApp(rec,
 		c.newTransitKey(conn.Id), inst.ID), inst.Account.ID)
 	out, err := c.take(ctx, conn.Id, conn.Etag, connected, ch)
 	if err != nil {

@@ -43,12 +43,8 @@ type Store struct {
 
 // OpenStore opens dsn and brings its schema up to date.
 func OpenStore(ctx context.Context, dsn string) (*Store, error) {
-	db, err := sqldb.Open(ctx, dsn)
+	db, err := sqldb.OpenMigrated(ctx, dsn, migrationFiles, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, mustSub(migrationFiles, "migrations")); err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &Store{db: db, now: time.Now}, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
@@ -91,11 +92,13 @@ type Env struct {
 	InstID      int64
 	ConnID      string
 	KeyName     string
+	// DB is the broker's database.
+	DB *sqldb.DB
 }
 
 // Policy is the callers' policy the harness starts the broker with.
 var Policy = &broker.Policy{Callers: map[string]*broker.CallerPolicy{
-	"search-svc": {Connections: []string{"*"}, Permissions: map[string]string{"contents": "read", "issues": "read", "metadata": "read"}, Repositories: []string{"*"}},
+	"search-svc": {Connections: []string{"*"}, Permissions: map[string]string{"contents": "read", "issues": "read", "metadata": "read"}, Repositories: []string{"*"}, UserTokens: true},
 	"deploy-svc": {Connections: []string{"*"}, Permissions: map[string]string{"contents": "write", "metadata": "read"}, Repositories: []string{"alpha"}, Exclusive: true},
 	"ops":        {Connections: []string{"*"}, Permissions: map[string]string{"metadata": "read"}, Repositories: []string{"*"}, Exclusive: true, Admin: true},
 	"elsewhere":  {Connections: []string{"some-other-connection"}, Permissions: map[string]string{"metadata": "read"}, Repositories: []string{"*"}},
@@ -113,7 +116,14 @@ type Options struct {
 	// Extra registers more services on the broker's gRPC server, with
 	// the rules that authorize them.
 	Extra func(*grpc.Server, *auth.Rules)
+	// Database is where the broker keeps users' grants (empty: a new
+	// SQLite file).
+	Database string
 }
+
+// UserCallback is the server's user callback, one of the harness App's
+// callback URLs.
+const UserCallback = "https://ghes.example.com/connect/user/callback"
 
 // start brings up the real parts: vaultdev (a process), the GitHub
 // emulator in contract mode, the registry on SQLite, and the broker on a
@@ -141,9 +151,28 @@ func Start(t testing.TB, o Options) *Env {
 	// The operator connects the App that exists on GitHub.com; the
 	// registry imports its key into Vault transit.
 	perms := map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
-	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms}, AppKey(0))
+	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms, CallbackURLs: []string{UserCallback}}, AppKey(0))
 	e.ConnID, e.AppID, e.InstID, e.KeyName = conn.Id, conn.App.GetAppId(), conn.InstallationId, conn.TransitKey.GetName()
 
+	dsn := o.Database
+	if dsn == "" {
+		dsn = testenv.SQLite(t)
+	}
+	db, err := broker.OpenDatabase(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e.DB = db
+	e.BrokerVault = e.Creds.Login(t, "broker")
+	e.serve(t, o)
+	return e
+}
+
+// serve runs a broker over e's Vault login, database and registry on a
+// loopback port, and waits until it sees e's connection CONNECTED.
+func (e *Env) serve(t testing.TB, o Options) {
+	t.Helper()
 	logger, _ := logging.NewWithSink(logging.Options{Level: "debug"}, zapcore.AddSync(e.Logs))
 	if o.Quiet {
 		logger, _ = logging.NewWithSink(logging.Options{Level: "info"}, zapcore.AddSync(io.Discard))
@@ -156,8 +185,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	rules := auth.DefaultRules()
 	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
-	e.BrokerVault = e.Creds.Login(t, "broker")
-	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
+	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, GitHubWebURL: e.Emu.URL, Database: e.DB, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if o.Tweak != nil {
 		o.Tweak(&opts)
 	}
@@ -194,7 +222,16 @@ func Start(t testing.TB, o Options) *Env {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return e
+}
+
+// Replica runs another broker beside e's, on the same database, Vault,
+// registry and GitHub.com, as a second replica does in production.
+func (e *Env) Replica(t testing.TB) *Env {
+	t.Helper()
+	r := *e
+	r.Logs = &LockedBuffer{}
+	r.serve(t, Options{})
+	return &r
 }
 
 // Ctx is a context authenticated as caller who, cancelled when the test

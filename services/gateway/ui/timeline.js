@@ -38,7 +38,8 @@ const GATE_WORDS = {
   "disconnected": () => "Every feature was switched off: the connection is no longer connected",
   "set_consent": (ev) => `${ev.user} opted ${ev.optedIn ? "in to" : "out of"} ${featureTitle(ev.feature)}`,
   "link_account": (ev) => `${ev.user} linked the GitHub.com account ${ev.githubLogin}`,
-  "unlink_account": (ev) => `${ev.user} unlinked their GitHub.com account`,
+  "unlink_account": (ev) => `${ev.user}'s GitHub.com account was unlinked`,
+  "link_reconnect_needed": (ev) => `${ev.user}'s GitHub.com account must be connected again: GitHub.com no longer accepts its authorization`,
 };
 
 // Who acts for ghconnect itself.
@@ -46,6 +47,7 @@ const SYSTEM_ACTORS = {
   "system:reconciler": "ghconnect, finishing a disconnect",
   "system:registry": "ghconnect, following the connection",
   "system:key-follower": "ghconnect, following the App key in Vault",
+  "system:broker": "ghconnect, refreshing a GitHub.com authorization",
 };
 
 const STATE_WORDS = { PENDING: "Pending", CONNECTED: "Connected", DISCONNECTING: "Disconnecting", DISCONNECTED: "Disconnected" };

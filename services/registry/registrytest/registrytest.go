@@ -195,8 +195,8 @@ func PEM(k *rsa.PrivateKey) []byte {
 
 // ConnectApp connects the PENDING connection id the way an operator
 // connects an App that already exists: spec's App is made on the emulator
-// with key (nil: AppKey), installed on its owner, and its key handed to
-// ConnectExistingApp.
+// with key (nil: AppKey), installed on its owner, and its key and client
+// secret handed to ConnectExistingApp.
 func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.PrivateKey) *registryv1.Connection {
 	t.Helper()
 	if key == nil {
@@ -212,7 +212,8 @@ func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.P
 	if _, err := e.Backends.Emu.Install(appID, spec.Owner, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.Client.ConnectExistingApp(e.Ctx(t, "alice"), &registryv1.ConnectExistingAppRequest{Id: id, AppId: appID, PrivateKeyPem: string(PEM(key))})
+	app, _ := e.Backends.Emu.App(appID)
+	resp, err := e.Client.ConnectExistingApp(e.Ctx(t, "alice"), &registryv1.ConnectExistingAppRequest{Id: id, AppId: appID, PrivateKeyPem: string(PEM(key)), ClientSecret: app.ClientSecret})
 	if err != nil {
 		t.Fatalf("connecting %s: %v", id, err)
 	}

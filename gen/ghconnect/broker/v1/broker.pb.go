@@ -27,6 +27,721 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UserGrantStatus is whether a person's grant still works.
+type UserGrantStatus int32
+
+const (
+	UserGrantStatus_USER_GRANT_STATUS_UNSPECIFIED UserGrantStatus = 0
+	// USER_GRANT_STATUS_ACTIVE: tokens are issued.
+	UserGrantStatus_USER_GRANT_STATUS_ACTIVE UserGrantStatus = 1
+	// USER_GRANT_STATUS_RECONNECT_NEEDED: GitHub.com refused the refresh
+	// (the person revoked the App's authorization there, or it expired);
+	// the person must connect again.
+	UserGrantStatus_USER_GRANT_STATUS_RECONNECT_NEEDED UserGrantStatus = 2
+)
+
+// Enum value maps for UserGrantStatus.
+var (
+	UserGrantStatus_name = map[int32]string{
+		0: "USER_GRANT_STATUS_UNSPECIFIED",
+		1: "USER_GRANT_STATUS_ACTIVE",
+		2: "USER_GRANT_STATUS_RECONNECT_NEEDED",
+	}
+	UserGrantStatus_value = map[string]int32{
+		"USER_GRANT_STATUS_UNSPECIFIED":      0,
+		"USER_GRANT_STATUS_ACTIVE":           1,
+		"USER_GRANT_STATUS_RECONNECT_NEEDED": 2,
+	}
+)
+
+func (x UserGrantStatus) Enum() *UserGrantStatus {
+	p := new(UserGrantStatus)
+	*p = x
+	return p
+}
+
+func (x UserGrantStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UserGrantStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_broker_v1_broker_proto_enumTypes[0].Descriptor()
+}
+
+func (UserGrantStatus) Type() protoreflect.EnumType {
+	return &file_ghconnect_broker_v1_broker_proto_enumTypes[0]
+}
+
+func (x UserGrantStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UserGrantStatus.Descriptor instead.
+func (UserGrantStatus) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{0}
+}
+
+// UserGrant is what the broker keeps of a person's authorization, without
+// its tokens.
+type UserGrant struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// user is the server user.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// github_login and github_id are the GitHub.com account, as GET /user
+	// answered with the person's token.
+	GithubLogin string                 `protobuf:"bytes,3,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
+	GithubId    int64                  `protobuf:"varint,4,opt,name=github_id,json=githubId,proto3" json:"github_id,omitempty"`
+	Status      UserGrantStatus        `protobuf:"varint,5,opt,name=status,proto3,enum=ghconnect.broker.v1.UserGrantStatus" json:"status,omitempty"`
+	GrantTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=grant_time,json=grantTime,proto3" json:"grant_time,omitempty"`
+	// refresh_expire_time is when the person must connect again at the
+	// latest.
+	RefreshExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=refresh_expire_time,json=refreshExpireTime,proto3" json:"refresh_expire_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UserGrant) Reset() {
+	*x = UserGrant{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserGrant) ProtoMessage() {}
+
+func (x *UserGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserGrant.ProtoReflect.Descriptor instead.
+func (*UserGrant) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UserGrant) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *UserGrant) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserGrant) GetGithubLogin() string {
+	if x != nil {
+		return x.GithubLogin
+	}
+	return ""
+}
+
+func (x *UserGrant) GetGithubId() int64 {
+	if x != nil {
+		return x.GithubId
+	}
+	return 0
+}
+
+func (x *UserGrant) GetStatus() UserGrantStatus {
+	if x != nil {
+		return x.Status
+	}
+	return UserGrantStatus_USER_GRANT_STATUS_UNSPECIFIED
+}
+
+func (x *UserGrant) GetGrantTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GrantTime
+	}
+	return nil
+}
+
+func (x *UserGrant) GetRefreshExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshExpireTime
+	}
+	return nil
+}
+
+// StartUserAuthorizationRequest names the person and where GitHub.com
+// sends the browser back.
+type StartUserAuthorizationRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User         string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// redirect_uri is the server's callback, one of the App's callback URLs.
+	RedirectUri   string `protobuf:"bytes,3,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUserAuthorizationRequest) Reset() {
+	*x = StartUserAuthorizationRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUserAuthorizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUserAuthorizationRequest) ProtoMessage() {}
+
+func (x *StartUserAuthorizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUserAuthorizationRequest.ProtoReflect.Descriptor instead.
+func (*StartUserAuthorizationRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StartUserAuthorizationRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *StartUserAuthorizationRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *StartUserAuthorizationRequest) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+// StartUserAuthorizationResponse is where the browser goes.
+type StartUserAuthorizationResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AuthorizeUrl string                 `protobuf:"bytes,1,opt,name=authorize_url,json=authorizeUrl,proto3" json:"authorize_url,omitempty"`
+	// state is in authorize_url too; the caller binds it to the browser.
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartUserAuthorizationResponse) Reset() {
+	*x = StartUserAuthorizationResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartUserAuthorizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartUserAuthorizationResponse) ProtoMessage() {}
+
+func (x *StartUserAuthorizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartUserAuthorizationResponse.ProtoReflect.Descriptor instead.
+func (*StartUserAuthorizationResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StartUserAuthorizationResponse) GetAuthorizeUrl() string {
+	if x != nil {
+		return x.AuthorizeUrl
+	}
+	return ""
+}
+
+func (x *StartUserAuthorizationResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartUserAuthorizationResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// CompleteUserAuthorizationRequest carries GitHub.com's redirect.
+type CompleteUserAuthorizationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the person the callback's browser is signed in as: the state
+	// must have been made for them.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUserAuthorizationRequest) Reset() {
+	*x = CompleteUserAuthorizationRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUserAuthorizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUserAuthorizationRequest) ProtoMessage() {}
+
+func (x *CompleteUserAuthorizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUserAuthorizationRequest.ProtoReflect.Descriptor instead.
+func (*CompleteUserAuthorizationRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CompleteUserAuthorizationRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *CompleteUserAuthorizationRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CompleteUserAuthorizationRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// CompleteUserAuthorizationResponse returns the grant recorded.
+type CompleteUserAuthorizationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grant         *UserGrant             `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteUserAuthorizationResponse) Reset() {
+	*x = CompleteUserAuthorizationResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteUserAuthorizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteUserAuthorizationResponse) ProtoMessage() {}
+
+func (x *CompleteUserAuthorizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteUserAuthorizationResponse.ProtoReflect.Descriptor instead.
+func (*CompleteUserAuthorizationResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CompleteUserAuthorizationResponse) GetGrant() *UserGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// IssueUserTokenRequest names the person.
+type IssueUserTokenRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User         string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// refresh says GitHub.com refused the token last issued (401): the
+	// broker refreshes the grant before answering, unless another caller
+	// had it refreshed meanwhile.
+	Refresh       bool `protobuf:"varint,3,opt,name=refresh,proto3" json:"refresh,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueUserTokenRequest) Reset() {
+	*x = IssueUserTokenRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueUserTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueUserTokenRequest) ProtoMessage() {}
+
+func (x *IssueUserTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueUserTokenRequest.ProtoReflect.Descriptor instead.
+func (*IssueUserTokenRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IssueUserTokenRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *IssueUserTokenRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *IssueUserTokenRequest) GetRefresh() bool {
+	if x != nil {
+		return x.Refresh
+	}
+	return false
+}
+
+// IssueUserTokenResponse carries the person's token.
+type IssueUserTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	GithubLogin   string                 `protobuf:"bytes,3,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
+	GithubId      int64                  `protobuf:"varint,4,opt,name=github_id,json=githubId,proto3" json:"github_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueUserTokenResponse) Reset() {
+	*x = IssueUserTokenResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueUserTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueUserTokenResponse) ProtoMessage() {}
+
+func (x *IssueUserTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueUserTokenResponse.ProtoReflect.Descriptor instead.
+func (*IssueUserTokenResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IssueUserTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *IssueUserTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *IssueUserTokenResponse) GetGithubLogin() string {
+	if x != nil {
+		return x.GithubLogin
+	}
+	return ""
+}
+
+func (x *IssueUserTokenResponse) GetGithubId() int64 {
+	if x != nil {
+		return x.GithubId
+	}
+	return 0
+}
+
+// GetUserGrantRequest names the person.
+type GetUserGrantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserGrantRequest) Reset() {
+	*x = GetUserGrantRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserGrantRequest) ProtoMessage() {}
+
+func (x *GetUserGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserGrantRequest.ProtoReflect.Descriptor instead.
+func (*GetUserGrantRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetUserGrantRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *GetUserGrantRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// GetUserGrantResponse returns the grant (NOT_FOUND when there is none).
+type GetUserGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grant         *UserGrant             `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserGrantResponse) Reset() {
+	*x = GetUserGrantResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserGrantResponse) ProtoMessage() {}
+
+func (x *GetUserGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserGrantResponse.ProtoReflect.Descriptor instead.
+func (*GetUserGrantResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetUserGrantResponse) GetGrant() *UserGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// RevokeUserGrantRequest names the person.
+type RevokeUserGrantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserGrantRequest) Reset() {
+	*x = RevokeUserGrantRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserGrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserGrantRequest) ProtoMessage() {}
+
+func (x *RevokeUserGrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserGrantRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserGrantRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeUserGrantRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *RevokeUserGrantRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// RevokeUserGrantResponse says whether there was a grant.
+type RevokeUserGrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Revoked       bool                   `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserGrantResponse) Reset() {
+	*x = RevokeUserGrantResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserGrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserGrantResponse) ProtoMessage() {}
+
+func (x *RevokeUserGrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserGrantResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserGrantResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RevokeUserGrantResponse) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
 // Repository is a GitHub.com repository a token covers.
 type Repository struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -39,7 +754,7 @@ type Repository struct {
 
 func (x *Repository) Reset() {
 	*x = Repository{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[0]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +766,7 @@ func (x *Repository) String() string {
 func (*Repository) ProtoMessage() {}
 
 func (x *Repository) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[0]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +779,7 @@ func (x *Repository) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Repository.ProtoReflect.Descriptor instead.
 func (*Repository) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{0}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Repository) GetId() int64 {
@@ -104,7 +819,7 @@ type IssueTokenRequest struct {
 
 func (x *IssueTokenRequest) Reset() {
 	*x = IssueTokenRequest{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[1]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +831,7 @@ func (x *IssueTokenRequest) String() string {
 func (*IssueTokenRequest) ProtoMessage() {}
 
 func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[1]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +844,7 @@ func (x *IssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{1}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IssueTokenRequest) GetConnectionId() string {
@@ -190,7 +905,7 @@ type IssueTokenResponse struct {
 
 func (x *IssueTokenResponse) Reset() {
 	*x = IssueTokenResponse{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[2]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +917,7 @@ func (x *IssueTokenResponse) String() string {
 func (*IssueTokenResponse) ProtoMessage() {}
 
 func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[2]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +930,7 @@ func (x *IssueTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueTokenResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{2}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IssueTokenResponse) GetToken() string {
@@ -270,7 +985,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[3]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +997,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[3]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +1010,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{3}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -314,7 +1029,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[4]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +1041,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[4]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +1054,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{4}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 // RevokeConnectionTokensRequest names a connection.
@@ -352,7 +1067,7 @@ type RevokeConnectionTokensRequest struct {
 
 func (x *RevokeConnectionTokensRequest) Reset() {
 	*x = RevokeConnectionTokensRequest{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[5]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +1079,7 @@ func (x *RevokeConnectionTokensRequest) String() string {
 func (*RevokeConnectionTokensRequest) ProtoMessage() {}
 
 func (x *RevokeConnectionTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[5]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +1092,7 @@ func (x *RevokeConnectionTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeConnectionTokensRequest.ProtoReflect.Descriptor instead.
 func (*RevokeConnectionTokensRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{5}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeConnectionTokensRequest) GetConnectionId() string {
@@ -400,7 +1115,7 @@ type RevokeConnectionTokensResponse struct {
 
 func (x *RevokeConnectionTokensResponse) Reset() {
 	*x = RevokeConnectionTokensResponse{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[6]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +1127,7 @@ func (x *RevokeConnectionTokensResponse) String() string {
 func (*RevokeConnectionTokensResponse) ProtoMessage() {}
 
 func (x *RevokeConnectionTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[6]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +1140,7 @@ func (x *RevokeConnectionTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeConnectionTokensResponse.ProtoReflect.Descriptor instead.
 func (*RevokeConnectionTokensResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{6}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeConnectionTokensResponse) GetRevoked() int32 {
@@ -452,7 +1167,7 @@ type GetSigningStatusRequest struct {
 
 func (x *GetSigningStatusRequest) Reset() {
 	*x = GetSigningStatusRequest{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[7]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +1179,7 @@ func (x *GetSigningStatusRequest) String() string {
 func (*GetSigningStatusRequest) ProtoMessage() {}
 
 func (x *GetSigningStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[7]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +1192,7 @@ func (x *GetSigningStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetSigningStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{7}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetSigningStatusRequest) GetConnectionId() string {
@@ -509,7 +1224,7 @@ type GetSigningStatusResponse struct {
 
 func (x *GetSigningStatusResponse) Reset() {
 	*x = GetSigningStatusResponse{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[8]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +1236,7 @@ func (x *GetSigningStatusResponse) String() string {
 func (*GetSigningStatusResponse) ProtoMessage() {}
 
 func (x *GetSigningStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[8]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +1249,7 @@ func (x *GetSigningStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{8}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSigningStatusResponse) GetTransitMount() string {
@@ -597,7 +1312,51 @@ var File_ghconnect_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n" +
+	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
+	"\tUserGrant\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
+	"\fgithub_login\x18\x03 \x01(\tR\vgithubLogin\x12\x1b\n" +
+	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\x12<\n" +
+	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.broker.v1.UserGrantStatusR\x06status\x129\n" +
+	"\n" +
+	"grant_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantTime\x12J\n" +
+	"\x13refresh_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"{\n" +
+	"\x1dStartUserAuthorizationRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
+	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\"\x98\x01\n" +
+	"\x1eStartUserAuthorizationResponse\x12#\n" +
+	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"`\n" +
+	" CompleteUserAuthorizationRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"Y\n" +
+	"!CompleteUserAuthorizationResponse\x124\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"j\n" +
+	"\x15IssueUserTokenRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x18\n" +
+	"\arefresh\x18\x03 \x01(\bR\arefresh\"\xab\x01\n" +
+	"\x16IssueUserTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12!\n" +
+	"\fgithub_login\x18\x03 \x01(\tR\vgithubLogin\x12\x1b\n" +
+	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"N\n" +
+	"\x13GetUserGrantRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"L\n" +
+	"\x14GetUserGrantResponse\x124\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"Q\n" +
+	"\x16RevokeUserGrantRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"3\n" +
+	"\x17RevokeUserGrantResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\bR\arevoked\"9\n" +
 	"\n" +
 	"Repository\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
@@ -643,13 +1402,22 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\x06 \x01(\tR\tlastError\x12'\n" +
 	"\x0fpending_version\x18\a \x01(\x05R\x0ependingVersion\x12\x16\n" +
-	"\x06notice\x18\b \x01(\tR\x06notice2\xca\x03\n" +
+	"\x06notice\x18\b \x01(\tR\x06notice*z\n" +
+	"\x0fUserGrantStatus\x12!\n" +
+	"\x1dUSER_GRANT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18USER_GRANT_STATUS_ACTIVE\x10\x01\x12&\n" +
+	"\"USER_GRANT_STATUS_RECONNECT_NEEDED\x10\x022\x99\b\n" +
 	"\x12TokenBrokerService\x12]\n" +
 	"\n" +
 	"IssueToken\x12&.ghconnect.broker.v1.IssueTokenRequest\x1a'.ghconnect.broker.v1.IssueTokenResponse\x12`\n" +
 	"\vRevokeToken\x12'.ghconnect.broker.v1.RevokeTokenRequest\x1a(.ghconnect.broker.v1.RevokeTokenResponse\x12\x81\x01\n" +
 	"\x16RevokeConnectionTokens\x122.ghconnect.broker.v1.RevokeConnectionTokensRequest\x1a3.ghconnect.broker.v1.RevokeConnectionTokensResponse\x12o\n" +
-	"\x10GetSigningStatus\x12,.ghconnect.broker.v1.GetSigningStatusRequest\x1a-.ghconnect.broker.v1.GetSigningStatusResponseBAZ?github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1;brokerv1b\x06proto3"
+	"\x10GetSigningStatus\x12,.ghconnect.broker.v1.GetSigningStatusRequest\x1a-.ghconnect.broker.v1.GetSigningStatusResponse\x12\x81\x01\n" +
+	"\x16StartUserAuthorization\x122.ghconnect.broker.v1.StartUserAuthorizationRequest\x1a3.ghconnect.broker.v1.StartUserAuthorizationResponse\x12\x8a\x01\n" +
+	"\x19CompleteUserAuthorization\x125.ghconnect.broker.v1.CompleteUserAuthorizationRequest\x1a6.ghconnect.broker.v1.CompleteUserAuthorizationResponse\x12i\n" +
+	"\x0eIssueUserToken\x12*.ghconnect.broker.v1.IssueUserTokenRequest\x1a+.ghconnect.broker.v1.IssueUserTokenResponse\x12c\n" +
+	"\fGetUserGrant\x12(.ghconnect.broker.v1.GetUserGrantRequest\x1a).ghconnect.broker.v1.GetUserGrantResponse\x12l\n" +
+	"\x0fRevokeUserGrant\x12+.ghconnect.broker.v1.RevokeUserGrantRequest\x1a,.ghconnect.broker.v1.RevokeUserGrantResponseBAZ?github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1;brokerv1b\x06proto3"
 
 var (
 	file_ghconnect_broker_v1_broker_proto_rawDescOnce sync.Once
@@ -663,42 +1431,72 @@ func file_ghconnect_broker_v1_broker_proto_rawDescGZIP() []byte {
 	return file_ghconnect_broker_v1_broker_proto_rawDescData
 }
 
-var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ghconnect_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_ghconnect_broker_v1_broker_proto_goTypes = []any{
-	(*Repository)(nil),                     // 0: ghconnect.broker.v1.Repository
-	(*IssueTokenRequest)(nil),              // 1: ghconnect.broker.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),             // 2: ghconnect.broker.v1.IssueTokenResponse
-	(*RevokeTokenRequest)(nil),             // 3: ghconnect.broker.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),            // 4: ghconnect.broker.v1.RevokeTokenResponse
-	(*RevokeConnectionTokensRequest)(nil),  // 5: ghconnect.broker.v1.RevokeConnectionTokensRequest
-	(*RevokeConnectionTokensResponse)(nil), // 6: ghconnect.broker.v1.RevokeConnectionTokensResponse
-	(*GetSigningStatusRequest)(nil),        // 7: ghconnect.broker.v1.GetSigningStatusRequest
-	(*GetSigningStatusResponse)(nil),       // 8: ghconnect.broker.v1.GetSigningStatusResponse
-	nil,                                    // 9: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	nil,                                    // 10: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	(*durationpb.Duration)(nil),            // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),          // 12: google.protobuf.Timestamp
+	(UserGrantStatus)(0),                      // 0: ghconnect.broker.v1.UserGrantStatus
+	(*UserGrant)(nil),                         // 1: ghconnect.broker.v1.UserGrant
+	(*StartUserAuthorizationRequest)(nil),     // 2: ghconnect.broker.v1.StartUserAuthorizationRequest
+	(*StartUserAuthorizationResponse)(nil),    // 3: ghconnect.broker.v1.StartUserAuthorizationResponse
+	(*CompleteUserAuthorizationRequest)(nil),  // 4: ghconnect.broker.v1.CompleteUserAuthorizationRequest
+	(*CompleteUserAuthorizationResponse)(nil), // 5: ghconnect.broker.v1.CompleteUserAuthorizationResponse
+	(*IssueUserTokenRequest)(nil),             // 6: ghconnect.broker.v1.IssueUserTokenRequest
+	(*IssueUserTokenResponse)(nil),            // 7: ghconnect.broker.v1.IssueUserTokenResponse
+	(*GetUserGrantRequest)(nil),               // 8: ghconnect.broker.v1.GetUserGrantRequest
+	(*GetUserGrantResponse)(nil),              // 9: ghconnect.broker.v1.GetUserGrantResponse
+	(*RevokeUserGrantRequest)(nil),            // 10: ghconnect.broker.v1.RevokeUserGrantRequest
+	(*RevokeUserGrantResponse)(nil),           // 11: ghconnect.broker.v1.RevokeUserGrantResponse
+	(*Repository)(nil),                        // 12: ghconnect.broker.v1.Repository
+	(*IssueTokenRequest)(nil),                 // 13: ghconnect.broker.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),                // 14: ghconnect.broker.v1.IssueTokenResponse
+	(*RevokeTokenRequest)(nil),                // 15: ghconnect.broker.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 16: ghconnect.broker.v1.RevokeTokenResponse
+	(*RevokeConnectionTokensRequest)(nil),     // 17: ghconnect.broker.v1.RevokeConnectionTokensRequest
+	(*RevokeConnectionTokensResponse)(nil),    // 18: ghconnect.broker.v1.RevokeConnectionTokensResponse
+	(*GetSigningStatusRequest)(nil),           // 19: ghconnect.broker.v1.GetSigningStatusRequest
+	(*GetSigningStatusResponse)(nil),          // 20: ghconnect.broker.v1.GetSigningStatusResponse
+	nil,                                       // 21: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	nil,                                       // 22: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),             // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 24: google.protobuf.Duration
 }
 var file_ghconnect_broker_v1_broker_proto_depIdxs = []int32{
-	9,  // 0: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	11, // 1: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
-	12, // 2: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 3: ghconnect.broker.v1.IssueTokenResponse.repositories:type_name -> ghconnect.broker.v1.Repository
-	10, // 4: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	12, // 5: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
-	3,  // 7: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
-	5,  // 8: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
-	7,  // 9: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
-	2,  // 10: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
-	4,  // 11: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
-	6,  // 12: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
-	8,  // 13: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 0: ghconnect.broker.v1.UserGrant.status:type_name -> ghconnect.broker.v1.UserGrantStatus
+	23, // 1: ghconnect.broker.v1.UserGrant.grant_time:type_name -> google.protobuf.Timestamp
+	23, // 2: ghconnect.broker.v1.UserGrant.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	23, // 3: ghconnect.broker.v1.StartUserAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 4: ghconnect.broker.v1.CompleteUserAuthorizationResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
+	23, // 5: ghconnect.broker.v1.IssueUserTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 6: ghconnect.broker.v1.GetUserGrantResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
+	21, // 7: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	24, // 8: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
+	23, // 9: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 10: ghconnect.broker.v1.IssueTokenResponse.repositories:type_name -> ghconnect.broker.v1.Repository
+	22, // 11: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	23, // 12: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
+	13, // 13: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
+	15, // 14: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
+	17, // 15: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
+	19, // 16: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
+	2,  // 17: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:input_type -> ghconnect.broker.v1.StartUserAuthorizationRequest
+	4,  // 18: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:input_type -> ghconnect.broker.v1.CompleteUserAuthorizationRequest
+	6,  // 19: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:input_type -> ghconnect.broker.v1.IssueUserTokenRequest
+	8,  // 20: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:input_type -> ghconnect.broker.v1.GetUserGrantRequest
+	10, // 21: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:input_type -> ghconnect.broker.v1.RevokeUserGrantRequest
+	14, // 22: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
+	16, // 23: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
+	18, // 24: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
+	20, // 25: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
+	3,  // 26: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:output_type -> ghconnect.broker.v1.StartUserAuthorizationResponse
+	5,  // 27: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:output_type -> ghconnect.broker.v1.CompleteUserAuthorizationResponse
+	7,  // 28: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:output_type -> ghconnect.broker.v1.IssueUserTokenResponse
+	9,  // 29: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:output_type -> ghconnect.broker.v1.GetUserGrantResponse
+	11, // 30: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:output_type -> ghconnect.broker.v1.RevokeUserGrantResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_broker_v1_broker_proto_init() }
@@ -711,13 +1509,14 @@ func file_ghconnect_broker_v1_broker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_broker_v1_broker_proto_rawDesc), len(file_ghconnect_broker_v1_broker_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   11,
+			NumEnums:      1,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ghconnect_broker_v1_broker_proto_goTypes,
 		DependencyIndexes: file_ghconnect_broker_v1_broker_proto_depIdxs,
+		EnumInfos:         file_ghconnect_broker_v1_broker_proto_enumTypes,
 		MessageInfos:      file_ghconnect_broker_v1_broker_proto_msgTypes,
 	}.Build()
 	File_ghconnect_broker_v1_broker_proto = out.File

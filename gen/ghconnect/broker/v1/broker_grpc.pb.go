@@ -23,10 +23,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenBrokerService_IssueToken_FullMethodName             = "/ghconnect.broker.v1.TokenBrokerService/IssueToken"
-	TokenBrokerService_RevokeToken_FullMethodName            = "/ghconnect.broker.v1.TokenBrokerService/RevokeToken"
-	TokenBrokerService_RevokeConnectionTokens_FullMethodName = "/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens"
-	TokenBrokerService_GetSigningStatus_FullMethodName       = "/ghconnect.broker.v1.TokenBrokerService/GetSigningStatus"
+	TokenBrokerService_IssueToken_FullMethodName                = "/ghconnect.broker.v1.TokenBrokerService/IssueToken"
+	TokenBrokerService_RevokeToken_FullMethodName               = "/ghconnect.broker.v1.TokenBrokerService/RevokeToken"
+	TokenBrokerService_RevokeConnectionTokens_FullMethodName    = "/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens"
+	TokenBrokerService_GetSigningStatus_FullMethodName          = "/ghconnect.broker.v1.TokenBrokerService/GetSigningStatus"
+	TokenBrokerService_StartUserAuthorization_FullMethodName    = "/ghconnect.broker.v1.TokenBrokerService/StartUserAuthorization"
+	TokenBrokerService_CompleteUserAuthorization_FullMethodName = "/ghconnect.broker.v1.TokenBrokerService/CompleteUserAuthorization"
+	TokenBrokerService_IssueUserToken_FullMethodName            = "/ghconnect.broker.v1.TokenBrokerService/IssueUserToken"
+	TokenBrokerService_GetUserGrant_FullMethodName              = "/ghconnect.broker.v1.TokenBrokerService/GetUserGrant"
+	TokenBrokerService_RevokeUserGrant_FullMethodName           = "/ghconnect.broker.v1.TokenBrokerService/RevokeUserGrant"
 )
 
 // TokenBrokerServiceClient is the client API for TokenBrokerService service.
@@ -48,6 +53,24 @@ type TokenBrokerServiceClient interface {
 	// GetSigningStatus reports which transit key and versions a connection
 	// signs with.
 	GetSigningStatus(ctx context.Context, in *GetSigningStatusRequest, opts ...grpc.CallOption) (*GetSigningStatusResponse, error)
+	// StartUserAuthorization returns the GitHub.com page the person's
+	// browser goes to, with a single-use state bound to the person and the
+	// connection (ten minutes).
+	StartUserAuthorization(ctx context.Context, in *StartUserAuthorizationRequest, opts ...grpc.CallOption) (*StartUserAuthorizationResponse, error)
+	// CompleteUserAuthorization exchanges GitHub.com's code, for the person
+	// the state was made for, and records the grant. The GitHub.com account
+	// is read with the person's own token (GET /user): it is proven, not
+	// asserted.
+	CompleteUserAuthorization(ctx context.Context, in *CompleteUserAuthorizationRequest, opts ...grpc.CallOption) (*CompleteUserAuthorizationResponse, error)
+	// IssueUserToken returns a user access token of the person's grant,
+	// refreshed when it is about to expire (one refresh across every
+	// replica).
+	IssueUserToken(ctx context.Context, in *IssueUserTokenRequest, opts ...grpc.CallOption) (*IssueUserTokenResponse, error)
+	// GetUserGrant says whether the person has a grant and whether it works.
+	GetUserGrant(ctx context.Context, in *GetUserGrantRequest, opts ...grpc.CallOption) (*GetUserGrantResponse, error)
+	// RevokeUserGrant revokes the grant on GitHub.com and deletes what is
+	// stored of it.
+	RevokeUserGrant(ctx context.Context, in *RevokeUserGrantRequest, opts ...grpc.CallOption) (*RevokeUserGrantResponse, error)
 }
 
 type tokenBrokerServiceClient struct {
@@ -98,6 +121,56 @@ func (c *tokenBrokerServiceClient) GetSigningStatus(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *tokenBrokerServiceClient) StartUserAuthorization(ctx context.Context, in *StartUserAuthorizationRequest, opts ...grpc.CallOption) (*StartUserAuthorizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartUserAuthorizationResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_StartUserAuthorization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenBrokerServiceClient) CompleteUserAuthorization(ctx context.Context, in *CompleteUserAuthorizationRequest, opts ...grpc.CallOption) (*CompleteUserAuthorizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteUserAuthorizationResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_CompleteUserAuthorization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenBrokerServiceClient) IssueUserToken(ctx context.Context, in *IssueUserTokenRequest, opts ...grpc.CallOption) (*IssueUserTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueUserTokenResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_IssueUserToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenBrokerServiceClient) GetUserGrant(ctx context.Context, in *GetUserGrantRequest, opts ...grpc.CallOption) (*GetUserGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserGrantResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_GetUserGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenBrokerServiceClient) RevokeUserGrant(ctx context.Context, in *RevokeUserGrantRequest, opts ...grpc.CallOption) (*RevokeUserGrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeUserGrantResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_RevokeUserGrant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenBrokerServiceServer is the server API for TokenBrokerService service.
 // All implementations must embed UnimplementedTokenBrokerServiceServer
 // for forward compatibility.
@@ -117,6 +190,24 @@ type TokenBrokerServiceServer interface {
 	// GetSigningStatus reports which transit key and versions a connection
 	// signs with.
 	GetSigningStatus(context.Context, *GetSigningStatusRequest) (*GetSigningStatusResponse, error)
+	// StartUserAuthorization returns the GitHub.com page the person's
+	// browser goes to, with a single-use state bound to the person and the
+	// connection (ten minutes).
+	StartUserAuthorization(context.Context, *StartUserAuthorizationRequest) (*StartUserAuthorizationResponse, error)
+	// CompleteUserAuthorization exchanges GitHub.com's code, for the person
+	// the state was made for, and records the grant. The GitHub.com account
+	// is read with the person's own token (GET /user): it is proven, not
+	// asserted.
+	CompleteUserAuthorization(context.Context, *CompleteUserAuthorizationRequest) (*CompleteUserAuthorizationResponse, error)
+	// IssueUserToken returns a user access token of the person's grant,
+	// refreshed when it is about to expire (one refresh across every
+	// replica).
+	IssueUserToken(context.Context, *IssueUserTokenRequest) (*IssueUserTokenResponse, error)
+	// GetUserGrant says whether the person has a grant and whether it works.
+	GetUserGrant(context.Context, *GetUserGrantRequest) (*GetUserGrantResponse, error)
+	// RevokeUserGrant revokes the grant on GitHub.com and deletes what is
+	// stored of it.
+	RevokeUserGrant(context.Context, *RevokeUserGrantRequest) (*RevokeUserGrantResponse, error)
 	mustEmbedUnimplementedTokenBrokerServiceServer()
 }
 
@@ -138,6 +229,21 @@ func (UnimplementedTokenBrokerServiceServer) RevokeConnectionTokens(context.Cont
 }
 func (UnimplementedTokenBrokerServiceServer) GetSigningStatus(context.Context, *GetSigningStatusRequest) (*GetSigningStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSigningStatus not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) StartUserAuthorization(context.Context, *StartUserAuthorizationRequest) (*StartUserAuthorizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartUserAuthorization not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) CompleteUserAuthorization(context.Context, *CompleteUserAuthorizationRequest) (*CompleteUserAuthorizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteUserAuthorization not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) IssueUserToken(context.Context, *IssueUserTokenRequest) (*IssueUserTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueUserToken not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) GetUserGrant(context.Context, *GetUserGrantRequest) (*GetUserGrantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUserGrant not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) RevokeUserGrant(context.Context, *RevokeUserGrantRequest) (*RevokeUserGrantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeUserGrant not implemented")
 }
 func (UnimplementedTokenBrokerServiceServer) mustEmbedUnimplementedTokenBrokerServiceServer() {}
 func (UnimplementedTokenBrokerServiceServer) testEmbeddedByValue()                            {}
@@ -232,6 +338,96 @@ func _TokenBrokerService_GetSigningStatus_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenBrokerService_StartUserAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartUserAuthorizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).StartUserAuthorization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_StartUserAuthorization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).StartUserAuthorization(ctx, req.(*StartUserAuthorizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenBrokerService_CompleteUserAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteUserAuthorizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).CompleteUserAuthorization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_CompleteUserAuthorization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).CompleteUserAuthorization(ctx, req.(*CompleteUserAuthorizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenBrokerService_IssueUserToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueUserTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).IssueUserToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_IssueUserToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).IssueUserToken(ctx, req.(*IssueUserTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenBrokerService_GetUserGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).GetUserGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_GetUserGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).GetUserGrant(ctx, req.(*GetUserGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenBrokerService_RevokeUserGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeUserGrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).RevokeUserGrant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_RevokeUserGrant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).RevokeUserGrant(ctx, req.(*RevokeUserGrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenBrokerService_ServiceDesc is the grpc.ServiceDesc for TokenBrokerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +450,26 @@ var TokenBrokerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSigningStatus",
 			Handler:    _TokenBrokerService_GetSigningStatus_Handler,
+		},
+		{
+			MethodName: "StartUserAuthorization",
+			Handler:    _TokenBrokerService_StartUserAuthorization_Handler,
+		},
+		{
+			MethodName: "CompleteUserAuthorization",
+			Handler:    _TokenBrokerService_CompleteUserAuthorization_Handler,
+		},
+		{
+			MethodName: "IssueUserToken",
+			Handler:    _TokenBrokerService_IssueUserToken_Handler,
+		},
+		{
+			MethodName: "GetUserGrant",
+			Handler:    _TokenBrokerService_GetUserGrant_Handler,
+		},
+		{
+			MethodName: "RevokeUserGrant",
+			Handler:    _TokenBrokerService_RevokeUserGrant_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

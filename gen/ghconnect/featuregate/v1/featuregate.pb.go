@@ -155,6 +155,9 @@ const (
 	Reason_REASON_NOT_CONNECTED Reason = 3
 	Reason_REASON_NO_CONSENT    Reason = 4
 	Reason_REASON_NOT_LINKED    Reason = 5
+	// REASON_RECONNECT_NEEDED: the user's GitHub.com authorization no
+	// longer works (revoked or expired there); the user must link again.
+	Reason_REASON_RECONNECT_NEEDED Reason = 6
 )
 
 // Enum value maps for Reason.
@@ -166,14 +169,16 @@ var (
 		3: "REASON_NOT_CONNECTED",
 		4: "REASON_NO_CONSENT",
 		5: "REASON_NOT_LINKED",
+		6: "REASON_RECONNECT_NEEDED",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":   0,
-		"REASON_EFFECTIVE":     1,
-		"REASON_DISABLED":      2,
-		"REASON_NOT_CONNECTED": 3,
-		"REASON_NO_CONSENT":    4,
-		"REASON_NOT_LINKED":    5,
+		"REASON_UNSPECIFIED":      0,
+		"REASON_EFFECTIVE":        1,
+		"REASON_DISABLED":         2,
+		"REASON_NOT_CONNECTED":    3,
+		"REASON_NO_CONSENT":       4,
+		"REASON_NOT_LINKED":       5,
+		"REASON_RECONNECT_NEEDED": 6,
 	}
 )
 
@@ -202,6 +207,56 @@ func (x Reason) Number() protoreflect.EnumNumber {
 // Deprecated: Use Reason.Descriptor instead.
 func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{2}
+}
+
+// LinkStatus is whether a link's GitHub.com authorization works.
+type LinkStatus int32
+
+const (
+	LinkStatus_LINK_STATUS_UNSPECIFIED      LinkStatus = 0
+	LinkStatus_LINK_STATUS_ACTIVE           LinkStatus = 1
+	LinkStatus_LINK_STATUS_RECONNECT_NEEDED LinkStatus = 2
+)
+
+// Enum value maps for LinkStatus.
+var (
+	LinkStatus_name = map[int32]string{
+		0: "LINK_STATUS_UNSPECIFIED",
+		1: "LINK_STATUS_ACTIVE",
+		2: "LINK_STATUS_RECONNECT_NEEDED",
+	}
+	LinkStatus_value = map[string]int32{
+		"LINK_STATUS_UNSPECIFIED":      0,
+		"LINK_STATUS_ACTIVE":           1,
+		"LINK_STATUS_RECONNECT_NEEDED": 2,
+	}
+)
+
+func (x LinkStatus) Enum() *LinkStatus {
+	p := new(LinkStatus)
+	*p = x
+	return p
+}
+
+func (x LinkStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LinkStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[3].Descriptor()
+}
+
+func (LinkStatus) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[3]
+}
+
+func (x LinkStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LinkStatus.Descriptor instead.
+func (LinkStatus) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{3}
 }
 
 // SearchKind selects what to search.
@@ -238,11 +293,11 @@ func (x SearchKind) String() string {
 }
 
 func (SearchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[3].Descriptor()
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[4].Descriptor()
 }
 
 func (SearchKind) Type() protoreflect.EnumType {
-	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[3]
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[4]
 }
 
 func (x SearchKind) Number() protoreflect.EnumNumber {
@@ -251,7 +306,7 @@ func (x SearchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SearchKind.Descriptor instead.
 func (SearchKind) EnumDescriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{3}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{4}
 }
 
 // FeatureInfo describes a feature.
@@ -859,13 +914,15 @@ func (*SetUserConsentResponse) Descriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{10}
 }
 
-// AccountLink ties a server user to a GitHub.com account.
+// AccountLink ties a server user to a GitHub.com account, as GitHub.com
+// answered with the person's own authorization.
 type AccountLink struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	GithubLogin   string                 `protobuf:"bytes,2,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
 	GithubId      int64                  `protobuf:"varint,3,opt,name=github_id,json=githubId,proto3" json:"github_id,omitempty"`
 	LinkTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=link_time,json=linkTime,proto3" json:"link_time,omitempty"`
+	Status        LinkStatus             `protobuf:"varint,5,opt,name=status,proto3,enum=ghconnect.featuregate.v1.LinkStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -928,31 +985,39 @@ func (x *AccountLink) GetLinkTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// LinkAccountRequest links a user.
-type LinkAccountRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	GithubLogin   string                 `protobuf:"bytes,3,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
-	GithubId      int64                  `protobuf:"varint,4,opt,name=github_id,json=githubId,proto3" json:"github_id,omitempty"`
+func (x *AccountLink) GetStatus() LinkStatus {
+	if x != nil {
+		return x.Status
+	}
+	return LinkStatus_LINK_STATUS_UNSPECIFIED
+}
+
+// StartAccountLinkRequest names the person and the server's callback.
+type StartAccountLinkRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User         string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// redirect_uri is where GitHub.com sends the browser back: one of the
+	// App's callback URLs.
+	RedirectUri   string `protobuf:"bytes,3,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *LinkAccountRequest) Reset() {
-	*x = LinkAccountRequest{}
+func (x *StartAccountLinkRequest) Reset() {
+	*x = StartAccountLinkRequest{}
 	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *LinkAccountRequest) String() string {
+func (x *StartAccountLinkRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*LinkAccountRequest) ProtoMessage() {}
+func (*StartAccountLinkRequest) ProtoMessage() {}
 
-func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
+func (x *StartAccountLinkRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -964,61 +1029,57 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
-func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use StartAccountLinkRequest.ProtoReflect.Descriptor instead.
+func (*StartAccountLinkRequest) Descriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *LinkAccountRequest) GetConnectionId() string {
+func (x *StartAccountLinkRequest) GetConnectionId() string {
 	if x != nil {
 		return x.ConnectionId
 	}
 	return ""
 }
 
-func (x *LinkAccountRequest) GetUser() string {
+func (x *StartAccountLinkRequest) GetUser() string {
 	if x != nil {
 		return x.User
 	}
 	return ""
 }
 
-func (x *LinkAccountRequest) GetGithubLogin() string {
+func (x *StartAccountLinkRequest) GetRedirectUri() string {
 	if x != nil {
-		return x.GithubLogin
+		return x.RedirectUri
 	}
 	return ""
 }
 
-func (x *LinkAccountRequest) GetGithubId() int64 {
-	if x != nil {
-		return x.GithubId
-	}
-	return 0
-}
-
-// LinkAccountResponse returns the link.
-type LinkAccountResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Link          *AccountLink           `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+// StartAccountLinkResponse is where the person's browser goes.
+type StartAccountLinkResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AuthorizeUrl string                 `protobuf:"bytes,1,opt,name=authorize_url,json=authorizeUrl,proto3" json:"authorize_url,omitempty"`
+	// state is in authorize_url; the caller binds it to the browser.
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *LinkAccountResponse) Reset() {
-	*x = LinkAccountResponse{}
+func (x *StartAccountLinkResponse) Reset() {
+	*x = StartAccountLinkResponse{}
 	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *LinkAccountResponse) String() string {
+func (x *StartAccountLinkResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*LinkAccountResponse) ProtoMessage() {}
+func (*StartAccountLinkResponse) ProtoMessage() {}
 
-func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
+func (x *StartAccountLinkResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1030,12 +1091,239 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
-func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use StartAccountLinkResponse.ProtoReflect.Descriptor instead.
+func (*StartAccountLinkResponse) Descriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *LinkAccountResponse) GetLink() *AccountLink {
+func (x *StartAccountLinkResponse) GetAuthorizeUrl() string {
+	if x != nil {
+		return x.AuthorizeUrl
+	}
+	return ""
+}
+
+func (x *StartAccountLinkResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartAccountLinkResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// CompleteAccountLinkRequest carries GitHub.com's redirect back.
+type CompleteAccountLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is who the browser is signed in as.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAccountLinkRequest) Reset() {
+	*x = CompleteAccountLinkRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAccountLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAccountLinkRequest) ProtoMessage() {}
+
+func (x *CompleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAccountLinkRequest.ProtoReflect.Descriptor instead.
+func (*CompleteAccountLinkRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CompleteAccountLinkRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *CompleteAccountLinkRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CompleteAccountLinkRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// CompleteAccountLinkResponse returns the link.
+type CompleteAccountLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Link          *AccountLink           `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAccountLinkResponse) Reset() {
+	*x = CompleteAccountLinkResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAccountLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAccountLinkResponse) ProtoMessage() {}
+
+func (x *CompleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAccountLinkResponse.ProtoReflect.Descriptor instead.
+func (*CompleteAccountLinkResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CompleteAccountLinkResponse) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *CompleteAccountLinkResponse) GetLink() *AccountLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+// GetAccountLinkRequest names the user.
+type GetAccountLinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountLinkRequest) Reset() {
+	*x = GetAccountLinkRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountLinkRequest) ProtoMessage() {}
+
+func (x *GetAccountLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountLinkRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountLinkRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetAccountLinkRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *GetAccountLinkRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// GetAccountLinkResponse returns the link (NOT_FOUND when there is none).
+type GetAccountLinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Link          *AccountLink           `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountLinkResponse) Reset() {
+	*x = GetAccountLinkResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountLinkResponse) ProtoMessage() {}
+
+func (x *GetAccountLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountLinkResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountLinkResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetAccountLinkResponse) GetLink() *AccountLink {
 	if x != nil {
 		return x.Link
 	}
@@ -1053,7 +1341,7 @@ type UnlinkAccountRequest struct {
 
 func (x *UnlinkAccountRequest) Reset() {
 	*x = UnlinkAccountRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[14]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1353,7 @@ func (x *UnlinkAccountRequest) String() string {
 func (*UnlinkAccountRequest) ProtoMessage() {}
 
 func (x *UnlinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[14]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1366,7 @@ func (x *UnlinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnlinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{14}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UnlinkAccountRequest) GetConnectionId() string {
@@ -1104,7 +1392,7 @@ type UnlinkAccountResponse struct {
 
 func (x *UnlinkAccountResponse) Reset() {
 	*x = UnlinkAccountResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[15]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1404,7 @@ func (x *UnlinkAccountResponse) String() string {
 func (*UnlinkAccountResponse) ProtoMessage() {}
 
 func (x *UnlinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[15]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1417,7 @@ func (x *UnlinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*UnlinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{15}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{19}
 }
 
 // CheckRequest asks about users × features.
@@ -1144,7 +1432,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[16]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1444,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[16]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1457,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{16}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckRequest) GetConnectionId() string {
@@ -1206,7 +1494,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[17]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1506,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[17]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1519,7 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{17}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckResult) GetUser() string {
@@ -1272,7 +1560,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[18]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1572,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[18]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1585,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{18}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CheckResponse) GetResults() []*CheckResult {
@@ -1319,7 +1607,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[19]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1619,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[19]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1632,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{19}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchRequest) GetAfterRevision() int64 {
@@ -1376,7 +1664,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[20]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1676,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[20]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1689,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{20}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchResponse) GetRevision() int64 {
@@ -1439,7 +1727,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[21]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1739,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[21]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1752,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{21}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SearchRequest) GetConnectionId() string {
@@ -1517,7 +1805,7 @@ type SearchResult struct {
 
 func (x *SearchResult) Reset() {
 	*x = SearchResult{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[22]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1817,7 @@ func (x *SearchResult) String() string {
 func (*SearchResult) ProtoMessage() {}
 
 func (x *SearchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[22]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1830,7 @@ func (x *SearchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResult.ProtoReflect.Descriptor instead.
 func (*SearchResult) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{22}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SearchResult) GetSource() string {
@@ -1582,16 +1870,20 @@ func (x *SearchResult) GetPrivate() bool {
 
 // SearchResponse lists hits.
 type SearchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*SearchResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	TotalCount    int32                  `protobuf:"varint,2,opt,name=total_count,json=totalCount,proto3" json:"total_count,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Results    []*SearchResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	TotalCount int32                  `protobuf:"varint,2,opt,name=total_count,json=totalCount,proto3" json:"total_count,omitempty"`
+	// private_notice says why private results are left out although the
+	// connection includes them (for example "reconnect needed"); empty
+	// otherwise.
+	PrivateNotice string `protobuf:"bytes,3,opt,name=private_notice,json=privateNotice,proto3" json:"private_notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1895,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1908,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{23}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SearchResponse) GetResults() []*SearchResult {
@@ -1631,6 +1923,13 @@ func (x *SearchResponse) GetTotalCount() int32 {
 		return x.TotalCount
 	}
 	return 0
+}
+
+func (x *SearchResponse) GetPrivateNotice() string {
+	if x != nil {
+		return x.PrivateNotice
+	}
+	return ""
 }
 
 // ListSettingsHistoryRequest asks for a page of the audit trail.
@@ -1650,7 +1949,7 @@ type ListSettingsHistoryRequest struct {
 
 func (x *ListSettingsHistoryRequest) Reset() {
 	*x = ListSettingsHistoryRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1961,7 @@ func (x *ListSettingsHistoryRequest) String() string {
 func (*ListSettingsHistoryRequest) ProtoMessage() {}
 
 func (x *ListSettingsHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1974,7 @@ func (x *ListSettingsHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettingsHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListSettingsHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{24}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListSettingsHistoryRequest) GetConnectionId() string {
@@ -1718,7 +2017,7 @@ type ListSettingsHistoryResponse struct {
 
 func (x *ListSettingsHistoryResponse) Reset() {
 	*x = ListSettingsHistoryResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2029,7 @@ func (x *ListSettingsHistoryResponse) String() string {
 func (*ListSettingsHistoryResponse) ProtoMessage() {}
 
 func (x *ListSettingsHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2042,7 @@ func (x *ListSettingsHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettingsHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListSettingsHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{25}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListSettingsHistoryResponse) GetEvents() []*SettingsEvent {
@@ -1792,7 +2091,7 @@ type SettingsEvent struct {
 
 func (x *SettingsEvent) Reset() {
 	*x = SettingsEvent{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +2103,7 @@ func (x *SettingsEvent) String() string {
 func (*SettingsEvent) ProtoMessage() {}
 
 func (x *SettingsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +2116,7 @@ func (x *SettingsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsEvent.ProtoReflect.Descriptor instead.
 func (*SettingsEvent) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{26}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SettingsEvent) GetRevision() int64 {
@@ -1909,7 +2208,7 @@ type SettingChange struct {
 
 func (x *SettingChange) Reset() {
 	*x = SettingChange{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2220,7 @@ func (x *SettingChange) String() string {
 func (*SettingChange) ProtoMessage() {}
 
 func (x *SettingChange) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2233,7 @@ func (x *SettingChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingChange.ProtoReflect.Descriptor instead.
 func (*SettingChange) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{27}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SettingChange) GetFeature() Feature {
@@ -2002,18 +2301,33 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12;\n" +
 	"\afeature\x18\x03 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x19\n" +
 	"\bopted_in\x18\x04 \x01(\bR\aoptedIn\"\x18\n" +
-	"\x16SetUserConsentResponse\"\x9a\x01\n" +
+	"\x16SetUserConsentResponse\"\xd8\x01\n" +
 	"\vAccountLink\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
 	"\fgithub_login\x18\x02 \x01(\tR\vgithubLogin\x12\x1b\n" +
 	"\tgithub_id\x18\x03 \x01(\x03R\bgithubId\x127\n" +
-	"\tlink_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blinkTime\"\x8d\x01\n" +
-	"\x12LinkAccountRequest\x12#\n" +
+	"\tlink_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blinkTime\x12<\n" +
+	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.featuregate.v1.LinkStatusR\x06status\"u\n" +
+	"\x17StartAccountLinkRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
-	"\fgithub_login\x18\x03 \x01(\tR\vgithubLogin\x12\x1b\n" +
-	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"P\n" +
-	"\x13LinkAccountResponse\x129\n" +
+	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\"\x92\x01\n" +
+	"\x18StartAccountLinkResponse\x12#\n" +
+	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"Z\n" +
+	"\x1aCompleteAccountLinkRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"}\n" +
+	"\x1bCompleteAccountLinkResponse\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x129\n" +
+	"\x04link\x18\x02 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"P\n" +
+	"\x15GetAccountLinkRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"S\n" +
+	"\x16GetAccountLinkResponse\x129\n" +
 	"\x04link\x18\x01 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"O\n" +
 	"\x14UnlinkAccountRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
@@ -2050,11 +2364,12 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"repository\x12\x14\n" +
 	"\x05title\x18\x03 \x01(\tR\x05title\x12\x10\n" +
 	"\x03url\x18\x04 \x01(\tR\x03url\x12\x18\n" +
-	"\aprivate\x18\x05 \x01(\bR\aprivate\"s\n" +
+	"\aprivate\x18\x05 \x01(\bR\aprivate\"\x9a\x01\n" +
 	"\x0eSearchResponse\x12@\n" +
 	"\aresults\x18\x01 \x03(\v2&.ghconnect.featuregate.v1.SearchResultR\aresults\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
-	"totalCount\"\xa0\x01\n" +
+	"totalCount\x12%\n" +
+	"\x0eprivate_notice\x18\x03 \x01(\tR\rprivateNotice\"\xa0\x01\n" +
 	"\x1aListSettingsHistoryRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -2094,25 +2409,34 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x13CONSENT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCONSENT_NONE\x10\x01\x12\x12\n" +
 	"\x0eCONSENT_OPT_IN\x10\x02\x12\x1c\n" +
-	"\x18CONSENT_LINK_FOR_PRIVATE\x10\x03*\x93\x01\n" +
+	"\x18CONSENT_LINK_FOR_PRIVATE\x10\x03*\xb0\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10REASON_EFFECTIVE\x10\x01\x12\x13\n" +
 	"\x0fREASON_DISABLED\x10\x02\x12\x18\n" +
 	"\x14REASON_NOT_CONNECTED\x10\x03\x12\x15\n" +
 	"\x11REASON_NO_CONSENT\x10\x04\x12\x15\n" +
-	"\x11REASON_NOT_LINKED\x10\x05*W\n" +
+	"\x11REASON_NOT_LINKED\x10\x05\x12\x1b\n" +
+	"\x17REASON_RECONNECT_NEEDED\x10\x06*c\n" +
+	"\n" +
+	"LinkStatus\x12\x1b\n" +
+	"\x17LINK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12LINK_STATUS_ACTIVE\x10\x01\x12 \n" +
+	"\x1cLINK_STATUS_RECONNECT_NEEDED\x10\x02*W\n" +
 	"\n" +
 	"SearchKind\x12\x1b\n" +
 	"\x17SEARCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEARCH_KIND_CODE\x10\x01\x12\x16\n" +
-	"\x12SEARCH_KIND_ISSUES\x10\x022\xcf\b\n" +
+	"\x12SEARCH_KIND_ISSUES\x10\x022\xd8\n" +
+	"\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
 	"\x0eUpdateSettings\x12/.ghconnect.featuregate.v1.UpdateSettingsRequest\x1a0.ghconnect.featuregate.v1.UpdateSettingsResponse\x12s\n" +
-	"\x0eSetUserConsent\x12/.ghconnect.featuregate.v1.SetUserConsentRequest\x1a0.ghconnect.featuregate.v1.SetUserConsentResponse\x12j\n" +
-	"\vLinkAccount\x12,.ghconnect.featuregate.v1.LinkAccountRequest\x1a-.ghconnect.featuregate.v1.LinkAccountResponse\x12p\n" +
+	"\x0eSetUserConsent\x12/.ghconnect.featuregate.v1.SetUserConsentRequest\x1a0.ghconnect.featuregate.v1.SetUserConsentResponse\x12y\n" +
+	"\x10StartAccountLink\x121.ghconnect.featuregate.v1.StartAccountLinkRequest\x1a2.ghconnect.featuregate.v1.StartAccountLinkResponse\x12\x82\x01\n" +
+	"\x13CompleteAccountLink\x124.ghconnect.featuregate.v1.CompleteAccountLinkRequest\x1a5.ghconnect.featuregate.v1.CompleteAccountLinkResponse\x12s\n" +
+	"\x0eGetAccountLink\x12/.ghconnect.featuregate.v1.GetAccountLinkRequest\x1a0.ghconnect.featuregate.v1.GetAccountLinkResponse\x12p\n" +
 	"\rUnlinkAccount\x12..ghconnect.featuregate.v1.UnlinkAccountRequest\x1a/.ghconnect.featuregate.v1.UnlinkAccountResponse\x12X\n" +
 	"\x05Check\x12&.ghconnect.featuregate.v1.CheckRequest\x1a'.ghconnect.featuregate.v1.CheckResponse\x12Z\n" +
 	"\x05Watch\x12&.ghconnect.featuregate.v1.WatchRequest\x1a'.ghconnect.featuregate.v1.WatchResponse0\x01\x12[\n" +
@@ -2131,97 +2455,109 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                        // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                        // 1: ghconnect.featuregate.v1.Consent
 	(Reason)(0),                         // 2: ghconnect.featuregate.v1.Reason
-	(SearchKind)(0),                     // 3: ghconnect.featuregate.v1.SearchKind
-	(*FeatureInfo)(nil),                 // 4: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),              // 5: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                    // 6: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),         // 7: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),        // 8: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),          // 9: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),         // 10: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),       // 11: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),      // 12: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),       // 13: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),      // 14: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                 // 15: ghconnect.featuregate.v1.AccountLink
-	(*LinkAccountRequest)(nil),          // 16: ghconnect.featuregate.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),         // 17: ghconnect.featuregate.v1.LinkAccountResponse
-	(*UnlinkAccountRequest)(nil),        // 18: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),       // 19: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                // 20: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                 // 21: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),               // 22: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                // 23: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),               // 24: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),               // 25: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                // 26: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),              // 27: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),  // 28: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil), // 29: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),               // 30: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),               // 31: ghconnect.featuregate.v1.SettingChange
-	nil,                                 // 32: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(LinkStatus)(0),                     // 3: ghconnect.featuregate.v1.LinkStatus
+	(SearchKind)(0),                     // 4: ghconnect.featuregate.v1.SearchKind
+	(*FeatureInfo)(nil),                 // 5: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),              // 6: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                    // 7: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),         // 8: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),        // 9: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),          // 10: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),         // 11: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),       // 12: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),      // 13: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),       // 14: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),      // 15: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                 // 16: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),     // 17: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),    // 18: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),  // 19: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil), // 20: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),       // 21: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),      // 22: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),        // 23: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),       // 24: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                // 25: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                 // 26: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),               // 27: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                // 28: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),               // 29: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),               // 30: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                // 31: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),              // 32: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),  // 33: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil), // 34: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),               // 35: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),               // 36: ghconnect.featuregate.v1.SettingChange
+	nil,                                 // 37: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	32, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	37, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	5,  // 4: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	33, // 5: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 6: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	6,  // 7: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	5,  // 8: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	6,  // 9: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	6,  // 4: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	38, // 5: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 6: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	7,  // 7: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	6,  // 8: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	7,  // 9: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 10: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	33, // 11: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
-	15, // 12: ghconnect.featuregate.v1.LinkAccountResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	0,  // 13: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 14: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
-	2,  // 15: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	21, // 16: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	6,  // 17: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	3,  // 18: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	26, // 19: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	30, // 20: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	33, // 21: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	31, // 22: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
-	0,  // 23: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 24: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	5,  // 25: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	5,  // 26: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	7,  // 27: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	9,  // 28: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	11, // 29: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	13, // 30: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	16, // 31: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:input_type -> ghconnect.featuregate.v1.LinkAccountRequest
-	18, // 32: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	20, // 33: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	23, // 34: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	25, // 35: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	28, // 36: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	8,  // 37: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	10, // 38: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	12, // 39: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	14, // 40: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	17, // 41: ghconnect.featuregate.v1.FeatureGateService.LinkAccount:output_type -> ghconnect.featuregate.v1.LinkAccountResponse
-	19, // 42: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	22, // 43: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	24, // 44: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	27, // 45: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	29, // 46: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	38, // 11: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	3,  // 12: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
+	38, // 13: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 14: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	16, // 15: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	0,  // 16: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 17: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
+	2,  // 18: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
+	26, // 19: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	7,  // 20: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	4,  // 21: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
+	31, // 22: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	35, // 23: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	38, // 24: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	36, // 25: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,  // 26: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 27: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	6,  // 28: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	6,  // 29: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	8,  // 30: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	10, // 31: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	12, // 32: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	14, // 33: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	17, // 34: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	19, // 35: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	21, // 36: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	23, // 37: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	25, // 38: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	28, // 39: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	30, // 40: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	33, // 41: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	9,  // 42: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	11, // 43: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	13, // 44: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	15, // 45: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	18, // 46: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	20, // 47: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	22, // 48: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	24, // 49: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	27, // 50: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	29, // 51: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	32, // 52: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	34, // 53: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	42, // [42:54] is the sub-list for method output_type
+	30, // [30:42] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -2234,8 +2570,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   29,
+			NumEnums:      5,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -201,15 +201,12 @@ func local_request_FeatureGateService_SetUserConsent_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_FeatureGateService_LinkAccount_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_FeatureGateService_GetAccountLink_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LinkAccountRequest
+		protoReq GetAccountLinkRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
-	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
 	val, ok := pathParams["connection_id"]
 	if !ok {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
@@ -229,19 +226,16 @@ func request_FeatureGateService_LinkAccount_0(ctx context.Context, marshaler run
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	msg, err := client.LinkAccount(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	msg, err := client.GetAccountLink(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
 	return msg, metadata, err
 }
 
-func local_request_FeatureGateService_LinkAccount_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_FeatureGateService_GetAccountLink_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq LinkAccountRequest
+		protoReq GetAccountLinkRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
-	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
 	val, ok := pathParams["connection_id"]
 	if !ok {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
@@ -258,7 +252,7 @@ func local_request_FeatureGateService_LinkAccount_0(ctx context.Context, marshal
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "user", err)
 	}
-	msg, err := server.LinkAccount(ctx, &protoReq)
+	msg, err := server.GetAccountLink(ctx, &protoReq)
 	return msg, metadata, err
 }
 
@@ -574,25 +568,25 @@ func RegisterFeatureGateServiceHandlerServer(ctx context.Context, mux *runtime.S
 		}
 		forward_FeatureGateService_SetUserConsent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodPut, pattern_FeatureGateService_LinkAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetAccountLink_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/users/{user}/link"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/users/{user}/link"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := local_request_FeatureGateService_LinkAccount_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		resp, md, err := local_request_FeatureGateService_GetAccountLink_0(annotatedContext, inboundMarshaler, server, req, pathParams)
 		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_FeatureGateService_LinkAccount_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_FeatureGateService_GetAccountLink_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_FeatureGateService_UnlinkAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -789,22 +783,22 @@ func RegisterFeatureGateServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_FeatureGateService_SetUserConsent_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodPut, pattern_FeatureGateService_LinkAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetAccountLink_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/users/{user}/link"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/users/{user}/link"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_FeatureGateService_LinkAccount_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_FeatureGateService_GetAccountLink_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_FeatureGateService_LinkAccount_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_FeatureGateService_GetAccountLink_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_FeatureGateService_UnlinkAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -899,7 +893,7 @@ var (
 	pattern_FeatureGateService_GetSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
 	pattern_FeatureGateService_UpdateSettings_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
 	pattern_FeatureGateService_SetUserConsent_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "consent"}, ""))
-	pattern_FeatureGateService_LinkAccount_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
+	pattern_FeatureGateService_GetAccountLink_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
 	pattern_FeatureGateService_UnlinkAccount_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
 	pattern_FeatureGateService_Check_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, "check"))
 	pattern_FeatureGateService_Watch_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, "watch"))
@@ -912,7 +906,7 @@ var (
 	forward_FeatureGateService_GetSettings_0         = runtime.ForwardResponseMessage
 	forward_FeatureGateService_UpdateSettings_0      = runtime.ForwardResponseMessage
 	forward_FeatureGateService_SetUserConsent_0      = runtime.ForwardResponseMessage
-	forward_FeatureGateService_LinkAccount_0         = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetAccountLink_0      = runtime.ForwardResponseMessage
 	forward_FeatureGateService_UnlinkAccount_0       = runtime.ForwardResponseMessage
 	forward_FeatureGateService_Check_0               = runtime.ForwardResponseMessage
 	forward_FeatureGateService_Watch_0               = runtime.ForwardResponseStream

@@ -28,7 +28,9 @@ const (
 	FeatureGateService_GetSettings_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
 	FeatureGateService_UpdateSettings_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
 	FeatureGateService_SetUserConsent_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
-	FeatureGateService_LinkAccount_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/LinkAccount"
+	FeatureGateService_StartAccountLink_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink"
+	FeatureGateService_CompleteAccountLink_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink"
+	FeatureGateService_GetAccountLink_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink"
 	FeatureGateService_UnlinkAccount_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
 	FeatureGateService_Check_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Check"
 	FeatureGateService_Watch_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
@@ -51,9 +53,19 @@ type FeatureGateServiceClient interface {
 	UpdateSettings(ctx context.Context, in *UpdateSettingsRequest, opts ...grpc.CallOption) (*UpdateSettingsResponse, error)
 	// SetUserConsent records a user's opt-in or opt-out of a feature.
 	SetUserConsent(ctx context.Context, in *SetUserConsentRequest, opts ...grpc.CallOption) (*SetUserConsentResponse, error)
-	// LinkAccount links a server user to a GitHub.com account.
-	LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error)
-	// UnlinkAccount removes a user's GitHub.com account link.
+	// StartAccountLink begins linking a server user's GitHub.com account:
+	// the person's browser goes to GitHub.com to sign in and authorize the
+	// connection's App. A link is only ever made by that proof; no caller
+	// can assert one.
+	StartAccountLink(ctx context.Context, in *StartAccountLinkRequest, opts ...grpc.CallOption) (*StartAccountLinkResponse, error)
+	// CompleteAccountLink takes GitHub.com's redirect back, for the person
+	// the link was started for, and records the account GitHub.com says the
+	// person authorized with.
+	CompleteAccountLink(ctx context.Context, in *CompleteAccountLinkRequest, opts ...grpc.CallOption) (*CompleteAccountLinkResponse, error)
+	// GetAccountLink returns a user's link and whether it still works.
+	GetAccountLink(ctx context.Context, in *GetAccountLinkRequest, opts ...grpc.CallOption) (*GetAccountLinkResponse, error)
+	// UnlinkAccount removes a user's GitHub.com account link and revokes
+	// the authorization on GitHub.com.
 	UnlinkAccount(ctx context.Context, in *UnlinkAccountRequest, opts ...grpc.CallOption) (*UnlinkAccountResponse, error)
 	// Check answers, for every user and feature asked, whether the feature is
 	// effective and why not.
@@ -116,10 +128,30 @@ func (c *featureGateServiceClient) SetUserConsent(ctx context.Context, in *SetUs
 	return out, nil
 }
 
-func (c *featureGateServiceClient) LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error) {
+func (c *featureGateServiceClient) StartAccountLink(ctx context.Context, in *StartAccountLinkRequest, opts ...grpc.CallOption) (*StartAccountLinkResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LinkAccountResponse)
-	err := c.cc.Invoke(ctx, FeatureGateService_LinkAccount_FullMethodName, in, out, cOpts...)
+	out := new(StartAccountLinkResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_StartAccountLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) CompleteAccountLink(ctx context.Context, in *CompleteAccountLinkRequest, opts ...grpc.CallOption) (*CompleteAccountLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteAccountLinkResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_CompleteAccountLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) GetAccountLink(ctx context.Context, in *GetAccountLinkRequest, opts ...grpc.CallOption) (*GetAccountLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccountLinkResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetAccountLink_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -200,9 +232,19 @@ type FeatureGateServiceServer interface {
 	UpdateSettings(context.Context, *UpdateSettingsRequest) (*UpdateSettingsResponse, error)
 	// SetUserConsent records a user's opt-in or opt-out of a feature.
 	SetUserConsent(context.Context, *SetUserConsentRequest) (*SetUserConsentResponse, error)
-	// LinkAccount links a server user to a GitHub.com account.
-	LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error)
-	// UnlinkAccount removes a user's GitHub.com account link.
+	// StartAccountLink begins linking a server user's GitHub.com account:
+	// the person's browser goes to GitHub.com to sign in and authorize the
+	// connection's App. A link is only ever made by that proof; no caller
+	// can assert one.
+	StartAccountLink(context.Context, *StartAccountLinkRequest) (*StartAccountLinkResponse, error)
+	// CompleteAccountLink takes GitHub.com's redirect back, for the person
+	// the link was started for, and records the account GitHub.com says the
+	// person authorized with.
+	CompleteAccountLink(context.Context, *CompleteAccountLinkRequest) (*CompleteAccountLinkResponse, error)
+	// GetAccountLink returns a user's link and whether it still works.
+	GetAccountLink(context.Context, *GetAccountLinkRequest) (*GetAccountLinkResponse, error)
+	// UnlinkAccount removes a user's GitHub.com account link and revokes
+	// the authorization on GitHub.com.
 	UnlinkAccount(context.Context, *UnlinkAccountRequest) (*UnlinkAccountResponse, error)
 	// Check answers, for every user and feature asked, whether the feature is
 	// effective and why not.
@@ -237,8 +279,14 @@ func (UnimplementedFeatureGateServiceServer) UpdateSettings(context.Context, *Up
 func (UnimplementedFeatureGateServiceServer) SetUserConsent(context.Context, *SetUserConsentRequest) (*SetUserConsentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUserConsent not implemented")
 }
-func (UnimplementedFeatureGateServiceServer) LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method LinkAccount not implemented")
+func (UnimplementedFeatureGateServiceServer) StartAccountLink(context.Context, *StartAccountLinkRequest) (*StartAccountLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartAccountLink not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) CompleteAccountLink(context.Context, *CompleteAccountLinkRequest) (*CompleteAccountLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteAccountLink not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetAccountLink(context.Context, *GetAccountLinkRequest) (*GetAccountLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccountLink not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) UnlinkAccount(context.Context, *UnlinkAccountRequest) (*UnlinkAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnlinkAccount not implemented")
@@ -348,20 +396,56 @@ func _FeatureGateService_SetUserConsent_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
-func _FeatureGateService_LinkAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LinkAccountRequest)
+func _FeatureGateService_StartAccountLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartAccountLinkRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(FeatureGateServiceServer).LinkAccount(ctx, in)
+		return srv.(FeatureGateServiceServer).StartAccountLink(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: FeatureGateService_LinkAccount_FullMethodName,
+		FullMethod: FeatureGateService_StartAccountLink_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(FeatureGateServiceServer).LinkAccount(ctx, req.(*LinkAccountRequest))
+		return srv.(FeatureGateServiceServer).StartAccountLink(ctx, req.(*StartAccountLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_CompleteAccountLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteAccountLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).CompleteAccountLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_CompleteAccountLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).CompleteAccountLink(ctx, req.(*CompleteAccountLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_GetAccountLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetAccountLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetAccountLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetAccountLink(ctx, req.(*GetAccountLinkRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -473,8 +557,16 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FeatureGateService_SetUserConsent_Handler,
 		},
 		{
-			MethodName: "LinkAccount",
-			Handler:    _FeatureGateService_LinkAccount_Handler,
+			MethodName: "StartAccountLink",
+			Handler:    _FeatureGateService_StartAccountLink_Handler,
+		},
+		{
+			MethodName: "CompleteAccountLink",
+			Handler:    _FeatureGateService_CompleteAccountLink_Handler,
+		},
+		{
+			MethodName: "GetAccountLink",
+			Handler:    _FeatureGateService_GetAccountLink_Handler,
 		},
 		{
 			MethodName: "UnlinkAccount",

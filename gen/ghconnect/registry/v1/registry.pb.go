@@ -1797,6 +1797,10 @@ type ConnectExistingAppRequest struct {
 	// private_key_pem is the App's private key (PKCS#1 or PKCS#8 PEM). It is
 	// imported into Vault transit and then forgotten.
 	PrivateKeyPem string `protobuf:"bytes,3,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	// client_secret is one of the App's client secrets (App settings on
+	// GitHub.com). With it, the server's users can link their GitHub.com
+	// accounts; it is kept as Vault transit ciphertext. Optional.
+	ClientSecret  string `protobuf:"bytes,4,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1848,6 +1852,13 @@ func (x *ConnectExistingAppRequest) GetAppId() int64 {
 func (x *ConnectExistingAppRequest) GetPrivateKeyPem() string {
 	if x != nil {
 		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+func (x *ConnectExistingAppRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
 	}
 	return ""
 }
@@ -2336,11 +2347,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x1cCompleteInstallationResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"j\n" +
+	"connection\"\x8f\x01\n" +
 	"\x19ConnectExistingAppRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\x03R\x05appId\x12&\n" +
-	"\x0fprivate_key_pem\x18\x03 \x01(\tR\rprivateKeyPem\"_\n" +
+	"\x0fprivate_key_pem\x18\x03 \x01(\tR\rprivateKeyPem\x12#\n" +
+	"\rclient_secret\x18\x04 \x01(\tR\fclientSecret\"_\n" +
 	"\x1aConnectExistingAppResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +

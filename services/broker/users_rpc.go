@@ -1,0 +1,205 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"regexp"
+	"time"
+
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/validate"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// errNotConnected: user authorization needs a CONNECTED connection.
+var errNotConnected = errors.New("the connection is not CONNECTED")
+
+// serverUser is a server user's login, as the feature gate takes it.
+var serverUser = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$`)
+
+func checkServerUser(v *apierr.Violations, field, u string) {
+	if !serverUser.MatchString(u) {
+		v.Add(field, "must be a server login: 1 to 100 of letters, digits, _ . @ + -, starting with a letter or digit")
+	}
+}
+
+// ReasonReconnectNeeded is the PreconditionFailure type of a grant
+// GitHub.com no longer accepts.
+const ReasonReconnectNeeded = "RECONNECT_NEEDED"
+
+// usersStatus maps user-authorization failures to statuses.
+func usersStatus(ctx context.Context, err error) error {
+	var oe *oauthError
+	switch {
+	case errors.Is(err, ErrNoUserGrant):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrReconnectNeeded):
+		st := status.New(codes.FailedPrecondition, err.Error())
+		if d, derr := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+			Type: ReasonReconnectNeeded, Subject: "user_grant", Description: err.Error()}}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, ErrAuthorizationGone), errors.Is(err, ErrNoUserAuth), errors.Is(err, errNotConnected):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrAccountTaken):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.As(err, &oe):
+		return status.Error(codes.FailedPrecondition, "GitHub.com refused the authorization ("+oe.Code+"): connect again")
+	}
+	return upstreamStatus(ctx, err)
+}
+
+// forUsers checks the caller may act for users on the connection, which
+// must be CONNECTED; refusals are audited.
+func (s *Server) forUsers(ctx context.Context, method, conn, user string) (*connInfo, error) {
+	if s.b.users == nil {
+		return nil, status.Error(codes.Unimplemented, "the broker has no database: user authorization is off")
+	}
+	who := caller(ctx)
+	if err := s.b.opts.Policy.Callers[who].mayActForUsers(who, conn); err != nil {
+		s.auditUser(ctx, zapcore.WarnLevel, method+" refused", conn, user, zap.String("outcome", "refused"), zap.String("reason", err.Error()))
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	c := s.b.conns.get(conn)
+	if c == nil || !c.connected {
+		return nil, status.Error(codes.FailedPrecondition, errNotConnected.Error())
+	}
+	return c, nil
+}
+
+func (s *Server) auditUser(ctx context.Context, level zapcore.Level, msg, conn, user string, fields ...zap.Field) {
+	log, call := s.b.auditTo(ctx)
+	s.b.audits.emit(auditEvent{log: log, call: call, level: level, msg: msg,
+		fields: append([]zap.Field{auditField, zap.String("caller", caller(ctx)), zap.String("connection_id", conn), zap.String("user", user)}, fields...)})
+}
+
+// StartUserAuthorization implements the RPC.
+func (s *Server) StartUserAuthorization(ctx context.Context, req *brokerv1.StartUserAuthorizationRequest) (*brokerv1.StartUserAuthorizationResponse, error) {
+	var v apierr.Violations
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
+	checkServerUser(&v, "user", req.GetUser())
+	if u, err := url.Parse(req.GetRedirectUri()); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || len(req.GetRedirectUri()) > 512 {
+		v.Add("redirect_uri", "must be an absolute http(s) URL of at most 512 characters, without a fragment")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.forUsers(ctx, "user authorization", req.GetConnectionId(), req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	resp, expires, err := s.b.users.start(ctx, c, req.GetUser(), req.GetRedirectUri())
+	if err != nil {
+		return nil, usersStatus(ctx, err)
+	}
+	resp.ExpireTime = timestamppb.New(expires)
+	return resp, nil
+}
+
+// CompleteUserAuthorization implements the RPC.
+func (s *Server) CompleteUserAuthorization(ctx context.Context, req *brokerv1.CompleteUserAuthorizationRequest) (*brokerv1.CompleteUserAuthorizationResponse, error) {
+	var v apierr.Violations
+	checkServerUser(&v, "user", req.GetUser())
+	if n := len(req.GetState()); n < 20 || n > 128 {
+		v.Add("state", "must be the state GitHub.com sent back")
+	}
+	if n := len(req.GetCode()); n == 0 || n > 256 {
+		v.Add("code", "must be the code GitHub.com sent back")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if s.b.users == nil {
+		return nil, status.Error(codes.Unimplemented, "the broker has no database: user authorization is off")
+	}
+	// The state names the connection; the caller must be allowed there,
+	// which is checked before anything is recorded.
+	auth, err := s.b.users.store.peekAuthorization(ctx, hashState(req.GetState()), req.GetUser())
+	if err != nil {
+		return nil, usersStatus(ctx, err)
+	}
+	if _, err := s.forUsers(ctx, "user authorization", auth, req.GetUser()); err != nil {
+		return nil, err
+	}
+	g, err := s.b.users.complete(ctx, req.GetUser(), req.GetState(), req.GetCode())
+	if err != nil {
+		s.auditUser(ctx, zapcore.WarnLevel, "user authorization failed", auth, req.GetUser(), zap.String("outcome", "refused"), zap.String("reason", status.Convert(usersStatus(ctx, err)).Message()))
+		return nil, usersStatus(ctx, err)
+	}
+	s.auditUser(ctx, zapcore.InfoLevel, "user authorization recorded", g.connectionID, g.user,
+		zap.String("github_login", g.githubLogin), zap.Int64("github_id", g.githubID))
+	return &brokerv1.CompleteUserAuthorizationResponse{Grant: g.proto()}, nil
+}
+
+// IssueUserToken implements the RPC.
+func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserTokenRequest) (*brokerv1.IssueUserTokenResponse, error) {
+	var v apierr.Violations
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
+	checkServerUser(&v, "user", req.GetUser())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.forUsers(ctx, "user token", req.GetConnectionId(), req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.b.users.token(ctx, c, req.GetUser(), req.GetRefresh())
+	if err != nil {
+		st := usersStatus(ctx, err)
+		s.auditUser(ctx, zapcore.WarnLevel, "user token refused", c.id, req.GetUser(), zap.String("outcome", "refused"), zap.String("reason", status.Convert(st).Message()))
+		return nil, st
+	}
+	s.auditUser(ctx, zapcore.InfoLevel, "user token issued", c.id, req.GetUser(), zap.String("github_login", t.login),
+		zap.String("token_sha256", fingerprintOf(t.token).String()), zap.String("expires", t.expires.UTC().Format(time.RFC3339)))
+	return &brokerv1.IssueUserTokenResponse{Token: t.token, ExpireTime: timestamppb.New(t.expires), GithubLogin: t.login, GithubId: t.id}, nil
+}
+
+// GetUserGrant implements the RPC.
+func (s *Server) GetUserGrant(ctx context.Context, req *brokerv1.GetUserGrantRequest) (*brokerv1.GetUserGrantResponse, error) {
+	var v apierr.Violations
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
+	checkServerUser(&v, "user", req.GetUser())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if s.b.users == nil {
+		return nil, status.Error(codes.Unimplemented, "the broker has no database: user authorization is off")
+	}
+	who := caller(ctx)
+	if err := s.b.opts.Policy.Callers[who].mayActForUsers(who, req.GetConnectionId()); err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	g, err := s.b.users.store.grant(ctx, req.GetConnectionId(), req.GetUser())
+	if err != nil {
+		return nil, usersStatus(ctx, err)
+	}
+	return &brokerv1.GetUserGrantResponse{Grant: g.proto()}, nil
+}
+
+// RevokeUserGrant implements the RPC.
+func (s *Server) RevokeUserGrant(ctx context.Context, req *brokerv1.RevokeUserGrantRequest) (*brokerv1.RevokeUserGrantResponse, error) {
+	var v apierr.Violations
+	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
+	checkServerUser(&v, "user", req.GetUser())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.forUsers(ctx, "user grant revocation", req.GetConnectionId(), req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	revoked, err := s.b.users.revoke(ctx, c, req.GetUser())
+	if err != nil {
+		return nil, usersStatus(ctx, err)
+	}
+	s.auditUser(ctx, zapcore.InfoLevel, "user grant revoked", c.id, req.GetUser(), zap.Bool("had_grant", revoked))
+	return &brokerv1.RevokeUserGrantResponse{Revoked: revoked}, nil
+}
