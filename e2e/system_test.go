@@ -340,7 +340,7 @@ func (s *system) startCallers() {
 	s.start("broker", nil, append([]string{"broker", "-grpc-addr", s.addr("broker"), "-http-addr", s.addr("broker-http"), "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
 		"-policy", filepath.Join(s.dir, "policy.json"), "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(s.dir, "vault-creds", "broker-role-id"), "-vault-secret-id-file", filepath.Join(s.dir, "vault-creds", "broker-secret-id"),
-		"-github-url", s.emu, "-registry-addr", reg}, s.tlsArgs("broker")...)...)
+		"-github-url", s.emu, "-github-web-url", s.emu, "-database", "sqlite:" + filepath.Join(s.dir, "broker.db"), "-registry-addr", reg}, s.tlsArgs("broker")...)...)
 	s.waitHTTP("broker", "http://"+s.addr("broker-http")+"/readyz")
 	s.start("featuregate", nil, append([]string{"featuregate", "-grpc-addr", s.addr("featuregate"), "-http-addr", s.addr("featuregate-http"),
 		"-database", "sqlite:" + filepath.Join(s.dir, "featuregate.db"), "-tokens-file", filepath.Join(s.dir, "tokens"), "-authz-file", filepath.Join(s.dir, "authz.json"),
@@ -404,7 +404,7 @@ func newSystem(t *testing.T) *system {
 	}
 	s.trustPKI()
 	s.file("policy.json", `{"callers": {
-		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
+		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "user_tokens": true},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
 		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
 	// Who may call what: the default members, and search-svc, an internal
