@@ -243,21 +243,17 @@ func (u *users) cached(conn, user string) *userToken {
 
 // token returns person user's access token on connection c: from memory,
 // from the database (another replica refreshed it), or refreshed here.
-// refused says GitHub.com refused the token in memory: a refresh is due,
-// unless another caller already had one made.
-func (u *users) token(ctx context.Context, c *connInfo, user string, refused bool) (*userToken, error) {
-	stale := int64(-1)
-	if t := u.cached(c.id, user); t != nil {
-		if !refused {
-			return t, nil
-		}
-		stale = t.generation
+// refused is the fingerprint (hex) of a token GitHub.com refused: the
+// grant is refreshed while it still holds that token.
+func (u *users) token(ctx context.Context, c *connInfo, user, refused string) (*userToken, error) {
+	if t := u.cached(c.id, user); t != nil && !t.is(refused) {
+		return t, nil
 	}
 	v, err, _ := u.flight.Do(userKey(c.id, user), func() (any, error) {
-		if t := u.cached(c.id, user); t != nil && t.generation != stale {
+		if t := u.cached(c.id, user); t != nil && !t.is(refused) {
 			return t, nil
 		}
-		return u.fresh(context.WithoutCancel(ctx), c, user, stale)
+		return u.fresh(context.WithoutCancel(ctx), c, user, refused)
 	})
 	if err != nil {
 		return nil, err
@@ -265,10 +261,14 @@ func (u *users) token(ctx context.Context, c *connInfo, user string, refused boo
 	return v.(*userToken), nil
 }
 
+// is reports whether t is the token of fingerprint fp (hex).
+func (t *userToken) is(fp string) bool {
+	return fp != "" && fingerprintOf(t.token).String() == fp
+}
+
 // fresh reads the grant and refreshes it when its access token is about
-// to expire, or is generation stale (refused by GitHub.com), once across
-// every replica.
-func (u *users) fresh(ctx context.Context, c *connInfo, user string, stale int64) (*userToken, error) {
+// to expire or is the refused one, once across every replica.
+func (u *users) fresh(ctx context.Context, c *connInfo, user, refused string) (*userToken, error) {
 	ctx, cancel := context.WithTimeout(ctx, refreshClaim)
 	defer cancel()
 	for {
@@ -280,13 +280,15 @@ func (u *users) fresh(ctx context.Context, c *connInfo, user string, stale int64
 			return nil, ErrReconnectNeeded
 		}
 		now := u.now()
-		if now.Add(userTokenMargin).Before(g.accessExpires) && g.generation != stale {
+		if now.Add(userTokenMargin).Before(g.accessExpires) {
 			pt, err := u.transit(c).Decrypt(ctx, vaulttransit.UserTokensKey, g.access)
 			if err != nil {
 				return nil, &vaultError{err}
 			}
-			u.remember(g, string(pt))
-			return &userToken{token: string(pt), expires: g.accessExpires, login: g.githubLogin, id: g.githubID, generation: g.generation}, nil
+			if t := (&userToken{token: string(pt), expires: g.accessExpires, login: g.githubLogin, id: g.githubID, generation: g.generation}); !t.is(refused) {
+				u.remember(g, t.token)
+				return t, nil
+			}
 		}
 		claimed, err := u.store.claimRefresh(ctx, c.id, user, g.generation, now, now.Add(refreshClaim))
 		if err != nil {
@@ -368,7 +370,7 @@ func (u *users) revoke(ctx context.Context, c *connInfo, user string) (bool, err
 		return false, err
 	}
 	if g.status == brokerv1.UserGrantStatus_USER_GRANT_STATUS_ACTIVE {
-		t, err := u.token(ctx, c, user, false)
+		t, err := u.token(ctx, c, user, "")
 		switch {
 		case err == nil:
 			clientID, secret, err := u.app(ctx, c)

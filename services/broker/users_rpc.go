@@ -30,6 +30,18 @@ func checkServerUser(v *apierr.Violations, field, u string) {
 	}
 }
 
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ReasonReconnectNeeded is the PreconditionFailure type of a grant
 // GitHub.com no longer accepts.
 const ReasonReconnectNeeded = "RECONNECT_NEEDED"
@@ -144,6 +156,9 @@ func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserToke
 	var v apierr.Violations
 	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
 	checkServerUser(&v, "user", req.GetUser())
+	if r := req.GetRefusedTokenSha256(); r != "" && !isHexSHA256(r) {
+		v.Add("refused_token_sha256", "must be a SHA-256 in hex (64 characters)")
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -151,7 +166,7 @@ func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserToke
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.b.users.token(ctx, c, req.GetUser(), req.GetRefresh())
+	t, err := s.b.users.token(ctx, c, req.GetUser(), req.GetRefusedTokenSha256())
 	if err != nil {
 		st := usersStatus(ctx, err)
 		s.auditUser(ctx, zapcore.WarnLevel, "user token refused", c.id, req.GetUser(), zap.String("outcome", "refused"), zap.String("reason", status.Convert(st).Message()))

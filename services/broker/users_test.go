@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -137,6 +139,11 @@ func TestUserAuthorization(t *testing.T) {
 	noTokenIn(t, "the database", dump(t, e))
 }
 
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
 // noTokenIn fails if text holds a GitHub user or refresh token.
 func noTokenIn(t *testing.T, where, text string) {
 	t.Helper()
@@ -189,40 +196,55 @@ func TestUserTokenRefreshOnceAcrossReplicas(t *testing.T) {
 		for _, r := range replicas {
 			r.Broker.SetUserClock(func() time.Time { return time.Now().Add(8 * time.Hour) })
 		}
-		e.Emu.ResetCounts()
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		tokens := map[string]int{}
-		var failed []error
-		for i := range 100 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := replicas[i%len(replicas)]
-				resp, err := r.Client.IssueUserToken(r.Ctx(t, "search-svc"), &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona"})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					failed = append(failed, err)
-					return
-				}
-				tokens[resp.Token]++
-			}()
-		}
-		wg.Wait()
-		if len(failed) > 0 {
-			t.Fatalf("%d of 100 calls failed; first: %v", len(failed), failed[0])
-		}
-		if n := e.Emu.Count(tokenRoute); n != 1 {
-			t.Errorf("%d refreshes reached GitHub.com, want 1", n)
-		}
-		if len(tokens) != 1 {
-			t.Errorf("%d different tokens handed out, want 1", len(tokens))
-		}
-		for tok := range tokens {
-			if code := whoIs(t, e, tok); code != http.StatusOK {
-				t.Errorf("the refreshed token is refused: %d", code)
+		// storm has 100 callers at once ask the replicas for mona's token,
+		// saying GitHub.com refused the one of fingerprint refused (if
+		// any); it returns the one token they all got.
+		storm := func(what, refused string) string {
+			t.Helper()
+			e.Emu.ResetCounts()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			tokens := map[string]int{}
+			var failed []error
+			for i := range 100 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := replicas[i%len(replicas)]
+					resp, err := r.Client.IssueUserToken(r.Ctx(t, "search-svc"), &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona", RefusedTokenSha256: refused})
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						failed = append(failed, err)
+						return
+					}
+					tokens[resp.Token]++
+				}()
 			}
+			wg.Wait()
+			if len(failed) > 0 {
+				t.Fatalf("%s: %d of 100 calls failed; first: %v", what, len(failed), failed[0])
+			}
+			if n := e.Emu.Count(tokenRoute); n != 1 {
+				t.Errorf("%s: %d refreshes reached GitHub.com, want 1", what, n)
+			}
+			if len(tokens) != 1 {
+				t.Errorf("%s: %d different tokens handed out, want 1", what, len(tokens))
+			}
+			for tok := range tokens {
+				if code := whoIs(t, e, tok); code != http.StatusOK {
+					t.Errorf("%s: the refreshed token is refused: %d", what, code)
+				}
+				return tok
+			}
+			return ""
+		}
+		first := storm("expired", "")
+		// GitHub.com refuses that token (the person's token expired early
+		// there): every caller says so, one refresh follows.
+		e.Emu.ExpireUserTokens("mona-cloud")
+		if second := storm("refused", sha256Hex(first)); second == first {
+			t.Errorf("the refused token was handed out again")
 		}
 	})
 }
@@ -239,10 +261,17 @@ func TestUserGrantRevokedOnGitHub(t *testing.T) {
 		}
 	}
 	ctx := e.Ctx(t, "search-svc")
+	held, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	app, _ := e.Emu.App(e.AppID)
 	e.Emu.RevokeGrant(app.ClientID, "mona-cloud")
-	// GitHub.com refuses mona's token: the caller asks for a refresh.
-	_, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona", Refresh: true})
+	if code := whoIs(t, e, held.Token); code != http.StatusUnauthorized {
+		t.Fatalf("GitHub.com still takes the revoked token: %d", code)
+	}
+	// GitHub.com refuses mona's token: the caller says which.
+	_, err = e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona", RefusedTokenSha256: sha256Hex(held.Token)})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "connect") {
 		t.Fatalf("after the person revoked the App: %v", err)
 	}
@@ -250,7 +279,7 @@ func TestUserGrantRevokedOnGitHub(t *testing.T) {
 		t.Errorf("grant after the refused refresh: %v %v", g, err)
 	}
 	// eve and installation tokens go on.
-	if _, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "eve", Refresh: true}); err != nil {
+	if _, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "eve"}); err != nil {
 		t.Errorf("eve: %v", err)
 	}
 	if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil {

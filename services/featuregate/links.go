@@ -2,6 +2,8 @@ package featuregate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -159,14 +161,19 @@ func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAcc
 }
 
 // userToken is the person's GitHub.com user token from the broker
-// (refreshed when GitHub.com refused the last one); a grant GitHub.com no
-// longer accepts marks the link and answers errReconnect.
-func (s *Server) userToken(ctx context.Context, conn, user string, refused bool) (string, error) {
+// (refreshed when GitHub.com refused the token refused, if any); a grant
+// GitHub.com no longer accepts marks the link and answers errReconnect.
+func (s *Server) userToken(ctx context.Context, conn, user, refused string) (string, error) {
 	b, err := s.brokerClient()
 	if err != nil {
 		return "", err
 	}
-	resp, err := b.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: conn, User: user, Refresh: refused})
+	req := &brokerv1.IssueUserTokenRequest{ConnectionId: conn, User: user}
+	if refused != "" {
+		sum := sha256.Sum256([]byte(refused))
+		req.RefusedTokenSha256 = hex.EncodeToString(sum[:])
+	}
+	resp, err := b.IssueUserToken(ctx, req)
 	if err == nil {
 		return resp.GetToken(), nil
 	}

@@ -147,8 +147,9 @@ func (s *Server) searchAsPerson(ctx context.Context, req *featuregatev1.SearchRe
 	keep := func(repoPrivate bool, fullName string) bool {
 		return repoPrivate && strings.EqualFold(strings.SplitN(fullName, "/", 2)[0], owner)
 	}
+	refused := ""
 	for attempt := 0; ; attempt++ {
-		token, err := s.userToken(ctx, req.GetConnectionId(), req.GetUser(), attempt > 0)
+		token, err := s.userToken(ctx, req.GetConnectionId(), req.GetUser(), refused)
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +158,7 @@ func (s *Server) searchAsPerson(ctx context.Context, req *featuregatev1.SearchRe
 		out, err := search(ctx, gh, req.GetKind(), req.GetQuery(), size, keep)
 		var er *github.ErrorResponse
 		if attempt == 0 && errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusUnauthorized {
+			refused = token
 			continue
 		}
 		if err != nil {

@@ -418,12 +418,12 @@ type IssueUserTokenRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	User         string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	// refresh says GitHub.com refused the token last issued (401): the
-	// broker refreshes the grant before answering, unless another caller
-	// had it refreshed meanwhile.
-	Refresh       bool `protobuf:"varint,3,opt,name=refresh,proto3" json:"refresh,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// refused_token_sha256 is the SHA-256 (hex) of a token GitHub.com
+	// refused (401): unless the grant holds another token by now, the broker
+	// refreshes it before answering.
+	RefusedTokenSha256 string `protobuf:"bytes,3,opt,name=refused_token_sha256,json=refusedTokenSha256,proto3" json:"refused_token_sha256,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *IssueUserTokenRequest) Reset() {
@@ -470,11 +470,11 @@ func (x *IssueUserTokenRequest) GetUser() string {
 	return ""
 }
 
-func (x *IssueUserTokenRequest) GetRefresh() bool {
+func (x *IssueUserTokenRequest) GetRefusedTokenSha256() string {
 	if x != nil {
-		return x.Refresh
+		return x.RefusedTokenSha256
 	}
-	return false
+	return ""
 }
 
 // IssueUserTokenResponse carries the person's token.
@@ -1336,11 +1336,11 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\tR\x04code\"Y\n" +
 	"!CompleteUserAuthorizationResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"j\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\x82\x01\n" +
 	"\x15IssueUserTokenRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12\x18\n" +
-	"\arefresh\x18\x03 \x01(\bR\arefresh\"\xab\x01\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x120\n" +
+	"\x14refused_token_sha256\x18\x03 \x01(\tR\x12refusedTokenSha256\"\xab\x01\n" +
 	"\x16IssueUserTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
