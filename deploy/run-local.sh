@@ -23,7 +23,7 @@ go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintli
 # Bearer tokens live only in $DATA/<principal>-token (mode 600); the
 # services get their SHA-256 in $DATA/tokens.
 : > "$DATA/tokens"
-for principal in admin featuregate broker registry gateway vault; do
+for principal in admin featuregate broker registry gateway vault demo-client; do
   if [ ! -s "$DATA/$principal-token" ]; then
     (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/$principal-token")
   fi
@@ -43,11 +43,20 @@ if [ "${GHCONNECT_PLAINTEXT:-}" = 1 ]; then
   dial_tls() { echo "${@:2}"; }
 else
   SCHEME=https; CURL_CA=(--cacert "$TLS/ca.pem")
-  bin/ghconnectctl tls-init -out "$TLS" -names registry,broker,featuregate,gateway,admin > /dev/null
+  bin/ghconnectctl tls-init -out "$TLS" -names registry,broker,featuregate,gateway,admin,demo-client > /dev/null
   serve_tls() { echo -tls-cert "$TLS/$1.pem" -tls-key "$TLS/$1-key.pem" -client-ca "$TLS/ca.pem" -require-client-cert; }
   # dial_tls NAME TOKEN-FLAGS…: the client certificate replaces the token flags.
   dial_tls() { echo -dial-ca "$TLS/ca.pem" -dial-cert "$TLS/$1.pem" -dial-key "$TLS/$1-key.pem"; }
 fi
+
+# Who may call what: the defaults, and demo-client, standing for a server
+# service that uses the Connect features for its users (unified search,
+# consents, account links) over gRPC with its own certificate or token.
+cat > "$DATA/authz.json" <<'JSON'
+{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
+                "gateway": ["gateway"], "demo-client": ["feature-client"]},
+ "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
+JSON
 
 # The broker's callers: the feature gate searches with read-only tokens
 # and runs users' GitHub.com links (user tokens); the admin may revoke a
@@ -138,7 +147,7 @@ start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tok
   $(dial_tls broker -registry-token-file "$DATA/broker-token")
 wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \
-  -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" $(serve_tls featuregate) \
+  -database "sqlite:$DATA/featuregate.db" -tokens-file "$DATA/tokens" -authz-file "$DATA/authz.json" $(serve_tls featuregate) \
   -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -github-url "$GITHUB_API_URL" \
   $(dial_tls featuregate -registry-token-file "$DATA/featuregate-token" -broker-token-file "$DATA/featuregate-token")
 wait_ok featuregate http://127.0.0.1:7103/readyz
@@ -170,6 +179,8 @@ ghconnect is running.
 
 Try:
   curl ${CURL_CA[*]} -H "Authorization: Bearer \$(cat $DATA/admin-token)" $SCHEME://$GATEWAY_ADDR/v1/connections
+  your own page, as a server user: sign in as mona@example.com with no groups ($SCHEME://$GATEWAY_ADDR/me)
+  unified search as a server service (demo-client, a feature client): README, "Connecting your GitHub.com account"
 
 Ctrl-C stops everything.
 MSG

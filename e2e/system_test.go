@@ -410,7 +410,7 @@ func newSystem(t *testing.T) *system {
 	// Who may call what: the default members, and search-svc, an internal
 	// service using the feature gate.
 	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-		"gateway": ["gateway"], "search-svc": ["feature-client"]}, "forwarders": {"gateway": ["admin", "auditor"]}}`)
+		"gateway": ["gateway"], "search-svc": ["feature-client"]}, "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
 		t.Fatal(err)

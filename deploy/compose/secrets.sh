@@ -67,7 +67,7 @@ put broker-policy.json '{"callers": {
 # demo-client as an internal service that also uses the feature gate.
 put authz.json '{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"],
   "featuregate": ["featuregate"], "gateway": ["gateway"], "demo-client": ["feature-client"]},
- "forwarders": {"gateway": ["admin", "auditor"]}}
+ "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
 '
 
 if [ ! -s "$S/dev.ghl" ]; then

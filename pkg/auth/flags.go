@@ -31,7 +31,7 @@ func (c *Callers) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM), in the folder of -tls-cert")
 	fs.StringVar(&c.ClientCA, "client-ca", "", "CA certificates (PEM) that sign callers' client certificates (principal: the certificate's common name)")
 	fs.BoolVar(&c.RequireClientCert, "require-client-cert", false, "refuse at the TLS handshake every caller without a client certificate signed by -client-ca")
-	fs.StringVar(&c.AuthzFile, "authz-file", "", `roles of the callers (JSON {"principals": {name: [roles]}, "forwarders": {name: [roles]}}); default: each service by its name, "admin" as admin, the gateway forwarding admins and auditors`)
+	fs.StringVar(&c.AuthzFile, "authz-file", "", `roles of the callers (JSON {"principals": {name: [roles]}, "forwarders": {name: [roles]}}); default: each service by its name, "admin" as admin, the gateway forwarding admins, auditors and account holders (people on their own page)`)
 }
 
 // Validate reports flags that do not go together.

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/auth"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +23,21 @@ import (
 
 // linkBroken is who marks a link whose authorization GitHub.com refused.
 var linkBroken = who{actor: "system:broker"}
+
+// forSelf refuses a person acting through their own page (the role
+// account-holder, and no role that acts for others) for anyone else.
+func forSelf(ctx context.Context, users ...string) error {
+	p, ok := auth.FromContext(ctx)
+	if !ok || !slices.Contains(p.Roles, "account-holder") || slices.ContainsFunc(p.Roles, func(r string) bool { return r == "admin" || r == "auditor" || r == "feature-client" }) {
+		return nil
+	}
+	for _, u := range users {
+		if u != p.Name {
+			return status.Errorf(codes.PermissionDenied, "%s may act only for themselves, not for %s", p.Name, u)
+		}
+	}
+	return nil
+}
 
 func (s *Server) brokerClient() (brokerv1.TokenBrokerServiceClient, error) {
 	if s.searcher == nil || s.searcher.broker == nil {
@@ -59,6 +76,9 @@ func (s *Server) StartAccountLink(ctx context.Context, req *featuregatev1.StartA
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
+		return nil, err
+	}
 	b, err := s.brokerClient()
 	if err != nil {
 		return nil, err
@@ -84,6 +104,9 @@ func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.Com
 		v.Add("code", "is required")
 	}
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
 		return nil, err
 	}
 	b, err := s.brokerClient()
@@ -116,6 +139,9 @@ func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccou
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
+		return nil, err
+	}
 	facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
 	if err != nil {
 		return nil, toStatus(ctx, err)
@@ -144,6 +170,9 @@ func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAcc
 	checkConnectionID(&v, req.GetConnectionId())
 	checkUser(&v, "user", req.GetUser())
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
 		return nil, err
 	}
 	if b, err := s.brokerClient(); err == nil {

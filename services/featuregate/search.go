@@ -81,6 +81,9 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
+		return nil, err
+	}
 	if s.searcher == nil {
 		return nil, status.Error(codes.Unavailable, "unified search has no broker configured")
 	}

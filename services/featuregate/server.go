@@ -213,6 +213,9 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := forSelf(ctx, req.GetUsers()...); err != nil {
+		return nil, err
+	}
 	snap := s.view.get(req.GetConnectionId())
 	enabled := map[featuregatev1.Feature]bool{}
 	needFacts := false

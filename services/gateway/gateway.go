@@ -155,6 +155,10 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.HandleFunc("GET /connect/callback", cb.signedIn(cb.manifest))
 		root.HandleFunc("GET /connect/setup", cb.signedIn(cb.setup))
 	}
+	if reg, gate := g.upstream("registry"), g.upstream("featuregate"); sso != nil && reg != nil && gate != nil {
+		m := &me{sso: sso, registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), gate: featuregatev1.NewFeatureGateServiceClient(gate.conn), token: up.ServiceToken, refuse: refuse}
+		m.register(root)
+	}
 	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root
 	return g, nil

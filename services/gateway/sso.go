@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -38,8 +39,11 @@ type SSO struct {
 	ClientSecretFile string
 	// PublicURL is the gateway's address as browsers reach it; the
 	// provider sends them back to PublicURL/auth/callback.
-	PublicURL     string
-	GroupsClaim   string
+	PublicURL   string
+	GroupsClaim string
+	// LoginClaim holds the person's server login (their own page, their
+	// GitHub.com link, their searches).
+	LoginClaim    string
 	AdminGroups   string
 	AuditorGroups string
 	SessionTTL    time.Duration
@@ -55,6 +59,7 @@ func (s *SSO) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.ClientSecretFile, "oidc-client-secret-file", "", "file holding the OAuth client secret")
 	fs.StringVar(&s.PublicURL, "public-url", "", "the gateway's URL as browsers reach it, e.g. https://ghconnect.example.com (the sign-in redirect and the origin state-changing requests must come from)")
 	fs.StringVar(&s.GroupsClaim, "oidc-groups-claim", "groups", "ID token claim listing the user's groups")
+	fs.StringVar(&s.LoginClaim, "oidc-login-claim", "preferred_username", "ID token claim holding the person's server login (their own page and GitHub.com link)")
 	fs.StringVar(&s.AdminGroups, "oidc-admin-groups", "ghconnect-admins", "comma-separated groups whose members are admins (may change things)")
 	fs.StringVar(&s.AuditorGroups, "oidc-auditor-groups", "ghconnect-auditors", "comma-separated groups whose members are auditors (read everything, change nothing)")
 	fs.DurationVar(&s.SessionTTL, "session-ttl", 8*time.Hour, "how long a sign-in lasts")
@@ -105,7 +110,10 @@ const (
 // session is one signed-in person. Only the SHA-256 of its id is kept, so
 // the table itself holds no usable cookie.
 type session struct {
-	User    string
+	User string
+	// Login is the person's server login (the login claim): who they are
+	// on their own page, their GitHub.com link and their searches.
+	Login   string
 	Roles   []string
 	CSRF    string
 	Expires time.Time
@@ -133,6 +141,9 @@ type ssoHandler struct {
 
 func newSSO(cfg SSO) (*ssoHandler, error) {
 	h := &ssoHandler{cfg: cfg, now: time.Now, sessions: map[[sha256.Size]byte]*session{}, logins: map[string]*login{}, client: &http.Client{Timeout: 15 * time.Second}}
+	if h.cfg.LoginClaim == "" {
+		h.cfg.LoginClaim = "preferred_username"
+	}
 	h.secure = strings.HasPrefix(cfg.PublicURL, "https:")
 	if cfg.ClientSecretFile != "" {
 		var err error
@@ -275,24 +286,35 @@ func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
 		ssoPage(w, http.StatusBadGateway, "The identity provider's answer could not be verified. Start again.")
 		return
 	}
-	user, roles, err := h.identity(idt)
+	user, login, roles, err := h.identity(idt)
 	if err != nil {
 		ssoPage(w, http.StatusForbidden, err.Error())
 		return
 	}
 	id := randomString()
 	h.mu.Lock()
-	h.sessions[sha256.Sum256([]byte(id))] = &session{User: user, Roles: roles, CSRF: randomString(), Expires: h.now().Add(h.cfg.SessionTTL)}
+	h.sessions[sha256.Sum256([]byte(id))] = &session{User: user, Login: login, Roles: roles, CSRF: randomString(), Expires: h.now().Add(h.cfg.SessionTTL)}
 	h.mu.Unlock()
 	http.SetCookie(w, h.cookie(sessionCookie, id, "/", h.cfg.SessionTTL))
-	http.Redirect(w, r, l.returnTo, http.StatusFound)
+	// A server user who administers nothing has their own page.
+	to := l.returnTo
+	if len(roles) == 0 && to == "/" {
+		to = "/me"
+	}
+	http.Redirect(w, r, to, http.StatusFound)
 }
 
-// identity is the person and their roles from the ID token's claims.
-func (h *ssoHandler) identity(idt *oidc.IDToken) (string, []string, error) {
+// identity is the person, their server login and their roles from the ID
+// token's claims. Everyone signed in is a server user; the groups make
+// some of them admins or auditors.
+func (h *ssoHandler) identity(idt *oidc.IDToken) (string, string, []string, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return "", nil, errors.New("the identity provider's answer could not be read")
+		return "", "", nil, errors.New("the identity provider's answer could not be read")
+	}
+	login, _ := claims[h.cfg.LoginClaim].(string)
+	if !serverLogin.MatchString(login) {
+		return "", "", nil, fmt.Errorf("the identity provider gave no server login (claim %q) for this sign-in: ask your administrator", h.cfg.LoginClaim)
 	}
 	user := idt.Subject
 	for _, k := range []string{"email", "preferred_username"} {
@@ -322,12 +344,11 @@ func (h *ssoHandler) identity(idt *oidc.IDToken) (string, []string, error) {
 		}
 	}
 	slices.Sort(roles)
-	if len(roles) == 0 {
-		return "", nil, fmt.Errorf("%s is signed in but may not use GitHub Connect administration: ask to be added to one of the groups %s", user,
-			strings.Join(append(groups(h.cfg.AdminGroups), groups(h.cfg.AuditorGroups)...), ", "))
-	}
-	return user, roles, nil
+	return user, login, roles, nil
 }
+
+// serverLogin is a server user's login, as the feature gate takes it.
+var serverLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 // current is the request's session, if its cookie names a live one.
 func (h *ssoHandler) current(r *http.Request) (*session, bool) {
@@ -352,6 +373,7 @@ func (h *ssoHandler) current(r *http.Request) (*session, bool) {
 type sessionView struct {
 	SSO       bool     `json:"sso"`
 	User      string   `json:"user,omitempty"`
+	Login     string   `json:"login,omitempty"`
 	Roles     []string `json:"roles,omitempty"`
 	CSRFToken string   `json:"csrf_token,omitempty"`
 	ExpiresAt string   `json:"expires_at,omitempty"`
@@ -366,7 +388,7 @@ func (h *ssoHandler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(sessionView{SSO: true})
 		return
 	}
-	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
+	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
 }
 
 func (h *ssoHandler) logout(w http.ResponseWriter, r *http.Request) {

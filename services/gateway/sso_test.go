@@ -98,7 +98,7 @@ func (s *ssoSystem) signIn(login, groups string) (*browser, int, string) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/" {
+	if resp.StatusCode == http.StatusOK && (resp.Request.URL.Path == "/" || resp.Request.URL.Path == "/me") {
 		code, info := b.get("/auth/session")
 		if code != http.StatusOK {
 			s.t.Fatalf("signed in but no session: %d %v", code, info)
@@ -186,10 +186,20 @@ func TestSingleSignOnRolesAndCSRF(t *testing.T) {
 		t.Fatalf("auditor disconnect: %d %v", code, body)
 	}
 
-	// Someone the provider knows but in neither group gets a plain refusal.
-	_, code, page := s.signIn("mallory@example.com", "staff")
-	if code != http.StatusForbidden || !strings.Contains(page, "may not use GitHub Connect administration") {
+	// Someone in neither group is a server user: their own page, their
+	// login from the login claim, and no administration.
+	mallory, code, page := s.signIn("mallory@example.com", "staff")
+	if code != http.StatusOK || !strings.Contains(page, "Your GitHub.com account") {
 		t.Fatalf("no group: %d %s", code, page)
+	}
+	if code, info := mallory.get("/auth/session"); code != http.StatusOK || info["login"] != "mallory" || info["roles"] != nil {
+		t.Fatalf("server user's session: %d %v", code, info)
+	}
+	if code, _ := mallory.get("/v1/connections"); code != http.StatusForbidden {
+		t.Fatalf("server user lists connections: %d", code)
+	}
+	if code, _ := mallory.post("/v1/connections/"+conn["id"].(string)+":disconnect", `{}`); code != http.StatusForbidden {
+		t.Fatalf("server user disconnects: %d", code)
 	}
 
 	// A bearer caller cannot pose as a person through metadata headers.

@@ -8,11 +8,11 @@ import (
 	"slices"
 )
 
-//go:embed ui/index.html ui/app.js ui/timeline.js ui/app.css ui/favicon.svg ui/favicon.ico
+//go:embed ui/index.html ui/app.js ui/timeline.js ui/app.css ui/favicon.svg ui/favicon.ico ui/me.html ui/me.js
 var uiFiles embed.FS
 
 // uiPaths are the admin page's files; everything else under / is a 404.
-var uiPaths = []string{"/", "/app.js", "/timeline.js", "/app.css", "/favicon.svg", "/favicon.ico"}
+var uiPaths = []string{"/", "/app.js", "/timeline.js", "/app.css", "/favicon.svg", "/favicon.ico", "/me.js"}
 
 // uiConfig is what the admin page needs to know of the deployment, served
 // as /config.json: nothing secret.
@@ -38,6 +38,9 @@ func uiHandler(cfg uiConfig) http.Handler {
 			return
 		}
 		switch {
+		case r.URL.Path == "/me":
+			// A server user's own page (me.go).
+			http.ServeFileFS(w, r, sub, "me.html")
 		case r.URL.Path == "/config.json":
 			h.Set("Content-Type", "application/json")
 			h.Set("Cache-Control", "no-cache")

@@ -152,8 +152,15 @@ async function readSession() {
     state.session = null;
   }
   if (state.session) {
+    state.session.roles = state.session.roles || [];
+    // A server user who administers nothing has their own page.
+    if (!state.session.roles.length) {
+      location.replace("/me");
+      return;
+    }
     const roles = state.session.roles.join(", ");
     $("#whoami").textContent = `Signed in as ${state.session.user} (${roles})`;
+    $("#my-page").hidden = false;
   }
 }
 

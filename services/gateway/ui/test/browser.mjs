@@ -34,6 +34,27 @@ export async function signIn(page, gw, { login = "admin@example.com", groups = "
   await page.getByText(`Signed in as ${login}`).waitFor();
 }
 
+// fitsIn narrows the window to width and fails if the page then scrolls
+// sideways.
+export async function fitsIn(page, width) {
+  await page.setViewportSize({ width, height: 800 });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  if (scroll > width) throw new Error(`the page is ${scroll} px wide in a ${width} px window`);
+}
+
+// finish closes the browser after a test's checks, or after what stopped
+// them, and prints the count.
+export async function finish({ browser, shot, out }, { failures, done }, name, err) {
+  if (err) {
+    failures.push(String(err));
+    console.error(err.stack || err);
+    await shot("failure").catch(() => {});
+  }
+  await browser.close();
+  console.log(`${name}: screenshots in ${out}`);
+  done();
+}
+
 // checks runs named checks that each report rather than stop the script,
 // a screenshot of the page as each failure left it. done() prints the
 // count and sets the exit code.

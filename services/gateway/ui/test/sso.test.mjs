@@ -1,7 +1,7 @@
 // Browser test of signing in to the admin page with single sign-on and of
 // the two roles: the real redirect flow through the development identity
 // provider, an auditor's read-only page, a person in neither group
-// refused, the session cookie out of scripts' reach, CSRF refusals, and
+// on their own page, the session cookie out of scripts' reach, CSRF refusals, and
 // signing out; and no dead end when the admin leaves GitHub.com before
 // the App exists and comes Back (PENDING, with Continue and Cancel). Run by e2e/ui_sso_test.go against the whole system.
 import assert from "node:assert/strict";
@@ -18,13 +18,19 @@ try {
   assert.equal(await page.getByLabel("Admin token").isVisible(), false, "the token form is shown");
   await shot("sso-01-signed-out");
 
-  step = "a person in neither group is refused, in words";
+  step = "a person in neither group is a server user: their own page, no administration";
   await page.getByRole("link", { name: "Sign in with single sign-on" }).click();
   await page.getByLabel("Email").fill("mallory@example.com");
   await page.getByLabel("Groups (comma-separated)").fill("staff");
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByText("mallory@example.com is signed in but may not use GitHub Connect administration").waitFor();
+  await page.getByText("Signed in as mallory").waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled on this server" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/me");
+  await page.goto(gw + "/");
+  await page.waitForURL((u) => u.pathname === "/me");
   await shot("sso-02-no-group");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("link", { name: "Sign in with single sign-on" }).waitFor();
 
   step = "an auditor sees everything and can change nothing";
   await signIn(page, gw, { login: "ada@example.com", groups: "staff,ghconnect-auditors" });

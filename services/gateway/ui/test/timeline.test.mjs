@@ -7,14 +7,17 @@
 // at a time, older changes come a page at a time, and an auditor reads it.
 // Every check runs and reports; the last line counts them.
 import assert from "node:assert/strict";
-import { checks, open, signIn } from "./browser.mjs";
+import { checks, finish, fitsIn, open, signIn } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
 const token = process.env.ADMIN_TOKEN;
 const { FIRST_ID: first, SECOND_ID: second } = process.env;
-const { browser, page, shot, out } = await open();
+const opened = await open();
+const { page, shot } = opened;
 
-const { check, failures, done } = checks(shot);
+const ran = checks(shot);
+const { check } = ran;
+let err;
 
 // total is how many events both services hold, read with REST.
 async function total(path) {
@@ -162,17 +165,10 @@ try {
   });
 
   await check("a narrow window keeps the timeline inside it", async () => {
-    await page.setViewportSize({ width: 360, height: 800 });
-    const width = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(width <= 360, `the page is ${width} px wide`);
+    await fitsIn(page, 360);
     await shot("05-narrow");
   });
 } catch (e) {
-  failures.push(String(e));
-  console.error(e.stack || e);
-  await shot("failure").catch(() => {});
-} finally {
-  await browser.close();
+  err = e;
 }
-console.log("timeline test: screenshots in " + out);
-done();
+await finish(opened, ran, "timeline test", err);
