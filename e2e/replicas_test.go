@@ -41,11 +41,13 @@ func (s *system) list(svc string) string {
 }
 
 // startReplicated starts 2 registries, 3 brokers, 2 feature gates (the
-// registries on one PostgreSQL database, the gates on another) and a
-// gateway; each caller balances over every replica of what it calls.
+// registries on one PostgreSQL database, the brokers on another, where
+// they share users' grants, the gates on a third) and a gateway; each
+// caller balances over every replica of what it calls.
 func startReplicated(t *testing.T) *system {
-	regDB, gateDB := testenv.Postgres(t), testenv.Postgres(t)
+	regDB, brokerDB, gateDB := testenv.Postgres(t), testenv.Postgres(t), testenv.Postgres(t)
 	s := newSystem(t)
+	s.dbs["registry"], s.dbs["broker"], s.dbs["featuregate"] = regDB, brokerDB, gateDB
 	for svc, n := range replicas {
 		for i := 1; i <= n; i++ {
 			s.port[replica(svc, i)] = freePort(t)
@@ -74,7 +76,7 @@ func startReplicated(t *testing.T) *system {
 	}
 	for i := 1; i <= replicas["broker"]; i++ {
 		s.start(replica("broker", i), nil, append(append(common("broker", i), creds("broker")...),
-			"-policy", filepath.Join(s.dir, "policy.json"), "-github-url", s.emu, "-registry-addr", s.list("registry"))...)
+			"-policy", filepath.Join(s.dir, "policy.json"), "-github-url", s.emu, "-github-web-url", s.emu, "-database", brokerDB, "-registry-addr", s.list("registry"))...)
 	}
 	for i := 1; i <= replicas["featuregate"]; i++ {
 		s.start(replica("featuregate", i), nil, append(common("featuregate", i),

@@ -92,6 +92,8 @@ type system struct {
 	// callersRegistry is the registry the broker, the feature gate and
 	// the gateway talk to.
 	callersRegistry string
+	// dbs are the services' databases by name, as their -database DSNs.
+	dbs map[string]string
 }
 
 // systemOptions vary the system; the zero value is one registry on SQLite.
@@ -329,6 +331,11 @@ func startSystemWith(t *testing.T, opts systemOptions) *system {
 	for _, n := range s.registries() {
 		s.startRegistryNamed(n, nil)
 	}
+	s.dbs["registry"] = s.opts.RegistryDB
+	if s.dbs["registry"] == "" {
+		s.dbs["registry"] = "sqlite:" + filepath.Join(s.dir, "registry.db")
+	}
+	s.dbs["broker"], s.dbs["featuregate"] = "sqlite:"+filepath.Join(s.dir, "broker.db"), "sqlite:"+filepath.Join(s.dir, "featuregate.db")
 	s.startCallers()
 	return s
 }
@@ -367,7 +374,8 @@ func (s *system) pointCallersAt(name string) {
 // newSystem writes the secrets and certificates and starts what every
 // topology shares: Vault (set up) and the GitHub emulator.
 func newSystem(t *testing.T) *system {
-	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{}}
+	s := &system{t: t, bin: build(t), dir: t.TempDir(), port: map[string]int{}, procs: map[string]*exec.Cmd{}, tokens: map[string]string{}, args: map[string][]string{},
+		dbs: map[string]string{}}
 	t.Cleanup(func() {
 		if t.Failed() { // what each process said last, for the failure's cause
 			for n := range s.procs {
@@ -427,7 +435,10 @@ func newSystem(t *testing.T) *system {
 		t.Fatalf("vault-setup: %v\n%s", err, out)
 	}
 	s.emu = "http://" + s.addr("emu")
-	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract")
+	// The state file is written when the emulator stops: it holds the
+	// Apps' client secrets, which the secret scan looks for.
+	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract",
+		"-state-file", filepath.Join(s.dir, "ghemu-state.json"))
 	s.waitHTTP("ghemu", s.emu+"/meta")
 	// The identity provider admins sign in with (single sign-on).
 	s.file("oidc-client-secret", randomToken())
