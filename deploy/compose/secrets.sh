@@ -56,7 +56,7 @@ put pg-passfile "*:*:*:ghconnect:$(cat "$S/pg-password")"
 # admin may revoke a connection's tokens, the registry revokes on
 # disconnect.
 put broker-policy.json '{"callers": {
-  "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"]},
+  "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "user_tokens": true},
   "demo-client": {"connections": ["*"], "permissions": {"contents": "read", "metadata": "read"}, "repositories": ["*"]},
   "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true},
   "registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}

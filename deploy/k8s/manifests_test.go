@@ -79,6 +79,7 @@ var operatorSecrets = map[string][]string{
 	"ghconnect-broker-policy":        {"policy.json"},
 	"ghconnect-registry-database":    {"url"},
 	"ghconnect-featuregate-database": {"url"},
+	"ghconnect-broker-database":      {"url"},
 	// Bearer tokens for the services' own calls: base only (production
 	// uses client certificates).
 	"ghconnect-registry-token":    {"token"},

@@ -18,6 +18,8 @@ type connInfo struct {
 	// clientID and clientSecret (Vault transit ciphertext of the secrets
 	// key) authenticate the App's user authorization.
 	clientID, clientSecret string
+	// account is the connected GitHub.com account's login.
+	account string
 	// versions of the transit key in use, oldest first; the newest signs.
 	versions []int
 	// pending and notice: a newer version in Vault GitHub.com does not
@@ -65,6 +67,7 @@ func (c *connections) apply(ev *registryv1.ConnectionEvent) (disconnected, newKe
 		appID:          rc.GetApp().GetAppId(),
 		installationID: rc.GetInstallationId(),
 		clientID:       rc.GetApp().GetClientId(),
+		account:        rc.GetAccount().GetLogin(),
 		clientSecret:   rc.GetApp().GetClientSecretCiphertext(),
 		mount:          rc.GetTransitKey().GetMount(),
 		pending:        int(rc.GetTransitKey().GetPendingVersion()),

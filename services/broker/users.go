@@ -417,6 +417,53 @@ func (u *users) revokeConnection(ctx context.Context, c *connInfo) {
 	}
 }
 
+// scoped has GitHub.com make a token of t's limited to repos (names in
+// the connected account) and perms; it lives as long as t.
+func (u *users) scoped(ctx context.Context, c *connInfo, t *userToken, repos []string, perms map[string]string) (*userToken, error) {
+	clientID, secret, err := u.app(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{"access_token": t.token, "target": c.account}
+	if len(repos) > 0 {
+		body["repositories"] = repos
+	}
+	if len(perms) > 0 {
+		body["permissions"] = perms
+	}
+	raw, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.api.JoinPath("applications", clientID, "token", "scoped").String(), strings.NewReader(string(raw)))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(clientID, secret)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/vnd.github+json")
+	resp, err := u.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST /applications/{client_id}/token/scoped: %w", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token   string `json:"token"`
+		Message string `json:"message"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	switch {
+	case resp.StatusCode == http.StatusUnprocessableEntity:
+		return nil, &scopeRefused{out.Message}
+	case resp.StatusCode != http.StatusOK || !strings.HasPrefix(out.Token, "ghu_"):
+		return nil, fmt.Errorf("POST /applications/{client_id}/token/scoped answered %d", resp.StatusCode)
+	}
+	return &userToken{token: out.Token, expires: t.expires, login: t.login, id: t.id, generation: t.generation}, nil
+}
+
+// scopeRefused is GitHub.com's refusal of a scope (beyond the person's
+// token or the installation).
+type scopeRefused struct{ msg string }
+
+func (e *scopeRefused) Error() string { return "GitHub.com refused the scope: " + e.msg }
+
 // oauthAnswer is GitHub.com's answer at /login/oauth/access_token.
 type oauthAnswer struct {
 	AccessToken           string `json:"access_token"`

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -49,6 +51,7 @@ const ReasonReconnectNeeded = "RECONNECT_NEEDED"
 // usersStatus maps user-authorization failures to statuses.
 func usersStatus(ctx context.Context, err error) error {
 	var oe *oauthError
+	var sr *scopeRefused
 	switch {
 	case errors.Is(err, ErrNoUserGrant):
 		return status.Error(codes.NotFound, err.Error())
@@ -65,6 +68,8 @@ func usersStatus(ctx context.Context, err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.As(err, &oe):
 		return status.Error(codes.FailedPrecondition, "GitHub.com refused the authorization ("+oe.Code+"): connect again")
+	case errors.As(err, &sr):
+		return status.Error(codes.PermissionDenied, sr.Error())
 	}
 	return upstreamStatus(ctx, err)
 }
@@ -159,6 +164,18 @@ func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserToke
 	if r := req.GetRefusedTokenSha256(); r != "" && !isHexSHA256(r) {
 		v.Add("refused_token_sha256", "must be a SHA-256 in hex (64 characters)")
 	}
+	if len(req.GetRepositories()) > maxRepos {
+		v.Addf("repositories", "at most %d repositories", maxRepos)
+	}
+	for _, r := range req.GetRepositories() {
+		if err := validate.RepoName(r); err != nil {
+			v.Check("repositories", err)
+			break
+		}
+	}
+	if len(req.GetPermissions()) > 0 {
+		v.Check("permissions", permissions.Validate(req.GetPermissions()))
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -167,13 +184,19 @@ func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserToke
 		return nil, err
 	}
 	t, err := s.b.users.token(ctx, c, req.GetUser(), req.GetRefusedTokenSha256())
+	if err == nil && (len(req.GetRepositories()) > 0 || len(req.GetPermissions()) > 0) {
+		t, err = s.b.users.scoped(ctx, c, t, req.GetRepositories(), req.GetPermissions())
+	}
 	if err != nil {
 		st := usersStatus(ctx, err)
 		s.auditUser(ctx, zapcore.WarnLevel, "user token refused", c.id, req.GetUser(), zap.String("outcome", "refused"), zap.String("reason", status.Convert(st).Message()))
 		return nil, st
 	}
-	s.auditUser(ctx, zapcore.InfoLevel, "user token issued", c.id, req.GetUser(), zap.String("github_login", t.login),
-		zap.String("token_sha256", fingerprintOf(t.token).String()), zap.String("expires", t.expires.UTC().Format(time.RFC3339)))
+	fields := []zap.Field{zap.String("github_login", t.login), zap.String("token_sha256", fingerprintOf(t.token).String()), zap.String("expires", t.expires.UTC().Format(time.RFC3339))}
+	if len(req.GetRepositories()) > 0 || len(req.GetPermissions()) > 0 {
+		fields = append(fields, zap.String("repositories", strings.Join(req.GetRepositories(), ",")), zap.String("permissions", permissions.String(req.GetPermissions())))
+	}
+	s.auditUser(ctx, zapcore.InfoLevel, "user token issued", c.id, req.GetUser(), fields...)
 	return &brokerv1.IssueUserTokenResponse{Token: t.token, ExpireTime: timestamppb.New(t.expires), GithubLogin: t.login, GithubId: t.id}, nil
 }
 

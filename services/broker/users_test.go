@@ -3,9 +3,11 @@ package broker_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +81,21 @@ func TestUserAuthorization(t *testing.T) {
 	if n := e.Emu.Count(tokenRoute); n != 1 {
 		t.Errorf("%d calls to the token endpoint, want 1 (the code exchange)", n)
 	}
+	// A caller asking for less gets a token GitHub.com limited.
+	e.Emu.AddMember("octo-org", "mona-cloud")
+	if got := reposOf(t, e, tok.Token); !slices.Equal(got, []string{"octo-org/alpha", "octo-org/beta", "octo-org/gamma"}) {
+		t.Fatalf("mona's token reaches %v", got)
+	}
+	small, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona", Repositories: []string{"beta"}, Permissions: map[string]string{"contents": "read"}})
+	if err != nil || small.Token == tok.Token {
+		t.Fatalf("scoped token: %v %v", small, err)
+	}
+	if got := reposOf(t, e, small.Token); !slices.Equal(got, []string{"octo-org/beta"}) {
+		t.Errorf("the scoped token reaches %v", got)
+	}
+	if _, err := e.Client.IssueUserToken(ctx, &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona", Permissions: map[string]string{"administration": "write"}}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a scope beyond the installation: %v", err)
+	}
 
 	// A replayed redirect is refused and changes nothing.
 	start, _ := e.Client.StartUserAuthorization(ctx, &brokerv1.StartUserAuthorizationRequest{ConnectionId: e.ConnID, User: "eve", RedirectUri: brokertest.UserCallback})
@@ -142,6 +159,33 @@ func TestUserAuthorization(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// reposOf lists the repositories a user token reaches in the harness's
+// installation, as GitHub.com answers.
+func reposOf(t *testing.T, e *brokertest.Env, token string) []string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/user/installations/%d/repositories", e.Emu.URL, e.InstID), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Repositories []struct {
+			FullName string `json:"full_name"`
+		} `json:"repositories"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("repositories of a user token: %d %v", resp.StatusCode, err)
+	}
+	var names []string
+	for _, r := range out.Repositories {
+		names = append(names, r.FullName)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // noTokenIn fails if text holds a GitHub user or refresh token.

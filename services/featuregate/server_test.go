@@ -473,3 +473,74 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 		}
 	}
 }
+
+// A person on their own page (forwarded by the gateway with the role
+// account-holder) reaches only their own link, checks and searches; an
+// admin may unlink anyone, and the history names the admin.
+func TestAccountHolderActsForThemselves(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	id := e.connect(t, "ghes.example.com", map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
+	ctx := context.Background()
+	for i, p := range []string{"mona", "eve"} {
+		if err := featuregate.Link(ctx, e.store, id, p, p+"-cloud", int64(70+i), "search-svc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := func(person, roles string) context.Context {
+		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, person, auth.RolesHeader, roles)
+	}
+	mona := as("mona", "account-holder")
+	if l, err := e.gate.GetAccountLink(mona, &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "mona"}); err != nil || l.Link.GithubLogin != "mona-cloud" {
+		t.Fatalf("mona's own link: %v %v", l, err)
+	}
+	refused := map[string]func() error{
+		"read eve's link": func() error {
+			_, err := e.gate.GetAccountLink(mona, &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "eve"})
+			return err
+		},
+		"unlink eve": func() error {
+			_, err := e.gate.UnlinkAccount(mona, &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "eve"})
+			return err
+		},
+		"start a link for eve": func() error {
+			_, err := e.gate.StartAccountLink(mona, &featuregatev1.StartAccountLinkRequest{ConnectionId: id, User: "eve", RedirectUri: "https://ghes.example.com/connect/user/callback"})
+			return err
+		},
+		"check eve": func() error {
+			_, err := e.gate.Check(mona, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "eve"}, Features: []featuregatev1.Feature{search}})
+			return err
+		},
+		"search as eve": func() error {
+			_, err := e.gate.Search(mona, &featuregatev1.SearchRequest{ConnectionId: id, User: "eve", Query: "x", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE})
+			return err
+		},
+		"change settings": func() error {
+			_, err := e.gate.UpdateSettings(mona, &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: search, Enabled: true}}})
+			return err
+		},
+	}
+	for name, call := range refused {
+		if err := call(); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("mona may %s: %v", name, err)
+		}
+	}
+	if _, err := e.gate.GetAccountLink(e.ctx(t, "search-svc"), &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "eve"}); err != nil {
+		t.Fatalf("eve's link after mona's attempts: %v", err)
+	}
+	// An admin unlinks eve, and the history says who.
+	if _, err := e.gate.UnlinkAccount(as("grace@example.com", "admin"), &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "eve"}); err != nil {
+		t.Fatalf("admin unlinks eve: %v", err)
+	}
+	h, err := e.gate.ListSettingsHistory(e.ctx(t, "admin"), &featuregatev1.ListSettingsHistoryRequest{ConnectionId: id, NewestFirst: true, PageSize: 1})
+	if err != nil || len(h.Events) != 1 || h.Events[0].Action != "unlink_account" || h.Events[0].Actor != "grace@example.com" || h.Events[0].Via != "gateway" {
+		t.Fatalf("the admin's unlink in the history: %v %v", h, err)
+	}
+	// A disconnect unlinks everyone left.
+	if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(t, "mona is unlinked by the disconnect", func() bool {
+		_, err := e.gate.GetAccountLink(e.ctx(t, "search-svc"), &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "mona"})
+		return status.Code(err) == codes.NotFound
+	})
+}

@@ -323,6 +323,11 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 				return err
 			}
 			detail = map[string]any{"from": before, "to": settingsDetail(cur)}
+			// Everyone is unlinked too (the broker revokes their
+			// authorizations on GitHub.com).
+			if err := unlinkAllTx(ctx, s, tx, id); err != nil {
+				return err
+			}
 		}
 		_, err = s.appendEventTx(ctx, tx, event{
 			connectionID: id, action: action, by: who{actor: "system:registry"}, detail: detail,
@@ -334,6 +339,33 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		return err
 	}
 	s.afterCommit(ctx)
+	return nil
+}
+
+// unlinkAllTx removes every link of connection id, each with its event.
+func unlinkAllTx(ctx context.Context, s *Store, tx *sql.Tx, id string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT user_login FROM gate_links WHERE connection_id = $1 ORDER BY user_login`, id)
+	if err != nil {
+		return err
+	}
+	var users []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return err
+		}
+		users = append(users, u)
+	}
+	rows.Close()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1`, id); err != nil {
+		return err
+	}
+	for _, u := range users {
+		if _, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: actionUnlinkAccount, by: who{actor: "system:registry"}, detail: map[string]any{"user": u}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

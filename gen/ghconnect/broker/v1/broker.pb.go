@@ -422,8 +422,14 @@ type IssueUserTokenRequest struct {
 	// refused (401): unless the grant holds another token by now, the broker
 	// refreshes it before answering.
 	RefusedTokenSha256 string `protobuf:"bytes,3,opt,name=refused_token_sha256,json=refusedTokenSha256,proto3" json:"refused_token_sha256,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// repositories (by name, in the connected account) and permissions,
+	// when given, ask for less than the person's token may do: the broker
+	// has GitHub.com make a token limited to them (POST
+	// /applications/{client_id}/token/scoped). Empty: the person's token.
+	Repositories  []string          `protobuf:"bytes,4,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	Permissions   map[string]string `protobuf:"bytes,5,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IssueUserTokenRequest) Reset() {
@@ -475,6 +481,20 @@ func (x *IssueUserTokenRequest) GetRefusedTokenSha256() string {
 		return x.RefusedTokenSha256
 	}
 	return ""
+}
+
+func (x *IssueUserTokenRequest) GetRepositories() []string {
+	if x != nil {
+		return x.Repositories
+	}
+	return nil
+}
+
+func (x *IssueUserTokenRequest) GetPermissions() map[string]string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
 }
 
 // IssueUserTokenResponse carries the person's token.
@@ -1336,11 +1356,16 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\tR\x04code\"Y\n" +
 	"!CompleteUserAuthorizationResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\x82\x01\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\xc5\x02\n" +
 	"\x15IssueUserTokenRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x120\n" +
-	"\x14refused_token_sha256\x18\x03 \x01(\tR\x12refusedTokenSha256\"\xab\x01\n" +
+	"\x14refused_token_sha256\x18\x03 \x01(\tR\x12refusedTokenSha256\x12\"\n" +
+	"\frepositories\x18\x04 \x03(\tR\frepositories\x12]\n" +
+	"\vpermissions\x18\x05 \x03(\v2;.ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xab\x01\n" +
 	"\x16IssueUserTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1432,7 +1457,7 @@ func file_ghconnect_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ghconnect_broker_v1_broker_proto_goTypes = []any{
 	(UserGrantStatus)(0),                      // 0: ghconnect.broker.v1.UserGrantStatus
 	(*UserGrant)(nil),                         // 1: ghconnect.broker.v1.UserGrant
@@ -1455,48 +1480,50 @@ var file_ghconnect_broker_v1_broker_proto_goTypes = []any{
 	(*RevokeConnectionTokensResponse)(nil),    // 18: ghconnect.broker.v1.RevokeConnectionTokensResponse
 	(*GetSigningStatusRequest)(nil),           // 19: ghconnect.broker.v1.GetSigningStatusRequest
 	(*GetSigningStatusResponse)(nil),          // 20: ghconnect.broker.v1.GetSigningStatusResponse
-	nil,                                       // 21: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	nil,                                       // 22: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),             // 23: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 24: google.protobuf.Duration
+	nil,                                       // 21: ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
+	nil,                                       // 22: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	nil,                                       // 23: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),             // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 25: google.protobuf.Duration
 }
 var file_ghconnect_broker_v1_broker_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.broker.v1.UserGrant.status:type_name -> ghconnect.broker.v1.UserGrantStatus
-	23, // 1: ghconnect.broker.v1.UserGrant.grant_time:type_name -> google.protobuf.Timestamp
-	23, // 2: ghconnect.broker.v1.UserGrant.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	23, // 3: ghconnect.broker.v1.StartUserAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 1: ghconnect.broker.v1.UserGrant.grant_time:type_name -> google.protobuf.Timestamp
+	24, // 2: ghconnect.broker.v1.UserGrant.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 3: ghconnect.broker.v1.StartUserAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: ghconnect.broker.v1.CompleteUserAuthorizationResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
-	23, // 5: ghconnect.broker.v1.IssueUserTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 6: ghconnect.broker.v1.GetUserGrantResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
-	21, // 7: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	24, // 8: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
-	23, // 9: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 10: ghconnect.broker.v1.IssueTokenResponse.repositories:type_name -> ghconnect.broker.v1.Repository
-	22, // 11: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	23, // 12: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
-	13, // 13: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
-	15, // 14: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
-	17, // 15: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
-	19, // 16: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
-	2,  // 17: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:input_type -> ghconnect.broker.v1.StartUserAuthorizationRequest
-	4,  // 18: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:input_type -> ghconnect.broker.v1.CompleteUserAuthorizationRequest
-	6,  // 19: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:input_type -> ghconnect.broker.v1.IssueUserTokenRequest
-	8,  // 20: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:input_type -> ghconnect.broker.v1.GetUserGrantRequest
-	10, // 21: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:input_type -> ghconnect.broker.v1.RevokeUserGrantRequest
-	14, // 22: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
-	16, // 23: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
-	18, // 24: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
-	20, // 25: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
-	3,  // 26: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:output_type -> ghconnect.broker.v1.StartUserAuthorizationResponse
-	5,  // 27: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:output_type -> ghconnect.broker.v1.CompleteUserAuthorizationResponse
-	7,  // 28: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:output_type -> ghconnect.broker.v1.IssueUserTokenResponse
-	9,  // 29: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:output_type -> ghconnect.broker.v1.GetUserGrantResponse
-	11, // 30: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:output_type -> ghconnect.broker.v1.RevokeUserGrantResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 5: ghconnect.broker.v1.IssueUserTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
+	24, // 6: ghconnect.broker.v1.IssueUserTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: ghconnect.broker.v1.GetUserGrantResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
+	22, // 8: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	25, // 9: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
+	24, // 10: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 11: ghconnect.broker.v1.IssueTokenResponse.repositories:type_name -> ghconnect.broker.v1.Repository
+	23, // 12: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	24, // 13: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
+	13, // 14: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
+	15, // 15: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
+	17, // 16: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
+	19, // 17: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
+	2,  // 18: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:input_type -> ghconnect.broker.v1.StartUserAuthorizationRequest
+	4,  // 19: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:input_type -> ghconnect.broker.v1.CompleteUserAuthorizationRequest
+	6,  // 20: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:input_type -> ghconnect.broker.v1.IssueUserTokenRequest
+	8,  // 21: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:input_type -> ghconnect.broker.v1.GetUserGrantRequest
+	10, // 22: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:input_type -> ghconnect.broker.v1.RevokeUserGrantRequest
+	14, // 23: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
+	16, // 24: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
+	18, // 25: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
+	20, // 26: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
+	3,  // 27: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:output_type -> ghconnect.broker.v1.StartUserAuthorizationResponse
+	5,  // 28: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:output_type -> ghconnect.broker.v1.CompleteUserAuthorizationResponse
+	7,  // 29: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:output_type -> ghconnect.broker.v1.IssueUserTokenResponse
+	9,  // 30: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:output_type -> ghconnect.broker.v1.GetUserGrantResponse
+	11, // 31: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:output_type -> ghconnect.broker.v1.RevokeUserGrantResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_broker_v1_broker_proto_init() }
@@ -1510,7 +1537,7 @@ func file_ghconnect_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_broker_v1_broker_proto_rawDesc), len(file_ghconnect_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
