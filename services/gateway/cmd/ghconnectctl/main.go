@@ -3,7 +3,7 @@
 // disconnecting, all through the REST gateway with the operator's token.
 //
 //	ghconnectctl [-gateway URL] [-token-file FILE] status [-connection ID]
-//	ghconnectctl connect-existing -connection ID -app-id N -pem FILE
+//	ghconnectctl connect-existing -connection ID -app-id N -pem FILE [-client-secret-file FILE]
 //	ghconnectctl rotate-key -connection ID -pem FILE [-vault-addr URL (-vault-token-file F | -vault-role-id-file F -vault-secret-id-file F)]
 //	ghconnectctl disconnect -connection ID [-reason TEXT]
 //	ghconnectctl vault-setup -vault-addr URL -vault-token-file ADMIN_TOKEN_FILE -out DIR [-policies deploy/vault]
@@ -36,6 +36,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/config"
 	"github.com/ghconnect/ghconnect/pkg/devca"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 )
@@ -136,6 +137,7 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 	id := fs.String("connection", "", "connection id")
 	appID := fs.Int64("app-id", 0, "GitHub App id")
 	pemFile := fs.String("pem", "", "file holding the App's private key (PEM)")
+	secretFile := fs.String("client-secret-file", "", "connect-existing: file holding one of the App's client secrets (for users' GitHub.com links)")
 	reason := fs.String("reason", "", "why (kept in the history)")
 	var operator vaultauth.Flags
 	operator.RegisterFlags(fs, os.Getenv("VAULT_ADDR"))
@@ -166,7 +168,15 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		defer clear(key)
-		err = c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":connectExistingApp", map[string]any{"appId": fmt.Sprint(*appID), "privateKeyPem": string(key)}, &out)
+		body := map[string]any{"appId": fmt.Sprint(*appID), "privateKeyPem": string(key)}
+		if *secretFile != "" {
+			secret, err := config.ReadSecret(*secretFile)
+			if err != nil {
+				return err
+			}
+			body["clientSecret"] = secret
+		}
+		err = c.do(ctx, http.MethodPost, "/v1/connections/"+*id+":connectExistingApp", body, &out)
 		if err != nil {
 			return err
 		}
