@@ -16,11 +16,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -211,9 +213,17 @@ func (h *ssoHandler) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/logout", h.logout)
 }
 
-// safeReturn keeps only paths on this site.
+// safeReturn keeps only a plain path on this site, as a browser would
+// read it: browsers drop tabs and newlines from a URL and take a
+// backslash for a slash, so "/<tab>/evil.example" is "//evil.example" to
+// them. A path with a control character, a space or a backslash, or one
+// not in its clean form (no "//", "." or ".."), becomes the site's root.
 func safeReturn(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if !strings.HasPrefix(p, "/") || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '\\' || unicode.IsSpace(r) }) {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || path.Clean(u.Path) != u.Path {
 		return "/"
 	}
 	return p
