@@ -108,7 +108,7 @@ read_addr() { # name, variable prefix: the first stdout line of a dev tool
   echo "$1 did not start; see $LOGS/$1.log" >&2; exit 1
 }
 
-bin/vaultdev -addr 127.0.0.1:8200 -root-token "$(cat "$DATA/vault-token")" -data-dir "$DATA/vault" -audit-file "$LOGS/vault-audit.log" \
+bin/vaultdev -addr 127.0.0.1:8200 -root-token-file "$DATA/vault-token" -data-dir "$DATA/vault" -audit-file "$LOGS/vault-audit.log" \
   >"$LOGS/vaultdev.out" 2>"$LOGS/vaultdev.log" &
 pids+=($!)
 VAULT_ADDR=$(read_addr vaultdev VAULT_ADDR)

@@ -17,13 +17,24 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
+// MaxViolations is how many field violations an answer lists; the rest
+// are counted in one more ("and N more"), so a huge bad request gets a
+// small answer.
+const MaxViolations = 100
+
 // Violations collects field violations of one request.
 type Violations struct {
 	list []*errdetails.BadRequest_FieldViolation
+	// more counts the violations past MaxViolations.
+	more int
 }
 
 // Add records that field is wrong, and why.
 func (v *Violations) Add(field, description string) {
+	if len(v.list) >= MaxViolations {
+		v.more++
+		return
+	}
 	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
 }
 
@@ -46,10 +57,14 @@ func (v *Violations) Err() error {
 		return nil
 	}
 	msg := "invalid request: " + v.list[0].Field + ": " + v.list[0].Description
-	if len(v.list) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(v.list)-1)
+	if n := len(v.list) + v.more; n > 1 {
+		msg += fmt.Sprintf(" (and %d more)", n-1)
 	}
-	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{FieldViolations: v.list})
+	list := v.list
+	if v.more > 0 {
+		list = append(list[:len(list):len(list)], &errdetails.BadRequest_FieldViolation{Field: "", Description: fmt.Sprintf("and %d more", v.more)})
+	}
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{FieldViolations: list})
 	if err != nil {
 		return status.Error(codes.InvalidArgument, msg)
 	}

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -133,8 +135,20 @@ func accessLog(l *zap.Logger, h http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return
 		}
-		l.Info("http", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
+		l.Info("http", zap.String("method", r.Method), zap.String("path", capped(r.URL.Path)), zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
 	})
+}
+
+// maxLoggedPath is the most of a path the access log writes.
+const maxLoggedPath = 512
+
+// capped is p, or its start and its length when it is too long to log.
+func capped(p string) string {
+	if len(p) <= maxLoggedPath {
+		return p
+	}
+	cut := strings.ToValidUTF8(p[:maxLoggedPath], "")
+	return fmt.Sprintf("%s… (%d bytes)", cut, len(p))
 }
 
 type statusRecorder struct {

@@ -286,7 +286,13 @@ func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(h.ctx(r.Context()), 15*time.Second)
 	defer cancel()
 	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(l.verifier))
-	if err != nil {
+	var refused *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode >= 400 && refused.Response.StatusCode < 500:
+		// The provider refused the code the browser brought back.
+		ssoPage(w, http.StatusBadRequest, "The identity provider did not accept this sign-in (the code is wrong, used or expired). Start again.")
+		return
+	case err != nil:
 		ssoPage(w, http.StatusBadGateway, "The identity provider did not complete the sign-in. Start again.")
 		return
 	}

@@ -229,3 +229,29 @@ func TestSingleSignOnRolesAndCSRF(t *testing.T) {
 		t.Fatalf("after logout: %d", code)
 	}
 }
+
+// A code the identity provider refuses is the browser's to retry (400),
+// not an outage (502).
+func TestSignInWithARefusedCode(t *testing.T) {
+	s := startSSO(t)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(s.gw.URL + "/auth/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	to, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || to.Query().Get("state") == "" {
+		t.Fatalf("login redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = c.Get(s.gw.URL + "/auth/callback?" + url.Values{"state": {to.Query().Get("state")}, "code": {"not-a-code"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(page), "Start again") {
+		t.Errorf("a refused code: %d %s", resp.StatusCode, page)
+	}
+}
