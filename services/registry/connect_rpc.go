@@ -193,7 +193,7 @@ func (s *Server) Disconnect(ctx context.Context, req *registryv1.DisconnectReque
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
-	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), change(ctx))
+	out, err := s.connector.Disconnect(ctx, req.GetId(), req.GetReason(), req.GetEtag(), change(ctx))
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

@@ -441,3 +441,25 @@ func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
 		}
 	}
 }
+
+// A disconnect asked from a stale view (Alice's PENDING page, after Dave
+// finished enabling) changes nothing and says what the connection is now.
+func TestStaleCancelDoesNotDisconnect(t *testing.T) {
+	e := startConnect(t)
+	ctx := e.Ctx(t, "alice")
+	pending := e.create(t)
+	live := e.ConnectApp(t, pending.Id, ghemu.AppSpec{Owner: "octo-org"}, nil)
+	_, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: pending.Id, Reason: "enabling cancelled", Etag: pending.Etag})
+	if status.Code(err) != codes.Aborted || !strings.Contains(status.Convert(err).Message(), "CONNECTED now") {
+		t.Fatalf("stale cancel: %v", err)
+	}
+	after, _ := e.Store.Get(context.Background(), pending.Id)
+	if after.State != registryv1.ConnectionState_CONNECTION_STATE_CONNECTED || after.Etag != live.Etag {
+		t.Fatalf("the stale cancel changed the connection: %v", after)
+	}
+	// With the current etag, it goes ahead.
+	done, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: pending.Id, Reason: "leaving", Etag: after.Etag})
+	if err != nil || done.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+		t.Fatalf("disconnect with the current etag: %v %v", done, err)
+	}
+}

@@ -31,8 +31,9 @@ const (
 	stepKeyDeleted          = "key_deleted"
 )
 
-// Disconnect runs (or resumes) the disconnect, recording each step.
-func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change) (*registryv1.Connection, error) {
+// Disconnect runs (or resumes) the disconnect, recording each step; with
+// an etag, only while the connection is still as the caller saw it.
+func (c *Connector) Disconnect(ctx context.Context, id, reason, etag string, ch Change) (*registryv1.Connection, error) {
 	lock, _ := c.running.LoadOrStore(id, &sync.Mutex{})
 	lock.(*sync.Mutex).Lock()
 	defer lock.(*sync.Mutex).Unlock()
@@ -40,13 +41,16 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 	if err != nil {
 		return nil, err
 	}
+	if etag != "" && etag != conn.Etag {
+		return nil, staleView(conn)
+	}
 	if disconnected(conn) {
 		return conn, nil
 	}
 	if begin := beginDisconnect(); begin.check(conn) == nil {
 		why := ch
 		why.Reason = reason
-		if conn, err = c.take(ctx, id, "", begin, why); err != nil {
+		if conn, err = c.take(ctx, id, etag, begin, why); err != nil {
 			return nil, err
 		}
 	}
@@ -85,6 +89,12 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason string, ch Change
 		return c.Store.Get(ctx, id)
 	}
 	return out, err
+}
+
+// staleView is the refusal of a change asked from a view of the
+// connection that is out of date, saying what it is now.
+func staleView(now *registryv1.Connection) error {
+	return fmt.Errorf("%w: it is %s now", ErrConflict, stateName(now.State))
 }
 
 // featuresOff waits until the feature gate, which watches this registry,
@@ -157,7 +167,7 @@ func (c *Connector) Reconcile(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.Disconnect(ctx, conn.Id, "", ch); err != nil {
+		if _, err := c.Disconnect(ctx, conn.Id, "", "", ch); err != nil {
 			log.Warn("resuming a disconnect failed", zap.String("connection_id", conn.Id), zap.Error(err))
 		}
 	}

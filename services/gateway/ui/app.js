@@ -329,8 +329,11 @@ function renderPending(c) {
 function cancelPending(c, btn) {
   return act(btn, async () => {
     try {
-      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason: "enabling cancelled" });
+      // Only the PENDING connection this page shows: one another admin
+      // finished meanwhile is left alone (409).
+      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason: "enabling cancelled", etag: c.etag });
     } catch (e) {
+      if (await staleView(e, "Not cancelled")) return;
       if (e instanceof APIError) e.message = `Cancelling did not finish: ${failureText(e)}`;
       throw e;
     }
@@ -675,13 +678,27 @@ async function saveFeature(info, li, controls, err) {
   }
 }
 
+// staleView answers a 409 (the connection changed since the page read it):
+// the page shows the connection as it is now and says what changed;
+// false for any other failure.
+async function staleView(e, what) {
+  if (!(e instanceof APIError) || e.status !== 409) return false;
+  const now = (/it is ([A-Z]+) now/.exec(e.message) || [])[1];
+  await load();
+  say(`${what}: someone changed this connection while the page was open${now ? `; it is ${(STATE_WORDS[now] || now).toLowerCase()} now` : ""}. The page shows it as it is now.`);
+  focusSection();
+  return true;
+}
+
 // disconnect runs (or resumes) the disconnect; on failure the page shows
-// what the server has then, DISCONNECTING with its steps.
+// what the server has then, DISCONNECTING with its steps. A disconnect
+// asked from a view of a CONNECTED connection holds only while it is so.
 function disconnect(c, reason, btn) {
   return act(btn, async () => {
     try {
-      await api("POST", `/v1/connections/${c.id}:disconnect`, { reason });
+      await api("POST", `/v1/connections/${c.id}:disconnect`, c.state === STATE("CONNECTED") ? { reason, etag: c.etag } : { reason });
     } catch (e) {
+      if (await staleView(e, "Not disabled")) return;
       if (e instanceof APIError) {
         e.message = `Disabling GitHub Connect did not finish: ${failureText(e)} The steps done so far are kept: Retry disconnect resumes from there.`;
       }

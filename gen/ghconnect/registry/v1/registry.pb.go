@@ -2099,9 +2099,14 @@ func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
 
 // DisconnectRequest names the connection.
 type DisconnectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// etag, when set, is the connection as the caller saw it: a connection
+	// changed since (a PENDING one another admin finished enabling, say) is
+	// not disconnected, and the answer is ABORTED. Empty resumes or starts
+	// a disconnect whatever changed.
+	Etag          string `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2146,6 +2151,13 @@ func (x *DisconnectRequest) GetId() string {
 func (x *DisconnectRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *DisconnectRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -2369,10 +2381,11 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x1dRefreshAppPermissionsResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\";\n" +
+	"connection\"O\n" +
 	"\x11DisconnectRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"W\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04etag\x18\x03 \x01(\tR\x04etag\"W\n" +
 	"\x12DisconnectResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
