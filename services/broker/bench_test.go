@@ -53,6 +53,52 @@ func BenchmarkCacheHitVsNoop(b *testing.B) {
 	}
 }
 
+// BenchmarkUserTokenHitVsNoop measures IssueUserToken for a linked user
+// whose access token is in memory against the no-op method on the same
+// server, as BenchmarkCacheHitVsNoop does for installation tokens (target:
+// hit throughput at least 0.9 of the no-op's). A hit must not reach
+// GitHub.com: the token endpoint is called once, by the link, and never
+// during the rounds.
+// Run with -benchtime=1x: one iteration is a full measurement.
+func BenchmarkUserTokenHitVsNoop(b *testing.B) {
+	e := brokertest.Start(b, brokertest.Options{Quiet: true, Extra: testenv.Noop("token-client")})
+	e.Emu.AddUser("mona-cloud")
+	if _, err := authorize(b, e, "mona", "mona-cloud"); err != nil {
+		b.Fatal(err)
+	}
+	md := metadata.Pairs("authorization", "Bearer "+e.Tokens["search-svc"])
+	req := &brokerv1.IssueUserTokenRequest{ConnectionId: e.ConnID, User: "mona"}
+	noop := func(ctx context.Context) error { return testenv.CallNoop(metadata.NewOutgoingContext(ctx, md), e.Conn) }
+	hit := func(ctx context.Context) error {
+		_, err := e.Client.IssueUserToken(metadata.NewOutgoingContext(ctx, md), req)
+		return err
+	}
+	if err := hit(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	warm := e.Emu.Count(tokenRoute)
+	b.ResetTimer()
+	for range b.N {
+		cmp, err := testenv.Compare(101, 3000, 32, noop, hit, e.Broker.FlushAudit)
+		if err != nil {
+			b.Fatal(err)
+		}
+		base, cand := cmp.Base, cmp.Cand
+		b.ReportMetric(cmp.Ratio, "hit/noop")
+		b.ReportMetric(cmp.P99Ratio, "hit/noop-p99")
+		b.ReportMetric(base.OpsPerSec, "noop-ops/s")
+		b.ReportMetric(cand.OpsPerSec, "hit-ops/s")
+		b.ReportMetric(float64(base.P50.Microseconds()), "noop-p50-µs")
+		b.ReportMetric(float64(base.P99.Microseconds()), "noop-p99-µs")
+		b.ReportMetric(float64(cand.P50.Microseconds()), "hit-p50-µs")
+		b.ReportMetric(float64(cand.P99.Microseconds()), "hit-p99-µs")
+	}
+	b.StopTimer()
+	if n := e.Emu.Count(tokenRoute) - warm; n != 0 {
+		b.Errorf("user-token hits made %d calls to GitHub.com's token endpoint", n)
+	}
+}
+
 // BenchmarkOneScope10k sends 10,000 requests for one scope, 64 at a time,
 // to a cold broker, and reports the GitHub exchanges and Vault signs they
 // cost (target: 1 and 1).
