@@ -36,6 +36,9 @@ type auditEvent struct {
 	caller, conn string
 	installation int64
 	cache        string
+	// user token issuance (caller and conn too)
+	userToken *userToken
+	user      string
 }
 
 type auditWriter struct {
@@ -50,6 +53,9 @@ type auditWriter struct {
 	lastG                *grant
 	lastExp              int64
 	lastSHA, lastExpires string
+	// The same for the last user token rendered.
+	lastU                  *userToken
+	lastUSHA, lastUExpires string
 }
 
 func newAuditWriter(m *metrics) *auditWriter {
@@ -135,6 +141,17 @@ func (w *auditWriter) render(g *grant, expires int64) (sha, exp string) {
 	return w.lastSHA, w.lastExpires
 }
 
+// renderUser returns a user token's fingerprint and expiry as the audit
+// writes them, from the last call's when it is the same token (a
+// userToken is never changed: a refresh makes a new one).
+func (w *auditWriter) renderUser(t *userToken) (sha, exp string) {
+	if t != w.lastU {
+		w.lastU = t
+		w.lastUSHA, w.lastUExpires = fingerprintOf(t.token).String(), t.expires.UTC().Format(time.RFC3339)
+	}
+	return w.lastUSHA, w.lastUExpires
+}
+
 // write writes ev and reports whether its logger took it.
 func (w *auditWriter) write(ev auditEvent) bool {
 	fields := append(w.buf[:0], ev.call...)
@@ -142,6 +159,12 @@ func (w *auditWriter) write(ev auditEvent) bool {
 		sha, exp := w.render(ev.g, ev.expires)
 		fields = ev.g.auditFields(append(fields, auditField, zap.String("caller", ev.caller), zap.String("connection_id", ev.conn),
 			zap.Int64("installation_id", ev.installation), zap.String("outcome", "issued"), zap.String("cache", ev.cache)), sha, exp)
+	} else if t := ev.userToken; t != nil {
+		sha, exp := w.renderUser(t)
+		fields = append(fields, auditField, zap.String("caller", ev.caller), zap.String("connection_id", ev.conn), zap.String("user", ev.user),
+			zap.String("github_login", t.login), zap.String("token_sha256", sha), zap.String("expires", exp))
+		// A downscoped token names its scope.
+		fields = append(fields, ev.fields...)
 	} else {
 		fields = append(fields, ev.fields...)
 	}

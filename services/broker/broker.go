@@ -126,7 +126,7 @@ func New(opts Options) (*Broker, error) {
 			}
 		}
 		b.users = &users{store: &userStore{db: opts.Database}, conns: b.conns, vault: opts.Vault, http: opts.HTTPClient,
-			api: base, web: web, now: time.Now, cache: map[string]*userToken{}}
+			api: base, web: web, now: time.Now, cache: map[userCacheKey]*userToken{}}
 	}
 	return b, nil
 }

@@ -77,8 +77,9 @@ type users struct {
 	now    func() time.Time
 	flight singleflight.Group
 
-	mu    sync.Mutex
-	cache map[string]*userToken // connection id \x00 user
+	// mu guards cache and refreshes; hits only read the cache.
+	mu    sync.RWMutex
+	cache map[userCacheKey]*userToken
 	// refreshes counts refreshes this replica made (tests, metrics).
 	refreshes int
 }
@@ -92,7 +93,12 @@ type userToken struct {
 	generation int64
 }
 
+// userKey names a person's refresh among the singleflight's (misses only).
 func userKey(conn, user string) string { return conn + "\x00" + user }
+
+// userCacheKey is a person's entry in the cache: a pair of strings, so a
+// lookup builds no key.
+type userCacheKey struct{ conn, user string }
 
 func (u *users) transit(c *connInfo) *vaulttransit.Client {
 	mount := c.mount
@@ -220,21 +226,21 @@ func (u *users) seal(ctx context.Context, c *connInfo, g *userGrant, ans *oauthA
 func (u *users) remember(g *userGrant, token string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.cache[userKey(g.connectionID, g.user)] = &userToken{token: token, expires: g.accessExpires, login: g.githubLogin, id: g.githubID, generation: g.generation}
+	u.cache[userCacheKey{g.connectionID, g.user}] = &userToken{token: token, expires: g.accessExpires, login: g.githubLogin, id: g.githubID, generation: g.generation}
 }
 
 func (u *users) forget(conn, user string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	delete(u.cache, userKey(conn, user))
+	delete(u.cache, userCacheKey{conn, user})
 }
 
 // cached is the person's access token in memory while it lives long
 // enough.
 func (u *users) cached(conn, user string) *userToken {
-	u.mu.Lock()
-	t := u.cache[userKey(conn, user)]
-	u.mu.Unlock()
+	u.mu.RLock()
+	t := u.cache[userCacheKey{conn, user}]
+	u.mu.RUnlock()
 	if t != nil && u.now().Add(userTokenMargin).Before(t.expires) {
 		return t
 	}

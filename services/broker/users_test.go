@@ -30,7 +30,7 @@ const tokenRoute = "POST /login/oauth/access_token"
 // authorize runs person login's authorization of the harness App for
 // server user user, through the broker's RPCs: the response of
 // CompleteUserAuthorization, or its error.
-func authorize(t *testing.T, e *brokertest.Env, user, login string) (*brokerv1.CompleteUserAuthorizationResponse, error) {
+func authorize(t testing.TB, e *brokertest.Env, user, login string) (*brokerv1.CompleteUserAuthorizationResponse, error) {
 	t.Helper()
 	ctx := e.Ctx(t, "search-svc")
 	start, err := e.Client.StartUserAuthorization(ctx, &brokerv1.StartUserAuthorizationRequest{ConnectionId: e.ConnID, User: user, RedirectUri: brokertest.UserCallback})

@@ -1,0 +1,61 @@
+package broker
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// isServerUser takes exactly the logins this expression takes (the check
+// it replaced on the user-token path).
+func TestIsServerUserMatchesTheExpression(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$`)
+	cases := []string{"", "a", "mona", "Mona.Lisa@corp+x-y_z", "0", "_mona", ".mona", "@x", "+x", "-x", "mo na", "mona\n",
+		"mona/", "möna", "ü", strings.Repeat("a", 100), strings.Repeat("a", 101), "a" + strings.Repeat("é", 50), "a\x00", "a:b"}
+	const alphabet = "aZ09_.@+- \n/:\x00\xc3\xa9~"
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		n := r.IntN(8)
+		if r.IntN(50) == 0 {
+			n = 95 + r.IntN(10)
+		}
+		var b strings.Builder
+		for range n {
+			b.WriteByte(alphabet[r.IntN(len(alphabet))])
+		}
+		cases = append(cases, b.String())
+	}
+	for _, c := range cases {
+		if got, want := isServerUser(c), re.MatchString(c); got != want {
+			t.Errorf("isServerUser(%q) = %v, the expression says %v", c, got, want)
+		}
+	}
+}
+
+// A user token's audit line, rendered by the writer, has the fields the
+// handler used to give it, in the same order; a refreshed token (a new
+// userToken) is rendered anew.
+func TestAuditUserTokenLine(t *testing.T) {
+	l, sink := newGatedLogger(t, true)
+	w := newAuditWriter(newMetrics(nil))
+	exp := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	for _, tok := range []*userToken{{token: "ghu_one", expires: exp, login: "mona-cloud", id: 7}, {token: "ghu_two", expires: exp.Add(time.Hour), login: "mona-cloud", id: 7}} {
+		call := []zap.Field{zap.String("request_id", "r1")}
+		w.emit(auditEvent{log: l, call: call, level: zapcore.InfoLevel, msg: "user token issued", userToken: tok, user: "mona", caller: "search-svc", conn: "c1"})
+		w.flush()
+		want := `"msg":"user token issued","request_id":"r1","audit":true,"caller":"search-svc","connection_id":"c1","user":"mona","github_login":"mona-cloud",` +
+			`"token_sha256":"` + fingerprintOf(tok.token).String() + `","expires":"` + tok.expires.UTC().Format(time.RFC3339) + `"}`
+		sink.mu.Lock()
+		out := sink.buf.String()
+		sink.buf.Reset()
+		sink.mu.Unlock()
+		if !strings.Contains(out, want) {
+			t.Errorf("audit line\n%s\nwant it to end\n%s", out, want)
+		}
+	}
+}
