@@ -32,7 +32,7 @@ type Server struct {
 }
 
 // AuditedMethods write one audit event per call themselves.
-var AuditedMethods = []string{brokerv1.TokenBrokerService_IssueToken_FullMethodName}
+var AuditedMethods = []string{brokerv1.TokenBrokerService_IssueToken_FullMethodName, brokerv1.TokenBrokerService_IssueUserToken_FullMethodName}
 
 // NewServer returns the gRPC face of b.
 func NewServer(b *Broker) *Server { return &Server{b: b} }
