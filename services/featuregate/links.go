@@ -39,6 +39,19 @@ func forSelf(ctx context.Context, users ...string) error {
 	return nil
 }
 
+// linking checks a link request (its field violations, that a person
+// acts for themselves) and returns the broker that runs the
+// authorization.
+func (s *Server) linking(ctx context.Context, v *apierr.Violations, user string) (brokerv1.TokenBrokerServiceClient, error) {
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := forSelf(ctx, user); err != nil {
+		return nil, err
+	}
+	return s.brokerClient()
+}
+
 func (s *Server) brokerClient() (brokerv1.TokenBrokerServiceClient, error) {
 	if s.searcher == nil || s.searcher.broker == nil {
 		return nil, status.Error(codes.Unavailable, "the feature gate has no broker configured: account links are not available")
@@ -73,13 +86,7 @@ func (s *Server) StartAccountLink(ctx context.Context, req *featuregatev1.StartA
 	if req.GetRedirectUri() == "" {
 		v.Add("redirect_uri", "is required")
 	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	if err := forSelf(ctx, req.GetUser()); err != nil {
-		return nil, err
-	}
-	b, err := s.brokerClient()
+	b, err := s.linking(ctx, &v, req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -103,13 +110,7 @@ func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.Com
 	if req.GetCode() == "" {
 		v.Add("code", "is required")
 	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	if err := forSelf(ctx, req.GetUser()); err != nil {
-		return nil, err
-	}
-	b, err := s.brokerClient()
+	b, err := s.linking(ctx, &v, req.GetUser())
 	if err != nil {
 		return nil, err
 	}
