@@ -786,7 +786,7 @@ type CreateConnectionRequest struct {
 	// server's own (GetServerDefaults).
 	ServerHostname string `protobuf:"bytes,2,opt,name=server_hostname,json=serverHostname,proto3" json:"server_hostname,omitempty"`
 	ServerVersion  string `protobuf:"bytes,3,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
-	// license is the license file's content (see docs/license.md).
+	// license is the license file's content (services/registry/license.md).
 	License string `protobuf:"bytes,4,opt,name=license,proto3" json:"license,omitempty"`
 	// account names the GitHub.com account by kind and login; its id comes
 	// from GitHub.com (see Account.id).
