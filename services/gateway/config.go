@@ -21,9 +21,11 @@ import (
 // Config is the gateway's configuration; every field has a flag and a
 // GHCONNECT_GATEWAY_* environment variable.
 type Config struct {
-	Addr             string
-	Upstreams        Upstreams
-	ServiceTokenFile string
+	Addr string
+	// MaxConnsPerClient caps the connections one client address holds.
+	MaxConnsPerClient int
+	Upstreams         Upstreams
+	ServiceTokenFile  string
 	// TLSCert and TLSKey make the gateway serve HTTPS (re-read when they
 	// change); without them it serves plain HTTP, for loopback only.
 	TLSCert string
@@ -37,6 +39,7 @@ const EnvPrefix = "GHCONNECT_GATEWAY"
 // RegisterFlags binds c to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.IntVar(&c.MaxConnsPerClient, "max-conns-per-client", 256, "most connections one client address may hold open (more are closed at once)")
 	fs.StringVar(&c.Upstreams.Registry, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.Upstreams.Broker, "broker-addr", "", "token-broker gRPC address (empty: not served)")
 	fs.StringVar(&c.Upstreams.FeatureGate, "featuregate-addr", "", "feature-gate gRPC address (empty: not served)")
@@ -53,6 +56,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.Addr == "" {
 		return errors.New("-addr is required")
+	}
+	if c.MaxConnsPerClient < 0 {
+		return errors.New("-max-conns-per-client must not be negative (0: no cap)")
 	}
 	if c.Upstreams.Registry == "" && c.Upstreams.Broker == "" && c.Upstreams.FeatureGate == "" {
 		return errors.New("at least one upstream address is required")
@@ -89,11 +95,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.MaxConnsPerClient > 0 {
+		lis = limitPerClient(lis, cfg.MaxConnsPerClient)
+	}
+	// One idle limit for HTTP/1.1 keep-alives and HTTP/2 connections
+	// alike (Go's HTTP/2 server takes IdleTimeout too).
 	srv := &http.Server{
 		Handler:           accessLog(logger, g),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second,
 	}
 	scheme := "http"
 	if cfg.TLSCert != "" {
