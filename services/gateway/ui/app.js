@@ -505,7 +505,7 @@ function renderRecord(dl, c) {
     ["Installation", c.installationId && c.installationId !== "0" ? c.installationId : "—"],
     ["Key in Vault", c.transitKey ? `${c.transitKey.mount}/${c.transitKey.name}, versions ${(c.transitKey.versions || []).join(", ")}` : "—"],
     ...(c.transitKey && c.transitKey.notice ? [["Key rotation", c.transitKey.notice]] : []),
-    ["Connected", c.connectTime ? new Date(c.connectTime).toLocaleString() : "—"],
+    ["Connected", c.connectTime ? new Date(c.connectTime).toLocaleString(undefined, { timeZoneName: "short" }) : "—"],
   ];
   dl.replaceChildren();
   for (const [k, v] of rows) {

@@ -189,7 +189,7 @@ function timelineRow(r) {
   const tr = document.createElement("tr");
   const when = document.createElement("time");
   when.dateTime = new Date(r.at).toISOString();
-  when.textContent = new Date(r.at).toLocaleString();
+  when.textContent = new Date(r.at).toLocaleString(undefined, { timeZoneName: "short" });
   const who = SYSTEM_ACTORS[r.actor] || r.actor + (r.via ? ` (via ${r.via})` : "");
   const change = r.change.map((line) => Object.assign(document.createElement("div"), { textContent: line }));
   for (const content of [[when], [who], [timeline.names[r.connection] || r.connection], [r.what], change]) {

@@ -164,8 +164,10 @@ try {
     await shot("04-auditor");
   });
 
-  await check("a narrow window keeps the timeline inside it", async () => {
+  await check("a narrow window keeps the timeline inside it, What included", async () => {
     await fitsIn(page, 360);
+    const what = await page.locator("#timeline tbody tr td:nth-child(4)").first().boundingBox();
+    assert.ok(what && what.width > 0 && what.x >= 0 && what.x + what.width <= 360, `the What column is out of sight: ${JSON.stringify(what)}`);
     await shot("05-narrow");
   });
 } catch (e) {

@@ -103,6 +103,11 @@ try {
 
   step = "narrow window";
   await page.setViewportSize({ width: 360, height: 800 });
+  // "Sign out" stays on one line, and the times say their zone.
+  const signOut = await page.getByRole("button", { name: "Sign out" }).boundingBox();
+  const lineHeight = await page.getByRole("button", { name: "Sign out" }).evaluate((el) => parseFloat(getComputedStyle(el).lineHeight));
+  assert.ok(signOut.height < 2 * lineHeight, `Sign out is ${signOut.height} px high: it wraps`);
+  assert.match(await page.locator("#timeline tbody tr time").first().textContent(), /\b(UTC|GMT[+-]?\d*|[A-Z]{3,5})$/, "a time without its zone");
   await shot("08-narrow");
   await page.setViewportSize({ width: 1100, height: 900 });
 
