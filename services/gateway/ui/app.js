@@ -381,7 +381,21 @@ async function act(btn, fn) {
     focusSection();
   } finally {
     btn.disabled = false;
+    // Redrawing the page (or disabling the button) lost the focus: it
+    // goes back to the button pressed, unless the action moved it.
+    if (!document.activeElement || document.activeElement === document.body) btn.focus();
   }
+}
+
+// permissionChanges lists, as "name:level", what after grants that before
+// did not (or at a lower level), and what before granted that after does
+// not (or at a lower level).
+function permissionChanges(before, after) {
+  const rank = { read: 1, write: 2, admin: 3 };
+  const gained = [], lost = [];
+  for (const [k, v] of Object.entries(after).sort()) if ((rank[v] || 0) > (rank[before[k]] || 0)) gained.push(`${k}:${v}`);
+  for (const [k, v] of Object.entries(before).sort()) if ((rank[v] || 0) > (rank[after[k]] || 0)) lost.push(`${k}:${v}`);
+  return { gained, lost };
 }
 
 function perms(p) {
@@ -525,13 +539,14 @@ async function renderEnabled(c) {
   applySettings(settings);
   applyPermissions(c, settings);
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
-    const before = JSON.stringify(c.app.permissions || {});
+    const before = c.app.permissions || {};
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
     const now = out.connection.app.permissions || {};
-    $("#features-status").textContent = JSON.stringify(now) === before
+    const { gained, lost } = permissionChanges(before, now);
+    $("#features-status").textContent = !gained.length && !lost.length
       ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
-      : `Permissions refreshed: the App may now use ${perms(now)}.`;
+      : `Permissions refreshed: the App gained ${gained.join(", ") || "nothing"} and lost ${lost.join(", ") || "nothing"}; it may now use ${perms(now)}.`;
   });
   $("#disable-btn").onclick = () => $("#confirm").showModal();
   $("#confirm").onclose = () => {

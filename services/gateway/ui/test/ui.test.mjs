@@ -18,7 +18,9 @@ try {
   await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
   await shot("02-not-enabled");
 
-  step = "the server's own settings are filled in; no account id is asked";
+  step = "the server's own settings are filled in, read-only and looking so; no account id is asked";
+  const look = (sel) => page.locator(sel).evaluate((el) => { const s = getComputedStyle(el); return `${s.backgroundColor}|${s.borderStyle}|${s.borderColor}`; });
+  assert.notEqual(await look("#serverHostname"), await look("#accountLogin"), "a read-only field looks like an editable one");
   assert.equal(await page.getByLabel("Hostname").inputValue(), "ghes.example.com");
   assert.equal(await page.getByLabel("Version").inputValue(), "3.14.2");
   assert.equal(await page.locator("#accountId").count(), 0, "the form still asks for an account id");
@@ -77,8 +79,9 @@ try {
   const put = await fetch(`${emu}/_emu/installations/${record.installationId}/permissions`, { method: "PUT", body: JSON.stringify(granted) });
   assert.equal(put.status, 204);
   await page.getByRole("button", { name: "Refresh permissions" }).click();
-  await page.getByText("Permissions refreshed: the App may now use").waitFor();
+  await page.getByText("Permissions refreshed: the App gained vulnerability_alerts:read and lost nothing").waitFor();
   assert.ok(await missing.isHidden(), "the missing-permission note stayed");
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), "refresh-perms-btn", "focus was lost after Refresh permissions");
   await Promise.all([
     page.waitForResponse((r) => r.url().includes("/features") && r.request().method() === "PATCH" && r.ok()),
     page.locator("#toggle-dependabot_alerts").check(),
