@@ -1,6 +1,8 @@
 package validate
 
 import (
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -80,6 +82,32 @@ func TestPageSize(t *testing.T) {
 		got, err := PageSize(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("PageSize(%d) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// ServerLogin takes exactly the logins the services' regular expression
+// took (it replaced it in the feature gate, the gateway and the broker).
+func TestServerLoginMatchesTheExpression(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+	cases := []string{"", "a", "mona", "Mona.Lisa_x-y", "0", "_mona", ".mona", "-x", "mona@example.com", "a+b", "mo na", "mona\n",
+		"mona/", "möna", "ü", strings.Repeat("a", 100), strings.Repeat("a", 101), "a" + strings.Repeat("é", 50), "a\x00", "a:b"}
+	const alphabet = "aZ09_.@+- \n/:\x00\xc3\xa9~"
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		n := r.IntN(8)
+		if r.IntN(50) == 0 {
+			n = 95 + r.IntN(10)
+		}
+		var b strings.Builder
+		for range n {
+			b.WriteByte(alphabet[r.IntN(len(alphabet))])
+		}
+		cases = append(cases, b.String())
+	}
+	for _, c := range cases {
+		if got, want := ServerLogin(c) == nil, re.MatchString(c); got != want {
+			t.Errorf("ServerLogin(%q) accepts: %v; the expression: %v", c, got, want)
 		}
 	}
 }

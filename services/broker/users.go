@@ -77,11 +77,9 @@ type users struct {
 	now    func() time.Time
 	flight singleflight.Group
 
-	// mu guards cache and refreshes; hits only read the cache.
+	// mu guards cache; hits only read it.
 	mu    sync.RWMutex
 	cache map[userCacheKey]*userToken
-	// refreshes counts refreshes this replica made (tests, metrics).
-	refreshes int
 }
 
 // userToken is a person's access token held in memory.
@@ -358,9 +356,6 @@ func (u *users) refresh(ctx context.Context, c *connInfo, g *userGrant) (*userTo
 	if err := u.store.storeRefresh(ctx, &next, g.generation); err != nil {
 		return nil, err
 	}
-	u.mu.Lock()
-	u.refreshes++
-	u.mu.Unlock()
 	u.remember(&next, ans.AccessToken)
 	return &userToken{token: ans.AccessToken, expires: next.accessExpires, login: next.githubLogin, id: next.githubID, generation: next.generation}, nil
 }

@@ -21,30 +21,8 @@ import (
 // errNotConnected: user authorization needs a CONNECTED connection.
 var errNotConnected = errors.New("the connection is not CONNECTED")
 
-// isServerUser says whether u is a server user's login, as the feature
-// gate takes it: 1 to 100 of ASCII letters, digits, _ . @ + -, starting
-// with a letter or digit (^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$, checked
-// byte by byte: every call for a user token checks one, and a regular
-// expression costs several times as much).
-func isServerUser(u string) bool {
-	if len(u) == 0 || len(u) > 100 {
-		return false
-	}
-	for i := 0; i < len(u); i++ {
-		switch c := u[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '@' || c == '+' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func checkServerUser(v *apierr.Violations, field, u string) {
-	if !isServerUser(u) {
-		v.Add(field, "must be a server login: 1 to 100 of letters, digits, _ . @ + -, starting with a letter or digit")
-	}
+	v.Check(field, validate.ServerLogin(u))
 }
 
 func isHexSHA256(s string) bool {
@@ -154,7 +132,7 @@ func (s *Server) CompleteUserAuthorization(ctx context.Context, req *brokerv1.Co
 	}
 	// The state names the connection; the caller must be allowed there,
 	// which is checked before anything is recorded.
-	auth, err := s.b.users.store.peekAuthorization(ctx, hashState(req.GetState()), req.GetUser())
+	auth, err := s.b.users.store.peekAuthorization(ctx, hashState(req.GetState()), req.GetUser(), s.b.users.now())
 	if err != nil {
 		return nil, usersStatus(ctx, err)
 	}

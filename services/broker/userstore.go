@@ -50,22 +50,23 @@ type authorization struct {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func (s *userStore) putAuthorization(ctx context.Context, stateHash, conn, user, redirectURI, verifier string, expires time.Time) error {
+	// Authorizations nobody finished go an hour after they expired.
+	stale := expires.Add(-authorizationTTL - time.Hour)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO user_authorizations (state_hash, connection_id, server_user, redirect_uri, verifier_ciphertext, expire_time) VALUES ($1, $2, $3, $4, $5, $6)`,
 		stateHash, conn, user, redirectURI, verifier, ms(expires))
 	if err != nil {
 		return err
 	}
-	// Authorizations nobody finished go once they expire.
-	_, err = s.db.ExecContext(ctx, `DELETE FROM user_authorizations WHERE expire_time < $1`, ms(time.Now().Add(-time.Hour)))
+	_, err = s.db.ExecContext(ctx, `DELETE FROM user_authorizations WHERE expire_time < $1`, ms(stale))
 	return err
 }
 
 // peekAuthorization names the connection of the live authorization of
 // stateHash made for user, without using it.
-func (s *userStore) peekAuthorization(ctx context.Context, stateHash, user string) (string, error) {
+func (s *userStore) peekAuthorization(ctx context.Context, stateHash, user string, now time.Time) (string, error) {
 	var conn string
 	err := s.db.QueryRowContext(ctx, `SELECT connection_id FROM user_authorizations WHERE state_hash = $1 AND server_user = $2 AND expire_time >= $3`,
-		stateHash, user, ms(time.Now())).Scan(&conn)
+		stateHash, user, ms(now)).Scan(&conn)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrAuthorizationGone
 	}

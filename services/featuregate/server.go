@@ -8,7 +8,6 @@ package featuregate
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
@@ -65,8 +64,6 @@ const (
 	watchBatch    = 500
 )
 
-var userLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
-
 // actor is who calls: the person a forwarder vouches for (with the
 // forwarder as via), or the direct caller.
 func actor(ctx context.Context) who {
@@ -81,9 +78,7 @@ func checkConnectionID(v *apierr.Violations, id string) {
 }
 
 func checkUser(v *apierr.Violations, field, u string) {
-	if !userLogin.MatchString(u) {
-		v.Add(field, "must be a server login: 1 to 100 of letters, digits, _ . -, starting with a letter or digit")
-	}
+	v.Check(field, validate.ServerLogin(u))
 }
 
 func checkFeature(v *apierr.Violations, field string, f featuregatev1.Feature) {
@@ -199,8 +194,8 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 		v.Addf("users", "must list 1 to %d users", maxCheckUsers)
 	}
 	for _, u := range req.GetUsers() {
-		if !userLogin.MatchString(u) {
-			checkUser(&v, "users", u)
+		if err := validate.ServerLogin(u); err != nil {
+			v.Check("users", err)
 			break
 		}
 	}

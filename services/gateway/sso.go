@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -329,7 +329,7 @@ func (h *ssoHandler) identity(idt *oidc.IDToken) (string, string, []string, erro
 		return "", "", nil, errors.New("the identity provider's answer could not be read")
 	}
 	login, _ := claims[h.cfg.LoginClaim].(string)
-	if !serverLogin.MatchString(login) {
+	if validate.ServerLogin(login) != nil {
 		return "", "", nil, fmt.Errorf("the identity provider gave no server login (claim %q) for this sign-in: ask your administrator", h.cfg.LoginClaim)
 	}
 	user := idt.Subject
@@ -362,9 +362,6 @@ func (h *ssoHandler) identity(idt *oidc.IDToken) (string, string, []string, erro
 	slices.Sort(roles)
 	return user, login, roles, nil
 }
-
-// serverLogin is a server user's login, as the feature gate takes it.
-var serverLogin = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 // current is the request's session, if its cookie names a live one.
 func (h *ssoHandler) current(r *http.Request) (*session, bool) {

@@ -48,6 +48,8 @@ async function connectAs(githubLogin, decision = "approve") {
 
 async function searchFor(query) {
   await page.getByLabel("Search GitHub.com").fill(query);
+  // The status of an earlier search must not pass for this one's.
+  await page.evaluate(() => { document.getElementById("search-status").textContent = ""; });
   await page.getByRole("button", { name: "Search" }).click();
   await page.waitForFunction(() => /result|failed/.test(document.getElementById("search-status").textContent));
   return page.$$eval("#results li", (lis) => lis.map((li) => li.textContent));
