@@ -113,7 +113,7 @@ func (e *Emulator) adminRoutes() {
 		if i == nil {
 			return
 		}
-		i.Permissions, i.App.Permissions = perms, perms
+		e.setPermissions(i, perms)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {

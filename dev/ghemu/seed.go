@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -237,6 +238,25 @@ func (e *Emulator) Install(appID int64, account string, perms map[string]string,
 	}
 	e.installations[inst.ID] = inst
 	return *inst, nil
+}
+
+// SetInstallationPermissions is the App's owner changing its permissions
+// and the account accepting them on installation id: both grant perms now.
+func (e *Emulator) SetInstallationPermissions(id int64, perms map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := e.installations[id]
+	if i == nil {
+		return fmt.Errorf("no installation %d", id)
+	}
+	e.setPermissions(i, perms)
+	return nil
+}
+
+// setPermissions sets an installation's and its App's permissions; callers
+// hold e.mu.
+func (e *Emulator) setPermissions(i *Installation, perms map[string]string) {
+	i.Permissions, i.App.Permissions = maps.Clone(perms), maps.Clone(perms)
 }
 
 // Installation returns a copy of an installation, or false once deleted.

@@ -103,11 +103,22 @@ func describeDetail(ev *featuregatev1.SettingsEvent, detail string) error {
 		Feature     string            `json:"feature"`
 		OptedIn     bool              `json:"opted_in"`
 		GithubLogin string            `json:"github_login"`
+		Gained      map[string]string `json:"gained"`
+		Lost        map[string]string `json:"lost"`
+		Stopped     []string          `json:"stopped_working"`
+		Again       []string          `json:"working_again"`
 	}
 	if err := json.Unmarshal([]byte(detail), &d); err != nil {
 		return err
 	}
 	ev.User, ev.OptedIn, ev.GithubLogin = d.User, d.OptedIn, d.GithubLogin
+	ev.PermissionsGained, ev.PermissionsLost = d.Gained, d.Lost
+	for _, f := range d.Stopped {
+		ev.StoppedWorking = append(ev.StoppedWorking, featureByName(f))
+	}
+	for _, f := range d.Again {
+		ev.WorkingAgain = append(ev.WorkingAgain, featureByName(f))
+	}
 	if d.Feature != "" {
 		ev.Feature = featureByName(d.Feature)
 	}

@@ -20,6 +20,7 @@ func FollowRegistry(ctx context.Context, client registryv1.ConnectionRegistrySer
 				Connected:    c.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
 				Permissions:  c.GetApp().GetPermissions(),
 				AccountLogin: c.GetAccount().GetLogin(),
+				Etag:         c.GetEtag(),
 			}, ev.GetRevision())
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
@@ -99,6 +100,8 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 		return nil, preconditionFailed("REASON_NOT_CONNECTED", "unified_search", "unified search is not available: the connection is not CONNECTED")
 	case !setting.GetEnabled():
 		return nil, preconditionFailed("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
+	case len(setting.GetMissingPermissions()) > 0:
+		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(setting.GetMissingPermissions())+" on GitHub.com")
 	}
 	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
 	if err != nil {

@@ -153,6 +153,9 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 		if f.GetIncludePrivate() && f.GetFeature() != featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
 			v.Add("features.include_private", "applies to unified_search only")
 		}
+		if len(f.GetMissingPermissions()) > 0 {
+			v.Add("features.missing_permissions", "is derived by the feature gate from the App's permissions; leave it empty")
+		}
 	}
 	if len(req.GetEtag()) > 32 {
 		v.Add("etag", "must be at most 32 characters")
@@ -213,10 +216,14 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	}
 	snap := s.view.get(req.GetConnectionId())
 	enabled := map[featuregatev1.Feature]bool{}
+	missing := map[featuregatev1.Feature]map[string]string{}
 	needFacts := false
 	if snap.GetConnected() {
 		for _, f := range snap.GetSettings().GetFeatures() {
 			enabled[f.Feature] = f.Enabled
+			if len(f.MissingPermissions) > 0 {
+				missing[f.Feature] = f.MissingPermissions
+			}
 		}
 		for _, f := range req.GetFeatures() {
 			needFacts = needFacts || (enabled[f] && byFeature[f].Consent == featuregatev1.Consent_CONSENT_OPT_IN)
@@ -229,20 +236,25 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	results := make([]*featuregatev1.CheckResult, 0, len(req.GetUsers())*len(req.GetFeatures()))
 	for _, u := range req.GetUsers() {
 		for _, f := range req.GetFeatures() {
-			results = append(results, &featuregatev1.CheckResult{User: u, Feature: f, Reason: reason(snap.GetConnected(), enabled[f], byFeature[f].Consent, facts, u, f), Effective: false})
-			r := results[len(results)-1]
+			r := &featuregatev1.CheckResult{User: u, Feature: f, Reason: reason(snap.GetConnected(), enabled[f], missing[f] != nil, byFeature[f].Consent, facts, u, f)}
 			r.Effective = r.Reason == featuregatev1.Reason_REASON_EFFECTIVE
+			if r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS {
+				r.MissingPermissions = missing[f]
+			}
+			results = append(results, r)
 		}
 	}
 	return &featuregatev1.CheckResponse{Results: results}, nil
 }
 
-func reason(connected, enabled bool, consent featuregatev1.Consent, facts userFacts, user string, f featuregatev1.Feature) featuregatev1.Reason {
+func reason(connected, enabled, lacksPermissions bool, consent featuregatev1.Consent, facts userFacts, user string, f featuregatev1.Feature) featuregatev1.Reason {
 	switch {
 	case !connected:
 		return featuregatev1.Reason_REASON_NOT_CONNECTED
 	case !enabled:
 		return featuregatev1.Reason_REASON_DISABLED
+	case lacksPermissions:
+		return featuregatev1.Reason_REASON_MISSING_PERMISSIONS
 	case consent != featuregatev1.Consent_CONSENT_OPT_IN:
 		return featuregatev1.Reason_REASON_EFFECTIVE
 	case facts.links[user] == nil:

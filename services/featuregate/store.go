@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,8 @@ type connState struct {
 	Connected    bool
 	Permissions  map[string]string
 	AccountLogin string
+	// Etag is the registry record's etag this state is of.
+	Etag string
 }
 
 // Store keeps the gate's data in SQL, and this replica's view of it.
@@ -67,6 +70,9 @@ const (
 	actionSetConsent     = "set_consent"
 	actionLinkAccount    = "link_account"
 	actionUnlinkAccount  = "unlink_account"
+	// actionPermissionsChanged: the connection's App was granted other
+	// permissions (a Refresh permissions in the registry).
+	actionPermissionsChanged = "permissions_changed"
 	// actionLinkBroken: GitHub.com no longer accepts the link's
 	// authorization; the user must link again.
 	actionLinkBroken = "link_reconnect_needed"
@@ -103,17 +109,18 @@ func (s *Store) Close() error { return s.db.Close() }
 
 var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
-func connTx(ctx context.Context, tx *sql.Tx, id string) (connState, bool, error) {
+func connTx(ctx context.Context, tx queryer, id string) (connState, bool, error) {
 	var connected int
 	var perms string
-	err := tx.QueryRowContext(ctx, `SELECT connected, permissions FROM gate_connections WHERE connection_id = $1`, id).Scan(&connected, &perms)
+	var etag string
+	err := tx.QueryRowContext(ctx, `SELECT connected, permissions, registry_etag FROM gate_connections WHERE connection_id = $1`, id).Scan(&connected, &perms, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return connState{}, false, nil
 	}
 	if err != nil {
 		return connState{}, false, err
 	}
-	st := connState{Connected: connected == 1}
+	st := connState{Connected: connected == 1, Etag: etag}
 	if err := json.Unmarshal([]byte(perms), &st.Permissions); err != nil {
 		return connState{}, false, err
 	}
@@ -142,15 +149,38 @@ func settingsTx(ctx context.Context, q queryer, id string) (*featuregatev1.Setti
 	return st, nil
 }
 
-// Settings returns a connection's settings (all off when never set).
+// Settings returns a connection's settings (all off when never set), each
+// feature with the App permissions it lacks.
 func (s *Store) Settings(ctx context.Context, id string) (*featuregatev1.Settings, error) {
-	return settingsTx(ctx, s.db, id)
+	st, err := settingsTx(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, err := connTx(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	withMissing(st, conn.Permissions)
+	st.ConnectionEtag = conn.Etag
+	return st, nil
+}
+
+// withMissing sets each feature's missing_permissions from the App's
+// permissions: they are derived on every read, never stored, so they
+// follow the App whatever the settings' age.
+func withMissing(st *featuregatev1.Settings, granted map[string]string) {
+	for _, f := range st.Features {
+		f.MissingPermissions = permissions.Missing(granted, byFeature[f.Feature].Permissions)
+	}
 }
 
 func writeSettingsTx(ctx context.Context, tx *sql.Tx, st *featuregatev1.Settings) error {
 	old, _ := strconv.ParseInt(st.Etag, 10, 64)
 	next := proto.Clone(st).(*featuregatev1.Settings)
-	next.Etag = ""
+	next.Etag, next.ConnectionEtag = "", ""
+	for _, f := range next.Features {
+		f.MissingPermissions = nil
+	}
 	raw, err := marshal.Marshal(next)
 	if err != nil {
 		return err
@@ -246,6 +276,8 @@ func (s *Store) UpdateSettings(ctx context.Context, id, etag string, by who, cha
 		if err := writeSettingsTx(ctx, tx, cur); err != nil {
 			return err
 		}
+		withMissing(cur, conn.Permissions)
+		cur.ConnectionEtag = conn.Etag
 		_, err = s.appendEventTx(ctx, tx, event{
 			connectionID: id, action: actionUpdateSettings, by: by,
 			detail:   map[string]any{"from": settingsDetail(before), "to": settingsDetail(cur)},
@@ -292,17 +324,20 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		if st.Connected {
 			connected = 1
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login`,
-			id, connected, string(perms), st.AccountLogin); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login, registry_etag) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login, registry_etag = excluded.registry_etag`,
+			id, connected, string(perms), st.AccountLogin, st.Etag); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE gate_registry_cursor SET revision = $1 WHERE id = 1 AND revision < $1`, regRev); err != nil {
 			return err
 		}
-		// Only a change of connectedness is news to subscribers; a
-		// connection first seen while not connected has nothing on.
-		if prev.Connected == st.Connected && (known || !st.Connected) {
+		// A change of connectedness is news to subscribers, and so is a
+		// change of a connected App's permissions (a feature that is on
+		// may stop or start working); a connection first seen while not
+		// connected has nothing on.
+		permsChanged := known && prev.Connected && st.Connected && !maps.Equal(prev.Permissions, st.Permissions)
+		if prev.Connected == st.Connected && (known || !st.Connected) && !permsChanged {
 			return nil
 		}
 		cur, err := settingsTx(ctx, tx, id)
@@ -311,6 +346,10 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		}
 		action := actionConnected
 		detail := map[string]any{}
+		if permsChanged {
+			action = actionPermissionsChanged
+			detail = permissionsDetail(prev.Permissions, st.Permissions, cur)
+		}
 		if !st.Connected {
 			action = actionDisconnected
 			before := settingsDetail(cur)
@@ -329,6 +368,7 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 				return err
 			}
 		}
+		withMissing(cur, st.Permissions)
 		_, err = s.appendEventTx(ctx, tx, event{
 			connectionID: id, action: action, by: who{actor: "system:registry"}, detail: detail,
 			snapshot: &featuregatev1.WatchResponse{Settings: cur, Connected: st.Connected},
@@ -340,6 +380,29 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 	}
 	s.afterCommit(ctx)
 	return nil
+}
+
+// permissionsDetail is the audit form of an App's new permissions: what
+// it gained and lost, and which features that are on it left without a
+// permission they need (or gave back).
+func permissionsDetail(before, after map[string]string, st *featuregatev1.Settings) map[string]any {
+	d := map[string]any{"gained": permissions.Missing(before, after), "lost": permissions.Missing(after, before)}
+	var broken, restored []string
+	for _, f := range st.Features {
+		if !f.Enabled {
+			continue
+		}
+		need := byFeature[f.Feature].Permissions
+		was, now := len(permissions.Missing(before, need)) == 0, len(permissions.Missing(after, need)) == 0
+		switch {
+		case was && !now:
+			broken = append(broken, featureName(f.Feature))
+		case !was && now:
+			restored = append(restored, featureName(f.Feature))
+		}
+	}
+	d["stopped_working"], d["working_again"] = broken, restored
+	return d
 }
 
 // unlinkAllTx removes every link of connection id, each with its event.

@@ -388,6 +388,26 @@ func TestRefreshAppPermissions(t *testing.T) {
 	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
 		t.Fatalf("history: %v %v", hist, err)
 	}
+	// The history says what the refresh found.
+	if got, want := hist.Events[len(hist.Events)-1].Reason, "gained vulnerability_alerts:read"; got != want {
+		t.Errorf("refresh recorded %q, want %q", got, want)
+	}
+	req, _ = http.NewRequest(http.MethodPut, fmt.Sprintf("%s/_emu/installations/%d/permissions", b.Emu.URL, conn.InstallationId), strings.NewReader(`{"metadata":"write"}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("emulator: %v %v", resp, err)
+	}
+	for _, want := range []string{"gained metadata:write; lost vulnerability_alerts:read", "no change: metadata:write"} {
+		if _, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id}); err != nil {
+			t.Fatal(err)
+		}
+		hist, err = e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hist.Events[len(hist.Events)-1].Reason; got != want {
+			t.Errorf("refresh recorded %q, want %q", got, want)
+		}
+	}
 }
 
 // A connection's record cannot point its disconnect at a key that is not

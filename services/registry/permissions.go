@@ -2,9 +2,11 @@ package registry
 
 import (
 	"context"
+	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 )
 
 // RefreshAppPermissions asks GitHub.com, as the App, which permissions the
@@ -18,7 +20,27 @@ func (c *Connector) RefreshAppPermissions(ctx context.Context, conn *registryv1.
 	if err != nil {
 		return nil, err
 	}
+	if ch.Reason == "" {
+		ch.Reason = permissionChange(conn.GetApp().GetPermissions(), inst.Permissions)
+	}
 	return c.take(ctx, conn.Id, "", appPermissionsRefreshed(inst.Permissions), ch)
+}
+
+// permissionChange says, for the history, what a refresh found: what the
+// App gained and lost (a lower level counts as losing the higher one).
+func permissionChange(before, after map[string]string) string {
+	gained, lost := permissions.Missing(before, after), permissions.Missing(after, before)
+	if len(gained) == 0 && len(lost) == 0 {
+		return "no change: " + permissions.String(after)
+	}
+	var parts []string
+	if len(gained) > 0 {
+		parts = append(parts, "gained "+permissions.String(gained))
+	}
+	if len(lost) > 0 {
+		parts = append(parts, "lost "+permissions.String(lost))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // RefreshAppPermissions implements the RPC.

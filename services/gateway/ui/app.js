@@ -531,9 +531,21 @@ function renderRecord(dl, c) {
   }
 }
 
+// settingsFor reads the feature settings of record c. The feature gate
+// follows the registry: right after a change to the record (Refresh
+// permissions, say) it may not have caught up, so this reads again, for
+// up to two seconds, until the settings follow c (connectionEtag).
+async function settingsFor(c) {
+  for (let tries = 0; ; tries++) {
+    const settings = (await api("GET", `/v1/connections/${c.id}/features`)).settings;
+    if (settings.connectionEtag === c.etag || tries >= 20) return settings;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
-  const settings = (await api("GET", `/v1/connections/${c.id}/features`)).settings;
+  const settings = await settingsFor(c);
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
   applySettings(settings);
@@ -560,27 +572,21 @@ const PERMISSION_WORDS = {
   vulnerability_alerts: "read Dependabot alerts", members: "read organization members",
   organization_administration: "read organization administration",
 };
-const LEVEL = { read: 1, write: 2, admin: 3 };
 
-// missingPermissions are the permissions a feature needs that the App's
-// installation does not grant (at the level needed).
-function missingPermissions(info, c) {
-  const granted = (c.app && c.app.permissions) || {};
-  return Object.entries(info.permissions || {}).filter(([p, l]) => (LEVEL[granted[p]] || 0) < (LEVEL[l] || 1));
-}
-
-// applyPermissions shows up front the features the App cannot serve: off
-// and not switchable, with what is missing and how to add it. A feature
-// already on stays switchable, so it can be turned off.
+// applyPermissions shows up front the features the App cannot serve, as
+// the feature gate derives them (each setting's missingPermissions): one
+// that is off cannot be switched on; one that is on does not work, says
+// so, and stays switchable, so it can be turned off.
 function applyPermissions(c, settings) {
   for (const li of $("#features").children) {
     const info = state.features.find((f) => f.feature === li.dataset.feature);
-    const missing = info ? missingPermissions(info, c) : [];
-    const on = (settings.features.find((x) => x.feature === li.dataset.feature) || {}).enabled;
+    const setting = settings.features.find((x) => x.feature === li.dataset.feature) || {};
+    const missing = Object.entries(setting.missingPermissions || {}).sort();
     const box = li.querySelector(".toggle");
     const note = li.querySelector(".missing");
-    box.disabled = missing.length > 0 && !on;
+    box.disabled = missing.length > 0 && !setting.enabled;
     note.hidden = missing.length === 0;
+    li.classList.toggle("broken", missing.length > 0 && !!setting.enabled);
     if (missing.length === 0) {
       note.replaceChildren();
       box.removeAttribute("aria-describedby");
@@ -591,9 +597,15 @@ function applyPermissions(c, settings) {
     const where = settingsURL
       ? Object.assign(document.createElement("a"), { href: settingsURL, textContent: "the App's settings on GitHub.com" })
       : document.createTextNode("the App's settings on GitHub.com");
-    note.replaceChildren(
-      `The GitHub App may not ${what}, which ${info.title} needs. To add it: in `, where,
-      `, add the permission; on ${c.account.login}, accept the App's new permissions on its installation; then press Refresh permissions below.`);
+    const head = setting.enabled
+      ? Object.assign(document.createElement("strong"), { textContent: "On, but not working: " })
+      : document.createTextNode("");
+    const why = setting.enabled
+      ? `the GitHub App may no longer ${what}, which ${info.title} needs. To restore it: in `
+      : `The GitHub App may not ${what}, which ${info.title} needs. To add it: in `;
+    note.replaceChildren(head, why, where,
+      `, add the permission; on ${c.account.login}, accept the App's new permissions on its installation; then press Refresh permissions below.` +
+      (setting.enabled ? " Or switch the feature off." : ""));
     box.setAttribute("aria-describedby", note.id);
   }
 }

@@ -35,6 +35,13 @@ const REGISTRY_WORDS = {
 const GATE_WORDS = {
   "update_settings": (ev) => (ev.changes || []).length ? "Feature settings changed" : "Feature settings saved, nothing changed",
   "connected": () => "Features can be switched on: the connection is connected",
+  "permissions_changed": (ev) => {
+    const names = (list) => (list || []).map(featureTitle).join(", ");
+    const parts = [`The App's permissions changed: gained ${perms(ev.permissionsGained)}, lost ${perms(ev.permissionsLost)}`];
+    if ((ev.stoppedWorking || []).length) parts.push(`on but no longer working: ${names(ev.stoppedWorking)}`);
+    if ((ev.workingAgain || []).length) parts.push(`working again: ${names(ev.workingAgain)}`);
+    return parts.join("; ");
+  },
   "disconnected": () => "Every feature was switched off: the connection is no longer connected",
   "set_consent": (ev) => `${ev.user} opted ${ev.optedIn ? "in to" : "out of"} ${featureTitle(ev.feature)}`,
   "link_account": (ev) => `${ev.user} linked the GitHub.com account ${ev.githubLogin}`,

@@ -158,6 +158,10 @@ const (
 	// REASON_RECONNECT_NEEDED: the user's GitHub.com authorization no
 	// longer works (revoked or expired there); the user must link again.
 	Reason_REASON_RECONNECT_NEEDED Reason = 6
+	// REASON_MISSING_PERMISSIONS: the feature is on, but the connection's
+	// App no longer has a permission it needs (removed on GitHub.com); see
+	// CheckResult.missing_permissions.
+	Reason_REASON_MISSING_PERMISSIONS Reason = 7
 )
 
 // Enum value maps for Reason.
@@ -170,15 +174,17 @@ var (
 		4: "REASON_NO_CONSENT",
 		5: "REASON_NOT_LINKED",
 		6: "REASON_RECONNECT_NEEDED",
+		7: "REASON_MISSING_PERMISSIONS",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":      0,
-		"REASON_EFFECTIVE":        1,
-		"REASON_DISABLED":         2,
-		"REASON_NOT_CONNECTED":    3,
-		"REASON_NO_CONSENT":       4,
-		"REASON_NOT_LINKED":       5,
-		"REASON_RECONNECT_NEEDED": 6,
+		"REASON_UNSPECIFIED":         0,
+		"REASON_EFFECTIVE":           1,
+		"REASON_DISABLED":            2,
+		"REASON_NOT_CONNECTED":       3,
+		"REASON_NO_CONSENT":          4,
+		"REASON_NOT_LINKED":          5,
+		"REASON_RECONNECT_NEEDED":    6,
+		"REASON_MISSING_PERMISSIONS": 7,
 	}
 )
 
@@ -396,8 +402,13 @@ type FeatureSetting struct {
 	// include_private applies to unified search: private GitHub.com
 	// repositories are searched too, for linked users.
 	IncludePrivate bool `protobuf:"varint,3,opt,name=include_private,json=includePrivate,proto3" json:"include_private,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// missing_permissions are the App permissions (name to level) the
+	// feature needs that the connection's App does not have now. Derived by
+	// the feature gate from the App's permissions, never set by a caller: a
+	// feature that is on with a permission missing does not work.
+	MissingPermissions map[string]string `protobuf:"bytes,4,rep,name=missing_permissions,json=missingPermissions,proto3" json:"missing_permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *FeatureSetting) Reset() {
@@ -451,16 +462,27 @@ func (x *FeatureSetting) GetIncludePrivate() bool {
 	return false
 }
 
+func (x *FeatureSetting) GetMissingPermissions() map[string]string {
+	if x != nil {
+		return x.MissingPermissions
+	}
+	return nil
+}
+
 // Settings are a connection's feature settings.
 type Settings struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	Features      []*FeatureSetting      `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty"`
-	Etag          string                 `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	UpdatedBy     string                 `protobuf:"bytes,5,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Features     []*FeatureSetting      `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty"`
+	Etag         string                 `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
+	UpdateTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdatedBy    string                 `protobuf:"bytes,5,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// connection_etag is the etag of the registry's connection record these
+	// settings follow (its state and App permissions): a caller that just
+	// changed the record reads again until it matches. Output only.
+	ConnectionEtag string `protobuf:"bytes,6,opt,name=connection_etag,json=connectionEtag,proto3" json:"connection_etag,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Settings) Reset() {
@@ -524,6 +546,13 @@ func (x *Settings) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Settings) GetUpdatedBy() string {
 	if x != nil {
 		return x.UpdatedBy
+	}
+	return ""
+}
+
+func (x *Settings) GetConnectionEtag() string {
+	if x != nil {
+		return x.ConnectionEtag
 	}
 	return ""
 }
@@ -1483,13 +1512,16 @@ func (x *CheckRequest) GetFeatures() []Feature {
 
 // CheckResult is one user and feature's answer.
 type CheckResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Feature       Feature                `protobuf:"varint,2,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
-	Effective     bool                   `protobuf:"varint,3,opt,name=effective,proto3" json:"effective,omitempty"`
-	Reason        Reason                 `protobuf:"varint,4,opt,name=reason,proto3,enum=ghconnect.featuregate.v1.Reason" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	User      string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Feature   Feature                `protobuf:"varint,2,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
+	Effective bool                   `protobuf:"varint,3,opt,name=effective,proto3" json:"effective,omitempty"`
+	Reason    Reason                 `protobuf:"varint,4,opt,name=reason,proto3,enum=ghconnect.featuregate.v1.Reason" json:"reason,omitempty"`
+	// missing_permissions, with REASON_MISSING_PERMISSIONS, are the App
+	// permissions the feature lacks.
+	MissingPermissions map[string]string `protobuf:"bytes,5,rep,name=missing_permissions,json=missingPermissions,proto3" json:"missing_permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CheckResult) Reset() {
@@ -1548,6 +1580,13 @@ func (x *CheckResult) GetReason() Reason {
 		return x.Reason
 	}
 	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *CheckResult) GetMissingPermissions() map[string]string {
+	if x != nil {
+		return x.MissingPermissions
+	}
+	return nil
 }
 
 // CheckResponse answers every pair, users outer, features inner.
@@ -2067,8 +2106,9 @@ type SettingsEvent struct {
 	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	// action is "update_settings" (an administrator's change),
 	// "connected", "disconnected" (the registry's connection changed; on
-	// disconnect every feature goes off), "set_consent", "link_account" or
-	// "unlink_account".
+	// disconnect every feature goes off), "permissions_changed" (the
+	// connection's App has other permissions now), "set_consent",
+	// "link_account", "unlink_account" or "link_reconnect_needed".
 	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
 	// actor is who made the change: a person, a service, or "system:…".
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -2084,9 +2124,18 @@ type SettingsEvent struct {
 	Feature Feature `protobuf:"varint,9,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
 	OptedIn bool    `protobuf:"varint,10,opt,name=opted_in,json=optedIn,proto3" json:"opted_in,omitempty"`
 	// github_login is the GitHub.com account an account link names.
-	GithubLogin   string `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GithubLogin string `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`
+	// permissions_gained and permissions_lost are what a
+	// "permissions_changed" event's App was granted beyond, or no longer
+	// has of, its earlier permissions (name to level).
+	PermissionsGained map[string]string `protobuf:"bytes,12,rep,name=permissions_gained,json=permissionsGained,proto3" json:"permissions_gained,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	PermissionsLost   map[string]string `protobuf:"bytes,13,rep,name=permissions_lost,json=permissionsLost,proto3" json:"permissions_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// stopped_working are the features that were on and lost a permission
+	// they need in that change; working_again those that got theirs back.
+	StoppedWorking []Feature `protobuf:"varint,14,rep,packed,name=stopped_working,json=stoppedWorking,proto3,enum=ghconnect.featuregate.v1.Feature" json:"stopped_working,omitempty"`
+	WorkingAgain   []Feature `protobuf:"varint,15,rep,packed,name=working_again,json=workingAgain,proto3,enum=ghconnect.featuregate.v1.Feature" json:"working_again,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SettingsEvent) Reset() {
@@ -2196,6 +2245,34 @@ func (x *SettingsEvent) GetGithubLogin() string {
 	return ""
 }
 
+func (x *SettingsEvent) GetPermissionsGained() map[string]string {
+	if x != nil {
+		return x.PermissionsGained
+	}
+	return nil
+}
+
+func (x *SettingsEvent) GetPermissionsLost() map[string]string {
+	if x != nil {
+		return x.PermissionsLost
+	}
+	return nil
+}
+
+func (x *SettingsEvent) GetStoppedWorking() []Feature {
+	if x != nil {
+		return x.StoppedWorking
+	}
+	return nil
+}
+
+func (x *SettingsEvent) GetWorkingAgain() []Feature {
+	if x != nil {
+		return x.WorkingAgain
+	}
+	return nil
+}
+
 // SettingChange is one feature's setting before and after a change.
 type SettingChange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2270,11 +2347,15 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\aconsent\x18\x05 \x01(\x0e2!.ghconnect.featuregate.v1.ConsentR\aconsent\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
 	"\x0eFeatureSetting\x12;\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
-	"\x0finclude_private\x18\x03 \x01(\bR\x0eincludePrivate\"\xe5\x01\n" +
+	"\x0finclude_private\x18\x03 \x01(\bR\x0eincludePrivate\x12q\n" +
+	"\x13missing_permissions\x18\x04 \x03(\v2@.ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntryR\x12missingPermissions\x1aE\n" +
+	"\x17MissingPermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
 	"\bSettings\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12D\n" +
 	"\bfeatures\x18\x02 \x03(\v2(.ghconnect.featuregate.v1.FeatureSettingR\bfeatures\x12\x12\n" +
@@ -2282,7 +2363,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x05 \x01(\tR\tupdatedBy\"\x15\n" +
+	"updated_by\x18\x05 \x01(\tR\tupdatedBy\x12'\n" +
+	"\x0fconnection_etag\x18\x06 \x01(\tR\x0econnectionEtag\"\x15\n" +
 	"\x13ListFeaturesRequest\"Y\n" +
 	"\x14ListFeaturesResponse\x12A\n" +
 	"\bfeatures\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.FeatureInfoR\bfeatures\"9\n" +
@@ -2336,12 +2418,16 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\fCheckRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x14\n" +
 	"\x05users\x18\x02 \x03(\tR\x05users\x12=\n" +
-	"\bfeatures\x18\x03 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\bfeatures\"\xb6\x01\n" +
+	"\bfeatures\x18\x03 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\bfeatures\"\xed\x02\n" +
 	"\vCheckResult\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12;\n" +
 	"\afeature\x18\x02 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x1c\n" +
 	"\teffective\x18\x03 \x01(\bR\teffective\x128\n" +
-	"\x06reason\x18\x04 \x01(\x0e2 .ghconnect.featuregate.v1.ReasonR\x06reason\"P\n" +
+	"\x06reason\x18\x04 \x01(\x0e2 .ghconnect.featuregate.v1.ReasonR\x06reason\x12n\n" +
+	"\x13missing_permissions\x18\x05 \x03(\v2=.ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntryR\x12missingPermissions\x1aE\n" +
+	"\x17MissingPermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
 	"\rCheckResponse\x12?\n" +
 	"\aresults\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.CheckResultR\aresults\"Z\n" +
 	"\fWatchRequest\x12%\n" +
@@ -2378,7 +2464,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x86\x01\n" +
 	"\x1bListSettingsHistoryResponse\x12?\n" +
 	"\x06events\x18\x01 \x03(\v2'.ghconnect.featuregate.v1.SettingsEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9d\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\a\n" +
 	"\rSettingsEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
@@ -2392,7 +2478,17 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\afeature\x18\t \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x19\n" +
 	"\bopted_in\x18\n" +
 	" \x01(\bR\aoptedIn\x12!\n" +
-	"\fgithub_login\x18\v \x01(\tR\vgithubLogin\"\xc4\x01\n" +
+	"\fgithub_login\x18\v \x01(\tR\vgithubLogin\x12m\n" +
+	"\x12permissions_gained\x18\f \x03(\v2>.ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntryR\x11permissionsGained\x12g\n" +
+	"\x10permissions_lost\x18\r \x03(\v2<.ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntryR\x0fpermissionsLost\x12J\n" +
+	"\x0fstopped_working\x18\x0e \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\x0estoppedWorking\x12F\n" +
+	"\rworking_again\x18\x0f \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\fworkingAgain\x1aD\n" +
+	"\x16PermissionsGainedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
+	"\x14PermissionsLostEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x01\n" +
 	"\rSettingChange\x12;\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12<\n" +
 	"\x04from\x18\x02 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x04from\x128\n" +
@@ -2409,7 +2505,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x13CONSENT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCONSENT_NONE\x10\x01\x12\x12\n" +
 	"\x0eCONSENT_OPT_IN\x10\x02\x12\x1c\n" +
-	"\x18CONSENT_LINK_FOR_PRIVATE\x10\x03*\xb0\x01\n" +
+	"\x18CONSENT_LINK_FOR_PRIVATE\x10\x03*\xd0\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10REASON_EFFECTIVE\x10\x01\x12\x13\n" +
@@ -2417,7 +2513,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x14REASON_NOT_CONNECTED\x10\x03\x12\x15\n" +
 	"\x11REASON_NO_CONSENT\x10\x04\x12\x15\n" +
 	"\x11REASON_NOT_LINKED\x10\x05\x12\x1b\n" +
-	"\x17REASON_RECONNECT_NEEDED\x10\x06*c\n" +
+	"\x17REASON_RECONNECT_NEEDED\x10\x06\x12\x1e\n" +
+	"\x1aREASON_MISSING_PERMISSIONS\x10\a*c\n" +
 	"\n" +
 	"LinkStatus\x12\x1b\n" +
 	"\x17LINK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -2456,7 +2553,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                        // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                        // 1: ghconnect.featuregate.v1.Consent
@@ -2496,68 +2593,78 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(*SettingsEvent)(nil),               // 35: ghconnect.featuregate.v1.SettingsEvent
 	(*SettingChange)(nil),               // 36: ghconnect.featuregate.v1.SettingChange
 	nil,                                 // 37: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
+	nil,                                 // 38: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                 // 39: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                 // 40: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                 // 41: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
 	37, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	6,  // 4: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	38, // 5: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 6: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	7,  // 7: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	6,  // 8: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	7,  // 9: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	0,  // 10: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	38, // 11: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
-	3,  // 12: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	38, // 13: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 14: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	16, // 15: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	0,  // 16: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 17: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
-	2,  // 18: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	26, // 19: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	7,  // 20: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	4,  // 21: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	31, // 22: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	35, // 23: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	38, // 24: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	36, // 25: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
-	0,  // 26: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 27: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	6,  // 28: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	6,  // 29: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	8,  // 30: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	10, // 31: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	12, // 32: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	14, // 33: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	17, // 34: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	19, // 35: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	21, // 36: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	23, // 37: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	25, // 38: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	28, // 39: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	30, // 40: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	33, // 41: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	9,  // 42: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	11, // 43: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	13, // 44: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	15, // 45: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	18, // 46: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	20, // 47: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	22, // 48: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	24, // 49: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	27, // 50: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	29, // 51: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	32, // 52: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	34, // 53: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	42, // [42:54] is the sub-list for method output_type
-	30, // [30:42] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	38, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	6,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	42, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	7,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	6,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	7,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	0,  // 11: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
+	42, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	3,  // 13: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
+	42, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	16, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	0,  // 17: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 18: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
+	2,  // 19: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
+	39, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	26, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	7,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	4,  // 23: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
+	31, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	35, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	42, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	36, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,  // 28: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	40, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	41, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	0,  // 31: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 32: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 33: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	6,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	6,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	8,  // 36: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	10, // 37: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	12, // 38: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	14, // 39: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	17, // 40: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	19, // 41: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	21, // 42: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	23, // 43: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	25, // 44: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	28, // 45: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	30, // 46: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	33, // 47: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	9,  // 48: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	11, // 49: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	13, // 50: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	15, // 51: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	18, // 52: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	20, // 53: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	22, // 54: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	24, // 55: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	27, // 56: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	29, // 57: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	32, // 58: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	34, // 59: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	48, // [48:60] is the sub-list for method output_type
+	36, // [36:48] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -2571,7 +2678,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   33,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -87,6 +87,28 @@ try {
     page.locator("#toggle-dependabot_alerts").check(),
   ]);
 
+  step = "a permission removed on GitHub.com: the feature stays on, shown and checked as not working";
+  const fewer = { ...granted };
+  delete fewer.vulnerability_alerts;
+  const cut = await fetch(`${emu}/_emu/installations/${record.installationId}/permissions`, { method: "PUT", body: JSON.stringify(fewer) });
+  assert.equal(cut.status, 204);
+  await page.getByRole("button", { name: "Refresh permissions" }).click();
+  await page.getByText("Permissions refreshed: the App gained nothing and lost vulnerability_alerts:read").waitFor();
+  await missing.waitFor({ state: "visible" });
+  assert.match(await missing.textContent(), /On, but not working: the GitHub App may no longer read Dependabot alerts \(vulnerability_alerts: read\)/);
+  assert.ok(await page.locator("#toggle-dependabot_alerts").isChecked(), "the feature should stay on (and say it does not work)");
+  assert.ok(await page.locator("#toggle-dependabot_alerts").isEnabled(), "a feature that does not work cannot be switched off");
+  const checked = await (await fetch(`${gw}/v1/connections/${record.id}/features:check`, {
+    method: "POST", headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+    body: JSON.stringify({ users: ["mona"], features: ["FEATURE_DEPENDABOT_ALERTS"] }),
+  })).json();
+  assert.equal(checked.results[0].reason, "REASON_MISSING_PERMISSIONS", JSON.stringify(checked));
+  assert.deepEqual(checked.results[0].missingPermissions, { vulnerability_alerts: "read" });
+  // The timeline says what the refresh found and what stopped working.
+  await page.locator("#timeline tbody tr", { hasText: "(lost vulnerability_alerts:read)" }).first().waitFor();
+  await page.locator("#timeline tbody tr", { hasText: "on but no longer working: Dependabot alerts" }).first().waitFor();
+  await shot("06b-permission-lost");
+
   step = "a key version imported in Vault that GitHub.com does not accept yet";
   // The operator follows the README's runbook; the page says what ghconnect
   // found.
