@@ -695,7 +695,18 @@ async function saveFeature(info, li, controls, err) {
     const why = e instanceof APIError && e.status === 409
       ? "Not saved: someone else changed the feature settings meanwhile. They are shown as they are now; make your change again if you still want it."
       : "Not saved: " + (failureText(e) || "the gateway could not be reached.");
+    const was = state.conn;
     await reloadAfterFailure();
+    // The connection itself may have changed while the page was open (a
+    // disable from another tab): then the toggles are gone, and the page
+    // says what changed where they were.
+    const now = state.conn;
+    if (was && (!now || now.id !== was.id || now.state !== was.state)) {
+      const what = now && now.id === was.id ? `it is ${(STATE_WORDS[short(now.state)] || short(now.state)).toLowerCase()} now` : `GitHub Connect for ${was.account.login} is disabled now`;
+      say(`Not saved: ${info.title} was not changed, because someone changed this connection while the page was open; ${what}. The page shows it as it is now.`);
+      focusSection();
+      return;
+    }
     // Shown after the reload, which may have built the list anew.
     const again = document.getElementById(err.id);
     if (again) setFieldError([...again.closest("li").querySelectorAll("input")], again, why);

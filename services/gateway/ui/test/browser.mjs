@@ -16,7 +16,10 @@ export async function open(extra = {}) {
       ...(process.env.GATEWAY_SPKI ? ["--ignore-certificate-errors-spki-list=" + process.env.GATEWAY_SPKI] : [])],
     ...extra,
   });
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  // A context of its own (not browser.newPage's), so a test can open a
+  // second tab of the same signed-in person with page.context().newPage().
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
   page.setDefaultTimeout(20000);
   const shot = (name) => page.screenshot({ path: `${out}/${name}.png`, fullPage: true });
   return { browser, page, shot, out };

@@ -348,6 +348,47 @@ if (!fatal) {
     await page.setViewportSize({ width: 1100, height: 900 });
   });
 
+  // Two tabs of the same signed-in admin: Alice's stays open on what it
+  // last read while Dave acts in the other.
+  await check("a stale tab's Cancel leaves alone a connection enabled meanwhile, and says what changed", async () => {
+    for (const c of await connections()) {
+      if (c.state === "CONNECTION_STATE_CONNECTED") await rest("POST", `/v1/connections/${c.id}:disconnect`, { reason: "stale-tab check" });
+    }
+    const id = (await rest("POST", "/v1/connections", {
+      requestId: "ui-stale-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
+      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
+    })).connection.id;
+    await page.reload();
+    await heading(/not finished/).waitFor({ timeout: 5000 });
+    const dave = await page.context().newPage();
+    try {
+      await dave.goto(gw + "/");
+      const arrived = dave.waitForURL(/connected=/);
+      await dave.getByRole("button", { name: "Continue on GitHub.com" }).click();
+      await arrived;
+      await dave.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+    } finally {
+      await dave.close();
+    }
+    await page.getByRole("button", { name: "Cancel enabling" }).click();
+    await enabledHeading.waitFor();
+    assert.match(await notice.textContent(), /Not cancelled: someone changed this connection while the page was open; it is connected now/);
+    assert.equal((await rest("GET", `/v1/connections/${id}`)).connection.state, "CONNECTION_STATE_CONNECTED", "the stale Cancel tore the connection down");
+    await shot("d14-stale-cancel");
+  });
+
+  await check("a stale tab's feature toggle says the connection was disabled meanwhile", async () => {
+    const c = await inState("CONNECTED");
+    assert.ok(c, "no CONNECTED connection");
+    await enabledHeading.waitFor();
+    await rest("POST", `/v1/connections/${c.id}:disconnect`, { reason: "disabled in another tab" });
+    await page.locator("#toggle-unified_search").check();
+    await notEnabledHeading.waitFor();
+    assert.match(await notice.textContent(), /Not saved: Unified search was not changed, because someone changed this connection while the page was open; GitHub Connect for octo-org is disabled now/);
+    assert.equal((await settingOf(c.id, "FEATURE_UNIFIED_SEARCH")).enabled, false);
+    await shot("d15-stale-toggle");
+  });
+
   await check("no request of the page met a 404", async () => {
     assert.deepEqual(missing, []);
   });
