@@ -631,6 +631,9 @@ function buildFeatures(ul, c) {
     const needs = Object.assign(document.createElement("p"), { className: "needs" });
     needs.textContent = `Needs App permissions ${perms(info.permissions)}` + ({ CONSENT_OPT_IN: "; each user links a GitHub.com account and opts in", CONSENT_LINK_FOR_PRIVATE: "; private results need a linked account" }[info.consent] || "");
     const missingNote = Object.assign(document.createElement("p"), { className: "missing notice-box", hidden: true, id: "missing-" + name });
+    // "Saved" shows by the feature it confirms, not below the whole list.
+    const saved = Object.assign(document.createElement("p"), { className: "saved", id: "saved-" + name });
+    saved.setAttribute("role", "status");
     const err = Object.assign(document.createElement("p"), { className: "field-error", hidden: true, id: "error-" + name });
     err.setAttribute("role", "alert");
     li.append(row, desc, needs, missingNote);
@@ -648,7 +651,7 @@ function buildFeatures(ul, c) {
       li.append(pr, ph);
       controls.push(priv);
     }
-    li.append(err);
+    li.append(saved, err);
     // While a change is being saved the controls take no other: they are
     // not disabled, which would drop the keyboard focus.
     li.addEventListener("click", (ev) => {
@@ -678,9 +681,10 @@ function describeSetting(info, s) {
 
 async function saveFeature(info, li, controls, err) {
   const [box, priv] = controls;
-  const status = $("#features-status");
+  const status = li.querySelector(".saved");
   setFieldError(controls, err, "");
-  status.textContent = "";
+  for (const other of $("#features").querySelectorAll(".saved")) other.textContent = "";
+  $("#features-status").textContent = "";
   banner("");
   say("");
   const wanted = { feature: info.feature, enabled: box.checked, includePrivate: !!(priv && priv.checked) };

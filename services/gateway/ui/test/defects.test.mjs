@@ -188,6 +188,12 @@ if (!fatal) {
     await saved.first().waitFor({ timeout: 5000 });
     assert.equal(await activeId(), "toggle-unified_search", "focus left the toggle");
     assert.ok(await checked("toggle-unified_search"));
+    // "Saved" is by the control it confirms, in sight with it.
+    const said = page.locator("#feature-unified_search").getByRole("status").filter({ hasText: /^Saved: Unified search is on/ });
+    await said.waitFor({ timeout: 5000 });
+    const [toggle, msg] = [await page.locator("#toggle-unified_search").boundingBox(), await said.boundingBox()];
+    const inView = await said.evaluate((el) => { const r = el.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; });
+    assert.ok(msg.y - toggle.y < 200 && inView, `"Saved" is ${Math.round(msg.y - toggle.y)} px below its toggle (in view: ${inView})`);
   });
 
   await check("include-private is its own setting and survives unified search off and on", async () => {
