@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"os"
@@ -245,19 +246,20 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// runbook runs a block of the README's "Rotating the App key" verbatim.
+// runbook runs a block of the key-rotation runbook the gateway serves
+// (services/gateway/ui/key-rotation.html) verbatim.
 func runbook(t *testing.T, name string, env []string) {
 	t.Helper()
-	readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	page, err := os.ReadFile(filepath.Join(repoRoot(), "services", "gateway", "ui", "key-rotation.html"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(readme), "<!-- runbook: "+name+" -->\n```sh\n")
-	block, _, ok2 := strings.Cut(rest, "```\n")
+	_, rest, ok := strings.Cut(string(page), `<code data-runbook="`+name+`">`)
+	block, _, ok2 := strings.Cut(rest, "</code>")
 	if !ok || !ok2 {
-		t.Fatalf("README has no runbook block %q", name)
+		t.Fatalf("the runbook has no block %q", name)
 	}
-	cmd := exec.Command("bash", "-c", block)
+	cmd := exec.Command("bash", "-c", html.UnescapeString(block))
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("runbook %s: %v\n%s", name, err, out)

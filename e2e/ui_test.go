@@ -21,12 +21,16 @@ func TestAdminUI(t *testing.T) {
 	s := startSystem(t)
 	// For the key-rotation step: the runbook's variables (KEY comes from
 	// the page's connection).
-	_, newPEM, _ := newKeyPEM(t)
+	_, newPEM, newPub := newKeyPEM(t)
 	pemFile := filepath.Join(s.dir, "ui-new-key.pem")
 	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.runUITest(dir, "ui.test.mjs", "ui", "EMU_URL="+s.emu, "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile)
+	pubFile := filepath.Join(s.dir, "ui-new-key.pub.pem")
+	if err := os.WriteFile(pubFile, []byte(newPub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.runUITest(dir, "ui.test.mjs", "ui", "EMU_URL="+s.emu, "VAULT_ADDR="+s.vault, "CREDS="+filepath.Join(s.dir, "vault-creds"), "NEW_PEM="+pemFile, "NEW_PUB="+pubFile)
 }
 
 // uiTestDir is the browser tests' folder; it skips the test (fails it in

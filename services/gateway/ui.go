@@ -8,11 +8,11 @@ import (
 	"slices"
 )
 
-//go:embed ui/index.html ui/app.js ui/timeline.js ui/app.css ui/favicon.svg ui/favicon.ico ui/me.html ui/me.js
+//go:embed ui/index.html ui/app.js ui/timeline.js ui/app.css ui/favicon.svg ui/favicon.ico ui/me.html ui/me.js ui/key-rotation.html
 var uiFiles embed.FS
 
 // uiPaths are the admin page's files; everything else under / is a 404.
-var uiPaths = []string{"/", "/app.js", "/timeline.js", "/app.css", "/favicon.svg", "/favicon.ico", "/me.js"}
+var uiPaths = []string{"/", "/app.js", "/timeline.js", "/app.css", "/favicon.svg", "/favicon.ico", "/me.js", "/key-rotation.html"}
 
 // uiConfig is what the admin page needs to know of the deployment, served
 // as /config.json: nothing secret.

@@ -337,7 +337,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 	}
 	var app ghApp
 	if err := c.call(ctx, jwt, http.MethodGet, "app", &app); err != nil || app.ID != conn.App.GetAppId() {
-		return nil, refusef("GitHub.com does not accept the new key (version %d) yet: add its public key to the App, then rotate again", version)
+		return nil, refusef("GitHub.com does not accept the new key (version %d): use a key generated in the App's settings on GitHub.com", version)
 	}
 	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch)
 	if err != nil {

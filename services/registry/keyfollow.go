@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Operators rotate the App key in Vault: they import a new version
-// (transit import_version), add its public key to the App on GitHub.com,
-// later remove the old one there and retire it in Vault
+// Operators rotate the App key in Vault: GitHub.com generates a new key in
+// the App's settings, they import it as a new version (transit
+// import_version), later delete the old one there and retire it in Vault
 // (min_encryption_version). The key follower keeps the record in step:
 //   - a version newer than the record's is adopted once GitHub.com accepts
 //     a JWT it signed (the older ones stay as the fallback), and until then
@@ -66,7 +66,7 @@ func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) 
 		if int(tk.PendingVersion) == info.Latest {
 			return nil // still waiting, as the record says
 		}
-		notice := fmt.Sprintf("key version %d is in Vault but GitHub.com does not accept it yet: add its public key to the App on GitHub.com; version %d keeps signing", info.Latest, newest)
+		notice := fmt.Sprintf("key version %d is in Vault but GitHub.com does not accept it yet: GitHub.com accepts only keys it generated for this App, so import the key generated in the App's settings; version %d keeps signing", info.Latest, newest)
 		return c.updateKey(ctx, conn.Id, keyVersionPending(int32(info.Latest), notice), notice)
 	case len(kept) < len(tk.Versions) && len(kept) > 0:
 		reason := fmt.Sprintf("key versions below %d were retired in Vault", info.MinVersion)

@@ -517,10 +517,16 @@ function renderRecord(dl, c) {
     ["License public key", c.license && c.license.publicKey],
     ["GitHub App", c.app ? `${c.app.slug} (id ${c.app.appId})` : "—"],
     ["Installation", c.installationId && c.installationId !== "0" ? c.installationId : "—"],
-    ["Key in Vault", c.transitKey ? `${c.transitKey.mount}/${c.transitKey.name}, versions ${(c.transitKey.versions || []).join(", ")}` : "—"],
-    ...(c.transitKey && c.transitKey.notice ? [["Key rotation", c.transitKey.notice]] : []),
+    // A connected record shows its key in a section of its own (renderKey).
+    ...(c.state === STATE("CONNECTED") ? [] : [["Key in Vault", c.transitKey ? `${c.transitKey.mount}/${c.transitKey.name}, versions ${(c.transitKey.versions || []).join(", ")}` : "—"]]),
     ["Connected", c.connectTime ? new Date(c.connectTime).toLocaleString(undefined, { timeZoneName: "short" }) : "—"],
   ];
+  fillRecord(dl, rows);
+}
+
+const when = (t) => new Date(t).toLocaleString(undefined, { timeZoneName: "short" });
+
+function fillRecord(dl, rows) {
   dl.replaceChildren();
   for (const [k, v] of rows) {
     const dt = document.createElement("dt"); dt.textContent = k;
@@ -543,8 +549,40 @@ async function settingsFor(c) {
   }
 }
 
+// renderKey shows the App's key: its versions in Vault, what the registry
+// found following it, when the broker last signed with it and its last
+// signing error; and, once a new version signs while older ones remain,
+// how to finish the rotation.
+async function renderKey(c) {
+  const k = c.transitKey || {};
+  const versions = k.versions || [];
+  let signing = null;
+  try {
+    signing = await api("GET", `/v1/connections/${c.id}/signingStatus`);
+  } catch { /* the broker has not signed for this connection yet, or is down: said below */ }
+  fillRecord($("#key-record"), [
+    ["Key in Vault", `${k.mount}/${k.name}, versions ${versions.join(", ")}`],
+    ...(k.notice ? [["Key rotation", k.notice]] : []),
+    ["Key last signed", signing && signing.lastSignTime ? `${when(signing.lastSignTime)}, with version ${signing.currentVersion}` : signing ? "not yet" : "unknown: the token broker did not answer"],
+    ["Last signing error", signing ? signing.lastError || "none" : "—"],
+  ]);
+  const prompt = $("#key-prompt");
+  const newest = versions[versions.length - 1];
+  prompt.hidden = !(versions.length > 1 && !k.pendingVersion);
+  if (!prompt.hidden) {
+    const old = versions.slice(0, -1).join(", ");
+    prompt.replaceChildren(
+      `Key version ${newest} signs now. Finish the rotation: delete the old key in `,
+      Object.assign(document.createElement("a"), { href: appSettingsURL(c) || "#", textContent: "the App's settings on GitHub.com" }),
+      `, then retire version ${old} in Vault (`,
+      Object.assign(document.createElement("a"), { href: "/key-rotation.html", textContent: "runbook steps 4 and 5" }),
+      ").");
+  }
+}
+
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
+  await renderKey(c);
   const settings = await settingsFor(c);
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);

@@ -35,7 +35,7 @@ try {
   step = "an auditor sees everything and can change nothing";
   await signIn(page, gw, { login: "ada@example.com", groups: "staff,ghconnect-auditors" });
   await page.getByText("Signed in as ada@example.com (auditor)").waitFor();
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   await page.getByText("You are signed in as an auditor").waitFor();
   assert.equal(await page.getByRole("button", { name: "Enable GitHub Connect" }).isDisabled(), true, "an auditor may press Enable");
   // The server refuses too, whatever the page shows.
@@ -71,7 +71,7 @@ try {
   await shot("sso-05-pending-after-back");
   await page.getByRole("button", { name: "Cancel enabling" }).click();
   await page.getByText("Enabling was cancelled").waitFor();
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   await page.unroute(emu + "/**");
   // Cancelled means gone: a new Enable for the same account is accepted.
   const again = await page.evaluate(async () => {

@@ -15,8 +15,16 @@ let step = "start";
 try {
   step = "sign in";
   await signIn(page, gw);
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   await shot("02-not-enabled");
+
+  step = "before enabling: what GitHub.com will keep, the Addendum, and no false claim about features left out";
+  const stored = await page.locator("#stored").innerText();
+  for (const item of ["public key part of this server's license", "a hash of the license", "customer name", "hostname and version", "organization or enterprise account", "token this server uses"]) {
+    assert.ok(stored.includes(item), `the page does not say GitHub.com keeps ${item}`);
+  }
+  assert.match(await page.locator("#addendum").getAttribute("href"), /github-connect-addendum/);
+  assert.doesNotMatch(await page.locator("#disabled").innerText(), /without a new App/);
 
   step = "the server's own settings are filled in, read-only and looking so; no account id is asked";
   const look = (sel) => page.locator(sel).evaluate((el) => { const s = getComputedStyle(el); return `${s.backgroundColor}|${s.borderStyle}|${s.borderColor}`; });
@@ -49,7 +57,7 @@ try {
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
   step = "the record shows GitHub.com's id of octo-org, not a typed one";
   const org = await (await fetch(process.env.GITHUB_API_URL + "/orgs/octo-org")).json();
-  assert.match(await page.locator("#enabled .record").innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
+  assert.match(await page.locator("#enabled .record").first().innerText(), new RegExp(`octo-org \\(organization, id ${org.id}\\)`));
   await shot("04-enabled");
 
   step = "enable unified search";
@@ -114,8 +122,10 @@ try {
   // found.
   const conns = await (await fetch(gw + "/v1/connections", { headers: { Authorization: "Bearer " + token } })).json();
   const key = conns.connections.find((c) => c.state === "CONNECTION_STATE_CONNECTED").transitKey.name;
-  const readme = readFileSync(new URL("../../../../README.md", import.meta.url), "utf8");
-  const runbook = readme.split("<!-- runbook: import -->\n```sh\n")[1].split("```\n")[0];
+  // The runbook the page links to, as the gateway serves it, run verbatim.
+  const runbookPage = await (await fetch(gw + "/key-rotation.html")).text();
+  const unescape = (t) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+  const runbook = unescape(runbookPage.split('<code data-runbook="import">')[1].split("</code>")[0]);
   execFileSync("bash", ["-c", runbook], { env: { ...process.env, KEY: key }, stdio: "pipe" });
   const notice = page.locator("#key-notice");
   for (let i = 0; i < 40 && !(await notice.isVisible()); i++) {
@@ -123,8 +133,25 @@ try {
     await page.reload();
     await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   }
-  assert.match(await notice.textContent(), /key version 2 is in Vault but GitHub.com does not accept it yet/);
+  assert.match(await notice.textContent(), /key version 2 is in Vault but GitHub.com does not accept it yet: GitHub.com accepts only keys it generated/);
+  assert.match(await page.locator("#key-record").innerText(), /Key last signed\s+(not yet|.+, with version 1)/);
+  assert.match(await page.locator("#key-record").innerText(), /Last signing error/);
+  assert.equal(await page.locator("#runbook-link").getAttribute("href"), "/key-rotation.html");
   await shot("07-key-rotation-pending");
+
+  step = "GitHub.com accepts the new key: the page asks to finish the rotation";
+  // On GitHub.com the new key is the App's (the emulator's side of
+  // "Generate a private key").
+  const added = await fetch(`${emu}/_emu/apps/${record.app.appId}/keys`, { method: "POST", body: readFileSync(process.env.NEW_PUB, "utf8") });
+  assert.equal(added.status, 204);
+  const prompt = page.locator("#key-prompt");
+  for (let i = 0; i < 40 && !(await prompt.isVisible()); i++) {
+    await page.waitForTimeout(250);
+    await page.reload();
+    await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+  }
+  assert.match(await prompt.innerText(), /Key version 2 signs now\. Finish the rotation: delete the old key in the App's settings on GitHub\.com, then retire version 1 in Vault/);
+  await shot("07b-key-rotation-finish");
 
   step = "narrow window";
   await page.setViewportSize({ width: 360, height: 800 });
@@ -143,7 +170,7 @@ try {
   assert.match(await dialog.textContent(), /delete the App's private key from Vault/);
   await shot("09-confirm-disable");
   await dialog.getByRole("button", { name: "Disable GitHub Connect" }).click();
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   await page.locator("#timeline tbody tr", { hasText: "Disconnect finished: GitHub Connect is disabled" }).first().waitFor();
   await shot("10-disconnected");
 
@@ -156,14 +183,14 @@ try {
   step = "keyboard: signing in works without a mouse";
   await page.unroute("**/v1/**");
   await page.reload();
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("link", { name: "Sign in with single sign-on" }).waitFor();
   assert.equal(await page.evaluate(() => document.activeElement.id), "sso-link", "focus is not on the sign-in link");
   await page.keyboard.press("Enter");
   await page.getByLabel("Email").waitFor();
   await page.getByLabel("Email").press("Enter"); // the provider's suggestion: admin@example.com, ghconnect-admins
-  await page.getByRole("heading", { name: "GitHub.com is not enabled yet" }).waitFor();
+  await page.getByRole("heading", { name: "GitHub Connect is not enabled yet" }).waitFor();
   console.log("ui test: 11 states checked, screenshots in " + out);
 } catch (e) {
   await shot("failure").catch(() => {});
