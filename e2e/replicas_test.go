@@ -42,12 +42,13 @@ func (s *system) list(svc string) string {
 
 // startReplicated starts 2 registries, 3 brokers, 2 feature gates (the
 // registries on one PostgreSQL database, the brokers on another, where
-// they share users' grants, the gates on a third) and a gateway; each
-// caller balances over every replica of what it calls.
+// they share users' grants, the gates on a third) and a gateway (its
+// sessions on a fourth); each caller balances over every replica of what
+// it calls.
 func startReplicated(t *testing.T) *system {
 	regDB, brokerDB, gateDB := testenv.Postgres(t), testenv.Postgres(t), testenv.Postgres(t)
 	s := newSystem(t)
-	s.dbs["registry"], s.dbs["broker"], s.dbs["featuregate"] = regDB, brokerDB, gateDB
+	s.dbs["registry"], s.dbs["broker"], s.dbs["featuregate"], s.dbs["gateway"] = regDB, brokerDB, gateDB, testenv.Postgres(t)
 	for svc, n := range replicas {
 		for i := 1; i <= n; i++ {
 			s.port[replica(svc, i)] = freePort(t)

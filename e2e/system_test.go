@@ -150,8 +150,8 @@ func (s *system) signIn() {
 	var info struct{ SSO bool }
 	json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	// Signed in already, or nothing to sign in to. (A restarted gateway
-	// has forgotten its sessions: then again.)
+	// Signed in already (the gateway keeps sessions in its database, so
+	// a restart does not sign anyone out), or nothing to sign in to.
 	if resp.StatusCode == http.StatusUnauthorized && info.SSO {
 		authorize, err := url.Parse(next(s.t)(s.browser.Get(s.gw + "/auth/login")))
 		if err != nil {
@@ -336,6 +336,7 @@ func startSystemWith(t *testing.T, opts systemOptions) *system {
 		s.dbs["registry"] = "sqlite:" + filepath.Join(s.dir, "registry.db")
 	}
 	s.dbs["broker"], s.dbs["featuregate"] = "sqlite:"+filepath.Join(s.dir, "broker.db"), "sqlite:"+filepath.Join(s.dir, "featuregate.db")
+	s.dbs["gateway"] = "sqlite:" + filepath.Join(s.dir, "gateway.db")
 	s.startCallers()
 	return s
 }
@@ -361,14 +362,31 @@ func (s *system) startCallers() {
 }
 
 // pointCallersAt restarts the broker, the feature gate and the gateway
-// talking to the registry process name.
+// talking to the registry process name. The browser signed in before is
+// still signed in after: the gateway keeps sessions in its database.
 func (s *system) pointCallersAt(name string) {
 	s.t.Helper()
+	signedIn := s.sessionStatus() == http.StatusOK
 	for _, n := range []string{"gateway", "featuregate", "broker"} {
 		s.stop(n)
 	}
 	s.callersRegistry = name
 	s.startCallers()
+	if got := s.sessionStatus(); signedIn && got != http.StatusOK {
+		s.t.Fatalf("the gateway's restart signed the browser out: /auth/session answers %d", got)
+	}
+}
+
+// sessionStatus is the status of the browser's /auth/session (200 when
+// it is signed in).
+func (s *system) sessionStatus() int {
+	s.t.Helper()
+	resp, err := s.browser.Get(s.gw + "/auth/session")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // newSystem writes the secrets and certificates and starts what every
@@ -451,11 +469,11 @@ func newSystem(t *testing.T) *system {
 func (s *system) issuer() string { return "http://" + s.addr("idp") + "/oidc" }
 
 // ssoArgs make the gateway sign people in through the system's identity
-// provider: members of ghconnect-admins are admins, of
-// ghconnect-auditors auditors.
+// provider (members of ghconnect-admins are admins, of
+// ghconnect-auditors auditors), keeping sessions in s.dbs["gateway"].
 func (s *system) ssoArgs() []string {
 	return []string{"-oidc-issuer", s.issuer(), "-oidc-client-id", "ghconnect-gateway", "-oidc-client-secret-file", filepath.Join(s.dir, "oidc-client-secret"),
-		"-public-url", s.gw}
+		"-public-url", s.gw, "-database", s.dbs["gateway"]}
 }
 
 // rest calls the gateway as the admin; it returns the status and the

@@ -325,6 +325,17 @@ func (s *system) scanForSecrets(tokens ...string) map[string]string {
 	if len(secrets) < 3 {
 		s.t.Fatalf("the emulator keeps no App client secret")
 	}
+	// The admin's sign-in: the gateway keeps only the session id's SHA-256.
+	if gw, err := url.Parse(s.gw); err == nil {
+		for _, c := range s.browser.Jar.Cookies(gw) {
+			if c.Name == "ghconnect_session" {
+				secrets["the admin's session id"] = c.Value
+			}
+		}
+	}
+	if _, ok := secrets["the admin's session id"]; !ok {
+		s.t.Fatal("the admin's browser holds no session")
+	}
 	// Vault transit takes plaintext in base64: an audit log or a request
 	// log showing it would show it so.
 	for what, v := range maps.Clone(secrets) {

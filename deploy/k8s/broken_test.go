@@ -107,6 +107,12 @@ func TestChecksBite(t *testing.T) {
 		{"sink not the token file", "base/vault-agent/registry.hcl", `path = "/vault/token/token"`, `path = "/vault/token/t"`, "the Vault Agent's sink"},
 		{"wrong replicas", "overlays/production/kustomization.yaml", "count: 3", "count: 1", "Deployment broker: replicas"},
 		{"no client certificate required", "overlays/production/registry.yaml", "value: \"true\"", "value: \"false\"", "REQUIRE_CLIENT_CERT must be"},
+		{"gateway cannot reach its database", "base/networkpolicies.yaml", "port: 7003\n    - ports:\n        - protocol: TCP\n          port: 5432",
+			"port: 7003\n    - ports:\n        - protocol: TCP\n          port: 5433", "egress from gateway to port 5432"},
+		{"gateway cannot reach the identity provider", "base/networkpolicies.yaml", "port: 5432\n        - protocol: TCP\n          port: 443\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: registry-egress",
+			"port: 5432\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: registry-egress", "egress from gateway to port 443"},
+		{"sessions in each pod", "overlays/production/gateway.yaml", "- name: GHCONNECT_GATEWAY_DATABASE\n              valueFrom:\n                secretKeyRef:\n                  name: ghconnect-gateway-database\n                  key: url",
+			"- name: GHCONNECT_GATEWAY_DATABASE\n              value: sqlite:/tmp/gateway.db", "share sessions only through PostgreSQL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyManifests(t)

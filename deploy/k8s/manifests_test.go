@@ -80,6 +80,8 @@ var operatorSecrets = map[string][]string{
 	"ghconnect-registry-database":    {"url"},
 	"ghconnect-featuregate-database": {"url"},
 	"ghconnect-broker-database":      {"url"},
+	// Production: the gateway's sign-in sessions.
+	"ghconnect-gateway-database": {"url"},
 	// Bearer tokens for the services' own calls: base only (production
 	// uses client certificates).
 	"ghconnect-registry-token":    {"token"},
@@ -403,6 +405,7 @@ func checkDeployment(objs *objects, s service, d *appsv1.Deployment, p *problems
 	}
 
 	checkEnv(s, main, p)
+	checkSessions(s, main, p)
 	checkRefs(objs, what, spec, p)
 	for _, c := range allContainers(spec) {
 		checkPaths(objs, what+" container "+c.Name, spec, c, p)
@@ -958,6 +961,34 @@ func checkNetworkPolicies(objs *objects, p *problems) {
 		if !slices.Equal(dialed, callGraph[s.name]) {
 			p.add("%s dials %v, the code's call graph says %v", s.name, dialed, callGraph[s.name])
 		}
+		// Outside the cluster: its database, and for single sign-on the
+		// identity provider. (No pod matches nil labels: only a rule open
+		// to every destination on the port lets these out.)
+		for env, port := range map[string]int32{s.envPrefix + "_DATABASE": 5432, s.envPrefix + "_OIDC_ISSUER": 443} {
+			if slices.ContainsFunc(main.Env, func(e corev1.EnvVar) bool { return e.Name == env }) && !egressAllowed(objs, labels, nil, port) {
+				p.add("egress from %s to port %d outside the cluster is not allowed, but it sets %s", s.name, port, env)
+			}
+		}
+	}
+}
+
+// checkSessions: gateway replicas with single sign-on share the sessions
+// only through one PostgreSQL database (a SQLite file is each replica's
+// own, and its default is in the read-only root filesystem).
+func checkSessions(s service, main *corev1.Container, p *problems) {
+	env := map[string]corev1.EnvVar{}
+	for _, e := range main.Env {
+		env[strings.TrimPrefix(e.Name, s.envPrefix+"_")] = e
+	}
+	if _, sso := env["OIDC_ISSUER"]; !sso {
+		return
+	}
+	db, ok := env["DATABASE"]
+	switch {
+	case !ok:
+		p.add("Deployment %s: single sign-on without %s_DATABASE: sessions would be in a SQLite file of each pod", s.name, s.envPrefix)
+	case db.ValueFrom == nil && !strings.HasPrefix(db.Value, "postgres://") && !strings.HasPrefix(db.Value, "postgresql://"):
+		p.add("Deployment %s: %s_DATABASE=%q: its replicas share sessions only through PostgreSQL", s.name, s.envPrefix, db.Value)
 	}
 }
 

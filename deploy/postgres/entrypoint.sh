@@ -3,7 +3,7 @@
 # in $PGDATA (a folder inside the volume at /var/lib/postgresql/data), the
 # role ghconnect with the password read from $POSTGRES_PASSWORD_FILE (a
 # compose secret), the database ghconnect (the registry's) and runs
-# /etc/ghconnect/init.sql (the feature gate's database). The cluster is
+# /etc/ghconnect/init.sql (the other services' databases). The cluster is
 # made aside and renamed into place when complete, so an interrupted first
 # start is simply redone. Listens on $PGLISTEN:$PGPORT; TCP logins need the
 # password (scram-sha-256); the superuser postgres has none and logs in only

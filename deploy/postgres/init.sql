@@ -2,3 +2,4 @@
 -- (ghconnect) with the role, then runs this file.
 CREATE DATABASE featuregate OWNER ghconnect;
 CREATE DATABASE broker OWNER ghconnect;
+CREATE DATABASE gateway OWNER ghconnect;

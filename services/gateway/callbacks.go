@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
@@ -32,9 +33,13 @@ func (c *callbacks) signedIn(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		s, ok := c.sso.current(r)
-		if !ok {
+		s, err := c.sso.current(r)
+		switch {
+		case errors.Is(err, errSignedOut):
 			http.Redirect(w, r, "/auth/login?"+url.Values{"return": {r.URL.RequestURI()}}.Encode(), http.StatusFound)
+			return
+		case err != nil:
+			ssoPage(w, http.StatusServiceUnavailable, unavailable)
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))

@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "gateway"))
+	ctx = logging.WithLogger(ctx, logger)
 	if cfg.ServiceTokenFile != "" {
 		if cfg.Upstreams.ServiceToken, err = config.ReadSecret(cfg.ServiceTokenFile); err != nil {
 			return err

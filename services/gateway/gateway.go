@@ -17,7 +17,9 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.uber.org/zap"
 	// Error details (field violations, retry hints) travel as Any: their
 	// types must be registered for the JSON error bodies.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -44,6 +46,7 @@ type Gateway struct {
 	handler   http.Handler
 	upstreams []upstream
 	dialer    *dial.Dialer
+	sso       *ssoHandler // nil without single sign-on
 }
 
 // Upstreams are the gRPC addresses of the services; empty ones are not
@@ -66,15 +69,9 @@ type Upstreams struct {
 	GitHubWebURL string
 }
 
-// New dials the upstreams and builds the handler.
+// New dials the upstreams and, with single sign-on, opens the sessions
+// database, and builds the handler. It logs through ctx's logger.
 func New(ctx context.Context, up Upstreams) (*Gateway, error) {
-	var sso *ssoHandler
-	if up.SSO.Enabled() {
-		var err error
-		if sso, err = newSSO(up.SSO); err != nil {
-			return nil, fmt.Errorf("gateway: %w", err)
-		}
-	}
 	mux := runtime.NewServeMux(
 		runtime.WithMetadata(personMetadata(up.ServiceToken)),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
@@ -123,6 +120,13 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	if len(g.upstreams) == 0 {
 		return nil, errors.New("gateway: no upstream service configured")
 	}
+	if up.SSO.Enabled() {
+		if g.sso, err = newSSO(ctx, up.SSO, logging.FromContext(ctx).With(zap.String("component", "sso"))); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	sso := g.sso
 
 	root := http.NewServeMux()
 	// refuse answers an API call the gateway turns away itself, in the
@@ -176,12 +180,15 @@ func (g *Gateway) upstream(name string) *upstream {
 	return nil
 }
 
-// Close closes the upstream connections.
+// Close closes the upstream connections and the sessions database.
 func (g *Gateway) Close() {
 	for _, u := range g.upstreams {
 		u.conn.Close()
 	}
 	g.dialer.Close()
+	if g.sso != nil {
+		g.sso.close()
+	}
 }
 
 // ready answers 200 only when every upstream reports SERVING.

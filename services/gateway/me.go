@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,9 +57,13 @@ func (m *me) register(mux *http.ServeMux) {
 func (m *me) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		s, ok := m.sso.current(r)
-		if !ok {
+		s, err := m.sso.current(r)
+		switch {
+		case errors.Is(err, errSignedOut):
 			m.refuse(w, r, codes.Unauthenticated, "sign in first")
+			return
+		case err != nil:
+			m.refuse(w, r, codes.Unavailable, sessionsDown)
 			return
 		}
 		if r.Method == http.MethodPost && !m.sso.sameOrigin(r, s) {
@@ -185,9 +190,13 @@ func (m *me) callback(w http.ResponseWriter, r *http.Request) {
 	back := func(key, value string) {
 		http.Redirect(w, r, "/me?"+url.Values{key: {value}}.Encode(), http.StatusFound)
 	}
-	s, ok := m.sso.current(r)
-	if !ok {
+	s, err := m.sso.current(r)
+	switch {
+	case errors.Is(err, errSignedOut):
 		http.Redirect(w, r, "/auth/login?"+url.Values{"return": {"/me"}}.Encode(), http.StatusFound)
+		return
+	case err != nil:
+		ssoPage(w, http.StatusServiceUnavailable, unavailable)
 		return
 	}
 	c, err := r.Cookie(linkCookie)

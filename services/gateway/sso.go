@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
@@ -27,6 +26,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
 	"github.com/ghconnect/ghconnect/pkg/validate"
+	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -52,9 +52,13 @@ type SSO struct {
 	// CAFile, if set, is the CA the provider's HTTPS certificate is
 	// checked against (otherwise the system's).
 	CAFile string
+	// Database keeps the sessions and the sign-ins under way, shared by
+	// the gateway's replicas: "sqlite:PATH" or "postgres://…".
+	Database string
 }
 
-// RegisterFlags binds s to -oidc-* and -session-ttl.
+// RegisterFlags binds s to -oidc-*, -public-url, -session-ttl and
+// -database.
 func (s *SSO) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Issuer, "oidc-issuer", "", "OpenID Connect issuer URL of the identity provider (empty: the admin page signs in with a bearer token)")
 	fs.StringVar(&s.ClientID, "oidc-client-id", "", "OAuth client id of the gateway at the identity provider")
@@ -66,6 +70,7 @@ func (s *SSO) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.AuditorGroups, "oidc-auditor-groups", "ghconnect-auditors", "comma-separated groups whose members are auditors (read everything, change nothing)")
 	fs.DurationVar(&s.SessionTTL, "session-ttl", 8*time.Hour, "how long a sign-in lasts")
 	fs.StringVar(&s.CAFile, "oidc-ca-file", "", "CA certificates (PEM) of the identity provider's HTTPS, if not the system's")
+	fs.StringVar(&s.Database, "database", "sqlite:.data/gateway.db", `with -oidc-issuer: where sign-in sessions are kept, "sqlite:PATH" or "postgres://…" (PostgreSQL for several replicas)`)
 }
 
 // Enabled reports whether single sign-on is configured.
@@ -89,7 +94,28 @@ func (s *SSO) Validate() error {
 	if len(groups(s.AdminGroups)) == 0 && len(groups(s.AuditorGroups)) == 0 {
 		errs = append(errs, errors.New("-oidc-admin-groups or -oidc-auditor-groups must name a group"))
 	}
+	if err := validDatabase(s.Database); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// validDatabase refuses a -database that is not a SQLite file or a
+// PostgreSQL URL before anything is opened: sqldb would take any other
+// string for a SQLite path.
+func validDatabase(dsn string) error {
+	switch path, sqlite := strings.CutPrefix(dsn, "sqlite:"); {
+	case dsn == "":
+		return errors.New("-database is required with -oidc-issuer (where sign-in sessions are kept)")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return errors.New(`-database: not a valid postgres:// URL`)
+		}
+		return nil
+	case !sqlite || path == "" || strings.Contains(path, ":memory:"):
+		return errors.New(`-database must be "sqlite:PATH" (a file) or "postgres://…"`)
+	}
+	return nil
 }
 
 func groups(list string) []string {
@@ -134,15 +160,19 @@ type ssoHandler struct {
 	secure bool // cookies only over HTTPS
 	client *http.Client
 	now    func() time.Time
+	// store holds the sessions and sign-ins, in the database the
+	// replicas share.
+	store *sessionStore
+	log   *zap.Logger
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use, so a provider outage does not stop the gateway
-	sessions map[[sha256.Size]byte]*session
-	logins   map[string]*login
 }
 
-func newSSO(cfg SSO) (*ssoHandler, error) {
-	h := &ssoHandler{cfg: cfg, now: time.Now, sessions: map[[sha256.Size]byte]*session{}, logins: map[string]*login{}, client: &http.Client{Timeout: 15 * time.Second}}
+// newSSO reads the client secret and the provider's CA, then opens the
+// sessions database; close releases it.
+func newSSO(ctx context.Context, cfg SSO, log *zap.Logger) (*ssoHandler, error) {
+	h := &ssoHandler{cfg: cfg, now: time.Now, log: log, client: &http.Client{Timeout: 15 * time.Second}}
 	if h.cfg.LoginClaim == "" {
 		h.cfg.LoginClaim = "preferred_username"
 	}
@@ -164,8 +194,27 @@ func newSSO(cfg SSO) (*ssoHandler, error) {
 		}
 		h.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
 	}
+	var err error
+	if h.store, err = openSessions(ctx, cfg.Database); err != nil {
+		return nil, fmt.Errorf("sso: %w", err)
+	}
 	return h, nil
 }
+
+func (h *ssoHandler) close() error { return h.store.close() }
+
+// failed logs a sessions-database error. Queries carry only hashes of
+// session ids and states, so the error names no secret.
+func (h *ssoHandler) failed(r *http.Request, what string, err error) {
+	h.log.Error("sessions database: "+what, zap.String("path", r.URL.Path), zap.Error(err))
+}
+
+// What a person is told when the sessions database fails: on a page,
+// and in an API answer.
+const (
+	unavailable  = "Signing in is unavailable for a moment. Try again shortly."
+	sessionsDown = "sessions are unavailable; try again shortly"
+)
 
 func (h *ssoHandler) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, h.client)
@@ -235,43 +284,43 @@ func (h *ssoHandler) login(w http.ResponseWriter, r *http.Request) {
 		ssoPage(w, http.StatusBadGateway, "The identity provider cannot be reached. Try again in a moment.")
 		return
 	}
-	state, l := randomString(), &login{verifier: oauth2.GenerateVerifier(), nonce: randomString(), returnTo: safeReturn(r.URL.Query().Get("return")), expires: h.now().Add(loginTTL)}
-	h.mu.Lock()
-	h.sweep()
-	h.logins[state] = l
-	h.mu.Unlock()
+	now := h.now()
+	state, l := randomString(), &login{verifier: oauth2.GenerateVerifier(), nonce: randomString(), returnTo: safeReturn(r.URL.Query().Get("return")), expires: now.Add(loginTTL)}
+	if err := h.store.sweep(r.Context(), now); err != nil {
+		h.failed(r, "sweep", err) // the sign-in goes on: the next sweep catches up
+	}
+	if err := h.store.putSignIn(r.Context(), state, l); err != nil {
+		h.failed(r, "start a sign-in", err)
+		ssoPage(w, http.StatusServiceUnavailable, unavailable)
+		return
+	}
 	// The state also goes into a cookie: a callback is accepted only in
 	// the browser that started the sign-in.
 	http.SetCookie(w, h.cookie(loginCookie, state, "/auth/", loginTTL))
 	http.Redirect(w, r, oc.AuthCodeURL(state, oidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)), http.StatusFound)
 }
 
-// sweep drops expired sessions and sign-ins; callers hold mu.
-func (h *ssoHandler) sweep() {
-	now := h.now()
-	for k, s := range h.sessions {
-		if now.After(s.Expires) {
-			delete(h.sessions, k)
-		}
-	}
-	for k, l := range h.logins {
-		if now.After(l.expires) {
-			delete(h.logins, k)
-		}
-	}
-}
-
 func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
+	const stale = "This sign-in link is no longer valid. Start again."
 	q := r.URL.Query()
 	state := q.Get("state")
 	c, err := r.Cookie(loginCookie)
-	h.mu.Lock()
-	l := h.logins[state]
-	delete(h.logins, state) // single use
-	h.mu.Unlock()
 	http.SetCookie(w, h.cookie(loginCookie, "", "/auth/", -1))
-	if l == nil || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 || h.now().After(l.expires) {
-		ssoPage(w, http.StatusBadRequest, "This sign-in link is no longer valid. Start again.")
+	// Only the browser that started the sign-in may finish it, and the
+	// sign-in is claimed only then: a callback forged elsewhere does not
+	// use up the person's.
+	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+		ssoPage(w, http.StatusBadRequest, stale)
+		return
+	}
+	l, err := h.store.takeSignIn(r.Context(), state, h.now())
+	switch {
+	case errors.Is(err, errNoSignIn):
+		ssoPage(w, http.StatusBadRequest, stale)
+		return
+	case err != nil:
+		h.failed(r, "take a sign-in", err)
+		ssoPage(w, http.StatusServiceUnavailable, unavailable)
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -308,9 +357,11 @@ func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomString()
-	h.mu.Lock()
-	h.sessions[sha256.Sum256([]byte(id))] = &session{User: user, Login: login, Roles: roles, CSRF: randomString(), Expires: h.now().Add(h.cfg.SessionTTL)}
-	h.mu.Unlock()
+	if err := h.store.putSession(r.Context(), id, &session{User: user, Login: login, Roles: roles, CSRF: randomString(), Expires: h.now().Add(h.cfg.SessionTTL)}); err != nil {
+		h.failed(r, "keep a session", err)
+		ssoPage(w, http.StatusServiceUnavailable, unavailable)
+		return
+	}
 	http.SetCookie(w, h.cookie(sessionCookie, id, "/", h.cfg.SessionTTL))
 	// A server user who administers nothing has their own page.
 	to := l.returnTo
@@ -363,24 +414,18 @@ func (h *ssoHandler) identity(idt *oidc.IDToken) (string, string, []string, erro
 	return user, login, roles, nil
 }
 
-// current is the request's session, if its cookie names a live one.
-func (h *ssoHandler) current(r *http.Request) (*session, bool) {
+// current is the request's session: errSignedOut when its cookie names
+// no live one, another error (logged) when the database cannot tell.
+func (h *ssoHandler) current(r *http.Request) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil, false
+		return nil, errSignedOut
 	}
-	key := sha256.Sum256([]byte(c.Value))
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.sessions[key]
-	if s == nil {
-		return nil, false
+	s, err := h.store.session(r.Context(), c.Value, h.now())
+	if err != nil && !errors.Is(err, errSignedOut) {
+		h.failed(r, "read a session", err)
 	}
-	if h.now().After(s.Expires) {
-		delete(h.sessions, key)
-		return nil, false
-	}
-	return s, true
+	return s, err
 }
 
 type sessionView struct {
@@ -395,25 +440,37 @@ type sessionView struct {
 func (h *ssoHandler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
-	s, ok := h.current(r)
-	if !ok {
-		w.WriteHeader(http.StatusUnauthorized)
+	s, err := h.current(r)
+	if err != nil {
+		code := http.StatusUnauthorized
+		if !errors.Is(err, errSignedOut) {
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(sessionView{SSO: true})
 		return
 	}
 	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
 }
 
+// logout deletes the session's row: every replica reads it there, so
+// the person is signed out everywhere at once.
 func (h *ssoHandler) logout(w http.ResponseWriter, r *http.Request) {
-	s, ok := h.current(r)
-	if ok && !h.sameOrigin(r, s) {
+	s, err := h.current(r)
+	switch {
+	case err != nil && !errors.Is(err, errSignedOut):
+		http.Error(w, sessionsDown, http.StatusServiceUnavailable)
+		return
+	case err == nil && !h.sameOrigin(r, s):
 		http.Error(w, "cross-site request refused", http.StatusForbidden)
 		return
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		h.mu.Lock()
-		delete(h.sessions, sha256.Sum256([]byte(c.Value)))
-		h.mu.Unlock()
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if err := h.store.deleteSession(r.Context(), c.Value); err != nil {
+			h.failed(r, "delete a session", err)
+			http.Error(w, sessionsDown, http.StatusServiceUnavailable)
+			return
+		}
 	}
 	http.SetCookie(w, h.cookie(sessionCookie, "", "/", -1))
 	w.WriteHeader(http.StatusNoContent)
@@ -444,9 +501,13 @@ func (h *ssoHandler) withSession(refuse refuser, next http.Handler) http.Handler
 			next.ServeHTTP(w, r)
 			return
 		}
-		s, ok := h.current(r)
-		if !ok {
+		s, err := h.current(r)
+		switch {
+		case errors.Is(err, errSignedOut):
 			refuse(w, r, codes.Unauthenticated, "sign in first: no session and no bearer token")
+			return
+		case err != nil:
+			refuse(w, r, codes.Unavailable, sessionsDown)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r, s) {

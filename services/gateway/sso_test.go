@@ -12,23 +12,47 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ghconnect/ghconnect/dev/oidcdev"
+	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
-// ssoSystem is a registry, the development identity provider and a
-// gateway signing people in through it.
+// ssoSystem is a registry, the development identity provider and the
+// settings of gateways signing people in through it: every gateway made
+// with gateway() shares its sessions database and its public URL, as the
+// replicas of one deployment do.
 type ssoSystem struct {
-	t   *testing.T
-	reg *registrytest.Env
-	gw  *httptest.Server
+	t      *testing.T
+	reg    *registrytest.Env
+	issuer string
+	// secretFile holds the gateway's client secret at the provider.
+	secretFile string
+	dsn        string
+	// public is the gateway's URL as browsers reach it.
+	public string
+	// clock is the gateways' time; log, their logger, writes to logs.
+	clock *clock
+	log   *zap.Logger
+	logs  *observer.ObservedLogs
 }
 
-func startSSO(t *testing.T) *ssoSystem {
+// clock is a test's time: now, moved on by advance.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// newSSOSystem starts the registry and the provider for gateways reached at
+// public and keeping sessions in dsn.
+func newSSOSystem(t *testing.T, dsn, public string) *ssoSystem {
 	reg := registrytest.Start(t, testenv.SQLite(t), "gateway")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,25 +67,46 @@ func startSSO(t *testing.T) *ssoSystem {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
-	// The public URL must be known before the gateway is built: listen
-	// first, serve after.
-	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := "http://" + gwLn.Addr().String()
-	g, err := New(context.Background(), Upstreams{Registry: reg.Addr, ServiceToken: reg.Tokens["gateway"], SSO: SSO{
-		Issuer: idp.Issuer(), ClientID: "ghconnect-gateway", ClientSecretFile: secretFile, PublicURL: public,
+	core, logs := observer.New(zapcore.DebugLevel)
+	return &ssoSystem{t: t, reg: reg, issuer: idp.Issuer(), secretFile: secretFile, dsn: dsn, public: public, clock: &clock{},
+		log: zap.New(core), logs: logs}
+}
+
+// gateway builds one gateway of s; the caller serves and closes it.
+func (s *ssoSystem) gateway() *Gateway {
+	s.t.Helper()
+	g, err := New(logging.WithLogger(context.Background(), s.log), Upstreams{Registry: s.reg.Addr, ServiceToken: s.reg.Tokens["gateway"], SSO: SSO{
+		Issuer: s.issuer, ClientID: "ghconnect-gateway", ClientSecretFile: s.secretFile, PublicURL: s.public,
 		GroupsClaim: "groups", AdminGroups: "ghconnect-admins", AuditorGroups: "ghconnect-auditors", SessionTTL: time.Hour,
+		Database: s.dsn,
 	}})
 	if err != nil {
+		s.t.Fatal(err)
+	}
+	g.sso.now = s.clock.now // before it serves anything
+	return g
+}
+
+// listen is a loopback listener; a gateway's public URL must be known
+// before it is built, so tests listen first and serve after.
+func listen(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// startSSO is one gateway, on SQLite, served at the public URL itself.
+func startSSO(t *testing.T) *ssoSystem {
+	ln := listen(t)
+	s := newSSOSystem(t, testenv.SQLite(t), "http://"+ln.Addr().String())
+	g := s.gateway()
 	t.Cleanup(g.Close)
-	ts := &httptest.Server{Listener: gwLn, Config: &http.Server{Handler: g}}
+	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: g}}
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &ssoSystem{t: t, reg: reg, gw: ts}
+	return s
 }
 
 // browser is a cookie-keeping client, as a person's browser is.
@@ -77,9 +122,16 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value=
 // signIn goes through the real redirect flow: the gateway's /auth/login,
 // the provider's sign-in page, its form, the code back to the gateway.
 func (s *ssoSystem) signIn(login, groups string) (*browser, int, string) {
+	return s.signInVia(login, groups, nil)
+}
+
+// signInVia is signIn with between run after the provider's sign-in page
+// is shown and before the person answers it (and the provider sends the
+// browser back to the gateway).
+func (s *ssoSystem) signInVia(login, groups string, between func()) (*browser, int, string) {
 	jar, _ := cookiejar.New(nil)
-	b := &browser{t: s.t, c: &http.Client{Jar: jar}, base: s.gw.URL}
-	resp, err := b.c.Get(s.gw.URL + "/auth/login")
+	b := &browser{t: s.t, c: &http.Client{Jar: jar}, base: s.public}
+	resp, err := b.c.Get(s.public + "/auth/login")
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -87,6 +139,9 @@ func (s *ssoSystem) signIn(login, groups string) (*browser, int, string) {
 	resp.Body.Close()
 	if !strings.Contains(string(page), "Development identity provider") {
 		s.t.Fatalf("no sign-in page: %d %s", resp.StatusCode, page)
+	}
+	if between != nil {
+		between()
 	}
 	form := url.Values{"dev_login": {login}, "dev_groups": {groups}}
 	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
@@ -147,7 +202,7 @@ func TestSingleSignOnRolesAndCSRF(t *testing.T) {
 	s := startSSO(t)
 
 	// Nobody signed in: the API and the session say so.
-	anon := &browser{t: t, c: &http.Client{}, base: s.gw.URL}
+	anon := &browser{t: t, c: &http.Client{}, base: s.public}
 	if code, info := anon.get("/auth/session"); code != http.StatusUnauthorized || info["sso"] != true {
 		t.Fatalf("anonymous session: %d %v", code, info)
 	}
@@ -203,8 +258,8 @@ func TestSingleSignOnRolesAndCSRF(t *testing.T) {
 	}
 
 	// A bearer caller cannot pose as a person through metadata headers.
-	api := rest{t: t, base: s.gw.URL, token: s.reg.Tokens["alice"]}
-	req, _ := http.NewRequest("GET", s.gw.URL+"/v1/connections/"+conn["id"].(string), nil)
+	api := rest{t: t, base: s.public, token: s.reg.Tokens["alice"]}
+	req, _ := http.NewRequest("GET", s.public+"/v1/connections/"+conn["id"].(string), nil)
 	req.Header.Set("Authorization", "Bearer "+api.token)
 	req.Header.Set("Grpc-Metadata-X-Ghconnect-User", "grace@example.com")
 	resp, err := http.DefaultClient.Do(req)
@@ -236,7 +291,7 @@ func TestSignInWithARefusedCode(t *testing.T) {
 	s := startSSO(t)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(s.gw.URL + "/auth/login")
+	resp, err := c.Get(s.public + "/auth/login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +300,7 @@ func TestSignInWithARefusedCode(t *testing.T) {
 	if err != nil || to.Query().Get("state") == "" {
 		t.Fatalf("login redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, err = c.Get(s.gw.URL + "/auth/callback?" + url.Values{"state": {to.Query().Get("state")}, "code": {"not-a-code"}}.Encode())
+	resp, err = c.Get(s.public + "/auth/callback?" + url.Values{"state": {to.Query().Get("state")}, "code": {"not-a-code"}}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
