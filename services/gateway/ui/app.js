@@ -145,9 +145,11 @@ function applyRole() {
 async function readSession() {
   try {
     const resp = await fetch("/auth/session", { credentials: "same-origin" });
-    const data = await resp.json();
-    state.sso = !!data.sso;
+    const data = await resp.json().catch(() => ({}));
+    state.sso = !!data.sso || resp.status >= 500;
     state.session = resp.ok ? data : null;
+    // Not "signed out": the gateway could not read its sessions.
+    if (resp.status >= 500) banner("Your sign-in could not be checked just now: the gateway did not reach its session store. Reload the page in a moment.");
   } catch {
     state.session = null;
   }
