@@ -72,6 +72,23 @@ func (e *Emulator) adminRoutes() {
 		e.RemoveAppKey(id, key)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// The App's owner deletes the App in its settings on GitHub.com.
+	e.mux.HandleFunc("DELETE /_emu/apps/{app_id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad app id", http.StatusBadRequest)
+			return
+		}
+		e.mu.Lock()
+		found := e.apps[id] != nil
+		e.deleteAppLocked(id)
+		e.mu.Unlock()
+		if !found {
+			http.Error(w, "no such App", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	// PUT keeps only the given key: the owner deleted every older one.
 	e.mux.HandleFunc("PUT /_emu/apps/{app_id}/keys", func(w http.ResponseWriter, r *http.Request) {
 		id, key, ok := appKeyRequest(w, r)

@@ -13,6 +13,7 @@ func (e *Emulator) routes() {
 	e.mux = http.NewServeMux()
 	e.api("GET /app", authJWT, e.getApp)
 	e.api("GET /app/installations", authJWT, e.listInstallations)
+	e.api("GET /apps/{app_slug}", authOptionalToken, e.getAppBySlug)
 	e.api("GET /app/installations/{installation_id}", authJWT, e.getInstallation)
 	e.api("DELETE /app/installations/{installation_id}", authJWT, e.deleteInstallation)
 	e.api("GET /orgs/{org}/installation", authJWT, e.accountInstallation("org", "Organization"))
@@ -54,6 +55,54 @@ func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request, id identity) {
 	body["installations_count"] = e.countInstallations(id.app)
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
+}
+
+// getAppBySlug answers GET /apps/{app_slug}: a public App to anyone, a
+// private one only to a token of its own account (an installation on it,
+// or the account's user); to anyone else it does not exist.
+func (e *Emulator) getAppBySlug(w http.ResponseWriter, r *http.Request, id identity) {
+	e.mu.Lock()
+	var app *App
+	for _, a := range e.apps {
+		if strings.EqualFold(a.Slug, r.PathValue("app_slug")) {
+			app = a
+		}
+	}
+	visible := app != nil && (app.Public ||
+		(id.installation != nil && id.installation.Account == app.Owner) ||
+		(id.user != nil && id.user.user == app.Owner))
+	var body map[string]any
+	if visible {
+		body = appJSON(app)
+	}
+	e.mu.Unlock()
+	if !visible {
+		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest/apps/apps#get-an-app")
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// DeleteApp is the App's owner deleting it on GitHub.com: its
+// installations and their tokens go with it.
+func (e *Emulator) DeleteApp(appID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.deleteAppLocked(appID)
+}
+
+func (e *Emulator) deleteAppLocked(appID int64) {
+	for id, i := range e.installations {
+		if i.App.ID == appID {
+			delete(e.installations, id)
+		}
+	}
+	for _, u := range e.userTokens {
+		if u.app != nil && u.app.ID == appID {
+			u.revoked = true
+		}
+	}
+	delete(e.apps, appID)
 }
 
 func (e *Emulator) countInstallations(a *App) int {

@@ -592,3 +592,48 @@ func TestOrganizationProfile(t *testing.T) {
 		}
 	}
 }
+
+// GET /apps/{app_slug}: a private App exists only for its own account's
+// tokens, a public one for anyone; once its owner deletes it, for no one.
+func TestGetAppBySlug(t *testing.T) {
+	c, err := ghemu.SharedContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var violations []error
+	w := newWorld(t, ghemu.Options{Contract: c, OnViolation: func(err error) { mu.Lock(); violations = append(violations, err); mu.Unlock() }})
+	defer func() {
+		if len(violations) > 0 {
+			t.Errorf("contract violations: %v", violations)
+		}
+	}()
+	app, ok := w.emu.App(w.appID)
+	if !ok {
+		t.Fatal("no App")
+	}
+	anyone := w.client("")
+	if _, _, err := anyone.Apps.Get(context.Background(), app.Slug); statusOf(err) != http.StatusNotFound {
+		t.Errorf("a private App seen without a token: %v", err)
+	}
+	tok := w.token(t, nil)
+	own := w.client("token " + tok.GetToken())
+	got, _, err := own.Apps.Get(context.Background(), app.Slug)
+	if err != nil || got.GetID() != w.appID {
+		t.Fatalf("its own account's token: %v %v", got, err)
+	}
+	other, err := w.emu.AddApp(ghemu.AppSpec{Owner: "mona", Slug: "public-one", Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := anyone.Apps.Get(context.Background(), "public-one"); err != nil || got.GetID() != other {
+		t.Errorf("a public App: %v %v", got, err)
+	}
+	w.emu.DeleteApp(w.appID)
+	if _, _, err := own.Apps.Get(context.Background(), app.Slug); statusOf(err) == http.StatusOK || err == nil {
+		t.Errorf("a deleted App is still there: %v", err)
+	}
+	if w.emu.AppExists(w.appID) {
+		t.Error("the App exists after DeleteApp")
+	}
+}

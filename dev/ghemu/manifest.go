@@ -78,7 +78,7 @@ func (e *Emulator) convertManifest(w http.ResponseWriter, r *http.Request, _ ide
 		return
 	}
 	e.mu.Lock()
-	app := e.newApp(AppSpec{Name: mc.manifest.Name, Permissions: mc.manifest.DefaultPermissions, Events: mc.manifest.DefaultEvents, SetupURL: mc.manifest.SetupURL, CallbackURLs: mc.manifest.CallbackURLs}, mc.owner)
+	app := e.newApp(AppSpec{Name: mc.manifest.Name, Permissions: mc.manifest.DefaultPermissions, Events: mc.manifest.DefaultEvents, SetupURL: mc.manifest.SetupURL, CallbackURLs: mc.manifest.CallbackURLs, Public: mc.manifest.Public}, mc.owner)
 	app.keys[keyID(&key.PublicKey)] = &key.PublicKey
 	body := appJSON(app)
 	body["client_id"] = app.ClientID

@@ -87,6 +87,8 @@ type AppSpec struct {
 	ClientSecret string `json:"client_secret"`
 	// CallbackURLs are the user-authorization callback URLs.
 	CallbackURLs []string `json:"callback_urls"`
+	// Public makes the App visible to anyone, not only its account.
+	Public bool `json:"public"`
 	// PublicKeys are PEM public keys (PKIX or PKCS#1) the App's JWTs may be
 	// signed with.
 	PublicKeys []string `json:"public_keys"`
@@ -125,7 +127,7 @@ func (e *Emulator) newApp(spec AppSpec, owner *Account) *App {
 	}
 	app := &App{
 		ID: id, Slug: slug, Name: name, Owner: owner, Permissions: spec.Permissions, Events: spec.Events,
-		SetupURL: spec.SetupURL, CallbackURLs: spec.CallbackURLs, Created: e.nowLocked(), keys: map[string]*rsa.PublicKey{},
+		SetupURL: spec.SetupURL, CallbackURLs: spec.CallbackURLs, Public: spec.Public, Created: e.nowLocked(), keys: map[string]*rsa.PublicKey{},
 		ClientID: "Iv1." + randomHex(8), ClientSecret: spec.ClientSecret, WebhookSecret: randomHex(20),
 	}
 	if app.ClientSecret == "" {

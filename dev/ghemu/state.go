@@ -55,7 +55,10 @@ type App struct {
 	// CallbackURLs are where user authorization may send the browser back
 	// to; the first is the default.
 	CallbackURLs []string
-	Created      time.Time
+	// Public: anyone may see the App (GET /apps/{app_slug}); a private
+	// one only its own account does.
+	Public  bool
+	Created time.Time
 	// keys are the App's registered public keys by key id; a JWT must
 	// verify with one of them.
 	keys map[string]*rsa.PublicKey

@@ -25,6 +25,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults":     "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ListConnections":       "admin auditor gateway",
 	"/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory": "admin auditor",
+	"/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps":      "admin auditor",
 	"/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections":      "admin auditor broker featuregate",
 	"/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest":      "admin",
 	"/ghconnect.registry.v1.ConnectionRegistryService/CompleteAppManifest":   "admin gateway",

@@ -209,9 +209,38 @@ async function webConfig() {
 // appSettingsURL is the GitHub.com page where the App's owner manages
 // (and deletes) the App; empty when the page does not know the site.
 function appSettingsURL(c) {
-  if (!state.web || !c || !c.app || !c.app.slug) return "";
-  const owner = c.account.kind === "ACCOUNT_KIND_ENTERPRISE" ? "enterprises" : "organizations";
-  return `${state.web}/${owner}/${encodeURIComponent(c.account.login)}/settings/apps/${encodeURIComponent(c.app.slug)}`;
+  if (!c || !c.app) return "";
+  return settingsOf(c.account, c.app.slug);
+}
+
+function settingsOf(account, slug) {
+  if (!state.web || !account || !slug) return "";
+  const owner = account.kind === "ACCOUNT_KIND_ENTERPRISE" ? "enterprises" : "organizations";
+  return `${state.web}/${owner}/${encodeURIComponent(account.login)}/settings/apps/${encodeURIComponent(slug)}`;
+}
+
+// renderAppsLeft lists every App this server created that GitHub.com may
+// still hold (the registry asks GitHub.com), each with where to delete it.
+async function renderAppsLeft() {
+  let apps = [];
+  try {
+    apps = (await api("GET", "/v1/leftoverApps")).apps || [];
+  } catch { /* the list is a reminder: the rest of the page stands without it */ }
+  const ul = $("#apps-left-list");
+  ul.replaceChildren();
+  for (const a of apps) {
+    const li = document.createElement("li");
+    li.dataset.app = a.appId;
+    const href = settingsOf(a.account, a.slug);
+    const link = href
+      ? Object.assign(document.createElement("a"), { href, textContent: "delete it in the App's settings" })
+      : document.createTextNode("delete it in the App's settings on GitHub.com");
+    const name = Object.assign(document.createElement("strong"), { textContent: a.slug });
+    li.append(name, ` (${a.account.login}): `, link,
+      a.status === "LEFTOVER_APP_STATUS_UNKNOWN" ? `. Not confirmed: ${a.note}.` : ". GitHub.com still has it.");
+    ul.append(li);
+  }
+  $("#apps-left").hidden = apps.length === 0;
 }
 
 // fillConnectionText puts the account and the App's links into every
@@ -246,6 +275,7 @@ async function load() {
   const latest = active || conns[0];
   state.conn = active;
   fillConnectionText(latest);
+  await renderAppsLeft();
   switch (active && active.state) {
     case STATE("CONNECTED"):
       await renderEnabled(active);
@@ -260,7 +290,7 @@ async function load() {
       show(["pending", "timeline-section"]);
       break;
     default:
-      renderDisabled(latest);
+      renderDisabled();
       show(latest ? ["disabled", "timeline-section"] : ["disabled"]);
   }
   if ($("#disabled").hidden) {
@@ -294,9 +324,7 @@ function failureText(e) {
   return e.message.replace(/[.;]?\s*$/, ".");
 }
 
-function renderDisabled(latest) {
-  const left = $("#app-left");
-  left.hidden = !(latest && latest.state === STATE("DISCONNECTED") && latest.app);
+function renderDisabled() {
   const list = $("#want-list");
   if (list.children.length === state.features.length) return; // keep the administrator's choices
   list.replaceChildren();

@@ -136,6 +136,60 @@ func (AccountKind) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{1}
 }
 
+// LeftoverAppStatus is what GitHub.com said of a left App.
+type LeftoverAppStatus int32
+
+const (
+	LeftoverAppStatus_LEFTOVER_APP_STATUS_UNSPECIFIED LeftoverAppStatus = 0
+	// LEFTOVER_APP_STATUS_PRESENT: GitHub.com still has the App.
+	LeftoverAppStatus_LEFTOVER_APP_STATUS_PRESENT LeftoverAppStatus = 1
+	// LEFTOVER_APP_STATUS_UNKNOWN: the check could not tell (see note):
+	// GitHub.com shows a private App only to its own account, or did not
+	// answer.
+	LeftoverAppStatus_LEFTOVER_APP_STATUS_UNKNOWN LeftoverAppStatus = 2
+)
+
+// Enum value maps for LeftoverAppStatus.
+var (
+	LeftoverAppStatus_name = map[int32]string{
+		0: "LEFTOVER_APP_STATUS_UNSPECIFIED",
+		1: "LEFTOVER_APP_STATUS_PRESENT",
+		2: "LEFTOVER_APP_STATUS_UNKNOWN",
+	}
+	LeftoverAppStatus_value = map[string]int32{
+		"LEFTOVER_APP_STATUS_UNSPECIFIED": 0,
+		"LEFTOVER_APP_STATUS_PRESENT":     1,
+		"LEFTOVER_APP_STATUS_UNKNOWN":     2,
+	}
+)
+
+func (x LeftoverAppStatus) Enum() *LeftoverAppStatus {
+	p := new(LeftoverAppStatus)
+	*p = x
+	return p
+}
+
+func (x LeftoverAppStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LeftoverAppStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_registry_v1_registry_proto_enumTypes[2].Descriptor()
+}
+
+func (LeftoverAppStatus) Type() protoreflect.EnumType {
+	return &file_ghconnect_registry_v1_registry_proto_enumTypes[2]
+}
+
+func (x LeftoverAppStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LeftoverAppStatus.Descriptor instead.
+func (LeftoverAppStatus) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
 // Account is a GitHub.com organization or enterprise account.
 type Account struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2207,6 +2261,185 @@ func (x *DisconnectResponse) GetConnection() *Connection {
 	return nil
 }
 
+// ListLeftoverAppsRequest is empty.
+type ListLeftoverAppsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeftoverAppsRequest) Reset() {
+	*x = ListLeftoverAppsRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeftoverAppsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeftoverAppsRequest) ProtoMessage() {}
+
+func (x *ListLeftoverAppsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeftoverAppsRequest.ProtoReflect.Descriptor instead.
+func (*ListLeftoverAppsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+// ListLeftoverAppsResponse lists the Apps left on GitHub.com, newest
+// connection first.
+type ListLeftoverAppsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Apps          []*LeftoverApp         `protobuf:"bytes,1,rep,name=apps,proto3" json:"apps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLeftoverAppsResponse) Reset() {
+	*x = ListLeftoverAppsResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLeftoverAppsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLeftoverAppsResponse) ProtoMessage() {}
+
+func (x *ListLeftoverAppsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLeftoverAppsResponse.ProtoReflect.Descriptor instead.
+func (*ListLeftoverAppsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListLeftoverAppsResponse) GetApps() []*LeftoverApp {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+// LeftoverApp is a GitHub App this server created that GitHub.com may
+// still hold after its connection ended.
+type LeftoverApp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connection_id is the ended connection the App was created for.
+	ConnectionId string            `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Account      *Account          `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	AppId        int64             `protobuf:"varint,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Slug         string            `protobuf:"bytes,4,opt,name=slug,proto3" json:"slug,omitempty"`
+	Status       LeftoverAppStatus `protobuf:"varint,5,opt,name=status,proto3,enum=ghconnect.registry.v1.LeftoverAppStatus" json:"status,omitempty"`
+	// note says in words why the status is UNKNOWN; empty otherwise.
+	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	CheckTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeftoverApp) Reset() {
+	*x = LeftoverApp{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeftoverApp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeftoverApp) ProtoMessage() {}
+
+func (x *LeftoverApp) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeftoverApp.ProtoReflect.Descriptor instead.
+func (*LeftoverApp) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LeftoverApp) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *LeftoverApp) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *LeftoverApp) GetAppId() int64 {
+	if x != nil {
+		return x.AppId
+	}
+	return 0
+}
+
+func (x *LeftoverApp) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *LeftoverApp) GetStatus() LeftoverAppStatus {
+	if x != nil {
+		return x.Status
+	}
+	return LeftoverAppStatus_LEFTOVER_APP_STATUS_UNSPECIFIED
+}
+
+func (x *LeftoverApp) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *LeftoverApp) GetCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckTime
+	}
+	return nil
+}
+
 var File_ghconnect_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
@@ -2389,7 +2622,19 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x12DisconnectResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection*\xb8\x01\n" +
+	"connection\"\x19\n" +
+	"\x17ListLeftoverAppsRequest\"R\n" +
+	"\x18ListLeftoverAppsResponse\x126\n" +
+	"\x04apps\x18\x01 \x03(\v2\".ghconnect.registry.v1.LeftoverAppR\x04apps\"\xa8\x02\n" +
+	"\vLeftoverApp\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x128\n" +
+	"\aaccount\x18\x02 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccount\x12\x15\n" +
+	"\x06app_id\x18\x03 \x01(\x03R\x05appId\x12\x12\n" +
+	"\x04slug\x18\x04 \x01(\tR\x04slug\x12@\n" +
+	"\x06status\x18\x05 \x01(\x0e2(.ghconnect.registry.v1.LeftoverAppStatusR\x06status\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x129\n" +
+	"\n" +
+	"check_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime*\xb8\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATE_PENDING\x10\x01\x12\x1e\n" +
@@ -2399,7 +2644,11 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x022\xa2\f\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x02*z\n" +
+	"\x11LeftoverAppStatus\x12#\n" +
+	"\x1fLEFTOVER_APP_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bLEFTOVER_APP_STATUS_PRESENT\x10\x01\x12\x1f\n" +
+	"\x1bLEFTOVER_APP_STATUS_UNKNOWN\x10\x022\x97\r\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12v\n" +
 	"\x11GetServerDefaults\x12/.ghconnect.registry.v1.GetServerDefaultsRequest\x1a0.ghconnect.registry.v1.GetServerDefaultsResponse\x12j\n" +
@@ -2414,7 +2663,8 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12\x82\x01\n" +
 	"\x15RefreshAppPermissions\x123.ghconnect.registry.v1.RefreshAppPermissionsRequest\x1a4.ghconnect.registry.v1.RefreshAppPermissionsResponse\x12a\n" +
 	"\n" +
-	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
+	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponse\x12s\n" +
+	"\x10ListLeftoverApps\x12..ghconnect.registry.v1.ListLeftoverAppsRequest\x1a/.ghconnect.registry.v1.ListLeftoverAppsResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
 
 var (
 	file_ghconnect_registry_v1_registry_proto_rawDescOnce sync.Once
@@ -2428,111 +2678,121 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_ghconnect_registry_v1_registry_proto_rawDescData
 }
 
-var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
-	(*Account)(nil),                       // 2: ghconnect.registry.v1.Account
-	(*License)(nil),                       // 3: ghconnect.registry.v1.License
-	(*GitHubApp)(nil),                     // 4: ghconnect.registry.v1.GitHubApp
-	(*TransitKey)(nil),                    // 5: ghconnect.registry.v1.TransitKey
-	(*Connection)(nil),                    // 6: ghconnect.registry.v1.Connection
-	(*ConnectionEvent)(nil),               // 7: ghconnect.registry.v1.ConnectionEvent
-	(*CreateConnectionRequest)(nil),       // 8: ghconnect.registry.v1.CreateConnectionRequest
-	(*GetServerDefaultsRequest)(nil),      // 9: ghconnect.registry.v1.GetServerDefaultsRequest
-	(*GetServerDefaultsResponse)(nil),     // 10: ghconnect.registry.v1.GetServerDefaultsResponse
-	(*CreateConnectionResponse)(nil),      // 11: ghconnect.registry.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),          // 12: ghconnect.registry.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),         // 13: ghconnect.registry.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),        // 14: ghconnect.registry.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),       // 15: ghconnect.registry.v1.ListConnectionsResponse
-	(*ListConnectionHistoryRequest)(nil),  // 16: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 17: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 18: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 19: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 20: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 21: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 22: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 23: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 24: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 25: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 26: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 27: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 28: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 29: ghconnect.registry.v1.RotateAppKeyResponse
-	(*RefreshAppPermissionsRequest)(nil),  // 30: ghconnect.registry.v1.RefreshAppPermissionsRequest
-	(*RefreshAppPermissionsResponse)(nil), // 31: ghconnect.registry.v1.RefreshAppPermissionsResponse
-	(*DisconnectRequest)(nil),             // 32: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 33: ghconnect.registry.v1.DisconnectResponse
-	nil,                                   // 34: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 35: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
+	(LeftoverAppStatus)(0),                // 2: ghconnect.registry.v1.LeftoverAppStatus
+	(*Account)(nil),                       // 3: ghconnect.registry.v1.Account
+	(*License)(nil),                       // 4: ghconnect.registry.v1.License
+	(*GitHubApp)(nil),                     // 5: ghconnect.registry.v1.GitHubApp
+	(*TransitKey)(nil),                    // 6: ghconnect.registry.v1.TransitKey
+	(*Connection)(nil),                    // 7: ghconnect.registry.v1.Connection
+	(*ConnectionEvent)(nil),               // 8: ghconnect.registry.v1.ConnectionEvent
+	(*CreateConnectionRequest)(nil),       // 9: ghconnect.registry.v1.CreateConnectionRequest
+	(*GetServerDefaultsRequest)(nil),      // 10: ghconnect.registry.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),     // 11: ghconnect.registry.v1.GetServerDefaultsResponse
+	(*CreateConnectionResponse)(nil),      // 12: ghconnect.registry.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),          // 13: ghconnect.registry.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),         // 14: ghconnect.registry.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),        // 15: ghconnect.registry.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),       // 16: ghconnect.registry.v1.ListConnectionsResponse
+	(*ListConnectionHistoryRequest)(nil),  // 17: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil), // 18: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),       // 19: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),      // 20: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),       // 21: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 22: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 23: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 24: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 25: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 26: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 27: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 28: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 29: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 30: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),  // 31: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 32: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 33: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 34: ghconnect.registry.v1.DisconnectResponse
+	(*ListLeftoverAppsRequest)(nil),       // 35: ghconnect.registry.v1.ListLeftoverAppsRequest
+	(*ListLeftoverAppsResponse)(nil),      // 36: ghconnect.registry.v1.ListLeftoverAppsResponse
+	(*LeftoverApp)(nil),                   // 37: ghconnect.registry.v1.LeftoverApp
+	nil,                                   // 38: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 39: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	36, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	40, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
-	3,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
-	2,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
-	4,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
-	5,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	36, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	36, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	36, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	36, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	4,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
+	3,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
+	5,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
+	6,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
+	40, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	40, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	40, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	40, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	36, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
-	2,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
-	3,  // 17: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
-	6,  // 18: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 19: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	40, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
+	3,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
+	4,  // 17: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
+	7,  // 18: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 19: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	0,  // 20: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
-	6,  // 21: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
-	7,  // 22: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	7,  // 23: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	35, // 24: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	36, // 25: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
-	6,  // 26: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 27: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 28: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 29: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 30: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	6,  // 31: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	8,  // 32: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	9,  // 33: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
-	12, // 34: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	14, // 35: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	16, // 36: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	18, // 37: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	20, // 38: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	22, // 39: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	24, // 40: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	26, // 41: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	28, // 42: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	30, // 43: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
-	32, // 44: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	11, // 45: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	10, // 46: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
-	13, // 47: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	15, // 48: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	17, // 49: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	19, // 50: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	21, // 51: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	23, // 52: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	25, // 53: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	27, // 54: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	29, // 55: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	31, // 56: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
-	33, // 57: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	45, // [45:58] is the sub-list for method output_type
-	32, // [32:45] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	7,  // 21: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
+	8,  // 22: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	8,  // 23: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	39, // 24: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	40, // 25: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	7,  // 26: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 27: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 28: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 29: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 30: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	7,  // 31: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	37, // 32: ghconnect.registry.v1.ListLeftoverAppsResponse.apps:type_name -> ghconnect.registry.v1.LeftoverApp
+	3,  // 33: ghconnect.registry.v1.LeftoverApp.account:type_name -> ghconnect.registry.v1.Account
+	2,  // 34: ghconnect.registry.v1.LeftoverApp.status:type_name -> ghconnect.registry.v1.LeftoverAppStatus
+	40, // 35: ghconnect.registry.v1.LeftoverApp.check_time:type_name -> google.protobuf.Timestamp
+	9,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
+	13, // 38: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	15, // 39: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	17, // 40: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	19, // 41: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	21, // 42: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	23, // 43: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	25, // 44: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	27, // 45: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	29, // 46: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	31, // 47: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	33, // 48: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	35, // 49: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:input_type -> ghconnect.registry.v1.ListLeftoverAppsRequest
+	12, // 50: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	11, // 51: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
+	14, // 52: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	16, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	18, // 54: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	20, // 55: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	22, // 56: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	24, // 57: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	26, // 58: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	28, // 59: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	30, // 60: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	32, // 61: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	34, // 62: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	36, // 63: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:output_type -> ghconnect.registry.v1.ListLeftoverAppsResponse
+	50, // [50:64] is the sub-list for method output_type
+	36, // [36:50] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2545,8 +2805,8 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   34,
+			NumEnums:      3,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -517,6 +517,27 @@ func local_request_ConnectionRegistryService_Disconnect_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
+func request_ConnectionRegistryService_ListLeftoverApps_0(ctx context.Context, marshaler runtime.Marshaler, client ConnectionRegistryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListLeftoverAppsRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListLeftoverApps(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ConnectionRegistryService_ListLeftoverApps_0(ctx context.Context, marshaler runtime.Marshaler, server ConnectionRegistryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListLeftoverAppsRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.ListLeftoverApps(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterConnectionRegistryServiceHandlerServer registers the http handlers for service ConnectionRegistryService to "mux".
 // UnaryRPC     :call ConnectionRegistryServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -769,6 +790,26 @@ func RegisterConnectionRegistryServiceHandlerServer(ctx context.Context, mux *ru
 			return
 		}
 		forward_ConnectionRegistryService_Disconnect_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_ListLeftoverApps_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps", runtime.WithHTTPPathPattern("/v1/leftoverApps"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ConnectionRegistryService_ListLeftoverApps_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_ListLeftoverApps_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1031,6 +1072,23 @@ func RegisterConnectionRegistryServiceHandlerClient(ctx context.Context, mux *ru
 		}
 		forward_ConnectionRegistryService_Disconnect_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_ListLeftoverApps_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps", runtime.WithHTTPPathPattern("/v1/leftoverApps"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ConnectionRegistryService_ListLeftoverApps_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_ListLeftoverApps_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1048,6 +1106,7 @@ var (
 	pattern_ConnectionRegistryService_RotateAppKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "rotateAppKey"))
 	pattern_ConnectionRegistryService_RefreshAppPermissions_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "refreshAppPermissions"))
 	pattern_ConnectionRegistryService_Disconnect_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "disconnect"))
+	pattern_ConnectionRegistryService_ListLeftoverApps_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "leftoverApps"}, ""))
 )
 
 var (
@@ -1064,4 +1123,5 @@ var (
 	forward_ConnectionRegistryService_RotateAppKey_0          = runtime.ForwardResponseMessage
 	forward_ConnectionRegistryService_RefreshAppPermissions_0 = runtime.ForwardResponseMessage
 	forward_ConnectionRegistryService_Disconnect_0            = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ListLeftoverApps_0      = runtime.ForwardResponseMessage
 )

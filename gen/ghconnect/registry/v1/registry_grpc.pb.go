@@ -37,6 +37,7 @@ const (
 	ConnectionRegistryService_RotateAppKey_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
 	ConnectionRegistryService_RefreshAppPermissions_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions"
 	ConnectionRegistryService_Disconnect_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
+	ConnectionRegistryService_ListLeftoverApps_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps"
 )
 
 // ConnectionRegistryServiceClient is the client API for ConnectionRegistryService service.
@@ -87,6 +88,12 @@ type ConnectionRegistryServiceClient interface {
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
+	// ListLeftoverApps lists the GitHub Apps this server created on
+	// GitHub.com (through the manifest flow) for connections since disabled
+	// or cancelled, and that GitHub.com may still hold: each is checked with
+	// GET /apps/{app_slug}, and one found deleted is recorded and no longer
+	// listed.
+	ListLeftoverApps(ctx context.Context, in *ListLeftoverAppsRequest, opts ...grpc.CallOption) (*ListLeftoverAppsResponse, error)
 }
 
 type connectionRegistryServiceClient struct {
@@ -236,6 +243,16 @@ func (c *connectionRegistryServiceClient) Disconnect(ctx context.Context, in *Di
 	return out, nil
 }
 
+func (c *connectionRegistryServiceClient) ListLeftoverApps(ctx context.Context, in *ListLeftoverAppsRequest, opts ...grpc.CallOption) (*ListLeftoverAppsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLeftoverAppsResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_ListLeftoverApps_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionRegistryServiceServer is the server API for ConnectionRegistryService service.
 // All implementations must embed UnimplementedConnectionRegistryServiceServer
 // for forward compatibility.
@@ -284,6 +301,12 @@ type ConnectionRegistryServiceServer interface {
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
+	// ListLeftoverApps lists the GitHub Apps this server created on
+	// GitHub.com (through the manifest flow) for connections since disabled
+	// or cancelled, and that GitHub.com may still hold: each is checked with
+	// GET /apps/{app_slug}, and one found deleted is recorded and no longer
+	// listed.
+	ListLeftoverApps(context.Context, *ListLeftoverAppsRequest) (*ListLeftoverAppsResponse, error)
 	mustEmbedUnimplementedConnectionRegistryServiceServer()
 }
 
@@ -332,6 +355,9 @@ func (UnimplementedConnectionRegistryServiceServer) RefreshAppPermissions(contex
 }
 func (UnimplementedConnectionRegistryServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) ListLeftoverApps(context.Context, *ListLeftoverAppsRequest) (*ListLeftoverAppsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLeftoverApps not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) mustEmbedUnimplementedConnectionRegistryServiceServer() {
 }
@@ -582,6 +608,24 @@ func _ConnectionRegistryService_Disconnect_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionRegistryService_ListLeftoverApps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLeftoverAppsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).ListLeftoverApps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_ListLeftoverApps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).ListLeftoverApps(ctx, req.(*ListLeftoverAppsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionRegistryService_ServiceDesc is the grpc.ServiceDesc for ConnectionRegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -636,6 +680,10 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Disconnect",
 			Handler:    _ConnectionRegistryService_Disconnect_Handler,
+		},
+		{
+			MethodName: "ListLeftoverApps",
+			Handler:    _ConnectionRegistryService_ListLeftoverApps_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

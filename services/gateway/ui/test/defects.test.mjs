@@ -378,6 +378,7 @@ if (!fatal) {
     }
     await page.getByRole("button", { name: "Cancel enabling" }).click();
     await enabledHeading.waitFor();
+    await page.locator("#notice", { hasText: "Not cancelled" }).waitFor();
     assert.match(await notice.textContent(), /Not cancelled: someone changed this connection while the page was open; it is connected now/);
     assert.equal((await rest("GET", `/v1/connections/${id}`)).connection.state, "CONNECTION_STATE_CONNECTED", "the stale Cancel tore the connection down");
     await shot("d14-stale-cancel");
@@ -391,9 +392,40 @@ if (!fatal) {
     // click, not check: the change is refused, so the box does not stay ticked.
     await page.locator("#toggle-unified_search").click();
     await notEnabledHeading.waitFor();
+    await page.locator("#notice", { hasText: "Not saved" }).waitFor();
     assert.match(await notice.textContent(), /Not saved: Unified search was not changed, because someone changed this connection while the page was open; GitHub Connect for octo-org is disabled now/);
     assert.equal((await settingOf(c.id, "FEATURE_UNIFIED_SEARCH")).enabled, false);
     await shot("d15-stale-toggle");
+  });
+
+  await check("every App this server created that GitHub.com still has is listed, each until it is deleted there", async () => {
+    // Connected to octo-org again, so GitHub.com can be asked about its
+    // private Apps.
+    await rest("POST", "/v1/connections", {
+      requestId: "ui-left-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
+      account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
+    });
+    await page.reload();
+    await heading(/not finished/).waitFor({ timeout: 5000 });
+    const arrived = page.waitForURL(/connected=/);
+    await page.getByRole("button", { name: "Continue on GitHub.com" }).click();
+    await arrived;
+    await enabledHeading.waitFor();
+    const items = page.locator("#apps-left-list li");
+    await items.first().waitFor();
+    const n = await items.count();
+    assert.ok(n >= 2, `only ${n} App(s) listed; this test left at least two on GitHub.com (a disable, a cancelled attempt)`);
+    for (const text of await items.allInnerTexts()) assert.match(text, /GitHub\.com still has it/);
+    assert.match(await items.first().locator("a").getAttribute("href"), /\/organizations\/octo-org\/settings\/apps\//);
+    const gone = await items.first().getAttribute("data-app");
+    const del = await fetch(`${emu}/_emu/apps/${gone}`, { method: "DELETE" });
+    assert.equal(del.status, 204);
+    await page.reload();
+    await enabledHeading.waitFor();
+    await items.first().waitFor();
+    assert.equal(await items.count(), n - 1, "the deleted App is still listed, or another went");
+    assert.equal(await page.locator(`#apps-left-list li[data-app="${gone}"]`).count(), 0);
+    await shot("d16-apps-left");
   });
 
   await check("no request of the page met a 404", async () => {
