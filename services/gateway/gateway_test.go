@@ -230,11 +230,13 @@ func TestReadyzFailsWhenUpstreamIsDown(t *testing.T) {
 }
 
 func TestRESTWatchStreams(t *testing.T) {
-	reg, ts := start(t)
+	reg, ts := startConnected(t)
 	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
-	if code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License)); code != http.StatusOK {
+	code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License))
+	if code != http.StatusOK {
 		t.Fatalf("create: %d %v", code, body)
 	}
+	id := body["connection"].(map[string]any)["id"].(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/connections:watch", nil)
@@ -247,10 +249,10 @@ func TestRESTWatchStreams(t *testing.T) {
 	lines := bufio.NewReader(resp.Body)
 	// The history first, then a change made while the stream is open.
 	wantEvent(t, lines, "create", "alice")
-	if code, body, _ := api.do("POST", "/v1/connections", strings.NewReplacer("ghes.", "ghes2.", "rest-1", "rest-2").Replace(createBody(reg.License))); code != http.StatusOK {
-		t.Fatalf("create: %d %v", code, body)
+	if code, body, _ := api.do("POST", "/v1/connections/"+id+":disconnect", `{}`); code != http.StatusOK {
+		t.Fatalf("disconnect: %d %v", code, body)
 	}
-	wantEvent(t, lines, "create", "alice")
+	wantEvent(t, lines, "begin_disconnect", "alice")
 }
 
 func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {

@@ -47,13 +47,8 @@ func violated(err error) []string {
 func TestAccountIDComesFromGitHub(t *testing.T) {
 	e := startConnect(t)
 	org := e.emu.AddAccount("octo-org", "Organization")
-	c, err := e.createAccount(t, &registryv1.Account{Kind: kindOrg, Login: "Octo-Org"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.GetAccount(); got.GetId() != org.ID || got.GetLogin() != "octo-org" {
-		t.Errorf("account = %v, want octo-org id %d", got, org.ID)
-	}
+	// The refusals first: while a connection is live, any create is
+	// refused for that.
 	for name, a := range map[string]*registryv1.Account{
 		"typed id":             {Kind: kindOrg, Login: "octo-org", Id: 999},
 		"unknown organization": {Kind: kindOrg, Login: "no-such-org"},
@@ -67,6 +62,13 @@ func TestAccountIDComesFromGitHub(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || strings.Join(violated(err), " ") != want {
 			t.Errorf("%s: %v, want a violation of %s", name, err, want)
 		}
+	}
+	c, err := e.createAccount(t, &registryv1.Account{Kind: kindOrg, Login: "Octo-Org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GetAccount(); got.GetId() != org.ID || got.GetLogin() != "octo-org" {
+		t.Errorf("account = %v, want octo-org id %d", got, org.ID)
 	}
 	list, err := e.Client.ListConnections(e.Ctx(t, "alice"), &registryv1.ListConnectionsRequest{})
 	if err != nil || len(list.Connections) != 1 {
@@ -148,6 +150,11 @@ func TestInstallationMustMatchKindAndID(t *testing.T) {
 		if now, _ := e.Store.Get(context.Background(), id); now.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
 			t.Errorf("%s: %v after a refused installation", name, now.State)
 		}
+		// Cancelled, so the next record can be made: one live
+		// connection at a time.
+		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -167,6 +174,10 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 		t.Fatalf("installed: %v %v, want enterprise id %d", fin.GetConnection(), err, ent.ID)
 	}
 
+	// Disabled, so that another enterprise can be connected.
+	if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: conn.Id}); err != nil {
+		t.Fatal(err)
+	}
 	other := e.emu.AddAccount("octo-inc", "Enterprise")
 	conn2, err := e.createAccount(t, &registryv1.Account{Kind: kindEnterprise, Login: "octo-inc"})
 	if err != nil {

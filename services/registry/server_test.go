@@ -121,13 +121,15 @@ func TestCreateGetList(t *testing.T) {
 		_, err = e.Client.GetConnection(e.ctx(t, "bob"), &registryv1.GetConnectionRequest{Id: "nope"})
 		wantCode(t, err, codes.NotFound)
 
-		// 7 connections, pages of 3, one filtered by state.
+		// 7 connections, one after the other (each disconnected before
+		// the next), pages of 3, one filtered by state.
+		ctx := e.ctx(t, "alice")
 		ids := []string{c.Id}
 		for i := 1; i < 7; i++ {
-			ids = append(ids, e.create(t, fmt.Sprintf("ghes%d.example.com", i), "octo-org").Id)
+			e.disconnect(t, ctx, ids[i-1])
+			ids = append(ids, e.create(t, "ghes.example.com", "octo-org").Id)
 		}
-		ctx := e.ctx(t, "alice")
-		connected := e.connect(t, ids[3])
+		connected := e.connect(t, ids[6])
 		var seen []string
 		tok := ""
 		for pages := 0; ; pages++ {
@@ -154,13 +156,16 @@ func TestCreateGetList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Connections) != 1 || resp.Connections[0].Id != ids[3] && resp.Connections[0].InstallationId != connected.InstallationId {
+		if len(resp.Connections) != 1 || resp.Connections[0].Id != connected.Id || resp.Connections[0].InstallationId != connected.InstallationId {
 			t.Errorf("state filter: got %v", resp.Connections)
 		}
 	})
 }
 
-func TestIdempotentCreateAndUniqueness(t *testing.T) {
+// A retried create answers with what the first made; a request id used
+// for another request is refused. (A second connection while one is live:
+// onelive_test.go.)
+func TestIdempotentCreate(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
@@ -181,25 +186,20 @@ func TestIdempotentCreateAndUniqueness(t *testing.T) {
 		_, err = e.Client.CreateConnection(ctx, changed)
 		wantCode(t, err, codes.InvalidArgument)
 		wantField(t, err, "request_id")
-
-		// Same server and account (case-insensitive), new request: refused.
-		_, err = e.Client.CreateConnection(ctx, e.createReq("GHES.example.com", "Octo-Org"))
-		wantCode(t, err, codes.AlreadyExists)
-		// Same server, another account: fine.
-		e.create(t, "ghes.example.com", "other-org")
-
-		// Once disconnected, the pair is free again.
-		id := first.Connection.Id
-		if err := e.move(ctx, id, registry.BeginDisconnect()); err != nil {
-			t.Fatal(err)
+		list, _, _ := e.Store.List(ctx, 10, "", nil)
+		if len(list) != 1 {
+			t.Errorf("%d connections, want the first only", len(list))
 		}
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "octo-org"))
-		wantCode(t, err, codes.AlreadyExists)
-		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
-			t.Fatal(err)
-		}
-		e.create(t, "ghes.example.com", "octo-org")
 	})
+}
+
+// disconnect disconnects connection id through the Disconnect RPC, as an
+// admin does before connecting the server again.
+func (e *env) disconnect(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
+		t.Fatalf("disconnecting %s: %v", id, err)
+	}
 }
 
 // op is one move of the lifecycle, made on the store as the flow that
@@ -219,7 +219,9 @@ var ops = []op{
 		return e.move(ctx, id, registry.MarkConnected(5))
 	}},
 	{"key_version_adopted", registryv1.ConnectionState_CONNECTION_STATE_CONNECTED, func(ctx context.Context, e *env, id string) error {
-		return e.move(ctx, id, registry.KeyVersionAdopted([]int32{1, 2}))
+		// The version the key has: the connection's disconnect signs with
+		// it afterwards.
+		return e.move(ctx, id, registry.KeyVersionAdopted([]int32{1}))
 	}},
 	{"begin_disconnect", registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTING, func(ctx context.Context, e *env, id string) error {
 		return e.move(ctx, id, registry.BeginDisconnect())
@@ -299,19 +301,19 @@ func TestEveryTransition(t *testing.T) {
 				before, _ := e.Store.Get(ctx, id)
 				err := o.call(ctx, e, id)
 				after, _ := e.Store.Get(ctx, id)
-				if allowedOps[o.name] {
-					if err != nil {
-						t.Errorf("%s in %s: %v", o.name, state, err)
-					} else if after.State != o.target {
-						t.Errorf("%s in %s: state %v, want %v", o.name, state, after.State, o.target)
-					}
-					continue
-				}
-				if status.Code(err) != codes.FailedPrecondition {
+				switch {
+				case allowedOps[o.name] && err != nil:
+					t.Errorf("%s in %s: %v", o.name, state, err)
+				case allowedOps[o.name] && after.State != o.target:
+					t.Errorf("%s in %s: state %v, want %v", o.name, state, after.State, o.target)
+				case !allowedOps[o.name] && status.Code(err) != codes.FailedPrecondition:
 					t.Errorf("%s in %s: code %v (%v), want FailedPrecondition", o.name, state, status.Code(err), err)
-				}
-				if before.String() != after.String() {
+				case !allowedOps[o.name] && before.String() != after.String():
 					t.Errorf("%s in %s: refused but the record changed", o.name, state)
+				}
+				// Disconnected, so the next case can connect the server.
+				if after.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
+					e.disconnect(t, ctx, id)
 				}
 			}
 		}
@@ -320,9 +322,14 @@ func TestEveryTransition(t *testing.T) {
 
 func TestConcurrentUpdatesOneWins(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := startRegistry(t, dsn)
+		e := startConnected(t, dsn)
+		prev := ""
 		for round := 0; round < 5; round++ {
-			c := e.create(t, fmt.Sprintf("race%d.example.com", round), "octo-org")
+			if prev != "" { // one live connection at a time
+				e.disconnect(t, e.ctx(t, "alice"), prev)
+			}
+			c := e.create(t, "ghes.example.com", "octo-org")
+			prev = c.Id
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			for i, who := range []string{"alice", "bob"} {
@@ -387,18 +394,17 @@ func TestWatchResume(t *testing.T) {
 		last := got[1].Revision
 		cancel() // the subscriber drops
 
-		// Changes while nobody watches.
+		// Changes while nobody watches: c is enabled, then disabled, and
+		// the server connected again.
 		e.install(t, ctx, c.Id)
+		e.disconnect(t, ctx, c.Id)
 		other := e.create(t, "other.example.com", "octo-org")
-		if err := e.move(ctx, c.Id, registry.BeginDisconnect()); err != nil {
-			t.Fatal(err)
-		}
 
 		stream, err = e.Client.WatchConnections(e.ctx(t, "alice"), &registryv1.WatchConnectionsRequest{AfterRevision: last})
 		if err != nil {
 			t.Fatal(err)
 		}
-		missed := recvN(t, stream, 3)
+		missed := recvN(t, stream, 8)
 		var actions []string
 		for i, ev := range missed {
 			actions = append(actions, ev.Action)
@@ -406,7 +412,9 @@ func TestWatchResume(t *testing.T) {
 				t.Errorf("revisions not increasing past %d: %d", last, ev.Revision)
 			}
 		}
-		if diff := cmp.Diff([]string{"mark_connected", "create", "begin_disconnect"}, actions); diff != "" {
+		disconnect := []string{"begin_disconnect", "disconnect_step:features_off", "disconnect_step:tokens_revoked",
+			"disconnect_step:installation_removed", "disconnect_step:key_deleted", "complete_disconnect"}
+		if diff := cmp.Diff(append(append([]string{"mark_connected"}, disconnect...), "create"), actions); diff != "" {
 			t.Errorf("resumed stream (-want +got):\n%s", diff)
 		}
 		// And it stays live.
@@ -429,23 +437,33 @@ func TestWatchResume(t *testing.T) {
 			}
 		}
 
-		hist, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hist2, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 2, PageToken: hist.NextPageToken})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// c's history, in pages of 4: 9 events, 3 pages.
 		var all []string
-		for _, ev := range append(hist.Events, hist2.Events...) {
-			all = append(all, ev.Action+"/"+ev.Actor)
+		tok := ""
+		for pages := 1; ; pages++ {
+			hist, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: c.Id, PageSize: 4, PageToken: tok})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range hist.Events {
+				all = append(all, ev.Action+"/"+ev.Actor)
+			}
+			if tok = hist.NextPageToken; tok == "" {
+				if pages != 3 {
+					t.Errorf("history in %d pages, want 3", pages)
+				}
+				break
+			}
+			if pages == 3 {
+				t.Fatalf("history has a page too many")
+			}
 		}
-		if diff := cmp.Diff([]string{"create/alice", "app_created/alice", "mark_connected/alice", "begin_disconnect/alice"}, all); diff != "" {
+		want := []string{"create/alice", "app_created/alice", "mark_connected/alice"}
+		for _, a := range disconnect {
+			want = append(want, a+"/alice")
+		}
+		if diff := cmp.Diff(want, all); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)
-		}
-		if hist2.NextPageToken != "" {
-			t.Errorf("history has a page too many")
 		}
 	})
 }
@@ -593,7 +611,17 @@ func TestWatchEndsWithStream(t *testing.T) {
 // gets the roles it vouches for, recorded under their own name.
 func TestAuthorizationPerMethod(t *testing.T) {
 	e := &env{registrytest.Start(t, testenv.SQLite(t), "broker", "gateway")}
-	c := e.create(t, "ghes.example.com", "octo-org")
+	asPerson := func(name, roles string) context.Context {
+		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, name, auth.RolesHeader, roles)
+	}
+	resp, err := e.Client.CreateConnection(asPerson("grace@example.com", "admin"), e.createReq("ghes.example.com", "octo-org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := resp.Connection
+	if c.CreatedBy != "grace@example.com" {
+		t.Errorf("created by %q, want the person", c.CreatedBy)
+	}
 	for _, svc := range []string{"broker", "gateway"} {
 		_, err := e.Client.Disconnect(e.ctx(t, svc), &registryv1.DisconnectRequest{Id: c.Id})
 		wantCode(t, err, codes.PermissionDenied)
@@ -609,9 +637,6 @@ func TestAuthorizationPerMethod(t *testing.T) {
 		t.Fatalf("broker watch: %v", err)
 	}
 
-	asPerson := func(name, roles string) context.Context {
-		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, name, auth.RolesHeader, roles)
-	}
 	if _, err := e.Client.GetConnection(asPerson("ada@example.com", "auditor"), &registryv1.GetConnectionRequest{Id: c.Id}); err != nil {
 		t.Fatalf("auditor read: %v", err)
 	}
@@ -620,12 +645,4 @@ func TestAuthorizationPerMethod(t *testing.T) {
 	// bob's bearer token is not a forwarder's: naming someone else is refused.
 	_, err = e.Client.GetConnection(metadata.AppendToOutgoingContext(e.ctx(t, "bob"), auth.UserHeader, "alice"), &registryv1.GetConnectionRequest{Id: c.Id})
 	wantCode(t, err, codes.PermissionDenied)
-
-	resp, err := e.Client.CreateConnection(asPerson("grace@example.com", "admin"), e.createReq("two.example.com", "other-org"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Connection.CreatedBy != "grace@example.com" {
-		t.Errorf("created by %q, want the person", resp.Connection.CreatedBy)
-	}
 }
