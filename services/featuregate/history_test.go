@@ -24,7 +24,7 @@ import (
 func TestListSettingsHistory(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		one := e.connect(t, "one.example.com", allPerms)
+		one := e.connect(t, allPerms)
 		as := func(person, role string) context.Context {
 			return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, person, auth.RolesHeader, role)
 		}
@@ -60,7 +60,7 @@ func TestListSettingsHistory(t *testing.T) {
 		if diff := cmp.Diff(want, newest[:2], protocmp.Transform(), ignore); diff != "" {
 			t.Errorf("one's newest events (-want +got):\n%s", diff)
 		}
-		two := e.connect(t, "two.example.com", allPerms)
+		two := e.connect(t, allPerms)
 		if _, err := e.set(t, two, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}

@@ -49,7 +49,7 @@ func startConnect(t *testing.T) *connectEnv {
 
 func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
 	resp, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		RequestId: "c-" + testenv.RandomHex(4), License: e.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +359,7 @@ func TestRefreshAppPermissions(t *testing.T) {
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
 	created, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		RequestId: "c-" + testenv.RandomHex(4), License: e.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +412,7 @@ func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
 		login := "org-" + testenv.RandomHex(3)
 		e.emu.AddAccount(login, "Organization")
 		resp, err := other.Client.CreateConnection(octx, &registryv1.CreateConnectionRequest{
-			RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: other.License,
+			RequestId: "c-" + testenv.RandomHex(4), License: other.License,
 			Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: login}})
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,7 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t), "gateway")}
 		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")
-		one, err := e.Client.CreateConnection(asGrace, e.createReq("one.example.com", "octo-org"))
+		one, err := e.Client.CreateConnection(asGrace, e.createReq("octo-org"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 		if _, err := e.Client.Disconnect(asGrace, &registryv1.DisconnectRequest{Id: one.Connection.Id, Reason: "moving"}); err != nil {
 			t.Fatal(err)
 		}
-		two := e.create(t, "two.example.com", "other-org")
+		two := e.create(t, "other-org")
 
 		type row struct{ Conn, Action, Actor, Via string }
 		rows := func(evs []*registryv1.ConnectionEvent) []row {

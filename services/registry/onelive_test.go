@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -59,34 +60,41 @@ func liveRows(t *testing.T, dsn string) int {
 
 // A server has one connection at a time, as on GHES: another account is
 // refused while one is PENDING or CONNECTED, with a message naming it; a
-// retry of the first create still answers with it; once it is
-// disconnected, the server can be connected again.
+// retry of the first create still answers with it (and its request id
+// cannot be reused for another request); once it is disconnected, the
+// server can be connected again.
 func TestOneLiveConnection(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
-		req := e.createReq("ghes.example.com", "octo-org")
+		req := e.createReq("octo-org")
 		first, err := e.Client.CreateConnection(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		live := first.Connection
 
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "other-org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("other-org"))
 		wantLiveRefusal(t, err, live, "PENDING")
 		if !strings.HasSuffix(status.Convert(err).Message(), "another account") {
 			t.Errorf("refusal for another account: %v", err)
 		}
 		// The same account again is refused as well (not AlreadyExists).
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "Octo-Org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("Octo-Org"))
 		wantLiveRefusal(t, err, live, "PENDING")
 		again, err := e.Client.CreateConnection(ctx, req)
 		if err != nil || again.Connection.Id != live.Id {
 			t.Fatalf("retry of the first create: %v %v, want %s", again, err, live.Id)
 		}
+		// Its request id used for another request is refused as such.
+		changed := proto.Clone(req).(*registryv1.CreateConnectionRequest)
+		changed.Account.Kind = registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE
+		_, err = e.Client.CreateConnection(ctx, changed)
+		wantCode(t, err, codes.InvalidArgument)
+		wantField(t, err, "request_id")
 
 		e.connect(t, live.Id)
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "other-org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("other-org"))
 		wantLiveRefusal(t, err, live, "CONNECTED")
 		if n := liveRows(t, dsn); n != 1 {
 			t.Fatalf("%d live connections after refused creates, want 1", n)
@@ -99,7 +107,7 @@ func TestOneLiveConnection(t *testing.T) {
 		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: live.Id, Reason: "moving to other-org"}); err != nil {
 			t.Fatal(err)
 		}
-		next := e.create(t, "ghes.example.com", "other-org")
+		next := e.create(t, "other-org")
 		if next.Id == live.Id || next.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
 			t.Fatalf("after the disconnect: %v", next)
 		}
@@ -117,17 +125,17 @@ func TestDisconnectingIsLive(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
-		c := e.create(t, "ghes.example.com", "octo-org")
+		c := e.create(t, "octo-org")
 		// A registry that died after the disconnect's first step.
 		if err := e.move(ctx, c.Id, registry.BeginDisconnect()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "other-org"))
+		_, err := e.Client.CreateConnection(ctx, e.createReq("other-org"))
 		wantLiveRefusal(t, err, c, "DISCONNECTING")
 		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: c.Id}); err != nil {
 			t.Fatal(err)
 		}
-		e.create(t, "ghes.example.com", "other-org")
+		e.create(t, "other-org")
 	})
 }
 
@@ -161,7 +169,7 @@ func TestConcurrentCreatesOneLive(t *testing.T) {
 		for round := range 3 {
 			reqs := make([]*registryv1.CreateConnectionRequest, callers)
 			for i := range reqs {
-				reqs[i] = replicas[i%2].createReq("ghes.example.com", fmt.Sprintf("org-%d-%d", round, i))
+				reqs[i] = replicas[i%2].createReq(fmt.Sprintf("org-%d-%d", round, i))
 			}
 			got, errs := race(reqs)
 			var winner *registryv1.Connection
@@ -192,7 +200,7 @@ func TestConcurrentCreatesOneLive(t *testing.T) {
 		// One request id, retried at once on one replica (each replica
 		// trusts licenses of its own issuer).
 		replicas[1] = replicas[0]
-		req := replicas[0].createReq("ghes.example.com", "octo-org")
+		req := replicas[0].createReq("octo-org")
 		reqs := make([]*registryv1.CreateConnectionRequest, callers)
 		for i := range reqs {
 			reqs[i] = req
@@ -215,11 +223,11 @@ func TestLiveSlotIsUnique(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
-		old := e.create(t, "ghes.example.com", "octo-org")
+		old := e.create(t, "octo-org")
 		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: old.Id}); err != nil {
 			t.Fatal(err)
 		}
-		e.create(t, "ghes.example.com", "other-org")
+		e.create(t, "other-org")
 		db, err := sqldb.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
@@ -341,13 +349,13 @@ func TestMigrationKeepsLegacyLiveConnections(t *testing.T) {
 			t.Fatalf("%d live connections after the migration, want both kept", n)
 		}
 
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "fourth-org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("fourth-org"))
 		wantLiveRefusal(t, err, newer, "PENDING")
 		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: newer.Id}); err != nil {
 			t.Fatal(err)
 		}
 		// The older one is live still, without the slot: still refused.
-		_, err = e.Client.CreateConnection(ctx, e.createReq("ghes.example.com", "fourth-org"))
+		_, err = e.Client.CreateConnection(ctx, e.createReq("fourth-org"))
 		wantLiveRefusal(t, err, older, "CONNECTED")
 		done, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: older.Id, Etag: "1"})
 		if err != nil || done.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
@@ -356,7 +364,7 @@ func TestMigrationKeepsLegacyLiveConnections(t *testing.T) {
 		if _, ok := b.Emu.Installation(inst.ID); ok {
 			t.Errorf("the older connection's installation is still on GitHub.com")
 		}
-		c := e.create(t, "ghes.example.com", "fourth-org")
+		c := e.create(t, "fourth-org")
 		if err := db.QueryRow(`SELECT id FROM connections WHERE live_slot IS NOT NULL`).Scan(&holder); err != nil || holder != c.Id {
 			t.Fatalf("the live slot is %q (%v), want the new connection %s", holder, err, c.Id)
 		}

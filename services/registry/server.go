@@ -183,13 +183,18 @@ func (s *Server) verifyAccount(ctx context.Context, a *registryv1.Account) (*reg
 
 // CreateConnection implements the RPC.
 func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateConnectionRequest) (*registryv1.CreateConnectionResponse, error) {
-	req = s.withDefaults(req)
+	if s.defaults.Hostname == "" || s.defaults.Version == "" {
+		return nil, status.Error(codes.FailedPrecondition, errNoServerSettings.Error())
+	}
 	var v apierr.Violations
 	v.Check("request_id", validate.RequestID(req.GetRequestId()))
-	v.Check("server_hostname", validate.Hostname(req.GetServerHostname()))
-	v.Check("server_version", validate.ServerVersion(req.GetServerVersion()))
+	s.checkRemovedFields(&v, req)
 	checkAccount(&v, req.GetAccount())
-	lic, err := ParseLicense(req.GetLicense(), s.issuers, s.now())
+	license := req.GetLicense()
+	if license == "" {
+		license = s.defaults.License
+	}
+	lic, err := ParseLicense(license, s.issuers, s.now())
 	v.Check("license", err)
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -208,8 +213,8 @@ func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateCon
 	}
 	c := &registryv1.Connection{
 		Id:             uuid.NewString(),
-		ServerHostname: req.GetServerHostname(),
-		ServerVersion:  req.GetServerVersion(),
+		ServerHostname: s.defaults.Hostname,
+		ServerVersion:  s.defaults.Version,
 		Account:        account,
 		License:        licenseRecord(lic),
 	}

@@ -118,16 +118,28 @@ func liveTx(ctx context.Context, q queryer) (*registryv1.Connection, error) {
 	return getTx(ctx, q, id)
 }
 
+// requestSeen reports whether a connection was created by requestID.
+func requestSeen(ctx context.Context, q queryer, requestID string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM connections WHERE request_id = $1`, requestID).Scan(&n)
+	return n > 0, err
+}
+
 // Blocking returns the live connection that a create with requestID would
 // be refused for, or nil: none is live, or requestID was seen (a retry is
 // answered with what it created). Create checks again; this lets a caller
 // refuse before it asks GitHub.com anything.
 func (s *Store) Blocking(ctx context.Context, requestID string) (*registryv1.Connection, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM connections WHERE request_id = $1`, requestID).Scan(&n); err != nil || n > 0 {
+	live, err := liveTx(ctx, s.db)
+	if err != nil || live == nil {
 		return nil, err
 	}
-	return liveTx(ctx, s.db)
+	// Asked after the live connection was found, so a create of this
+	// request committed meanwhile (the live one, maybe) is seen.
+	if seen, err := requestSeen(ctx, s.db, requestID); err != nil || seen {
+		return nil, err
+	}
+	return live, nil
 }
 
 // createAttempts bounds Create's retries after a unique violation: the
@@ -155,8 +167,16 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 	var out *registryv1.Connection
 	for attempt := 1; ; attempt++ {
 		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+			// The live connection first, then the request id: on
+			// PostgreSQL each statement sees what committed before it, so
+			// a create of this same request that committed between the two
+			// is answered as a retry, not refused as someone else's.
+			live, err := liveTx(ctx, tx)
+			if err != nil {
+				return err
+			}
 			var existingID, existingHash string
-			err := tx.QueryRowContext(ctx, `SELECT id, request_hash FROM connections WHERE request_id = $1`, ch.RequestID).Scan(&existingID, &existingHash)
+			err = tx.QueryRowContext(ctx, `SELECT id, request_hash FROM connections WHERE request_id = $1`, ch.RequestID).Scan(&existingID, &existingHash)
 			switch {
 			case err == nil:
 				if existingHash != requestHash {
@@ -165,10 +185,6 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 				out, err = getTx(ctx, tx, existingID)
 				return err
 			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-			live, err := liveTx(ctx, tx)
-			if err != nil {
 				return err
 			}
 			if live != nil {

@@ -11,8 +11,6 @@ const state = {
   session: null,
   sso: false,
   features: [],
-  // changeServer: the admin chose to change the server's own settings.
-  changeServer: false,
   // conn is the active connection shown, settings its feature settings
   // (with the etag a change must match).
   conn: null,
@@ -30,6 +28,11 @@ class APIError extends Error {
     super((body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.body = body || {};
+  }
+  // isLiveRefusal: a create refused because the server has a live
+  // connection already (the registry's LIVE_CONNECTION precondition).
+  isLiveRefusal() {
+    return (this.body.details || []).some((d) => (d.violations || []).some((v) => v.type === "LIVE_CONNECTION"));
   }
   // fieldViolations returns the BadRequest details: [{field, description}].
   fieldViolations() {
@@ -421,34 +424,20 @@ function showFieldErrors(form, violations) {
   if (first) first.focus();
 }
 
-// applyServerDefaults fills the server's own hostname and version into the
-// Enable form, read-only until the admin asks to change them: the admin
-// only chooses the account. A license the server has need not be pasted.
+// applyServerDefaults shows the server's own hostname and version in the
+// Enable form, read-only: they come from the server's configuration, as on
+// GHES, and the admin only chooses the account. A license the server has
+// need not be pasted.
 function applyServerDefaults(d) {
   const form = $("#enable-form");
-  const known = [];
-  for (const [name, value] of [["serverHostname", d.serverHostname], ["serverVersion", d.serverVersion]]) {
-    const input = form[name];
-    input.defaultValue = value || "";
-    input.readOnly = Boolean(value) && !state.changeServer;
-    input.required = !value;
-    if (value) known.push(value);
-  }
+  form.serverHostname.defaultValue = d.serverHostname || "";
+  form.serverVersion.defaultValue = d.serverVersion || "";
   const lic = d.license;
   form.license.required = !lic;
   $("#license-default").hidden = !lic;
   if (lic) {
     $("#license-default-text").textContent = `${lic.customerName}, ${lic.seats || 0} seats, SHA-256 ${lic.sha256.slice(0, 12)}…`;
   }
-  $("#server-defaults").hidden = known.length === 0 || state.changeServer;
-  $("#server-defaults-text").textContent = known.join(", version ");
-}
-
-function changeServerSettings() {
-  state.changeServer = true;
-  for (const input of [$("#serverHostname"), $("#serverVersion")]) input.readOnly = false;
-  $("#server-defaults").hidden = true;
-  $("#serverHostname").focus();
 }
 
 async function enable(ev) {
@@ -470,8 +459,6 @@ async function enable(ev) {
     }
     const created = await api("POST", "/v1/connections", {
       requestId: "ui-" + crypto.randomUUID(),
-      serverHostname: form.serverHostname.value.trim(),
-      serverVersion: form.serverVersion.value.trim(),
       license: form.license.value.trim(),
       account: { kind: form.accountKind.value, login: form.accountLogin.value.trim() },
     });
@@ -481,7 +468,12 @@ async function enable(ev) {
     // A refused create changed nothing, but the connection exists when a
     // later step failed: show what the server has.
     await reloadAfterFailure();
-    if ($("#disabled").hidden) {
+    if (err.isLiveRefusal()) {
+      // Another admin connected the server meanwhile: one connection per
+      // server. The page now shows theirs.
+      banner(`Not enabled: ${failureText(err)} The page shows that connection now.`);
+      focusSection();
+    } else if ($("#disabled").hidden) {
       banner("Enabling GitHub Connect did not finish: " + failureText(err));
       focusSection();
     } else {
@@ -758,7 +750,6 @@ async function arrive(again) {
 window.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#enable-form").addEventListener("submit", enable);
-  $("#change-server").addEventListener("click", changeServerSettings);
   $("#signout").addEventListener("click", signOutClicked);
   await readSession();
   if (state.sso && !state.session) { signOut(""); return; }
