@@ -12,8 +12,10 @@ const state = {
   sso: false,
   features: [],
   // conn is the active connection shown, settings its feature settings
-  // (with the etag a change must match).
+  // (with the etag a change must match); latest is the connection the
+  // page's wording names (conn, or the last one when none is live).
   conn: null,
+  latest: null,
   settings: null,
   // web is the GitHub.com site the deployment uses, for links to it.
   web: null,
@@ -21,7 +23,7 @@ const state = {
 
 const STATE = (s) => "CONNECTION_STATE_" + s;
 const ACTIVE = [STATE("CONNECTED"), STATE("DISCONNECTING"), STATE("PENDING")];
-const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "timeline-section"];
+const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "others", "timeline-section"];
 
 class APIError extends Error {
   constructor(status, body) {
@@ -138,7 +140,7 @@ function applyRole() {
   const ro = !canChange();
   $("#readonly-note").hidden = !ro;
   if (!ro) return;
-  for (const id of ["disabled", "pending", "enabled", "disconnecting"]) {
+  for (const id of ["disabled", "pending", "enabled", "disconnecting", "others"]) {
     for (const el of $("#" + id).querySelectorAll("button, input, select, textarea")) el.disabled = true;
   }
 }
@@ -216,13 +218,13 @@ function appSettingsURL(c) {
 }
 
 // fillConnectionText puts the account and the App's links into every
-// place the wording names them.
-function fillConnectionText(c) {
-  for (const el of document.querySelectorAll("strong.account")) el.textContent = c ? c.account.login : "";
-  for (const el of document.querySelectorAll("strong.app-slug")) el.textContent = c && c.app ? c.app.slug : "";
+// place the wording (within root: the whole page by default) names them.
+function fillConnectionText(c, root = document) {
+  for (const el of root.querySelectorAll("strong.account")) el.textContent = c ? c.account.login : "";
+  for (const el of root.querySelectorAll("strong.app-slug")) el.textContent = c && c.app ? c.app.slug : "";
   const href = appSettingsURL(c);
-  for (const el of document.querySelectorAll("a.app-settings")) el.href = href || "#";
-  for (const el of document.querySelectorAll(".app-settings-hint")) el.hidden = !href;
+  for (const el of root.querySelectorAll("a.app-settings")) el.href = href || "#";
+  for (const el of root.querySelectorAll(".app-settings-hint")) el.hidden = !href;
 }
 
 // stateSentence says in words what state the page shows.
@@ -243,22 +245,29 @@ async function load() {
   state.features = catalog.features || [];
   applyServerDefaults(defaults);
   const conns = list.connections || [];
-  const active = conns.find((c) => ACTIVE.includes(c.state)) || null;
+  // A server has one live connection; one from before that rule may have
+  // others beside it. The newest is shown (the registry gave it the
+  // server's slot), the others listed to be disabled.
+  const live = conns.filter((c) => ACTIVE.includes(c.state));
+  const active = live[0] || null;
   const latest = active || conns[0];
   state.conn = active;
+  state.latest = latest || null;
   fillConnectionText(latest);
+  renderOthers(live.slice(1));
+  const withOthers = (ids) => (live.length > 1 ? [...ids, "others"] : ids);
   switch (active && active.state) {
     case STATE("CONNECTED"):
       await renderEnabled(active);
-      show(["enabled", "timeline-section"]);
+      show(withOthers(["enabled", "timeline-section"]));
       break;
     case STATE("DISCONNECTING"):
       renderDisconnecting(active);
-      show(["disconnecting", "timeline-section"]);
+      show(withOthers(["disconnecting", "timeline-section"]));
       break;
     case STATE("PENDING"):
       renderPending(active);
-      show(["pending", "timeline-section"]);
+      show(withOthers(["pending", "timeline-section"]));
       break;
     default:
       renderDisabled(latest);
@@ -368,6 +377,38 @@ function renderDisconnecting(c) {
   }
   renderRecord($("#disconnecting .record"), c);
   $("#retry-btn").onclick = () => disconnect(c, "retried from the admin page", $("#retry-btn"));
+}
+
+// renderOthers lists the live connections beyond the one shown, each with
+// a button to disable it (a DISCONNECTING one's resumes its disconnect).
+function renderOthers(others) {
+  const ul = $("#others-list");
+  ul.replaceChildren();
+  for (const c of others) {
+    const li = document.createElement("li");
+    li.dataset.connection = c.id;
+    const what = document.createElement("span");
+    const created = new Date(c.createTime).toLocaleString(undefined, { timeZoneName: "short" });
+    what.textContent = `${c.account.login} (${short(c.account.kind).toLowerCase()}): ${STATE_WORDS[short(c.state)] || short(c.state)}${c.app ? `, App ${c.app.slug}` : ""}, created ${created}, connection ${c.id}`;
+    const btn = Object.assign(document.createElement("button"), { type: "button", className: "danger" });
+    btn.textContent = `Disable ${c.account.login}`;
+    btn.onclick = () => askToDisable(c, "disabled from the admin page (one connection per server)", btn);
+    li.append(what, btn);
+    ul.append(li);
+  }
+}
+
+// askToDisable asks in the confirmation dialog, which names c's account
+// while it is open, before disabling c from btn.
+function askToDisable(c, reason, btn) {
+  const dialog = $("#confirm");
+  fillConnectionText(c, dialog);
+  dialog.returnValue = "";
+  dialog.onclose = () => {
+    fillConnectionText(state.latest, dialog);
+    if (dialog.returnValue === "confirm") disconnect(c, reason, btn);
+  };
+  dialog.showModal();
 }
 
 // act runs an action started by btn; a failure is reported and the page
@@ -540,10 +581,7 @@ async function renderEnabled(c) {
       ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
       : `Permissions refreshed: the App gained ${gained.join(", ") || "nothing"} and lost ${lost.join(", ") || "nothing"}; it may now use ${perms(now)}.`;
   });
-  $("#disable-btn").onclick = () => $("#confirm").showModal();
-  $("#confirm").onclose = () => {
-    if ($("#confirm").returnValue === "confirm") disconnect(c, "disabled from the admin page", $("#disable-btn"));
-  };
+  $("#disable-btn").onclick = () => askToDisable(c, "disabled from the admin page", $("#disable-btn"));
 }
 
 // What each App permission lets the App do, in words.
@@ -699,11 +737,12 @@ async function staleView(e, what) {
 
 // disconnect runs (or resumes) the disconnect; on failure the page shows
 // what the server has then, DISCONNECTING with its steps. A disconnect
-// asked from a view of a CONNECTED connection holds only while it is so.
+// asked from a view of a CONNECTED (or PENDING) connection holds only
+// while it is so; a DISCONNECTING one's resumes whatever changed.
 function disconnect(c, reason, btn) {
   return act(btn, async () => {
     try {
-      await api("POST", `/v1/connections/${c.id}:disconnect`, c.state === STATE("CONNECTED") ? { reason, etag: c.etag } : { reason });
+      await api("POST", `/v1/connections/${c.id}:disconnect`, c.state !== STATE("DISCONNECTING") ? { reason, etag: c.etag } : { reason });
     } catch (e) {
       if (await staleView(e, "Not disabled")) return;
       if (e instanceof APIError) {
