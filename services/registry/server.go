@@ -1,6 +1,9 @@
 // Package registry is the connection-registry service: it owns the GitHub
 // Connect connection record, enforces its lifecycle, keeps its history and
-// streams every change to the other services.
+// streams every change to the other services. As on GHES, a server has one
+// connection at a time, for its own hostname and version (the
+// -server-hostname and -server-version it is configured with): a new one
+// is refused while another is PENDING, CONNECTED or DISCONNECTING.
 package registry
 
 import (

@@ -75,6 +75,11 @@ type Change struct {
 	Completes int64
 }
 
+// activeKey is the active_key column (migration 001): one active
+// connection per hostname and account. The live slot (migration 005) is
+// the stricter rule now; the key is still written so that a registry of
+// the version before, running beside this one during an upgrade, keeps
+// its own rule.
 func activeKey(c *registryv1.Connection) string {
 	return strings.ToLower(c.GetServerHostname() + "|" + c.GetAccount().GetKind().String() + "|" + c.GetAccount().GetLogin())
 }
