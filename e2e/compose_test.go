@@ -46,7 +46,7 @@ func TestCompose(t *testing.T) {
 	s.pki = devca.Files{Dir: filepath.Join(secrets, "tls")}
 	s.trustPKI()
 
-	id := s.create(fmt.Sprintf("ghes-%s.example.com", randomToken()[:8]))
+	id := s.create()
 	s.enable(id)
 	c := s.connection(id)
 	if c["state"] != "CONNECTION_STATE_CONNECTED" {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,10 +57,15 @@ func (s *system) crash(step string, op func()) {
 // it.
 func TestCrashRecovery(t *testing.T) {
 	s := startSystem(t)
-	n := 0
+	prev := ""
+	// newConn connects the server anew: the previous step's connection,
+	// when still live, is disabled first (one connection at a time).
 	newConn := func() string {
-		n++
-		return s.create(fmt.Sprintf("crash%d.example.com", n))
+		if prev != "" && s.connection(prev)["state"] != "CONNECTION_STATE_DISCONNECTED" {
+			s.mustREST("POST", "/v1/connections/"+prev+":disconnect", map[string]any{"reason": "the next crash test"})
+		}
+		prev = s.create()
+		return prev
 	}
 	noOrphan := func(id string) {
 		t.Helper()

@@ -47,7 +47,7 @@ func (s *system) githubStatus(token string) int {
 
 func TestEndToEnd(t *testing.T) {
 	s := startSystem(t)
-	id := s.create("ghes.example.com")
+	id := s.create()
 	s.enable(id)
 	c := s.connection(id)
 	if c["state"] != "CONNECTION_STATE_CONNECTED" {

@@ -74,7 +74,7 @@ func TestReconcilerLeaseMovesWhenTheLeaderIsKilled(t *testing.T) {
 		s.pointCallersAt(leader)
 	}
 
-	id := s.create("lease.example.com")
+	id := s.create()
 	s.enable(id)
 	c := s.connection(id)
 	inst := c["installationId"].(string)

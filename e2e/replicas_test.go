@@ -70,6 +70,7 @@ func startReplicated(t *testing.T) *system {
 	for i := 1; i <= replicas["registry"]; i++ {
 		s.start(replica("registry", i), nil, slices.Concat(common("registry", i), creds("registry"), crash, []string{
 			"-database", regDB, "-license-issuers", filepath.Join(s.dir, "issuers.txt"), "-key-check-every", "1s",
+			"-server-hostname", "ghes.example.com", "-server-version", "3.14.2",
 			"-github-url", s.emu, "-github-web-url", s.emu, "-broker-addr", s.list("broker"), "-featuregate-addr", s.list("featuregate"),
 			"-orphan-key-grace", "2s", "-reconcile-every", "500ms", "-leader-retry", "500ms"})...)
 		// One at a time: the first migrates the database.
@@ -130,7 +131,7 @@ func (attemptCounter) HandleConn(context.Context, stats.ConnStats)              
 // killed resumes on the other and sees every change exactly once.
 func TestReplicasSurviveLosingOne(t *testing.T) {
 	s := startReplicated(t)
-	id := s.create("ghes.example.com")
+	id := s.create()
 	s.enable(id)
 
 	d, err := dial.New(dial.Flags{CA: s.pki.CA(), Cert: s.pki.Cert("search-svc"), Key: s.pki.Key("search-svc")}, grpc.WithStatsHandler(attemptCounter{}))

@@ -510,9 +510,15 @@ func (s *system) connection(id string) map[string]any {
 	return s.mustREST("GET", "/v1/connections/"+id, nil)["connection"].(map[string]any)
 }
 
-func (s *system) create(host string) string {
-	out := s.mustREST("POST", "/v1/connections", map[string]any{"requestId": "e2e-" + randomToken()[:8], "serverHostname": host, "serverVersion": "3.14.2",
-		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org"}})
+// create connects the server to octo-org (PENDING).
+func (s *system) create() string { return s.createFor("octo-org") }
+
+// createFor connects the server to the organization login (PENDING); the
+// hostname and version are the registry's own (-server-hostname,
+// -server-version).
+func (s *system) createFor(login string) string {
+	out := s.mustREST("POST", "/v1/connections", map[string]any{"requestId": "e2e-" + randomToken()[:8],
+		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": login}})
 	return out["connection"].(map[string]any)["id"].(string)
 }
 

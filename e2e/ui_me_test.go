@@ -17,7 +17,7 @@ import (
 func TestUserPage(t *testing.T) {
 	dir := uiTestDir(t)
 	s := startSystem(t)
-	id := s.create("ghes.example.com")
+	id := s.create()
 	s.enable(id)
 	search := map[string]any{"features": []map[string]any{{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": true, "includePrivate": true}}}
 	s.eventually("unified search with private results is on", func() bool {

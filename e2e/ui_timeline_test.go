@@ -16,9 +16,11 @@ import (
 func TestAdminUITimeline(t *testing.T) {
 	dir := uiTestDir(t)
 	s := startSystem(t)
-	// One connection enabled, its features changed a few times and then
-	// disconnected; a second one enabled: more changes than a page holds.
-	first := s.create("one.example.com")
+	// One connection (octo-org) enabled, its features changed a few times
+	// and then disconnected; a second one (octo-labs) enabled: more changes
+	// than a page holds. The server is the same: the accounts tell them
+	// apart.
+	first := s.createFor("octo-org")
 	s.enable(first)
 	setSearch := func(on bool) (int, map[string]any) {
 		return s.rest("PATCH", "/v1/connections/"+first+"/features", map[string]any{"features": []map[string]any{{"feature": "FEATURE_UNIFIED_SEARCH", "enabled": on}}})
@@ -31,7 +33,7 @@ func TestAdminUITimeline(t *testing.T) {
 		}
 	}
 	s.mustREST("POST", "/v1/connections/"+first+":disconnect", map[string]any{"reason": "moving to a new account"})
-	second := s.create("two.example.com")
+	second := s.createFor("octo-labs")
 	s.enable(second)
 	s.runUITest(dir, "timeline.test.mjs", "ui-timeline", "FIRST_ID="+first, "SECOND_ID="+second)
 }

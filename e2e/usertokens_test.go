@@ -60,7 +60,7 @@ func TestUserTokenRefreshOneBroker(t *testing.T) {
 // token's SHA-256; then it stops the system and scans it for secrets.
 func userTokenRefresh(t *testing.T, s *system, gates string, brokers []string) {
 	start := time.Now()
-	id := s.create("ghes.example.com")
+	id := s.create()
 	s.enable(id)
 	s.emuDo("POST", "/_emu/users/mona-cloud", http.StatusOK)
 

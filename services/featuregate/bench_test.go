@@ -12,7 +12,7 @@ import (
 
 func benchEnv(b *testing.B) (*env, string) {
 	e := startWith(b, testenv.SQLite(b), testenv.Noop("feature-client"))
-	id := e.connect(b, "ghes.example.com", allPerms)
+	id := e.connect(b, allPerms)
 	if _, err := e.set(b, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}); err != nil {
 		b.Fatal(err)
 	}

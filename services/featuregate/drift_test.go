@@ -19,7 +19,7 @@ import (
 func TestPermissionDriftStopsFeatures(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		id := e.connect(t, "ghes.example.com", allPerms)
+		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}

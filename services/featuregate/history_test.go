@@ -24,8 +24,7 @@ import (
 func TestListSettingsHistory(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		one := e.connect(t, "one.example.com", allPerms)
-		two := e.connect(t, "two.example.com", allPerms)
+		one := e.connect(t, allPerms)
 		as := func(person, role string) context.Context {
 			return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, person, auth.RolesHeader, role)
 		}
@@ -34,16 +33,8 @@ func TestListSettingsHistory(t *testing.T) {
 			Features: []*featuregatev1.FeatureSetting{{Feature: search, Enabled: true, IncludePrivate: true}}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.set(t, two, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
-			t.Fatal(err)
-		}
-		if err := featuregate.Link(context.Background(), e.store, two, "mona", "mona-gh", 5, "search-svc"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.gate.SetUserConsent(e.ctx(t, "search-svc"), &featuregatev1.SetUserConsentRequest{ConnectionId: two, User: "mona", Feature: contributions, OptedIn: true}); err != nil {
-			t.Fatal(err)
-		}
-		// The registry disconnects one: the gate switches its features off.
+		// The registry disconnects one: the gate switches its features
+		// off. Then the server is connected again, as two.
 		if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: one}); err != nil {
 			t.Fatal(err)
 		}
@@ -68,6 +59,16 @@ func TestListSettingsHistory(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, newest[:2], protocmp.Transform(), ignore); diff != "" {
 			t.Errorf("one's newest events (-want +got):\n%s", diff)
+		}
+		two := e.connect(t, allPerms)
+		if _, err := e.set(t, two, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := featuregate.Link(context.Background(), e.store, two, "mona", "mona-gh", 5, "search-svc"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.gate.SetUserConsent(e.ctx(t, "search-svc"), &featuregatev1.SetUserConsentRequest{ConnectionId: two, User: "mona", Feature: contributions, OptedIn: true}); err != nil {
+			t.Fatal(err)
 		}
 
 		// via has its column.

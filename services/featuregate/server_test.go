@@ -99,12 +99,12 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 }
 
 // connect creates a CONNECTED connection whose App has perms.
-func (e *env) connect(t testing.TB, host string, perms map[string]string) string {
+func (e *env) connect(t testing.TB, perms map[string]string) string {
 	t.Helper()
 	ctx := e.reg.Ctx(t, "alice")
 	e.reg.Backends.Emu.AddAccount("octo-org", "Organization")
 	c, err := e.reg.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
-		RequestId: "r-" + testenv.RandomHex(6), ServerHostname: host, ServerVersion: "3.14.2", License: e.reg.License,
+		RequestId: "r-" + testenv.RandomHex(6), License: e.reg.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"},
 	})
 	if err != nil {
@@ -149,7 +149,7 @@ var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata
 func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		id := e.connect(t, "ghes.example.com", allPerms)
+		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true, IncludePrivate: true},
 			&featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {
 			t.Fatal(err)
@@ -211,7 +211,7 @@ func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
 		if _, err := e.reg.Client.Disconnect(e.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: id}); err != nil {
 			t.Fatal(err)
 		}
-		again := e.connect(t, "ghes.example.com", allPerms)
+		again := e.connect(t, allPerms)
 		for _, r := range e.check(t, again, "mona", search, dependabot) {
 			if r.Effective || r.Reason != featuregatev1.Reason_REASON_DISABLED {
 				t.Errorf("after reconnect: %v", r)
@@ -231,7 +231,7 @@ func on(s *featuregatev1.Settings, f featuregatev1.Feature) bool {
 
 func TestConsentAndLinking(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
-	id := e.connect(t, "ghes.example.com", allPerms)
+	id := e.connect(t, allPerms)
 	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestConsentAndLinking(t *testing.T) {
 func TestMissingPermissionsRefused(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		id := e.connect(t, "ghes.example.com", map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
+		id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 		before, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
 		if err != nil {
 			t.Fatal(err)
@@ -336,7 +336,7 @@ func TestMissingPermissionsRefused(t *testing.T) {
 func TestConcurrentSettingsChanges(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		id := e.connect(t, "ghes.example.com", allPerms)
+		id := e.connect(t, allPerms)
 		cur, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
 		if err != nil {
 			t.Fatal(err)
@@ -369,7 +369,7 @@ func TestConcurrentSettingsChanges(t *testing.T) {
 // it again.
 func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
-	id := e.connect(t, "ghes.example.com", allPerms)
+	id := e.connect(t, allPerms)
 	type setting struct{ Enabled, IncludePrivate bool }
 	steps := []struct {
 		name   string
@@ -408,7 +408,7 @@ func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
 
 func TestValidationAndAuth(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
-	id := e.connect(t, "ghes.example.com", allPerms)
+	id := e.connect(t, allPerms)
 	ctx := e.ctx(t, "admin")
 	// Per-user calls come from an internal service (GHES on behalf of its users).
 	svc := e.ctx(t, "search-svc")
@@ -479,7 +479,7 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 // admin may unlink anyone, and the history names the admin.
 func TestAccountHolderActsForThemselves(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
-	id := e.connect(t, "ghes.example.com", map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
+	id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 	ctx := context.Background()
 	for i, p := range []string{"mona", "eve"} {
 		if err := featuregate.Link(ctx, e.store, id, p, p+"-cloud", int64(70+i), "search-svc"); err != nil {

@@ -75,11 +75,9 @@ func serve(t *testing.T, reg *registrytest.Env) (*registrytest.Env, *httptest.Se
 
 func createBody(license string) string {
 	b, _ := json.Marshal(map[string]any{
-		"requestId":      "rest-1",
-		"serverHostname": "ghes.example.com",
-		"serverVersion":  "3.14.2",
-		"license":        license,
-		"account":        map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org"},
+		"requestId": "rest-1",
+		"license":   license,
+		"account":   map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": "octo-org"},
 	})
 	return string(b)
 }
@@ -158,14 +156,20 @@ func TestRESTLifecycle(t *testing.T) {
 func TestRESTValidationIs400WithFieldViolations(t *testing.T) {
 	reg, ts := start(t)
 	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
-	bad := strings.Replace(createBody(reg.License), "ghes.example.com", "bad_host!", 1)
+	bad := strings.Replace(createBody(reg.License), "octo-org", "octo--org", 1)
 	code, body, _ := api.do("POST", "/v1/connections", bad)
 	if code != http.StatusBadRequest {
 		t.Fatalf("code %d %v", code, body)
 	}
 	raw, _ := json.Marshal(body["details"])
-	if !strings.Contains(string(raw), `"field":"server_hostname"`) || !strings.Contains(string(raw), "BadRequest") {
+	if !strings.Contains(string(raw), `"field":"account.login"`) || !strings.Contains(string(raw), "BadRequest") {
 		t.Errorf("details lack the field violation: %s", raw)
+	}
+	// The server's hostname is its own: a client that still names one is
+	// told the request has no such field.
+	code, body, _ = api.do("POST", "/v1/connections", strings.Replace(createBody(reg.License), `{`, `{"serverHostname":"ghes.example.com",`, 1))
+	if msg, _ := body["message"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "serverHostname") {
+		t.Errorf("a request naming the hostname: %d %v", code, body)
 	}
 	code, body, _ = api.do("POST", "/v1/connections", `{"requestId": 5`)
 	if code != http.StatusBadRequest {
@@ -230,11 +234,13 @@ func TestReadyzFailsWhenUpstreamIsDown(t *testing.T) {
 }
 
 func TestRESTWatchStreams(t *testing.T) {
-	reg, ts := start(t)
+	reg, ts := startConnected(t)
 	api := rest{t: t, base: ts.URL, token: reg.Tokens["alice"]}
-	if code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License)); code != http.StatusOK {
+	code, body, _ := api.do("POST", "/v1/connections", createBody(reg.License))
+	if code != http.StatusOK {
 		t.Fatalf("create: %d %v", code, body)
 	}
+	id := body["connection"].(map[string]any)["id"].(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/connections:watch", nil)
@@ -247,10 +253,10 @@ func TestRESTWatchStreams(t *testing.T) {
 	lines := bufio.NewReader(resp.Body)
 	// The history first, then a change made while the stream is open.
 	wantEvent(t, lines, "create", "alice")
-	if code, body, _ := api.do("POST", "/v1/connections", strings.NewReplacer("ghes.", "ghes2.", "rest-1", "rest-2").Replace(createBody(reg.License))); code != http.StatusOK {
-		t.Fatalf("create: %d %v", code, body)
+	if code, body, _ := api.do("POST", "/v1/connections/"+id+":disconnect", `{}`); code != http.StatusOK {
+		t.Fatalf("disconnect: %d %v", code, body)
 	}
-	wantEvent(t, lines, "create", "alice")
+	wantEvent(t, lines, "begin_disconnect", "alice")
 }
 
 func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const (
@@ -24,7 +26,7 @@ const (
 func (e *connectEnv) createAccount(t *testing.T, a *registryv1.Account) (*registryv1.Connection, error) {
 	t.Helper()
 	resp, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License, Account: a})
+		RequestId: "c-" + testenv.RandomHex(4), License: e.License, Account: a})
 	return resp.GetConnection(), err
 }
 
@@ -47,13 +49,8 @@ func violated(err error) []string {
 func TestAccountIDComesFromGitHub(t *testing.T) {
 	e := startConnect(t)
 	org := e.emu.AddAccount("octo-org", "Organization")
-	c, err := e.createAccount(t, &registryv1.Account{Kind: kindOrg, Login: "Octo-Org"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.GetAccount(); got.GetId() != org.ID || got.GetLogin() != "octo-org" {
-		t.Errorf("account = %v, want octo-org id %d", got, org.ID)
-	}
+	// The refusals first: while a connection is live, any create is
+	// refused for that.
 	for name, a := range map[string]*registryv1.Account{
 		"typed id":             {Kind: kindOrg, Login: "octo-org", Id: 999},
 		"unknown organization": {Kind: kindOrg, Login: "no-such-org"},
@@ -67,6 +64,13 @@ func TestAccountIDComesFromGitHub(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || strings.Join(violated(err), " ") != want {
 			t.Errorf("%s: %v, want a violation of %s", name, err, want)
 		}
+	}
+	c, err := e.createAccount(t, &registryv1.Account{Kind: kindOrg, Login: "Octo-Org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.GetAccount(); got.GetId() != org.ID || got.GetLogin() != "octo-org" {
+		t.Errorf("account = %v, want octo-org id %d", got, org.ID)
 	}
 	list, err := e.Client.ListConnections(e.Ctx(t, "alice"), &registryv1.ListConnectionsRequest{})
 	if err != nil || len(list.Connections) != 1 {
@@ -148,6 +152,11 @@ func TestInstallationMustMatchKindAndID(t *testing.T) {
 		if now, _ := e.Store.Get(context.Background(), id); now.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING {
 			t.Errorf("%s: %v after a refused installation", name, now.State)
 		}
+		// Cancelled, so the next record can be made: one live
+		// connection at a time.
+		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: id}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -167,6 +176,10 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 		t.Fatalf("installed: %v %v, want enterprise id %d", fin.GetConnection(), err, ent.ID)
 	}
 
+	// Disabled, so that another enterprise can be connected.
+	if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: conn.Id}); err != nil {
+		t.Fatal(err)
+	}
 	other := e.emu.AddAccount("octo-inc", "Enterprise")
 	conn2, err := e.createAccount(t, &registryv1.Account{Kind: kindEnterprise, Login: "octo-inc"})
 	if err != nil {
@@ -178,20 +191,28 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 	}
 }
 
-// The server's own hostname, version and license fill in what a request
-// leaves empty, and GetServerDefaults shows them.
+// The server's own hostname and version are every connection's, and its
+// license is used when a request brings none; GetServerDefaults shows
+// them. The hostname and version cannot be left out.
 func TestServerDefaults(t *testing.T) {
 	var reg *registry.Server
 	e := registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, _ *registry.Store) { reg = s })
 	ctx := e.Ctx(t, "alice")
-	if err := reg.SetDefaults(registry.Defaults{Hostname: "bad_host"}); err == nil {
-		t.Errorf("a bad default hostname was taken")
+	for _, d := range []registry.Defaults{
+		{Hostname: "bad_host", Version: "3.14.2"},
+		{Hostname: "ghes.example.com", Version: "latest"},
+		{Version: "3.14.2"},
+		{Hostname: "ghes.example.com"},
+	} {
+		if err := reg.SetDefaults(d); err == nil {
+			t.Errorf("server settings %+v were taken", d)
+		}
 	}
-	if err := reg.SetDefaults(registry.Defaults{Hostname: "ghes.example.com", Version: "3.14.2", License: e.License}); err != nil {
+	if err := reg.SetDefaults(registry.Defaults{Hostname: "ghes7.example.com", Version: "3.15.1", License: e.License}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := e.Client.GetServerDefaults(ctx, &registryv1.GetServerDefaultsRequest{})
-	if err != nil || d.ServerHostname != "ghes.example.com" || d.ServerVersion != "3.14.2" || d.License.GetCustomerName() != "Octo Corp" {
+	if err != nil || d.ServerHostname != "ghes7.example.com" || d.ServerVersion != "3.15.1" || d.License.GetCustomerName() != "Octo Corp" {
 		t.Fatalf("defaults: %v %v", d, err)
 	}
 	resp, err := e.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{RequestId: "defaults",
@@ -199,7 +220,57 @@ func TestServerDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := resp.Connection; c.ServerHostname != "ghes.example.com" || c.ServerVersion != "3.14.2" || c.License.GetSha256() != d.License.GetSha256() {
-		t.Errorf("created with defaults: %v", c)
+	if c := resp.Connection; c.ServerHostname != "ghes7.example.com" || c.ServerVersion != "3.15.1" || c.License.GetSha256() != d.License.GetSha256() {
+		t.Errorf("created with the server's settings: %v", c)
+	}
+
+	// A registry without them creates nothing.
+	bare := registry.NewServer(e.Store, nil)
+	_, err = bare.CreateConnection(ctx, &registryv1.CreateConnectionRequest{RequestId: "no-settings", License: e.License,
+		Account: &registryv1.Account{Kind: kindOrg, Login: "octo-org"}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "-server-hostname") {
+		t.Errorf("create without the server's settings: %v", err)
+	}
+}
+
+// A client built when the request still had server_hostname (2) and
+// server_version (3) sends them as fields the request no longer has: a
+// value other than the server's own is refused, as a field violation,
+// rather than silently replaced; the server's own passes.
+func TestRemovedServerFields(t *testing.T) {
+	e := registrytest.Start(t, testenv.SQLite(t))
+	ctx := e.Ctx(t, "alice")
+	old := func(host, version string) *registryv1.CreateConnectionRequest {
+		req := &registryv1.CreateConnectionRequest{RequestId: "old-" + testenv.RandomHex(4), License: e.License,
+			Account: &registryv1.Account{Kind: kindOrg, Login: "octo-org"}}
+		var raw []byte
+		for num, v := range map[protowire.Number]string{2: host, 3: version} {
+			raw = protowire.AppendTag(raw, num, protowire.BytesType)
+			raw = protowire.AppendString(raw, v)
+		}
+		req.ProtoReflect().SetUnknown(raw)
+		return req
+	}
+	for _, tc := range []struct {
+		host, version string
+		fields        string
+	}{
+		{"other.example.com", registrytest.Version, "server_hostname"},
+		{registrytest.Hostname, "3.15.0", "server_version"},
+		{"other.example.com", "3.15.0", "server_hostname server_version"},
+	} {
+		_, err := e.Client.CreateConnection(ctx, old(tc.host, tc.version))
+		got := violated(err)
+		slices.Sort(got)
+		if status.Code(err) != codes.InvalidArgument || strings.Join(got, " ") != tc.fields {
+			t.Errorf("%s %s: %v, want violations of %s", tc.host, tc.version, err, tc.fields)
+		}
+		if err != nil && !strings.Contains(err.Error(), "this server's own") {
+			t.Errorf("%s %s: the refusal does not say why: %v", tc.host, tc.version, err)
+		}
+	}
+	resp, err := e.Client.CreateConnection(ctx, old("GHES.example.com", registrytest.Version))
+	if err != nil || resp.Connection.ServerHostname != registrytest.Hostname {
+		t.Fatalf("an old client sending the server's own settings: %v %v", resp, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"go.uber.org/zap"
@@ -35,8 +36,10 @@ type Config struct {
 	Callers auth.Callers
 	// LicenseIssuersFile lists the Ed25519 keys licenses must be signed by.
 	LicenseIssuersFile string
-	// ServerHostname, ServerVersion and LicenseFile are the server's own:
-	// CreateConnection uses them where a request leaves them empty.
+	// ServerHostname and ServerVersion are the server's own, required:
+	// every connection records them, as on GHES (no request names them).
+	// LicenseFile is the server's license, used when a request brings
+	// none.
 	ServerHostname string
 	ServerVersion  string
 	LicenseFile    string
@@ -79,8 +82,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database", "sqlite:.data/registry.db", `"sqlite:PATH" or "postgres://…"`)
 	c.Callers.RegisterFlags(fs)
 	fs.StringVar(&c.LicenseIssuersFile, "license-issuers", "", "file of trusted license issuer keys (base64 Ed25519, one per line)")
-	fs.StringVar(&c.ServerHostname, "server-hostname", "", "this server's hostname, the default of new connections")
-	fs.StringVar(&c.ServerVersion, "server-version", "", "this server's version, the default of new connections")
+	fs.StringVar(&c.ServerHostname, "server-hostname", "", "this server's hostname, recorded by its connection (required)")
+	fs.StringVar(&c.ServerVersion, "server-version", "", "this server's version, recorded by its connection (required)")
 	fs.StringVar(&c.LicenseFile, "license-file", "", "this server's license file, the default of new connections")
 	c.Vault.RegisterFlags(fs, "")
 	fs.StringVar(&c.TransitMount, "transit-mount", "transit", "Vault transit mount holding the App keys")
@@ -112,6 +115,19 @@ func (c *Config) Validate() error {
 	}
 	if c.LicenseIssuersFile == "" {
 		errs = append(errs, errors.New("-license-issuers is required"))
+	}
+	// The server's own hostname and version: no request names them.
+	switch err := validate.Hostname(c.ServerHostname); {
+	case c.ServerHostname == "":
+		errs = append(errs, errors.New("-server-hostname is required: this server's hostname, which its connection records"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("-server-hostname: %w", err))
+	}
+	switch err := validate.ServerVersion(c.ServerVersion); {
+	case c.ServerVersion == "":
+		errs = append(errs, errors.New("-server-version is required: this server's version (such as 3.14.2), which its connection records"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("-server-version: %w", err))
 	}
 	if c.Vault.Addr != "" {
 		if err := c.Vault.Validate(); err != nil {

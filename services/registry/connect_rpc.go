@@ -26,7 +26,7 @@ func (s *Server) connectStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &ce), errors.Is(err, ErrBadState):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrActiveExists):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
 		return toStatus(ctx, err)
 	}
 	var te *TransitionError

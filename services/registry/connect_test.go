@@ -49,7 +49,7 @@ func startConnect(t *testing.T) *connectEnv {
 
 func (e *connectEnv) create(t *testing.T) *registryv1.Connection {
 	resp, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		RequestId: "c-" + testenv.RandomHex(4), License: e.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +359,7 @@ func TestRefreshAppPermissions(t *testing.T) {
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
 	created, err := e.Client.CreateConnection(e.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		RequestId: "c-" + testenv.RandomHex(4), License: e.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)
@@ -424,21 +424,25 @@ func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The forged records are another server's, on the same Vault: this
+	// one has its live connection, the victim.
+	other := registrytest.StartConnected(t, testenv.SQLite(t), e.Backends)
+	octx := other.Ctx(t, "alice")
 	for _, name := range []string{vaulttransit.AppKeyName(victim.Id), vaulttransit.SecretsKey} {
 		login := "org-" + testenv.RandomHex(3)
 		e.emu.AddAccount(login, "Organization")
-		resp, err := e.Client.CreateConnection(ctx, &registryv1.CreateConnectionRequest{
-			RequestId: "c-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.License,
+		resp, err := other.Client.CreateConnection(octx, &registryv1.CreateConnectionRequest{
+			RequestId: "c-" + testenv.RandomHex(4), License: other.License,
 			Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: login}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The record names another key, as RegisterApp allowed.
 		forged := registry.AppCreated(&registryv1.GitHubApp{AppId: 99, Slug: "forged"}, &registryv1.TransitKey{Mount: "transit", Name: name, Versions: []int32{1}})
-		if _, err := e.Store.Update(context.Background(), resp.Connection.Id, "", forged, registry.Change{Actor: "mallory"}); err != nil {
+		if _, err := other.Store.Update(context.Background(), resp.Connection.Id, "", forged, registry.Change{Actor: "mallory"}); err != nil {
 			t.Fatal(err)
 		}
-		done, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: resp.Connection.Id})
+		done, err := other.Client.Disconnect(octx, &registryv1.DisconnectRequest{Id: resp.Connection.Id})
 		if err != nil || done.Connection.State != registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED {
 			t.Fatalf("disconnecting the connection naming %s: %v %v", name, done, err)
 		}

@@ -16,3 +16,7 @@ var (
 
 // Status is the gRPC status the server answers err with.
 func Status(ctx context.Context, err error) error { return toStatus(ctx, err) }
+
+// MigrationFiles are the store's migrations, for tests that make a
+// database as an older registry left it.
+var MigrationFiles = migrationFiles

@@ -2,13 +2,13 @@ package registry_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
-	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
@@ -20,18 +20,18 @@ import (
 // pages both ways.
 func TestHistoryViaAndAllConnections(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := &env{registrytest.Start(t, dsn, "gateway")}
+		e := &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t), "gateway")}
 		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")
-		one, err := e.Client.CreateConnection(asGrace, e.createReq("one.example.com", "octo-org"))
+		one, err := e.Client.CreateConnection(asGrace, e.createReq("octo-org"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		two := e.create(t, "two.example.com", "other-org") // alice, directly
-		// A disconnect begun by grace through the gateway, as the
-		// Disconnect RPC's first step records it.
-		if _, err := e.Store.Update(context.Background(), one.Connection.Id, "", registry.BeginDisconnect(), registry.Change{Actor: "grace@example.com", Via: "gateway", Reason: "moving"}); err != nil {
+		// grace cancels it through the gateway, and alice connects the
+		// server to another account, directly.
+		if _, err := e.Client.Disconnect(asGrace, &registryv1.DisconnectRequest{Id: one.Connection.Id, Reason: "moving"}); err != nil {
 			t.Fatal(err)
 		}
+		two := e.create(t, "other-org")
 
 		type row struct{ Conn, Action, Actor, Via string }
 		rows := func(evs []*registryv1.ConnectionEvent) []row {
@@ -42,18 +42,26 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 			}
 			return out
 		}
+		byGrace := func(action string) row { return row{"one", action, "grace@example.com", "gateway"} }
 		oldestFirst := []row{
-			{"one", "create", "grace@example.com", "gateway"},
+			byGrace("create"),
+			byGrace("begin_disconnect"),
+			byGrace("disconnect_step:features_off"),
+			byGrace("disconnect_step:tokens_revoked"),
+			byGrace("disconnect_step:installation_removed"),
+			byGrace("disconnect_step:key_deleted"),
+			byGrace("complete_disconnect"),
 			{"two", "create", "alice", ""},
-			{"one", "begin_disconnect", "grace@example.com", "gateway"},
 		}
+		newestFirst := slices.Clone(oldestFirst)
+		slices.Reverse(newestFirst)
 
 		// One connection, as before.
 		h, err := e.Client.ListConnectionHistory(e.ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: one.Connection.Id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]row{oldestFirst[0], oldestFirst[2]}, rows(h.Events)); diff != "" {
+		if diff := cmp.Diff(oldestFirst[:7], rows(h.Events)); diff != "" {
 			t.Errorf("one connection's history (-want +got):\n%s", diff)
 		}
 
@@ -82,7 +90,7 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 		}{
 			{"-", false, oldestFirst},
 			{"", false, oldestFirst},
-			{"-", true, []row{oldestFirst[2], oldestFirst[1], oldestFirst[0]}},
+			{"-", true, newestFirst},
 		} {
 			var got []*registryv1.ConnectionEvent
 			tok := ""

@@ -129,6 +129,7 @@ func leaseConfig(t *testing.T, dsn string) registry.Config {
 		t.Fatal(err)
 	}
 	return registry.Config{DatabaseURL: dsn, Callers: auth.Callers{TokensFile: tokens}, LicenseIssuersFile: issuers,
+		ServerHostname: "ghes.example.com", ServerVersion: "3.14.2",
 		Vault: creds.Flags("registry"), TransitMount: "transit", GitHubURL: emu.URL, GitHubWebURL: emu.URL,
 		KeyCheckEvery: 100 * time.Millisecond, ReconcileEvery: 100 * time.Millisecond, OrphanKeyGrace: time.Minute,
 		LeaderRetry: leaderRetry, Log: logging.Options{Level: "warn"}}

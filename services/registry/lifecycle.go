@@ -15,10 +15,12 @@ import (
 // RPCs (server.go), enabling (enable.go), disconnecting and the reconciler
 // (disconnect.go) and the key follower (keyfollow.go) change a connection
 // only by a move (Store.Update takes one), and every move is a function
-// below:
+// below. A connection is live from create until complete_disconnect, and
+// a server has one live connection at a time (Store.Create refuses another,
+// the live slot of migration 005 holds it in the database):
 //
 //	move                      from                    to
-//	create                    (new)                   PENDING
+//	create                    (new; none other live)  PENDING
 //	app_created               PENDING without an App  PENDING, its App recorded
 //	mark_connected            PENDING with an App     CONNECTED
 //	connect_existing_app      PENDING without an App  CONNECTED

@@ -1,6 +1,9 @@
 // Package registry is the connection-registry service: it owns the GitHub
 // Connect connection record, enforces its lifecycle, keeps its history and
-// streams every change to the other services.
+// streams every change to the other services. As on GHES, a server has one
+// connection at a time, for its own hostname and version (the
+// -server-hostname and -server-version it is configured with): a new one
+// is refused while another is PENDING, CONNECTED or DISCONNECTING.
 package registry
 
 import (
@@ -100,6 +103,7 @@ func change(ctx context.Context) Change {
 // toStatus maps store errors to gRPC statuses with constant messages.
 func toStatus(ctx context.Context, err error) error {
 	var te *TransitionError
+	var le *LiveError
 	switch {
 	case err == nil:
 		return nil
@@ -107,25 +111,31 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrConflict):
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, ErrActiveExists):
-		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.As(err, &le):
+		return preconditionFailed(le.Error(), "LIVE_CONNECTION", "connections/"+le.Conn.Id)
 	case errors.Is(err, ErrRequestIDReused):
 		var v apierr.Violations
 		v.Add("request_id", err.Error())
 		return v.Err()
 	case errors.As(err, &te):
-		st := status.New(codes.FailedPrecondition, te.Error())
-		if d, derr := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
-			Type: "STATE", Subject: "connection", Description: te.Error(),
-		}}}); derr == nil {
-			st = d
-		}
-		return st.Err()
+		return preconditionFailed(te.Error(), "STATE", "connection")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	default:
 		return apierr.Internal(ctx, err, "registry storage failed")
 	}
+}
+
+// preconditionFailed is FAILED_PRECONDITION saying msg, with the
+// violation's type and subject as details.
+func preconditionFailed(msg, typ, subject string) error {
+	st := status.New(codes.FailedPrecondition, msg)
+	if d, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+		Type: typ, Subject: subject, Description: msg,
+	}}}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 func checkID(v *apierr.Violations, field, id string) {
@@ -176,16 +186,29 @@ func (s *Server) verifyAccount(ctx context.Context, a *registryv1.Account) (*reg
 
 // CreateConnection implements the RPC.
 func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateConnectionRequest) (*registryv1.CreateConnectionResponse, error) {
-	req = s.withDefaults(req)
+	if s.defaults.Hostname == "" || s.defaults.Version == "" {
+		return nil, status.Error(codes.FailedPrecondition, errNoServerSettings.Error())
+	}
 	var v apierr.Violations
 	v.Check("request_id", validate.RequestID(req.GetRequestId()))
-	v.Check("server_hostname", validate.Hostname(req.GetServerHostname()))
-	v.Check("server_version", validate.ServerVersion(req.GetServerVersion()))
+	s.checkRemovedFields(&v, req)
 	checkAccount(&v, req.GetAccount())
-	lic, err := ParseLicense(req.GetLicense(), s.issuers, s.now())
+	license := req.GetLicense()
+	if license == "" {
+		license = s.defaults.License
+	}
+	lic, err := ParseLicense(license, s.issuers, s.now())
 	v.Check("license", err)
 	if err := v.Err(); err != nil {
 		return nil, err
+	}
+	// Refused before GitHub.com is asked anything; the store checks again
+	// as it inserts.
+	if live, err := s.store.Blocking(ctx, req.GetRequestId()); err != nil || live != nil {
+		if err == nil {
+			err = &LiveError{Conn: live, again: sameAccount(live, &registryv1.Connection{Account: req.GetAccount()})}
+		}
+		return nil, toStatus(ctx, err)
 	}
 	account, err := s.verifyAccount(ctx, req.GetAccount())
 	if err != nil {
@@ -193,8 +216,8 @@ func (s *Server) CreateConnection(ctx context.Context, req *registryv1.CreateCon
 	}
 	c := &registryv1.Connection{
 		Id:             uuid.NewString(),
-		ServerHostname: req.GetServerHostname(),
-		ServerVersion:  req.GetServerVersion(),
+		ServerHostname: s.defaults.Hostname,
+		ServerVersion:  s.defaults.Version,
 		Account:        account,
 		License:        licenseRecord(lic),
 	}

@@ -27,8 +27,9 @@ var (
 	// ErrConflict: the etag given is not the current one, or another
 	// update won the race.
 	ErrConflict = errors.New("connection was changed by someone else; read it again and retry")
-	// ErrActiveExists: the server is already connected to that account.
-	ErrActiveExists = errors.New("an active connection for this server hostname and account already exists")
+	// ErrLive: the server has a live connection already (a LiveError
+	// names it).
+	ErrLive = errors.New("this server has a live connection already")
 	// ErrRequestIDReused: the request id was used for different parameters.
 	ErrRequestIDReused = errors.New("request_id was already used for a different request")
 )
@@ -74,15 +75,88 @@ type Change struct {
 	Completes int64
 }
 
+// activeKey is the active_key column (migration 001): one active
+// connection per hostname and account. The live slot (migration 005) is
+// the stricter rule now; the key is still written so that a registry of
+// the version before, running beside this one during an upgrade, keeps
+// its own rule.
 func activeKey(c *registryv1.Connection) string {
 	return strings.ToLower(c.GetServerHostname() + "|" + c.GetAccount().GetKind().String() + "|" + c.GetAccount().GetLogin())
 }
 
 var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
-// Create inserts c (state PENDING) unless its request id was seen: then the
-// connection created by that request is returned, or ErrRequestIDReused if
-// requestHash differs.
+// LiveError refuses a new connection while the server has a live one (a
+// server has one connection at a time, as on GHES); Conn is that one.
+type LiveError struct {
+	Conn *registryv1.Connection
+	// again: the refused create was for Conn's own account.
+	again bool
+}
+
+func (e *LiveError) Error() string {
+	what := "another account"
+	if e.again {
+		what = "it again"
+	}
+	return fmt.Sprintf("connection %s for %s is %s: disable it before connecting %s", e.Conn.Id, e.Conn.GetAccount().GetLogin(), stateName(e.Conn.State), what)
+}
+
+func (e *LiveError) Unwrap() error { return ErrLive }
+
+// liveStates are the states of a live connection, as SQL.
+var liveStates = fmt.Sprintf("(%d, %d, %d)", statePending, stateConnected, stateDisconnecting)
+
+// liveTx returns the live connection that blocks a new one (nil: none):
+// the holder of the slot, else the newest live one (a database from before
+// the rule may hold several, see migrations/005_live_slot.sql).
+func liveTx(ctx context.Context, q queryer) (*registryv1.Connection, error) {
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT id FROM connections WHERE state IN `+liveStates+`
+		ORDER BY CASE WHEN live_slot IS NULL THEN 1 ELSE 0 END, create_time DESC, id DESC LIMIT 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return getTx(ctx, q, id)
+}
+
+// requestSeen reports whether a connection was created by requestID.
+func requestSeen(ctx context.Context, q queryer, requestID string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM connections WHERE request_id = $1`, requestID).Scan(&n)
+	return n > 0, err
+}
+
+// Blocking returns the live connection that a create with requestID would
+// be refused for, or nil: none is live, or requestID was seen (a retry is
+// answered with what it created). Create checks again; this lets a caller
+// refuse before it asks GitHub.com anything.
+func (s *Store) Blocking(ctx context.Context, requestID string) (*registryv1.Connection, error) {
+	live, err := liveTx(ctx, s.db)
+	if err != nil || live == nil {
+		return nil, err
+	}
+	// Asked after the live connection was found, so a create of this
+	// request committed meanwhile (the live one, maybe) is seen.
+	if seen, err := requestSeen(ctx, s.db, requestID); err != nil || seen {
+		return nil, err
+	}
+	return live, nil
+}
+
+// createAttempts bounds Create's retries after a unique violation: the
+// retry sees the row that won (the same request id, or the live
+// connection) and answers with it, so a second violation means the winner
+// is already gone again.
+const createAttempts = 3
+
+// Create inserts c (state PENDING, holding the live slot) unless its
+// request id was seen: then the connection created by that request is
+// returned, or ErrRequestIDReused if requestHash differs. While a
+// connection is live it is refused with a LiveError naming it.
 func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHash string, ch Change) (*registryv1.Connection, error) {
 	now := s.now()
 	c = proto.Clone(c).(*registryv1.Connection)
@@ -90,51 +164,67 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 	c.CreateTime = timestamppb.New(now)
 	c.UpdateTime = c.CreateTime
 	c.CreatedBy, c.UpdatedBy = ch.Actor, ch.Actor
+	c.Etag = "1"
+	rec, err := marshal.Marshal(withoutEtag(c))
+	if err != nil {
+		return nil, err
+	}
 	var out *registryv1.Connection
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var existingID, existingHash string
-		err := tx.QueryRowContext(ctx, `SELECT id, request_hash FROM connections WHERE request_id = $1`, ch.RequestID).Scan(&existingID, &existingHash)
-		switch {
-		case err == nil:
-			if existingHash != requestHash {
-				return ErrRequestIDReused
+	for attempt := 1; ; attempt++ {
+		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+			// The live connection first, then the request id: on
+			// PostgreSQL each statement sees what committed before it, so
+			// a create of this same request that committed between the two
+			// is answered as a retry, not refused as someone else's.
+			live, err := liveTx(ctx, tx)
+			if err != nil {
+				return err
 			}
-			out, err = getTx(ctx, tx, existingID)
-			return err
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM connections WHERE active_key = $1`, activeKey(c)).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return ErrActiveExists
-		}
-		c.Etag = "1"
-		rec, err := marshal.Marshal(withoutEtag(c))
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO connections (id, request_id, request_hash, state, active_key, version, create_time, record) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)`,
-			c.Id, ch.RequestID, requestHash, int32(c.State), activeKey(c), now.UnixMicro(), string(rec)); err != nil {
-			if sqldb.IsUniqueViolation(err) {
-				return ErrActiveExists
+			var existingID, existingHash string
+			err = tx.QueryRowContext(ctx, `SELECT id, request_hash FROM connections WHERE request_id = $1`, ch.RequestID).Scan(&existingID, &existingHash)
+			switch {
+			case err == nil:
+				if existingHash != requestHash {
+					return ErrRequestIDReused
+				}
+				out, err = getTx(ctx, tx, existingID)
+				return err
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
 			}
-			return err
+			if live != nil {
+				return &LiveError{Conn: live, again: sameAccount(live, c)}
+			}
+			// Another replica's create may commit between the check and
+			// the insert: the slot's unique index refuses the second one.
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO connections (id, request_id, request_hash, state, active_key, live_slot, version, create_time, record) VALUES ($1, $2, $3, $4, $5, 1, 1, $6, $7)`,
+				c.Id, ch.RequestID, requestHash, int32(c.State), activeKey(c), now.UnixMicro(), string(rec)); err != nil {
+				return err
+			}
+			if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, actionCreate, ch, now); err != nil {
+				return err
+			}
+			out = c
+			return nil
+		})
+		if !sqldb.IsUniqueViolation(err) {
+			break
 		}
-		if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, actionCreate, ch, now); err != nil {
-			return err
+		if attempt == createAttempts {
+			return nil, ErrConflict
 		}
-		out = c
-		return nil
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.Notify()
 	return out, nil
+}
+
+// sameAccount reports whether a and b are for the same GitHub.com account.
+func sameAccount(a, b *registryv1.Connection) bool {
+	return a.GetAccount().GetKind() == b.GetAccount().GetKind() && strings.EqualFold(a.GetAccount().GetLogin(), b.GetAccount().GetLogin())
 }
 
 // Update makes move m on connection id inside a transaction: etag, when
@@ -161,15 +251,18 @@ func (s *Store) Update(ctx context.Context, id, etag string, m Move, ch Change) 
 		c.UpdatedBy = ch.Actor
 		c.Etag = strconv.FormatInt(version+1, 10)
 		var active any = activeKey(c)
+		// A live connection keeps the slot it has (one from before the
+		// rule may have none); a DISCONNECTED one gives it back.
+		keepSlot := "live_slot"
 		if disconnected(c) {
-			active = nil
+			active, keepSlot = nil, "NULL"
 		}
 		rec, err := marshal.Marshal(withoutEtag(c))
 		if err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx,
-			`UPDATE connections SET state = $1, active_key = $2, version = $3, record = $4 WHERE id = $5 AND version = $6`,
+			`UPDATE connections SET state = $1, active_key = $2, live_slot = `+keepSlot+`, version = $3, record = $4 WHERE id = $5 AND version = $6`,
 			int32(c.State), active, version+1, string(rec), id, version)
 		if err != nil {
 			return err

@@ -143,7 +143,7 @@ func Start(t testing.TB, o Options) *Env {
 		e.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: r, Private: r != "alpha"})
 	}
 	c, err := e.Reg.Client.CreateConnection(e.Reg.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "r-" + testenv.RandomHex(4), ServerHostname: "ghes.example.com", ServerVersion: "3.14.2", License: e.Reg.License,
+		RequestId: "r-" + testenv.RandomHex(4), License: e.Reg.License,
 		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,11 +11,11 @@ const state = {
   session: null,
   sso: false,
   features: [],
-  // changeServer: the admin chose to change the server's own settings.
-  changeServer: false,
   // conn is the active connection shown, settings its feature settings
-  // (with the etag a change must match).
+  // (with the etag a change must match); latest is the connection the
+  // page's wording names (conn, or the last one when none is live).
   conn: null,
+  latest: null,
   settings: null,
   // web is the GitHub.com site the deployment uses, for links to it.
   web: null,
@@ -23,13 +23,18 @@ const state = {
 
 const STATE = (s) => "CONNECTION_STATE_" + s;
 const ACTIVE = [STATE("CONNECTED"), STATE("DISCONNECTING"), STATE("PENDING")];
-const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "timeline-section"];
+const SECTIONS = ["signin", "disabled", "pending", "enabled", "disconnecting", "others", "timeline-section"];
 
 class APIError extends Error {
   constructor(status, body) {
     super((body && body.message) || `HTTP ${status}`);
     this.status = status;
     this.body = body || {};
+  }
+  // isLiveRefusal: a create refused because the server has a live
+  // connection already (the registry's LIVE_CONNECTION precondition).
+  isLiveRefusal() {
+    return (this.body.details || []).some((d) => (d.violations || []).some((v) => v.type === "LIVE_CONNECTION"));
   }
   // fieldViolations returns the BadRequest details: [{field, description}].
   fieldViolations() {
@@ -135,7 +140,7 @@ function applyRole() {
   const ro = !canChange();
   $("#readonly-note").hidden = !ro;
   if (!ro) return;
-  for (const id of ["disabled", "pending", "enabled", "disconnecting"]) {
+  for (const id of ["disabled", "pending", "enabled", "disconnecting", "others"]) {
     for (const el of $("#" + id).querySelectorAll("button, input, select, textarea")) el.disabled = true;
   }
 }
@@ -244,13 +249,13 @@ async function renderAppsLeft() {
 }
 
 // fillConnectionText puts the account and the App's links into every
-// place the wording names them.
-function fillConnectionText(c) {
-  for (const el of document.querySelectorAll("strong.account")) el.textContent = c ? c.account.login : "";
-  for (const el of document.querySelectorAll("strong.app-slug")) el.textContent = c && c.app ? c.app.slug : "";
+// place the wording (within root: the whole page by default) names them.
+function fillConnectionText(c, root = document) {
+  for (const el of root.querySelectorAll("strong.account")) el.textContent = c ? c.account.login : "";
+  for (const el of root.querySelectorAll("strong.app-slug")) el.textContent = c && c.app ? c.app.slug : "";
   const href = appSettingsURL(c);
-  for (const el of document.querySelectorAll("a.app-settings")) el.href = href || "#";
-  for (const el of document.querySelectorAll(".app-settings-hint")) el.hidden = !href;
+  for (const el of root.querySelectorAll("a.app-settings")) el.href = href || "#";
+  for (const el of root.querySelectorAll(".app-settings-hint")) el.hidden = !href;
 }
 
 // stateSentence says in words what state the page shows.
@@ -271,23 +276,30 @@ async function load() {
   state.features = catalog.features || [];
   applyServerDefaults(defaults);
   const conns = list.connections || [];
-  const active = conns.find((c) => ACTIVE.includes(c.state)) || null;
+  // A server has one live connection; one from before that rule may have
+  // others beside it. The newest is shown (the registry gave it the
+  // server's slot), the others listed to be disabled.
+  const live = conns.filter((c) => ACTIVE.includes(c.state));
+  const active = live[0] || null;
   const latest = active || conns[0];
   state.conn = active;
+  state.latest = latest || null;
   fillConnectionText(latest);
   await renderAppsLeft();
+  renderOthers(live.slice(1));
+  const withOthers = (ids) => (live.length > 1 ? [...ids, "others"] : ids);
   switch (active && active.state) {
     case STATE("CONNECTED"):
       await renderEnabled(active);
-      show(["enabled", "timeline-section"]);
+      show(withOthers(["enabled", "timeline-section"]));
       break;
     case STATE("DISCONNECTING"):
       renderDisconnecting(active);
-      show(["disconnecting", "timeline-section"]);
+      show(withOthers(["disconnecting", "timeline-section"]));
       break;
     case STATE("PENDING"):
       renderPending(active);
-      show(["pending", "timeline-section"]);
+      show(withOthers(["pending", "timeline-section"]));
       break;
     default:
       renderDisabled();
@@ -397,6 +409,38 @@ function renderDisconnecting(c) {
   $("#retry-btn").onclick = () => disconnect(c, "retried from the admin page", $("#retry-btn"));
 }
 
+// renderOthers lists the live connections beyond the one shown, each with
+// a button to disable it (a DISCONNECTING one's resumes its disconnect).
+function renderOthers(others) {
+  const ul = $("#others-list");
+  ul.replaceChildren();
+  for (const c of others) {
+    const li = document.createElement("li");
+    li.dataset.connection = c.id;
+    const what = document.createElement("span");
+    const created = new Date(c.createTime).toLocaleString(undefined, { timeZoneName: "short" });
+    what.textContent = `${c.account.login} (${short(c.account.kind).toLowerCase()}): ${STATE_WORDS[short(c.state)] || short(c.state)}${c.app ? `, App ${c.app.slug}` : ""}, created ${created}, connection ${c.id}`;
+    const btn = Object.assign(document.createElement("button"), { type: "button", className: "danger" });
+    btn.textContent = `Disable ${c.account.login}`;
+    btn.onclick = () => askToDisable(c, "disabled from the admin page (one connection per server)", btn);
+    li.append(what, btn);
+    ul.append(li);
+  }
+}
+
+// askToDisable asks in the confirmation dialog, which names c's account
+// while it is open, before disabling c from btn.
+function askToDisable(c, reason, btn) {
+  const dialog = $("#confirm");
+  fillConnectionText(c, dialog);
+  dialog.returnValue = "";
+  dialog.onclose = () => {
+    fillConnectionText(state.latest, dialog);
+    if (dialog.returnValue === "confirm") disconnect(c, reason, btn);
+  };
+  dialog.showModal();
+}
+
 // act runs an action started by btn; a failure is reported and the page
 // reloaded, and focus stays in the page.
 async function act(btn, fn) {
@@ -451,34 +495,20 @@ function showFieldErrors(form, violations) {
   if (first) first.focus();
 }
 
-// applyServerDefaults fills the server's own hostname and version into the
-// Enable form, read-only until the admin asks to change them: the admin
-// only chooses the account. A license the server has need not be pasted.
+// applyServerDefaults shows the server's own hostname and version in the
+// Enable form, read-only: they come from the server's configuration, as on
+// GHES, and the admin only chooses the account. A license the server has
+// need not be pasted.
 function applyServerDefaults(d) {
   const form = $("#enable-form");
-  const known = [];
-  for (const [name, value] of [["serverHostname", d.serverHostname], ["serverVersion", d.serverVersion]]) {
-    const input = form[name];
-    input.defaultValue = value || "";
-    input.readOnly = Boolean(value) && !state.changeServer;
-    input.required = !value;
-    if (value) known.push(value);
-  }
+  form.serverHostname.defaultValue = d.serverHostname || "";
+  form.serverVersion.defaultValue = d.serverVersion || "";
   const lic = d.license;
   form.license.required = !lic;
   $("#license-default").hidden = !lic;
   if (lic) {
     $("#license-default-text").textContent = `${lic.customerName}, ${lic.seats || 0} seats, SHA-256 ${lic.sha256.slice(0, 12)}…`;
   }
-  $("#server-defaults").hidden = known.length === 0 || state.changeServer;
-  $("#server-defaults-text").textContent = known.join(", version ");
-}
-
-function changeServerSettings() {
-  state.changeServer = true;
-  for (const input of [$("#serverHostname"), $("#serverVersion")]) input.readOnly = false;
-  $("#server-defaults").hidden = true;
-  $("#serverHostname").focus();
 }
 
 async function enable(ev) {
@@ -500,8 +530,6 @@ async function enable(ev) {
     }
     const created = await api("POST", "/v1/connections", {
       requestId: "ui-" + crypto.randomUUID(),
-      serverHostname: form.serverHostname.value.trim(),
-      serverVersion: form.serverVersion.value.trim(),
       license: form.license.value.trim(),
       account: { kind: form.accountKind.value, login: form.accountLogin.value.trim() },
     });
@@ -511,7 +539,12 @@ async function enable(ev) {
     // A refused create changed nothing, but the connection exists when a
     // later step failed: show what the server has.
     await reloadAfterFailure();
-    if ($("#disabled").hidden) {
+    if (err.isLiveRefusal()) {
+      // Another admin connected the server meanwhile: one connection per
+      // server. The page now shows theirs.
+      banner(`Not enabled: ${failureText(err)} The page shows that connection now.`);
+      focusSection();
+    } else if ($("#disabled").hidden) {
       banner("Enabling GitHub Connect did not finish: " + failureText(err));
       focusSection();
     } else {
@@ -628,10 +661,7 @@ async function renderEnabled(c) {
       ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
       : `Permissions refreshed: the App gained ${gained.join(", ") || "nothing"} and lost ${lost.join(", ") || "nothing"}; it may now use ${perms(now)}.`;
   });
-  $("#disable-btn").onclick = () => $("#confirm").showModal();
-  $("#confirm").onclose = () => {
-    if ($("#confirm").returnValue === "confirm") disconnect(c, "disabled from the admin page", $("#disable-btn"));
-  };
+  $("#disable-btn").onclick = () => askToDisable(c, "disabled from the admin page", $("#disable-btn"));
 }
 
 // What each App permission lets the App do, in words.
@@ -802,11 +832,12 @@ async function staleView(e, what) {
 
 // disconnect runs (or resumes) the disconnect; on failure the page shows
 // what the server has then, DISCONNECTING with its steps. A disconnect
-// asked from a view of a CONNECTED connection holds only while it is so.
+// asked from a view of a CONNECTED (or PENDING) connection holds only
+// while it is so; a DISCONNECTING one's resumes whatever changed.
 function disconnect(c, reason, btn) {
   return act(btn, async () => {
     try {
-      await api("POST", `/v1/connections/${c.id}:disconnect`, c.state === STATE("CONNECTED") ? { reason, etag: c.etag } : { reason });
+      await api("POST", `/v1/connections/${c.id}:disconnect`, c.state !== STATE("DISCONNECTING") ? { reason, etag: c.etag } : { reason });
     } catch (e) {
       if (await staleView(e, "Not disabled")) return;
       if (e instanceof APIError) {
@@ -853,7 +884,6 @@ async function arrive(again) {
 window.addEventListener("DOMContentLoaded", async () => {
   $("#signin-form").addEventListener("submit", signIn);
   $("#enable-form").addEventListener("submit", enable);
-  $("#change-server").addEventListener("click", changeServerSettings);
   $("#signout").addEventListener("click", signOutClicked);
   await readSession();
   if (state.sso && !state.session) { signOut(""); return; }

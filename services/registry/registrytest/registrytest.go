@@ -33,6 +33,13 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
+// Hostname and Version are the test registries' own, the server's
+// settings every connection records.
+const (
+	Hostname = "ghes.example.com"
+	Version  = "3.14.2"
+)
+
 // Env is a running registry.
 type Env struct {
 	Addr   string
@@ -57,7 +64,7 @@ func Start(t testing.TB, dsn string, principals ...string) *Env {
 }
 
 // StartWith is Start with a hook that configures the server (for example
-// its connector) before it serves.
+// its connector, or other server settings) before it serves.
 func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *registry.Store), principals ...string) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,6 +93,11 @@ func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *regis
 	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
 	reg := registry.NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
 	reg.SetWatchPollInterval(50 * time.Millisecond)
+	// The server's own hostname and version, as -server-hostname and
+	// -server-version give them: every connection records them.
+	if err := reg.SetDefaults(registry.Defaults{Hostname: Hostname, Version: Version}); err != nil {
+		t.Fatal(err)
+	}
 	if configure != nil {
 		configure(reg, store)
 	}

@@ -831,16 +831,16 @@ func (x *ConnectionEvent) GetCompletesRevision() int64 {
 	return 0
 }
 
-// CreateConnectionRequest starts a connection.
+// CreateConnectionRequest starts a connection. The server's hostname and
+// version are not asked: they come from the registry's configuration
+// (-server-hostname, -server-version; GetServerDefaults shows them), as on
+// GHES.
 type CreateConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// request_id makes the call idempotent: 1 to 64 characters of [A-Za-z0-9_-].
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// server_hostname, server_version and license, when empty, are the
-	// server's own (GetServerDefaults).
-	ServerHostname string `protobuf:"bytes,2,opt,name=server_hostname,json=serverHostname,proto3" json:"server_hostname,omitempty"`
-	ServerVersion  string `protobuf:"bytes,3,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
-	// license is the license file's content (services/registry/license.md).
+	// license is the license file's content (services/registry/license.md);
+	// empty uses the server's own (GetServerDefaults).
 	License string `protobuf:"bytes,4,opt,name=license,proto3" json:"license,omitempty"`
 	// account names the GitHub.com account by kind and login; its id comes
 	// from GitHub.com (see Account.id).
@@ -882,20 +882,6 @@ func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
 func (x *CreateConnectionRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
-	}
-	return ""
-}
-
-func (x *CreateConnectionRequest) GetServerHostname() string {
-	if x != nil {
-		return x.ServerHostname
-	}
-	return ""
-}
-
-func (x *CreateConnectionRequest) GetServerVersion() string {
-	if x != nil {
-		return x.ServerVersion
 	}
 	return ""
 }
@@ -951,8 +937,9 @@ func (*GetServerDefaultsRequest) Descriptor() ([]byte, []int) {
 	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
-// GetServerDefaultsResponse is what the server is configured with; a field
-// is empty when the server has no default for it.
+// GetServerDefaultsResponse is what the server is configured with. The
+// hostname and version are always set; license is empty when the server
+// has no license file of its own.
 type GetServerDefaultsResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ServerHostname string                 `protobuf:"bytes,1,opt,name=server_hostname,json=serverHostname,proto3" json:"server_hostname,omitempty"`
@@ -2517,14 +2504,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	" \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\x12\x10\n" +
 	"\x03via\x18\v \x01(\tR\x03via\x12-\n" +
-	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xdc\x01\n" +
+	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xb9\x01\n" +
 	"\x17CreateConnectionRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12'\n" +
-	"\x0fserver_hostname\x18\x02 \x01(\tR\x0eserverHostname\x12%\n" +
-	"\x0eserver_version\x18\x03 \x01(\tR\rserverVersion\x12\x18\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
 	"\alicense\x18\x04 \x01(\tR\alicense\x128\n" +
-	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccount\"\x1a\n" +
+	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccountJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\x0fserver_hostnameR\x0eserver_version\"\x1a\n" +
 	"\x18GetServerDefaultsRequest\"\xa5\x01\n" +
 	"\x19GetServerDefaultsResponse\x12'\n" +
 	"\x0fserver_hostname\x18\x01 \x01(\tR\x0eserverHostname\x12%\n" +

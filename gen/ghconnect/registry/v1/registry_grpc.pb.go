@@ -46,11 +46,17 @@ const (
 //
 // ConnectionRegistryService manages connection records.
 type ConnectionRegistryServiceClient interface {
-	// CreateConnection starts a connection in state PENDING. Retrying with the
-	// same request_id returns the connection the first call created.
+	// CreateConnection starts a connection in state PENDING, for this
+	// server's hostname and version. A server has one live connection
+	// (PENDING, CONNECTED or DISCONNECTING) at a time, as on GHES: while one
+	// is live the call is refused with FAILED_PRECONDITION naming it (a
+	// PreconditionFailure of type LIVE_CONNECTION, subject
+	// "connections/<id>"); disconnect it first. Retrying with the same
+	// request_id returns the connection the first call created.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
-	// GetServerDefaults returns the server's own hostname, version and
-	// license, which CreateConnection uses where a request leaves them empty.
+	// GetServerDefaults returns the server's own hostname and version, which
+	// every connection records, and its license, which CreateConnection uses
+	// when a request has none.
 	GetServerDefaults(ctx context.Context, in *GetServerDefaultsRequest, opts ...grpc.CallOption) (*GetServerDefaultsResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
@@ -259,11 +265,17 @@ func (c *connectionRegistryServiceClient) ListLeftoverApps(ctx context.Context, 
 //
 // ConnectionRegistryService manages connection records.
 type ConnectionRegistryServiceServer interface {
-	// CreateConnection starts a connection in state PENDING. Retrying with the
-	// same request_id returns the connection the first call created.
+	// CreateConnection starts a connection in state PENDING, for this
+	// server's hostname and version. A server has one live connection
+	// (PENDING, CONNECTED or DISCONNECTING) at a time, as on GHES: while one
+	// is live the call is refused with FAILED_PRECONDITION naming it (a
+	// PreconditionFailure of type LIVE_CONNECTION, subject
+	// "connections/<id>"); disconnect it first. Retrying with the same
+	// request_id returns the connection the first call created.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
-	// GetServerDefaults returns the server's own hostname, version and
-	// license, which CreateConnection uses where a request leaves them empty.
+	// GetServerDefaults returns the server's own hostname and version, which
+	// every connection records, and its license, which CreateConnection uses
+	// when a request has none.
 	GetServerDefaults(context.Context, *GetServerDefaultsRequest) (*GetServerDefaultsResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)

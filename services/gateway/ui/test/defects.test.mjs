@@ -61,17 +61,12 @@ async function noWiderThanWindow() {
   assert.ok(scroll <= width, `the page is ${scroll} px wide in a ${width} px window`);
 }
 
-// fillEnableForm fills the form; the server's own settings are changed
-// only when values name them.
+// fillEnableForm fills the form: the account, and a license file only
+// when values bring one (the server has its own). The server's hostname
+// and version are its configuration's, read-only.
 async function fillEnableForm(values) {
-  const v = { login: "octo-org", ...values };
-  if (v.host || v.version) {
-    const change = page.getByRole("button", { name: "Change server settings" });
-    if (await change.isVisible()) await change.click();
-    await page.getByLabel("Hostname").fill(v.host || "ghes.example.com");
-    await page.getByLabel("Version").fill(v.version || "3.14.2");
-    await page.getByLabel("License file").fill(license);
-  }
+  const v = { login: "octo-org", license: "", ...values };
+  await page.getByLabel("License file").fill(v.license);
   await page.getByLabel("Organization login or enterprise slug").fill(v.login);
 }
 const enableButton = () => page.getByRole("button", { name: "Enable GitHub Connect" });
@@ -116,21 +111,22 @@ if (!fatal) {
   });
 
   await check("long values and their errors keep the page's width", async () => {
-    await fillEnableForm({ host: "h".repeat(300) + ".example.com", login: "o".repeat(300) });
+    await fillEnableForm({ license: "ghl1." + "l".repeat(3000), login: "o".repeat(300) });
     await enableButton().click();
-    await fieldError("serverHostname", /./);
+    await fieldError("license", /./);
+    await fieldError("accountLogin", /./);
     await noWiderThanWindow();
     await shot("d02-long-values");
   });
 
   await check("server field errors are tied to their inputs, and cleared when fixed", async () => {
-    await fillEnableForm({ host: "not a host!" });
+    await fillEnableForm({ license: "ghl1.not-a-license" });
     await enableButton().click();
-    await fieldError("serverHostname", /character|label|empty/);
-    await fillEnableForm({ host: "ghes.example.com", login: "no-such-org" });
+    await fieldError("license", /./);
+    await fillEnableForm({ login: "no-such-org" });
     await enableButton().click();
     await fieldError("accountLogin", /no organization/i);
-    assert.equal(await page.locator("#serverHostname").getAttribute("aria-invalid"), null, "the fixed hostname is still marked invalid");
+    assert.equal(await page.locator("#license").getAttribute("aria-invalid"), null, "the fixed license is still marked invalid");
   });
 
   await check("enabling through the manifest flow ends on a plain message", async () => {
@@ -313,11 +309,23 @@ if (!fatal) {
   }
 
   let pendingId = "";
-  await check("a PENDING connection is shown as such", async () => {
+  await check("a page opened before another admin began enabling is refused, naming their connection, and shows it PENDING", async () => {
+    await page.reload();
+    await notEnabledHeading.waitFor();
     pendingId = (await rest("POST", "/v1/connections", {
-      requestId: "ui-pending-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
+      requestId: "ui-pending-" + Date.now(), license,
       account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
     })).connection.id;
+    // This page still shows the Enable form: one connection per server.
+    await fillEnableForm({ login: "octo-labs" });
+    await enableButton().click();
+    await page.locator("#banner").filter({ hasText: `Not enabled: connection ${pendingId} for octo-org is PENDING: disable it before connecting another account` }).waitFor({ timeout: 10000 });
+    await heading(/not finished/).waitFor({ timeout: 5000 });
+    assert.equal((await connections()).filter((c) => c.state !== "CONNECTION_STATE_DISCONNECTED").length, 1, "a second live connection was made");
+    await shot("d12-refused-second");
+  });
+
+  await check("a PENDING connection is shown as such", async () => {
     await page.reload();
     await heading(/not finished/).waitFor({ timeout: 5000 });
     assert.equal(await page.locator(".record .state").textContent(), "PENDING");
@@ -361,7 +369,7 @@ if (!fatal) {
       if (c.state === "CONNECTION_STATE_CONNECTED") await rest("POST", `/v1/connections/${c.id}:disconnect`, { reason: "stale-tab check" });
     }
     const id = (await rest("POST", "/v1/connections", {
-      requestId: "ui-stale-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
+      requestId: "ui-stale-" + Date.now(), license,
       account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
     })).connection.id;
     await page.reload();
@@ -402,7 +410,7 @@ if (!fatal) {
     // Connected to octo-org again, so GitHub.com can be asked about its
     // private Apps.
     await rest("POST", "/v1/connections", {
-      requestId: "ui-left-" + Date.now(), serverHostname: "ghes.example.com", serverVersion: "3.14.2", license,
+      requestId: "ui-left-" + Date.now(), license,
       account: { kind: "ACCOUNT_KIND_ORGANIZATION", login: "octo-org" },
     });
     await page.reload();

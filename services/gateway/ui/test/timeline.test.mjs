@@ -1,10 +1,11 @@
 // Browser checks of the admin page's timeline, run by e2e/ui_timeline_test.go
 // against the whole system after it enabled, changed and disconnected one
-// connection (FIRST_ID, one.example.com) and enabled a second (SECOND_ID,
-// two.example.com): a feature change made in the page by a person signed
-// in through single sign-on appears in words with that person (via the
-// gateway), both connections' changes are shown and can be shown one
-// at a time, older changes come a page at a time, and an auditor reads it.
+// connection (FIRST_ID, for octo-org) and enabled a second (SECOND_ID, for
+// octo-labs), both of this server (ghes.example.com): a feature change
+// made in the page by a person signed in through single sign-on appears in
+// words with that person (via the gateway), both connections' changes are
+// shown and can be shown one at a time, older changes come a page at a
+// time, and an auditor reads it.
 // Every check runs and reports; the last line counts them.
 import assert from "node:assert/strict";
 import { checks, finish, fitsIn, open, signIn } from "./browser.mjs";
@@ -44,16 +45,20 @@ const cells = () => page.$$eval("#timeline tbody tr", (trs) => trs.map((tr) => {
   return [td[0].querySelector("time").dateTime, ...td.slice(1).map((c) => c.innerText.trim())];
 }));
 
+// The connections as the timeline names them.
+const FIRST = "ghes.example.com → octo-org";
+const SECOND = "ghes.example.com → octo-labs";
+
 // shownFor waits until the timeline, drawn and not busy, shows rows of
-// the connection named host only. An empty table does not count: the
+// the connection named name only. An empty table does not count: the
 // page must have drawn the connection's rows, not merely cleared the
 // others'.
-function shownFor(host) {
-  return page.waitForFunction((host) => {
+function shownFor(name) {
+  return page.waitForFunction((name) => {
     const table = document.getElementById("timeline");
     const conns = [...table.querySelectorAll("tbody tr td:nth-child(3)")];
-    return table.getAttribute("aria-busy") === "false" && conns.length > 0 && conns.every((td) => td.textContent.startsWith(host));
-  }, host);
+    return table.getAttribute("aria-busy") === "false" && conns.length > 0 && conns.every((td) => td.textContent === name);
+  }, name);
 }
 
 // slowHistory makes the registry's history answer well after the feature
@@ -87,7 +92,7 @@ try {
     await top.filter({ hasText: "Dependabot alerts: off → on" }).waitFor();
     const [when, who, conn, what, change] = (await cells())[0];
     assert.equal(who, "admin@example.com (via gateway)");
-    assert.equal(conn, "two.example.com → octo-org");
+    assert.equal(conn, SECOND);
     assert.equal(what, "Feature settings changed");
     assert.equal(change, "Dependabot alerts: off → on");
     assert.ok(Date.now() - Date.parse(when) < 120000, `the change is dated ${when}`);
@@ -99,7 +104,7 @@ try {
     const all = await cells();
     assert.equal(all.length, 20, "a first page of 20");
     const conns = new Set(all.map((r) => r[2]));
-    assert.ok(conns.has("one.example.com → octo-org") && conns.has("two.example.com → octo-org"), `connections shown: ${[...conns]}`);
+    assert.ok(conns.has(FIRST) && conns.has(SECOND), `connections shown: ${[...conns]}`);
     for (let i = 1; i < all.length; i++) assert.ok(all[i - 1][0] >= all[i][0], `row ${i + 1} is newer than row ${i}`);
     for (const r of all) {
       assert.doesNotMatch(r.slice(1).join(" | "), /[a-z]+_[a-z]+|disconnect_step|CONNECTION_STATE|FEATURE_/, "a raw code is shown");
@@ -126,7 +131,7 @@ try {
     assert.equal(all.length, want, "every event once");
     for (let i = 1; i < all.length; i++) assert.ok(all[i - 1][0] >= all[i][0], `row ${i + 1} is newer than row ${i}`);
     const last = all[all.length - 1];
-    assert.deepEqual([last[2], last[3], last[4]], ["one.example.com → octo-org", "Enabling began: the connection record was created", "— → Pending"]);
+    assert.deepEqual([last[2], last[3], last[4]], [FIRST, "Enabling began: the connection record was created", "— → Pending"]);
     assert.match(await page.locator("#timeline-status").textContent(), new RegExp(`Showing the ${want} newest changes of all connections, all there are`));
   });
 
@@ -134,10 +139,10 @@ try {
     await slowHistory();
     await filter.focus();
     await filter.selectOption(first);
-    await shownFor("one.example.com");
+    await shownFor(FIRST);
     const mine = await cells();
     assert.ok(mine.length > 0);
-    assert.ok(mine.every((r) => r[2] === "one.example.com → octo-org"), "another connection's change is shown");
+    assert.ok(mine.every((r) => r[2] === FIRST), "another connection's change is shown");
     assert.equal(mine[0][3], "Disconnect finished: GitHub Connect is disabled");
     assert.ok(mine.some((r) => r[4] === "Unified search: off → on, private repositories not included"), "a setting change of the first connection");
     assert.equal(await filter.evaluate((el) => el === document.activeElement), true, "focus left the filter");
@@ -147,9 +152,9 @@ try {
   await check("filtered to the second connection: only its changes, the page's change first", async () => {
     await filter.focus();
     await filter.selectOption(second);
-    await shownFor("two.example.com");
+    await shownFor(SECOND);
     const mine = await cells();
-    assert.ok(mine.every((r) => r[2] === "two.example.com → octo-org"));
+    assert.ok(mine.every((r) => r[2] === SECOND));
     assert.equal(mine[0][4], "Dependabot alerts: off → on");
     assert.ok(!(await more.isVisible()), "Show older changes offered for a connection with fewer than a page");
   });

@@ -31,27 +31,34 @@ try {
   assert.notEqual(await look("#serverHostname"), await look("#accountLogin"), "a read-only field looks like an editable one");
   assert.equal(await page.getByLabel("Hostname").inputValue(), "ghes.example.com");
   assert.equal(await page.getByLabel("Version").inputValue(), "3.14.2");
+  // They are the server's configuration, as on GHES: nothing in the page
+  // changes them.
+  for (const label of ["Hostname", "Version"]) {
+    assert.ok(await page.getByLabel(label).evaluate((el) => el.readOnly), `${label} can be edited`);
+  }
+  assert.equal(await page.getByRole("button", { name: "Change server settings" }).count(), 0, "the server's settings can still be changed");
   assert.equal(await page.locator("#accountId").count(), 0, "the form still asks for an account id");
 
   step = "validation errors next to the fields";
-  await page.getByRole("button", { name: "Change server settings" }).click();
-  await page.getByLabel("Hostname").fill("not a host!");
   await page.getByLabel("License file").fill(license);
-  await page.getByLabel("Organization login or enterprise slug").fill("octo-org");
+  await page.getByLabel("Organization login or enterprise slug").fill("octo--org");
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
-  const hostError = page.locator('.field-error[data-field="server_hostname"]');
-  await hostError.waitFor({ state: "visible" });
-  assert.match(await hostError.textContent(), /character|empty|label/);
-  assert.equal(await page.evaluate(() => document.activeElement.id), "serverHostname", "focus moves to the wrong field");
+  const loginError = page.locator('.field-error[data-field="account.login"]');
+  await loginError.waitFor({ state: "visible" });
+  assert.match(await loginError.textContent(), /hyphen|character|login/i);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "accountLogin", "focus moves to the wrong field");
   await shot("03-validation");
 
   step = "enable GitHub Connect through the manifest flow";
-  await page.getByLabel("Hostname").fill("ghes.example.com");
+  await page.getByLabel("Organization login or enterprise slug").fill("octo-org");
   // Leave Dependabot alerts out: the App will lack its permission.
   await page.getByLabel(/^Dependabot alerts/).uncheck();
   // Waiting from before the click: the page drops the query on arrival.
   const arrived = page.waitForURL(/connected=/);
+  const created = page.waitForRequest((r) => r.url().endsWith("/v1/connections") && r.method() === "POST");
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
+  const sent = JSON.parse((await created).postData());
+  assert.ok(!("serverHostname" in sent) && !("serverVersion" in sent), `the page sent the server's settings: ${JSON.stringify(Object.keys(sent))}`);
   await arrived;
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   assert.equal(await page.locator(".record .state").textContent(), "CONNECTED");
