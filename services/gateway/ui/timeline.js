@@ -23,6 +23,7 @@ const REGISTRY_WORDS = {
   "key_versions_retired": () => "Older App key versions were retired in Vault",
   "key_version_pending_cleared": () => "The key versions on record match Vault again",
   "app_permissions_refreshed": () => "The App's permissions were read again from its installation on GitHub.com",
+  "app_deleted_on_github": () => "The GitHub App left on GitHub.com was found deleted there",
   "begin_disconnect": () => "Disconnect began",
   "disconnect_step:features_off": () => "Disconnect: every feature was switched off",
   "disconnect_step:tokens_revoked": () => "Disconnect: the GitHub.com tokens issued for the connection were revoked",

@@ -433,6 +433,7 @@ if (!fatal) {
     await items.first().waitFor();
     assert.equal(await items.count(), n - 1, "the deleted App is still listed, or another went");
     assert.equal(await page.locator(`#apps-left-list li[data-app="${gone}"]`).count(), 0);
+    await page.locator("#timeline tbody tr", { hasText: "The GitHub App left on GitHub.com was found deleted there" }).first().waitFor();
     await shot("d16-apps-left");
   });
 
