@@ -530,6 +530,15 @@ type userFacts struct {
 // UserFacts loads links and consents of users on a connection in two
 // queries, however many users.
 func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userFacts, error) {
+	return userFactsQ(ctx, s.db, id, users)
+}
+
+// rowsQueryer is a database or a transaction.
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (userFacts, error) {
 	facts := userFacts{links: map[string]*featuregatev1.AccountLink{}, optedIn: map[string]map[featuregatev1.Feature]bool{}}
 	if len(users) == 0 {
 		return facts, nil
@@ -541,7 +550,7 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 		ph[i] = "$" + strconv.Itoa(i+2)
 	}
 	in := strings.Join(ph, ", ")
-	rows, err := s.db.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
 	}
@@ -558,7 +567,7 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 		facts.links[l.User] = l
 	}
 	rows.Close()
-	rows, err = s.db.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
+	rows, err = q.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
 	}
