@@ -135,6 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
+	RegisterOutboxGauge(srv.Registry, store)
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {

@@ -382,5 +382,12 @@ func TestContributionsRefused(t *testing.T) {
 		if _, err := report(count("mona", 11, 1)); status.Code(err) != codes.ResourceExhausted {
 			t.Errorf("no room left: %v", err)
 		}
+		// The gauge shows the outbox's size.
+		reg := prometheus.NewRegistry()
+		featuregate.RegisterOutboxGauge(reg, e.store)
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 || mfs[0].GetName() != "ghconnect_featuregate_contributions_outbox_rows" || mfs[0].Metric[0].GetGauge().GetValue() != 4 {
+			t.Errorf("outbox gauge: %v %v", mfs, err)
+		}
 	})
 }

@@ -57,7 +57,12 @@ type Uploader struct {
 
 	leader  prometheus.Gauge
 	uploads *prometheus.CounterVec
+	// pruned is when counts too old to send were last forgotten.
+	pruned time.Time
 }
+
+// pruneEvery: old counts are forgotten this often (a scan of the table).
+const pruneEvery = time.Hour
 
 // NewUploader uploads to the GitHub API at githubURL.
 func NewUploader(store *Store, broker brokerv1.TokenBrokerServiceClient, githubURL string, opts UploaderOptions) (*Uploader, error) {
@@ -81,19 +86,25 @@ func NewUploader(store *Store, broker brokerv1.TokenBrokerServiceClient, githubU
 			Help: "Requests to GitHub.com carrying unified contributions, by kind (set, delete) and result (ok, retry)."}, []string{"kind", "result"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(u.leader, u.uploads, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ghconnect_featuregate_contributions_outbox_rows",
-			Help: "Rows in the unified-contributions outbox (every replica reads the shared database): counts and deletes GitHub.com has not confirmed yet."},
-			func() float64 {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				n, err := store.OutboxSize(ctx)
-				if err != nil {
-					return -1
-				}
-				return float64(n)
-			}))
+		opts.Registerer.MustRegister(u.leader, u.uploads)
 	}
 	return u, nil
+}
+
+// RegisterOutboxGauge exports the outbox's size, with or without an
+// uploader in this process: every replica reads the shared database.
+func RegisterOutboxGauge(reg prometheus.Registerer, store *Store) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ghconnect_featuregate_contributions_outbox_rows",
+		Help: "Rows in the unified-contributions outbox: counts and deletes GitHub.com has not confirmed yet."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n, err := store.OutboxSize(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
 }
 
 // Run uploads while this replica holds the lease, until ctx ends.
@@ -138,8 +149,12 @@ func (u *Uploader) loop(ctx context.Context) {
 func (u *Uploader) pass(ctx context.Context, waits map[string]*backoff) time.Duration {
 	log := logging.FromContext(ctx)
 	next := u.opts.Poll
-	if err := u.store.pruneContributions(ctx); err != nil && ctx.Err() == nil {
-		log.Warn("forgetting old contribution counts", zap.Error(err))
+	if time.Since(u.pruned) > pruneEvery {
+		if err := u.store.pruneContributions(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("forgetting old contribution counts", zap.Error(err))
+		} else {
+			u.pruned = time.Now()
+		}
 	}
 	conns, err := u.store.OutboxConnections(ctx)
 	if err != nil {
