@@ -177,7 +177,8 @@ func count(user string, daysAgo int, n int64) *featuregatev1.ContributionCount {
 // repeat changes nothing; a linked user who did not opt in and a user who
 // never linked send nothing; opting in sends the stored year; opting out
 // and unlinking remove what was sent; nothing leaves while the feature is
-// off, and what waited leaves when it is on again.
+// off, nor while the user's link needs reconnecting, and what waited
+// leaves when it works again.
 func TestContributionsReachTheProfile(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := startContributions(t, dsn, 1)
@@ -233,12 +234,29 @@ func TestContributionsReachTheProfile(t *testing.T) {
 		if n := emu.Count(postContributions); n != posts+1 {
 			t.Errorf("%d posts for one count after the feature came back, want %d", n, posts+1)
 		}
+		// A link GitHub.com no longer accepts holds mona's counts back
+		// until she links again.
+		e.outboxEmpty(t)
+		if err := featuregate.MarkLinkBroken(context.Background(), e.stores[0], e.b.ConnID, "mona"); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.report(t, count("mona", 0, 10)); r.Queued != 1 {
+			t.Errorf("a count of a link to reconnect: %v, want it queued", r)
+		}
+		posts = emu.Count(postContributions)
+		e.report(t, count("hubot", 2, 5)) // others' counts still leave
+		e.profileIs(t, "hubot-cloud", map[string]int64{day(2): 5})
+		if got := emu.Contributions("mona-cloud")[day(0)]; got != 9 || emu.Count(postContributions) != posts+1 {
+			t.Errorf("mona's count left while her link needs reconnecting: %d", got)
+		}
+		linkAccount(t, e.gate, e.b.ConnID, "mona", "mona-cloud")
+		e.profileIs(t, "mona-cloud", map[string]int64{day(0): 10, day(1): 6, day(364): 1})
 		// Unlinking removes what was sent.
 		if _, err := e.gate.UnlinkAccount(context.Background(), &featuregatev1.UnlinkAccountRequest{ConnectionId: e.b.ConnID, User: "mona"}); err != nil {
 			t.Fatal(err)
 		}
 		e.profileIs(t, "mona-cloud", map[string]int64{})
-		e.profileIs(t, "hubot-cloud", map[string]int64{day(2): 4})
+		e.profileIs(t, "hubot-cloud", map[string]int64{day(2): 5})
 		e.outboxEmpty(t)
 	})
 }

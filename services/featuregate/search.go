@@ -78,13 +78,13 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 			setting = f
 		}
 	}
-	switch {
-	case !snap.GetConnected():
+	switch st, missing := featureState(snap, featuregatev1.Feature_FEATURE_UNIFIED_SEARCH); st {
+	case featuregatev1.Reason_REASON_NOT_CONNECTED:
 		return nil, preconditionFailed("REASON_NOT_CONNECTED", "unified_search", "unified search is not available: the connection is not CONNECTED")
-	case !setting.GetEnabled():
+	case featuregatev1.Reason_REASON_DISABLED:
 		return nil, preconditionFailed("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
-	case len(setting.GetMissingPermissions()) > 0:
-		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(setting.GetMissingPermissions())+" on GitHub.com")
+	case featuregatev1.Reason_REASON_MISSING_PERMISSIONS:
+		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(missing)+" on GitHub.com")
 	}
 	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
 	if err != nil {
