@@ -30,6 +30,7 @@ func (e *Emulator) routes() {
 	e.api("GET /search/code", authOptionalToken, e.searchCode)
 	e.api("GET /search/issues", authOptionalToken, e.searchIssues)
 	e.userRoutes()
+	e.contributionRoutes()
 
 	// Browser pages of github.com, outside the API and its description.
 	e.mux.HandleFunc("POST /settings/apps/new", e.manifestPage(""))

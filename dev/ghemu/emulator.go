@@ -81,6 +81,7 @@ type Emulator struct {
 	faults        Faults
 	counts        map[string]int
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
+	contributions map[contribKey]int64   // unified contributions' counts
 
 	violMu     sync.Mutex
 	violations []error
@@ -120,6 +121,7 @@ func New(opts Options) *Emulator {
 		oauthCodes:    map[string]*oauthCode{},
 		counts:        map[string]int{},
 		usage:         map[string]*rateWindow{},
+		contributions: map[contribKey]int64{},
 	}
 	e.routes()
 	return e

@@ -58,6 +58,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/Search":              "account-holder feature-client",
 
 	"/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory": "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/ReportContributions": "contributions-source",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

@@ -31,6 +31,9 @@ type Config struct {
 	BrokerAddr      string
 	BrokerTokenFile string
 	GitHubURL       string
+	// OutboxMax bounds the unified-contributions outbox (rows);
+	// ReportContributions answers RESOURCE_EXHAUSTED beyond it.
+	OutboxMax int
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
@@ -49,7 +52,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", "token-broker gRPC address (empty: unified search answers UNAVAILABLE)")
 	fs.StringVar(&c.BrokerTokenFile, "broker-token-file", "", "file holding the bearer token for the broker")
-	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL searched")
+	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (unified search, unified contributions)")
+	fs.IntVar(&c.OutboxMax, "contributions-outbox-max", DefaultOutboxMax, "most rows the unified-contributions outbox holds before ReportContributions answers RESOURCE_EXHAUSTED")
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
@@ -70,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
+	}
+	if c.OutboxMax < 1 {
+		errs = append(errs, errors.New("-contributions-outbox-max must be at least 1"))
 	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-broker-token-file or -dial-cert is required with -broker-addr"))
@@ -101,6 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer store.Close()
+	store.SetOutboxMax(cfg.OutboxMax)
 	conn, err := dialer.Dial(cfg.RegistryAddr, cfg.RegistryTokenFile)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
@@ -108,6 +116,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer conn.Close()
 
 	gate := NewServer(store)
+	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
+	var uploader *Uploader
 	if cfg.BrokerAddr != "" {
 		bconn, err := dialer.Dial(cfg.BrokerAddr, cfg.BrokerTokenFile)
 		if err != nil {
@@ -119,8 +129,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		gate.SetSearcher(searcher)
+		// Unified contributions leave as the App too; without a broker
+		// counts are kept and queued, and wait.
+		if uploader, err = NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, UploaderOptions{Registerer: srv.Registry}); err != nil {
+			return err
+		}
 	}
-	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
+	RegisterOutboxGauge(srv.Registry, store)
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
@@ -130,5 +145,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	go FollowRegistry(bg, registryv1.NewConnectionRegistryServiceClient(conn), "", store)
 	go gate.Follow(bg)
+	if uploader != nil {
+		go uploader.Run(bg)
+	}
 	return srv.Serve(ctx, grpcLis, httpLis)
 }

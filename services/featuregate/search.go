@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -31,34 +30,18 @@ type Searcher struct {
 	base   *url.URL
 	// http carries searches made with a person's token.
 	http *http.Client
-
-	mu         sync.Mutex
-	transports map[string]*brokerclient.Transport // by connection
+	// app makes public searches as the App.
+	app *appClients
 }
 
 // NewSearcher searches the GitHub API at githubURL with tokens the broker
 // issues (the broker's connection carries the gate's credentials).
 func NewSearcher(broker brokerv1.TokenBrokerServiceClient, githubURL string) (*Searcher, error) {
-	base, err := url.Parse(strings.TrimSuffix(githubURL, "/") + "/")
+	base, err := githubBase(githubURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Searcher{broker: broker, base: base, http: &http.Client{Timeout: 10 * time.Second}, transports: map[string]*brokerclient.Transport{}}, nil
-}
-
-// client is a go-github client whose token comes from the broker; one
-// transport per connection keeps its token between searches.
-func (s *Searcher) client(conn string) *github.Client {
-	s.mu.Lock()
-	t := s.transports[conn]
-	if t == nil {
-		t = &brokerclient.Transport{Broker: s.broker, Request: &brokerv1.IssueTokenRequest{ConnectionId: conn, Permissions: searchPermissions}}
-		s.transports[conn] = t
-	}
-	s.mu.Unlock()
-	c := github.NewClient(&http.Client{Transport: t})
-	c.BaseURL = s.base
-	return c
+	return &Searcher{broker: broker, base: base, http: &http.Client{Timeout: 10 * time.Second}, app: newAppClients(broker, base, searchPermissions, 0)}, nil
 }
 
 // SetSearcher enables the Search RPC.
@@ -95,13 +78,13 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 			setting = f
 		}
 	}
-	switch {
-	case !snap.GetConnected():
+	switch st, missing := featureState(snap, featuregatev1.Feature_FEATURE_UNIFIED_SEARCH); st {
+	case featuregatev1.Reason_REASON_NOT_CONNECTED:
 		return nil, preconditionFailed("REASON_NOT_CONNECTED", "unified_search", "unified search is not available: the connection is not CONNECTED")
-	case !setting.GetEnabled():
+	case featuregatev1.Reason_REASON_DISABLED:
 		return nil, preconditionFailed("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
-	case len(setting.GetMissingPermissions()) > 0:
-		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(setting.GetMissingPermissions())+" on GitHub.com")
+	case featuregatev1.Reason_REASON_MISSING_PERMISSIONS:
+		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(missing)+" on GitHub.com")
 	}
 	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
 	if err != nil {
@@ -134,7 +117,7 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 		}
 	}
 	// Public results come from the installation token.
-	public, err := search(ctx, s.searcher.client(req.GetConnectionId()), req.GetKind(), req.GetQuery()+" is:public", size, func(repoPrivate bool, _ string) bool { return !repoPrivate })
+	public, err := search(ctx, s.searcher.app.client(req.GetConnectionId()), req.GetKind(), req.GetQuery()+" is:public", size, func(repoPrivate bool, _ string) bool { return !repoPrivate })
 	if err != nil {
 		return nil, searchFailed(ctx, err)
 	}

@@ -215,19 +215,12 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 		return nil, err
 	}
 	snap := s.view.get(req.GetConnectionId())
-	enabled := map[featuregatev1.Feature]bool{}
+	state := map[featuregatev1.Feature]featuregatev1.Reason{}
 	missing := map[featuregatev1.Feature]map[string]string{}
 	needFacts := false
-	if snap.GetConnected() {
-		for _, f := range snap.GetSettings().GetFeatures() {
-			enabled[f.Feature] = f.Enabled
-			if len(f.MissingPermissions) > 0 {
-				missing[f.Feature] = f.MissingPermissions
-			}
-		}
-		for _, f := range req.GetFeatures() {
-			needFacts = needFacts || (enabled[f] && byFeature[f].Consent == featuregatev1.Consent_CONSENT_OPT_IN)
-		}
+	for _, f := range req.GetFeatures() {
+		state[f], missing[f] = featureState(snap, f)
+		needFacts = needFacts || (state[f] == featuregatev1.Reason_REASON_EFFECTIVE && byFeature[f].Consent == featuregatev1.Consent_CONSENT_OPT_IN)
 	}
 	var facts userFacts
 	if needFacts {
@@ -236,7 +229,10 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	results := make([]*featuregatev1.CheckResult, 0, len(req.GetUsers())*len(req.GetFeatures()))
 	for _, u := range req.GetUsers() {
 		for _, f := range req.GetFeatures() {
-			r := &featuregatev1.CheckResult{User: u, Feature: f, Reason: reason(snap.GetConnected(), enabled[f], missing[f] != nil, byFeature[f].Consent, facts, u, f)}
+			r := &featuregatev1.CheckResult{User: u, Feature: f, Reason: state[f]}
+			if r.Reason == featuregatev1.Reason_REASON_EFFECTIVE {
+				r.Reason = userReason(byFeature[f].Consent, facts, u, f)
+			}
 			r.Effective = r.Reason == featuregatev1.Reason_REASON_EFFECTIVE
 			if r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS {
 				r.MissingPermissions = missing[f]
@@ -247,14 +243,36 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	return &featuregatev1.CheckResponse{Results: results}, nil
 }
 
-func reason(connected, enabled, lacksPermissions bool, consent featuregatev1.Consent, facts userFacts, user string, f featuregatev1.Feature) featuregatev1.Reason {
+// featureState is whether feature f works on a connection (its latest
+// snapshot), before any user's part: NOT_CONNECTED, DISABLED,
+// MISSING_PERMISSIONS (with what is missing) or EFFECTIVE. Check answers
+// from it, and unified contributions sends nothing while it is not
+// EFFECTIVE.
+func featureState(snap *featuregatev1.WatchResponse, f featuregatev1.Feature) (featuregatev1.Reason, map[string]string) {
+	if !snap.GetConnected() {
+		return featuregatev1.Reason_REASON_NOT_CONNECTED, nil
+	}
+	for _, x := range snap.GetSettings().GetFeatures() {
+		if x.Feature != f {
+			continue
+		}
+		switch {
+		case !x.Enabled:
+			return featuregatev1.Reason_REASON_DISABLED, nil
+		case len(x.MissingPermissions) > 0:
+			return featuregatev1.Reason_REASON_MISSING_PERMISSIONS, x.MissingPermissions
+		}
+		return featuregatev1.Reason_REASON_EFFECTIVE, nil
+	}
+	return featuregatev1.Reason_REASON_DISABLED, nil
+}
+
+// userReason is a user's part of a feature that works on the connection.
+// For unified contributions the outbox follows the same facts: a user's
+// counts are queued while linked and opted in (see optedInTx) and leave
+// only while the link is ACTIVE.
+func userReason(consent featuregatev1.Consent, facts userFacts, user string, f featuregatev1.Feature) featuregatev1.Reason {
 	switch {
-	case !connected:
-		return featuregatev1.Reason_REASON_NOT_CONNECTED
-	case !enabled:
-		return featuregatev1.Reason_REASON_DISABLED
-	case lacksPermissions:
-		return featuregatev1.Reason_REASON_MISSING_PERMISSIONS
 	case consent != featuregatev1.Consent_CONSENT_OPT_IN:
 		return featuregatev1.Reason_REASON_EFFECTIVE
 	case facts.links[user] == nil:

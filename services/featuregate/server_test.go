@@ -60,7 +60,7 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokensFile, tokens := testenv.Tokens(t, "admin", "search-svc", "gateway")
+	tokensFile, tokens := testenv.Tokens(t, "admin", "search-svc", "gateway", "contrib-src")
 	authn, err := auth.LoadTokenFile(tokensFile)
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +69,9 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 	gate.SetPollInterval(50 * time.Millisecond)
 	rules := auth.DefaultRules()
 	if err := rules.Grant("search-svc", "feature-client"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rules.Grant("contrib-src", "contributions-source"); err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})

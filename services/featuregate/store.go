@@ -59,6 +59,8 @@ type Store struct {
 	// before watchers are woken, so this replica's Check never lags its
 	// Watch.
 	view *view
+	// outboxMax bounds the unified-contributions outbox (rows).
+	outboxMax int
 }
 
 // Actions of the gate's events (gate_events.action), which the view
@@ -99,7 +101,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, outboxMax: DefaultOutboxMax}
 	s.view = newView(s.Feed, s.Changed)
 	return s, nil
 }
@@ -407,6 +409,10 @@ func permissionsDetail(before, after map[string]string, st *featuregatev1.Settin
 
 // unlinkAllTx removes every link of connection id, each with its event.
 func unlinkAllTx(ctx context.Context, s *Store, tx *sql.Tx, id string) error {
+	// The outbox lock first, as every change of links takes it.
+	if _, err := nextSeqTx(ctx, tx); err != nil {
+		return err
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT user_login FROM gate_links WHERE connection_id = $1 ORDER BY user_login`, id)
 	if err != nil {
 		return err
@@ -422,6 +428,10 @@ func unlinkAllTx(ctx context.Context, s *Store, tx *sql.Tx, id string) error {
 	}
 	rows.Close()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1`, id); err != nil {
+		return err
+	}
+	// Nothing queued could leave any more (see contributions.go).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM gate_outbox WHERE connection_id = $1`, id); err != nil {
 		return err
 	}
 	for _, u := range users {
@@ -452,9 +462,25 @@ func (s *Store) RegistryCursor(ctx context.Context) (int64, error) {
 // SetConsent records a user's choice.
 func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1.Feature, optedIn bool, by who) error {
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
+		contrib := f == featuregatev1.Feature_FEATURE_UNIFIED_CONTRIBUTIONS
+		var before contributionsUser
+		var seq int64
+		if contrib {
+			var err error
+			if before, seq, err = contributionsUserTx(ctx, tx, id, user); err != nil {
+				return err
+			}
+		}
 		v := 0
 		if optedIn {
 			v = 1
+		}
+		if contrib {
+			after := before
+			after.optedIn = optedIn
+			if err := s.followUserTx(ctx, tx, id, user, before, after, seq); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_consents (connection_id, user_login, feature, opted_in, update_time) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (connection_id, user_login, feature) DO UPDATE SET opted_in = excluded.opted_in, update_time = excluded.update_time`,
@@ -472,6 +498,10 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 	now := s.now()
 	link.LinkTime = timestamppb.New(now)
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
+		before, seq, err := contributionsUserTx(ctx, tx, id, link.User)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
 			return err
 		}
@@ -483,7 +513,12 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 			}
 			return err
 		}
-		_, err := s.appendEventTx(ctx, tx, event{connectionID: id, action: actionLinkAccount, by: by,
+		after := before
+		after.githubID = link.GithubId
+		if err := s.followUserTx(ctx, tx, id, link.User, before, after, seq); err != nil {
+			return err
+		}
+		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: actionLinkAccount, by: by,
 			detail: map[string]any{"user": link.User, "github_login": link.GithubLogin, "github_id": link.GithubId}})
 		return err
 	})
@@ -509,12 +544,21 @@ func (s *Store) MarkLinkBroken(ctx context.Context, id, user string, by who) err
 // Unlink removes a user's link.
 func (s *Store) Unlink(ctx context.Context, id, user string, by who) error {
 	return s.commitThen(ctx, func(tx *sql.Tx) error {
+		before, seq, err := contributionsUserTx(ctx, tx, id, user)
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, user)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotLinked
+		}
+		after := before
+		after.githubID = 0
+		if err := s.followUserTx(ctx, tx, id, user, before, after, seq); err != nil {
+			return err
 		}
 		_, err = s.appendEventTx(ctx, tx, event{connectionID: id, action: actionUnlinkAccount, by: by, detail: map[string]any{"user": user}})
 		return err
@@ -530,6 +574,15 @@ type userFacts struct {
 // UserFacts loads links and consents of users on a connection in two
 // queries, however many users.
 func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userFacts, error) {
+	return userFactsQ(ctx, s.db, id, users)
+}
+
+// rowsQueryer is a database or a transaction.
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (userFacts, error) {
 	facts := userFacts{links: map[string]*featuregatev1.AccountLink{}, optedIn: map[string]map[featuregatev1.Feature]bool{}}
 	if len(users) == 0 {
 		return facts, nil
@@ -541,7 +594,7 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 		ph[i] = "$" + strconv.Itoa(i+2)
 	}
 	in := strings.Join(ph, ", ")
-	rows, err := s.db.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
 	}
@@ -558,7 +611,7 @@ func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userF
 		facts.links[l.User] = l
 	}
 	rows.Close()
-	rows, err = s.db.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
+	rows, err = q.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
 	}

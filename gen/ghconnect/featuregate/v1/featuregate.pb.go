@@ -2334,6 +2334,183 @@ func (x *SettingChange) GetTo() *FeatureSetting {
 	return nil
 }
 
+// ContributionCount is one user's number of contributions on one day.
+type ContributionCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the server login.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// day is the calendar day in UTC, "YYYY-MM-DD": no earlier than 365
+	// days before today, no later than tomorrow (clock skew).
+	Day string `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"`
+	// count is the number of contributions that day, 0 or more; it
+	// replaces what was reported for the day before.
+	Count         int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContributionCount) Reset() {
+	*x = ContributionCount{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContributionCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContributionCount) ProtoMessage() {}
+
+func (x *ContributionCount) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContributionCount.ProtoReflect.Descriptor instead.
+func (*ContributionCount) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ContributionCount) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ContributionCount) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *ContributionCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ReportContributionsRequest is a batch of counts of many users and days
+// (at most 10,000), each (user, day) at most once.
+type ReportContributionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Counts        []*ContributionCount   `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportContributionsRequest) Reset() {
+	*x = ReportContributionsRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportContributionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportContributionsRequest) ProtoMessage() {}
+
+func (x *ReportContributionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportContributionsRequest.ProtoReflect.Descriptor instead.
+func (*ReportContributionsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReportContributionsRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ReportContributionsRequest) GetCounts() []*ContributionCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// ReportContributionsResponse says what the batch changed.
+type ReportContributionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changed is how many counts were new or different from those stored;
+	// a batch reported again changes none.
+	Changed int32 `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	// queued is how many of them were queued for GitHub.com (users for
+	// whom unified contributions is effective).
+	Queued        int32 `protobuf:"varint,2,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportContributionsResponse) Reset() {
+	*x = ReportContributionsResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportContributionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportContributionsResponse) ProtoMessage() {}
+
+func (x *ReportContributionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportContributionsResponse.ProtoReflect.Descriptor instead.
+func (*ReportContributionsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReportContributionsResponse) GetChanged() int32 {
+	if x != nil {
+		return x.Changed
+	}
+	return 0
+}
+
+func (x *ReportContributionsResponse) GetQueued() int32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -2492,7 +2669,17 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\rSettingChange\x12;\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12<\n" +
 	"\x04from\x18\x02 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x04from\x128\n" +
-	"\x02to\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x02to*\xd5\x01\n" +
+	"\x02to\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x02to\"O\n" +
+	"\x11ContributionCount\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x10\n" +
+	"\x03day\x18\x02 \x01(\tR\x03day\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\x86\x01\n" +
+	"\x1aReportContributionsRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12C\n" +
+	"\x06counts\x18\x02 \x03(\v2+.ghconnect.featuregate.v1.ContributionCountR\x06counts\"O\n" +
+	"\x1bReportContributionsResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\x05R\achanged\x12\x16\n" +
+	"\x06queued\x18\x02 \x01(\x05R\x06queued*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -2524,8 +2711,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"SearchKind\x12\x1b\n" +
 	"\x17SEARCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEARCH_KIND_CODE\x10\x01\x12\x16\n" +
-	"\x12SEARCH_KIND_ISSUES\x10\x022\xd8\n" +
-	"\n" +
+	"\x12SEARCH_KIND_ISSUES\x10\x022\xdd\v\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -2538,7 +2724,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x05Check\x12&.ghconnect.featuregate.v1.CheckRequest\x1a'.ghconnect.featuregate.v1.CheckResponse\x12Z\n" +
 	"\x05Watch\x12&.ghconnect.featuregate.v1.WatchRequest\x1a'.ghconnect.featuregate.v1.WatchResponse0\x01\x12[\n" +
 	"\x06Search\x12'.ghconnect.featuregate.v1.SearchRequest\x1a(.ghconnect.featuregate.v1.SearchResponse\x12\x82\x01\n" +
-	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponse\x12\x82\x01\n" +
+	"\x13ReportContributions\x124.ghconnect.featuregate.v1.ReportContributionsRequest\x1a5.ghconnect.featuregate.v1.ReportContributionsResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -2553,7 +2740,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                        // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                        // 1: ghconnect.featuregate.v1.Consent
@@ -2592,79 +2779,85 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(*ListSettingsHistoryResponse)(nil), // 34: ghconnect.featuregate.v1.ListSettingsHistoryResponse
 	(*SettingsEvent)(nil),               // 35: ghconnect.featuregate.v1.SettingsEvent
 	(*SettingChange)(nil),               // 36: ghconnect.featuregate.v1.SettingChange
-	nil,                                 // 37: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                 // 38: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                 // 39: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                 // 40: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                 // 41: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*ContributionCount)(nil),           // 37: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),  // 38: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil), // 39: ghconnect.featuregate.v1.ReportContributionsResponse
+	nil,                                 // 40: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                 // 41: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                 // 42: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                 // 43: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                 // 44: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	37, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	40, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	38, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	41, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
 	6,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	42, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	45, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	5,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
 	7,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	6,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	7,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 11: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	42, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	45, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,  // 13: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	42, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	45, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
 	16, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	16, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 17: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 18: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,  // 19: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	39, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	42, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
 	26, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
 	7,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	4,  // 23: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
 	31, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
 	35, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	42, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	45, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
 	36, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
 	0,  // 28: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	40, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	41, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	43, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	44, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
 	0,  // 31: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 32: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 33: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
 	6,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	6,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	8,  // 36: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	10, // 37: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	12, // 38: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	14, // 39: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	17, // 40: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	19, // 41: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	21, // 42: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	23, // 43: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	25, // 44: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	28, // 45: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	30, // 46: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	33, // 47: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	9,  // 48: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	11, // 49: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	13, // 50: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	15, // 51: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	18, // 52: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	20, // 53: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	22, // 54: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	24, // 55: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	27, // 56: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	29, // 57: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	32, // 58: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	34, // 59: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	48, // [48:60] is the sub-list for method output_type
-	36, // [36:48] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	37, // 36: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	8,  // 37: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	10, // 38: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	12, // 39: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	14, // 40: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	17, // 41: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	19, // 42: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	21, // 43: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	23, // 44: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	25, // 45: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	28, // 46: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	30, // 47: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	33, // 48: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	38, // 49: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	9,  // 50: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	11, // 51: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	13, // 52: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	15, // 53: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	18, // 54: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	20, // 55: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	22, // 56: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	24, // 57: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	27, // 58: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	29, // 59: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	32, // 60: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	34, // 61: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	39, // 62: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	50, // [50:63] is the sub-list for method output_type
+	37, // [37:50] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -2678,7 +2871,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

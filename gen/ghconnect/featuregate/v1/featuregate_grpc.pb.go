@@ -36,6 +36,7 @@ const (
 	FeatureGateService_Watch_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
 	FeatureGateService_Search_FullMethodName              = "/ghconnect.featuregate.v1.FeatureGateService/Search"
 	FeatureGateService_ListSettingsHistory_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
+	FeatureGateService_ReportContributions_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -78,6 +79,15 @@ type FeatureGateServiceClient interface {
 	// (and of the per-user consents and account links) of one connection,
 	// or of every connection, oldest first unless newest_first is set.
 	ListSettingsHistory(ctx context.Context, in *ListSettingsHistoryRequest, opts ...grpc.CallOption) (*ListSettingsHistoryResponse, error)
+	// ReportContributions stores users' daily contribution counts for
+	// unified contributions (counts only, never content). Idempotent per
+	// (connection, user, day): the latest count wins. Counts of users who
+	// linked their GitHub.com account and opted in are sent to their
+	// GitHub.com profile while the feature is on and the connection
+	// CONNECTED. The whole batch is refused (INVALID_ARGUMENT, nothing
+	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
+	// outbox towards GitHub.com is full.
+	ReportContributions(ctx context.Context, in *ReportContributionsRequest, opts ...grpc.CallOption) (*ReportContributionsResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -217,6 +227,16 @@ func (c *featureGateServiceClient) ListSettingsHistory(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *featureGateServiceClient) ReportContributions(ctx context.Context, in *ReportContributionsRequest, opts ...grpc.CallOption) (*ReportContributionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportContributionsResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_ReportContributions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -257,6 +277,15 @@ type FeatureGateServiceServer interface {
 	// (and of the per-user consents and account links) of one connection,
 	// or of every connection, oldest first unless newest_first is set.
 	ListSettingsHistory(context.Context, *ListSettingsHistoryRequest) (*ListSettingsHistoryResponse, error)
+	// ReportContributions stores users' daily contribution counts for
+	// unified contributions (counts only, never content). Idempotent per
+	// (connection, user, day): the latest count wins. Counts of users who
+	// linked their GitHub.com account and opted in are sent to their
+	// GitHub.com profile while the feature is on and the connection
+	// CONNECTED. The whole batch is refused (INVALID_ARGUMENT, nothing
+	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
+	// outbox towards GitHub.com is full.
+	ReportContributions(context.Context, *ReportContributionsRequest) (*ReportContributionsResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -302,6 +331,9 @@ func (UnimplementedFeatureGateServiceServer) Search(context.Context, *SearchRequ
 }
 func (UnimplementedFeatureGateServiceServer) ListSettingsHistory(context.Context, *ListSettingsHistoryRequest) (*ListSettingsHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSettingsHistory not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) ReportContributions(context.Context, *ReportContributionsRequest) (*ReportContributionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportContributions not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -533,6 +565,24 @@ func _FeatureGateService_ListSettingsHistory_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_ReportContributions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportContributionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).ReportContributions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_ReportContributions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).ReportContributions(ctx, req.(*ReportContributionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -583,6 +633,10 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSettingsHistory",
 			Handler:    _FeatureGateService_ListSettingsHistory_Handler,
+		},
+		{
+			MethodName: "ReportContributions",
+			Handler:    _FeatureGateService_ReportContributions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
