@@ -328,7 +328,7 @@ func TestContributionsOneUploader(t *testing.T) {
 func TestContributionsRefused(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
-		id := e.connect(t, "ghes.example.com", allPerms)
+		id := e.connect(t, allPerms)
 		ctx := context.Background()
 		if err := featuregate.Link(ctx, e.store, id, "mona", "mona-cloud", 77, "search-svc"); err != nil {
 			t.Fatal(err)
