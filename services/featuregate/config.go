@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -12,6 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -34,6 +36,10 @@ type Config struct {
 	// OutboxMax bounds the unified-contributions outbox (rows);
 	// ReportContributions answers RESOURCE_EXHAUSTED beyond it.
 	OutboxMax int
+	// Upload times the unified-contributions uploader. The defaults suit
+	// GitHub.com; the end-to-end tests shorten them so that an outage of
+	// minutes and a lease handed over fit in seconds.
+	Upload UploadFlags
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
@@ -54,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BrokerTokenFile, "broker-token-file", "", "file holding the bearer token for the broker")
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (unified search, unified contributions)")
 	fs.IntVar(&c.OutboxMax, "contributions-outbox-max", DefaultOutboxMax, "most rows the unified-contributions outbox holds before ReportContributions answers RESOURCE_EXHAUSTED")
+	c.Upload.RegisterFlags(fs)
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
@@ -78,10 +85,45 @@ func (c *Config) Validate() error {
 	if c.OutboxMax < 1 {
 		errs = append(errs, errors.New("-contributions-outbox-max must be at least 1"))
 	}
+	if err := c.Upload.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-broker-token-file or -dial-cert is required with -broker-addr"))
 	}
 	return errors.Join(errs...)
+}
+
+// UploadFlags are the uploader's timings (UploaderOptions) as flags.
+type UploadFlags struct {
+	Poll, MinBackoff, MaxBackoff, LeaseRetry time.Duration
+}
+
+// RegisterFlags binds f to fs, with UploaderOptions' defaults.
+func (f *UploadFlags) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&f.Poll, "contributions-poll", 5*time.Second, "how often the uploader looks for counts another replica queued")
+	fs.DurationVar(&f.MinBackoff, "contributions-min-backoff", time.Second, "first wait after GitHub.com failed to take counts; it doubles up to -contributions-max-backoff")
+	fs.DurationVar(&f.MaxBackoff, "contributions-max-backoff", 5*time.Minute, "longest wait between tries while GitHub.com fails to take counts")
+	fs.DurationVar(&f.LeaseRetry, "contributions-lease-retry", 5*time.Second, "how often a replica that does not upload tries to take over (PostgreSQL)")
+}
+
+// Validate refuses timings NewUploader would silently replace.
+func (f *UploadFlags) Validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"contributions-poll": f.Poll, "contributions-min-backoff": f.MinBackoff,
+		"contributions-max-backoff": f.MaxBackoff, "contributions-lease-retry": f.LeaseRetry} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("-%s must be positive", name))
+		}
+	}
+	if f.MaxBackoff < f.MinBackoff {
+		errs = append(errs, errors.New("-contributions-max-backoff must not be below -contributions-min-backoff"))
+	}
+	return errors.Join(errs...)
+}
+
+func (f *UploadFlags) options(reg prometheus.Registerer) UploaderOptions {
+	return UploaderOptions{Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
 }
 
 // Run serves the feature gate until ctx is done.
@@ -131,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 		gate.SetSearcher(searcher)
 		// Unified contributions leave as the App too; without a broker
 		// counts are kept and queued, and wait.
-		if uploader, err = NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, UploaderOptions{Registerer: srv.Registry}); err != nil {
+		if uploader, err = NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Upload.options(srv.Registry)); err != nil {
 			return err
 		}
 	}
