@@ -44,8 +44,8 @@ func (s *system) list(svc string) string {
 // registries on one PostgreSQL database, the brokers on another, where
 // they share users' grants, the gates on a third) and a gateway (its
 // sessions on a fourth); each caller balances over every replica of what
-// it calls.
-func startReplicated(t *testing.T) *system {
+// it calls. gateArgs are added to every feature gate's arguments.
+func startReplicated(t *testing.T, gateArgs ...string) *system {
 	regDB, brokerDB, gateDB := testenv.Postgres(t), testenv.Postgres(t), testenv.Postgres(t)
 	s := newSystem(t)
 	s.dbs["registry"], s.dbs["broker"], s.dbs["featuregate"], s.dbs["gateway"] = regDB, brokerDB, gateDB, testenv.Postgres(t)
@@ -82,7 +82,7 @@ func startReplicated(t *testing.T) *system {
 	}
 	for i := 1; i <= replicas["featuregate"]; i++ {
 		s.start(replica("featuregate", i), nil, append(common("featuregate", i),
-			"-database", gateDB, "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"), "-github-url", s.emu)...)
+			append([]string{"-database", gateDB, "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"), "-github-url", s.emu}, gateArgs...)...)...)
 		s.waitHTTP(replica("featuregate", i), "http://"+s.addr(replica("featuregate", i)+"-http")+"/readyz")
 	}
 	for i := 1; i <= replicas["broker"]; i++ {

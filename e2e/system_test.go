@@ -117,8 +117,9 @@ func (s *system) registries() []string {
 	return names
 }
 
-// principals with a certificate: the services, and two callers.
-var principals = []string{"registry", "broker", "featuregate", "gateway", "admin", "search-svc"}
+// principals with a certificate: the services, and three callers
+// (contrib-source is the server's source of contribution counts).
+var principals = []string{"registry", "broker", "featuregate", "gateway", "admin", "search-svc", "contrib-source"}
 
 // serveTLS are a gRPC service's flags for mutual TLS with its callers.
 func (s *system) serveTLS(name string) []string {
@@ -433,10 +434,11 @@ func newSystem(t *testing.T) *system {
 		"featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "user_tokens": true},
 		"search-svc": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "exclusive": true},
 		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
-	// Who may call what: the default members, and search-svc, an internal
-	// service using the feature gate.
+	// Who may call what: the default members, search-svc, an internal
+	// service using the feature gate, and contrib-source, which reports
+	// contribution counts.
 	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-		"gateway": ["gateway"], "search-svc": ["feature-client"]}, "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
+		"gateway": ["gateway"], "search-svc": ["feature-client"], "contrib-source": ["contributions-source"]}, "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
 		t.Fatal(err)
