@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -140,10 +141,9 @@ func (e *Emulator) ContributionDays(login string) []string {
 
 // accountByID finds an account by id; callers hold e.mu.
 func (e *Emulator) accountByID(id int64) *Account {
-	for _, a := range e.accounts {
-		if a.ID == id {
-			return a
-		}
+	// An account a state file replaced (same login, another id) is gone.
+	if a := e.accountsByID[id]; a != nil && e.accounts[strings.ToLower(a.Login)] == a {
+		return a
 	}
 	return nil
 }

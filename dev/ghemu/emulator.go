@@ -60,10 +60,13 @@ type Emulator struct {
 	// apiRoutes are the patterns api registered, "METHOD /path".
 	apiRoutes []string
 
-	mu            sync.Mutex
-	lastID        int64
-	accounts      map[string]*Account // by lower-case login
-	orgEnterprise map[string]string   // organization login → enterprise slug
+	mu       sync.Mutex
+	lastID   int64
+	accounts map[string]*Account // by lower-case login
+	// accountsByID indexes accounts: an upload of 1,000 contributions
+	// looks up 1,000 ids, which a scan of every account made quadratic.
+	accountsByID  map[int64]*Account
+	orgEnterprise map[string]string // organization login → enterprise slug
 	repos         []*Repo
 	reposByID     map[int64]*Repo
 	reposByName   map[string]*Repo     // lower-case "owner/name"
@@ -105,6 +108,7 @@ func New(opts Options) *Emulator {
 		opts:          opts,
 		lastID:        1000,
 		accounts:      map[string]*Account{},
+		accountsByID:  map[int64]*Account{},
 		orgEnterprise: map[string]string{},
 		reposByID:     map[int64]*Repo{},
 		reposByName:   map[string]*Repo{},

@@ -29,6 +29,7 @@ func (e *Emulator) addAccount(login, typ string) *Account {
 	}
 	a := &Account{ID: e.nextID(), Login: login, Type: typ}
 	e.accounts[strings.ToLower(login)] = a
+	e.accountsByID[a.ID] = a
 	return a
 }
 

@@ -132,6 +132,7 @@ func (e *Emulator) LoadState(path string) error {
 	for _, a := range s.Accounts {
 		a := a
 		e.accounts[strings.ToLower(a.Login)] = &a
+		e.accountsByID[a.ID] = &a
 	}
 	for k, v := range s.OrgEnterprise {
 		e.orgEnterprise[k] = v
