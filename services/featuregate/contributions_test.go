@@ -38,7 +38,7 @@ type contribEnv struct {
 	gate featuregatev1.FeatureGateServiceClient
 }
 
-func startContributions(t *testing.T, dsn string, replicas int) *contribEnv {
+func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 	t.Helper()
 	e := &contribEnv{b: brokertest.Start(t, brokertest.Options{})}
 	bconn, err := grpc.NewClient(e.b.Conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(brokerclient.Bearer(e.b.Tokens["search-svc"])))
@@ -94,7 +94,7 @@ func startContributions(t *testing.T, dsn string, replicas int) *contribEnv {
 
 // setFeature switches unified contributions, once every replica's gate
 // has caught up with the registry.
-func (e *contribEnv) setFeature(t *testing.T, on bool) {
+func (e *contribEnv) setFeature(t testing.TB, on bool) {
 	t.Helper()
 	eventually(t, "unified contributions switched", func() bool {
 		_, err := e.gate.UpdateSettings(context.Background(), &featuregatev1.UpdateSettingsRequest{ConnectionId: e.b.ConnID, Features: []*featuregatev1.FeatureSetting{{Feature: contributions, Enabled: on}}})
