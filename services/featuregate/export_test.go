@@ -19,3 +19,9 @@ func Link(ctx context.Context, s *Store, conn, user, githubLogin string, githubI
 func MarkLinkBroken(ctx context.Context, s *Store, conn, user string) error {
 	return s.MarkLinkBroken(ctx, conn, user, linkBroken)
 }
+
+// WaitState is why a connection's queued counts wait, given what the
+// uploader recorded.
+func WaitState(reason featuregatev1.Reason, success, failure int64, lastError string) (featuregatev1.ContributionsState, string) {
+	return waitState(reason, uploadsRecord{success: success, failure: failure, lastError: lastError})
+}
