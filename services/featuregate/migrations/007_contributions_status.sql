@@ -19,3 +19,8 @@ CREATE TABLE gate_contributions_sent (
     removed       INTEGER NOT NULL,
     PRIMARY KEY (connection_id, user_login)
 );
+
+-- A person's page reads what of theirs waits (GetContributionsStatus)
+-- every few seconds while open: without this, each read would scan the
+-- connection's outbox.
+CREATE INDEX gate_outbox_by_user ON gate_outbox (connection_id, user_login);

@@ -127,7 +127,7 @@ function watchContributions(on) {
     try {
       showContributions(await api("GET", "/me/api/contributions"));
     } catch { /* the next read tries again; load() said what it could */ }
-  }, 3000) : null;
+  }, 5000) : null;
 }
 
 async function setContributions(btn, optedIn) {
