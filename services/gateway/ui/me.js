@@ -44,9 +44,9 @@ function featureWords(r, linked) {
   }
   if (r.feature === "FEATURE_UNIFIED_CONTRIBUTIONS") {
     if (why === "REASON_DISABLED" || why === "REASON_NOT_CONNECTED") return ["Unified contributions", "Off for this server."];
-    return ["Unified contributions", linked
-      ? "Sends only the number of your contributions per day (never their content) to your GitHub.com profile, once you opt in below."
-      : "Sends only the number of your contributions per day (never their content) to your GitHub.com profile. Connect your GitHub.com account to opt in."];
+    const what = "Sends only the number of your contributions per day (never their content) to your GitHub.com profile";
+    if (why === "REASON_RECONNECT_NEEDED") return ["Unified contributions", `${what}. Connect your GitHub.com account again for them to be sent.`];
+    return ["Unified contributions", linked ? `${what}, once you opt in below.` : `${what}. Connect your GitHub.com account to opt in.`];
   }
   return [r.feature, why];
 }
