@@ -15,8 +15,10 @@ import (
 // revoking the App on GitHub.com, cancel on GitHub.com, and disconnect.
 // Mona opts in to unified contributions: counts the server reports (as
 // contrib-src, a contributions-source) reach her GitHub.com profile, her
-// page says when, the admin page counts her and the last upload, the
-// timeline names her; opting out removes them from her profile.
+// page says when; while GitHub.com fails (the emulator's 502s) her page
+// says her count waits and why, and it leaves once GitHub.com answers; the
+// admin page counts her, the last upload and the last error, the timeline
+// names her; opting out removes them from her profile.
 // Screenshots land in .artifacts/ui-me.
 func TestUserPage(t *testing.T) {
 	dir := uiTestDir(t)

@@ -61,9 +61,9 @@ async function searchFor(query) {
 }
 
 // until polls cond (something outside the page: GitHub.com's side) until
-// it holds, for up to 20 s, and fails with what it saw last.
-async function until(what, cond) {
-  const deadline = Date.now() + 20000;
+// it holds, for up to ms, and fails with what it saw last.
+async function until(what, cond, ms = 20000) {
+  const deadline = Date.now() + ms;
   let last;
   for (;;) {
     last = await cond();
@@ -73,12 +73,25 @@ async function until(what, cond) {
   }
 }
 
-// profileIs waits until GitHub.com's profile of login shows want.
-function profileIs(login, want) {
+// profileIs waits until GitHub.com's profile of login shows want (for up
+// to ms: after an outage the uploader's backoff adds its wait).
+function profileIs(login, want, ms) {
   return until(`${login}'s GitHub.com contributions`, async () => {
     const got = await (await fetch(`${emu}/_emu/users/${login}/contributions`)).json();
     return JSON.stringify(Object.entries(got || {}).sort()) === JSON.stringify(Object.entries(want).sort()) || got;
+  }, ms);
+}
+
+// report reports counts as the server's contribution source does (REST,
+// the role contributions-source); each must be queued for GitHub.com.
+async function report(counts) {
+  const resp = await fetch(`${gw}/v1/connections/${connectionId}/contributions:report`, {
+    method: "POST", headers: { Authorization: "Bearer " + contribToken, "Content-Type": "application/json" },
+    body: JSON.stringify({ counts }),
   });
+  const out = await resp.json();
+  assert.equal(resp.status, 200, JSON.stringify(out));
+  assert.equal(out.queued, counts.length, JSON.stringify(out));
 }
 
 const dayAgo = (n) => new Date(Date.now() - n * 86400000).toISOString().slice(0, 10);
@@ -118,18 +131,27 @@ try {
   });
 
   await check("counts the server reports reach mona's GitHub.com profile, and her page says when", async () => {
-    const resp = await fetch(`${gw}/v1/connections/${connectionId}/contributions:report`, {
-      method: "POST", headers: { Authorization: "Bearer " + contribToken, "Content-Type": "application/json" },
-      body: JSON.stringify({ counts: [{ user: "mona", day: dayAgo(0), count: 3 }, { user: "mona", day: dayAgo(1), count: 5 }] }),
-    });
-    const out = await resp.json();
-    assert.equal(resp.status, 200, JSON.stringify(out));
-    assert.equal(out.queued, 2, JSON.stringify(out));
+    await report([{ user: "mona", day: dayAgo(0), count: 3 }, { user: "mona", day: dayAgo(1), count: 5 }]);
     await profileIs("mona", { [dayAgo(0)]: 3, [dayAgo(1)]: 5 });
     // The page reads its status again by itself.
     await page.getByText(/^Last sent to GitHub.com: /).waitFor();
     await page.getByText("Up to date: GitHub.com has your counts.").waitFor();
     await shot("03c-contributions-sent");
+  });
+
+  await check("while GitHub.com fails, mona's page says her count waits and why; it leaves when GitHub.com answers", async () => {
+    const faults = (f) => fetch(`${emu}/_emu/faults`, { method: "PUT", body: JSON.stringify(f) });
+    assert.equal((await faults({ server_errors: 1000 })).status, 204);
+    try {
+      await report([{ user: "mona", day: dayAgo(2), count: 7 }]);
+      await page.getByText(/^Waiting: the last upload failed: GitHub\.com is unavailable \(HTTP 502\); retrying at /).waitFor();
+      await page.getByText(/1 day of counts waiting\.$/).waitFor();
+      await shot("03c2-contributions-waiting");
+    } finally {
+      assert.equal((await faults({})).status, 204);
+    }
+    await profileIs("mona", { [dayAgo(0)]: 3, [dayAgo(1)]: 5, [dayAgo(2)]: 7 }, 60000);
+    await page.getByText("Up to date: GitHub.com has your counts.").waitFor();
   });
 
   await check("the admin page counts mona and the last upload; the timeline names her opt-in", async () => {
@@ -141,7 +163,7 @@ try {
     await row("Users opted in").waitFor();
     assert.equal(await row("Users opted in").textContent(), "1");
     assert.match(await row("Last upload").textContent(), /: ok$/);
-    assert.equal(await row("Last error").textContent(), "none");
+    assert.match(await row("Last error").textContent(), /^GitHub\.com is unavailable \(HTTP 502\); retrying at /);
     const opted = page.locator("#timeline tbody tr", { hasText: "mona opted in to Unified contributions" }).first();
     await opted.waitFor();
     assert.match(await opted.locator("td").nth(1).innerText(), /^mona \(via gateway\)$/);
