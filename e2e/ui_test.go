@@ -14,7 +14,9 @@ import (
 // TestAdminUI drives the admin page in Debian's chromium (playwright-core)
 // against the whole system: sign-in, validation, enabling through the
 // GitHub emulator, feature toggles and a refusal, a key version imported in
-// Vault that GitHub.com does not accept yet, disabling, gateway down.
+// Vault that GitHub.com does not accept yet, disabling, gateway down; the
+// status of unified contributions before anyone opted in (the user page
+// test, TestUserPage, sees it with a person opted in).
 // Screenshots land in .artifacts/ui.
 func TestAdminUI(t *testing.T) {
 	dir := uiTestDir(t)

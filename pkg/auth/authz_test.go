@@ -48,7 +48,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/ListFeatures":        "admin auditor feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/GetSettings":         "admin auditor registry",
 	"/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings":      "admin",
-	"/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent":      "feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent":      "account-holder feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink":    "account-holder feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink": "account-holder feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink":      "account-holder admin feature-client",
@@ -59,6 +59,8 @@ var whoMayCall = map[string]string{
 
 	"/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory": "admin auditor",
 	"/ghconnect.featuregate.v1.FeatureGateService/ReportContributions": "contributions-source",
+	// A person gets only their own part (the gate checks).
+	"/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus": "account-holder admin auditor",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

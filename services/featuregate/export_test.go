@@ -43,3 +43,9 @@ func LinkOptedIn(ctx context.Context, s *Store, conn string, links []*featuregat
 		return nil
 	})
 }
+
+// WaitState is why a connection's queued counts wait, given what the
+// uploader recorded.
+func WaitState(reason featuregatev1.Reason, success, failure int64, lastError string) (featuregatev1.ContributionsState, string) {
+	return waitState(reason, uploadsRecord{success: success, failure: failure, lastError: lastError})
+}

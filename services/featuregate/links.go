@@ -24,16 +24,25 @@ import (
 // linkBroken is who marks a link whose authorization GitHub.com refused.
 var linkBroken = who{actor: "system:broker"}
 
-// forSelf refuses a person acting through their own page (the role
-// account-holder, and no role that acts for others) for anyone else.
-func forSelf(ctx context.Context, users ...string) error {
+// selfOnly returns the person acting through their own page (the role
+// account-holder, and no role that acts for others), if the caller is one.
+func selfOnly(ctx context.Context) (string, bool) {
 	p, ok := auth.FromContext(ctx)
 	if !ok || !slices.Contains(p.Roles, "account-holder") || slices.ContainsFunc(p.Roles, func(r string) bool { return r == "admin" || r == "auditor" || r == "feature-client" }) {
+		return "", false
+	}
+	return p.Name, true
+}
+
+// forSelf refuses a person acting through their own page for anyone else.
+func forSelf(ctx context.Context, users ...string) error {
+	name, ok := selfOnly(ctx)
+	if !ok {
 		return nil
 	}
 	for _, u := range users {
-		if u != p.Name {
-			return status.Errorf(codes.PermissionDenied, "%s may act only for themselves, not for %s", p.Name, u)
+		if u != name {
+			return status.Errorf(codes.PermissionDenied, "%s may act only for themselves, not for %s", name, u)
 		}
 	}
 	return nil

@@ -183,6 +183,9 @@ func (s *Server) SetUserConsent(ctx context.Context, req *featuregatev1.SetUserC
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := forSelf(ctx, req.GetUser()); err != nil {
+		return nil, err
+	}
 	if err := s.store.SetConsent(ctx, req.GetConnectionId(), req.GetUser(), req.GetFeature(), req.GetOptedIn(), actor(ctx)); err != nil {
 		return nil, toStatus(ctx, err)
 	}

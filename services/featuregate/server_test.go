@@ -478,7 +478,8 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 }
 
 // A person on their own page (forwarded by the gateway with the role
-// account-holder) reaches only their own link, checks and searches; an
+// account-holder) reaches only their own link, consents, checks, searches
+// and contributions status (not the connection's); an
 // admin may unlink anyone, and the history names the admin.
 func TestAccountHolderActsForThemselves(t *testing.T) {
 	e := start(t, testenv.SQLite(t))
@@ -517,6 +518,18 @@ func TestAccountHolderActsForThemselves(t *testing.T) {
 			_, err := e.gate.Search(mona, &featuregatev1.SearchRequest{ConnectionId: id, User: "eve", Query: "x", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE})
 			return err
 		},
+		"opt eve in": func() error {
+			_, err := e.gate.SetUserConsent(mona, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "eve", Feature: contributions, OptedIn: true})
+			return err
+		},
+		"read eve's contributions status": func() error {
+			_, err := e.gate.GetContributionsStatus(mona, &featuregatev1.GetContributionsStatusRequest{ConnectionId: id, User: "eve"})
+			return err
+		},
+		"read the connection's contributions status": func() error {
+			_, err := e.gate.GetContributionsStatus(mona, &featuregatev1.GetContributionsStatusRequest{ConnectionId: id})
+			return err
+		},
 		"change settings": func() error {
 			_, err := e.gate.UpdateSettings(mona, &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: search, Enabled: true}}})
 			return err
@@ -529,6 +542,17 @@ func TestAccountHolderActsForThemselves(t *testing.T) {
 	}
 	if _, err := e.gate.GetAccountLink(e.ctx(t, "search-svc"), &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "eve"}); err != nil {
 		t.Fatalf("eve's link after mona's attempts: %v", err)
+	}
+	if _, err := e.gate.SetUserConsent(mona, &featuregatev1.SetUserConsentRequest{ConnectionId: id, User: "mona", Feature: contributions, OptedIn: true}); err != nil {
+		t.Fatalf("mona opts herself in: %v", err)
+	}
+	st, err := e.gate.GetContributionsStatus(mona, &featuregatev1.GetContributionsStatusRequest{ConnectionId: id, User: "mona"})
+	if err != nil || !st.User.OptedIn || !st.User.Linked || st.Connection != nil {
+		t.Fatalf("mona's own contributions status (and no connection part): %v %v", st, err)
+	}
+	st, err = e.gate.GetContributionsStatus(as("grace@example.com", "auditor"), &featuregatev1.GetContributionsStatusRequest{ConnectionId: id})
+	if err != nil || st.Connection.GetOptedInUsers() != 1 || st.User != nil {
+		t.Fatalf("an auditor's view of the connection: %v %v", st, err)
 	}
 	// An admin unlinks eve, and the history says who.
 	if _, err := e.gate.UnlinkAccount(as("grace@example.com", "admin"), &featuregatev1.UnlinkAccountRequest{ConnectionId: id, User: "eve"}); err != nil {

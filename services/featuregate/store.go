@@ -471,10 +471,7 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 				return err
 			}
 		}
-		v := 0
-		if optedIn {
-			v = 1
-		}
+		v := boolInt(optedIn)
 		if contrib {
 			after := before
 			after.optedIn = optedIn

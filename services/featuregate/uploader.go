@@ -3,6 +3,7 @@ package featuregate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-github/v60/github"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/status"
 )
 
 const (
@@ -194,6 +196,9 @@ func (u *Uploader) pass(ctx context.Context, waits map[string]*backoff) time.Dur
 		}
 		next = min(next, time.Until(w.until))
 		log.Warn("sending contributions to GitHub.com failed; will retry", zap.String("connection_id", conn), zap.Time("retry_at", w.until), zap.Error(err))
+		if err := u.store.uploadFailed(ctx, conn, uploadErrorWords(err, w.until)); err != nil && ctx.Err() == nil {
+			log.Warn("recording a failed contributions upload", zap.String("connection_id", conn), zap.Error(err))
+		}
 	}
 	return max(next, 0)
 }
@@ -232,6 +237,24 @@ func (u *Uploader) drain(ctx context.Context, conn string) (more bool, retryAt t
 		}
 	}
 	return true, time.Time{}, nil
+}
+
+// uploadErrorWords says why an upload failed, for the status pages: the
+// kind of failure and when it is retried, never GitHub.com's or the
+// broker's full answer (which the log has).
+func uploadErrorWords(err error, retryAt time.Time) string {
+	retry := "; retrying at " + retryAt.UTC().Format("15:04:05") + " UTC"
+	var ge *brokerclient.GitHubError
+	switch {
+	case errors.As(err, &ge) && ge.StatusCode != 0:
+		return fmt.Sprintf("%s (HTTP %d)%s", ge.Kind, ge.StatusCode, retry)
+	case errors.As(err, &ge):
+		return ge.Kind.Error() + retry
+	}
+	if st, ok := status.FromError(err); ok {
+		return fmt.Sprintf("the token broker gave no token for the connection's App (%s)%s", st.Code(), retry)
+	}
+	return "the feature gate could not read or update its outbox" + retry
 }
 
 type contributionJSON struct {

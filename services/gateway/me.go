@@ -48,6 +48,8 @@ func (m *me) register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /me/api", m.signedIn(m.view))
 	mux.HandleFunc("POST /me/api/link", m.signedIn(m.link))
 	mux.HandleFunc("POST /me/api/unlink", m.signedIn(m.unlink))
+	mux.HandleFunc("GET /me/api/contributions", m.signedIn(m.contributionsStatus))
+	mux.HandleFunc("POST /me/api/contributions", m.signedIn(m.contributions))
 	mux.HandleFunc("POST /me/api/search", m.signedIn(m.search))
 	mux.HandleFunc("GET "+userCallback, m.callback)
 }
@@ -161,7 +163,65 @@ func (m *me) view(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	out["features"] = protoJSON(check)
+	if out["contributions"], err = m.myContributions(ctx, conn.Id, s.Login); err != nil {
+		m.fail(w, r, err)
+		return
+	}
 	writeJSONBody(w, out)
+}
+
+// myContributions is the person's unified-contributions status.
+func (m *me) myContributions(ctx context.Context, conn, login string) (json.RawMessage, error) {
+	resp, err := m.gate.GetContributionsStatus(ctx, &featuregatev1.GetContributionsStatusRequest{ConnectionId: conn, User: login})
+	return protoJSON(resp.GetUser()), err
+}
+
+// forPerson makes call for the person on the CONNECTED connection, and
+// answers a refusal (false) as the REST API does.
+func (m *me) forPerson(w http.ResponseWriter, r *http.Request, s *session, call func(ctx context.Context, conn string) error) bool {
+	conn, ok := m.connected(w, r)
+	if !ok {
+		return false
+	}
+	ctx, cancel := m.as(r, s)
+	defer cancel()
+	if err := call(ctx, conn.Id); err != nil {
+		m.fail(w, r, err)
+		return false
+	}
+	return true
+}
+
+// contributionsStatus is the person's unified-contributions status alone,
+// which the page reads again while it shows it (counts leave in the
+// background).
+func (m *me) contributionsStatus(w http.ResponseWriter, r *http.Request, s *session) {
+	var out json.RawMessage
+	if m.forPerson(w, r, s, func(ctx context.Context, conn string) (err error) {
+		out, err = m.myContributions(ctx, conn, s.Login)
+		return err
+	}) {
+		writeJSONBody(w, out)
+	}
+}
+
+// contributions opts the person in to unified contributions, or out
+// (which removes what was sent from their GitHub.com profile).
+func (m *me) contributions(w http.ResponseWriter, r *http.Request, s *session) {
+	var in struct {
+		OptedIn *bool `json:"optedIn"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.OptedIn == nil {
+		m.refuse(w, r, codes.InvalidArgument, "the body must be JSON with optedIn true or false")
+		return
+	}
+	if m.forPerson(w, r, s, func(ctx context.Context, conn string) error {
+		_, err := m.gate.SetUserConsent(ctx, &featuregatev1.SetUserConsentRequest{ConnectionId: conn, User: s.Login,
+			Feature: featuregatev1.Feature_FEATURE_UNIFIED_CONTRIBUTIONS, OptedIn: *in.OptedIn})
+		return err
+	}) {
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // link starts connecting the person's GitHub.com account: the state is
@@ -230,17 +290,12 @@ func (m *me) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *me) unlink(w http.ResponseWriter, r *http.Request, s *session) {
-	conn, ok := m.connected(w, r)
-	if !ok {
-		return
+	if m.forPerson(w, r, s, func(ctx context.Context, conn string) error {
+		_, err := m.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: conn, User: s.Login})
+		return err
+	}) {
+		w.WriteHeader(http.StatusNoContent)
 	}
-	ctx, cancel := m.as(r, s)
-	defer cancel()
-	if _, err := m.gate.UnlinkAccount(ctx, &featuregatev1.UnlinkAccountRequest{ConnectionId: conn.Id, User: s.Login}); err != nil {
-		m.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (m *me) search(w http.ResponseWriter, r *http.Request, s *session) {

@@ -651,6 +651,7 @@ async function renderEnabled(c) {
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
   applySettings(settings);
   applyPermissions(c, settings);
+  await renderContributions(c);
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
     const before = c.app.permissions || {};
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
@@ -662,6 +663,26 @@ async function renderEnabled(c) {
       : `Permissions refreshed: the App gained ${gained.join(", ") || "nothing"} and lost ${lost.join(", ") || "nothing"}; it may now use ${perms(now)}.`;
   });
   $("#disable-btn").onclick = () => askToDisable(c, "disabled from the admin page", $("#disable-btn"));
+}
+
+// renderContributions shows, under unified contributions, how sending
+// to GitHub.com goes, as the feature gate words it.
+async function renderContributions(c) {
+  const dl = $("#contrib-status");
+  if (!dl) return;
+  let st;
+  try {
+    st = (await api("GET", `/v1/connections/${c.id}/contributions/status`)).connection || {};
+  } catch (err) {
+    fillRecord(dl, [["Sending", `unknown: ${failureText(err)}`]]);
+    return;
+  }
+  fillRecord(dl, [
+    ["Users opted in", st.optedInUsers || 0],
+    ["Last upload", st.lastUploadTime ? `${when(st.lastUploadTime)}: ${st.lastUploadOk ? "ok" : "failed"}` : "none yet"],
+    ["Waiting to be sent", `${st.outboxRows || 0} (${st.message})`],
+    ["Last error", st.lastError ? `${st.lastError} (${when(st.lastFailureTime)})` : "none"],
+  ]);
 }
 
 // What each App permission lets the App do, in words.
@@ -748,6 +769,11 @@ function buildFeatures(ul, c) {
       pr.append(priv, pl);
       li.append(pr, ph);
       controls.push(priv);
+    }
+    if (info.feature === "FEATURE_UNIFIED_CONTRIBUTIONS") {
+      const dl = Object.assign(document.createElement("dl"), { className: "record", id: "contrib-status" });
+      dl.setAttribute("aria-label", "Unified contributions: how sending goes");
+      li.append(dl);
     }
     li.append(saved, err);
     // While a change is being saved the controls take no other: they are

@@ -30,7 +30,7 @@ async function api(method, path, body) {
 function say(msg) { $("#notice").textContent = msg; }
 
 function show(ids) {
-  for (const id of ["signin", "off", "account", "features-section", "search-section"]) $("#" + id).hidden = !ids.includes(id);
+  for (const id of ["signin", "off", "account", "features-section", "contrib-section", "search-section"]) $("#" + id).hidden = !ids.includes(id);
 }
 
 // featureWords says what a feature does for the person, as Check found.
@@ -44,7 +44,9 @@ function featureWords(r, linked) {
   }
   if (r.feature === "FEATURE_UNIFIED_CONTRIBUTIONS") {
     if (why === "REASON_DISABLED" || why === "REASON_NOT_CONNECTED") return ["Unified contributions", "Off for this server."];
-    return ["Unified contributions", "Sends only the number of your contributions per day (never their content) to your GitHub.com profile, once you opt in. Opting in comes with a later version of this page."];
+    const what = "Sends only the number of your contributions per day (never their content) to your GitHub.com profile";
+    if (why === "REASON_RECONNECT_NEEDED") return ["Unified contributions", `${what}. Connect your GitHub.com account again for them to be sent.`];
+    return ["Unified contributions", linked ? `${what}, once you opt in below.` : `${what}. Connect your GitHub.com account to opt in.`];
   }
   return [r.feature, why];
 }
@@ -73,7 +75,14 @@ async function load() {
     show(["off"]);
     return;
   }
-  show(["account", "features-section", "search-section"]);
+  // Opting in to unified contributions needs a linked account and the
+  // feature on for the server.
+  const contrib = ((me.features && me.features.results) || []).find((r) => r.feature === "FEATURE_UNIFIED_CONTRIBUTIONS");
+  const contribOn = contrib && contrib.reason !== "REASON_DISABLED" && contrib.reason !== "REASON_NOT_CONNECTED";
+  const withContrib = !!me.link && contribOn && !!me.contributions;
+  show(["account", "features-section", ...(withContrib ? ["contrib-section"] : []), "search-section"]);
+  if (withContrib) showContributions(me.contributions);
+  watchContributions(withContrib);
   $("#account-hint").textContent = `This server (${me.connection.serverHostname}) is connected to the GitHub.com account ${me.connection.account}.`;
   const link = me.link;
   $("#unlinked").hidden = !!link;
@@ -92,6 +101,48 @@ async function load() {
     const h = Object.assign(document.createElement("strong"), { textContent: title });
     li.append(h, Object.assign(document.createElement("p"), { className: "hint", textContent: words }));
     list.append(li);
+  }
+}
+
+// The person's unified-contributions status, as the feature gate says it;
+// read again every few seconds while the page shows it, since counts leave
+// for GitHub.com in the background.
+let contribTimer = null;
+
+function showContributions(c) {
+  $("#contrib-what").textContent = c.sent || "";
+  $("#contrib-state").textContent = c.message || "";
+  const waiting = c.waitingDays ? ` ${c.waitingDays} day${c.waitingDays === 1 ? "" : "s"} of counts waiting.` : "";
+  $("#contrib-last").textContent = (c.lastSentTime
+    ? `${c.lastSentRemoval ? "Removed from your GitHub.com profile" : "Last sent to GitHub.com"}: ${new Date(c.lastSentTime).toLocaleString(undefined, { timeZoneName: "short" })}.`
+    : "Nothing sent to GitHub.com yet.") + waiting;
+  $("#contrib-optin").hidden = !!c.optedIn;
+  $("#contrib-optout").hidden = !c.optedIn;
+}
+
+function watchContributions(on) {
+  clearInterval(contribTimer);
+  contribTimer = on ? setInterval(async () => {
+    if (document.visibilityState !== "visible") return;
+    try {
+      showContributions(await api("GET", "/me/api/contributions"));
+    } catch { /* the next read tries again; load() said what it could */ }
+  }, 5000) : null;
+}
+
+async function setContributions(btn, optedIn) {
+  btn.disabled = true;
+  try {
+    await api("POST", "/me/api/contributions", { optedIn });
+    showContributions(await api("GET", "/me/api/contributions"));
+    say(optedIn
+      ? "You opted in: your daily contribution counts are sent to your GitHub.com profile."
+      : "You opted out: nothing more is sent, and what was sent is being removed from your GitHub.com profile.");
+    (optedIn ? $("#contrib-out") : $("#contrib-in")).focus();
+  } catch (e) {
+    say("Could not change your choice: " + e.message);
+  } finally {
+    btn.disabled = false;
   }
 }
 
@@ -150,6 +201,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#connect").addEventListener("click", (e) => connect(e.target));
   $("#reconnect-btn").addEventListener("click", (e) => connect(e.target));
   $("#disconnect").addEventListener("click", disconnect);
+  $("#contrib-in").addEventListener("click", (e) => setContributions(e.target, true));
+  $("#contrib-out").addEventListener("click", (e) => setContributions(e.target, false));
   $("#search-form").addEventListener("submit", search);
   $("#signout").addEventListener("click", async () => {
     await fetch("/auth/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": session.csrf_token } }).catch(() => {});

@@ -315,6 +315,73 @@ func (SearchKind) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{4}
 }
 
+// ContributionsState is whether counts wait to reach GitHub.com, and why.
+type ContributionsState int32
+
+const (
+	ContributionsState_CONTRIBUTIONS_STATE_UNSPECIFIED ContributionsState = 0
+	// CONTRIBUTIONS_STATE_OK: nothing waits; GitHub.com has everything.
+	ContributionsState_CONTRIBUTIONS_STATE_OK ContributionsState = 1
+	// CONTRIBUTIONS_STATE_SENDING: queued and on its way; nothing is wrong.
+	ContributionsState_CONTRIBUTIONS_STATE_SENDING ContributionsState = 2
+	// CONTRIBUTIONS_STATE_FEATURE_OFF: waits because the feature is off,
+	// the connection is not CONNECTED or its App lacks a permission.
+	ContributionsState_CONTRIBUTIONS_STATE_FEATURE_OFF ContributionsState = 3
+	// CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE: waits because the last upload
+	// failed (see last_error); it is retried.
+	ContributionsState_CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE ContributionsState = 4
+	// CONTRIBUTIONS_STATE_RECONNECT_NEEDED: the user's counts wait until
+	// they connect their GitHub.com account again.
+	ContributionsState_CONTRIBUTIONS_STATE_RECONNECT_NEEDED ContributionsState = 5
+)
+
+// Enum value maps for ContributionsState.
+var (
+	ContributionsState_name = map[int32]string{
+		0: "CONTRIBUTIONS_STATE_UNSPECIFIED",
+		1: "CONTRIBUTIONS_STATE_OK",
+		2: "CONTRIBUTIONS_STATE_SENDING",
+		3: "CONTRIBUTIONS_STATE_FEATURE_OFF",
+		4: "CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE",
+		5: "CONTRIBUTIONS_STATE_RECONNECT_NEEDED",
+	}
+	ContributionsState_value = map[string]int32{
+		"CONTRIBUTIONS_STATE_UNSPECIFIED":        0,
+		"CONTRIBUTIONS_STATE_OK":                 1,
+		"CONTRIBUTIONS_STATE_SENDING":            2,
+		"CONTRIBUTIONS_STATE_FEATURE_OFF":        3,
+		"CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE": 4,
+		"CONTRIBUTIONS_STATE_RECONNECT_NEEDED":   5,
+	}
+)
+
+func (x ContributionsState) Enum() *ContributionsState {
+	p := new(ContributionsState)
+	*p = x
+	return p
+}
+
+func (x ContributionsState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ContributionsState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5].Descriptor()
+}
+
+func (ContributionsState) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5]
+}
+
+func (x ContributionsState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ContributionsState.Descriptor instead.
+func (ContributionsState) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{5}
+}
+
 // FeatureInfo describes a feature.
 type FeatureInfo struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -2511,6 +2578,369 @@ func (x *ReportContributionsResponse) GetQueued() int32 {
 	return 0
 }
 
+// GetContributionsStatusRequest asks for a connection's status and,
+// with user, that user's.
+type GetContributionsStatusRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// user is a server login; empty for the connection's status only.
+	User          string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContributionsStatusRequest) Reset() {
+	*x = GetContributionsStatusRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContributionsStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContributionsStatusRequest) ProtoMessage() {}
+
+func (x *GetContributionsStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContributionsStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetContributionsStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetContributionsStatusRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *GetContributionsStatusRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// ConnectionContributionsStatus is how a connection's uploads go.
+type ConnectionContributionsStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// opted_in_users is how many users opted in (linked or not).
+	OptedInUsers int32 `protobuf:"varint,1,opt,name=opted_in_users,json=optedInUsers,proto3" json:"opted_in_users,omitempty"`
+	// last_success_time is when GitHub.com last took an upload; unset if
+	// never.
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// last_failure_time is when an upload last failed; unset if never.
+	LastFailureTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
+	// last_error says in words why that upload failed.
+	LastError string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// outbox_rows is how many counts and deletes wait for GitHub.com.
+	OutboxRows int64              `protobuf:"varint,5,opt,name=outbox_rows,json=outboxRows,proto3" json:"outbox_rows,omitempty"`
+	State      ContributionsState `protobuf:"varint,6,opt,name=state,proto3,enum=ghconnect.featuregate.v1.ContributionsState" json:"state,omitempty"`
+	// message says the state in words.
+	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// last_upload_time is the later of last_success_time and
+	// last_failure_time; last_upload_ok whether it was the success.
+	LastUploadTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_upload_time,json=lastUploadTime,proto3" json:"last_upload_time,omitempty"`
+	LastUploadOk   bool                   `protobuf:"varint,9,opt,name=last_upload_ok,json=lastUploadOk,proto3" json:"last_upload_ok,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConnectionContributionsStatus) Reset() {
+	*x = ConnectionContributionsStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionContributionsStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionContributionsStatus) ProtoMessage() {}
+
+func (x *ConnectionContributionsStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionContributionsStatus.ProtoReflect.Descriptor instead.
+func (*ConnectionContributionsStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ConnectionContributionsStatus) GetOptedInUsers() int32 {
+	if x != nil {
+		return x.OptedInUsers
+	}
+	return 0
+}
+
+func (x *ConnectionContributionsStatus) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *ConnectionContributionsStatus) GetLastFailureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailureTime
+	}
+	return nil
+}
+
+func (x *ConnectionContributionsStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ConnectionContributionsStatus) GetOutboxRows() int64 {
+	if x != nil {
+		return x.OutboxRows
+	}
+	return 0
+}
+
+func (x *ConnectionContributionsStatus) GetState() ContributionsState {
+	if x != nil {
+		return x.State
+	}
+	return ContributionsState_CONTRIBUTIONS_STATE_UNSPECIFIED
+}
+
+func (x *ConnectionContributionsStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ConnectionContributionsStatus) GetLastUploadTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUploadTime
+	}
+	return nil
+}
+
+func (x *ConnectionContributionsStatus) GetLastUploadOk() bool {
+	if x != nil {
+		return x.LastUploadOk
+	}
+	return false
+}
+
+// UserContributionsStatus is what unified contributions does for a user.
+type UserContributionsStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	User    string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	OptedIn bool                   `protobuf:"varint,2,opt,name=opted_in,json=optedIn,proto3" json:"opted_in,omitempty"`
+	// linked: the user has a GitHub.com account linked (counts go to it).
+	Linked bool `protobuf:"varint,3,opt,name=linked,proto3" json:"linked,omitempty"`
+	// sent says in words what leaves the server for the user.
+	Sent string `protobuf:"bytes,4,opt,name=sent,proto3" json:"sent,omitempty"`
+	// sent_fields names the fields of what leaves, per day.
+	SentFields []string `protobuf:"bytes,5,rep,name=sent_fields,json=sentFields,proto3" json:"sent_fields,omitempty"`
+	// last_sent_time is when GitHub.com last took something for the user;
+	// unset if never.
+	LastSentTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_sent_time,json=lastSentTime,proto3" json:"last_sent_time,omitempty"`
+	// last_sent_removal: what GitHub.com last took was the removal of
+	// everything sent for the user (they opted out or unlinked).
+	LastSentRemoval bool `protobuf:"varint,7,opt,name=last_sent_removal,json=lastSentRemoval,proto3" json:"last_sent_removal,omitempty"`
+	// waiting_days is how many of the user's daily counts wait.
+	WaitingDays int32 `protobuf:"varint,8,opt,name=waiting_days,json=waitingDays,proto3" json:"waiting_days,omitempty"`
+	// removal_waiting: the removal of what was sent waits.
+	RemovalWaiting bool               `protobuf:"varint,9,opt,name=removal_waiting,json=removalWaiting,proto3" json:"removal_waiting,omitempty"`
+	State          ContributionsState `protobuf:"varint,10,opt,name=state,proto3,enum=ghconnect.featuregate.v1.ContributionsState" json:"state,omitempty"`
+	// message says the state in words.
+	Message       string `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserContributionsStatus) Reset() {
+	*x = UserContributionsStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserContributionsStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserContributionsStatus) ProtoMessage() {}
+
+func (x *UserContributionsStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserContributionsStatus.ProtoReflect.Descriptor instead.
+func (*UserContributionsStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UserContributionsStatus) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserContributionsStatus) GetOptedIn() bool {
+	if x != nil {
+		return x.OptedIn
+	}
+	return false
+}
+
+func (x *UserContributionsStatus) GetLinked() bool {
+	if x != nil {
+		return x.Linked
+	}
+	return false
+}
+
+func (x *UserContributionsStatus) GetSent() string {
+	if x != nil {
+		return x.Sent
+	}
+	return ""
+}
+
+func (x *UserContributionsStatus) GetSentFields() []string {
+	if x != nil {
+		return x.SentFields
+	}
+	return nil
+}
+
+func (x *UserContributionsStatus) GetLastSentTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSentTime
+	}
+	return nil
+}
+
+func (x *UserContributionsStatus) GetLastSentRemoval() bool {
+	if x != nil {
+		return x.LastSentRemoval
+	}
+	return false
+}
+
+func (x *UserContributionsStatus) GetWaitingDays() int32 {
+	if x != nil {
+		return x.WaitingDays
+	}
+	return 0
+}
+
+func (x *UserContributionsStatus) GetRemovalWaiting() bool {
+	if x != nil {
+		return x.RemovalWaiting
+	}
+	return false
+}
+
+func (x *UserContributionsStatus) GetState() ContributionsState {
+	if x != nil {
+		return x.State
+	}
+	return ContributionsState_CONTRIBUTIONS_STATE_UNSPECIFIED
+}
+
+func (x *UserContributionsStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// GetContributionsStatusResponse holds the parts asked for and allowed.
+type GetContributionsStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connection is left out for a person acting for themselves.
+	Connection *ConnectionContributionsStatus `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// user is set when a user was asked for.
+	User          *UserContributionsStatus `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContributionsStatusResponse) Reset() {
+	*x = GetContributionsStatusResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContributionsStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContributionsStatusResponse) ProtoMessage() {}
+
+func (x *GetContributionsStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContributionsStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetContributionsStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetContributionsStatusResponse) GetConnection() *ConnectionContributionsStatus {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *GetContributionsStatusResponse) GetUser() *UserContributionsStatus {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -2679,7 +3109,41 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x06counts\x18\x02 \x03(\v2+.ghconnect.featuregate.v1.ContributionCountR\x06counts\"O\n" +
 	"\x1bReportContributionsResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\x05R\achanged\x12\x16\n" +
-	"\x06queued\x18\x02 \x01(\x05R\x06queued*\xd5\x01\n" +
+	"\x06queued\x18\x02 \x01(\x05R\x06queued\"X\n" +
+	"\x1dGetContributionsStatusRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"\xdf\x03\n" +
+	"\x1dConnectionContributionsStatus\x12$\n" +
+	"\x0eopted_in_users\x18\x01 \x01(\x05R\foptedInUsers\x12F\n" +
+	"\x11last_success_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
+	"\x11last_failure_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\x12\x1f\n" +
+	"\voutbox_rows\x18\x05 \x01(\x03R\n" +
+	"outboxRows\x12B\n" +
+	"\x05state\x18\x06 \x01(\x0e2,.ghconnect.featuregate.v1.ContributionsStateR\x05state\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12D\n" +
+	"\x10last_upload_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0elastUploadTime\x12$\n" +
+	"\x0elast_upload_ok\x18\t \x01(\bR\flastUploadOk\"\xad\x03\n" +
+	"\x17UserContributionsStatus\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x19\n" +
+	"\bopted_in\x18\x02 \x01(\bR\aoptedIn\x12\x16\n" +
+	"\x06linked\x18\x03 \x01(\bR\x06linked\x12\x12\n" +
+	"\x04sent\x18\x04 \x01(\tR\x04sent\x12\x1f\n" +
+	"\vsent_fields\x18\x05 \x03(\tR\n" +
+	"sentFields\x12@\n" +
+	"\x0elast_sent_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastSentTime\x12*\n" +
+	"\x11last_sent_removal\x18\a \x01(\bR\x0flastSentRemoval\x12!\n" +
+	"\fwaiting_days\x18\b \x01(\x05R\vwaitingDays\x12'\n" +
+	"\x0fremoval_waiting\x18\t \x01(\bR\x0eremovalWaiting\x12B\n" +
+	"\x05state\x18\n" +
+	" \x01(\x0e2,.ghconnect.featuregate.v1.ContributionsStateR\x05state\x12\x18\n" +
+	"\amessage\x18\v \x01(\tR\amessage\"\xc0\x01\n" +
+	"\x1eGetContributionsStatusResponse\x12W\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v27.ghconnect.featuregate.v1.ConnectionContributionsStatusR\n" +
+	"connection\x12E\n" +
+	"\x04user\x18\x02 \x01(\v21.ghconnect.featuregate.v1.UserContributionsStatusR\x04user*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -2711,7 +3175,14 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"SearchKind\x12\x1b\n" +
 	"\x17SEARCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEARCH_KIND_CODE\x10\x01\x12\x16\n" +
-	"\x12SEARCH_KIND_ISSUES\x10\x022\xdd\v\n" +
+	"\x12SEARCH_KIND_ISSUES\x10\x02*\xf1\x01\n" +
+	"\x12ContributionsState\x12#\n" +
+	"\x1fCONTRIBUTIONS_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16CONTRIBUTIONS_STATE_OK\x10\x01\x12\x1f\n" +
+	"\x1bCONTRIBUTIONS_STATE_SENDING\x10\x02\x12#\n" +
+	"\x1fCONTRIBUTIONS_STATE_FEATURE_OFF\x10\x03\x12*\n" +
+	"&CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE\x10\x04\x12(\n" +
+	"$CONTRIBUTIONS_STATE_RECONNECT_NEEDED\x10\x052\xeb\f\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -2725,7 +3196,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x05Watch\x12&.ghconnect.featuregate.v1.WatchRequest\x1a'.ghconnect.featuregate.v1.WatchResponse0\x01\x12[\n" +
 	"\x06Search\x12'.ghconnect.featuregate.v1.SearchRequest\x1a(.ghconnect.featuregate.v1.SearchResponse\x12\x82\x01\n" +
 	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponse\x12\x82\x01\n" +
-	"\x13ReportContributions\x124.ghconnect.featuregate.v1.ReportContributionsRequest\x1a5.ghconnect.featuregate.v1.ReportContributionsResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x13ReportContributions\x124.ghconnect.featuregate.v1.ReportContributionsRequest\x1a5.ghconnect.featuregate.v1.ReportContributionsResponse\x12\x8b\x01\n" +
+	"\x16GetContributionsStatus\x127.ghconnect.featuregate.v1.GetContributionsStatusRequest\x1a8.ghconnect.featuregate.v1.GetContributionsStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -2739,125 +3211,140 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
-	(Feature)(0),                        // 0: ghconnect.featuregate.v1.Feature
-	(Consent)(0),                        // 1: ghconnect.featuregate.v1.Consent
-	(Reason)(0),                         // 2: ghconnect.featuregate.v1.Reason
-	(LinkStatus)(0),                     // 3: ghconnect.featuregate.v1.LinkStatus
-	(SearchKind)(0),                     // 4: ghconnect.featuregate.v1.SearchKind
-	(*FeatureInfo)(nil),                 // 5: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),              // 6: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                    // 7: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),         // 8: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),        // 9: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),          // 10: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),         // 11: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),       // 12: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),      // 13: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),       // 14: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),      // 15: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                 // 16: ghconnect.featuregate.v1.AccountLink
-	(*StartAccountLinkRequest)(nil),     // 17: ghconnect.featuregate.v1.StartAccountLinkRequest
-	(*StartAccountLinkResponse)(nil),    // 18: ghconnect.featuregate.v1.StartAccountLinkResponse
-	(*CompleteAccountLinkRequest)(nil),  // 19: ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	(*CompleteAccountLinkResponse)(nil), // 20: ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	(*GetAccountLinkRequest)(nil),       // 21: ghconnect.featuregate.v1.GetAccountLinkRequest
-	(*GetAccountLinkResponse)(nil),      // 22: ghconnect.featuregate.v1.GetAccountLinkResponse
-	(*UnlinkAccountRequest)(nil),        // 23: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),       // 24: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                // 25: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                 // 26: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),               // 27: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                // 28: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),               // 29: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),               // 30: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                // 31: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),              // 32: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),  // 33: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil), // 34: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),               // 35: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),               // 36: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),           // 37: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),  // 38: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil), // 39: ghconnect.featuregate.v1.ReportContributionsResponse
-	nil,                                 // 40: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                 // 41: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                 // 42: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                 // 43: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                 // 44: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),       // 45: google.protobuf.Timestamp
+	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
+	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
+	(Reason)(0),                            // 2: ghconnect.featuregate.v1.Reason
+	(LinkStatus)(0),                        // 3: ghconnect.featuregate.v1.LinkStatus
+	(SearchKind)(0),                        // 4: ghconnect.featuregate.v1.SearchKind
+	(ContributionsState)(0),                // 5: ghconnect.featuregate.v1.ContributionsState
+	(*FeatureInfo)(nil),                    // 6: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),                 // 7: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                       // 8: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),            // 9: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),           // 10: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),             // 11: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),            // 12: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),          // 13: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),         // 14: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),          // 15: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),         // 16: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                    // 17: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),        // 18: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),       // 19: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),     // 20: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil),    // 21: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),          // 22: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),         // 23: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),           // 24: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),          // 25: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                   // 26: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                    // 27: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),                  // 28: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                   // 29: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                  // 30: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                  // 31: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                   // 32: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                 // 33: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),     // 34: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),    // 35: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                  // 36: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                  // 37: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),              // 38: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),     // 39: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),    // 40: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*GetContributionsStatusRequest)(nil),  // 41: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),        // 43: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil), // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	nil,                                    // 45: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                    // 46: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                    // 47: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                    // 48: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                    // 49: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	40, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	45, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	41, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	6,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	45, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	7,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	6,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	7,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	46, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	7,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	50, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	8,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	7,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	8,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 11: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	45, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	50, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,  // 13: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	45, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	16, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	50, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	17, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 17: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 18: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,  // 19: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	42, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	26, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	7,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	47, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	27, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	8,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	4,  // 23: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	31, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	35, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	45, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	36, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	32, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	36, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	50, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	37, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
 	0,  // 28: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	43, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	44, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	48, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	49, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
 	0,  // 31: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 32: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 33: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	6,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	6,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	37, // 36: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	8,  // 37: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	10, // 38: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	12, // 39: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	14, // 40: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	17, // 41: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	19, // 42: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	21, // 43: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	23, // 44: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	25, // 45: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	28, // 46: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	30, // 47: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	33, // 48: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	38, // 49: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	9,  // 50: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	11, // 51: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	13, // 52: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	15, // 53: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	18, // 54: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	20, // 55: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	22, // 56: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	24, // 57: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	27, // 58: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	29, // 59: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	32, // 60: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	34, // 61: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	39, // 62: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	50, // [50:63] is the sub-list for method output_type
-	37, // [37:50] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	7,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	7,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	38, // 36: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	50, // 37: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	50, // 38: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	5,  // 39: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	50, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	50, // 41: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	5,  // 42: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	42, // 43: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	43, // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	9,  // 45: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	11, // 46: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	13, // 47: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	15, // 48: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	18, // 49: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	20, // 50: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	22, // 51: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	24, // 52: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	26, // 53: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	29, // 54: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	31, // 55: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	34, // 56: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	39, // 57: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	41, // 58: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	10, // 59: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	12, // 60: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	14, // 61: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	16, // 62: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	19, // 63: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	21, // 64: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	23, // 65: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	25, // 66: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	28, // 67: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	30, // 68: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	33, // 69: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	35, // 70: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	40, // 71: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	44, // 72: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	59, // [59:73] is the sub-list for method output_type
+	45, // [45:59] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -2870,8 +3357,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   40,
+			NumEnums:      6,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

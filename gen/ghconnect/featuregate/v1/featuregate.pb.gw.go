@@ -527,6 +527,59 @@ func local_request_FeatureGateService_ReportContributions_0(ctx context.Context,
 	return msg, metadata, err
 }
 
+var filter_FeatureGateService_GetContributionsStatus_0 = &utilities.DoubleArray{Encoding: map[string]int{"connection_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_FeatureGateService_GetContributionsStatus_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetContributionsStatusRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["connection_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
+	}
+	protoReq.ConnectionId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "connection_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FeatureGateService_GetContributionsStatus_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetContributionsStatus(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_GetContributionsStatus_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetContributionsStatusRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["connection_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
+	}
+	protoReq.ConnectionId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "connection_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_FeatureGateService_GetContributionsStatus_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GetContributionsStatus(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterFeatureGateServiceHandlerServer registers the http handlers for service FeatureGateService to "mux".
 // UnaryRPC     :call FeatureGateServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -739,6 +792,26 @@ func RegisterFeatureGateServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_FeatureGateService_ReportContributions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetContributionsStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/contributions/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_GetContributionsStatus_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetContributionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -967,33 +1040,52 @@ func RegisterFeatureGateServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_FeatureGateService_ReportContributions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetContributionsStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/contributions/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_GetContributionsStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetContributionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_FeatureGateService_ListFeatures_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, ""))
-	pattern_FeatureGateService_GetSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
-	pattern_FeatureGateService_UpdateSettings_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
-	pattern_FeatureGateService_SetUserConsent_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "consent"}, ""))
-	pattern_FeatureGateService_GetAccountLink_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
-	pattern_FeatureGateService_UnlinkAccount_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
-	pattern_FeatureGateService_Check_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, "check"))
-	pattern_FeatureGateService_Watch_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, "watch"))
-	pattern_FeatureGateService_Search_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "search"}, ""))
-	pattern_FeatureGateService_ListSettingsHistory_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "features", "history"}, ""))
-	pattern_FeatureGateService_ReportContributions_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "contributions"}, "report"))
+	pattern_FeatureGateService_ListFeatures_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, ""))
+	pattern_FeatureGateService_GetSettings_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
+	pattern_FeatureGateService_UpdateSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
+	pattern_FeatureGateService_SetUserConsent_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "consent"}, ""))
+	pattern_FeatureGateService_GetAccountLink_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
+	pattern_FeatureGateService_UnlinkAccount_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
+	pattern_FeatureGateService_Check_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, "check"))
+	pattern_FeatureGateService_Watch_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, "watch"))
+	pattern_FeatureGateService_Search_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "search"}, ""))
+	pattern_FeatureGateService_ListSettingsHistory_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "features", "history"}, ""))
+	pattern_FeatureGateService_ReportContributions_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "contributions"}, "report"))
+	pattern_FeatureGateService_GetContributionsStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "contributions", "status"}, ""))
 )
 
 var (
-	forward_FeatureGateService_ListFeatures_0        = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetSettings_0         = runtime.ForwardResponseMessage
-	forward_FeatureGateService_UpdateSettings_0      = runtime.ForwardResponseMessage
-	forward_FeatureGateService_SetUserConsent_0      = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetAccountLink_0      = runtime.ForwardResponseMessage
-	forward_FeatureGateService_UnlinkAccount_0       = runtime.ForwardResponseMessage
-	forward_FeatureGateService_Check_0               = runtime.ForwardResponseMessage
-	forward_FeatureGateService_Watch_0               = runtime.ForwardResponseStream
-	forward_FeatureGateService_Search_0              = runtime.ForwardResponseMessage
-	forward_FeatureGateService_ListSettingsHistory_0 = runtime.ForwardResponseMessage
-	forward_FeatureGateService_ReportContributions_0 = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ListFeatures_0           = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetSettings_0            = runtime.ForwardResponseMessage
+	forward_FeatureGateService_UpdateSettings_0         = runtime.ForwardResponseMessage
+	forward_FeatureGateService_SetUserConsent_0         = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetAccountLink_0         = runtime.ForwardResponseMessage
+	forward_FeatureGateService_UnlinkAccount_0          = runtime.ForwardResponseMessage
+	forward_FeatureGateService_Check_0                  = runtime.ForwardResponseMessage
+	forward_FeatureGateService_Watch_0                  = runtime.ForwardResponseStream
+	forward_FeatureGateService_Search_0                 = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ListSettingsHistory_0    = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ReportContributions_0    = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetContributionsStatus_0 = runtime.ForwardResponseMessage
 )

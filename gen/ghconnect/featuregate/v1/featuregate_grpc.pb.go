@@ -24,19 +24,20 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeatureGateService_ListFeatures_FullMethodName        = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
-	FeatureGateService_GetSettings_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
-	FeatureGateService_UpdateSettings_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
-	FeatureGateService_SetUserConsent_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
-	FeatureGateService_StartAccountLink_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink"
-	FeatureGateService_CompleteAccountLink_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink"
-	FeatureGateService_GetAccountLink_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink"
-	FeatureGateService_UnlinkAccount_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
-	FeatureGateService_Check_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Check"
-	FeatureGateService_Watch_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
-	FeatureGateService_Search_FullMethodName              = "/ghconnect.featuregate.v1.FeatureGateService/Search"
-	FeatureGateService_ListSettingsHistory_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
-	FeatureGateService_ReportContributions_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
+	FeatureGateService_ListFeatures_FullMethodName           = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
+	FeatureGateService_GetSettings_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
+	FeatureGateService_UpdateSettings_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
+	FeatureGateService_SetUserConsent_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
+	FeatureGateService_StartAccountLink_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink"
+	FeatureGateService_CompleteAccountLink_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink"
+	FeatureGateService_GetAccountLink_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink"
+	FeatureGateService_UnlinkAccount_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
+	FeatureGateService_Check_FullMethodName                  = "/ghconnect.featuregate.v1.FeatureGateService/Check"
+	FeatureGateService_Watch_FullMethodName                  = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
+	FeatureGateService_Search_FullMethodName                 = "/ghconnect.featuregate.v1.FeatureGateService/Search"
+	FeatureGateService_ListSettingsHistory_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
+	FeatureGateService_ReportContributions_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
+	FeatureGateService_GetContributionsStatus_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -88,6 +89,13 @@ type FeatureGateServiceClient interface {
 	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
 	// outbox towards GitHub.com is full.
 	ReportContributions(ctx context.Context, in *ReportContributionsRequest, opts ...grpc.CallOption) (*ReportContributionsResponse, error)
+	// GetContributionsStatus says how unified contributions goes: for the
+	// connection (admins, auditors) how many users opted in and how the
+	// last uploads to GitHub.com went; for a user (the person themselves,
+	// or an admin) whether they opted in, what is sent, when it last was
+	// and what waits. A person acting for themselves gets only their own
+	// user part.
+	GetContributionsStatus(ctx context.Context, in *GetContributionsStatusRequest, opts ...grpc.CallOption) (*GetContributionsStatusResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -237,6 +245,16 @@ func (c *featureGateServiceClient) ReportContributions(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *featureGateServiceClient) GetContributionsStatus(ctx context.Context, in *GetContributionsStatusRequest, opts ...grpc.CallOption) (*GetContributionsStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetContributionsStatusResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetContributionsStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -286,6 +304,13 @@ type FeatureGateServiceServer interface {
 	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
 	// outbox towards GitHub.com is full.
 	ReportContributions(context.Context, *ReportContributionsRequest) (*ReportContributionsResponse, error)
+	// GetContributionsStatus says how unified contributions goes: for the
+	// connection (admins, auditors) how many users opted in and how the
+	// last uploads to GitHub.com went; for a user (the person themselves,
+	// or an admin) whether they opted in, what is sent, when it last was
+	// and what waits. A person acting for themselves gets only their own
+	// user part.
+	GetContributionsStatus(context.Context, *GetContributionsStatusRequest) (*GetContributionsStatusResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -334,6 +359,9 @@ func (UnimplementedFeatureGateServiceServer) ListSettingsHistory(context.Context
 }
 func (UnimplementedFeatureGateServiceServer) ReportContributions(context.Context, *ReportContributionsRequest) (*ReportContributionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportContributions not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetContributionsStatus(context.Context, *GetContributionsStatusRequest) (*GetContributionsStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetContributionsStatus not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -583,6 +611,24 @@ func _FeatureGateService_ReportContributions_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_GetContributionsStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetContributionsStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetContributionsStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetContributionsStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetContributionsStatus(ctx, req.(*GetContributionsStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -637,6 +683,10 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportContributions",
 			Handler:    _FeatureGateService_ReportContributions_Handler,
+		},
+		{
+			MethodName: "GetContributionsStatus",
+			Handler:    _FeatureGateService_GetContributionsStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

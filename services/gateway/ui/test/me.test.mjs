@@ -4,13 +4,18 @@
 // there, connect their GitHub.com accounts on GitHub.com's authorization
 // page (the emulator's), search privately, are refused what they may not
 // see on GitHub.com, see "connect again" after revoking the App there,
-// cancel on GitHub.com, and disconnect. Every check runs and reports.
+// cancel on GitHub.com, and disconnect. Mona opts in to unified
+// contributions: counts the server reports reach her GitHub.com profile
+// and her page says when; the admin page counts her and the last upload;
+// opting out removes them. Every check runs and reports.
 import assert from "node:assert/strict";
-import { checks, finish, fitsIn, open } from "./browser.mjs";
+import { checks, finish, fitsIn, open, signIn } from "./browser.mjs";
 
 const gw = process.env.GATEWAY_URL;
 const emu = process.env.EMU_URL;
 const clientId = process.env.CLIENT_ID;
+const connectionId = process.env.CONNECTION_ID;
+const contribToken = process.env.CONTRIB_TOKEN;
 const opened = await open();
 const { page, shot } = opened;
 const ran = checks(shot);
@@ -55,6 +60,42 @@ async function searchFor(query) {
   return page.$$eval("#results li", (lis) => lis.map((li) => li.textContent));
 }
 
+// until polls cond (something outside the page: GitHub.com's side) until
+// it holds, for up to ms, and fails with what it saw last.
+async function until(what, cond, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await cond();
+    if (last === true) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// profileIs waits until GitHub.com's profile of login shows want (for up
+// to ms: after an outage the uploader's backoff adds its wait).
+function profileIs(login, want, ms) {
+  return until(`${login}'s GitHub.com contributions`, async () => {
+    const got = await (await fetch(`${emu}/_emu/users/${login}/contributions`)).json();
+    return JSON.stringify(Object.entries(got || {}).sort()) === JSON.stringify(Object.entries(want).sort()) || got;
+  }, ms);
+}
+
+// report reports counts as the server's contribution source does (REST,
+// the role contributions-source); each must be queued for GitHub.com.
+async function report(counts) {
+  const resp = await fetch(`${gw}/v1/connections/${connectionId}/contributions:report`, {
+    method: "POST", headers: { Authorization: "Bearer " + contribToken, "Content-Type": "application/json" },
+    body: JSON.stringify({ counts }),
+  });
+  const out = await resp.json();
+  assert.equal(resp.status, 200, JSON.stringify(out));
+  assert.equal(out.queued, counts.length, JSON.stringify(out));
+}
+
+const dayAgo = (n) => new Date(Date.now() - n * 86400000).toISOString().slice(0, 10);
+
 try {
   await check("a person outside the admin groups lands on their own page", async () => {
     await signInAs("mona");
@@ -76,6 +117,68 @@ try {
     const hits = await searchFor("internal");
     assert.ok(hits.some((h) => h.startsWith("octo-org/internal-tools") && h.includes("private")), `results: ${hits}`);
     await shot("03-private-result");
+  });
+
+  await check("mona opts in to unified contributions; her page says what is sent", async () => {
+    await page.getByRole("heading", { name: "Unified contributions" }).waitFor();
+    await page.getByText("Daily contribution counts only").waitFor();
+    await page.getByText("Nothing sent to GitHub.com yet.").waitFor();
+    await page.getByRole("button", { name: "Send my contribution counts" }).click();
+    await notice.filter({ hasText: "You opted in" }).waitFor();
+    await page.getByText("Stopping removes what was sent from your GitHub.com profile.").waitFor();
+    await page.getByRole("button", { name: "Stop sending and remove them from GitHub.com" }).waitFor();
+    await shot("03b-contributions-opted-in");
+  });
+
+  await check("counts the server reports reach mona's GitHub.com profile, and her page says when", async () => {
+    await report([{ user: "mona", day: dayAgo(0), count: 3 }, { user: "mona", day: dayAgo(1), count: 5 }]);
+    await profileIs("mona", { [dayAgo(0)]: 3, [dayAgo(1)]: 5 });
+    // The page reads its status again by itself.
+    await page.getByText(/^Last sent to GitHub.com: /).waitFor();
+    await page.getByText("Up to date: GitHub.com has your counts.").waitFor();
+    await shot("03c-contributions-sent");
+  });
+
+  await check("while GitHub.com fails, mona's page says her count waits and why; it leaves when GitHub.com answers", async () => {
+    const faults = (f) => fetch(`${emu}/_emu/faults`, { method: "PUT", body: JSON.stringify(f) });
+    assert.equal((await faults({ server_errors: 1000 })).status, 204);
+    try {
+      await report([{ user: "mona", day: dayAgo(2), count: 7 }]);
+      await page.getByText(/^Waiting: the last upload failed: GitHub\.com is unavailable \(HTTP 502\); retrying at /).waitFor();
+      await page.getByText(/1 day of counts waiting\.$/).waitFor();
+      await shot("03c2-contributions-waiting");
+    } finally {
+      assert.equal((await faults({})).status, 204);
+    }
+    await profileIs("mona", { [dayAgo(0)]: 3, [dayAgo(1)]: 5, [dayAgo(2)]: 7 }, 60000);
+    await page.getByText("Up to date: GitHub.com has your counts.").waitFor();
+  });
+
+  await check("the admin page counts mona and the last upload; the timeline names her opt-in", async () => {
+    await signOut();
+    await signIn(page, gw);
+    const st = page.locator("#contrib-status");
+    const row = (k) => st.locator("dt", { hasText: k }).locator("xpath=following-sibling::dd[1]");
+    // Filled at once, when the feature gate answered.
+    await row("Users opted in").waitFor();
+    assert.equal(await row("Users opted in").textContent(), "1");
+    assert.match(await row("Last upload").textContent(), /: ok$/);
+    assert.match(await row("Last error").textContent(), /^GitHub\.com is unavailable \(HTTP 502\); retrying at /);
+    const opted = page.locator("#timeline tbody tr", { hasText: "mona opted in to Unified contributions" }).first();
+    await opted.waitFor();
+    assert.match(await opted.locator("td").nth(1).innerText(), /^mona \(via gateway\)$/);
+    await shot("03d-admin-contributions");
+    await signOut();
+    await signInAs("mona");
+  });
+
+  await check("mona opts out: what was sent is removed from her GitHub.com profile", async () => {
+    await page.getByRole("button", { name: "Stop sending and remove them from GitHub.com" }).click();
+    await notice.filter({ hasText: "what was sent is being removed from your GitHub.com profile" }).waitFor();
+    await profileIs("mona", {});
+    await page.getByText(/^Removed from your GitHub.com profile: /).waitFor();
+    await page.getByRole("button", { name: "Send my contribution counts" }).waitFor();
+    await shot("03e-contributions-removed");
   });
 
   await check("eve, linked but without access on GitHub.com, sees no private result", async () => {

@@ -77,6 +77,17 @@ try {
   assert.ok(await page.locator("#toggle-unified_search").isChecked(), "unified search did not stay on");
   await shot("05-unified-search-on");
 
+  step = "unified contributions says how sending goes: no one opted in, nothing uploaded yet";
+  {
+    const st = page.locator("#feature-unified_contributions #contrib-status");
+    const row = (k) => st.locator("dt", { hasText: k }).locator("xpath=following-sibling::dd[1]");
+    await row("Users opted in").waitFor();
+    assert.equal(await row("Users opted in").textContent(), "0");
+    assert.equal(await row("Last upload").textContent(), "none yet");
+    assert.match(await row("Waiting to be sent").textContent(), /^0 \(Nothing waits/);
+    assert.equal(await row("Last error").textContent(), "none");
+  }
+
   step = "a feature the App lacks permissions for is shown up front, and a refresh after granting it";
   // Before anyone clicks: off, not switchable, the permission in words and
   // how to add it.
