@@ -23,15 +23,7 @@ func (w *world) contribCall(t *testing.T, method, path, token string, body any) 
 	}
 	req, _ := http.NewRequest(method, w.emu.URL+path, rd)
 	req.Header.Set("Authorization", "token "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	json.Unmarshal(b, &out)
-	return resp.StatusCode, out
+	return sendJSON(t, req)
 }
 
 // TestContributions: counts are set per person and day (a resend changes

@@ -91,6 +91,13 @@ func (w *world) appCall(t *testing.T, method, path, secret string, body any) (in
 	req.SetBasicAuth(w.clientID(t), secret)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/vnd.github+json")
+	return sendJSON(t, req)
+}
+
+// sendJSON sends req and returns the status and the JSON object answered
+// (nil when the answer is not one).
+func sendJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

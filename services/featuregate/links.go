@@ -34,6 +34,18 @@ func selfOnly(ctx context.Context) (string, bool) {
 	return p.Name, true
 }
 
+// personRequest checks a request naming one connection and one person,
+// and that the caller may act for that person.
+func personRequest(ctx context.Context, connectionID, user string) error {
+	var v apierr.Violations
+	checkConnectionID(&v, connectionID)
+	checkUser(&v, "user", user)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	return forSelf(ctx, user)
+}
+
 // forSelf refuses a person acting through their own page for anyone else.
 func forSelf(ctx context.Context, users ...string) error {
 	name, ok := selfOnly(ctx)
@@ -143,13 +155,7 @@ func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.Com
 // GetAccountLink implements the RPC: the stored link, with the broker's
 // word on whether its authorization still works.
 func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccountLinkRequest) (*featuregatev1.GetAccountLinkResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	if err := forSelf(ctx, req.GetUser()); err != nil {
+	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
 		return nil, err
 	}
 	facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
@@ -176,13 +182,7 @@ func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccou
 // UnlinkAccount implements the RPC: the authorization is revoked on
 // GitHub.com first, then the link removed.
 func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAccountRequest) (*featuregatev1.UnlinkAccountResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	if err := forSelf(ctx, req.GetUser()); err != nil {
+	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
 		return nil, err
 	}
 	if b, err := s.brokerClient(); err == nil {
