@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 )
 
@@ -196,6 +197,15 @@ func TestContributionsEndToEnd(t *testing.T) {
 		s.eventually(g+" sees the feature on", func() bool {
 			resp, err := gate.Check(context.Background(), &featuregatev1.CheckRequest{ConnectionId: c.id, Users: []string{"mona"}, Features: []featuregatev1.Feature{unifiedContribs}})
 			return err == nil && resp.GetResults()[0].GetReason() == featuregatev1.Reason_REASON_NOT_LINKED
+		})
+	}
+	// So must every broker: a link started through one completes through
+	// another, which refuses a connection it has not heard is CONNECTED.
+	for i := 1; i <= replicas["broker"]; i++ {
+		broker := brokerv1.NewTokenBrokerServiceClient(s.grpcAs("search-svc", s.addr(replica("broker", i))))
+		s.eventually(replica("broker", i)+" knows the connection is CONNECTED", func() bool {
+			_, err := broker.IssueToken(context.Background(), &brokerv1.IssueTokenRequest{ConnectionId: c.id, Permissions: map[string]string{"metadata": "read"}})
+			return err == nil
 		})
 	}
 	c.client = featuregatev1.NewFeatureGateServiceClient(s.grpcAs("search-svc", s.list("featuregate")))
