@@ -471,6 +471,9 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 				return err
 			}
 		}
+		if _, err := s.registerTx(ctx, tx, user); err != nil {
+			return err
+		}
 		v := boolInt(optedIn)
 		if contrib {
 			after := before
@@ -500,6 +503,9 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
+			return err
+		}
+		if _, err := s.registerTx(ctx, tx, link.User); err != nil {
 			return err
 		}
 		link.Status = featuregatev1.LinkStatus_LINK_STATUS_ACTIVE
