@@ -118,6 +118,11 @@ func nextSeqTx(ctx context.Context, tx *sql.Tx) (int64, error) {
 func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*featuregatev1.ContributionCount) (changed, queued int, err error) {
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		changed, queued = 0, 0
+		if _, known, err := connTx(ctx, tx, conn); err != nil {
+			return err
+		} else if !known {
+			return ErrUnknownConnection
+		}
 		seq, err := nextSeqTx(ctx, tx)
 		if err != nil {
 			return err

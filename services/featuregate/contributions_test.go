@@ -380,6 +380,10 @@ func TestContributionsRefused(t *testing.T) {
 				t.Errorf("%s: violations %v, want %s first", name, fields, c.field)
 			}
 		}
+		// A connection the gate never heard of from the registry.
+		if _, err := e.gate.ReportContributions(e.ctx(t, "contrib-src"), &featuregatev1.ReportContributionsRequest{ConnectionId: "c-nope", Counts: []*featuregatev1.ContributionCount{good}}); status.Code(err) != codes.NotFound {
+			t.Errorf("counts for an unknown connection: %v, want NotFound", err)
+		}
 		// eve signs in: the gateway registers her, and her counts are
 		// taken from then on, linked or not.
 		if r, err := e.gate.RegisterUsers(e.ctx(t, "admin"), &featuregatev1.RegisterUsersRequest{Users: []string{"eve"}}); err != nil || r.Added != 1 {

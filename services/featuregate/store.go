@@ -29,6 +29,10 @@ var (
 	ErrLinkTaken    = errors.New("that GitHub.com account is already linked to another user")
 	ErrNotLinked    = errors.New("the user has no linked GitHub.com account")
 	ErrNotConnected = errors.New("the connection is not CONNECTED; features can only be enabled on a connected connection")
+	// ErrUnknownConnection refuses counts for a connection the gate has
+	// not heard of from the registry (a wrong id, or one created a moment
+	// ago: then try again).
+	ErrUnknownConnection = errors.New("the feature gate knows no such connection")
 )
 
 // MissingPermissionsError refuses enabling features the App cannot serve.
