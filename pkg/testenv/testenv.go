@@ -31,6 +31,7 @@ const defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=dis
 // the database is dropped when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs PostgreSQL")
 	admin := os.Getenv(PostgresEnv)
 	if admin == "off" {
 		if os.Getenv("CI") != "" {
@@ -66,6 +67,16 @@ func Postgres(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// SkipIfShort skips a test of the slow tier in the fast one (go test
+// -short, make test-fast): what starts Vault, PostgreSQL databases, built
+// binaries, a browser or containers. why says which.
+func SkipIfShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: not in the fast tier (-short)", why)
+	}
 }
 
 // SQLite returns the DSN of a new SQLite file in the test's temp dir.
