@@ -20,7 +20,7 @@ help:
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
-tools: $(TOOLS) bin/ghz
+tools: $(TOOLS) bin/ghz bin/golangci-lint
 
 $(TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off go build -o ../bin/ tool
@@ -29,6 +29,12 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 # needs a gRPC older than the one buf and the plugins build with.
 bin/ghz: tools/ghz/go.mod tools/ghz/go.sum
 	cd tools/ghz && GOWORK=off go build -o ../../bin/ tool
+
+# golangci-lint is a module of its own too: in tools/go.mod its requirements
+# would raise versions in buf's and the protoc plugins' build lists, and
+# those write gen/.
+bin/golangci-lint: tools/golangci-lint/go.mod tools/golangci-lint/go.sum
+	cd tools/golangci-lint && GOWORK=off go build -o ../../bin/ tool
 
 generate: tools
 	rm -rf gen/ghconnect gen/ghconnect.swagger.json
