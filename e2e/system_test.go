@@ -149,8 +149,11 @@ func (s *system) signIn() {
 		s.t.Fatal(err)
 	}
 	var info struct{ SSO bool }
-	json.NewDecoder(resp.Body).Decode(&info)
+	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	// Signed in already (the gateway keeps sessions in its database, so
 	// a restart does not sign anyone out), or nothing to sign in to.
 	if resp.StatusCode == http.StatusUnauthorized && info.SSO {
@@ -495,7 +498,9 @@ func (s *system) rest(method, path string, body any) (int, map[string]any) {
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
+	// A body that is no JSON object leaves out nil: callers look at the
+	// status first.
+	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
 }
 
@@ -577,7 +582,9 @@ func (s *system) emuJSON(path string, out any) {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		s.t.Fatalf("%s: %v", path, err)
+	}
 }
 
 func (s *system) vaultKeyExists(name string) bool {

@@ -286,7 +286,8 @@ func (s *system) githubUser(token string) (int, string) {
 	}
 	defer resp.Body.Close()
 	var me struct{ Login string }
-	json.NewDecoder(resp.Body).Decode(&me)
+	// An error's body leaves Login empty: callers look at the status.
+	_ = json.NewDecoder(resp.Body).Decode(&me)
 	return resp.StatusCode, me.Login
 }
 

@@ -135,7 +135,9 @@ func (e *Emulator) adminRoutes() {
 	})
 	e.mux.HandleFunc("GET /_emu/tokens/{installation_id}", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
-		json.Unmarshal([]byte(r.PathValue("installation_id")), &id)
+		// An id that is no number stays 0: no installation has it, so it
+		// has no live tokens, which is the answer.
+		_ = json.Unmarshal([]byte(r.PathValue("installation_id")), &id)
 		writeJSON(w, http.StatusOK, map[string]int{"live": e.LiveTokens(id)})
 	})
 	e.peopleAdminRoutes()

@@ -374,7 +374,9 @@ const docsURL = "https://docs.github.com/rest"
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	// v is always encodable: Encode fails only writing to a client that
+	// has gone.
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg, doc string) {

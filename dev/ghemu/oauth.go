@@ -205,7 +205,9 @@ func oauthPage(w http.ResponseWriter, status int, title, message string) {
 func renderPage(w http.ResponseWriter, status int, data map[string]any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	pageTemplate.Execute(w, data)
+	// The template and its data are ours: Execute fails only writing to a
+	// client that has gone.
+	_ = pageTemplate.Execute(w, data)
 }
 
 func authorizeFormPage(w http.ResponseWriter, req *authorizeRequest, login, errMsg string) {
@@ -226,7 +228,9 @@ func (e *Emulator) authorizePage(w http.ResponseWriter, r *http.Request) {
 // authorizeDecision is the page's form: deny sends the browser back with
 // access_denied; approve records the grant and sends it back with a code.
 func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
-	r.ParseForm()
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	req := e.checkAuthorize(w, r, r.PostForm)
 	if req == nil {
 		return
@@ -269,7 +273,8 @@ func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
 func tokenParams(r *http.Request) url.Values {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var m map[string]any
-		json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16)).Decode(&m)
+		// A malformed body leaves the parameters empty, refused as missing.
+		_ = json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16)).Decode(&m)
 		q := r.URL.Query()
 		for k, v := range m {
 			switch v := v.(type) {
@@ -281,7 +286,9 @@ func tokenParams(r *http.Request) url.Values {
 		}
 		return q
 	}
-	r.ParseForm()
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	return r.Form
 }
 

@@ -80,10 +80,12 @@ func LoadTLSFiles(certFile, keyFile, caFile string) (*TLSFiles, error) {
 	return &TLSFiles{provider: p}, nil
 }
 
-// Close stops following the files.
-func (f *TLSFiles) Close() error {
-	f.provider.Close()
-	return nil
+// Close stops following the files (nothing for a nil *TLSFiles). It has
+// no error to return: stopping the watcher cannot fail.
+func (f *TLSFiles) Close() {
+	if f != nil {
+		f.provider.Close()
+	}
 }
 
 func (f *TLSFiles) material() (*certprovider.KeyMaterial, error) {

@@ -204,7 +204,7 @@ func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error
 	}
 	httpLis, err = net.Listen("tcp", httpAddr)
 	if err != nil {
-		grpcLis.Close()
+		_ = grpcLis.Close() // the failed listen is the error to report
 		return nil, nil, fmt.Errorf("listen http %s: %w", httpAddr, err)
 	}
 	return grpcLis, httpLis, nil

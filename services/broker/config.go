@@ -121,14 +121,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	defer conn.Close()
+	defer logging.Close(logger, "the registry connection", conn)
 
 	var db *sqldb.DB
 	if cfg.DatabaseURL != "" {
 		if db, err = OpenDatabase(ctx, cfg.DatabaseURL); err != nil {
 			return err
 		}
-		defer db.Close()
+		defer logging.Close(logger, "the database", db)
 	}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
 	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})

@@ -42,7 +42,8 @@ func (l *perClientListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if full {
-			c.Close()
+			// Refused: whatever closing says, the connection is gone.
+			_ = c.Close()
 			continue
 		}
 		return &countedConn{Conn: c, release: func() { l.release(who) }}, nil

@@ -447,10 +447,12 @@ func (h *ssoHandler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(sessionView{SSO: true})
+		// A sessionView always encodes: Encode fails only writing to a
+		// client that has gone.
+		_ = json.NewEncoder(w).Encode(sessionView{SSO: true})
 		return
 	}
-	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
+	_ = json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
 }
 
 // logout deletes the session's row: every replica reads it there, so

@@ -283,7 +283,9 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 	}
 	fail := func(err error) (*registryv1.Connection, error) {
 		// Leave no key behind for an App we did not connect.
-		c.Transit.DeleteKey(context.WithoutCancel(ctx), key)
+		if derr := c.Transit.DeleteKey(context.WithoutCancel(ctx), key); derr != nil {
+			logging.FromContext(ctx).Warn("deleting the key of an App not connected", zap.String("key", key), zap.Error(derr))
+		}
 		return nil, err
 	}
 	jwt, err := c.appJWT(ctx, appID, key, 0)

@@ -83,7 +83,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 		var e struct {
 			Message string `json:"message"`
 		}
-		json.Unmarshal(raw, &e)
+		// A body that is no JSON error leaves Message empty: the status
+		// still says what happened.
+		_ = json.Unmarshal(raw, &e)
 		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, e.Message)
 	}
 	if out != nil {
