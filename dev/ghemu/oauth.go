@@ -26,6 +26,7 @@ const (
 	oauthCodeLifetime = 10 * time.Minute
 )
 
+//nolint:gosec // G101: documentation URLs, not credentials
 const (
 	authorizeErrorsDoc = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-authorization-request-errors"
 	tokenErrorsDoc     = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
@@ -164,7 +165,9 @@ func oauthRedirect(w http.ResponseWriter, r *http.Request, to, state, code, desc
 	if state != "" {
 		q.Set("state", state)
 	}
-	http.Redirect(w, r, withQuery(to, q), http.StatusFound)
+	// to is the App's registered callback URL, or the request's
+	// redirect_uri once checkAuthorize found it among them, as GitHub does.
+	http.Redirect(w, r, withQuery(to, q), http.StatusFound) //nolint:gosec // G710: see above
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -262,7 +265,8 @@ func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
 		if req.state != "" {
 			q.Set("state", req.state)
 		}
-		http.Redirect(w, r, withQuery(req.redirectURI, q), http.StatusFound)
+		// checkAuthorize accepted redirectURI: one of the App's callbacks.
+		http.Redirect(w, r, withQuery(req.redirectURI, q), http.StatusFound) //nolint:gosec // G710: see above
 	default:
 		oauthPage(w, http.StatusBadRequest, "Bad request", "Choose Authorize or Cancel.")
 	}

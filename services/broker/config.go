@@ -81,8 +81,8 @@ func (c *Config) Validate() error {
 	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
 	}
-	if c.CacheSize < 1 {
-		errs = append(errs, errors.New("-cache-size must be positive"))
+	if c.CacheSize < 1 || c.CacheSize >= MaxCacheSize {
+		errs = append(errs, fmt.Errorf("-cache-size must be between 1 and %d", MaxCacheSize-1))
 	}
 	return errors.Join(errs...)
 }

@@ -125,7 +125,7 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	if len(resp.Results) > size {
 		resp.Results = resp.Results[:size]
 	}
-	resp.TotalCount = int32(len(resp.Results))
+	resp.TotalCount = int32(len(resp.Results)) //nolint:gosec // G115: at most size, itself at most validate.MaxPageSize
 	return resp, nil
 }
 

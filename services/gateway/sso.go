@@ -247,7 +247,10 @@ func randomString() string {
 }
 
 func (h *ssoHandler) cookie(name, value, path string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())}
+	// Secure follows the gateway's scheme: false only when it serves plain
+	// HTTP (a public URL that is not https:, local development), where a
+	// Secure cookie would never be sent.
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())} //nolint:gosec // G124: see above
 	if maxAge < 0 {
 		c.MaxAge = -1
 	}

@@ -341,7 +341,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 	if err := c.call(ctx, jwt, http.MethodGet, "app", &app); err != nil || app.ID != conn.App.GetAppId() {
 		return nil, refusef("GitHub.com does not accept the new key (version %d): use a key generated in the App's settings on GitHub.com", version)
 	}
-	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch)
+	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch) //nolint:gosec // G115: at most vaulttransit.MaxKeyVersion
 	if err != nil {
 		return nil, err
 	}

@@ -252,4 +252,4 @@ func (e *Env) Issue(t testing.TB, who string, req *brokerv1.IssueTokenRequest) (
 }
 
 // AccessTokens is the emulator's route of token exchanges.
-const AccessTokens = "POST /app/installations/{installation_id}/access_tokens"
+const AccessTokens = "POST /app/installations/{installation_id}/access_tokens" //nolint:gosec // G101: a route, not a credential
