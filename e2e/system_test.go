@@ -287,8 +287,6 @@ func (s *system) waitHTTP(name, u string) {
 	}
 }
 
-func (s *system) registryArgs() []string { return s.registryArgsFor("registry") }
-
 // registryArgsFor are the arguments of the registry process name.
 func (s *system) registryArgsFor(name string) []string {
 	db := s.opts.RegistryDB

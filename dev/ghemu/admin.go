@@ -24,10 +24,10 @@ func (e *Emulator) adminRoutes() {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	e.mux.HandleFunc("GET /_emu/counts", func(w http.ResponseWriter, r *http.Request) {
+	e.mux.HandleFunc("GET /_emu/counts", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, e.Counts())
 	})
-	e.mux.HandleFunc("POST /_emu/counts/reset", func(w http.ResponseWriter, r *http.Request) {
+	e.mux.HandleFunc("POST /_emu/counts/reset", func(w http.ResponseWriter, _ *http.Request) {
 		e.ResetCounts()
 		w.WriteHeader(http.StatusNoContent)
 	})

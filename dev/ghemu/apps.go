@@ -50,7 +50,7 @@ func (e *Emulator) routes() {
 	})
 }
 
-func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) getApp(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	body := appJSON(id.app)
 	body["installations_count"] = e.countInstallations(id.app)

@@ -39,7 +39,7 @@ var (
 )
 
 // testKeys are generated once per test binary: RSA generation is slow.
-func testKeys(t testing.TB) []*rsa.PrivateKey {
+func testKeys(_ testing.TB) []*rsa.PrivateKey {
 	keyOnce.Do(func() {
 		for i := 0; i < 3; i++ {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)

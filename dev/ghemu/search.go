@@ -144,7 +144,7 @@ func writeSearch(w http.ResponseWriter, r *http.Request, items []any, extra map[
 	writeJSON(w, http.StatusOK, body)
 }
 
-func (e *Emulator) getRateLimit(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) getRateLimit(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	limit := e.opts.RateLimit
 	used := 0
@@ -160,7 +160,7 @@ func (e *Emulator) getRateLimit(w http.ResponseWriter, r *http.Request, id ident
 	writeJSON(w, http.StatusOK, map[string]any{"resources": map[string]any{"core": core, "search": search}, "rate": core})
 }
 
-func (e *Emulator) getMeta(w http.ResponseWriter, r *http.Request, _ identity) {
+func (e *Emulator) getMeta(w http.ResponseWriter, _ *http.Request, _ identity) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"verifiable_password_authentication": false,
 		"hooks":                              []string{"192.0.2.0/24"},

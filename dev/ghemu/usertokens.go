@@ -62,7 +62,7 @@ func (e *Emulator) userInstallationList(t *userToken) []*Installation {
 	return out
 }
 
-func (e *Emulator) getUser(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) getUser(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	body := privateUserJSON(id.user.user)
 	e.mu.Unlock()

@@ -44,7 +44,7 @@ func serve(t *testing.T, cfg *Callers) *tlsServer {
 	}
 	t.Cleanup(func() { closer.Close() })
 	s := &tlsServer{seen: make(chan Principal, 1)}
-	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		p, err := authn.Authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err

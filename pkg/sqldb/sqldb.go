@@ -25,6 +25,7 @@ import (
 // Dialect names the SQL engine behind a DB.
 type Dialect string
 
+// The dialects: the engines Open knows.
 const (
 	SQLite   Dialect = "sqlite"
 	Postgres Dialect = "postgres"

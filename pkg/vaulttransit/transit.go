@@ -260,7 +260,7 @@ func (c *Client) Key(ctx context.Context, name string) (KeyInfo, error) {
 	return info, nil
 }
 
-// ErrKeyNotFound: the transit key does not exist.
+// ErrKeyNotFound is the answer for a transit key that does not exist.
 var ErrKeyNotFound = errors.New("vaulttransit: key not found")
 
 // jsonInt reads a key version number from transit's JSON: 0 to

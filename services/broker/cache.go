@@ -255,8 +255,8 @@ type cache struct {
 	conns      map[string]int32 // connection → the slot of one of its grants
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, m: map[string]int32{}, conns: map[string]int32{}, head: noSlot, tail: noSlot}
+func newCache(size int) *cache {
+	return &cache{max: size, m: map[string]int32{}, conns: map[string]int32{}, head: noSlot, tail: noSlot}
 }
 
 func (c *cache) unlinkLRU(e *grant) {

@@ -236,7 +236,7 @@ func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.Revok
 }
 
 // GetSigningStatus implements the RPC.
-func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
+func (s *Server) GetSigningStatus(_ context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
 	c := s.b.conns.get(req.GetConnectionId())
 	if c == nil {
 		return nil, status.Error(codes.NotFound, "unknown connection")

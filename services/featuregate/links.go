@@ -162,7 +162,7 @@ func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccou
 	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
 		return nil, err
 	}
-	facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
+	facts, err := s.store.userFactsOf(ctx, req.GetConnectionId(), []string{req.GetUser()})
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

@@ -95,7 +95,7 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	// GitHub.com token, so they are what that person may see there, and
 	// are further kept to repositories the connected account owns.
 	if setting.GetIncludePrivate() {
-		facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
+		facts, err := s.store.userFactsOf(ctx, req.GetConnectionId(), []string{req.GetUser()})
 		if err != nil {
 			return nil, toStatus(ctx, err)
 		}

@@ -142,17 +142,17 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.Handle("/v1/", sso.withSession(refuse, limitBody(mux)))
 	} else {
 		root.Handle("/v1/", requireBearer(refuse, limitBody(mux)))
-		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, r *http.Request) {
+		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"sso":false}` + "\n"))
 		})
 	}
-	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gen.OpenAPI)
 	})
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", g.ready)

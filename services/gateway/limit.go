@@ -16,8 +16,8 @@ type perClientListener struct {
 	open map[string]int
 }
 
-func limitPerClient(l net.Listener, max int) net.Listener {
-	return &perClientListener{Listener: l, max: max, open: map[string]int{}}
+func limitPerClient(l net.Listener, perClient int) net.Listener {
+	return &perClientListener{Listener: l, max: perClient, open: map[string]int{}}
 }
 
 func clientOf(a net.Addr) string {

@@ -70,7 +70,7 @@ func hashState(s string) string {
 }
 
 // StartAppManifest returns the manifest to post and where.
-func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string, ch Change) (*registryv1.StartAppManifestResponse, error) {
+func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string) (*registryv1.StartAppManifestResponse, error) {
 	if len(perms) == 0 {
 		perms = AppPermissions
 	}
