@@ -427,6 +427,9 @@ func unlinkAllTx(ctx context.Context, s *Store, tx *sql.Tx, id string) error {
 		users = append(users, u)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1`, id); err != nil {
 		return err
 	}
@@ -608,6 +611,9 @@ func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (
 		facts.links[l.User] = l
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return facts, err
+	}
 	rows, err = q.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
