@@ -21,7 +21,7 @@ help:
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
-tools: $(TOOLS) bin/ghz
+tools: $(TOOLS) bin/ghz bin/golangci-lint
 
 $(TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off go build -o ../bin/ tool
@@ -30,6 +30,12 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 # needs a gRPC older than the one buf and the plugins build with.
 bin/ghz: tools/ghz/go.mod tools/ghz/go.sum
 	cd tools/ghz && GOWORK=off go build -o ../../bin/ tool
+
+# golangci-lint is a module of its own too: in tools/go.mod its requirements
+# would raise versions in buf's and the protoc plugins' build lists, and
+# those write gen/.
+bin/golangci-lint: tools/golangci-lint/go.mod tools/golangci-lint/go.sum
+	cd tools/golangci-lint && GOWORK=off go build -o ../../bin/ tool
 
 generate: tools
 	rm -rf gen/ghconnect gen/ghconnect.swagger.json
@@ -41,12 +47,19 @@ check-generated: generate
 	@if [ -n "$$(git status --porcelain -- gen)" ]; then \
 		echo "gen/ is stale: run 'make generate' and commit the result"; git status --porcelain -- gen; exit 1; fi
 
+# golangci-lint (.golangci.yml) takes the workspace's modules as ./<module>/...
+# patterns in one run: from the workspace root a bare ./... matches nothing
+# (the root is no module). The GOWORK=off modules run from their own
+# directories, where it finds the same .golangci.yml.
 lint: tools
 	buf lint
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	go vet -tags crashpoints ./services/registry/...
 	@for m in $(STANDALONE); do [ ! -f $$m/go.mod ] || (cd $$m && GOWORK=off go vet ./...); done
+	golangci-lint run $(patsubst %,./%/...,$(MODULES))
+	golangci-lint run --build-tags crashpoints ./services/registry/...
+	@for m in $(STANDALONE); do [ ! -f $$m/go.mod ] || (echo "golangci-lint: $$m"; cd $$m && GOWORK=off golangci-lint run ./...); done
 
 # Wire and JSON compatibility of the protos against a git ref (default: the
 # previous commit).

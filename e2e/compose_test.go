@@ -81,7 +81,9 @@ func TestCompose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	bad := filepath.Join(s.dir, "bad-token")
-	os.WriteFile(bad, []byte("not-a-token"), 0o600)
+	if err := os.WriteFile(bad, []byte("not-a-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := brokerv1.NewTokenBrokerServiceClient(s.mustDial(env("GHCONNECT_COMPOSE_BROKER"), "demo-client", bad)).
 		IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id}); err == nil {
 		t.Errorf("the broker issued a token to a caller with a wrong token")
@@ -92,7 +94,9 @@ func TestCompose(t *testing.T) {
 	}
 	if out := os.Getenv("GHCONNECT_COMPOSE_ISSUED"); out != "" {
 		// The script checks that no container logged it.
-		os.WriteFile(out, []byte(tok.GetToken()+"\n"), 0o600)
+		if err := os.WriteFile(out, []byte(tok.GetToken()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The feature gate: unified search on, then a search through the

@@ -29,7 +29,9 @@ func (s *system) restAs(who, method, path string, body any) (int, map[string]any
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
+	// A body that is no JSON object leaves out nil: callers look at the
+	// status first.
+	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
 }
 
@@ -124,7 +126,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	_, newPEM, newPub := newKeyPEM(t)
 	pemFile := filepath.Join(s.dir, "new-key.pem")
-	os.WriteFile(pemFile, []byte(newPEM), 0o600)
+	if err := os.WriteFile(pemFile, []byte(newPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	runbookEnv := []string{"VAULT_ADDR=" + s.vault, "KEY=" + keyName, "NEW_PEM=" + pemFile, "CREDS=" + filepath.Join(s.dir, "vault-creds")}
 	// Over plain HTTP the CLI will not send a private key to a gateway.
 	plain := exec.Command(filepath.Join(s.bin, "ghconnectctl"), "-gateway", strings.Replace(s.gw, "https://", "http://", 1), "-token-file", filepath.Join(s.dir, "admin-token"),
@@ -181,7 +185,9 @@ func TestEndToEnd(t *testing.T) {
 	// The CLI's convenience: import straight into Vault as the operator;
 	// GitHub.com does not know this key, so the registry says so.
 	_, thirdPEM, _ := newKeyPEM(t)
-	os.WriteFile(pemFile, []byte(thirdPEM), 0o600)
+	if err := os.WriteFile(pemFile, []byte(thirdPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	creds := filepath.Join(s.dir, "vault-creds")
 	if out, err := s.ctl("rotate-key", "-connection", id, "-pem", pemFile, "-vault-addr", s.vault,
 		"-vault-role-id-file", filepath.Join(creds, "operator-role-id"), "-vault-secret-id-file", filepath.Join(creds, "operator-secret-id")); err != nil ||

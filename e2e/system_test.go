@@ -154,8 +154,11 @@ func (s *system) signIn() {
 		s.t.Fatal(err)
 	}
 	var info struct{ SSO bool }
-	json.NewDecoder(resp.Body).Decode(&info)
+	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	// Signed in already (the gateway keeps sessions in its database, so
 	// a restart does not sign anyone out), or nothing to sign in to.
 	if resp.StatusCode == http.StatusUnauthorized && info.SSO {
@@ -288,8 +291,6 @@ func (s *system) waitHTTP(name, u string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-func (s *system) registryArgs() []string { return s.registryArgsFor("registry") }
 
 // registryArgsFor are the arguments of the registry process name.
 func (s *system) registryArgsFor(name string) []string {
@@ -500,7 +501,9 @@ func (s *system) rest(method, path string, body any) (int, map[string]any) {
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
+	// A body that is no JSON object leaves out nil: callers look at the
+	// status first.
+	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
 }
 
@@ -582,7 +585,9 @@ func (s *system) emuJSON(path string, out any) {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		s.t.Fatalf("%s: %v", path, err)
+	}
 }
 
 func (s *system) vaultKeyExists(name string) bool {

@@ -44,7 +44,9 @@ func TestCheckCA(t *testing.T) {
 		t.Error("an unknown CA passed")
 	}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	client, err := newClient(ca)
 	if err != nil {
 		t.Fatal(err)

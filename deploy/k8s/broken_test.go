@@ -35,9 +35,9 @@ func copyManifests(t *testing.T) string {
 	return dst
 }
 
-// edit replaces the first old in dir/file with new, failing if old is not
+// edit replaces the first old in dir/file with repl, failing if old is not
 // there (so a mutation can never silently do nothing).
-func edit(t *testing.T, dir, file, old, new string) {
+func edit(t *testing.T, dir, file, old, repl string) {
 	t.Helper()
 	p := filepath.Join(dir, file)
 	raw, err := os.ReadFile(p)
@@ -47,7 +47,7 @@ func edit(t *testing.T, dir, file, old, new string) {
 	if !strings.Contains(string(raw), old) {
 		t.Fatalf("%s does not contain %q", file, old)
 	}
-	if err := os.WriteFile(p, []byte(strings.Replace(string(raw), old, new, 1)), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(strings.Replace(string(raw), old, repl, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -50,7 +50,7 @@ func (e *Emulator) routes() {
 	})
 }
 
-func (e *Emulator) getApp(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) getApp(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	body := appJSON(id.app)
 	body["installations_count"] = e.countInstallations(id.app)
@@ -262,7 +262,9 @@ func (e *Emulator) repoInstallation(w http.ResponseWriter, r *http.Request, id i
 // or on those named by repositories (comma-separated), and sends the browser
 // to the App's setup URL.
 func (e *Emulator) installPage(w http.ResponseWriter, r *http.Request) {
-	r.ParseForm()
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	e.mu.Lock()
 	var app *App
 	for _, a := range e.apps {

@@ -35,7 +35,9 @@ func TestBinaryServesSeed(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var body strings.Builder
-	bufio.NewReader(resp.Body).WriteTo(&body)
+	if _, err := bufio.NewReader(resp.Body).WriteTo(&body); err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != 200 || !strings.Contains(body.String(), `"total_count":1`) {
 		t.Errorf("seeded search: %d %s", resp.StatusCode, body.String()[:min(200, body.Len())])
 	}

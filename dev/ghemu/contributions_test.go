@@ -68,8 +68,11 @@ func TestContributions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var shown map[string]int64
-	json.NewDecoder(resp.Body).Decode(&shown)
+	err = json.NewDecoder(resp.Body).Decode(&shown)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !cmp.Equal(shown, map[string]int64{"2026-12-01": 1}) {
 		t.Errorf("GET /_emu/users/hubot/contributions: %v", shown)
 	}

@@ -20,7 +20,8 @@ const manifestCodeLifetime = time.Hour
 // redirect_url with a one-time code and the caller's state.
 func (e *Emulator) manifestPage(ownerParam string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
+		// A malformed body leaves the manifest empty, refused below.
+		_ = r.ParseForm()
 		var m appManifest
 		if err := json.Unmarshal([]byte(r.Form.Get("manifest")), &m); err != nil || m.Name == "" || m.URL == "" || m.RedirectURL == "" {
 			http.Error(w, "invalid manifest: name, url and redirect_url are required", http.StatusUnprocessableEntity)

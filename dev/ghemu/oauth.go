@@ -26,6 +26,7 @@ const (
 	oauthCodeLifetime = 10 * time.Minute
 )
 
+//nolint:gosec // G101: documentation URLs, not credentials
 const (
 	authorizeErrorsDoc = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-authorization-request-errors"
 	tokenErrorsDoc     = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
@@ -164,7 +165,9 @@ func oauthRedirect(w http.ResponseWriter, r *http.Request, to, state, code, desc
 	if state != "" {
 		q.Set("state", state)
 	}
-	http.Redirect(w, r, withQuery(to, q), http.StatusFound)
+	// to is the App's registered callback URL, or the request's
+	// redirect_uri once checkAuthorize found it among them, as GitHub does.
+	http.Redirect(w, r, withQuery(to, q), http.StatusFound) //nolint:gosec // G710: see above
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -205,7 +208,9 @@ func oauthPage(w http.ResponseWriter, status int, title, message string) {
 func renderPage(w http.ResponseWriter, status int, data map[string]any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	pageTemplate.Execute(w, data)
+	// The template and its data are ours: Execute fails only writing to a
+	// client that has gone.
+	_ = pageTemplate.Execute(w, data)
 }
 
 func authorizeFormPage(w http.ResponseWriter, req *authorizeRequest, login, errMsg string) {
@@ -226,7 +231,9 @@ func (e *Emulator) authorizePage(w http.ResponseWriter, r *http.Request) {
 // authorizeDecision is the page's form: deny sends the browser back with
 // access_denied; approve records the grant and sends it back with a code.
 func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
-	r.ParseForm()
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	req := e.checkAuthorize(w, r, r.PostForm)
 	if req == nil {
 		return
@@ -258,7 +265,8 @@ func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
 		if req.state != "" {
 			q.Set("state", req.state)
 		}
-		http.Redirect(w, r, withQuery(req.redirectURI, q), http.StatusFound)
+		// checkAuthorize accepted redirectURI: one of the App's callbacks.
+		http.Redirect(w, r, withQuery(req.redirectURI, q), http.StatusFound) //nolint:gosec // G710: see above
 	default:
 		oauthPage(w, http.StatusBadRequest, "Bad request", "Choose Authorize or Cancel.")
 	}
@@ -269,7 +277,8 @@ func (e *Emulator) authorizeDecision(w http.ResponseWriter, r *http.Request) {
 func tokenParams(r *http.Request) url.Values {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		var m map[string]any
-		json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16)).Decode(&m)
+		// A malformed body leaves the parameters empty, refused as missing.
+		_ = json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16)).Decode(&m)
 		q := r.URL.Query()
 		for k, v := range m {
 			switch v := v.(type) {
@@ -281,7 +290,9 @@ func tokenParams(r *http.Request) url.Values {
 		}
 		return q
 	}
-	r.ParseForm()
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	return r.Form
 }
 

@@ -104,7 +104,7 @@ func (e *Emulator) SaveState(path string) error {
 		return err
 	}
 	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the failed write is the error to report
 		return err
 	}
 	if err := tmp.Close(); err != nil {

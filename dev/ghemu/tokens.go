@@ -101,7 +101,7 @@ func (e *Emulator) createToken(w http.ResponseWriter, r *http.Request, id identi
 	writeJSON(w, http.StatusCreated, body)
 }
 
-func (e *Emulator) revokeToken(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) revokeToken(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	id.token.revoked = true
 	e.mu.Unlock()

@@ -62,7 +62,7 @@ func (e *Emulator) userInstallationList(t *userToken) []*Installation {
 	return out
 }
 
-func (e *Emulator) getUser(w http.ResponseWriter, r *http.Request, id identity) {
+func (e *Emulator) getUser(w http.ResponseWriter, _ *http.Request, id identity) {
 	e.mu.Lock()
 	body := privateUserJSON(id.user.user)
 	e.mu.Unlock()
@@ -141,7 +141,9 @@ func (e *Emulator) clientTokenLocked(w http.ResponseWriter, r *http.Request, bod
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	json.Unmarshal(body, &tok)
+	// body parsed as JSON above; another shape leaves the token empty,
+	// which no token has: Not Found.
+	_ = json.Unmarshal(body, &tok)
 	t := e.userTokens[tok.AccessToken]
 	if t == nil || t.app != app || !t.live(e.nowLocked()) {
 		writeError(w, http.StatusNotFound, "Not Found", docsURL)

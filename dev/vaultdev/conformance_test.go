@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,7 @@ func TestTransitConformance(t *testing.T) {
 		other   *rsa.PublicKey
 	}{{1, &k1.PublicKey, &k2.PublicKey}, {2, &k2.PublicKey, &k1.PublicKey}} {
 		tok, ver, err := signJWT(c, "gh-transit", "app-1", tc.version)
-		if err != nil || ver != string(rune('0'+tc.version)) {
+		if err != nil || ver != strconv.Itoa(tc.version) {
 			t.Fatalf("sign v%d: %q %v", tc.version, ver, err)
 		}
 		if !verifies(tok, tc.key) || verifies(tok, tc.other) {
@@ -251,8 +252,11 @@ func TestTransitConformance(t *testing.T) {
 	var listed struct {
 		Data struct{ Keys []string } `json:"data"`
 	}
-	json.NewDecoder(res.Body).Decode(&listed)
+	err = json.NewDecoder(res.Body).Decode(&listed)
 	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if fmt.Sprint(listed.Data.Keys) != "[app-1 import/]" {
 		t.Errorf("GET ?list=true keys: %v", listed.Data.Keys)
 	}
@@ -398,7 +402,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 
 	// Nothing on disk holds the key in the clear.
 	der := x509.MarshalPKCS1PrivateKey(k)
-	filepath.WalkDir(dir, func(f string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(f string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if b, _ := os.ReadFile(f); bytes.Contains(b, der[len(der)-64:]) || bytes.Contains(b, []byte(cfg.RootToken)) {
 				t.Errorf("%s holds raw key bytes or the root token", f)
@@ -406,6 +410,9 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Without a data dir nothing survives.
 	m := vaultdev.StartForTest(t, vaultdev.Config{})
 	if got, _ := client(t, m, "root").Logical().Read("transit/keys/app-1"); got != nil {

@@ -105,7 +105,9 @@ func TestAppRoleLogin(t *testing.T) {
 	if err := root.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
 		t.Fatal(err)
 	}
-	root.Sys().PutPolicy("svc", `path "transit/sign/*" { capabilities = ["update"] }`)
+	if err := root.Sys().PutPolicy("svc", `path "transit/sign/*" { capabilities = ["update"] }`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := root.Logical().Write("auth/approle/role/svc", map[string]any{"token_policies": "svc", "token_ttl": "60s", "token_max_ttl": "120s"}); err != nil {
 		t.Fatal(err)
 	}

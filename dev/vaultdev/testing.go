@@ -19,6 +19,10 @@ func StartForTest(t testing.TB, cfg Config) *Server {
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Logf("vaultdev: closing: %v", err)
+		}
+	})
 	return s
 }

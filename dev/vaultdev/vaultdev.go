@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		quiet:   quiet,
 	}
 	if err := s.bootstrap(ctx); err != nil {
-		s.shutdownCore()
+		_ = s.shutdownCore() // the failed bootstrap is the error to report
 		return nil, err
 	}
 	return s, nil
@@ -357,7 +357,11 @@ func (s *Server) Start(addr string) error {
 	}
 	s.listener = lis
 	s.httpSrv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
-	go s.httpSrv.Serve(lis)
+	go func() {
+		if err := s.httpSrv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("vaultdev: serving stopped", "error", err)
+		}
+	}()
 	return nil
 }
 

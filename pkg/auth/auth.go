@@ -86,7 +86,7 @@ func LoadTokenFile(path string) (*StaticTokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing loses nothing
 	hashes := map[string][sha256.Size]byte{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,8 +58,6 @@ func TestLoadTokenFile(t *testing.T) {
 		}
 	}
 }
-
-func sha256Of(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 // Authentication copies only the headers it reads: its allocations do not
 // grow with the other headers a call carries (copying them all was a tenth

@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"flag"
-	"io"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -49,9 +48,9 @@ func (c *Callers) Validate() error {
 }
 
 // Load returns the guard (authentication and authorization) and the gRPC
-// server options (TLS) the flags describe, and what to close when the
-// server is done.
-func (c *Callers) Load() (*Guard, []grpc.ServerOption, io.Closer, error) {
+// server options (TLS) the flags describe, and the TLS files to close when
+// the server is done (nil without TLS; closing nil is a no-op).
+func (c *Callers) Load() (*Guard, []grpc.ServerOption, *TLSFiles, error) {
 	rules, err := LoadRules(c.AuthzFile)
 	if err != nil {
 		return nil, nil, nil, err
@@ -63,7 +62,7 @@ func (c *Callers) Load() (*Guard, []grpc.ServerOption, io.Closer, error) {
 	return &Guard{Authn: authn, Rules: rules}, opts, closer, nil
 }
 
-func (c *Callers) loadAuthn() (Authenticator, []grpc.ServerOption, io.Closer, error) {
+func (c *Callers) loadAuthn() (Authenticator, []grpc.ServerOption, *TLSFiles, error) {
 	var authn Authenticator
 	if c.TokensFile != "" {
 		tokens, err := LoadTokenFile(c.TokensFile)
@@ -73,7 +72,7 @@ func (c *Callers) loadAuthn() (Authenticator, []grpc.ServerOption, io.Closer, er
 		authn = tokens
 	}
 	if c.TLSCert == "" {
-		return authn, nil, nopCloser{}, nil
+		return authn, nil, nil, nil
 	}
 	files, err := LoadTLSFiles(c.TLSCert, c.TLSKey, c.ClientCA)
 	if err != nil {
@@ -84,7 +83,3 @@ func (c *Callers) loadAuthn() (Authenticator, []grpc.ServerOption, io.Closer, er
 	}
 	return authn, []grpc.ServerOption{grpc.Creds(credentials.NewTLS(ServerTLS(files, c.RequireClientCert)))}, files, nil
 }
-
-type nopCloser struct{}
-
-func (nopCloser) Close() error { return nil }

@@ -44,7 +44,7 @@ func serve(t *testing.T, cfg *Callers) *tlsServer {
 	}
 	t.Cleanup(func() { closer.Close() })
 	s := &tlsServer{seen: make(chan Principal, 1)}
-	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		p, err := authn.Authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err
@@ -198,13 +198,20 @@ func TestTLSFilesReload(t *testing.T) {
 	// A client that keeps the old PKI: a copy of its files.
 	keep := devca.Files{Dir: t.TempDir()}
 	for _, c := range [][2]string{{f.CA(), keep.CA()}, {f.Cert("registry"), keep.Cert("registry")}, {f.Key("registry"), keep.Key("registry")}} {
-		raw, _ := os.ReadFile(c[0])
-		os.WriteFile(c[1], raw, 0o600)
+		raw, err := os.ReadFile(c[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c[1], raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	stale := clientCreds(t, keep.Cert("registry"), keep.Key("registry"), keep.CA())
 	// A new CA: without the old one Ensure makes everything anew.
 	for _, p := range []string{f.CA(), f.CAKey()} {
-		os.Remove(p)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before, _ := os.ReadFile(f.Cert("broker"))
 	if _, err := devca.Ensure(f.Dir, []string{"broker", "registry"}, devca.DefaultHosts); err != nil {

@@ -73,7 +73,9 @@ func TestEnsure(t *testing.T) {
 		t.Errorf("reissued certificate: %v", c.DNSNames)
 	}
 	// A broken certificate file is replaced.
-	os.WriteFile(f.Cert("broker"), []byte("garbage"), 0o644)
+	if err := os.WriteFile(f.Cert("broker"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if written, err := devca.Ensure(f.Dir, devca.Services, hosts); err != nil || !slices.Equal(written, []string{f.Cert("broker"), f.Key("broker")}) {
 		t.Errorf("broken certificate: wrote %v (%v)", written, err)
 	}

@@ -91,7 +91,7 @@ type Dialer struct {
 	opts  []grpc.DialOption
 }
 
-// Options are extra dial options for tests (for example a stats handler
+// Option is an extra dial option for tests (for example a stats handler
 // that counts attempts).
 type Option = grpc.DialOption
 

@@ -36,7 +36,7 @@ func startReplica(t *testing.T, callers auth.Callers) *replica {
 	}
 	t.Cleanup(func() { closer.Close() })
 	r := &replica{}
-	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		p, err := guard.Authn.Authenticate(ctx)
 		if err != nil {
 			return nil, err

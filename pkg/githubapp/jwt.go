@@ -16,10 +16,12 @@ import (
 // header is base64url of {"alg":"RS256","typ":"JWT"}.
 var header = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`))
 
+// GitHub accepts App JWTs of at most ten minutes: iat a minute back (for
+// clocks that run slow), exp nine minutes ahead.
 const (
-	// GitHub accepts App JWTs of at most ten minutes: iat a minute back
-	// (for clocks that run slow), exp nine minutes ahead.
+	// Backdate is how far before now iat is.
 	Backdate = time.Minute
+	// Lifetime is how far after now exp is.
 	Lifetime = 9 * time.Minute
 )
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"go.uber.org/zap"
@@ -83,6 +84,15 @@ type callLogger struct {
 // for the JSON encoder's buffer). fields must not be changed afterwards.
 func WithCall(ctx context.Context, base *zap.Logger, fields ...zap.Field) context.Context {
 	return context.WithValue(ctx, ctxKey{}, &callLogger{log: base.WithLazy(fields...), base: base, fields: fields})
+}
+
+// Close closes c, logging a failure as a warning about what: for what a
+// service closes on its way out, when there is nobody left to return an
+// error to.
+func Close(log *zap.Logger, what string, c io.Closer) {
+	if err := c.Close(); err != nil {
+		log.Warn("closing "+what, zap.Error(err))
+	}
 }
 
 // FromContext returns the context's logger, or a no-op logger: code that

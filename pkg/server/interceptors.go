@@ -60,7 +60,9 @@ func requestContext(ctx context.Context, base *zap.Logger, method string) contex
 		rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	// The id in the answer's headers is a courtesy: without a stream to
+	// set it on (a handler called directly) the call goes on without it.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
 	return logging.WithCall(ctx, base, zap.String("request_id", id), zap.String("method", method))
 }
 

@@ -126,7 +126,7 @@ func New(opts Options) *Server {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +204,7 @@ func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error
 	}
 	httpLis, err = net.Listen("tcp", httpAddr)
 	if err != nil {
-		grpcLis.Close()
+		_ = grpcLis.Close() // the failed listen is the error to report
 		return nil, nil, fmt.Errorf("listen http %s: %w", httpAddr, err)
 	}
 	return grpcLis, httpLis, nil

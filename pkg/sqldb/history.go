@@ -11,7 +11,7 @@ import (
 // history: AIP-159's wildcard, so REST has a path for it.
 const AllConnections = "-"
 
-// ErrBadPageToken: a history page token that is malformed or was made
+// ErrBadPageToken is a history page token that is malformed or was made
 // for another connection or order.
 var ErrBadPageToken = errors.New("malformed page token, or one made for another connection or order")
 

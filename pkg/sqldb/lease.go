@@ -156,7 +156,9 @@ func (l *Lease) acquire(ctx context.Context) (*sql.Conn, error) {
 		return nil, err
 	}
 	if !ok {
-		conn.Close() // holds nothing: back to the pool
+		// Holds nothing: back to the pool (Close fails only on a conn closed
+		// already).
+		_ = conn.Close()
 		return nil, nil
 	}
 	// The server's view of a dead peer: probes after idle seconds without
@@ -215,12 +217,15 @@ func (l *Lease) lead(ctx context.Context, conn *sql.Conn, work func(context.Cont
 		discard(conn)
 		return
 	}
-	conn.Close()
+	_ = conn.Close() // unlocked: back to the pool, as above
 }
 
 // discard closes conn's session instead of returning it to the pool, so a
 // lock it may still hold cannot outlive the lease.
 func discard(conn *sql.Conn) {
-	conn.Raw(func(any) error { return driver.ErrBadConn })
-	conn.Close()
+	// Raw returns the ErrBadConn it is given: that marks the session bad,
+	// and Close then ends it rather than pooling it. Neither has an error
+	// worth more than that.
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
 }

@@ -102,8 +102,13 @@ func holderPID(t *testing.T, db *sqldb.DB) int {
 	defer rows.Close()
 	for rows.Next() {
 		var pid int
-		rows.Scan(&pid)
+		if err := rows.Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
 		pids = append(pids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	if len(pids) != 1 {
 		t.Fatalf("lease lock holders: %v", pids)

@@ -25,6 +25,7 @@ import (
 // Dialect names the SQL engine behind a DB.
 type Dialect string
 
+// The dialects: the engines Open knows.
 const (
 	SQLite   Dialect = "sqlite"
 	Postgres Dialect = "postgres"
@@ -77,7 +78,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
-		db.Close()
+		_ = db.Close() // the failed ping is the error to report
 		return nil, fmt.Errorf("sqldb: ping %s: %w", db.Dialect, err)
 	}
 	return db, nil
@@ -95,7 +96,7 @@ func OpenMigrated(ctx context.Context, dsn string, files fs.FS, dir string) (*DB
 		return nil, err
 	}
 	if err := db.Migrate(ctx, migrations); err != nil {
-		db.Close()
+		_ = db.Close() // the failed migration is the error to report
 		return nil, err
 	}
 	return db, nil
@@ -140,12 +141,19 @@ func (db *DB) Migrate(ctx context.Context, migrations fs.FS) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	// Close fails only on a conn closed already (by discard, below).
+	defer func() { _ = conn.Close() }()
 	if db.Dialect == Postgres {
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(727470)`); err != nil {
 			return fmt.Errorf("sqldb: migration lock: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(727470)`)
+		defer func() {
+			// A session that may still hold the lock must not go back to
+			// the pool: ending it releases the lock.
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(727470)`); err != nil {
+				discard(conn)
+			}
+		}()
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("sqldb: %w", err)

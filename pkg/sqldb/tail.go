@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// ErrStopping: the server is shutting down; the follower should resume
+// ErrStopping says the server is shutting down; the follower should resume
 // elsewhere from the last revision it saw.
 var ErrStopping = errors.New("server shutting down; resume from the last revision")
 

@@ -131,8 +131,12 @@ func Compare(rounds, n, workers int, baseline, candidate func(ctx context.Contex
 		}
 		return res, lat, err
 	}
-	Load(n, workers, baseline) // warm both paths up
-	Load(n, workers, candidate)
+	// Warm both paths up; one that fails here would fail every round.
+	for _, call := range []func(ctx context.Context) error{baseline, candidate} {
+		if _, err := Load(n, workers, call); err != nil {
+			return Comparison{}, err
+		}
+	}
 	var ratios, p99s, bOps, cOps []float64
 	var bLat, cLat []time.Duration
 	for r := range rounds {

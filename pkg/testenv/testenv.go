@@ -59,7 +59,9 @@ func Postgres(t testing.TB) string {
 			return
 		}
 		defer db.Close()
-		db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Logf("dropping test database %s: %v", name, err)
+		}
 	})
 	u, err := url.Parse(admin)
 	if err != nil {

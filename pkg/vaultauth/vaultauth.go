@@ -57,7 +57,7 @@ func (f *Flags) Validate() error {
 	case appRole && (f.RoleIDFile == "" || f.SecretIDFile == ""):
 		return errors.New("AppRole needs both -vault-role-id-file and -vault-secret-id-file")
 	case !appRole && f.TokenFile == "":
-		return errors.New("Vault login: give -vault-role-id-file and -vault-secret-id-file (AppRole), or -vault-token-file")
+		return errors.New("Vault login: give -vault-role-id-file and -vault-secret-id-file (AppRole), or -vault-token-file") //nolint:staticcheck // ST1005: Vault is a name
 	}
 	return nil
 }
@@ -157,7 +157,7 @@ func (f *Flags) Login(ctx context.Context, log *zap.Logger) (*Session, error) {
 			return nil, err
 		}
 		if sec == nil || sec.Auth == nil || sec.Auth.ClientToken == "" {
-			return nil, errors.New("Vault returned no token")
+			return nil, errors.New("Vault returned no token") //nolint:staticcheck // ST1005: Vault is a name
 		}
 		return sec, nil
 	}

@@ -131,7 +131,9 @@ func TestWrongCredentialsRefuseToStart(t *testing.T) {
 
 	f := creds.Flags("broker")
 	bad := filepath.Join(t.TempDir(), "secret-id")
-	os.WriteFile(bad, []byte("00000000-0000-0000-0000-000000000000\n"), 0o600)
+	if err := os.WriteFile(bad, []byte("00000000-0000-0000-0000-000000000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f.SecretIDFile = bad
 	_, err := f.Login(ctx, nil)
 	if err == nil || !strings.Contains(err.Error(), "AppRole at auth/approle login") || !strings.Contains(err.Error(), "-vault-secret-id-file") {
@@ -146,7 +148,9 @@ func TestWrongCredentialsRefuseToStart(t *testing.T) {
 		t.Errorf("missing role_id file: %v", err)
 	}
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte("hvs.not-a-token\n"), 0o600)
+	if err := os.WriteFile(tokenFile, []byte("hvs.not-a-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := (&vaultauth.Flags{Addr: v.Addr, TokenFile: tokenFile}).Login(ctx, nil); err == nil || !strings.Contains(err.Error(), "not accepted") {
 		t.Errorf("wrong token file: %v", err)
 	}
@@ -178,7 +182,9 @@ func TestTokenFileIsReread(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "token")
 	first := mint()
-	os.WriteFile(file, []byte(first+"\n"), 0o600)
+	if err := os.WriteFile(file, []byte(first+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s, err := (&vaultauth.Flags{Addr: v.Addr, TokenFile: file}).Login(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -194,9 +200,15 @@ func TestTokenFileIsReread(t *testing.T) {
 	}
 	// Vault Agent writes a new token and the old one goes away.
 	second := mint()
-	os.WriteFile(file+".new", []byte(second+"\n"), 0o600)
-	os.Rename(file+".new", file)
-	v.Root(t).Auth().Token().RevokeTree(first)
+	if err := os.WriteFile(file+".new", []byte(second+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".new", file); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Root(t).Auth().Token().RevokeTree(first); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := tr.SignPKCS1v15(ctx, "ghconnect-app-k", 0, digest[:]); err != nil {
 		t.Fatalf("after the token file changed: %v", err)
 	}

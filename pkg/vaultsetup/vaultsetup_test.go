@@ -226,7 +226,9 @@ func TestSetupTwice(t *testing.T) {
 		t.Errorf("secret_id file mode: %v", err)
 	}
 	// A secret_id that no longer logs in is replaced.
-	os.WriteFile(filepath.Join(dir, "broker-secret-id"), []byte("not-a-secret-id\n"), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "broker-secret-id"), []byte("not-a-secret-id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	third, err := vaultsetup.Run(context.Background(), opts)
 	if err != nil || !slices.Equal(third.NewSecretIDs, []string{"broker"}) {
 		t.Errorf("third run: %+v %v", third, err)

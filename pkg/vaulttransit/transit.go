@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"time"
@@ -36,7 +37,7 @@ const (
 	SecretsKey = "ghconnect-secrets"
 	// UserTokensKey encrypts the server users' GitHub.com user tokens and
 	// refresh tokens; only the broker may use it.
-	UserTokensKey = "ghconnect-user-tokens"
+	UserTokensKey = "ghconnect-user-tokens" //nolint:gosec // G101: a key's name in Vault, not a credential
 )
 
 // AppKeyName is the transit key holding the private key of connection
@@ -209,6 +210,11 @@ func (c *Client) ImportKeyVersion(ctx context.Context, name string, privatePEM [
 	return info.Latest, pub, nil
 }
 
+// MaxKeyVersion is the largest key version this package reads from
+// transit: the services keep versions as int32 (their protos), so every
+// version it returns converts to int32 without loss.
+const MaxKeyVersion = math.MaxInt32
+
 // KeyInfo is what transit reports of a key.
 type KeyInfo struct {
 	Latest     int
@@ -254,18 +260,32 @@ func (c *Client) Key(ctx context.Context, name string) (KeyInfo, error) {
 	return info, nil
 }
 
-// ErrKeyNotFound: the transit key does not exist.
+// ErrKeyNotFound is the answer for a transit key that does not exist.
 var ErrKeyNotFound = errors.New("vaulttransit: key not found")
 
+// jsonInt reads a key version number from transit's JSON: 0 to
+// MaxKeyVersion, anything else counts as absent (0, false), as a value of
+// the wrong type does.
 func jsonInt(v any) (int, bool) {
+	var i int64
 	switch n := v.(type) {
 	case json.Number:
-		i, err := n.Int64()
-		return int(i), err == nil
+		var err error
+		if i, err = n.Int64(); err != nil {
+			return 0, false
+		}
 	case float64:
-		return int(n), true
+		if n != math.Trunc(n) || n < 0 || n > MaxKeyVersion {
+			return 0, false
+		}
+		i = int64(n)
+	default:
+		return 0, false
 	}
-	return 0, false
+	if i < 0 || i > MaxKeyVersion {
+		return 0, false
+	}
+	return int(i), true
 }
 
 // RetireVersionsBelow stops signing with versions below v.
@@ -333,7 +353,7 @@ func ParseSignature(s string) (int, []byte, error) {
 		return 0, nil, errors.New("vaulttransit: signature is not in vault:vN:<base64url> form")
 	}
 	v, err := strconv.Atoi(m[1])
-	if err != nil || v < 1 {
+	if err != nil || v < 1 || v > MaxKeyVersion {
 		return 0, nil, errors.New("vaulttransit: bad key version in signature")
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(m[2])

@@ -10,6 +10,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,6 +64,11 @@ type Options struct {
 // the broker's 256 MiB memory limit (deploy/k8s).
 const DefaultCacheSize = 150000
 
+// MaxCacheSize is one more than the largest cache: its slots are
+// numbered by int32, and one more than its size may be taken while the
+// least recently used grant is evicted.
+const MaxCacheSize = math.MaxInt32 - 1
+
 // Broker issues and revokes tokens.
 type Broker struct {
 	opts   Options
@@ -94,6 +101,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.CacheSize < 0 || opts.CacheSize >= MaxCacheSize {
+		return nil, fmt.Errorf("broker: the cache size must be between 1 and %d", MaxCacheSize-1)
 	}
 	if opts.RefreshAhead == 0 {
 		opts.RefreshAhead = 10 * time.Minute

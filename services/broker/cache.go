@@ -66,8 +66,10 @@ func newGrant(token, repos string, reposH unique.Handle[string], conn, key strin
 		tail = key
 	}
 	g.text = token + repos + tail
-	g.tokenEnd, g.reposEnd = uint32(len(token)), uint32(len(token)+len(repos))
-	g.connEnd = g.reposEnd + uint32(len(conn))
+	// A token, one request's repositories and two ids: far below 4 GiB
+	// (gRPC refuses requests over 4 MiB; nothing here raises that).
+	g.tokenEnd, g.reposEnd = uint32(len(token)), uint32(len(token)+len(repos)) //nolint:gosec // G115: see above
+	g.connEnd = g.reposEnd + uint32(len(conn))                                 //nolint:gosec // G115: see above
 	return g
 }
 
@@ -253,8 +255,8 @@ type cache struct {
 	conns      map[string]int32 // connection → the slot of one of its grants
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, m: map[string]int32{}, conns: map[string]int32{}, head: noSlot, tail: noSlot}
+func newCache(size int) *cache {
+	return &cache{max: size, m: map[string]int32{}, conns: map[string]int32{}, head: noSlot, tail: noSlot}
 }
 
 func (c *cache) unlinkLRU(e *grant) {
@@ -342,7 +344,9 @@ func (c *cache) put(g *grant, now time.Time) []*grant {
 		g.slot, c.free = c.free[n-1], c.free[:n-1]
 		c.slots[g.slot] = g
 	} else {
-		g.slot = int32(len(c.slots))
+		// len(c.slots) <= max < MaxCacheSize: New and the flags refuse
+		// larger caches.
+		g.slot = int32(len(c.slots)) //nolint:gosec // G115: see above
 		c.slots = append(c.slots, g)
 	}
 	g.lastUsed = now.UnixNano()

@@ -48,7 +48,7 @@ func fillTokens(b *Broker, n int, lap func(i int)) {
 	}
 }
 
-func benchBroker(tb testing.TB) *Broker {
+func benchBroker(_ testing.TB) *Broker {
 	return &Broker{cache: newCache(DefaultCacheSize), issued: map[string]map[fingerprint]*grant{}, now: time.Now}
 }
 

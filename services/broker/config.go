@@ -81,8 +81,8 @@ func (c *Config) Validate() error {
 	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
 	}
-	if c.CacheSize < 1 {
-		errs = append(errs, errors.New("-cache-size must be positive"))
+	if c.CacheSize < 1 || c.CacheSize >= MaxCacheSize {
+		errs = append(errs, fmt.Errorf("-cache-size must be between 1 and %d", MaxCacheSize-1))
 	}
 	return errors.Join(errs...)
 }
@@ -121,14 +121,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	defer conn.Close()
+	defer logging.Close(logger, "the registry connection", conn)
 
 	var db *sqldb.DB
 	if cfg.DatabaseURL != "" {
 		if db, err = OpenDatabase(ctx, cfg.DatabaseURL); err != nil {
 			return err
 		}
-		defer db.Close()
+		defer logging.Close(logger, "the database", db)
 	}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
 	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})

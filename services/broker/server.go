@@ -229,22 +229,25 @@ func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.Revok
 	if p := s.b.opts.Policy.Callers[who]; p == nil || !p.Admin {
 		return nil, status.Error(codes.PermissionDenied, "caller \""+who+"\" may not revoke a connection's tokens")
 	}
+	// Counts of the cache's grants, which New bounds below MaxInt32.
 	revoked, failed := s.b.revokeConnection(ctx, req.GetConnectionId())
 	s.b.audit(ctx).Info("connection tokens revoked", auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
-	return &brokerv1.RevokeConnectionTokensResponse{Revoked: int32(revoked), Failed: int32(failed)}, nil
+	return &brokerv1.RevokeConnectionTokensResponse{Revoked: int32(revoked), Failed: int32(failed)}, nil //nolint:gosec // G115: see above
 }
 
 // GetSigningStatus implements the RPC.
-func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
+func (s *Server) GetSigningStatus(_ context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
 	c := s.b.conns.get(req.GetConnectionId())
 	if c == nil {
 		return nil, status.Error(codes.NotFound, "unknown connection")
 	}
 	st := s.b.up.signing(c.id)
-	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError,
-		PendingVersion: int32(c.pending), Notice: c.notice}
+	// Key versions: the registry's int32s (connections.go) and those
+	// vaulttransit read, at most its MaxKeyVersion (int32's maximum).
+	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError, //nolint:gosec // G115: see above
+		PendingVersion: int32(c.pending), Notice: c.notice} //nolint:gosec // G115: see above
 	for _, v := range c.versions {
-		resp.KeyVersions = append(resp.KeyVersions, int32(v))
+		resp.KeyVersions = append(resp.KeyVersions, int32(v)) //nolint:gosec // G115: see above
 	}
 	if !st.lastSign.IsZero() {
 		resp.LastSignTime = timestamppb.New(st.lastSign)

@@ -140,7 +140,7 @@ func (u *upstream) jwt(ctx context.Context, c *connInfo, fresh bool, version int
 		e := r.Val.(*jwtEntry)
 		return e.token, e.version, nil
 	case <-t.C:
-		return "", 0, &vaultError{errors.New("Vault transit did not sign in time")}
+		return "", 0, &vaultError{errors.New("Vault transit did not sign in time")} //nolint:staticcheck // ST1005: Vault is a name
 	case <-ctx.Done():
 		return "", 0, &vaultError{ctx.Err()}
 	}

@@ -196,7 +196,9 @@ func (u *users) complete(ctx context.Context, user, state, code string) (*userGr
 			// Leave nothing behind for the refused link; the grant itself
 			// may be the other user's (GitHub keeps one per App and
 			// account), so only this token goes.
-			u.revokeToken(context.WithoutCancel(ctx), clientID, secret, "token", ans.AccessToken)
+			if rerr := u.revokeToken(context.WithoutCancel(ctx), clientID, secret, "token", ans.AccessToken); rerr != nil {
+				logging.FromContext(ctx).Warn("revoking the token of a refused link; it expires on its own", zap.String("connection_id", c.id), zap.String("user", user), zap.Error(rerr))
+			}
 		}
 		return nil, err
 	}
@@ -313,7 +315,13 @@ func (u *users) fresh(ctx context.Context, c *connInfo, user, refused string) (*
 // refresh uses the grant's refresh token (which this replica claimed) and
 // stores the next generation.
 func (u *users) refresh(ctx context.Context, c *connInfo, g *userGrant) (*userToken, error) {
-	release := func() { u.store.releaseRefresh(context.WithoutCancel(ctx), g.connectionID, g.user, g.generation) }
+	release := func() {
+		// Unreleased, the claim still ends when it times out: another
+		// replica waits longer, nothing is lost.
+		if err := u.store.releaseRefresh(context.WithoutCancel(ctx), g.connectionID, g.user, g.generation); err != nil {
+			logging.FromContext(ctx).Warn("releasing a user grant's refresh claim", zap.String("connection_id", g.connectionID), zap.String("user", g.user), zap.Error(err))
+		}
+	}
 	clientID, secret, err := u.app(ctx, c)
 	if err != nil {
 		release()
@@ -349,7 +357,9 @@ func (u *users) refresh(ctx context.Context, c *connInfo, g *userGrant) (*userTo
 	if err := u.seal(ctx, c, &next, ans, now); err != nil {
 		// The old refresh token is spent: without storing the new one the
 		// grant cannot go on.
-		u.store.markReconnect(context.WithoutCancel(ctx), g.connectionID, g.user, g.generation)
+		if merr := u.store.markReconnect(context.WithoutCancel(ctx), g.connectionID, g.user, g.generation); merr != nil {
+			logging.FromContext(ctx).Warn("marking a user grant reconnect-needed", zap.String("connection_id", g.connectionID), zap.String("user", g.user), zap.Error(merr))
+		}
 		return nil, err
 	}
 	next.generation = g.generation + 1
@@ -410,7 +420,9 @@ func (u *users) revokeConnection(ctx context.Context, c *connInfo) {
 		if _, err := u.revoke(ctx, &active, p); err != nil {
 			log.Warn("revoking a user grant on disconnect; deleting it here", zap.String("connection_id", c.id), zap.String("user", p), zap.Error(err))
 			u.forget(c.id, p)
-			u.store.deleteGrant(ctx, c.id, p)
+			if err := u.store.deleteGrant(ctx, c.id, p); err != nil {
+				log.Warn("deleting a user grant on disconnect", zap.String("connection_id", c.id), zap.String("user", p), zap.Error(err))
+			}
 		}
 	}
 	if len(people) > 0 {
@@ -449,7 +461,9 @@ func (u *users) scoped(ctx context.Context, c *connInfo, t *userToken, repos []s
 		Token   string `json:"token"`
 		Message string `json:"message"`
 	}
-	json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	// A body that is not this JSON leaves out empty: refused below by its
+	// status or the token's prefix.
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
 	switch {
 	case resp.StatusCode == http.StatusUnprocessableEntity:
 		return nil, &scopeRefused{out.Message}

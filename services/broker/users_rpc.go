@@ -205,7 +205,7 @@ type userReply struct {
 
 func (t *userToken) response() *brokerv1.IssueUserTokenResponse {
 	r := new(userReply)
-	r.exp.Seconds, r.exp.Nanos = t.expires.Unix(), int32(t.expires.Nanosecond())
+	r.exp.Seconds, r.exp.Nanos = t.expires.Unix(), int32(t.expires.Nanosecond()) //nolint:gosec // G115: Nanosecond is below 1e9
 	r.res.Token, r.res.ExpireTime, r.res.GithubLogin, r.res.GithubId = t.token, &r.exp, t.login, t.id
 	return &r.res
 }

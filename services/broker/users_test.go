@@ -218,6 +218,9 @@ func dump(t *testing.T, e *brokertest.Env) string {
 			}
 			fmt.Fprintf(&b, "%s %v\n", table, vals)
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		rows.Close()
 	}
 	return b.String()

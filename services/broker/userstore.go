@@ -154,8 +154,9 @@ func (s *userStore) claimRefresh(ctx context.Context, conn, user string, generat
 
 // releaseRefresh gives up a claim without a new generation (GitHub.com
 // could not be asked).
-func (s *userStore) releaseRefresh(ctx context.Context, conn, user string, generation int64) {
-	s.db.ExecContext(ctx, `UPDATE user_grants SET refreshing_until = 0 WHERE connection_id = $1 AND server_user = $2 AND generation = $3`, conn, user, generation)
+func (s *userStore) releaseRefresh(ctx context.Context, conn, user string, generation int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE user_grants SET refreshing_until = 0 WHERE connection_id = $1 AND server_user = $2 AND generation = $3`, conn, user, generation)
+	return err
 }
 
 // storeRefresh stores the refreshed grant g, the claim of generation

@@ -149,13 +149,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer logging.Close(logger, "the database", store)
 	store.SetOutboxMax(cfg.OutboxMax)
 	conn, err := dialer.Dial(cfg.RegistryAddr, cfg.RegistryTokenFile)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	defer conn.Close()
+	defer logging.Close(logger, "the registry connection", conn)
 
 	gate := NewServer(store)
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
-		defer bconn.Close()
+		defer logging.Close(logger, "the broker connection", bconn)
 		searcher, err := NewSearcher(brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL)
 		if err != nil {
 			return err

@@ -11,6 +11,8 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/logging"
+	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -145,7 +147,9 @@ func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.Com
 		if errors.Is(err, ErrLinkTaken) {
 			// The broker keeps one account per connection too; a gate
 			// that disagrees leaves no grant behind.
-			b.RevokeUserGrant(context.WithoutCancel(ctx), &brokerv1.RevokeUserGrantRequest{ConnectionId: g.GetConnectionId(), User: g.GetUser()})
+			if _, rerr := b.RevokeUserGrant(context.WithoutCancel(ctx), &brokerv1.RevokeUserGrantRequest{ConnectionId: g.GetConnectionId(), User: g.GetUser()}); rerr != nil {
+				logging.FromContext(ctx).Warn("revoking the broker's grant of a refused link", zap.String("connection_id", g.GetConnectionId()), zap.String("user", g.GetUser()), zap.Error(rerr))
+			}
 		}
 		return nil, toStatus(ctx, err)
 	}
@@ -158,7 +162,7 @@ func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccou
 	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
 		return nil, err
 	}
-	facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
+	facts, err := s.store.userFactsOf(ctx, req.GetConnectionId(), []string{req.GetUser()})
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

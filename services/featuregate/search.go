@@ -95,7 +95,7 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	// GitHub.com token, so they are what that person may see there, and
 	// are further kept to repositories the connected account owns.
 	if setting.GetIncludePrivate() {
-		facts, err := s.store.UserFacts(ctx, req.GetConnectionId(), []string{req.GetUser()})
+		facts, err := s.store.userFactsOf(ctx, req.GetConnectionId(), []string{req.GetUser()})
 		if err != nil {
 			return nil, toStatus(ctx, err)
 		}
@@ -125,7 +125,7 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	if len(resp.Results) > size {
 		resp.Results = resp.Results[:size]
 	}
-	resp.TotalCount = int32(len(resp.Results))
+	resp.TotalCount = int32(len(resp.Results)) //nolint:gosec // G115: at most size, itself at most validate.MaxPageSize
 	return resp, nil
 }
 

@@ -112,7 +112,9 @@ func TestUnifiedSearch(t *testing.T) {
 	// vault-notes, eve has no access to it.
 	b.Emu.AddUser("mona-cloud")
 	b.Emu.AddUser("eve-cloud")
-	b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud")
+	if err := b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud"); err != nil {
+		t.Fatal(err)
+	}
 	mona := linkAccount(t, client, b.ConnID, "mona", "mona-cloud")
 	if mona.GithubLogin != "mona-cloud" || mona.GithubId <= 0 || mona.Status != featuregatev1.LinkStatus_LINK_STATUS_ACTIVE {
 		t.Fatalf("mona's link: %v", mona)
@@ -143,7 +145,9 @@ func TestUnifiedSearch(t *testing.T) {
 	}
 	// mona revokes the App on GitHub.com: her link needs reconnecting,
 	// and she still gets public results.
-	b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud")
+	if err := b.Emu.AddCollaborator("octo-org", "vault-notes", "mona-cloud"); err != nil {
+		t.Fatal(err)
+	}
 	app, _ := b.Emu.App(b.AppID)
 	b.Emu.RevokeGrant(app.ClientID, "mona-cloud")
 	resp, err := client.Search(cctx, &featuregatev1.SearchRequest{ConnectionId: b.ConnID, User: "mona", Query: "connect", Kind: featuregatev1.SearchKind_SEARCH_KIND_CODE})

@@ -146,7 +146,7 @@ func (s *Server) GetContributionsStatus(ctx context.Context, req *featuregatev1.
 
 // userStatus is a user's part of GetContributionsStatus.
 func (s *Server) userStatus(ctx context.Context, conn, user string, reason featuregatev1.Reason, up uploadsRecord) (*featuregatev1.UserContributionsStatus, error) {
-	facts, err := s.store.UserFacts(ctx, conn, []string{user})
+	facts, err := s.store.userFactsOf(ctx, conn, []string{user})
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, now: time.Now, outboxMax: DefaultOutboxMax}
-	s.view = newView(s.Feed, s.Changed)
+	s.view = newView(s.events, s.Changed)
 	return s, nil
 }
 
@@ -431,6 +431,9 @@ func unlinkAllTx(ctx context.Context, s *Store, tx *sql.Tx, id string) error {
 		users = append(users, u)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1`, id); err != nil {
 		return err
 	}
@@ -578,9 +581,9 @@ type userFacts struct {
 	optedIn map[string]map[featuregatev1.Feature]bool
 }
 
-// UserFacts loads links and consents of users on a connection in two
+// userFactsOf loads links and consents of users on a connection in two
 // queries, however many users.
-func (s *Store) UserFacts(ctx context.Context, id string, users []string) (userFacts, error) {
+func (s *Store) userFactsOf(ctx context.Context, id string, users []string) (userFacts, error) {
 	return userFactsQ(ctx, s.db, id, users)
 }
 
@@ -618,6 +621,9 @@ func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (
 		facts.links[l.User] = l
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return facts, err
+	}
 	rows, err = q.QueryContext(ctx, `SELECT user_login, feature FROM gate_consents WHERE connection_id = $1 AND opted_in = 1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
@@ -652,8 +658,8 @@ type feedEvent struct {
 	snapshot   *featuregatev1.WatchResponse
 }
 
-// Feed returns up to limit events after revision after, oldest first.
-func (s *Store) Feed(ctx context.Context, after int64, limit int) ([]feedEvent, error) {
+// events returns up to limit events after revision after, oldest first.
+func (s *Store) events(ctx context.Context, after int64, limit int) ([]feedEvent, error) {
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT revision, connection_id, action, detail, snapshot FROM gate_events WHERE revision > $1 ORDER BY revision LIMIT %d`, limit), after)
 	if err != nil {
 		return nil, err

@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer g.Close()
+	defer logging.Close(logger, "the gateway's upstreams", g)
 	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.TLSCert != "" {
 		files, err := auth.LoadTLSFiles(cfg.TLSCert, cfg.TLSKey, "")
 		if err != nil {
-			lis.Close()
+			_ = lis.Close() // the TLS files' error is the one to report
 			return err
 		}
 		defer files.Close()

@@ -106,13 +106,15 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		}
 		// No token on the connection: each REST call carries its caller's.
 		conn, err := dialer.Dial(r.addr, "")
+		// On the way out with an error, that error is the one to report:
+		// closing what was opened so far is cleanup.
 		if err != nil {
-			g.Close()
+			_ = g.Close()
 			return nil, fmt.Errorf("gateway: dial %s at %s: %w", r.name, r.addr, err)
 		}
 		if err := r.register(ctx, mux, conn); err != nil {
-			conn.Close()
-			g.Close()
+			_ = conn.Close()
+			_ = g.Close()
 			return nil, fmt.Errorf("gateway: %s handlers: %w", r.name, err)
 		}
 		g.upstreams = append(g.upstreams, upstream{name: r.name, conn: conn, service: r.service})
@@ -126,7 +128,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 			signedIn = registerPerson(featuregatev1.NewFeatureGateServiceClient(gate.conn), up.ServiceToken, logging.FromContext(ctx).With(zap.String("component", "me")))
 		}
 		if g.sso, err = newSSO(ctx, up.SSO, logging.FromContext(ctx).With(zap.String("component", "sso")), signedIn); err != nil {
-			g.Close()
+			_ = g.Close() // cleanup: the SSO error is the one to report
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
@@ -144,17 +146,17 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		root.Handle("/v1/", sso.withSession(refuse, limitBody(mux)))
 	} else {
 		root.Handle("/v1/", requireBearer(refuse, limitBody(mux)))
-		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, r *http.Request) {
+		root.HandleFunc("GET /auth/session", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"sso":false}` + "\n"))
 		})
 	}
-	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(gen.OpenAPI)
 	})
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", g.ready)
@@ -184,15 +186,22 @@ func (g *Gateway) upstream(name string) *upstream {
 	return nil
 }
 
-// Close closes the upstream connections and the sessions database.
-func (g *Gateway) Close() {
+// Close closes the upstream connections and the sessions database, all of
+// them whatever fails, and returns what failed.
+func (g *Gateway) Close() error {
+	var errs []error
 	for _, u := range g.upstreams {
-		u.conn.Close()
+		if err := u.conn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s connection: %w", u.name, err))
+		}
 	}
 	g.dialer.Close()
 	if g.sso != nil {
-		g.sso.close()
+		if err := g.sso.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sessions database: %w", err))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // ready answers 200 only when every upstream reports SERVING.

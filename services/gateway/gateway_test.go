@@ -67,7 +67,11 @@ func serve(t *testing.T, reg *registrytest.Env) (*registrytest.Env, *httptest.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(g.Close)
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	ts := httptest.NewServer(g)
 	t.Cleanup(ts.Close)
 	return reg, ts
@@ -287,7 +291,11 @@ func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(g.Close)
+		t.Cleanup(func() {
+			if err := g.Close(); err != nil {
+				t.Error(err)
+			}
+		})
 		ts := httptest.NewServer(g)
 		t.Cleanup(ts.Close)
 		return ts.URL

@@ -16,8 +16,8 @@ type perClientListener struct {
 	open map[string]int
 }
 
-func limitPerClient(l net.Listener, max int) net.Listener {
-	return &perClientListener{Listener: l, max: max, open: map[string]int{}}
+func limitPerClient(l net.Listener, perClient int) net.Listener {
+	return &perClientListener{Listener: l, max: perClient, open: map[string]int{}}
 }
 
 func clientOf(a net.Addr) string {
@@ -42,7 +42,8 @@ func (l *perClientListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if full {
-			c.Close()
+			// Refused: whatever closing says, the connection is gone.
+			_ = c.Close()
 			continue
 		}
 		return &countedConn{Conn: c, release: func() { l.release(who) }}, nil

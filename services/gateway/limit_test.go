@@ -40,7 +40,9 @@ func TestConnectionsPerClientAreCapped(t *testing.T) {
 	}
 	// The fourth is closed by the server at once, and never served.
 	extra := dial()
-	extra.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if err := extra.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("a fourth connection was kept open: %v", err)
 	}

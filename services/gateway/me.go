@@ -145,7 +145,9 @@ func (m *me) connected(w http.ResponseWriter, r *http.Request) (*registryv1.Conn
 
 func writeJSONBody(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	// v is always encodable: Encode fails only writing to a client that
+	// has gone.
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func protoJSON(v proto.Message) json.RawMessage {

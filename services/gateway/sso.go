@@ -252,7 +252,10 @@ func randomString() string {
 }
 
 func (h *ssoHandler) cookie(name, value, path string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())}
+	// Secure follows the gateway's scheme: false only when it serves plain
+	// HTTP (a public URL that is not https:, local development), where a
+	// Secure cookie would never be sent.
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge.Seconds())} //nolint:gosec // G124: see above
 	if maxAge < 0 {
 		c.MaxAge = -1
 	}
@@ -453,10 +456,12 @@ func (h *ssoHandler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(sessionView{SSO: true})
+		// A sessionView always encodes: Encode fails only writing to a
+		// client that has gone.
+		_ = json.NewEncoder(w).Encode(sessionView{SSO: true})
 		return
 	}
-	json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
+	_ = json.NewEncoder(w).Encode(sessionView{SSO: true, User: s.User, Login: s.Login, Roles: s.Roles, CSRFToken: s.CSRF, ExpiresAt: s.Expires.UTC().Format(time.RFC3339)})
 }
 
 // logout deletes the session's row: every replica reads it there, so

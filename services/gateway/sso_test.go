@@ -102,7 +102,11 @@ func startSSO(t *testing.T) *ssoSystem {
 	ln := listen(t)
 	s := newSSOSystem(t, testenv.SQLite(t), "http://"+ln.Addr().String())
 	g := s.gateway()
-	t.Cleanup(g.Close)
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: g}}
 	ts.Start()
 	t.Cleanup(ts.Close)

@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer logging.Close(logger, "the database", store)
 
 	api, err := url.Parse(strings.TrimSuffix(cfg.GitHubURL, "/") + "/")
 	if err != nil || api.Host == "" {
@@ -257,7 +257,7 @@ func newConnector(ctx context.Context, cfg Config, store *Store, gh GitHub) (*Co
 	var conns []*grpc.ClientConn
 	closeAll := func() {
 		for _, cc := range conns {
-			cc.Close()
+			logging.Close(logging.FromContext(ctx), "a connection to "+cc.Target(), cc)
 		}
 		dialer.Close()
 		stopVault()

@@ -75,7 +75,7 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions(), change(ctx))
+	resp, err := s.connector.StartAppManifest(ctx, conn, cb, req.GetPermissions())
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}

@@ -95,6 +95,6 @@ func (s *Server) checkRemovedFields(v *apierr.Violations, req *registryv1.Create
 }
 
 // GetServerDefaults implements the RPC.
-func (s *Server) GetServerDefaults(ctx context.Context, _ *registryv1.GetServerDefaultsRequest) (*registryv1.GetServerDefaultsResponse, error) {
+func (s *Server) GetServerDefaults(_ context.Context, _ *registryv1.GetServerDefaultsRequest) (*registryv1.GetServerDefaultsResponse, error) {
 	return &registryv1.GetServerDefaultsResponse{ServerHostname: s.defaults.Hostname, ServerVersion: s.defaults.Version, License: s.defaultLicense}, nil
 }

@@ -70,7 +70,7 @@ func hashState(s string) string {
 }
 
 // StartAppManifest returns the manifest to post and where.
-func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string, ch Change) (*registryv1.StartAppManifestResponse, error) {
+func (c *Connector) StartAppManifest(ctx context.Context, conn *registryv1.Connection, callback *url.URL, perms map[string]string) (*registryv1.StartAppManifestResponse, error) {
 	if len(perms) == 0 {
 		perms = AppPermissions
 	}
@@ -283,7 +283,9 @@ func (c *Connector) ConnectExistingApp(ctx context.Context, conn *registryv1.Con
 	}
 	fail := func(err error) (*registryv1.Connection, error) {
 		// Leave no key behind for an App we did not connect.
-		c.Transit.DeleteKey(context.WithoutCancel(ctx), key)
+		if derr := c.Transit.DeleteKey(context.WithoutCancel(ctx), key); derr != nil {
+			logging.FromContext(ctx).Warn("deleting the key of an App not connected", zap.String("key", key), zap.Error(derr))
+		}
 		return nil, err
 	}
 	jwt, err := c.appJWT(ctx, appID, key, 0)
@@ -339,7 +341,7 @@ func (c *Connector) RotateAppKey(ctx context.Context, conn *registryv1.Connectio
 	if err := c.call(ctx, jwt, http.MethodGet, "app", &app); err != nil || app.ID != conn.App.GetAppId() {
 		return nil, refusef("GitHub.com does not accept the new key (version %d): use a key generated in the App's settings on GitHub.com", version)
 	}
-	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch)
+	out, err := c.take(ctx, conn.Id, "", rotateAppKey(int32(version)), ch) //nolint:gosec // G115: at most vaulttransit.MaxKeyVersion
 	if err != nil {
 		return nil, err
 	}

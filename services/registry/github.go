@@ -20,10 +20,10 @@ import (
 // the rest of the registry tests with errors.Is.
 
 var (
-	// ErrGitHubNotFound: GitHub.com answered 404 (no such code, App or
+	// ErrGitHubNotFound is GitHub.com's 404 (no such code, App or
 	// installation, or none the caller may see).
 	ErrGitHubNotFound = errors.New("not found on GitHub.com")
-	// ErrGitHubRefused: GitHub.com refused the request with a 4xx answer
+	// ErrGitHubRefused is GitHub.com refusing the request with a 4xx answer
 	// (ErrGitHubNotFound is one); sent again unchanged it fails again. A
 	// rate limit, a 5xx or no answer at all is not a refusal.
 	ErrGitHubRefused = errors.New("refused by GitHub.com")

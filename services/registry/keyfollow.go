@@ -61,13 +61,13 @@ func (c *Connector) followKey(ctx context.Context, conn *registryv1.Connection) 
 			if len(kept) > 0 {
 				reason += fmt.Sprintf("; version %d stays as the fallback until it is retired in Vault (min_encryption_version)", kept[len(kept)-1])
 			}
-			return c.updateKey(ctx, conn.Id, keyVersionAdopted(append(kept, int32(info.Latest))), reason)
+			return c.updateKey(ctx, conn.Id, keyVersionAdopted(append(kept, int32(info.Latest))), reason) //nolint:gosec // G115: at most vaulttransit.MaxKeyVersion
 		}
 		if int(tk.PendingVersion) == info.Latest {
 			return nil // still waiting, as the record says
 		}
 		notice := fmt.Sprintf("key version %d is in Vault but GitHub.com does not accept it yet: GitHub.com accepts only keys it generated for this App, so import the key generated in the App's settings; version %d keeps signing", info.Latest, newest)
-		return c.updateKey(ctx, conn.Id, keyVersionPending(int32(info.Latest), notice), notice)
+		return c.updateKey(ctx, conn.Id, keyVersionPending(int32(info.Latest), notice), notice) //nolint:gosec // G115: at most vaulttransit.MaxKeyVersion
 	case len(kept) < len(tk.Versions) && len(kept) > 0:
 		reason := fmt.Sprintf("key versions below %d were retired in Vault", info.MinVersion)
 		return c.updateKey(ctx, conn.Id, keyVersionsRetired(kept), reason)

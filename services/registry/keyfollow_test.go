@@ -27,7 +27,9 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.emu.Install(appID, "octo-org", nil, nil)
+	if _, err := e.emu.Install(appID, "octo-org", nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	conn := e.create(t)
 	if _, err := e.Client.ConnectExistingApp(e.Ctx(t, "alice"), &registryv1.ConnectExistingAppRequest{Id: conn.Id, AppId: appID,
 		PrivateKeyPem: string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))}); err != nil {

@@ -29,6 +29,7 @@ const leaderRetry = 300 * time.Millisecond
 
 // replica is one registry.Run, as a replica would run it.
 type replica struct {
+	t       testing.TB
 	name    string
 	metrics string
 	cancel  context.CancelFunc
@@ -48,7 +49,7 @@ func runReplica(t *testing.T, name string, cfg registry.Config) *replica {
 	t.Helper()
 	cfg.GRPCAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{name: name, metrics: "http://" + cfg.HTTPAddr + "/metrics", cancel: cancel, done: make(chan error, 1)}
+	r := &replica{t: t, name: name, metrics: "http://" + cfg.HTTPAddr + "/metrics", cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- registry.Run(ctx, cfg) }()
 	t.Cleanup(r.stop)
 	deadline := time.Now().Add(20 * time.Second)
@@ -78,7 +79,9 @@ func (r *replica) stop() {
 	}
 	r.cancel()
 	r.cancel = nil
-	<-r.done
+	if err := <-r.done; err != nil {
+		r.t.Logf("%s stopped: %v", r.name, err)
+	}
 }
 
 // metric reads one sample from the replica's /metrics (0 when absent).
@@ -200,8 +203,13 @@ func TestOneReplicaReconciles(t *testing.T) {
 	var pids []int
 	for rows.Next() {
 		var pid int
-		rows.Scan(&pid)
+		if err := rows.Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
 		pids = append(pids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	rows.Close()
 	if len(pids) != 2 {

@@ -285,24 +285,6 @@ func (s *Server) ListConnections(ctx context.Context, req *registryv1.ListConnec
 	return &registryv1.ListConnectionsResponse{Connections: cs, NextPageToken: next}, nil
 }
 
-// transition makes one lifecycle move: validate, then let the store make
-// it under its optimistic lock.
-func (s *Server) transition(ctx context.Context, v *apierr.Violations, id, etag string, m Move, ch Change) (*registryv1.Connection, error) {
-	checkID(v, "id", id)
-	if len(etag) > 32 {
-		v.Add("etag", "must be at most 32 characters")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	c, err := s.store.Update(ctx, id, etag, m, ch)
-	if err != nil {
-		return nil, toStatus(ctx, err)
-	}
-	logging.FromContext(ctx).Info("connection changed", zap.String("connection_id", id), zap.String("action", m.Action()), zap.String("state", stateName(c.State)))
-	return c, nil
-}
-
 // ListConnectionHistory implements the RPC.
 func (s *Server) ListConnectionHistory(ctx context.Context, req *registryv1.ListConnectionHistoryRequest) (*registryv1.ListConnectionHistoryResponse, error) {
 	var v apierr.Violations

@@ -474,7 +474,7 @@ func (s *Store) ResumeChange(ctx context.Context, id, actor string) (Change, err
 	return ch, nil
 }
 
-// ErrBadState: a redirect state that is unknown, used, expired or of
+// ErrBadState is a redirect state that is unknown, used, expired or of
 // another step.
 var ErrBadState = errors.New("the state is unknown, already used or expired; start again")
 

@@ -43,17 +43,17 @@ type Transport struct {
 const freshWindow = 5 * time.Second
 
 func (t *Transport) current(ctx context.Context) (string, time.Time, error) {
-	min := t.MinLifetime
-	if min == 0 {
-		min = 5 * time.Minute
+	least := t.MinLifetime
+	if least == 0 {
+		least = 5 * time.Minute
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.token != "" && time.Until(t.expires) > min {
+	if t.token != "" && time.Until(t.expires) > least {
 		return t.token, t.got, nil
 	}
 	req := proto.Clone(t.Request).(*brokerv1.IssueTokenRequest)
-	req.MinLifetime = durationpb.New(min)
+	req.MinLifetime = durationpb.New(least)
 	resp, err := t.Broker.IssueToken(ctx, req)
 	if err != nil {
 		return "", time.Time{}, err

@@ -125,7 +125,7 @@ type Options struct {
 // callback URLs.
 const UserCallback = "https://ghes.example.com/connect/user/callback"
 
-// start brings up the real parts: vaultdev (a process), the GitHub
+// Start brings up the real parts: vaultdev (a process), the GitHub
 // emulator in contract mode, the registry on SQLite, and the broker on a
 // loopback gRPC port, with an App whose key lives only in Vault.
 func Start(t testing.TB, o Options) *Env {
@@ -252,4 +252,4 @@ func (e *Env) Issue(t testing.TB, who string, req *brokerv1.IssueTokenRequest) (
 }
 
 // AccessTokens is the emulator's route of token exchanges.
-const AccessTokens = "POST /app/installations/{installation_id}/access_tokens"
+const AccessTokens = "POST /app/installations/{installation_id}/access_tokens" //nolint:gosec // G101: a route, not a credential

@@ -46,5 +46,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
-	p.Close()
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
 }

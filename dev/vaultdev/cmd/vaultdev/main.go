@@ -44,7 +44,7 @@ func realMain(ctx context.Context) error {
 		return err
 	}
 	if err := srv.Start(*addr); err != nil {
-		srv.Close()
+		_ = srv.Close() // the failed start is the error to report
 		return err
 	}
 	// The two lines on stdout: tests and scripts read them.

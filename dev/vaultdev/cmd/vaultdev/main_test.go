@@ -9,9 +9,13 @@ import (
 func TestRootToken(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "root-token")
-	os.WriteFile(file, []byte("from-file-91b2\n"), 0o600)
+	if err := os.WriteFile(file, []byte("from-file-91b2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	empty := filepath.Join(dir, "empty")
-	os.WriteFile(empty, []byte("\n"), 0o600)
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		flag, file, want string
 		fails            bool

@@ -101,10 +101,10 @@ func rotateInVault(ctx context.Context, c *client, operator *vaultauth.Flags, id
 		}
 		tk = one.Connection.TransitKey
 		switch {
-		case slices.Contains(tk.Versions, int32(version)):
+		case slices.ContainsFunc(tk.Versions, func(v int32) bool { return int(v) == version }):
 			fmt.Fprintf(stdout, "version %d signs now (versions in use: %v); retire older versions in Vault once GitHub.com no longer needs them\n", version, tk.Versions)
 			return nil
-		case tk.PendingVersion == int32(version):
+		case int(tk.PendingVersion) == version:
 			fmt.Fprintf(stdout, "%s\n", tk.Notice)
 			return nil
 		case time.Now().After(deadline):

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,17 +40,20 @@ func realMain(_ context.Context) error {
 	if *keyPath == "" {
 		return errors.New("-issuer-key is required")
 	}
+	if *seats < 1 || *seats > math.MaxInt32 {
+		return fmt.Errorf("-seats must be between 1 and %d", math.MaxInt32)
+	}
 	key, err := loadOrCreateKey(*keyPath)
 	if err != nil {
 		return err
 	}
 	if *issuersOut != "" {
 		pub := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
-		if err := os.WriteFile(*issuersOut, []byte("# ghconnect license issuer (development)\n"+pub+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(*issuersOut, []byte("# ghconnect license issuer (development)\n"+pub+"\n"), 0o644); err != nil { //nolint:gosec // G306: a public key, for the registry's user to read
 			return err
 		}
 	}
-	lic, err := registry.MintLicense(key, *customer, int32(*seats), time.Now(), *validFor)
+	lic, err := registry.MintLicense(key, *customer, int32(*seats), time.Now(), *validFor) //nolint:gosec // G115: checked above
 	if err != nil {
 		return err
 	}
