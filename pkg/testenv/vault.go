@@ -98,7 +98,7 @@ func cachedVaultdev() (string, error) {
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +106,8 @@ func cachedVaultdev() (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	// Closing the file (deferred above) releases the lock too.
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil // another test binary built it while this one waited
 	}
@@ -115,7 +116,7 @@ func cachedVaultdev() (string, error) {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp) // a failed build leaves at most a partial file
 		return "", &buildError{err: err, out: string(out)}
 	}
 	if err := os.Rename(tmp, bin); err != nil {
@@ -125,7 +126,7 @@ func cachedVaultdev() (string, error) {
 	if old, err := filepath.Glob(filepath.Join(dir, "[0-9a-f]*")); err == nil {
 		for _, o := range old {
 			if o != bin && !strings.Contains(filepath.Base(o), ".tmp-") {
-				os.Remove(o)
+				_ = os.Remove(o) // a stale build: another test binary may hold it still
 			}
 		}
 	}

@@ -48,7 +48,7 @@ func (s *Server) RegisterUsers(ctx context.Context, req *featuregatev1.RegisterU
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &featuregatev1.RegisterUsersResponse{Added: int32(added)}, nil
+	return &featuregatev1.RegisterUsersResponse{Added: int32(added)}, nil //nolint:gosec // G115: at most the batch, 10,000
 }
 
 // RegisterUsers records server users; it returns how many were new.
