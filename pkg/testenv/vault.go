@@ -95,6 +95,7 @@ func cachedVaultdev() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:20])
+	defer pruneVaultdevs(dir, bin)
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
@@ -122,15 +123,24 @@ func cachedVaultdev() (string, error) {
 	if err := os.Rename(tmp, bin); err != nil {
 		return "", err
 	}
-	// Builds of other sources are of no more use.
-	if old, err := filepath.Glob(filepath.Join(dir, "[0-9a-f]*")); err == nil {
-		for _, o := range old {
-			if o != bin && !strings.Contains(filepath.Base(o), ".tmp-") {
-				_ = os.Remove(o) // a stale build: another test binary may hold it still
-			}
+	return bin, nil
+}
+
+// pruneVaultdevs marks bin used now and removes the builds nobody used
+// for a week. Builds of other sources stay meanwhile: another checkout
+// (a worktree, an older branch) may be testing with one at this moment.
+func pruneVaultdevs(dir, bin string) {
+	now := time.Now()
+	_ = os.Chtimes(bin, now, now) // only the pruning below reads it
+	builds, err := filepath.Glob(filepath.Join(dir, "[0-9a-f]*"))
+	if err != nil {
+		return
+	}
+	for _, b := range builds {
+		if st, err := os.Stat(b); err == nil && b != bin && now.Sub(st.ModTime()) > 7*24*time.Hour {
+			_ = os.Remove(b) // unused for a week
 		}
 	}
-	return bin, nil
 }
 
 // Vault starts vaultdev as a process on a loopback port, with its data in
