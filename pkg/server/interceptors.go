@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -22,8 +22,6 @@ import (
 
 // RequestIDHeader carries a request id in and out of every call.
 const RequestIDHeader = "x-request-id"
-
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func recoverUnary(l *zap.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -53,7 +51,7 @@ func recoverStream(l *zap.Logger) grpc.StreamServerInterceptor {
 // and a logger carrying it, built only if the call logs (logging.WithCall).
 func requestContext(ctx context.Context, base *zap.Logger, method string) context.Context {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && validate.RequestID(v[0]) == nil {
 		id = v[0]
 	} else {
 		var b [8]byte

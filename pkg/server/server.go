@@ -110,6 +110,12 @@ func New(opts Options) *Server {
 		unary = append(unary, auth.UnaryAuthorize(opts.Guard, opts.Public))
 		stream = append(stream, auth.StreamAuthorize(opts.Guard, opts.Public))
 	}
+	// Requests are checked against their .proto rules once the caller is
+	// known and allowed: a stranger learns nothing of what a valid request
+	// looks like.
+	rules := newRequestRules()
+	unary = append(unary, rules.unary)
+	stream = append(stream, rules.stream)
 	// Recovery again innermost, so a handler's panic reaches logging and
 	// metrics as the Internal error the caller gets; the outer one guards the
 	// interceptors themselves.

@@ -102,12 +102,18 @@ func ServerVersion(s string) error {
 	return nil
 }
 
-var requestID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// RequestIDPattern is a request id's: an x-request-id header's and a
+// request's idempotency key (request_id), whose rule is
+// ghconnect.rules.v1.request_id in the protos (its test holds the two the
+// same).
+const RequestIDPattern = `^[A-Za-z0-9._-]{1,64}$`
 
-// RequestID checks idempotency keys: 1 to 64 of [A-Za-z0-9_-].
+var requestID = regexp.MustCompile(RequestIDPattern)
+
+// RequestID checks a request id: 1 to 64 of [A-Za-z0-9._-].
 func RequestID(s string) error {
 	if !requestID.MatchString(s) {
-		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
+		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ or -")
 	}
 	return nil
 }

@@ -11,6 +11,8 @@
 package brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/ghconnect/ghconnect/gen/ghconnect/rules/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1332,7 +1334,7 @@ var File_ghconnect_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
+	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1eghconnect/rules/v1/rules.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
 	"\tUserGrant\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
@@ -1341,28 +1343,34 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.broker.v1.UserGrantStatusR\x06status\x129\n" +
 	"\n" +
 	"grant_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantTime\x12J\n" +
-	"\x13refresh_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"{\n" +
-	"\x1dStartUserAuthorizationRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
-	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\"\x98\x01\n" +
+	"\x13refresh_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"\xe6\x01\n" +
+	"\x1dStartUserAuthorizationRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12v\n" +
+	"\fredirect_uri\x18\x03 \x01(\tBS\xbaHP\xba\x01F\n" +
+	"\x15redirect_uri.fragment\x12\x18must not have a fragment\x1a\x13!this.contains('#')r\x05\x80\xb8,\x80\x04R\vredirectUri\"\x98\x01\n" +
 	"\x1eStartUserAuthorizationResponse\x12#\n" +
 	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"`\n" +
-	" CompleteUserAuthorizationRequest\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"Y\n" +
+	"expireTime\"\xb5\x02\n" +
+	" CompleteUserAuthorizationRequest\x12\x1d\n" +
+	"\x04user\x18\x01 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12\x80\x01\n" +
+	"\x05state\x18\x02 \x01(\tBj\xbaHg\xba\x01d\n" +
+	"\x05state\x12&must be the state GitHub.com sent back\x1a3size(bytes(this)) >= 20 && size(bytes(this)) <= 128R\x05state\x12o\n" +
+	"\x04code\x18\x03 \x01(\tB[\xbaHX\xba\x01U\n" +
+	"\x04code\x12%must be the code GitHub.com sent back\x1a&this != '' && size(bytes(this)) <= 256R\x04code\"Y\n" +
 	"!CompleteUserAuthorizationResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\xc5\x02\n" +
-	"\x15IssueUserTokenRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x120\n" +
-	"\x14refused_token_sha256\x18\x03 \x01(\tR\x12refusedTokenSha256\x12\"\n" +
-	"\frepositories\x18\x04 \x03(\tR\frepositories\x12]\n" +
-	"\vpermissions\x18\x05 \x03(\v2;.ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\x93\x04\n" +
+	"\x15IssueUserTokenRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12\x8d\x01\n" +
+	"\x14refused_token_sha256\x18\x03 \x01(\tB[\xbaHX\xba\x01R\n" +
+	"\x06sha256\x12(must be a SHA-256 in hex (64 characters)\x1a\x1ethis.matches('^[0-9a-f]{64}$')\xd8\x01\x01R\x12refusedTokenSha256\x12p\n" +
+	"\frepositories\x18\x04 \x03(\tBL\xbaHI\xba\x01;\n" +
+	"\frepositories\x12\x18at most 500 repositories\x1a\x11size(this) <= 500\x92\x01\b\"\x06r\x04\xf8\xb7,\x01R\frepositories\x12i\n" +
+	"\vpermissions\x18\x05 \x03(\v2;.ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntryB\n" +
+	"\xbaH\a\x9a\x01\x04\xe8\xbd,\x01R\vpermissions\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xab\x01\n" +
@@ -1371,31 +1379,34 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12!\n" +
 	"\fgithub_login\x18\x03 \x01(\tR\vgithubLogin\x12\x1b\n" +
-	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"N\n" +
-	"\x13GetUserGrantRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"L\n" +
+	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"d\n" +
+	"\x13GetUserGrantRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"L\n" +
 	"\x14GetUserGrantResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"Q\n" +
-	"\x16RevokeUserGrantRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"3\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"g\n" +
+	"\x16RevokeUserGrantRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"3\n" +
 	"\x17RevokeUserGrantResponse\x12\x18\n" +
 	"\arevoked\x18\x01 \x01(\bR\arevoked\"9\n" +
 	"\n" +
 	"Repository\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
-	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\xfa\x02\n" +
-	"\x11IssueTokenRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\"\n" +
-	"\frepositories\x18\x02 \x03(\tR\frepositories\x12%\n" +
-	"\x0erepository_ids\x18\x03 \x03(\x03R\rrepositoryIds\x12Y\n" +
-	"\vpermissions\x18\x04 \x03(\v27.ghconnect.broker.v1.IssueTokenRequest.PermissionsEntryR\vpermissions\x12<\n" +
-	"\fmin_lifetime\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vminLifetime\x12\x1c\n" +
+	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\x81\x05\n" +
+	"\x11IssueTokenRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x122\n" +
+	"\frepositories\x18\x02 \x03(\tB\x0e\xbaH\v\x92\x01\b\"\x06r\x04\xf8\xb7,\x01R\frepositories\x123\n" +
+	"\x0erepository_ids\x18\x03 \x03(\x03B\f\xbaH\t\x92\x01\x06\"\x04\"\x02 \x00R\rrepositoryIds\x12e\n" +
+	"\vpermissions\x18\x04 \x03(\v27.ghconnect.broker.v1.IssueTokenRequest.PermissionsEntryB\n" +
+	"\xbaH\a\x9a\x01\x04\xe8\xbd,\x01R\vpermissions\x12\xa2\x01\n" +
+	"\fmin_lifetime\x18\x05 \x01(\v2\x19.google.protobuf.DurationBd\xbaHa\xba\x01^\n" +
+	"\fmin_lifetime\x12\x1bmust be between 0 and 55m0s\x1a1this >= duration('0s') && this <= duration('55m')R\vminLifetime\x12\x1c\n" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:i\xbaHf\x1ad\n" +
+	"\frepositories\x12\x18at most 500 repositories\x1a:size(this.repositories) + size(this.repository_ids) <= 500\"\x99\x03\n" +
 	"\x12IssueTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1406,17 +1417,18 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
-	"\x12RevokeTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x15\n" +
-	"\x13RevokeTokenResponse\"D\n" +
-	"\x1dRevokeConnectionTokensRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"R\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
+	"\x12RevokeTokenRequest\x12h\n" +
+	"\x05token\x18\x01 \x01(\tBR\xbaHO\xba\x01L\n" +
+	"\x05token\x12\x1bmust be 1 to 255 characters\x1a&this != '' && size(bytes(this)) <= 255R\x05token\"\x15\n" +
+	"\x13RevokeTokenResponse\"O\n" +
+	"\x1dRevokeConnectionTokensRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"R\n" +
 	"\x1eRevokeConnectionTokensResponse\x12\x18\n" +
 	"\arevoked\x18\x01 \x01(\x05R\arevoked\x12\x16\n" +
-	"\x06failed\x18\x02 \x01(\x05R\x06failed\">\n" +
-	"\x17GetSigningStatusRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\xce\x02\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"I\n" +
+	"\x17GetSigningStatusRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"\xce\x02\n" +
 	"\x18GetSigningStatusResponse\x12#\n" +
 	"\rtransit_mount\x18\x01 \x01(\tR\ftransitMount\x12\x1f\n" +
 	"\vtransit_key\x18\x02 \x01(\tR\n" +

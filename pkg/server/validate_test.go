@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// violations renders an error's field violations as "field: description".
+func violations(err error) []string {
+	var out []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out = append(out, v.GetField()+": "+v.GetDescription())
+			}
+		}
+	}
+	return out
+}
+
+// The rules the protos declare answer in apierr's shape: the field's path
+// as "counts[1].user", a message-level rule under the field its id names.
+func TestRequestRules(t *testing.T) {
+	rules := newRequestRules()
+	ctx := context.Background()
+	login := "must be a server login: 1 to 100 letters, digits, _ . -, starting with a letter or digit"
+	for name, tc := range map[string]struct {
+		req  proto.Message
+		want []string
+	}{
+		"valid":    {&registryv1.GetConnectionRequest{Id: "c1"}, nil},
+		"empty id": {&registryv1.GetConnectionRequest{}, []string{"id: must not be empty"}},
+		"long id":  {&registryv1.GetConnectionRequest{Id: strings.Repeat("x", 65)}, []string{"id: must be at most 64 characters"}},
+		"nested": {&featuregatev1.ReportContributionsRequest{ConnectionId: "c1", Counts: []*featuregatev1.ContributionCount{
+			{User: "mona", Day: "2026-01-01"}, {User: "a b", Day: "2026-01-01", Count: -1},
+		}}, []string{"counts[1].user: " + login, "counts[1].count: must not be negative"}},
+		"required": {&registryv1.CreateConnectionRequest{RequestId: "r.1"}, []string{"account: is required"}},
+		"request id": {&registryv1.CreateConnectionRequest{RequestId: "r 1", Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION}},
+			[]string{"request_id: must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ or -"}},
+		"message rule": {&brokerv1.IssueTokenRequest{ConnectionId: "c1", Repositories: make([]string, 300), RepositoryIds: make([]int64, 201)}, nil},
+		"nested message rule": {&featuregatev1.UpdateSettingsRequest{ConnectionId: "c1", Features: []*featuregatev1.FeatureSetting{
+			{Feature: featuregatev1.Feature_FEATURE_DEPENDABOT_ALERTS, IncludePrivate: true},
+		}}, []string{"features[0].include_private: include_private applies to unified_search only"}},
+		"map rule": {&brokerv1.IssueTokenRequest{ConnectionId: "c1", Permissions: map[string]string{"contents": "all"}},
+			[]string{"permissions: must map permission names (lower-case letters and _) to read, write or admin"}},
+	} {
+		err := rules.check(ctx, tc.req)
+		if name == "message rule" {
+			// Empty names break repo_name too; only the count is looked at.
+			if got := violations(err); len(got) == 0 || got[0] != "repositories: at most 500 repositories" {
+				t.Errorf("%s: %v", name, got)
+			}
+			continue
+		}
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+		if diff := cmp.Diff(tc.want, violations(err)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
