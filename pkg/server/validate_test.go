@@ -8,6 +8,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -73,6 +74,31 @@ func TestRequestRules(t *testing.T) {
 		}
 		if diff := cmp.Diff(tc.want, violations(err)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+// The Go checks that stay for what no request carries (a signed-in
+// person's login, a policy's repositories, the x-request-id header) take
+// what the protos' rules take.
+func TestGoChecksAgreeWithRules(t *testing.T) {
+	rules := newRequestRules()
+	ctx := context.Background()
+	inputs := []string{"", "a", "mona", "Mona.Lisa_2-x", "-mona", ".mona", "_x", "a b", "a/b", "é", ".", "..", "a..b", "x.", "ok-",
+		strings.Repeat("a", 64), strings.Repeat("a", 65), strings.Repeat("a", 100), strings.Repeat("a", 101)}
+	for _, in := range inputs {
+		for _, c := range []struct {
+			name string
+			goOK bool
+			req  proto.Message
+		}{
+			{"ServerLogin", validate.ServerLogin(in) == nil, &featuregatev1.GetAccountLinkRequest{ConnectionId: "c", User: in}},
+			{"RepoName", validate.RepoName(in) == nil, &brokerv1.IssueTokenRequest{ConnectionId: "c", Repositories: []string{in}}},
+			{"RequestID", validate.RequestID(in) == nil, &registryv1.CreateConnectionRequest{RequestId: in, Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION}}},
+		} {
+			if ruleOK := rules.check(ctx, c.req) == nil; ruleOK != c.goOK {
+				t.Errorf("%s(%q): Go says %v, the rule %v", c.name, in, c.goOK, ruleOK)
+			}
 		}
 	}
 }

@@ -1,5 +1,9 @@
-// Package validate holds the input rules shared by the services: hostnames,
-// GitHub logins, versions, request and connection ids, and page sizes. Each
+// Package validate holds the input checks of what no request message
+// carries (configuration, a signed-in person's login, headers) and those
+// no proto rule can say (a login by its account's kind): hostnames, GitHub
+// logins, versions, request ids, and page sizes. A request's own fields
+// are checked by the rules in its .proto (pkg/server's interceptor); where
+// both check the same thing, pkg/server's tests hold them the same. Each
 // function returns an error whose text is safe to show the caller.
 package validate
 
@@ -114,18 +118,6 @@ var requestID = regexp.MustCompile(RequestIDPattern)
 func RequestID(s string) error {
 	if !requestID.MatchString(s) {
 		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ or -")
-	}
-	return nil
-}
-
-// ConnectionID checks a connection id: 1 to 64 characters (the registry
-// makes them; the other services only pass them on).
-func ConnectionID(s string) error {
-	switch {
-	case s == "":
-		return errors.New("must not be empty")
-	case len(s) > 64:
-		return errors.New("must be at most 64 characters")
 	}
 	return nil
 }
