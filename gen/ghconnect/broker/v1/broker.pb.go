@@ -822,8 +822,9 @@ func (x *Repository) GetFullName() string {
 type IssueTokenRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// repositories by name (without owner); with repository_ids, the union.
-	// Both empty: every repository the installation has.
+	// repositories by name (without owner); with repository_ids, the union,
+	// at most 500 (checked by the broker). Both empty: every repository the
+	// installation has.
 	Repositories  []string `protobuf:"bytes,2,rep,name=repositories,proto3" json:"repositories,omitempty"`
 	RepositoryIds []int64  `protobuf:"varint,3,rep,packed,name=repository_ids,json=repositoryIds,proto3" json:"repository_ids,omitempty"`
 	// permissions maps a GitHub App permission (for example "contents") to
@@ -1393,7 +1394,7 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
 	"Repository\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
-	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\x81\x05\n" +
+	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\x96\x04\n" +
 	"\x11IssueTokenRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x122\n" +
 	"\frepositories\x18\x02 \x03(\tB\x0e\xbaH\v\x92\x01\b\"\x06r\x04\xf8\xb7,\x01R\frepositories\x123\n" +
@@ -1405,8 +1406,7 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:i\xbaHf\x1ad\n" +
-	"\frepositories\x12\x18at most 500 repositories\x1a:size(this.repositories) + size(this.repository_ids) <= 500\"\x99\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x03\n" +
 	"\x12IssueTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
