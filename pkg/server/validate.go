@@ -16,6 +16,8 @@ import (
 // handler sees only requests that keep them, and a caller that breaks one
 // gets INVALID_ARGUMENT with a BadRequest field violation per broken rule,
 // in pkg/apierr's shape ("counts[3].user": "must be a server login ...").
+// The rules are all on fields: a rule on a whole message would answer
+// with no field, so checks across fields stay in the handlers.
 type requestRules struct{ v protovalidate.Validator }
 
 func newRequestRules() requestRules {
@@ -43,23 +45,9 @@ func (r requestRules) check(ctx context.Context, m any) error {
 	}
 	var v apierr.Violations
 	for _, x := range invalid.Violations {
-		v.Add(violationField(x), violationText(x))
+		v.Add(protovalidate.FieldPathString(x.Proto.GetField()), violationText(x))
 	}
 	return v.Err()
-}
-
-// violationField is the field a violation is about, as apierr writes it
-// ("counts[3].user"). A message-level rule (a CEL rule on the message, not
-// on one field) names the field it speaks for with its id.
-func violationField(x *protovalidate.Violation) string {
-	path := protovalidate.FieldPathString(x.Proto.GetField())
-	if x.FieldDescriptor != nil || x.Proto.GetRuleId() == "" {
-		return path
-	}
-	if path == "" {
-		return x.Proto.GetRuleId()
-	}
-	return path + "." + x.Proto.GetRuleId()
 }
 
 // violationText is what the caller reads after the field's name: the

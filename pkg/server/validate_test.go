@@ -30,7 +30,7 @@ func violations(err error) []string {
 }
 
 // The rules the protos declare answer in apierr's shape: the field's path
-// as "counts[1].user", a message-level rule under the field its id names.
+// as "counts[1].user".
 func TestRequestRules(t *testing.T) {
 	rules := newRequestRules()
 	ctx := context.Background()
@@ -48,11 +48,10 @@ func TestRequestRules(t *testing.T) {
 		"required": {&registryv1.CreateConnectionRequest{RequestId: "r.1"}, []string{"account: is required"}},
 		"request id": {&registryv1.CreateConnectionRequest{RequestId: "r 1", Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION}},
 			[]string{"request_id: must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ or -"}},
-		"nested message rule": {&featuregatev1.UpdateSettingsRequest{ConnectionId: "c1", Features: []*featuregatev1.FeatureSetting{
-			{Feature: featuregatev1.Feature_FEATURE_DEPENDABOT_ALERTS, IncludePrivate: true},
-		}}, []string{"features[0].include_private: include_private applies to unified_search only"}},
-		"map rule": {&brokerv1.IssueTokenRequest{ConnectionId: "c1", Permissions: map[string]string{"contents": "all"}},
+		"map rule": {&registryv1.StartAppManifestRequest{Id: "c1", CallbackUrl: "https://ghes.example.com/cb", Permissions: map[string]string{"contents": "all"}},
 			[]string{"permissions: must map permission names (lower-case letters and _) to read, write or admin"}},
+		"map value": {&brokerv1.IssueTokenRequest{ConnectionId: "c1", Permissions: map[string]string{"contents": "all"}},
+			[]string{`permissions["contents"]: must be in list [read, write, admin]`}},
 	} {
 		err := rules.check(ctx, tc.req)
 		if tc.want == nil {
@@ -113,5 +112,41 @@ func BenchmarkRequestRules(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The broker's hot requests use built-in rules (Go code) where the others
+// use the shared CEL ones: each takes what the shared rule takes.
+func TestHotRulesAgree(t *testing.T) {
+	rules := newRequestRules()
+	ctx := context.Background()
+	ok := func(m proto.Message) bool { return rules.check(ctx, m) == nil }
+	strs := []string{"", "a", "mona", "Mona.Lisa_2-x", "-mona", "a b", "é", strings.Repeat("a", 64), strings.Repeat("é", 32), strings.Repeat("a", 65), strings.Repeat("a", 100), strings.Repeat("a", 101)}
+	for _, in := range strs {
+		shared := ok(&brokerv1.GetUserGrantRequest{ConnectionId: in, User: "mona"})
+		for name, hot := range map[string]bool{
+			"IssueToken":     ok(&brokerv1.IssueTokenRequest{ConnectionId: in}),
+			"IssueUserToken": ok(&brokerv1.IssueUserTokenRequest{ConnectionId: in, User: "mona"}),
+		} {
+			if hot != shared {
+				t.Errorf("%s connection_id %q: %v, the shared rule %v", name, in, hot, shared)
+			}
+		}
+		if hot, shared := ok(&brokerv1.IssueUserTokenRequest{ConnectionId: "c", User: in}), ok(&brokerv1.GetUserGrantRequest{ConnectionId: "c", User: in}); hot != shared {
+			t.Errorf("IssueUserToken user %q: %v, the shared rule %v", in, hot, shared)
+		}
+	}
+	perms := []map[string]string{nil, {"contents": "read"}, {"contents": "write", "issues": "admin"}, {"Contents": "read"}, {"_x": "read"},
+		{"contents": "none"}, {"contents": ""}, {"": "read"}, {"cont3nts": "read"}, {strings.Repeat("a", 64): "read"}, {strings.Repeat("a", 65): "read"}}
+	for _, p := range perms {
+		shared := ok(&registryv1.StartAppManifestRequest{Id: "c", CallbackUrl: "https://ghes.example.com/cb", Permissions: p})
+		for name, hot := range map[string]bool{
+			"IssueToken":     ok(&brokerv1.IssueTokenRequest{ConnectionId: "c", Permissions: p}),
+			"IssueUserToken": ok(&brokerv1.IssueUserTokenRequest{ConnectionId: "c", User: "mona", Permissions: p}),
+		} {
+			if hot != shared {
+				t.Errorf("%s permissions %v: %v, the shared rule %v", name, p, hot, shared)
+			}
+		}
 	}
 }

@@ -115,7 +115,9 @@ func (s *Server) GetSettings(ctx context.Context, req *featuregatev1.GetSettings
 
 // UpdateSettings implements the RPC.
 func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSettingsRequest) (*featuregatev1.UpdateSettingsResponse, error) {
-	// A feature named twice is the one check across the list's items.
+	// What the rules cannot say: a feature named twice, and
+	// include_private (one field) for a feature (another) it does not
+	// apply to.
 	var v apierr.Violations
 	seen := map[featuregatev1.Feature]bool{}
 	for _, f := range req.GetFeatures() {
@@ -123,6 +125,9 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 			v.Addf("features", "%s is named twice", featureName(f.GetFeature()))
 		}
 		seen[f.GetFeature()] = true
+		if f.GetIncludePrivate() && f.GetFeature() != featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
+			v.Add("features.include_private", "applies to unified_search only")
+		}
 	}
 	if err := v.Err(); err != nil {
 		return nil, err

@@ -2956,7 +2956,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\aconsent\x18\x05 \x01(\x0e2!.ghconnect.featuregate.v1.ConsentR\aconsent\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x03\n" +
 	"\x0eFeatureSetting\x12G\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\afeature\x12\x18\n" +
@@ -2966,8 +2966,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x13missing_permissions\x12Iis derived by the feature gate from the App's permissions; leave it empty\x1a\x0fsize(this) == 0R\x12missingPermissions\x1aE\n" +
 	"\x17MissingPermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:r\xbaHo\x1am\n" +
-	"\x0finclude_private\x12.include_private applies to unified_search only\x1a*!this.include_private || this.feature == 1\"\x8e\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
 	"\bSettings\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12D\n" +
 	"\bfeatures\x18\x02 \x03(\v2(.ghconnect.featuregate.v1.FeatureSettingR\bfeatures\x12\x12\n" +

@@ -82,14 +82,6 @@ var file_ghconnect_rules_v1_rules_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*validate.StringRules)(nil),
 		ExtensionType: (*bool)(nil),
-		Field:         91007,
-		Name:          "ghconnect.rules.v1.repo_name",
-		Tag:           "varint,91007,opt,name=repo_name",
-		Filename:      "ghconnect/rules/v1/rules.proto",
-	},
-	{
-		ExtendedType:  (*validate.StringRules)(nil),
-		ExtensionType: (*bool)(nil),
 		Field:         91009,
 		Name:          "ghconnect.rules.v1.issued_state",
 		Tag:           "varint,91009,opt,name=issued_state",
@@ -161,20 +153,15 @@ var (
 	//
 	// optional bool etag = 91006;
 	E_Etag = &file_ghconnect_rules_v1_rules_proto_extTypes[5]
-	// repo_name: a repository name without its owner: 1 to 100 letters,
-	// digits, ".", "_" or "-", not "." or "..".
-	//
-	// optional bool repo_name = 91007;
-	E_RepoName = &file_ghconnect_rules_v1_rules_proto_extTypes[6]
 	// issued_state: the 48-character state the registry issued for an App
 	// manifest or installation.
 	//
 	// optional bool issued_state = 91009;
-	E_IssuedState = &file_ghconnect_rules_v1_rules_proto_extTypes[7]
+	E_IssuedState = &file_ghconnect_rules_v1_rules_proto_extTypes[6]
 	// http_url: an absolute http(s) URL of at most this many bytes.
 	//
 	// optional uint64 http_url = 91008;
-	E_HttpUrl = &file_ghconnect_rules_v1_rules_proto_extTypes[8]
+	E_HttpUrl = &file_ghconnect_rules_v1_rules_proto_extTypes[7]
 )
 
 // Extension fields to validate.Int32Rules.
@@ -182,7 +169,7 @@ var (
 	// non_negative: 0 or more (a page size, where 0 asks for the default).
 	//
 	// optional bool non_negative32 = 91201;
-	E_NonNegative32 = &file_ghconnect_rules_v1_rules_proto_extTypes[9]
+	E_NonNegative32 = &file_ghconnect_rules_v1_rules_proto_extTypes[8]
 )
 
 // Extension fields to validate.Int64Rules.
@@ -190,7 +177,7 @@ var (
 	// non_negative: 0 or more (a revision to start after, a count).
 	//
 	// optional bool non_negative64 = 91301;
-	E_NonNegative64 = &file_ghconnect_rules_v1_rules_proto_extTypes[10]
+	E_NonNegative64 = &file_ghconnect_rules_v1_rules_proto_extTypes[9]
 )
 
 // Extension fields to validate.MapRules.
@@ -199,7 +186,7 @@ var (
 	// letters and "_" to "read", "write" or "admin".
 	//
 	// optional bool app_permissions = 91101;
-	E_AppPermissions = &file_ghconnect_rules_v1_rules_proto_extTypes[11]
+	E_AppPermissions = &file_ghconnect_rules_v1_rules_proto_extTypes[10]
 )
 
 var File_ghconnect_rules_v1_rules_proto protoreflect.FileDescriptor
@@ -225,10 +212,7 @@ const file_ghconnect_rules_v1_rules_proto_rawDesc = "" +
 	"\x15string.max_bytes_text\x1aXuint(size(bytes(this))) <= rule ? '' : 'must be at most ' + string(rule) + ' characters'R\fmaxBytesText:\x84\x01\n" +
 	"\x04etag\x12\x19.buf.validate.StringRules\x18\xfe\xc6\x05 \x01(\bBS\xc2HP\n" +
 	"N\n" +
-	"\vstring.etag\x12\x1dmust be at most 32 characters\x1a !rule || size(bytes(this)) <= 32R\x04etag:\xd3\x01\n" +
-	"\trepo_name\x12\x19.buf.validate.StringRules\x18\xff\xc6\x05 \x01(\bB\x98\x01\xc2H\x94\x01\n" +
-	"\x91\x01\n" +
-	"\x10string.repo_name\x12*must be 1 to 100 letters, digits, . _ or -\x1aQ!rule || (this.matches('^[A-Za-z0-9._-]{1,100}$') && this != '.' && this != '..')R\brepoName:\xad\x01\n" +
+	"\vstring.etag\x12\x1dmust be at most 32 characters\x1a !rule || size(bytes(this)) <= 32R\x04etag:\xad\x01\n" +
 	"\fissued_state\x12\x19.buf.validate.StringRules\x18\x81\xc7\x05 \x01(\bBm\xc2Hj\n" +
 	"h\n" +
 	"\x13string.issued_state\x12/must be the 48-character state ghconnect issued\x1a !rule || size(bytes(this)) == 48R\vissuedState:\x98\x02\n" +
@@ -258,16 +242,15 @@ var file_ghconnect_rules_v1_rules_proto_depIdxs = []int32{
 	0,  // 3: ghconnect.rules.v1.private_key_pem:extendee -> buf.validate.StringRules
 	0,  // 4: ghconnect.rules.v1.max_bytes_text:extendee -> buf.validate.StringRules
 	0,  // 5: ghconnect.rules.v1.etag:extendee -> buf.validate.StringRules
-	0,  // 6: ghconnect.rules.v1.repo_name:extendee -> buf.validate.StringRules
-	0,  // 7: ghconnect.rules.v1.issued_state:extendee -> buf.validate.StringRules
-	0,  // 8: ghconnect.rules.v1.http_url:extendee -> buf.validate.StringRules
-	1,  // 9: ghconnect.rules.v1.non_negative32:extendee -> buf.validate.Int32Rules
-	2,  // 10: ghconnect.rules.v1.non_negative64:extendee -> buf.validate.Int64Rules
-	3,  // 11: ghconnect.rules.v1.app_permissions:extendee -> buf.validate.MapRules
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	0,  // [0:12] is the sub-list for extension extendee
+	0,  // 6: ghconnect.rules.v1.issued_state:extendee -> buf.validate.StringRules
+	0,  // 7: ghconnect.rules.v1.http_url:extendee -> buf.validate.StringRules
+	1,  // 8: ghconnect.rules.v1.non_negative32:extendee -> buf.validate.Int32Rules
+	2,  // 9: ghconnect.rules.v1.non_negative64:extendee -> buf.validate.Int64Rules
+	3,  // 10: ghconnect.rules.v1.app_permissions:extendee -> buf.validate.MapRules
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	0,  // [0:11] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
 }
 
@@ -283,7 +266,7 @@ func file_ghconnect_rules_v1_rules_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_rules_v1_rules_proto_rawDesc), len(file_ghconnect_rules_v1_rules_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   0,
-			NumExtensions: 12,
+			NumExtensions: 11,
 			NumServices:   0,
 		},
 		GoTypes:           file_ghconnect_rules_v1_rules_proto_goTypes,
