@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
+	"buf.build/go/protovalidate"
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -14,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // violations renders an error's field violations as "field: description".
@@ -148,5 +152,26 @@ func TestHotRulesAgree(t *testing.T) {
 				t.Errorf("%s permissions %v: %v, the shared rule %v", name, p, hot, shared)
 			}
 		}
+	}
+}
+
+// Every rule of every ghconnect message compiles: a rule that does not
+// would answer its calls with Internal.
+func TestEveryRuleCompiles(t *testing.T) {
+	rules := newRequestRules()
+	n := 0
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		if !strings.HasPrefix(string(mt.Descriptor().FullName()), "ghconnect.") {
+			return true
+		}
+		n++
+		var invalid *protovalidate.ValidationError
+		if err := rules.v.Validate(mt.New().Interface()); err != nil && !errors.As(err, &invalid) {
+			t.Errorf("%s: %v", mt.Descriptor().FullName(), err)
+		}
+		return true
+	})
+	if n < 50 {
+		t.Errorf("only %d ghconnect messages registered", n)
 	}
 }
