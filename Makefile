@@ -12,10 +12,11 @@ MODULES := gen pkg services/registry services/gateway services/broker services/f
 STANDALONE := dev/vaultdev deploy/healthcheck
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtproto bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
-.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-standalone bench loadtest fuzz clean
+.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-fast test-standalone bench loadtest fuzz clean
 
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
+	@echo "make test-fast - the fast tier (go test -short): no Vault, PostgreSQL, processes, browser or containers"
 	@echo "make test   - every test (needs PostgreSQL at 127.0.0.1:5432; GHCONNECT_TEST_POSTGRES=off skips it outside CI)"
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
@@ -70,6 +71,11 @@ run:
 test: ui-deps test-standalone
 	go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test
+
+# The fast tier: what needs no Vault, PostgreSQL, built binaries, browser
+# or containers (go test -short; testenv.SkipIfShort says what skips).
+test-fast:
+	go test -short -count=1 $(PKGS)
 
 # Container images, built on this machine with nothing pulled: static
 # binaries FROM scratch, PostgreSQL on a debootstrap'd Debian base (made

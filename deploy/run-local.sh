@@ -51,10 +51,11 @@ fi
 
 # Who may call what: the defaults, and demo-client, standing for a server
 # service that uses the Connect features for its users (unified search,
-# consents, account links) over gRPC with its own certificate or token.
+# consents, account links) over gRPC with its own certificate or token,
+# and for the server's source of contribution counts.
 cat > "$DATA/authz.json" <<'JSON'
 {"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-                "gateway": ["gateway"], "demo-client": ["feature-client"]},
+                "gateway": ["gateway"], "demo-client": ["feature-client", "contributions-source"]},
  "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
 JSON
 
@@ -182,6 +183,7 @@ Try:
   curl ${CURL_CA[*]} -H "Authorization: Bearer \$(cat $DATA/admin-token)" $SCHEME://$GATEWAY_ADDR/v1/connections
   your own page, as a server user: sign in as mona@example.com with no groups ($SCHEME://$GATEWAY_ADDR/me)
   unified search as a server service (demo-client, a feature client): README, "Connecting your GitHub.com account"
+  contribution counts as the server's source (demo-client): README, "Unified contributions: what leaves the server"
 
 Ctrl-C stops everything.
 MSG

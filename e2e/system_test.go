@@ -28,12 +28,16 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/devca"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
 var (
 	buildOnce sync.Once
 	binDir    string
 	buildErr  error
+	// vaultdev is linked in from testenv's cache of it.
+	vaultOnce sync.Once
+	vaultErr  error
 )
 
 func repoRoot() string {
@@ -45,6 +49,7 @@ func repoRoot() string {
 // crash tests' build (-tags crashpoints: its -crash-after and -crash-mode
 // flags); make build, make run and the images build it without them.
 func build(t *testing.T) string {
+	testenv.SkipIfShort(t, "builds and starts the services as processes")
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "ghconnect-e2e-bin-")
 		if buildErr != nil {
@@ -58,15 +63,15 @@ func build(t *testing.T) string {
 			buildErr = fmt.Errorf("%v\n%s", err, out)
 			return
 		}
-		cmd = exec.Command("go", "build", "-o", binDir+"/", "./cmd/vaultdev")
-		cmd.Dir = filepath.Join(repoRoot(), "dev", "vaultdev")
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
-		}
 	})
 	if buildErr != nil {
 		t.Fatalf("build: %v", buildErr)
+	}
+	vaultOnce.Do(func() {
+		vaultErr = os.Symlink(testenv.VaultBinary(t), filepath.Join(binDir, "vaultdev"))
+	})
+	if vaultErr != nil {
+		t.Fatalf("vaultdev: %v", vaultErr)
 	}
 	return binDir
 }

@@ -10,6 +10,7 @@ import "testing"
 // errors and long values, focus and confirmations, the Disable wording and
 // the favicon. Screenshots land in .artifacts/ui-defects.
 func TestAdminUIDefects(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	// The reconciler would finish the interrupted disconnect by itself once
 	// GitHub.com is back; the page's Retry is what the test is about.

@@ -21,6 +21,7 @@ import (
 // octo-labs is the one live connection; another account stays refused
 // while it is. Screenshots land in .artifacts/ui-legacy.
 func TestAdminUILegacyLiveConnections(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	s := startSystem(t)
 	older := s.create()

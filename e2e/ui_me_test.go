@@ -21,6 +21,7 @@ import (
 // names her; opting out removes them from her profile.
 // Screenshots land in .artifacts/ui-me.
 func TestUserPage(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	s := startSystem(t)
 	id := s.create()

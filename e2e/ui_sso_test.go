@@ -8,6 +8,7 @@ import "testing"
 // out; Back from GitHub.com before the App exists lands on the PENDING
 // connection, which Cancel abandons.
 func TestAdminUISignIn(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	s := startSystem(t)
 	s.runUITest(dir, "sso.test.mjs", "ui-sso", "EMU_URL="+s.emu)

@@ -19,6 +19,7 @@ import (
 // test, TestUserPage, sees it with a person opted in).
 // Screenshots land in .artifacts/ui.
 func TestAdminUI(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	s := startSystem(t)
 	// For the key-rotation step: the runbook's variables (KEY comes from

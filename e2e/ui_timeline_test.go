@@ -14,6 +14,7 @@ import (
 // changes, and an auditor reading it. Screenshots land in
 // .artifacts/ui-timeline.
 func TestAdminUITimeline(t *testing.T) {
+	t.Parallel() // the browser tests share nothing, and mostly wait
 	dir := uiTestDir(t)
 	s := startSystem(t)
 	// One connection (octo-org) enabled, its features changed a few times

@@ -3,6 +3,7 @@ package ghemu
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,10 +78,17 @@ func LoadContract(dir string) (*Contract, error) {
 	c := &Contract{}
 	found := map[string]bool{}
 	for _, name := range []string{"api.github.com.json", "ghec.json"} {
-		loader := openapi3.NewLoader()
-		// Not the default reader: it caches each file's bytes for good.
-		loader.ReadFromURIFunc = openapi3.ReadFromFile
-		doc, err := loader.LoadFromFile(filepath.Join(dir, name))
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("ghemu: reading %s: %w", name, err)
+		}
+		// Only the served operations and what they refer to reach the
+		// OpenAPI loader: resolving the whole description costs several
+		// seconds of CPU in every process that starts an emulator.
+		if raw, err = servedPart(raw, served); err != nil {
+			return nil, fmt.Errorf("ghemu: trimming %s: %w", name, err)
+		}
+		doc, err := openapi3.NewLoader().LoadFromData(raw)
 		if err != nil {
 			return nil, fmt.Errorf("ghemu: loading %s: %w", name, err)
 		}
@@ -107,6 +115,95 @@ func LoadContract(dir string) (*Contract, error) {
 		return nil, fmt.Errorf("ghemu: emulator routes not in GitHub's OpenAPI description: %s", strings.Join(missing, ", "))
 	}
 	return c, nil
+}
+
+// servedPart is the description raw with only the operations in served
+// ("METHOD /path") and the components they refer to, directly or through
+// other components (and those patch needs). Operations keep their
+// path-level fields.
+func servedPart(raw []byte, served map[string]bool) ([]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	kept := map[string]any{}
+	var roots []any
+	for path, v := range paths {
+		item, _ := v.(map[string]any)
+		out := map[string]any{}
+		keep := false
+		for key, op := range item {
+			if httpMethods[key] {
+				if served[strings.ToUpper(key)+" "+path] {
+					out[key], keep = op, true
+				}
+				continue
+			}
+			out[key] = op
+		}
+		if keep {
+			kept[path] = out
+			roots = append(roots, out)
+		}
+	}
+	doc["paths"] = kept
+	components, _ := doc["components"].(map[string]any)
+	reached := map[string]bool{}
+	queue := []string{"#/components/schemas/installation"} // patch uses it
+	for _, r := range roots {
+		queue = appendRefs(queue, r)
+	}
+	for len(queue) > 0 {
+		ref := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if reached[ref] {
+			continue
+		}
+		reached[ref] = true
+		kind, name, ok := strings.Cut(strings.TrimPrefix(ref, "#/components/"), "/")
+		if !ok {
+			continue
+		}
+		if group, ok := components[kind].(map[string]any); ok {
+			queue = appendRefs(queue, group[name])
+		}
+	}
+	trimmed := map[string]any{}
+	for kind, v := range components {
+		group, _ := v.(map[string]any)
+		out := map[string]any{}
+		for name, c := range group {
+			if reached["#/components/"+kind+"/"+name] {
+				out[name] = c
+			}
+		}
+		trimmed[kind] = out
+	}
+	doc["components"] = trimmed
+	delete(doc, "webhooks")
+	return json.Marshal(doc)
+}
+
+var httpMethods = map[string]bool{"get": true, "put": true, "post": true, "delete": true, "options": true, "head": true, "patch": true, "trace": true}
+
+// appendRefs appends every local "$ref" under v to refs.
+func appendRefs(refs []string, v any) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			if r, ok := c.(string); ok && k == "$ref" && strings.HasPrefix(r, "#/components/") {
+				refs = append(refs, r)
+			} else {
+				refs = appendRefs(refs, c)
+			}
+		}
+	case []any:
+		for _, c := range v {
+			refs = appendRefs(refs, c)
+		}
+	}
+	return refs
 }
 
 // keepServed drops from doc every operation not in served ("METHOD /path",

@@ -61,6 +61,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/ReportContributions": "contributions-source",
 	// A person gets only their own part (the gate checks).
 	"/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus": "account-holder admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers":          "account-holder admin",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

@@ -8,10 +8,13 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -28,6 +31,7 @@ const defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=dis
 // the database is dropped when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t, "needs PostgreSQL")
 	admin := os.Getenv(PostgresEnv)
 	if admin == "off" {
 		if os.Getenv("CI") != "" {
@@ -63,6 +67,16 @@ func Postgres(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// SkipIfShort skips a test of the slow tier in the fast one (go test
+// -short, make test-fast): what starts Vault, PostgreSQL databases, built
+// binaries, a browser or containers. why says which.
+func SkipIfShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: not in the fast tier (-short)", why)
+	}
 }
 
 // SQLite returns the DSN of a new SQLite file in the test's temp dir.
@@ -121,4 +135,30 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(10 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// MigrationsBefore is the migrations of files (named "migrations/NNN_….sql")
+// numbered below before ("005"), as a version before them had: for the
+// tests of a database an earlier version made. It fails the test unless
+// there are want of them.
+func MigrationsBefore(t testing.TB, files fs.FS, before string, want int) fs.FS {
+	t.Helper()
+	names, err := fs.Glob(files, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fstest.MapFS{}
+	for _, name := range names {
+		if base := strings.TrimPrefix(name, "migrations/"); base < before {
+			body, err := fs.ReadFile(files, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old[base] = &fstest.MapFile{Data: body}
+		}
+	}
+	if len(old) != want {
+		t.Fatalf("%d migrations before %s, want %d", len(old), before, want)
+	}
+	return old
 }

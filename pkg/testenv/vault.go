@@ -2,12 +2,17 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,28 +46,90 @@ type VaultDev struct {
 	cmd       *exec.Cmd
 }
 
-// VaultBinary builds vaultdev once per test binary (it is its own module,
-// kept out of the services' dependencies) and returns its path.
+// VaultBinary returns the path of a vaultdev binary built from this
+// checkout's dev/vaultdev (its own module, kept out of the services'
+// dependencies). Linking Vault's core takes most of a minute on 2 cores,
+// so the binary is kept in the user's cache folder under a hash of its
+// sources and the Go version: the test binaries of one run, and later
+// runs, share one build (a file lock keeps concurrent test binaries from
+// building it twice).
 func VaultBinary(t testing.TB) string {
 	t.Helper()
-	vaultBuild.Do(func() {
-		dir, err := os.MkdirTemp("", "vaultdev-bin-")
-		if err != nil {
-			vaultBuildErr = err
-			return
-		}
-		vaultBin = filepath.Join(dir, "vaultdev")
-		cmd := exec.Command("go", "build", "-o", vaultBin, "./cmd/vaultdev")
-		cmd.Dir = filepath.Join(repoRoot(), "dev", "vaultdev")
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			vaultBuildErr = &buildError{err: err, out: string(out)}
-		}
-	})
+	vaultBuild.Do(func() { vaultBin, vaultBuildErr = cachedVaultdev() })
 	if vaultBuildErr != nil {
 		t.Fatalf("building vaultdev: %v", vaultBuildErr)
 	}
 	return vaultBin
+}
+
+func cachedVaultdev() (string, error) {
+	src := filepath.Join(repoRoot(), "dev", "vaultdev")
+	h := sha256.New()
+	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := d.Name()
+		if (!strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go")) && name != "go.mod" && name != "go.sum" {
+			return nil
+		}
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		fmt.Fprintf(h, "%s %d\n", rel, len(body))
+		h.Write(body)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "ghconnect-vaultdev")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:20])
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil // another test binary built it while this one waited
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, "./cmd/vaultdev")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", &buildError{err: err, out: string(out)}
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
+	}
+	// Builds of other sources are of no more use.
+	if old, err := filepath.Glob(filepath.Join(dir, "[0-9a-f]*")); err == nil {
+		for _, o := range old {
+			if o != bin && !strings.Contains(filepath.Base(o), ".tmp-") {
+				os.Remove(o)
+			}
+		}
+	}
+	return bin, nil
 }
 
 // Vault starts vaultdev as a process on a loopback port, with its data in
@@ -70,6 +137,7 @@ func VaultBinary(t testing.TB) string {
 // the test ends.
 func Vault(t testing.TB) *VaultDev {
 	t.Helper()
+	SkipIfShort(t, "starts Vault (vaultdev)")
 	dir := t.TempDir()
 	v := &VaultDev{Token: "test-root-" + RandomHex(8), DataDir: filepath.Join(dir, "data"), AuditFile: filepath.Join(dir, "audit.log")}
 	v.start(t, "127.0.0.1:0")

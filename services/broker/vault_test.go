@@ -61,7 +61,9 @@ func TestRotationInVaultBeforeTheRecordFollows(t *testing.T) {
 // within a second of unsealing; nothing leaks.
 func TestVaultSealedAndUnsealed(t *testing.T) {
 	// Not parallel: it counts the process's goroutines.
-	sealedFor := 60 * time.Second
+	// 20 s is 50 rounds of the callers and over 13 times the longest a
+	// sign waits: long enough for a leak per failed call to show.
+	sealedFor := 20 * time.Second
 	if testing.Short() {
 		sealedFor = 10 * time.Second
 	}
@@ -173,12 +175,12 @@ func TestVaultSealedAndUnsealed(t *testing.T) {
 		sealedFor, cachedOK.Load(), cachedFailed.Load(), freshFailedFast.Load(), freshOK.Load(), back, baseline, after, baseFDs, afterFDs)
 }
 
-// The broker's Vault login lives 10 s and at most 30 s: two minutes of
-// token requests that each need a Vault signature, and not one fails while
-// the login is renewed and replaced underneath.
+// The broker's Vault login lives 10 s and at most 30 s: 65 seconds of
+// token requests that each need a Vault signature (the login renewed
+// several times and replaced twice), and not one fails.
 func TestShortVaultLoginsUnderTokenTraffic(t *testing.T) {
 	t.Parallel()
-	length := 2 * time.Minute
+	length := 65 * time.Second
 	if testing.Short() {
 		length = 35 * time.Second
 	}

@@ -79,6 +79,9 @@ func (s *Server) ReportContributions(ctx context.Context, req *featuregatev1.Rep
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if err := s.store.checkRegistered(ctx, counts); err != nil {
+		return nil, err
+	}
 	changed, queued, err := s.store.ReportContributions(ctx, req.GetConnectionId(), counts)
 	if errors.Is(err, ErrOutboxFull) {
 		logging.FromContext(ctx).Warn("contribution counts refused: the outbox is full", zap.String("connection_id", req.GetConnectionId()), zap.Int("counts", len(counts)))
@@ -107,19 +110,16 @@ func nextSeqTx(ctx context.Context, tx *sql.Tx) (int64, error) {
 func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*featuregatev1.ContributionCount) (changed, queued int, err error) {
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		changed, queued = 0, 0
+		if _, known, err := connTx(ctx, tx, conn); err != nil {
+			return err
+		} else if !known {
+			return ErrUnknownConnection
+		}
 		seq, err := nextSeqTx(ctx, tx)
 		if err != nil {
 			return err
 		}
-		var users []string
-		seen := map[string]bool{}
-		for _, c := range counts {
-			if !seen[c.GetUser()] {
-				seen[c.GetUser()] = true
-				users = append(users, c.GetUser())
-			}
-		}
-		facts, err := userFactsQ(ctx, tx, conn, users)
+		facts, err := userFactsQ(ctx, tx, conn, countedUsers(counts))
 		if err != nil {
 			return err
 		}
@@ -158,6 +158,19 @@ func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*
 		return nil
 	})
 	return changed, queued, err
+}
+
+// countedUsers is each user of counts, once.
+func countedUsers(counts []*featuregatev1.ContributionCount) []string {
+	var users []string
+	seen := map[string]bool{}
+	for _, c := range counts {
+		if !seen[c.GetUser()] {
+			seen[c.GetUser()] = true
+			users = append(users, c.GetUser())
+		}
+	}
+	return users
 }
 
 func queueCountTx(ctx context.Context, tx *sql.Tx, conn, user string, githubID int64, day string, count, seq int64) error {

@@ -189,6 +189,10 @@ func TestContributionsReachTheProfile(t *testing.T) {
 		linkAccount(t, e.gate, e.b.ConnID, "mona", "mona-cloud")
 		linkAccount(t, e.gate, e.b.ConnID, "eve", "eve-cloud")
 		e.consent(t, "mona", true)
+		// hubot signed in to the server and never linked.
+		if _, err := e.gate.RegisterUsers(context.Background(), &featuregatev1.RegisterUsersRequest{Users: []string{"hubot"}}); err != nil {
+			t.Fatal(err)
+		}
 
 		resp := e.report(t, count("mona", 0, 3), count("mona", 1, 5), count("mona", 364, 1), count("eve", 0, 7), count("hubot", 2, 4))
 		if resp.Changed != 5 || resp.Queued != 3 {
@@ -354,6 +358,7 @@ func TestContributionsRefused(t *testing.T) {
 			"negative":               {[]*featuregatev1.ContributionCount{good, count("mona", 1, -1)}, "counts[1].count"},
 			"bad user":               {[]*featuregatev1.ContributionCount{good, count("a b", 1, 1)}, "counts[1].user"},
 			"a day twice":            {[]*featuregatev1.ContributionCount{good, count("mona", 0, 2)}, "counts[1]"},
+			"not a server user":      {[]*featuregatev1.ContributionCount{good, count("eve", 1, 1), count("nobody", 1, 1)}, "counts[1].user"},
 			"empty":                  {nil, "counts"},
 			"over 10,000":            {many, "counts"},
 		}
@@ -374,6 +379,23 @@ func TestContributionsRefused(t *testing.T) {
 			if len(fields) == 0 || fields[0] != c.field {
 				t.Errorf("%s: violations %v, want %s first", name, fields, c.field)
 			}
+		}
+		// A connection the gate never heard of from the registry.
+		if _, err := e.gate.ReportContributions(e.ctx(t, "contrib-src"), &featuregatev1.ReportContributionsRequest{ConnectionId: "c-nope", Counts: []*featuregatev1.ContributionCount{good}}); status.Code(err) != codes.NotFound {
+			t.Errorf("counts for an unknown connection: %v, want NotFound", err)
+		}
+		// eve signs in: the gateway registers her, and her counts are
+		// taken from then on, linked or not.
+		for _, users := range [][]string{nil, {"eve", "eve"}, {"eve", "a b"}} {
+			if _, err := e.gate.RegisterUsers(e.ctx(t, "admin"), &featuregatev1.RegisterUsersRequest{Users: users}); status.Code(err) != codes.InvalidArgument {
+				t.Errorf("register %q: %v, want InvalidArgument", users, err)
+			}
+		}
+		if r, err := e.gate.RegisterUsers(e.ctx(t, "admin"), &featuregatev1.RegisterUsersRequest{Users: []string{"eve"}}); err != nil || r.Added != 1 {
+			t.Fatalf("register eve: %v %v", r, err)
+		}
+		if _, err := report(count("nobody", 1, 1)); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "nobody is not a user of this server") {
+			t.Errorf("a login nobody registered: %v", err)
 		}
 		// Tomorrow is fine (clocks differ); so is 365 days ago.
 		if resp, err := report(count("mona", -1, 1), count("mona", 365, 1)); err != nil || resp.Changed != 2 {

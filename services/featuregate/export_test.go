@@ -31,6 +31,9 @@ func LinkOptedIn(ctx context.Context, s *Store, conn string, links []*featuregat
 	now := s.now().UnixMicro()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, l := range links {
+			if _, err := s.registerTx(ctx, tx, l.User); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO gate_links (connection_id, user_login, github_login, github_id, link_time, status) VALUES ($1, $2, $3, $4, $5, $6)`,
 				conn, l.User, l.GithubLogin, l.GithubId, now, int32(activeLink)); err != nil {
 				return err
@@ -48,4 +51,13 @@ func LinkOptedIn(ctx context.Context, s *Store, conn string, links []*featuregat
 // uploader recorded.
 func WaitState(reason featuregatev1.Reason, success, failure int64, lastError string) (featuregatev1.ContributionsState, string) {
 	return waitState(reason, uploadsRecord{success: success, failure: failure, lastError: lastError})
+}
+
+// MigrationFiles are the store's migrations, for the tests of a database
+// made by an earlier version.
+var MigrationFiles = migrationFiles
+
+// Registered is which of users are registered server users.
+func Registered(ctx context.Context, s *Store, users []string) (map[string]bool, error) {
+	return registered(ctx, s.db, users)
 }

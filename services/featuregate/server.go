@@ -78,7 +78,7 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, ErrLinkTaken):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, ErrNotLinked):
+	case errors.Is(err, ErrNotLinked), errors.Is(err, ErrUnknownConnection):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrNotConnected):
 		return preconditionFailed("CONNECTION", "connection", err.Error())

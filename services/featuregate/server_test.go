@@ -530,6 +530,10 @@ func TestAccountHolderActsForThemselves(t *testing.T) {
 			_, err := e.gate.GetContributionsStatus(mona, &featuregatev1.GetContributionsStatusRequest{ConnectionId: id})
 			return err
 		},
+		"register eve": func() error {
+			_, err := e.gate.RegisterUsers(mona, &featuregatev1.RegisterUsersRequest{Users: []string{"mona", "eve"}})
+			return err
+		},
 		"change settings": func() error {
 			_, err := e.gate.UpdateSettings(mona, &featuregatev1.UpdateSettingsRequest{ConnectionId: id, Features: []*featuregatev1.FeatureSetting{{Feature: search, Enabled: true}}})
 			return err

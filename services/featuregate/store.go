@@ -29,6 +29,10 @@ var (
 	ErrLinkTaken    = errors.New("that GitHub.com account is already linked to another user")
 	ErrNotLinked    = errors.New("the user has no linked GitHub.com account")
 	ErrNotConnected = errors.New("the connection is not CONNECTED; features can only be enabled on a connected connection")
+	// ErrUnknownConnection refuses counts for a connection the gate has
+	// not heard of from the registry (a wrong id, or one created a moment
+	// ago: then try again).
+	ErrUnknownConnection = errors.New("the feature gate knows no such connection")
 )
 
 // MissingPermissionsError refuses enabling features the App cannot serve.
@@ -471,6 +475,9 @@ func (s *Store) SetConsent(ctx context.Context, id, user string, f featuregatev1
 				return err
 			}
 		}
+		if _, err := s.registerTx(ctx, tx, user); err != nil {
+			return err
+		}
 		v := boolInt(optedIn)
 		if contrib {
 			after := before
@@ -500,6 +507,9 @@ func (s *Store) Link(ctx context.Context, id string, link *featuregatev1.Account
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM gate_links WHERE connection_id = $1 AND user_login = $2`, id, link.User); err != nil {
+			return err
+		}
+		if _, err := s.registerTx(ctx, tx, link.User); err != nil {
 			return err
 		}
 		link.Status = featuregatev1.LinkStatus_LINK_STATUS_ACTIVE

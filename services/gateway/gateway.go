@@ -121,7 +121,11 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		return nil, errors.New("gateway: no upstream service configured")
 	}
 	if up.SSO.Enabled() {
-		if g.sso, err = newSSO(ctx, up.SSO, logging.FromContext(ctx).With(zap.String("component", "sso"))); err != nil {
+		var signedIn func(context.Context, string)
+		if gate := g.upstream("featuregate"); gate != nil {
+			signedIn = registerPerson(featuregatev1.NewFeatureGateServiceClient(gate.conn), up.ServiceToken, logging.FromContext(ctx).With(zap.String("component", "me")))
+		}
+		if g.sso, err = newSSO(ctx, up.SSO, logging.FromContext(ctx).With(zap.String("component", "sso")), signedIn); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

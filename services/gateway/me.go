@@ -13,6 +13,7 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -80,11 +81,31 @@ func (m *me) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http
 // as is a context in which the gateway acts for the person.
 func (m *me) as(r *http.Request, s *session) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	md := metadata.Pairs(auth.UserHeader, s.Login, auth.RolesHeader, AccountHolder)
-	if m.token != "" {
-		md.Set("authorization", "Bearer "+m.token)
+	return asPerson(ctx, m.token, s.Login), cancel
+}
+
+// asPerson is ctx in which the gateway acts for the person of login.
+func asPerson(ctx context.Context, token, login string) context.Context {
+	md := metadata.Pairs(auth.UserHeader, login, auth.RolesHeader, AccountHolder)
+	if token != "" {
+		md.Set("authorization", "Bearer "+token)
 	}
-	return metadata.NewOutgoingContext(ctx, md), cancel
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// registerPerson tells the feature gate that the person of login has an
+// account on this server (unified contributions takes counts only of
+// such people). It runs at each sign-in and each visit of the person's
+// page, so a gate that was down at the sign-in learns of them later; a
+// failure is logged and changes nothing else.
+func registerPerson(gate featuregatev1.FeatureGateServiceClient, token string, log *zap.Logger) func(ctx context.Context, login string) {
+	return func(ctx context.Context, login string) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := gate.RegisterUsers(asPerson(ctx, token, login), &featuregatev1.RegisterUsersRequest{Users: []string{login}}); err != nil {
+			log.Warn("the feature gate did not register a person who signed in", zap.String("login", login), zap.Error(err))
+		}
+	}
 }
 
 // itself is a context in which the gateway calls as itself.
@@ -136,6 +157,7 @@ func protoJSON(v proto.Message) json.RawMessage {
 // and the features that apply to them.
 func (m *me) view(w http.ResponseWriter, r *http.Request, s *session) {
 	out := map[string]any{"user": s.User, "login": s.Login}
+	m.sso.signedIn(r.Context(), s.Login)
 	conn, err := m.connection(r)
 	if err != nil {
 		m.fail(w, r, err)

@@ -164,6 +164,8 @@ type ssoHandler struct {
 	// replicas share.
 	store *sessionStore
 	log   *zap.Logger
+	// signedIn is told of each person who signs in (their server login).
+	signedIn func(ctx context.Context, login string)
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first use, so a provider outage does not stop the gateway
@@ -171,8 +173,11 @@ type ssoHandler struct {
 
 // newSSO reads the client secret and the provider's CA, then opens the
 // sessions database; close releases it.
-func newSSO(ctx context.Context, cfg SSO, log *zap.Logger) (*ssoHandler, error) {
-	h := &ssoHandler{cfg: cfg, now: time.Now, log: log, client: &http.Client{Timeout: 15 * time.Second}}
+func newSSO(ctx context.Context, cfg SSO, log *zap.Logger, signedIn func(ctx context.Context, login string)) (*ssoHandler, error) {
+	if signedIn == nil {
+		signedIn = func(context.Context, string) {}
+	}
+	h := &ssoHandler{cfg: cfg, now: time.Now, log: log, client: &http.Client{Timeout: 15 * time.Second}, signedIn: signedIn}
 	if h.cfg.LoginClaim == "" {
 		h.cfg.LoginClaim = "preferred_username"
 	}
@@ -363,6 +368,7 @@ func (h *ssoHandler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, h.cookie(sessionCookie, id, "/", h.cfg.SessionTTL))
+	h.signedIn(r.Context(), login)
 	// A server user who administers nothing has their own page.
 	to := l.returnTo
 	if len(roles) == 0 && to == "/" {

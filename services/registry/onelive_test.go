@@ -3,11 +3,9 @@ package registry_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
@@ -257,25 +255,7 @@ func legacyDatabase(t *testing.T, dsn string, conns ...legacyConnection) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	old := fstest.MapFS{}
-	names, err := fs.Glob(registry.MigrationFiles, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		if base >= "005" {
-			continue
-		}
-		body, err := fs.ReadFile(registry.MigrationFiles, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[base] = &fstest.MapFile{Data: body}
-	}
-	if len(old) != 4 {
-		t.Fatalf("the migrations before the rule are %d files, want 4", len(old))
-	}
+	old := testenv.MigrationsBefore(t, registry.MigrationFiles, "005", 4)
 	if err := db.Migrate(ctx, old); err != nil {
 		t.Fatal(err)
 	}

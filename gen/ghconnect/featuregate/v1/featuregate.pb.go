@@ -2580,6 +2580,96 @@ func (x *ReportContributionsResponse) GetQueued() int32 {
 	return 0
 }
 
+// RegisterUsersRequest names 1 to 10,000 server logins, each once.
+type RegisterUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterUsersRequest) Reset() {
+	*x = RegisterUsersRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUsersRequest) ProtoMessage() {}
+
+func (x *RegisterUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUsersRequest.ProtoReflect.Descriptor instead.
+func (*RegisterUsersRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RegisterUsersRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// RegisterUsersResponse says how many of them were new.
+type RegisterUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Added         int32                  `protobuf:"varint,1,opt,name=added,proto3" json:"added,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterUsersResponse) Reset() {
+	*x = RegisterUsersResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterUsersResponse) ProtoMessage() {}
+
+func (x *RegisterUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterUsersResponse.ProtoReflect.Descriptor instead.
+func (*RegisterUsersResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RegisterUsersResponse) GetAdded() int32 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
 // GetContributionsStatusRequest asks for a connection's status and,
 // with user, that user's.
 type GetContributionsStatusRequest struct {
@@ -2593,7 +2683,7 @@ type GetContributionsStatusRequest struct {
 
 func (x *GetContributionsStatusRequest) Reset() {
 	*x = GetContributionsStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2605,7 +2695,7 @@ func (x *GetContributionsStatusRequest) String() string {
 func (*GetContributionsStatusRequest) ProtoMessage() {}
 
 func (x *GetContributionsStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2618,7 +2708,7 @@ func (x *GetContributionsStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContributionsStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetContributionsStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{35}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetContributionsStatusRequest) GetConnectionId() string {
@@ -2662,7 +2752,7 @@ type ConnectionContributionsStatus struct {
 
 func (x *ConnectionContributionsStatus) Reset() {
 	*x = ConnectionContributionsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2764,7 @@ func (x *ConnectionContributionsStatus) String() string {
 func (*ConnectionContributionsStatus) ProtoMessage() {}
 
 func (x *ConnectionContributionsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2777,7 @@ func (x *ConnectionContributionsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionContributionsStatus.ProtoReflect.Descriptor instead.
 func (*ConnectionContributionsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{36}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConnectionContributionsStatus) GetOptedInUsers() int32 {
@@ -2783,7 +2873,7 @@ type UserContributionsStatus struct {
 
 func (x *UserContributionsStatus) Reset() {
 	*x = UserContributionsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2885,7 @@ func (x *UserContributionsStatus) String() string {
 func (*UserContributionsStatus) ProtoMessage() {}
 
 func (x *UserContributionsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2898,7 @@ func (x *UserContributionsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserContributionsStatus.ProtoReflect.Descriptor instead.
 func (*UserContributionsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{37}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UserContributionsStatus) GetUser() string {
@@ -2901,7 +2991,7 @@ type GetContributionsStatusResponse struct {
 
 func (x *GetContributionsStatusResponse) Reset() {
 	*x = GetContributionsStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +3003,7 @@ func (x *GetContributionsStatusResponse) String() string {
 func (*GetContributionsStatusResponse) ProtoMessage() {}
 
 func (x *GetContributionsStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +3016,7 @@ func (x *GetContributionsStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContributionsStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetContributionsStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{38}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetContributionsStatusResponse) GetConnection() *ConnectionContributionsStatus {
@@ -3120,7 +3210,13 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x06counts\x12\x1bmust hold 1 to 10000 counts\x1a&size(this) >= 1 && size(this) <= 10000R\x06counts\"O\n" +
 	"\x1bReportContributionsResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\x05R\achanged\x12\x16\n" +
-	"\x06queued\x18\x02 \x01(\x05R\x06queued\"q\n" +
+	"\x06queued\x18\x02 \x01(\x05R\x06queued\"\x94\x01\n" +
+	"\x14RegisterUsersRequest\x12|\n" +
+	"\x05users\x18\x01 \x03(\tBf\xbaHc\xba\x01S\n" +
+	"\x05users\x12\"must hold 1 to 10000 server logins\x1a&size(this) >= 1 && size(this) <= 10000\x92\x01\n" +
+	"\x18\x01\"\x06r\x04з,\x01R\x05users\"-\n" +
+	"\x15RegisterUsersResponse\x12\x14\n" +
+	"\x05added\x18\x01 \x01(\x05R\x05added\"q\n" +
 	"\x1dGetContributionsStatusRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12 \n" +
 	"\x04user\x18\x02 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04з,\x01R\x04user\"\xdf\x03\n" +
@@ -3193,7 +3289,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x1bCONTRIBUTIONS_STATE_SENDING\x10\x02\x12#\n" +
 	"\x1fCONTRIBUTIONS_STATE_FEATURE_OFF\x10\x03\x12*\n" +
 	"&CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE\x10\x04\x12(\n" +
-	"$CONTRIBUTIONS_STATE_RECONNECT_NEEDED\x10\x052\xeb\f\n" +
+	"$CONTRIBUTIONS_STATE_RECONNECT_NEEDED\x10\x052\xdd\r\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -3208,7 +3304,8 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x06Search\x12'.ghconnect.featuregate.v1.SearchRequest\x1a(.ghconnect.featuregate.v1.SearchResponse\x12\x82\x01\n" +
 	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponse\x12\x82\x01\n" +
 	"\x13ReportContributions\x124.ghconnect.featuregate.v1.ReportContributionsRequest\x1a5.ghconnect.featuregate.v1.ReportContributionsResponse\x12\x8b\x01\n" +
-	"\x16GetContributionsStatus\x127.ghconnect.featuregate.v1.GetContributionsStatusRequest\x1a8.ghconnect.featuregate.v1.GetContributionsStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x16GetContributionsStatus\x127.ghconnect.featuregate.v1.GetContributionsStatusRequest\x1a8.ghconnect.featuregate.v1.GetContributionsStatusResponse\x12p\n" +
+	"\rRegisterUsers\x12..ghconnect.featuregate.v1.RegisterUsersRequest\x1a/.ghconnect.featuregate.v1.RegisterUsersResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -3223,7 +3320,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
@@ -3266,63 +3363,65 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(*ContributionCount)(nil),              // 38: ghconnect.featuregate.v1.ContributionCount
 	(*ReportContributionsRequest)(nil),     // 39: ghconnect.featuregate.v1.ReportContributionsRequest
 	(*ReportContributionsResponse)(nil),    // 40: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*GetContributionsStatusRequest)(nil),  // 41: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),        // 43: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil), // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	nil,                                    // 45: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                    // 46: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                    // 47: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                    // 48: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                    // 49: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),          // 50: google.protobuf.Timestamp
+	(*RegisterUsersRequest)(nil),           // 41: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),          // 42: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),  // 43: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),  // 44: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),        // 45: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil), // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	nil,                                    // 47: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                    // 48: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                    // 49: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                    // 50: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                    // 51: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),          // 52: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	45, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	47, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	46, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	48, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
 	7,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	50, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	52, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	6,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
 	8,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	7,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	8,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 11: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	50, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	52, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,  // 13: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	50, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	52, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
 	17, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	17, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 17: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 18: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,  // 19: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	47, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	49, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
 	27, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
 	8,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	4,  // 23: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
 	32, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
 	36, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	50, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	52, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
 	37, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
 	0,  // 28: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	48, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	49, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	50, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	51, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
 	0,  // 31: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 32: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 33: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
 	7,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	7,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	38, // 36: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	50, // 37: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	50, // 38: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	52, // 37: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	52, // 38: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
 	5,  // 39: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	50, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	50, // 41: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	52, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	52, // 41: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
 	5,  // 42: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	42, // 43: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	43, // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	44, // 43: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	45, // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
 	9,  // 45: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
 	11, // 46: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
 	13, // 47: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
@@ -3336,23 +3435,25 @@ var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	31, // 55: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
 	34, // 56: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
 	39, // 57: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	41, // 58: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	10, // 59: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	12, // 60: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	14, // 61: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	16, // 62: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	19, // 63: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	21, // 64: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	23, // 65: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	25, // 66: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	28, // 67: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	30, // 68: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	33, // 69: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	35, // 70: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	40, // 71: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	44, // 72: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	59, // [59:73] is the sub-list for method output_type
-	45, // [45:59] is the sub-list for method input_type
+	43, // 58: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	41, // 59: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	10, // 60: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	12, // 61: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	14, // 62: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	16, // 63: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	19, // 64: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	21, // 65: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	23, // 66: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	25, // 67: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	28, // 68: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	30, // 69: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	33, // 70: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	35, // 71: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	40, // 72: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	46, // 73: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	42, // 74: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	60, // [60:75] is the sub-list for method output_type
+	45, // [45:60] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -3369,7 +3470,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -580,6 +580,33 @@ func local_request_FeatureGateService_GetContributionsStatus_0(ctx context.Conte
 	return msg, metadata, err
 }
 
+func request_FeatureGateService_RegisterUsers_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RegisterUsersRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RegisterUsers(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_RegisterUsers_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RegisterUsersRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.RegisterUsers(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterFeatureGateServiceHandlerServer registers the http handlers for service FeatureGateService to "mux".
 // UnaryRPC     :call FeatureGateServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -812,6 +839,26 @@ func RegisterFeatureGateServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_FeatureGateService_GetContributionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_RegisterUsers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers", runtime.WithHTTPPathPattern("/v1/users:register"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_RegisterUsers_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_RegisterUsers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1057,6 +1104,23 @@ func RegisterFeatureGateServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_FeatureGateService_GetContributionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_RegisterUsers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers", runtime.WithHTTPPathPattern("/v1/users:register"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_RegisterUsers_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_RegisterUsers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1073,6 +1137,7 @@ var (
 	pattern_FeatureGateService_ListSettingsHistory_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "features", "history"}, ""))
 	pattern_FeatureGateService_ReportContributions_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "contributions"}, "report"))
 	pattern_FeatureGateService_GetContributionsStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "contributions", "status"}, ""))
+	pattern_FeatureGateService_RegisterUsers_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "users"}, "register"))
 )
 
 var (
@@ -1088,4 +1153,5 @@ var (
 	forward_FeatureGateService_ListSettingsHistory_0    = runtime.ForwardResponseMessage
 	forward_FeatureGateService_ReportContributions_0    = runtime.ForwardResponseMessage
 	forward_FeatureGateService_GetContributionsStatus_0 = runtime.ForwardResponseMessage
+	forward_FeatureGateService_RegisterUsers_0          = runtime.ForwardResponseMessage
 )

@@ -38,6 +38,7 @@ const (
 	FeatureGateService_ListSettingsHistory_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
 	FeatureGateService_ReportContributions_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
 	FeatureGateService_GetContributionsStatus_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus"
+	FeatureGateService_RegisterUsers_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -86,7 +87,8 @@ type FeatureGateServiceClient interface {
 	// linked their GitHub.com account and opted in are sent to their
 	// GitHub.com profile while the feature is on and the connection
 	// CONNECTED. The whole batch is refused (INVALID_ARGUMENT, nothing
-	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
+	// stored) when any entry is bad (among them a user who is not
+	// registered: see RegisterUsers), and RESOURCE_EXHAUSTED when the
 	// outbox towards GitHub.com is full.
 	ReportContributions(ctx context.Context, in *ReportContributionsRequest, opts ...grpc.CallOption) (*ReportContributionsResponse, error)
 	// GetContributionsStatus says how unified contributions goes: for the
@@ -96,6 +98,12 @@ type FeatureGateServiceClient interface {
 	// and what waits. A person acting for themselves gets only their own
 	// user part.
 	GetContributionsStatus(ctx context.Context, in *GetContributionsStatusRequest, opts ...grpc.CallOption) (*GetContributionsStatusResponse, error)
+	// RegisterUsers records that people have an account on this server.
+	// The gateway calls it for each person who signs in (as themselves); an
+	// admin may provision many at once. ReportContributions takes counts
+	// only of registered users. Registering someone again changes nothing,
+	// and nobody is ever unregistered.
+	RegisterUsers(ctx context.Context, in *RegisterUsersRequest, opts ...grpc.CallOption) (*RegisterUsersResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -255,6 +263,16 @@ func (c *featureGateServiceClient) GetContributionsStatus(ctx context.Context, i
 	return out, nil
 }
 
+func (c *featureGateServiceClient) RegisterUsers(ctx context.Context, in *RegisterUsersRequest, opts ...grpc.CallOption) (*RegisterUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterUsersResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_RegisterUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -301,7 +319,8 @@ type FeatureGateServiceServer interface {
 	// linked their GitHub.com account and opted in are sent to their
 	// GitHub.com profile while the feature is on and the connection
 	// CONNECTED. The whole batch is refused (INVALID_ARGUMENT, nothing
-	// stored) when any entry is bad, and RESOURCE_EXHAUSTED when the
+	// stored) when any entry is bad (among them a user who is not
+	// registered: see RegisterUsers), and RESOURCE_EXHAUSTED when the
 	// outbox towards GitHub.com is full.
 	ReportContributions(context.Context, *ReportContributionsRequest) (*ReportContributionsResponse, error)
 	// GetContributionsStatus says how unified contributions goes: for the
@@ -311,6 +330,12 @@ type FeatureGateServiceServer interface {
 	// and what waits. A person acting for themselves gets only their own
 	// user part.
 	GetContributionsStatus(context.Context, *GetContributionsStatusRequest) (*GetContributionsStatusResponse, error)
+	// RegisterUsers records that people have an account on this server.
+	// The gateway calls it for each person who signs in (as themselves); an
+	// admin may provision many at once. ReportContributions takes counts
+	// only of registered users. Registering someone again changes nothing,
+	// and nobody is ever unregistered.
+	RegisterUsers(context.Context, *RegisterUsersRequest) (*RegisterUsersResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -362,6 +387,9 @@ func (UnimplementedFeatureGateServiceServer) ReportContributions(context.Context
 }
 func (UnimplementedFeatureGateServiceServer) GetContributionsStatus(context.Context, *GetContributionsStatusRequest) (*GetContributionsStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetContributionsStatus not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) RegisterUsers(context.Context, *RegisterUsersRequest) (*RegisterUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterUsers not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -629,6 +657,24 @@ func _FeatureGateService_GetContributionsStatus_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_RegisterUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).RegisterUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_RegisterUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).RegisterUsers(ctx, req.(*RegisterUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -687,6 +733,10 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetContributionsStatus",
 			Handler:    _FeatureGateService_GetContributionsStatus_Handler,
+		},
+		{
+			MethodName: "RegisterUsers",
+			Handler:    _FeatureGateService_RegisterUsers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -82,21 +82,39 @@ function profileIs(login, want, ms) {
   }, ms);
 }
 
-// report reports counts as the server's contribution source does (REST,
-// the role contributions-source); each must be queued for GitHub.com.
-async function report(counts) {
+// reportRaw reports counts as the server's contribution source does
+// (REST, the role contributions-source), and returns the answer.
+async function reportRaw(counts) {
   const resp = await fetch(`${gw}/v1/connections/${connectionId}/contributions:report`, {
     method: "POST", headers: { Authorization: "Bearer " + contribToken, "Content-Type": "application/json" },
     body: JSON.stringify({ counts }),
   });
-  const out = await resp.json();
-  assert.equal(resp.status, 200, JSON.stringify(out));
+  return { status: resp.status, out: await resp.json() };
+}
+
+// report reports counts; each must be queued for GitHub.com.
+async function report(counts) {
+  const { status, out } = await reportRaw(counts);
+  assert.equal(status, 200, JSON.stringify(out));
   assert.equal(out.queued, counts.length, JSON.stringify(out));
 }
 
 const dayAgo = (n) => new Date(Date.now() - n * 86400000).toISOString().slice(0, 10);
 
 try {
+  await check("counts of someone who never signed in are refused; once they sign in, they are taken", async () => {
+    const counts = [{ user: "lena", day: dayAgo(1), count: 2 }];
+    const before = await reportRaw(counts);
+    assert.equal(before.status, 400, JSON.stringify(before.out));
+    assert.match(before.out.message, /lena is not a user of this server/);
+    await signInAs("lena");
+    const after = await reportRaw(counts);
+    assert.equal(after.status, 200, JSON.stringify(after.out));
+    assert.equal(after.out.changed, 1, JSON.stringify(after.out));
+    assert.equal(after.out.queued ?? 0, 0, "lena has not linked an account: nothing to send");
+    await signOut();
+  });
+
   await check("a person outside the admin groups lands on their own page", async () => {
     await signInAs("mona");
     assert.equal(new URL(page.url()).pathname, "/me");
