@@ -45,6 +45,9 @@ type Options struct {
 	Audited []string
 	// ShutdownTimeout bounds graceful shutdown; 0 means 10 s.
 	ShutdownTimeout time.Duration
+	// RequestChecks check their request types in place of protovalidate:
+	// the same rules, as Go code (see RequestCheck).
+	RequestChecks []RequestCheck
 	// ExtraGRPCOptions are appended to the server's options.
 	ExtraGRPCOptions []grpc.ServerOption
 }
@@ -112,7 +115,7 @@ func New(opts Options) *Server {
 	// Requests are checked against their .proto rules once the caller is
 	// known and allowed: a stranger learns nothing of what a valid request
 	// looks like.
-	rules := newRequestRules()
+	rules := newRequestRules(opts.RequestChecks...)
 	unary = append(unary, rules.unary)
 	stream = append(stream, rules.stream)
 	// Recovery again innermost, so a handler's panic reaches logging and
