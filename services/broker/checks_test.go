@@ -2,6 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -110,6 +115,44 @@ func TestHotChecksAgree(t *testing.T) {
 	}
 	if len(checks) != 2 {
 		t.Errorf("%d checks, want IssueTokenRequest's and IssueUserTokenRequest's", len(checks))
+	}
+}
+
+// The rules TestHotChecksAgree holds the Go forms to are the ones they were
+// written for: a rule added, removed or changed in broker.proto (or the
+// shared app_permissions it uses) changes this fingerprint, and the test
+// says so until checks.go, TestHotChecksAgree's inputs and the fingerprint
+// are brought up to date together.
+func TestHotChecksRulesUnchanged(t *testing.T) {
+	const want = "c2ba36d166129841"
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	add := func(name string, o proto.Message) {
+		b, err := opts.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s %x\n", name, b)
+	}
+	for _, c := range broker.RequestChecks {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(c.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(string(c.Name()), d.Options())
+		fields := d.(protoreflect.MessageDescriptor).Fields()
+		for i := range fields.Len() {
+			add(string(fields.Get(i).FullName()), fields.Get(i).Options())
+		}
+	}
+	x, err := protoregistry.GlobalTypes.FindExtensionByName("ghconnect.rules.v1.app_permissions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("app_permissions", x.TypeDescriptor().Options())
+	if got := hex.EncodeToString(h.Sum(nil))[:16]; got != want {
+		t.Errorf("the hot requests' rules changed (fingerprint %s, was %s): make checks.go answer as the new rules do, "+
+			"give TestHotChecksAgree inputs at their edges, then set the fingerprint", got, want)
 	}
 }
 
