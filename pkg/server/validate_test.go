@@ -10,6 +10,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -173,5 +174,32 @@ func TestEveryRuleCompiles(t *testing.T) {
 	})
 	if n < 50 {
 		t.Errorf("only %d ghconnect messages registered", n)
+	}
+}
+
+// A request type with a RequestCheck is checked by it, not by
+// protovalidate; the others still by protovalidate.
+func TestRequestChecksReplaceRules(t *testing.T) {
+	c := Check(func(r *registryv1.GetConnectionRequest, v *apierr.Violations) {
+		if r.GetId() != "go" {
+			v.Add("id", "the Go form says no")
+		}
+	})
+	if c.Name() != "ghconnect.registry.v1.GetConnectionRequest" {
+		t.Errorf("name %s", c.Name())
+	}
+	rules := newRequestRules(c)
+	ctx := context.Background()
+	if diff := cmp.Diff([]string{"id: the Go form says no"}, violations(rules.check(ctx, &registryv1.GetConnectionRequest{}))); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if err := rules.check(ctx, &registryv1.GetConnectionRequest{Id: "go"}); err != nil {
+		t.Error(err)
+	}
+	if diff := cmp.Diff([]string{"id: must not be empty"}, violations(DeclaredRules(ctx, &registryv1.GetConnectionRequest{}))); diff != "" {
+		t.Errorf("DeclaredRules (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"account: is required"}, violations(rules.check(ctx, &registryv1.CreateConnectionRequest{RequestId: "r.1"}))); diff != "" {
+		t.Errorf("another type (-want +got):\n%s", diff)
 	}
 }
