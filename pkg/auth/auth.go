@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -157,64 +159,29 @@ func (p Public) allows(fullMethod string) bool {
 // DefaultPublic is what orchestrators and grpcurl need without a token.
 var DefaultPublic = Public{"/grpc.health.v1.Health/", "/grpc.reflection."}
 
-// UnaryAuthenticate authenticates every unary call not in public and
-// gives the handler's context the caller (see Guard.Authenticate).
-func UnaryAuthenticate(g *Guard, public Public) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if public.allows(info.FullMethod) {
-			return handler(ctx, req)
-		}
+// Guarded is the selector (go-grpc-middleware's interceptors/selector)
+// of the methods that need credentials: all but p's.
+func (p Public) Guarded(_ context.Context, c interceptors.CallMeta) bool {
+	return !p.allows(c.FullMethod())
+}
+
+// Admit is the auth function (go-grpc-middleware's interceptors/auth) of
+// the guarded methods: it says who calls (Authenticate), tells seen (the
+// call's log line names the caller, a refused one too), then refuses a
+// method the caller's roles do not allow (Authorize). The handler's
+// context carries the caller.
+func (g *Guard) Admit(seen func(context.Context, Principal)) grpcauth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
 		p, err := g.Authenticate(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return handler(WithPrincipal(ctx, p), req)
+		seen(ctx, p)
+		ctx = WithPrincipal(ctx, p)
+		method, _ := grpc.Method(ctx)
+		if err := g.Authorize(ctx, method); err != nil {
+			return nil, err
+		}
+		return ctx, nil
 	}
 }
-
-// UnaryAuthorize refuses every unary call not in public whose caller may
-// not call the method. It runs inside UnaryAuthenticate, so a refusal is
-// logged with the caller's name.
-func UnaryAuthorize(g *Guard, public Public) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !public.allows(info.FullMethod) {
-			if err := g.Authorize(ctx, info.FullMethod); err != nil {
-				return nil, err
-			}
-		}
-		return handler(ctx, req)
-	}
-}
-
-// StreamAuthenticate is UnaryAuthenticate for streams.
-func StreamAuthenticate(g *Guard, public Public) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if public.allows(info.FullMethod) {
-			return handler(srv, ss)
-		}
-		p, err := g.Authenticate(ss.Context())
-		if err != nil {
-			return err
-		}
-		return handler(srv, &principalStream{ServerStream: ss, ctx: WithPrincipal(ss.Context(), p)})
-	}
-}
-
-// StreamAuthorize is UnaryAuthorize for streams.
-func StreamAuthorize(g *Guard, public Public) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !public.allows(info.FullMethod) {
-			if err := g.Authorize(ss.Context(), info.FullMethod); err != nil {
-				return err
-			}
-		}
-		return handler(srv, ss)
-	}
-}
-
-type principalStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *principalStream) Context() context.Context { return s.ctx }

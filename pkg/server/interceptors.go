@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/validate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	mwlogging "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,37 +26,21 @@ import (
 // RequestIDHeader carries a request id in and out of every call.
 const RequestIDHeader = "x-request-id"
 
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-func recoverUnary(l *zap.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				l.Error("panic in handler", zap.String("method", info.FullMethod), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return handler(ctx, req)
-	}
-}
-
-func recoverStream(l *zap.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				l.Error("panic in handler", zap.String("method", info.FullMethod), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return handler(srv, ss)
-	}
+// panicked answers a handler's (or an interceptor's) panic: logged with
+// its stack, Internal to the caller, who learns nothing of it.
+func panicked(l *zap.Logger) recovery.Option {
+	return recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		method, _ := grpc.Method(ctx)
+		l.Error("panic in handler", zap.String("method", method), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
 }
 
 // requestContext gives the call a request id (the caller's, if well formed)
 // and a logger carrying it, built only if the call logs (logging.WithCall).
 func requestContext(ctx context.Context, base *zap.Logger, method string) context.Context {
 	id := ""
-	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && validate.RequestID(v[0]) == nil {
 		id = v[0]
 	} else {
 		var b [8]byte
@@ -99,66 +86,90 @@ func levelFor(c codes.Code) zapcore.Level {
 	}
 }
 
-func logCall(ctx context.Context, method string, start time.Time, err error, audited map[string]bool) {
-	if isHealth(method) || (err == nil && audited[method]) {
-		return
+// logOptions make go-grpc-middleware's logging interceptor write one line
+// per finished call, at levelFor's level, with the fields callLog reads.
+func logOptions() []mwlogging.Option {
+	return []mwlogging.Option{
+		mwlogging.WithLogOnEvents(mwlogging.FinishCall),
+		mwlogging.WithLevels(func(c codes.Code) mwlogging.Level {
+			switch levelFor(c) {
+			case zapcore.InfoLevel:
+				return mwlogging.LevelInfo
+			case zapcore.WarnLevel:
+				return mwlogging.LevelWarn
+			}
+			return mwlogging.LevelError
+		}),
+		mwlogging.WithDurationField(func(d time.Duration) mwlogging.Fields { return mwlogging.Fields{"duration", d} }),
+		// The status's message only: constant texts (pkg/apierr), never
+		// a wrapped cause.
+		mwlogging.WithErrorFields(func(err error) mwlogging.Fields {
+			return mwlogging.Fields{"error", status.Convert(err).Message()}
+		}),
 	}
-	st := status.Convert(err)
-	fields := []zap.Field{zap.String("code", st.Code().String()), zap.Duration("duration", time.Since(start))}
-	if p, ok := auth.FromContext(ctx); ok {
-		fields = append(fields, zap.String("principal", p.Name))
-		if p.Via != "" {
-			fields = append(fields, zap.String("via", p.Via))
+}
+
+// callLog writes the logging interceptor's line through the call's own
+// logger (request_id, method; redacted like every line) as "call" with
+// code, duration, principal, via and error, the fields it always had: the
+// interceptor's own grpc.* fields are left out. A successful call of an
+// audited method writes its audit event instead.
+func callLog(audited map[string]bool) mwlogging.Logger {
+	return mwlogging.LoggerFunc(func(ctx context.Context, lvl mwlogging.Level, _ string, kv ...any) {
+		var code, principal, via, msg string
+		var took time.Duration
+		for it := mwlogging.Fields(kv).Iterator(); it.Next(); {
+			switch k, v := it.At(); k {
+			case "grpc.code":
+				code, _ = v.(string)
+			case "duration":
+				took, _ = v.(time.Duration)
+			case "principal":
+				principal, _ = v.(string)
+			case "via":
+				via, _ = v.(string)
+			case "error":
+				msg, _ = v.(string)
+			}
 		}
-	}
-	if err != nil {
-		fields = append(fields, zap.String("error", st.Message()))
-	}
-	logging.FromContext(ctx).Log(levelFor(st.Code()), "call", fields...)
-}
-
-func logUnary(audited map[string]bool) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		// The principal is only known inside the auth interceptor, so it
-		// reports back through this holder.
-		holder := &principalHolder{}
-		resp, err := handler(context.WithValue(ctx, holderKey{}, holder), req)
-		logCall(holder.into(ctx), info.FullMethod, start, err, audited)
-		return resp, err
-	}
-}
-
-func logStream(audited map[string]bool) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		holder := &principalHolder{}
-		err := handler(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), holderKey{}, holder)})
-		logCall(holder.into(ss.Context()), info.FullMethod, start, err, audited)
-		return err
-	}
-}
-
-type holderKey struct{}
-
-type principalHolder struct{ p *auth.Principal }
-
-func (h *principalHolder) into(ctx context.Context) context.Context {
-	if h.p == nil {
-		return ctx
-	}
-	return auth.WithPrincipal(ctx, *h.p)
-}
-
-// notePrincipal, run just inside authentication, hands the caller's
-// identity out to the logging interceptor.
-func notePrincipal(ctx context.Context) {
-	if h, ok := ctx.Value(holderKey{}).(*principalHolder); ok {
-		if p, ok := auth.FromContext(ctx); ok {
-			h.p = &p
+		if method, _ := grpc.Method(ctx); code == codes.OK.String() && audited[method] {
+			return
 		}
-	}
+		fields := make([]zap.Field, 0, 5)
+		fields = append(fields, zap.String("code", code), zap.Duration("duration", took))
+		if principal != "" {
+			fields = append(fields, zap.String("principal", principal))
+		}
+		if via != "" {
+			fields = append(fields, zap.String("via", via))
+		}
+		if msg != "" {
+			fields = append(fields, zap.String("error", msg))
+		}
+		level := zapcore.InfoLevel
+		switch {
+		case lvl >= mwlogging.LevelError:
+			level = zapcore.ErrorLevel
+		case lvl >= mwlogging.LevelWarn:
+			level = zapcore.WarnLevel
+		}
+		logging.FromContext(ctx).Log(level, "call", fields...)
+	})
 }
+
+// notePrincipal hands the caller, once known, to the call's log line
+// (go-grpc-middleware's logging fields, which the line reads when the
+// call ends).
+func notePrincipal(ctx context.Context, p auth.Principal) {
+	f := mwlogging.Fields{"principal", p.Name}
+	if p.Via != "" {
+		f = append(f, "via", p.Via)
+	}
+	mwlogging.AddFields(ctx, f)
+}
+
+// logged selects the calls that get a line: all but health checks.
+func logged(_ context.Context, c interceptors.CallMeta) bool { return !isHealth(c.FullMethod()) }
 
 type metrics struct {
 	requests *prometheus.CounterVec

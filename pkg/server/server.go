@@ -1,7 +1,8 @@
 // Package server is the process skeleton every ghconnect service shares: a
 // gRPC server with grpc.health.v1, reflection and the interceptor chain
-// (recovery, request id, logging, metrics, authentication), an HTTP side
-// listener for /metrics and health, and graceful shutdown.
+// (recovery, request id, logging, metrics, authentication, the requests'
+// rules), an HTTP side listener for /metrics and health, and graceful
+// shutdown.
 package server
 
 import (
@@ -16,6 +17,10 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	mwlogging "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,6 +45,9 @@ type Options struct {
 	Audited []string
 	// ShutdownTimeout bounds graceful shutdown; 0 means 10 s.
 	ShutdownTimeout time.Duration
+	// RequestChecks check their request types in place of protovalidate:
+	// the same rules, as Go code (see RequestCheck).
+	RequestChecks []RequestCheck
 	// ExtraGRPCOptions are appended to the server's options.
 	ExtraGRPCOptions []grpc.ServerOption
 }
@@ -82,39 +90,39 @@ func New(opts Options) *Server {
 	for _, m := range opts.Audited {
 		audited[m] = true
 	}
+	logCalls := selector.MatchFunc(logged)
+	calls := callLog(audited)
 	unary := []grpc.UnaryServerInterceptor{
-		recoverUnary(opts.Logger),
+		recovery.UnaryServerInterceptor(panicked(opts.Logger)),
 		requestIDUnary(opts.Logger),
-		logUnary(audited),
+		selector.UnaryServerInterceptor(mwlogging.UnaryServerInterceptor(calls, logOptions()...), logCalls),
 		m.unary,
 	}
 	stream := []grpc.StreamServerInterceptor{
-		recoverStream(opts.Logger),
+		recovery.StreamServerInterceptor(panicked(opts.Logger)),
 		requestIDStream(opts.Logger),
-		logStream(audited),
+		selector.StreamServerInterceptor(mwlogging.StreamServerInterceptor(calls, logOptions()...), logCalls),
 		m.stream,
 	}
 	if opts.Guard != nil {
 		// Authenticate, note who it is for the log line, then authorize:
 		// a refused call is logged with its caller's name.
-		unary = append(unary, auth.UnaryAuthenticate(opts.Guard, opts.Public))
-		stream = append(stream, auth.StreamAuthenticate(opts.Guard, opts.Public))
-		unary = append(unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			notePrincipal(ctx)
-			return h(ctx, req)
-		})
-		stream = append(stream, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			notePrincipal(ss.Context())
-			return h(srv, ss)
-		})
-		unary = append(unary, auth.UnaryAuthorize(opts.Guard, opts.Public))
-		stream = append(stream, auth.StreamAuthorize(opts.Guard, opts.Public))
+		guarded := selector.MatchFunc(opts.Public.Guarded)
+		admit := opts.Guard.Admit(notePrincipal)
+		unary = append(unary, selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(admit), guarded))
+		stream = append(stream, selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(admit), guarded))
 	}
+	// Requests are checked against their .proto rules once the caller is
+	// known and allowed: a stranger learns nothing of what a valid request
+	// looks like.
+	rules := newRequestRules(opts.RequestChecks...)
+	unary = append(unary, rules.unary)
+	stream = append(stream, rules.stream)
 	// Recovery again innermost, so a handler's panic reaches logging and
 	// metrics as the Internal error the caller gets; the outer one guards the
 	// interceptors themselves.
-	unary = append(unary, recoverUnary(opts.Logger))
-	stream = append(stream, recoverStream(opts.Logger))
+	unary = append(unary, recovery.UnaryServerInterceptor(panicked(opts.Logger)))
+	stream = append(stream, recovery.StreamServerInterceptor(panicked(opts.Logger)))
 	gopts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),

@@ -1,5 +1,9 @@
-// Package validate holds the input rules shared by the services: hostnames,
-// GitHub logins, versions, request and connection ids, and page sizes. Each
+// Package validate holds the input checks of what no request message
+// carries (configuration, a signed-in person's login, headers) and those
+// no proto rule can say (a login by its account's kind): hostnames, GitHub
+// logins, versions, request ids, and page sizes. A request's own fields
+// are checked by the rules in its .proto (pkg/server's interceptor); where
+// both check the same thing, pkg/server's tests hold them the same. Each
 // function returns an error whose text is safe to show the caller.
 package validate
 
@@ -102,24 +106,18 @@ func ServerVersion(s string) error {
 	return nil
 }
 
-var requestID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// RequestIDPattern is a request id's: an x-request-id header's and a
+// request's idempotency key (request_id), whose rule is
+// ghconnect.rules.v1.request_id in the protos (its test holds the two the
+// same).
+const RequestIDPattern = `^[A-Za-z0-9._-]{1,64}$`
 
-// RequestID checks idempotency keys: 1 to 64 of [A-Za-z0-9_-].
+var requestID = regexp.MustCompile(RequestIDPattern)
+
+// RequestID checks a request id: 1 to 64 of [A-Za-z0-9._-].
 func RequestID(s string) error {
 	if !requestID.MatchString(s) {
-		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -")
-	}
-	return nil
-}
-
-// ConnectionID checks a connection id: 1 to 64 characters (the registry
-// makes them; the other services only pass them on).
-func ConnectionID(s string) error {
-	switch {
-	case s == "":
-		return errors.New("must not be empty")
-	case len(s) > 64:
-		return errors.New("must be at most 64 characters")
+		return errors.New("must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ or -")
 	}
 	return nil
 }

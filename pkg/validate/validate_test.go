@@ -1,6 +1,10 @@
 package validate
 
 import (
+	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	rulesv1 "github.com/ghconnect/ghconnect/gen/ghconnect/rules/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -53,10 +57,7 @@ func TestRules(t *testing.T) {
 		{"rid empty", RequestID, "", false},
 		{"rid long", RequestID, strings.Repeat("a", 65), false},
 		{"rid slash", RequestID, "a/b", false},
-		{"connection uuid", ConnectionID, "2f0c1d7e-8a4b-4c55-9e3a-6b1f0d2c3a4e", true},
-		{"connection 64", ConnectionID, strings.Repeat("c", 64), true},
-		{"connection empty", ConnectionID, "", false},
-		{"connection 65", ConnectionID, strings.Repeat("c", 65), false},
+		{"rid dot", RequestID, "req.1", true},
 	}
 	for _, tt := range tests {
 		if err := tt.fn(tt.in); (err == nil) != tt.ok {
@@ -109,5 +110,15 @@ func TestServerLoginMatchesTheExpression(t *testing.T) {
 		if got, want := ServerLogin(c) == nil, re.MatchString(c); got != want {
 			t.Errorf("ServerLogin(%q) accepts: %v; the expression: %v", c, got, want)
 		}
+	}
+}
+
+// The x-request-id header and a request's request_id field take the same
+// ids: the proto rule's pattern is RequestIDPattern.
+func TestRequestIDPatternIsTheProtoRule(t *testing.T) {
+	opts := rulesv1.E_RequestId.TypeDescriptor().Options().(*descriptorpb.FieldOptions)
+	rules, _ := proto.GetExtension(opts, validatepb.E_Predefined).(*validatepb.PredefinedRules)
+	if len(rules.GetCel()) != 1 || !strings.Contains(rules.GetCel()[0].GetExpression(), "'"+RequestIDPattern+"'") {
+		t.Errorf("ghconnect.rules.v1.request_id is %v, want the pattern %s", rules.GetCel(), RequestIDPattern)
 	}
 }

@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer logging.Close(logger, "the database", db)
 	}
-	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, ExtraGRPCOptions: grpcOpts})
+	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, RequestChecks: RequestChecks, ExtraGRPCOptions: grpcOpts})
 	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
 	if err != nil {
 		return err

@@ -229,23 +229,6 @@ func level(l string) int {
 	return 0
 }
 
-// validPermissions is permissions.Validate's success case without its
-// allocations: names of lower-case letters and _ (starting with a letter,
-// at most 64), levels read, write or admin.
-func validPermissions(set map[string]string) bool {
-	for k, v := range set {
-		if len(k) == 0 || len(k) > 64 || k[0] < 'a' || k[0] > 'z' || level(v) == 0 {
-			return false
-		}
-		for i := 1; i < len(k); i++ {
-			if (k[i] < 'a' || k[i] > 'z') && k[i] != '_' {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // appendKey appends to dst the key that identifies the scope on an
 // installation of a connection in the cache.
 func (s scope) appendKey(dst []byte, connection string, installation int64) []byte {

@@ -13,7 +13,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
-	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -44,9 +43,12 @@ func (s *Server) Register(srv *server.Server) {
 }
 
 const (
+	// defaultMinLifetime is a token's least lifetime left when the request
+	// names none (its rules bound what it names: at most 55 minutes).
 	defaultMinLifetime = 5 * time.Minute
-	maxMinLifetime     = 55 * time.Minute
-	maxRepos           = 500
+	// maxRepos bounds the repositories of a token request (IssueToken's
+	// names and ids together; IssueUserToken's rule says the same).
+	maxRepos = 500
 )
 
 func caller(ctx context.Context) string {
@@ -103,36 +105,16 @@ func githubStatus(ctx context.Context, ge *brokerclient.GitHubError) error {
 
 // IssueToken implements the RPC.
 func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest) (*brokerv1.IssueTokenResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
+	// The one check across fields, kept here: a message-level rule would
+	// cost the hot path about 2 µs a call.
 	if len(req.GetRepositories())+len(req.GetRepositoryIds()) > maxRepos {
+		var v apierr.Violations
 		v.Addf("repositories", "at most %d repositories", maxRepos)
-	}
-	for _, r := range req.GetRepositories() {
-		if err := validate.RepoName(r); err != nil {
-			v.Check("repositories", err)
-			break
-		}
-	}
-	for _, id := range req.GetRepositoryIds() {
-		if id <= 0 {
-			v.Add("repository_ids", "must be positive")
-			break
-		}
-	}
-	if !validPermissions(req.GetPermissions()) {
-		v.Check("permissions", permissions.Validate(req.GetPermissions()))
+		return nil, v.Err()
 	}
 	minLife := defaultMinLifetime
-	if d := req.GetMinLifetime(); d != nil {
-		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > maxMinLifetime {
-			v.Addf("min_lifetime", "must be between 0 and %s", maxMinLifetime)
-		} else if d.AsDuration() > 0 {
-			minLife = d.AsDuration()
-		}
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
+	if d := req.GetMinLifetime().AsDuration(); d > 0 {
+		minLife = d
 	}
 	who := caller(ctx)
 	// Audit fields are plain strings, cheap to encode on the cache-hit
@@ -197,13 +179,6 @@ func (g *grant) response() *brokerv1.IssueTokenResponse {
 
 // RevokeToken implements the RPC.
 func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenRequest) (*brokerv1.RevokeTokenResponse, error) {
-	var v apierr.Violations
-	if t := req.GetToken(); t == "" || len(t) > 255 {
-		v.Add("token", "must be 1 to 255 characters")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	err := s.b.revokeToken(ctx, caller(ctx), req.GetToken())
 	switch {
 	case err == nil:
@@ -220,11 +195,6 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 
 // RevokeConnectionTokens implements the RPC.
 func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.RevokeConnectionTokensRequest) (*brokerv1.RevokeConnectionTokensResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	who := caller(ctx)
 	if p := s.b.opts.Policy.Callers[who]; p == nil || !p.Admin {
 		return nil, status.Error(codes.PermissionDenied, "caller \""+who+"\" may not revoke a connection's tokens")

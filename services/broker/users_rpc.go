@@ -9,7 +9,6 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
-	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -20,22 +19,6 @@ import (
 
 // errNotConnected: user authorization needs a CONNECTED connection.
 var errNotConnected = errors.New("the connection is not CONNECTED")
-
-func checkServerUser(v *apierr.Violations, field, u string) {
-	v.Check(field, validate.ServerLogin(u))
-}
-
-func isHexSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, r := range s {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // ReasonReconnectNeeded is the PreconditionFailure type of a grant
 // GitHub.com no longer accepts.
@@ -93,14 +76,12 @@ func (s *Server) auditUser(ctx context.Context, level zapcore.Level, msg, conn, 
 
 // StartUserAuthorization implements the RPC.
 func (s *Server) StartUserAuthorization(ctx context.Context, req *brokerv1.StartUserAuthorizationRequest) (*brokerv1.StartUserAuthorizationResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
-	checkServerUser(&v, "user", req.GetUser())
-	if u, err := url.Parse(req.GetRedirectUri()); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || len(req.GetRedirectUri()) > 512 {
+	// The rules checked the URL's form; a host is still needed to send the
+	// browser back to.
+	if u, err := url.Parse(req.GetRedirectUri()); err != nil || u.Host == "" {
+		var v apierr.Violations
 		v.Add("redirect_uri", "must be an absolute http(s) URL of at most 512 characters, without a fragment")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, v.Err()
 	}
 	c, err := s.forUsers(ctx, "user authorization", req.GetConnectionId(), req.GetUser())
 	if err != nil {
@@ -116,17 +97,6 @@ func (s *Server) StartUserAuthorization(ctx context.Context, req *brokerv1.Start
 
 // CompleteUserAuthorization implements the RPC.
 func (s *Server) CompleteUserAuthorization(ctx context.Context, req *brokerv1.CompleteUserAuthorizationRequest) (*brokerv1.CompleteUserAuthorizationResponse, error) {
-	var v apierr.Violations
-	checkServerUser(&v, "user", req.GetUser())
-	if n := len(req.GetState()); n < 20 || n > 128 {
-		v.Add("state", "must be the state GitHub.com sent back")
-	}
-	if n := len(req.GetCode()); n == 0 || n > 256 {
-		v.Add("code", "must be the code GitHub.com sent back")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if s.b.users == nil {
 		return nil, status.Error(codes.Unimplemented, "the broker has no database: user authorization is off")
 	}
@@ -151,27 +121,6 @@ func (s *Server) CompleteUserAuthorization(ctx context.Context, req *brokerv1.Co
 
 // IssueUserToken implements the RPC.
 func (s *Server) IssueUserToken(ctx context.Context, req *brokerv1.IssueUserTokenRequest) (*brokerv1.IssueUserTokenResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
-	checkServerUser(&v, "user", req.GetUser())
-	if r := req.GetRefusedTokenSha256(); r != "" && !isHexSHA256(r) {
-		v.Add("refused_token_sha256", "must be a SHA-256 in hex (64 characters)")
-	}
-	if len(req.GetRepositories()) > maxRepos {
-		v.Addf("repositories", "at most %d repositories", maxRepos)
-	}
-	for _, r := range req.GetRepositories() {
-		if err := validate.RepoName(r); err != nil {
-			v.Check("repositories", err)
-			break
-		}
-	}
-	if len(req.GetPermissions()) > 0 {
-		v.Check("permissions", permissions.Validate(req.GetPermissions()))
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	c, err := s.forUsers(ctx, "user token", req.GetConnectionId(), req.GetUser())
 	if err != nil {
 		return nil, err
@@ -212,12 +161,6 @@ func (t *userToken) response() *brokerv1.IssueUserTokenResponse {
 
 // GetUserGrant implements the RPC.
 func (s *Server) GetUserGrant(ctx context.Context, req *brokerv1.GetUserGrantRequest) (*brokerv1.GetUserGrantResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
-	checkServerUser(&v, "user", req.GetUser())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if s.b.users == nil {
 		return nil, status.Error(codes.Unimplemented, "the broker has no database: user authorization is off")
 	}
@@ -234,12 +177,6 @@ func (s *Server) GetUserGrant(ctx context.Context, req *brokerv1.GetUserGrantReq
 
 // RevokeUserGrant implements the RPC.
 func (s *Server) RevokeUserGrant(ctx context.Context, req *brokerv1.RevokeUserGrantRequest) (*brokerv1.RevokeUserGrantResponse, error) {
-	var v apierr.Violations
-	v.Check("connection_id", validate.ConnectionID(req.GetConnectionId()))
-	checkServerUser(&v, "user", req.GetUser())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	c, err := s.forUsers(ctx, "user grant revocation", req.GetConnectionId(), req.GetUser())
 	if err != nil {
 		return nil, err

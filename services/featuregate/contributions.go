@@ -10,7 +10,6 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/logging"
-	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,8 +38,6 @@ import (
 const (
 	// contributionDays is how far back counts are taken and backfilled.
 	contributionDays = 365
-	// maxReportCounts bounds a ReportContributions batch.
-	maxReportCounts = 10000
 	// DefaultOutboxMax is the outbox's default bound, in rows.
 	DefaultOutboxMax = 1_000_000
 )
@@ -54,18 +51,16 @@ func (s *Store) SetOutboxMax(n int) { s.outboxMax = n }
 
 // ReportContributions implements the RPC.
 func (s *Server) ReportContributions(ctx context.Context, req *featuregatev1.ReportContributionsRequest) (*featuregatev1.ReportContributionsResponse, error) {
+	// The rules checked each count's user and number and the batch's
+	// size; its days are checked against today here, and no user and day
+	// may come twice.
 	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
 	counts := req.GetCounts()
-	if n := len(counts); n == 0 || n > maxReportCounts {
-		v.Addf("counts", "must hold 1 to %d counts", maxReportCounts)
-	}
 	today := s.store.now().UTC().Truncate(24 * time.Hour)
 	oldest, newest := today.AddDate(0, 0, -contributionDays), today.AddDate(0, 0, 1)
 	seen := make(map[[2]string]bool, len(counts))
 	for i, c := range counts {
 		field := fmt.Sprintf("counts[%d]", i)
-		v.Check(field+".user", validate.ServerLogin(c.GetUser()))
 		day, err := time.Parse(time.DateOnly, c.GetDay())
 		switch {
 		case err != nil:
@@ -74,9 +69,6 @@ func (s *Server) ReportContributions(ctx context.Context, req *featuregatev1.Rep
 			v.Addf(field+".day", "is more than %d days ago", contributionDays)
 		case day.After(newest):
 			v.Add(field+".day", "is in the future")
-		}
-		if c.GetCount() < 0 {
-			v.Add(field+".count", "must not be negative")
 		}
 		k := [2]string{c.GetUser(), c.GetDay()}
 		if seen[k] {

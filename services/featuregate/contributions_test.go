@@ -386,6 +386,11 @@ func TestContributionsRefused(t *testing.T) {
 		}
 		// eve signs in: the gateway registers her, and her counts are
 		// taken from then on, linked or not.
+		for _, users := range [][]string{nil, {"eve", "eve"}, {"eve", "a b"}} {
+			if _, err := e.gate.RegisterUsers(e.ctx(t, "admin"), &featuregatev1.RegisterUsersRequest{Users: users}); status.Code(err) != codes.InvalidArgument {
+				t.Errorf("register %q: %v, want InvalidArgument", users, err)
+			}
+		}
 		if r, err := e.gate.RegisterUsers(e.ctx(t, "admin"), &featuregatev1.RegisterUsersRequest{Users: []string{"eve"}}); err != nil || r.Added != 1 {
 			t.Fatalf("register eve: %v %v", r, err)
 		}

@@ -22,13 +22,8 @@ const (
 func (s *Server) ListSettingsHistory(ctx context.Context, req *featuregatev1.ListSettingsHistoryRequest) (*featuregatev1.ListSettingsHistoryResponse, error) {
 	var v apierr.Violations
 	scope := sqldb.NewHistoryScope(req.GetConnectionId(), req.GetNewestFirst())
-	if len(scope.ConnectionID) > 64 {
-		v.Add("connection_id", "must be at most 64 characters")
-	}
-	size := int(req.GetPageSize())
+	size := int(req.GetPageSize()) // never negative: the rules refuse it
 	switch {
-	case size < 0:
-		v.Add("page_size", "must not be negative")
 	case size == 0:
 		size = defaultHistoryPage
 	case size > maxHistoryPage:

@@ -9,7 +9,6 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
-	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
@@ -36,18 +35,6 @@ func selfOnly(ctx context.Context) (string, bool) {
 	return p.Name, true
 }
 
-// personRequest checks a request naming one connection and one person,
-// and that the caller may act for that person.
-func personRequest(ctx context.Context, connectionID, user string) error {
-	var v apierr.Violations
-	checkConnectionID(&v, connectionID)
-	checkUser(&v, "user", user)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	return forSelf(ctx, user)
-}
-
 // forSelf refuses a person acting through their own page for anyone else.
 func forSelf(ctx context.Context, users ...string) error {
 	name, ok := selfOnly(ctx)
@@ -62,13 +49,9 @@ func forSelf(ctx context.Context, users ...string) error {
 	return nil
 }
 
-// linking checks a link request (its field violations, that a person
-// acts for themselves) and returns the broker that runs the
-// authorization.
-func (s *Server) linking(ctx context.Context, v *apierr.Violations, user string) (brokerv1.TokenBrokerServiceClient, error) {
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
+// linking checks that a person acts for themselves in a link request and
+// returns the broker that runs the authorization.
+func (s *Server) linking(ctx context.Context, user string) (brokerv1.TokenBrokerServiceClient, error) {
 	if err := forSelf(ctx, user); err != nil {
 		return nil, err
 	}
@@ -103,13 +86,7 @@ func reconnectNeeded(err error) bool {
 
 // StartAccountLink implements the RPC.
 func (s *Server) StartAccountLink(ctx context.Context, req *featuregatev1.StartAccountLinkRequest) (*featuregatev1.StartAccountLinkResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	if req.GetRedirectUri() == "" {
-		v.Add("redirect_uri", "is required")
-	}
-	b, err := s.linking(ctx, &v, req.GetUser())
+	b, err := s.linking(ctx, req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -125,15 +102,7 @@ func (s *Server) StartAccountLink(ctx context.Context, req *featuregatev1.StartA
 
 // CompleteAccountLink implements the RPC.
 func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.CompleteAccountLinkRequest) (*featuregatev1.CompleteAccountLinkResponse, error) {
-	var v apierr.Violations
-	checkUser(&v, "user", req.GetUser())
-	if req.GetState() == "" {
-		v.Add("state", "is required")
-	}
-	if req.GetCode() == "" {
-		v.Add("code", "is required")
-	}
-	b, err := s.linking(ctx, &v, req.GetUser())
+	b, err := s.linking(ctx, req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +128,7 @@ func (s *Server) CompleteAccountLink(ctx context.Context, req *featuregatev1.Com
 // GetAccountLink implements the RPC: the stored link, with the broker's
 // word on whether its authorization still works.
 func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccountLinkRequest) (*featuregatev1.GetAccountLinkResponse, error) {
-	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
+	if err := forSelf(ctx, req.GetUser()); err != nil {
 		return nil, err
 	}
 	facts, err := s.store.userFactsOf(ctx, req.GetConnectionId(), []string{req.GetUser()})
@@ -186,7 +155,7 @@ func (s *Server) GetAccountLink(ctx context.Context, req *featuregatev1.GetAccou
 // UnlinkAccount implements the RPC: the authorization is revoked on
 // GitHub.com first, then the link removed.
 func (s *Server) UnlinkAccount(ctx context.Context, req *featuregatev1.UnlinkAccountRequest) (*featuregatev1.UnlinkAccountResponse, error) {
-	if err := personRequest(ctx, req.GetConnectionId(), req.GetUser()); err != nil {
+	if err := forSelf(ctx, req.GetUser()); err != nil {
 		return nil, err
 	}
 	if b, err := s.brokerClient(); err == nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -59,10 +58,7 @@ func (s *Server) Follow(ctx context.Context) {
 	s.view.follow(ctx, s.pollInterval)
 }
 
-const (
-	maxCheckUsers = 1000
-	watchBatch    = 500
-)
+const watchBatch = 500
 
 // actor is who calls: the person a forwarder vouches for (with the
 // forwarder as via), or the direct caller.
@@ -71,20 +67,6 @@ func actor(ctx context.Context) who {
 		return who{actor: p.Name, via: p.Via}
 	}
 	return who{actor: "unauthenticated"}
-}
-
-func checkConnectionID(v *apierr.Violations, id string) {
-	v.Check("connection_id", validate.ConnectionID(id))
-}
-
-func checkUser(v *apierr.Violations, field, u string) {
-	v.Check(field, validate.ServerLogin(u))
-}
-
-func checkFeature(v *apierr.Violations, field string, f featuregatev1.Feature) {
-	if _, ok := byFeature[f]; !ok {
-		v.Addf(field, "unknown feature %d", f)
-	}
 }
 
 func toStatus(ctx context.Context, err error) error {
@@ -124,11 +106,6 @@ func (s *Server) ListFeatures(context.Context, *featuregatev1.ListFeaturesReques
 
 // GetSettings implements the RPC.
 func (s *Server) GetSettings(ctx context.Context, req *featuregatev1.GetSettingsRequest) (*featuregatev1.GetSettingsResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	st, err := s.store.Settings(ctx, req.GetConnectionId())
 	if err != nil {
 		return nil, toStatus(ctx, err)
@@ -138,14 +115,12 @@ func (s *Server) GetSettings(ctx context.Context, req *featuregatev1.GetSettings
 
 // UpdateSettings implements the RPC.
 func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSettingsRequest) (*featuregatev1.UpdateSettingsResponse, error) {
+	// What the rules cannot say: a feature named twice, and
+	// include_private (one field) for a feature (another) it does not
+	// apply to.
 	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	if len(req.GetFeatures()) == 0 {
-		v.Add("features", "must name at least one feature")
-	}
 	seen := map[featuregatev1.Feature]bool{}
 	for _, f := range req.GetFeatures() {
-		checkFeature(&v, "features.feature", f.GetFeature())
 		if seen[f.GetFeature()] {
 			v.Addf("features", "%s is named twice", featureName(f.GetFeature()))
 		}
@@ -153,12 +128,6 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 		if f.GetIncludePrivate() && f.GetFeature() != featuregatev1.Feature_FEATURE_UNIFIED_SEARCH {
 			v.Add("features.include_private", "applies to unified_search only")
 		}
-		if len(f.GetMissingPermissions()) > 0 {
-			v.Add("features.missing_permissions", "is derived by the feature gate from the App's permissions; leave it empty")
-		}
-	}
-	if len(req.GetEtag()) > 32 {
-		v.Add("etag", "must be at most 32 characters")
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -173,10 +142,8 @@ func (s *Server) UpdateSettings(ctx context.Context, req *featuregatev1.UpdateSe
 
 // SetUserConsent implements the RPC.
 func (s *Server) SetUserConsent(ctx context.Context, req *featuregatev1.SetUserConsentRequest) (*featuregatev1.SetUserConsentResponse, error) {
+	// Which features take an opt-in is the catalog's word.
 	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	checkUser(&v, "user", req.GetUser())
-	checkFeature(&v, "feature", req.GetFeature())
 	if info, ok := byFeature[req.GetFeature()]; ok && info.Consent != featuregatev1.Consent_CONSENT_OPT_IN {
 		v.Addf("feature", "%s takes no per-user opt-in", featureName(req.GetFeature()))
 	}
@@ -194,26 +161,6 @@ func (s *Server) SetUserConsent(ctx context.Context, req *featuregatev1.SetUserC
 
 // Check implements the RPC: users outer, features inner.
 func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*featuregatev1.CheckResponse, error) {
-	var v apierr.Violations
-	checkConnectionID(&v, req.GetConnectionId())
-	if n := len(req.GetUsers()); n == 0 || n > maxCheckUsers {
-		v.Addf("users", "must list 1 to %d users", maxCheckUsers)
-	}
-	for _, u := range req.GetUsers() {
-		if err := validate.ServerLogin(u); err != nil {
-			v.Check("users", err)
-			break
-		}
-	}
-	if len(req.GetFeatures()) == 0 {
-		v.Add("features", "must list at least one feature")
-	}
-	for _, f := range req.GetFeatures() {
-		checkFeature(&v, "features", f)
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if err := forSelf(ctx, req.GetUsers()...); err != nil {
 		return nil, err
 	}
@@ -292,17 +239,6 @@ func userReason(consent featuregatev1.Consent, facts userFacts, user string, f f
 // as it commits.
 func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStreamingServer[featuregatev1.WatchResponse]) error {
 	ctx := stream.Context()
-	var v apierr.Violations
-	if req.GetAfterRevision() < 0 {
-		v.Add("after_revision", "must not be negative")
-	}
-	// No connection id watches every connection.
-	if req.GetConnectionId() != "" {
-		checkConnectionID(&v, req.GetConnectionId())
-	}
-	if err := v.Err(); err != nil {
-		return err
-	}
 	err := sqldb.Tail(ctx, &s.store.Notifier, s.pollInterval, s.stopping, req.GetAfterRevision(), watchBatch,
 		func(ctx context.Context, after int64, limit int) ([]*featuregatev1.WatchResponse, error) {
 			return s.store.Snapshots(ctx, after, req.GetConnectionId(), limit)

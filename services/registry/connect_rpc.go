@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
-	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -61,15 +59,13 @@ func (s *Server) connectable(ctx context.Context, id string) (*registryv1.Connec
 
 // StartAppManifest implements the RPC.
 func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppManifestRequest) (*registryv1.StartAppManifestResponse, error) {
-	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
+	// The rules checked the URL's form; a host is still needed to call
+	// back to.
 	cb, err := url.Parse(req.GetCallbackUrl())
-	if err != nil || (cb.Scheme != "https" && cb.Scheme != "http") || cb.Host == "" || len(req.GetCallbackUrl()) > 500 {
+	if err != nil || cb.Host == "" {
+		var v apierr.Violations
 		v.Add("callback_url", "must be an absolute http(s) URL")
-	}
-	v.Check("permissions", permissions.Validate(req.GetPermissions()))
-	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, v.Err()
 	}
 	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
@@ -82,22 +78,8 @@ func (s *Server) StartAppManifest(ctx context.Context, req *registryv1.StartAppM
 	return resp, nil
 }
 
-func checkState(v *apierr.Violations, state string) {
-	if len(state) != 48 {
-		v.Add("state", "must be the 48-character state ghconnect issued")
-	}
-}
-
 // CompleteAppManifest implements the RPC.
 func (s *Server) CompleteAppManifest(ctx context.Context, req *registryv1.CompleteAppManifestRequest) (*registryv1.CompleteAppManifestResponse, error) {
-	var v apierr.Violations
-	if c := req.GetCode(); c == "" || len(c) > 100 {
-		v.Add("code", "must be 1 to 100 characters")
-	}
-	checkState(&v, req.GetState())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
@@ -110,14 +92,6 @@ func (s *Server) CompleteAppManifest(ctx context.Context, req *registryv1.Comple
 
 // CompleteInstallation implements the RPC.
 func (s *Server) CompleteInstallation(ctx context.Context, req *registryv1.CompleteInstallationRequest) (*registryv1.CompleteInstallationResponse, error) {
-	var v apierr.Violations
-	if req.GetInstallationId() <= 0 {
-		v.Add("installation_id", "must be positive")
-	}
-	checkState(&v, req.GetState())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}
@@ -130,20 +104,6 @@ func (s *Server) CompleteInstallation(ctx context.Context, req *registryv1.Compl
 
 // ConnectExistingApp implements the RPC.
 func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.ConnectExistingAppRequest) (*registryv1.ConnectExistingAppResponse, error) {
-	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
-	if req.GetAppId() <= 0 {
-		v.Add("app_id", "must be positive")
-	}
-	if n := len(req.GetPrivateKeyPem()); n == 0 || n > 16<<10 {
-		v.Add("private_key_pem", "must be a PEM private key of at most 16 KiB")
-	}
-	if n := len(req.GetClientSecret()); n > 100 || strings.ContainsAny(req.GetClientSecret(), " \t\r\n") {
-		v.Add("client_secret", "must be the App's client secret: at most 100 characters, no spaces")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
 		return nil, err
@@ -159,14 +119,6 @@ func (s *Server) ConnectExistingApp(ctx context.Context, req *registryv1.Connect
 
 // RotateAppKey implements the RPC.
 func (s *Server) RotateAppKey(ctx context.Context, req *registryv1.RotateAppKeyRequest) (*registryv1.RotateAppKeyResponse, error) {
-	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
-	if n := len(req.GetPrivateKeyPem()); n == 0 || n > 16<<10 {
-		v.Add("private_key_pem", "must be a PEM private key of at most 16 KiB")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
 		return nil, err
@@ -182,14 +134,6 @@ func (s *Server) RotateAppKey(ctx context.Context, req *registryv1.RotateAppKeyR
 
 // Disconnect implements the RPC.
 func (s *Server) Disconnect(ctx context.Context, req *registryv1.DisconnectRequest) (*registryv1.DisconnectResponse, error) {
-	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
-	if len(req.GetReason()) > 500 {
-		v.Add("reason", "must be at most 500 characters")
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	if err := s.needConnector(); err != nil {
 		return nil, err
 	}

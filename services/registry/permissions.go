@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
-	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 )
 
@@ -45,11 +44,6 @@ func permissionChange(before, after map[string]string) string {
 
 // RefreshAppPermissions implements the RPC.
 func (s *Server) RefreshAppPermissions(ctx context.Context, req *registryv1.RefreshAppPermissionsRequest) (*registryv1.RefreshAppPermissionsResponse, error) {
-	var v apierr.Violations
-	checkID(&v, "id", req.GetId())
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
 	conn, err := s.connectable(ctx, req.GetId())
 	if err != nil {
 		return nil, err

@@ -184,7 +184,7 @@ func (e *Env) serve(t testing.TB, o Options) {
 		t.Fatal(err)
 	}
 	rules := auth.DefaultRules()
-	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods})
+	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods, RequestChecks: broker.RequestChecks})
 	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, GitHubWebURL: e.Emu.URL, Database: e.DB, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if o.Tweak != nil {
 		o.Tweak(&opts)

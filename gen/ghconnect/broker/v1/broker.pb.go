@@ -11,6 +11,8 @@
 package brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/ghconnect/ghconnect/gen/ghconnect/rules/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -413,7 +415,13 @@ func (x *CompleteUserAuthorizationResponse) GetGrant() *UserGrant {
 	return nil
 }
 
-// IssueUserTokenRequest names the person.
+// IssueUserTokenRequest names the person. Its rules, as IssueTokenRequest's,
+// are protovalidate's built-in ones rather than the shared CEL rules of
+// ghconnect/rules/v1, and take the same values (pkg/server's
+// TestHotRulesAgree). A cache hit is the broker's hot path, so its server
+// checks these two requests with Go forms of the rules declared here
+// (services/broker/checks.go), which answer as protovalidate does
+// (TestHotChecksAgree).
 type IssueUserTokenRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
@@ -426,7 +434,9 @@ type IssueUserTokenRequest struct {
 	// when given, ask for less than the person's token may do: the broker
 	// has GitHub.com make a token limited to them (POST
 	// /applications/{client_id}/token/scoped). Empty: the person's token.
-	Repositories  []string          `protobuf:"bytes,4,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	Repositories []string `protobuf:"bytes,4,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	// permissions: the shared rule, checked only when some are asked for
+	// (most user tokens ask for none).
 	Permissions   map[string]string `protobuf:"bytes,5,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -816,12 +826,14 @@ func (x *Repository) GetFullName() string {
 	return ""
 }
 
-// IssueTokenRequest describes the token a caller needs.
+// IssueTokenRequest describes the token a caller needs (its rules: see
+// IssueUserTokenRequest).
 type IssueTokenRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// repositories by name (without owner); with repository_ids, the union.
-	// Both empty: every repository the installation has.
+	// repositories by name (without owner); with repository_ids, the union,
+	// at most 500 (checked by the broker). Both empty: every repository the
+	// installation has.
 	Repositories  []string `protobuf:"bytes,2,rep,name=repositories,proto3" json:"repositories,omitempty"`
 	RepositoryIds []int64  `protobuf:"varint,3,rep,packed,name=repository_ids,json=repositoryIds,proto3" json:"repository_ids,omitempty"`
 	// permissions maps a GitHub App permission (for example "contents") to
@@ -1332,7 +1344,7 @@ var File_ghconnect_broker_v1_broker_proto protoreflect.FileDescriptor
 
 const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\n" +
-	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
+	" ghconnect/broker/v1/broker.proto\x12\x13ghconnect.broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1eghconnect/rules/v1/rules.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x02\n" +
 	"\tUserGrant\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
@@ -1341,28 +1353,32 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.broker.v1.UserGrantStatusR\x06status\x129\n" +
 	"\n" +
 	"grant_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantTime\x12J\n" +
-	"\x13refresh_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"{\n" +
-	"\x1dStartUserAuthorizationRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
-	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\"\x98\x01\n" +
+	"\x13refresh_expire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11refreshExpireTime\"\xe6\x01\n" +
+	"\x1dStartUserAuthorizationRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12v\n" +
+	"\fredirect_uri\x18\x03 \x01(\tBS\xbaHP\xba\x01F\n" +
+	"\x15redirect_uri.fragment\x12\x18must not have a fragment\x1a\x13!this.contains('#')r\x05\x80\xb8,\x80\x04R\vredirectUri\"\x98\x01\n" +
 	"\x1eStartUserAuthorizationResponse\x12#\n" +
 	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"`\n" +
-	" CompleteUserAuthorizationRequest\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"Y\n" +
+	"expireTime\"\xb5\x02\n" +
+	" CompleteUserAuthorizationRequest\x12\x1d\n" +
+	"\x04user\x18\x01 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12\x80\x01\n" +
+	"\x05state\x18\x02 \x01(\tBj\xbaHg\xba\x01d\n" +
+	"\x05state\x12&must be the state GitHub.com sent back\x1a3size(bytes(this)) >= 20 && size(bytes(this)) <= 128R\x05state\x12o\n" +
+	"\x04code\x18\x03 \x01(\tB[\xbaHX\xba\x01U\n" +
+	"\x04code\x12%must be the code GitHub.com sent back\x1a&this != '' && size(bytes(this)) <= 256R\x04code\"Y\n" +
 	"!CompleteUserAuthorizationResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\xc5\x02\n" +
-	"\x15IssueUserTokenRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x120\n" +
-	"\x14refused_token_sha256\x18\x03 \x01(\tR\x12refusedTokenSha256\x12\"\n" +
-	"\frepositories\x18\x04 \x03(\tR\frepositories\x12]\n" +
-	"\vpermissions\x18\x05 \x03(\v2;.ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"\xd2\x03\n" +
+	"\x15IssueUserTokenRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01(@R\fconnectionId\x12<\n" +
+	"\x04user\x18\x02 \x01(\tB(\xbaH%r#2!^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$R\x04user\x12J\n" +
+	"\x14refused_token_sha256\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[0-9a-f]{64}$R\x12refusedTokenSha256\x12Q\n" +
+	"\frepositories\x18\x04 \x03(\tB-\xbaH*\x92\x01'\x10\xf4\x03\"\"r 2\x17^[A-Za-z0-9._-]{1,100}$Z\x01.Z\x02..R\frepositories\x12l\n" +
+	"\vpermissions\x18\x05 \x03(\v2;.ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntryB\r\xbaH\n" +
+	"\xd8\x01\x01\x9a\x01\x04\xe8\xbd,\x01R\vpermissions\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xab\x01\n" +
@@ -1371,27 +1387,28 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12!\n" +
 	"\fgithub_login\x18\x03 \x01(\tR\vgithubLogin\x12\x1b\n" +
-	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"N\n" +
-	"\x13GetUserGrantRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"L\n" +
+	"\tgithub_id\x18\x04 \x01(\x03R\bgithubId\"d\n" +
+	"\x13GetUserGrantRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"L\n" +
 	"\x14GetUserGrantResponse\x124\n" +
-	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"Q\n" +
-	"\x16RevokeUserGrantRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"3\n" +
+	"\x05grant\x18\x01 \x01(\v2\x1e.ghconnect.broker.v1.UserGrantR\x05grant\"g\n" +
+	"\x16RevokeUserGrantRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"3\n" +
 	"\x17RevokeUserGrantResponse\x12\x18\n" +
 	"\arevoked\x18\x01 \x01(\bR\arevoked\"9\n" +
 	"\n" +
 	"Repository\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
-	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\xfa\x02\n" +
-	"\x11IssueTokenRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\"\n" +
-	"\frepositories\x18\x02 \x03(\tR\frepositories\x12%\n" +
-	"\x0erepository_ids\x18\x03 \x03(\x03R\rrepositoryIds\x12Y\n" +
-	"\vpermissions\x18\x04 \x03(\v27.ghconnect.broker.v1.IssueTokenRequest.PermissionsEntryR\vpermissions\x12<\n" +
-	"\fmin_lifetime\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vminLifetime\x12\x1c\n" +
+	"\tfull_name\x18\x02 \x01(\tR\bfullName\"\xe0\x04\n" +
+	"\x11IssueTokenRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01(@R\fconnectionId\x12N\n" +
+	"\frepositories\x18\x02 \x03(\tB*\xbaH'\x92\x01$\"\"r 2\x17^[A-Za-z0-9._-]{1,100}$Z\x01.Z\x02..R\frepositories\x123\n" +
+	"\x0erepository_ids\x18\x03 \x03(\x03B\f\xbaH\t\x92\x01\x06\"\x04\"\x02 \x00R\rrepositoryIds\x12\x92\x01\n" +
+	"\vpermissions\x18\x04 \x03(\v27.ghconnect.broker.v1.IssueTokenRequest.PermissionsEntryB7\xbaH4\x9a\x011\"\x17r\x152\x13^[a-z][a-z_]{0,63}$*\x16r\x14R\x04readR\x05writeR\x05adminR\vpermissions\x12\xa2\x01\n" +
+	"\fmin_lifetime\x18\x05 \x01(\v2\x19.google.protobuf.DurationBd\xbaHa\xba\x01^\n" +
+	"\fmin_lifetime\x12\x1bmust be between 0 and 55m0s\x1a1this >= duration('0s') && this <= duration('55m')R\vminLifetime\x12\x1c\n" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1406,17 +1423,18 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\texclusive\x18\x06 \x01(\bR\texclusive\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
-	"\x12RevokeTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x15\n" +
-	"\x13RevokeTokenResponse\"D\n" +
-	"\x1dRevokeConnectionTokensRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"R\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"~\n" +
+	"\x12RevokeTokenRequest\x12h\n" +
+	"\x05token\x18\x01 \x01(\tBR\xbaHO\xba\x01L\n" +
+	"\x05token\x12\x1bmust be 1 to 255 characters\x1a&this != '' && size(bytes(this)) <= 255R\x05token\"\x15\n" +
+	"\x13RevokeTokenResponse\"O\n" +
+	"\x1dRevokeConnectionTokensRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"R\n" +
 	"\x1eRevokeConnectionTokensResponse\x12\x18\n" +
 	"\arevoked\x18\x01 \x01(\x05R\arevoked\x12\x16\n" +
-	"\x06failed\x18\x02 \x01(\x05R\x06failed\">\n" +
-	"\x17GetSigningStatusRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\xce\x02\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"I\n" +
+	"\x17GetSigningStatusRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"\xce\x02\n" +
 	"\x18GetSigningStatusResponse\x12#\n" +
 	"\rtransit_mount\x18\x01 \x01(\tR\ftransitMount\x12\x1f\n" +
 	"\vtransit_key\x18\x02 \x01(\tR\n" +

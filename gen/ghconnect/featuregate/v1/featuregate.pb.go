@@ -12,6 +12,8 @@
 package featuregatev1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/ghconnect/ghconnect/gen/ghconnect/rules/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -3035,7 +3037,7 @@ var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\n" +
-	"*ghconnect/featuregate/v1/featuregate.proto\x12\x18ghconnect.featuregate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
+	"*ghconnect/featuregate/v1/featuregate.proto\x12\x18ghconnect.featuregate.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1eghconnect/rules/v1/rules.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
 	"\vFeatureInfo\x12;\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12 \n" +
@@ -3044,12 +3046,14 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\aconsent\x18\x05 \x01(\x0e2!.ghconnect.featuregate.v1.ConsentR\aconsent\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
-	"\x0eFeatureSetting\x12;\n" +
-	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x18\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x03\n" +
+	"\x0eFeatureSetting\x12G\n" +
+	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\afeature\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12'\n" +
-	"\x0finclude_private\x18\x03 \x01(\bR\x0eincludePrivate\x12q\n" +
-	"\x13missing_permissions\x18\x04 \x03(\v2@.ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntryR\x12missingPermissions\x1aE\n" +
+	"\x0finclude_private\x18\x03 \x01(\bR\x0eincludePrivate\x12\xea\x01\n" +
+	"\x13missing_permissions\x18\x04 \x03(\v2@.ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntryBw\xbaHt\xba\x01q\n" +
+	"\x13missing_permissions\x12Iis derived by the feature gate from the App's permissions; leave it empty\x1a\x0fsize(this) == 0R\x12missingPermissions\x1aE\n" +
 	"\x17MissingPermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x02\n" +
@@ -3064,21 +3068,23 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x0fconnection_etag\x18\x06 \x01(\tR\x0econnectionEtag\"\x15\n" +
 	"\x13ListFeaturesRequest\"Y\n" +
 	"\x14ListFeaturesResponse\x12A\n" +
-	"\bfeatures\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.FeatureInfoR\bfeatures\"9\n" +
-	"\x12GetSettingsRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"U\n" +
+	"\bfeatures\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.FeatureInfoR\bfeatures\"D\n" +
+	"\x12GetSettingsRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"U\n" +
 	"\x13GetSettingsResponse\x12>\n" +
-	"\bsettings\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.SettingsR\bsettings\"\x96\x01\n" +
-	"\x15UpdateSettingsRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04etag\x18\x02 \x01(\tR\x04etag\x12D\n" +
-	"\bfeatures\x18\x03 \x03(\v2(.ghconnect.featuregate.v1.FeatureSettingR\bfeatures\"X\n" +
+	"\bsettings\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.SettingsR\bsettings\"\xef\x01\n" +
+	"\x15UpdateSettingsRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04etag\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xf0\xb7,\x01R\x04etag\x12\x86\x01\n" +
+	"\bfeatures\x18\x03 \x03(\v2(.ghconnect.featuregate.v1.FeatureSettingB@\xbaH=\xba\x01:\n" +
+	"\bfeatures\x12\x1emust name at least one feature\x1a\x0esize(this) > 0R\bfeatures\"X\n" +
 	"\x16UpdateSettingsResponse\x12>\n" +
-	"\bsettings\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.SettingsR\bsettings\"\xa8\x01\n" +
-	"\x15SetUserConsentRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12;\n" +
-	"\afeature\x18\x03 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x19\n" +
+	"\bsettings\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.SettingsR\bsettings\"\xca\x01\n" +
+	"\x15SetUserConsentRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12G\n" +
+	"\afeature\x18\x03 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\afeature\x12\x19\n" +
 	"\bopted_in\x18\x04 \x01(\bR\aoptedIn\"\x18\n" +
 	"\x16SetUserConsentResponse\"\xd8\x01\n" +
 	"\vAccountLink\x12\x12\n" +
@@ -3086,36 +3092,38 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\fgithub_login\x18\x02 \x01(\tR\vgithubLogin\x12\x1b\n" +
 	"\tgithub_id\x18\x03 \x01(\x03R\bgithubId\x127\n" +
 	"\tlink_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blinkTime\x12<\n" +
-	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.featuregate.v1.LinkStatusR\x06status\"u\n" +
-	"\x17StartAccountLinkRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12!\n" +
-	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\"\x92\x01\n" +
+	"\x06status\x18\x05 \x01(\x0e2$.ghconnect.featuregate.v1.LinkStatusR\x06status\"\x93\x01\n" +
+	"\x17StartAccountLinkRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12)\n" +
+	"\fredirect_uri\x18\x03 \x01(\tB\x06\xbaH\x03\xc8\x01\x01R\vredirectUri\"\x92\x01\n" +
 	"\x18StartAccountLinkResponse\x12#\n" +
 	"\rauthorize_url\x18\x01 \x01(\tR\fauthorizeUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"Z\n" +
-	"\x1aCompleteAccountLinkRequest\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"}\n" +
+	"expireTime\"u\n" +
+	"\x1aCompleteAccountLinkRequest\x12\x1d\n" +
+	"\x04user\x18\x01 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12\x1c\n" +
+	"\x05state\x18\x02 \x01(\tB\x06\xbaH\x03\xc8\x01\x01R\x05state\x12\x1a\n" +
+	"\x04code\x18\x03 \x01(\tB\x06\xbaH\x03\xc8\x01\x01R\x04code\"}\n" +
 	"\x1bCompleteAccountLinkResponse\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x129\n" +
-	"\x04link\x18\x02 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"P\n" +
-	"\x15GetAccountLinkRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"S\n" +
+	"\x04link\x18\x02 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"f\n" +
+	"\x15GetAccountLinkRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"S\n" +
 	"\x16GetAccountLinkResponse\x129\n" +
-	"\x04link\x18\x01 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"O\n" +
-	"\x14UnlinkAccountRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"\x17\n" +
-	"\x15UnlinkAccountResponse\"\x88\x01\n" +
-	"\fCheckRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x14\n" +
-	"\x05users\x18\x02 \x03(\tR\x05users\x12=\n" +
-	"\bfeatures\x18\x03 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\bfeatures\"\xed\x02\n" +
+	"\x04link\x18\x01 \x01(\v2%.ghconnect.featuregate.v1.AccountLinkR\x04link\"e\n" +
+	"\x14UnlinkAccountRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"\x17\n" +
+	"\x15UnlinkAccountResponse\"\xbe\x02\n" +
+	"\fCheckRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12p\n" +
+	"\x05users\x18\x02 \x03(\tBZ\xbaHW\xba\x01I\n" +
+	"\x05users\x12\x19must list 1 to 1000 users\x1a%size(this) >= 1 && size(this) <= 1000\x92\x01\b\"\x06r\x04з,\x01R\x05users\x12\x8b\x01\n" +
+	"\bfeatures\x18\x03 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureBL\xbaHI\xba\x01:\n" +
+	"\bfeatures\x12\x1emust list at least one feature\x1a\x0esize(this) > 0\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\bfeatures\"\xed\x02\n" +
 	"\vCheckResult\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12;\n" +
 	"\afeature\x18\x02 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x1c\n" +
@@ -3126,20 +3134,22 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
 	"\rCheckResponse\x12?\n" +
-	"\aresults\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.CheckResultR\aresults\"Z\n" +
-	"\fWatchRequest\x12%\n" +
-	"\x0eafter_revision\x18\x01 \x01(\x03R\rafterRevision\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\x89\x01\n" +
+	"\aresults\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.CheckResultR\aresults\"s\n" +
+	"\fWatchRequest\x120\n" +
+	"\x0eafter_revision\x18\x01 \x01(\x03B\t\xbaH\x06\"\x04\xa8\xca,\x01R\rafterRevision\x121\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04ȷ,\x01R\fconnectionId\"\x89\x01\n" +
 	"\rWatchResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12>\n" +
 	"\bsettings\x18\x02 \x01(\v2\".ghconnect.featuregate.v1.SettingsR\bsettings\x12\x1c\n" +
-	"\tconnected\x18\x03 \x01(\bR\tconnected\"\xb5\x01\n" +
-	"\rSearchRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
-	"\x05query\x18\x03 \x01(\tR\x05query\x128\n" +
-	"\x04kind\x18\x04 \x01(\x0e2$.ghconnect.featuregate.v1.SearchKindR\x04kind\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\"\x88\x01\n" +
+	"\tconnected\x18\x03 \x01(\bR\tconnected\"\x8f\x03\n" +
+	"\rSearchRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
+	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12v\n" +
+	"\x05query\x18\x03 \x01(\tB`\xbaH]\xba\x01Z\n" +
+	"\x05query\x12\x1bmust be 1 to 256 characters\x1a4this.trim() != '' && size(bytes(this.trim())) <= 256R\x05query\x12\x8e\x01\n" +
+	"\x04kind\x18\x04 \x01(\x0e2$.ghconnect.featuregate.v1.SearchKindBT\xbaHQ\xba\x01N\n" +
+	"\x04kind\x12.must be SEARCH_KIND_CODE or SEARCH_KIND_ISSUES\x1a\x16this == 1 || this == 2R\x04kind\x12&\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x88\xc4,\x01R\bpageSize\"\x88\x01\n" +
 	"\fSearchResult\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1e\n" +
 	"\n" +
@@ -3152,10 +3162,10 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\aresults\x18\x01 \x03(\v2&.ghconnect.featuregate.v1.SearchResultR\aresults\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\x05R\n" +
 	"totalCount\x12%\n" +
-	"\x0eprivate_notice\x18\x03 \x01(\tR\rprivateNotice\"\xa0\x01\n" +
-	"\x1aListSettingsHistoryRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x0eprivate_notice\x18\x03 \x01(\tR\rprivateNotice\"\xb9\x01\n" +
+	"\x1aListSettingsHistoryRequest\x121\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04ȷ,\x01R\fconnectionId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x88\xc4,\x01R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12!\n" +
 	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x86\x01\n" +
@@ -3189,24 +3199,27 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\rSettingChange\x12;\n" +
 	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12<\n" +
 	"\x04from\x18\x02 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x04from\x128\n" +
-	"\x02to\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x02to\"O\n" +
-	"\x11ContributionCount\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\x12\x10\n" +
-	"\x03day\x18\x02 \x01(\tR\x03day\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x03R\x05count\"\x86\x01\n" +
-	"\x1aReportContributionsRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12C\n" +
-	"\x06counts\x18\x02 \x03(\v2+.ghconnect.featuregate.v1.ContributionCountR\x06counts\"O\n" +
+	"\x02to\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.FeatureSettingR\x02to\"e\n" +
+	"\x11ContributionCount\x12\x1d\n" +
+	"\x04user\x18\x01 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\x12\x10\n" +
+	"\x03day\x18\x02 \x01(\tR\x03day\x12\x1f\n" +
+	"\x05count\x18\x03 \x01(\x03B\t\xbaH\x06\"\x04\xa8\xca,\x01R\x05count\"\xe7\x01\n" +
+	"\x1aReportContributionsRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x98\x01\n" +
+	"\x06counts\x18\x02 \x03(\v2+.ghconnect.featuregate.v1.ContributionCountBS\xbaHP\xba\x01M\n" +
+	"\x06counts\x12\x1bmust hold 1 to 10000 counts\x1a&size(this) >= 1 && size(this) <= 10000R\x06counts\"O\n" +
 	"\x1bReportContributionsResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\x05R\achanged\x12\x16\n" +
-	"\x06queued\x18\x02 \x01(\x05R\x06queued\",\n" +
-	"\x14RegisterUsersRequest\x12\x14\n" +
-	"\x05users\x18\x01 \x03(\tR\x05users\"-\n" +
+	"\x06queued\x18\x02 \x01(\x05R\x06queued\"\x94\x01\n" +
+	"\x14RegisterUsersRequest\x12|\n" +
+	"\x05users\x18\x01 \x03(\tBf\xbaHc\xba\x01S\n" +
+	"\x05users\x12\"must hold 1 to 10000 server logins\x1a&size(this) >= 1 && size(this) <= 10000\x92\x01\n" +
+	"\x18\x01\"\x06r\x04з,\x01R\x05users\"-\n" +
 	"\x15RegisterUsersResponse\x12\x14\n" +
-	"\x05added\x18\x01 \x01(\x05R\x05added\"X\n" +
-	"\x1dGetContributionsStatusRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\"\xdf\x03\n" +
+	"\x05added\x18\x01 \x01(\x05R\x05added\"q\n" +
+	"\x1dGetContributionsStatusRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12 \n" +
+	"\x04user\x18\x02 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04з,\x01R\x04user\"\xdf\x03\n" +
 	"\x1dConnectionContributionsStatus\x12$\n" +
 	"\x0eopted_in_users\x18\x01 \x01(\x05R\foptedInUsers\x12F\n" +
 	"\x11last_success_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +

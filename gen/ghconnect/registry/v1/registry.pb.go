@@ -12,6 +12,8 @@
 package registryv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/ghconnect/ghconnect/gen/ghconnect/rules/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -2431,11 +2433,14 @@ var File_ghconnect_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"$ghconnect/registry/v1/registry.proto\x12\x15ghconnect.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n" +
-	"\aAccount\x126\n" +
-	"\x04kind\x18\x01 \x01(\x0e2\".ghconnect.registry.v1.AccountKindR\x04kind\x12\x14\n" +
-	"\x05login\x18\x02 \x01(\tR\x05login\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\x03R\x02id\"\xb6\x01\n" +
+	"$ghconnect/registry/v1/registry.proto\x12\x15ghconnect.registry.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1eghconnect/rules/v1/rules.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n" +
+	"\aAccount\x12\xa2\x01\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\".ghconnect.registry.v1.AccountKindBj\xbaHg\xba\x01d\n" +
+	"\faccount.kind\x12<must be ACCOUNT_KIND_ORGANIZATION or ACCOUNT_KIND_ENTERPRISE\x1a\x16this == 1 || this == 2R\x04kind\x12\x14\n" +
+	"\x05login\x18\x02 \x01(\tR\x05login\x12}\n" +
+	"\x02id\x18\x03 \x01(\x03Bm\xbaHj\xba\x01g\n" +
+	"\n" +
+	"account.id\x12Nmust be empty (GitHub.com's id is looked up) or GitHub.com's id of the account\x1a\tthis >= 0R\x02id\"\xb6\x01\n" +
 	"\aLicense\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\tR\tpublicKey\x12\x16\n" +
@@ -2504,12 +2509,12 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	" \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\x12\x10\n" +
 	"\x03via\x18\v \x01(\tR\x03via\x12-\n" +
-	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xb9\x01\n" +
-	"\x17CreateConnectionRequest\x12\x1d\n" +
+	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xcc\x01\n" +
+	"\x17CreateConnectionRequest\x12(\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
-	"\alicense\x18\x04 \x01(\tR\alicense\x128\n" +
-	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountR\aaccountJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\x0fserver_hostnameR\x0eserver_version\"\x1a\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ط,\x01R\trequestId\x12\x18\n" +
+	"\alicense\x18\x04 \x01(\tR\alicense\x12@\n" +
+	"\aaccount\x18\x05 \x01(\v2\x1e.ghconnect.registry.v1.AccountB\x06\xbaH\x03\xc8\x01\x01R\aaccountJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\x0fserver_hostnameR\x0eserver_version\"\x1a\n" +
 	"\x18GetServerDefaultsRequest\"\xa5\x01\n" +
 	"\x19GetServerDefaultsResponse\x12'\n" +
 	"\x0fserver_hostname\x18\x01 \x01(\tR\x0eserverHostname\x12%\n" +
@@ -2518,39 +2523,41 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x18CreateConnectionResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"&\n" +
-	"\x14GetConnectionRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"Z\n" +
+	"connection\"1\n" +
+	"\x14GetConnectionRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\"Z\n" +
 	"\x15GetConnectionResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"\x94\x01\n" +
-	"\x16ListConnectionsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"connection\"\xb0\x01\n" +
+	"\x16ListConnectionsRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x88\xc4,\x01R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12>\n" +
-	"\x06states\x18\x03 \x03(\x0e2&.ghconnect.registry.v1.ConnectionStateR\x06states\"\x86\x01\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12O\n" +
+	"\x06states\x18\x03 \x03(\x0e2&.ghconnect.registry.v1.ConnectionStateB\x0f\xbaH\f\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\x06states\"\x86\x01\n" +
 	"\x17ListConnectionsResponse\x12C\n" +
 	"\vconnections\x18\x01 \x03(\v2!.ghconnect.registry.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
-	"\x1cListConnectionHistoryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x01\n" +
+	"\x1cListConnectionHistoryRequest\x12\x1c\n" +
+	"\x02id\x18\x01 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04ȷ,\x01R\x02id\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x88\xc4,\x01R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12!\n" +
 	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x87\x01\n" +
 	"\x1dListConnectionHistoryResponse\x12>\n" +
 	"\x06events\x18\x01 \x03(\v2&.ghconnect.registry.v1.ConnectionEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"e\n" +
-	"\x17WatchConnectionsRequest\x12%\n" +
-	"\x0eafter_revision\x18\x01 \x01(\x03R\rafterRevision\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"X\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"~\n" +
+	"\x17WatchConnectionsRequest\x120\n" +
+	"\x0eafter_revision\x18\x01 \x01(\x03B\t\xbaH\x06\"\x04\xa8\xca,\x01R\rafterRevision\x121\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04ȷ,\x01R\fconnectionId\"X\n" +
 	"\x18WatchConnectionsResponse\x12<\n" +
-	"\x05event\x18\x01 \x01(\v2&.ghconnect.registry.v1.ConnectionEventR\x05event\"\xef\x01\n" +
-	"\x17StartAppManifestRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
-	"\fcallback_url\x18\x02 \x01(\tR\vcallbackUrl\x12a\n" +
-	"\vpermissions\x18\x03 \x03(\v2?.ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x05event\x18\x01 \x01(\v2&.ghconnect.registry.v1.ConnectionEventR\x05event\"\x92\x02\n" +
+	"\x17StartAppManifestRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\x12-\n" +
+	"\fcallback_url\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x80\xb8,\xf4\x03R\vcallbackUrl\x12m\n" +
+	"\vpermissions\x18\x03 \x03(\v2?.ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntryB\n" +
+	"\xbaH\a\x9a\x01\x04\xe8\xbd,\x01R\vpermissions\x1a>\n" +
 	"\x10PermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x01\n" +
@@ -2561,49 +2568,52 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1f\n" +
 	"\vinstall_url\x18\x05 \x01(\tR\n" +
-	"installUrl\"F\n" +
-	"\x1aCompleteAppManifestRequest\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"\x81\x01\n" +
+	"installUrl\"\xa4\x01\n" +
+	"\x1aCompleteAppManifestRequest\x12e\n" +
+	"\x04code\x18\x01 \x01(\tBQ\xbaHN\xba\x01K\n" +
+	"\x04code\x12\x1bmust be 1 to 100 characters\x1a&this != '' && size(bytes(this)) <= 100R\x04code\x12\x1f\n" +
+	"\x05state\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x88\xb8,\x01R\x05state\"\x81\x01\n" +
 	"\x1bCompleteAppManifestResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\x12\x1f\n" +
 	"\vinstall_url\x18\x02 \x01(\tR\n" +
-	"installUrl\"\\\n" +
-	"\x1bCompleteInstallationRequest\x12'\n" +
-	"\x0finstallation_id\x18\x01 \x01(\x03R\x0einstallationId\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\"a\n" +
+	"installUrl\"p\n" +
+	"\x1bCompleteInstallationRequest\x120\n" +
+	"\x0finstallation_id\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x0einstallationId\x12\x1f\n" +
+	"\x05state\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x88\xb8,\x01R\x05state\"a\n" +
 	"\x1cCompleteInstallationResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"\x8f\x01\n" +
-	"\x19ConnectExistingAppRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
-	"\x06app_id\x18\x02 \x01(\x03R\x05appId\x12&\n" +
-	"\x0fprivate_key_pem\x18\x03 \x01(\tR\rprivateKeyPem\x12#\n" +
-	"\rclient_secret\x18\x04 \x01(\tR\fclientSecret\"_\n" +
+	"connection\"\xc5\x02\n" +
+	"\x19ConnectExistingAppRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\x12\x1e\n" +
+	"\x06app_id\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x05appId\x121\n" +
+	"\x0fprivate_key_pem\x18\x03 \x01(\tB\t\xbaH\x06r\x04\xe0\xb7,\x01R\rprivateKeyPem\x12\xb9\x01\n" +
+	"\rclient_secret\x18\x04 \x01(\tB\x93\x01\xbaH\x8f\x01\xba\x01\x8b\x01\n" +
+	"\rclient_secret\x12Bmust be the App's client secret: at most 100 characters, no spaces\x1a6size(bytes(this)) <= 100 && !this.matches('[ \\t\\r\\n]')R\fclientSecret\"_\n" +
 	"\x1aConnectExistingAppResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"M\n" +
-	"\x13RotateAppKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
-	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"Y\n" +
+	"connection\"c\n" +
+	"\x13RotateAppKeyRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\x121\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xe0\xb7,\x01R\rprivateKeyPem\"Y\n" +
 	"\x14RotateAppKeyResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\".\n" +
-	"\x1cRefreshAppPermissionsRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"b\n" +
+	"connection\"9\n" +
+	"\x1cRefreshAppPermissionsRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\"b\n" +
 	"\x1dRefreshAppPermissionsResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"O\n" +
-	"\x11DisconnectRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04etag\x18\x03 \x01(\tR\x04etag\"W\n" +
+	"connection\"q\n" +
+	"\x11DisconnectRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\x12\"\n" +
+	"\x06reason\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\xe8\xb7,\xf4\x03R\x06reason\x12\x1d\n" +
+	"\x04etag\x18\x03 \x01(\tB\t\xbaH\x06r\x04\xf0\xb7,\x01R\x04etag\"W\n" +
 	"\x12DisconnectResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
