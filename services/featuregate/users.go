@@ -19,9 +19,6 @@ import (
 // a year. Counts of a registered user are kept whether or not they linked
 // a GitHub.com account, so opting in later still sends the past year.
 
-// maxRegisterUsers bounds a RegisterUsers batch.
-const maxRegisterUsers = 10000
-
 // RegisterUsers implements the RPC.
 func (s *Server) RegisterUsers(ctx context.Context, req *featuregatev1.RegisterUsersRequest) (*featuregatev1.RegisterUsersResponse, error) {
 	// The request's rules (1 to 10,000 server logins, each once) are
