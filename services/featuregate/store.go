@@ -597,13 +597,7 @@ func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (
 	if len(users) == 0 {
 		return facts, nil
 	}
-	args := []any{id}
-	ph := make([]string, len(users))
-	for i, u := range users {
-		args = append(args, u)
-		ph[i] = "$" + strconv.Itoa(i+2)
-	}
-	in := strings.Join(ph, ", ")
+	in, args := inList(users, id)
 	rows, err := q.QueryContext(ctx, `SELECT user_login, github_login, github_id, link_time, status FROM gate_links WHERE connection_id = $1 AND user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return facts, err
@@ -681,4 +675,15 @@ func (s *Store) events(ctx context.Context, after int64, limit int) ([]feedEvent
 		out = append(out, ev)
 	}
 	return out, rows.Err()
+}
+
+// inList is the placeholders of values for an SQL "IN (…)", numbered
+// after those of args, and args with values appended.
+func inList(values []string, args ...any) (string, []any) {
+	ph := make([]string, len(values))
+	for i, v := range values {
+		args = append(args, v)
+		ph[i] = "$" + strconv.Itoa(len(args))
+	}
+	return strings.Join(ph, ", "), args
 }

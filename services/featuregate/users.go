@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
-	"strings"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
@@ -69,13 +67,8 @@ func registered(ctx context.Context, q rowsQueryer, users []string) (map[string]
 	if len(users) == 0 {
 		return known, nil
 	}
-	args := make([]any, len(users))
-	ph := make([]string, len(users))
-	for i, u := range users {
-		args[i] = u
-		ph[i] = "$" + strconv.Itoa(i+1)
-	}
-	rows, err := q.QueryContext(ctx, `SELECT user_login FROM gate_users WHERE user_login IN (`+strings.Join(ph, ", ")+`)`, args...)
+	in, args := inList(users)
+	rows, err := q.QueryContext(ctx, `SELECT user_login FROM gate_users WHERE user_login IN (`+in+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
