@@ -7,9 +7,14 @@ export PATH := $(CURDIR)/bin:$(PATH)
 
 # Every package of the workspace (go.work); vaultdev is its own world.
 PKGS := github.com/ghconnect/ghconnect/...
-# Modules that must each build on their own with GOWORK=off.
-MODULES := gen pkg services/registry services/gateway services/broker services/featuregate dev/ghemu dev/oidcdev e2e deploy/k8s
-STANDALONE := dev/vaultdev deploy/healthcheck
+# The workspace's modules (go.work), each of which also builds on its own
+# with GOWORK=off; README "Modules" says why each is a module.
+MODULES := . dev deploy/k8s
+# Modules outside the workspace, built and tested from their own directory.
+STANDALONE := dev/vaultdev
+# What the services' binaries must never link: the test support's
+# dependencies (dev/ is the GitHub emulator and the OIDC provider).
+TEST_ONLY := github.com/ghconnect/ghconnect/dev/ github.com/getkin/kin-openapi github.com/oauth2-proxy/mockoidc github.com/golang-jwt/jwt
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtproto bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
 .PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-fast test-standalone bench loadtest fuzz clean
@@ -48,8 +53,7 @@ check-generated: generate
 		echo "gen/ is stale: run 'make generate' and commit the result"; git status --porcelain -- gen; exit 1; fi
 
 # golangci-lint (.golangci.yml) takes the workspace's modules as ./<module>/...
-# patterns in one run: from the workspace root a bare ./... matches nothing
-# (the root is no module). The GOWORK=off modules run from their own
+# patterns in one run. The GOWORK=off modules run from their own
 # directories, where it finds the same .golangci.yml.
 lint: tools
 	buf lint
@@ -77,6 +81,9 @@ build:
 
 check-modules:
 	@for m in $(MODULES); do echo "GOWORK=off build: $$m"; (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...); done
+	@bad=$$(go list -deps $(patsubst %,./%/...,$(wildcard services/*/cmd)) | grep -F $(patsubst %,-e %,$(TEST_ONLY)) || true); \
+		if [ -n "$$bad" ]; then echo "the services' binaries link test-only packages:"; echo "$$bad"; exit 1; fi; \
+		echo "services' binaries: no test-only package linked"
 
 run:
 	./deploy/run-local.sh

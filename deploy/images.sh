@@ -65,9 +65,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT/bin"
 static=(env CGO_ENABLED=0 go build -trimpath -ldflags=-s)
 "${static[@]}" -o "$OUT/bin/" ./services/registry/cmd/registry ./services/broker/cmd/broker \
-  ./services/featuregate/cmd/featuregate ./services/gateway/cmd/gateway ./dev/ghemu/cmd/ghemu
+  ./services/featuregate/cmd/featuregate ./services/gateway/cmd/gateway ./dev/ghemu/cmd/ghemu ./deploy/healthcheck
 (cd dev/vaultdev && GOWORK=off "${static[@]}" -o "../../$OUT/bin/" ./cmd/vaultdev)
-(cd deploy/healthcheck && GOWORK=off "${static[@]}" -o "../../$OUT/bin/" .)
 echo "images: static binaries built in $(elapsed "$t0")"
 
 [ -s /etc/ssl/certs/ca-certificates.crt ] || die "/etc/ssl/certs/ca-certificates.crt is missing (apt-get install ca-certificates)"

@@ -2,23 +2,7 @@ module github.com/ghconnect/ghconnect/deploy/k8s
 
 go 1.26.0
 
-replace (
-	github.com/ghconnect/ghconnect/dev/ghemu => ../../dev/ghemu
-	github.com/ghconnect/ghconnect/dev/oidcdev => ../../dev/oidcdev
-	github.com/ghconnect/ghconnect/gen => ../../gen
-	github.com/ghconnect/ghconnect/pkg => ../../pkg
-	github.com/ghconnect/ghconnect/services/broker => ../../services/broker
-	github.com/ghconnect/ghconnect/services/featuregate => ../../services/featuregate
-	github.com/ghconnect/ghconnect/services/gateway => ../../services/gateway
-	github.com/ghconnect/ghconnect/services/registry => ../../services/registry
-)
-
 require (
-	github.com/ghconnect/ghconnect/pkg v0.0.0
-	github.com/ghconnect/ghconnect/services/broker v0.0.0
-	github.com/ghconnect/ghconnect/services/featuregate v0.0.0-00010101000000-000000000000
-	github.com/ghconnect/ghconnect/services/gateway v0.0.0-00010101000000-000000000000
-	github.com/ghconnect/ghconnect/services/registry v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.35.0
 	k8s.io/apimachinery v0.35.0
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
@@ -40,7 +24,7 @@ require (
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
-	github.com/ghconnect/ghconnect/gen v0.0.0 // indirect
+	github.com/ghconnect/ghconnect v0.0.0
 	github.com/go-errors/errors v1.5.1 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.4 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -125,3 +109,7 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.1 // indirect
 )
+
+replace github.com/ghconnect/ghconnect => ../..
+
+replace github.com/ghconnect/ghconnect/dev => ../../dev

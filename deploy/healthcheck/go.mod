@@ -1,3 +1,0 @@
-module github.com/ghconnect/ghconnect/deploy/healthcheck
-
-go 1.26.0
