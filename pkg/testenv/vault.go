@@ -116,6 +116,11 @@ func cachedVaultdev() (string, error) {
 	cmd := exec.Command("go", "build", "-o", tmp, "./cmd/vaultdev")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOWORK=off")
+	// A test binary killed mid-build (its -timeout, say) must take the
+	// build with it: an orphaned build keeps two cores busy for many
+	// minutes while the next test binary, holding the lock now, starts
+	// the same build again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.Remove(tmp) // a failed build leaves at most a partial file
 		return "", &buildError{err: err, out: string(out)}
