@@ -37,7 +37,7 @@ var whoMayCall = map[string]string{
 
 	"/ghconnect.broker.v1.TokenBrokerService/IssueToken":                "token-client",
 	"/ghconnect.broker.v1.TokenBrokerService/RevokeToken":               "token-client",
-	"/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens":    "registry token-client",
+	"/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens":    "token-admin",
 	"/ghconnect.broker.v1.TokenBrokerService/GetSigningStatus":          "admin auditor token-admin",
 	"/ghconnect.broker.v1.TokenBrokerService/StartUserAuthorization":    "token-client",
 	"/ghconnect.broker.v1.TokenBrokerService/CompleteUserAuthorization": "token-client",

@@ -399,7 +399,7 @@ func TestExclusiveTokens(t *testing.T) {
 	wantCode(t, err, codes.NotFound, "no live token")
 	// An admin revokes the rest of the connection.
 	_, err = e.Client.RevokeConnectionTokens(e.Ctx(t, "search-svc"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.ConnID})
-	wantCode(t, err, codes.PermissionDenied, "may not revoke")
+	wantCode(t, err, codes.PermissionDenied, "may not call")
 	res, err := e.Client.RevokeConnectionTokens(e.Ctx(t, "ops"), &brokerv1.RevokeConnectionTokensRequest{ConnectionId: e.ConnID})
 	if err != nil || res.Revoked != 2 || !e.Emu.TokenRevoked(b.Token) || !e.Emu.TokenRevoked(shared.Token) {
 		t.Errorf("revoke all: %v %v", res, err)

@@ -25,7 +25,8 @@ type CallerPolicy struct {
 	Repositories []string `json:"repositories"`
 	// Exclusive lets the caller ask for exclusive (revocable) tokens.
 	Exclusive bool `json:"exclusive"`
-	// Admin lets the caller revoke every token of a connection.
+	// Admin lets the caller revoke every token of a connection and read
+	// its signing status (GrantRoles).
 	Admin bool `json:"admin"`
 	// UserTokens lets the caller run server users' GitHub.com
 	// authorization and get their user tokens, on its connections.
@@ -46,9 +47,11 @@ func (c *CallerPolicy) mayActForUsers(caller, connection string) error {
 	return nil
 }
 
-// GrantRoles gives the policy's admin callers what they need besides the
-// token methods (which every caller may call, the policy deciding and
-// auditing): reading a connection's signing status (role token-admin).
+// GrantRoles gives the policy's admin callers the role token-admin:
+// revoking every token of a connection and reading its signing status.
+// That is the one place those methods are decided for the policy's
+// callers (the token methods, which every caller may call, are the
+// policy's to decide per request, and it audits their refusals).
 func (p *Policy) GrantRoles(r *auth.Rules) error {
 	for name, c := range p.Callers {
 		if c.Admin {

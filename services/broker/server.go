@@ -11,11 +11,9 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
-	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -116,42 +114,11 @@ func (s *Server) IssueToken(ctx context.Context, req *brokerv1.IssueTokenRequest
 	if d := req.GetMinLifetime().AsDuration(); d > 0 {
 		minLife = d
 	}
-	who := caller(ctx)
-	// Audit fields are plain strings, cheap to encode on the cache-hit
-	// path. An issuance names what the token grants; a refusal, what was
-	// asked.
-	var installation *int64
-	refuse := func(err error, reason string) error {
-		fields := []zap.Field{auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId())}
-		if installation != nil {
-			fields = append(fields, zap.Int64("installation_id", *installation))
-		}
-		log, call := s.b.auditTo(ctx)
-		s.b.audits.emit(auditEvent{log: log, call: call, level: zapcore.WarnLevel, msg: "token refused", fields: append(fields,
-			zap.String("outcome", "refused"), zap.String("reason", reason),
-			zap.String("repositories", strings.Join(req.GetRepositories(), ",")), zap.String("repository_ids", joinIDs(req.GetRepositoryIds())),
-			zap.String("permissions", permissions.String(req.GetPermissions())), zap.Bool("exclusive", req.GetExclusive()))})
-		return err
-	}
-
-	c := s.b.conns.get(req.GetConnectionId())
-	if c == nil || !c.connected {
-		return nil, refuse(status.Error(codes.FailedPrecondition, "the connection is not CONNECTED"), "not connected")
-	}
-	installation = &c.installationID
-	var repos [4]string
-	sc, err := s.b.opts.Policy.Callers[who].authorize(who, c.id, req.GetRepositories(), req.GetRepositoryIds(), req.GetPermissions(), req.GetExclusive(), repos[:0])
+	g, err := s.b.issueToken(ctx, caller(ctx), tokenRequest{connection: req.GetConnectionId(), repos: req.GetRepositories(), repoIDs: req.GetRepositoryIds(),
+		permissions: req.GetPermissions(), exclusive: req.GetExclusive(), minLifetime: minLife})
 	if err != nil {
-		return nil, refuse(status.Error(codes.PermissionDenied, err.Error()), err.Error())
+		return nil, err
 	}
-	g, result, err := s.b.issue(ctx, c, sc, minLife, req.GetExclusive(), who)
-	if err != nil {
-		st := upstreamStatus(ctx, err)
-		return nil, refuse(st, status.Convert(st).Message())
-	}
-	log, call := s.b.auditTo(ctx)
-	s.b.audits.emit(auditEvent{log: log, call: call, level: zapcore.InfoLevel, msg: "token issued",
-		g: g, expires: g.expires, caller: who, conn: req.GetConnectionId(), installation: c.installationID, cache: result})
 	return g.response(), nil
 }
 
@@ -195,10 +162,8 @@ func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenReque
 
 // RevokeConnectionTokens implements the RPC.
 func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.RevokeConnectionTokensRequest) (*brokerv1.RevokeConnectionTokensResponse, error) {
+	// Only the policy's admin callers get here (GrantRoles).
 	who := caller(ctx)
-	if p := s.b.opts.Policy.Callers[who]; p == nil || !p.Admin {
-		return nil, status.Error(codes.PermissionDenied, "caller \""+who+"\" may not revoke a connection's tokens")
-	}
 	// Counts of the cache's grants, which New bounds below MaxInt32.
 	revoked, failed := s.b.revokeConnection(ctx, req.GetConnectionId())
 	s.b.audit(ctx).Info("connection tokens revoked", auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
@@ -207,16 +172,15 @@ func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.Revok
 
 // GetSigningStatus implements the RPC.
 func (s *Server) GetSigningStatus(_ context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
-	c := s.b.conns.get(req.GetConnectionId())
-	if c == nil {
-		return nil, status.Error(codes.NotFound, "unknown connection")
+	st, err := s.b.signingStatus(req.GetConnectionId())
+	if err != nil {
+		return nil, status.Error(codes.NotFound, err.Error())
 	}
-	st := s.b.up.signing(c.id)
 	// Key versions: the registry's int32s (connections.go) and those
 	// vaulttransit read, at most its MaxKeyVersion (int32's maximum).
-	resp := &brokerv1.GetSigningStatusResponse{TransitMount: c.mount, TransitKey: c.key, CurrentVersion: int32(st.version), LastError: st.lastError, //nolint:gosec // G115: see above
-		PendingVersion: int32(c.pending), Notice: c.notice} //nolint:gosec // G115: see above
-	for _, v := range c.versions {
+	resp := &brokerv1.GetSigningStatusResponse{TransitMount: st.mount, TransitKey: st.key, CurrentVersion: int32(st.current), LastError: st.lastError, //nolint:gosec // G115: see above
+		PendingVersion: int32(st.pending), Notice: st.notice} //nolint:gosec // G115: see above
+	for _, v := range st.versions {
 		resp.KeyVersions = append(resp.KeyVersions, int32(v)) //nolint:gosec // G115: see above
 	}
 	if !st.lastSign.IsZero() {

@@ -150,14 +150,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer logging.Close(logger, "the database", store)
-	store.SetOutboxMax(cfg.OutboxMax)
 	conn, err := dialer.Dial(cfg.RegistryAddr, cfg.RegistryTokenFile)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
 	defer logging.Close(logger, "the registry connection", conn)
 
-	gate := NewServer(store)
+	opts := Options{OutboxMax: cfg.OutboxMax}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	var uploader *Uploader
 	if cfg.BrokerAddr != "" {
@@ -170,12 +169,16 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		gate.SetSearcher(searcher)
+		opts.Searcher = searcher
 		// Unified contributions leave as the App too; without a broker
 		// counts are kept and queued, and wait.
 		if uploader, err = NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Upload.options(srv.Registry)); err != nil {
 			return err
 		}
+	}
+	gate, err := NewServer(store, opts)
+	if err != nil {
+		return err
 	}
 	RegisterOutboxGauge(srv.Registry, store)
 	gate.Register(srv)

@@ -45,10 +45,6 @@ const (
 // ErrOutboxFull refuses counts the outbox has no room for.
 var ErrOutboxFull = errors.New("the unified-contributions outbox is full: GitHub.com has not taken the queued counts yet; report again later")
 
-// SetOutboxMax bounds the outbox (rows); ReportContributions refuses
-// counts beyond it.
-func (s *Store) SetOutboxMax(n int) { s.outboxMax = n }
-
 // ReportContributions implements the RPC.
 func (s *Server) ReportContributions(ctx context.Context, req *featuregatev1.ReportContributionsRequest) (*featuregatev1.ReportContributionsResponse, error) {
 	// The rules checked each count's user and number and the batch's
@@ -82,7 +78,7 @@ func (s *Server) ReportContributions(ctx context.Context, req *featuregatev1.Rep
 	if err := s.store.checkRegistered(ctx, counts); err != nil {
 		return nil, err
 	}
-	changed, queued, err := s.store.ReportContributions(ctx, req.GetConnectionId(), counts)
+	changed, queued, err := s.store.ReportContributions(ctx, req.GetConnectionId(), counts, s.outboxMax)
 	if errors.Is(err, ErrOutboxFull) {
 		logging.FromContext(ctx).Warn("contribution counts refused: the outbox is full", zap.String("connection_id", req.GetConnectionId()), zap.Int("counts", len(counts)))
 		return nil, status.Error(codes.ResourceExhausted, err.Error())
@@ -106,9 +102,10 @@ func nextSeqTx(ctx context.Context, tx *sql.Tx) (int64, error) {
 }
 
 // ReportContributions stores counts (the latest wins) and queues those
-// that changed of users who are linked and opted in. All or nothing: a
-// full outbox stores nothing.
-func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*featuregatev1.ContributionCount) (changed, queued int, err error) {
+// that changed of users who are linked and opted in, the outbox holding at
+// most outboxMax rows (0: no bound). All or nothing: a full outbox stores
+// nothing.
+func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*featuregatev1.ContributionCount, outboxMax int) (changed, queued int, err error) {
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		changed, queued = 0, 0
 		if _, known, err := connTx(ctx, tx, conn); err != nil {
@@ -153,7 +150,7 @@ func (s *Store) ReportContributions(ctx context.Context, conn string, counts []*
 		if err != nil {
 			return err
 		}
-		if s.outboxMax > 0 && size > int64(s.outboxMax) {
+		if outboxMax > 0 && size > int64(outboxMax) {
 			return ErrOutboxFull
 		}
 		return nil

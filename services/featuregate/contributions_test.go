@@ -53,13 +53,14 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gate := featuregate.NewServer(store)
-		gate.SetPollInterval(50 * time.Millisecond)
 		searcher, err := featuregate.NewSearcher(brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		gate.SetSearcher(searcher)
+		gate, err := featuregate.NewServer(store, featuregate.Options{Searcher: searcher, PollInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
 		up, err := featuregate.NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, featuregate.UploaderOptions{
 			Poll: 50 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, LeaseRetry: 200 * time.Millisecond, Registerer: prometheus.NewRegistry()})
 		if err != nil {
@@ -331,7 +332,9 @@ func TestContributionsOneUploader(t *testing.T) {
 // field violations and stores nothing; a full outbox refuses too.
 func TestContributionsRefused(t *testing.T) {
 	testenv.Stores(t, func(t *testing.T, dsn string) {
-		e := start(t, dsn)
+		// The outbox takes 4 rows: the batches below queue 3 before one
+		// would go beyond.
+		e := startOpts(t, dsn, featuregate.Options{OutboxMax: 4}, nil)
 		id := e.connect(t, allPerms)
 		ctx := context.Background()
 		if err := featuregate.Link(ctx, e.store, id, "mona", "mona-cloud", 77, "search-svc"); err != nil {
@@ -407,7 +410,6 @@ func TestContributionsRefused(t *testing.T) {
 		}
 		// The outbox holds 3 rows and takes 4: a batch that would go
 		// beyond is refused whole, and stores nothing.
-		e.store.SetOutboxMax(4)
 		_, err := report(count("mona", 10, 1), count("mona", 11, 1))
 		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "outbox is full") {
 			t.Fatalf("outbox full: %v", err)

@@ -44,9 +44,6 @@ func NewSearcher(broker brokerv1.TokenBrokerServiceClient, githubURL string) (*S
 	return &Searcher{broker: broker, base: base, http: &http.Client{Timeout: 10 * time.Second}, app: newAppClients(broker, base, searchPermissions, 0)}, nil
 }
 
-// SetSearcher enables the Search RPC.
-func (s *Server) SetSearcher(x *Searcher) { s.searcher = x }
-
 // Search implements the RPC: GitHub.com results for a server user, public
 // ones, and private ones of the connected account when the enterprise
 // allows it and the user linked a GitHub.com account.

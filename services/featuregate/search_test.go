@@ -41,8 +41,6 @@ func TestUnifiedSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := featuregate.NewServer(store)
-	gate.SetPollInterval(50 * time.Millisecond)
 	bconn, err := grpc.NewClient(b.Conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(brokerclient.Bearer(b.Tokens["search-svc"])))
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +49,10 @@ func TestUnifiedSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate.SetSearcher(searcher)
+	gate, err := featuregate.NewServer(store, featuregate.Options{Searcher: searcher, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := server.New(server.Options{ShutdownTimeout: time.Second})
 	gate.Register(srv)
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")

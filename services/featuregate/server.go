@@ -36,15 +36,39 @@ type Server struct {
 	stopping <-chan struct{} // closed when the server shuts down
 	// pollInterval bounds how late this replica sees another's change.
 	pollInterval time.Duration
+	// outboxMax bounds the unified-contributions outbox (rows).
+	outboxMax int
 }
 
-// NewServer builds the service over store.
-func NewServer(store *Store) *Server {
-	return &Server{store: store, view: store.view, pollInterval: time.Second}
+// Options are what a Server is built with besides its store. Every part
+// is optional; its zero value is documented with it.
+type Options struct {
+	// Searcher enables the Search RPC and account links; nil: they answer
+	// that the gate has no broker.
+	Searcher *Searcher
+	// PollInterval bounds how late this replica sees another's change;
+	// zero: one second.
+	PollInterval time.Duration
+	// OutboxMax bounds the unified-contributions outbox (rows);
+	// ReportContributions refuses counts beyond it. Zero: DefaultOutboxMax.
+	OutboxMax int
 }
 
-// SetPollInterval changes how often the replica looks for others' changes.
-func (s *Server) SetPollInterval(d time.Duration) { s.pollInterval = d }
+// NewServer builds the service over store with opts, or says which of
+// opts cannot be used.
+func NewServer(store *Store, opts Options) (*Server, error) {
+	s := &Server{store: store, view: store.view, searcher: opts.Searcher, pollInterval: time.Second, outboxMax: DefaultOutboxMax}
+	if opts.PollInterval < 0 || opts.OutboxMax < 0 {
+		return nil, errors.New("featuregate: a negative poll interval or outbox bound")
+	}
+	if opts.PollInterval > 0 {
+		s.pollInterval = opts.PollInterval
+	}
+	if opts.OutboxMax > 0 {
+		s.outboxMax = opts.OutboxMax
+	}
+	return s, nil
+}
 
 // Register adds the service to srv and marks it SERVING.
 func (s *Server) Register(srv *server.Server) {

@@ -54,6 +54,13 @@ func start(t *testing.T, dsn string) *env { return startWith(t, dsn, nil) }
 
 func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) *env {
 	t.Helper()
+	return startOpts(t, dsn, featuregate.Options{}, extra)
+}
+
+// startOpts is startWith with the gate's options (its poll interval is
+// 50ms unless opts names one).
+func startOpts(t testing.TB, dsn string, opts featuregate.Options, extra func(*grpc.Server, *auth.Rules)) *env {
+	t.Helper()
 	reg := registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t), "featuregate")
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := featuregate.OpenStore(ctx, dsn)
@@ -65,8 +72,13 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := featuregate.NewServer(store)
-	gate.SetPollInterval(50 * time.Millisecond)
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	gate, err := featuregate.NewServer(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rules := auth.DefaultRules()
 	if err := rules.Grant("search-svc", "feature-client"); err != nil {
 		t.Fatal(err)

@@ -63,8 +63,6 @@ type Store struct {
 	// before watchers are woken, so this replica's Check never lags its
 	// Watch.
 	view *view
-	// outboxMax bounds the unified-contributions outbox (rows).
-	outboxMax int
 }
 
 // Actions of the gate's events (gate_events.action), which the view
@@ -105,7 +103,7 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now, outboxMax: DefaultOutboxMax}
+	s := &Store{db: db, now: time.Now}
 	s.view = newView(s.events, s.Changed)
 	return s, nil
 }

@@ -302,8 +302,8 @@ func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
 	}
 	// The registry refuses these at its state check, before it would ask
 	// GitHub.com or Vault: its connector needs its store only.
-	withConnector := serve(registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, st *registry.Store) {
-		s.SetConnector(&registry.Connector{Store: st})
+	withConnector := serve(registrytest.StartWith(t, testenv.SQLite(t), func(o *registry.Options, st *registry.Store) {
+		o.Connector = &registry.Connector{Store: st}
 	}, "gateway"))
 	withoutConnector := serve(registrytest.Start(t, testenv.SQLite(t), "gateway"))
 	used := strings.Repeat("5e", 24)

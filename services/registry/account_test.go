@@ -2,10 +2,13 @@ package registry_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -195,22 +198,30 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 // license is used when a request brings none; GetServerDefaults shows
 // them. The hostname and version cannot be left out.
 func TestServerDefaults(t *testing.T) {
-	var reg *registry.Server
-	e := registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, _ *registry.Store) { reg = s })
-	ctx := e.Ctx(t, "alice")
 	for _, d := range []registry.Defaults{
 		{Hostname: "bad_host", Version: "3.14.2"},
 		{Hostname: "ghes.example.com", Version: "latest"},
 		{Version: "3.14.2"},
 		{Hostname: "ghes.example.com"},
+		{Hostname: "ghes.example.com", Version: "3.14.2", License: "not a license"},
 	} {
-		if err := reg.SetDefaults(d); err == nil {
+		if _, err := registry.NewServer(nil, registry.Options{Defaults: d}); err == nil {
 			t.Errorf("server settings %+v were taken", d)
 		}
 	}
-	if err := reg.SetDefaults(registry.Defaults{Hostname: "ghes7.example.com", Version: "3.15.1", License: e.License}); err != nil {
+	_, issuer, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
 		t.Fatal(err)
 	}
+	license, err := registry.MintLicense(issuer, "Octo Corp", 500, time.Now().Add(-time.Minute), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := registrytest.StartWith(t, testenv.SQLite(t), func(o *registry.Options, _ *registry.Store) {
+		o.Issuers = append(o.Issuers, issuer.Public().(ed25519.PublicKey))
+		o.Defaults = registry.Defaults{Hostname: "ghes7.example.com", Version: "3.15.1", License: license}
+	})
+	ctx := e.Ctx(t, "alice")
 	d, err := e.Client.GetServerDefaults(ctx, &registryv1.GetServerDefaultsRequest{})
 	if err != nil || d.ServerHostname != "ghes7.example.com" || d.ServerVersion != "3.15.1" || d.License.GetCustomerName() != "Octo Corp" {
 		t.Fatalf("defaults: %v %v", d, err)
@@ -225,7 +236,10 @@ func TestServerDefaults(t *testing.T) {
 	}
 
 	// A registry without them creates nothing.
-	bare := registry.NewServer(e.Store, nil)
+	bare, err := registry.NewServer(e.Store, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = bare.CreateConnection(ctx, &registryv1.CreateConnectionRequest{RequestId: "no-settings", License: e.License,
 		Account: &registryv1.Account{Kind: kindOrg, Login: "octo-org"}})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "-server-hostname") {
@@ -272,5 +286,21 @@ func TestRemovedServerFields(t *testing.T) {
 	resp, err := e.Client.CreateConnection(ctx, old("GHES.example.com", registrytest.Version))
 	if err != nil || resp.Connection.ServerHostname != registrytest.Hostname {
 		t.Fatalf("an old client sending the server's own settings: %v %v", resp, err)
+	}
+}
+
+// TestNewServerRefusesBadOptions: a server is built whole or not at all.
+func TestNewServerRefusesBadOptions(t *testing.T) {
+	e := registrytest.Start(t, testenv.SQLite(t))
+	for name, o := range map[string]registry.Options{
+		"a connector without the server's store": {Connector: &registry.Connector{}},
+		"a negative watch poll interval":         {WatchPollInterval: -time.Second},
+	} {
+		if _, err := registry.NewServer(e.Store, o); err == nil {
+			t.Errorf("%s was taken", name)
+		}
+	}
+	if _, err := registry.NewServer(e.Store, registry.Options{Connector: &registry.Connector{Store: e.Store}}); err != nil {
+		t.Errorf("a connector over the server's store: %v", err)
 	}
 }

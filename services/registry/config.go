@@ -188,29 +188,31 @@ func Run(ctx context.Context, cfg Config) error {
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}
 
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
-	reg := NewServer(store, issuers)
-	reg.SetGitHub(GitHub{API: api, HTTP: hc})
-	defaults := Defaults{Hostname: cfg.ServerHostname, Version: cfg.ServerVersion}
+	gh := &GitHub{API: api, HTTP: hc}
+	opts := Options{Issuers: issuers, GitHub: gh, Defaults: Defaults{Hostname: cfg.ServerHostname, Version: cfg.ServerVersion}}
 	if cfg.LicenseFile != "" {
 		raw, err := os.ReadFile(cfg.LicenseFile)
 		if err != nil {
 			return fmt.Errorf("-license-file: %w", err)
 		}
-		defaults.License = string(raw)
+		opts.Defaults.License = string(raw)
 	}
-	if err := reg.SetDefaults(defaults); err != nil {
-		return fmt.Errorf("the server's defaults: %w", err)
-	}
-	reg.Register(srv)
 	if cfg.Vault.Addr != "" {
-		connector, closeAll, err := newConnector(ctx, cfg, store, GitHub{API: api, HTTP: hc})
+		connector, closeAll, err := newConnector(ctx, cfg, store, *gh)
 		if err != nil {
 			return err
 		}
 		defer closeAll()
 		connector.crash = cfg.crash
 		connector.OrphanGrace = cfg.OrphanKeyGrace
-		reg.SetConnector(connector)
+		opts.Connector = connector
+	}
+	reg, err := NewServer(store, opts)
+	if err != nil {
+		return err
+	}
+	reg.Register(srv)
+	if connector := opts.Connector; connector != nil {
 		// Every replica serves; the reconciler and the key follower run in
 		// one replica at a time (the holder of each lease), so replicas do
 		// not race through the same disconnect or write the same history

@@ -11,9 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// SetConnector enables the enable and disconnect RPCs.
-func (s *Server) SetConnector(c *Connector) { s.connector = c }
-
 // connectStatus maps connector failures: refusals and bad states are the
 // caller's to fix; anything else is an upstream (Vault, GitHub) failure,
 // GitHub.com's refusals the connector turned into no refusal of its own

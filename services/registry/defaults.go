@@ -25,9 +25,9 @@ type Defaults struct {
 	License string
 }
 
-// SetDefaults sets the server's own settings; the hostname and version are
-// required, and a value that is not valid is refused.
-func (s *Server) SetDefaults(d Defaults) error {
+// setDefaults takes the server's own settings; the hostname and version
+// are required, and a value that is not valid is refused.
+func (s *Server) setDefaults(d Defaults) error {
 	if err := validate.Hostname(d.Hostname); err != nil {
 		return fmt.Errorf("server hostname: %w", err)
 	}
@@ -51,7 +51,7 @@ func licenseRecord(l *VerifiedLicense) *registryv1.License {
 		Seats: l.Seats, ExpiresAt: timestamppb.New(l.ExpiresAt)}
 }
 
-// errNoServerSettings: a registry built without SetDefaults (its command
+// errNoServerSettings: a registry built without Defaults (its command
 // refuses to start without -server-hostname and -server-version).
 var errNoServerSettings = errors.New("this registry has no -server-hostname and -server-version: it cannot create connections")
 

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -54,10 +55,53 @@ type Server struct {
 	defaultLicense *registryv1.License
 }
 
-// NewServer builds the service over store, trusting licenses signed by
-// issuers.
-func NewServer(store *Store, issuers []ed25519.PublicKey) *Server {
-	return &Server{store: store, issuers: issuers, now: time.Now, pollInterval: time.Second}
+// Options are what a Server is built with besides its store. Every part
+// is optional; its zero value is documented with it.
+type Options struct {
+	// Issuers are the keys whose signed licenses the server trusts (none:
+	// no license is valid).
+	Issuers []ed25519.PublicKey
+	// Defaults are the server's own hostname, version and license, as its
+	// -server-hostname, -server-version and -license-file give them. The
+	// zero value is none: CreateConnection refuses (a registry that other
+	// services' tests only read). Anything else must be complete and
+	// valid.
+	Defaults Defaults
+	// GitHub makes CreateConnection take an organization's id from
+	// GitHub.com; nil (a test of another service) records the account as
+	// given.
+	GitHub *GitHub
+	// Connector enables the enable and disconnect RPCs; nil: they answer
+	// that this registry cannot enable. Its Store must be the server's.
+	Connector *Connector
+	// WatchPollInterval bounds how late a watcher sees a change made by
+	// another replica; zero: one second.
+	WatchPollInterval time.Duration
+}
+
+// NewServer builds the service over store with opts, or says which of
+// opts cannot be used.
+func NewServer(store *Store, opts Options) (*Server, error) {
+	s := &Server{store: store, issuers: opts.Issuers, connector: opts.Connector, now: time.Now, pollInterval: time.Second}
+	if opts.WatchPollInterval < 0 {
+		return nil, errors.New("registry: the watch poll interval is negative")
+	}
+	if opts.WatchPollInterval > 0 {
+		s.pollInterval = opts.WatchPollInterval
+	}
+	if opts.Connector != nil && opts.Connector.Store != store {
+		return nil, errors.New("registry: the connector works on another store than the server's")
+	}
+	if opts.GitHub != nil {
+		g := *opts.GitHub
+		s.gitHub = &g
+	}
+	if opts.Defaults != (Defaults{}) {
+		if err := s.setDefaults(opts.Defaults); err != nil {
+			return nil, fmt.Errorf("the server's defaults: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Register adds the service to srv and marks it SERVING.
@@ -66,14 +110,6 @@ func (s *Server) Register(srv *server.Server) {
 	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, s)
 	srv.Health.SetServingStatus(registryv1.ConnectionRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
-
-// SetGitHub makes CreateConnection take an organization's id from
-// GitHub.com.
-func (s *Server) SetGitHub(g GitHub) { s.gitHub = &g }
-
-// SetWatchPollInterval changes how often watchers look for changes made by
-// other replicas.
-func (s *Server) SetWatchPollInterval(d time.Duration) { s.pollInterval = d }
 
 const watchBatch = 500
 

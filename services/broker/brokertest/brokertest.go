@@ -177,7 +177,7 @@ func (e *Env) serve(t testing.TB, o Options) {
 	if o.Quiet {
 		logger, _ = logging.NewWithSink(logging.Options{Level: "info"}, zapcore.AddSync(io.Discard))
 	}
-	tokensFile, tokens := testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger")
+	tokensFile, tokens := testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger", "registry")
 	e.Tokens = tokens
 	authn, err := auth.LoadTokenFile(tokensFile)
 	if err != nil {

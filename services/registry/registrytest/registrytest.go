@@ -63,9 +63,9 @@ func Start(t testing.TB, dsn string, principals ...string) *Env {
 	return StartWith(t, dsn, nil, principals...)
 }
 
-// StartWith is Start with a hook that configures the server (for example
-// its connector, or other server settings) before it serves.
-func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *registry.Store), principals ...string) *Env {
+// StartWith is Start with a hook that changes the server's options (for
+// example its connector, or its own settings) before it is built.
+func StartWith(t testing.TB, dsn string, configure func(*registry.Options, *registry.Store), principals ...string) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := registry.OpenStore(ctx, dsn)
@@ -91,15 +91,16 @@ func StartWith(t testing.TB, dsn string, configure func(*registry.Server, *regis
 		t.Fatal(err)
 	}
 	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
-	reg := registry.NewServer(store, []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)})
-	reg.SetWatchPollInterval(50 * time.Millisecond)
 	// The server's own hostname and version, as -server-hostname and
 	// -server-version give them: every connection records them.
-	if err := reg.SetDefaults(registry.Defaults{Hostname: Hostname, Version: Version}); err != nil {
-		t.Fatal(err)
-	}
+	opts := registry.Options{Issuers: []ed25519.PublicKey{issuer.Public().(ed25519.PublicKey)},
+		Defaults: registry.Defaults{Hostname: Hostname, Version: Version}, WatchPollInterval: 50 * time.Millisecond}
 	if configure != nil {
-		configure(reg, store)
+		configure(&opts, store)
+	}
+	reg, err := registry.NewServer(store, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	reg.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -173,10 +174,10 @@ func StartConnected(t testing.TB, dsn string, b *Backends, principals ...string)
 		t.Fatal(err)
 	}
 	var c *registry.Connector
-	e := StartWith(t, dsn, func(s *registry.Server, st *registry.Store) {
+	e := StartWith(t, dsn, func(o *registry.Options, st *registry.Store) {
 		c = &registry.Connector{Store: st, Transit: b.Transit, GitHubAPI: api, GitHubWeb: b.Emu.URL, HTTP: http.DefaultClient}
-		s.SetConnector(c)
-		s.SetGitHub(registry.GitHub{API: api, HTTP: http.DefaultClient})
+		o.Connector = c
+		o.GitHub = &registry.GitHub{API: api, HTTP: http.DefaultClient}
 	}, principals...)
 	e.Backends, e.Connector = b, c
 	return e
