@@ -364,10 +364,9 @@ func (b *Broker) tracked(sha fingerprint) *grant {
 	return nil
 }
 
-// refresh renews shared grants ahead of expiry until ctx ends, so callers
-// never wait for an exchange at the hour mark.
-func (b *Broker) refresh(ctx context.Context) {
-	t := time.NewTicker(b.opts.RefreshEvery)
+// every runs fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -375,29 +374,35 @@ func (b *Broker) refresh(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		b.forgetExpired()
-		for _, old := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
-			c := b.conns.get(old.conn())
-			if c == nil || !c.connected {
-				continue
-			}
-			key := old.key()
-			sc, ok := scopeOfKey(key)
-			if !ok {
-				continue
-			}
-			_, err, _ := b.flight.Do(key, func() (any, error) {
-				g, err := b.up.exchange(ctx, c, sc, key)
-				if err != nil {
-					return nil, err
-				}
-				b.track(b.cache.put(g, b.now())...)
-				return g, nil
-			})
+		fn(ctx)
+	}
+}
+
+// refresh renews shared grants that expire soon, so callers never wait for
+// an exchange at the hour mark. Run calls it every Options.RefreshEvery.
+func (b *Broker) refresh(ctx context.Context) {
+	b.forgetExpired()
+	for _, old := range b.cache.due(b.now(), b.opts.RefreshAhead, 2*b.opts.RefreshAhead) {
+		c := b.conns.get(old.conn())
+		if c == nil || !c.connected {
+			continue
+		}
+		key := old.key()
+		sc, ok := scopeOfKey(key)
+		if !ok {
+			continue
+		}
+		_, err, _ := b.flight.Do(key, func() (any, error) {
+			g, err := b.up.exchange(ctx, c, sc, key)
 			if err != nil {
-				// The old token is still served until it expires.
-				logging.FromContext(ctx).Warn("renewing a token ahead of expiry failed", zap.String("connection_id", c.id), zap.Error(err))
+				return nil, err
 			}
+			b.track(b.cache.put(g, b.now())...)
+			return g, nil
+		})
+		if err != nil {
+			// The old token is still served until it expires.
+			logging.FromContext(ctx).Warn("renewing a token ahead of expiry failed", zap.String("connection_id", c.id), zap.Error(err))
 		}
 	}
 }
@@ -408,24 +413,16 @@ const jwtRenewEvery = 15 * time.Second
 // renewJWTs signs a new App JWT for every connection whose JWT is in use
 // and about to stop being reused, so exchanges never wait for Vault at the
 // JWT's expiry. It signs with the newest version, as an expired JWT would
-// be; GitHub refusing it falls back as an exchange does.
+// be; GitHub refusing it falls back as an exchange does. Run calls it
+// every jwtRenewEvery.
 func (b *Broker) renewJWTs(ctx context.Context) {
-	t := time.NewTicker(jwtRenewEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for conn, used := range b.up.dueJWTs() {
+		c := b.conns.get(conn)
+		if c == nil || !c.connected {
+			continue
 		}
-		for conn, used := range b.up.dueJWTs() {
-			c := b.conns.get(conn)
-			if c == nil || !c.connected {
-				continue
-			}
-			if err := b.up.renewJWT(ctx, c, used); err != nil {
-				logging.FromContext(ctx).Warn("renewing the App JWT ahead of expiry failed", zap.String("connection_id", conn), zap.Error(err))
-			}
+		if err := b.up.renewJWT(ctx, c, used); err != nil {
+			logging.FromContext(ctx).Warn("renewing the App JWT ahead of expiry failed", zap.String("connection_id", conn), zap.Error(err))
 		}
 	}
 }
@@ -434,8 +431,8 @@ func (b *Broker) renewJWTs(ctx context.Context) {
 func (b *Broker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); b.renewJWTs(ctx) }()
-	b.refresh(ctx)
+	go func() { defer wg.Done(); every(ctx, jwtRenewEvery, b.renewJWTs) }()
+	every(ctx, b.opts.RefreshEvery, b.refresh)
 	wg.Wait()
 	b.audits.flush()
 }
