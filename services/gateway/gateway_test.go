@@ -62,8 +62,10 @@ func startConnected(t *testing.T) (*registrytest.Env, *httptest.Server) {
 	return serve(t, registrytest.StartConnected(t, testenv.SQLite(t), b))
 }
 
+// serve runs a gateway in front of reg until the test ends; it calls the
+// registry as "gateway" when reg has a token for that principal.
 func serve(t *testing.T, reg *registrytest.Env) (*registrytest.Env, *httptest.Server) {
-	g, err := New(context.Background(), Upstreams{Registry: reg.Addr})
+	g, err := New(context.Background(), Upstreams{Registry: reg.Addr, ServiceToken: reg.Tokens["gateway"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,26 +288,16 @@ func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {
 // second tab) lands on the admin page, which shows the current state with
 // a notice; a broken one, or a refusal of another kind, is still reported.
 func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
-	serve := func(reg *registrytest.Env) string {
-		g, err := New(context.Background(), Upstreams{Registry: reg.Addr, ServiceToken: reg.Tokens["gateway"]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := g.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-		ts := httptest.NewServer(g)
-		t.Cleanup(ts.Close)
+	gatewayURL := func(reg *registrytest.Env) string {
+		_, ts := serve(t, reg)
 		return ts.URL
 	}
 	// The registry refuses these at its state check, before it would ask
 	// GitHub.com or Vault: its connector needs its store only.
-	withConnector := serve(registrytest.StartWith(t, testenv.SQLite(t), func(o *registry.Options, st *registry.Store) {
+	withConnector := gatewayURL(registrytest.StartWith(t, testenv.SQLite(t), func(o *registry.Options, st *registry.Store) {
 		o.Connector = &registry.Connector{Store: st}
 	}, "gateway"))
-	withoutConnector := serve(registrytest.Start(t, testenv.SQLite(t), "gateway"))
+	withoutConnector := gatewayURL(registrytest.Start(t, testenv.SQLite(t), "gateway"))
 	used := strings.Repeat("5e", 24)
 	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range []struct {
