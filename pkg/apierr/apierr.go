@@ -94,6 +94,17 @@ func Retry(code codes.Code, msg string, wait time.Duration) error {
 	return st.Err()
 }
 
+// Precondition returns FailedPrecondition with msg, and one
+// PreconditionFailure violation of type typ on subject, saying msg, for
+// callers that act on the kind of refusal.
+func Precondition(typ, subject, msg string) error {
+	st := status.New(codes.FailedPrecondition, msg)
+	if d, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{Type: typ, Subject: subject, Description: msg}}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
 // StreamEnd maps how a server stream ended: the server stopping (err is
 // stopping) is Unavailable, so the subscriber resumes elsewhere; the caller
 // leaving is its context's status; a status error passes as is; anything

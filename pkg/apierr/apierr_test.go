@@ -6,6 +6,7 @@ import (
 
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -40,5 +41,18 @@ func TestViolationsAreCapped(t *testing.T) {
 	}
 	if !strings.Contains(st.Message(), "(and 399999 more)") {
 		t.Errorf("message %q", st.Message())
+	}
+}
+
+// A refused precondition says why in the message and, for a program, in
+// one violation naming its type and subject.
+func TestPrecondition(t *testing.T) {
+	st := status.Convert(apierr.Precondition("STATE", "connection", "the connection is not CONNECTED"))
+	if st.Code() != codes.FailedPrecondition || st.Message() != "the connection is not CONNECTED" {
+		t.Errorf("got %v %q", st.Code(), st.Message())
+	}
+	want := &errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{Type: "STATE", Subject: "connection", Description: "the connection is not CONNECTED"}}}
+	if d := st.Details(); len(d) != 1 || !proto.Equal(d[0].(proto.Message), want) {
+		t.Errorf("details %v, want %v", d, want)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -32,12 +31,7 @@ func usersStatus(ctx context.Context, err error) error {
 	case errors.Is(err, ErrNoUserGrant):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrReconnectNeeded):
-		st := status.New(codes.FailedPrecondition, err.Error())
-		if d, derr := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
-			Type: ReasonReconnectNeeded, Subject: "user_grant", Description: err.Error()}}}); derr == nil {
-			st = d
-		}
-		return st.Err()
+		return apierr.Precondition(ReasonReconnectNeeded, "user_grant", err.Error())
 	case errors.Is(err, ErrAuthorizationGone), errors.Is(err, ErrNoUserAuth), errors.Is(err, errNotConnected):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrAccountTaken):

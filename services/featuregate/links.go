@@ -9,6 +9,7 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"go.uber.org/zap"
@@ -91,7 +92,7 @@ func (s *Server) StartAccountLink(ctx context.Context, req *featuregatev1.StartA
 		return nil, err
 	}
 	if !s.view.get(req.GetConnectionId()).GetConnected() {
-		return nil, preconditionFailed("REASON_NOT_CONNECTED", "connection", "the connection is not CONNECTED: no GitHub.com account can be linked")
+		return nil, apierr.Precondition("REASON_NOT_CONNECTED", "connection", "the connection is not CONNECTED: no GitHub.com account can be linked")
 	}
 	resp, err := b.StartUserAuthorization(ctx, &brokerv1.StartUserAuthorizationRequest{ConnectionId: req.GetConnectionId(), User: req.GetUser(), RedirectUri: req.GetRedirectUri()})
 	if err != nil {

@@ -64,11 +64,11 @@ func (s *Server) Search(ctx context.Context, req *featuregatev1.SearchRequest) (
 	}
 	switch st, missing := featureState(snap, featuregatev1.Feature_FEATURE_UNIFIED_SEARCH); st {
 	case featuregatev1.Reason_REASON_NOT_CONNECTED:
-		return nil, preconditionFailed("REASON_NOT_CONNECTED", "unified_search", "unified search is not available: the connection is not CONNECTED")
+		return nil, apierr.Precondition("REASON_NOT_CONNECTED", "unified_search", "unified search is not available: the connection is not CONNECTED")
 	case featuregatev1.Reason_REASON_DISABLED:
-		return nil, preconditionFailed("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
+		return nil, apierr.Precondition("REASON_DISABLED", "unified_search", "unified search is disabled for this connection")
 	case featuregatev1.Reason_REASON_MISSING_PERMISSIONS:
-		return nil, preconditionFailed("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(missing)+" on GitHub.com")
+		return nil, apierr.Precondition("REASON_MISSING_PERMISSIONS", "unified_search", "unified search is on but does not work: the connection's GitHub App lacks "+permissions.String(missing)+" on GitHub.com")
 	}
 	owner, err := s.store.AccountLogin(ctx, req.GetConnectionId())
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -105,22 +104,14 @@ func toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, ErrNotLinked), errors.Is(err, ErrUnknownConnection):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrNotConnected):
-		return preconditionFailed("CONNECTION", "connection", err.Error())
+		return apierr.Precondition("CONNECTION", "connection", err.Error())
 	case errors.As(err, &mp):
-		return preconditionFailed("PERMISSIONS", featureName(mp.Feature), mp.Error())
+		return apierr.Precondition("PERMISSIONS", featureName(mp.Feature), mp.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	default:
 		return apierr.Internal(ctx, err, "feature-gate storage failed")
 	}
-}
-
-func preconditionFailed(kind, subject, msg string) error {
-	st := status.New(codes.FailedPrecondition, msg)
-	if d, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{Type: kind, Subject: subject, Description: msg}}}); err == nil {
-		st = d
-	}
-	return st.Err()
 }
 
 // ListFeatures implements the RPC.

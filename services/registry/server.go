@@ -24,7 +24,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -148,30 +147,18 @@ func toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, ErrConflict):
 		return status.Error(codes.Aborted, err.Error())
 	case errors.As(err, &le):
-		return preconditionFailed(le.Error(), "LIVE_CONNECTION", "connections/"+le.Conn.Id)
+		return apierr.Precondition("LIVE_CONNECTION", "connections/"+le.Conn.Id, le.Error())
 	case errors.Is(err, ErrRequestIDReused):
 		var v apierr.Violations
 		v.Add("request_id", err.Error())
 		return v.Err()
 	case errors.As(err, &te):
-		return preconditionFailed(te.Error(), "STATE", "connection")
+		return apierr.Precondition("STATE", "connection", te.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	default:
 		return apierr.Internal(ctx, err, "registry storage failed")
 	}
-}
-
-// preconditionFailed is FAILED_PRECONDITION saying msg, with the
-// violation's type and subject as details.
-func preconditionFailed(msg, typ, subject string) error {
-	st := status.New(codes.FailedPrecondition, msg)
-	if d, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
-		Type: typ, Subject: subject, Description: msg,
-	}}}); err == nil {
-		st = d
-	}
-	return st.Err()
 }
 
 // checkAccount checks the login by the account's kind, which no field rule
