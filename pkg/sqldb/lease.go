@@ -72,6 +72,32 @@ func (db *DB) Lease(name string) *Lease {
 	return &Lease{db: db, name: name, key: int32(h.Sum32() & math.MaxInt32)}
 }
 
+// LeaseHolders returns the PostgreSQL backends (pids) that hold a lease of
+// this database now, for tests and diagnostics that need to see or end a
+// leader's session. On SQLite, where one process is always the leader, it
+// returns none.
+func (db *DB) LeaseHolders(ctx context.Context) ([]int, error) {
+	if db.Dialect != Postgres {
+		return nil, nil
+	}
+	// A two-int advisory key is classid, objid, with objsubid 2.
+	rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leaseClass)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			return nil, err
+		}
+		pids = append(pids, pid)
+	}
+	return pids, rows.Err()
+}
+
 // Name is the lease's name.
 func (l *Lease) Name() string { return l.name }
 

@@ -93,21 +93,8 @@ func TestLeaseOneLeaderOnPostgres(t *testing.T) {
 // holderPID is the backend holding a lease's advisory lock.
 func holderPID(t *testing.T, db *sqldb.DB) int {
 	t.Helper()
-	var pids []int
-	rows, err := db.Query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 727471 AND objsubid = 2 AND granted
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	pids, err := db.LeaseHolders(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if len(pids) != 1 {

@@ -195,23 +195,10 @@ func TestOneReplicaReconciles(t *testing.T) {
 
 	// 1. a's lease sessions are terminated (as when PostgreSQL loses a's
 	// connections): b takes both leases, a serves on without them.
-	rows, err := db.Query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 727471 AND objsubid = 2 AND granted
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	pids, err := db.LeaseHolders(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pids []int
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
 	if len(pids) != 2 {
 		t.Fatalf("lease holders: %v, want the reconciler's and the key follower's", pids)
 	}
