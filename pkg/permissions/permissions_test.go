@@ -60,7 +60,7 @@ func TestCoversAgreesWithMissing(t *testing.T) {
 }
 
 func TestLevelOrder(t *testing.T) {
-	if !(Level("") < Level("read") && Level("read") < Level("write") && Level("write") < Level("admin")) {
+	if Level("") >= Level("read") || Level("read") >= Level("write") || Level("write") >= Level("admin") {
 		t.Errorf("levels out of order: none %d, read %d, write %d, admin %d", Level(""), Level("read"), Level("write"), Level("admin"))
 	}
 	if Level("none") != 0 || Level("Read") != 0 {
