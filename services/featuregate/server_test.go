@@ -21,6 +21,7 @@ import (
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -586,4 +587,34 @@ func TestAccountHolderActsForThemselves(t *testing.T) {
 		_, err := e.gate.GetAccountLink(e.ctx(t, "search-svc"), &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "mona"})
 		return status.Code(err) == codes.NotFound
 	})
+}
+
+// The permissions of the features an administrator chose, together, as
+// the admin page asks the App for them: each at the highest level any
+// needs; nothing chosen, nothing asked (the registry's default applies).
+func TestChosenFeaturesPermissions(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	for _, tc := range []struct {
+		chosen []featuregatev1.Feature
+		want   map[string]string
+	}{
+		{nil, nil},
+		{[]featuregatev1.Feature{dependabot}, map[string]string{"vulnerability_alerts": "read"}},
+		{[]featuregatev1.Feature{search, dependabot, featuregatev1.Feature_FEATURE_SERVER_STATISTICS},
+			map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "organization_administration": "read"}},
+	} {
+		resp, err := e.gate.ListFeatures(e.ctx(t, "admin"), &featuregatev1.ListFeaturesRequest{Chosen: tc.chosen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, resp.ChosenPermissions, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", tc.chosen, diff)
+		}
+		if len(resp.Features) != 6 {
+			t.Errorf("%v: %d features listed, want every one", tc.chosen, len(resp.Features))
+		}
+	}
+	if _, err := e.gate.ListFeatures(e.ctx(t, "admin"), &featuregatev1.ListFeaturesRequest{Chosen: []featuregatev1.Feature{0}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an unspecified feature chosen: %v", err)
+	}
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -384,6 +386,13 @@ func TestRefreshAppPermissions(t *testing.T) {
 	if out.Connection.App.GetPermissions()["vulnerability_alerts"] != "read" {
 		t.Fatalf("after refresh: %v", out.Connection.App.GetPermissions())
 	}
+	type change struct{ Gained, Lost map[string]string }
+	said := func(r *registryv1.RefreshAppPermissionsResponse) change {
+		return change{r.PermissionsGained, r.PermissionsLost}
+	}
+	if diff := cmp.Diff(change{map[string]string{"vulnerability_alerts": "read"}, nil}, said(out), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("what the refresh found (-want +got):\n%s", diff)
+	}
 	hist, err := e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
 	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
 		t.Fatalf("history: %v %v", hist, err)
@@ -396,9 +405,20 @@ func TestRefreshAppPermissions(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("emulator: %v %v", resp, err)
 	}
-	for _, want := range []string{"gained metadata:write; lost vulnerability_alerts:read", "no change: metadata:write"} {
-		if _, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id}); err != nil {
+	for _, tc := range []struct {
+		want string
+		said change
+	}{
+		{"gained metadata:write; lost vulnerability_alerts:read", change{map[string]string{"metadata": "write"}, map[string]string{"vulnerability_alerts": "read"}}},
+		{"no change: metadata:write", change{}},
+	} {
+		want := tc.want
+		out, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.said, said(out), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: the response (-want +got):\n%s", want, diff)
 		}
 		hist, err = e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
 		if err != nil {
