@@ -181,7 +181,8 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 func routeSpan(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if p, ok := runtime.HTTPPattern(r.Context()); ok {
-			tracing.SetRoute(r.Context(), r.Method, p.String())
+			// As http_rules.yaml writes it: {id}, not {id=*}.
+			tracing.SetRoute(r.Context(), r.Method, strings.ReplaceAll(p.String(), "=*}", "}"))
 		}
 		next(w, r, params)
 	}
