@@ -150,7 +150,7 @@ func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) 
 var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "members": "read", "organization_administration": "read"}
 
 func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true, IncludePrivate: true},
@@ -309,7 +309,7 @@ func TestConsentAndLinking(t *testing.T) {
 }
 
 func TestMissingPermissionsRefused(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 		before, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
@@ -337,7 +337,7 @@ func TestMissingPermissionsRefused(t *testing.T) {
 }
 
 func TestConcurrentSettingsChanges(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		cur, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 )
 
@@ -39,7 +38,7 @@ const (
 // TestContributionsStatus: the status says, per user and per connection,
 // what was sent when, what waits and why, in every replica's database.
 func TestContributionsStatus(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startContributions(t, dsn, 1)
 		st := e.status(t, "mona")
 		if st.User.OptedIn || st.User.Linked || st.User.LastSentTime != nil || st.User.State != stateOK || st.Connection.OptedInUsers != 0 || st.Connection.LastSuccessTime != nil {

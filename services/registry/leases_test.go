@@ -166,7 +166,7 @@ func state(t *testing.T, store *registry.Store, id string) registryv1.Connection
 // session dies, or the holder stops, the other takes over and its
 // reconciler finishes what was left.
 func TestOneReplicaReconciles(t *testing.T) {
-	dsn := testenv.Postgres(t)
+	dsn := registry.Schema.Postgres(t)
 	cfg := leaseConfig(t, dsn)
 	a := runReplica(t, "a", cfg)
 	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })

@@ -101,7 +101,7 @@ func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
 }
 
 func TestCreateGetList(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		c := e.create(t, "octo-org")
 		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || c.CreatedBy != "alice" || c.Etag != "1" {
@@ -258,7 +258,7 @@ func TestEveryTransition(t *testing.T) {
 		"DISCONNECTING_PENDING": {"complete_disconnect": true},
 		"DISCONNECTED":          {},
 	}
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		for state, allowedOps := range ok {
@@ -287,7 +287,7 @@ func TestEveryTransition(t *testing.T) {
 }
 
 func TestConcurrentUpdatesOneWins(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		prev := ""
 		for round := 0; round < 5; round++ {
@@ -343,7 +343,7 @@ func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConne
 }
 
 func TestWatchResume(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 		stream, err := e.Client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
