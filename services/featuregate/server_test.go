@@ -124,13 +124,7 @@ func (e *env) connect(t testing.TB, perms map[string]string) string {
 
 func (e *env) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {

@@ -171,7 +171,7 @@ func TestOneReplicaReconciles(t *testing.T) {
 	a := runReplica(t, "a", cfg)
 	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
 	b := runReplica(t, "b", cfg)
-	time.Sleep(4 * leaderRetry)
+	time.Sleep(4 * leaderRetry) // a negative check: b does not take over within several retries
 	if r, k := b.leads(t); r || k {
 		t.Fatalf("b leads (reconciler %v, key follower %v) while a lives", r, k)
 	}
@@ -224,7 +224,7 @@ func TestOneReplicaReconciles(t *testing.T) {
 	testenv.Eventually(t, time.Second, "a stops leading", func() bool { r, k := a.leads(t); return !r && !k })
 	t.Logf("b leads %v after a's sessions were terminated", took)
 	aRuns := a.reconciles(t)
-	time.Sleep(4 * leaderRetry)
+	time.Sleep(4 * leaderRetry) // a negative check: b does not take over within several retries
 	if a.reconciles(t) != aRuns {
 		t.Errorf("a reconciles without the lease")
 	}
