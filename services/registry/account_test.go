@@ -47,6 +47,7 @@ func violated(err error) []string {
 // is looked up, a typed one that differs is refused, an unknown
 // organization creates nothing.
 func TestAccountIDComesFromGitHub(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	org := e.emu.AddAccount("octo-org", "Organization")
 	// The refusals first: while a connection is live, any create is
@@ -95,6 +96,7 @@ func (e *connectEnv) manifestApp(t *testing.T, conn *registryv1.Connection) stri
 // login, kind and id. One on another account is refused and removed, and
 // the connection still waits for the right one.
 func TestInstallationOnAnotherAccountIsRefused(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	org := e.emu.AddAccount("octo-org", "Organization")
@@ -131,6 +133,7 @@ func TestInstallationOnAnotherAccountIsRefused(t *testing.T) {
 // installation on the account of that login but another id is refused,
 // and so is one on an account of another kind.
 func TestInstallationMustMatchKindAndID(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	e.emu.AddAccount("octo-org", "Organization")
@@ -163,6 +166,7 @@ func TestInstallationMustMatchKindAndID(t *testing.T) {
 // An enterprise has no public lookup by slug: its id is recorded from the
 // installation, by the manifest flow and by an existing App alike.
 func TestEnterpriseIDFromInstallation(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	ent := e.emu.AddAccount("octo-corp", "Enterprise")
@@ -195,6 +199,7 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 // license is used when a request brings none; GetServerDefaults shows
 // them. The hostname and version cannot be left out.
 func TestServerDefaults(t *testing.T) {
+	t.Parallel()
 	var reg *registry.Server
 	e := registrytest.StartWith(t, testenv.SQLite(t), func(s *registry.Server, _ *registry.Store) { reg = s })
 	ctx := e.Ctx(t, "alice")
@@ -238,6 +243,7 @@ func TestServerDefaults(t *testing.T) {
 // value other than the server's own is refused, as a field violation,
 // rather than silently replaced; the server's own passes.
 func TestRemovedServerFields(t *testing.T) {
+	t.Parallel()
 	e := registrytest.Start(t, testenv.SQLite(t))
 	ctx := e.Ctx(t, "alice")
 	old := func(host, version string) *registryv1.CreateConnectionRequest {

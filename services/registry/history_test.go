@@ -19,6 +19,7 @@ import (
 // via, in the event and in its column; the history of every connection
 // pages both ways.
 func TestHistoryViaAndAllConnections(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t), "gateway")}
 		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")

@@ -62,6 +62,7 @@ func liveRows(t *testing.T, dsn string) int {
 // cannot be reused for another request); once it is disconnected, the
 // server can be connected again.
 func TestOneLiveConnection(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
@@ -120,6 +121,7 @@ func TestOneLiveConnection(t *testing.T) {
 
 // A DISCONNECTING connection is still live: its disconnect is not done.
 func TestDisconnectingIsLive(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
@@ -141,6 +143,7 @@ func TestDisconnectingIsLive(t *testing.T) {
 // leave exactly one live connection; creates racing with one request id
 // create one connection and all answer with it.
 func TestConcurrentCreatesOneLive(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		b := registrytest.StartBackends(t)
 		replicas := []*env{{registrytest.StartConnected(t, dsn, b)}, {registrytest.StartConnected(t, dsn, b)}}
@@ -218,6 +221,7 @@ func TestConcurrentCreatesOneLive(t *testing.T) {
 // The database itself keeps a second connection from holding the live
 // slot, whatever a store's code checked.
 func TestLiveSlotIsUnique(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
@@ -282,6 +286,7 @@ func legacyDatabase(t *testing.T, dsn string, conns ...legacyConnection) {
 // is refused while any is live, each can still be disconnected, and once
 // none is live the server can be connected again.
 func TestMigrationKeepsLegacyLiveConnections(t *testing.T) {
+	t.Parallel()
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		now := time.Now()
 		org := func(login string) *registryv1.Account {

@@ -101,6 +101,7 @@ func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
 }
 
 func TestCreateGetList(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		c := e.create(t, "octo-org")
@@ -249,6 +250,7 @@ func (e *env) reach(t *testing.T, ctx context.Context, state string) string {
 }
 
 func TestEveryTransition(t *testing.T) {
+	t.Parallel()
 	// ok[state][op]: whether op is allowed in state.
 	ok := map[string]map[string]bool{
 		"PENDING":               {"app_created": true, "begin_disconnect": true},
@@ -287,6 +289,7 @@ func TestEveryTransition(t *testing.T) {
 }
 
 func TestConcurrentUpdatesOneWins(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		prev := ""
@@ -343,6 +346,7 @@ func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConne
 }
 
 func TestWatchResume(t *testing.T) {
+	t.Parallel()
 	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
@@ -449,6 +453,7 @@ func wantField(t *testing.T, err error, field string) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx := e.ctx(t, "alice")
 	expired, _ := registry.MintLicense(e.Issuer, "Octo Corp", 5, time.Now().Add(-48*time.Hour), time.Hour)
@@ -526,6 +531,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	bare, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -557,6 +563,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestWatchEndsWithStream(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 	s, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
@@ -574,6 +581,7 @@ func TestWatchEndsWithStream(t *testing.T) {
 // the methods that service calls, and a person the gateway vouches for
 // gets the roles it vouches for, recorded under their own name.
 func TestAuthorizationPerMethod(t *testing.T) {
+	t.Parallel()
 	e := &env{registrytest.Start(t, testenv.SQLite(t), "broker", "gateway")}
 	asPerson := func(name, roles string) context.Context {
 		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, name, auth.RolesHeader, roles)
