@@ -17,6 +17,7 @@ import (
 // says what the App gained and lost and which features stopped (and, once
 // the permission is back, started again).
 func TestPermissionDriftStopsFeatures(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)

@@ -21,6 +21,7 @@ import (
 // what) changed which feature from what to what, per connection or for
 // all, a page at a time in either order.
 func TestListSettingsHistory(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		one := e.connect(t, allPerms)

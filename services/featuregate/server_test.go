@@ -144,6 +144,7 @@ func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) 
 var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "members": "read", "organization_administration": "read"}
 
 func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
@@ -227,6 +228,7 @@ func on(s *featuregatev1.Settings, f featuregatev1.Feature) bool {
 }
 
 func TestConsentAndLinking(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
@@ -303,6 +305,7 @@ func TestConsentAndLinking(t *testing.T) {
 }
 
 func TestMissingPermissionsRefused(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
@@ -331,6 +334,7 @@ func TestMissingPermissionsRefused(t *testing.T) {
 }
 
 func TestConcurrentSettingsChanges(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
@@ -365,6 +369,7 @@ func TestConcurrentSettingsChanges(t *testing.T) {
 // search off keeps it (without effect), and switching search back on finds
 // it again.
 func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	type setting struct{ Enabled, IncludePrivate bool }
@@ -404,6 +409,7 @@ func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
 }
 
 func TestValidationAndAuth(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	ctx := e.ctx(t, "admin")
@@ -460,6 +466,7 @@ func TestValidationAndAuth(t *testing.T) {
 
 // The App the registry creates must be able to serve every feature.
 func TestAppPermissionsCoverEveryFeature(t *testing.T) {
+	t.Parallel()
 	resp, err := (&featuregate.Server{}).ListFeatures(context.Background(), &featuregatev1.ListFeaturesRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -476,6 +483,7 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 // and contributions status (not the connection's); an
 // admin may unlink anyone, and the history names the admin.
 func TestAccountHolderActsForThemselves(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 	ctx := context.Background()

@@ -38,6 +38,7 @@ const (
 // TestContributionsStatus: the status says, per user and per connection,
 // what was sent when, what waits and why, in every replica's database.
 func TestContributionsStatus(t *testing.T) {
+	t.Parallel()
 	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startContributions(t, dsn, 1)
 		st := e.status(t, "mona")
@@ -94,6 +95,7 @@ func TestContributionsStatus(t *testing.T) {
 // then for GitHub.com while its last upload failed; otherwise it is on
 // its way.
 func TestContributionsWaitWords(t *testing.T) {
+	t.Parallel()
 	effective := featuregatev1.Reason_REASON_EFFECTIVE
 	for _, c := range []struct {
 		reason           featuregatev1.Reason
