@@ -9,7 +9,6 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
@@ -22,7 +21,8 @@ import (
 // what) changed which feature from what to what, per connection or for
 // all, a page at a time in either order.
 func TestListSettingsHistory(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		one := e.connect(t, allPerms)
 		as := func(person, role string) context.Context {

@@ -137,13 +137,7 @@ func (e *env) connect(t testing.TB, perms map[string]string) string {
 
 func (e *env) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
@@ -163,7 +157,8 @@ func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) 
 var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "members": "read", "organization_administration": "read"}
 
 func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true, IncludePrivate: true},
@@ -246,6 +241,7 @@ func on(s *featuregatev1.Settings, f featuregatev1.Feature) bool {
 }
 
 func TestConsentAndLinking(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
@@ -322,7 +318,8 @@ func TestConsentAndLinking(t *testing.T) {
 }
 
 func TestMissingPermissionsRefused(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 		before, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
@@ -350,7 +347,8 @@ func TestMissingPermissionsRefused(t *testing.T) {
 }
 
 func TestConcurrentSettingsChanges(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		cur, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
@@ -384,6 +382,7 @@ func TestConcurrentSettingsChanges(t *testing.T) {
 // search off keeps it (without effect), and switching search back on finds
 // it again.
 func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	type setting struct{ Enabled, IncludePrivate bool }
@@ -423,6 +422,7 @@ func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
 }
 
 func TestValidationAndAuth(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	ctx := e.ctx(t, "admin")
@@ -479,6 +479,7 @@ func TestValidationAndAuth(t *testing.T) {
 
 // The App the registry creates must be able to serve every feature.
 func TestAppPermissionsCoverEveryFeature(t *testing.T) {
+	t.Parallel()
 	resp, err := (&featuregate.Server{}).ListFeatures(context.Background(), &featuregatev1.ListFeaturesRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -495,6 +496,7 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 // and contributions status (not the connection's); an
 // admin may unlink anyone, and the history names the admin.
 func TestAccountHolderActsForThemselves(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 	ctx := context.Background()

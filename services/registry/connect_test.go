@@ -79,6 +79,7 @@ func (e *connectEnv) startManifest(t *testing.T, ctx context.Context, id string)
 }
 
 func TestEnableThroughManifestThenDisconnect(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
@@ -187,6 +188,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 }
 
 func TestConnectExistingAppAndReconcile(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -280,6 +282,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 // refusal (a wrong or used code) is the caller's to fix, an outage or a
 // rate limit is Unavailable, to retry, and changes nothing.
 func TestGitHubAnswersToTheConversion(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
@@ -314,6 +317,7 @@ func TestGitHubAnswersToTheConversion(t *testing.T) {
 // enabling: the same link in another admin's browser, or without a
 // person, is refused and changes nothing.
 func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
+	t.Parallel()
 	b := registrytest.StartBackends(t)
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := &connectEnv{Env: registrytest.StartConnected(t, testenv.SQLite(t), b, "gateway"), emu: b.Emu, transit: b.Transit}
@@ -357,6 +361,7 @@ func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
 // accepts it, a refresh records what the installation now grants; only an
 // admin may ask.
 func TestRefreshAppPermissions(t *testing.T) {
+	t.Parallel()
 	b := registrytest.StartBackends(t)
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
@@ -437,6 +442,7 @@ func TestRefreshAppPermissions(t *testing.T) {
 // depth, a disconnect deletes only the key named by its own connection's
 // id, and the registry's policy cannot touch the secrets key.
 func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	victim := e.ConnectApp(t, e.create(t).Id, ghemu.AppSpec{Owner: "octo-org"}, nil)
@@ -489,6 +495,7 @@ func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
 // A disconnect asked from a stale view (Alice's PENDING page, after Dave
 // finished enabling) changes nothing and says what the connection is now.
 func TestStaleCancelDoesNotDisconnect(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	pending := e.create(t)

@@ -8,7 +8,6 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
@@ -20,7 +19,8 @@ import (
 // via, in the event and in its column; the history of every connection
 // pages both ways.
 func TestHistoryViaAndAllConnections(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t), "gateway")}
 		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")
 		one, err := e.Client.CreateConnection(asGrace, e.createReq("octo-org"))
@@ -133,7 +133,8 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 // registry's one table, in the history and on Watch; a row whose action
 // this registry does not know (another version's) is said by its name.
 func TestHistoryInWords(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startRegistry(t, dsn)
 		ctx := e.ctx(t, "alice")
 		id := e.create(t, "octo-org").Id
