@@ -88,7 +88,11 @@ check-modules:
 run:
 	./deploy/run-local.sh
 
+# vaultdev is built (or found in ~/.cache) first, on its own timeout: on
+# cold caches the build takes minutes, which must not count against the
+# timeout of whichever package's test binary needs it first.
 test: ui-deps test-standalone
+	go test -count=1 -timeout 30m -run '^TestVaultBinary$$' ./pkg/testenv
 	go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test
 

@@ -120,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 					failures = append(failures, fmt.Sprint(code, out))
 					mu.Unlock()
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // the callers' pace
 			}
 		}()
 	}
@@ -167,12 +167,12 @@ func TestEndToEnd(t *testing.T) {
 	if resp, err := s.http.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("dropping the old key on GitHub: %v", err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // traffic runs on version 2 alone before the retirement
 	runbook(t, "retire", runbookEnv)
 	s.eventually("the retired version leaves the record", func() bool {
 		return fmt.Sprint(s.connection(id)["transitKey"].(map[string]any)["versions"]) == "[2]"
 	})
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // and after it
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {

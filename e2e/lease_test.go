@@ -101,7 +101,7 @@ func TestReconcilerLeaseMovesWhenTheLeaderIsKilled(t *testing.T) {
 		t.Fatalf("while the leader is stuck: %v", c["state"])
 	}
 	// A stuck leader keeps its lease: nobody else reconciles meanwhile.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // a negative check: no takeover meanwhile
 	if got := s.leader(); got != leader {
 		t.Fatalf("while %s is stuck, the leader is %q", leader, got)
 	}

@@ -15,7 +15,7 @@ func TestCheck(t *testing.T) {
 	var ready atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // a slow endpoint: the check's timeout is under test
 		}
 		if !ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)

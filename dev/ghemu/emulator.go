@@ -248,7 +248,7 @@ func (e *Emulator) handleAPI(w http.ResponseWriter, r *http.Request, pattern str
 	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 	w.Header().Set("X-GitHub-Request-Id", strconv.FormatInt(now.UnixNano(), 16))
 	if f.Latency > 0 {
-		time.Sleep(f.Latency)
+		time.Sleep(f.Latency) // the fault injected: a slow GitHub.com
 	}
 	switch fault {
 	case http.StatusBadGateway:

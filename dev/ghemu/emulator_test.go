@@ -395,7 +395,7 @@ func TestRateLimitsAndFaults(t *testing.T) {
 	if _, _, err := w.client("token "+fresh.GetToken()).Apps.ListRepos(ctx, nil); statusOf(err) != http.StatusUnauthorized {
 		t.Errorf("token during replication lag: %v", err)
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(350 * time.Millisecond) // the replication lag passes
 	if _, _, err := w.client("token "+fresh.GetToken()).Apps.ListRepos(ctx, nil); err != nil {
 		t.Errorf("token after replication lag: %v", err)
 	}

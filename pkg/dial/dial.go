@@ -20,6 +20,7 @@ import (
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -98,7 +99,7 @@ type Option = grpc.DialOption
 // New loads the TLS material the flags name (plaintext when they name
 // none).
 func New(f Flags, extra ...Option) (*Dialer, error) {
-	d := &Dialer{creds: insecure.NewCredentials(), opts: extra}
+	d := &Dialer{creds: insecure.NewCredentials(), opts: append(tracing.DialOptions(), extra...)}
 	if f.CA != "" {
 		files, err := auth.LoadTLSFiles(f.Cert, f.Key, f.CA)
 		if err != nil {

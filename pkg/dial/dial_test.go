@@ -12,6 +12,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/devca"
 	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -113,8 +114,9 @@ func TestStaticListBalancesAndSurvivesAReplica(t *testing.T) {
 	}
 	// One replica dies in the middle of traffic.
 	done := make(chan int64)
+	before := reps[1].calls.Load()
 	go func() { done <- callN(3000, 8) }()
-	time.Sleep(20 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, "replica 1 serves the new traffic", func() bool { return reps[1].calls.Load() > before+20 })
 	reps[1].gs.Stop()
 	if f := <-done; f != 0 {
 		t.Errorf("%d calls failed while a replica stopped", f)
@@ -200,7 +202,7 @@ func TestCallWaitsForARestartingReplica(t *testing.T) {
 	restarted := make(chan struct{})
 	go func() {
 		defer close(restarted)
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the replica is away a while, calls meanwhile wait for it
 		lis, err := net.Listen("tcp", r.addr)
 		if err != nil {
 			t.Error(err)

@@ -1,6 +1,8 @@
-// Package permissions compares GitHub App permission sets: which permission
-// names exist in a set and whether one set covers another, by level (read <
-// write < admin).
+// Package permissions is the one definition of GitHub App permission
+// levels (read < write < admin) and the comparisons of permission sets by
+// them: what one set lacks of another, whether it covers it, what two
+// grant together. Every service ranks levels here; the admin page ranks
+// none (the API serves what these derive).
 package permissions
 
 import (
@@ -10,7 +12,20 @@ import (
 	"strings"
 )
 
-var levels = map[string]int{"read": 1, "write": 2, "admin": 3}
+// Level ranks a permission level: read 1, write 2, admin 3; 0 for
+// anything else (no permission). A switch, not a map: the broker's cache
+// hit ranks levels on every call.
+func Level(l string) int {
+	switch l {
+	case "read":
+		return 1
+	case "write":
+		return 2
+	case "admin":
+		return 3
+	}
+	return 0
+}
 
 var name = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
 
@@ -21,7 +36,7 @@ func Validate(set map[string]string) error {
 		if !name.MatchString(k) {
 			return fmt.Errorf("%q is not a permission name (lower-case letters and _)", k)
 		}
-		if _, ok := levels[set[k]]; !ok {
+		if Level(set[k]) == 0 {
 			return fmt.Errorf("%s: level %q must be read, write or admin", k, set[k])
 		}
 	}
@@ -33,8 +48,34 @@ func Validate(set map[string]string) error {
 func Missing(have, want map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, w := range want {
-		if levels[have[k]] < levels[w] {
+		if Level(have[k]) < Level(w) {
 			out[k] = w
+		}
+	}
+	return out
+}
+
+// Covers reports whether have grants every permission of want at its
+// level or above: Missing is empty, without building it (nothing is
+// allocated).
+func Covers(have, want map[string]string) bool {
+	for k, w := range want {
+		if Level(have[k]) < Level(w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Union is what the sets ask together: each permission any of them names,
+// at the highest level any asks. The sets are not changed.
+func Union(sets ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, set := range sets {
+		for k, l := range set {
+			if Level(l) > Level(out[k]) {
+				out[k] = l
+			}
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	mwlogging "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -126,7 +127,8 @@ func New(opts Options) *Server {
 	gopts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, opts.ExtraGRPCOptions...)
+	}, tracing.ServerOptions()...)
+	gopts = append(gopts, opts.ExtraGRPCOptions...)
 	gs := grpc.NewServer(gopts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

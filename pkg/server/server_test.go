@@ -28,17 +28,21 @@ import (
 // panicky is a service whose handler panics, to exercise recovery.
 type panicky struct {
 	registryv1.UnimplementedConnectionRegistryServiceServer
+	// slowStarted hears when a "slow" call has reached the handler.
+	slowStarted chan struct{}
 }
 
-func (panicky) GetConnection(ctx context.Context, req *registryv1.GetConnectionRequest) (*registryv1.GetConnectionResponse, error) {
+func (p panicky) GetConnection(ctx context.Context, req *registryv1.GetConnectionRequest) (*registryv1.GetConnectionResponse, error) {
 	if req.Id == "panic" {
 		panic("boom")
 	}
 	if req.Id == "slow" {
+		p.slowStarted <- struct{}{}
+		// The call is in flight while the test starts the shutdown.
 		time.Sleep(300 * time.Millisecond)
 	}
-	p, _ := auth.FromContext(ctx)
-	return &registryv1.GetConnectionResponse{Connection: &registryv1.Connection{Id: req.Id, CreatedBy: p.Name}}, nil
+	who, _ := auth.FromContext(ctx)
+	return &registryv1.GetConnectionResponse{Connection: &registryv1.Connection{Id: req.Id, CreatedBy: who.Name}}, nil
 }
 
 func TestServer(t *testing.T) {
@@ -50,7 +54,8 @@ func TestServer(t *testing.T) {
 	}
 	guard := &auth.Guard{Authn: auth.NewStaticTokens(map[string][32]byte{"svc": sha("tok")}), Rules: rules}
 	srv := New(Options{Logger: logger, Guard: guard, ShutdownTimeout: 2 * time.Second})
-	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, panicky{})
+	slowStarted := make(chan struct{}, 1)
+	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, panicky{slowStarted: slowStarted})
 	srv.Health.SetServingStatus("x", healthpb.HealthCheckResponse_SERVING)
 	gl, hl, err := Listen("127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
@@ -118,7 +123,7 @@ func TestServer(t *testing.T) {
 		_, err := client.GetConnection(authed, &registryv1.GetConnectionRequest{Id: "slow"})
 		slow <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-slowStarted
 	cancel()
 	if err := <-slow; err != nil {
 		t.Errorf("in-flight call during shutdown: %v", err)

@@ -111,7 +111,7 @@ func TestLeaseTakeoverWhenTheSessionDies(t *testing.T) {
 	a := startReplica(t, dsn, "reconciler")
 	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
 	b := startReplica(t, dsn, "reconciler")
-	time.Sleep(2 * leaseRetry)
+	time.Sleep(2 * leaseRetry) // a negative check: no takeover within two retries
 	if leaders(b) != 0 || leaders(a) != 1 {
 		t.Fatalf("b took the lease from a living leader")
 	}
@@ -131,7 +131,7 @@ func TestLeaseTakeoverWhenTheSessionDies(t *testing.T) {
 		t.Errorf("a went on leading for %v", stoppedAfter)
 	}
 	// a tries again and again, but b keeps the lease.
-	time.Sleep(3 * leaseRetry)
+	time.Sleep(3 * leaseRetry) // a negative check: a keeps failing to take the lease
 	if leaders(a, b) != 1 || leaders(b) != 1 || a.runs.Load() != 1 {
 		t.Errorf("after the takeover: a held %v (runs %d), b held %v", a.lease.Held(), a.runs.Load(), b.lease.Held())
 	}
@@ -147,7 +147,7 @@ func TestLeaseTakeoverWhenTheLeaderStops(t *testing.T) {
 	a := startReplica(t, dsn, "reconciler")
 	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { return leaders(a) == 1 })
 	b := startReplica(t, dsn, "reconciler")
-	time.Sleep(2 * leaseRetry)
+	time.Sleep(2 * leaseRetry) // a negative check: no takeover within two retries
 	if leaders(b) != 0 {
 		t.Fatal("b leads while a lives")
 	}

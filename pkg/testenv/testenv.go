@@ -28,8 +28,16 @@ const PostgresEnv = "GHCONNECT_TEST_POSTGRES"
 const defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // Postgres creates an empty database for this test and returns its DSN;
-// the database is dropped when the test ends.
+// the database is dropped when the test ends. Tests of a service's store
+// take Schema.Postgres instead, a database migrated already.
 func Postgres(t testing.TB) string {
+	t.Helper()
+	return createDatabase(t, postgresAdmin(t), "")
+}
+
+// postgresAdmin is the admin DSN of the test server; it skips the test
+// when there is none.
+func postgresAdmin(t testing.TB) string {
 	t.Helper()
 	SkipIfShort(t, "needs PostgreSQL")
 	admin := os.Getenv(PostgresEnv)
@@ -42,6 +50,14 @@ func Postgres(t testing.TB) string {
 	if admin == "" {
 		admin = defaultPostgres
 	}
+	return admin
+}
+
+// createDatabase creates a database for this test (with, after its name,
+// options such as "TEMPLATE x"), drops it when the test ends and returns
+// its DSN.
+func createDatabase(t testing.TB, admin, options string) string {
+	t.Helper()
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +66,10 @@ func Postgres(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	name := "ghconnect_test_" + RandomHex(6)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	if err := retryInUse(ctx, func() error {
+		_, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" "+options)
+		return err
+	}); err != nil {
 		t.Fatalf("PostgreSQL at %s: %v (set %s=off to skip outside CI)", redactDSN(admin), err, PostgresEnv)
 	}
 	t.Cleanup(func() {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/config"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	vault "github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 )
@@ -97,6 +98,9 @@ func newClient(addr, caCert string) (*vault.Client, error) {
 			return nil, fmt.Errorf("vault: TLS: %w", err)
 		}
 	}
+	// Wrapped last: vault/api configures TLS on its own *http.Transport.
+	// The token travels in a header, which no span records.
+	cfg.HttpClient.Transport = tracing.Transport(cfg.HttpClient.Transport)
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)

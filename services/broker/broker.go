@@ -21,6 +21,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -113,7 +114,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{
-			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second},
+			Transport: tracing.Transport(&http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}),
 			Timeout:   10 * time.Second,
 		}
 	}

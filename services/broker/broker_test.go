@@ -175,12 +175,12 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 					failures = append(failures, err)
 					mu.Unlock()
 				}
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // the callers' pace
 			}
 		}()
 	}
 	step := func(name string, f func() error) {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond) // traffic runs between steps, to catch a failure at each
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -217,7 +217,7 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 	step("drop v1 at GitHub", func() error { e.Emu.RemoveAppKey(e.AppID, &brokertest.AppKey(0).PublicKey); return nil })
 	step("retire v1", func() error { return e.Transit.RetireVersionsBelow(ctx, e.KeyName, 2) })
 	step("record retirement", follow)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // traffic after the last step too
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"go.uber.org/zap"
 )
@@ -96,6 +97,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "broker"))
 	ctx = logging.WithLogger(ctx, logger)
+	stopTracing, err := tracing.Setup(ctx, "broker", logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err

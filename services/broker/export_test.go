@@ -1,6 +1,10 @@
 package broker
 
-import "time"
+import (
+	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+)
 
 // Test hooks into the broker's state, for the external tests.
 
@@ -24,3 +28,7 @@ func (b *Broker) ShortenCached(d time.Duration) {
 // SetUserClock makes the broker's user authorization read the time from
 // now (to see an access token expire without waiting hours).
 func (b *Broker) SetUserClock(now func() time.Time) { b.users.now = now }
+
+// Schema is the users' store's migrations, for tests that want a database
+// migrated already (testenv clones a template of it).
+var Schema = testenv.Schema{Service: "broker", Files: migrationFiles, Dir: "migrations"}

@@ -148,7 +148,7 @@ func (c *CallerPolicy) authorize(caller, connection string, repos []string, ids 
 	if len(perms) == 0 {
 		perms = c.Permissions
 	}
-	if !covers(c.Permissions, perms) {
+	if !permissions.Covers(c.Permissions, perms) {
 		return scope{}, &refusal{fmt.Sprintf("caller %q may not have %s", caller, permissions.String(permissions.Missing(c.Permissions, perms)))}
 	}
 	if len(perms) == 0 {
@@ -207,29 +207,6 @@ func (s scope) owned() scope {
 		o.permissions[k] = v
 	}
 	return o
-}
-
-// covers reports whether have grants every permission of want at its level
-// or above (permissions.Missing, without building the difference).
-func covers(have, want map[string]string) bool {
-	for k, w := range want {
-		if level(have[k]) < level(w) {
-			return false
-		}
-	}
-	return true
-}
-
-func level(l string) int {
-	switch l {
-	case "read":
-		return 1
-	case "write":
-		return 2
-	case "admin":
-		return 3
-	}
-	return 0
 }
 
 // appendKey appends to dst the key that identifies the scope on an

@@ -16,7 +16,7 @@ import (
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"google.golang.org/grpc/codes"
@@ -230,7 +230,7 @@ func dump(t *testing.T, e *brokertest.Env) string {
 // at once asking for a person's expired token. The refresh token works
 // once, so a second refresh would break the link.
 func TestUserTokenRefreshOnceAcrossReplicas(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	broker.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := brokertest.Start(t, brokertest.Options{Database: dsn})
 		e.Emu.AddUser("mona-cloud")
 		if _, err := authorize(t, e, "mona", "mona-cloud"); err != nil {

@@ -132,11 +132,11 @@ func TestVaultSealedAndUnsealed(t *testing.T) {
 	}
 	// Goroutines and open files (connections) under this load, before the
 	// outage.
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // traffic settles before the baseline is taken
 	baseline, baseFDs := leastInUse()
 	sealed.Store(true)
 	e.Vault.Seal(t)
-	time.Sleep(sealedFor)
+	time.Sleep(sealedFor) // Vault stays sealed this long: the outage under test
 	e.Vault.Unseal(t)
 	unsealed := time.Now()
 	// Within a second of unsealing, a new scope works again.
@@ -153,7 +153,7 @@ func TestVaultSealedAndUnsealed(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	sealed.Store(false)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // traffic goes on after the outage, so a leak would build up
 	after, afterFDs := leastInUse()
 	close(stop)
 	wg.Wait()
@@ -217,7 +217,7 @@ func TestShortVaultLoginsUnderTokenTraffic(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(length)
+	time.Sleep(length) // the traffic runs this long: the behaviour under test
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 {
@@ -270,7 +270,7 @@ func TestWrongVaultCredentialsStopTheBroker(t *testing.T) {
 func leastInUse() (goroutines, files int) {
 	goroutines, files = runtime.NumGoroutine(), openFiles()
 	for range 39 {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // looks spread over time, see above
 		goroutines, files = min(goroutines, runtime.NumGoroutine()), min(files, openFiles())
 	}
 	return goroutines, files

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
 )
@@ -40,7 +41,8 @@ func (a *appClients) client(conn string) *github.Client {
 	a.mu.Lock()
 	t := a.transports[conn]
 	if t == nil {
-		t = &brokerclient.Transport{Broker: a.broker, Request: &brokerv1.IssueTokenRequest{ConnectionId: conn, Permissions: a.permissions}}
+		// The broker's call and GitHub.com's are siblings under the caller's span.
+		t = &brokerclient.Transport{Broker: a.broker, Request: &brokerv1.IssueTokenRequest{ConnectionId: conn, Permissions: a.permissions}, Base: tracing.Transport(nil)}
 		a.transports[conn] = t
 	}
 	a.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -135,6 +136,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "featuregate"))
 	ctx = logging.WithLogger(ctx, logger)
+	stopTracing, err := tracing.Setup(ctx, "featuregate", logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 // would replace with its own (zero, a maximum below the minimum) are
 // refused at start rather than changed behind the operator's back.
 func TestUploadFlags(t *testing.T) {
+	t.Parallel()
 	parse := func(args ...string) error {
 		var f featuregate.UploadFlags
 		fs := flag.NewFlagSet("featuregate", flag.ContinueOnError)

@@ -181,7 +181,8 @@ func count(user string, daysAgo int, n int64) *featuregatev1.ContributionCount {
 // off, nor while the user's link needs reconnecting, and what waited
 // leaves when it works again.
 func TestContributionsReachTheProfile(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startContributions(t, dsn, 1)
 		emu := e.b.Emu
 		emu.AddUser("mona-cloud")
@@ -270,6 +271,7 @@ func TestContributionsReachTheProfile(t *testing.T) {
 // secondary rate limit with Retry-After) the counts wait in the outbox and
 // arrive, all of them, once it answers again.
 func TestContributionsSurviveAnOutage(t *testing.T) {
+	t.Parallel()
 	e := startContributions(t, testenv.SQLite(t), 1)
 	emu := e.b.Emu
 	e.sending(t, "mona", "mona-cloud")
@@ -309,7 +311,8 @@ func TestContributionsSurviveAnOutage(t *testing.T) {
 // TestContributionsOneUploader: two replicas on one PostgreSQL database;
 // one holds the uploader's lease, so each batch is posted once.
 func TestContributionsOneUploader(t *testing.T) {
-	e := startContributions(t, testenv.Postgres(t), 2)
+	t.Parallel()
+	e := startContributions(t, featuregate.Schema.Postgres(t), 2)
 	emu := e.b.Emu
 	e.sending(t, "mona", "mona-cloud")
 	want := map[string]int64{}
@@ -331,7 +334,8 @@ func TestContributionsOneUploader(t *testing.T) {
 // TestContributionsRefused: a batch with any bad entry is refused with
 // field violations and stores nothing; a full outbox refuses too.
 func TestContributionsRefused(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		// The outbox takes 4 rows: the batches below queue 3 before one
 		// would go beyond.
 		e := startOpts(t, dsn, featuregate.Options{OutboxMax: 4}, nil)

@@ -5,7 +5,7 @@ import (
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/featuregate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,7 +17,8 @@ import (
 // says what the App gained and lost and which features stopped (and, once
 // the permission is back, started again).
 func TestPermissionDriftStopsFeatures(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}, &featuregatev1.FeatureSetting{Feature: dependabot, Enabled: true}); err != nil {

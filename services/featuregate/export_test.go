@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
 // Link records a link on the store directly, as CompleteAccountLink does
@@ -61,3 +62,7 @@ var MigrationFiles = migrationFiles
 func Registered(ctx context.Context, s *Store, users []string) (map[string]bool, error) {
 	return registered(ctx, s.db, users)
 }
+
+// Schema is the store's migrations, for tests that want a database the
+// store has migrated already (testenv clones a template of it).
+var Schema = testenv.Schema{Service: "featuregate", Files: migrationFiles, Dir: "migrations"}

@@ -84,6 +84,8 @@ func (s *Store) History(ctx context.Context, scope sqldb.HistoryScope, from int6
 		if err := describeDetail(ev, detail); err != nil {
 			return nil, fmt.Errorf("gate event %d: %w", ev.Revision, err)
 		}
+		ev.ActionKind = audit.Of(ev.Action)
+		ev.Summary = audit.Summary(ev.Action, ev)
 		out = append(out, ev)
 	}
 	return out, rows.Err()

@@ -9,7 +9,6 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
@@ -22,7 +21,8 @@ import (
 // what) changed which feature from what to what, per connection or for
 // all, a page at a time in either order.
 func TestListSettingsHistory(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		one := e.connect(t, allPerms)
 		as := func(person, role string) context.Context {
@@ -54,8 +54,10 @@ func TestListSettingsHistory(t *testing.T) {
 		})
 		ignore := protocmp.IgnoreFields(&featuregatev1.SettingsEvent{}, "revision", "event_time", "connection_id")
 		want := []*featuregatev1.SettingsEvent{
-			{Action: "disconnected", Actor: "system:registry", Changes: searchOff},
-			{Action: "update_settings", Actor: "grace@example.com", Via: "gateway", Changes: searchOn},
+			{Action: "disconnected", ActionKind: featuregatev1.SettingsAction_SETTINGS_ACTION_DISCONNECTED, Actor: "system:registry", Changes: searchOff,
+				Summary: "Every feature was switched off: the connection is no longer connected"},
+			{Action: "update_settings", ActionKind: featuregatev1.SettingsAction_SETTINGS_ACTION_UPDATE_SETTINGS, Actor: "grace@example.com", Via: "gateway", Changes: searchOn,
+				Summary: "Feature settings changed"},
 		}
 		if diff := cmp.Diff(want, newest[:2], protocmp.Transform(), ignore); diff != "" {
 			t.Errorf("one's newest events (-want +got):\n%s", diff)
@@ -110,10 +112,14 @@ func TestListSettingsHistory(t *testing.T) {
 				t.Errorf("revision %d after %d", ev.Revision, oldest[i-1].Revision)
 			}
 			if ev.ConnectionId == two && ev.Action != "update_settings" {
-				seen = append(seen, ev.Action+" "+ev.User+" "+ev.GithubLogin+" "+ev.Feature.String())
+				seen = append(seen, ev.Action+" "+ev.User+" "+ev.GithubLogin+" "+ev.Feature.String()+" | "+ev.ActionKind.String()+": "+ev.Summary)
 			}
 		}
-		if diff := cmp.Diff([]string{"connected   FEATURE_UNSPECIFIED", "link_account mona mona-gh FEATURE_UNSPECIFIED", "set_consent mona  FEATURE_UNIFIED_CONTRIBUTIONS"}, seen); diff != "" {
+		if diff := cmp.Diff([]string{
+			"connected   FEATURE_UNSPECIFIED | SETTINGS_ACTION_CONNECTED: Features can be switched on: the connection is connected",
+			"link_account mona mona-gh FEATURE_UNSPECIFIED | SETTINGS_ACTION_LINK_ACCOUNT: mona linked the GitHub.com account mona-gh",
+			"set_consent mona  FEATURE_UNIFIED_CONTRIBUTIONS | SETTINGS_ACTION_SET_CONSENT: mona opted in to Unified contributions",
+		}, seen); diff != "" {
 			t.Errorf("two's other events (-want +got):\n%s", diff)
 		}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-github/v60/github"
@@ -41,7 +42,7 @@ func NewSearcher(broker brokerv1.TokenBrokerServiceClient, githubURL string) (*S
 	if err != nil {
 		return nil, err
 	}
-	return &Searcher{broker: broker, base: base, http: &http.Client{Timeout: 10 * time.Second}, app: newAppClients(broker, base, searchPermissions, 0)}, nil
+	return &Searcher{broker: broker, base: base, http: &http.Client{Transport: tracing.Transport(nil), Timeout: 10 * time.Second}, app: newAppClients(broker, base, searchPermissions, 0)}, nil
 }
 
 // Search implements the RPC: GitHub.com results for a server user, public

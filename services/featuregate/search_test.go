@@ -30,6 +30,7 @@ import (
 // a read-only token (signed through vaultdev), and searches the GitHub
 // emulator with it.
 func TestUnifiedSearch(t *testing.T) {
+	t.Parallel()
 	b := brokertest.Start(t, brokertest.Options{})
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "docs", Files: map[string]string{"guide.md": "how to connect the server"}, Issues: []ghemu.IssueSpec{{Title: "connect docs are thin"}}})
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "vault-notes", Private: true, Files: map[string]string{"notes.md": "connect internals"}, Issues: []ghemu.IssueSpec{{Title: "private connect bug"}}})

@@ -14,6 +14,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"go.uber.org/zap"
@@ -115,8 +116,12 @@ func toStatus(ctx context.Context, err error) error {
 }
 
 // ListFeatures implements the RPC.
-func (s *Server) ListFeatures(context.Context, *featuregatev1.ListFeaturesRequest) (*featuregatev1.ListFeaturesResponse, error) {
-	return &featuregatev1.ListFeaturesResponse{Features: catalog}, nil
+func (s *Server) ListFeatures(_ context.Context, req *featuregatev1.ListFeaturesRequest) (*featuregatev1.ListFeaturesResponse, error) {
+	chosen := make([]map[string]string, 0, len(req.GetChosen()))
+	for _, f := range req.GetChosen() {
+		chosen = append(chosen, byFeature[f].GetPermissions())
+	}
+	return &featuregatev1.ListFeaturesResponse{Features: catalog, ChosenPermissions: permissions.Union(chosen...)}, nil
 }
 
 // GetSettings implements the RPC.

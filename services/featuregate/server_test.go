@@ -21,6 +21,7 @@ import (
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -136,13 +137,7 @@ func (e *env) connect(t testing.TB, perms map[string]string) string {
 
 func (e *env) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
@@ -162,7 +157,8 @@ func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) 
 var allPerms = map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "members": "read", "organization_administration": "read"}
 
 func TestDisconnectSwitchesEverythingOffInOneEvent(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true, IncludePrivate: true},
@@ -245,6 +241,7 @@ func on(s *featuregatev1.Settings, f featuregatev1.Feature) bool {
 }
 
 func TestConsentAndLinking(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	if _, err := e.set(t, id, &featuregatev1.FeatureSetting{Feature: contributions, Enabled: true}, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
@@ -321,7 +318,8 @@ func TestConsentAndLinking(t *testing.T) {
 }
 
 func TestMissingPermissionsRefused(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 		before, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
@@ -349,7 +347,8 @@ func TestMissingPermissionsRefused(t *testing.T) {
 }
 
 func TestConcurrentSettingsChanges(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := start(t, dsn)
 		id := e.connect(t, allPerms)
 		cur, err := e.gate.GetSettings(e.ctx(t, "admin"), &featuregatev1.GetSettingsRequest{ConnectionId: id})
@@ -383,6 +382,7 @@ func TestConcurrentSettingsChanges(t *testing.T) {
 // search off keeps it (without effect), and switching search back on finds
 // it again.
 func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	type setting struct{ Enabled, IncludePrivate bool }
@@ -422,6 +422,7 @@ func TestIncludePrivateSurvivesSearchOffAndOn(t *testing.T) {
 }
 
 func TestValidationAndAuth(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, allPerms)
 	ctx := e.ctx(t, "admin")
@@ -478,6 +479,7 @@ func TestValidationAndAuth(t *testing.T) {
 
 // The App the registry creates must be able to serve every feature.
 func TestAppPermissionsCoverEveryFeature(t *testing.T) {
+	t.Parallel()
 	resp, err := (&featuregate.Server{}).ListFeatures(context.Background(), &featuregatev1.ListFeaturesRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -494,6 +496,7 @@ func TestAppPermissionsCoverEveryFeature(t *testing.T) {
 // and contributions status (not the connection's); an
 // admin may unlink anyone, and the history names the admin.
 func TestAccountHolderActsForThemselves(t *testing.T) {
+	t.Parallel()
 	e := start(t, testenv.SQLite(t))
 	id := e.connect(t, map[string]string{"contents": "read", "issues": "read", "metadata": "read"})
 	ctx := context.Background()
@@ -586,4 +589,34 @@ func TestAccountHolderActsForThemselves(t *testing.T) {
 		_, err := e.gate.GetAccountLink(e.ctx(t, "search-svc"), &featuregatev1.GetAccountLinkRequest{ConnectionId: id, User: "mona"})
 		return status.Code(err) == codes.NotFound
 	})
+}
+
+// The permissions of the features an administrator chose, together, as
+// the admin page asks the App for them: each at the highest level any
+// needs; nothing chosen, nothing asked (the registry's default applies).
+func TestChosenFeaturesPermissions(t *testing.T) {
+	e := start(t, testenv.SQLite(t))
+	for _, tc := range []struct {
+		chosen []featuregatev1.Feature
+		want   map[string]string
+	}{
+		{nil, nil},
+		{[]featuregatev1.Feature{dependabot}, map[string]string{"vulnerability_alerts": "read"}},
+		{[]featuregatev1.Feature{search, dependabot, featuregatev1.Feature_FEATURE_SERVER_STATISTICS},
+			map[string]string{"contents": "read", "issues": "read", "metadata": "read", "vulnerability_alerts": "read", "organization_administration": "read"}},
+	} {
+		resp, err := e.gate.ListFeatures(e.ctx(t, "admin"), &featuregatev1.ListFeaturesRequest{Chosen: tc.chosen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, resp.ChosenPermissions, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", tc.chosen, diff)
+		}
+		if len(resp.Features) != 6 {
+			t.Errorf("%v: %d features listed, want every one", tc.chosen, len(resp.Features))
+		}
+	}
+	if _, err := e.gate.ListFeatures(e.ctx(t, "admin"), &featuregatev1.ListFeaturesRequest{Chosen: []featuregatev1.Feature{0}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an unspecified feature chosen: %v", err)
+	}
 }

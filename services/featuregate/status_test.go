@@ -7,7 +7,6 @@ import (
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 )
 
@@ -39,7 +38,8 @@ const (
 // TestContributionsStatus: the status says, per user and per connection,
 // what was sent when, what waits and why, in every replica's database.
 func TestContributionsStatus(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startContributions(t, dsn, 1)
 		st := e.status(t, "mona")
 		if st.User.OptedIn || st.User.Linked || st.User.LastSentTime != nil || st.User.State != stateOK || st.Connection.OptedInUsers != 0 || st.Connection.LastSuccessTime != nil {
@@ -95,6 +95,7 @@ func TestContributionsStatus(t *testing.T) {
 // then for GitHub.com while its last upload failed; otherwise it is on
 // its way.
 func TestContributionsWaitWords(t *testing.T) {
+	t.Parallel()
 	effective := featuregatev1.Reason_REASON_EFFECTIVE
 	for _, c := range []struct {
 		reason           featuregatev1.Reason

@@ -65,23 +65,6 @@ type Store struct {
 	view *view
 }
 
-// Actions of the gate's events (gate_events.action), which the view
-// replays.
-const (
-	actionUpdateSettings = "update_settings"
-	actionConnected      = "connected"
-	actionDisconnected   = "disconnected"
-	actionSetConsent     = "set_consent"
-	actionLinkAccount    = "link_account"
-	actionUnlinkAccount  = "unlink_account"
-	// actionPermissionsChanged: the connection's App was granted other
-	// permissions (a Refresh permissions in the registry).
-	actionPermissionsChanged = "permissions_changed"
-	// actionLinkBroken: GitHub.com no longer accepts the link's
-	// authorization; the user must link again.
-	actionLinkBroken = "link_reconnect_needed"
-)
-
 // commitThen runs fn in a transaction and, once committed, refreshes
 // this replica's view.
 func (s *Store) commitThen(ctx context.Context, fn func(*sql.Tx) error) error {
@@ -213,10 +196,11 @@ type who struct{ actor, via string }
 
 // event is one row of gate_events.
 type event struct {
-	connectionID, action string
-	by                   who
-	detail               any
-	snapshot             *featuregatev1.WatchResponse
+	connectionID string
+	action       action
+	by           who
+	detail       any
+	snapshot     *featuregatev1.WatchResponse
 }
 
 func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64, error) {
@@ -236,7 +220,7 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 		}
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO gate_events (revision, connection_id, action, actor, via, event_time, detail, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		rev, ev.connectionID, ev.action, ev.by.actor, ev.by.via, s.now().UnixMicro(), string(detail), string(snap))
+		rev, ev.connectionID, audit.Stored(ev.action), ev.by.actor, ev.by.via, s.now().UnixMicro(), string(detail), string(snap))
 	return rev, err
 }
 
@@ -645,7 +629,7 @@ func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string,
 type feedEvent struct {
 	revision   int64
 	connection string
-	action     string
+	action     action
 	detail     string
 	snapshot   *featuregatev1.WatchResponse
 }
@@ -660,10 +644,11 @@ func (s *Store) events(ctx context.Context, after int64, limit int) ([]feedEvent
 	var out []feedEvent
 	for rows.Next() {
 		var ev feedEvent
-		var snap string
-		if err := rows.Scan(&ev.revision, &ev.connection, &ev.action, &ev.detail, &snap); err != nil {
+		var name, snap string
+		if err := rows.Scan(&ev.revision, &ev.connection, &name, &ev.detail, &snap); err != nil {
 			return nil, err
 		}
+		ev.action = audit.Of(name)
 		if snap != "" {
 			ev.snapshot = &featuregatev1.WatchResponse{}
 			if err := protojson.Unmarshal([]byte(snap), ev.snapshot); err != nil {

@@ -16,6 +16,7 @@ import (
 // taken) is registered by the migration, so a running contribution
 // source is not refused after the upgrade; nobody else is.
 func TestMigrationRegistersThoseAlreadyKnown(t *testing.T) {
+	t.Parallel()
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		db, err := sqldb.Open(ctx, dsn)

@@ -15,6 +15,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"go.uber.org/zap"
 )
 
@@ -82,6 +83,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "gateway"))
 	ctx = logging.WithLogger(ctx, logger)
+	stopTracing, err := tracing.Setup(ctx, "gateway", logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if cfg.ServiceTokenFile != "" {
 		if cfg.Upstreams.ServiceToken, err = config.ReadSecret(cfg.ServiceTokenFile); err != nil {
 			return err
@@ -102,7 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// One idle limit for HTTP/1.1 keep-alives and HTTP/2 connections
 	// alike (Go's HTTP/2 server takes IdleTimeout too).
 	srv := &http.Server{
-		Handler:           accessLog(logger, g),
+		Handler:           tracing.Handler(accessLog(logger, g), "gateway"),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       30 * time.Second,

@@ -18,6 +18,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
 	// Error details (field violations, retry hints) travel as Any: their
@@ -86,6 +87,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithMiddlewares(routeSpan),
 	)
 	dialer, err := dial.New(up.Dial)
 	if err != nil {
@@ -172,6 +174,18 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root
 	return g, nil
+}
+
+// routeSpan names a REST call's span by its route template, never by a
+// path holding ids.
+func routeSpan(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			// As http_rules.yaml writes it: {id}, not {id=*}.
+			tracing.SetRoute(r.Context(), r.Method, strings.ReplaceAll(p.String(), "=*}", "}"))
+		}
+		next(w, r, params)
+	}
 }
 
 // ServeHTTP implements http.Handler.

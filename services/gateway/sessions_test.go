@@ -19,6 +19,10 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
+// sessionSchema is the sessions' migrations: each test's PostgreSQL
+// database is a clone of a template testenv migrated once.
+var sessionSchema = testenv.Schema{Service: "gateway", Files: migrationFiles, Dir: "migrations"}
+
 // cluster is the gateway deployed as replicas: gateways sharing one
 // sessions database and one public URL, behind a front (the load
 // balancer) that browsers and the provider's redirects reach and that
@@ -77,7 +81,7 @@ func (c *cluster) route(name string) {
 // both, a sign-in started on one completes on the other, and signing out
 // anywhere signs out everywhere.
 func TestSessionsAcrossReplicasAndRestarts(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	sessionSchema.Stores(t, func(t *testing.T, dsn string) {
 		c := startCluster(t, dsn, "a", "b")
 		c.route("a")
 		admin, code, _ := c.signIn("grace@example.com", "ghconnect-admins")
@@ -201,7 +205,7 @@ func (c *cluster) callback(name, callback string, state *http.Cookie) (int, stri
 // moment.
 func TestSignInIsSingleUseAcrossReplicas(t *testing.T) {
 	const stale = "This sign-in link is no longer valid"
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	sessionSchema.Stores(t, func(t *testing.T, dsn string) {
 		c := startCluster(t, dsn, "a", "b")
 		c.route("a")
 		cb, state := c.startSignIn("grace@example.com")
@@ -269,7 +273,7 @@ func count(t *testing.T, db *sqldb.DB, table, where string, args ...any) int {
 // session or sign-in past its time is refused and its row deleted, and
 // the rows nobody comes back for are swept.
 func TestSessionsExpireAndAreSwept(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	sessionSchema.Stores(t, func(t *testing.T, dsn string) {
 		c := startCluster(t, dsn, "a")
 		c.route("a")
 		db, err := sqldb.Open(context.Background(), dsn)

@@ -25,6 +25,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
@@ -177,7 +178,7 @@ func newSSO(ctx context.Context, cfg SSO, log *zap.Logger, signedIn func(ctx con
 	if signedIn == nil {
 		signedIn = func(context.Context, string) {}
 	}
-	h := &ssoHandler{cfg: cfg, now: time.Now, log: log, client: &http.Client{Timeout: 15 * time.Second}, signedIn: signedIn}
+	h := &ssoHandler{cfg: cfg, now: time.Now, log: log, client: &http.Client{Transport: tracing.Transport(nil), Timeout: 15 * time.Second}, signedIn: signedIn}
 	if h.cfg.LoginClaim == "" {
 		h.cfg.LoginClaim = "preferred_username"
 	}
@@ -197,7 +198,7 @@ func newSSO(ctx context.Context, cfg SSO, log *zap.Logger, signedIn func(ctx con
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("sso: %s holds no certificate", cfg.CAFile)
 		}
-		h.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}}
+		h.client.Transport = tracing.Transport(&http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}})
 	}
 	var err error
 	if h.store, err = openSessions(ctx, cfg.Database); err != nil {

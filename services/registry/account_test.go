@@ -50,6 +50,7 @@ func violated(err error) []string {
 // is looked up, a typed one that differs is refused, an unknown
 // organization creates nothing.
 func TestAccountIDComesFromGitHub(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	org := e.emu.AddAccount("octo-org", "Organization")
 	// The refusals first: while a connection is live, any create is
@@ -98,6 +99,7 @@ func (e *connectEnv) manifestApp(t *testing.T, conn *registryv1.Connection) stri
 // login, kind and id. One on another account is refused and removed, and
 // the connection still waits for the right one.
 func TestInstallationOnAnotherAccountIsRefused(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	org := e.emu.AddAccount("octo-org", "Organization")
@@ -134,6 +136,7 @@ func TestInstallationOnAnotherAccountIsRefused(t *testing.T) {
 // installation on the account of that login but another id is refused,
 // and so is one on an account of another kind.
 func TestInstallationMustMatchKindAndID(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	e.emu.AddAccount("octo-org", "Organization")
@@ -166,6 +169,7 @@ func TestInstallationMustMatchKindAndID(t *testing.T) {
 // An enterprise has no public lookup by slug: its id is recorded from the
 // installation, by the manifest flow and by an existing App alike.
 func TestEnterpriseIDFromInstallation(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	ent := e.emu.AddAccount("octo-corp", "Enterprise")
@@ -198,6 +202,7 @@ func TestEnterpriseIDFromInstallation(t *testing.T) {
 // license is used when a request brings none; GetServerDefaults shows
 // them. The hostname and version cannot be left out.
 func TestServerDefaults(t *testing.T) {
+	t.Parallel()
 	for _, d := range []registry.Defaults{
 		{Hostname: "bad_host", Version: "3.14.2"},
 		{Hostname: "ghes.example.com", Version: "latest"},
@@ -252,6 +257,7 @@ func TestServerDefaults(t *testing.T) {
 // value other than the server's own is refused, as a field violation,
 // rather than silently replaced; the server's own passes.
 func TestRemovedServerFields(t *testing.T) {
+	t.Parallel()
 	e := registrytest.Start(t, testenv.SQLite(t))
 	ctx := e.Ctx(t, "alice")
 	old := func(host, version string) *registryv1.CreateConnectionRequest {

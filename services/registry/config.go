@@ -18,6 +18,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
@@ -161,6 +162,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logger.Sync()
 	logger = logger.With(zap.String("service", "registry"))
 	ctx = logging.WithLogger(ctx, logger)
+	stopTracing, err := tracing.Setup(ctx, "registry", logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
@@ -185,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil || api.Host == "" {
 		return errors.New("-github-url is not a URL")
 	}
-	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}, Timeout: 15 * time.Second}
+	hc := &http.Client{Transport: tracing.Transport(&http.Transport{Proxy: http.ProxyFromEnvironment}), Timeout: 15 * time.Second}
 
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	gh := &GitHub{API: api, HTTP: hc}

@@ -11,6 +11,7 @@ import (
 // The server's hostname and version are required flags: no request names
 // them, so a registry without them could create no connection.
 func TestConfigNeedsServerSettings(t *testing.T) {
+	t.Parallel()
 	validate := func(args ...string) string {
 		var cfg registry.Config
 		fs := flag.NewFlagSet("registry", flag.ContinueOnError)

@@ -24,6 +24,8 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -77,6 +79,7 @@ func (e *connectEnv) startManifest(t *testing.T, ctx context.Context, id string)
 }
 
 func TestEnableThroughManifestThenDisconnect(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
@@ -185,6 +188,7 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 }
 
 func TestConnectExistingAppAndReconcile(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -278,6 +282,7 @@ func TestConnectExistingAppAndReconcile(t *testing.T) {
 // refusal (a wrong or used code) is the caller's to fix, an outage or a
 // rate limit is Unavailable, to retry, and changes nothing.
 func TestGitHubAnswersToTheConversion(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	conn := e.create(t)
@@ -312,6 +317,7 @@ func TestGitHubAnswersToTheConversion(t *testing.T) {
 // enabling: the same link in another admin's browser, or without a
 // person, is refused and changes nothing.
 func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
+	t.Parallel()
 	b := registrytest.StartBackends(t)
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := &connectEnv{Env: registrytest.StartConnected(t, testenv.SQLite(t), b, "gateway"), emu: b.Emu, transit: b.Transit}
@@ -355,6 +361,7 @@ func TestRedirectsBelongToTheAdminWhoStarted(t *testing.T) {
 // accepts it, a refresh records what the installation now grants; only an
 // admin may ask.
 func TestRefreshAppPermissions(t *testing.T) {
+	t.Parallel()
 	b := registrytest.StartBackends(t)
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := registrytest.StartConnected(t, testenv.SQLite(t), b, "broker")
@@ -384,6 +391,13 @@ func TestRefreshAppPermissions(t *testing.T) {
 	if out.Connection.App.GetPermissions()["vulnerability_alerts"] != "read" {
 		t.Fatalf("after refresh: %v", out.Connection.App.GetPermissions())
 	}
+	type change struct{ Gained, Lost map[string]string }
+	said := func(r *registryv1.RefreshAppPermissionsResponse) change {
+		return change{r.PermissionsGained, r.PermissionsLost}
+	}
+	if diff := cmp.Diff(change{map[string]string{"vulnerability_alerts": "read"}, nil}, said(out), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("what the refresh found (-want +got):\n%s", diff)
+	}
 	hist, err := e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
 	if err != nil || hist.Events[len(hist.Events)-1].Action != "app_permissions_refreshed" {
 		t.Fatalf("history: %v %v", hist, err)
@@ -396,9 +410,20 @@ func TestRefreshAppPermissions(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("emulator: %v %v", resp, err)
 	}
-	for _, want := range []string{"gained metadata:write; lost vulnerability_alerts:read", "no change: metadata:write"} {
-		if _, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id}); err != nil {
+	for _, tc := range []struct {
+		want string
+		said change
+	}{
+		{"gained metadata:write; lost vulnerability_alerts:read", change{map[string]string{"metadata": "write"}, map[string]string{"vulnerability_alerts": "read"}}},
+		{"no change: metadata:write", change{}},
+	} {
+		want := tc.want
+		out, err := e.Client.RefreshAppPermissions(e.Ctx(t, "alice"), &registryv1.RefreshAppPermissionsRequest{Id: conn.Id})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.said, said(out), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: the response (-want +got):\n%s", want, diff)
 		}
 		hist, err = e.Client.ListConnectionHistory(e.Ctx(t, "alice"), &registryv1.ListConnectionHistoryRequest{Id: conn.Id})
 		if err != nil {
@@ -417,6 +442,7 @@ func TestRefreshAppPermissions(t *testing.T) {
 // depth, a disconnect deletes only the key named by its own connection's
 // id, and the registry's policy cannot touch the secrets key.
 func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	victim := e.ConnectApp(t, e.create(t).Id, ghemu.AppSpec{Owner: "octo-org"}, nil)
@@ -469,6 +495,7 @@ func TestDisconnectDeletesOnlyItsOwnKey(t *testing.T) {
 // A disconnect asked from a stale view (Alice's PENDING page, after Dave
 // finished enabling) changes nothing and says what the connection is now.
 func TestStaleCancelDoesNotDisconnect(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	pending := e.create(t)

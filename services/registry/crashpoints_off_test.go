@@ -13,6 +13,7 @@ import (
 // crashpoints): an ordinary build, the one make build, make run and the
 // images make, has no flag to arm them.
 func TestOrdinaryBuildHasNoCrashPoints(t *testing.T) {
+	t.Parallel()
 	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
 	var cfg registry.Config
 	cfg.RegisterFlags(fs)

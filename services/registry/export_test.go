@@ -1,6 +1,10 @@
 package registry
 
-import "context"
+import (
+	"context"
+
+	"github.com/ghconnect/ghconnect/pkg/testenv"
+)
 
 // Moves for the tests in package registry_test that make them on a store
 // directly: to leave a connection as a registry that died halfway would,
@@ -20,3 +24,7 @@ func Status(ctx context.Context, err error) error { return toStatus(ctx, err) }
 // MigrationFiles are the store's migrations, for tests that make a
 // database as an older registry left it.
 var MigrationFiles = migrationFiles
+
+// Schema is the store's migrations, for tests that want a database the
+// store has migrated already (testenv clones a template of it).
+var Schema = testenv.Schema{Service: "registry", Files: migrationFiles, Dir: "migrations"}

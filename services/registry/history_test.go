@@ -8,7 +8,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/ghconnect/ghconnect/services/registry"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
@@ -19,7 +19,8 @@ import (
 // via, in the event and in its column; the history of every connection
 // pages both ways.
 func TestHistoryViaAndAllConnections(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := &env{registrytest.StartConnected(t, dsn, registrytest.StartBackends(t), "gateway")}
 		asGrace := metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, "grace@example.com", auth.RolesHeader, "admin")
 		one, err := e.Client.CreateConnection(asGrace, e.createReq("octo-org"))
@@ -125,5 +126,74 @@ func TestHistoryViaAndAllConnections(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument)
 		_, err = e.Client.ListConnectionHistory(asAda, &registryv1.ListConnectionHistoryRequest{Id: "no-such-connection"})
 		wantCode(t, err, codes.NotFound)
+	})
+}
+
+// Each event is served with its action as an enum and in words, from the
+// registry's one table, in the history and on Watch; a row whose action
+// this registry does not know (another version's) is said by its name.
+func TestHistoryInWords(t *testing.T) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
+		e := startRegistry(t, dsn)
+		ctx := e.ctx(t, "alice")
+		id := e.create(t, "octo-org").Id
+		for _, m := range []registry.Move{registry.AppCreated(testApp()), registry.BeginDisconnect(), registry.CompleteDisconnect()} {
+			if err := e.move(ctx, id, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		type said struct {
+			Action  string
+			Kind    registryv1.ConnectionAction
+			Summary string
+		}
+		want := []said{
+			{"create", registryv1.ConnectionAction_CONNECTION_ACTION_CREATE, "Enabling began: the connection record was created"},
+			{"app_created", registryv1.ConnectionAction_CONNECTION_ACTION_APP_CREATED, "Enable: the GitHub App was created on GitHub.com and its private key stored in Vault"},
+			{"begin_disconnect", registryv1.ConnectionAction_CONNECTION_ACTION_BEGIN_DISCONNECT, "Disconnect began"},
+			{"complete_disconnect", registryv1.ConnectionAction_CONNECTION_ACTION_COMPLETE_DISCONNECT, "Disconnect finished: GitHub Connect is disabled"},
+		}
+		saying := func(evs []*registryv1.ConnectionEvent) []said {
+			var out []said
+			for _, ev := range evs {
+				out = append(out, said{ev.Action, ev.ActionKind, ev.Summary})
+			}
+			return out
+		}
+		h, err := e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, saying(h.Events)); diff != "" {
+			t.Errorf("history (-want +got):\n%s", diff)
+		}
+		stream, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{ConnectionId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, saying(recvN(t, stream, len(want)))); diff != "" {
+			t.Errorf("watch (-want +got):\n%s", diff)
+		}
+
+		// A row another version wrote, with an action this one does not
+		// know: it reads, said by its name.
+		db, err := sqldb.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		last := h.Events[len(h.Events)-1].Revision
+		if _, err := db.Exec(`UPDATE connection_events SET event = replace(event, '"complete_disconnect"', '"archive_app:v2"') WHERE revision = $1`, last); err != nil {
+			t.Fatal(err)
+		}
+		h, err = e.Client.ListConnectionHistory(ctx, &registryv1.ListConnectionHistoryRequest{Id: id, NewestFirst: true, PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]said{{"archive_app:v2", registryv1.ConnectionAction_CONNECTION_ACTION_UNSPECIFIED, "Change: archive app v2"}}, saying(h.Events)); diff != "" {
+			t.Errorf("an unknown action (-want +got):\n%s", diff)
+		}
 	})
 }

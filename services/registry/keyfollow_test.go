@@ -20,6 +20,7 @@ import (
 // version, adopting it (old one kept as the fallback) once it does, and
 // dropping versions retired in Vault.
 func TestKeyRotationInVaultIsFollowed(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := context.Background()
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)

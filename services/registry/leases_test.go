@@ -166,12 +166,12 @@ func state(t *testing.T, store *registry.Store, id string) registryv1.Connection
 // session dies, or the holder stops, the other takes over and its
 // reconciler finishes what was left.
 func TestOneReplicaReconciles(t *testing.T) {
-	dsn := testenv.Postgres(t)
+	dsn := registry.Schema.Postgres(t)
 	cfg := leaseConfig(t, dsn)
 	a := runReplica(t, "a", cfg)
 	testenv.Eventually(t, 5*time.Second, "a leads", func() bool { r, k := a.leads(t); return r && k })
 	b := runReplica(t, "b", cfg)
-	time.Sleep(4 * leaderRetry)
+	time.Sleep(4 * leaderRetry) // a negative check: b does not take over within several retries
 	if r, k := b.leads(t); r || k {
 		t.Fatalf("b leads (reconciler %v, key follower %v) while a lives", r, k)
 	}
@@ -211,7 +211,7 @@ func TestOneReplicaReconciles(t *testing.T) {
 	testenv.Eventually(t, time.Second, "a stops leading", func() bool { r, k := a.leads(t); return !r && !k })
 	t.Logf("b leads %v after a's sessions were terminated", took)
 	aRuns := a.reconciles(t)
-	time.Sleep(4 * leaderRetry)
+	time.Sleep(4 * leaderRetry) // a negative check: b does not take over within several retries
 	if a.reconciles(t) != aRuns {
 		t.Errorf("a reconciles without the lease")
 	}

@@ -25,13 +25,9 @@ import (
 // otherwise it asks anonymously, which can prove an App present (were it
 // public) but never gone.
 
-const (
-	// leftoverScan bounds how many ended connections, newest first, are
-	// looked at.
-	leftoverScan = 50
-	// actionAppGone records that GitHub.com no longer has the App.
-	actionAppGone = "app_deleted_on_github"
-)
+// leftoverScan bounds how many ended connections, newest first, are
+// looked at.
+const leftoverScan = 50
 
 // appGone records, on an ended connection, that its App is gone from
 // GitHub.com.
@@ -94,8 +90,8 @@ func (s *Server) appHistory(ctx context.Context, id string) (created, gone bool,
 		return false, false, err
 	}
 	for _, ev := range evs {
-		switch ev.Action {
-		case appCreated(nil, nil).Action():
+		switch ev.ActionKind {
+		case actionAppCreated:
 			created = true
 		case actionAppGone:
 			gone = true

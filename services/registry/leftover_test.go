@@ -13,6 +13,7 @@ import (
 // connected as an existing one is not this server's to list; one deleted
 // on GitHub.com is recorded and leaves the list.
 func TestLeftoverApps(t *testing.T) {
+	t.Parallel()
 	e := startConnect(t)
 	ctx := e.Ctx(t, "alice")
 	list := func() []*registryv1.LeftoverApp {

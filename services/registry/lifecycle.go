@@ -36,10 +36,6 @@ const (
 	stateDisconnected  = registryv1.ConnectionState_CONNECTION_STATE_DISCONNECTED
 )
 
-// actionCreate names a connection's first event; Store.Create records it,
-// the connection PENDING.
-const actionCreate = "create"
-
 // transitions are the changes of state: state → the states it may move
 // to. A move that keeps the state changes fields only.
 var transitions = map[registryv1.ConnectionState][]registryv1.ConnectionState{
@@ -83,11 +79,11 @@ func checkTransition(from, to registryv1.ConnectionState) error {
 	return &TransitionError{From: from, To: to}
 }
 
-// A Move is one change of a connection: its name in the history, the rule
-// that says whether a connection may make it, and what it changes. Only
-// the functions in this file make moves.
+// A Move is one change of a connection: its action in the history
+// (actions.go), the rule that says whether a connection may make it, and
+// what it changes. Only the functions in this file make moves.
 type Move struct {
-	action string
+	action action
 	// to is the state the move ends in; 0 keeps the state, and rule then
 	// names the states the move may be made in.
 	to registryv1.ConnectionState
@@ -97,12 +93,12 @@ type Move struct {
 	apply func(c *registryv1.Connection, now time.Time)
 }
 
-// Action is the move's name in the history.
-func (m Move) Action() string { return m.action }
+// Action is the move's name in the history, as stored.
+func (m Move) Action() string { return history.Stored(m.action) }
 
 // check says whether c may make the move.
 func (m Move) check(c *registryv1.Connection) error {
-	if m.action == "" {
+	if m.action == registryv1.ConnectionAction_CONNECTION_ACTION_UNSPECIFIED {
 		return errors.New("no move given")
 	}
 	if m.rule != nil {
@@ -194,13 +190,13 @@ func disconnected(c *registryv1.Connection) bool { return c.State == stateDiscon
 
 // appCreated records the App the manifest flow created, its key imported.
 func appCreated(app *registryv1.GitHubApp, key *registryv1.TransitKey) Move {
-	return Move{action: "app_created", rule: waitingForApp,
+	return Move{action: actionAppCreated, rule: waitingForApp,
 		apply: func(c *registryv1.Connection, _ time.Time) { c.App, c.TransitKey = app, key }}
 }
 
 // markConnected connects a connection whose App was installed.
 func markConnected(installationID int64) Move {
-	return Move{action: "mark_connected", to: stateConnected, rule: waitingForInstallation,
+	return Move{action: actionMarkConnected, to: stateConnected, rule: waitingForInstallation,
 		apply: func(c *registryv1.Connection, now time.Time) {
 			c.InstallationId = installationID
 			c.ConnectTime = timestamppb.New(now)
@@ -210,7 +206,7 @@ func markConnected(installationID int64) Move {
 // connectExistingApp connects with an App that existed already, its key
 // imported.
 func connectExistingApp(app *registryv1.GitHubApp, key *registryv1.TransitKey, installationID int64) Move {
-	return Move{action: "connect_existing_app", to: stateConnected, rule: mayConnectExistingApp,
+	return Move{action: actionConnectExistingApp, to: stateConnected, rule: mayConnectExistingApp,
 		apply: func(c *registryv1.Connection, now time.Time) {
 			c.App, c.TransitKey = app, key
 			c.InstallationId = installationID
@@ -237,7 +233,7 @@ func withAccountID(m Move, id int64) Move {
 // rotateAppKey makes version, which GitHub.com accepts, the only one in
 // use.
 func rotateAppKey(version int32) Move {
-	return Move{action: "rotate_app_key", rule: mayRotateKey,
+	return Move{action: actionRotateAppKey, rule: mayRotateKey,
 		apply: func(c *registryv1.Connection, _ time.Time) {
 			c.TransitKey.Versions = []int32{version}
 			c.TransitKey.PendingVersion, c.TransitKey.Notice = 0, ""
@@ -249,7 +245,7 @@ func rotateAppKey(version int32) Move {
 // keyVersionAdopted: a version imported in Vault that GitHub.com accepts
 // signs from now on; versions are the ones in use.
 func keyVersionAdopted(versions []int32) Move {
-	return followedKey("key_version_adopted", func(k *registryv1.TransitKey) {
+	return followedKey(actionKeyVersionAdopted, func(k *registryv1.TransitKey) {
 		k.Versions = versions
 		k.PendingVersion, k.Notice = 0, ""
 	})
@@ -258,7 +254,7 @@ func keyVersionAdopted(versions []int32) Move {
 // keyVersionPending: version is in Vault but GitHub.com does not accept it
 // yet, as notice says.
 func keyVersionPending(version int32, notice string) Move {
-	return followedKey("key_version_pending", func(k *registryv1.TransitKey) {
+	return followedKey(actionKeyVersionPending, func(k *registryv1.TransitKey) {
 		k.PendingVersion, k.Notice = version, notice
 	})
 }
@@ -266,18 +262,18 @@ func keyVersionPending(version int32, notice string) Move {
 // keyVersionsRetired: the operator retired versions in Vault; kept are the
 // ones left.
 func keyVersionsRetired(kept []int32) Move {
-	return followedKey("key_versions_retired", func(k *registryv1.TransitKey) { k.Versions = kept })
+	return followedKey(actionKeyVersionsRetired, func(k *registryv1.TransitKey) { k.Versions = kept })
 }
 
 // keyVersionPendingCleared: the record matches Vault again.
 func keyVersionPendingCleared() Move {
-	return followedKey("key_version_pending_cleared", func(k *registryv1.TransitKey) {
+	return followedKey(actionKeyVersionPendingCleared, func(k *registryv1.TransitKey) {
 		k.PendingVersion, k.Notice = 0, ""
 	})
 }
 
-func followedKey(action string, fn func(*registryv1.TransitKey)) Move {
-	return Move{action: action,
+func followedKey(a action, fn func(*registryv1.TransitKey)) Move {
+	return Move{action: a,
 		rule: func(c *registryv1.Connection) error {
 			return inState(c, stateConnected, "the connection is no longer CONNECTED")
 		},
@@ -288,12 +284,12 @@ func followedKey(action string, fn func(*registryv1.TransitKey)) Move {
 
 // beginDisconnect starts the disconnect of a PENDING or CONNECTED
 // connection.
-func beginDisconnect() Move { return Move{action: "begin_disconnect", to: stateDisconnecting} }
+func beginDisconnect() Move { return Move{action: actionBeginDisconnect, to: stateDisconnecting} }
 
 // disconnectStep records that step of the disconnect is done; once only
-// (errAlreadyDone).
+// (errAlreadyDone). A step without an action (stepActions) is no move.
 func disconnectStep(step string) Move {
-	return Move{action: "disconnect_step:" + step,
+	return Move{action: stepActions[step],
 		rule: func(c *registryv1.Connection) error {
 			for _, s := range c.DisconnectSteps {
 				if s == step {
@@ -308,7 +304,7 @@ func disconnectStep(step string) Move {
 // completeDisconnect ends the disconnect once its steps are done; once
 // only (errAlreadyDone).
 func completeDisconnect() Move {
-	return Move{action: "complete_disconnect", to: stateDisconnected,
+	return Move{action: actionCompleteDisconnect, to: stateDisconnected,
 		rule: func(c *registryv1.Connection) error {
 			if disconnected(c) {
 				return &TransitionError{From: c.State, To: stateDisconnected, cause: errAlreadyDone}
@@ -321,7 +317,7 @@ func completeDisconnect() Move {
 // appPermissionsRefreshed records the permissions the App's installation
 // grants, as GitHub.com says now.
 func appPermissionsRefreshed(perms map[string]string) Move {
-	return Move{action: "app_permissions_refreshed", rule: func(c *registryv1.Connection) error {
+	return Move{action: actionAppPermissionsRefreshed, rule: func(c *registryv1.Connection) error {
 		return inState(c, stateConnected, "only a connected connection's App permissions can be refreshed")
 	}, apply: func(c *registryv1.Connection, _ time.Time) { c.App.Permissions = perms }}
 }

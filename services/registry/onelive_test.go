@@ -62,7 +62,8 @@ func liveRows(t *testing.T, dsn string) int {
 // cannot be reused for another request); once it is disconnected, the
 // server can be connected again.
 func TestOneLiveConnection(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		req := e.createReq("octo-org")
@@ -120,7 +121,8 @@ func TestOneLiveConnection(t *testing.T) {
 
 // A DISCONNECTING connection is still live: its disconnect is not done.
 func TestDisconnectingIsLive(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		c := e.create(t, "octo-org")
@@ -141,7 +143,8 @@ func TestDisconnectingIsLive(t *testing.T) {
 // leave exactly one live connection; creates racing with one request id
 // create one connection and all answer with it.
 func TestConcurrentCreatesOneLive(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		b := registrytest.StartBackends(t)
 		replicas := []*env{{registrytest.StartConnected(t, dsn, b)}, {registrytest.StartConnected(t, dsn, b)}}
 		const callers = 6
@@ -218,7 +221,8 @@ func TestConcurrentCreatesOneLive(t *testing.T) {
 // The database itself keeps a second connection from holding the live
 // slot, whatever a store's code checked.
 func TestLiveSlotIsUnique(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		old := e.create(t, "octo-org")
@@ -282,6 +286,7 @@ func legacyDatabase(t *testing.T, dsn string, conns ...legacyConnection) {
 // is refused while any is live, each can still be disconnected, and once
 // none is live the server can be connected again.
 func TestMigrationKeepsLegacyLiveConnections(t *testing.T) {
+	t.Parallel()
 	testenv.Stores(t, func(t *testing.T, dsn string) {
 		now := time.Now()
 		org := func(login string) *registryv1.Account {

@@ -52,5 +52,7 @@ func (s *Server) RefreshAppPermissions(ctx context.Context, req *registryv1.Refr
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)
 	}
-	return &registryv1.RefreshAppPermissionsResponse{Connection: out}, nil
+	before, after := conn.GetApp().GetPermissions(), out.GetApp().GetPermissions()
+	return &registryv1.RefreshAppPermissionsResponse{Connection: out,
+		PermissionsGained: permissions.Missing(before, after), PermissionsLost: permissions.Missing(after, before)}, nil
 }

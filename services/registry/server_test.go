@@ -101,7 +101,8 @@ func testApp() (*registryv1.GitHubApp, *registryv1.TransitKey) {
 }
 
 func TestCreateGetList(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		c := e.create(t, "octo-org")
 		if c.State != registryv1.ConnectionState_CONNECTION_STATE_PENDING || c.CreatedBy != "alice" || c.Etag != "1" {
@@ -249,6 +250,7 @@ func (e *env) reach(t *testing.T, ctx context.Context, state string) string {
 }
 
 func TestEveryTransition(t *testing.T) {
+	t.Parallel()
 	// ok[state][op]: whether op is allowed in state.
 	ok := map[string]map[string]bool{
 		"PENDING":               {"app_created": true, "begin_disconnect": true},
@@ -258,7 +260,7 @@ func TestEveryTransition(t *testing.T) {
 		"DISCONNECTING_PENDING": {"complete_disconnect": true},
 		"DISCONNECTED":          {},
 	}
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		ctx := e.ctx(t, "alice")
 		for state, allowedOps := range ok {
@@ -287,7 +289,8 @@ func TestEveryTransition(t *testing.T) {
 }
 
 func TestConcurrentUpdatesOneWins(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		prev := ""
 		for round := 0; round < 5; round++ {
@@ -343,7 +346,8 @@ func recvN(t *testing.T, stream grpc.ServerStreamingClient[registryv1.WatchConne
 }
 
 func TestWatchResume(t *testing.T) {
-	testenv.Stores(t, func(t *testing.T, dsn string) {
+	t.Parallel()
+	registry.Schema.Stores(t, func(t *testing.T, dsn string) {
 		e := startConnected(t, dsn)
 		wctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 		stream, err := e.Client.WatchConnections(wctx, &registryv1.WatchConnectionsRequest{})
@@ -449,6 +453,7 @@ func wantField(t *testing.T, err error, field string) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx := e.ctx(t, "alice")
 	expired, _ := registry.MintLicense(e.Issuer, "Octo Corp", 5, time.Now().Add(-48*time.Hour), time.Hour)
@@ -526,6 +531,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	bare, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -557,6 +563,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestWatchEndsWithStream(t *testing.T) {
+	t.Parallel()
 	e := startRegistry(t, testenv.SQLite(t))
 	ctx, cancel := context.WithCancel(e.ctx(t, "alice"))
 	s, err := e.Client.WatchConnections(ctx, &registryv1.WatchConnectionsRequest{})
@@ -574,6 +581,7 @@ func TestWatchEndsWithStream(t *testing.T) {
 // the methods that service calls, and a person the gateway vouches for
 // gets the roles it vouches for, recorded under their own name.
 func TestAuthorizationPerMethod(t *testing.T) {
+	t.Parallel()
 	e := &env{registrytest.Start(t, testenv.SQLite(t), "broker", "gateway")}
 	asPerson := func(name, roles string) context.Context {
 		return metadata.AppendToOutgoingContext(e.ctx(t, "gateway"), auth.UserHeader, name, auth.RolesHeader, roles)

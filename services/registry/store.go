@@ -202,7 +202,7 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 				c.Id, ch.RequestID, requestHash, int32(c.State), activeKey(c), now.UnixMicro(), string(rec)); err != nil {
 				return err
 			}
-			if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, actionCreate, ch, now); err != nil {
+			if err := appendEvent(ctx, tx, c, registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED, history.Stored(actionCreate), ch, now); err != nil {
 				return err
 			}
 			out = c
@@ -272,7 +272,7 @@ func (s *Store) Update(ctx context.Context, id, etag string, m Move, ch Change) 
 		} else if n != 1 {
 			return ErrConflict
 		}
-		if err := appendEvent(ctx, tx, c, from, m.action, ch, now); err != nil {
+		if err := appendEvent(ctx, tx, c, from, m.Action(), ch, now); err != nil {
 			return err
 		}
 		out = c
@@ -421,7 +421,17 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 // Events returns up to limit events with revision > after, oldest first,
 // of one connection or (connectionID empty) of all.
 func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
-	return sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
+	return described(sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} }))
+}
+
+// described fills each event's action_kind and summary (describeEvent):
+// derived when read, never stored, so rows of every version read in the
+// words of this one.
+func described(evs []*registryv1.ConnectionEvent, err error) ([]*registryv1.ConnectionEvent, error) {
+	for _, ev := range evs {
+		describeEvent(ev)
+	}
+	return evs, err
 }
 
 // History returns up to limit events of the scope's connection (or all)
@@ -431,7 +441,7 @@ func (s *Store) History(ctx context.Context, scope sqldb.HistoryScope, from int6
 	if !scope.NewestFirst {
 		return s.Events(ctx, from, scope.ConnectionID, limit)
 	}
-	return sqldb.FeedBack(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} })
+	return described(sqldb.FeedBack(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} }))
 }
 
 // ResumeChange is the change an actor that finishes someone else's
@@ -451,7 +461,7 @@ func (s *Store) ResumeChange(ctx context.Context, id, actor string) (Change, err
 			return ch, nil
 		}
 		for _, ev := range page {
-			if ev.Action == "begin_disconnect" {
+			if history.Of(ev.Action) == actionBeginDisconnect {
 				begin = ev
 				break
 			}

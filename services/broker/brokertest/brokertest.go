@@ -215,13 +215,7 @@ func (e *Env) serve(t testing.TB, o Options) {
 	}
 	e.Client = brokerv1.NewTokenBrokerServiceClient(e.Conn)
 	t.Cleanup(func() { e.Conn.Close(); cancel(); wg.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.Broker.Connected(e.ConnID) {
-		if time.Now().After(deadline) {
-			t.Fatal("the broker never saw the connection CONNECTED")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the broker sees the connection CONNECTED", func() bool { return e.Broker.Connected(e.ConnID) })
 }
 
 // Replica runs another broker beside e's, on the same database, Vault,

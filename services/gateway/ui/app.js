@@ -461,17 +461,6 @@ async function act(btn, fn) {
   }
 }
 
-// permissionChanges lists, as "name:level", what after grants that before
-// did not (or at a lower level), and what before granted that after does
-// not (or at a lower level).
-function permissionChanges(before, after) {
-  const rank = { read: 1, write: 2, admin: 3 };
-  const gained = [], lost = [];
-  for (const [k, v] of Object.entries(after).sort()) if ((rank[v] || 0) > (rank[before[k]] || 0)) gained.push(`${k}:${v}`);
-  for (const [k, v] of Object.entries(before).sort()) if ((rank[v] || 0) > (rank[after[k]] || 0)) lost.push(`${k}:${v}`);
-  return { gained, lost };
-}
-
 function perms(p) {
   return Object.entries(p || {}).sort().map(([k, v]) => `${k}:${v}`).join(", ") || "nothing";
 }
@@ -520,14 +509,11 @@ async function enable(ev) {
   const btn = $("#enable-btn");
   btn.disabled = true;
   try {
-    const wanted = {};
-    for (const box of form.querySelectorAll("#want-list input:checked")) {
-      const f = state.features.find((x) => x.feature === box.value);
-      for (const [k, v] of Object.entries(f.permissions || {})) {
-        const rank = { read: 1, write: 2, admin: 3 };
-        if (!wanted[k] || rank[v] > rank[wanted[k]]) wanted[k] = v;
-      }
-    }
+    // The App asks for what the chosen features need together, as the
+    // feature gate adds their permissions up (none chosen: the registry's
+    // default, every feature's).
+    const chosen = [...form.querySelectorAll("#want-list input:checked")].map((box) => ["chosen", box.value]);
+    const wanted = chosen.length ? (await api("GET", "/v1/features?" + new URLSearchParams(chosen))).chosenPermissions || {} : {};
     const created = await api("POST", "/v1/connections", {
       requestId: "ui-" + crypto.randomUUID(),
       license: form.license.value.trim(),
@@ -653,14 +639,14 @@ async function renderEnabled(c) {
   applyPermissions(c, settings);
   await renderContributions(c);
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
-    const before = c.app.permissions || {};
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
     const now = out.connection.app.permissions || {};
-    const { gained, lost } = permissionChanges(before, now);
-    $("#features-status").textContent = !gained.length && !lost.length
+    // What changed is the registry's to say (permissionsGained, -Lost).
+    const same = !Object.keys(out.permissionsGained || {}).length && !Object.keys(out.permissionsLost || {}).length;
+    $("#features-status").textContent = same
       ? `Permissions refreshed: GitHub.com grants the App the same permissions as before (${perms(now)}).`
-      : `Permissions refreshed: the App gained ${gained.join(", ") || "nothing"} and lost ${lost.join(", ") || "nothing"}; it may now use ${perms(now)}.`;
+      : `Permissions refreshed: the App gained ${perms(out.permissionsGained)} and lost ${perms(out.permissionsLost)}; it may now use ${perms(now)}.`;
   });
   $("#disable-btn").onclick = () => askToDisable(c, "disabled from the admin page", $("#disable-btn"));
 }

@@ -8,48 +8,6 @@
 const TIMELINE_PAGE = 20;
 const ALL = "-";
 
-// The registry's actions, in words. Each takes the event, for the few
-// that say more than their name.
-const REGISTRY_WORDS = {
-  "create": () => "Enabling began: the connection record was created",
-  "register_app": () => "Enable: the GitHub App was registered",
-  "app_created": () => "Enable: the GitHub App was created on GitHub.com and its private key stored in Vault",
-  "mark_connected": () => "Enable: the App's installation was verified; GitHub Connect is enabled",
-  "connect_existing_app": () => "Enable: an existing GitHub App was connected and its private key imported into Vault",
-  "update_key_versions": () => "The App key versions in use were updated",
-  "rotate_app_key": () => "The App's private key was rotated: a new key version signs",
-  "key_version_adopted": () => "A new App key version in Vault was accepted by GitHub.com and signs",
-  "key_version_pending": () => "A new App key version is in Vault, but GitHub.com does not accept it yet",
-  "key_versions_retired": () => "Older App key versions were retired in Vault",
-  "key_version_pending_cleared": () => "The key versions on record match Vault again",
-  "app_permissions_refreshed": () => "The App's permissions were read again from its installation on GitHub.com",
-  "app_deleted_on_github": () => "The GitHub App left on GitHub.com was found deleted there",
-  "begin_disconnect": () => "Disconnect began",
-  "disconnect_step:features_off": () => "Disconnect: every feature was switched off",
-  "disconnect_step:tokens_revoked": () => "Disconnect: the GitHub.com tokens issued for the connection were revoked",
-  "disconnect_step:installation_removed": () => "Disconnect: the GitHub App's installation was removed on GitHub.com",
-  "disconnect_step:key_deleted": () => "Disconnect: the App key was deleted in Vault",
-  "complete_disconnect": () => "Disconnect finished: GitHub Connect is disabled",
-};
-
-// The feature gate's actions, in words.
-const GATE_WORDS = {
-  "update_settings": (ev) => (ev.changes || []).length ? "Feature settings changed" : "Feature settings saved, nothing changed",
-  "connected": () => "Features can be switched on: the connection is connected",
-  "permissions_changed": (ev) => {
-    const names = (list) => (list || []).map(featureTitle).join(", ");
-    const parts = [`The App's permissions changed: gained ${perms(ev.permissionsGained)}, lost ${perms(ev.permissionsLost)}`];
-    if ((ev.stoppedWorking || []).length) parts.push(`on but no longer working: ${names(ev.stoppedWorking)}`);
-    if ((ev.workingAgain || []).length) parts.push(`working again: ${names(ev.workingAgain)}`);
-    return parts.join("; ");
-  },
-  "disconnected": () => "Every feature was switched off: the connection is no longer connected",
-  "set_consent": (ev) => `${ev.user} opted ${ev.optedIn ? "in to" : "out of"} ${featureTitle(ev.feature)}`,
-  "link_account": (ev) => `${ev.user} linked the GitHub.com account ${ev.githubLogin}`,
-  "unlink_account": (ev) => `${ev.user}'s GitHub.com account was unlinked`,
-  "link_reconnect_needed": (ev) => `${ev.user}'s GitHub.com account must be connected again: GitHub.com no longer accepts its authorization`,
-};
-
 // Who acts for ghconnect itself.
 const SYSTEM_ACTORS = {
   "system:reconciler": "ghconnect, finishing a disconnect",
@@ -67,9 +25,10 @@ function featureTitle(f) {
   return info ? info.title : featureName(f).replace(/_/g, " ");
 }
 
-// unknownWords is what an action without words of its own says: its name
-// as words, not as a code.
-const unknownWords = (action) => "Change: " + action.replace(/[_:]+/g, " ");
+// what is an event's action in words: the summary each service derives
+// from its actions' table (a service older than summaries: the action's
+// stored name).
+const what = (ev) => ev.summary || ev.action;
 
 function settingWords(f, s) {
   if (!s || !s.enabled) return "off";
@@ -79,21 +38,18 @@ function settingWords(f, s) {
 // rowOfRegistry and rowOfGate put an event of either source in the same
 // shape: time, who, connection, what, from → to.
 function rowOfRegistry(ev) {
-  const words = REGISTRY_WORDS[ev.action];
-  let what = words ? words(ev) : unknownWords(ev.action);
-  if (ev.reason) what += ` (${ev.reason})`;
   const from = short(ev.fromState), to = short(ev.toState);
   return {
-    at: Date.parse(ev.eventTime), actor: ev.actor, via: ev.via, connection: ev.connectionId, what,
+    at: Date.parse(ev.eventTime), actor: ev.actor, via: ev.via, connection: ev.connectionId,
+    what: what(ev) + (ev.reason ? ` (${ev.reason})` : ""),
     change: from !== to ? [`${STATE_WORDS[from] || "—"} → ${STATE_WORDS[to] || "—"}`] : [],
   };
 }
 
 function rowOfGate(ev) {
-  const words = GATE_WORDS[ev.action];
   return {
     at: Date.parse(ev.eventTime), actor: ev.actor, via: ev.via, connection: ev.connectionId,
-    what: words ? words(ev) : unknownWords(ev.action),
+    what: what(ev),
     change: (ev.changes || []).map((c) => `${featureTitle(c.feature)}: ${settingWords(c.feature, c.from)} → ${settingWords(c.feature, c.to)}`),
   };
 }

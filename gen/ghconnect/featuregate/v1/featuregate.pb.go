@@ -317,6 +317,85 @@ func (SearchKind) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{4}
 }
 
+// SettingsAction is what a feature gate audit event records. The audit
+// keeps an action by its stored name, the event's action; the feature
+// gate holds one table of each value's stored name and words.
+type SettingsAction int32
+
+const (
+	// SETTINGS_ACTION_UNSPECIFIED is an action this feature gate does not
+	// know (a row from another version): the event's action names it.
+	SettingsAction_SETTINGS_ACTION_UNSPECIFIED SettingsAction = 0
+	// "update_settings": an administrator's change.
+	SettingsAction_SETTINGS_ACTION_UPDATE_SETTINGS SettingsAction = 1
+	// "connected", "disconnected": the registry's connection changed; on
+	// disconnect every feature goes off.
+	SettingsAction_SETTINGS_ACTION_CONNECTED    SettingsAction = 2
+	SettingsAction_SETTINGS_ACTION_DISCONNECTED SettingsAction = 3
+	// "permissions_changed": the connection's App has other permissions now.
+	SettingsAction_SETTINGS_ACTION_PERMISSIONS_CHANGED SettingsAction = 4
+	// "set_consent": a user opted in or out.
+	SettingsAction_SETTINGS_ACTION_SET_CONSENT SettingsAction = 5
+	// "link_account", "unlink_account", "link_reconnect_needed": a user's
+	// GitHub.com account link.
+	SettingsAction_SETTINGS_ACTION_LINK_ACCOUNT          SettingsAction = 6
+	SettingsAction_SETTINGS_ACTION_UNLINK_ACCOUNT        SettingsAction = 7
+	SettingsAction_SETTINGS_ACTION_LINK_RECONNECT_NEEDED SettingsAction = 8
+)
+
+// Enum value maps for SettingsAction.
+var (
+	SettingsAction_name = map[int32]string{
+		0: "SETTINGS_ACTION_UNSPECIFIED",
+		1: "SETTINGS_ACTION_UPDATE_SETTINGS",
+		2: "SETTINGS_ACTION_CONNECTED",
+		3: "SETTINGS_ACTION_DISCONNECTED",
+		4: "SETTINGS_ACTION_PERMISSIONS_CHANGED",
+		5: "SETTINGS_ACTION_SET_CONSENT",
+		6: "SETTINGS_ACTION_LINK_ACCOUNT",
+		7: "SETTINGS_ACTION_UNLINK_ACCOUNT",
+		8: "SETTINGS_ACTION_LINK_RECONNECT_NEEDED",
+	}
+	SettingsAction_value = map[string]int32{
+		"SETTINGS_ACTION_UNSPECIFIED":           0,
+		"SETTINGS_ACTION_UPDATE_SETTINGS":       1,
+		"SETTINGS_ACTION_CONNECTED":             2,
+		"SETTINGS_ACTION_DISCONNECTED":          3,
+		"SETTINGS_ACTION_PERMISSIONS_CHANGED":   4,
+		"SETTINGS_ACTION_SET_CONSENT":           5,
+		"SETTINGS_ACTION_LINK_ACCOUNT":          6,
+		"SETTINGS_ACTION_UNLINK_ACCOUNT":        7,
+		"SETTINGS_ACTION_LINK_RECONNECT_NEEDED": 8,
+	}
+)
+
+func (x SettingsAction) Enum() *SettingsAction {
+	p := new(SettingsAction)
+	*p = x
+	return p
+}
+
+func (x SettingsAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SettingsAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5].Descriptor()
+}
+
+func (SettingsAction) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5]
+}
+
+func (x SettingsAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SettingsAction.Descriptor instead.
+func (SettingsAction) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{5}
+}
+
 // ContributionsState is whether counts wait to reach GitHub.com, and why.
 type ContributionsState int32
 
@@ -368,11 +447,11 @@ func (x ContributionsState) String() string {
 }
 
 func (ContributionsState) Descriptor() protoreflect.EnumDescriptor {
-	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5].Descriptor()
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[6].Descriptor()
 }
 
 func (ContributionsState) Type() protoreflect.EnumType {
-	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[5]
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[6]
 }
 
 func (x ContributionsState) Number() protoreflect.EnumNumber {
@@ -381,7 +460,7 @@ func (x ContributionsState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ContributionsState.Descriptor instead.
 func (ContributionsState) EnumDescriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{5}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{6}
 }
 
 // FeatureInfo describes a feature.
@@ -626,9 +705,12 @@ func (x *Settings) GetConnectionEtag() string {
 	return ""
 }
 
-// ListFeaturesRequest is empty.
+// ListFeaturesRequest may name the features an administrator chose.
 type ListFeaturesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// chosen are features whose permissions together the response says in
+	// chosen_permissions; every feature is listed either way.
+	Chosen        []Feature `protobuf:"varint,1,rep,packed,name=chosen,proto3,enum=ghconnect.featuregate.v1.Feature" json:"chosen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -663,12 +745,23 @@ func (*ListFeaturesRequest) Descriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{3}
 }
 
+func (x *ListFeaturesRequest) GetChosen() []Feature {
+	if x != nil {
+		return x.Chosen
+	}
+	return nil
+}
+
 // ListFeaturesResponse lists every feature.
 type ListFeaturesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Features      []*FeatureInfo         `protobuf:"bytes,1,rep,name=features,proto3" json:"features,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Features []*FeatureInfo         `protobuf:"bytes,1,rep,name=features,proto3" json:"features,omitempty"`
+	// chosen_permissions are the App permissions (name to level) the chosen
+	// features need together, each at the highest level any of them needs:
+	// what an App serving them must ask for. Empty when none is chosen.
+	ChosenPermissions map[string]string `protobuf:"bytes,2,rep,name=chosen_permissions,json=chosenPermissions,proto3" json:"chosen_permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListFeaturesResponse) Reset() {
@@ -704,6 +797,13 @@ func (*ListFeaturesResponse) Descriptor() ([]byte, []int) {
 func (x *ListFeaturesResponse) GetFeatures() []*FeatureInfo {
 	if x != nil {
 		return x.Features
+	}
+	return nil
+}
+
+func (x *ListFeaturesResponse) GetChosenPermissions() map[string]string {
+	if x != nil {
+		return x.ChosenPermissions
 	}
 	return nil
 }
@@ -2173,11 +2273,10 @@ type SettingsEvent struct {
 	// revision orders the gate's events across all connections.
 	Revision     int64  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// action is "update_settings" (an administrator's change),
-	// "connected", "disconnected" (the registry's connection changed; on
-	// disconnect every feature goes off), "permissions_changed" (the
-	// connection's App has other permissions now), "set_consent",
-	// "link_account", "unlink_account" or "link_reconnect_needed".
+	// action is the stored name of what happened: "update_settings",
+	// "connected", "disconnected", "permissions_changed", "set_consent",
+	// "link_account", "unlink_account" or "link_reconnect_needed"
+	// (action_kind is the same as an enum).
 	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
 	// actor is who made the change: a person, a service, or "system:…".
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -2203,8 +2302,15 @@ type SettingsEvent struct {
 	// they need in that change; working_again those that got theirs back.
 	StoppedWorking []Feature `protobuf:"varint,14,rep,packed,name=stopped_working,json=stoppedWorking,proto3,enum=ghconnect.featuregate.v1.Feature" json:"stopped_working,omitempty"`
 	WorkingAgain   []Feature `protobuf:"varint,15,rep,packed,name=working_again,json=workingAgain,proto3,enum=ghconnect.featuregate.v1.Feature" json:"working_again,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// action_kind is action as an enum; UNSPECIFIED for an action this
+	// feature gate does not know. Output only.
+	ActionKind SettingsAction `protobuf:"varint,16,opt,name=action_kind,json=actionKind,proto3,enum=ghconnect.featuregate.v1.SettingsAction" json:"action_kind,omitempty"`
+	// summary says what happened in words, for people, with the event's
+	// details ("mona opted in to Unified contributions"); an action the gate
+	// does not know is said by its name. Output only, derived when read.
+	Summary       string `protobuf:"bytes,17,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SettingsEvent) Reset() {
@@ -2340,6 +2446,20 @@ func (x *SettingsEvent) GetWorkingAgain() []Feature {
 		return x.WorkingAgain
 	}
 	return nil
+}
+
+func (x *SettingsEvent) GetActionKind() SettingsAction {
+	if x != nil {
+		return x.ActionKind
+	}
+	return SettingsAction_SETTINGS_ACTION_UNSPECIFIED
+}
+
+func (x *SettingsEvent) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
 }
 
 // SettingChange is one feature's setting before and after a change.
@@ -3065,10 +3185,15 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\x05 \x01(\tR\tupdatedBy\x12'\n" +
-	"\x0fconnection_etag\x18\x06 \x01(\tR\x0econnectionEtag\"\x15\n" +
-	"\x13ListFeaturesRequest\"Y\n" +
+	"\x0fconnection_etag\x18\x06 \x01(\tR\x0econnectionEtag\"a\n" +
+	"\x13ListFeaturesRequest\x12J\n" +
+	"\x06chosen\x18\x01 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureB\x0f\xbaH\f\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\x06chosen\"\x95\x02\n" +
 	"\x14ListFeaturesResponse\x12A\n" +
-	"\bfeatures\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.FeatureInfoR\bfeatures\"D\n" +
+	"\bfeatures\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.FeatureInfoR\bfeatures\x12t\n" +
+	"\x12chosen_permissions\x18\x02 \x03(\v2E.ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntryR\x11chosenPermissions\x1aD\n" +
+	"\x16ChosenPermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
 	"\x12GetSettingsRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"U\n" +
 	"\x13GetSettingsResponse\x12>\n" +
@@ -3171,7 +3296,7 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\fnewest_first\x18\x04 \x01(\bR\vnewestFirst\"\x86\x01\n" +
 	"\x1bListSettingsHistoryResponse\x12?\n" +
 	"\x06events\x18\x01 \x03(\v2'.ghconnect.featuregate.v1.SettingsEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf8\a\n" +
 	"\rSettingsEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
@@ -3189,7 +3314,10 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x12permissions_gained\x18\f \x03(\v2>.ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntryR\x11permissionsGained\x12g\n" +
 	"\x10permissions_lost\x18\r \x03(\v2<.ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntryR\x0fpermissionsLost\x12J\n" +
 	"\x0fstopped_working\x18\x0e \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\x0estoppedWorking\x12F\n" +
-	"\rworking_again\x18\x0f \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\fworkingAgain\x1aD\n" +
+	"\rworking_again\x18\x0f \x03(\x0e2!.ghconnect.featuregate.v1.FeatureR\fworkingAgain\x12I\n" +
+	"\vaction_kind\x18\x10 \x01(\x0e2(.ghconnect.featuregate.v1.SettingsActionR\n" +
+	"actionKind\x12\x18\n" +
+	"\asummary\x18\x11 \x01(\tR\asummary\x1aD\n" +
 	"\x16PermissionsGainedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
@@ -3282,7 +3410,17 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"SearchKind\x12\x1b\n" +
 	"\x17SEARCH_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SEARCH_KIND_CODE\x10\x01\x12\x16\n" +
-	"\x12SEARCH_KIND_ISSUES\x10\x02*\xf1\x01\n" +
+	"\x12SEARCH_KIND_ISSUES\x10\x02*\xd2\x02\n" +
+	"\x0eSettingsAction\x12\x1f\n" +
+	"\x1bSETTINGS_ACTION_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fSETTINGS_ACTION_UPDATE_SETTINGS\x10\x01\x12\x1d\n" +
+	"\x19SETTINGS_ACTION_CONNECTED\x10\x02\x12 \n" +
+	"\x1cSETTINGS_ACTION_DISCONNECTED\x10\x03\x12'\n" +
+	"#SETTINGS_ACTION_PERMISSIONS_CHANGED\x10\x04\x12\x1f\n" +
+	"\x1bSETTINGS_ACTION_SET_CONSENT\x10\x05\x12 \n" +
+	"\x1cSETTINGS_ACTION_LINK_ACCOUNT\x10\x06\x12\"\n" +
+	"\x1eSETTINGS_ACTION_UNLINK_ACCOUNT\x10\a\x12)\n" +
+	"%SETTINGS_ACTION_LINK_RECONNECT_NEEDED\x10\b*\xf1\x01\n" +
 	"\x12ContributionsState\x12#\n" +
 	"\x1fCONTRIBUTIONS_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CONTRIBUTIONS_STATE_OK\x10\x01\x12\x1f\n" +
@@ -3319,144 +3457,149 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
 	(Reason)(0),                            // 2: ghconnect.featuregate.v1.Reason
 	(LinkStatus)(0),                        // 3: ghconnect.featuregate.v1.LinkStatus
 	(SearchKind)(0),                        // 4: ghconnect.featuregate.v1.SearchKind
-	(ContributionsState)(0),                // 5: ghconnect.featuregate.v1.ContributionsState
-	(*FeatureInfo)(nil),                    // 6: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),                 // 7: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                       // 8: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),            // 9: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),           // 10: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),             // 11: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),            // 12: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),          // 13: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),         // 14: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),          // 15: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),         // 16: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                    // 17: ghconnect.featuregate.v1.AccountLink
-	(*StartAccountLinkRequest)(nil),        // 18: ghconnect.featuregate.v1.StartAccountLinkRequest
-	(*StartAccountLinkResponse)(nil),       // 19: ghconnect.featuregate.v1.StartAccountLinkResponse
-	(*CompleteAccountLinkRequest)(nil),     // 20: ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	(*CompleteAccountLinkResponse)(nil),    // 21: ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	(*GetAccountLinkRequest)(nil),          // 22: ghconnect.featuregate.v1.GetAccountLinkRequest
-	(*GetAccountLinkResponse)(nil),         // 23: ghconnect.featuregate.v1.GetAccountLinkResponse
-	(*UnlinkAccountRequest)(nil),           // 24: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),          // 25: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                   // 26: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                    // 27: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),                  // 28: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                   // 29: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),                  // 30: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),                  // 31: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                   // 32: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),                 // 33: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),     // 34: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil),    // 35: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),                  // 36: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),                  // 37: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),              // 38: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),     // 39: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil),    // 40: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*RegisterUsersRequest)(nil),           // 41: ghconnect.featuregate.v1.RegisterUsersRequest
-	(*RegisterUsersResponse)(nil),          // 42: ghconnect.featuregate.v1.RegisterUsersResponse
-	(*GetContributionsStatusRequest)(nil),  // 43: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),  // 44: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),        // 45: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil), // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	nil,                                    // 47: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                    // 48: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                    // 49: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                    // 50: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                    // 51: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),          // 52: google.protobuf.Timestamp
+	(SettingsAction)(0),                    // 5: ghconnect.featuregate.v1.SettingsAction
+	(ContributionsState)(0),                // 6: ghconnect.featuregate.v1.ContributionsState
+	(*FeatureInfo)(nil),                    // 7: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),                 // 8: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                       // 9: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),            // 10: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),           // 11: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),             // 12: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),            // 13: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),          // 14: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),         // 15: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),          // 16: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),         // 17: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                    // 18: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),        // 19: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),       // 20: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),     // 21: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil),    // 22: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),          // 23: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),         // 24: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),           // 25: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),          // 26: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                   // 27: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                    // 28: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),                  // 29: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                   // 30: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                  // 31: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                  // 32: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                   // 33: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                 // 34: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),     // 35: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),    // 36: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                  // 37: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                  // 38: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),              // 39: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),     // 40: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),    // 41: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*RegisterUsersRequest)(nil),           // 42: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),          // 43: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),  // 44: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),  // 45: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),        // 46: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil), // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	nil,                                    // 48: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                    // 49: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                    // 50: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	nil,                                    // 51: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                    // 52: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                    // 53: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),          // 54: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	47, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	48, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	48, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	7,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	52, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	8,  // 8: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	7,  // 9: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	8,  // 10: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	0,  // 11: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	52, // 12: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
-	3,  // 13: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	52, // 14: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 15: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	17, // 16: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	0,  // 17: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 18: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
-	2,  // 19: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	49, // 20: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	27, // 21: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	8,  // 22: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	4,  // 23: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	32, // 24: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	36, // 25: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	52, // 26: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	37, // 27: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
-	0,  // 28: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	50, // 29: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	51, // 30: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	0,  // 31: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 32: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 33: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	7,  // 34: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	7,  // 35: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	38, // 36: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	52, // 37: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	52, // 38: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	5,  // 39: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	52, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	52, // 41: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
-	5,  // 42: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	44, // 43: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	45, // 44: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
-	9,  // 45: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	11, // 46: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	13, // 47: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	15, // 48: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	18, // 49: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	20, // 50: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	22, // 51: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	24, // 52: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	26, // 53: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	29, // 54: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	31, // 55: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	34, // 56: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	39, // 57: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	43, // 58: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	41, // 59: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
-	10, // 60: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	12, // 61: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	14, // 62: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	16, // 63: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	19, // 64: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	21, // 65: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	23, // 66: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	25, // 67: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	28, // 68: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	30, // 69: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	33, // 70: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	35, // 71: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	40, // 72: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	46, // 73: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	42, // 74: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
-	60, // [60:75] is the sub-list for method output_type
-	45, // [45:60] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	49, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	8,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	54, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
+	7,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	50, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	9,  // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	8,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	9,  // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	0,  // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
+	54, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	3,  // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
+	54, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	18, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	0,  // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
+	2,  // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
+	51, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	28, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	9,  // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	4,  // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
+	33, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	37, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	54, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	38, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,  // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	52, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	53, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	0,  // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
+	0,  // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
+	5,  // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
+	0,  // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	8,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	8,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	39, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	54, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	54, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	6,  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	54, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	54, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	6,  // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	45, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	46, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	10, // 48: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	12, // 49: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	14, // 50: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	16, // 51: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	19, // 52: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	21, // 53: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	23, // 54: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	25, // 55: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	27, // 56: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	30, // 57: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	32, // 58: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	35, // 59: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	40, // 60: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	44, // 61: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	42, // 62: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	11, // 63: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	13, // 64: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	15, // 65: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	17, // 66: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	20, // 67: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	22, // 68: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	24, // 69: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	26, // 70: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	29, // 71: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	31, // 72: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	34, // 73: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	36, // 74: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	41, // 75: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	47, // 76: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	43, // 77: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	63, // [63:78] is the sub-list for method output_type
+	48, // [48:63] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -3469,8 +3612,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   46,
+			NumEnums:      7,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -138,6 +138,128 @@ func (AccountKind) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{1}
 }
 
+// ConnectionAction is what a history event records: each move a
+// connection can make (services/registry/lifecycle.go). The history keeps
+// an action by its stored name, the event's action ("create",
+// "mark_connected", "disconnect_step:tokens_revoked"...); the registry
+// holds one table of each value's stored name and words.
+type ConnectionAction int32
+
+const (
+	// CONNECTION_ACTION_UNSPECIFIED is an action this registry does not
+	// know (a row from another version): the event's action names it.
+	ConnectionAction_CONNECTION_ACTION_UNSPECIFIED ConnectionAction = 0
+	// "create": enabling began, the record was made.
+	ConnectionAction_CONNECTION_ACTION_CREATE ConnectionAction = 1
+	// "app_created": the manifest flow's App was created, its key imported.
+	ConnectionAction_CONNECTION_ACTION_APP_CREATED ConnectionAction = 2
+	// "mark_connected": the App's installation was verified.
+	ConnectionAction_CONNECTION_ACTION_MARK_CONNECTED ConnectionAction = 3
+	// "connect_existing_app".
+	ConnectionAction_CONNECTION_ACTION_CONNECT_EXISTING_APP ConnectionAction = 4
+	// "rotate_app_key".
+	ConnectionAction_CONNECTION_ACTION_ROTATE_APP_KEY ConnectionAction = 5
+	// "key_version_adopted", "key_version_pending", "key_versions_retired",
+	// "key_version_pending_cleared": what following the key in Vault found.
+	ConnectionAction_CONNECTION_ACTION_KEY_VERSION_ADOPTED         ConnectionAction = 6
+	ConnectionAction_CONNECTION_ACTION_KEY_VERSION_PENDING         ConnectionAction = 7
+	ConnectionAction_CONNECTION_ACTION_KEY_VERSIONS_RETIRED        ConnectionAction = 8
+	ConnectionAction_CONNECTION_ACTION_KEY_VERSION_PENDING_CLEARED ConnectionAction = 9
+	// "app_permissions_refreshed".
+	ConnectionAction_CONNECTION_ACTION_APP_PERMISSIONS_REFRESHED ConnectionAction = 10
+	// "app_deleted_on_github": an ended connection's App is gone from
+	// GitHub.com.
+	ConnectionAction_CONNECTION_ACTION_APP_DELETED_ON_GITHUB ConnectionAction = 11
+	// "begin_disconnect".
+	ConnectionAction_CONNECTION_ACTION_BEGIN_DISCONNECT ConnectionAction = 12
+	// "disconnect_step:<step>": one recorded step of a disconnect.
+	ConnectionAction_CONNECTION_ACTION_DISCONNECT_STEP_FEATURES_OFF         ConnectionAction = 13
+	ConnectionAction_CONNECTION_ACTION_DISCONNECT_STEP_TOKENS_REVOKED       ConnectionAction = 14
+	ConnectionAction_CONNECTION_ACTION_DISCONNECT_STEP_INSTALLATION_REMOVED ConnectionAction = 15
+	ConnectionAction_CONNECTION_ACTION_DISCONNECT_STEP_KEY_DELETED          ConnectionAction = 16
+	// "complete_disconnect".
+	ConnectionAction_CONNECTION_ACTION_COMPLETE_DISCONNECT ConnectionAction = 17
+	// "register_app" and "update_key_versions": written by the first
+	// versions only; kept so that their rows still read in words.
+	ConnectionAction_CONNECTION_ACTION_REGISTER_APP        ConnectionAction = 18
+	ConnectionAction_CONNECTION_ACTION_UPDATE_KEY_VERSIONS ConnectionAction = 19
+)
+
+// Enum value maps for ConnectionAction.
+var (
+	ConnectionAction_name = map[int32]string{
+		0:  "CONNECTION_ACTION_UNSPECIFIED",
+		1:  "CONNECTION_ACTION_CREATE",
+		2:  "CONNECTION_ACTION_APP_CREATED",
+		3:  "CONNECTION_ACTION_MARK_CONNECTED",
+		4:  "CONNECTION_ACTION_CONNECT_EXISTING_APP",
+		5:  "CONNECTION_ACTION_ROTATE_APP_KEY",
+		6:  "CONNECTION_ACTION_KEY_VERSION_ADOPTED",
+		7:  "CONNECTION_ACTION_KEY_VERSION_PENDING",
+		8:  "CONNECTION_ACTION_KEY_VERSIONS_RETIRED",
+		9:  "CONNECTION_ACTION_KEY_VERSION_PENDING_CLEARED",
+		10: "CONNECTION_ACTION_APP_PERMISSIONS_REFRESHED",
+		11: "CONNECTION_ACTION_APP_DELETED_ON_GITHUB",
+		12: "CONNECTION_ACTION_BEGIN_DISCONNECT",
+		13: "CONNECTION_ACTION_DISCONNECT_STEP_FEATURES_OFF",
+		14: "CONNECTION_ACTION_DISCONNECT_STEP_TOKENS_REVOKED",
+		15: "CONNECTION_ACTION_DISCONNECT_STEP_INSTALLATION_REMOVED",
+		16: "CONNECTION_ACTION_DISCONNECT_STEP_KEY_DELETED",
+		17: "CONNECTION_ACTION_COMPLETE_DISCONNECT",
+		18: "CONNECTION_ACTION_REGISTER_APP",
+		19: "CONNECTION_ACTION_UPDATE_KEY_VERSIONS",
+	}
+	ConnectionAction_value = map[string]int32{
+		"CONNECTION_ACTION_UNSPECIFIED":                          0,
+		"CONNECTION_ACTION_CREATE":                               1,
+		"CONNECTION_ACTION_APP_CREATED":                          2,
+		"CONNECTION_ACTION_MARK_CONNECTED":                       3,
+		"CONNECTION_ACTION_CONNECT_EXISTING_APP":                 4,
+		"CONNECTION_ACTION_ROTATE_APP_KEY":                       5,
+		"CONNECTION_ACTION_KEY_VERSION_ADOPTED":                  6,
+		"CONNECTION_ACTION_KEY_VERSION_PENDING":                  7,
+		"CONNECTION_ACTION_KEY_VERSIONS_RETIRED":                 8,
+		"CONNECTION_ACTION_KEY_VERSION_PENDING_CLEARED":          9,
+		"CONNECTION_ACTION_APP_PERMISSIONS_REFRESHED":            10,
+		"CONNECTION_ACTION_APP_DELETED_ON_GITHUB":                11,
+		"CONNECTION_ACTION_BEGIN_DISCONNECT":                     12,
+		"CONNECTION_ACTION_DISCONNECT_STEP_FEATURES_OFF":         13,
+		"CONNECTION_ACTION_DISCONNECT_STEP_TOKENS_REVOKED":       14,
+		"CONNECTION_ACTION_DISCONNECT_STEP_INSTALLATION_REMOVED": 15,
+		"CONNECTION_ACTION_DISCONNECT_STEP_KEY_DELETED":          16,
+		"CONNECTION_ACTION_COMPLETE_DISCONNECT":                  17,
+		"CONNECTION_ACTION_REGISTER_APP":                         18,
+		"CONNECTION_ACTION_UPDATE_KEY_VERSIONS":                  19,
+	}
+)
+
+func (x ConnectionAction) Enum() *ConnectionAction {
+	p := new(ConnectionAction)
+	*p = x
+	return p
+}
+
+func (x ConnectionAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConnectionAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_registry_v1_registry_proto_enumTypes[2].Descriptor()
+}
+
+func (ConnectionAction) Type() protoreflect.EnumType {
+	return &file_ghconnect_registry_v1_registry_proto_enumTypes[2]
+}
+
+func (x ConnectionAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConnectionAction.Descriptor instead.
+func (ConnectionAction) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
 // LeftoverAppStatus is what GitHub.com said of a left App.
 type LeftoverAppStatus int32
 
@@ -176,11 +298,11 @@ func (x LeftoverAppStatus) String() string {
 }
 
 func (LeftoverAppStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ghconnect_registry_v1_registry_proto_enumTypes[2].Descriptor()
+	return file_ghconnect_registry_v1_registry_proto_enumTypes[3].Descriptor()
 }
 
 func (LeftoverAppStatus) Type() protoreflect.EnumType {
-	return &file_ghconnect_registry_v1_registry_proto_enumTypes[2]
+	return &file_ghconnect_registry_v1_registry_proto_enumTypes[3]
 }
 
 func (x LeftoverAppStatus) Number() protoreflect.EnumNumber {
@@ -189,7 +311,7 @@ func (x LeftoverAppStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeftoverAppStatus.Descriptor instead.
 func (LeftoverAppStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 // Account is a GitHub.com organization or enterprise account.
@@ -698,7 +820,8 @@ type ConnectionEvent struct {
 	// revision orders every change across all connections.
 	Revision     int64  `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
 	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// action names what happened, for example "create" or "mark_connected".
+	// action is the stored name of what happened, for example "create" or
+	// "mark_connected" (action_kind is the same as an enum).
 	Action    string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
 	FromState ConnectionState        `protobuf:"varint,4,opt,name=from_state,json=fromState,proto3,enum=ghconnect.registry.v1.ConnectionState" json:"from_state,omitempty"`
 	ToState   ConnectionState        `protobuf:"varint,5,opt,name=to_state,json=toState,proto3,enum=ghconnect.registry.v1.ConnectionState" json:"to_state,omitempty"`
@@ -715,8 +838,15 @@ type ConnectionEvent struct {
 	// the event that began the action they complete (the administrator's
 	// begin_disconnect); 0 otherwise.
 	CompletesRevision int64 `protobuf:"varint,12,opt,name=completes_revision,json=completesRevision,proto3" json:"completes_revision,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// action_kind is action as an enum; UNSPECIFIED for an action this
+	// registry does not know. Output only, derived when the event is read.
+	ActionKind ConnectionAction `protobuf:"varint,13,opt,name=action_kind,json=actionKind,proto3,enum=ghconnect.registry.v1.ConnectionAction" json:"action_kind,omitempty"`
+	// summary says what happened in words, for people: "Disconnect began".
+	// An action the registry does not know is said by its name. Output
+	// only, derived when the event is read (the reason stays in reason).
+	Summary       string `protobuf:"bytes,14,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConnectionEvent) Reset() {
@@ -831,6 +961,20 @@ func (x *ConnectionEvent) GetCompletesRevision() int64 {
 		return x.CompletesRevision
 	}
 	return 0
+}
+
+func (x *ConnectionEvent) GetActionKind() ConnectionAction {
+	if x != nil {
+		return x.ActionKind
+	}
+	return ConnectionAction_CONNECTION_ACTION_UNSPECIFIED
+}
+
+func (x *ConnectionEvent) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
 }
 
 // CreateConnectionRequest starts a connection. The server's hostname and
@@ -2095,12 +2239,18 @@ func (x *RefreshAppPermissionsRequest) GetId() string {
 }
 
 // RefreshAppPermissionsResponse returns the connection with the App's
-// granted permissions.
+// granted permissions, and what changed.
 type RefreshAppPermissionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// permissions_gained are the permissions (name to level) the App has
+	// now beyond what it had before the refresh; permissions_lost those it
+	// had and no longer has, or has at a lower level now. Both empty: no
+	// change.
+	PermissionsGained map[string]string `protobuf:"bytes,2,rep,name=permissions_gained,json=permissionsGained,proto3" json:"permissions_gained,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	PermissionsLost   map[string]string `protobuf:"bytes,3,rep,name=permissions_lost,json=permissionsLost,proto3" json:"permissions_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RefreshAppPermissionsResponse) Reset() {
@@ -2136,6 +2286,20 @@ func (*RefreshAppPermissionsResponse) Descriptor() ([]byte, []int) {
 func (x *RefreshAppPermissionsResponse) GetConnection() *Connection {
 	if x != nil {
 		return x.Connection
+	}
+	return nil
+}
+
+func (x *RefreshAppPermissionsResponse) GetPermissionsGained() map[string]string {
+	if x != nil {
+		return x.PermissionsGained
+	}
+	return nil
+}
+
+func (x *RefreshAppPermissionsResponse) GetPermissionsLost() map[string]string {
+	if x != nil {
+		return x.PermissionsLost
 	}
 	return nil
 }
@@ -2490,7 +2654,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"created_by\x18\x0f \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\x10 \x01(\tR\tupdatedBy\x12)\n" +
-	"\x10disconnect_steps\x18\x11 \x03(\tR\x0fdisconnectSteps\"\x80\x04\n" +
+	"\x10disconnect_steps\x18\x11 \x03(\tR\x0fdisconnectSteps\"\xe4\x04\n" +
 	"\x0fConnectionEvent\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
@@ -2509,7 +2673,10 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	" \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\x12\x10\n" +
 	"\x03via\x18\v \x01(\tR\x03via\x12-\n" +
-	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\"\xcc\x01\n" +
+	"\x12completes_revision\x18\f \x01(\x03R\x11completesRevision\x12H\n" +
+	"\vaction_kind\x18\r \x01(\x0e2'.ghconnect.registry.v1.ConnectionActionR\n" +
+	"actionKind\x12\x18\n" +
+	"\asummary\x18\x0e \x01(\tR\asummary\"\xcc\x01\n" +
 	"\x17CreateConnectionRequest\x12(\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ط,\x01R\trequestId\x12\x18\n" +
@@ -2604,11 +2771,19 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
 	"connection\"9\n" +
 	"\x1cRefreshAppPermissionsRequest\x12\x19\n" +
-	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\"b\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\"\xde\x03\n" +
 	"\x1dRefreshAppPermissionsResponse\x12A\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2!.ghconnect.registry.v1.ConnectionR\n" +
-	"connection\"q\n" +
+	"connection\x12z\n" +
+	"\x12permissions_gained\x18\x02 \x03(\v2K.ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntryR\x11permissionsGained\x12t\n" +
+	"\x10permissions_lost\x18\x03 \x03(\v2I.ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntryR\x0fpermissionsLost\x1aD\n" +
+	"\x16PermissionsGainedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
+	"\x14PermissionsLostEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
 	"\x11DisconnectRequest\x12\x19\n" +
 	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\x12\"\n" +
 	"\x06reason\x18\x02 \x01(\tB\n" +
@@ -2639,7 +2814,29 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ACCOUNT_KIND_ORGANIZATION\x10\x01\x12\x1b\n" +
-	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x02*z\n" +
+	"\x17ACCOUNT_KIND_ENTERPRISE\x10\x02*\xfc\x06\n" +
+	"\x10ConnectionAction\x12!\n" +
+	"\x1dCONNECTION_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18CONNECTION_ACTION_CREATE\x10\x01\x12!\n" +
+	"\x1dCONNECTION_ACTION_APP_CREATED\x10\x02\x12$\n" +
+	" CONNECTION_ACTION_MARK_CONNECTED\x10\x03\x12*\n" +
+	"&CONNECTION_ACTION_CONNECT_EXISTING_APP\x10\x04\x12$\n" +
+	" CONNECTION_ACTION_ROTATE_APP_KEY\x10\x05\x12)\n" +
+	"%CONNECTION_ACTION_KEY_VERSION_ADOPTED\x10\x06\x12)\n" +
+	"%CONNECTION_ACTION_KEY_VERSION_PENDING\x10\a\x12*\n" +
+	"&CONNECTION_ACTION_KEY_VERSIONS_RETIRED\x10\b\x121\n" +
+	"-CONNECTION_ACTION_KEY_VERSION_PENDING_CLEARED\x10\t\x12/\n" +
+	"+CONNECTION_ACTION_APP_PERMISSIONS_REFRESHED\x10\n" +
+	"\x12+\n" +
+	"'CONNECTION_ACTION_APP_DELETED_ON_GITHUB\x10\v\x12&\n" +
+	"\"CONNECTION_ACTION_BEGIN_DISCONNECT\x10\f\x122\n" +
+	".CONNECTION_ACTION_DISCONNECT_STEP_FEATURES_OFF\x10\r\x124\n" +
+	"0CONNECTION_ACTION_DISCONNECT_STEP_TOKENS_REVOKED\x10\x0e\x12:\n" +
+	"6CONNECTION_ACTION_DISCONNECT_STEP_INSTALLATION_REMOVED\x10\x0f\x121\n" +
+	"-CONNECTION_ACTION_DISCONNECT_STEP_KEY_DELETED\x10\x10\x12)\n" +
+	"%CONNECTION_ACTION_COMPLETE_DISCONNECT\x10\x11\x12\"\n" +
+	"\x1eCONNECTION_ACTION_REGISTER_APP\x10\x12\x12)\n" +
+	"%CONNECTION_ACTION_UPDATE_KEY_VERSIONS\x10\x13*z\n" +
 	"\x11LeftoverAppStatus\x12#\n" +
 	"\x1fLEFTOVER_APP_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bLEFTOVER_APP_STATUS_PRESENT\x10\x01\x12\x1f\n" +
@@ -2673,121 +2870,127 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_ghconnect_registry_v1_registry_proto_rawDescData
 }
 
-var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
 	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
 	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
-	(LeftoverAppStatus)(0),                // 2: ghconnect.registry.v1.LeftoverAppStatus
-	(*Account)(nil),                       // 3: ghconnect.registry.v1.Account
-	(*License)(nil),                       // 4: ghconnect.registry.v1.License
-	(*GitHubApp)(nil),                     // 5: ghconnect.registry.v1.GitHubApp
-	(*TransitKey)(nil),                    // 6: ghconnect.registry.v1.TransitKey
-	(*Connection)(nil),                    // 7: ghconnect.registry.v1.Connection
-	(*ConnectionEvent)(nil),               // 8: ghconnect.registry.v1.ConnectionEvent
-	(*CreateConnectionRequest)(nil),       // 9: ghconnect.registry.v1.CreateConnectionRequest
-	(*GetServerDefaultsRequest)(nil),      // 10: ghconnect.registry.v1.GetServerDefaultsRequest
-	(*GetServerDefaultsResponse)(nil),     // 11: ghconnect.registry.v1.GetServerDefaultsResponse
-	(*CreateConnectionResponse)(nil),      // 12: ghconnect.registry.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),          // 13: ghconnect.registry.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),         // 14: ghconnect.registry.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),        // 15: ghconnect.registry.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),       // 16: ghconnect.registry.v1.ListConnectionsResponse
-	(*ListConnectionHistoryRequest)(nil),  // 17: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 18: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 19: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 20: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 21: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 22: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 23: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 24: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 25: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 26: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 27: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 28: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 29: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 30: ghconnect.registry.v1.RotateAppKeyResponse
-	(*RefreshAppPermissionsRequest)(nil),  // 31: ghconnect.registry.v1.RefreshAppPermissionsRequest
-	(*RefreshAppPermissionsResponse)(nil), // 32: ghconnect.registry.v1.RefreshAppPermissionsResponse
-	(*DisconnectRequest)(nil),             // 33: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 34: ghconnect.registry.v1.DisconnectResponse
-	(*ListLeftoverAppsRequest)(nil),       // 35: ghconnect.registry.v1.ListLeftoverAppsRequest
-	(*ListLeftoverAppsResponse)(nil),      // 36: ghconnect.registry.v1.ListLeftoverAppsResponse
-	(*LeftoverApp)(nil),                   // 37: ghconnect.registry.v1.LeftoverApp
-	nil,                                   // 38: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 39: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
+	(ConnectionAction)(0),                 // 2: ghconnect.registry.v1.ConnectionAction
+	(LeftoverAppStatus)(0),                // 3: ghconnect.registry.v1.LeftoverAppStatus
+	(*Account)(nil),                       // 4: ghconnect.registry.v1.Account
+	(*License)(nil),                       // 5: ghconnect.registry.v1.License
+	(*GitHubApp)(nil),                     // 6: ghconnect.registry.v1.GitHubApp
+	(*TransitKey)(nil),                    // 7: ghconnect.registry.v1.TransitKey
+	(*Connection)(nil),                    // 8: ghconnect.registry.v1.Connection
+	(*ConnectionEvent)(nil),               // 9: ghconnect.registry.v1.ConnectionEvent
+	(*CreateConnectionRequest)(nil),       // 10: ghconnect.registry.v1.CreateConnectionRequest
+	(*GetServerDefaultsRequest)(nil),      // 11: ghconnect.registry.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),     // 12: ghconnect.registry.v1.GetServerDefaultsResponse
+	(*CreateConnectionResponse)(nil),      // 13: ghconnect.registry.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),          // 14: ghconnect.registry.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),         // 15: ghconnect.registry.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),        // 16: ghconnect.registry.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),       // 17: ghconnect.registry.v1.ListConnectionsResponse
+	(*ListConnectionHistoryRequest)(nil),  // 18: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil), // 19: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),       // 20: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),      // 21: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),       // 22: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),      // 23: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),    // 24: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),   // 25: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),   // 26: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),  // 27: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),     // 28: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),    // 29: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),           // 30: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),          // 31: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),  // 32: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil), // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),             // 34: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),            // 35: ghconnect.registry.v1.DisconnectResponse
+	(*ListLeftoverAppsRequest)(nil),       // 36: ghconnect.registry.v1.ListLeftoverAppsRequest
+	(*ListLeftoverAppsResponse)(nil),      // 37: ghconnect.registry.v1.ListLeftoverAppsResponse
+	(*LeftoverApp)(nil),                   // 38: ghconnect.registry.v1.LeftoverApp
+	nil,                                   // 39: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                                   // 40: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	nil,                                   // 41: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
+	nil,                                   // 42: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	40, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	43, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
-	4,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
-	3,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
-	5,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
-	6,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	40, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	40, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	40, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	40, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	5,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
+	4,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
+	6,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
+	7,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
+	43, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	43, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	43, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	43, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	40, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
-	7,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
-	3,  // 16: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
-	4,  // 17: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
-	7,  // 18: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 19: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	0,  // 20: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
-	7,  // 21: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
-	8,  // 22: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
-	8,  // 23: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	39, // 24: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	40, // 25: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
-	7,  // 26: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 27: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 28: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 29: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 30: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	7,  // 31: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	37, // 32: ghconnect.registry.v1.ListLeftoverAppsResponse.apps:type_name -> ghconnect.registry.v1.LeftoverApp
-	3,  // 33: ghconnect.registry.v1.LeftoverApp.account:type_name -> ghconnect.registry.v1.Account
-	2,  // 34: ghconnect.registry.v1.LeftoverApp.status:type_name -> ghconnect.registry.v1.LeftoverAppStatus
-	40, // 35: ghconnect.registry.v1.LeftoverApp.check_time:type_name -> google.protobuf.Timestamp
-	9,  // 36: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
-	10, // 37: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
-	13, // 38: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
-	15, // 39: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
-	17, // 40: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
-	19, // 41: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
-	21, // 42: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
-	23, // 43: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
-	25, // 44: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
-	27, // 45: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
-	29, // 46: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
-	31, // 47: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
-	33, // 48: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	35, // 49: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:input_type -> ghconnect.registry.v1.ListLeftoverAppsRequest
-	12, // 50: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	11, // 51: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
-	14, // 52: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	16, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	18, // 54: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	20, // 55: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	22, // 56: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	24, // 57: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	26, // 58: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	28, // 59: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	30, // 60: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	32, // 61: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
-	34, // 62: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	36, // 63: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:output_type -> ghconnect.registry.v1.ListLeftoverAppsResponse
-	50, // [50:64] is the sub-list for method output_type
-	36, // [36:50] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	43, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	8,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
+	2,  // 16: ghconnect.registry.v1.ConnectionEvent.action_kind:type_name -> ghconnect.registry.v1.ConnectionAction
+	4,  // 17: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
+	5,  // 18: ghconnect.registry.v1.GetServerDefaultsResponse.license:type_name -> ghconnect.registry.v1.License
+	8,  // 19: ghconnect.registry.v1.CreateConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 20: ghconnect.registry.v1.GetConnectionResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	0,  // 21: ghconnect.registry.v1.ListConnectionsRequest.states:type_name -> ghconnect.registry.v1.ConnectionState
+	8,  // 22: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
+	9,  // 23: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
+	9,  // 24: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
+	40, // 25: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	43, // 26: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 27: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 28: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 29: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 30: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	8,  // 31: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	41, // 32: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_gained:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
+	42, // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_lost:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
+	8,  // 34: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
+	38, // 35: ghconnect.registry.v1.ListLeftoverAppsResponse.apps:type_name -> ghconnect.registry.v1.LeftoverApp
+	4,  // 36: ghconnect.registry.v1.LeftoverApp.account:type_name -> ghconnect.registry.v1.Account
+	3,  // 37: ghconnect.registry.v1.LeftoverApp.status:type_name -> ghconnect.registry.v1.LeftoverAppStatus
+	43, // 38: ghconnect.registry.v1.LeftoverApp.check_time:type_name -> google.protobuf.Timestamp
+	10, // 39: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
+	11, // 40: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
+	14, // 41: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
+	16, // 42: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:input_type -> ghconnect.registry.v1.ListConnectionsRequest
+	18, // 43: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:input_type -> ghconnect.registry.v1.ListConnectionHistoryRequest
+	20, // 44: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:input_type -> ghconnect.registry.v1.WatchConnectionsRequest
+	22, // 45: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:input_type -> ghconnect.registry.v1.StartAppManifestRequest
+	24, // 46: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:input_type -> ghconnect.registry.v1.CompleteAppManifestRequest
+	26, // 47: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:input_type -> ghconnect.registry.v1.CompleteInstallationRequest
+	28, // 48: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
+	30, // 49: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
+	32, // 50: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
+	34, // 51: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	36, // 52: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:input_type -> ghconnect.registry.v1.ListLeftoverAppsRequest
+	13, // 53: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	12, // 54: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
+	15, // 55: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	17, // 56: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	19, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	21, // 58: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	23, // 59: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	25, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	27, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	29, // 62: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	31, // 63: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	33, // 64: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	35, // 65: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	37, // 66: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:output_type -> ghconnect.registry.v1.ListLeftoverAppsResponse
+	53, // [53:67] is the sub-list for method output_type
+	39, // [39:53] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_registry_v1_registry_proto_init() }
@@ -2800,8 +3003,8 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   37,
+			NumEnums:      4,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

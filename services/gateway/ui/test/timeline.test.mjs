@@ -116,6 +116,19 @@ try {
     assert.ok(all.some((r) => r[4] === "Connected → Disconnecting"), "a state change from → to");
   });
 
+  await check("the words are the services' own: each row says its event's summary", async () => {
+    const words = new Set();
+    for (const path of ["/v1/connections/-/history", "/v1/connections/-/features/history"]) {
+      const resp = await fetch(`${gw}${path}?newestFirst=true&pageSize=20`, { headers: { Authorization: "Bearer " + token } });
+      assert.equal(resp.status, 200, `GET ${path}`);
+      for (const ev of (await resp.json()).events || []) {
+        assert.ok(ev.summary && ev.actionKind, `${ev.action} is served without its words or kind`);
+        words.add(ev.summary + (ev.reason ? ` (${ev.reason})` : ""));
+      }
+    }
+    for (const r of await cells()) assert.ok(words.has(r[3]), `"${r[3]}" is not a summary the API served`);
+  });
+
   await check("older changes a page at a time, to the first one, none twice", async () => {
     const want = (await total("/v1/connections/-/history")) + (await total("/v1/connections/-/features/history"));
     assert.ok(want > 20, `only ${want} events in all`);

@@ -56,8 +56,14 @@ try {
   // Waiting from before the click: the page drops the query on arrival.
   const arrived = page.waitForURL(/connected=/);
   const created = page.waitForRequest((r) => r.url().endsWith("/v1/connections") && r.method() === "POST");
+  const manifest = page.waitForRequest((r) => r.url().endsWith(":startAppManifest"));
   await page.getByRole("button", { name: "Enable GitHub Connect" }).click();
   const sent = JSON.parse((await created).postData());
+  // The App asks for what the feature gate says the chosen features need
+  // together (the page ranks no levels itself).
+  const asked = JSON.parse((await manifest).postData()).permissions;
+  assert.equal(asked.metadata, "read", `the App asked for ${JSON.stringify(asked)}`);
+  assert.ok(!("vulnerability_alerts" in asked), `the App asked for Dependabot's permission, left out: ${JSON.stringify(asked)}`);
   assert.ok(!("serverHostname" in sent) && !("serverVersion" in sent), `the page sent the server's settings: ${JSON.stringify(Object.keys(sent))}`);
   await arrived;
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
