@@ -13,9 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
-	"go.uber.org/zap"
 )
 
 // Config is the broker's configuration; every field has a flag and a
@@ -90,18 +88,11 @@ func (c *Config) Validate() error {
 
 // Run serves the broker until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	logger, err := logging.New(cfg.Log)
+	ctx, logger, end, err := server.Begin(ctx, "broker", cfg.Log)
 	if err != nil {
 		return err
 	}
-	defer logger.Sync()
-	logger = logger.With(zap.String("service", "broker"))
-	ctx = logging.WithLogger(ctx, logger)
-	stopTracing, err := tracing.Setup(ctx, "broker", logger)
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
+	defer end()
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err

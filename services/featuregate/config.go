@@ -13,9 +13,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
-	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 )
 
 // Config is the feature gate's configuration; every field has a flag and a
@@ -129,18 +127,11 @@ func (f *UploadFlags) options(reg prometheus.Registerer) UploaderOptions {
 
 // Run serves the feature gate until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	logger, err := logging.New(cfg.Log)
+	ctx, logger, end, err := server.Begin(ctx, "featuregate", cfg.Log)
 	if err != nil {
 		return err
 	}
-	defer logger.Sync()
-	logger = logger.With(zap.String("service", "featuregate"))
-	ctx = logging.WithLogger(ctx, logger)
-	stopTracing, err := tracing.Setup(ctx, "featuregate", logger)
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
+	defer end()
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/config"
 	"github.com/ghconnect/ghconnect/pkg/logging"
+	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/pkg/tracing"
 	"go.uber.org/zap"
 )
@@ -76,18 +77,11 @@ func (c *Config) Validate() error {
 // Run serves the gateway until ctx is done, then drains requests for up to
 // 10 s.
 func Run(ctx context.Context, cfg Config) error {
-	logger, err := logging.New(cfg.Log)
+	ctx, logger, end, err := server.Begin(ctx, "gateway", cfg.Log)
 	if err != nil {
 		return err
 	}
-	defer logger.Sync()
-	logger = logger.With(zap.String("service", "gateway"))
-	ctx = logging.WithLogger(ctx, logger)
-	stopTracing, err := tracing.Setup(ctx, "gateway", logger)
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
+	defer end()
 	if cfg.ServiceTokenFile != "" {
 		if cfg.Upstreams.ServiceToken, err = config.ReadSecret(cfg.ServiceTokenFile); err != nil {
 			return err

@@ -22,7 +22,6 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -155,18 +154,11 @@ func (c *Config) Validate() error {
 
 // Run serves the registry until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	logger, err := logging.New(cfg.Log)
+	ctx, logger, end, err := server.Begin(ctx, "registry", cfg.Log)
 	if err != nil {
 		return err
 	}
-	defer logger.Sync()
-	logger = logger.With(zap.String("service", "registry"))
-	ctx = logging.WithLogger(ctx, logger)
-	stopTracing, err := tracing.Setup(ctx, "registry", logger)
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
+	defer end()
 
 	guard, grpcOpts, tlsFiles, err := cfg.Callers.Load()
 	if err != nil {
