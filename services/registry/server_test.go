@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +64,8 @@ func (e *env) install(t *testing.T, ctx context.Context, id string) {
 	}
 }
 
-var reqN int
+// reqN numbers request ids; the package's tests run in parallel.
+var reqN atomic.Int64
 
 // createReq asks to connect the server to the organization org; the
 // hostname and version are the registry's own.
@@ -71,9 +73,8 @@ func (e *env) createReq(org string) *registryv1.CreateConnectionRequest {
 	if e.Backends != nil {
 		e.Backends.Emu.AddAccount(org, "Organization")
 	}
-	reqN++
 	return &registryv1.CreateConnectionRequest{
-		RequestId: fmt.Sprintf("req-%d-%s", reqN, testenv.RandomHex(4)),
+		RequestId: fmt.Sprintf("req-%d-%s", reqN.Add(1), testenv.RandomHex(4)),
 		License:   e.License,
 		Account:   &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: org},
 	}
