@@ -20,6 +20,18 @@ func NextRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
 	return rev, nil
 }
 
+// LockRevisions takes the lock NextRevision takes, early: a transaction
+// that reads what its event's snapshot will hold takes it before the read,
+// so no other writer's revision can commit between that read and this
+// transaction's own revision (the snapshot would otherwise put back what
+// the other writer changed). It holds until commit or rollback.
+func LockRevisions(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE revision_counter SET revision = revision WHERE id = 1`); err != nil {
+		return fmt.Errorf("lock revisions: %w", err)
+	}
+	return nil
+}
+
 // Notifier wakes readers that tail a table when this process commits to it.
 // Commits by other replicas are only seen by polling.
 type Notifier struct {

@@ -66,3 +66,17 @@ func Registered(ctx context.Context, s *Store, users []string) (map[string]bool,
 // Schema is the store's migrations, for tests that want a database the
 // store has migrated already (testenv clones a template of it).
 var Schema = testenv.Schema{Service: "featuregate", Files: migrationFiles, Dir: "migrations"}
+
+// ApplyRegistry applies one registry event to the store, as the gate's
+// registry follower does: connection id is (or is not) CONNECTED with
+// perms, at registry revision regRev.
+func ApplyRegistry(ctx context.Context, s *Store, id string, connected bool, perms map[string]string, regRev int64) error {
+	return s.ApplyConnection(ctx, id, connState{Connected: connected, Permissions: perms}, regRev)
+}
+
+// Switch turns feature f of connection id on or off as actor, as
+// UpdateSettings does for an admin.
+func Switch(ctx context.Context, s *Store, id, actor string, f featuregatev1.Feature, on bool) error {
+	_, err := s.UpdateSettings(ctx, id, "", who{actor: actor}, []*featuregatev1.FeatureSetting{{Feature: f, Enabled: on}})
+	return err
+}

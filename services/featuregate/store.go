@@ -232,6 +232,11 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 func (s *Store) UpdateSettings(ctx context.Context, id, etag string, by who, changes []*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
 	var out *featuregatev1.Settings
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// The snapshot this appends holds the connection's state as read
+		// here: no registry change may commit in between.
+		if err := sqldb.LockRevisions(ctx, tx); err != nil {
+			return err
+		}
 		cur, err := settingsTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -303,6 +308,23 @@ func settingsDetail(st *featuregatev1.Settings) map[string]string {
 // transaction, so subscribers see one event with everything off.
 func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, regRev int64) error {
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Every gate sharing this database follows the registry, so each
+		// registry revision arrives once per gate, at once or late.
+		// Advancing the cursor decides which copy applies it: a copy at or
+		// below the cursor is one this database already has (or older than
+		// it), and applying it would put back a state the registry left.
+		// On PostgreSQL the update also waits for a sibling applying the
+		// same revision, and then finds the cursor moved.
+		res, err := tx.ExecContext(ctx, `UPDATE gate_registry_cursor SET revision = $1 WHERE id = 1 AND revision < $1`, regRev)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if err := sqldb.LockRevisions(ctx, tx); err != nil {
+			return err
+		}
 		prev, known, err := connTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -315,9 +337,6 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login, registry_etag) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login, registry_etag = excluded.registry_etag`,
 			id, connected, string(perms), st.AccountLogin, st.Etag); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE gate_registry_cursor SET revision = $1 WHERE id = 1 AND revision < $1`, regRev); err != nil {
 			return err
 		}
 		// A change of connectedness is news to subscribers, and so is a
