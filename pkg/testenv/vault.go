@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -44,6 +46,9 @@ type VaultDev struct {
 	AuditFile string
 	DataDir   string
 	cmd       *exec.Cmd
+	// shared is the test binary's one vaultdev (SharedVault): no test may
+	// stop, seal or restart it.
+	shared bool
 }
 
 // VaultBinary returns the path of a vaultdev binary built from this
@@ -172,6 +177,14 @@ func (v *VaultDev) start(t testing.TB, addr string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Stop)
+	if v.Addr, v.UnsealKey, err = readAddr(stdout, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAddr reads the two lines vaultdev prints once it serves: its
+// address and unseal key.
+func readAddr(stdout io.Reader, wait time.Duration) (addr, key string, err error) {
 	lines := make(chan [2]string, 1)
 	go func() {
 		r := bufio.NewReader(stdout)
@@ -184,11 +197,11 @@ func (v *VaultDev) start(t testing.TB, addr string) {
 		addr, ok := strings.CutPrefix(strings.TrimSpace(l[0]), "VAULT_ADDR=")
 		key, ok2 := strings.CutPrefix(strings.TrimSpace(l[1]), "VAULT_UNSEAL_KEY=")
 		if !ok || !ok2 {
-			t.Fatalf("vaultdev said %q", l)
+			return "", "", fmt.Errorf("vaultdev said %q", l)
 		}
-		v.Addr, v.UnsealKey = addr, key
-	case <-time.After(30 * time.Second):
-		t.Fatal("vaultdev did not start")
+		return addr, key, nil
+	case <-time.After(wait):
+		return "", "", errors.New("vaultdev did not start")
 	}
 }
 
@@ -196,12 +209,18 @@ func (v *VaultDev) start(t testing.TB, addr string) {
 // data (Vault away, then back, unsealed).
 func (v *VaultDev) Restart(t testing.TB) {
 	t.Helper()
+	if v.shared {
+		t.Fatal(errShared)
+	}
 	v.Stop()
 	v.start(t, strings.TrimPrefix(v.Addr, "http://"))
 }
 
 // Stop ends the process (Vault "down").
 func (v *VaultDev) Stop() {
+	if v.shared {
+		panic(errShared)
+	}
 	if v.cmd != nil && v.cmd.Process != nil && v.cmd.ProcessState == nil {
 		v.cmd.Process.Signal(os.Interrupt)
 		v.cmd.Wait()

@@ -15,15 +15,23 @@ import (
 // looking from outside, never for a service.
 func (v *VaultDev) Root(t testing.TB) *vault.Client {
 	t.Helper()
+	c, err := v.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (v *VaultDev) client() (*vault.Client, error) {
 	cfg := vault.DefaultConfig()
 	cfg.Address = v.Addr
 	cfg.MaxRetries = 0
 	c, err := vault.NewClient(cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	c.SetToken(v.Token)
-	return c
+	return c, nil
 }
 
 // VaultCreds is what the setup step hands the services.
@@ -58,6 +66,9 @@ func (c *VaultCreds) Login(t testing.TB, identity string) *vaultauth.Session {
 // with the root token; tokenTTL and maxTTL 0 take the defaults.
 func (v *VaultDev) Setup(t testing.TB, tokenTTL, maxTTL time.Duration) *VaultCreds {
 	t.Helper()
+	if v.shared {
+		t.Fatal("testenv: the shared Vault is set up once; SharedVault returned its credentials")
+	}
 	dir := t.TempDir()
 	_, err := vaultsetup.Run(context.Background(), vaultsetup.Options{Client: v.Root(t), PoliciesDir: filepath.Join(repoRoot(), "deploy", "vault"),
 		TokenTTL: tokenTTL, TokenMaxTTL: maxTTL, OutDir: dir})
@@ -70,6 +81,9 @@ func (v *VaultDev) Setup(t testing.TB, tokenTTL, maxTTL time.Duration) *VaultCre
 // Seal seals Vault (it answers 503 until Unseal).
 func (v *VaultDev) Seal(t testing.TB) {
 	t.Helper()
+	if v.shared {
+		t.Fatal(errShared)
+	}
 	if err := v.Root(t).Sys().Seal(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +92,9 @@ func (v *VaultDev) Seal(t testing.TB) {
 // Unseal unseals Vault with its key.
 func (v *VaultDev) Unseal(t testing.TB) {
 	t.Helper()
+	if v.shared {
+		t.Fatal(errShared)
+	}
 	st, err := v.Root(t).Sys().Unseal(v.UnsealKey)
 	if err != nil || st.Sealed {
 		t.Fatalf("unseal: %v", err)

@@ -229,7 +229,7 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 }
 
 func TestVaultDown(t *testing.T) {
-	e := brokertest.Start(t, brokertest.Options{})
+	e := brokertest.Start(t, brokertest.Options{OwnVault: true})
 	cached, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func TestVaultSealedAndUnsealed(t *testing.T) {
 	// (scheduling, not waiting). A hang, which this catches, is the Vault
 	// client's own 60 s.
 	const slowAnswer = 5 * time.Second
-	e := brokertest.Start(t, brokertest.Options{})
+	e := brokertest.Start(t, brokertest.Options{OwnVault: true})
 	repos := []string{"alpha", "beta", "gamma"}
 	for _, r := range repos {
 		if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{r}}); err != nil {

@@ -121,7 +121,7 @@ func (r *replica) followsKeys(t *testing.T) float64 {
 // emulator, its loops fast.
 func leaseConfig(t *testing.T, dsn string) registry.Config {
 	emu := ghemu.StartForTest(t, ghemu.Options{})
-	creds := testenv.Vault(t).Setup(t, 0, 0)
+	_, creds := testenv.SharedVault(t)
 	tokens, _ := testenv.Tokens(t, "alice")
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

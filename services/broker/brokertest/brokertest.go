@@ -109,8 +109,11 @@ type Options struct {
 	Emu   ghemu.Options
 	Tweak func(*broker.Options)
 	// VaultTokenTTL and VaultMaxTTL bound the services' Vault logins (0:
-	// the setup step's defaults).
+	// the setup step's defaults). Either set starts the test's own Vault.
 	VaultTokenTTL, VaultMaxTTL time.Duration
+	// OwnVault starts a vaultdev for this test alone, for a test that
+	// stops, seals or restarts it; the others share one per test binary.
+	OwnVault bool
 	// quiet logs at info to nowhere (benchmarks).
 	Quiet bool
 	// Extra registers more services on the broker's gRPC server, with
@@ -132,8 +135,12 @@ func Start(t testing.TB, o Options) *Env {
 	t.Helper()
 	e := &Env{Logs: &LockedBuffer{}}
 	e.Emu = ghemu.StartForTest(t, o.Emu)
-	e.Vault = testenv.Vault(t)
-	e.Creds = e.Vault.Setup(t, o.VaultTokenTTL, o.VaultMaxTTL)
+	if o.OwnVault || o.VaultTokenTTL != 0 || o.VaultMaxTTL != 0 {
+		e.Vault = testenv.Vault(t)
+		e.Creds = e.Vault.Setup(t, o.VaultTokenTTL, o.VaultMaxTTL)
+	} else {
+		e.Vault, e.Creds = testenv.SharedVault(t)
+	}
 	// Tests import key versions as the registry does, with its AppRole.
 	e.Transit = vaulttransit.New(e.Creds.Login(t, "registry"), "transit")
 	var err error

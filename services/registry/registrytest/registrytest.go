@@ -155,11 +155,12 @@ type Backends struct {
 	Transit *vaulttransit.Client
 }
 
-// StartBackends starts the emulator and vaultdev until the test ends.
+// StartBackends starts the emulator until the test ends, over the test
+// binary's shared vaultdev.
 func StartBackends(t testing.TB) *Backends {
 	t.Helper()
-	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{}), Vault: testenv.Vault(t)}
-	b.Creds = b.Vault.Setup(t, 0, 0)
+	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{})}
+	b.Vault, b.Creds = testenv.SharedVault(t)
 	b.Transit = vaulttransit.New(b.Creds.Login(t, "registry"), "transit")
 	return b
 }
