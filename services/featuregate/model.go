@@ -13,6 +13,7 @@
 // name, int64 as a quoted number, RFC 3339 timestamps, zero values left
 // out, fields in the same order), so rows written by earlier versions read
 // unchanged and no migration was needed to switch.
+
 package featuregate
 
 import (

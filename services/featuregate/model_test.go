@@ -16,9 +16,9 @@ import (
 )
 
 // Rows as the gate stored them before it had storage types of its own:
-// protojson (proto field names) of fully populated messages, made with
-// that code. settingsV1 is gate_settings.settings, snapshotV1
-// gate_events.snapshot.
+// protojson.MarshalOptions{UseProtoNames: true} of fully populated
+// messages, made with that code. settingsV1 is gate_settings.settings,
+// snapshotV1 gate_events.snapshot.
 const (
 	settingsV1 = `{"connection_id":"conn-1","features":[{"feature":"FEATURE_UNIFIED_SEARCH","enabled":true,"include_private":true},{"feature":"FEATURE_UNIFIED_CONTRIBUTIONS","enabled":true},{"feature":"FEATURE_DEPENDABOT_ALERTS","include_private":true},{"feature":"FEATURE_LICENSE_SYNC"},{"feature":"FEATURE_ACTIONS_ACCESS","enabled":true},{"feature":"FEATURE_SERVER_STATISTICS"}],"update_time":"2026-12-06T10:20:30.120Z","updated_by":"grace@example.com"}`
 	snapshotV1 = `{"revision":"7","settings":{"connection_id":"conn-1","features":[{"feature":"FEATURE_UNIFIED_SEARCH","enabled":true,"include_private":true,"missing_permissions":{"contents":"read","metadata":"read"}},{"feature":"FEATURE_UNIFIED_CONTRIBUTIONS"}],"etag":"3","update_time":"2026-12-06T10:20:30.123456789Z","updated_by":"O'Brien <ob@example.com> & co","connection_etag":"reg-etag-9"},"connected":true}`
