@@ -80,3 +80,38 @@ func Switch(ctx context.Context, s *Store, id, actor string, f featuregatev1.Fea
 	_, err := s.UpdateSettings(ctx, id, "", who{actor: actor}, []*featuregatev1.FeatureSetting{{Feature: f, Enabled: on}})
 	return err
 }
+
+// StoredSettings reads a connection's settings as stored, with the etag
+// of their version and nothing else derived (no App permissions or
+// registry etag): for the tests of the stored form.
+func StoredSettings(ctx context.Context, s *Store, id string) (*featuregatev1.Settings, error) {
+	return settingsTx(ctx, s.db, id)
+}
+
+// WriteSettings stores st as every change of settings does (st.Etag is
+// the version it replaces: empty for none), without the checks and the
+// event around it: for the tests of the stored form.
+func WriteSettings(ctx context.Context, s *Store, st *featuregatev1.Settings) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error { return writeSettingsTx(ctx, tx, st) })
+}
+
+// AppendSnapshot appends an event with snapshot w, as every change the
+// gate sends to Watch does, and returns its revision (also set in w).
+func AppendSnapshot(ctx context.Context, s *Store, w *featuregatev1.WatchResponse) (int64, error) {
+	var rev int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		rev, err = s.appendEventTx(ctx, tx, event{connectionID: w.GetSettings().GetConnectionId(), action: actionUpdateSettings, by: who{actor: "test"}, detail: map[string]any{}, snapshot: w})
+		return err
+	})
+	return rev, err
+}
+
+// ViewSnapshot is connection id's latest snapshot as the store's view
+// (what Check answers from) has it after reading the events table.
+func ViewSnapshot(ctx context.Context, s *Store, id string) (*featuregatev1.WatchResponse, error) {
+	if err := s.view.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	return s.view.get(id), nil
+}

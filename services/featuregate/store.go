@@ -15,7 +15,6 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -94,8 +93,6 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-var marshal = protojson.MarshalOptions{UseProtoNames: true}
-
 func connTx(ctx context.Context, tx queryer, id string) (connState, bool, error) {
 	var connected int
 	var perms string
@@ -128,8 +125,8 @@ func settingsTx(ctx context.Context, q queryer, id string) (*featuregatev1.Setti
 	if err != nil {
 		return nil, err
 	}
-	st := &featuregatev1.Settings{}
-	if err := protojson.Unmarshal([]byte(raw), st); err != nil {
+	st, err := decodeSettings(raw)
+	if err != nil {
 		return nil, err
 	}
 	st.Etag = strconv.FormatInt(version, 10)
@@ -163,20 +160,15 @@ func withMissing(st *featuregatev1.Settings, granted map[string]string) {
 
 func writeSettingsTx(ctx context.Context, tx *sql.Tx, st *featuregatev1.Settings) error {
 	old, _ := strconv.ParseInt(st.Etag, 10, 64)
-	next := proto.Clone(st).(*featuregatev1.Settings)
-	next.Etag, next.ConnectionEtag = "", ""
-	for _, f := range next.Features {
-		f.MissingPermissions = nil
-	}
-	raw, err := marshal.Marshal(next)
+	raw, err := encodeSettings(st)
 	if err != nil {
 		return err
 	}
 	var res sql.Result
 	if old == 0 {
-		res, err = tx.ExecContext(ctx, `INSERT INTO gate_settings (connection_id, version, settings) VALUES ($1, 1, $2) ON CONFLICT (connection_id) DO NOTHING`, st.ConnectionId, string(raw))
+		res, err = tx.ExecContext(ctx, `INSERT INTO gate_settings (connection_id, version, settings) VALUES ($1, 1, $2) ON CONFLICT (connection_id) DO NOTHING`, st.ConnectionId, raw)
 	} else {
-		res, err = tx.ExecContext(ctx, `UPDATE gate_settings SET version = $1, settings = $2 WHERE connection_id = $3 AND version = $4`, old+1, string(raw), st.ConnectionId, old)
+		res, err = tx.ExecContext(ctx, `UPDATE gate_settings SET version = $1, settings = $2 WHERE connection_id = $3 AND version = $4`, old+1, raw, st.ConnectionId, old)
 	}
 	if err != nil {
 		return err
@@ -212,15 +204,15 @@ func (s *Store) appendEventTx(ctx context.Context, tx *sql.Tx, ev event) (int64,
 	if err != nil {
 		return 0, err
 	}
-	var snap []byte
+	var snap string
 	if ev.snapshot != nil {
 		ev.snapshot.Revision = rev
-		if snap, err = marshal.Marshal(ev.snapshot); err != nil {
+		if snap, err = encodeSnapshot(ev.snapshot); err != nil {
 			return 0, err
 		}
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO gate_events (revision, connection_id, action, actor, via, event_time, detail, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		rev, ev.connectionID, audit.Stored(ev.action), ev.by.actor, ev.by.via, s.now().UnixMicro(), string(detail), string(snap))
+		rev, ev.connectionID, audit.Stored(ev.action), ev.by.actor, ev.by.via, s.now().UnixMicro(), string(detail), snap)
 	return rev, err
 }
 
@@ -641,7 +633,30 @@ func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (
 // Snapshots returns up to limit Watch snapshots after revision after, of one
 // connection or all.
 func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string, limit int) ([]*featuregatev1.WatchResponse, error) {
-	return sqldb.Feed(ctx, s.db, "gate_events", "snapshot", "snapshot <> ''", after, connectionID, limit, func() *featuregatev1.WatchResponse { return &featuregatev1.WatchResponse{} })
+	q := `SELECT snapshot FROM gate_events WHERE revision > $1 AND snapshot <> ''`
+	args := []any{after}
+	if connectionID != "" {
+		q += ` AND connection_id = $2`
+		args = append(args, connectionID)
+	}
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(q+` ORDER BY revision LIMIT %d`, limit), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*featuregatev1.WatchResponse
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		w, err := decodeSnapshot(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
 }
 
 // feedEvent is one row of gate_events as the view applies it.
@@ -669,8 +684,7 @@ func (s *Store) events(ctx context.Context, after int64, limit int) ([]feedEvent
 		}
 		ev.action = audit.Of(name)
 		if snap != "" {
-			ev.snapshot = &featuregatev1.WatchResponse{}
-			if err := protojson.Unmarshal([]byte(snap), ev.snapshot); err != nil {
+			if ev.snapshot, err = decodeSnapshot(snap); err != nil {
 				return nil, err
 			}
 		}
