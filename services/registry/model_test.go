@@ -298,9 +298,14 @@ func TestStoredFormIsPinned(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		var record, event string
-		if err := db.QueryRowContext(ctx, `SELECT record FROM connections WHERE id = $1`, c.Id).Scan(&record); err != nil {
+		var record, activeKey, event string
+		if err := db.QueryRowContext(ctx, `SELECT record, active_key FROM connections WHERE id = $1`, c.Id).Scan(&record, &activeKey); err != nil {
 			t.Fatal(err)
+		}
+		// The key of the rule before the live slot, which a registry of
+		// that version, beside this one, still checks.
+		if want := "ghes.example.com|account_kind_enterprise|octo-ent"; activeKey != want {
+			t.Errorf("the active_key column holds %q, want %q", activeKey, want)
 		}
 		if err := db.QueryRowContext(ctx, `SELECT event FROM connection_events WHERE revision = $1`, ev.Revision).Scan(&event); err != nil {
 			t.Fatal(err)
@@ -322,14 +327,14 @@ func TestStoredFormIsPinned(t *testing.T) {
 // populate sets every field of m, recursively, to a value that is not
 // zero, numbered by n so that no two are alike. A kind of field it does
 // not know fails the test: teach it, then the store.
-func populate(t *testing.T, m protoreflect.Message, n *int) {
+func populate(t *testing.T, m protoreflect.Message, n *int32) {
 	t.Helper()
 	fields := m.Descriptor().Fields()
 	if m.Descriptor().FullName() == "google.protobuf.Timestamp" {
 		// A time in range, with nanoseconds.
 		*n++
 		m.Set(fields.ByName("seconds"), protoreflect.ValueOfInt64(1_700_000_000+int64(*n)))
-		m.Set(fields.ByName("nanos"), protoreflect.ValueOfInt32(int32(*n)))
+		m.Set(fields.ByName("nanos"), protoreflect.ValueOfInt32(*n))
 		return
 	}
 	for i := range fields.Len() {
@@ -362,7 +367,7 @@ func populate(t *testing.T, m protoreflect.Message, n *int) {
 	}
 }
 
-func scalar(t *testing.T, fd protoreflect.FieldDescriptor, n *int) protoreflect.Value {
+func scalar(t *testing.T, fd protoreflect.FieldDescriptor, n *int32) protoreflect.Value {
 	t.Helper()
 	*n++
 	switch fd.Kind() {
@@ -372,7 +377,7 @@ func scalar(t *testing.T, fd protoreflect.FieldDescriptor, n *int) protoreflect.
 		// Beyond what a float64 holds exactly.
 		return protoreflect.ValueOfInt64(1<<53 + int64(*n))
 	case protoreflect.Int32Kind:
-		return protoreflect.ValueOfInt32(int32(*n))
+		return protoreflect.ValueOfInt32(*n)
 	case protoreflect.EnumKind:
 		vals := fd.Enum().Values()
 		return protoreflect.ValueOfEnum(vals.Get(vals.Len() - 1).Number())
@@ -423,7 +428,7 @@ var (
 func TestEveryFieldIsStored(t *testing.T) {
 	t.Parallel()
 	t.Run("conversions", func(t *testing.T) {
-		n := 0
+		var n int32
 		ev := &registryv1.ConnectionEvent{}
 		populate(t, ev.ProtoReflect(), &n)
 		ev.ActionKind, ev.Summary = 0, ""
@@ -487,7 +492,7 @@ func TestEveryFieldIsStored(t *testing.T) {
 		now := time.Date(2026, 12, 6, 16, 30, 0, 123456789, time.UTC)
 		registry.SetClock(s, func() time.Time { return now })
 
-		n := 0
+		var n int32
 		in := &registryv1.Connection{}
 		populate(t, in.ProtoReflect(), &n)
 		created, err := s.Create(ctx, in, "h", registry.Change{Actor: "alice", RequestID: "req-1"})

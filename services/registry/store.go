@@ -78,9 +78,10 @@ type Change struct {
 // connection per hostname and account. The live slot (migration 005) is
 // the stricter rule now; the key is still written so that a registry of
 // the version before, running beside this one during an upgrade, keeps
-// its own rule.
+// its own rule. The kind is its stored name (model.go), so that renaming
+// it in the API does not change the key.
 func activeKey(c *registryv1.Connection) string {
-	return strings.ToLower(c.GetServerHostname() + "|" + c.GetAccount().GetKind().String() + "|" + c.GetAccount().GetLogin())
+	return strings.ToLower(c.GetServerHostname() + "|" + accountKindNames[c.GetAccount().GetKind()] + "|" + c.GetAccount().GetLogin())
 }
 
 // LiveError refuses a new connection while the server has a live one (a
