@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
@@ -28,3 +29,16 @@ var MigrationFiles = migrationFiles
 // Schema is the store's migrations, for tests that want a database the
 // store has migrated already (testenv clones a template of it).
 var Schema = testenv.Schema{Service: "registry", Files: migrationFiles, Dir: "migrations"}
+
+// SetClock makes s take the time of what it writes from now, so that a
+// test can pin the stored form.
+func SetClock(s *Store, now func() time.Time) { s.now = now }
+
+// The conversions between the API messages and the stored form, for the
+// tests that every field and every enum value survives it.
+var (
+	RecordJSON           = recordJSON
+	ConnectionFromRecord = connectionFromRecord
+	EventJSON            = eventJSON
+	EventFromJSON        = eventFromJSON
+)

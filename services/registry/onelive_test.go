@@ -266,7 +266,9 @@ func legacyDatabase(t *testing.T, dsn string, conns ...legacyConnection) {
 	for i, lc := range conns {
 		c := lc.conn
 		c.CreateTime = timestamppb.New(lc.created)
-		rec, err := protojson.Marshal(c)
+		// As that registry's store wrote it: protojson with the proto
+		// field names.
+		rec, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
 		}

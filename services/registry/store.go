@@ -13,7 +13,6 @@ import (
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -79,12 +78,11 @@ type Change struct {
 // connection per hostname and account. The live slot (migration 005) is
 // the stricter rule now; the key is still written so that a registry of
 // the version before, running beside this one during an upgrade, keeps
-// its own rule.
+// its own rule. The kind is its stored name (model.go), so that renaming
+// it in the API does not change the key.
 func activeKey(c *registryv1.Connection) string {
-	return strings.ToLower(c.GetServerHostname() + "|" + c.GetAccount().GetKind().String() + "|" + c.GetAccount().GetLogin())
+	return strings.ToLower(c.GetServerHostname() + "|" + accountKindNames[c.GetAccount().GetKind()] + "|" + c.GetAccount().GetLogin())
 }
-
-var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
 // LiveError refuses a new connection while the server has a live one (a
 // server has one connection at a time, as on GHES); Conn is that one.
@@ -165,7 +163,7 @@ func (s *Store) Create(ctx context.Context, c *registryv1.Connection, requestHas
 	c.UpdateTime = c.CreateTime
 	c.CreatedBy, c.UpdatedBy = ch.Actor, ch.Actor
 	c.Etag = "1"
-	rec, err := marshal.Marshal(withoutEtag(c))
+	rec, err := recordJSON(c)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +255,7 @@ func (s *Store) Update(ctx context.Context, id, etag string, m Move, ch Change) 
 		if disconnected(c) {
 			active, keepSlot = nil, "NULL"
 		}
-		rec, err := marshal.Marshal(withoutEtag(c))
+		rec, err := recordJSON(c)
 		if err != nil {
 			return err
 		}
@@ -285,12 +283,6 @@ func (s *Store) Update(ctx context.Context, id, etag string, m Move, ch Change) 
 	return out, nil
 }
 
-func withoutEtag(c *registryv1.Connection) *registryv1.Connection {
-	c = proto.Clone(c).(*registryv1.Connection)
-	c.Etag = ""
-	return c
-}
-
 func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from registryv1.ConnectionState, action string, ch Change, now time.Time) error {
 	rev, err := sqldb.NextRevision(ctx, tx)
 	if err != nil {
@@ -310,7 +302,7 @@ func appendEvent(ctx context.Context, tx *sql.Tx, c *registryv1.Connection, from
 		Connection:        c,
 		CompletesRevision: ch.Completes,
 	}
-	b, err := marshal.Marshal(ev)
+	b, err := eventJSON(ev)
 	if err != nil {
 		return err
 	}
@@ -332,8 +324,8 @@ func getTx(ctx context.Context, q queryer, id string) (*registryv1.Connection, e
 	if err != nil {
 		return nil, err
 	}
-	c := &registryv1.Connection{}
-	if err := protojson.Unmarshal([]byte(rec), c); err != nil {
+	c, err := connectionFromRecord([]byte(rec))
+	if err != nil {
 		return nil, fmt.Errorf("decode connection %s: %w", id, err)
 	}
 	c.Etag = strconv.FormatInt(version, 10)
@@ -407,9 +399,9 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 		if len(out) == size {
 			return out, encodeCursor(last), rows.Err()
 		}
-		c := &registryv1.Connection{}
-		if err := protojson.Unmarshal([]byte(rec), c); err != nil {
-			return nil, "", err
+		c, err := connectionFromRecord([]byte(rec))
+		if err != nil {
+			return nil, "", fmt.Errorf("decode connection %s: %w", id, err)
 		}
 		c.Etag = strconv.FormatInt(version, 10)
 		out = append(out, c)
@@ -421,7 +413,7 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 // Events returns up to limit events with revision > after, oldest first,
 // of one connection or (connectionID empty) of all.
 func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
-	return described(sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} }))
+	return described(sqldb.FeedDecoded(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, eventFromJSON))
 }
 
 // described fills each event's action_kind and summary (describeEvent):
@@ -441,7 +433,7 @@ func (s *Store) History(ctx context.Context, scope sqldb.HistoryScope, from int6
 	if !scope.NewestFirst {
 		return s.Events(ctx, from, scope.ConnectionID, limit)
 	}
-	return described(sqldb.FeedBack(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, func() *registryv1.ConnectionEvent { return &registryv1.ConnectionEvent{} }))
+	return described(sqldb.FeedBackDecoded(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, eventFromJSON))
 }
 
 // ResumeChange is the change an actor that finishes someone else's
