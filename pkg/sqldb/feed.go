@@ -3,48 +3,26 @@ package sqldb
 import (
 	"context"
 	"fmt"
-
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 )
 
-// Feed reads up to limit protojson messages from column of table, in
-// revision order after revision after, optionally of one connection
-// (connectionID empty: all). It is the read side of the services' event
+// Feed reads up to limit rows' column of table, in revision order after
+// revision after, optionally of one connection (connectionID empty: all),
+// each turned by decode into the value returned (the column holds the
+// service's storage form). It is the read side of the services' event
 // tables.
-func Feed[T proto.Message](ctx context.Context, db *DB, table, column, where string, after int64, connectionID string, limit int, newT func() T) ([]T, error) {
-	return FeedDecoded(ctx, db, table, column, where, after, connectionID, limit, protojsonDecoder(newT))
-}
-
-// FeedBack is Feed read backwards: up to limit messages before revision
-// before (0: from the latest), newest first, for pages of history.
-func FeedBack[T proto.Message](ctx context.Context, db *DB, table, column string, before int64, connectionID string, limit int, newT func() T) ([]T, error) {
-	return FeedBackDecoded(ctx, db, table, column, before, connectionID, limit, protojsonDecoder(newT))
-}
-
-// FeedDecoded is Feed for a table whose column holds a form of the
-// service's own (its storage types, not protojson): decode turns each
-// row's column into the value returned.
-func FeedDecoded[T any](ctx context.Context, db *DB, table, column, where string, after int64, connectionID string, limit int, decode func(raw []byte) (T, error)) ([]T, error) {
+func Feed[T any](ctx context.Context, db *DB, table, column, where string, after int64, connectionID string, limit int, decode func(raw []byte) (T, error)) ([]T, error) {
 	return feed(ctx, db, table, column, where, "revision > $1", "revision", after, connectionID, limit, decode)
 }
 
-// FeedBackDecoded is FeedBack with a decode of the service's own, as
-// FeedDecoded.
-func FeedBackDecoded[T any](ctx context.Context, db *DB, table, column string, before int64, connectionID string, limit int, decode func(raw []byte) (T, error)) ([]T, error) {
+// FeedBack is Feed read backwards: up to limit rows before revision
+// before (0: from the latest), newest first, for pages of history.
+func FeedBack[T any](ctx context.Context, db *DB, table, column string, before int64, connectionID string, limit int, decode func(raw []byte) (T, error)) ([]T, error) {
 	cond := "revision < $1"
 	if before <= 0 {
 		cond = "$1 = 0"
 		before = 0
 	}
 	return feed(ctx, db, table, column, "", cond, "revision DESC", before, connectionID, limit, decode)
-}
-
-func protojsonDecoder[T proto.Message](newT func() T) func([]byte) (T, error) {
-	return func(raw []byte) (T, error) {
-		m := newT()
-		return m, protojson.Unmarshal(raw, m)
-	}
 }
 
 func feed[T any](ctx context.Context, db *DB, table, column, where, cond, order string, from int64, connectionID string, limit int, decode func([]byte) (T, error)) ([]T, error) {

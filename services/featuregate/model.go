@@ -17,17 +17,10 @@
 package featuregate
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
-	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"github.com/ghconnect/ghconnect/pkg/storedjson"
 )
 
 // settingsRecord is a connection's settings as stored. In gate_settings
@@ -36,12 +29,12 @@ import (
 // the App's permissions). A snapshot holds them all, as Watch sent them.
 // Fields are in the order protojson wrote them.
 type settingsRecord struct {
-	ConnectionID   string          `json:"connection_id,omitempty"`
-	Features       []featureRecord `json:"features,omitempty"`
-	Etag           string          `json:"etag,omitempty"`
-	UpdateTime     *timeRecord     `json:"update_time,omitempty"`
-	UpdatedBy      string          `json:"updated_by,omitempty"`
-	ConnectionEtag string          `json:"connection_etag,omitempty"`
+	ConnectionID   string           `json:"connection_id,omitempty"`
+	Features       []featureRecord  `json:"features,omitempty"`
+	Etag           string           `json:"etag,omitempty"`
+	UpdateTime     *storedjson.Time `json:"update_time,omitempty"`
+	UpdatedBy      string           `json:"updated_by,omitempty"`
+	ConnectionEtag string           `json:"connection_etag,omitempty"`
 }
 
 // featureRecord is one feature's setting as stored.
@@ -58,9 +51,9 @@ type featureRecord struct {
 // event, as Watch sends it. Revision repeats the row's revision column;
 // it was always stored, so it still is.
 type snapshotRecord struct {
-	Revision  int64Record     `json:"revision,omitempty"`
-	Settings  *settingsRecord `json:"settings,omitempty"`
-	Connected bool            `json:"connected,omitempty"`
+	Revision  storedjson.Int64 `json:"revision,omitempty"`
+	Settings  *settingsRecord  `json:"settings,omitempty"`
+	Connected bool             `json:"connected,omitempty"`
 }
 
 // storedFeatureNames are the stored names of the features: the names
@@ -95,14 +88,15 @@ func encodeSettings(st *featuregatev1.Settings) (string, error) {
 	for i := range rec.Features {
 		rec.Features[i].MissingPermissions = nil
 	}
-	return encodeRecord(rec)
+	b, err := storedjson.Marshal(rec)
+	return string(b), err
 }
 
 // decodeSettings reads gate_settings.settings back; the caller derives
 // what is not stored.
 func decodeSettings(raw string) (*featuregatev1.Settings, error) {
 	var rec settingsRecord
-	if err := decodeRecord(raw, &rec); err != nil {
+	if err := storedjson.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding gate_settings: %w", err)
 	}
 	return rec.proto()
@@ -110,7 +104,7 @@ func decodeSettings(raw string) (*featuregatev1.Settings, error) {
 
 // encodeSnapshot is what gate_events.snapshot stores of w: all of it.
 func encodeSnapshot(w *featuregatev1.WatchResponse) (string, error) {
-	rec := snapshotRecord{Revision: int64Record(w.Revision), Connected: w.Connected}
+	rec := snapshotRecord{Revision: storedjson.Int64(w.Revision), Connected: w.Connected}
 	if w.Settings != nil {
 		st, err := settingsToRecord(w.Settings)
 		if err != nil {
@@ -118,13 +112,14 @@ func encodeSnapshot(w *featuregatev1.WatchResponse) (string, error) {
 		}
 		rec.Settings = &st
 	}
-	return encodeRecord(rec)
+	b, err := storedjson.Marshal(rec)
+	return string(b), err
 }
 
 // decodeSnapshot reads gate_events.snapshot back.
 func decodeSnapshot(raw string) (*featuregatev1.WatchResponse, error) {
 	var rec snapshotRecord
-	if err := decodeRecord(raw, &rec); err != nil {
+	if err := storedjson.Unmarshal([]byte(raw), &rec); err != nil {
 		return nil, fmt.Errorf("decoding gate_events: %w", err)
 	}
 	w := &featuregatev1.WatchResponse{Revision: int64(rec.Revision), Connected: rec.Connected}
@@ -139,16 +134,13 @@ func decodeSnapshot(raw string) (*featuregatev1.WatchResponse, error) {
 }
 
 func settingsToRecord(st *featuregatev1.Settings) (settingsRecord, error) {
-	rec := settingsRecord{ConnectionID: st.ConnectionId, Etag: st.Etag, UpdatedBy: st.UpdatedBy, ConnectionEtag: st.ConnectionEtag}
-	if st.UpdateTime != nil {
-		// protojson refused to store a timestamp out of its range, and
-		// a stored one must read back.
-		if err := st.UpdateTime.CheckValid(); err != nil {
-			return settingsRecord{}, err
-		}
-		t := timeRecord(st.UpdateTime.AsTime())
-		rec.UpdateTime = &t
+	// A timestamp out of range is refused, as protojson refused it: a
+	// stored one must read back.
+	t, err := storedjson.FromTimestamp(st.UpdateTime)
+	if err != nil {
+		return settingsRecord{}, err
 	}
+	rec := settingsRecord{ConnectionID: st.ConnectionId, Etag: st.Etag, UpdateTime: t, UpdatedBy: st.UpdatedBy, ConnectionEtag: st.ConnectionEtag}
 	for _, f := range st.Features {
 		fr := featureRecord{Enabled: f.Enabled, IncludePrivate: f.IncludePrivate, MissingPermissions: f.MissingPermissions}
 		if f.Feature != featuregatev1.Feature_FEATURE_UNSPECIFIED {
@@ -164,10 +156,11 @@ func settingsToRecord(st *featuregatev1.Settings) (settingsRecord, error) {
 }
 
 func (rec *settingsRecord) proto() (*featuregatev1.Settings, error) {
-	st := &featuregatev1.Settings{ConnectionId: rec.ConnectionID, Etag: rec.Etag, UpdatedBy: rec.UpdatedBy, ConnectionEtag: rec.ConnectionEtag}
-	if rec.UpdateTime != nil {
-		st.UpdateTime = timestamppb.New(time.Time(*rec.UpdateTime))
+	t, err := rec.UpdateTime.Timestamp()
+	if err != nil {
+		return nil, err
 	}
+	st := &featuregatev1.Settings{ConnectionId: rec.ConnectionID, Etag: rec.Etag, UpdateTime: t, UpdatedBy: rec.UpdatedBy, ConnectionEtag: rec.ConnectionEtag}
 	for _, fr := range rec.Features {
 		f := &featuregatev1.FeatureSetting{Enabled: fr.Enabled, IncludePrivate: fr.IncludePrivate, MissingPermissions: fr.MissingPermissions}
 		if fr.Feature != "" {
@@ -179,93 +172,4 @@ func (rec *settingsRecord) proto() (*featuregatev1.Settings, error) {
 		st.Features = append(st.Features, f)
 	}
 	return st, nil
-}
-
-// encodeRecord is rec as compact JSON. Like protojson, it leaves <, > and
-// & as they are.
-func encodeRecord(rec any) (string, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rec); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
-}
-
-// decodeRecord reads one stored value into rec. A field it does not know
-// is an error, as it was with protojson: a row written by a later version
-// is refused rather than read (and perhaps written back) without what it
-// added.
-func decodeRecord(raw string, rec any) error {
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(rec); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("data after the stored value")
-	}
-	return nil
-}
-
-// int64Record is an int64 stored as protojson stores one: as a quoted
-// decimal, so that JavaScript readers do not round it. A bare number
-// reads too, as protojson accepted both.
-type int64Record int64
-
-func (n int64Record) MarshalJSON() ([]byte, error) {
-	return strconv.AppendQuote(nil, strconv.FormatInt(int64(n), 10)), nil
-}
-
-func (n *int64Record) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if strings.HasPrefix(s, `"`) {
-		var err error
-		if s, err = strconv.Unquote(s); err != nil {
-			return err
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("stored int64: %w", err)
-	}
-	*n = int64Record(v)
-	return nil
-}
-
-// timeRecord is a timestamp stored as protojson stores one: RFC 3339 in
-// UTC, with 0, 3, 6 or 9 digits of fractional seconds, as few as hold it
-// exactly ("…:30Z", "…:30.120Z").
-type timeRecord time.Time
-
-func (t timeRecord) MarshalJSON() ([]byte, error) {
-	u := time.Time(t).UTC()
-	layout := "2006-01-02T15:04:05"
-	switch ns := u.Nanosecond(); {
-	case ns == 0:
-	case ns%1e6 == 0:
-		layout += ".000"
-	case ns%1e3 == 0:
-		layout += ".000000"
-	default:
-		layout += ".000000000"
-	}
-	return strconv.AppendQuote(nil, u.Format(layout)+"Z"), nil
-}
-
-func (t *timeRecord) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return fmt.Errorf("stored timestamp: %w", err)
-	}
-	*t = timeRecord(v)
-	return nil
 }

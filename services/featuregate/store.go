@@ -633,30 +633,9 @@ func userFactsQ(ctx context.Context, q rowsQueryer, id string, users []string) (
 // Snapshots returns up to limit Watch snapshots after revision after, of one
 // connection or all.
 func (s *Store) Snapshots(ctx context.Context, after int64, connectionID string, limit int) ([]*featuregatev1.WatchResponse, error) {
-	q := `SELECT snapshot FROM gate_events WHERE revision > $1 AND snapshot <> ''`
-	args := []any{after}
-	if connectionID != "" {
-		q += ` AND connection_id = $2`
-		args = append(args, connectionID)
-	}
-	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(q+` ORDER BY revision LIMIT %d`, limit), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*featuregatev1.WatchResponse
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		w, err := decodeSnapshot(raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
+	return sqldb.Feed(ctx, s.db, "gate_events", "snapshot", "snapshot <> ''", after, connectionID, limit, func(raw []byte) (*featuregatev1.WatchResponse, error) {
+		return decodeSnapshot(string(raw))
+	})
 }
 
 // feedEvent is one row of gate_events as the view applies it.

@@ -22,15 +22,10 @@ package registry
 // rows this one writes.
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strconv"
-	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/storedjson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -45,13 +40,13 @@ type storedConnection struct {
 	License         *storedLicense    `json:"license,omitempty"`
 	Account         *storedAccount    `json:"account,omitempty"`
 	App             *storedApp        `json:"app,omitempty"`
-	InstallationID  storedInt64       `json:"installation_id,omitempty"`
+	InstallationID  storedjson.Int64  `json:"installation_id,omitempty"`
 	TransitKey      *storedTransitKey `json:"transit_key,omitempty"`
 	Etag            string            `json:"etag,omitempty"`
-	CreateTime      *storedTime       `json:"create_time,omitempty"`
-	UpdateTime      *storedTime       `json:"update_time,omitempty"`
-	ConnectTime     *storedTime       `json:"connect_time,omitempty"`
-	DisconnectTime  *storedTime       `json:"disconnect_time,omitempty"`
+	CreateTime      *storedjson.Time  `json:"create_time,omitempty"`
+	UpdateTime      *storedjson.Time  `json:"update_time,omitempty"`
+	ConnectTime     *storedjson.Time  `json:"connect_time,omitempty"`
+	DisconnectTime  *storedjson.Time  `json:"disconnect_time,omitempty"`
 	CreatedBy       string            `json:"created_by,omitempty"`
 	UpdatedBy       string            `json:"updated_by,omitempty"`
 	DisconnectSteps []string          `json:"disconnect_steps,omitempty"`
@@ -59,24 +54,24 @@ type storedConnection struct {
 
 // storedLicense is what a connection keeps of the server's license.
 type storedLicense struct {
-	PublicKey    string      `json:"public_key,omitempty"`
-	SHA256       string      `json:"sha256,omitempty"`
-	CustomerName string      `json:"customer_name,omitempty"`
-	Seats        int32       `json:"seats,omitempty"`
-	ExpiresAt    *storedTime `json:"expires_at,omitempty"`
+	PublicKey    string           `json:"public_key,omitempty"`
+	SHA256       string           `json:"sha256,omitempty"`
+	CustomerName string           `json:"customer_name,omitempty"`
+	Seats        int32            `json:"seats,omitempty"`
+	ExpiresAt    *storedjson.Time `json:"expires_at,omitempty"`
 }
 
 // storedAccount is the GitHub.com account a connection is for.
 type storedAccount struct {
 	Kind  storedAccountKind `json:"kind,omitempty"`
 	Login string            `json:"login,omitempty"`
-	ID    storedInt64       `json:"id,omitempty"`
+	ID    storedjson.Int64  `json:"id,omitempty"`
 }
 
 // storedApp is the GitHub App a connection uses; its secrets only as
 // Vault transit ciphertext.
 type storedApp struct {
-	AppID                   storedInt64       `json:"app_id,omitempty"`
+	AppID                   storedjson.Int64  `json:"app_id,omitempty"`
 	Slug                    string            `json:"slug,omitempty"`
 	ClientID                string            `json:"client_id,omitempty"`
 	Permissions             map[string]string `json:"permissions,omitempty"`
@@ -99,7 +94,7 @@ type storedTransitKey struct {
 // action when the event is read (describeEvent), so old rows read in the
 // words of this version.
 type storedEvent struct {
-	Revision          storedInt64       `json:"revision,omitempty"`
+	Revision          storedjson.Int64  `json:"revision,omitempty"`
 	ConnectionID      string            `json:"connection_id,omitempty"`
 	Action            string            `json:"action,omitempty"`
 	FromState         storedState       `json:"from_state,omitempty"`
@@ -107,10 +102,10 @@ type storedEvent struct {
 	Actor             string            `json:"actor,omitempty"`
 	RequestID         string            `json:"request_id,omitempty"`
 	Reason            string            `json:"reason,omitempty"`
-	EventTime         *storedTime       `json:"event_time,omitempty"`
+	EventTime         *storedjson.Time  `json:"event_time,omitempty"`
 	Connection        *storedConnection `json:"connection,omitempty"`
 	Via               string            `json:"via,omitempty"`
-	CompletesRevision storedInt64       `json:"completes_revision,omitempty"`
+	CompletesRevision storedjson.Int64  `json:"completes_revision,omitempty"`
 }
 
 // recordJSON is c as its row's record column holds it: without its etag,
@@ -121,14 +116,14 @@ func recordJSON(c *registryv1.Connection) ([]byte, error) {
 		return nil, err
 	}
 	sc.Etag = ""
-	return encodeStored(sc)
+	return storedjson.Marshal(sc)
 }
 
 // connectionFromRecord reads a record column. The etag is left to the
 // caller, from the row's version column.
 func connectionFromRecord(raw []byte) (*registryv1.Connection, error) {
 	var sc storedConnection
-	if err := decodeStored(raw, &sc); err != nil {
+	if err := storedjson.Unmarshal(raw, &sc); err != nil {
 		return nil, err
 	}
 	return sc.connection()
@@ -136,7 +131,7 @@ func connectionFromRecord(raw []byte) (*registryv1.Connection, error) {
 
 // eventJSON is ev as the event column holds it.
 func eventJSON(ev *registryv1.ConnectionEvent) ([]byte, error) {
-	t, err := storeTime(ev.GetEventTime())
+	t, err := storedjson.FromTimestamp(ev.GetEventTime())
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +139,8 @@ func eventJSON(ev *registryv1.ConnectionEvent) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encodeStored(&storedEvent{
-		Revision:          storedInt64(ev.GetRevision()),
+	return storedjson.Marshal(&storedEvent{
+		Revision:          storedjson.Int64(ev.GetRevision()),
 		ConnectionID:      ev.GetConnectionId(),
 		Action:            ev.GetAction(),
 		FromState:         storedState(ev.GetFromState()),
@@ -156,7 +151,7 @@ func eventJSON(ev *registryv1.ConnectionEvent) ([]byte, error) {
 		EventTime:         t,
 		Connection:        c,
 		Via:               ev.GetVia(),
-		CompletesRevision: storedInt64(ev.GetCompletesRevision()),
+		CompletesRevision: storedjson.Int64(ev.GetCompletesRevision()),
 	})
 }
 
@@ -164,10 +159,10 @@ func eventJSON(ev *registryv1.ConnectionEvent) ([]byte, error) {
 // which describeEvent derives).
 func eventFromJSON(raw []byte) (*registryv1.ConnectionEvent, error) {
 	var se storedEvent
-	if err := decodeStored(raw, &se); err != nil {
+	if err := storedjson.Unmarshal(raw, &se); err != nil {
 		return nil, err
 	}
-	t, err := se.EventTime.timestamp()
+	t, err := se.EventTime.Timestamp()
 	if err != nil {
 		return nil, err
 	}
@@ -199,9 +194,9 @@ func storeConnection(c *registryv1.Connection) (*storedConnection, error) {
 	if c == nil {
 		return nil, nil
 	}
-	var times [5]*storedTime
+	var times [5]*storedjson.Time
 	for i, ts := range []*timestamppb.Timestamp{c.CreateTime, c.UpdateTime, c.ConnectTime, c.DisconnectTime, c.GetLicense().GetExpiresAt()} {
-		t, err := storeTime(ts)
+		t, err := storedjson.FromTimestamp(ts)
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", c.Id, err)
 		}
@@ -212,7 +207,7 @@ func storeConnection(c *registryv1.Connection) (*storedConnection, error) {
 		State:           storedState(c.State),
 		ServerHostname:  c.ServerHostname,
 		ServerVersion:   c.ServerVersion,
-		InstallationID:  storedInt64(c.InstallationId),
+		InstallationID:  storedjson.Int64(c.InstallationId),
 		Etag:            c.Etag,
 		CreateTime:      times[0],
 		UpdateTime:      times[1],
@@ -226,11 +221,11 @@ func storeConnection(c *registryv1.Connection) (*storedConnection, error) {
 		sc.License = &storedLicense{PublicKey: l.PublicKey, SHA256: l.Sha256, CustomerName: l.CustomerName, Seats: l.Seats, ExpiresAt: times[4]}
 	}
 	if a := c.Account; a != nil {
-		sc.Account = &storedAccount{Kind: storedAccountKind(a.Kind), Login: a.Login, ID: storedInt64(a.Id)}
+		sc.Account = &storedAccount{Kind: storedAccountKind(a.Kind), Login: a.Login, ID: storedjson.Int64(a.Id)}
 	}
 	if app := c.App; app != nil {
 		sc.App = &storedApp{
-			AppID:                   storedInt64(app.AppId),
+			AppID:                   storedjson.Int64(app.AppId),
 			Slug:                    app.Slug,
 			ClientID:                app.ClientId,
 			Permissions:             app.Permissions,
@@ -247,12 +242,12 @@ func storeConnection(c *registryv1.Connection) (*storedConnection, error) {
 // connection converts a stored connection back to the API's.
 func (sc *storedConnection) connection() (*registryv1.Connection, error) {
 	var times [5]*timestamppb.Timestamp
-	var expires *storedTime
+	var expires *storedjson.Time
 	if sc.License != nil {
 		expires = sc.License.ExpiresAt
 	}
-	for i, t := range []*storedTime{sc.CreateTime, sc.UpdateTime, sc.ConnectTime, sc.DisconnectTime, expires} {
-		ts, err := t.timestamp()
+	for i, t := range []*storedjson.Time{sc.CreateTime, sc.UpdateTime, sc.ConnectTime, sc.DisconnectTime, expires} {
+		ts, err := t.Timestamp()
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", sc.ID, err)
 		}
@@ -295,123 +290,13 @@ func (sc *storedConnection) connection() (*registryv1.Connection, error) {
 	return c, nil
 }
 
-// encodeStored writes v as stored. Unlike json.Marshal's default it
-// leaves <, > and & as they are, as protojson wrote them: the stored form
-// is not HTML.
-func encodeStored(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// decodeStored reads raw into v, refusing a key the storage types do not
-// have, as protojson did: such a row was written by a newer version, and
-// reading it without the field would drop the field when the row is next
-// written.
-func decodeStored(raw []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("unexpected data after the stored value")
-	}
-	return nil
-}
-
-// storedInt64 is an int64 as protojson writes one, a JSON string (a
-// reader that parses numbers as float64 would lose digits); a JSON number
-// reads too, as protojson read it.
-type storedInt64 int64
-
-func (n storedInt64) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + strconv.FormatInt(int64(n), 10) + `"`), nil
-}
-
-func (n *storedInt64) UnmarshalJSON(raw []byte) error {
-	s := string(raw)
-	if s == "null" {
-		return nil
-	}
-	if len(s) > 0 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("not a stored int64: %s", raw)
-	}
-	*n = storedInt64(v)
-	return nil
-}
-
-// storedTime is a point in time as protojson writes a Timestamp: RFC 3339
-// in UTC, with 0, 3, 6 or 9 digits of fraction.
-type storedTime time.Time
-
-// storeTime converts ts (nil: none).
-func storeTime(ts *timestamppb.Timestamp) (*storedTime, error) {
-	if ts == nil {
-		return nil, nil
-	}
-	if err := ts.CheckValid(); err != nil {
-		return nil, err
-	}
-	t := storedTime(ts.AsTime())
-	return &t, nil
-}
-
-// timestamp converts t (nil: none).
-func (t *storedTime) timestamp() (*timestamppb.Timestamp, error) {
-	if t == nil {
-		return nil, nil
-	}
-	ts := timestamppb.New(time.Time(*t))
-	return ts, ts.CheckValid()
-}
-
-func (t storedTime) MarshalJSON() ([]byte, error) {
-	u := time.Time(t).UTC()
-	// The fewest digits in groups of three that hold the nanoseconds.
-	var frac string
-	switch ns := u.Nanosecond(); {
-	case ns == 0:
-	case ns%1e6 == 0:
-		frac = fmt.Sprintf(".%03d", ns/1e6)
-	case ns%1e3 == 0:
-		frac = fmt.Sprintf(".%06d", ns/1e3)
-	default:
-		frac = fmt.Sprintf(".%09d", ns)
-	}
-	return json.Marshal(u.Format("2006-01-02T15:04:05") + frac + "Z")
-}
-
-func (t *storedTime) UnmarshalJSON(raw []byte) error {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return fmt.Errorf("not a stored time: %s", raw)
-	}
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return fmt.Errorf("not a stored time: %w", err)
-	}
-	*t = storedTime(v)
-	return nil
-}
-
 // storedState is a connection state, stored by its name.
 type storedState registryv1.ConnectionState
 
 // stateNames are the stored names of the connection states. They are the
 // API's names today, listed here so that renaming a state in the API does
 // not rename it in stored rows.
-var stateNames = enumNames[registryv1.ConnectionState]{
+var stateNames = storedjson.EnumNames[registryv1.ConnectionState]{
 	registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED:   "CONNECTION_STATE_UNSPECIFIED",
 	registryv1.ConnectionState_CONNECTION_STATE_PENDING:       "CONNECTION_STATE_PENDING",
 	registryv1.ConnectionState_CONNECTION_STATE_CONNECTED:     "CONNECTION_STATE_CONNECTED",
@@ -420,11 +305,11 @@ var stateNames = enumNames[registryv1.ConnectionState]{
 }
 
 func (s storedState) MarshalJSON() ([]byte, error) {
-	return stateNames.marshal("connection state", registryv1.ConnectionState(s))
+	return stateNames.Marshal("connection state", registryv1.ConnectionState(s))
 }
 
 func (s *storedState) UnmarshalJSON(raw []byte) error {
-	v, err := stateNames.unmarshal("connection state", raw)
+	v, err := stateNames.Unmarshal("connection state", raw)
 	*s = storedState(v)
 	return err
 }
@@ -434,53 +319,18 @@ type storedAccountKind registryv1.AccountKind
 
 // accountKindNames are the stored names of the account kinds, as
 // stateNames.
-var accountKindNames = enumNames[registryv1.AccountKind]{
+var accountKindNames = storedjson.EnumNames[registryv1.AccountKind]{
 	registryv1.AccountKind_ACCOUNT_KIND_UNSPECIFIED:  "ACCOUNT_KIND_UNSPECIFIED",
 	registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION: "ACCOUNT_KIND_ORGANIZATION",
 	registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE:   "ACCOUNT_KIND_ENTERPRISE",
 }
 
 func (k storedAccountKind) MarshalJSON() ([]byte, error) {
-	return accountKindNames.marshal("account kind", registryv1.AccountKind(k))
+	return accountKindNames.Marshal("account kind", registryv1.AccountKind(k))
 }
 
 func (k *storedAccountKind) UnmarshalJSON(raw []byte) error {
-	v, err := accountKindNames.unmarshal("account kind", raw)
+	v, err := accountKindNames.Unmarshal("account kind", raw)
 	*k = storedAccountKind(v)
 	return err
-}
-
-// enumNames are the stored names of an enum's values.
-type enumNames[E ~int32] map[E]string
-
-// marshal writes v by its stored name. A value without one is refused
-// rather than written as a number: a value added to the API is given its
-// stored name on purpose.
-func (names enumNames[E]) marshal(what string, v E) ([]byte, error) {
-	name, ok := names[v]
-	if !ok {
-		return nil, fmt.Errorf("%s %d has no stored name", what, v)
-	}
-	return json.Marshal(name)
-}
-
-// unmarshal reads a stored name, or a number as protojson read one.
-func (names enumNames[E]) unmarshal(what string, raw []byte) (E, error) {
-	if string(raw) == "null" {
-		return 0, nil
-	}
-	var name string
-	if err := json.Unmarshal(raw, &name); err != nil {
-		n, err := strconv.ParseInt(string(raw), 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("not a stored %s: %s", what, raw)
-		}
-		return E(n), nil
-	}
-	for v, n := range names {
-		if n == name {
-			return v, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown %s %q", what, name)
 }

@@ -413,7 +413,7 @@ func (s *Store) List(ctx context.Context, size int, pageToken string, states []r
 // Events returns up to limit events with revision > after, oldest first,
 // of one connection or (connectionID empty) of all.
 func (s *Store) Events(ctx context.Context, after int64, connectionID string, limit int) ([]*registryv1.ConnectionEvent, error) {
-	return described(sqldb.FeedDecoded(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, eventFromJSON))
+	return described(sqldb.Feed(ctx, s.db, "connection_events", "event", "", after, connectionID, limit, eventFromJSON))
 }
 
 // described fills each event's action_kind and summary (describeEvent):
@@ -433,7 +433,7 @@ func (s *Store) History(ctx context.Context, scope sqldb.HistoryScope, from int6
 	if !scope.NewestFirst {
 		return s.Events(ctx, from, scope.ConnectionID, limit)
 	}
-	return described(sqldb.FeedBackDecoded(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, eventFromJSON))
+	return described(sqldb.FeedBack(ctx, s.db, "connection_events", "event", from, scope.ConnectionID, limit, eventFromJSON))
 }
 
 // ResumeChange is the change an actor that finishes someone else's
