@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
 const (
@@ -83,17 +85,12 @@ func (s *system) profile(login string) map[string]int64 {
 // differs if it never does.
 func (s *system) profileIs(login string, want map[string]int64) {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := s.profile(login)
-		if maps.Equal(got, want) {
-			return
+	testenv.EventuallyErr(s.t, 20*time.Second, login+"'s profile holds the counts", func() error {
+		if got := s.profile(login); !maps.Equal(got, want) {
+			return errors.New(profileDiff(got, want))
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s's profile: %s", login, profileDiff(got, want))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // profileDiff counts the days lost, wrong and extra, with an example.

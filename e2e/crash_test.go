@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 )
 
@@ -31,13 +32,7 @@ func (s *system) vaultKeys() []string {
 
 func (s *system) eventually(what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(s.t, 20*time.Second, what, cond)
 }
 
 // crash restarts the registry so it exits after step, runs op (which the

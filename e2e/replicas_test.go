@@ -168,13 +168,20 @@ func TestReplicasSurviveLosingOne(t *testing.T) {
 	var done, failed, retried atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	killed := make(chan struct{})
+	third, killed := make(chan struct{}), make(chan struct{})
 	start := time.Now()
 	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for done.Add(1) <= total {
+			for {
+				n := done.Add(1)
+				if n > total {
+					return
+				}
+				if n == total/3 { // one caller sees it: the broker goes now
+					close(third)
+				}
 				attempts, err := issue()
 				if err != nil {
 					failed.Add(1)
@@ -187,9 +194,7 @@ func TestReplicasSurviveLosingOne(t *testing.T) {
 		}()
 	}
 	go func() {
-		for done.Load() < total/3 {
-			time.Sleep(time.Millisecond)
-		}
+		<-third
 		s.kill(replica("broker", 2))
 		close(killed)
 	}()

@@ -275,21 +275,19 @@ func (s *system) waitExit(name string) {
 
 func (s *system) waitHTTP(name, u string) {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	// On a failure newSystem's cleanup shows the end of each process's
+	// log, this one's among them.
+	testenv.EventuallyErr(s.t, 20*time.Second, name+" is healthy at "+u, func() error {
 		resp, err := s.http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, name+".log"))
-			s.t.Fatalf("%s is not healthy at %s:\n%s", name, u, log)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("it answers %s", resp.Status)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // registryArgsFor are the arguments of the registry process name.

@@ -221,7 +221,9 @@ func TestTLSFilesReload(t *testing.T) {
 		t.Fatal("Ensure kept a certificate the new CA did not sign")
 	}
 	// Once both sides have reloaded, the running client (new files) gets
-	// through and the one left on the old PKI does not.
+	// through and the one left on the old PKI does not. (A loop of its
+	// own: testenv imports this package, so its tests cannot use
+	// testenv.EventuallyErr.)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		errNew, errStale := check(t, s.addr, creds), check(t, s.addr, stale)

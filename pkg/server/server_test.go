@@ -30,6 +30,9 @@ type panicky struct {
 	registryv1.UnimplementedConnectionRegistryServiceServer
 	// slowStarted hears when a "slow" call has reached the handler.
 	slowStarted chan struct{}
+	// stopping is the server's Stopping: a "slow" call lasts into the
+	// shutdown.
+	stopping <-chan struct{}
 }
 
 func (p panicky) GetConnection(ctx context.Context, req *registryv1.GetConnectionRequest) (*registryv1.GetConnectionResponse, error) {
@@ -38,8 +41,10 @@ func (p panicky) GetConnection(ctx context.Context, req *registryv1.GetConnectio
 	}
 	if req.Id == "slow" {
 		p.slowStarted <- struct{}{}
-		// The call is in flight while the test starts the shutdown.
-		time.Sleep(300 * time.Millisecond)
+		// The call is in flight when the shutdown starts, and for a while
+		// into it: the graceful stop has to wait for it.
+		<-p.stopping
+		time.Sleep(300 * time.Millisecond) // the call's length into the shutdown, under test
 	}
 	who, _ := auth.FromContext(ctx)
 	return &registryv1.GetConnectionResponse{Connection: &registryv1.Connection{Id: req.Id, CreatedBy: who.Name}}, nil
@@ -55,7 +60,7 @@ func TestServer(t *testing.T) {
 	guard := &auth.Guard{Authn: auth.NewStaticTokens(map[string][32]byte{"svc": sha("tok")}), Rules: rules}
 	srv := New(Options{Logger: logger, Guard: guard, ShutdownTimeout: 2 * time.Second})
 	slowStarted := make(chan struct{}, 1)
-	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, panicky{slowStarted: slowStarted})
+	registryv1.RegisterConnectionRegistryServiceServer(srv.GRPC, panicky{slowStarted: slowStarted, stopping: srv.Stopping()})
 	srv.Health.SetServingStatus("x", healthpb.HealthCheckResponse_SERVING)
 	gl, hl, err := Listen("127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {

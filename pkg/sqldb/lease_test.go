@@ -74,6 +74,8 @@ func TestLeaseOneLeaderOnPostgres(t *testing.T) {
 	a := startReplica(t, dsn, "reconciler")
 	b := startReplica(t, dsn, "reconciler")
 	testenv.Eventually(t, 5*time.Second, "a leader", func() bool { return leaders(a, b) == 1 })
+	// Not a wait: one leader at every look over several retries (the sleep
+	// paces the looks).
 	for end := time.Now().Add(4 * leaseRetry); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if n := leaders(a, b); n != 1 {
 			t.Fatalf("%d leaders", n)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -148,14 +149,45 @@ func redactDSN(dsn string) string {
 // it returns how long that took.
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	took, ok := poll(within, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+	if !ok {
+		t.Fatalf("not within %v: %s", within, what)
+	}
+	return took
+}
+
+// EventuallyErr polls cond until it returns nil, failing the test after
+// within with the last error cond gave: what the system was doing instead
+// (the last refusal, the state it was stuck in), which a bare "not
+// within" would hide. It returns how long that took.
+func EventuallyErr(t testing.TB, within time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	var last error
+	took, ok := poll(within, func() error { last = cond(); return last })
+	if !ok {
+		t.Fatalf("not within %v: %s: %v", within, what, last)
+	}
+	return took
+}
+
+var errNotYet = errors.New("not yet")
+
+// poll looks every 10 ms until cond returns nil (true) or within has
+// passed (false); it says how long it looked.
+func poll(within time.Duration, cond func() error) (time.Duration, bool) {
 	start := time.Now()
-	for !cond() {
+	for cond() != nil {
 		if time.Since(start) > within {
-			t.Fatalf("not within %v: %s", within, what)
+			return time.Since(start), false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return time.Since(start)
+	return time.Since(start), true
 }
 
 // MigrationsBefore is the migrations of files (named "migrations/NNN_….sql")

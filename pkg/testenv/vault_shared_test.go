@@ -88,15 +88,14 @@ func TestSharedVaultEndsWithTheTestBinary(t *testing.T) {
 		}
 		return err != nil
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !gone() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !gone() {
-		// Left behind: this test's to end, by the pid the child gave.
-		if p, err := os.FindProcess(pid); err == nil {
-			_ = p.Kill()
+	// A vaultdev left behind is this test's to end, by the pid the child
+	// gave.
+	t.Cleanup(func() {
+		if !gone() {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
 		}
-		t.Fatalf("the child's vaultdev (pid %d) still serves at %s after the child exited", pid, addr)
-	}
+	})
+	Eventually(t, 10*time.Second, fmt.Sprintf("the child's vaultdev (pid %d) at %s stops serving after the child exited", pid, addr), gone)
 }

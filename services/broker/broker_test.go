@@ -18,6 +18,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-github/v60/github"
@@ -179,6 +180,8 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 			}
 		}()
 	}
+	stopCallers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopCallers() // a failed step ends the test; the callers end with it
 	step := func(name string, f func() error) {
 		time.Sleep(150 * time.Millisecond) // traffic runs between steps, to catch a failure at each
 		if err := f(); err != nil {
@@ -191,13 +194,13 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 	// status waits until the broker's signing status satisfies ok.
 	status := func(what string, ok func(*brokerv1.GetSigningStatusResponse) bool) {
 		t.Helper()
-		var ss *brokerv1.GetSigningStatusResponse
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if ss, _ = e.Client.GetSigningStatus(e.Ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID}); ok(ss) {
-				return
+		testenv.EventuallyErr(t, 5*time.Second, what, func() error {
+			ss, err := e.Client.GetSigningStatus(e.Ctx(t, "ops"), &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID})
+			if err == nil && !ok(ss) {
+				err = fmt.Errorf("signing status %v", ss)
 			}
-		}
-		t.Errorf("%s: signing status %v", what, ss)
+			return err
+		})
 	}
 	// 1. The operator imports the new key as version 2: GitHub does not
 	// know it yet, so it is pending and version 1 keeps signing.
@@ -218,8 +221,7 @@ func TestKeyRotationWithoutFailedRequests(t *testing.T) {
 	step("retire v1", func() error { return e.Transit.RetireVersionsBelow(ctx, e.KeyName, 2) })
 	step("record retirement", follow)
 	time.Sleep(200 * time.Millisecond) // traffic after the last step too
-	close(stop)
-	wg.Wait()
+	stopCallers()
 	if len(failures) > 0 {
 		t.Errorf("%d requests failed during rotation; first: %v", len(failures), failures[0])
 	}
@@ -355,15 +357,14 @@ func TestDisconnectRevokesEverything(t *testing.T) {
 	if _, err := e.Reg.Client.Disconnect(e.Reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: e.ConnID}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, tok := range tokens {
-		for !e.Emu.TokenRevoked(tok) {
-			if time.Now().After(deadline) {
-				t.Fatalf("a token was not revoked at GitHub after disconnect")
+	testenv.Eventually(t, 10*time.Second, "every token is revoked at GitHub after the disconnect", func() bool {
+		for _, tok := range tokens {
+			if !e.Emu.TokenRevoked(tok) {
+				return false
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return true
+	})
 	if e.Broker.Stats().Cached != 0 {
 		t.Errorf("cache still holds %d tokens", e.Broker.Stats().Cached)
 	}
@@ -418,8 +419,7 @@ func TestRefreshAheadAndBoundedCache(t *testing.T) {
 	}
 	// The renewal happens in the background: callers keep getting the
 	// cached token, quickly, until the new one replaces it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, "the token is renewed ahead of expiry", func() bool {
 		t0 := time.Now()
 		next, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}})
 		if err != nil {
@@ -428,14 +428,8 @@ func TestRefreshAheadAndBoundedCache(t *testing.T) {
 		if d := time.Since(t0); d > time.Second {
 			t.Errorf("a caller waited %v", d)
 		}
-		if next.Token != first.Token {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no renewal ahead of expiry")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return next.Token != first.Token
+	})
 	for _, r := range []string{"beta", "gamma"} {
 		if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{r}}); err != nil {
 			t.Fatal(err)

@@ -157,7 +157,7 @@ func BenchmarkContributions100k(b *testing.B) {
 		heapBefore, peak, stop := sampleHeap(10 * time.Millisecond)
 		start := time.Now()
 		reported := report(counts)
-		waitFor(b, 5*time.Minute, "the outbox is empty", func() bool {
+		testenv.Eventually(b, 5*time.Minute, "the outbox is empty", func() bool {
 			n, err := e.stores[0].OutboxSize(ctx)
 			return err == nil && n == 0
 		})
@@ -209,17 +209,6 @@ func sampleHeap(interval time.Duration) (before uint64, peak *uint64, stop func(
 		}
 	}()
 	return before, peak, func() { close(done); wg.Wait() }
-}
-
-// waitFor polls cond until it holds, failing after limit.
-func waitFor(b *testing.B, limit time.Duration, what string, cond func() bool) {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out after %v: %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // postStraight sends counts to GitHub.com as the uploader would, 1,000 a

@@ -2,6 +2,8 @@ package featuregate_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -97,9 +99,9 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 // has caught up with the registry.
 func (e *contribEnv) setFeature(t testing.TB, on bool) {
 	t.Helper()
-	eventually(t, "unified contributions switched", func() bool {
+	testenv.EventuallyErr(t, contribWait, "unified contributions switched", func() error {
 		_, err := e.gate.UpdateSettings(context.Background(), &featuregatev1.UpdateSettingsRequest{ConnectionId: e.b.ConnID, Features: []*featuregatev1.FeatureSetting{{Feature: contributions, Enabled: on}}})
-		return err == nil
+		return err
 	})
 }
 
@@ -130,41 +132,28 @@ func (e *contribEnv) report(t *testing.T, counts ...*featuregatev1.ContributionC
 // profileIs waits until the GitHub.com profile of login shows want.
 func (e *contribEnv) profileIs(t *testing.T, login string, want map[string]int64) {
 	t.Helper()
-	eventuallyMsg(t, func() (bool, string) {
-		got := e.b.Emu.Contributions(login)
-		return cmp.Equal(want, got), cmp.Diff(want, got)
+	testenv.EventuallyErr(t, contribWait, login+"'s profile shows the counts", func() error {
+		if diff := cmp.Diff(want, e.b.Emu.Contributions(login)); diff != "" {
+			return errors.New(diff)
+		}
+		return nil
 	})
 }
 
 func (e *contribEnv) outboxEmpty(t *testing.T) {
 	t.Helper()
-	eventually(t, "the outbox is empty", func() bool {
+	testenv.EventuallyErr(t, contribWait, "the outbox is empty", func() error {
 		n, err := e.stores[0].OutboxSize(context.Background())
-		return err == nil && n == 0
+		if err == nil && n != 0 {
+			err = fmt.Errorf("%d rows in the outbox", n)
+		}
+		return err
 	})
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	eventuallyMsg(t, func() (bool, string) { return cond(), what })
-}
-
-// eventuallyMsg polls cond until it holds, failing after 20 s with its
-// last message.
-func eventuallyMsg(t testing.TB, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// contribWait is how long the contributions tests wait for the uploader
+// and the replicas' gates.
+const contribWait = 20 * time.Second
 
 // day is n days before today (UTC), as ReportContributions takes it.
 func day(n int) string { return time.Now().UTC().AddDate(0, 0, -n).Format(time.DateOnly) }

@@ -2,6 +2,7 @@ package featuregate_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -84,17 +85,11 @@ func TestUnifiedSearch(t *testing.T) {
 	}
 	set := func(f *featuregatev1.FeatureSetting) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		// Refused until the gate has caught up with the registry.
+		testenv.EventuallyErr(t, 10*time.Second, "the gate takes the search setting", func() error {
 			_, err := client.UpdateSettings(cctx, &featuregatev1.UpdateSettingsRequest{ConnectionId: b.ConnID, Features: []*featuregatev1.FeatureSetting{f}})
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("enable search: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond) // the gate is still catching up with the registry
-		}
+			return err
+		})
 	}
 
 	set(&featuregatev1.FeatureSetting{Feature: featuregatev1.Feature_FEATURE_UNIFIED_SEARCH, Enabled: false})
@@ -179,17 +174,12 @@ func TestUnifiedSearch(t *testing.T) {
 	if _, err := b.Reg.Client.Disconnect(b.Reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: b.ConnID}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE)
-		if status.Code(err) == codes.FailedPrecondition {
-			break
+	testenv.EventuallyErr(t, 10*time.Second, "search is refused after the disconnect", func() error {
+		if _, err := search("mona", featuregatev1.SearchKind_SEARCH_KIND_CODE); status.Code(err) != codes.FailedPrecondition {
+			return fmt.Errorf("search answered %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("search after disconnect: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // linkAccount links server user to the GitHub.com account login as the

@@ -2,11 +2,13 @@ package featuregate_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 )
 
@@ -22,9 +24,11 @@ func (e *contribEnv) status(t *testing.T, user string) *featuregatev1.GetContrib
 // statusIs waits until the status of user (and the connection) holds.
 func (e *contribEnv) statusIs(t *testing.T, user, what string, cond func(*featuregatev1.GetContributionsStatusResponse) bool) {
 	t.Helper()
-	eventuallyMsg(t, func() (bool, string) {
-		st := e.status(t, user)
-		return cond(st), what + ": " + st.String()
+	testenv.EventuallyErr(t, contribWait, what, func() error {
+		if st := e.status(t, user); !cond(st) {
+			return errors.New(st.String())
+		}
+		return nil
 	})
 }
 

@@ -52,25 +52,23 @@ func runReplica(t *testing.T, name string, cfg registry.Config) *replica {
 	r := &replica{t: t, name: name, metrics: "http://" + cfg.HTTPAddr + "/metrics", cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- registry.Run(ctx, cfg) }()
 	t.Cleanup(r.stop)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + cfg.HTTPAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
+	testenv.EventuallyErr(t, 20*time.Second, name+" is ready", func() error {
 		select {
 		case err := <-r.done:
 			t.Fatalf("%s ended: %v", name, err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready", name)
+		resp, err := http.Get("http://" + cfg.HTTPAddr + "/readyz")
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz answers %s", resp.Status)
+		}
+		return nil
+	})
+	return r
 }
 
 func (r *replica) stop() {
