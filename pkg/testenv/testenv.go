@@ -177,15 +177,20 @@ func EventuallyErr(t testing.TB, within time.Duration, what string, cond func() 
 
 var errNotYet = errors.New("not yet")
 
-// poll looks every 10 ms until cond returns nil (true) or within has
-// passed (false); it says how long it looked.
+// poll looks until cond returns nil (true) or within has passed (false);
+// it says how long it looked. It looks again after 10 ms at first, then
+// less often, up to every 100 ms: a condition that holds soon is seen
+// soon, and a long wait (a lease hand-over, a backoff) does not keep two
+// shared cores busy asking real processes over HTTP.
 func poll(within time.Duration, cond func() error) (time.Duration, bool) {
 	start := time.Now()
+	pause := 10 * time.Millisecond
 	for cond() != nil {
 		if time.Since(start) > within {
 			return time.Since(start), false
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(pause*3/2, 100*time.Millisecond)
 	}
 	return time.Since(start), true
 }
