@@ -42,7 +42,8 @@ var pypiSeparators = regexp.MustCompile(`[-_.]+`)
 //   - composer: lowercase; Packagist names are case-insensitive.
 //   - nuget: lowercase; package ids are case-insensitive.
 //   - rust: lowercase with _ as -; crates.io refuses a crate whose name
-//     differs from an existing one only so, and Cargo finds it either way.
+//     differs from an existing one only so, so the folded name still names
+//     one crate.
 //   - npm, maven, rubygems, go: as written. npm still serves old mixed-case
 //     packages that differ from a lowercase one (JSONStream, jsonstream),
 //     Maven coordinates and gem names are case-sensitive, and Go module
@@ -66,7 +67,8 @@ func normalizeEcosystem(ecosystem string) string {
 }
 
 // parseVersion reads version as ecosystem's (GitHub's name) rules. The
-// library reads any string somehow (only PyPI's parser refuses one), so a
+// library reads any string somehow (PyPI's parser falls back to the
+// pre-PEP 440 legacy order, which old releases on PyPI still need), so a
 // version must also look like one: no spaces or commas, and a digit first
 // (after a leading v, which Go and Composer versions carry).
 func parseVersion(ecosystem, version string) (semantic.Version, error) {
