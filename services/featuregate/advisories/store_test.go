@@ -61,7 +61,7 @@ func TestStoredForm(t *testing.T) {
 			vuln{"npm", "lodash", ">= 4.0.0, < 4.17.21", "4.17.21"},
 			vuln{"npm", "lodash-es", "< 4.17.21", ""},
 			vuln{"npm", "lodash", ">= 4.0.0, < 4.17.21", "4.17.21"}, // listed twice: one row
-			vuln{"", "", "< 1.0", ""},                              // no package: nothing to match
+			vuln{"", "", "< 1.0", ""},                               // no package: nothing to match
 		)
 		a.CVEID = github.String("CVE-2021-23337")
 		a.CVSS = &github.AdvisoryCVSS{Score: new(7.2), VectorString: github.String("CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H")}
