@@ -245,14 +245,8 @@ func (s *Store) upsert(ctx context.Context, advs []*github.GlobalSecurityAdvisor
 		// Revisions last: NextRevision's lock, which the gate's own
 		// writers take too, is held from here to the commit only, not
 		// while the page is written.
-		for _, id := range changed {
-			rev, err := sqldb.NextRevision(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE advisories SET revision = $1 WHERE ghsa_id = $2`, rev, id); err != nil {
-				return err
-			}
+		if err := setRevisionsTx(ctx, tx, changed); err != nil {
+			return err
 		}
 		if !cursor.IsZero() {
 			if _, err := tx.ExecContext(ctx, `UPDATE advisory_sync_cursor SET updated_at = $1 WHERE id = 1 AND updated_at < $1`, cursor.UnixMicro()); err != nil {
@@ -268,6 +262,35 @@ func (s *Store) upsert(ctx context.Context, advs []*github.GlobalSecurityAdvisor
 		s.Notify()
 	}
 	return len(changed), nil
+}
+
+// setRevisionsTx gives each advisory of ids the next revision, in order,
+// setting them all in one statement.
+func setRevisionsTx(ctx context.Context, tx *sql.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`UPDATE advisories SET revision = CASE ghsa_id`)
+	args := make([]any, 0, 2*len(ids))
+	for _, id := range ids {
+		rev, err := sqldb.NextRevision(ctx, tx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&q, " WHEN $%d THEN CAST($%d AS BIGINT)", len(args)+1, len(args)+2)
+		args = append(args, id, rev)
+	}
+	q.WriteString(" END WHERE ghsa_id IN (")
+	for i := range ids {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", 2*i+1)
+	}
+	q.WriteString(")")
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	return err
 }
 
 // upsertTx writes st unless the stored copy is as new, and reports whether
