@@ -181,11 +181,11 @@ func convert(a *github.GlobalSecurityAdvisory) (*stored, error) {
 		}
 		// The table's key: the same range of the same package listed
 		// twice is one row.
-		if k := [3]string{eco, key, r}; seen[k] {
+		k := [3]string{eco, key, r}
+		if seen[k] {
 			continue
-		} else {
-			seen[k] = true
 		}
+		seen[k] = true
 		s.Packages = append(s.Packages, Package{Ecosystem: eco, Name: name, VulnerableRange: r, FirstPatched: strings.TrimSpace(v.GetFirstPatchedVersion())})
 		s.keys = append(s.keys, key)
 	}

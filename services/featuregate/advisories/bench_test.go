@@ -159,10 +159,11 @@ func BenchmarkAffecting(b *testing.B) {
 	benchStores(b, func(b *testing.B, fresh func() string) {
 		s := open(b, fresh())
 		syncAll(b, s, advs)
-		var seq, hits atomic.Int64
+		var seq atomic.Uint64
+		var hits atomic.Int64
 		query := func(known bool) func(context.Context) error {
 			return func(ctx context.Context) error {
-				r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+				r := rand.New(rand.NewPCG(seq.Add(1), 1))
 				eco := benchEcosystems[r.IntN(len(benchEcosystems))]
 				name := benchName(eco, pick(r))
 				if !known {
