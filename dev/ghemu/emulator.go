@@ -85,6 +85,7 @@ type Emulator struct {
 	counts        map[string]int
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
 	contributions map[contribKey]int64   // unified contributions' counts
+	advisories    advisoryStore          // the global security advisories
 
 	violMu     sync.Mutex
 	violations []error
@@ -126,6 +127,7 @@ func New(opts Options) *Emulator {
 		counts:        map[string]int{},
 		usage:         map[string]*rateWindow{},
 		contributions: map[contribKey]int64{},
+		advisories:    newAdvisoryStore(),
 	}
 	e.routes()
 	return e
