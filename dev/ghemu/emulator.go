@@ -1,12 +1,13 @@
 // Package ghemu is a stateful GitHub.com emulator for ghconnect's tests,
 // benchmarks and local runs: the GitHub App endpoints, installation tokens,
-// the App-manifest flow, people (organization members, collaborators) and
+// the App-manifest flow, people (organization members, collaborators),
 // GitHub App user authorization (the OAuth web flow with PKCE, user access
-// and refresh tokens), rate limits, search, and fault controls. In contract
-// mode every request it receives and every response it sends is checked
-// against GitHub's official OpenAPI description, so tests never drift into
-// testing against an imagined GitHub. go-github clients work against it by
-// base URL alone: API paths are served at the root, as api.github.com does.
+// and refresh tokens), the global security advisories, rate limits, search,
+// and fault controls. In contract mode every request it receives and every
+// response it sends is checked against GitHub's official OpenAPI
+// description, so tests never drift into testing against an imagined
+// GitHub. go-github clients work against it by base URL alone: API paths
+// are served at the root, as api.github.com does.
 package ghemu
 
 import (
