@@ -2,6 +2,7 @@ package ghemu_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -616,3 +617,57 @@ const validAdvisoryBody = `{"ghsa_id":"GHSA-2222-3333-4444","cve_id":null,"url":
 "references":[],"published_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z","github_reviewed_at":null,
 "nvd_published_at":null,"withdrawn_at":null,"vulnerabilities":[],"cvss":{"vector_string":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N","score":7.5},
 "cwes":[],"credits":[]}`
+
+// TestAdvisoryAdminRoutes: the binary's controls add, change and withdraw
+// advisories as the Go methods do.
+func TestAdvisoryAdminRoutes(t *testing.T) {
+	emu := ghemu.StartForTest(t, ghemu.Options{})
+	do := func(method, path, body string) (int, ghemu.Advisory) {
+		t.Helper()
+		req, _ := http.NewRequest(method, emu.URL+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a ghemu.Advisory
+		if resp.StatusCode < 300 {
+			if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, a
+	}
+	code, a := do("POST", "/_emu/advisories", `{"summary": "XSS in widget", "cvss": {"vector_string": "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", "score": 6.1},
+		"vulnerabilities": [{"package": {"ecosystem": "composer", "name": "acme/widget"}, "vulnerable_version_range": "< 2.0.1", "first_patched_version": "2.0.1"}]}`)
+	if code != http.StatusCreated || a.Severity != "medium" || a.GHSAID == "" || a.Type != "reviewed" {
+		t.Fatalf("add: %d %+v", code, a)
+	}
+	if code, _ := do("POST", "/_emu/advisories", `{"summary": "x", "severity": "dire"}`); code != http.StatusUnprocessableEntity {
+		t.Errorf("add with a bad severity: %d", code)
+	}
+	if code, _ := do("POST", "/_emu/advisories", `{`); code != http.StatusBadRequest {
+		t.Errorf("add with a bad body: %d", code)
+	}
+	code, b := do("PATCH", "/_emu/advisories/"+a.GHSAID, `{"severity": "high", "cve_id": "CVE-2026-1234"}`)
+	if code != http.StatusOK || b.Severity != "high" || b.CVEID != "CVE-2026-1234" || b.Summary != a.Summary || b.UpdatedAt.Before(a.UpdatedAt) {
+		t.Errorf("patch: %d %+v", code, b)
+	}
+	if code, _ := do("PATCH", "/_emu/advisories/"+a.GHSAID, `{"severity": 3}`); code != http.StatusBadRequest {
+		t.Errorf("patch with a bad body: %d", code)
+	}
+	if code, _ := do("PATCH", "/_emu/advisories/"+a.GHSAID, `{"severity": "dire"}`); code != http.StatusUnprocessableEntity {
+		t.Errorf("patch to a bad severity: %d", code)
+	}
+	code, c := do("POST", "/_emu/advisories/"+a.GHSAID+"/withdraw", "")
+	if code != http.StatusOK || c.WithdrawnAt.IsZero() || c.Severity != "high" {
+		t.Errorf("withdraw: %d %+v", code, c)
+	}
+	if code, _ := do("POST", "/_emu/advisories/GHSA-2222-3333-4444/withdraw", ""); code != http.StatusNotFound {
+		t.Errorf("withdraw an unknown advisory: %d", code)
+	}
+	got, _, err := anonClient(emu).SecurityAdvisories.GetGlobalSecurityAdvisories(context.Background(), a.GHSAID)
+	if err != nil || got.GetSeverity() != "high" || got.WithdrawnAt == nil || len(got.Identifiers) != 2 {
+		t.Errorf("served after the changes: %+v %v", got, err)
+	}
+}
