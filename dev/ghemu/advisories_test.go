@@ -499,6 +499,11 @@ func TestAdvisoryFaultsAndTokens(t *testing.T) {
 	if _, _, err := tc.SecurityAdvisories.ListGlobalSecurityAdvisories(ctx, nil); statusOf(err) != http.StatusForbidden {
 		t.Errorf("past the installation's limit: %v", err)
 	}
+	// So is a user token, against the person's limit.
+	uc := w.client("Bearer " + str(w.userToken(t, "mona")["access_token"]))
+	if _, resp, err := uc.SecurityAdvisories.ListGlobalSecurityAdvisories(ctx, nil); err != nil || resp.Rate.Limit != 50 || resp.Rate.Remaining != 49 {
+		t.Errorf("with a user token: %+v %v", resp.Rate, err)
+	}
 	if _, _, err := w.client("token ghs_notatoken").SecurityAdvisories.ListGlobalSecurityAdvisories(ctx, nil); statusOf(err) != http.StatusUnauthorized {
 		t.Errorf("a bad token: %v", err)
 	}
