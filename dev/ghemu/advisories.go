@@ -376,7 +376,9 @@ func normalizeAdvisory(a *Advisory, now time.Time) error {
 	if a.GHSAID == "" {
 		a.GHSAID = randomGHSA()
 	}
-	if len(a.GHSAID) > 5 {
+	// GitHub spells ids "GHSA-" and lower case; any other case is the
+	// same id.
+	if len(a.GHSAID) > 5 && strings.EqualFold(a.GHSAID[:5], "GHSA-") {
 		a.GHSAID = "GHSA-" + strings.ToLower(a.GHSAID[5:])
 	}
 	if !validGHSA(a.GHSAID) {
@@ -587,6 +589,13 @@ func (e *Emulator) advisoryPage(q *advisoryQuery) (page []*Advisory, prev, next 
 			start = o.atLeast(c.key, c.id) - 1
 		}
 		step = -step
+	}
+	// A cursor outside the date range (the client changed the filter
+	// between pages) starts the walk at the range's edge.
+	if step > 0 {
+		start = max(start, lo)
+	} else {
+		start = min(start, hi-1)
 	}
 	page, more := walk(o.list, lo, hi, start, step, q.perPage, q.match)
 	other := (q.after != nil || q.before != nil) && len(page) > 0 && exists(o.list, lo, hi, start-step, -step, q.match)

@@ -355,6 +355,16 @@ func TestAdvisoryFiltersAndOrder(t *testing.T) {
 			t.Errorf("back from the last page %q: %q", order, back)
 		}
 	}
+	// A cursor from outside a date range the next request adds: the walk
+	// starts at the range's edge.
+	_, oldest, err := listAdvisories(t, c, "per_page=1&direction=asc")
+	if err != nil || oldest.After == "" {
+		t.Fatal(err)
+	}
+	if list, _, err := listAdvisories(t, c, "per_page=1&direction=asc&published=>2024-01-01&after="+oldest.After); err != nil || names(list) != "A" {
+		t.Errorf("a cursor before the range: %q %v", names(list), err)
+	}
+
 	// Two at a time: the next cursor stops after the last match, not at
 	// the end of the database.
 	list, resp, err := listAdvisories(t, c, "ecosystem=npm&per_page=2")
