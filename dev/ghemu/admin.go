@@ -141,6 +141,59 @@ func (e *Emulator) adminRoutes() {
 		writeJSON(w, http.StatusOK, map[string]int{"live": e.LiveTokens(id)})
 	})
 	e.peopleAdminRoutes()
+	e.advisoryAdminRoutes()
+}
+
+// advisoryAdminRoutes are GitHub's curators at work on the advisory
+// database: AddAdvisory, UpdateAdvisory and WithdrawAdvisory over HTTP.
+// Each answers the advisory as stored, in the seed's JSON.
+func (e *Emulator) advisoryAdminRoutes() {
+	e.mux.HandleFunc("POST /_emu/advisories", func(w http.ResponseWriter, r *http.Request) {
+		var spec Advisory
+		if err := json.NewDecoder(r.Body).Decode(&spec); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		a, err := e.AddAdvisory(spec)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		writeJSON(w, http.StatusCreated, a)
+	})
+	// PATCH sets the fields the body names and leaves the others;
+	// updated_at becomes now.
+	e.mux.HandleFunc("PATCH /_emu/advisories/{ghsa_id}", func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		// Decoded once onto a scratch advisory, so a malformed body is
+		// refused before anything changes.
+		if err := json.Unmarshal(raw, &Advisory{}); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		e.adminAdvisoryChange(w, r, func(id string) (Advisory, error) {
+			return e.UpdateAdvisory(id, func(a *Advisory) { _ = json.Unmarshal(raw, a) })
+		})
+	})
+	e.mux.HandleFunc("POST /_emu/advisories/{ghsa_id}/withdraw", func(w http.ResponseWriter, r *http.Request) {
+		e.adminAdvisoryChange(w, r, e.WithdrawAdvisory)
+	})
+}
+
+// adminAdvisoryChange applies change to the advisory the path names: 404
+// if there is none, 422 if the change leaves it invalid.
+func (e *Emulator) adminAdvisoryChange(w http.ResponseWriter, r *http.Request, change func(ghsaID string) (Advisory, error)) {
+	id := r.PathValue("ghsa_id")
+	if _, ok := e.GetAdvisory(id); !ok {
+		http.Error(w, "no such advisory", http.StatusNotFound)
+		return
+	}
+	a, err := change(id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
 }
 
 // peopleAdminRoutes are the controls over people and their authorizations:

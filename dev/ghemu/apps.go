@@ -31,6 +31,7 @@ func (e *Emulator) routes() {
 	e.api("GET /search/issues", authOptionalToken, e.searchIssues)
 	e.userRoutes()
 	e.contributionRoutes()
+	e.advisoryRoutes()
 
 	// Browser pages of github.com, outside the API and its description.
 	e.mux.HandleFunc("POST /settings/apps/new", e.manifestPage(""))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,4 +45,36 @@ func BenchmarkExchangeAt14000Repos(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
+}
+
+// BenchmarkListAdvisoriesAt20000 is one op: every one of 20,000 generated
+// advisories listed at per_page=100 (200 requests), following the Link
+// header's cursors, straight through the handler (no contract checks).
+func BenchmarkListAdvisoriesAt20000(b *testing.B) {
+	e := ghemu.New(ghemu.Options{})
+	if _, err := e.GenerateAdvisories(20000, 1); err != nil {
+		b.Fatal(err)
+	}
+	next := regexp.MustCompile(`<[^>]*[?&]after=([^&>]+)[^>]*>; rel="next"`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		path, pages := "/advisories?per_page=100", 0
+		for path != "" {
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			if rec.Code != http.StatusOK {
+				b.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			pages++
+			path = ""
+			if m := next.FindStringSubmatch(rec.Header().Get("Link")); m != nil {
+				path = "/advisories?per_page=100&after=" + m[1]
+			}
+		}
+		if pages != 200 {
+			b.Fatalf("%d pages", pages)
+		}
+	}
+	b.ReportMetric(float64(b.N*200)/b.Elapsed().Seconds(), "pages/s")
 }

@@ -1,12 +1,13 @@
 // Package ghemu is a stateful GitHub.com emulator for ghconnect's tests,
 // benchmarks and local runs: the GitHub App endpoints, installation tokens,
-// the App-manifest flow, people (organization members, collaborators) and
+// the App-manifest flow, people (organization members, collaborators),
 // GitHub App user authorization (the OAuth web flow with PKCE, user access
-// and refresh tokens), rate limits, search, and fault controls. In contract
-// mode every request it receives and every response it sends is checked
-// against GitHub's official OpenAPI description, so tests never drift into
-// testing against an imagined GitHub. go-github clients work against it by
-// base URL alone: API paths are served at the root, as api.github.com does.
+// and refresh tokens), the global security advisories, rate limits, search,
+// and fault controls. In contract mode every request it receives and every
+// response it sends is checked against GitHub's official OpenAPI
+// description, so tests never drift into testing against an imagined
+// GitHub. go-github clients work against it by base URL alone: API paths
+// are served at the root, as api.github.com does.
 package ghemu
 
 import (
@@ -85,6 +86,7 @@ type Emulator struct {
 	counts        map[string]int
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
 	contributions map[contribKey]int64   // unified contributions' counts
+	advisories    advisoryStore          // the global security advisories
 
 	violMu     sync.Mutex
 	violations []error
@@ -126,6 +128,7 @@ func New(opts Options) *Emulator {
 		counts:        map[string]int{},
 		usage:         map[string]*rateWindow{},
 		contributions: map[contribKey]int64{},
+		advisories:    newAdvisoryStore(),
 	}
 	e.routes()
 	return e

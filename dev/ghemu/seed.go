@@ -294,10 +294,19 @@ type SeedData struct {
 		Permissions  map[string]string `json:"permissions"`
 		Repositories []string          `json:"repositories"`
 	} `json:"installations"`
+	// Advisories are global security advisories in GitHub's JSON
+	// (global-advisory); what GitHub derives (url, html_url, identifiers,
+	// cvss_severities) may be left out and is ignored.
+	Advisories []Advisory `json:"advisories"`
+	// GenerateAdvisories adds GeneratedAdvisories(count, seed) too.
+	GenerateAdvisories *struct {
+		Count int   `json:"count"`
+		Seed  int64 `json:"seed"`
+	} `json:"generate_advisories"`
 }
 
 // Seed loads accounts, repositories, people's memberships and
-// collaborations, Apps and installations.
+// collaborations, Apps, installations and advisories.
 func (e *Emulator) Seed(s SeedData) error {
 	for _, ent := range s.Enterprises {
 		e.AddAccount(ent, "Enterprise")
@@ -324,6 +333,14 @@ func (e *Emulator) Seed(s SeedData) error {
 	}
 	for _, i := range s.Installations {
 		if _, err := e.Install(i.App, i.Account, i.Permissions, i.Repositories); err != nil {
+			return err
+		}
+	}
+	if _, err := e.addAdvisories(s.Advisories); err != nil {
+		return err
+	}
+	if g := s.GenerateAdvisories; g != nil {
+		if _, err := e.GenerateAdvisories(g.Count, g.Seed); err != nil {
 			return err
 		}
 	}

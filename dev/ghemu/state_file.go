@@ -30,6 +30,9 @@ type snapshot struct {
 	// refresh tokens, which last months (access tokens are left out).
 	Grants        []snapGrant   `json:"grants"`
 	RefreshTokens []snapRefresh `json:"refresh_tokens"`
+	// Advisories are the global security advisories, as changed since
+	// they were seeded.
+	Advisories []Advisory `json:"advisories,omitempty"`
 }
 
 type snapGrant struct {
@@ -94,6 +97,7 @@ func (e *Emulator) SaveState(path string) error {
 		s.Installations = append(s.Installations, snapInstall{ID: i.ID, AppID: i.App.ID, Account: i.Account.Login, Selection: i.Selection, RepoIDs: i.RepoIDs, Permissions: i.Permissions, Created: i.Created})
 	}
 	e.snapshotPeople(&s)
+	s.Advisories = e.allAdvisories()
 	e.mu.Unlock()
 	raw, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
@@ -158,7 +162,8 @@ func (e *Emulator) LoadState(path string) error {
 		e.installations[si.ID] = &Installation{ID: si.ID, App: e.apps[si.AppID], Account: e.account(si.Account), Selection: si.Selection, RepoIDs: si.RepoIDs, Permissions: si.Permissions, Created: si.Created, repoSet: idSet(si.RepoIDs)}
 	}
 	e.restorePeople(&s)
-	return nil
+	_, err = e.addAdvisoriesLocked(s.Advisories)
+	return err
 }
 
 // snapshotPeople adds memberships, collaborations, grants and live refresh
