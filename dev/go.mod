@@ -1,12 +1,13 @@
 module github.com/ghconnect/ghconnect/dev
 
-go 1.26.0
+go 1.26.3
 
 require (
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-github/v60 v60.0.0
+	github.com/google/osv-scalibr v0.5.3
 	github.com/oauth2-proxy/mockoidc v0.0.0-20240214162133-caebfff84d25
 )
 

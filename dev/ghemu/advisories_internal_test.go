@@ -47,7 +47,7 @@ func TestVersionRanges(t *testing.T) {
 		{"4.17.22", "> 4.17.21", true},
 		{"1.0.0+build", "= 1.0.0", true},
 	} {
-		if got := inVersionRange(tc.version, tc.rng); got != tc.in {
+		if got := inVersionRange("npm", tc.version, tc.rng); got != tc.in {
 			t.Errorf("%s in %q: %v, want %v", tc.version, tc.rng, got, tc.in)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/osv-scalibr/semantic"
 )
 
 // advisoryQuery is GET /advisories' parameters, checked.
@@ -202,7 +204,7 @@ func (q *advisoryQuery) match(a *Advisory) bool {
 			return false
 		}
 		return len(q.affects) == 0 || slices.ContainsFunc(q.affects, func(p affected) bool {
-			return strings.EqualFold(p.name, v.Package.Name) && (p.version == "" || inVersionRange(p.version, v.VulnerableVersionRange))
+			return strings.EqualFold(p.name, v.Package.Name) && (p.version == "" || inVersionRange(v.Package.Ecosystem, p.version, v.VulnerableVersionRange))
 		})
 	})
 }
@@ -399,14 +401,34 @@ func parseVersionRange(s string) ([]versionConstraint, error) {
 	return out, nil
 }
 
-// inVersionRange says whether version satisfies every constraint of rng.
-func inVersionRange(version, rng string) bool {
+// osvEcosystems names GitHub's ecosystems as osv-scalibr's semantic
+// package does; versions in the others are compared as semver.
+var osvEcosystems = map[string]string{
+	"npm": "npm", "pip": "PyPI", "maven": "Maven", "rubygems": "RubyGems",
+	"go": "Go", "nuget": "NuGet", "composer": "Packagist", "rust": "crates.io",
+}
+
+// inVersionRange says whether version, in ecosystem, satisfies every
+// constraint of rng, ordered as that ecosystem orders versions (the
+// library the feature gate matches with, not a comparison of our own).
+func inVersionRange(ecosystem, version, rng string) bool {
 	cs, err := parseVersionRange(rng)
 	if err != nil {
 		return false
 	}
+	eco, ok := osvEcosystems[ecosystem]
+	if !ok {
+		eco = "npm" // plain semver
+	}
+	v, err := semantic.Parse(version, eco)
+	if err != nil {
+		return false
+	}
 	for _, c := range cs {
-		d := compareVersions(version, c.version)
+		d, err := v.CompareStr(c.version)
+		if err != nil {
+			return false
+		}
 		var ok bool
 		switch c.op {
 		case "=":
@@ -425,64 +447,6 @@ func inVersionRange(version, rng string) bool {
 		}
 	}
 	return true
-}
-
-// compareVersions orders versions the way most ecosystems agree on:
-// dot-separated release numbers compared as numbers (a missing one is 0,
-// a leading "v" ignored), then a pre-release ("-beta.1") before its
-// release. Ecosystem quirks (Maven qualifiers, PEP 440 epochs) are beyond
-// the emulator.
-func compareVersions(a, b string) int {
-	a, b = strings.TrimPrefix(a, "v"), strings.TrimPrefix(b, "v")
-	a, _, _ = strings.Cut(a, "+") // build metadata does not order
-	b, _, _ = strings.Cut(b, "+")
-	ra, pa, hasPA := strings.Cut(a, "-")
-	rb, pb, hasPB := strings.Cut(b, "-")
-	if d := compareDotted(ra, rb, "0"); d != 0 {
-		return d
-	}
-	switch {
-	case hasPA && !hasPB:
-		return -1
-	case !hasPA && hasPB:
-		return 1
-	}
-	return compareDotted(pa, pb, "")
-}
-
-// compareDotted compares dot-separated parts: numbers as numbers, numbers
-// before words, words as text; a missing part counts as pad.
-func compareDotted(a, b, pad string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(as), len(bs)); i++ {
-		x, y := pad, pad
-		if i < len(as) {
-			x = as[i]
-		}
-		if i < len(bs) {
-			y = bs[i]
-		}
-		nx, ex := strconv.ParseUint(x, 10, 64)
-		ny, ey := strconv.ParseUint(y, 10, 64)
-		switch {
-		case ex == nil && ey == nil:
-			if nx != ny {
-				if nx < ny {
-					return -1
-				}
-				return 1
-			}
-		case ex == nil:
-			return -1
-		case ey == nil:
-			return 1
-		default:
-			if d := strings.Compare(x, y); d != 0 {
-				return d
-			}
-		}
-	}
-	return 0
 }
 
 // The JSON GitHub serves for an advisory (global-advisory): every field
