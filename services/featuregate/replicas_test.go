@@ -3,10 +3,12 @@ package featuregate_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 )
 
@@ -134,4 +136,61 @@ func openStore(t *testing.T, dsn string) *featuregate.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A service that saw a change on Watch and then asks Check on the same
+// gate gets an answer that includes the change: Watch never sends what
+// the gate's view (which Check answers from) does not have yet. The
+// replica here follows nothing by itself, so a Watch that ran ahead of
+// its view would show it at once; in production the view's follower
+// narrows that gap to a race, which is how the disconnect test once saw
+// search still effective after its subscribers had the disconnect.
+func TestWatchIsNeverAheadOfCheck(t *testing.T) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
+		a := start(t, dsn)
+		b := serveGate(t, a.reg, dsn, featuregate.Options{}, nil, false)
+		id := a.connect(t, allPerms)
+		if _, err := a.set(t, id, &featuregatev1.FeatureSetting{Feature: search, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.gate.Watch(b.ctx(t, "search-svc"), &featuregatev1.WatchRequest{ConnectionId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The connection goes through three states, each later than the
+		// last: connected with search off, with search on (at which the
+		// test disconnects it), disconnected. Check may answer from a
+		// later state than the event just received, never an earlier one.
+		const (
+			off = iota
+			on
+			gone
+		)
+		reasons := map[featuregatev1.Reason]int{featuregatev1.Reason_REASON_DISABLED: off, featuregatev1.Reason_REASON_EFFECTIVE: on}
+		for stage := off; stage != gone; {
+			w, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			allowed := []featuregatev1.Reason{featuregatev1.Reason_REASON_DISABLED, featuregatev1.Reason_REASON_EFFECTIVE}
+			switch {
+			case !w.Connected:
+				stage = gone
+				allowed = []featuregatev1.Reason{featuregatev1.Reason_REASON_NOT_CONNECTED}
+			case searchOn(w):
+				stage = on
+				allowed = allowed[1:]
+			}
+			if got := b.check(t, id, "mona", search)[0].Reason; !slices.Contains(allowed, got) || (stage != gone && reasons[got] < stage) {
+				t.Errorf("revision %d (connected=%v, search on=%v) on Watch, then Check on the same gate: %v; want one of %v",
+					w.Revision, w.Connected, searchOn(w), got, allowed)
+			}
+			if stage == on {
+				if _, err := a.reg.Client.Disconnect(a.reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
 }

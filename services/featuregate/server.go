@@ -261,7 +261,20 @@ func (s *Server) Watch(req *featuregatev1.WatchRequest, stream grpc.ServerStream
 	ctx := stream.Context()
 	err := sqldb.Tail(ctx, &s.store.Notifier, s.pollInterval, s.stopping, req.GetAfterRevision(), watchBatch,
 		func(ctx context.Context, after int64, limit int) ([]*featuregatev1.WatchResponse, error) {
-			return s.store.Snapshots(ctx, after, req.GetConnectionId(), limit)
+			// Nothing goes out that Check on this gate would not
+			// answer from yet: a caller that saw a change here and
+			// then asks Check gets the change or a later state.
+			if err := s.view.catchUp(ctx); err != nil {
+				return nil, err
+			}
+			upto := s.view.revision()
+			snaps, err := s.store.Snapshots(ctx, after, req.GetConnectionId(), limit)
+			for i, w := range snaps {
+				if w.Revision > upto {
+					return snaps[:i], err
+				}
+			}
+			return snaps, err
 		},
 		func(w *featuregatev1.WatchResponse) int64 { return w.Revision },
 		stream.Send)

@@ -63,6 +63,14 @@ func startWith(t testing.TB, dsn string, extra func(*grpc.Server, *auth.Rules)) 
 func startOpts(t testing.TB, dsn string, opts featuregate.Options, extra func(*grpc.Server, *auth.Rules)) *env {
 	t.Helper()
 	reg := registrytest.StartConnected(t, testenv.SQLite(t), registrytest.StartBackends(t), "featuregate")
+	return serveGate(t, reg, dsn, opts, extra, true)
+}
+
+// serveGate runs a feature gate on dsn beside registry reg; follow says
+// whether it follows the registry and keeps its view current by itself
+// (a replica that does neither serves what the other gates write).
+func serveGate(t testing.TB, reg *registrytest.Env, dsn string, opts featuregate.Options, extra func(*grpc.Server, *auth.Rules), follow bool) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := featuregate.OpenStore(ctx, dsn)
 	if err != nil {
@@ -97,10 +105,13 @@ func startOpts(t testing.TB, dsn string, opts featuregate.Options, extra func(*g
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(1)
 	go func() { defer wg.Done(); srv.Serve(ctx, lis, nil) }()
-	go func() { defer wg.Done(); featuregate.FollowRegistry(ctx, reg.Client, reg.Tokens["featuregate"], store) }()
-	go func() { defer wg.Done(); gate.Follow(ctx) }()
+	if follow {
+		wg.Add(2)
+		go func() { defer wg.Done(); featuregate.FollowRegistry(ctx, reg.Client, reg.Tokens["featuregate"], store) }()
+		go func() { defer wg.Done(); gate.Follow(ctx) }()
+	}
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
@@ -23,6 +24,12 @@ type view struct {
 	changed func() <-chan struct{}
 
 	refresh sync.Mutex // one refresher at a time
+	// asks counts calls of catchUp; covered is the count when the last
+	// successful refresh began, so a caller that asked before then is
+	// served by it and need not query again. Both are guarded by refresh
+	// (asks is also read and bumped atomically before taking it).
+	asks    atomic.Int64
+	covered int64
 	mu      sync.RWMutex
 	rev     int64
 	conns   map[string]*featuregatev1.WatchResponse
@@ -44,10 +51,26 @@ func newView(feed func(ctx context.Context, after int64, limit int) ([]feedEvent
 
 const viewBatch = 1000
 
-// catchUp applies every event committed since the last one applied.
+// catchUp applies every event committed before it was called. Callers
+// that arrive while a refresh runs share the next one.
 func (v *view) catchUp(ctx context.Context) error {
+	ask := v.asks.Add(1)
 	v.refresh.Lock()
 	defer v.refresh.Unlock()
+	if ask <= v.covered {
+		return nil
+	}
+	start := v.asks.Load()
+	if err := v.read(ctx); err != nil {
+		return err
+	}
+	v.covered = start
+	return nil
+}
+
+// read applies every event committed since the last one applied. Callers
+// hold v.refresh.
+func (v *view) read(ctx context.Context) error {
 	for {
 		v.mu.RLock()
 		after := v.rev
@@ -135,6 +158,13 @@ func (v *view) facts(conn string, users []string) userFacts {
 		f.optedIn[name] = opted
 	}
 	return f
+}
+
+// revision is the last event the view has applied.
+func (v *view) revision() int64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.rev
 }
 
 // get returns the connection's latest snapshot, or nil if the gate has
