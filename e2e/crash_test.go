@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -36,13 +37,39 @@ func (s *system) eventually(what string, cond func() bool) {
 }
 
 // crash restarts the registry so it exits after step, runs op (which the
-// crash interrupts), and brings the registry back normally.
+// crash interrupts), and brings the registry back normally. The request
+// the registry dies answering is cut off as soon as it has exited: the
+// gateway would otherwise keep retrying it for its whole deadline
+// (10 s) against no registry at all. Cutting it ends the gateway's call
+// as a browser that gives up would, so the restarted registry never
+// finishes it either.
 func (s *system) crash(step string, op func()) {
 	s.t.Helper()
 	s.stop("registry")
 	s.startRegistry(step)
+	cmd := s.procs["registry"]
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // a crash is an exit status; ProcessState says it ended
+		close(exited)
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.cutOff.Store(&ctx)
 	op()
-	s.waitExit("registry")
+	s.cutOff.Store(nil)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		s.t.Fatalf("the registry did not exit after %s", step)
+	}
 	s.startRegistry("")
 }
 
@@ -152,7 +179,8 @@ func TestCrashRecovery(t *testing.T) {
 				return code == 200
 			})
 			s.crash(step, func() {
-				s.rest("POST", "/v1/connections/"+id+":disconnect", map[string]any{"reason": "crash test"})
+				// The registry dies answering: the call fails.
+				s.restAs("admin", "POST", "/v1/connections/"+id+":disconnect", map[string]any{"reason": "crash test"})
 			})
 			s.eventually("the reconciler finishes the disconnect", func() bool {
 				return s.connection(id)["state"] == "CONNECTION_STATE_DISCONNECTED"

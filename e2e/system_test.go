@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,7 +94,10 @@ type system struct {
 	pki devca.Files
 	// http trusts the system's CA; browser also does not follow redirects.
 	http, browser *http.Client
-	opts          systemOptions
+	// cutOff, when set, also ends the requests of both clients (see
+	// crash).
+	cutOff atomic.Pointer[context.Context]
+	opts   systemOptions
 	// callersRegistry is the registry the broker, the feature gate and
 	// the gateway talk to.
 	callersRegistry string
@@ -136,11 +140,49 @@ func (s *system) serveTLS(name string) []string {
 func (s *system) trustPKI() {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(readFile(s.t, s.pki.CA())))
-	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	s.t.Cleanup(transport.CloseIdleConnections)
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	s.t.Cleanup(base.CloseIdleConnections)
+	transport := cutOffTransport{base: base, cutOff: &s.cutOff}
 	s.http = &http.Client{Transport: transport}
 	jar, _ := cookiejar.New(nil)
 	s.browser = &http.Client{Transport: transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// cutOffTransport ends each request also when the context cutOff points
+// to (if any) ends.
+type cutOffTransport struct {
+	base   http.RoundTripper
+	cutOff *atomic.Pointer[context.Context]
+}
+
+func (c cutOffTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	cut := c.cutOff.Load()
+	if cut == nil {
+		return c.base.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	stop := context.AfterFunc(*cut, cancel)
+	resp, err := c.base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	// The body is read after RoundTrip returns: release the context when
+	// it is closed.
+	resp.Body = cutOffBody{ReadCloser: resp.Body, done: func() { stop(); cancel() }}
+	return resp, nil
+}
+
+type cutOffBody struct {
+	io.ReadCloser
+	done func()
+}
+
+func (b cutOffBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.done()
+	return err
 }
 
 // signIn signs the test's browser in as admin@example.com, an admin, when
