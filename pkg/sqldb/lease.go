@@ -134,6 +134,18 @@ func (l *Lease) set(ctx context.Context, held bool) {
 	}
 }
 
+// GaugeOnChange is an OnChange that sets g to 1 while this process is
+// the leader and to 0 otherwise (g is a prometheus.Gauge, say).
+func GaugeOnChange(g interface{ Set(float64) }) func(leader bool) {
+	return func(leader bool) {
+		if leader {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+	}
+}
+
 // Run takes part in the election until ctx ends. While this process is the
 // leader, work runs with a context that is cancelled when the leadership
 // is lost (or ctx ends); Run waits for work to return before it tries to

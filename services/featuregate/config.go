@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
@@ -39,6 +41,9 @@ type Config struct {
 	// GitHub.com; the end-to-end tests shorten them so that an outage of
 	// minutes and a lease handed over fit in seconds.
 	Upload UploadFlags
+	// Advisories times Dependabot's advisory sync, as Upload does the
+	// uploader.
+	Advisories AdvisoryFlags
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
@@ -60,6 +65,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GitHubURL, "github-url", "https://api.github.com/", "GitHub API base URL (unified search, unified contributions)")
 	fs.IntVar(&c.OutboxMax, "contributions-outbox-max", DefaultOutboxMax, "most rows the unified-contributions outbox holds before ReportContributions answers RESOURCE_EXHAUSTED")
 	c.Upload.RegisterFlags(fs)
+	c.Advisories.RegisterFlags(fs)
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
@@ -87,6 +93,9 @@ func (c *Config) Validate() error {
 	if err := c.Upload.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Advisories.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-broker-token-file or -dial-cert is required with -broker-addr"))
 	}
@@ -108,21 +117,52 @@ func (f *UploadFlags) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate refuses timings NewUploader would silently replace.
 func (f *UploadFlags) Validate() error {
-	var errs []error
-	for name, d := range map[string]time.Duration{"contributions-poll": f.Poll, "contributions-min-backoff": f.MinBackoff,
-		"contributions-max-backoff": f.MaxBackoff, "contributions-lease-retry": f.LeaseRetry} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("-%s must be positive", name))
-		}
-	}
-	if f.MaxBackoff < f.MinBackoff {
-		errs = append(errs, errors.New("-contributions-max-backoff must not be below -contributions-min-backoff"))
-	}
-	return errors.Join(errs...)
+	return validateTimings("contributions", map[string]time.Duration{"poll": f.Poll, "min-backoff": f.MinBackoff,
+		"max-backoff": f.MaxBackoff, "lease-retry": f.LeaseRetry})
 }
 
 func (f *UploadFlags) options(reg prometheus.Registerer) UploaderOptions {
 	return UploaderOptions{Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
+}
+
+// AdvisoryFlags are the advisory sync's timings (AdvisorySyncOptions) as
+// flags.
+type AdvisoryFlags struct {
+	Every, Poll, MinBackoff, MaxBackoff, LeaseRetry time.Duration
+}
+
+// RegisterFlags binds f to fs, with AdvisorySyncOptions' defaults.
+func (f *AdvisoryFlags) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&f.Every, "advisories-every", time.Hour, "time between advisory syncs that succeeded (Dependabot alerts); one also starts when the feature starts working")
+	fs.DurationVar(&f.Poll, "advisories-poll", 5*time.Second, "how often the advisory sync looks at the feature's state set on another replica")
+	fs.DurationVar(&f.MinBackoff, "advisories-min-backoff", 30*time.Second, "first wait after an advisory sync failed; it doubles up to -advisories-max-backoff")
+	fs.DurationVar(&f.MaxBackoff, "advisories-max-backoff", 30*time.Minute, "longest wait between advisory syncs while they fail")
+	fs.DurationVar(&f.LeaseRetry, "advisories-lease-retry", 5*time.Second, "how often a replica that does not sync advisories tries to take over (PostgreSQL)")
+}
+
+// Validate refuses timings NewAdvisorySync would silently replace.
+func (f *AdvisoryFlags) Validate() error {
+	return validateTimings("advisories", map[string]time.Duration{"every": f.Every, "poll": f.Poll, "min-backoff": f.MinBackoff,
+		"max-backoff": f.MaxBackoff, "lease-retry": f.LeaseRetry})
+}
+
+func (f *AdvisoryFlags) options(reg prometheus.Registerer) AdvisorySyncOptions {
+	return AdvisorySyncOptions{Every: f.Every, Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
+}
+
+// validateTimings checks the timing flags -prefix-name: each positive,
+// max-backoff not below min-backoff.
+func validateTimings(prefix string, d map[string]time.Duration) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(d)) {
+		if d[name] <= 0 {
+			errs = append(errs, fmt.Errorf("-%s-%s must be positive", prefix, name))
+		}
+	}
+	if d["max-backoff"] < d["min-backoff"] {
+		errs = append(errs, fmt.Errorf("-%s-max-backoff must not be below -%s-min-backoff", prefix, prefix))
+	}
+	return errors.Join(errs...)
 }
 
 // Run serves the feature gate until ctx is done.
@@ -156,6 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 	opts := Options{OutboxMax: cfg.OutboxMax}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	var uploader *Uploader
+	var advisorySync *AdvisorySync
 	if cfg.BrokerAddr != "" {
 		bconn, err := dialer.Dial(cfg.BrokerAddr, cfg.BrokerTokenFile)
 		if err != nil {
@@ -170,6 +211,10 @@ func Run(ctx context.Context, cfg Config) error {
 		// Unified contributions leave as the App too; without a broker
 		// counts are kept and queued, and wait.
 		if uploader, err = NewUploader(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Upload.options(srv.Registry)); err != nil {
+			return err
+		}
+		// So do Dependabot's advisory downloads.
+		if advisorySync, err = NewAdvisorySync(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Advisories.options(srv.Registry)); err != nil {
 			return err
 		}
 	}
@@ -189,6 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go gate.Follow(bg)
 	if uploader != nil {
 		go uploader.Run(bg)
+		go advisorySync.Run(bg)
 	}
 	return srv.Serve(ctx, grpcLis, httpLis)
 }

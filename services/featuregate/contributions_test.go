@@ -42,7 +42,17 @@ type contribEnv struct {
 
 func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 	t.Helper()
-	e := &contribEnv{b: brokertest.Start(t, brokertest.Options{})}
+	e := startGates(t, dsn, replicas, brokertest.Options{})
+	e.setFeature(t, true)
+	return e
+}
+
+// startGates runs replicas feature gates on dsn, each with its uploader
+// and advisory sync (short timings), beside a broker and registry started
+// with opts.
+func startGates(t testing.TB, dsn string, replicas int, opts brokertest.Options) *contribEnv {
+	t.Helper()
+	e := &contribEnv{b: brokertest.Start(t, opts)}
 	bconn, err := grpc.NewClient(e.b.Conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(brokerclient.Bearer(e.b.Tokens["search-svc"])))
 	if err != nil {
 		t.Fatal(err)
@@ -68,13 +78,19 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
+		adv, err := featuregate.NewAdvisorySync(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, featuregate.AdvisorySyncOptions{
+			Poll: 50 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, LeaseRetry: 200 * time.Millisecond,
+			PerPage: 50, Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		srv := server.New(server.Options{ShutdownTimeout: time.Second})
 		gate.Register(srv)
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(4)
+		wg.Add(5)
 		go func() { defer wg.Done(); srv.Serve(ctx, lis, nil) }()
 		go func() {
 			defer wg.Done()
@@ -82,6 +98,7 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 		}()
 		go func() { defer wg.Done(); gate.Follow(ctx) }()
 		go func() { defer wg.Done(); up.Run(ctx) }()
+		go func() { defer wg.Done(); adv.Run(ctx) }()
 		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
@@ -91,7 +108,6 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 		e.clients = append(e.clients, featuregatev1.NewFeatureGateServiceClient(conn))
 	}
 	e.gate = e.clients[0]
-	e.setFeature(t, true)
 	return e
 }
 
@@ -99,8 +115,15 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 // has caught up with the registry.
 func (e *contribEnv) setFeature(t testing.TB, on bool) {
 	t.Helper()
-	testenv.EventuallyErr(t, contribWait, "unified contributions switched", func() error {
-		_, err := e.gate.UpdateSettings(context.Background(), &featuregatev1.UpdateSettingsRequest{ConnectionId: e.b.ConnID, Features: []*featuregatev1.FeatureSetting{{Feature: contributions, Enabled: on}}})
+	e.switchFeature(t, contributions, on)
+}
+
+// switchFeature switches feature f, once every replica's gate has caught
+// up with the registry.
+func (e *contribEnv) switchFeature(t testing.TB, f featuregatev1.Feature, on bool) {
+	t.Helper()
+	testenv.EventuallyErr(t, contribWait, featuregatev1.Feature_name[int32(f)]+" switched", func() error {
+		_, err := e.gate.UpdateSettings(context.Background(), &featuregatev1.UpdateSettingsRequest{ConnectionId: e.b.ConnID, Features: []*featuregatev1.FeatureSetting{{Feature: f, Enabled: on}}})
 		return err
 	})
 }

@@ -15,6 +15,7 @@ import (
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
+	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -62,6 +63,9 @@ type Store struct {
 	// before watchers are woken, so this replica's Check never lags its
 	// Watch.
 	view *view
+	// advisories are Dependabot's vulnerability data, in the same
+	// database (see the advisories package).
+	advisories *advisories.Store
 }
 
 // commitThen runs fn in a transaction and, once committed, refreshes
@@ -85,7 +89,12 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now}
+	adv, err := advisories.Open(ctx, db)
+	if err != nil {
+		_ = db.Close() // the migration's error is the one to report
+		return nil, err
+	}
+	s := &Store{db: db, now: time.Now, advisories: adv}
 	s.view = newView(s.events, s.Changed)
 	return s, nil
 }

@@ -111,16 +111,7 @@ func RegisterOutboxGauge(reg prometheus.Registerer, store *Store) {
 
 // Run uploads while this replica holds the lease, until ctx ends.
 func (u *Uploader) Run(ctx context.Context) {
-	l := u.store.db.Lease(leaseUploader)
-	l.Retry = u.opts.LeaseRetry
-	l.OnChange = func(leader bool) {
-		if leader {
-			u.leader.Set(1)
-		} else {
-			u.leader.Set(0)
-		}
-	}
-	l.Run(ctx, u.loop)
+	runLeased(ctx, u.store.db, leaseUploader, u.opts.LeaseRetry, u.leader, u.loop)
 }
 
 // backoff is a connection's wait after GitHub.com failed.
@@ -133,16 +124,9 @@ func (u *Uploader) loop(ctx context.Context) {
 	waits := map[string]*backoff{}
 	for {
 		changed := u.store.Changed()
-		next := u.pass(ctx, waits)
-		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !wake(ctx, changed, u.pass(ctx, waits)) {
 			return
-		case <-changed:
-		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
@@ -239,10 +223,16 @@ func (u *Uploader) drain(ctx context.Context, conn string) (more bool, retryAt t
 	return true, time.Time{}, nil
 }
 
-// uploadErrorWords says why an upload failed, for the status pages: the
-// kind of failure and when it is retried, never GitHub.com's or the
-// broker's full answer (which the log has).
+// uploadErrorWords says why an upload failed, for the status pages.
 func uploadErrorWords(err error, retryAt time.Time) string {
+	return failureWords(err, retryAt, "the feature gate could not read or update its outbox")
+}
+
+// failureWords says why a call to GitHub.com as a connection's App
+// failed, for the status pages: the kind of failure and when it is
+// retried, never GitHub.com's or the broker's full answer (which the log
+// has). local is the words for a failure of the gate's own.
+func failureWords(err error, retryAt time.Time, local string) string {
 	retry := "; retrying at " + retryAt.UTC().Format("15:04:05") + " UTC"
 	var ge *brokerclient.GitHubError
 	switch {
@@ -254,7 +244,7 @@ func uploadErrorWords(err error, retryAt time.Time) string {
 	if st, ok := status.FromError(err); ok {
 		return fmt.Sprintf("the token broker gave no token for the connection's App (%s)%s", st.Code(), retry)
 	}
-	return "the feature gate could not read or update its outbox" + retry
+	return local + retry
 }
 
 type contributionJSON struct {

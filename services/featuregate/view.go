@@ -3,6 +3,7 @@ package featuregate
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +159,20 @@ func (v *view) facts(conn string, users []string) userFacts {
 		f.optedIn[name] = opted
 	}
 	return f
+}
+
+// effective lists the connections on which feature f works, by id.
+func (v *view) effective(f featuregatev1.Feature) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var ids []string
+	for id, snap := range v.conns {
+		if st, _ := featureState(snap, f); st == featuregatev1.Reason_REASON_EFFECTIVE {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // revision is the last event the view has applied.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,13 +41,6 @@ func newLoopMetrics(reg prometheus.Registerer) *loopMetrics {
 func runLeased(ctx context.Context, store *Store, name string, retry time.Duration, m *loopMetrics, loop func(context.Context)) {
 	l := store.Lease(name)
 	l.Retry = retry
-	gauge := m.leader[name]
-	l.OnChange = func(leader bool) {
-		if leader {
-			gauge.Set(1)
-		} else {
-			gauge.Set(0)
-		}
-	}
+	l.OnChange = sqldb.GaugeOnChange(m.leader[name])
 	l.Run(ctx, loop)
 }

@@ -122,6 +122,9 @@ type Options struct {
 	// Database is where the broker keeps users' grants (empty: a new
 	// SQLite file).
 	Database string
+	// AppPermissions are the connection App's permissions (nil: contents
+	// and issues write, metadata read).
+	AppPermissions map[string]string
 }
 
 // UserCallback is the server's user callback, one of the harness App's
@@ -157,7 +160,10 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	// The operator connects the App that exists on GitHub.com; the
 	// registry imports its key into Vault transit.
-	perms := map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
+	perms := o.AppPermissions
+	if perms == nil {
+		perms = map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
+	}
 	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms, CallbackURLs: []string{UserCallback}}, AppKey(0))
 	e.ConnID, e.AppID, e.InstID, e.KeyName = conn.Id, conn.App.GetAppId(), conn.InstallationId, conn.TransitKey.GetName()
 

@@ -116,7 +116,15 @@ type stored struct {
 }
 
 func micros(t *github.Timestamp) int64 {
-	if t == nil || t.IsZero() {
+	if t == nil {
+		return 0
+	}
+	return toMicros(t.Time)
+}
+
+// toMicros is t in Unix microseconds, 0 for the zero time.
+func toMicros(t time.Time) int64 {
+	if t.IsZero() {
 		return 0
 	}
 	return t.UnixMicro()

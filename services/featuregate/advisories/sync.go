@@ -25,6 +25,13 @@ type Syncer struct {
 	PerPage int
 }
 
+// FetchError is a run's failure to get a page from GitHub.com (as
+// opposed to the store's failure to keep it).
+type FetchError struct{ Err error }
+
+func (e *FetchError) Error() string { return "listing advisories: " + e.Err.Error() }
+func (e *FetchError) Unwrap() error { return e.Err }
+
 // Result is what one run did.
 type Result struct {
 	// From is the cursor the run started at (zero: a full sync).
@@ -63,7 +70,7 @@ func (s *Syncer) Run(ctx context.Context) (Result, error) {
 		var page []*github.GlobalSecurityAdvisory
 		resp, err := s.GitHub.Do(ctx, req, &page)
 		if err != nil {
-			return res, fmt.Errorf("listing advisories: %w", err)
+			return res, &FetchError{Err: err}
 		}
 		res.Pages++
 		res.Fetched += len(page)
