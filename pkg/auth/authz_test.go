@@ -62,6 +62,11 @@ var whoMayCall = map[string]string{
 	// A person gets only their own part (the gate checks).
 	"/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus": "account-holder admin auditor",
 	"/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers":          "account-holder admin",
+	// Vulnerability data is GitHub.com's public advisories: the server's
+	// services read it; admins and auditors see the sync.
+	"/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories":        "admin auditor feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories":       "admin auditor feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus": "admin auditor",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

@@ -3,16 +3,20 @@ package featuregate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/apierr"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -214,7 +218,7 @@ func (a *AdvisorySync) run(ctx context.Context, conn string, st advisories.SyncS
 		a.runs.WithLabelValues("failed").Inc()
 		st.Failures++
 		wait := a.opts.MinBackoff
-		for i := 1; i < st.Failures && wait < a.opts.MaxBackoff; i++ {
+		for i := int32(1); i < st.Failures && wait < a.opts.MaxBackoff; i++ {
 			wait *= 2
 		}
 		st.NextRun = st.LastEnd.Add(min(wait, a.opts.MaxBackoff))
@@ -267,3 +271,107 @@ func runLeased(ctx context.Context, db *sqldb.DB, name string, retry time.Durati
 
 // Advisories is the store of Dependabot's vulnerability data.
 func (s *Store) Advisories() *advisories.Store { return s.advisories }
+
+// errDependabotOff refuses reading vulnerability data nobody keeps in
+// sync.
+var errDependabotOff = apierr.Precondition("DEPENDABOT_OFF", "dependabot_alerts",
+	"Dependabot alerts work on no connection, so the gate keeps no vulnerability data in sync: an admin turns the feature on for a CONNECTED connection")
+
+// ListAdvisories answers the advisories affecting one version of a
+// package, from the synced copy.
+func (s *Server) ListAdvisories(ctx context.Context, req *featuregatev1.ListAdvisoriesRequest) (*featuregatev1.ListAdvisoriesResponse, error) {
+	if len(s.view.effective(dependabot)) == 0 {
+		return nil, errDependabotOff
+	}
+	found, err := s.store.advisories.Affecting(ctx, req.GetEcosystem(), req.GetPackage(), req.GetVersion())
+	if errors.Is(err, advisories.ErrInvalidQuery) {
+		var v apierr.Violations
+		v.Add("version", err.Error())
+		return nil, v.Err()
+	}
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	st, err := s.store.advisories.SyncStatus(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	out := &featuregatev1.ListAdvisoriesResponse{SyncTime: timestamp(st.LastSuccess), Advisories: make([]*featuregatev1.Advisory, 0, len(found))}
+	for i := range found {
+		out.Advisories = append(out.Advisories, advisoryProto(&found[i]))
+	}
+	return out, nil
+}
+
+const advisoryBatch = 500
+
+// WatchAdvisories streams the advisories stored after a revision, then
+// each change as the sync stores it.
+func (s *Server) WatchAdvisories(req *featuregatev1.WatchAdvisoriesRequest, stream grpc.ServerStreamingServer[featuregatev1.WatchAdvisoriesResponse]) error {
+	ctx := stream.Context()
+	err := sqldb.Tail(ctx, &s.store.advisories.Notifier, s.pollInterval, s.stopping, req.GetAfterRevision(), advisoryBatch,
+		s.store.advisories.Changes,
+		func(a advisories.Advisory) int64 { return a.Revision },
+		func(a advisories.Advisory) error {
+			return stream.Send(&featuregatev1.WatchAdvisoriesResponse{Advisory: advisoryProto(&a)})
+		})
+	return apierr.StreamEnd(err, sqldb.ErrStopping, func(err error) error { return toStatus(ctx, err) })
+}
+
+// GetAdvisorySyncStatus says how the advisory sync goes.
+func (s *Server) GetAdvisorySyncStatus(ctx context.Context, _ *featuregatev1.GetAdvisorySyncStatusRequest) (*featuregatev1.GetAdvisorySyncStatusResponse, error) {
+	st, err := s.store.advisories.SyncStatus(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	n, err := s.store.advisories.Count(ctx)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	out := &featuregatev1.AdvisorySyncStatus{
+		ConnectionId: st.ConnectionID, LastStartTime: timestamp(st.LastStart), LastEndTime: timestamp(st.LastEnd),
+		LastSuccessTime: timestamp(st.LastSuccess), LastError: st.LastError, Fetched: st.Fetched, Changed: st.Changed,
+		Failures: st.Failures, NextRunTime: timestamp(st.NextRun), Advisories: n,
+	}
+	on := len(s.view.effective(dependabot)) > 0
+	switch {
+	case !on || st.NextRun.IsZero() && !st.Running():
+		out.State = featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_OFF
+		out.Message = "off: Dependabot alerts work on no connection, so nothing is downloaded"
+		out.NextRunTime = nil
+	case st.Running():
+		out.State = featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_RUNNING
+		out.Message = "downloading advisories from GitHub.com now"
+	case st.Failures > 0:
+		out.State = featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_RETRYING
+		out.Message = fmt.Sprintf("the last %d runs failed; the next try is at %s UTC", st.Failures, st.NextRun.UTC().Format(time.DateTime))
+	default:
+		out.State = featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_SCHEDULED
+		out.Message = "up to date as of the last run; the next is at " + st.NextRun.UTC().Format(time.DateTime) + " UTC"
+	}
+	return &featuregatev1.GetAdvisorySyncStatusResponse{Status: out}, nil
+}
+
+// advisoryProto is the API form of a stored advisory.
+func advisoryProto(a *advisories.Advisory) *featuregatev1.Advisory {
+	out := &featuregatev1.Advisory{
+		GhsaId: a.GHSAID, CveId: a.CVEID, Summary: a.Summary, Severity: a.Severity, CvssScore: a.CVSSScore, CvssVector: a.CVSSVector,
+		HtmlUrl: a.HTMLURL, PublishTime: timestamp(a.PublishedAt), UpdateTime: timestamp(a.UpdatedAt), WithdrawTime: timestamp(a.WithdrawnAt),
+		Revision: a.Revision,
+	}
+	for _, c := range a.CWEs {
+		out.CweIds = append(out.CweIds, c.ID)
+	}
+	for _, p := range a.Packages {
+		out.Packages = append(out.Packages, &featuregatev1.VulnerablePackage{Ecosystem: p.Ecosystem, Name: p.Name, VulnerableRange: p.VulnerableRange, FirstPatchedVersion: p.FirstPatched})
+	}
+	return out
+}
+
+// timestamp is t in the API, nil for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

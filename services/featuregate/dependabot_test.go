@@ -2,18 +2,20 @@ package featuregate_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
+	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"github.com/ghconnect/ghconnect/services/featuregate"
 	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const listAdvisories = "GET /advisories"
@@ -50,6 +52,17 @@ func (e *contribEnv) synced(t *testing.T, since time.Time) advisories.SyncStatus
 		return nil
 	})
 	return st
+}
+
+// syncOff waits until the sync has nothing due.
+func (e *contribEnv) syncOff(t *testing.T) {
+	t.Helper()
+	testenv.EventuallyErr(t, contribWait, "the sync is off", func() error {
+		if st := e.syncStatus(t); !st.NextRun.IsZero() {
+			return fmt.Errorf("next run %v", st.NextRun)
+		}
+		return nil
+	})
 }
 
 func (e *contribEnv) stored(t *testing.T) int {
@@ -105,12 +118,7 @@ func TestAdvisorySyncFollowsTheFeature(t *testing.T) {
 
 		// Off: nothing is due any more.
 		e.switchFeature(t, dependabot, false)
-		testenv.EventuallyErr(t, contribWait, "the sync is off", func() error {
-			if st := e.syncStatus(t); !st.NextRun.IsZero() {
-				return fmt.Errorf("next run %v", st.NextRun)
-			}
-			return nil
-		})
+		e.syncOff(t)
 		e.quiet(t, "Dependabot alerts turned off")
 
 		// GitHub.com changes one advisory; on again, a run starts at
@@ -139,12 +147,7 @@ func TestAdvisorySyncFollowsTheFeature(t *testing.T) {
 			}
 		}
 		e.switchFeature(t, dependabot, false)
-		testenv.EventuallyErr(t, contribWait, "the sync is off", func() error {
-			if st := e.syncStatus(t); !st.NextRun.IsZero() {
-				return fmt.Errorf("next run %v", st.NextRun)
-			}
-			return nil
-		})
+		e.syncOff(t)
 		e.b.Emu.SetFaults(ghemu.Faults{Latency: 300 * time.Millisecond})
 		before := e.b.Emu.Count(listAdvisories)
 		e.switchFeature(t, dependabot, true)
@@ -193,12 +196,123 @@ func TestAdvisorySyncFollowsTheFeature(t *testing.T) {
 		if _, err := e.b.Reg.Client.Disconnect(e.b.Reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: e.b.ConnID}); err != nil {
 			t.Fatal(err)
 		}
-		testenv.EventuallyErr(t, contribWait, "the sync is off after the disconnect", func() error {
-			if st := e.syncStatus(t); !st.NextRun.IsZero() {
-				return errors.New("still scheduled")
-			}
-			return nil
-		})
+		e.syncOff(t)
 		e.quiet(t, "disconnected")
+	})
+}
+
+// The server's services ask the synced copy: ListAdvisories answers the
+// advisories whose range holds the version, by the ecosystem's rules
+// (pip's 1.10 is after 1.9), never a withdrawn one, and refuses while
+// nobody keeps the copy; WatchAdvisories streams what is held, then each
+// change; GetAdvisorySyncStatus says where the sync stands.
+func TestAdvisoriesForTheServersServices(t *testing.T) {
+	t.Parallel()
+	featuregate.Schema.Stores(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		e := advisoryEnv(t, dsn, 30)
+		list := func(eco, pkg, version string) ([]string, error) {
+			resp, err := e.gate.ListAdvisories(ctx, &featuregatev1.ListAdvisoriesRequest{Ecosystem: eco, Package: pkg, Version: version})
+			var ids []string
+			for _, a := range resp.GetAdvisories() {
+				ids = append(ids, a.GhsaId)
+			}
+			return ids, err
+		}
+		if _, err := list("pip", "django", "1.0"); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("while Dependabot alerts are off: %v; want FailedPrecondition", err)
+		}
+		st, err := e.gate.GetAdvisorySyncStatus(ctx, &featuregatev1.GetAdvisorySyncStatusRequest{})
+		if err != nil || st.Status.State != featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_OFF || st.Status.NextRunTime != nil {
+			t.Errorf("status while off: %v, %v", st, err)
+		}
+
+		vuln := func(pkg, rng, patched string) []ghemu.Vulnerability {
+			return []ghemu.Vulnerability{{Package: ghemu.AdvisoryPackage{Ecosystem: "pip", Name: pkg}, VulnerableVersionRange: rng, FirstPatchedVersion: patched}}
+		}
+		old, err := e.b.Emu.AddAdvisory(ghemu.Advisory{Summary: "old range", Vulnerabilities: vuln("Web_Kit", "< 1.9", "1.9")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := e.b.Emu.AddAdvisory(ghemu.Advisory{Summary: "current range", Vulnerabilities: vuln("web-kit", ">= 1.9, < 1.10.2", "1.10.2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone, err := e.b.Emu.AddAdvisory(ghemu.Advisory{Summary: "withdrawn", Vulnerabilities: vuln("web.kit", "<= 2.0", "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.b.Emu.WithdrawAdvisory(gone.GHSAID); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		e.switchFeature(t, dependabot, true)
+		e.synced(t, t0)
+		for _, c := range []struct {
+			version string
+			want    []string
+		}{
+			{"1.8", []string{old.GHSAID}},
+			{"1.10", []string{cur.GHSAID}}, // 1.10 > 1.9 for pip, not < it
+			{"1.10.2", nil},
+			{"2.0", nil}, // only the withdrawn advisory holds it
+		} {
+			got, err := list("pip", "WEB_kit", c.version) // PEP 503: one package
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("web-kit %s: %v, %v; want %v", c.version, got, err, c.want)
+			}
+		}
+		if _, err := list("pip", "web-kit", "not a version!"); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("an unreadable version: %v; want InvalidArgument", err)
+		}
+		if _, err := list("cobol", "web-kit", "1.0"); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("an unknown ecosystem: %v; want InvalidArgument", err)
+		}
+		st, err = e.gate.GetAdvisorySyncStatus(ctx, &featuregatev1.GetAdvisorySyncStatusRequest{})
+		if err != nil || st.Status.State != featuregatev1.AdvisorySyncState_ADVISORY_SYNC_STATE_SCHEDULED || st.Status.Advisories != 33 ||
+			st.Status.Fetched != 33 || st.Status.LastSuccessTime == nil || st.Status.NextRunTime == nil {
+			t.Errorf("status after the sync: %v, %v", st, err)
+		}
+
+		// Watch from the start: all 33 held (the withdrawn one too), then a
+		// change GitHub.com makes, once the next run takes it.
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		w, err := e.gate.WatchAdvisories(wctx, &featuregatev1.WatchAdvisoriesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]*featuregatev1.Advisory{}
+		var last int64
+		for len(seen) < 33 {
+			r, err := w.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := r.Advisory
+			if a.Revision <= last {
+				t.Fatalf("revision %d after %d", a.Revision, last)
+			}
+			last, seen[a.GhsaId] = a.Revision, a
+		}
+		if seen[gone.GHSAID].GetWithdrawTime() == nil || len(seen[cur.GHSAID].GetPackages()) != 1 {
+			t.Errorf("streamed: withdrawn %v, current %v", seen[gone.GHSAID], seen[cur.GHSAID])
+		}
+		if _, err := e.b.Emu.UpdateAdvisory(cur.GHSAID, func(a *ghemu.Advisory) { a.Summary = "current range, corrected" }); err != nil {
+			t.Fatal(err)
+		}
+		// Off and on again: a run at once takes the change.
+		e.switchFeature(t, dependabot, false)
+		e.syncOff(t)
+		t1 := time.Now()
+		e.switchFeature(t, dependabot, true)
+		if st := e.synced(t, t1); st.Changed != 1 {
+			t.Errorf("the run after the change: %+v; want 1 changed", st)
+		}
+		r, err := w.Recv()
+		a := r.GetAdvisory()
+		if err != nil || a.GhsaId != cur.GHSAID || a.Summary != "current range, corrected" || a.Revision <= last {
+			t.Errorf("next on the stream: %v, %v; want the corrected %s", a, err, cur.GHSAID)
+		}
 	})
 }

@@ -13,8 +13,10 @@ package advisories
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -113,6 +115,8 @@ type stored struct {
 	updated   int64
 	withdrawn int64
 	keys      []string // normalized package names, one per Packages entry
+	// hash is the digest of all the above (content_hash).
+	hash string
 }
 
 func micros(t *github.Timestamp) int64 {
@@ -197,6 +201,15 @@ func convert(a *github.GlobalSecurityAdvisory) (*stored, error) {
 		s.Packages = append(s.Packages, Package{Ecosystem: eco, Name: name, VulnerableRange: r, FirstPatched: strings.TrimSpace(v.GetFirstPatchedVersion())})
 		s.keys = append(s.keys, key)
 	}
+	whole, err := storedjson.Marshal(struct {
+		Advisory
+		Published, Updated, Withdrawn int64
+	}{s.Advisory, s.published, s.updated, s.withdrawn})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(whole)
+	s.hash = hex.EncodeToString(sum[:])
 	return s, nil
 }
 
@@ -210,8 +223,9 @@ func (s *Store) Upsert(ctx context.Context, advs []*github.GlobalSecurityAdvisor
 // from the last page stored in full. The cursor never moves back (a
 // replayed page leaves it); a zero cursor leaves it as it is.
 //
-// An advisory whose updated_at is not newer than the stored copy's
-// changes nothing, so replays and overlapping pages are harmless. Each
+// An advisory whose updated_at is older than the stored copy's, or the
+// same with the same content, changes nothing, so replays and overlapping
+// pages are harmless. Each
 // advisory that changes gets a new revision (Changes). changed counts
 // them. Any invalid advisory fails the whole page, naming it.
 func (s *Store) UpsertPage(ctx context.Context, advs []*github.GlobalSecurityAdvisory, cursor time.Time) (changed int, err error) {
@@ -301,18 +315,19 @@ func setRevisionsTx(ctx context.Context, tx *sql.Tx, ids []string) error {
 	return err
 }
 
-// upsertTx writes st unless the stored copy is as new, and reports whether
-// it wrote. The condition is in the upsert itself, so that a replica
+// upsertTx writes st unless the stored copy is newer, or as new with the
+// same content, and reports whether it wrote. The condition is in the upsert itself, so that a replica
 // syncing the same advisory at the same time cannot slip in between a read
 // and the write.
 func upsertTx(ctx context.Context, tx *sql.Tx, st *stored) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO advisories (ghsa_id, cve_id, summary, severity, cvss_score, cvss_vector, cwes, html_url, published_at, updated_at, withdrawn_at, revision)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)
+	res, err := tx.ExecContext(ctx, `INSERT INTO advisories (ghsa_id, cve_id, summary, severity, cvss_score, cvss_vector, cwes, html_url, published_at, updated_at, withdrawn_at, revision, content_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)
 ON CONFLICT (ghsa_id) DO UPDATE SET cve_id = excluded.cve_id, summary = excluded.summary, severity = excluded.severity, cvss_score = excluded.cvss_score,
   cvss_vector = excluded.cvss_vector, cwes = excluded.cwes, html_url = excluded.html_url, published_at = excluded.published_at,
-  updated_at = excluded.updated_at, withdrawn_at = excluded.withdrawn_at
-WHERE advisories.updated_at < excluded.updated_at`,
-		st.GHSAID, st.CVEID, st.Summary, st.Severity, st.CVSSScore, st.CVSSVector, st.cwes, st.HTMLURL, st.published, st.updated, st.withdrawn)
+  updated_at = excluded.updated_at, withdrawn_at = excluded.withdrawn_at, content_hash = excluded.content_hash
+WHERE advisories.updated_at < excluded.updated_at
+  OR (advisories.updated_at = excluded.updated_at AND advisories.content_hash <> excluded.content_hash)`,
+		st.GHSAID, st.CVEID, st.Summary, st.Severity, st.CVSSScore, st.CVSSVector, st.cwes, st.HTMLURL, st.published, st.updated, st.withdrawn, st.hash)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", st.GHSAID, err)
 	}

@@ -23,7 +23,7 @@ type SyncStatus struct {
 	// sent, and those new or newer to the store.
 	Fetched, Changed int64
 	// Failures counts the runs that failed in a row.
-	Failures int
+	Failures int32
 	// NextRun is when the next run is due; zero while the sync is off.
 	NextRun time.Time
 }
@@ -53,4 +53,13 @@ func (s *Store) SaveSyncStatus(ctx context.Context, st SyncStatus) error {
 		return fmt.Errorf("advisories: saving the sync status: %w", err)
 	}
 	return nil
+}
+
+// Count is how many advisories the store holds, withdrawn ones too.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM advisories`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("advisories: count: %w", err)
+	}
+	return n, nil
 }

@@ -205,6 +205,21 @@ func TestUpsertByUpdatedAt(t *testing.T) {
 		if !got[1].Withdrawn() || !got[1].WithdrawnAt.Equal(t0.Add(2*time.Hour)) || len(got[1].Packages) != 1 {
 			t.Errorf("withdrawn advisory in the feed: %+v", got[1])
 		}
+		// GitHub.com's updated_at has whole seconds: a second change in
+		// the same second as the stored one is a copy as new with other
+		// content. It replaces the stored one (GitHub.com serves only
+		// the current copy, so the one fetched later is the newer);
+		// the same content again changes nothing.
+		before := changes(t, s, 0)
+		sameSecond := advisory("GHSA-b", t0.Add(2*time.Hour), vuln{"pip", "django", ">= 4.0, < 4.1.10", "4.1.10"})
+		sameSecond.WithdrawnAt = withdrawn.WithdrawnAt
+		sameSecond.Summary = github.String("corrected in the same second")
+		upsert(t, s, 1, sameSecond)
+		upsert(t, s, 0, sameSecond)
+		got = changes(t, s, 0)
+		if len(got) != 2 || got[1].Summary != "corrected in the same second" || got[1].Packages[0].VulnerableRange != ">= 4.0, < 4.1.10" || got[1].Revision <= before[1].Revision {
+			t.Errorf("a change in the same second as the stored copy: %+v", got)
+		}
 		// Changes pages by limit.
 		page, err := s.Changes(ctx, 0, 1)
 		if err != nil {

@@ -463,6 +463,67 @@ func (ContributionsState) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{6}
 }
 
+// AdvisorySyncState is where the download of vulnerability data stands.
+type AdvisorySyncState int32
+
+const (
+	AdvisorySyncState_ADVISORY_SYNC_STATE_UNSPECIFIED AdvisorySyncState = 0
+	// OFF: Dependabot alerts work on no connection; nothing is downloaded.
+	AdvisorySyncState_ADVISORY_SYNC_STATE_OFF AdvisorySyncState = 1
+	// RUNNING: a run is downloading now.
+	AdvisorySyncState_ADVISORY_SYNC_STATE_RUNNING AdvisorySyncState = 2
+	// SCHEDULED: the last run succeeded; the next is at next_run_time.
+	AdvisorySyncState_ADVISORY_SYNC_STATE_SCHEDULED AdvisorySyncState = 3
+	// RETRYING: the last run failed (last_error); it is tried again at
+	// next_run_time.
+	AdvisorySyncState_ADVISORY_SYNC_STATE_RETRYING AdvisorySyncState = 4
+)
+
+// Enum value maps for AdvisorySyncState.
+var (
+	AdvisorySyncState_name = map[int32]string{
+		0: "ADVISORY_SYNC_STATE_UNSPECIFIED",
+		1: "ADVISORY_SYNC_STATE_OFF",
+		2: "ADVISORY_SYNC_STATE_RUNNING",
+		3: "ADVISORY_SYNC_STATE_SCHEDULED",
+		4: "ADVISORY_SYNC_STATE_RETRYING",
+	}
+	AdvisorySyncState_value = map[string]int32{
+		"ADVISORY_SYNC_STATE_UNSPECIFIED": 0,
+		"ADVISORY_SYNC_STATE_OFF":         1,
+		"ADVISORY_SYNC_STATE_RUNNING":     2,
+		"ADVISORY_SYNC_STATE_SCHEDULED":   3,
+		"ADVISORY_SYNC_STATE_RETRYING":    4,
+	}
+)
+
+func (x AdvisorySyncState) Enum() *AdvisorySyncState {
+	p := new(AdvisorySyncState)
+	*p = x
+	return p
+}
+
+func (x AdvisorySyncState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AdvisorySyncState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[7].Descriptor()
+}
+
+func (AdvisorySyncState) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[7]
+}
+
+func (x AdvisorySyncState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AdvisorySyncState.Descriptor instead.
+func (AdvisorySyncState) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{7}
+}
+
 // FeatureInfo describes a feature.
 type FeatureInfo struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -3153,6 +3214,658 @@ func (x *GetContributionsStatusResponse) GetUser() *UserContributionsStatus {
 	return nil
 }
 
+// Advisory is a reviewed GitHub.com security advisory as the gate keeps it.
+type Advisory struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	GhsaId string                 `protobuf:"bytes,1,opt,name=ghsa_id,json=ghsaId,proto3" json:"ghsa_id,omitempty"`
+	// cve_id is empty when the advisory has none.
+	CveId   string `protobuf:"bytes,2,opt,name=cve_id,json=cveId,proto3" json:"cve_id,omitempty"`
+	Summary string `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	// severity is low, medium, high or critical (or unknown).
+	Severity string `protobuf:"bytes,4,opt,name=severity,proto3" json:"severity,omitempty"`
+	// cvss_score is unset when GitHub.com gives no score.
+	CvssScore   *float64               `protobuf:"fixed64,5,opt,name=cvss_score,json=cvssScore,proto3,oneof" json:"cvss_score,omitempty"`
+	CvssVector  string                 `protobuf:"bytes,6,opt,name=cvss_vector,json=cvssVector,proto3" json:"cvss_vector,omitempty"`
+	CweIds      []string               `protobuf:"bytes,7,rep,name=cwe_ids,json=cweIds,proto3" json:"cwe_ids,omitempty"`
+	HtmlUrl     string                 `protobuf:"bytes,8,opt,name=html_url,json=htmlUrl,proto3" json:"html_url,omitempty"`
+	PublishTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=publish_time,json=publishTime,proto3" json:"publish_time,omitempty"`
+	UpdateTime  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// withdraw_time is set when GitHub.com withdrew the advisory.
+	WithdrawTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=withdraw_time,json=withdrawTime,proto3" json:"withdraw_time,omitempty"`
+	// packages are its vulnerable packages; from ListAdvisories only the
+	// ranges of the package asked about that hold the version.
+	Packages []*VulnerablePackage `protobuf:"bytes,12,rep,name=packages,proto3" json:"packages,omitempty"`
+	// revision is the gate's revision of the advisory's last change.
+	Revision      int64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Advisory) Reset() {
+	*x = Advisory{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Advisory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Advisory) ProtoMessage() {}
+
+func (x *Advisory) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Advisory.ProtoReflect.Descriptor instead.
+func (*Advisory) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Advisory) GetGhsaId() string {
+	if x != nil {
+		return x.GhsaId
+	}
+	return ""
+}
+
+func (x *Advisory) GetCveId() string {
+	if x != nil {
+		return x.CveId
+	}
+	return ""
+}
+
+func (x *Advisory) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *Advisory) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *Advisory) GetCvssScore() float64 {
+	if x != nil && x.CvssScore != nil {
+		return *x.CvssScore
+	}
+	return 0
+}
+
+func (x *Advisory) GetCvssVector() string {
+	if x != nil {
+		return x.CvssVector
+	}
+	return ""
+}
+
+func (x *Advisory) GetCweIds() []string {
+	if x != nil {
+		return x.CweIds
+	}
+	return nil
+}
+
+func (x *Advisory) GetHtmlUrl() string {
+	if x != nil {
+		return x.HtmlUrl
+	}
+	return ""
+}
+
+func (x *Advisory) GetPublishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PublishTime
+	}
+	return nil
+}
+
+func (x *Advisory) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Advisory) GetWithdrawTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WithdrawTime
+	}
+	return nil
+}
+
+func (x *Advisory) GetPackages() []*VulnerablePackage {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
+}
+
+func (x *Advisory) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// VulnerablePackage is one vulnerable range of a package.
+type VulnerablePackage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ecosystem is GitHub's name for it: npm, pip, maven, rubygems, go,
+	// nuget, composer, rust, …
+	Ecosystem string `protobuf:"bytes,1,opt,name=ecosystem,proto3" json:"ecosystem,omitempty"`
+	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// vulnerable_range is GitHub's, such as ">= 1.0.0, < 1.2.3".
+	VulnerableRange string `protobuf:"bytes,3,opt,name=vulnerable_range,json=vulnerableRange,proto3" json:"vulnerable_range,omitempty"`
+	// first_patched_version is empty when no version is patched.
+	FirstPatchedVersion string `protobuf:"bytes,4,opt,name=first_patched_version,json=firstPatchedVersion,proto3" json:"first_patched_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *VulnerablePackage) Reset() {
+	*x = VulnerablePackage{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VulnerablePackage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VulnerablePackage) ProtoMessage() {}
+
+func (x *VulnerablePackage) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VulnerablePackage.ProtoReflect.Descriptor instead.
+func (*VulnerablePackage) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *VulnerablePackage) GetEcosystem() string {
+	if x != nil {
+		return x.Ecosystem
+	}
+	return ""
+}
+
+func (x *VulnerablePackage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VulnerablePackage) GetVulnerableRange() string {
+	if x != nil {
+		return x.VulnerableRange
+	}
+	return ""
+}
+
+func (x *VulnerablePackage) GetFirstPatchedVersion() string {
+	if x != nil {
+		return x.FirstPatchedVersion
+	}
+	return ""
+}
+
+// ListAdvisoriesRequest names one version of a package.
+type ListAdvisoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ecosystem     string                 `protobuf:"bytes,1,opt,name=ecosystem,proto3" json:"ecosystem,omitempty"`
+	Package       string                 `protobuf:"bytes,2,opt,name=package,proto3" json:"package,omitempty"`
+	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdvisoriesRequest) Reset() {
+	*x = ListAdvisoriesRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdvisoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdvisoriesRequest) ProtoMessage() {}
+
+func (x *ListAdvisoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdvisoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListAdvisoriesRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListAdvisoriesRequest) GetEcosystem() string {
+	if x != nil {
+		return x.Ecosystem
+	}
+	return ""
+}
+
+func (x *ListAdvisoriesRequest) GetPackage() string {
+	if x != nil {
+		return x.Package
+	}
+	return ""
+}
+
+func (x *ListAdvisoriesRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// ListAdvisoriesResponse holds the advisories affecting the version, by
+// GHSA id.
+type ListAdvisoriesResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Advisories []*Advisory            `protobuf:"bytes,1,rep,name=advisories,proto3" json:"advisories,omitempty"`
+	// sync_time is when the copy last completed a sync with GitHub.com;
+	// unset if it never has.
+	SyncTime      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sync_time,json=syncTime,proto3" json:"sync_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdvisoriesResponse) Reset() {
+	*x = ListAdvisoriesResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdvisoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdvisoriesResponse) ProtoMessage() {}
+
+func (x *ListAdvisoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdvisoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListAdvisoriesResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListAdvisoriesResponse) GetAdvisories() []*Advisory {
+	if x != nil {
+		return x.Advisories
+	}
+	return nil
+}
+
+func (x *ListAdvisoriesResponse) GetSyncTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SyncTime
+	}
+	return nil
+}
+
+type WatchAdvisoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterRevision int64                  `protobuf:"varint,1,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAdvisoriesRequest) Reset() {
+	*x = WatchAdvisoriesRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAdvisoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAdvisoriesRequest) ProtoMessage() {}
+
+func (x *WatchAdvisoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAdvisoriesRequest.ProtoReflect.Descriptor instead.
+func (*WatchAdvisoriesRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WatchAdvisoriesRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+// WatchAdvisoriesResponse carries one advisory as stored after a change
+// (its revision).
+type WatchAdvisoriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Advisory      *Advisory              `protobuf:"bytes,1,opt,name=advisory,proto3" json:"advisory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAdvisoriesResponse) Reset() {
+	*x = WatchAdvisoriesResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAdvisoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAdvisoriesResponse) ProtoMessage() {}
+
+func (x *WatchAdvisoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAdvisoriesResponse.ProtoReflect.Descriptor instead.
+func (*WatchAdvisoriesResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchAdvisoriesResponse) GetAdvisory() *Advisory {
+	if x != nil {
+		return x.Advisory
+	}
+	return nil
+}
+
+type GetAdvisorySyncStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAdvisorySyncStatusRequest) Reset() {
+	*x = GetAdvisorySyncStatusRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAdvisorySyncStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAdvisorySyncStatusRequest) ProtoMessage() {}
+
+func (x *GetAdvisorySyncStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAdvisorySyncStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetAdvisorySyncStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{47}
+}
+
+// AdvisorySyncStatus is how the advisory sync goes.
+type AdvisorySyncStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State AdvisorySyncState      `protobuf:"varint,1,opt,name=state,proto3,enum=ghconnect.featuregate.v1.AdvisorySyncState" json:"state,omitempty"`
+	// message says the state in words.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// connection_id is the connection whose App made the last run.
+	ConnectionId  string                 `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	LastStartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_start_time,json=lastStartTime,proto3" json:"last_start_time,omitempty"`
+	LastEndTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_end_time,json=lastEndTime,proto3" json:"last_end_time,omitempty"`
+	// last_success_time is when a run last completed; unset if never.
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// last_error says in words why the last run failed or stopped; empty
+	// after a success.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// fetched and changed are the last run's counts: advisories GitHub.com
+	// sent, and those that were new or newer.
+	Fetched int64 `protobuf:"varint,8,opt,name=fetched,proto3" json:"fetched,omitempty"`
+	Changed int64 `protobuf:"varint,9,opt,name=changed,proto3" json:"changed,omitempty"`
+	// failures counts the runs that failed in a row.
+	Failures int32 `protobuf:"varint,10,opt,name=failures,proto3" json:"failures,omitempty"`
+	// next_run_time is unset while the sync is off.
+	NextRunTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	// advisories is how many advisories the gate holds (withdrawn ones
+	// too).
+	Advisories    int64 `protobuf:"varint,12,opt,name=advisories,proto3" json:"advisories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvisorySyncStatus) Reset() {
+	*x = AdvisorySyncStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvisorySyncStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvisorySyncStatus) ProtoMessage() {}
+
+func (x *AdvisorySyncStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvisorySyncStatus.ProtoReflect.Descriptor instead.
+func (*AdvisorySyncStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AdvisorySyncStatus) GetState() AdvisorySyncState {
+	if x != nil {
+		return x.State
+	}
+	return AdvisorySyncState_ADVISORY_SYNC_STATE_UNSPECIFIED
+}
+
+func (x *AdvisorySyncStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AdvisorySyncStatus) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *AdvisorySyncStatus) GetLastStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastStartTime
+	}
+	return nil
+}
+
+func (x *AdvisorySyncStatus) GetLastEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEndTime
+	}
+	return nil
+}
+
+func (x *AdvisorySyncStatus) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *AdvisorySyncStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *AdvisorySyncStatus) GetFetched() int64 {
+	if x != nil {
+		return x.Fetched
+	}
+	return 0
+}
+
+func (x *AdvisorySyncStatus) GetChanged() int64 {
+	if x != nil {
+		return x.Changed
+	}
+	return 0
+}
+
+func (x *AdvisorySyncStatus) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *AdvisorySyncStatus) GetNextRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTime
+	}
+	return nil
+}
+
+func (x *AdvisorySyncStatus) GetAdvisories() int64 {
+	if x != nil {
+		return x.Advisories
+	}
+	return 0
+}
+
+type GetAdvisorySyncStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *AdvisorySyncStatus    `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAdvisorySyncStatusResponse) Reset() {
+	*x = GetAdvisorySyncStatusResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAdvisorySyncStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAdvisorySyncStatusResponse) ProtoMessage() {}
+
+func (x *GetAdvisorySyncStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAdvisorySyncStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetAdvisorySyncStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetAdvisorySyncStatusResponse) GetStatus() *AdvisorySyncStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -3378,7 +4091,66 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\n" +
 	"connection\x18\x01 \x01(\v27.ghconnect.featuregate.v1.ConnectionContributionsStatusR\n" +
 	"connection\x12E\n" +
-	"\x04user\x18\x02 \x01(\v21.ghconnect.featuregate.v1.UserContributionsStatusR\x04user*\xd5\x01\n" +
+	"\x04user\x18\x02 \x01(\v21.ghconnect.featuregate.v1.UserContributionsStatusR\x04user\"\x9a\x04\n" +
+	"\bAdvisory\x12\x17\n" +
+	"\aghsa_id\x18\x01 \x01(\tR\x06ghsaId\x12\x15\n" +
+	"\x06cve_id\x18\x02 \x01(\tR\x05cveId\x12\x18\n" +
+	"\asummary\x18\x03 \x01(\tR\asummary\x12\x1a\n" +
+	"\bseverity\x18\x04 \x01(\tR\bseverity\x12\"\n" +
+	"\n" +
+	"cvss_score\x18\x05 \x01(\x01H\x00R\tcvssScore\x88\x01\x01\x12\x1f\n" +
+	"\vcvss_vector\x18\x06 \x01(\tR\n" +
+	"cvssVector\x12\x17\n" +
+	"\acwe_ids\x18\a \x03(\tR\x06cweIds\x12\x19\n" +
+	"\bhtml_url\x18\b \x01(\tR\ahtmlUrl\x12=\n" +
+	"\fpublish_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vpublishTime\x12;\n" +
+	"\vupdate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12?\n" +
+	"\rwithdraw_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fwithdrawTime\x12G\n" +
+	"\bpackages\x18\f \x03(\v2+.ghconnect.featuregate.v1.VulnerablePackageR\bpackages\x12\x1a\n" +
+	"\brevision\x18\r \x01(\x03R\brevisionB\r\n" +
+	"\v_cvss_score\"\xa4\x01\n" +
+	"\x11VulnerablePackage\x12\x1c\n" +
+	"\tecosystem\x18\x01 \x01(\tR\tecosystem\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12)\n" +
+	"\x10vulnerable_range\x18\x03 \x01(\tR\x0fvulnerableRange\x122\n" +
+	"\x15first_patched_version\x18\x04 \x01(\tR\x13firstPatchedVersion\"\xbe\x01\n" +
+	"\x15ListAdvisoriesRequest\x12Y\n" +
+	"\tecosystem\x18\x01 \x01(\tB;\xbaH8r6R\x03npmR\x03pipR\x05mavenR\brubygemsR\x02goR\x05nugetR\bcomposerR\x04rustR\tecosystem\x12$\n" +
+	"\apackage\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x04R\apackage\x12$\n" +
+	"\aversion\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\aversion\"\x95\x01\n" +
+	"\x16ListAdvisoriesResponse\x12B\n" +
+	"\n" +
+	"advisories\x18\x01 \x03(\v2\".ghconnect.featuregate.v1.AdvisoryR\n" +
+	"advisories\x127\n" +
+	"\tsync_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bsyncTime\"J\n" +
+	"\x16WatchAdvisoriesRequest\x120\n" +
+	"\x0eafter_revision\x18\x01 \x01(\x03B\t\xbaH\x06\"\x04\xa8\xca,\x01R\rafterRevision\"Y\n" +
+	"\x17WatchAdvisoriesResponse\x12>\n" +
+	"\badvisory\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.AdvisoryR\badvisory\"\x1e\n" +
+	"\x1cGetAdvisorySyncStatusRequest\"\xb1\x04\n" +
+	"\x12AdvisorySyncStatus\x12A\n" +
+	"\x05state\x18\x01 \x01(\x0e2+.ghconnect.featuregate.v1.AdvisorySyncStateR\x05state\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12B\n" +
+	"\x0flast_start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastStartTime\x12>\n" +
+	"\rlast_end_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastEndTime\x12F\n" +
+	"\x11last_success_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12\x18\n" +
+	"\afetched\x18\b \x01(\x03R\afetched\x12\x18\n" +
+	"\achanged\x18\t \x01(\x03R\achanged\x12\x1a\n" +
+	"\bfailures\x18\n" +
+	" \x01(\x05R\bfailures\x12>\n" +
+	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\x12\x1e\n" +
+	"\n" +
+	"advisories\x18\f \x01(\x03R\n" +
+	"advisories\"e\n" +
+	"\x1dGetAdvisorySyncStatusResponse\x12D\n" +
+	"\x06status\x18\x01 \x01(\v2,.ghconnect.featuregate.v1.AdvisorySyncStatusR\x06status*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -3427,7 +4199,13 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x1bCONTRIBUTIONS_STATE_SENDING\x10\x02\x12#\n" +
 	"\x1fCONTRIBUTIONS_STATE_FEATURE_OFF\x10\x03\x12*\n" +
 	"&CONTRIBUTIONS_STATE_GITHUB_UNAVAILABLE\x10\x04\x12(\n" +
-	"$CONTRIBUTIONS_STATE_RECONNECT_NEEDED\x10\x052\xdd\r\n" +
+	"$CONTRIBUTIONS_STATE_RECONNECT_NEEDED\x10\x05*\xbb\x01\n" +
+	"\x11AdvisorySyncState\x12#\n" +
+	"\x1fADVISORY_SYNC_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ADVISORY_SYNC_STATE_OFF\x10\x01\x12\x1f\n" +
+	"\x1bADVISORY_SYNC_STATE_RUNNING\x10\x02\x12!\n" +
+	"\x1dADVISORY_SYNC_STATE_SCHEDULED\x10\x03\x12 \n" +
+	"\x1cADVISORY_SYNC_STATE_RETRYING\x10\x042\xd7\x10\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -3443,7 +4221,10 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x13ListSettingsHistory\x124.ghconnect.featuregate.v1.ListSettingsHistoryRequest\x1a5.ghconnect.featuregate.v1.ListSettingsHistoryResponse\x12\x82\x01\n" +
 	"\x13ReportContributions\x124.ghconnect.featuregate.v1.ReportContributionsRequest\x1a5.ghconnect.featuregate.v1.ReportContributionsResponse\x12\x8b\x01\n" +
 	"\x16GetContributionsStatus\x127.ghconnect.featuregate.v1.GetContributionsStatusRequest\x1a8.ghconnect.featuregate.v1.GetContributionsStatusResponse\x12p\n" +
-	"\rRegisterUsers\x12..ghconnect.featuregate.v1.RegisterUsersRequest\x1a/.ghconnect.featuregate.v1.RegisterUsersResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\rRegisterUsers\x12..ghconnect.featuregate.v1.RegisterUsersRequest\x1a/.ghconnect.featuregate.v1.RegisterUsersResponse\x12s\n" +
+	"\x0eListAdvisories\x12/.ghconnect.featuregate.v1.ListAdvisoriesRequest\x1a0.ghconnect.featuregate.v1.ListAdvisoriesResponse\x12x\n" +
+	"\x0fWatchAdvisories\x120.ghconnect.featuregate.v1.WatchAdvisoriesRequest\x1a1.ghconnect.featuregate.v1.WatchAdvisoriesResponse0\x01\x12\x88\x01\n" +
+	"\x15GetAdvisorySyncStatus\x126.ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest\x1a7.ghconnect.featuregate.v1.GetAdvisorySyncStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -3457,8 +4238,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
@@ -3467,139 +4248,168 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(SearchKind)(0),                        // 4: ghconnect.featuregate.v1.SearchKind
 	(SettingsAction)(0),                    // 5: ghconnect.featuregate.v1.SettingsAction
 	(ContributionsState)(0),                // 6: ghconnect.featuregate.v1.ContributionsState
-	(*FeatureInfo)(nil),                    // 7: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),                 // 8: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                       // 9: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),            // 10: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),           // 11: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),             // 12: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),            // 13: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),          // 14: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),         // 15: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),          // 16: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),         // 17: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                    // 18: ghconnect.featuregate.v1.AccountLink
-	(*StartAccountLinkRequest)(nil),        // 19: ghconnect.featuregate.v1.StartAccountLinkRequest
-	(*StartAccountLinkResponse)(nil),       // 20: ghconnect.featuregate.v1.StartAccountLinkResponse
-	(*CompleteAccountLinkRequest)(nil),     // 21: ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	(*CompleteAccountLinkResponse)(nil),    // 22: ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	(*GetAccountLinkRequest)(nil),          // 23: ghconnect.featuregate.v1.GetAccountLinkRequest
-	(*GetAccountLinkResponse)(nil),         // 24: ghconnect.featuregate.v1.GetAccountLinkResponse
-	(*UnlinkAccountRequest)(nil),           // 25: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),          // 26: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                   // 27: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                    // 28: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),                  // 29: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                   // 30: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),                  // 31: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),                  // 32: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                   // 33: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),                 // 34: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),     // 35: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil),    // 36: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),                  // 37: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),                  // 38: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),              // 39: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),     // 40: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil),    // 41: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*RegisterUsersRequest)(nil),           // 42: ghconnect.featuregate.v1.RegisterUsersRequest
-	(*RegisterUsersResponse)(nil),          // 43: ghconnect.featuregate.v1.RegisterUsersResponse
-	(*GetContributionsStatusRequest)(nil),  // 44: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),  // 45: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),        // 46: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil), // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	nil,                                    // 48: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                    // 49: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                    // 50: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	nil,                                    // 51: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                    // 52: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                    // 53: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),          // 54: google.protobuf.Timestamp
+	(AdvisorySyncState)(0),                 // 7: ghconnect.featuregate.v1.AdvisorySyncState
+	(*FeatureInfo)(nil),                    // 8: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),                 // 9: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                       // 10: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),            // 11: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),           // 12: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),             // 13: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),            // 14: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),          // 15: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),         // 16: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),          // 17: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),         // 18: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                    // 19: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),        // 20: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),       // 21: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),     // 22: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil),    // 23: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),          // 24: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),         // 25: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),           // 26: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),          // 27: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                   // 28: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                    // 29: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),                  // 30: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                   // 31: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                  // 32: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                  // 33: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                   // 34: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                 // 35: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),     // 36: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),    // 37: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                  // 38: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                  // 39: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),              // 40: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),     // 41: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),    // 42: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*RegisterUsersRequest)(nil),           // 43: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),          // 44: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),  // 45: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),  // 46: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),        // 47: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil), // 48: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	(*Advisory)(nil),                       // 49: ghconnect.featuregate.v1.Advisory
+	(*VulnerablePackage)(nil),              // 50: ghconnect.featuregate.v1.VulnerablePackage
+	(*ListAdvisoriesRequest)(nil),          // 51: ghconnect.featuregate.v1.ListAdvisoriesRequest
+	(*ListAdvisoriesResponse)(nil),         // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse
+	(*WatchAdvisoriesRequest)(nil),         // 53: ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	(*WatchAdvisoriesResponse)(nil),        // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	(*GetAdvisorySyncStatusRequest)(nil),   // 55: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	(*AdvisorySyncStatus)(nil),             // 56: ghconnect.featuregate.v1.AdvisorySyncStatus
+	(*GetAdvisorySyncStatusResponse)(nil),  // 57: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	nil,                                    // 58: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                    // 59: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                    // 60: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	nil,                                    // 61: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                    // 62: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                    // 63: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),          // 64: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	48, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	58, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	49, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	8,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	54, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	59, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	9,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	64, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
-	7,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	50, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	9,  // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	8,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	9,  // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	8,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	60, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	10, // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	9,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	10, // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	54, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	64, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,  // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	54, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	18, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	64, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	19, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,  // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	51, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	28, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	9,  // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	61, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	29, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	10, // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	4,  // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	33, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	37, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	54, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	38, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	34, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	38, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	64, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	39, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
 	0,  // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	52, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	53, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	62, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	63, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
 	0,  // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
 	5,  // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
 	0,  // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	8,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	8,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	39, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	54, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	54, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	9,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	9,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	40, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	64, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	64, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
 	6,  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	54, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	54, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	64, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	64, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
 	6,  // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	45, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	46, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
-	10, // 48: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	12, // 49: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	14, // 50: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	16, // 51: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	19, // 52: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	21, // 53: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	23, // 54: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	25, // 55: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	27, // 56: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	30, // 57: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	32, // 58: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	35, // 59: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	40, // 60: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	44, // 61: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	42, // 62: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
-	11, // 63: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	13, // 64: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	15, // 65: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	17, // 66: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	20, // 67: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	22, // 68: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	24, // 69: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	26, // 70: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	29, // 71: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	31, // 72: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	34, // 73: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	36, // 74: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	41, // 75: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	47, // 76: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	43, // 77: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
-	63, // [63:78] is the sub-list for method output_type
-	48, // [48:63] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	46, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	47, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	64, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
+	64, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
+	64, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
+	50, // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
+	49, // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
+	64, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
+	49, // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
+	7,  // 55: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
+	64, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	64, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	64, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	64, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	56, // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
+	11, // 61: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	13, // 62: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	15, // 63: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	17, // 64: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	20, // 65: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	22, // 66: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	24, // 67: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	26, // 68: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	28, // 69: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	31, // 70: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	33, // 71: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	36, // 72: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	41, // 73: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	45, // 74: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	43, // 75: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	51, // 76: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
+	53, // 77: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	55, // 78: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	12, // 79: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	14, // 80: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	16, // 81: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	18, // 82: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	21, // 83: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	23, // 84: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	25, // 85: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	27, // 86: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	30, // 87: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	32, // 88: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	35, // 89: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	37, // 90: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	42, // 91: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	48, // 92: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	44, // 93: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	52, // 94: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
+	54, // 95: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	57, // 96: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	79, // [79:97] is the sub-list for method output_type
+	61, // [61:79] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -3607,13 +4417,14 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 	if File_ghconnect_featuregate_v1_featuregate_proto != nil {
 		return
 	}
+	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   47,
+			NumEnums:      8,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

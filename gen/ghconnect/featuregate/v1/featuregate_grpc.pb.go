@@ -39,6 +39,9 @@ const (
 	FeatureGateService_ReportContributions_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
 	FeatureGateService_GetContributionsStatus_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus"
 	FeatureGateService_RegisterUsers_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers"
+	FeatureGateService_ListAdvisories_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories"
+	FeatureGateService_WatchAdvisories_FullMethodName        = "/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories"
+	FeatureGateService_GetAdvisorySyncStatus_FullMethodName  = "/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -104,6 +107,20 @@ type FeatureGateServiceClient interface {
 	// only of registered users. Registering someone again changes nothing,
 	// and nobody is ever unregistered.
 	RegisterUsers(ctx context.Context, in *RegisterUsersRequest, opts ...grpc.CallOption) (*RegisterUsersResponse, error)
+	// ListAdvisories answers the reviewed GitHub.com security advisories
+	// that affect one version of a package (Dependabot alerts), from the
+	// copy the gate keeps in sync; withdrawn ones are left out. Version
+	// ranges are matched by the rules of the package's ecosystem. Nothing
+	// about the question leaves the server. FAILED_PRECONDITION while
+	// Dependabot alerts work on no connection (the copy is not kept then).
+	ListAdvisories(ctx context.Context, in *ListAdvisoriesRequest, opts ...grpc.CallOption) (*ListAdvisoriesResponse, error)
+	// WatchAdvisories streams the advisories the sync stores, new and
+	// changed (withdrawn ones too: a follower must learn of it), after a
+	// revision; from 0, every advisory held, then changes as they come.
+	WatchAdvisories(ctx context.Context, in *WatchAdvisoriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAdvisoriesResponse], error)
+	// GetAdvisorySyncStatus says how the download of vulnerability data from
+	// GitHub.com goes: its last run, result and next run.
+	GetAdvisorySyncStatus(ctx context.Context, in *GetAdvisorySyncStatusRequest, opts ...grpc.CallOption) (*GetAdvisorySyncStatusResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -273,6 +290,45 @@ func (c *featureGateServiceClient) RegisterUsers(ctx context.Context, in *Regist
 	return out, nil
 }
 
+func (c *featureGateServiceClient) ListAdvisories(ctx context.Context, in *ListAdvisoriesRequest, opts ...grpc.CallOption) (*ListAdvisoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAdvisoriesResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_ListAdvisories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) WatchAdvisories(ctx context.Context, in *WatchAdvisoriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAdvisoriesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FeatureGateService_ServiceDesc.Streams[1], FeatureGateService_WatchAdvisories_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAdvisoriesRequest, WatchAdvisoriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureGateService_WatchAdvisoriesClient = grpc.ServerStreamingClient[WatchAdvisoriesResponse]
+
+func (c *featureGateServiceClient) GetAdvisorySyncStatus(ctx context.Context, in *GetAdvisorySyncStatusRequest, opts ...grpc.CallOption) (*GetAdvisorySyncStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAdvisorySyncStatusResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetAdvisorySyncStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -336,6 +392,20 @@ type FeatureGateServiceServer interface {
 	// only of registered users. Registering someone again changes nothing,
 	// and nobody is ever unregistered.
 	RegisterUsers(context.Context, *RegisterUsersRequest) (*RegisterUsersResponse, error)
+	// ListAdvisories answers the reviewed GitHub.com security advisories
+	// that affect one version of a package (Dependabot alerts), from the
+	// copy the gate keeps in sync; withdrawn ones are left out. Version
+	// ranges are matched by the rules of the package's ecosystem. Nothing
+	// about the question leaves the server. FAILED_PRECONDITION while
+	// Dependabot alerts work on no connection (the copy is not kept then).
+	ListAdvisories(context.Context, *ListAdvisoriesRequest) (*ListAdvisoriesResponse, error)
+	// WatchAdvisories streams the advisories the sync stores, new and
+	// changed (withdrawn ones too: a follower must learn of it), after a
+	// revision; from 0, every advisory held, then changes as they come.
+	WatchAdvisories(*WatchAdvisoriesRequest, grpc.ServerStreamingServer[WatchAdvisoriesResponse]) error
+	// GetAdvisorySyncStatus says how the download of vulnerability data from
+	// GitHub.com goes: its last run, result and next run.
+	GetAdvisorySyncStatus(context.Context, *GetAdvisorySyncStatusRequest) (*GetAdvisorySyncStatusResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -390,6 +460,15 @@ func (UnimplementedFeatureGateServiceServer) GetContributionsStatus(context.Cont
 }
 func (UnimplementedFeatureGateServiceServer) RegisterUsers(context.Context, *RegisterUsersRequest) (*RegisterUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RegisterUsers not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) ListAdvisories(context.Context, *ListAdvisoriesRequest) (*ListAdvisoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAdvisories not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) WatchAdvisories(*WatchAdvisoriesRequest, grpc.ServerStreamingServer[WatchAdvisoriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAdvisories not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetAdvisorySyncStatus(context.Context, *GetAdvisorySyncStatusRequest) (*GetAdvisorySyncStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAdvisorySyncStatus not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -675,6 +754,53 @@ func _FeatureGateService_RegisterUsers_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_ListAdvisories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAdvisoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).ListAdvisories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_ListAdvisories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).ListAdvisories(ctx, req.(*ListAdvisoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_WatchAdvisories_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAdvisoriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FeatureGateServiceServer).WatchAdvisories(m, &grpc.GenericServerStream[WatchAdvisoriesRequest, WatchAdvisoriesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureGateService_WatchAdvisoriesServer = grpc.ServerStreamingServer[WatchAdvisoriesResponse]
+
+func _FeatureGateService_GetAdvisorySyncStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAdvisorySyncStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetAdvisorySyncStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetAdvisorySyncStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetAdvisorySyncStatus(ctx, req.(*GetAdvisorySyncStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -738,11 +864,24 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RegisterUsers",
 			Handler:    _FeatureGateService_RegisterUsers_Handler,
 		},
+		{
+			MethodName: "ListAdvisories",
+			Handler:    _FeatureGateService_ListAdvisories_Handler,
+		},
+		{
+			MethodName: "GetAdvisorySyncStatus",
+			Handler:    _FeatureGateService_GetAdvisorySyncStatus_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _FeatureGateService_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchAdvisories",
+			Handler:       _FeatureGateService_WatchAdvisories_Handler,
 			ServerStreams: true,
 		},
 	},
