@@ -638,6 +638,7 @@ async function renderEnabled(c) {
   applySettings(settings);
   applyPermissions(c, settings);
   await renderContributions(c);
+  await renderAdvisorySync();
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
@@ -668,6 +669,31 @@ async function renderContributions(c) {
     ["Last upload", st.lastUploadTime ? `${when(st.lastUploadTime)}: ${st.lastUploadOk ? "ok" : "failed"}` : "none yet"],
     ["Waiting to be sent", `${st.outboxRows || 0} (${st.message})`],
     ["Last error", st.lastError ? `${st.lastError} (${when(st.lastFailureTime)})` : "none"],
+  ]);
+}
+
+// renderAdvisorySync shows, under Dependabot alerts, how the download
+// of vulnerability data goes, as the feature gate words it.
+async function renderAdvisorySync() {
+  const dl = $("#advisory-status");
+  if (!dl) return;
+  let st;
+  try {
+    st = (await api("GET", "/v1/advisories/sync")).status || {};
+  } catch (err) {
+    fillRecord(dl, [["Vulnerability data", `unknown: ${failureText(err)}`]]);
+    return;
+  }
+  const lastRun = !st.lastEndTime || st.state === "ADVISORY_SYNC_STATE_RUNNING"
+    ? (st.state === "ADVISORY_SYNC_STATE_RUNNING" ? "running now" : "none yet")
+    : `${when(st.lastEndTime)}: ${st.lastError ? "did not complete" : `ok, ${st.fetched || 0} received, ${st.changed || 0} new or changed`}`;
+  fillRecord(dl, [
+    ["Vulnerability data", st.message],
+    ["Advisories held", st.advisories || 0],
+    ["Last run", lastRun],
+    ["Last complete sync", st.lastSuccessTime ? when(st.lastSuccessTime) : "none yet"],
+    ["Next run", st.nextRunTime ? when(st.nextRunTime) : "none while the sync is off"],
+    ["Last error", st.lastError || "none"],
   ]);
 }
 
@@ -759,6 +785,11 @@ function buildFeatures(ul, c) {
     if (info.feature === "FEATURE_UNIFIED_CONTRIBUTIONS") {
       const dl = Object.assign(document.createElement("dl"), { className: "record", id: "contrib-status" });
       dl.setAttribute("aria-label", "Unified contributions: how sending goes");
+      li.append(dl);
+    }
+    if (info.feature === "FEATURE_DEPENDABOT_ALERTS") {
+      const dl = Object.assign(document.createElement("dl"), { className: "record", id: "advisory-status" });
+      dl.setAttribute("aria-label", "Dependabot alerts: how the download of vulnerability data goes");
       li.append(dl);
     }
     li.append(saved, err);

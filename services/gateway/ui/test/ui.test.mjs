@@ -119,6 +119,26 @@ try {
     page.locator("#toggle-dependabot_alerts").check(),
   ]);
 
+  step = "Dependabot alerts on: the vulnerability data arrives at once, and the page says so";
+  const advisoryRow = (k) => page.locator("#feature-dependabot_alerts #advisory-status dt", { hasText: k }).locator("xpath=following-sibling::dd[1]");
+  {
+    let lastRun = "";
+    for (let i = 0; i < 100 && !/: ok, /.test(lastRun); i++) {
+      await page.reload();
+      await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+      await advisoryRow("Last run").waitFor();
+      lastRun = await advisoryRow("Last run").textContent();
+      if (!/: ok, /.test(lastRun)) await page.waitForTimeout(200); // the sync runs in the feature gate
+    }
+    const m = /: ok, (\d+) received, (\d+) new or changed$/.exec(lastRun);
+    assert.ok(m && m[1] === m[2] && Number(m[1]) > 0, `last run: ${lastRun}`);
+    assert.equal(await advisoryRow("Advisories held").textContent(), m[1], "a full sync holds what it received");
+    assert.match(await advisoryRow("Vulnerability data").textContent(), /^up to date as of the last run; the next is at /);
+    assert.notEqual(await advisoryRow("Next run").textContent(), "none while the sync is off");
+    assert.equal(await advisoryRow("Last error").textContent(), "none");
+    await shot("06a-vulnerability-data");
+  }
+
   step = "a permission removed on GitHub.com: the feature stays on, shown and checked as not working";
   const fewer = { ...granted };
   delete fewer.vulnerability_alerts;
@@ -140,6 +160,12 @@ try {
   await page.locator("#timeline tbody tr", { hasText: "(lost vulnerability_alerts:read)" }).first().waitFor();
   await page.locator("#timeline tbody tr", { hasText: "on but no longer working: Dependabot alerts" }).first().waitFor();
   await shot("06b-permission-lost");
+  // Not working, the feature downloads nothing: the sync is off.
+  await page.reload();
+  await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+  await advisoryRow("Next run").waitFor();
+  assert.equal(await advisoryRow("Next run").textContent(), "none while the sync is off");
+  assert.match(await advisoryRow("Vulnerability data").textContent(), /^off: Dependabot alerts work on no connection/);
 
   step = "a key version imported in Vault that GitHub.com does not accept yet";
   // The operator follows the README's runbook; the page says what ghconnect
