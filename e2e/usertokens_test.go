@@ -256,16 +256,7 @@ func (s *system) approveOnGitHub(authorizeURL, login string) *url.URL {
 // emuDo calls one of the emulator's controls and wants status want.
 func (s *system) emuDo(method, path string, want int) {
 	s.t.Helper()
-	req, _ := http.NewRequest(method, s.emu+path, nil)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		s.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, body)
-	}
+	s.emuSend(method, path, nil, want, nil)
 }
 
 // emuCounts are the emulator's request counters by route.
