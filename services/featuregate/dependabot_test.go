@@ -192,6 +192,24 @@ func TestAdvisorySyncFollowsTheFeature(t *testing.T) {
 			t.Errorf("counts %v", got)
 		}
 
+		// A rate limit: the next try waits as long as GitHub.com says,
+		// not the short backoff.
+		e.switchFeature(t, dependabot, false)
+		e.syncOff(t)
+		e.b.Emu.SetFaults(ghemu.Faults{SecondaryLimit: 1000, RetryAfter: 30 * time.Second})
+		e.switchFeature(t, dependabot, true)
+		testenv.EventuallyErr(t, contribWait, "a run meets the rate limit", func() error {
+			st := e.syncStatus(t)
+			if st.Failures == 0 || !strings.Contains(st.LastError, "rate limit") {
+				return fmt.Errorf("status %+v", st)
+			}
+			if wait := st.NextRun.Sub(st.LastEnd); wait < 29*time.Second {
+				return fmt.Errorf("retry %v after the rate limit; want GitHub.com's 30 s", wait)
+			}
+			return nil
+		})
+		e.b.Emu.SetFaults(ghemu.Faults{})
+
 		// A disconnect stops it too.
 		if _, err := e.b.Reg.Client.Disconnect(e.b.Reg.Ctx(t, "alice"), &registryv1.DisconnectRequest{Id: e.b.ConnID}); err != nil {
 			t.Fatal(err)

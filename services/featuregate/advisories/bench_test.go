@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
 	"github.com/google/go-github/v60/github"
@@ -194,6 +196,67 @@ func BenchmarkAffecting(b *testing.B) {
 			// Both kinds ran 8 rounds of 1,000 (with the warm-up); only
 			// the known packages hit.
 			b.ReportMetric(float64(hits.Load())/(8*1000), "advisories/query")
+		}
+	})
+}
+
+// BenchmarkSync: the Syncer against GitHub.com (the emulator in contract
+// mode, over loopback HTTP) holding 20,000 reviewed advisories: a full
+// sync into an empty store, then, after GitHub.com changed 1% of them
+// (200), the incremental run. The incremental run's time as a share of
+// the full one's is the figure: it should fetch the changed pages only,
+// not the whole list again, and spend no more on each than the full sync
+// did. Goal: incremental/full ≤ its share of the pages (page-share). The
+// run also fetches, again, every advisory in the cursor's own second (it
+// asks from that second on): the generator stamps about 1,200 of the
+// 20,000 with the same last second, so it asks 15 pages where the 200
+// changes fill 2.
+func BenchmarkSync(b *testing.B) {
+	const changedShare = 200
+	benchStores(b, func(b *testing.B, fresh func() string) {
+		for range b.N {
+			b.StopTimer()
+			emu := ghemu.StartForTest(b, ghemu.Options{})
+			all, err := emu.GenerateAdvisories(benchAdvisories, 26)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gh := github.NewClient(nil)
+			gh.BaseURL, _ = url.Parse(emu.URL + "/")
+			s := &advisories.Syncer{Store: open(b, fresh()), GitHub: gh}
+			ctx := context.Background()
+			b.StartTimer()
+			start := time.Now()
+			full, err := s.Run(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fullTime := time.Since(start)
+			b.StopTimer()
+			for _, a := range all[:changedShare] {
+				if _, err := emu.UpdateAdvisory(a.GHSAID, func(a *ghemu.Advisory) { a.Summary += " (revised)" }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			start = time.Now()
+			inc, err := s.Run(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			incTime := time.Since(start)
+			b.StopTimer()
+			if inc.Changed != changedShare {
+				b.Fatalf("incremental run: %+v; want %d changed", inc, changedShare)
+			}
+			b.ReportMetric(fullTime.Seconds(), "full-s")
+			b.ReportMetric(float64(full.Fetched)/fullTime.Seconds(), "advisories/s")
+			b.ReportMetric(float64(full.Pages), "full-pages")
+			b.ReportMetric(incTime.Seconds()*1000, "incremental-ms")
+			b.ReportMetric(float64(inc.Pages), "incremental-pages")
+			b.ReportMetric(incTime.Seconds()/fullTime.Seconds(), "incremental/full")
+			b.ReportMetric(float64(inc.Pages)/float64(full.Pages), "page-share")
+			b.StartTimer()
 		}
 	})
 }
