@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -366,12 +365,4 @@ func advisoryProto(a *advisories.Advisory) *featuregatev1.Advisory {
 		out.Packages = append(out.Packages, &featuregatev1.VulnerablePackage{Ecosystem: p.Ecosystem, Name: p.Name, VulnerableRange: p.VulnerableRange, FirstPatchedVersion: p.FirstPatched})
 	}
 	return out
-}
-
-// timestamp is t in the API, nil for the zero time.
-func timestamp(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }

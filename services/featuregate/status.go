@@ -36,11 +36,20 @@ type userSent struct {
 	removalWait bool
 }
 
+// microsTime is Unix microseconds in the API, nil for 0.
 func microsTime(us int64) *timestamppb.Timestamp {
 	if us == 0 {
 		return nil
 	}
-	return timestamppb.New(time.UnixMicro(us))
+	return timestamp(time.UnixMicro(us))
+}
+
+// timestamp is t in the API, nil for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // uploadsOf reads what the uploader recorded of conn (zero if nothing).
