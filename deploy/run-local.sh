@@ -23,7 +23,7 @@ go build -o bin/ ./services/registry/cmd/registry ./services/registry/cmd/mintli
 # Bearer tokens live only in $DATA/<principal>-token (mode 600); the
 # services get their SHA-256 in $DATA/tokens.
 : > "$DATA/tokens"
-for principal in admin featuregate broker registry gateway vault demo-client; do
+for principal in admin featuregate broker registry gateway vault demo-client runner; do
   if [ ! -s "$DATA/$principal-token" ]; then
     (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DATA/$principal-token")
   fi
@@ -52,10 +52,11 @@ fi
 # Who may call what: the defaults, and demo-client, standing for a server
 # service that uses the Connect features for its users (unified search,
 # consents, account links) over gRPC with its own certificate or token,
-# and for the server's source of contribution counts.
+# and for the server's source of contribution counts; runner stands for
+# the server's Actions runners, which fetch GitHub.com actions.
 cat > "$DATA/authz.json" <<'JSON'
 {"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-                "gateway": ["gateway"], "demo-client": ["feature-client", "contributions-source"]},
+                "gateway": ["gateway"], "demo-client": ["feature-client", "contributions-source"], "runner": ["actions-runner"]},
  "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
 JSON
 
@@ -184,6 +185,8 @@ Try:
   your own page, as a server user: sign in as mona@example.com with no groups ($SCHEME://$GATEWAY_ADDR/me)
   unified search as a server service (demo-client, a feature client): README, "Connecting your GitHub.com account"
   contribution counts as the server's source (demo-client): README, "Unified contributions: what leaves the server"
+  a GitHub.com action as a runner (turn "GitHub.com actions" on first):
+    curl ${CURL_CA[*]} -o checkout.tar.gz -H "Authorization: Bearer \$(cat $DATA/runner-token)" $SCHEME://$GATEWAY_ADDR/v1/actions/actions/checkout/tarball/main
 
 Ctrl-C stops everything.
 MSG

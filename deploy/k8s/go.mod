@@ -11,7 +11,10 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/google/osv-scalibr v0.5.3 // indirect
+require (
+	github.com/google/osv-scalibr v0.5.3 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+)
 
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect

@@ -1,8 +1,10 @@
 package ghemu
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -142,6 +144,113 @@ func (e *Emulator) adminRoutes() {
 	})
 	e.peopleAdminRoutes()
 	e.advisoryAdminRoutes()
+	e.repoAdminRoutes()
+}
+
+// repoAdminRoutes are what repositories' owners do on GitHub.com: create
+// and delete repositories, push commits, move branches and tags; and
+// GitHub verifying an organization. Errors are JSON {"message": …}: 404
+// for a missing repository or organization, 422 for an invalid change,
+// 400 for a body that is not JSON.
+func (e *Emulator) repoAdminRoutes() {
+	// POST creates the repository ({"private": bool, "files": {…}}; 201),
+	// or sets an existing one's visibility (200).
+	e.mux.HandleFunc("POST /_emu/repos/{owner}/{repo}", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Private bool              `json:"private"`
+			Files   map[string]string `json:"files"`
+		}
+		if !decodeAdmin(w, r, &body) {
+			return
+		}
+		owner, name := r.PathValue("owner"), r.PathValue("repo")
+		status := http.StatusOK
+		if e.SetPrivate(owner, name, body.Private) != nil {
+			e.AddRepo(RepoSpec{Owner: owner, Name: name, Private: body.Private, Files: body.Files})
+			status = http.StatusCreated
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		repo := e.repo(owner, name)
+		if repo == nil { // deleted meanwhile
+			adminError(w, noRepo(owner, name))
+			return
+		}
+		writeJSON(w, status, map[string]any{
+			"id": repo.ID, "full_name": repo.FullName(), "private": repo.Private,
+			"default_branch": repo.DefaultBranch, "sha": repo.Branches[repo.DefaultBranch],
+		})
+	})
+	e.mux.HandleFunc("DELETE /_emu/repos/{owner}/{repo}", func(w http.ResponseWriter, r *http.Request) {
+		if !e.DeleteRepo(r.PathValue("owner"), r.PathValue("repo")) {
+			adminError(w, noRepo(r.PathValue("owner"), r.PathValue("repo")))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// The body is a CommitSpec: {"ref", "message", "files", "payload_bytes"}.
+	e.mux.HandleFunc("POST /_emu/repos/{owner}/{repo}/commits", func(w http.ResponseWriter, r *http.Request) {
+		var spec CommitSpec
+		if !decodeAdmin(w, r, &spec) {
+			return
+		}
+		sha, err := e.PushCommit(r.PathValue("owner"), r.PathValue("repo"), spec)
+		if err != nil {
+			adminError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"sha": sha})
+	})
+	e.mux.HandleFunc("PUT /_emu/repos/{owner}/{repo}/refs/{ref...}", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			SHA string `json:"sha"`
+		}
+		if !decodeAdmin(w, r, &body) {
+			return
+		}
+		if err := e.SetRef(r.PathValue("owner"), r.PathValue("repo"), r.PathValue("ref"), body.SHA); err != nil {
+			adminError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	e.mux.HandleFunc("PUT /_emu/orgs/{org}/verified", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Verified bool `json:"verified"`
+		}
+		if !decodeAdmin(w, r, &body) {
+			return
+		}
+		if err := e.SetVerified(r.PathValue("org"), body.Verified); err != nil {
+			adminError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// decodeAdmin reads a control's JSON body into v (an empty body leaves v
+// as it is); false after answering 400.
+func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Problems parsing JSON: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+// adminError answers a Go API error: 404 for what does not exist, 422 for
+// the rest.
+func adminError(w http.ResponseWriter, err error) {
+	status := http.StatusUnprocessableEntity
+	if errors.Is(err, errNotFound) {
+		status = http.StatusNotFound
+	}
+	writeJSON(w, status, map[string]string{"message": err.Error()})
 }
 
 // advisoryAdminRoutes are GitHub's curators at work on the advisory

@@ -29,6 +29,7 @@ func (e *Emulator) routes() {
 	e.api("GET /orgs/{org}", authOptionalToken, e.getOrg)
 	e.api("GET /search/code", authOptionalToken, e.searchCode)
 	e.api("GET /search/issues", authOptionalToken, e.searchIssues)
+	e.repoRoutes()
 	e.userRoutes()
 	e.contributionRoutes()
 	e.advisoryRoutes()
@@ -43,12 +44,7 @@ func (e *Emulator) routes() {
 
 	e.oauthRoutes()
 	e.adminRoutes()
-	e.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if e.opts.Contract != nil {
-			e.violation(fmt.Errorf("contract: no emulator route for %s %s", r.Method, r.URL.Path))
-		}
-		writeError(w, http.StatusNotFound, "Not Found", docsURL)
-	})
+	e.mux.HandleFunc("/", e.unknownRoute)
 }
 
 func (e *Emulator) getApp(w http.ResponseWriter, _ *http.Request, id identity) {

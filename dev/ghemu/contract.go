@@ -22,6 +22,13 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
+func init() {
+	// GitHub's plain-text media type of GET /repos/{owner}/{repo}/commits/{ref}
+	// (the SHA alone, go-github's GetCommitSHA1) has no decoder in
+	// kin-openapi: the body is checked as the text it is.
+	openapi3filter.RegisterBodyDecoder("application/vnd.github.sha", openapi3filter.PlainBodyDecoder)
+}
+
 // Contract checks requests and responses against GitHub's OpenAPI
 // description: api.github.com's, and for what only GitHub Enterprise Cloud
 // has (such as GET /enterprises/{enterprise}/installation), ghec's.

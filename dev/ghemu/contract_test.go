@@ -28,8 +28,8 @@ func TestContractKeepsOnlyServedOperations(t *testing.T) {
 	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 16<<20 { //nolint:gosec // G115: heap sizes are far below 2^63
 		t.Errorf("the contract holds %d MB of heap; want under 16", grown>>20)
 	}
-	// GET /repos/{owner}/{repo} is GitHub's but not the emulator's.
-	r := httptest.NewRequest("GET", "/repos/octo/alpha", nil)
+	// GET /repos/{owner}/{repo}/branches is GitHub's but not the emulator's.
+	r := httptest.NewRequest("GET", "/repos/octo/alpha/branches", nil)
 	if err := c.Check(r, nil, 404, nil, nil); err == nil || !strings.Contains(err.Error(), "not in GitHub's OpenAPI description") {
 		t.Errorf("an operation the emulator does not serve: %v", err)
 	}

@@ -2,7 +2,8 @@
 // benchmarks and local runs: the GitHub App endpoints, installation tokens,
 // the App-manifest flow, people (organization members, collaborators),
 // GitHub App user authorization (the OAuth web flow with PKCE, user access
-// and refresh tokens), the global security advisories, rate limits, search,
+// and refresh tokens), the global security advisories, repositories' commits,
+// refs and tarballs (with an emulated codeload host), rate limits, search,
 // and fault controls. In contract mode every request it receives and every
 // response it sends is checked against GitHub's official OpenAPI
 // description, so tests never drift into testing against an imagined
@@ -13,6 +14,7 @@ package ghemu
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -87,6 +89,9 @@ type Emulator struct {
 	usage         map[string]*rateWindow // by "app:ID" or "installation:ID"
 	contributions map[contribKey]int64   // unified contributions' counts
 	advisories    advisoryStore          // the global security advisories
+	commitSeq     int64                  // commits made, for unique SHAs
+	// codeloadTokens are the tokens of private tarball downloads.
+	codeloadTokens map[string]codeloadToken
 
 	violMu     sync.Mutex
 	violations []error
@@ -107,28 +112,29 @@ func New(opts Options) *Emulator {
 		opts.UserTokenTTL = defaultUserTokenTTL
 	}
 	e := &Emulator{
-		opts:          opts,
-		lastID:        1000,
-		accounts:      map[string]*Account{},
-		accountsByID:  map[int64]*Account{},
-		orgEnterprise: map[string]string{},
-		reposByID:     map[int64]*Repo{},
-		reposByName:   map[string]*Repo{},
-		reposByOwner:  map[*Account][]*Repo{},
-		apps:          map[int64]*App{},
-		installations: map[int64]*Installation{},
-		tokens:        map[string]*token{},
-		codes:         map[string]*manifestCode{},
-		members:       map[*Account]map[*Account]bool{},
-		collaborators: map[int64]map[*Account]bool{},
-		grants:        map[grantKey]time.Time{},
-		userTokens:    map[string]*userToken{},
-		refreshTokens: map[string]*refreshToken{},
-		oauthCodes:    map[string]*oauthCode{},
-		counts:        map[string]int{},
-		usage:         map[string]*rateWindow{},
-		contributions: map[contribKey]int64{},
-		advisories:    newAdvisoryStore(),
+		opts:           opts,
+		lastID:         1000,
+		accounts:       map[string]*Account{},
+		accountsByID:   map[int64]*Account{},
+		orgEnterprise:  map[string]string{},
+		reposByID:      map[int64]*Repo{},
+		reposByName:    map[string]*Repo{},
+		reposByOwner:   map[*Account][]*Repo{},
+		apps:           map[int64]*App{},
+		installations:  map[int64]*Installation{},
+		tokens:         map[string]*token{},
+		codes:          map[string]*manifestCode{},
+		members:        map[*Account]map[*Account]bool{},
+		collaborators:  map[int64]map[*Account]bool{},
+		grants:         map[grantKey]time.Time{},
+		userTokens:     map[string]*userToken{},
+		refreshTokens:  map[string]*refreshToken{},
+		oauthCodes:     map[string]*oauthCode{},
+		counts:         map[string]int{},
+		usage:          map[string]*rateWindow{},
+		contributions:  map[contribKey]int64{},
+		advisories:     newAdvisoryStore(),
+		codeloadTokens: map[string]codeloadToken{},
 	}
 	e.routes()
 	return e
@@ -211,6 +217,42 @@ func (e *Emulator) api(pattern string, kind int, h handler) {
 	e.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		e.serveAPI(w, r, pattern, kind, h)
 	})
+}
+
+// apiMultiSegment registers an API route whose last path parameter, param,
+// may span segments (the description's x-multi-segment: a ref such as
+// heads/feature/x): the one-segment form through api, and the
+// many-segment form too, counted and checked as the same route (the
+// contract sees the parameter's slashes escaped, the one segment the
+// description's path has).
+func (e *Emulator) apiMultiSegment(pattern, param string, kind int, h handler) {
+	e.api(pattern, kind, h)
+	wild := "{" + param + "}"
+	if !strings.HasSuffix(pattern, "/"+wild) {
+		panic("ghemu: " + pattern + " does not end in " + wild)
+	}
+	before := strings.Count(strings.TrimSuffix(pattern, wild), "/") // segments before param, with the empty first one
+	e.mux.HandleFunc(strings.TrimSuffix(pattern, wild)+"{"+param+"...}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue(param) == "" {
+			e.unknownRoute(w, r)
+			return
+		}
+		parts := strings.Split(r.URL.EscapedPath(), "/")
+		u := *r.URL
+		u.RawPath = strings.Join(parts[:before], "/") + "/" + strings.Join(parts[before:], "%2F")
+		r = r.Clone(r.Context())
+		r.URL = &u
+		e.serveAPI(w, r, pattern, kind, h)
+	})
+}
+
+// unknownRoute answers a path the emulator does not serve: 404, and a
+// contract violation in contract mode.
+func (e *Emulator) unknownRoute(w http.ResponseWriter, r *http.Request) {
+	if e.opts.Contract != nil {
+		e.violation(fmt.Errorf("contract: no emulator route for %s %s", r.Method, r.URL.Path))
+	}
+	writeError(w, http.StatusNotFound, "Not Found", docsURL)
 }
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, pattern string, kind int, h handler) {

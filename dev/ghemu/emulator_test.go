@@ -501,21 +501,25 @@ func TestManifestFlow(t *testing.T) {
 	}
 }
 
+// codeHits are the "repo:path" hits of a code search, sorted.
+func codeHits(t *testing.T, c *github.Client, q string) []string {
+	t.Helper()
+	res, _, err := c.Search.Code(context.Background(), q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range res.CodeResults {
+		out = append(out, r.GetRepository().GetName()+":"+r.GetPath())
+	}
+	sort.Strings(out)
+	return out
+}
+
 func TestSearch(t *testing.T) {
 	w := newWorld(t, ghemu.Options{})
 	ctx := context.Background()
-	repoNames := func(c *github.Client, q string) []string {
-		res, _, err := c.Search.Code(ctx, q, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, r := range res.CodeResults {
-			out = append(out, r.GetRepository().GetName()+":"+r.GetPath())
-		}
-		sort.Strings(out)
-		return out
-	}
+	repoNames := func(c *github.Client, q string) []string { return codeHits(t, c, q) }
 	anon := w.client("")
 	if diff := cmp.Diff([]string{"public-repo:README.md", "public-repo:src/main.go"}, repoNames(anon, "connect")); diff != "" {
 		t.Errorf("anonymous search sees (-want +got):\n%s", diff)

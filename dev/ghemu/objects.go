@@ -84,7 +84,7 @@ func orgJSON(a *Account) map[string]any {
 		"avatar_url": "https://avatars.githubusercontent.com/u/" + strconv.FormatInt(a.ID, 10), "description": nil,
 		"html_url": htmlBase + "/" + a.Login, "has_organization_projects": true, "has_repository_projects": true,
 		"public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
-		"created_at": created, "updated_at": created, "archived_at": nil,
+		"created_at": created, "updated_at": created, "archived_at": nil, "is_verified": a.Verified,
 	}
 }
 
@@ -115,15 +115,19 @@ func repoURLs(r *Repo) map[string]any {
 
 func repoJSON(r *Repo) map[string]any {
 	m := repoURLs(r)
+	pushed := r.pushed
+	if pushed.IsZero() {
+		pushed = r.Created
+	}
 	for k, v := range map[string]any{
 		"clone_url": htmlBase + "/" + r.FullName() + ".git", "git_url": "git://github.com/" + r.FullName() + ".git",
 		"ssh_url": "git@github.com:" + r.FullName() + ".git", "svn_url": htmlBase + "/" + r.FullName(),
 		"mirror_url": nil, "homepage": nil, "language": nil, "license": nil,
-		"default_branch": "main", "forks": 0, "forks_count": 0, "open_issues": len(r.Issues), "open_issues_count": len(r.Issues),
+		"default_branch": r.DefaultBranch, "forks": 0, "forks_count": 0, "open_issues": len(r.Issues), "open_issues_count": len(r.Issues),
 		"stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 1,
 		"has_downloads": true, "has_issues": true, "has_projects": true, "has_wiki": true, "has_pages": false,
 		"archived": false, "disabled": false, "visibility": visibility(r),
-		"pushed_at": ts(r.Created), "created_at": ts(r.Created), "updated_at": ts(r.Created),
+		"pushed_at": ts(pushed), "created_at": ts(r.Created), "updated_at": ts(pushed),
 	} {
 		m[k] = v
 	}

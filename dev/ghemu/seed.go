@@ -59,7 +59,8 @@ type IssueSpec struct {
 }
 
 // AddRepo creates a repository (and its owner, as an organization, if
-// unknown) and returns its id.
+// unknown) and returns its id; an existing one is left as it is. Its
+// default branch, main, has one commit, "Initial commit", of its files.
 func (e *Emulator) AddRepo(spec RepoSpec) int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -68,6 +69,7 @@ func (e *Emulator) AddRepo(spec RepoSpec) int64 {
 		return r.ID
 	}
 	r := &Repo{ID: e.nextID(), Owner: owner, Name: spec.Name, Private: spec.Private, Files: spec.Files, Created: e.nowLocked()}
+	e.initRepo(r)
 	for n, is := range spec.Issues {
 		r.Issues = append(r.Issues, Issue{Number: n + 1, Title: is.Title, Body: is.Body, State: "open"})
 	}
@@ -278,6 +280,8 @@ type SeedData struct {
 	Organizations []struct {
 		Login      string `json:"login"`
 		Enterprise string `json:"enterprise"`
+		// Verified sets is_verified (SetVerified).
+		Verified bool `json:"verified"`
 	} `json:"organizations"`
 	Enterprises []string `json:"enterprises"`
 	// Users are people (accounts of type "User").
@@ -315,6 +319,11 @@ func (e *Emulator) Seed(s SeedData) error {
 		e.AddAccount(o.Login, "Organization")
 		if o.Enterprise != "" {
 			e.AddOrgToEnterprise(o.Login, o.Enterprise)
+		}
+		if o.Verified {
+			if err := e.SetVerified(o.Login, true); err != nil {
+				return err
+			}
 		}
 	}
 	for _, u := range s.Users {

@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,17 +17,32 @@ type Account struct {
 	// Type is "User", "Organization" or "Enterprise".
 	Type string
 	Name string
+	// Verified: an organization that verified its domain (GET /orgs/{org}'s
+	// is_verified).
+	Verified bool
 }
 
-// Repo is a repository with a few files and issues, enough to search.
+// Repo is a repository with a few files and issues, enough to search, and
+// its commits and refs. Every repository has a default branch with at
+// least one commit.
 type Repo struct {
 	ID      int64
 	Owner   *Account
 	Name    string
 	Private bool
+	// Files are the default branch's files, which search sees.
 	Files   map[string]string
 	Issues  []Issue
 	Created time.Time
+	// DefaultBranch is "main".
+	DefaultBranch string
+	// Branches and Tags are name → commit SHA.
+	Branches map[string]string
+	Tags     map[string]string
+	// Commits are by SHA.
+	Commits map[string]*Commit
+	// pushed is when a ref last moved.
+	pushed time.Time
 }
 
 // FullName is "owner/name".
@@ -177,6 +193,15 @@ func (e *Emulator) indexRepo(r *Repo) {
 	e.reposByID[r.ID] = r
 	e.reposByName[strings.ToLower(r.FullName())] = r
 	e.reposByOwner[r.Owner] = append(e.reposByOwner[r.Owner], r)
+}
+
+// unindexRepo takes a repository out of the list and its indexes. Callers
+// hold e.mu.
+func (e *Emulator) unindexRepo(r *Repo) {
+	e.repos = slices.DeleteFunc(e.repos, func(x *Repo) bool { return x == r })
+	delete(e.reposByID, r.ID)
+	delete(e.reposByName, strings.ToLower(r.FullName()))
+	e.reposByOwner[r.Owner] = slices.DeleteFunc(e.reposByOwner[r.Owner], func(x *Repo) bool { return x == r })
 }
 
 func idSet(ids []int64) map[int64]bool {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -33,6 +35,8 @@ type snapshot struct {
 	// Advisories are the global security advisories, as changed since
 	// they were seeded.
 	Advisories []Advisory `json:"advisories,omitempty"`
+	// CommitSeq numbers commits, so SHAs stay unique after a restart.
+	CommitSeq int64 `json:"commit_seq,omitempty"`
 }
 
 type snapGrant struct {
@@ -56,6 +60,13 @@ type snapRepo struct {
 	Files   map[string]string `json:"files"`
 	Issues  []Issue           `json:"issues"`
 	Created time.Time         `json:"created"`
+	// Git data; a state file without it gives the repository a first
+	// commit of its files, as AddRepo does.
+	DefaultBranch string            `json:"default_branch,omitempty"`
+	Branches      map[string]string `json:"branches,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	Commits       []*Commit         `json:"commits,omitempty"`
+	Pushed        time.Time         `json:"pushed"`
 }
 
 type snapApp struct {
@@ -77,12 +88,18 @@ type snapInstall struct {
 // SaveState writes the durable state to path (atomically).
 func (e *Emulator) SaveState(path string) error {
 	e.mu.Lock()
-	s := snapshot{LastID: e.lastID, OrgEnterprise: e.orgEnterprise}
+	s := snapshot{LastID: e.lastID, OrgEnterprise: e.orgEnterprise, CommitSeq: e.commitSeq}
 	for _, a := range e.accounts {
 		s.Accounts = append(s.Accounts, *a)
 	}
 	for _, r := range e.repos {
-		s.Repos = append(s.Repos, snapRepo{ID: r.ID, Owner: r.Owner.Login, Name: r.Name, Private: r.Private, Files: r.Files, Issues: r.Issues, Created: r.Created})
+		sr := snapRepo{ID: r.ID, Owner: r.Owner.Login, Name: r.Name, Private: r.Private, Files: r.Files, Issues: r.Issues, Created: r.Created,
+			DefaultBranch: r.DefaultBranch, Branches: maps.Clone(r.Branches), Tags: maps.Clone(r.Tags), Pushed: r.pushed}
+		for _, c := range r.Commits {
+			sr.Commits = append(sr.Commits, c)
+		}
+		sort.Slice(sr.Commits, func(i, j int) bool { return sr.Commits[i].SHA < sr.Commits[j].SHA })
+		s.Repos = append(s.Repos, sr)
 	}
 	for _, a := range e.apps {
 		sa := snapApp{App: *a, OwnerLogin: a.Owner.Login}
@@ -133,6 +150,7 @@ func (e *Emulator) LoadState(path string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.lastID = s.LastID
+	e.commitSeq = max(e.commitSeq, s.CommitSeq)
 	for _, a := range s.Accounts {
 		a := a
 		e.accounts[strings.ToLower(a.Login)] = &a
@@ -143,6 +161,18 @@ func (e *Emulator) LoadState(path string) error {
 	}
 	for _, r := range s.Repos {
 		repo := &Repo{ID: r.ID, Owner: e.account(r.Owner), Name: r.Name, Private: r.Private, Files: r.Files, Issues: r.Issues, Created: r.Created}
+		if r.DefaultBranch == "" || r.Branches[r.DefaultBranch] == "" {
+			e.initRepo(repo)
+		} else {
+			repo.DefaultBranch, repo.Branches, repo.Tags, repo.pushed = r.DefaultBranch, r.Branches, r.Tags, r.Pushed
+			if repo.Tags == nil {
+				repo.Tags = map[string]string{}
+			}
+			repo.Commits = make(map[string]*Commit, len(r.Commits))
+			for _, c := range r.Commits {
+				repo.Commits[c.SHA] = c
+			}
+		}
 		e.indexRepo(repo)
 	}
 	for _, sa := range s.Apps {

@@ -67,6 +67,10 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories":        "admin auditor feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories":       "admin auditor feature-client",
 	"/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus": "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/DownloadAction":        "actions-runner",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy":      "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy":   "admin",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus":      "admin auditor",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

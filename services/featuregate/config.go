@@ -15,6 +15,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/services/featuregate/ghactions"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	// Advisories times Dependabot's advisory sync, as Upload does the
 	// uploader.
 	Advisories AdvisoryFlags
+	// Actions configures GitHub.com actions' cache and calls.
+	Actions ActionsFlags
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
@@ -66,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.OutboxMax, "contributions-outbox-max", DefaultOutboxMax, "most rows the unified-contributions outbox holds before ReportContributions answers RESOURCE_EXHAUSTED")
 	c.Upload.RegisterFlags(fs)
 	c.Advisories.RegisterFlags(fs)
+	c.Actions.RegisterFlags(fs)
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
@@ -94,6 +98,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Advisories.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Actions.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
@@ -148,6 +155,39 @@ func (f *AdvisoryFlags) Validate() error {
 
 func (f *AdvisoryFlags) options(reg prometheus.Registerer) AdvisorySyncOptions {
 	return AdvisorySyncOptions{Every: f.Every, Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
+}
+
+// ActionsFlags configure GitHub.com actions (ghactions.Options) as flags.
+type ActionsFlags struct {
+	CacheDir               string
+	CacheMiB, MaxMiB       int64
+	RepoTTL, DownloadLimit time.Duration
+}
+
+// RegisterFlags binds f to fs, with ghactions.Options' defaults.
+func (f *ActionsFlags) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.CacheDir, "actions-cache-dir", "", "directory of this replica's cache of GitHub.com actions' tarballs (empty: a temporary one, removed at exit)")
+	fs.Int64Var(&f.CacheMiB, "actions-cache-mib", 2048, "most MiB the actions cache keeps; the least recently used go first")
+	fs.Int64Var(&f.MaxMiB, "actions-max-mib", 1024, "largest action tarball downloaded from GitHub.com, in MiB")
+	fs.DurationVar(&f.RepoTTL, "actions-repo-ttl", time.Minute, "how long what GitHub.com said of an action's repository (there, public, owner verified) is believed; a pinned SHA in the cache is served without a call within it")
+	fs.DurationVar(&f.DownloadLimit, "actions-download-timeout", 10*time.Minute, "longest download of one action tarball from GitHub.com")
+}
+
+// Validate refuses values NewProxy would silently replace.
+func (f *ActionsFlags) Validate() error {
+	var errs []error
+	if f.CacheMiB <= 0 || f.MaxMiB <= 0 {
+		errs = append(errs, errors.New("-actions-cache-mib and -actions-max-mib must be positive"))
+	}
+	if f.RepoTTL <= 0 || f.DownloadLimit <= 0 {
+		errs = append(errs, errors.New("-actions-repo-ttl and -actions-download-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (f *ActionsFlags) options(reg prometheus.Registerer) ghactions.Options {
+	return ghactions.Options{CacheDir: f.CacheDir, CacheBytes: f.CacheMiB << 20, MaxBytes: f.MaxMiB << 20,
+		RepoTTL: f.RepoTTL, DownloadTimeout: f.DownloadLimit, Registerer: reg}
 }
 
 // validateTimings checks the timing flags -prefix-name: each positive,
@@ -217,6 +257,11 @@ func Run(ctx context.Context, cfg Config) error {
 		if advisorySync, err = NewAdvisorySync(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Advisories.options(srv.Registry)); err != nil {
 			return err
 		}
+		// And runners' actions.
+		if opts.Actions, err = NewActions(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Actions.options(srv.Registry)); err != nil {
+			return err
+		}
+		defer logging.Close(logger, "the actions cache", opts.Actions)
 	}
 	gate, err := NewServer(store, opts)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/ghconnect/ghconnect/services/broker/brokerclient"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"github.com/ghconnect/ghconnect/services/featuregate"
+	"github.com/ghconnect/ghconnect/services/featuregate/ghactions"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -36,6 +37,8 @@ type contribEnv struct {
 	b       *brokertest.Env
 	stores  []*featuregate.Store
 	clients []featuregatev1.FeatureGateServiceClient
+	// addrs are the replicas' gRPC addresses.
+	addrs []string
 	// gate is the first replica's client.
 	gate featuregatev1.FeatureGateServiceClient
 }
@@ -51,6 +54,12 @@ func startContributions(t testing.TB, dsn string, replicas int) *contribEnv {
 // and advisory sync (short timings), beside a broker and registry started
 // with opts.
 func startGates(t testing.TB, dsn string, replicas int, opts brokertest.Options) *contribEnv {
+	t.Helper()
+	return startGatesWith(t, dsn, replicas, opts, ghactions.Options{RepoTTL: actionsRepoTTL})
+}
+
+// startGatesWith is startGates with the actions proxy's options too.
+func startGatesWith(t testing.TB, dsn string, replicas int, opts brokertest.Options, act ghactions.Options) *contribEnv {
 	t.Helper()
 	e := &contribEnv{b: brokertest.Start(t, opts)}
 	bconn, err := grpc.NewClient(e.b.Conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(brokerclient.Bearer(e.b.Tokens["search-svc"])))
@@ -69,7 +78,13 @@ func startGates(t testing.TB, dsn string, replicas int, opts brokertest.Options)
 		if err != nil {
 			t.Fatal(err)
 		}
-		gate, err := featuregate.NewServer(store, featuregate.Options{Searcher: searcher, PollInterval: 50 * time.Millisecond})
+		act.Registerer = prometheus.NewRegistry()
+		actions, err := featuregate.NewActions(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { actions.Close() })
+		gate, err := featuregate.NewServer(store, featuregate.Options{Searcher: searcher, Actions: actions, PollInterval: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,6 +120,7 @@ func startGates(t testing.TB, dsn string, replicas int, opts brokertest.Options)
 		}
 		t.Cleanup(func() { conn.Close(); store.Close() })
 		e.stores = append(e.stores, store)
+		e.addrs = append(e.addrs, lis.Addr().String())
 		e.clients = append(e.clients, featuregatev1.NewFeatureGateServiceClient(conn))
 	}
 	e.gate = e.clients[0]

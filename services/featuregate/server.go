@@ -38,6 +38,8 @@ type Server struct {
 	pollInterval time.Duration
 	// outboxMax bounds the unified-contributions outbox (rows).
 	outboxMax int
+	// actions serves GitHub.com actions (nil: no broker).
+	actions *Actions
 }
 
 // Options are what a Server is built with besides its store. Every part
@@ -52,12 +54,15 @@ type Options struct {
 	// OutboxMax bounds the unified-contributions outbox (rows);
 	// ReportContributions refuses counts beyond it. Zero: DefaultOutboxMax.
 	OutboxMax int
+	// Actions serves runners GitHub.com actions; nil: DownloadAction
+	// answers that the gate has no broker.
+	Actions *Actions
 }
 
 // NewServer builds the service over store with opts, or says which of
 // opts cannot be used.
 func NewServer(store *Store, opts Options) (*Server, error) {
-	s := &Server{store: store, view: store.view, searcher: opts.Searcher, pollInterval: time.Second, outboxMax: DefaultOutboxMax}
+	s := &Server{store: store, view: store.view, searcher: opts.Searcher, actions: opts.Actions, pollInterval: time.Second, outboxMax: DefaultOutboxMax}
 	if opts.PollInterval < 0 || opts.OutboxMax < 0 {
 		return nil, errors.New("featuregate: a negative poll interval or outbox bound")
 	}

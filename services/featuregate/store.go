@@ -16,6 +16,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/permissions"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
+	"github.com/ghconnect/ghconnect/services/featuregate/ghactions"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -66,6 +67,8 @@ type Store struct {
 	// advisories are Dependabot's vulnerability data, in the same
 	// database (see the advisories package).
 	advisories *advisories.Store
+	// actions is GitHub.com actions' policy and status, likewise.
+	actions *ghactions.Store
 }
 
 // commitThen runs fn in a transaction and, once committed, refreshes
@@ -94,7 +97,12 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close() // the migration's error is the one to report
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now, advisories: adv}
+	act, err := ghactions.Open(ctx, db)
+	if err != nil {
+		_ = db.Close() // the migration's error is the one to report
+		return nil, err
+	}
+	s := &Store{db: db, now: time.Now, advisories: adv, actions: act}
 	s.view = newView(s.events, s.Changed)
 	return s, nil
 }

@@ -171,6 +171,9 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		m := &me{sso: sso, registry: registryv1.NewConnectionRegistryServiceClient(reg.conn), gate: featuregatev1.NewFeatureGateServiceClient(gate.conn), token: up.ServiceToken, refuse: refuse}
 		m.register(root)
 	}
+	if gate := g.upstream("featuregate"); gate != nil {
+		root.Handle(actionsRoute, actionTarball(mux, featuregatev1.NewFeatureGateServiceClient(gate.conn)))
+	}
 	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root
 	return g, nil

@@ -126,20 +126,8 @@ func micros(t *github.Timestamp) int64 {
 	return toMicros(t.Time)
 }
 
-// toMicros is t in Unix microseconds, 0 for the zero time.
-func toMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
+// toMicros and fromMicros are the stored form of times (sqldb.Micros).
+var toMicros, fromMicros = sqldb.Micros, sqldb.FromMicros
 
 // convert checks an advisory from the API and turns it into the stored
 // form. A vulnerability without a package names nothing to match and is

@@ -639,6 +639,7 @@ async function renderEnabled(c) {
   applyPermissions(c, settings);
   await renderContributions(c);
   await renderAdvisorySync();
+  await renderActions();
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
@@ -695,6 +696,107 @@ async function renderAdvisorySync() {
     ["Next run", st.nextRunTime ? when(st.nextRunTime) : "none while the sync is off"],
     ["Last error", st.lastError || "none"],
   ]);
+}
+
+// buildActionsPolicy makes the form of the enterprise's policy for
+// GitHub.com actions, as GHES words it: all actions, or selected ones
+// (GitHub's, verified creators', and patterns); "!" patterns block.
+function buildActionsPolicy() {
+  const form = Object.assign(document.createElement("form"), { id: "actions-policy", className: "policy", noValidate: true });
+  form.setAttribute("aria-labelledby", "actions-policy-title");
+  const title = Object.assign(document.createElement("h4"), { id: "actions-policy-title", textContent: "Which GitHub.com actions runners may use" });
+  const row = (input, text) => {
+    const div = Object.assign(document.createElement("div"), { className: "row" });
+    const label = Object.assign(document.createElement("label"), { htmlFor: input.id, textContent: text });
+    div.append(input, label);
+    return div;
+  };
+  const all = Object.assign(document.createElement("input"), { type: "radio", name: "actions-allowed", id: "actions-all", value: "ACTIONS_ALLOWED_ALL" });
+  const selected = Object.assign(document.createElement("input"), { type: "radio", name: "actions-allowed", id: "actions-selected", value: "ACTIONS_ALLOWED_SELECTED" });
+  const owned = Object.assign(document.createElement("input"), { type: "checkbox", id: "actions-github-owned" });
+  const verified = Object.assign(document.createElement("input"), { type: "checkbox", id: "actions-verified" });
+  const patternsLabel = Object.assign(document.createElement("label"), { htmlFor: "actions-patterns", textContent: "Actions allowed (with selected actions) and blocked, one per line" });
+  const patterns = Object.assign(document.createElement("textarea"), { id: "actions-patterns", rows: 4, spellcheck: false });
+  const hint = Object.assign(document.createElement("p"), { className: "hint", id: "actions-patterns-hint",
+    textContent: "For example octo-org/*, octo-org/deploy@v2 or octo-org/lint@*. Start a line with ! to block an action, even when all actions are allowed; a block wins." });
+  patterns.setAttribute("aria-describedby", hint.id);
+  const save = Object.assign(document.createElement("button"), { type: "submit", id: "actions-policy-save", textContent: "Save the actions policy" });
+  const saved = Object.assign(document.createElement("p"), { className: "saved", id: "actions-policy-saved" });
+  saved.setAttribute("role", "status");
+  const err = Object.assign(document.createElement("p"), { className: "field-error", hidden: true, id: "actions-policy-error" });
+  err.setAttribute("role", "alert");
+  const meta = Object.assign(document.createElement("p"), { className: "hint", id: "actions-policy-meta" });
+  const sync = () => { owned.disabled = verified.disabled = !selected.checked; };
+  for (const r of [all, selected]) r.addEventListener("change", sync);
+  form.addEventListener("input", () => { form.dataset.dirty = "1"; saved.textContent = ""; });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    setFieldError(patterns, err, "");
+    saved.textContent = "";
+    save.disabled = true;
+    try {
+      const body = { policy: {
+        allowed: selected.checked ? "ACTIONS_ALLOWED_SELECTED" : "ACTIONS_ALLOWED_ALL",
+        githubOwned: selected.checked && owned.checked, verifiedCreators: selected.checked && verified.checked,
+        patterns: patterns.value.split("\n").map((x) => x.trim()).filter((x) => x),
+      }, etag: form.dataset.etag || "" };
+      const out = await api("PUT", "/v1/actions/policy", body);
+      delete form.dataset.dirty;
+      fillActionsPolicy(out.policy);
+      saved.textContent = "Actions policy saved.";
+    } catch (e) {
+      if (!(e instanceof APIError)) throw e;
+      setFieldError(patterns, err, failureText(e));
+    } finally {
+      save.disabled = false;
+    }
+  });
+  form.append(title, row(all, "All actions"), row(selected, "Selected actions only:"), row(owned, "actions created by GitHub"),
+    row(verified, "actions of verified creators on GitHub.com"), patternsLabel, patterns, hint, save, saved, err, meta);
+  sync();
+  return form;
+}
+
+// fillActionsPolicy shows the policy as the feature gate holds it.
+function fillActionsPolicy(p) {
+  const form = $("#actions-policy");
+  form.dataset.etag = p.etag || "";
+  const selected = p.allowed === "ACTIONS_ALLOWED_SELECTED";
+  $("#actions-all").checked = !selected;
+  $("#actions-selected").checked = selected;
+  $("#actions-github-owned").checked = !!p.githubOwned;
+  $("#actions-verified").checked = !!p.verifiedCreators;
+  $("#actions-github-owned").disabled = $("#actions-verified").disabled = !selected;
+  $("#actions-patterns").value = (p.patterns || []).join("\n");
+  $("#actions-policy-meta").textContent = p.updateTime ? `Last changed by ${p.updateUser} ${when(p.updateTime)}.` : "GHES's default: every public action allowed.";
+}
+
+// renderActions shows, under GitHub.com actions, how serving runners goes
+// and the policy (unless the administrator is editing it).
+async function renderActions() {
+  const dl = $("#actions-status");
+  if (!dl) return;
+  try {
+    const st = (await api("GET", "/v1/actions/status")).status || {};
+    const mib = (n) => `${(Number(n || 0) / 1048576).toFixed(1)} MiB`;
+    fillRecord(dl, [
+      ["Runners", st.message],
+      ["Downloads from GitHub.com", `${st.downloads || 0} (${mib(st.downloadedBytes)})`],
+      ["Last download", st.lastDownload ? `${st.lastDownload}, ${when(st.lastDownloadTime)}` : "none yet"],
+      ["Last refused", st.lastRefusal ? `${st.lastRefusal} (${when(st.lastRefusalTime)})` : "none"],
+      ["Last error", st.lastError ? `${st.lastError} (${when(st.lastErrorTime)})` : "none"],
+      ["Cache of this replica", `${st.cachedArchives || 0} tarballs, ${mib(st.cacheBytes)} of ${mib(st.cacheLimitBytes)}; ${st.cacheHits || 0} served from it, ${st.cacheMisses || 0} not`],
+    ]);
+  } catch (err) {
+    fillRecord(dl, [["Runners", `unknown: ${failureText(err)}`]]);
+  }
+  const form = $("#actions-policy");
+  if (form.dataset.dirty || form.contains(document.activeElement)) return;
+  try {
+    fillActionsPolicy((await api("GET", "/v1/actions/policy")).policy || {});
+  } catch (err) {
+    $("#actions-policy-meta").textContent = `The policy could not be read: ${failureText(err)}`;
+  }
 }
 
 // What each App permission lets the App do, in words.
@@ -791,6 +893,11 @@ function buildFeatures(ul, c) {
       const dl = Object.assign(document.createElement("dl"), { className: "record", id: "advisory-status" });
       dl.setAttribute("aria-label", "Dependabot alerts: how the download of vulnerability data goes");
       li.append(dl);
+    }
+    if (info.feature === "FEATURE_ACTIONS_ACCESS") {
+      const dl = Object.assign(document.createElement("dl"), { className: "record", id: "actions-status" });
+      dl.setAttribute("aria-label", "GitHub.com actions: how serving runners goes");
+      li.append(dl, buildActionsPolicy());
     }
     li.append(saved, err);
     // While a change is being saved the controls take no other: they are

@@ -524,6 +524,112 @@ func (AdvisorySyncState) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{7}
 }
 
+// ActionsAllowed is which GitHub.com actions the policy lets runners use.
+type ActionsAllowed int32
+
+const (
+	ActionsAllowed_ACTIONS_ALLOWED_UNSPECIFIED ActionsAllowed = 0
+	// ALL: every public action, less the blocked patterns (GHES's default).
+	ActionsAllowed_ACTIONS_ALLOWED_ALL ActionsAllowed = 1
+	// SELECTED: actions GitHub made (github_owned), actions of verified
+	// creators (verified_creators) and those the patterns allow, less the
+	// blocked patterns.
+	ActionsAllowed_ACTIONS_ALLOWED_SELECTED ActionsAllowed = 2
+)
+
+// Enum value maps for ActionsAllowed.
+var (
+	ActionsAllowed_name = map[int32]string{
+		0: "ACTIONS_ALLOWED_UNSPECIFIED",
+		1: "ACTIONS_ALLOWED_ALL",
+		2: "ACTIONS_ALLOWED_SELECTED",
+	}
+	ActionsAllowed_value = map[string]int32{
+		"ACTIONS_ALLOWED_UNSPECIFIED": 0,
+		"ACTIONS_ALLOWED_ALL":         1,
+		"ACTIONS_ALLOWED_SELECTED":    2,
+	}
+)
+
+func (x ActionsAllowed) Enum() *ActionsAllowed {
+	p := new(ActionsAllowed)
+	*p = x
+	return p
+}
+
+func (x ActionsAllowed) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionsAllowed) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[8].Descriptor()
+}
+
+func (ActionsAllowed) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[8]
+}
+
+func (x ActionsAllowed) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionsAllowed.Descriptor instead.
+func (ActionsAllowed) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{8}
+}
+
+// ActionsState is whether runners are served.
+type ActionsState int32
+
+const (
+	ActionsState_ACTIONS_STATE_UNSPECIFIED ActionsState = 0
+	// OFF: the feature works on no connection; runners are refused.
+	ActionsState_ACTIONS_STATE_OFF ActionsState = 1
+	// SERVING: runners are served, as the App of connection_id.
+	ActionsState_ACTIONS_STATE_SERVING ActionsState = 2
+)
+
+// Enum value maps for ActionsState.
+var (
+	ActionsState_name = map[int32]string{
+		0: "ACTIONS_STATE_UNSPECIFIED",
+		1: "ACTIONS_STATE_OFF",
+		2: "ACTIONS_STATE_SERVING",
+	}
+	ActionsState_value = map[string]int32{
+		"ACTIONS_STATE_UNSPECIFIED": 0,
+		"ACTIONS_STATE_OFF":         1,
+		"ACTIONS_STATE_SERVING":     2,
+	}
+)
+
+func (x ActionsState) Enum() *ActionsState {
+	p := new(ActionsState)
+	*p = x
+	return p
+}
+
+func (x ActionsState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActionsState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[9].Descriptor()
+}
+
+func (ActionsState) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[9]
+}
+
+func (x ActionsState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActionsState.Descriptor instead.
+func (ActionsState) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{9}
+}
+
 // FeatureInfo describes a feature.
 type FeatureInfo struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -3866,6 +3972,758 @@ func (x *GetAdvisorySyncStatusResponse) GetStatus() *AdvisorySyncStatus {
 	return nil
 }
 
+// DownloadActionRequest names an action as a workflow's uses: does.
+type DownloadActionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// repository is "owner/name" on GitHub.com.
+	Repository string `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	// ref is a branch, a tag or a full commit SHA. A SHA found in the cache
+	// is served without asking GitHub.com; a branch or tag is resolved on
+	// every request, since it moves.
+	Ref           string `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadActionRequest) Reset() {
+	*x = DownloadActionRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadActionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadActionRequest) ProtoMessage() {}
+
+func (x *DownloadActionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadActionRequest.ProtoReflect.Descriptor instead.
+func (*DownloadActionRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DownloadActionRequest) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *DownloadActionRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+// DownloadActionResponse is the archive's description (first), then its
+// bytes.
+type DownloadActionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*DownloadActionResponse_Archive
+	//	*DownloadActionResponse_Chunk
+	Part          isDownloadActionResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadActionResponse) Reset() {
+	*x = DownloadActionResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadActionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadActionResponse) ProtoMessage() {}
+
+func (x *DownloadActionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadActionResponse.ProtoReflect.Descriptor instead.
+func (*DownloadActionResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DownloadActionResponse) GetPart() isDownloadActionResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *DownloadActionResponse) GetArchive() *ActionArchive {
+	if x != nil {
+		if x, ok := x.Part.(*DownloadActionResponse_Archive); ok {
+			return x.Archive
+		}
+	}
+	return nil
+}
+
+func (x *DownloadActionResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*DownloadActionResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isDownloadActionResponse_Part interface {
+	isDownloadActionResponse_Part()
+}
+
+type DownloadActionResponse_Archive struct {
+	Archive *ActionArchive `protobuf:"bytes,1,opt,name=archive,proto3,oneof"`
+}
+
+type DownloadActionResponse_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*DownloadActionResponse_Archive) isDownloadActionResponse_Part() {}
+
+func (*DownloadActionResponse_Chunk) isDownloadActionResponse_Part() {}
+
+// ActionArchive describes the tarball being sent.
+type ActionArchive struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Repository string                 `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	Ref        string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	// sha is the commit the ref named.
+	Sha string `protobuf:"bytes,3,opt,name=sha,proto3" json:"sha,omitempty"`
+	// size_bytes is the tarball's length.
+	SizeBytes int64 `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// from_cache is true when GitHub.com was not asked for the tarball.
+	FromCache     bool `protobuf:"varint,5,opt,name=from_cache,json=fromCache,proto3" json:"from_cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionArchive) Reset() {
+	*x = ActionArchive{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionArchive) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionArchive) ProtoMessage() {}
+
+func (x *ActionArchive) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionArchive.ProtoReflect.Descriptor instead.
+func (*ActionArchive) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ActionArchive) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *ActionArchive) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ActionArchive) GetSha() string {
+	if x != nil {
+		return x.Sha
+	}
+	return ""
+}
+
+func (x *ActionArchive) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ActionArchive) GetFromCache() bool {
+	if x != nil {
+		return x.FromCache
+	}
+	return false
+}
+
+// ActionsPolicy is the enterprise's choice of GitHub.com actions.
+type ActionsPolicy struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Allowed ActionsAllowed         `protobuf:"varint,1,opt,name=allowed,proto3,enum=ghconnect.featuregate.v1.ActionsAllowed" json:"allowed,omitempty"`
+	// github_owned allows the actions of GitHub's accounts (actions,
+	// github); only with SELECTED.
+	GithubOwned bool `protobuf:"varint,2,opt,name=github_owned,json=githubOwned,proto3" json:"github_owned,omitempty"`
+	// verified_creators allows the actions of organizations GitHub.com
+	// marks verified; only with SELECTED.
+	VerifiedCreators bool `protobuf:"varint,3,opt,name=verified_creators,json=verifiedCreators,proto3" json:"verified_creators,omitempty"`
+	// patterns allow (with SELECTED) or, prefixed with "!", block (always)
+	// actions: "owner/*", "owner/repo", "owner/repo@*", "owner/repo@v2";
+	// "*" matches within a name or a ref. A block wins.
+	Patterns []string `protobuf:"bytes,4,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	// etag, update_user and update_time are the gate's (output only).
+	Etag          string                 `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
+	UpdateUser    string                 `protobuf:"bytes,6,opt,name=update_user,json=updateUser,proto3" json:"update_user,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionsPolicy) Reset() {
+	*x = ActionsPolicy{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionsPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionsPolicy) ProtoMessage() {}
+
+func (x *ActionsPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionsPolicy.ProtoReflect.Descriptor instead.
+func (*ActionsPolicy) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ActionsPolicy) GetAllowed() ActionsAllowed {
+	if x != nil {
+		return x.Allowed
+	}
+	return ActionsAllowed_ACTIONS_ALLOWED_UNSPECIFIED
+}
+
+func (x *ActionsPolicy) GetGithubOwned() bool {
+	if x != nil {
+		return x.GithubOwned
+	}
+	return false
+}
+
+func (x *ActionsPolicy) GetVerifiedCreators() bool {
+	if x != nil {
+		return x.VerifiedCreators
+	}
+	return false
+}
+
+func (x *ActionsPolicy) GetPatterns() []string {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
+func (x *ActionsPolicy) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *ActionsPolicy) GetUpdateUser() string {
+	if x != nil {
+		return x.UpdateUser
+	}
+	return ""
+}
+
+func (x *ActionsPolicy) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+type GetActionsPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActionsPolicyRequest) Reset() {
+	*x = GetActionsPolicyRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActionsPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActionsPolicyRequest) ProtoMessage() {}
+
+func (x *GetActionsPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActionsPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetActionsPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{54}
+}
+
+type GetActionsPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ActionsPolicy         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActionsPolicyResponse) Reset() {
+	*x = GetActionsPolicyResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActionsPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActionsPolicyResponse) ProtoMessage() {}
+
+func (x *GetActionsPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActionsPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetActionsPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GetActionsPolicyResponse) GetPolicy() *ActionsPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type UpdateActionsPolicyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *ActionsPolicy         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// etag, if given, must be the policy's current one.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateActionsPolicyRequest) Reset() {
+	*x = UpdateActionsPolicyRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateActionsPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateActionsPolicyRequest) ProtoMessage() {}
+
+func (x *UpdateActionsPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateActionsPolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateActionsPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *UpdateActionsPolicyRequest) GetPolicy() *ActionsPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *UpdateActionsPolicyRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+type UpdateActionsPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ActionsPolicy         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateActionsPolicyResponse) Reset() {
+	*x = UpdateActionsPolicyResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateActionsPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateActionsPolicyResponse) ProtoMessage() {}
+
+func (x *UpdateActionsPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateActionsPolicyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateActionsPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *UpdateActionsPolicyResponse) GetPolicy() *ActionsPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type GetActionsStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActionsStatusRequest) Reset() {
+	*x = GetActionsStatusRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActionsStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActionsStatusRequest) ProtoMessage() {}
+
+func (x *GetActionsStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActionsStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetActionsStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{58}
+}
+
+// ActionsStatus is how serving GitHub.com actions goes.
+type ActionsStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State ActionsState           `protobuf:"varint,1,opt,name=state,proto3,enum=ghconnect.featuregate.v1.ActionsState" json:"state,omitempty"`
+	// message says the state in words.
+	Message      string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// downloads and downloaded_bytes count tarballs fetched from GitHub.com
+	// by every replica (cache hits are not).
+	Downloads       int64 `protobuf:"varint,4,opt,name=downloads,proto3" json:"downloads,omitempty"`
+	DownloadedBytes int64 `protobuf:"varint,5,opt,name=downloaded_bytes,json=downloadedBytes,proto3" json:"downloaded_bytes,omitempty"`
+	// last_download names the last one: "owner/repo@ref (sha), n bytes".
+	LastDownload     string                 `protobuf:"bytes,6,opt,name=last_download,json=lastDownload,proto3" json:"last_download,omitempty"`
+	LastDownloadTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_download_time,json=lastDownloadTime,proto3" json:"last_download_time,omitempty"`
+	// last_error is the last failure to reach GitHub.com or to download.
+	LastError     string                 `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// last_refusal is the last request refused: by the policy, or for a
+	// private, missing or unknown action.
+	LastRefusal     string                 `protobuf:"bytes,10,opt,name=last_refusal,json=lastRefusal,proto3" json:"last_refusal,omitempty"`
+	LastRefusalTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_refusal_time,json=lastRefusalTime,proto3" json:"last_refusal_time,omitempty"`
+	// The answering replica's cache (each replica keeps its own).
+	CacheBytes      int64 `protobuf:"varint,12,opt,name=cache_bytes,json=cacheBytes,proto3" json:"cache_bytes,omitempty"`
+	CacheLimitBytes int64 `protobuf:"varint,13,opt,name=cache_limit_bytes,json=cacheLimitBytes,proto3" json:"cache_limit_bytes,omitempty"`
+	CachedArchives  int64 `protobuf:"varint,14,opt,name=cached_archives,json=cachedArchives,proto3" json:"cached_archives,omitempty"`
+	CacheHits       int64 `protobuf:"varint,15,opt,name=cache_hits,json=cacheHits,proto3" json:"cache_hits,omitempty"`
+	CacheMisses     int64 `protobuf:"varint,16,opt,name=cache_misses,json=cacheMisses,proto3" json:"cache_misses,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ActionsStatus) Reset() {
+	*x = ActionsStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionsStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionsStatus) ProtoMessage() {}
+
+func (x *ActionsStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionsStatus.ProtoReflect.Descriptor instead.
+func (*ActionsStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ActionsStatus) GetState() ActionsState {
+	if x != nil {
+		return x.State
+	}
+	return ActionsState_ACTIONS_STATE_UNSPECIFIED
+}
+
+func (x *ActionsStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ActionsStatus) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ActionsStatus) GetDownloads() int64 {
+	if x != nil {
+		return x.Downloads
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetDownloadedBytes() int64 {
+	if x != nil {
+		return x.DownloadedBytes
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetLastDownload() string {
+	if x != nil {
+		return x.LastDownload
+	}
+	return ""
+}
+
+func (x *ActionsStatus) GetLastDownloadTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastDownloadTime
+	}
+	return nil
+}
+
+func (x *ActionsStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ActionsStatus) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *ActionsStatus) GetLastRefusal() string {
+	if x != nil {
+		return x.LastRefusal
+	}
+	return ""
+}
+
+func (x *ActionsStatus) GetLastRefusalTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRefusalTime
+	}
+	return nil
+}
+
+func (x *ActionsStatus) GetCacheBytes() int64 {
+	if x != nil {
+		return x.CacheBytes
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetCacheLimitBytes() int64 {
+	if x != nil {
+		return x.CacheLimitBytes
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetCachedArchives() int64 {
+	if x != nil {
+		return x.CachedArchives
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetCacheHits() int64 {
+	if x != nil {
+		return x.CacheHits
+	}
+	return 0
+}
+
+func (x *ActionsStatus) GetCacheMisses() int64 {
+	if x != nil {
+		return x.CacheMisses
+	}
+	return 0
+}
+
+type GetActionsStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *ActionsStatus         `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetActionsStatusResponse) Reset() {
+	*x = GetActionsStatusResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetActionsStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetActionsStatusResponse) ProtoMessage() {}
+
+func (x *GetActionsStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetActionsStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetActionsStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetActionsStatusResponse) GetStatus() *ActionsStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -4150,7 +5008,69 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"advisories\x18\f \x01(\x03R\n" +
 	"advisories\"e\n" +
 	"\x1dGetAdvisorySyncStatusResponse\x12D\n" +
-	"\x06status\x18\x01 \x01(\v2,.ghconnect.featuregate.v1.AdvisorySyncStatusR\x06status*\xd5\x01\n" +
+	"\x06status\x18\x01 \x01(\v2,.ghconnect.featuregate.v1.AdvisorySyncStatusR\x06status\"\xb0\x01\n" +
+	"\x15DownloadActionRequest\x12_\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tB?\xbaH<r:\x18\x8c\x0125^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$R\n" +
+	"repository\x126\n" +
+	"\x03ref\x18\x02 \x01(\tB$\xbaH!r\x1f\x10\x01\x18\xff\x012\x18^[^\\x00-\\x20~^:?*\\[\\\\]+$R\x03ref\"}\n" +
+	"\x16DownloadActionResponse\x12C\n" +
+	"\aarchive\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionArchiveH\x00R\aarchive\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
+	"\x04part\"\x91\x01\n" +
+	"\rActionArchive\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x10\n" +
+	"\x03sha\x18\x03 \x01(\tR\x03sha\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x1d\n" +
+	"\n" +
+	"from_cache\x18\x05 \x01(\bR\tfromCache\"\xd1\x02\n" +
+	"\rActionsPolicy\x12N\n" +
+	"\aallowed\x18\x01 \x01(\x0e2(.ghconnect.featuregate.v1.ActionsAllowedB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\aallowed\x12!\n" +
+	"\fgithub_owned\x18\x02 \x01(\bR\vgithubOwned\x12+\n" +
+	"\x11verified_creators\x18\x03 \x01(\bR\x10verifiedCreators\x12.\n" +
+	"\bpatterns\x18\x04 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xe8\a\"\ar\x05\x10\x03\x18\x90\x03R\bpatterns\x12\x12\n" +
+	"\x04etag\x18\x05 \x01(\tR\x04etag\x12\x1f\n" +
+	"\vupdate_user\x18\x06 \x01(\tR\n" +
+	"updateUser\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\x19\n" +
+	"\x17GetActionsPolicyRequest\"[\n" +
+	"\x18GetActionsPolicyResponse\x12?\n" +
+	"\x06policy\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsPolicyR\x06policy\"\x82\x01\n" +
+	"\x1aUpdateActionsPolicyRequest\x12G\n" +
+	"\x06policy\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsPolicyB\x06\xbaH\x03\xc8\x01\x01R\x06policy\x12\x1b\n" +
+	"\x04etag\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18\x14R\x04etag\"^\n" +
+	"\x1bUpdateActionsPolicyResponse\x12?\n" +
+	"\x06policy\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsPolicyR\x06policy\"\x19\n" +
+	"\x17GetActionsStatusRequest\"\xca\x05\n" +
+	"\rActionsStatus\x12<\n" +
+	"\x05state\x18\x01 \x01(\x0e2&.ghconnect.featuregate.v1.ActionsStateR\x05state\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12\x1c\n" +
+	"\tdownloads\x18\x04 \x01(\x03R\tdownloads\x12)\n" +
+	"\x10downloaded_bytes\x18\x05 \x01(\x03R\x0fdownloadedBytes\x12#\n" +
+	"\rlast_download\x18\x06 \x01(\tR\flastDownload\x12H\n" +
+	"\x12last_download_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10lastDownloadTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12!\n" +
+	"\flast_refusal\x18\n" +
+	" \x01(\tR\vlastRefusal\x12F\n" +
+	"\x11last_refusal_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefusalTime\x12\x1f\n" +
+	"\vcache_bytes\x18\f \x01(\x03R\n" +
+	"cacheBytes\x12*\n" +
+	"\x11cache_limit_bytes\x18\r \x01(\x03R\x0fcacheLimitBytes\x12'\n" +
+	"\x0fcached_archives\x18\x0e \x01(\x03R\x0ecachedArchives\x12\x1d\n" +
+	"\n" +
+	"cache_hits\x18\x0f \x01(\x03R\tcacheHits\x12!\n" +
+	"\fcache_misses\x18\x10 \x01(\x03R\vcacheMisses\"[\n" +
+	"\x18GetActionsStatusResponse\x12?\n" +
+	"\x06status\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsStatusR\x06status*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -4205,7 +5125,15 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x17ADVISORY_SYNC_STATE_OFF\x10\x01\x12\x1f\n" +
 	"\x1bADVISORY_SYNC_STATE_RUNNING\x10\x02\x12!\n" +
 	"\x1dADVISORY_SYNC_STATE_SCHEDULED\x10\x03\x12 \n" +
-	"\x1cADVISORY_SYNC_STATE_RETRYING\x10\x042\xd7\x10\n" +
+	"\x1cADVISORY_SYNC_STATE_RETRYING\x10\x04*h\n" +
+	"\x0eActionsAllowed\x12\x1f\n" +
+	"\x1bACTIONS_ALLOWED_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ACTIONS_ALLOWED_ALL\x10\x01\x12\x1c\n" +
+	"\x18ACTIONS_ALLOWED_SELECTED\x10\x02*_\n" +
+	"\fActionsState\x12\x1d\n" +
+	"\x19ACTIONS_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11ACTIONS_STATE_OFF\x10\x01\x12\x19\n" +
+	"\x15ACTIONS_STATE_SERVING\x10\x022\xc9\x14\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -4224,7 +5152,11 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\rRegisterUsers\x12..ghconnect.featuregate.v1.RegisterUsersRequest\x1a/.ghconnect.featuregate.v1.RegisterUsersResponse\x12s\n" +
 	"\x0eListAdvisories\x12/.ghconnect.featuregate.v1.ListAdvisoriesRequest\x1a0.ghconnect.featuregate.v1.ListAdvisoriesResponse\x12x\n" +
 	"\x0fWatchAdvisories\x120.ghconnect.featuregate.v1.WatchAdvisoriesRequest\x1a1.ghconnect.featuregate.v1.WatchAdvisoriesResponse0\x01\x12\x88\x01\n" +
-	"\x15GetAdvisorySyncStatus\x126.ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest\x1a7.ghconnect.featuregate.v1.GetAdvisorySyncStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x15GetAdvisorySyncStatus\x126.ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest\x1a7.ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse\x12u\n" +
+	"\x0eDownloadAction\x12/.ghconnect.featuregate.v1.DownloadActionRequest\x1a0.ghconnect.featuregate.v1.DownloadActionResponse0\x01\x12y\n" +
+	"\x10GetActionsPolicy\x121.ghconnect.featuregate.v1.GetActionsPolicyRequest\x1a2.ghconnect.featuregate.v1.GetActionsPolicyResponse\x12\x82\x01\n" +
+	"\x13UpdateActionsPolicy\x124.ghconnect.featuregate.v1.UpdateActionsPolicyRequest\x1a5.ghconnect.featuregate.v1.UpdateActionsPolicyResponse\x12y\n" +
+	"\x10GetActionsStatus\x121.ghconnect.featuregate.v1.GetActionsStatusRequest\x1a2.ghconnect.featuregate.v1.GetActionsStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -4238,8 +5170,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
@@ -4249,167 +5181,199 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(SettingsAction)(0),                    // 5: ghconnect.featuregate.v1.SettingsAction
 	(ContributionsState)(0),                // 6: ghconnect.featuregate.v1.ContributionsState
 	(AdvisorySyncState)(0),                 // 7: ghconnect.featuregate.v1.AdvisorySyncState
-	(*FeatureInfo)(nil),                    // 8: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),                 // 9: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                       // 10: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),            // 11: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),           // 12: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),             // 13: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),            // 14: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),          // 15: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),         // 16: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),          // 17: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),         // 18: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                    // 19: ghconnect.featuregate.v1.AccountLink
-	(*StartAccountLinkRequest)(nil),        // 20: ghconnect.featuregate.v1.StartAccountLinkRequest
-	(*StartAccountLinkResponse)(nil),       // 21: ghconnect.featuregate.v1.StartAccountLinkResponse
-	(*CompleteAccountLinkRequest)(nil),     // 22: ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	(*CompleteAccountLinkResponse)(nil),    // 23: ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	(*GetAccountLinkRequest)(nil),          // 24: ghconnect.featuregate.v1.GetAccountLinkRequest
-	(*GetAccountLinkResponse)(nil),         // 25: ghconnect.featuregate.v1.GetAccountLinkResponse
-	(*UnlinkAccountRequest)(nil),           // 26: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),          // 27: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                   // 28: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                    // 29: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),                  // 30: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                   // 31: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),                  // 32: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),                  // 33: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                   // 34: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),                 // 35: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),     // 36: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil),    // 37: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),                  // 38: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),                  // 39: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),              // 40: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),     // 41: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil),    // 42: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*RegisterUsersRequest)(nil),           // 43: ghconnect.featuregate.v1.RegisterUsersRequest
-	(*RegisterUsersResponse)(nil),          // 44: ghconnect.featuregate.v1.RegisterUsersResponse
-	(*GetContributionsStatusRequest)(nil),  // 45: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),  // 46: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),        // 47: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil), // 48: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	(*Advisory)(nil),                       // 49: ghconnect.featuregate.v1.Advisory
-	(*VulnerablePackage)(nil),              // 50: ghconnect.featuregate.v1.VulnerablePackage
-	(*ListAdvisoriesRequest)(nil),          // 51: ghconnect.featuregate.v1.ListAdvisoriesRequest
-	(*ListAdvisoriesResponse)(nil),         // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse
-	(*WatchAdvisoriesRequest)(nil),         // 53: ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	(*WatchAdvisoriesResponse)(nil),        // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	(*GetAdvisorySyncStatusRequest)(nil),   // 55: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	(*AdvisorySyncStatus)(nil),             // 56: ghconnect.featuregate.v1.AdvisorySyncStatus
-	(*GetAdvisorySyncStatusResponse)(nil),  // 57: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	nil,                                    // 58: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                    // 59: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                    // 60: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	nil,                                    // 61: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                    // 62: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                    // 63: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),          // 64: google.protobuf.Timestamp
+	(ActionsAllowed)(0),                    // 8: ghconnect.featuregate.v1.ActionsAllowed
+	(ActionsState)(0),                      // 9: ghconnect.featuregate.v1.ActionsState
+	(*FeatureInfo)(nil),                    // 10: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),                 // 11: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                       // 12: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),            // 13: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),           // 14: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),             // 15: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),            // 16: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),          // 17: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),         // 18: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),          // 19: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),         // 20: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                    // 21: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),        // 22: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),       // 23: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),     // 24: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil),    // 25: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),          // 26: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),         // 27: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),           // 28: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),          // 29: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                   // 30: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                    // 31: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),                  // 32: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                   // 33: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                  // 34: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                  // 35: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                   // 36: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                 // 37: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),     // 38: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),    // 39: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                  // 40: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                  // 41: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),              // 42: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),     // 43: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),    // 44: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*RegisterUsersRequest)(nil),           // 45: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),          // 46: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),  // 47: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),  // 48: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),        // 49: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil), // 50: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	(*Advisory)(nil),                       // 51: ghconnect.featuregate.v1.Advisory
+	(*VulnerablePackage)(nil),              // 52: ghconnect.featuregate.v1.VulnerablePackage
+	(*ListAdvisoriesRequest)(nil),          // 53: ghconnect.featuregate.v1.ListAdvisoriesRequest
+	(*ListAdvisoriesResponse)(nil),         // 54: ghconnect.featuregate.v1.ListAdvisoriesResponse
+	(*WatchAdvisoriesRequest)(nil),         // 55: ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	(*WatchAdvisoriesResponse)(nil),        // 56: ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	(*GetAdvisorySyncStatusRequest)(nil),   // 57: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	(*AdvisorySyncStatus)(nil),             // 58: ghconnect.featuregate.v1.AdvisorySyncStatus
+	(*GetAdvisorySyncStatusResponse)(nil),  // 59: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	(*DownloadActionRequest)(nil),          // 60: ghconnect.featuregate.v1.DownloadActionRequest
+	(*DownloadActionResponse)(nil),         // 61: ghconnect.featuregate.v1.DownloadActionResponse
+	(*ActionArchive)(nil),                  // 62: ghconnect.featuregate.v1.ActionArchive
+	(*ActionsPolicy)(nil),                  // 63: ghconnect.featuregate.v1.ActionsPolicy
+	(*GetActionsPolicyRequest)(nil),        // 64: ghconnect.featuregate.v1.GetActionsPolicyRequest
+	(*GetActionsPolicyResponse)(nil),       // 65: ghconnect.featuregate.v1.GetActionsPolicyResponse
+	(*UpdateActionsPolicyRequest)(nil),     // 66: ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	(*UpdateActionsPolicyResponse)(nil),    // 67: ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	(*GetActionsStatusRequest)(nil),        // 68: ghconnect.featuregate.v1.GetActionsStatusRequest
+	(*ActionsStatus)(nil),                  // 69: ghconnect.featuregate.v1.ActionsStatus
+	(*GetActionsStatusResponse)(nil),       // 70: ghconnect.featuregate.v1.GetActionsStatusResponse
+	nil,                                    // 71: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                                    // 72: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                                    // 73: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	nil,                                    // 74: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                                    // 75: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                                    // 76: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil),          // 77: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	58, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	71, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	59, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	9,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	64, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	72, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	11, // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	77, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
-	8,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	60, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	10, // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	9,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	10, // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	10, // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	73, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	12, // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	11, // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	12, // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,  // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	64, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	77, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,  // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	64, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	19, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	77, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	21, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,  // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,  // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	61, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	29, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	10, // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	74, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	31, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	12, // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	4,  // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	34, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	38, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	64, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	39, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	36, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	40, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	77, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	41, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
 	0,  // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	62, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	63, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	75, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	76, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
 	0,  // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
 	0,  // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
 	5,  // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
 	0,  // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	9,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	9,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	40, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	64, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	64, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	11, // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	11, // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	42, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	77, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	77, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
 	6,  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	64, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	64, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	77, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	77, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
 	6,  // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	46, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	47, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
-	64, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
-	64, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
-	64, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
-	50, // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
-	49, // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
-	64, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
-	49, // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
+	48, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	49, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	77, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
+	77, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
+	77, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
+	52, // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
+	51, // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
+	77, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
+	51, // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
 	7,  // 55: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
-	64, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
-	64, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
-	64, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	64, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
-	56, // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
-	11, // 61: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	13, // 62: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	15, // 63: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	17, // 64: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	20, // 65: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	22, // 66: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	24, // 67: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	26, // 68: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	28, // 69: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	31, // 70: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	33, // 71: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	36, // 72: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	41, // 73: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	45, // 74: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	43, // 75: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
-	51, // 76: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
-	53, // 77: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	55, // 78: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	12, // 79: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	14, // 80: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	16, // 81: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	18, // 82: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	21, // 83: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	23, // 84: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	25, // 85: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	27, // 86: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	30, // 87: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	32, // 88: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	35, // 89: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	37, // 90: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	42, // 91: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	48, // 92: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	44, // 93: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
-	52, // 94: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
-	54, // 95: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	57, // 96: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	79, // [79:97] is the sub-list for method output_type
-	61, // [61:79] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	77, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	77, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	77, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	77, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	58, // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
+	62, // 61: ghconnect.featuregate.v1.DownloadActionResponse.archive:type_name -> ghconnect.featuregate.v1.ActionArchive
+	8,  // 62: ghconnect.featuregate.v1.ActionsPolicy.allowed:type_name -> ghconnect.featuregate.v1.ActionsAllowed
+	77, // 63: ghconnect.featuregate.v1.ActionsPolicy.update_time:type_name -> google.protobuf.Timestamp
+	63, // 64: ghconnect.featuregate.v1.GetActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	63, // 65: ghconnect.featuregate.v1.UpdateActionsPolicyRequest.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	63, // 66: ghconnect.featuregate.v1.UpdateActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	9,  // 67: ghconnect.featuregate.v1.ActionsStatus.state:type_name -> ghconnect.featuregate.v1.ActionsState
+	77, // 68: ghconnect.featuregate.v1.ActionsStatus.last_download_time:type_name -> google.protobuf.Timestamp
+	77, // 69: ghconnect.featuregate.v1.ActionsStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	77, // 70: ghconnect.featuregate.v1.ActionsStatus.last_refusal_time:type_name -> google.protobuf.Timestamp
+	69, // 71: ghconnect.featuregate.v1.GetActionsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ActionsStatus
+	13, // 72: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	15, // 73: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	17, // 74: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	19, // 75: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	22, // 76: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	24, // 77: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	26, // 78: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	28, // 79: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	30, // 80: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	33, // 81: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	35, // 82: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	38, // 83: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	43, // 84: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	47, // 85: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	45, // 86: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	53, // 87: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
+	55, // 88: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	57, // 89: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	60, // 90: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:input_type -> ghconnect.featuregate.v1.DownloadActionRequest
+	64, // 91: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:input_type -> ghconnect.featuregate.v1.GetActionsPolicyRequest
+	66, // 92: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:input_type -> ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	68, // 93: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:input_type -> ghconnect.featuregate.v1.GetActionsStatusRequest
+	14, // 94: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	16, // 95: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	18, // 96: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	20, // 97: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	23, // 98: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	25, // 99: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	27, // 100: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	29, // 101: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	32, // 102: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	34, // 103: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	37, // 104: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	39, // 105: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	44, // 106: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	50, // 107: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	46, // 108: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	54, // 109: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
+	56, // 110: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	59, // 111: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	61, // 112: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:output_type -> ghconnect.featuregate.v1.DownloadActionResponse
+	65, // 113: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:output_type -> ghconnect.featuregate.v1.GetActionsPolicyResponse
+	67, // 114: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:output_type -> ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	70, // 115: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:output_type -> ghconnect.featuregate.v1.GetActionsStatusResponse
+	94, // [94:116] is the sub-list for method output_type
+	72, // [72:94] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -4418,13 +5382,17 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 		return
 	}
 	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41].OneofWrappers = []any{}
+	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51].OneofWrappers = []any{
+		(*DownloadActionResponse_Archive)(nil),
+		(*DownloadActionResponse_Chunk)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   56,
+			NumEnums:      10,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

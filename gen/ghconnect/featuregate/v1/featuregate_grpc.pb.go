@@ -42,6 +42,10 @@ const (
 	FeatureGateService_ListAdvisories_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories"
 	FeatureGateService_WatchAdvisories_FullMethodName        = "/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories"
 	FeatureGateService_GetAdvisorySyncStatus_FullMethodName  = "/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus"
+	FeatureGateService_DownloadAction_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/DownloadAction"
+	FeatureGateService_GetActionsPolicy_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy"
+	FeatureGateService_UpdateActionsPolicy_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy"
+	FeatureGateService_GetActionsStatus_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -121,6 +125,27 @@ type FeatureGateServiceClient interface {
 	// GetAdvisorySyncStatus says how the download of vulnerability data from
 	// GitHub.com goes: its last run, result and next run.
 	GetAdvisorySyncStatus(ctx context.Context, in *GetAdvisorySyncStatusRequest, opts ...grpc.CallOption) (*GetAdvisorySyncStatusResponse, error)
+	// DownloadAction streams the tarball of a GitHub.com action for a
+	// runner on the server (GitHub.com actions): the ref is resolved to a
+	// commit through GitHub.com, then the tarball at that commit comes from
+	// the gate's cache or from GitHub.com. The first message describes the
+	// archive; the rest carry its bytes in order. Only public repositories,
+	// and only what the enterprise's actions policy allows.
+	// FAILED_PRECONDITION while the feature works on no connection, or for
+	// a private repository; PERMISSION_DENIED for an action the policy does
+	// not allow; NOT_FOUND for a repository or ref GitHub.com does not have.
+	// The gateway serves it to runners as
+	// GET /v1/actions/{owner}/{repo}/tarball/{ref}.
+	DownloadAction(ctx context.Context, in *DownloadActionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadActionResponse], error)
+	// GetActionsPolicy reads which GitHub.com actions runners may use.
+	GetActionsPolicy(ctx context.Context, in *GetActionsPolicyRequest, opts ...grpc.CallOption) (*GetActionsPolicyResponse, error)
+	// UpdateActionsPolicy replaces it (ABORTED if its etag is given and no
+	// longer current).
+	UpdateActionsPolicy(ctx context.Context, in *UpdateActionsPolicyRequest, opts ...grpc.CallOption) (*UpdateActionsPolicyResponse, error)
+	// GetActionsStatus says how serving GitHub.com actions goes: whether it
+	// is on, the last download and failure, and the answering replica's
+	// cache.
+	GetActionsStatus(ctx context.Context, in *GetActionsStatusRequest, opts ...grpc.CallOption) (*GetActionsStatusResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -329,6 +354,55 @@ func (c *featureGateServiceClient) GetAdvisorySyncStatus(ctx context.Context, in
 	return out, nil
 }
 
+func (c *featureGateServiceClient) DownloadAction(ctx context.Context, in *DownloadActionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadActionResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FeatureGateService_ServiceDesc.Streams[2], FeatureGateService_DownloadAction_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadActionRequest, DownloadActionResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureGateService_DownloadActionClient = grpc.ServerStreamingClient[DownloadActionResponse]
+
+func (c *featureGateServiceClient) GetActionsPolicy(ctx context.Context, in *GetActionsPolicyRequest, opts ...grpc.CallOption) (*GetActionsPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetActionsPolicyResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetActionsPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) UpdateActionsPolicy(ctx context.Context, in *UpdateActionsPolicyRequest, opts ...grpc.CallOption) (*UpdateActionsPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateActionsPolicyResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_UpdateActionsPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) GetActionsStatus(ctx context.Context, in *GetActionsStatusRequest, opts ...grpc.CallOption) (*GetActionsStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetActionsStatusResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetActionsStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -406,6 +480,27 @@ type FeatureGateServiceServer interface {
 	// GetAdvisorySyncStatus says how the download of vulnerability data from
 	// GitHub.com goes: its last run, result and next run.
 	GetAdvisorySyncStatus(context.Context, *GetAdvisorySyncStatusRequest) (*GetAdvisorySyncStatusResponse, error)
+	// DownloadAction streams the tarball of a GitHub.com action for a
+	// runner on the server (GitHub.com actions): the ref is resolved to a
+	// commit through GitHub.com, then the tarball at that commit comes from
+	// the gate's cache or from GitHub.com. The first message describes the
+	// archive; the rest carry its bytes in order. Only public repositories,
+	// and only what the enterprise's actions policy allows.
+	// FAILED_PRECONDITION while the feature works on no connection, or for
+	// a private repository; PERMISSION_DENIED for an action the policy does
+	// not allow; NOT_FOUND for a repository or ref GitHub.com does not have.
+	// The gateway serves it to runners as
+	// GET /v1/actions/{owner}/{repo}/tarball/{ref}.
+	DownloadAction(*DownloadActionRequest, grpc.ServerStreamingServer[DownloadActionResponse]) error
+	// GetActionsPolicy reads which GitHub.com actions runners may use.
+	GetActionsPolicy(context.Context, *GetActionsPolicyRequest) (*GetActionsPolicyResponse, error)
+	// UpdateActionsPolicy replaces it (ABORTED if its etag is given and no
+	// longer current).
+	UpdateActionsPolicy(context.Context, *UpdateActionsPolicyRequest) (*UpdateActionsPolicyResponse, error)
+	// GetActionsStatus says how serving GitHub.com actions goes: whether it
+	// is on, the last download and failure, and the answering replica's
+	// cache.
+	GetActionsStatus(context.Context, *GetActionsStatusRequest) (*GetActionsStatusResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -469,6 +564,18 @@ func (UnimplementedFeatureGateServiceServer) WatchAdvisories(*WatchAdvisoriesReq
 }
 func (UnimplementedFeatureGateServiceServer) GetAdvisorySyncStatus(context.Context, *GetAdvisorySyncStatusRequest) (*GetAdvisorySyncStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAdvisorySyncStatus not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) DownloadAction(*DownloadActionRequest, grpc.ServerStreamingServer[DownloadActionResponse]) error {
+	return status.Error(codes.Unimplemented, "method DownloadAction not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetActionsPolicy(context.Context, *GetActionsPolicyRequest) (*GetActionsPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetActionsPolicy not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) UpdateActionsPolicy(context.Context, *UpdateActionsPolicyRequest) (*UpdateActionsPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateActionsPolicy not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetActionsStatus(context.Context, *GetActionsStatusRequest) (*GetActionsStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetActionsStatus not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -801,6 +908,71 @@ func _FeatureGateService_GetAdvisorySyncStatus_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_DownloadAction_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadActionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FeatureGateServiceServer).DownloadAction(m, &grpc.GenericServerStream[DownloadActionRequest, DownloadActionResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureGateService_DownloadActionServer = grpc.ServerStreamingServer[DownloadActionResponse]
+
+func _FeatureGateService_GetActionsPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetActionsPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetActionsPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetActionsPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetActionsPolicy(ctx, req.(*GetActionsPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_UpdateActionsPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateActionsPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).UpdateActionsPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_UpdateActionsPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).UpdateActionsPolicy(ctx, req.(*UpdateActionsPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_GetActionsStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetActionsStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetActionsStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetActionsStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetActionsStatus(ctx, req.(*GetActionsStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -872,6 +1044,18 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetAdvisorySyncStatus",
 			Handler:    _FeatureGateService_GetAdvisorySyncStatus_Handler,
 		},
+		{
+			MethodName: "GetActionsPolicy",
+			Handler:    _FeatureGateService_GetActionsPolicy_Handler,
+		},
+		{
+			MethodName: "UpdateActionsPolicy",
+			Handler:    _FeatureGateService_UpdateActionsPolicy_Handler,
+		},
+		{
+			MethodName: "GetActionsStatus",
+			Handler:    _FeatureGateService_GetActionsStatus_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -882,6 +1066,11 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchAdvisories",
 			Handler:       _FeatureGateService_WatchAdvisories_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadAction",
+			Handler:       _FeatureGateService_DownloadAction_Handler,
 			ServerStreams: true,
 		},
 	},
