@@ -464,7 +464,7 @@ func newSystem(t *testing.T) *system {
 		s.port[n] = freePort(t)
 	}
 	var lines []string
-	for _, p := range []string{"admin", "registry", "broker", "featuregate", "gateway", "search-svc", "contrib-source", "vault"} {
+	for _, p := range []string{"admin", "registry", "broker", "featuregate", "gateway", "search-svc", "contrib-source", "vault", "runner"} {
 		s.tokens[p] = randomToken()
 		sum := sha256.Sum256([]byte(s.tokens[p]))
 		lines = append(lines, p+" sha256:"+hex.EncodeToString(sum[:]))
@@ -482,9 +482,11 @@ func newSystem(t *testing.T) *system {
 		"registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}}}`)
 	// Who may call what: the default members; search-svc, an internal
 	// service using the feature gate; contrib-source, the server's source
-	// of contribution counts (by certificate over gRPC, by token over REST).
+	// of contribution counts (by certificate over gRPC, by token over REST);
+	// runner, the server's Actions runners (by token, through the gateway).
 	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-		"gateway": ["gateway"], "search-svc": ["feature-client"], "contrib-source": ["contributions-source"]}, "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
+		"gateway": ["gateway"], "search-svc": ["feature-client"], "contrib-source": ["contributions-source"], "runner": ["actions-runner"]},
+		"forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func (s *system) runUITest(dir, script, artifacts string, env ...string) {
 	t := s.t
 	cmd := exec.Command("node", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "LICENSE_FILE="+filepath.Join(s.dir, "license"), "GITHUB_API_URL="+s.emu,
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+s.gw, "ADMIN_TOKEN="+s.tokens["admin"], "RUNNER_TOKEN="+s.tokens["runner"], "LICENSE_FILE="+filepath.Join(s.dir, "license"), "GITHUB_API_URL="+s.emu,
 		"ARTIFACTS="+filepath.Join(repoRoot(), ".artifacts", artifacts),
 		// The gateway serves HTTPS with the system's CA: node trusts the
 		// CA, Chromium the gateway's key (it has no CA option).

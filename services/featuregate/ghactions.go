@@ -89,11 +89,12 @@ func (s *Server) DownloadAction(req *featuregatev1.DownloadActionRequest, stream
 	}}}); err != nil {
 		return err
 	}
-	// A fresh buffer per message: gRPC's stats handlers may read a sent
-	// message later. Each is garbage once encoded, so the memory held
-	// stays a few chunks whatever the tarball's size.
+	// One buffer for the whole stream: Send encodes the message before it
+	// returns, and the one stats handler (otelgrpc's, pkg/tracing) reads
+	// no payload. A tarball of any size costs one chunk and the garbage
+	// collector nothing.
+	buf := make([]byte, actionChunk)
 	for sent := 0; ; sent++ {
-		buf := make([]byte, actionChunk)
 		// Turned off, or the connection gone: the stream stops too.
 		if sent%16 == 15 && len(s.view.effective(actionsAccess)) == 0 {
 			return errActionsOff

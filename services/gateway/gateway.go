@@ -172,7 +172,7 @@ func New(ctx context.Context, up Upstreams) (*Gateway, error) {
 		m.register(root)
 	}
 	if gate := g.upstream("featuregate"); gate != nil {
-		root.Handle(actionsRoute, actionTarball(mux, featuregatev1.NewFeatureGateServiceClient(gate.conn)))
+		root.Handle(actionsRoute, actionTarball(mux, gate.conn))
 	}
 	root.Handle("/", uiHandler(uiConfig{GitHubWebURL: strings.TrimSuffix(up.GitHubWebURL, "/")}))
 	g.handler = root

@@ -703,10 +703,11 @@ async function renderAdvisorySync() {
 // (GitHub's, verified creators', and patterns); "!" patterns block.
 function buildActionsPolicy() {
   const form = Object.assign(document.createElement("form"), { id: "actions-policy", className: "policy", noValidate: true });
-  form.setAttribute("aria-labelledby", "actions-policy-title");
-  const title = Object.assign(document.createElement("h4"), { id: "actions-policy-title", textContent: "Which GitHub.com actions runners may use" });
-  const row = (input, text) => {
-    const div = Object.assign(document.createElement("div"), { className: "row" });
+  form.setAttribute("aria-label", "Actions policy");
+  const set = document.createElement("fieldset");
+  const legend = Object.assign(document.createElement("legend"), { textContent: "Which GitHub.com actions runners may use" });
+  const row = (input, text, sub) => {
+    const div = Object.assign(document.createElement("div"), { className: sub ? "row sub" : "row" });
     const label = Object.assign(document.createElement("label"), { htmlFor: input.id, textContent: text });
     div.append(input, label);
     return div;
@@ -751,8 +752,9 @@ function buildActionsPolicy() {
       save.disabled = false;
     }
   });
-  form.append(title, row(all, "All actions"), row(selected, "Selected actions only:"), row(owned, "actions created by GitHub"),
-    row(verified, "actions of verified creators on GitHub.com"), patternsLabel, patterns, hint, save, saved, err, meta);
+  set.append(legend, row(all, "All actions"), row(selected, "Selected actions only:"), row(owned, "actions created by GitHub", true),
+    row(verified, "actions of verified creators on GitHub.com", true), patternsLabel, patterns, hint);
+  form.append(set, save, saved, err, meta);
   sync();
   return form;
 }

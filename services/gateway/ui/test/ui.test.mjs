@@ -139,6 +139,67 @@ try {
     await shot("06a-vulnerability-data");
   }
 
+  step = "GitHub.com actions on: a runner's download shows on the page, and the admin narrows the policy";
+  {
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/features") && r.request().method() === "PATCH" && r.ok()),
+      page.locator("#toggle-actions_access").check(),
+    ]);
+    // A runner on the server, with its own token, through the gateway.
+    const runnerGet = (action) => fetch(`${gw}/v1/actions/${action.replace("@", "/tarball/")}`, { headers: { Authorization: "Bearer " + process.env.RUNNER_TOKEN } });
+    const got = await runnerGet("actions/checkout@main");
+    assert.equal(got.status, 200, "a runner's download of actions/checkout@main");
+    assert.equal(got.headers.get("content-type"), "application/x-gzip");
+    const tarball = Buffer.from(await got.arrayBuffer());
+    assert.equal(tarball.length, Number(got.headers.get("content-length")));
+    assert.deepEqual([...tarball.subarray(0, 2)], [0x1f, 0x8b], "a gzip file");
+    await page.reload();
+    await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+    const actionsRow = (k) => page.locator("#feature-actions_access #actions-status dt", { hasText: k }).locator("xpath=following-sibling::dd[1]");
+    await actionsRow("Last download").waitFor();
+    assert.match(await actionsRow("Runners").textContent(), /^serving runners public actions from GitHub.com as the App of connection /);
+    assert.match(await actionsRow("Last download").textContent(), /^actions\/checkout@main \([0-9a-f]{40}\), \d+ bytes, /);
+    assert.match(await actionsRow("Downloads from GitHub.com").textContent(), /^1 \(/);
+    assert.match(await actionsRow("Cache of this replica").textContent(), /^1 tarballs, /);
+    assert.ok(await page.locator("#actions-all").isChecked(), "the default policy allows all actions");
+    assert.ok(await page.locator("#actions-github-owned").isDisabled(), "GitHub's own actions are a choice of selected actions only");
+    assert.match(await page.locator("#actions-policy-meta").textContent(), /^GHES's default/);
+
+    // A bad pattern: refused in place, nothing saved.
+    await page.locator("#actions-selected").check();
+    assert.ok(await page.locator("#actions-github-owned").isEnabled());
+    await page.locator("#actions-patterns").fill("octo-org/*\nnot a pattern");
+    await page.getByRole("button", { name: "Save the actions policy" }).click();
+    const policyError = page.locator("#actions-policy-error");
+    await policyError.waitFor({ state: "visible" });
+    assert.match(await policyError.textContent(), /patterns\[1\] "not a pattern"/);
+    assert.equal(await page.locator("#actions-patterns").getAttribute("aria-invalid"), "true");
+    const unchanged = await (await fetch(`${gw}/v1/actions/policy`, { headers: { Authorization: "Bearer " + token } })).json();
+    assert.equal(unchanged.policy.allowed, "ACTIONS_ALLOWED_ALL", "a refused policy was saved");
+
+    // Selected actions: octo-org's and GitHub's, less one blocked.
+    await page.locator("#actions-github-owned").check();
+    await page.locator("#actions-patterns").fill("octo-org/*\n!actions/checkout@main");
+    await page.getByRole("button", { name: "Save the actions policy" }).click();
+    await page.getByText("Actions policy saved.").waitFor();
+    assert.ok(await policyError.isHidden(), "the error stayed after a save that worked");
+    assert.match(await page.locator("#actions-policy-meta").textContent(), /^Last changed by \S+ /);
+    const blocked = await runnerGet("actions/checkout@main");
+    assert.equal(blocked.status, 403);
+    assert.match((await blocked.json()).message, /blocked by the enterprise's actions policy \("!actions\/checkout@main"\)/);
+    await page.reload();
+    await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
+    await actionsRow("Last refused").waitFor();
+    assert.match(await actionsRow("Last refused").textContent(), /^actions\/checkout@main is blocked by the enterprise's actions policy/);
+    assert.ok(await page.locator("#actions-selected").isChecked(), "the saved policy is shown after a reload");
+    assert.equal(await page.locator("#actions-patterns").inputValue(), "octo-org/*\n!actions/checkout@main");
+    await shot("06c-actions-policy");
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes("/features") && r.request().method() === "PATCH" && r.ok()),
+      page.locator("#toggle-actions_access").uncheck(),
+    ]);
+  }
+
   step = "a permission removed on GitHub.com: the feature stays on, shown and checked as not working";
   const fewer = { ...granted };
   delete fewer.vulnerability_alerts;
