@@ -52,11 +52,13 @@ fi
 # Who may call what: the defaults, and demo-client, standing for a server
 # service that uses the Connect features for its users (unified search,
 # consents, account links) over gRPC with its own certificate or token,
-# and for the server's source of contribution counts; runner stands for
+# and for the server's sources of contribution counts, licensed users
+# and aggregate counts; runner stands for
 # the server's Actions runners, which fetch GitHub.com actions.
 cat > "$DATA/authz.json" <<'JSON'
 {"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-                "gateway": ["gateway"], "demo-client": ["feature-client", "contributions-source"], "runner": ["actions-runner"]},
+                "gateway": ["gateway"], "demo-client": ["feature-client", "contributions-source", "license-source", "stats-source"],
+                "runner": ["actions-runner"]},
  "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
 JSON
 

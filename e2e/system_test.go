@@ -484,8 +484,11 @@ func newSystem(t *testing.T) *system {
 	// service using the feature gate; contrib-source, the server's source
 	// of contribution counts (by certificate over gRPC, by token over REST);
 	// runner, the server's Actions runners (by token, through the gateway).
+	// contrib-source also stands for the server's sources of licensed users
+	// and of aggregate counts.
 	s.file("authz.json", `{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"], "featuregate": ["featuregate"],
-		"gateway": ["gateway"], "search-svc": ["feature-client"], "contrib-source": ["contributions-source"], "runner": ["actions-runner"]},
+		"gateway": ["gateway"], "search-svc": ["feature-client"], "contrib-source": ["contributions-source", "license-source", "stats-source"],
+		"runner": ["actions-runner"]},
 		"forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}`)
 	out, err := exec.Command(filepath.Join(s.bin, "mintlicense"), "-issuer-key", filepath.Join(s.dir, "issuer.key"), "-issuers-out", filepath.Join(s.dir, "issuers.txt")).Output()
 	if err != nil {
@@ -569,8 +572,13 @@ func (s *system) create() string { return s.createFor("octo-org") }
 // hostname and version are the registry's own (-server-hostname,
 // -server-version).
 func (s *system) createFor(login string) string {
+	return s.createKind("ACCOUNT_KIND_ORGANIZATION", login)
+}
+
+// createKind starts a connection to the account of that kind and login.
+func (s *system) createKind(kind, login string) string {
 	out := s.mustREST("POST", "/v1/connections", map[string]any{"requestId": "e2e-" + randomToken()[:8],
-		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": "ACCOUNT_KIND_ORGANIZATION", "login": login}})
+		"license": readFile(s.t, filepath.Join(s.dir, "license")), "account": map[string]any{"kind": kind, "login": login}})
 	return out["connection"].(map[string]any)["id"].(string)
 }
 

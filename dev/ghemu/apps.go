@@ -33,6 +33,8 @@ func (e *Emulator) routes() {
 	e.userRoutes()
 	e.contributionRoutes()
 	e.advisoryRoutes()
+	e.serverStatsRoutes()
+	e.licenseRoutes()
 
 	// Browser pages of github.com, outside the API and its description.
 	e.mux.HandleFunc("POST /settings/apps/new", e.manifestPage(""))

@@ -92,6 +92,10 @@ type Emulator struct {
 	commitSeq     int64                  // commits made, for unique SHAs
 	// codeloadTokens are the tokens of private tarball downloads.
 	codeloadTokens map[string]codeloadToken
+	// serverStats are the Server Statistics uploads (serverstats.go).
+	serverStats serverStatsStore
+	// licenses are enterprises' license syncs (licenses.go).
+	licenses licenseStore
 
 	violMu     sync.Mutex
 	violations []error

@@ -307,6 +307,12 @@ type SeedData struct {
 		Count int   `json:"count"`
 		Seed  int64 `json:"seed"`
 	} `json:"generate_advisories"`
+	// Emails are people's verified email addresses by login, the first
+	// the primary (SetEmails; unknown people are created).
+	Emails map[string][]string `json:"emails"`
+	// Seats are enterprises' purchased licenses by slug (SetSeats;
+	// unknown enterprises are created).
+	Seats map[string]int `json:"seats"`
 }
 
 // Seed loads accounts, repositories, people's memberships and
@@ -333,6 +339,9 @@ func (e *Emulator) Seed(s SeedData) error {
 		e.AddRepo(r)
 	}
 	if err := e.seedPeople(s.Members, s.Collaborators); err != nil {
+		return err
+	}
+	if err := e.seedLicenses(s.Emails, s.Seats); err != nil {
 		return err
 	}
 	for _, a := range s.Apps {

@@ -20,6 +20,12 @@ type Account struct {
 	// Verified: an organization that verified its domain (GET /orgs/{org}'s
 	// is_verified).
 	Verified bool
+	// Emails are a person's verified email addresses, the first the
+	// primary (SetEmails); license sync matches servers' users by them.
+	Emails []string `json:",omitempty"`
+	// Seats are the licenses an enterprise purchased (SetSeats); nil:
+	// DefaultSeats.
+	Seats *int `json:",omitempty"`
 }
 
 // Repo is a repository with a few files and issues, enough to search, and

@@ -64,13 +64,17 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers":          "account-holder admin",
 	// Vulnerability data is GitHub.com's public advisories: the server's
 	// services read it; admins and auditors see the sync.
-	"/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories":        "admin auditor feature-client",
-	"/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories":       "admin auditor feature-client",
-	"/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus": "admin auditor",
-	"/ghconnect.featuregate.v1.FeatureGateService/DownloadAction":        "actions-runner",
-	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy":      "admin auditor",
-	"/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy":   "admin",
-	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus":      "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories":            "admin auditor feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories":           "admin auditor feature-client",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus":     "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/DownloadAction":            "actions-runner",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy":          "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy":       "admin",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus":          "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/ReportLicensedUsers":       "license-source",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetLicenseSyncStatus":      "admin auditor",
+	"/ghconnect.featuregate.v1.FeatureGateService/ReportServerStatistics":    "stats-source",
+	"/ghconnect.featuregate.v1.FeatureGateService/GetServerStatisticsStatus": "admin auditor",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

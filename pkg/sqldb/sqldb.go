@@ -102,6 +102,16 @@ func OpenMigrated(ctx context.Context, dsn string, files fs.FS, dir string) (*DB
 	return db, nil
 }
 
+// MigrateDir applies the migrations (*.sql) in dir of files: a part of a
+// service that keeps tables of its own in the service's database.
+func (db *DB) MigrateDir(ctx context.Context, files fs.FS, dir string) error {
+	migrations, err := fs.Sub(files, dir)
+	if err != nil {
+		return err
+	}
+	return db.Migrate(ctx, migrations)
+}
+
 // InTx runs fn in a transaction, committing when fn returns nil.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)

@@ -47,6 +47,8 @@ type Config struct {
 	Advisories AdvisoryFlags
 	// Actions configures GitHub.com actions' cache and calls.
 	Actions ActionsFlags
+	// Licenses times license sync's uploads, Stats Server Statistics'.
+	Licenses, Stats JobFlags
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
@@ -70,6 +72,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Upload.RegisterFlags(fs)
 	c.Advisories.RegisterFlags(fs)
 	c.Actions.RegisterFlags(fs)
+	c.Licenses.RegisterFlags(fs, "license-sync", "license sync")
+	c.Stats.RegisterFlags(fs, "server-stats", "the server statistics upload")
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 }
@@ -101,6 +105,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Actions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Licenses.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Stats.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.BrokerAddr != "" && c.BrokerTokenFile == "" && !c.Dial.HasCert() {
@@ -155,6 +165,34 @@ func (f *AdvisoryFlags) Validate() error {
 
 func (f *AdvisoryFlags) options(reg prometheus.Registerer) AdvisorySyncOptions {
 	return AdvisorySyncOptions{Every: f.Every, Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
+}
+
+// JobFlags are a Job's timings (JobOptions) as flags -<prefix>-every and
+// so on.
+type JobFlags struct {
+	prefix                                          string
+	Every, Poll, MinBackoff, MaxBackoff, LeaseRetry time.Duration
+}
+
+// RegisterFlags binds f to fs under prefix, with JobOptions' defaults;
+// what words the job in the flags' help.
+func (f *JobFlags) RegisterFlags(fs *flag.FlagSet, prefix, what string) {
+	f.prefix = prefix
+	fs.DurationVar(&f.Every, prefix+"-every", 24*time.Hour, "time between "+what+" runs that succeeded; one also starts when the feature starts working")
+	fs.DurationVar(&f.Poll, prefix+"-poll", 5*time.Second, "how often "+what+" looks at the feature's state set on another replica")
+	fs.DurationVar(&f.MinBackoff, prefix+"-min-backoff", 30*time.Second, "first wait after a "+what+" run failed; it doubles up to -"+prefix+"-max-backoff")
+	fs.DurationVar(&f.MaxBackoff, prefix+"-max-backoff", 30*time.Minute, "longest wait between "+what+" runs while they fail")
+	fs.DurationVar(&f.LeaseRetry, prefix+"-lease-retry", 5*time.Second, "how often a replica that does not run "+what+" tries to take over (PostgreSQL)")
+}
+
+// Validate refuses timings newJob would silently replace.
+func (f *JobFlags) Validate() error {
+	return validateTimings(f.prefix, map[string]time.Duration{"every": f.Every, "poll": f.Poll, "min-backoff": f.MinBackoff,
+		"max-backoff": f.MaxBackoff, "lease-retry": f.LeaseRetry})
+}
+
+func (f *JobFlags) options(reg prometheus.Registerer) JobOptions {
+	return JobOptions{Every: f.Every, Poll: f.Poll, MinBackoff: f.MinBackoff, MaxBackoff: f.MaxBackoff, LeaseRetry: f.LeaseRetry, Registerer: reg}
 }
 
 // ActionsFlags configure GitHub.com actions (ghactions.Options) as flags.
@@ -237,6 +275,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
 	var uploader *Uploader
 	var advisorySync *AdvisorySync
+	var licenses, stats *Job
 	if cfg.BrokerAddr != "" {
 		bconn, err := dialer.Dial(cfg.BrokerAddr, cfg.BrokerTokenFile)
 		if err != nil {
@@ -262,6 +301,14 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer logging.Close(logger, "the actions cache", opts.Actions)
+		// License sync's uploads.
+		if licenses, err = NewLicenseSync(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Licenses.options(srv.Registry)); err != nil {
+			return err
+		}
+		// Server Statistics' uploads.
+		if stats, err = NewServerStatistics(store, brokerv1.NewTokenBrokerServiceClient(bconn), cfg.GitHubURL, cfg.Stats.options(srv.Registry)); err != nil {
+			return err
+		}
 	}
 	gate, err := NewServer(store, opts)
 	if err != nil {
@@ -280,6 +327,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if uploader != nil {
 		go uploader.Run(bg)
 		go advisorySync.Run(bg)
+		go licenses.Run(bg)
+		go stats.Run(bg)
 	}
 	return srv.Serve(ctx, grpcLis, httpLis)
 }

@@ -12,6 +12,14 @@ import (
 // pass, and values NewUploader or NewAdvisorySync would replace with
 // their own (zero, a maximum below the minimum) are refused at start
 // rather than changed behind the operator's back.
+// jobFlags binds a JobFlags under its prefix, as Config does.
+type jobFlags struct {
+	*featuregate.JobFlags
+	prefix string
+}
+
+func (j jobFlags) RegisterFlags(fs *flag.FlagSet) { j.JobFlags.RegisterFlags(fs, j.prefix, "the job") }
+
 func TestTimingFlags(t *testing.T) {
 	t.Parallel()
 	type flags interface {
@@ -30,6 +38,9 @@ func TestTimingFlags(t *testing.T) {
 		{"advisories", func() flags { return &featuregate.AdvisoryFlags{} },
 			[]string{"-advisories-every", "1s", "-advisories-min-backoff", "50ms", "-advisories-max-backoff", "200ms", "-advisories-poll", "100ms", "-advisories-lease-retry", "200ms"},
 			[][]string{{"-advisories-every", "0s"}, {"-advisories-poll", "-1s"}, {"-advisories-max-backoff", "10s"}}}, // below the 30 s minimum
+		{"license-sync", func() flags { return jobFlags{&featuregate.JobFlags{}, "license-sync"} },
+			[]string{"-license-sync-every", "1s", "-license-sync-min-backoff", "50ms", "-license-sync-max-backoff", "200ms", "-license-sync-poll", "100ms"},
+			[][]string{{"-license-sync-every", "0s"}, {"-license-sync-poll", "-1s"}, {"-license-sync-max-backoff", "10s"}}}, // below the 30 s minimum
 	} {
 		parse := func(args ...string) error {
 			f := c.new()

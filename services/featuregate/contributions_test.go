@@ -78,6 +78,17 @@ func startGatesWith(t testing.TB, dsn string, replicas int, opts brokertest.Opti
 		if err != nil {
 			t.Fatal(err)
 		}
+		jobs := featuregate.JobOptions{Poll: 50 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
+			LeaseRetry: 200 * time.Millisecond, Registerer: prometheus.NewRegistry()}
+		licenses, err := featuregate.NewLicenseSync(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs.Registerer = prometheus.NewRegistry()
+		stats, err := featuregate.NewServerStatistics(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
 		act.Registerer = prometheus.NewRegistry()
 		actions, err := featuregate.NewActions(store, brokerv1.NewTokenBrokerServiceClient(bconn), e.b.Emu.URL, act)
 		if err != nil {
@@ -105,7 +116,7 @@ func startGatesWith(t testing.TB, dsn string, replicas int, opts brokertest.Opti
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(5)
+		wg.Add(7)
 		go func() { defer wg.Done(); srv.Serve(ctx, lis, nil) }()
 		go func() {
 			defer wg.Done()
@@ -114,6 +125,8 @@ func startGatesWith(t testing.TB, dsn string, replicas int, opts brokertest.Opti
 		go func() { defer wg.Done(); gate.Follow(ctx) }()
 		go func() { defer wg.Done(); up.Run(ctx) }()
 		go func() { defer wg.Done(); adv.Run(ctx) }()
+		go func() { defer wg.Done(); licenses.Run(ctx) }()
+		go func() { defer wg.Done(); stats.Run(ctx) }()
 		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)

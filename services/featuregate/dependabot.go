@@ -127,45 +127,13 @@ func (a *AdvisorySync) connection() string {
 // schedule is kept in the status row, so a replica that takes the lease
 // over goes on where the last one left.
 func (a *AdvisorySync) loop(ctx context.Context) {
-	log := logging.FromContext(ctx)
-	st, err := a.store.advisories.SyncStatus(ctx)
-	for err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn("reading the advisory sync's status", zap.Error(err))
-		if !wake(ctx, nil, a.opts.Poll) {
-			return
-		}
-		st, err = a.store.advisories.SyncStatus(ctx)
+	st, ok := readStatus(ctx, a.opts.Poll, "the advisory sync's status", a.store.advisories.SyncStatus)
+	if !ok {
+		return
 	}
-	for {
-		changed := a.store.Changed()
-		conn := a.connection()
-		wait := a.opts.Poll
-		switch {
-		case conn == "" && !st.NextRun.IsZero():
-			// Turned off, or no connection works: nothing is due.
-			st.NextRun = time.Time{}
-			a.save(ctx, st)
-		case conn == "":
-		case st.NextRun.IsZero():
-			// Turned on (or working again): at once.
-			st.NextRun = time.Now()
-			fallthrough
-		default:
-			if d := time.Until(st.NextRun); d > 0 {
-				wait = min(wait, d)
-				break
-			}
-			st = a.run(ctx, conn, st)
-			a.save(ctx, st)
-			continue
-		}
-		if !wake(ctx, changed, wait) {
-			return
-		}
-	}
+	schedule(ctx, a.store, a.opts.Poll, st, func(s *advisories.SyncStatus) *time.Time { return &s.NextRun }, a.connection,
+		func(s advisories.SyncStatus) { a.save(ctx, s) },
+		func(conn string, s advisories.SyncStatus) advisories.SyncStatus { return a.run(ctx, conn, s) })
 }
 
 // run syncs once as conn's App, stopping early if Dependabot alerts stop
@@ -175,21 +143,9 @@ func (a *AdvisorySync) run(ctx context.Context, conn string, st advisories.SyncS
 	st.ConnectionID, st.LastStart = conn, time.Now()
 	a.save(ctx, st)
 
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	stopped := errors.New("the Dependabot alerts feature stopped working on the connection")
-	go func() {
-		for {
-			changed := a.store.Changed()
-			if s, _ := featureState(a.store.view.get(conn), dependabot); s != featuregatev1.Reason_REASON_EFFECTIVE {
-				cancel(stopped)
-				return
-			}
-			if !wake(runCtx, changed, a.opts.Poll) {
-				return
-			}
-		}
-	}()
+	runCtx, cancel := whileWorking(ctx, a.store, conn, dependabot, a.opts.Poll, stopped)
+	defer cancel(nil)
 	syncer := advisories.Syncer{Store: a.store.advisories, GitHub: a.app.client(conn), PerPage: a.opts.PerPage}
 	res, err := syncer.Run(runCtx)
 	st.LastEnd = time.Now()
@@ -216,11 +172,7 @@ func (a *AdvisorySync) run(ctx context.Context, conn string, st advisories.SyncS
 	default:
 		a.runs.WithLabelValues("failed").Inc()
 		st.Failures++
-		wait := a.opts.MinBackoff
-		for i := int32(1); i < st.Failures && wait < a.opts.MaxBackoff; i++ {
-			wait *= 2
-		}
-		st.NextRun = st.LastEnd.Add(min(wait, a.opts.MaxBackoff))
+		st.NextRun = st.LastEnd.Add(runBackoff(st.Failures, a.opts.MinBackoff, a.opts.MaxBackoff))
 		if fe := (*advisories.FetchError)(nil); errors.As(err, &fe) {
 			err = brokerclient.Classify(fe.Err)
 		}

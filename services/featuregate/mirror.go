@@ -20,7 +20,11 @@ func FollowRegistry(ctx context.Context, client registryv1.ConnectionRegistrySer
 				Connected:    c.GetState() == registryv1.ConnectionState_CONNECTION_STATE_CONNECTED,
 				Permissions:  c.GetApp().GetPermissions(),
 				AccountLogin: c.GetAccount().GetLogin(),
-				Etag:         c.GetEtag(),
+				AccountKind:  c.GetAccount().GetKind().String(),
+				// What the registry's server settings say.
+				ServerHostname: c.GetServerHostname(),
+				ServerVersion:  c.GetServerVersion(),
+				Etag:           c.GetEtag(),
 			}, ev.GetRevision())
 		},
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/services/featuregate/advisories"
 	"github.com/ghconnect/ghconnect/services/featuregate/ghactions"
+	"github.com/ghconnect/ghconnect/services/featuregate/licensesync"
+	"github.com/ghconnect/ghconnect/services/featuregate/serverstats"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -51,6 +53,11 @@ type connState struct {
 	Connected    bool
 	Permissions  map[string]string
 	AccountLogin string
+	// AccountKind is the registry's AccountKind name, such as
+	// ACCOUNT_KIND_ENTERPRISE.
+	AccountKind string
+	// ServerHostname and ServerVersion name the server to GitHub.com.
+	ServerHostname, ServerVersion string
 	// Etag is the registry record's etag this state is of.
 	Etag string
 }
@@ -69,6 +76,10 @@ type Store struct {
 	advisories *advisories.Store
 	// actions is GitHub.com actions' policy and status, likewise.
 	actions *ghactions.Store
+	// licenses are license sync's users, hashed, likewise.
+	licenses *licensesync.Store
+	// stats are Server Statistics' reports, likewise.
+	stats *serverstats.Store
 }
 
 // commitThen runs fn in a transaction and, once committed, refreshes
@@ -102,7 +113,17 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close() // the migration's error is the one to report
 		return nil, err
 	}
-	s := &Store{db: db, now: time.Now, advisories: adv, actions: act}
+	lic, err := licensesync.Open(ctx, db)
+	if err != nil {
+		_ = db.Close() // the migration's error is the one to report
+		return nil, err
+	}
+	stats, err := serverstats.Open(ctx, db)
+	if err != nil {
+		_ = db.Close() // the migration's error is the one to report
+		return nil, err
+	}
+	s := &Store{db: db, now: time.Now, advisories: adv, actions: act, licenses: lic, stats: stats}
 	s.view = newView(s.events, s.Changed)
 	return s, nil
 }
@@ -343,9 +364,11 @@ func (s *Store) ApplyConnection(ctx context.Context, id string, st connState, re
 		if st.Connected {
 			connected = 1
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login, registry_etag) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login, registry_etag = excluded.registry_etag`,
-			id, connected, string(perms), st.AccountLogin, st.Etag); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gate_connections (connection_id, connected, permissions, account_login, registry_etag, account_kind, server_hostname, server_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (connection_id) DO UPDATE SET connected = excluded.connected, permissions = excluded.permissions, account_login = excluded.account_login,
+			registry_etag = excluded.registry_etag, account_kind = excluded.account_kind, server_hostname = excluded.server_hostname, server_version = excluded.server_version`,
+			id, connected, string(perms), st.AccountLogin, st.Etag, st.AccountKind, st.ServerHostname, st.ServerVersion); err != nil {
 			return err
 		}
 		// A change of connectedness is news to subscribers, and so is a
@@ -467,6 +490,27 @@ func (s *Store) AccountLogin(ctx context.Context, id string) (string, error) {
 		return "", nil
 	}
 	return login, err
+}
+
+// connAccount is what the scheduled uploads need of a connection.
+type connAccount struct {
+	Login, Kind             string
+	ServerHostname, Version string
+}
+
+// Enterprise says whether the connection is to an enterprise account.
+func (a connAccount) Enterprise() bool { return a.Kind == "ACCOUNT_KIND_ENTERPRISE" }
+
+// accountOf reads what the mirror keeps of a connection's account and
+// server (zero if it knows no such connection).
+func (s *Store) accountOf(ctx context.Context, id string) (connAccount, error) {
+	var a connAccount
+	err := s.db.QueryRowContext(ctx, `SELECT account_login, account_kind, server_hostname, server_version FROM gate_connections WHERE connection_id = $1`, id).
+		Scan(&a.Login, &a.Kind, &a.ServerHostname, &a.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connAccount{}, nil
+	}
+	return a, err
 }
 
 // RegistryCursor is the registry revision the mirror has applied.

@@ -125,6 +125,10 @@ type Options struct {
 	// AppPermissions are the connection App's permissions (nil: contents
 	// and issues write, metadata read).
 	AppPermissions map[string]string
+	// Enterprise, if set, connects to the enterprise of that slug (octo-org
+	// one of its organizations; the App installed on the enterprise)
+	// instead of the organization octo-org.
+	Enterprise string
 }
 
 // UserCallback is the server's user callback, one of the harness App's
@@ -152,9 +156,13 @@ func Start(t testing.TB, o Options) *Env {
 	for _, r := range []string{"alpha", "beta", "gamma"} {
 		e.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: r, Private: r != "alpha"})
 	}
+	account := &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}
+	if o.Enterprise != "" {
+		e.Emu.AddOrgToEnterprise("octo-org", o.Enterprise)
+		account = &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ENTERPRISE, Login: o.Enterprise}
+	}
 	c, err := e.Reg.Client.CreateConnection(e.Reg.Ctx(t, "alice"), &registryv1.CreateConnectionRequest{
-		RequestId: "r-" + testenv.RandomHex(4), License: e.Reg.License,
-		Account: &registryv1.Account{Kind: registryv1.AccountKind_ACCOUNT_KIND_ORGANIZATION, Login: "octo-org"}})
+		RequestId: "r-" + testenv.RandomHex(4), License: e.Reg.License, Account: account})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +172,7 @@ func Start(t testing.TB, o Options) *Env {
 	if perms == nil {
 		perms = map[string]string{"contents": "write", "issues": "write", "metadata": "read"}
 	}
-	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: "octo-org", Permissions: perms, CallbackURLs: []string{UserCallback}}, AppKey(0))
+	conn := e.Reg.ConnectApp(t, c.Connection.Id, ghemu.AppSpec{Slug: "ghconnect", Owner: account.GetLogin(), Permissions: perms, CallbackURLs: []string{UserCallback}}, AppKey(0))
 	e.ConnID, e.AppID, e.InstID, e.KeyName = conn.Id, conn.App.GetAppId(), conn.InstallationId, conn.TransitKey.GetName()
 
 	dsn := o.Database

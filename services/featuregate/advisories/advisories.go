@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -36,11 +35,7 @@ var migrationFiles embed.FS
 // Migrate applies the advisories' migrations to db, after the gate's own
 // (which make the revision_counter these share; see the package doc).
 func Migrate(ctx context.Context, db *sqldb.DB) error {
-	m, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	return db.Migrate(ctx, m)
+	return db.MigrateDir(ctx, migrationFiles, "migrations")
 }
 
 // Advisory is an advisory as stored: what the gate serves of GitHub's

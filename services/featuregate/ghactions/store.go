@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -25,11 +24,7 @@ type Store struct {
 
 // Open migrates db and returns the store.
 func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	m, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, m); err != nil {
+	if err := db.MigrateDir(ctx, migrationFiles, "migrations"); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil

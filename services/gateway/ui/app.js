@@ -640,6 +640,7 @@ async function renderEnabled(c) {
   await renderContributions(c);
   await renderAdvisorySync();
   await renderActions();
+  await renderJobs();
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
@@ -696,6 +697,51 @@ async function renderAdvisorySync() {
     ["Next run", st.nextRunTime ? when(st.nextRunTime) : "none while the sync is off"],
     ["Last error", st.lastError || "none"],
   ]);
+}
+
+// jobRows are the rows every scheduled upload shows: its state in words,
+// the last run and its result, the next run and the last error.
+function jobRows(job) {
+  const running = job.state === "JOB_STATE_RUNNING";
+  const lastRun = running ? "running now" : !job.lastEndTime ? "none yet"
+    : `${when(job.lastEndTime)}: ${job.lastError ? "did not complete" : job.lastResult || "ok"}`;
+  return [
+    ["Sending", job.message],
+    ["Last run", lastRun],
+    ["Next run", job.nextRunTime ? when(job.nextRunTime) : "none while it does not run"],
+    ["Last error", job.lastError || "none"],
+  ];
+}
+
+// renderJobs shows, under license sync and server statistics, how their
+// uploads go and what GitHub.com read back, as the feature gate words it.
+async function renderJobs() {
+  const lic = $("#license-status");
+  if (lic) {
+    try {
+      const st = (await api("GET", "/v1/license-sync/status")).status || {};
+      const rows = jobRows(st.job || {});
+      rows.splice(1, 0, ["Licensed users on the server", st.licensedUsers || 0]);
+      rows.push(["GitHub.com's count", st.githubSyncTime
+        ? `${st.seatsConsumed || 0} of ${st.seatsPurchased || 0} seats consumed; its last sync of this server ${when(st.githubSyncTime)}: ${st.githubSyncStatus}`
+        : "not read yet"]);
+      fillRecord(lic, rows);
+    } catch (err) {
+      fillRecord(lic, [["Sending", `unknown: ${failureText(err)}`]]);
+    }
+  }
+  const stats = $("#stats-status");
+  if (stats) {
+    try {
+      const st = (await api("GET", "/v1/server-statistics/status")).status || {};
+      const rows = jobRows(st.job || {});
+      rows.splice(1, 0, ["Last counts from the server", st.lastReportTime ? when(st.lastReportTime) : "none yet: nothing to send"]);
+      rows.push(["Held on GitHub.com", st.githubLastDate ? `GitHub.com holds ${st.githubDays} of this server's days, the newest ${st.githubLastDate}` : "not read yet"]);
+      fillRecord(stats, rows);
+    } catch (err) {
+      fillRecord(stats, [["Sending", `unknown: ${failureText(err)}`]]);
+    }
+  }
 }
 
 // buildActionsPolicy makes the form of the enterprise's policy for
@@ -894,6 +940,16 @@ function buildFeatures(ul, c) {
     if (info.feature === "FEATURE_DEPENDABOT_ALERTS") {
       const dl = Object.assign(document.createElement("dl"), { className: "record", id: "advisory-status" });
       dl.setAttribute("aria-label", "Dependabot alerts: how the download of vulnerability data goes");
+      li.append(dl);
+    }
+    if (info.feature === "FEATURE_LICENSE_SYNC") {
+      const dl = Object.assign(document.createElement("dl"), { className: "record", id: "license-status" });
+      dl.setAttribute("aria-label", "Automatic user license sync: how sending goes");
+      li.append(dl);
+    }
+    if (info.feature === "FEATURE_SERVER_STATISTICS") {
+      const dl = Object.assign(document.createElement("dl"), { className: "record", id: "stats-status" });
+      dl.setAttribute("aria-label", "Server statistics: how sending goes");
       li.append(dl);
     }
     if (info.feature === "FEATURE_ACTIONS_ACCESS") {

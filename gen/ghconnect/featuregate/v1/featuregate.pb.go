@@ -630,6 +630,72 @@ func (ActionsState) EnumDescriptor() ([]byte, []int) {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{9}
 }
 
+// JobState is where a feature's scheduled work with GitHub.com stands.
+type JobState int32
+
+const (
+	JobState_JOB_STATE_UNSPECIFIED JobState = 0
+	// OFF: the feature works on no connection; nothing is sent.
+	JobState_JOB_STATE_OFF JobState = 1
+	// NOT_APPLICABLE: the feature is on, but not for this kind of
+	// connection (message says why).
+	JobState_JOB_STATE_NOT_APPLICABLE JobState = 2
+	// RUNNING: a run is under way.
+	JobState_JOB_STATE_RUNNING JobState = 3
+	// SCHEDULED: the last run succeeded; the next is at next_run_time.
+	JobState_JOB_STATE_SCHEDULED JobState = 4
+	// RETRYING: the last run failed (last_error); it is tried again at
+	// next_run_time.
+	JobState_JOB_STATE_RETRYING JobState = 5
+)
+
+// Enum value maps for JobState.
+var (
+	JobState_name = map[int32]string{
+		0: "JOB_STATE_UNSPECIFIED",
+		1: "JOB_STATE_OFF",
+		2: "JOB_STATE_NOT_APPLICABLE",
+		3: "JOB_STATE_RUNNING",
+		4: "JOB_STATE_SCHEDULED",
+		5: "JOB_STATE_RETRYING",
+	}
+	JobState_value = map[string]int32{
+		"JOB_STATE_UNSPECIFIED":    0,
+		"JOB_STATE_OFF":            1,
+		"JOB_STATE_NOT_APPLICABLE": 2,
+		"JOB_STATE_RUNNING":        3,
+		"JOB_STATE_SCHEDULED":      4,
+		"JOB_STATE_RETRYING":       5,
+	}
+)
+
+func (x JobState) Enum() *JobState {
+	p := new(JobState)
+	*p = x
+	return p
+}
+
+func (x JobState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[10].Descriptor()
+}
+
+func (JobState) Type() protoreflect.EnumType {
+	return &file_ghconnect_featuregate_v1_featuregate_proto_enumTypes[10]
+}
+
+func (x JobState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobState.Descriptor instead.
+func (JobState) EnumDescriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{10}
+}
+
 // FeatureInfo describes a feature.
 type FeatureInfo struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -4724,6 +4790,1611 @@ func (x *GetActionsStatusResponse) GetStatus() *ActionsStatus {
 	return nil
 }
 
+// LicensedUser is one of the server's users who consumes a license.
+type LicensedUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the server's id of the user (never sent: its SHA-256 is).
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// emails are the user's email addresses, the primary first (never sent
+	// or kept: their SHA-256, lowercased and trimmed, are).
+	Emails []string `protobuf:"bytes,2,rep,name=emails,proto3" json:"emails,omitempty"`
+	// removed: the user no longer consumes a license (suspended, deleted).
+	Removed       bool `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LicensedUser) Reset() {
+	*x = LicensedUser{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LicensedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LicensedUser) ProtoMessage() {}
+
+func (x *LicensedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LicensedUser.ProtoReflect.Descriptor instead.
+func (*LicensedUser) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *LicensedUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *LicensedUser) GetEmails() []string {
+	if x != nil {
+		return x.Emails
+	}
+	return nil
+}
+
+func (x *LicensedUser) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+type ReportLicensedUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*LicensedUser        `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLicensedUsersRequest) Reset() {
+	*x = ReportLicensedUsersRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLicensedUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLicensedUsersRequest) ProtoMessage() {}
+
+func (x *ReportLicensedUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLicensedUsersRequest.ProtoReflect.Descriptor instead.
+func (*ReportLicensedUsersRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ReportLicensedUsersRequest) GetUsers() []*LicensedUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type ReportLicensedUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// licensed_users is how many the gate holds after the report.
+	LicensedUsers int64 `protobuf:"varint,1,opt,name=licensed_users,json=licensedUsers,proto3" json:"licensed_users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportLicensedUsersResponse) Reset() {
+	*x = ReportLicensedUsersResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportLicensedUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportLicensedUsersResponse) ProtoMessage() {}
+
+func (x *ReportLicensedUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportLicensedUsersResponse.ProtoReflect.Descriptor instead.
+func (*ReportLicensedUsersResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ReportLicensedUsersResponse) GetLicensedUsers() int64 {
+	if x != nil {
+		return x.LicensedUsers
+	}
+	return 0
+}
+
+type GetLicenseSyncStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLicenseSyncStatusRequest) Reset() {
+	*x = GetLicenseSyncStatusRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLicenseSyncStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLicenseSyncStatusRequest) ProtoMessage() {}
+
+func (x *GetLicenseSyncStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLicenseSyncStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetLicenseSyncStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{64}
+}
+
+// JobStatus is how a feature's scheduled work goes.
+type JobStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State JobState               `protobuf:"varint,1,opt,name=state,proto3,enum=ghconnect.featuregate.v1.JobState" json:"state,omitempty"`
+	// message says the state in words.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// connection_id is the connection whose App made the last run.
+	ConnectionId    string                 `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	LastStartTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_start_time,json=lastStartTime,proto3" json:"last_start_time,omitempty"`
+	LastEndTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_end_time,json=lastEndTime,proto3" json:"last_end_time,omitempty"`
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// last_error says why the last run failed or stopped; empty after a
+	// success.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// last_result says what the last successful run did.
+	LastResult    string                 `protobuf:"bytes,8,opt,name=last_result,json=lastResult,proto3" json:"last_result,omitempty"`
+	Failures      int32                  `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	NextRunTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStatus) Reset() {
+	*x = JobStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStatus) ProtoMessage() {}
+
+func (x *JobStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
+func (*JobStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *JobStatus) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *JobStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *JobStatus) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *JobStatus) GetLastStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastStartTime
+	}
+	return nil
+}
+
+func (x *JobStatus) GetLastEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEndTime
+	}
+	return nil
+}
+
+func (x *JobStatus) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *JobStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *JobStatus) GetLastResult() string {
+	if x != nil {
+		return x.LastResult
+	}
+	return ""
+}
+
+func (x *JobStatus) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *JobStatus) GetNextRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTime
+	}
+	return nil
+}
+
+// LicenseSyncStatus is how license sync goes.
+type LicenseSyncStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *JobStatus             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// licensed_users is how many users the server reported (held hashed).
+	LicensedUsers int64 `protobuf:"varint,2,opt,name=licensed_users,json=licensedUsers,proto3" json:"licensed_users,omitempty"`
+	// What GitHub.com read back after the last upload: seats consumed
+	// across the server and GitHub.com, seats purchased, and its own
+	// record of this server's last sync.
+	SeatsConsumed    int64                  `protobuf:"varint,3,opt,name=seats_consumed,json=seatsConsumed,proto3" json:"seats_consumed,omitempty"`
+	SeatsPurchased   int64                  `protobuf:"varint,4,opt,name=seats_purchased,json=seatsPurchased,proto3" json:"seats_purchased,omitempty"`
+	GithubSyncStatus string                 `protobuf:"bytes,5,opt,name=github_sync_status,json=githubSyncStatus,proto3" json:"github_sync_status,omitempty"`
+	GithubSyncTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=github_sync_time,json=githubSyncTime,proto3" json:"github_sync_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *LicenseSyncStatus) Reset() {
+	*x = LicenseSyncStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LicenseSyncStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LicenseSyncStatus) ProtoMessage() {}
+
+func (x *LicenseSyncStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LicenseSyncStatus.ProtoReflect.Descriptor instead.
+func (*LicenseSyncStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *LicenseSyncStatus) GetJob() *JobStatus {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *LicenseSyncStatus) GetLicensedUsers() int64 {
+	if x != nil {
+		return x.LicensedUsers
+	}
+	return 0
+}
+
+func (x *LicenseSyncStatus) GetSeatsConsumed() int64 {
+	if x != nil {
+		return x.SeatsConsumed
+	}
+	return 0
+}
+
+func (x *LicenseSyncStatus) GetSeatsPurchased() int64 {
+	if x != nil {
+		return x.SeatsPurchased
+	}
+	return 0
+}
+
+func (x *LicenseSyncStatus) GetGithubSyncStatus() string {
+	if x != nil {
+		return x.GithubSyncStatus
+	}
+	return ""
+}
+
+func (x *LicenseSyncStatus) GetGithubSyncTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GithubSyncTime
+	}
+	return nil
+}
+
+type GetLicenseSyncStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *LicenseSyncStatus     `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLicenseSyncStatusResponse) Reset() {
+	*x = GetLicenseSyncStatusResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLicenseSyncStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLicenseSyncStatusResponse) ProtoMessage() {}
+
+func (x *GetLicenseSyncStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLicenseSyncStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetLicenseSyncStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetLicenseSyncStatusResponse) GetStatus() *LicenseSyncStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// ServerStatistics are the server's aggregate counts, named as GitHub's
+// server-statistics schema names them (ghe_stats, dormant_users,
+// actions_stats). Every field is a total over the whole server.
+type ServerStatistics struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GheStats      *GheStats              `protobuf:"bytes,1,opt,name=ghe_stats,json=gheStats,proto3" json:"ghe_stats,omitempty"`
+	DormantUsers  *DormantUsers          `protobuf:"bytes,2,opt,name=dormant_users,json=dormantUsers,proto3" json:"dormant_users,omitempty"`
+	ActionsStats  *ActionsStats          `protobuf:"bytes,3,opt,name=actions_stats,json=actionsStats,proto3" json:"actions_stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerStatistics) Reset() {
+	*x = ServerStatistics{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerStatistics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerStatistics) ProtoMessage() {}
+
+func (x *ServerStatistics) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerStatistics.ProtoReflect.Descriptor instead.
+func (*ServerStatistics) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ServerStatistics) GetGheStats() *GheStats {
+	if x != nil {
+		return x.GheStats
+	}
+	return nil
+}
+
+func (x *ServerStatistics) GetDormantUsers() *DormantUsers {
+	if x != nil {
+		return x.DormantUsers
+	}
+	return nil
+}
+
+func (x *ServerStatistics) GetActionsStats() *ActionsStats {
+	if x != nil {
+		return x.ActionsStats
+	}
+	return nil
+}
+
+type GheStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Comments      *GheStats_Comments     `protobuf:"bytes,1,opt,name=comments,proto3" json:"comments,omitempty"`
+	Gists         *GheStats_Gists        `protobuf:"bytes,2,opt,name=gists,proto3" json:"gists,omitempty"`
+	Hooks         *GheStats_Hooks        `protobuf:"bytes,3,opt,name=hooks,proto3" json:"hooks,omitempty"`
+	Issues        *GheStats_Issues       `protobuf:"bytes,4,opt,name=issues,proto3" json:"issues,omitempty"`
+	Milestones    *GheStats_Milestones   `protobuf:"bytes,5,opt,name=milestones,proto3" json:"milestones,omitempty"`
+	Orgs          *GheStats_Orgs         `protobuf:"bytes,6,opt,name=orgs,proto3" json:"orgs,omitempty"`
+	Pages         *GheStats_Pages        `protobuf:"bytes,7,opt,name=pages,proto3" json:"pages,omitempty"`
+	Pulls         *GheStats_Pulls        `protobuf:"bytes,8,opt,name=pulls,proto3" json:"pulls,omitempty"`
+	Repos         *GheStats_Repos        `protobuf:"bytes,9,opt,name=repos,proto3" json:"repos,omitempty"`
+	Users         *GheStats_Users        `protobuf:"bytes,10,opt,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats) Reset() {
+	*x = GheStats{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats) ProtoMessage() {}
+
+func (x *GheStats) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats.ProtoReflect.Descriptor instead.
+func (*GheStats) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GheStats) GetComments() *GheStats_Comments {
+	if x != nil {
+		return x.Comments
+	}
+	return nil
+}
+
+func (x *GheStats) GetGists() *GheStats_Gists {
+	if x != nil {
+		return x.Gists
+	}
+	return nil
+}
+
+func (x *GheStats) GetHooks() *GheStats_Hooks {
+	if x != nil {
+		return x.Hooks
+	}
+	return nil
+}
+
+func (x *GheStats) GetIssues() *GheStats_Issues {
+	if x != nil {
+		return x.Issues
+	}
+	return nil
+}
+
+func (x *GheStats) GetMilestones() *GheStats_Milestones {
+	if x != nil {
+		return x.Milestones
+	}
+	return nil
+}
+
+func (x *GheStats) GetOrgs() *GheStats_Orgs {
+	if x != nil {
+		return x.Orgs
+	}
+	return nil
+}
+
+func (x *GheStats) GetPages() *GheStats_Pages {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
+func (x *GheStats) GetPulls() *GheStats_Pulls {
+	if x != nil {
+		return x.Pulls
+	}
+	return nil
+}
+
+func (x *GheStats) GetRepos() *GheStats_Repos {
+	if x != nil {
+		return x.Repos
+	}
+	return nil
+}
+
+func (x *GheStats) GetUsers() *GheStats_Users {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type DormantUsers struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	TotalDormantUsers int64                  `protobuf:"varint,1,opt,name=total_dormant_users,json=totalDormantUsers,proto3" json:"total_dormant_users,omitempty"`
+	// dormancy_threshold is how the server defines dormant, e.g. "90 days".
+	DormancyThreshold string `protobuf:"bytes,2,opt,name=dormancy_threshold,json=dormancyThreshold,proto3" json:"dormancy_threshold,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *DormantUsers) Reset() {
+	*x = DormantUsers{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DormantUsers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DormantUsers) ProtoMessage() {}
+
+func (x *DormantUsers) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DormantUsers.ProtoReflect.Descriptor instead.
+func (*DormantUsers) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *DormantUsers) GetTotalDormantUsers() int64 {
+	if x != nil {
+		return x.TotalDormantUsers
+	}
+	return 0
+}
+
+func (x *DormantUsers) GetDormancyThreshold() string {
+	if x != nil {
+		return x.DormancyThreshold
+	}
+	return ""
+}
+
+type ActionsStats struct {
+	state                     protoimpl.MessageState `protogen:"open.v1"`
+	NumberOfReposUsingActions int64                  `protobuf:"varint,1,opt,name=number_of_repos_using_actions,json=numberOfReposUsingActions,proto3" json:"number_of_repos_using_actions,omitempty"`
+	// percentage_of_repos_using_actions, e.g. "12.50".
+	PercentageOfReposUsingActions string `protobuf:"bytes,2,opt,name=percentage_of_repos_using_actions,json=percentageOfReposUsingActions,proto3" json:"percentage_of_repos_using_actions,omitempty"`
+	unknownFields                 protoimpl.UnknownFields
+	sizeCache                     protoimpl.SizeCache
+}
+
+func (x *ActionsStats) Reset() {
+	*x = ActionsStats{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionsStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionsStats) ProtoMessage() {}
+
+func (x *ActionsStats) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionsStats.ProtoReflect.Descriptor instead.
+func (*ActionsStats) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ActionsStats) GetNumberOfReposUsingActions() int64 {
+	if x != nil {
+		return x.NumberOfReposUsingActions
+	}
+	return 0
+}
+
+func (x *ActionsStats) GetPercentageOfReposUsingActions() string {
+	if x != nil {
+		return x.PercentageOfReposUsingActions
+	}
+	return ""
+}
+
+type ReportServerStatisticsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statistics    *ServerStatistics      `protobuf:"bytes,1,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportServerStatisticsRequest) Reset() {
+	*x = ReportServerStatisticsRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportServerStatisticsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportServerStatisticsRequest) ProtoMessage() {}
+
+func (x *ReportServerStatisticsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportServerStatisticsRequest.ProtoReflect.Descriptor instead.
+func (*ReportServerStatisticsRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ReportServerStatisticsRequest) GetStatistics() *ServerStatistics {
+	if x != nil {
+		return x.Statistics
+	}
+	return nil
+}
+
+type ReportServerStatisticsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// collection_date is the day (UTC, YYYY-MM-DD) the report counts for.
+	CollectionDate string `protobuf:"bytes,1,opt,name=collection_date,json=collectionDate,proto3" json:"collection_date,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReportServerStatisticsResponse) Reset() {
+	*x = ReportServerStatisticsResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportServerStatisticsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportServerStatisticsResponse) ProtoMessage() {}
+
+func (x *ReportServerStatisticsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportServerStatisticsResponse.ProtoReflect.Descriptor instead.
+func (*ReportServerStatisticsResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ReportServerStatisticsResponse) GetCollectionDate() string {
+	if x != nil {
+		return x.CollectionDate
+	}
+	return ""
+}
+
+type GetServerStatisticsStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerStatisticsStatusRequest) Reset() {
+	*x = GetServerStatisticsStatusRequest{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerStatisticsStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerStatisticsStatusRequest) ProtoMessage() {}
+
+func (x *GetServerStatisticsStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerStatisticsStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetServerStatisticsStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{74}
+}
+
+// ServerStatisticsStatus is how Server Statistics goes.
+type ServerStatisticsStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *JobStatus             `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// last_report_time is when the server last reported its counts (unset:
+	// never; nothing is uploaded until it has).
+	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
+	// github_days is how many days of this server's statistics GitHub.com
+	// held when the last upload read them back; github_last_date the
+	// newest of them.
+	GithubDays     int64  `protobuf:"varint,3,opt,name=github_days,json=githubDays,proto3" json:"github_days,omitempty"`
+	GithubLastDate string `protobuf:"bytes,4,opt,name=github_last_date,json=githubLastDate,proto3" json:"github_last_date,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ServerStatisticsStatus) Reset() {
+	*x = ServerStatisticsStatus{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerStatisticsStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerStatisticsStatus) ProtoMessage() {}
+
+func (x *ServerStatisticsStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerStatisticsStatus.ProtoReflect.Descriptor instead.
+func (*ServerStatisticsStatus) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ServerStatisticsStatus) GetJob() *JobStatus {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *ServerStatisticsStatus) GetLastReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReportTime
+	}
+	return nil
+}
+
+func (x *ServerStatisticsStatus) GetGithubDays() int64 {
+	if x != nil {
+		return x.GithubDays
+	}
+	return 0
+}
+
+func (x *ServerStatisticsStatus) GetGithubLastDate() string {
+	if x != nil {
+		return x.GithubLastDate
+	}
+	return ""
+}
+
+type GetServerStatisticsStatusResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Status        *ServerStatisticsStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerStatisticsStatusResponse) Reset() {
+	*x = GetServerStatisticsStatusResponse{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerStatisticsStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerStatisticsStatusResponse) ProtoMessage() {}
+
+func (x *GetServerStatisticsStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerStatisticsStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetServerStatisticsStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *GetServerStatisticsStatusResponse) GetStatus() *ServerStatisticsStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type GheStats_Comments struct {
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	TotalCommitComments      int64                  `protobuf:"varint,1,opt,name=total_commit_comments,json=totalCommitComments,proto3" json:"total_commit_comments,omitempty"`
+	TotalGistComments        int64                  `protobuf:"varint,2,opt,name=total_gist_comments,json=totalGistComments,proto3" json:"total_gist_comments,omitempty"`
+	TotalIssueComments       int64                  `protobuf:"varint,3,opt,name=total_issue_comments,json=totalIssueComments,proto3" json:"total_issue_comments,omitempty"`
+	TotalPullRequestComments int64                  `protobuf:"varint,4,opt,name=total_pull_request_comments,json=totalPullRequestComments,proto3" json:"total_pull_request_comments,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *GheStats_Comments) Reset() {
+	*x = GheStats_Comments{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Comments) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Comments) ProtoMessage() {}
+
+func (x *GheStats_Comments) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Comments.ProtoReflect.Descriptor instead.
+func (*GheStats_Comments) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 0}
+}
+
+func (x *GheStats_Comments) GetTotalCommitComments() int64 {
+	if x != nil {
+		return x.TotalCommitComments
+	}
+	return 0
+}
+
+func (x *GheStats_Comments) GetTotalGistComments() int64 {
+	if x != nil {
+		return x.TotalGistComments
+	}
+	return 0
+}
+
+func (x *GheStats_Comments) GetTotalIssueComments() int64 {
+	if x != nil {
+		return x.TotalIssueComments
+	}
+	return 0
+}
+
+func (x *GheStats_Comments) GetTotalPullRequestComments() int64 {
+	if x != nil {
+		return x.TotalPullRequestComments
+	}
+	return 0
+}
+
+type GheStats_Gists struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalGists    int64                  `protobuf:"varint,1,opt,name=total_gists,json=totalGists,proto3" json:"total_gists,omitempty"`
+	PrivateGists  int64                  `protobuf:"varint,2,opt,name=private_gists,json=privateGists,proto3" json:"private_gists,omitempty"`
+	PublicGists   int64                  `protobuf:"varint,3,opt,name=public_gists,json=publicGists,proto3" json:"public_gists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats_Gists) Reset() {
+	*x = GheStats_Gists{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Gists) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Gists) ProtoMessage() {}
+
+func (x *GheStats_Gists) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Gists.ProtoReflect.Descriptor instead.
+func (*GheStats_Gists) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 1}
+}
+
+func (x *GheStats_Gists) GetTotalGists() int64 {
+	if x != nil {
+		return x.TotalGists
+	}
+	return 0
+}
+
+func (x *GheStats_Gists) GetPrivateGists() int64 {
+	if x != nil {
+		return x.PrivateGists
+	}
+	return 0
+}
+
+func (x *GheStats_Gists) GetPublicGists() int64 {
+	if x != nil {
+		return x.PublicGists
+	}
+	return 0
+}
+
+type GheStats_Hooks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalHooks    int64                  `protobuf:"varint,1,opt,name=total_hooks,json=totalHooks,proto3" json:"total_hooks,omitempty"`
+	ActiveHooks   int64                  `protobuf:"varint,2,opt,name=active_hooks,json=activeHooks,proto3" json:"active_hooks,omitempty"`
+	InactiveHooks int64                  `protobuf:"varint,3,opt,name=inactive_hooks,json=inactiveHooks,proto3" json:"inactive_hooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats_Hooks) Reset() {
+	*x = GheStats_Hooks{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Hooks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Hooks) ProtoMessage() {}
+
+func (x *GheStats_Hooks) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Hooks.ProtoReflect.Descriptor instead.
+func (*GheStats_Hooks) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 2}
+}
+
+func (x *GheStats_Hooks) GetTotalHooks() int64 {
+	if x != nil {
+		return x.TotalHooks
+	}
+	return 0
+}
+
+func (x *GheStats_Hooks) GetActiveHooks() int64 {
+	if x != nil {
+		return x.ActiveHooks
+	}
+	return 0
+}
+
+func (x *GheStats_Hooks) GetInactiveHooks() int64 {
+	if x != nil {
+		return x.InactiveHooks
+	}
+	return 0
+}
+
+type GheStats_Issues struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalIssues   int64                  `protobuf:"varint,1,opt,name=total_issues,json=totalIssues,proto3" json:"total_issues,omitempty"`
+	OpenIssues    int64                  `protobuf:"varint,2,opt,name=open_issues,json=openIssues,proto3" json:"open_issues,omitempty"`
+	ClosedIssues  int64                  `protobuf:"varint,3,opt,name=closed_issues,json=closedIssues,proto3" json:"closed_issues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats_Issues) Reset() {
+	*x = GheStats_Issues{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Issues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Issues) ProtoMessage() {}
+
+func (x *GheStats_Issues) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Issues.ProtoReflect.Descriptor instead.
+func (*GheStats_Issues) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 3}
+}
+
+func (x *GheStats_Issues) GetTotalIssues() int64 {
+	if x != nil {
+		return x.TotalIssues
+	}
+	return 0
+}
+
+func (x *GheStats_Issues) GetOpenIssues() int64 {
+	if x != nil {
+		return x.OpenIssues
+	}
+	return 0
+}
+
+func (x *GheStats_Issues) GetClosedIssues() int64 {
+	if x != nil {
+		return x.ClosedIssues
+	}
+	return 0
+}
+
+type GheStats_Milestones struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TotalMilestones  int64                  `protobuf:"varint,1,opt,name=total_milestones,json=totalMilestones,proto3" json:"total_milestones,omitempty"`
+	OpenMilestones   int64                  `protobuf:"varint,2,opt,name=open_milestones,json=openMilestones,proto3" json:"open_milestones,omitempty"`
+	ClosedMilestones int64                  `protobuf:"varint,3,opt,name=closed_milestones,json=closedMilestones,proto3" json:"closed_milestones,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GheStats_Milestones) Reset() {
+	*x = GheStats_Milestones{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Milestones) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Milestones) ProtoMessage() {}
+
+func (x *GheStats_Milestones) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Milestones.ProtoReflect.Descriptor instead.
+func (*GheStats_Milestones) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 4}
+}
+
+func (x *GheStats_Milestones) GetTotalMilestones() int64 {
+	if x != nil {
+		return x.TotalMilestones
+	}
+	return 0
+}
+
+func (x *GheStats_Milestones) GetOpenMilestones() int64 {
+	if x != nil {
+		return x.OpenMilestones
+	}
+	return 0
+}
+
+func (x *GheStats_Milestones) GetClosedMilestones() int64 {
+	if x != nil {
+		return x.ClosedMilestones
+	}
+	return 0
+}
+
+type GheStats_Orgs struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TotalOrgs        int64                  `protobuf:"varint,1,opt,name=total_orgs,json=totalOrgs,proto3" json:"total_orgs,omitempty"`
+	DisabledOrgs     int64                  `protobuf:"varint,2,opt,name=disabled_orgs,json=disabledOrgs,proto3" json:"disabled_orgs,omitempty"`
+	TotalTeams       int64                  `protobuf:"varint,3,opt,name=total_teams,json=totalTeams,proto3" json:"total_teams,omitempty"`
+	TotalTeamMembers int64                  `protobuf:"varint,4,opt,name=total_team_members,json=totalTeamMembers,proto3" json:"total_team_members,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GheStats_Orgs) Reset() {
+	*x = GheStats_Orgs{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Orgs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Orgs) ProtoMessage() {}
+
+func (x *GheStats_Orgs) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Orgs.ProtoReflect.Descriptor instead.
+func (*GheStats_Orgs) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 5}
+}
+
+func (x *GheStats_Orgs) GetTotalOrgs() int64 {
+	if x != nil {
+		return x.TotalOrgs
+	}
+	return 0
+}
+
+func (x *GheStats_Orgs) GetDisabledOrgs() int64 {
+	if x != nil {
+		return x.DisabledOrgs
+	}
+	return 0
+}
+
+func (x *GheStats_Orgs) GetTotalTeams() int64 {
+	if x != nil {
+		return x.TotalTeams
+	}
+	return 0
+}
+
+func (x *GheStats_Orgs) GetTotalTeamMembers() int64 {
+	if x != nil {
+		return x.TotalTeamMembers
+	}
+	return 0
+}
+
+type GheStats_Pages struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalPages    int64                  `protobuf:"varint,1,opt,name=total_pages,json=totalPages,proto3" json:"total_pages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats_Pages) Reset() {
+	*x = GheStats_Pages{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Pages) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Pages) ProtoMessage() {}
+
+func (x *GheStats_Pages) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Pages.ProtoReflect.Descriptor instead.
+func (*GheStats_Pages) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 6}
+}
+
+func (x *GheStats_Pages) GetTotalPages() int64 {
+	if x != nil {
+		return x.TotalPages
+	}
+	return 0
+}
+
+type GheStats_Pulls struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	TotalPulls       int64                  `protobuf:"varint,1,opt,name=total_pulls,json=totalPulls,proto3" json:"total_pulls,omitempty"`
+	MergedPulls      int64                  `protobuf:"varint,2,opt,name=merged_pulls,json=mergedPulls,proto3" json:"merged_pulls,omitempty"`
+	MergeablePulls   int64                  `protobuf:"varint,3,opt,name=mergeable_pulls,json=mergeablePulls,proto3" json:"mergeable_pulls,omitempty"`
+	UnmergeablePulls int64                  `protobuf:"varint,4,opt,name=unmergeable_pulls,json=unmergeablePulls,proto3" json:"unmergeable_pulls,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GheStats_Pulls) Reset() {
+	*x = GheStats_Pulls{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Pulls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Pulls) ProtoMessage() {}
+
+func (x *GheStats_Pulls) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Pulls.ProtoReflect.Descriptor instead.
+func (*GheStats_Pulls) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 7}
+}
+
+func (x *GheStats_Pulls) GetTotalPulls() int64 {
+	if x != nil {
+		return x.TotalPulls
+	}
+	return 0
+}
+
+func (x *GheStats_Pulls) GetMergedPulls() int64 {
+	if x != nil {
+		return x.MergedPulls
+	}
+	return 0
+}
+
+func (x *GheStats_Pulls) GetMergeablePulls() int64 {
+	if x != nil {
+		return x.MergeablePulls
+	}
+	return 0
+}
+
+func (x *GheStats_Pulls) GetUnmergeablePulls() int64 {
+	if x != nil {
+		return x.UnmergeablePulls
+	}
+	return 0
+}
+
+type GheStats_Repos struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TotalRepos    int64                  `protobuf:"varint,1,opt,name=total_repos,json=totalRepos,proto3" json:"total_repos,omitempty"`
+	RootRepos     int64                  `protobuf:"varint,2,opt,name=root_repos,json=rootRepos,proto3" json:"root_repos,omitempty"`
+	ForkRepos     int64                  `protobuf:"varint,3,opt,name=fork_repos,json=forkRepos,proto3" json:"fork_repos,omitempty"`
+	OrgRepos      int64                  `protobuf:"varint,4,opt,name=org_repos,json=orgRepos,proto3" json:"org_repos,omitempty"`
+	TotalPushes   int64                  `protobuf:"varint,5,opt,name=total_pushes,json=totalPushes,proto3" json:"total_pushes,omitempty"`
+	TotalWikis    int64                  `protobuf:"varint,6,opt,name=total_wikis,json=totalWikis,proto3" json:"total_wikis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GheStats_Repos) Reset() {
+	*x = GheStats_Repos{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Repos) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Repos) ProtoMessage() {}
+
+func (x *GheStats_Repos) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Repos.ProtoReflect.Descriptor instead.
+func (*GheStats_Repos) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 8}
+}
+
+func (x *GheStats_Repos) GetTotalRepos() int64 {
+	if x != nil {
+		return x.TotalRepos
+	}
+	return 0
+}
+
+func (x *GheStats_Repos) GetRootRepos() int64 {
+	if x != nil {
+		return x.RootRepos
+	}
+	return 0
+}
+
+func (x *GheStats_Repos) GetForkRepos() int64 {
+	if x != nil {
+		return x.ForkRepos
+	}
+	return 0
+}
+
+func (x *GheStats_Repos) GetOrgRepos() int64 {
+	if x != nil {
+		return x.OrgRepos
+	}
+	return 0
+}
+
+func (x *GheStats_Repos) GetTotalPushes() int64 {
+	if x != nil {
+		return x.TotalPushes
+	}
+	return 0
+}
+
+func (x *GheStats_Repos) GetTotalWikis() int64 {
+	if x != nil {
+		return x.TotalWikis
+	}
+	return 0
+}
+
+type GheStats_Users struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	TotalUsers     int64                  `protobuf:"varint,1,opt,name=total_users,json=totalUsers,proto3" json:"total_users,omitempty"`
+	AdminUsers     int64                  `protobuf:"varint,2,opt,name=admin_users,json=adminUsers,proto3" json:"admin_users,omitempty"`
+	SuspendedUsers int64                  `protobuf:"varint,3,opt,name=suspended_users,json=suspendedUsers,proto3" json:"suspended_users,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GheStats_Users) Reset() {
+	*x = GheStats_Users{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GheStats_Users) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GheStats_Users) ProtoMessage() {}
+
+func (x *GheStats_Users) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GheStats_Users.ProtoReflect.Descriptor instead.
+func (*GheStats_Users) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 9}
+}
+
+func (x *GheStats_Users) GetTotalUsers() int64 {
+	if x != nil {
+		return x.TotalUsers
+	}
+	return 0
+}
+
+func (x *GheStats_Users) GetAdminUsers() int64 {
+	if x != nil {
+		return x.AdminUsers
+	}
+	return 0
+}
+
+func (x *GheStats_Users) GetSuspendedUsers() int64 {
+	if x != nil {
+		return x.SuspendedUsers
+	}
+	return 0
+}
+
 var File_ghconnect_featuregate_v1_featuregate_proto protoreflect.FileDescriptor
 
 const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
@@ -5070,7 +6741,136 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"cache_hits\x18\x0f \x01(\x03R\tcacheHits\x12!\n" +
 	"\fcache_misses\x18\x10 \x01(\x03R\vcacheMisses\"[\n" +
 	"\x18GetActionsStatusResponse\x12?\n" +
-	"\x06status\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsStatusR\x06status*\xd5\x01\n" +
+	"\x06status\x18\x01 \x01(\v2'.ghconnect.featuregate.v1.ActionsStatusR\x06status\"w\n" +
+	"\fLicensedUser\x12\"\n" +
+	"\auser_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x06userId\x12)\n" +
+	"\x06emails\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\x14\"\ar\x05\x18\xc0\x02`\x01R\x06emails\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\"g\n" +
+	"\x1aReportLicensedUsersRequest\x12I\n" +
+	"\x05users\x18\x01 \x03(\v2&.ghconnect.featuregate.v1.LicensedUserB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x05users\"D\n" +
+	"\x1bReportLicensedUsersResponse\x12%\n" +
+	"\x0elicensed_users\x18\x01 \x01(\x03R\rlicensedUsers\"\x1d\n" +
+	"\x1bGetLicenseSyncStatusRequest\"\xec\x03\n" +
+	"\tJobStatus\x128\n" +
+	"\x05state\x18\x01 \x01(\x0e2\".ghconnect.featuregate.v1.JobStateR\x05state\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionId\x12B\n" +
+	"\x0flast_start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastStartTime\x12>\n" +
+	"\rlast_end_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastEndTime\x12F\n" +
+	"\x11last_success_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12\x1f\n" +
+	"\vlast_result\x18\b \x01(\tR\n" +
+	"lastResult\x12\x1a\n" +
+	"\bfailures\x18\t \x01(\x05R\bfailures\x12>\n" +
+	"\rnext_run_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\"\xb5\x02\n" +
+	"\x11LicenseSyncStatus\x125\n" +
+	"\x03job\x18\x01 \x01(\v2#.ghconnect.featuregate.v1.JobStatusR\x03job\x12%\n" +
+	"\x0elicensed_users\x18\x02 \x01(\x03R\rlicensedUsers\x12%\n" +
+	"\x0eseats_consumed\x18\x03 \x01(\x03R\rseatsConsumed\x12'\n" +
+	"\x0fseats_purchased\x18\x04 \x01(\x03R\x0eseatsPurchased\x12,\n" +
+	"\x12github_sync_status\x18\x05 \x01(\tR\x10githubSyncStatus\x12D\n" +
+	"\x10github_sync_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0egithubSyncTime\"c\n" +
+	"\x1cGetLicenseSyncStatusResponse\x12C\n" +
+	"\x06status\x18\x01 \x01(\v2+.ghconnect.featuregate.v1.LicenseSyncStatusR\x06status\"\xf5\x01\n" +
+	"\x10ServerStatistics\x12G\n" +
+	"\tghe_stats\x18\x01 \x01(\v2\".ghconnect.featuregate.v1.GheStatsB\x06\xbaH\x03\xc8\x01\x01R\bgheStats\x12K\n" +
+	"\rdormant_users\x18\x02 \x01(\v2&.ghconnect.featuregate.v1.DormantUsersR\fdormantUsers\x12K\n" +
+	"\ractions_stats\x18\x03 \x01(\v2&.ghconnect.featuregate.v1.ActionsStatsR\factionsStats\"\xcb\x12\n" +
+	"\bGheStats\x12G\n" +
+	"\bcomments\x18\x01 \x01(\v2+.ghconnect.featuregate.v1.GheStats.CommentsR\bcomments\x12>\n" +
+	"\x05gists\x18\x02 \x01(\v2(.ghconnect.featuregate.v1.GheStats.GistsR\x05gists\x12>\n" +
+	"\x05hooks\x18\x03 \x01(\v2(.ghconnect.featuregate.v1.GheStats.HooksR\x05hooks\x12A\n" +
+	"\x06issues\x18\x04 \x01(\v2).ghconnect.featuregate.v1.GheStats.IssuesR\x06issues\x12M\n" +
+	"\n" +
+	"milestones\x18\x05 \x01(\v2-.ghconnect.featuregate.v1.GheStats.MilestonesR\n" +
+	"milestones\x12;\n" +
+	"\x04orgs\x18\x06 \x01(\v2'.ghconnect.featuregate.v1.GheStats.OrgsR\x04orgs\x12>\n" +
+	"\x05pages\x18\a \x01(\v2(.ghconnect.featuregate.v1.GheStats.PagesR\x05pages\x12>\n" +
+	"\x05pulls\x18\b \x01(\v2(.ghconnect.featuregate.v1.GheStats.PullsR\x05pulls\x12>\n" +
+	"\x05repos\x18\t \x01(\v2(.ghconnect.featuregate.v1.GheStats.ReposR\x05repos\x12>\n" +
+	"\x05users\x18\n" +
+	" \x01(\v2(.ghconnect.featuregate.v1.GheStats.UsersR\x05users\x1a\x83\x02\n" +
+	"\bComments\x12;\n" +
+	"\x15total_commit_comments\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x13totalCommitComments\x127\n" +
+	"\x13total_gist_comments\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x11totalGistComments\x129\n" +
+	"\x14total_issue_comments\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x12totalIssueComments\x12F\n" +
+	"\x1btotal_pull_request_comments\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x18totalPullRequestComments\x1a\x8b\x01\n" +
+	"\x05Gists\x12(\n" +
+	"\vtotal_gists\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalGists\x12,\n" +
+	"\rprivate_gists\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\fprivateGists\x12*\n" +
+	"\fpublic_gists\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vpublicGists\x1a\x8d\x01\n" +
+	"\x05Hooks\x12(\n" +
+	"\vtotal_hooks\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalHooks\x12*\n" +
+	"\factive_hooks\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vactiveHooks\x12.\n" +
+	"\x0einactive_hooks\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rinactiveHooks\x1a\x8c\x01\n" +
+	"\x06Issues\x12*\n" +
+	"\ftotal_issues\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vtotalIssues\x12(\n" +
+	"\vopen_issues\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"openIssues\x12,\n" +
+	"\rclosed_issues\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\fclosedIssues\x1a\xa8\x01\n" +
+	"\n" +
+	"Milestones\x122\n" +
+	"\x10total_milestones\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0ftotalMilestones\x120\n" +
+	"\x0fopen_milestones\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0eopenMilestones\x124\n" +
+	"\x11closed_milestones\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x10closedMilestones\x1a\xbd\x01\n" +
+	"\x04Orgs\x12&\n" +
+	"\n" +
+	"total_orgs\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\ttotalOrgs\x12,\n" +
+	"\rdisabled_orgs\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\fdisabledOrgs\x12(\n" +
+	"\vtotal_teams\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalTeams\x125\n" +
+	"\x12total_team_members\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x10totalTeamMembers\x1a1\n" +
+	"\x05Pages\x12(\n" +
+	"\vtotal_pages\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalPages\x1a\xc5\x01\n" +
+	"\x05Pulls\x12(\n" +
+	"\vtotal_pulls\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalPulls\x12*\n" +
+	"\fmerged_pulls\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vmergedPulls\x120\n" +
+	"\x0fmergeable_pulls\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0emergeablePulls\x124\n" +
+	"\x11unmergeable_pulls\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x10unmergeablePulls\x1a\xfd\x01\n" +
+	"\x05Repos\x12(\n" +
+	"\vtotal_repos\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalRepos\x12&\n" +
+	"\n" +
+	"root_repos\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\trootRepos\x12&\n" +
+	"\n" +
+	"fork_repos\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tforkRepos\x12$\n" +
+	"\torg_repos\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\borgRepos\x12*\n" +
+	"\ftotal_pushes\x18\x05 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vtotalPushes\x12(\n" +
+	"\vtotal_wikis\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalWikis\x1a\x8d\x01\n" +
+	"\x05Users\x12(\n" +
+	"\vtotal_users\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"totalUsers\x12(\n" +
+	"\vadmin_users\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
+	"adminUsers\x120\n" +
+	"\x0fsuspended_users\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0esuspendedUsers\"\x7f\n" +
+	"\fDormantUsers\x127\n" +
+	"\x13total_dormant_users\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x11totalDormantUsers\x126\n" +
+	"\x12dormancy_threshold\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x182R\x11dormancyThreshold\"\xac\x01\n" +
+	"\fActionsStats\x12I\n" +
+	"\x1dnumber_of_repos_using_actions\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x19numberOfReposUsingActions\x12Q\n" +
+	"!percentage_of_repos_using_actions\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18\x14R\x1dpercentageOfReposUsingActions\"s\n" +
+	"\x1dReportServerStatisticsRequest\x12R\n" +
+	"\n" +
+	"statistics\x18\x01 \x01(\v2*.ghconnect.featuregate.v1.ServerStatisticsB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"statistics\"I\n" +
+	"\x1eReportServerStatisticsResponse\x12'\n" +
+	"\x0fcollection_date\x18\x01 \x01(\tR\x0ecollectionDate\"\"\n" +
+	" GetServerStatisticsStatusRequest\"\xe0\x01\n" +
+	"\x16ServerStatisticsStatus\x125\n" +
+	"\x03job\x18\x01 \x01(\v2#.ghconnect.featuregate.v1.JobStatusR\x03job\x12D\n" +
+	"\x10last_report_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\x12\x1f\n" +
+	"\vgithub_days\x18\x03 \x01(\x03R\n" +
+	"githubDays\x12(\n" +
+	"\x10github_last_date\x18\x04 \x01(\tR\x0egithubLastDate\"m\n" +
+	"!GetServerStatisticsStatusResponse\x12H\n" +
+	"\x06status\x18\x01 \x01(\v20.ghconnect.featuregate.v1.ServerStatisticsStatusR\x06status*\xd5\x01\n" +
 	"\aFeature\x12\x17\n" +
 	"\x13FEATURE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FEATURE_UNIFIED_SEARCH\x10\x01\x12!\n" +
@@ -5133,7 +6933,14 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\fActionsState\x12\x1d\n" +
 	"\x19ACTIONS_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ACTIONS_STATE_OFF\x10\x01\x12\x19\n" +
-	"\x15ACTIONS_STATE_SERVING\x10\x022\xc9\x14\n" +
+	"\x15ACTIONS_STATE_SERVING\x10\x02*\x9e\x01\n" +
+	"\bJobState\x12\x19\n" +
+	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rJOB_STATE_OFF\x10\x01\x12\x1c\n" +
+	"\x18JOB_STATE_NOT_APPLICABLE\x10\x02\x12\x15\n" +
+	"\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n" +
+	"\x13JOB_STATE_SCHEDULED\x10\x04\x12\x16\n" +
+	"\x12JOB_STATE_RETRYING\x10\x052\xfb\x18\n" +
 	"\x12FeatureGateService\x12m\n" +
 	"\fListFeatures\x12-.ghconnect.featuregate.v1.ListFeaturesRequest\x1a..ghconnect.featuregate.v1.ListFeaturesResponse\x12j\n" +
 	"\vGetSettings\x12,.ghconnect.featuregate.v1.GetSettingsRequest\x1a-.ghconnect.featuregate.v1.GetSettingsResponse\x12s\n" +
@@ -5156,7 +6963,11 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x0eDownloadAction\x12/.ghconnect.featuregate.v1.DownloadActionRequest\x1a0.ghconnect.featuregate.v1.DownloadActionResponse0\x01\x12y\n" +
 	"\x10GetActionsPolicy\x121.ghconnect.featuregate.v1.GetActionsPolicyRequest\x1a2.ghconnect.featuregate.v1.GetActionsPolicyResponse\x12\x82\x01\n" +
 	"\x13UpdateActionsPolicy\x124.ghconnect.featuregate.v1.UpdateActionsPolicyRequest\x1a5.ghconnect.featuregate.v1.UpdateActionsPolicyResponse\x12y\n" +
-	"\x10GetActionsStatus\x121.ghconnect.featuregate.v1.GetActionsStatusRequest\x1a2.ghconnect.featuregate.v1.GetActionsStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
+	"\x10GetActionsStatus\x121.ghconnect.featuregate.v1.GetActionsStatusRequest\x1a2.ghconnect.featuregate.v1.GetActionsStatusResponse\x12\x82\x01\n" +
+	"\x13ReportLicensedUsers\x124.ghconnect.featuregate.v1.ReportLicensedUsersRequest\x1a5.ghconnect.featuregate.v1.ReportLicensedUsersResponse\x12\x85\x01\n" +
+	"\x14GetLicenseSyncStatus\x125.ghconnect.featuregate.v1.GetLicenseSyncStatusRequest\x1a6.ghconnect.featuregate.v1.GetLicenseSyncStatusResponse\x12\x8b\x01\n" +
+	"\x16ReportServerStatistics\x127.ghconnect.featuregate.v1.ReportServerStatisticsRequest\x1a8.ghconnect.featuregate.v1.ReportServerStatisticsResponse\x12\x94\x01\n" +
+	"\x19GetServerStatisticsStatus\x12:.ghconnect.featuregate.v1.GetServerStatisticsStatusRequest\x1a;.ghconnect.featuregate.v1.GetServerStatisticsStatusResponseBKZIgithub.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1;featuregatev1b\x06proto3"
 
 var (
 	file_ghconnect_featuregate_v1_featuregate_proto_rawDescOnce sync.Once
@@ -5170,210 +6981,271 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescData
 }
 
-var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
-	(Feature)(0),                           // 0: ghconnect.featuregate.v1.Feature
-	(Consent)(0),                           // 1: ghconnect.featuregate.v1.Consent
-	(Reason)(0),                            // 2: ghconnect.featuregate.v1.Reason
-	(LinkStatus)(0),                        // 3: ghconnect.featuregate.v1.LinkStatus
-	(SearchKind)(0),                        // 4: ghconnect.featuregate.v1.SearchKind
-	(SettingsAction)(0),                    // 5: ghconnect.featuregate.v1.SettingsAction
-	(ContributionsState)(0),                // 6: ghconnect.featuregate.v1.ContributionsState
-	(AdvisorySyncState)(0),                 // 7: ghconnect.featuregate.v1.AdvisorySyncState
-	(ActionsAllowed)(0),                    // 8: ghconnect.featuregate.v1.ActionsAllowed
-	(ActionsState)(0),                      // 9: ghconnect.featuregate.v1.ActionsState
-	(*FeatureInfo)(nil),                    // 10: ghconnect.featuregate.v1.FeatureInfo
-	(*FeatureSetting)(nil),                 // 11: ghconnect.featuregate.v1.FeatureSetting
-	(*Settings)(nil),                       // 12: ghconnect.featuregate.v1.Settings
-	(*ListFeaturesRequest)(nil),            // 13: ghconnect.featuregate.v1.ListFeaturesRequest
-	(*ListFeaturesResponse)(nil),           // 14: ghconnect.featuregate.v1.ListFeaturesResponse
-	(*GetSettingsRequest)(nil),             // 15: ghconnect.featuregate.v1.GetSettingsRequest
-	(*GetSettingsResponse)(nil),            // 16: ghconnect.featuregate.v1.GetSettingsResponse
-	(*UpdateSettingsRequest)(nil),          // 17: ghconnect.featuregate.v1.UpdateSettingsRequest
-	(*UpdateSettingsResponse)(nil),         // 18: ghconnect.featuregate.v1.UpdateSettingsResponse
-	(*SetUserConsentRequest)(nil),          // 19: ghconnect.featuregate.v1.SetUserConsentRequest
-	(*SetUserConsentResponse)(nil),         // 20: ghconnect.featuregate.v1.SetUserConsentResponse
-	(*AccountLink)(nil),                    // 21: ghconnect.featuregate.v1.AccountLink
-	(*StartAccountLinkRequest)(nil),        // 22: ghconnect.featuregate.v1.StartAccountLinkRequest
-	(*StartAccountLinkResponse)(nil),       // 23: ghconnect.featuregate.v1.StartAccountLinkResponse
-	(*CompleteAccountLinkRequest)(nil),     // 24: ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	(*CompleteAccountLinkResponse)(nil),    // 25: ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	(*GetAccountLinkRequest)(nil),          // 26: ghconnect.featuregate.v1.GetAccountLinkRequest
-	(*GetAccountLinkResponse)(nil),         // 27: ghconnect.featuregate.v1.GetAccountLinkResponse
-	(*UnlinkAccountRequest)(nil),           // 28: ghconnect.featuregate.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),          // 29: ghconnect.featuregate.v1.UnlinkAccountResponse
-	(*CheckRequest)(nil),                   // 30: ghconnect.featuregate.v1.CheckRequest
-	(*CheckResult)(nil),                    // 31: ghconnect.featuregate.v1.CheckResult
-	(*CheckResponse)(nil),                  // 32: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                   // 33: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),                  // 34: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),                  // 35: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                   // 36: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),                 // 37: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),     // 38: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil),    // 39: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),                  // 40: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),                  // 41: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),              // 42: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),     // 43: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil),    // 44: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*RegisterUsersRequest)(nil),           // 45: ghconnect.featuregate.v1.RegisterUsersRequest
-	(*RegisterUsersResponse)(nil),          // 46: ghconnect.featuregate.v1.RegisterUsersResponse
-	(*GetContributionsStatusRequest)(nil),  // 47: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),  // 48: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),        // 49: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil), // 50: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	(*Advisory)(nil),                       // 51: ghconnect.featuregate.v1.Advisory
-	(*VulnerablePackage)(nil),              // 52: ghconnect.featuregate.v1.VulnerablePackage
-	(*ListAdvisoriesRequest)(nil),          // 53: ghconnect.featuregate.v1.ListAdvisoriesRequest
-	(*ListAdvisoriesResponse)(nil),         // 54: ghconnect.featuregate.v1.ListAdvisoriesResponse
-	(*WatchAdvisoriesRequest)(nil),         // 55: ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	(*WatchAdvisoriesResponse)(nil),        // 56: ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	(*GetAdvisorySyncStatusRequest)(nil),   // 57: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	(*AdvisorySyncStatus)(nil),             // 58: ghconnect.featuregate.v1.AdvisorySyncStatus
-	(*GetAdvisorySyncStatusResponse)(nil),  // 59: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	(*DownloadActionRequest)(nil),          // 60: ghconnect.featuregate.v1.DownloadActionRequest
-	(*DownloadActionResponse)(nil),         // 61: ghconnect.featuregate.v1.DownloadActionResponse
-	(*ActionArchive)(nil),                  // 62: ghconnect.featuregate.v1.ActionArchive
-	(*ActionsPolicy)(nil),                  // 63: ghconnect.featuregate.v1.ActionsPolicy
-	(*GetActionsPolicyRequest)(nil),        // 64: ghconnect.featuregate.v1.GetActionsPolicyRequest
-	(*GetActionsPolicyResponse)(nil),       // 65: ghconnect.featuregate.v1.GetActionsPolicyResponse
-	(*UpdateActionsPolicyRequest)(nil),     // 66: ghconnect.featuregate.v1.UpdateActionsPolicyRequest
-	(*UpdateActionsPolicyResponse)(nil),    // 67: ghconnect.featuregate.v1.UpdateActionsPolicyResponse
-	(*GetActionsStatusRequest)(nil),        // 68: ghconnect.featuregate.v1.GetActionsStatusRequest
-	(*ActionsStatus)(nil),                  // 69: ghconnect.featuregate.v1.ActionsStatus
-	(*GetActionsStatusResponse)(nil),       // 70: ghconnect.featuregate.v1.GetActionsStatusResponse
-	nil,                                    // 71: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                                    // 72: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                                    // 73: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	nil,                                    // 74: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                                    // 75: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                                    // 76: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),          // 77: google.protobuf.Timestamp
+	(Feature)(0),                              // 0: ghconnect.featuregate.v1.Feature
+	(Consent)(0),                              // 1: ghconnect.featuregate.v1.Consent
+	(Reason)(0),                               // 2: ghconnect.featuregate.v1.Reason
+	(LinkStatus)(0),                           // 3: ghconnect.featuregate.v1.LinkStatus
+	(SearchKind)(0),                           // 4: ghconnect.featuregate.v1.SearchKind
+	(SettingsAction)(0),                       // 5: ghconnect.featuregate.v1.SettingsAction
+	(ContributionsState)(0),                   // 6: ghconnect.featuregate.v1.ContributionsState
+	(AdvisorySyncState)(0),                    // 7: ghconnect.featuregate.v1.AdvisorySyncState
+	(ActionsAllowed)(0),                       // 8: ghconnect.featuregate.v1.ActionsAllowed
+	(ActionsState)(0),                         // 9: ghconnect.featuregate.v1.ActionsState
+	(JobState)(0),                             // 10: ghconnect.featuregate.v1.JobState
+	(*FeatureInfo)(nil),                       // 11: ghconnect.featuregate.v1.FeatureInfo
+	(*FeatureSetting)(nil),                    // 12: ghconnect.featuregate.v1.FeatureSetting
+	(*Settings)(nil),                          // 13: ghconnect.featuregate.v1.Settings
+	(*ListFeaturesRequest)(nil),               // 14: ghconnect.featuregate.v1.ListFeaturesRequest
+	(*ListFeaturesResponse)(nil),              // 15: ghconnect.featuregate.v1.ListFeaturesResponse
+	(*GetSettingsRequest)(nil),                // 16: ghconnect.featuregate.v1.GetSettingsRequest
+	(*GetSettingsResponse)(nil),               // 17: ghconnect.featuregate.v1.GetSettingsResponse
+	(*UpdateSettingsRequest)(nil),             // 18: ghconnect.featuregate.v1.UpdateSettingsRequest
+	(*UpdateSettingsResponse)(nil),            // 19: ghconnect.featuregate.v1.UpdateSettingsResponse
+	(*SetUserConsentRequest)(nil),             // 20: ghconnect.featuregate.v1.SetUserConsentRequest
+	(*SetUserConsentResponse)(nil),            // 21: ghconnect.featuregate.v1.SetUserConsentResponse
+	(*AccountLink)(nil),                       // 22: ghconnect.featuregate.v1.AccountLink
+	(*StartAccountLinkRequest)(nil),           // 23: ghconnect.featuregate.v1.StartAccountLinkRequest
+	(*StartAccountLinkResponse)(nil),          // 24: ghconnect.featuregate.v1.StartAccountLinkResponse
+	(*CompleteAccountLinkRequest)(nil),        // 25: ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	(*CompleteAccountLinkResponse)(nil),       // 26: ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	(*GetAccountLinkRequest)(nil),             // 27: ghconnect.featuregate.v1.GetAccountLinkRequest
+	(*GetAccountLinkResponse)(nil),            // 28: ghconnect.featuregate.v1.GetAccountLinkResponse
+	(*UnlinkAccountRequest)(nil),              // 29: ghconnect.featuregate.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),             // 30: ghconnect.featuregate.v1.UnlinkAccountResponse
+	(*CheckRequest)(nil),                      // 31: ghconnect.featuregate.v1.CheckRequest
+	(*CheckResult)(nil),                       // 32: ghconnect.featuregate.v1.CheckResult
+	(*CheckResponse)(nil),                     // 33: ghconnect.featuregate.v1.CheckResponse
+	(*WatchRequest)(nil),                      // 34: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                     // 35: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                     // 36: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                      // 37: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                    // 38: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),        // 39: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),       // 40: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                     // 41: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                     // 42: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),                 // 43: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),        // 44: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),       // 45: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*RegisterUsersRequest)(nil),              // 46: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),             // 47: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),     // 48: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),     // 49: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),           // 50: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil),    // 51: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	(*Advisory)(nil),                          // 52: ghconnect.featuregate.v1.Advisory
+	(*VulnerablePackage)(nil),                 // 53: ghconnect.featuregate.v1.VulnerablePackage
+	(*ListAdvisoriesRequest)(nil),             // 54: ghconnect.featuregate.v1.ListAdvisoriesRequest
+	(*ListAdvisoriesResponse)(nil),            // 55: ghconnect.featuregate.v1.ListAdvisoriesResponse
+	(*WatchAdvisoriesRequest)(nil),            // 56: ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	(*WatchAdvisoriesResponse)(nil),           // 57: ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	(*GetAdvisorySyncStatusRequest)(nil),      // 58: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	(*AdvisorySyncStatus)(nil),                // 59: ghconnect.featuregate.v1.AdvisorySyncStatus
+	(*GetAdvisorySyncStatusResponse)(nil),     // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	(*DownloadActionRequest)(nil),             // 61: ghconnect.featuregate.v1.DownloadActionRequest
+	(*DownloadActionResponse)(nil),            // 62: ghconnect.featuregate.v1.DownloadActionResponse
+	(*ActionArchive)(nil),                     // 63: ghconnect.featuregate.v1.ActionArchive
+	(*ActionsPolicy)(nil),                     // 64: ghconnect.featuregate.v1.ActionsPolicy
+	(*GetActionsPolicyRequest)(nil),           // 65: ghconnect.featuregate.v1.GetActionsPolicyRequest
+	(*GetActionsPolicyResponse)(nil),          // 66: ghconnect.featuregate.v1.GetActionsPolicyResponse
+	(*UpdateActionsPolicyRequest)(nil),        // 67: ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	(*UpdateActionsPolicyResponse)(nil),       // 68: ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	(*GetActionsStatusRequest)(nil),           // 69: ghconnect.featuregate.v1.GetActionsStatusRequest
+	(*ActionsStatus)(nil),                     // 70: ghconnect.featuregate.v1.ActionsStatus
+	(*GetActionsStatusResponse)(nil),          // 71: ghconnect.featuregate.v1.GetActionsStatusResponse
+	(*LicensedUser)(nil),                      // 72: ghconnect.featuregate.v1.LicensedUser
+	(*ReportLicensedUsersRequest)(nil),        // 73: ghconnect.featuregate.v1.ReportLicensedUsersRequest
+	(*ReportLicensedUsersResponse)(nil),       // 74: ghconnect.featuregate.v1.ReportLicensedUsersResponse
+	(*GetLicenseSyncStatusRequest)(nil),       // 75: ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
+	(*JobStatus)(nil),                         // 76: ghconnect.featuregate.v1.JobStatus
+	(*LicenseSyncStatus)(nil),                 // 77: ghconnect.featuregate.v1.LicenseSyncStatus
+	(*GetLicenseSyncStatusResponse)(nil),      // 78: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
+	(*ServerStatistics)(nil),                  // 79: ghconnect.featuregate.v1.ServerStatistics
+	(*GheStats)(nil),                          // 80: ghconnect.featuregate.v1.GheStats
+	(*DormantUsers)(nil),                      // 81: ghconnect.featuregate.v1.DormantUsers
+	(*ActionsStats)(nil),                      // 82: ghconnect.featuregate.v1.ActionsStats
+	(*ReportServerStatisticsRequest)(nil),     // 83: ghconnect.featuregate.v1.ReportServerStatisticsRequest
+	(*ReportServerStatisticsResponse)(nil),    // 84: ghconnect.featuregate.v1.ReportServerStatisticsResponse
+	(*GetServerStatisticsStatusRequest)(nil),  // 85: ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
+	(*ServerStatisticsStatus)(nil),            // 86: ghconnect.featuregate.v1.ServerStatisticsStatus
+	(*GetServerStatisticsStatusResponse)(nil), // 87: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
+	nil,                           // 88: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                           // 89: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                           // 90: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	nil,                           // 91: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                           // 92: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                           // 93: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*GheStats_Comments)(nil),     // 94: ghconnect.featuregate.v1.GheStats.Comments
+	(*GheStats_Gists)(nil),        // 95: ghconnect.featuregate.v1.GheStats.Gists
+	(*GheStats_Hooks)(nil),        // 96: ghconnect.featuregate.v1.GheStats.Hooks
+	(*GheStats_Issues)(nil),       // 97: ghconnect.featuregate.v1.GheStats.Issues
+	(*GheStats_Milestones)(nil),   // 98: ghconnect.featuregate.v1.GheStats.Milestones
+	(*GheStats_Orgs)(nil),         // 99: ghconnect.featuregate.v1.GheStats.Orgs
+	(*GheStats_Pages)(nil),        // 100: ghconnect.featuregate.v1.GheStats.Pages
+	(*GheStats_Pulls)(nil),        // 101: ghconnect.featuregate.v1.GheStats.Pulls
+	(*GheStats_Repos)(nil),        // 102: ghconnect.featuregate.v1.GheStats.Repos
+	(*GheStats_Users)(nil),        // 103: ghconnect.featuregate.v1.GheStats.Users
+	(*timestamppb.Timestamp)(nil), // 104: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
-	0,  // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	71, // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	1,  // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
-	0,  // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	72, // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	11, // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	77, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
-	10, // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	73, // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	12, // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	11, // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	12, // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	0,  // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	77, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
-	3,  // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	77, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	21, // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
-	0,  // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
-	2,  // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	74, // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	31, // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	12, // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	4,  // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	36, // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	40, // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	77, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	41, // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
-	0,  // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	75, // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	76, // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	0,  // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
-	0,  // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
-	5,  // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
-	0,  // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	11, // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	11, // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	42, // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	77, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	77, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	6,  // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	77, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	77, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
-	6,  // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	48, // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	49, // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
-	77, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
-	77, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
-	77, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
-	52, // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
-	51, // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
-	77, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
-	51, // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
-	7,  // 55: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
-	77, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
-	77, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
-	77, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	77, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
-	58, // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
-	62, // 61: ghconnect.featuregate.v1.DownloadActionResponse.archive:type_name -> ghconnect.featuregate.v1.ActionArchive
-	8,  // 62: ghconnect.featuregate.v1.ActionsPolicy.allowed:type_name -> ghconnect.featuregate.v1.ActionsAllowed
-	77, // 63: ghconnect.featuregate.v1.ActionsPolicy.update_time:type_name -> google.protobuf.Timestamp
-	63, // 64: ghconnect.featuregate.v1.GetActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	63, // 65: ghconnect.featuregate.v1.UpdateActionsPolicyRequest.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	63, // 66: ghconnect.featuregate.v1.UpdateActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	9,  // 67: ghconnect.featuregate.v1.ActionsStatus.state:type_name -> ghconnect.featuregate.v1.ActionsState
-	77, // 68: ghconnect.featuregate.v1.ActionsStatus.last_download_time:type_name -> google.protobuf.Timestamp
-	77, // 69: ghconnect.featuregate.v1.ActionsStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	77, // 70: ghconnect.featuregate.v1.ActionsStatus.last_refusal_time:type_name -> google.protobuf.Timestamp
-	69, // 71: ghconnect.featuregate.v1.GetActionsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ActionsStatus
-	13, // 72: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	15, // 73: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	17, // 74: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	19, // 75: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	22, // 76: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	24, // 77: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	26, // 78: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	28, // 79: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	30, // 80: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	33, // 81: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	35, // 82: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	38, // 83: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	43, // 84: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	47, // 85: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	45, // 86: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
-	53, // 87: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
-	55, // 88: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	57, // 89: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	60, // 90: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:input_type -> ghconnect.featuregate.v1.DownloadActionRequest
-	64, // 91: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:input_type -> ghconnect.featuregate.v1.GetActionsPolicyRequest
-	66, // 92: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:input_type -> ghconnect.featuregate.v1.UpdateActionsPolicyRequest
-	68, // 93: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:input_type -> ghconnect.featuregate.v1.GetActionsStatusRequest
-	14, // 94: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	16, // 95: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	18, // 96: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	20, // 97: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	23, // 98: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	25, // 99: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	27, // 100: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	29, // 101: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	32, // 102: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	34, // 103: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	37, // 104: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	39, // 105: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	44, // 106: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	50, // 107: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	46, // 108: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
-	54, // 109: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
-	56, // 110: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	59, // 111: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	61, // 112: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:output_type -> ghconnect.featuregate.v1.DownloadActionResponse
-	65, // 113: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:output_type -> ghconnect.featuregate.v1.GetActionsPolicyResponse
-	67, // 114: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:output_type -> ghconnect.featuregate.v1.UpdateActionsPolicyResponse
-	70, // 115: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:output_type -> ghconnect.featuregate.v1.GetActionsStatusResponse
-	94, // [94:116] is the sub-list for method output_type
-	72, // [72:94] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	0,   // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
+	88,  // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	1,   // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
+	0,   // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
+	89,  // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	12,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	104, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	0,   // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
+	11,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
+	90,  // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	13,  // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	12,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	13,  // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	0,   // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
+	104, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	3,   // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
+	104, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	22,  // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	22,  // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
+	0,   // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
+	0,   // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
+	2,   // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
+	91,  // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	32,  // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
+	13,  // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	4,   // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
+	37,  // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	41,  // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	104, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	42,  // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,   // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	92,  // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	93,  // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	0,   // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
+	0,   // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
+	5,   // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
+	0,   // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	12,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	12,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	43,  // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	104, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	104, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	6,   // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	104, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	104, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	6,   // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	49,  // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	50,  // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	104, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
+	104, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
+	104, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
+	53,  // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
+	52,  // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
+	104, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
+	52,  // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
+	7,   // 55: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
+	104, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	104, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	104, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	104, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	59,  // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
+	63,  // 61: ghconnect.featuregate.v1.DownloadActionResponse.archive:type_name -> ghconnect.featuregate.v1.ActionArchive
+	8,   // 62: ghconnect.featuregate.v1.ActionsPolicy.allowed:type_name -> ghconnect.featuregate.v1.ActionsAllowed
+	104, // 63: ghconnect.featuregate.v1.ActionsPolicy.update_time:type_name -> google.protobuf.Timestamp
+	64,  // 64: ghconnect.featuregate.v1.GetActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	64,  // 65: ghconnect.featuregate.v1.UpdateActionsPolicyRequest.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	64,  // 66: ghconnect.featuregate.v1.UpdateActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	9,   // 67: ghconnect.featuregate.v1.ActionsStatus.state:type_name -> ghconnect.featuregate.v1.ActionsState
+	104, // 68: ghconnect.featuregate.v1.ActionsStatus.last_download_time:type_name -> google.protobuf.Timestamp
+	104, // 69: ghconnect.featuregate.v1.ActionsStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	104, // 70: ghconnect.featuregate.v1.ActionsStatus.last_refusal_time:type_name -> google.protobuf.Timestamp
+	70,  // 71: ghconnect.featuregate.v1.GetActionsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ActionsStatus
+	72,  // 72: ghconnect.featuregate.v1.ReportLicensedUsersRequest.users:type_name -> ghconnect.featuregate.v1.LicensedUser
+	10,  // 73: ghconnect.featuregate.v1.JobStatus.state:type_name -> ghconnect.featuregate.v1.JobState
+	104, // 74: ghconnect.featuregate.v1.JobStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	104, // 75: ghconnect.featuregate.v1.JobStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	104, // 76: ghconnect.featuregate.v1.JobStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	104, // 77: ghconnect.featuregate.v1.JobStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	76,  // 78: ghconnect.featuregate.v1.LicenseSyncStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
+	104, // 79: ghconnect.featuregate.v1.LicenseSyncStatus.github_sync_time:type_name -> google.protobuf.Timestamp
+	77,  // 80: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.LicenseSyncStatus
+	80,  // 81: ghconnect.featuregate.v1.ServerStatistics.ghe_stats:type_name -> ghconnect.featuregate.v1.GheStats
+	81,  // 82: ghconnect.featuregate.v1.ServerStatistics.dormant_users:type_name -> ghconnect.featuregate.v1.DormantUsers
+	82,  // 83: ghconnect.featuregate.v1.ServerStatistics.actions_stats:type_name -> ghconnect.featuregate.v1.ActionsStats
+	94,  // 84: ghconnect.featuregate.v1.GheStats.comments:type_name -> ghconnect.featuregate.v1.GheStats.Comments
+	95,  // 85: ghconnect.featuregate.v1.GheStats.gists:type_name -> ghconnect.featuregate.v1.GheStats.Gists
+	96,  // 86: ghconnect.featuregate.v1.GheStats.hooks:type_name -> ghconnect.featuregate.v1.GheStats.Hooks
+	97,  // 87: ghconnect.featuregate.v1.GheStats.issues:type_name -> ghconnect.featuregate.v1.GheStats.Issues
+	98,  // 88: ghconnect.featuregate.v1.GheStats.milestones:type_name -> ghconnect.featuregate.v1.GheStats.Milestones
+	99,  // 89: ghconnect.featuregate.v1.GheStats.orgs:type_name -> ghconnect.featuregate.v1.GheStats.Orgs
+	100, // 90: ghconnect.featuregate.v1.GheStats.pages:type_name -> ghconnect.featuregate.v1.GheStats.Pages
+	101, // 91: ghconnect.featuregate.v1.GheStats.pulls:type_name -> ghconnect.featuregate.v1.GheStats.Pulls
+	102, // 92: ghconnect.featuregate.v1.GheStats.repos:type_name -> ghconnect.featuregate.v1.GheStats.Repos
+	103, // 93: ghconnect.featuregate.v1.GheStats.users:type_name -> ghconnect.featuregate.v1.GheStats.Users
+	79,  // 94: ghconnect.featuregate.v1.ReportServerStatisticsRequest.statistics:type_name -> ghconnect.featuregate.v1.ServerStatistics
+	76,  // 95: ghconnect.featuregate.v1.ServerStatisticsStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
+	104, // 96: ghconnect.featuregate.v1.ServerStatisticsStatus.last_report_time:type_name -> google.protobuf.Timestamp
+	86,  // 97: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ServerStatisticsStatus
+	14,  // 98: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	16,  // 99: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	18,  // 100: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	20,  // 101: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	23,  // 102: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	25,  // 103: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	27,  // 104: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	29,  // 105: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	31,  // 106: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	34,  // 107: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	36,  // 108: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	39,  // 109: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	44,  // 110: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	48,  // 111: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	46,  // 112: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	54,  // 113: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
+	56,  // 114: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	58,  // 115: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	61,  // 116: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:input_type -> ghconnect.featuregate.v1.DownloadActionRequest
+	65,  // 117: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:input_type -> ghconnect.featuregate.v1.GetActionsPolicyRequest
+	67,  // 118: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:input_type -> ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	69,  // 119: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:input_type -> ghconnect.featuregate.v1.GetActionsStatusRequest
+	73,  // 120: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:input_type -> ghconnect.featuregate.v1.ReportLicensedUsersRequest
+	75,  // 121: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:input_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
+	83,  // 122: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:input_type -> ghconnect.featuregate.v1.ReportServerStatisticsRequest
+	85,  // 123: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:input_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
+	15,  // 124: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	17,  // 125: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	19,  // 126: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	21,  // 127: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	24,  // 128: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	26,  // 129: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	28,  // 130: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	30,  // 131: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	33,  // 132: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	35,  // 133: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	38,  // 134: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	40,  // 135: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	45,  // 136: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	51,  // 137: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	47,  // 138: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	55,  // 139: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
+	57,  // 140: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	60,  // 141: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	62,  // 142: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:output_type -> ghconnect.featuregate.v1.DownloadActionResponse
+	66,  // 143: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:output_type -> ghconnect.featuregate.v1.GetActionsPolicyResponse
+	68,  // 144: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:output_type -> ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	71,  // 145: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:output_type -> ghconnect.featuregate.v1.GetActionsStatusResponse
+	74,  // 146: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:output_type -> ghconnect.featuregate.v1.ReportLicensedUsersResponse
+	78,  // 147: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:output_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
+	84,  // 148: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:output_type -> ghconnect.featuregate.v1.ReportServerStatisticsResponse
+	87,  // 149: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:output_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
+	124, // [124:150] is the sub-list for method output_type
+	98,  // [98:124] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -5391,8 +7263,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   67,
+			NumEnums:      11,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -774,6 +774,102 @@ func local_request_FeatureGateService_GetActionsStatus_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+func request_FeatureGateService_ReportLicensedUsers_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportLicensedUsersRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReportLicensedUsers(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_ReportLicensedUsers_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportLicensedUsersRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ReportLicensedUsers(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FeatureGateService_GetLicenseSyncStatus_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetLicenseSyncStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetLicenseSyncStatus(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_GetLicenseSyncStatus_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetLicenseSyncStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.GetLicenseSyncStatus(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FeatureGateService_ReportServerStatistics_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportServerStatisticsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReportServerStatistics(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_ReportServerStatistics_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReportServerStatisticsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ReportServerStatistics(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_FeatureGateService_GetServerStatisticsStatus_0(ctx context.Context, marshaler runtime.Marshaler, client FeatureGateServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetServerStatisticsStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetServerStatisticsStatus(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_FeatureGateService_GetServerStatisticsStatus_0(ctx context.Context, marshaler runtime.Marshaler, server FeatureGateServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetServerStatisticsStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.GetServerStatisticsStatus(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterFeatureGateServiceHandlerServer registers the http handlers for service FeatureGateService to "mux".
 // UnaryRPC     :call FeatureGateServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -1133,6 +1229,86 @@ func RegisterFeatureGateServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_FeatureGateService_GetActionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_ReportLicensedUsers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/ReportLicensedUsers", runtime.WithHTTPPathPattern("/v1/license-sync/users:report"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_ReportLicensedUsers_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_ReportLicensedUsers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetLicenseSyncStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetLicenseSyncStatus", runtime.WithHTTPPathPattern("/v1/license-sync/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_GetLicenseSyncStatus_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetLicenseSyncStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_ReportServerStatistics_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/ReportServerStatistics", runtime.WithHTTPPathPattern("/v1/server-statistics:report"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_ReportServerStatistics_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_ReportServerStatistics_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetServerStatisticsStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetServerStatisticsStatus", runtime.WithHTTPPathPattern("/v1/server-statistics/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_FeatureGateService_GetServerStatisticsStatus_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetServerStatisticsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1497,49 +1673,125 @@ func RegisterFeatureGateServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_FeatureGateService_GetActionsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_ReportLicensedUsers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/ReportLicensedUsers", runtime.WithHTTPPathPattern("/v1/license-sync/users:report"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_ReportLicensedUsers_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_ReportLicensedUsers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetLicenseSyncStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetLicenseSyncStatus", runtime.WithHTTPPathPattern("/v1/license-sync/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_GetLicenseSyncStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetLicenseSyncStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_FeatureGateService_ReportServerStatistics_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/ReportServerStatistics", runtime.WithHTTPPathPattern("/v1/server-statistics:report"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_ReportServerStatistics_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_ReportServerStatistics_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_FeatureGateService_GetServerStatisticsStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.featuregate.v1.FeatureGateService/GetServerStatisticsStatus", runtime.WithHTTPPathPattern("/v1/server-statistics/status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_FeatureGateService_GetServerStatisticsStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_FeatureGateService_GetServerStatisticsStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_FeatureGateService_ListFeatures_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, ""))
-	pattern_FeatureGateService_GetSettings_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
-	pattern_FeatureGateService_UpdateSettings_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
-	pattern_FeatureGateService_SetUserConsent_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "consent"}, ""))
-	pattern_FeatureGateService_GetAccountLink_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
-	pattern_FeatureGateService_UnlinkAccount_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
-	pattern_FeatureGateService_Check_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, "check"))
-	pattern_FeatureGateService_Watch_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, "watch"))
-	pattern_FeatureGateService_Search_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "search"}, ""))
-	pattern_FeatureGateService_ListSettingsHistory_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "features", "history"}, ""))
-	pattern_FeatureGateService_ReportContributions_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "contributions"}, "report"))
-	pattern_FeatureGateService_GetContributionsStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "contributions", "status"}, ""))
-	pattern_FeatureGateService_RegisterUsers_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "users"}, "register"))
-	pattern_FeatureGateService_ListAdvisories_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "advisories"}, ""))
-	pattern_FeatureGateService_WatchAdvisories_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "advisories"}, "watch"))
-	pattern_FeatureGateService_GetAdvisorySyncStatus_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "advisories", "sync"}, ""))
-	pattern_FeatureGateService_GetActionsPolicy_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "policy"}, ""))
-	pattern_FeatureGateService_UpdateActionsPolicy_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "policy"}, ""))
-	pattern_FeatureGateService_GetActionsStatus_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "status"}, ""))
+	pattern_FeatureGateService_ListFeatures_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, ""))
+	pattern_FeatureGateService_GetSettings_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
+	pattern_FeatureGateService_UpdateSettings_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, ""))
+	pattern_FeatureGateService_SetUserConsent_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "consent"}, ""))
+	pattern_FeatureGateService_GetAccountLink_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
+	pattern_FeatureGateService_UnlinkAccount_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "connections", "connection_id", "users", "user", "link"}, ""))
+	pattern_FeatureGateService_Check_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "features"}, "check"))
+	pattern_FeatureGateService_Watch_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "features"}, "watch"))
+	pattern_FeatureGateService_Search_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "search"}, ""))
+	pattern_FeatureGateService_ListSettingsHistory_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "features", "history"}, ""))
+	pattern_FeatureGateService_ReportContributions_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "contributions"}, "report"))
+	pattern_FeatureGateService_GetContributionsStatus_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4}, []string{"v1", "connections", "connection_id", "contributions", "status"}, ""))
+	pattern_FeatureGateService_RegisterUsers_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "users"}, "register"))
+	pattern_FeatureGateService_ListAdvisories_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "advisories"}, ""))
+	pattern_FeatureGateService_WatchAdvisories_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "advisories"}, "watch"))
+	pattern_FeatureGateService_GetAdvisorySyncStatus_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "advisories", "sync"}, ""))
+	pattern_FeatureGateService_GetActionsPolicy_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "policy"}, ""))
+	pattern_FeatureGateService_UpdateActionsPolicy_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "policy"}, ""))
+	pattern_FeatureGateService_GetActionsStatus_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "actions", "status"}, ""))
+	pattern_FeatureGateService_ReportLicensedUsers_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "license-sync", "users"}, "report"))
+	pattern_FeatureGateService_GetLicenseSyncStatus_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "license-sync", "status"}, ""))
+	pattern_FeatureGateService_ReportServerStatistics_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "server-statistics"}, "report"))
+	pattern_FeatureGateService_GetServerStatisticsStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "server-statistics", "status"}, ""))
 )
 
 var (
-	forward_FeatureGateService_ListFeatures_0           = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetSettings_0            = runtime.ForwardResponseMessage
-	forward_FeatureGateService_UpdateSettings_0         = runtime.ForwardResponseMessage
-	forward_FeatureGateService_SetUserConsent_0         = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetAccountLink_0         = runtime.ForwardResponseMessage
-	forward_FeatureGateService_UnlinkAccount_0          = runtime.ForwardResponseMessage
-	forward_FeatureGateService_Check_0                  = runtime.ForwardResponseMessage
-	forward_FeatureGateService_Watch_0                  = runtime.ForwardResponseStream
-	forward_FeatureGateService_Search_0                 = runtime.ForwardResponseMessage
-	forward_FeatureGateService_ListSettingsHistory_0    = runtime.ForwardResponseMessage
-	forward_FeatureGateService_ReportContributions_0    = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetContributionsStatus_0 = runtime.ForwardResponseMessage
-	forward_FeatureGateService_RegisterUsers_0          = runtime.ForwardResponseMessage
-	forward_FeatureGateService_ListAdvisories_0         = runtime.ForwardResponseMessage
-	forward_FeatureGateService_WatchAdvisories_0        = runtime.ForwardResponseStream
-	forward_FeatureGateService_GetAdvisorySyncStatus_0  = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetActionsPolicy_0       = runtime.ForwardResponseMessage
-	forward_FeatureGateService_UpdateActionsPolicy_0    = runtime.ForwardResponseMessage
-	forward_FeatureGateService_GetActionsStatus_0       = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ListFeatures_0              = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetSettings_0               = runtime.ForwardResponseMessage
+	forward_FeatureGateService_UpdateSettings_0            = runtime.ForwardResponseMessage
+	forward_FeatureGateService_SetUserConsent_0            = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetAccountLink_0            = runtime.ForwardResponseMessage
+	forward_FeatureGateService_UnlinkAccount_0             = runtime.ForwardResponseMessage
+	forward_FeatureGateService_Check_0                     = runtime.ForwardResponseMessage
+	forward_FeatureGateService_Watch_0                     = runtime.ForwardResponseStream
+	forward_FeatureGateService_Search_0                    = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ListSettingsHistory_0       = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ReportContributions_0       = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetContributionsStatus_0    = runtime.ForwardResponseMessage
+	forward_FeatureGateService_RegisterUsers_0             = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ListAdvisories_0            = runtime.ForwardResponseMessage
+	forward_FeatureGateService_WatchAdvisories_0           = runtime.ForwardResponseStream
+	forward_FeatureGateService_GetAdvisorySyncStatus_0     = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetActionsPolicy_0          = runtime.ForwardResponseMessage
+	forward_FeatureGateService_UpdateActionsPolicy_0       = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetActionsStatus_0          = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ReportLicensedUsers_0       = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetLicenseSyncStatus_0      = runtime.ForwardResponseMessage
+	forward_FeatureGateService_ReportServerStatistics_0    = runtime.ForwardResponseMessage
+	forward_FeatureGateService_GetServerStatisticsStatus_0 = runtime.ForwardResponseMessage
 )

@@ -24,28 +24,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeatureGateService_ListFeatures_FullMethodName           = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
-	FeatureGateService_GetSettings_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
-	FeatureGateService_UpdateSettings_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
-	FeatureGateService_SetUserConsent_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
-	FeatureGateService_StartAccountLink_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink"
-	FeatureGateService_CompleteAccountLink_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink"
-	FeatureGateService_GetAccountLink_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink"
-	FeatureGateService_UnlinkAccount_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
-	FeatureGateService_Check_FullMethodName                  = "/ghconnect.featuregate.v1.FeatureGateService/Check"
-	FeatureGateService_Watch_FullMethodName                  = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
-	FeatureGateService_Search_FullMethodName                 = "/ghconnect.featuregate.v1.FeatureGateService/Search"
-	FeatureGateService_ListSettingsHistory_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
-	FeatureGateService_ReportContributions_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
-	FeatureGateService_GetContributionsStatus_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus"
-	FeatureGateService_RegisterUsers_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers"
-	FeatureGateService_ListAdvisories_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories"
-	FeatureGateService_WatchAdvisories_FullMethodName        = "/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories"
-	FeatureGateService_GetAdvisorySyncStatus_FullMethodName  = "/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus"
-	FeatureGateService_DownloadAction_FullMethodName         = "/ghconnect.featuregate.v1.FeatureGateService/DownloadAction"
-	FeatureGateService_GetActionsPolicy_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy"
-	FeatureGateService_UpdateActionsPolicy_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy"
-	FeatureGateService_GetActionsStatus_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus"
+	FeatureGateService_ListFeatures_FullMethodName              = "/ghconnect.featuregate.v1.FeatureGateService/ListFeatures"
+	FeatureGateService_GetSettings_FullMethodName               = "/ghconnect.featuregate.v1.FeatureGateService/GetSettings"
+	FeatureGateService_UpdateSettings_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/UpdateSettings"
+	FeatureGateService_SetUserConsent_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/SetUserConsent"
+	FeatureGateService_StartAccountLink_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/StartAccountLink"
+	FeatureGateService_CompleteAccountLink_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/CompleteAccountLink"
+	FeatureGateService_GetAccountLink_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/GetAccountLink"
+	FeatureGateService_UnlinkAccount_FullMethodName             = "/ghconnect.featuregate.v1.FeatureGateService/UnlinkAccount"
+	FeatureGateService_Check_FullMethodName                     = "/ghconnect.featuregate.v1.FeatureGateService/Check"
+	FeatureGateService_Watch_FullMethodName                     = "/ghconnect.featuregate.v1.FeatureGateService/Watch"
+	FeatureGateService_Search_FullMethodName                    = "/ghconnect.featuregate.v1.FeatureGateService/Search"
+	FeatureGateService_ListSettingsHistory_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/ListSettingsHistory"
+	FeatureGateService_ReportContributions_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/ReportContributions"
+	FeatureGateService_GetContributionsStatus_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/GetContributionsStatus"
+	FeatureGateService_RegisterUsers_FullMethodName             = "/ghconnect.featuregate.v1.FeatureGateService/RegisterUsers"
+	FeatureGateService_ListAdvisories_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/ListAdvisories"
+	FeatureGateService_WatchAdvisories_FullMethodName           = "/ghconnect.featuregate.v1.FeatureGateService/WatchAdvisories"
+	FeatureGateService_GetAdvisorySyncStatus_FullMethodName     = "/ghconnect.featuregate.v1.FeatureGateService/GetAdvisorySyncStatus"
+	FeatureGateService_DownloadAction_FullMethodName            = "/ghconnect.featuregate.v1.FeatureGateService/DownloadAction"
+	FeatureGateService_GetActionsPolicy_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsPolicy"
+	FeatureGateService_UpdateActionsPolicy_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/UpdateActionsPolicy"
+	FeatureGateService_GetActionsStatus_FullMethodName          = "/ghconnect.featuregate.v1.FeatureGateService/GetActionsStatus"
+	FeatureGateService_ReportLicensedUsers_FullMethodName       = "/ghconnect.featuregate.v1.FeatureGateService/ReportLicensedUsers"
+	FeatureGateService_GetLicenseSyncStatus_FullMethodName      = "/ghconnect.featuregate.v1.FeatureGateService/GetLicenseSyncStatus"
+	FeatureGateService_ReportServerStatistics_FullMethodName    = "/ghconnect.featuregate.v1.FeatureGateService/ReportServerStatistics"
+	FeatureGateService_GetServerStatisticsStatus_FullMethodName = "/ghconnect.featuregate.v1.FeatureGateService/GetServerStatisticsStatus"
 )
 
 // FeatureGateServiceClient is the client API for FeatureGateService service.
@@ -146,6 +150,26 @@ type FeatureGateServiceClient interface {
 	// is on, the last download and failure, and the answering replica's
 	// cache.
 	GetActionsStatus(ctx context.Context, in *GetActionsStatusRequest, opts ...grpc.CallOption) (*GetActionsStatusResponse, error)
+	// ReportLicensedUsers records the server's licensed users for automatic
+	// user license sync: each user's id and email addresses, which the gate
+	// hashes (SHA-256) on arrival and keeps only hashed; a user marked
+	// removed no longer consumes a license. Reporting a user again replaces
+	// their addresses. For the server's own principal (license-source).
+	ReportLicensedUsers(ctx context.Context, in *ReportLicensedUsersRequest, opts ...grpc.CallOption) (*ReportLicensedUsersResponse, error)
+	// GetLicenseSyncStatus says how license sync goes: the last upload, its
+	// result and the next, and what GitHub.com reads back (seats consumed
+	// and purchased, its last sync of this server). NOT_APPLICABLE for a
+	// connection to an organization: license sync is for enterprises.
+	GetLicenseSyncStatus(ctx context.Context, in *GetLicenseSyncStatusRequest, opts ...grpc.CallOption) (*GetLicenseSyncStatusResponse, error)
+	// ReportServerStatistics records the server's aggregate usage counts
+	// for Server Statistics, in the fields of GitHub's public
+	// server-statistics schema: totals only, nothing per user or per
+	// repository. The latest report of a day is what that day's upload
+	// sends. For the server's own principal (stats-source).
+	ReportServerStatistics(ctx context.Context, in *ReportServerStatisticsRequest, opts ...grpc.CallOption) (*ReportServerStatisticsResponse, error)
+	// GetServerStatisticsStatus says how the daily upload goes: the last
+	// run, its result and the next, and the days GitHub.com holds.
+	GetServerStatisticsStatus(ctx context.Context, in *GetServerStatisticsStatusRequest, opts ...grpc.CallOption) (*GetServerStatisticsStatusResponse, error)
 }
 
 type featureGateServiceClient struct {
@@ -403,6 +427,46 @@ func (c *featureGateServiceClient) GetActionsStatus(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *featureGateServiceClient) ReportLicensedUsers(ctx context.Context, in *ReportLicensedUsersRequest, opts ...grpc.CallOption) (*ReportLicensedUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportLicensedUsersResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_ReportLicensedUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) GetLicenseSyncStatus(ctx context.Context, in *GetLicenseSyncStatusRequest, opts ...grpc.CallOption) (*GetLicenseSyncStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLicenseSyncStatusResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetLicenseSyncStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) ReportServerStatistics(ctx context.Context, in *ReportServerStatisticsRequest, opts ...grpc.CallOption) (*ReportServerStatisticsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportServerStatisticsResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_ReportServerStatistics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *featureGateServiceClient) GetServerStatisticsStatus(ctx context.Context, in *GetServerStatisticsStatusRequest, opts ...grpc.CallOption) (*GetServerStatisticsStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerStatisticsStatusResponse)
+	err := c.cc.Invoke(ctx, FeatureGateService_GetServerStatisticsStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureGateServiceServer is the server API for FeatureGateService service.
 // All implementations must embed UnimplementedFeatureGateServiceServer
 // for forward compatibility.
@@ -501,6 +565,26 @@ type FeatureGateServiceServer interface {
 	// is on, the last download and failure, and the answering replica's
 	// cache.
 	GetActionsStatus(context.Context, *GetActionsStatusRequest) (*GetActionsStatusResponse, error)
+	// ReportLicensedUsers records the server's licensed users for automatic
+	// user license sync: each user's id and email addresses, which the gate
+	// hashes (SHA-256) on arrival and keeps only hashed; a user marked
+	// removed no longer consumes a license. Reporting a user again replaces
+	// their addresses. For the server's own principal (license-source).
+	ReportLicensedUsers(context.Context, *ReportLicensedUsersRequest) (*ReportLicensedUsersResponse, error)
+	// GetLicenseSyncStatus says how license sync goes: the last upload, its
+	// result and the next, and what GitHub.com reads back (seats consumed
+	// and purchased, its last sync of this server). NOT_APPLICABLE for a
+	// connection to an organization: license sync is for enterprises.
+	GetLicenseSyncStatus(context.Context, *GetLicenseSyncStatusRequest) (*GetLicenseSyncStatusResponse, error)
+	// ReportServerStatistics records the server's aggregate usage counts
+	// for Server Statistics, in the fields of GitHub's public
+	// server-statistics schema: totals only, nothing per user or per
+	// repository. The latest report of a day is what that day's upload
+	// sends. For the server's own principal (stats-source).
+	ReportServerStatistics(context.Context, *ReportServerStatisticsRequest) (*ReportServerStatisticsResponse, error)
+	// GetServerStatisticsStatus says how the daily upload goes: the last
+	// run, its result and the next, and the days GitHub.com holds.
+	GetServerStatisticsStatus(context.Context, *GetServerStatisticsStatusRequest) (*GetServerStatisticsStatusResponse, error)
 	mustEmbedUnimplementedFeatureGateServiceServer()
 }
 
@@ -576,6 +660,18 @@ func (UnimplementedFeatureGateServiceServer) UpdateActionsPolicy(context.Context
 }
 func (UnimplementedFeatureGateServiceServer) GetActionsStatus(context.Context, *GetActionsStatusRequest) (*GetActionsStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetActionsStatus not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) ReportLicensedUsers(context.Context, *ReportLicensedUsersRequest) (*ReportLicensedUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportLicensedUsers not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetLicenseSyncStatus(context.Context, *GetLicenseSyncStatusRequest) (*GetLicenseSyncStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLicenseSyncStatus not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) ReportServerStatistics(context.Context, *ReportServerStatisticsRequest) (*ReportServerStatisticsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportServerStatistics not implemented")
+}
+func (UnimplementedFeatureGateServiceServer) GetServerStatisticsStatus(context.Context, *GetServerStatisticsStatusRequest) (*GetServerStatisticsStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerStatisticsStatus not implemented")
 }
 func (UnimplementedFeatureGateServiceServer) mustEmbedUnimplementedFeatureGateServiceServer() {}
 func (UnimplementedFeatureGateServiceServer) testEmbeddedByValue()                            {}
@@ -973,6 +1069,78 @@ func _FeatureGateService_GetActionsStatus_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureGateService_ReportLicensedUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportLicensedUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).ReportLicensedUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_ReportLicensedUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).ReportLicensedUsers(ctx, req.(*ReportLicensedUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_GetLicenseSyncStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLicenseSyncStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetLicenseSyncStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetLicenseSyncStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetLicenseSyncStatus(ctx, req.(*GetLicenseSyncStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_ReportServerStatistics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportServerStatisticsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).ReportServerStatistics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_ReportServerStatistics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).ReportServerStatistics(ctx, req.(*ReportServerStatisticsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FeatureGateService_GetServerStatisticsStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerStatisticsStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureGateServiceServer).GetServerStatisticsStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureGateService_GetServerStatisticsStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureGateServiceServer).GetServerStatisticsStatus(ctx, req.(*GetServerStatisticsStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureGateService_ServiceDesc is the grpc.ServiceDesc for FeatureGateService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1055,6 +1223,22 @@ var FeatureGateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetActionsStatus",
 			Handler:    _FeatureGateService_GetActionsStatus_Handler,
+		},
+		{
+			MethodName: "ReportLicensedUsers",
+			Handler:    _FeatureGateService_ReportLicensedUsers_Handler,
+		},
+		{
+			MethodName: "GetLicenseSyncStatus",
+			Handler:    _FeatureGateService_GetLicenseSyncStatus_Handler,
+		},
+		{
+			MethodName: "ReportServerStatistics",
+			Handler:    _FeatureGateService_ReportServerStatistics_Handler,
+		},
+		{
+			MethodName: "GetServerStatisticsStatus",
+			Handler:    _FeatureGateService_GetServerStatisticsStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
