@@ -78,7 +78,7 @@ func NewProxy(store *Store, opts Options) (*Proxy, error) {
 	if dir == "" {
 		var err error
 		if dir, err = os.MkdirTemp("", "ghconnect-actions-"); err != nil {
-			return nil, fmt.Errorf("ghactions: %w", err)
+			return nil, fmt.Errorf("ghactions: no cache directory for GitHub.com actions: none is set (-actions-cache-dir) and the temporary directory cannot be used: %w", err)
 		}
 		p.tempDir = dir
 	}
