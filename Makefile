@@ -22,7 +22,7 @@ TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtpr
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
 	@echo "make test-fast - the fast tier (go test -short): no Vault, PostgreSQL, processes, browser or containers"
-	@echo "make test   - every test (needs PostgreSQL at 127.0.0.1:5432; GHCONNECT_TEST_POSTGRES=off skips it outside CI)"
+	@echo "make test   - every test (PostgreSQL at GHCONNECT_TEST_POSTGRES, default 127.0.0.1:5432, or one it starts there; =off skips it outside CI)"
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
@@ -91,9 +91,13 @@ run:
 # vaultdev is built (or found in ~/.cache) first, on its own timeout: on
 # cold caches the build takes minutes, which must not count against the
 # timeout of whichever package's test binary needs it first.
+# The tests' PostgreSQL is GHCONNECT_TEST_POSTGRES's (default
+# 127.0.0.1:5432) when it answers; when nothing does, test-postgres.sh
+# starts one there for the run (Debian's, installed when missing) and
+# stops it after.
 test: ui-deps test-standalone
 	go test -count=1 -timeout 30m -run '^TestVaultBinary$$' ./pkg/testenv
-	go test -race -shuffle=on -count=1 $(PKGS)
+	./deploy/postgres/test-postgres.sh go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test
 
 # The fast tier: what needs no Vault, PostgreSQL, built binaries, browser
