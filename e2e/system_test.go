@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -508,7 +510,9 @@ func newSystem(t *testing.T) *system {
 	s.emu = "http://" + s.addr("emu")
 	// The state file is written when the emulator stops: it holds the
 	// Apps' client secrets, which the secret scan looks for.
-	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract",
+	// GitHub.com approves the admin's creation and installation at once
+	// (-auto-approve), but for the tests of its pages, which turn it off.
+	s.start("ghemu", nil, "ghemu", "-addr", s.addr("emu"), "-seed", filepath.Join(repoRoot(), "dev", "ghemu", "seed.example.json"), "-contract", "-auto-approve",
 		"-state-file", filepath.Join(s.dir, "ghemu-state.json"))
 	s.waitHTTP("ghemu", s.emu+"/meta")
 	// The identity provider admins sign in with (single sign-on).
@@ -602,10 +606,46 @@ func location(t *testing.T, resp *http.Response, err error) string {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && gitHubPage.Match(body) {
+		// GitHub.com's page asks the admin to confirm (create the App,
+		// install it): they press its first button with what the page
+		// chose for them (all repositories).
+		next, err := approve(t, resp.Request.URL, body)
+		return location(t, next, err)
+	}
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("browser got %d: %s", resp.StatusCode, body)
 	}
 	return resp.Header.Get("Location")
+}
+
+var (
+	// gitHubPage is an emulated GitHub.com page with a form to confirm.
+	gitHubPage = regexp.MustCompile(`<form method="post" action="[^"]+">`)
+	formRe     = regexp.MustCompile(`(?s)<form method="post" action="([^"]+)">(.*?)</form>`)
+	inputRe    = regexp.MustCompile(`<input type="(hidden|radio)"[^>]*?name="([^"]+)" value="([^"]*)"( checked)?>`)
+)
+
+// approve submits the page's first form as a browser would: its hidden
+// fields and checked radio buttons.
+func approve(t *testing.T, page *url.URL, body []byte) (*http.Response, error) {
+	t.Helper()
+	m := formRe.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no form on the page: %s", body)
+	}
+	action, err := page.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{}
+	for _, in := range inputRe.FindAllSubmatch(m[2], -1) {
+		if string(in[1]) == "hidden" || len(in[4]) > 0 {
+			form.Add(html.UnescapeString(string(in[2])), html.UnescapeString(string(in[3])))
+		}
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return browser.PostForm(action.String(), form)
 }
 
 // enable runs the administrator's manifest flow in a "browser" and

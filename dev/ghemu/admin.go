@@ -26,6 +26,17 @@ func (e *Emulator) adminRoutes() {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	e.mux.HandleFunc("PUT /_emu/auto-approve", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			AutoApprove *bool `json:"auto_approve"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.AutoApprove == nil {
+			writeError(w, http.StatusUnprocessableEntity, `want {"auto_approve": true|false}`, "")
+			return
+		}
+		e.SetAutoApprove(*body.AutoApprove)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	e.mux.HandleFunc("GET /_emu/counts", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, e.Counts())
 	})
@@ -376,3 +387,8 @@ func (e *Emulator) installationOf(w http.ResponseWriter, r *http.Request) *Insta
 	}
 	return i
 }
+
+// SetAutoApprove switches Options.AutoApprove on a running emulator: on,
+// the App-manifest and install pages approve at once; off, they show
+// GitHub.com's pages.
+func (e *Emulator) SetAutoApprove(on bool) { e.autoApprove.Store(on) }

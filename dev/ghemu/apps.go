@@ -40,9 +40,17 @@ func (e *Emulator) routes() {
 	e.mux.HandleFunc("POST /settings/apps/new", e.manifestPage(""))
 	e.mux.HandleFunc("POST /organizations/{org}/settings/apps/new", e.manifestPage("org"))
 	e.mux.HandleFunc("POST /enterprises/{enterprise}/settings/apps/new", e.manifestPage("enterprise"))
+	e.mux.HandleFunc("POST /settings/apps/new/confirm", e.createFromManifest(""))
+	e.mux.HandleFunc("POST /organizations/{org}/settings/apps/new/confirm", e.createFromManifest("org"))
+	e.mux.HandleFunc("POST /enterprises/{enterprise}/settings/apps/new/confirm", e.createFromManifest("enterprise"))
+	e.mux.HandleFunc("POST /settings/apps/new/cancel", e.cancelManifest)
+	e.mux.HandleFunc("POST /organizations/{org}/settings/apps/new/cancel", e.cancelManifest)
+	e.mux.HandleFunc("POST /enterprises/{enterprise}/settings/apps/new/cancel", e.cancelManifest)
 	e.mux.HandleFunc("GET /apps/{slug}/installations/new", e.installPage)
 	e.mux.HandleFunc("POST /apps/{slug}/installations/new", e.installPage)
 	e.mux.HandleFunc("GET /github-apps/{slug}/installations/new", e.installPage)
+	e.mux.HandleFunc("POST /apps/{slug}/installations/new/confirm", e.confirmInstall)
+	e.mux.HandleFunc("POST /apps/{slug}/installations/new/cancel", e.cancelInstall)
 
 	e.oauthRoutes()
 	e.adminRoutes()
@@ -256,15 +264,21 @@ func (e *Emulator) repoInstallation(w http.ResponseWriter, r *http.Request, id i
 	writeError(w, http.StatusNotFound, "Not Found", docsURL)
 }
 
-// installPage is github.com's install page: it installs the App on the
-// account named by target (default: the App's owner), on every repository
-// or on those named by repositories (comma-separated), and sends the browser
-// to the App's setup URL.
+// installPage is github.com's install page. With Options.AutoApprove it
+// installs at once (installNow); otherwise it shows the page where the
+// admin chooses the repositories (installReview, pages.go).
 func (e *Emulator) installPage(w http.ResponseWriter, r *http.Request) {
-	// A malformed body leaves its fields empty, which the checks below
-	// refuse as missing.
-	_ = r.ParseForm()
-	e.mu.Lock()
+	if e.autoApprove.Load() {
+		e.installNow(w, r)
+		return
+	}
+	e.installReview(w, r)
+}
+
+// installTarget finds the page's App (by the path's slug) and the account
+// to install it on (the form's or query's target, default the App's
+// owner); when either is missing it has answered 404. Callers hold e.mu.
+func (e *Emulator) installTarget(w http.ResponseWriter, r *http.Request) (*App, *Account) {
 	var app *App
 	for _, a := range e.apps {
 		if a.Slug == r.PathValue("slug") {
@@ -272,26 +286,47 @@ func (e *Emulator) installPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if app == nil {
-		e.mu.Unlock()
 		http.Error(w, "no such App", http.StatusNotFound)
-		return
+		return nil, nil
 	}
 	target := app.Owner
 	if t := r.Form.Get("target"); t != "" {
 		target = e.account(t)
 	}
 	if target == nil {
-		e.mu.Unlock()
 		http.Error(w, "no such account", http.StatusNotFound)
-		return
+		return nil, nil
 	}
+	return app, target
+}
+
+// installNow installs the App on the account named by target (default:
+// the App's owner), on every repository or on those named by repositories
+// (comma-separated), and sends the browser to the App's setup URL.
+func (e *Emulator) installNow(w http.ResponseWriter, r *http.Request) {
+	// A malformed body leaves its fields empty, which the checks below
+	// refuse as missing.
+	_ = r.ParseForm()
 	var repos []string
 	if v := r.Form.Get("repositories"); v != "" {
 		repos = strings.Split(v, ",")
 	}
-	setup := app.SetupURL
+	e.finishInstall(w, r, repos)
+}
+
+// finishInstall installs the page's App on its target, on repos (nil:
+// all), and sends the browser to the App's setup URL with the
+// installation, or answers "installed" when the App has none.
+func (e *Emulator) finishInstall(w http.ResponseWriter, r *http.Request, repos []string) {
+	e.mu.Lock()
+	app, target := e.installTarget(w, r)
+	if app == nil {
+		e.mu.Unlock()
+		return
+	}
+	appID, login, setup := app.ID, target.Login, app.SetupURL
 	e.mu.Unlock()
-	inst, err := e.Install(app.ID, target.Login, nil, repos)
+	inst, err := e.Install(appID, login, nil, repos)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return

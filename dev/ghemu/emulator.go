@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,12 @@ type Options struct {
 	// UserTokenTTL is how long user access tokens (ghu_…) live; 0 means
 	// 8 hours, as GitHub's.
 	UserTokenTTL time.Duration
+	// AutoApprove makes the App-manifest page (POST …/settings/apps/new)
+	// and the install page (/apps/{slug}/installations/new) act at once,
+	// as if the admin had pressed "Create GitHub App" or "Install": a 302
+	// with the code or the installation. false (the default): they show
+	// their HTML pages, which post to …/confirm or …/cancel (pages.go).
+	AutoApprove bool
 }
 
 // Faults are failures the emulator injects, for tests.
@@ -92,6 +99,8 @@ type Emulator struct {
 	commitSeq     int64                  // commits made, for unique SHAs
 	// codeloadTokens are the tokens of private tarball downloads.
 	codeloadTokens map[string]codeloadToken
+	// autoApprove is Options.AutoApprove, switched by SetAutoApprove.
+	autoApprove atomic.Bool
 	// serverStats are the Server Statistics uploads (serverstats.go).
 	serverStats serverStatsStore
 	// licenses are enterprises' license syncs (licenses.go).
@@ -140,6 +149,7 @@ func New(opts Options) *Emulator {
 		advisories:     newAdvisoryStore(),
 		codeloadTokens: map[string]codeloadToken{},
 	}
+	e.autoApprove.Store(opts.AutoApprove)
 	e.routes()
 	return e
 }

@@ -419,8 +419,10 @@ func noRedirect() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
+// TestManifestFlow drives the pages with AutoApprove: they act at once
+// (pages_test.go shows them).
 func TestManifestFlow(t *testing.T) {
-	w := newWorld(t, ghemu.Options{})
+	w := newWorld(t, ghemu.Options{AutoApprove: true})
 	ctx := context.Background()
 	manifest, _ := json.Marshal(map[string]any{
 		"name": "GHES Connect", "url": "https://ghes.example.com", "redirect_url": "https://ghes.example.com/connect/callback",

@@ -16,19 +16,52 @@ import (
 const manifestCodeLifetime = time.Hour
 
 // manifestPage is the github.com page a browser posts an App manifest to
-// (form field "manifest"); it sends the browser to the manifest's
-// redirect_url with a one-time code and the caller's state.
+// (form field "manifest"). With Options.AutoApprove it creates the App's
+// conversion code at once (createFromManifest); otherwise it shows the
+// App for the admin to create or cancel (manifestReview, pages.go).
 func (e *Emulator) manifestPage(ownerParam string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		// A malformed body leaves the manifest empty, refused below.
-		_ = r.ParseForm()
-		var m appManifest
-		if err := json.Unmarshal([]byte(r.Form.Get("manifest")), &m); err != nil || m.Name == "" || m.URL == "" || m.RedirectURL == "" {
-			http.Error(w, "invalid manifest: name, url and redirect_url are required", http.StatusUnprocessableEntity)
+		if e.autoApprove.Load() {
+			e.createFromManifest(ownerParam)(w, r)
 			return
 		}
-		if _, err := url.ParseRequestURI(m.RedirectURL); err != nil {
-			http.Error(w, "invalid redirect_url", http.StatusUnprocessableEntity)
+		e.manifestReview(ownerParam)(w, r)
+	}
+}
+
+// readManifest reads and checks the posted manifest; a bad one has been
+// answered with 422.
+func readManifest(w http.ResponseWriter, r *http.Request) (appManifest, bool) {
+	// A malformed body leaves the manifest empty, refused below.
+	_ = r.ParseForm()
+	var m appManifest
+	if err := json.Unmarshal([]byte(r.Form.Get("manifest")), &m); err != nil || m.Name == "" || m.URL == "" || m.RedirectURL == "" {
+		http.Error(w, "invalid manifest: name, url and redirect_url are required", http.StatusUnprocessableEntity)
+		return m, false
+	}
+	if _, err := url.ParseRequestURI(m.RedirectURL); err != nil {
+		http.Error(w, "invalid redirect_url", http.StatusUnprocessableEntity)
+		return m, false
+	}
+	return m, true
+}
+
+// manifestOwner is the account a manifest page creates the App for: the
+// path's organization or enterprise, or the emulated signed-in person.
+// Callers hold e.mu.
+func (e *Emulator) manifestOwner(r *http.Request, ownerParam string) *Account {
+	if ownerParam != "" {
+		return e.account(r.PathValue(ownerParam))
+	}
+	return e.addAccount("emulator-user", "User")
+}
+
+// createFromManifest sends the browser to the manifest's redirect_url with
+// a one-time code and the caller's state.
+func (e *Emulator) createFromManifest(ownerParam string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, ok := readManifest(w, r)
+		if !ok {
 			return
 		}
 		e.mu.Lock()
@@ -39,10 +72,7 @@ func (e *Emulator) manifestPage(ownerParam string) http.HandlerFunc {
 				return
 			}
 		}
-		owner := e.addAccount("emulator-user", "User")
-		if ownerParam != "" {
-			owner = e.account(r.PathValue(ownerParam))
-		}
+		owner := e.manifestOwner(r, ownerParam)
 		if owner == nil {
 			e.mu.Unlock()
 			http.Error(w, "no such account", http.StatusNotFound)

@@ -59,9 +59,12 @@ func (c *callbacks) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 // manifest receives ?code&state after GitHub.com created the App and sends
 // the browser on to install it.
 func (c *callbacks) manifest(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if cancelled(w, r, q, "create") {
+		return
+	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	q := r.URL.Query()
 	resp, err := c.registry.CompleteAppManifest(ctx, &registryv1.CompleteAppManifestRequest{Code: q.Get("code"), State: q.Get("state")})
 	if err != nil {
 		failed(w, r, err)
@@ -73,9 +76,12 @@ func (c *callbacks) manifest(w http.ResponseWriter, r *http.Request) {
 // setup receives ?installation_id&state after the App was installed and
 // returns the browser to the admin page.
 func (c *callbacks) setup(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if cancelled(w, r, q, "install") {
+		return
+	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	q := r.URL.Query()
 	id, _ := strconv.ParseInt(q.Get("installation_id"), 10, 64)
 	resp, err := c.registry.CompleteInstallation(ctx, &registryv1.CompleteInstallationRequest{InstallationId: id, State: q.Get("state")})
 	if err != nil {
@@ -83,6 +89,19 @@ func (c *callbacks) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/?"+url.Values{"connected": {resp.Connection.Id}}.Encode(), http.StatusFound)
+}
+
+// cancelled sends the browser back to the admin page when the
+// administrator cancelled on GitHub.com (error=access_denied, the step
+// that was cancelled: create or install). Nothing changed on either side:
+// the connection stays PENDING, and the page says so and offers to
+// continue or cancel it.
+func cancelled(w http.ResponseWriter, r *http.Request, q url.Values, step string) bool {
+	if q.Get("error") == "" {
+		return false
+	}
+	http.Redirect(w, r, "/?"+url.Values{"callback": {"cancelled"}, "step": {step}}.Encode(), http.StatusSeeOther)
+	return true
 }
 
 // staleAnswers are the registry's refusals of a redirect that was already

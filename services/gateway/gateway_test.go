@@ -286,7 +286,8 @@ func wantEvent(t *testing.T, lines *bufio.Reader, action, actor string) {
 
 // A redirect from GitHub.com that was already handled (a reload, Back, a
 // second tab) lands on the admin page, which shows the current state with
-// a notice; a broken one, or a refusal of another kind, is still reported.
+// a notice; a broken one, or a refusal of another kind, is still reported;
+// one cancelled on GitHub.com lands there too, saying which step.
 func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
 	gatewayURL := func(reg *registrytest.Env) string {
 		_, ts := serve(t, reg)
@@ -309,6 +310,10 @@ func TestReplayedCallbacksLandOnTheAdminPage(t *testing.T) {
 		{"manifest callback replayed", withConnector + "/connect/callback?code=c0de&state=" + used, http.StatusSeeOther, "/?callback=stale"},
 		{"setup without a state", withConnector + "/connect/setup?installation_id=5", http.StatusBadRequest, ""},
 		{"registry cannot enable", withoutConnector + "/connect/setup?installation_id=5&state=" + used, http.StatusBadRequest, ""},
+		// Cancelled on GitHub.com: back to the page, which says so; the
+		// registry is not asked (the state stays unused).
+		{"creation cancelled", withoutConnector + "/connect/callback?error=access_denied&state=" + used, http.StatusSeeOther, "/?callback=cancelled&step=create"},
+		{"installation cancelled", withoutConnector + "/connect/setup?error=access_denied&state=" + used, http.StatusSeeOther, "/?callback=cancelled&step=install"},
 	} {
 		resp, err := browser.Get(tc.url)
 		if err != nil {

@@ -164,6 +164,8 @@ type (
 		Account     ghAccount         `json:"account"`
 		TargetType  string            `json:"target_type"`
 		Permissions map[string]string `json:"permissions"`
+		// RepositorySelection is "all" or "selected".
+		RepositorySelection string `json:"repository_selection"`
 	}
 )
 

@@ -598,6 +598,25 @@ async function settingsFor(c) {
   }
 }
 
+// renderRepositories shows which of the account's repositories the App's
+// installation covers, as GitHub.com says now: all, or those the admin
+// selected when installing (tokens reach these and no others).
+async function renderRepositories(c) {
+  const dl = $("#repos-record");
+  let text;
+  try {
+    const r = await api("GET", `/v1/connections/${c.id}/repositories`);
+    const names = r.repositories || [];
+    const more = (r.totalCount || 0) > names.length ? ` and ${r.totalCount - names.length} more` : "";
+    text = r.repositorySelection === "all"
+      ? `all of ${c.account.login}'s repositories (${r.totalCount || 0} now)`
+      : `${r.totalCount || 0} selected when installing: ${names.join(", ")}${more}`;
+  } catch (err) {
+    text = `unknown: ${failureText(err)}`;
+  }
+  fillRecord(dl, [["Repositories covered", text]]);
+}
+
 // renderKey shows the App's key: its versions in Vault, what the registry
 // found following it, when the broker last signed with it and its last
 // signing error; and, once a new version signs while older ones remain,
@@ -632,6 +651,7 @@ async function renderKey(c) {
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
   await renderKey(c);
+  await renderRepositories(c);
   const settings = await settingsFor(c);
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
@@ -1082,6 +1102,10 @@ async function arrive(again) {
   const now = stateSentence(state.conn);
   if (q.has("connected") && state.conn && state.conn.state === STATE("CONNECTED")) {
     say(`GitHub Connect is now enabled for ${state.conn.account.login}.`);
+  } else if (q.get("callback") === "cancelled") {
+    say(q.get("step") === "install"
+      ? `You cancelled the App's installation on GitHub.com, so it was not installed. ${now}`
+      : `You cancelled creating the App on GitHub.com, so nothing was created there. ${now}`);
   } else if (q.get("callback") === "stale") {
     say(`That link back from GitHub.com was already used or has expired, so it changed nothing. ${now}`);
   } else if (again || q.has("connected")) {

@@ -159,7 +159,8 @@ type Backends struct {
 // binary's shared vaultdev.
 func StartBackends(t testing.TB) *Backends {
 	t.Helper()
-	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{})}
+	// The manifest flow is scripted: GitHub.com approves at once.
+	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{AutoApprove: true})}
 	b.Vault, b.Creds = testenv.SharedVault(t)
 	b.Transit = vaulttransit.New(b.Creds.Login(t, "registry"), "transit")
 	return b
@@ -213,6 +214,13 @@ func PEM(k *rsa.PrivateKey) []byte {
 // secret handed to ConnectExistingApp.
 func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.PrivateKey) *registryv1.Connection {
 	t.Helper()
+	return e.ConnectAppOn(t, id, spec, key, nil)
+}
+
+// ConnectAppOn is ConnectApp with the App installed on the repositories
+// named (nil: all of the account's).
+func (e *Env) ConnectAppOn(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.PrivateKey, repos []string) *registryv1.Connection {
+	t.Helper()
 	if key == nil {
 		key = AppKey()
 	}
@@ -223,7 +231,7 @@ func (e *Env) ConnectApp(t testing.TB, id string, spec ghemu.AppSpec, key *rsa.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Backends.Emu.Install(appID, spec.Owner, nil, nil); err != nil {
+	if _, err := e.Backends.Emu.Install(appID, spec.Owner, nil, repos); err != nil {
 		t.Fatal(err)
 	}
 	app, _ := e.Backends.Emu.App(appID)

@@ -32,11 +32,12 @@ func realMain(ctx context.Context) error {
 	seed := fs.String("seed", "", "JSON seed file (see seed.example.json)")
 	contract := fs.Bool("contract", false, "validate every exchange against GitHub's OpenAPI description and log violations")
 	stateFile := fs.String("state-file", "", "keep Apps, installations, repositories, people and their grants here across restarts")
+	autoApprove := fs.Bool("auto-approve", false, "create Apps from manifests and install Apps at once, without showing GitHub.com's pages (for scripted browsers)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
 	logger := log.New(os.Stderr, "ghemu: ", log.LstdFlags)
-	opts := ghemu.Options{}
+	opts := ghemu.Options{AutoApprove: *autoApprove}
 	if *contract {
 		c, err := ghemu.SharedContract()
 		if err != nil {

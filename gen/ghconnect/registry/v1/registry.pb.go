@@ -2593,6 +2593,114 @@ func (x *LeftoverApp) GetCheckTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type ListInstallationRepositoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInstallationRepositoriesRequest) Reset() {
+	*x = ListInstallationRepositoriesRequest{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInstallationRepositoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInstallationRepositoriesRequest) ProtoMessage() {}
+
+func (x *ListInstallationRepositoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInstallationRepositoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListInstallationRepositoriesRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListInstallationRepositoriesRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListInstallationRepositoriesResponse is what the installation covers.
+type ListInstallationRepositoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// repository_selection is GitHub.com's: "all" or "selected".
+	RepositorySelection string `protobuf:"bytes,1,opt,name=repository_selection,json=repositorySelection,proto3" json:"repository_selection,omitempty"`
+	// repositories are the covered repositories' full names, sorted (at most
+	// the first 1,000); total_count is how many there are.
+	Repositories  []string `protobuf:"bytes,2,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	TotalCount    int64    `protobuf:"varint,3,opt,name=total_count,json=totalCount,proto3" json:"total_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInstallationRepositoriesResponse) Reset() {
+	*x = ListInstallationRepositoriesResponse{}
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInstallationRepositoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInstallationRepositoriesResponse) ProtoMessage() {}
+
+func (x *ListInstallationRepositoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_registry_v1_registry_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInstallationRepositoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListInstallationRepositoriesResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_registry_v1_registry_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListInstallationRepositoriesResponse) GetRepositorySelection() string {
+	if x != nil {
+		return x.RepositorySelection
+	}
+	return ""
+}
+
+func (x *ListInstallationRepositoriesResponse) GetRepositories() []string {
+	if x != nil {
+		return x.Repositories
+	}
+	return nil
+}
+
+func (x *ListInstallationRepositoriesResponse) GetTotalCount() int64 {
+	if x != nil {
+		return x.TotalCount
+	}
+	return 0
+}
+
 var File_ghconnect_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
@@ -2804,7 +2912,14 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x06status\x18\x05 \x01(\x0e2(.ghconnect.registry.v1.LeftoverAppStatusR\x06status\x12\x12\n" +
 	"\x04note\x18\x06 \x01(\tR\x04note\x129\n" +
 	"\n" +
-	"check_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime*\xb8\x01\n" +
+	"check_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\"@\n" +
+	"#ListInstallationRepositoriesRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\x02id\"\x9e\x01\n" +
+	"$ListInstallationRepositoriesResponse\x121\n" +
+	"\x14repository_selection\x18\x01 \x01(\tR\x13repositorySelection\x12\"\n" +
+	"\frepositories\x18\x02 \x03(\tR\frepositories\x12\x1f\n" +
+	"\vtotal_count\x18\x03 \x01(\x03R\n" +
+	"totalCount*\xb8\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATE_PENDING\x10\x01\x12\x1e\n" +
@@ -2840,7 +2955,7 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x11LeftoverAppStatus\x12#\n" +
 	"\x1fLEFTOVER_APP_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bLEFTOVER_APP_STATUS_PRESENT\x10\x01\x12\x1f\n" +
-	"\x1bLEFTOVER_APP_STATUS_UNKNOWN\x10\x022\x97\r\n" +
+	"\x1bLEFTOVER_APP_STATUS_UNKNOWN\x10\x022\xb1\x0e\n" +
 	"\x19ConnectionRegistryService\x12s\n" +
 	"\x10CreateConnection\x12..ghconnect.registry.v1.CreateConnectionRequest\x1a/.ghconnect.registry.v1.CreateConnectionResponse\x12v\n" +
 	"\x11GetServerDefaults\x12/.ghconnect.registry.v1.GetServerDefaultsRequest\x1a0.ghconnect.registry.v1.GetServerDefaultsResponse\x12j\n" +
@@ -2853,7 +2968,8 @@ const file_ghconnect_registry_v1_registry_proto_rawDesc = "" +
 	"\x14CompleteInstallation\x122.ghconnect.registry.v1.CompleteInstallationRequest\x1a3.ghconnect.registry.v1.CompleteInstallationResponse\x12y\n" +
 	"\x12ConnectExistingApp\x120.ghconnect.registry.v1.ConnectExistingAppRequest\x1a1.ghconnect.registry.v1.ConnectExistingAppResponse\x12g\n" +
 	"\fRotateAppKey\x12*.ghconnect.registry.v1.RotateAppKeyRequest\x1a+.ghconnect.registry.v1.RotateAppKeyResponse\x12\x82\x01\n" +
-	"\x15RefreshAppPermissions\x123.ghconnect.registry.v1.RefreshAppPermissionsRequest\x1a4.ghconnect.registry.v1.RefreshAppPermissionsResponse\x12a\n" +
+	"\x15RefreshAppPermissions\x123.ghconnect.registry.v1.RefreshAppPermissionsRequest\x1a4.ghconnect.registry.v1.RefreshAppPermissionsResponse\x12\x97\x01\n" +
+	"\x1cListInstallationRepositories\x12:.ghconnect.registry.v1.ListInstallationRepositoriesRequest\x1a;.ghconnect.registry.v1.ListInstallationRepositoriesResponse\x12a\n" +
 	"\n" +
 	"Disconnect\x12(.ghconnect.registry.v1.DisconnectRequest\x1a).ghconnect.registry.v1.DisconnectResponse\x12s\n" +
 	"\x10ListLeftoverApps\x12..ghconnect.registry.v1.ListLeftoverAppsRequest\x1a/.ghconnect.registry.v1.ListLeftoverAppsResponseBEZCgithub.com/ghconnect/ghconnect/gen/ghconnect/registry/v1;registryv1b\x06proto3"
@@ -2871,69 +2987,71 @@ func file_ghconnect_registry_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_ghconnect_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_ghconnect_registry_v1_registry_proto_goTypes = []any{
-	(ConnectionState)(0),                  // 0: ghconnect.registry.v1.ConnectionState
-	(AccountKind)(0),                      // 1: ghconnect.registry.v1.AccountKind
-	(ConnectionAction)(0),                 // 2: ghconnect.registry.v1.ConnectionAction
-	(LeftoverAppStatus)(0),                // 3: ghconnect.registry.v1.LeftoverAppStatus
-	(*Account)(nil),                       // 4: ghconnect.registry.v1.Account
-	(*License)(nil),                       // 5: ghconnect.registry.v1.License
-	(*GitHubApp)(nil),                     // 6: ghconnect.registry.v1.GitHubApp
-	(*TransitKey)(nil),                    // 7: ghconnect.registry.v1.TransitKey
-	(*Connection)(nil),                    // 8: ghconnect.registry.v1.Connection
-	(*ConnectionEvent)(nil),               // 9: ghconnect.registry.v1.ConnectionEvent
-	(*CreateConnectionRequest)(nil),       // 10: ghconnect.registry.v1.CreateConnectionRequest
-	(*GetServerDefaultsRequest)(nil),      // 11: ghconnect.registry.v1.GetServerDefaultsRequest
-	(*GetServerDefaultsResponse)(nil),     // 12: ghconnect.registry.v1.GetServerDefaultsResponse
-	(*CreateConnectionResponse)(nil),      // 13: ghconnect.registry.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),          // 14: ghconnect.registry.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),         // 15: ghconnect.registry.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),        // 16: ghconnect.registry.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),       // 17: ghconnect.registry.v1.ListConnectionsResponse
-	(*ListConnectionHistoryRequest)(nil),  // 18: ghconnect.registry.v1.ListConnectionHistoryRequest
-	(*ListConnectionHistoryResponse)(nil), // 19: ghconnect.registry.v1.ListConnectionHistoryResponse
-	(*WatchConnectionsRequest)(nil),       // 20: ghconnect.registry.v1.WatchConnectionsRequest
-	(*WatchConnectionsResponse)(nil),      // 21: ghconnect.registry.v1.WatchConnectionsResponse
-	(*StartAppManifestRequest)(nil),       // 22: ghconnect.registry.v1.StartAppManifestRequest
-	(*StartAppManifestResponse)(nil),      // 23: ghconnect.registry.v1.StartAppManifestResponse
-	(*CompleteAppManifestRequest)(nil),    // 24: ghconnect.registry.v1.CompleteAppManifestRequest
-	(*CompleteAppManifestResponse)(nil),   // 25: ghconnect.registry.v1.CompleteAppManifestResponse
-	(*CompleteInstallationRequest)(nil),   // 26: ghconnect.registry.v1.CompleteInstallationRequest
-	(*CompleteInstallationResponse)(nil),  // 27: ghconnect.registry.v1.CompleteInstallationResponse
-	(*ConnectExistingAppRequest)(nil),     // 28: ghconnect.registry.v1.ConnectExistingAppRequest
-	(*ConnectExistingAppResponse)(nil),    // 29: ghconnect.registry.v1.ConnectExistingAppResponse
-	(*RotateAppKeyRequest)(nil),           // 30: ghconnect.registry.v1.RotateAppKeyRequest
-	(*RotateAppKeyResponse)(nil),          // 31: ghconnect.registry.v1.RotateAppKeyResponse
-	(*RefreshAppPermissionsRequest)(nil),  // 32: ghconnect.registry.v1.RefreshAppPermissionsRequest
-	(*RefreshAppPermissionsResponse)(nil), // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse
-	(*DisconnectRequest)(nil),             // 34: ghconnect.registry.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),            // 35: ghconnect.registry.v1.DisconnectResponse
-	(*ListLeftoverAppsRequest)(nil),       // 36: ghconnect.registry.v1.ListLeftoverAppsRequest
-	(*ListLeftoverAppsResponse)(nil),      // 37: ghconnect.registry.v1.ListLeftoverAppsResponse
-	(*LeftoverApp)(nil),                   // 38: ghconnect.registry.v1.LeftoverApp
-	nil,                                   // 39: ghconnect.registry.v1.GitHubApp.PermissionsEntry
-	nil,                                   // 40: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	nil,                                   // 41: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
-	nil,                                   // 42: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
-	(*timestamppb.Timestamp)(nil),         // 43: google.protobuf.Timestamp
+	(ConnectionState)(0),                         // 0: ghconnect.registry.v1.ConnectionState
+	(AccountKind)(0),                             // 1: ghconnect.registry.v1.AccountKind
+	(ConnectionAction)(0),                        // 2: ghconnect.registry.v1.ConnectionAction
+	(LeftoverAppStatus)(0),                       // 3: ghconnect.registry.v1.LeftoverAppStatus
+	(*Account)(nil),                              // 4: ghconnect.registry.v1.Account
+	(*License)(nil),                              // 5: ghconnect.registry.v1.License
+	(*GitHubApp)(nil),                            // 6: ghconnect.registry.v1.GitHubApp
+	(*TransitKey)(nil),                           // 7: ghconnect.registry.v1.TransitKey
+	(*Connection)(nil),                           // 8: ghconnect.registry.v1.Connection
+	(*ConnectionEvent)(nil),                      // 9: ghconnect.registry.v1.ConnectionEvent
+	(*CreateConnectionRequest)(nil),              // 10: ghconnect.registry.v1.CreateConnectionRequest
+	(*GetServerDefaultsRequest)(nil),             // 11: ghconnect.registry.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),            // 12: ghconnect.registry.v1.GetServerDefaultsResponse
+	(*CreateConnectionResponse)(nil),             // 13: ghconnect.registry.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),                 // 14: ghconnect.registry.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),                // 15: ghconnect.registry.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),               // 16: ghconnect.registry.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),              // 17: ghconnect.registry.v1.ListConnectionsResponse
+	(*ListConnectionHistoryRequest)(nil),         // 18: ghconnect.registry.v1.ListConnectionHistoryRequest
+	(*ListConnectionHistoryResponse)(nil),        // 19: ghconnect.registry.v1.ListConnectionHistoryResponse
+	(*WatchConnectionsRequest)(nil),              // 20: ghconnect.registry.v1.WatchConnectionsRequest
+	(*WatchConnectionsResponse)(nil),             // 21: ghconnect.registry.v1.WatchConnectionsResponse
+	(*StartAppManifestRequest)(nil),              // 22: ghconnect.registry.v1.StartAppManifestRequest
+	(*StartAppManifestResponse)(nil),             // 23: ghconnect.registry.v1.StartAppManifestResponse
+	(*CompleteAppManifestRequest)(nil),           // 24: ghconnect.registry.v1.CompleteAppManifestRequest
+	(*CompleteAppManifestResponse)(nil),          // 25: ghconnect.registry.v1.CompleteAppManifestResponse
+	(*CompleteInstallationRequest)(nil),          // 26: ghconnect.registry.v1.CompleteInstallationRequest
+	(*CompleteInstallationResponse)(nil),         // 27: ghconnect.registry.v1.CompleteInstallationResponse
+	(*ConnectExistingAppRequest)(nil),            // 28: ghconnect.registry.v1.ConnectExistingAppRequest
+	(*ConnectExistingAppResponse)(nil),           // 29: ghconnect.registry.v1.ConnectExistingAppResponse
+	(*RotateAppKeyRequest)(nil),                  // 30: ghconnect.registry.v1.RotateAppKeyRequest
+	(*RotateAppKeyResponse)(nil),                 // 31: ghconnect.registry.v1.RotateAppKeyResponse
+	(*RefreshAppPermissionsRequest)(nil),         // 32: ghconnect.registry.v1.RefreshAppPermissionsRequest
+	(*RefreshAppPermissionsResponse)(nil),        // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse
+	(*DisconnectRequest)(nil),                    // 34: ghconnect.registry.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),                   // 35: ghconnect.registry.v1.DisconnectResponse
+	(*ListLeftoverAppsRequest)(nil),              // 36: ghconnect.registry.v1.ListLeftoverAppsRequest
+	(*ListLeftoverAppsResponse)(nil),             // 37: ghconnect.registry.v1.ListLeftoverAppsResponse
+	(*LeftoverApp)(nil),                          // 38: ghconnect.registry.v1.LeftoverApp
+	(*ListInstallationRepositoriesRequest)(nil),  // 39: ghconnect.registry.v1.ListInstallationRepositoriesRequest
+	(*ListInstallationRepositoriesResponse)(nil), // 40: ghconnect.registry.v1.ListInstallationRepositoriesResponse
+	nil,                           // 41: ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	nil,                           // 42: ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	nil,                           // 43: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
+	nil,                           // 44: ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: ghconnect.registry.v1.Account.kind:type_name -> ghconnect.registry.v1.AccountKind
-	43, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
+	45, // 1: ghconnect.registry.v1.License.expires_at:type_name -> google.protobuf.Timestamp
+	41, // 2: ghconnect.registry.v1.GitHubApp.permissions:type_name -> ghconnect.registry.v1.GitHubApp.PermissionsEntry
 	0,  // 3: ghconnect.registry.v1.Connection.state:type_name -> ghconnect.registry.v1.ConnectionState
 	5,  // 4: ghconnect.registry.v1.Connection.license:type_name -> ghconnect.registry.v1.License
 	4,  // 5: ghconnect.registry.v1.Connection.account:type_name -> ghconnect.registry.v1.Account
 	6,  // 6: ghconnect.registry.v1.Connection.app:type_name -> ghconnect.registry.v1.GitHubApp
 	7,  // 7: ghconnect.registry.v1.Connection.transit_key:type_name -> ghconnect.registry.v1.TransitKey
-	43, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	43, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	43, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
-	43, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
+	45, // 8: ghconnect.registry.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	45, // 9: ghconnect.registry.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	45, // 10: ghconnect.registry.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	45, // 11: ghconnect.registry.v1.Connection.disconnect_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: ghconnect.registry.v1.ConnectionEvent.from_state:type_name -> ghconnect.registry.v1.ConnectionState
 	0,  // 13: ghconnect.registry.v1.ConnectionEvent.to_state:type_name -> ghconnect.registry.v1.ConnectionState
-	43, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
+	45, // 14: ghconnect.registry.v1.ConnectionEvent.event_time:type_name -> google.protobuf.Timestamp
 	8,  // 15: ghconnect.registry.v1.ConnectionEvent.connection:type_name -> ghconnect.registry.v1.Connection
 	2,  // 16: ghconnect.registry.v1.ConnectionEvent.action_kind:type_name -> ghconnect.registry.v1.ConnectionAction
 	4,  // 17: ghconnect.registry.v1.CreateConnectionRequest.account:type_name -> ghconnect.registry.v1.Account
@@ -2944,20 +3062,20 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	8,  // 22: ghconnect.registry.v1.ListConnectionsResponse.connections:type_name -> ghconnect.registry.v1.Connection
 	9,  // 23: ghconnect.registry.v1.ListConnectionHistoryResponse.events:type_name -> ghconnect.registry.v1.ConnectionEvent
 	9,  // 24: ghconnect.registry.v1.WatchConnectionsResponse.event:type_name -> ghconnect.registry.v1.ConnectionEvent
-	40, // 25: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
-	43, // 26: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 25: ghconnect.registry.v1.StartAppManifestRequest.permissions:type_name -> ghconnect.registry.v1.StartAppManifestRequest.PermissionsEntry
+	45, // 26: ghconnect.registry.v1.StartAppManifestResponse.expire_time:type_name -> google.protobuf.Timestamp
 	8,  // 27: ghconnect.registry.v1.CompleteAppManifestResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	8,  // 28: ghconnect.registry.v1.CompleteInstallationResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	8,  // 29: ghconnect.registry.v1.ConnectExistingAppResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	8,  // 30: ghconnect.registry.v1.RotateAppKeyResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	8,  // 31: ghconnect.registry.v1.RefreshAppPermissionsResponse.connection:type_name -> ghconnect.registry.v1.Connection
-	41, // 32: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_gained:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
-	42, // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_lost:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
+	43, // 32: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_gained:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsGainedEntry
+	44, // 33: ghconnect.registry.v1.RefreshAppPermissionsResponse.permissions_lost:type_name -> ghconnect.registry.v1.RefreshAppPermissionsResponse.PermissionsLostEntry
 	8,  // 34: ghconnect.registry.v1.DisconnectResponse.connection:type_name -> ghconnect.registry.v1.Connection
 	38, // 35: ghconnect.registry.v1.ListLeftoverAppsResponse.apps:type_name -> ghconnect.registry.v1.LeftoverApp
 	4,  // 36: ghconnect.registry.v1.LeftoverApp.account:type_name -> ghconnect.registry.v1.Account
 	3,  // 37: ghconnect.registry.v1.LeftoverApp.status:type_name -> ghconnect.registry.v1.LeftoverAppStatus
-	43, // 38: ghconnect.registry.v1.LeftoverApp.check_time:type_name -> google.protobuf.Timestamp
+	45, // 38: ghconnect.registry.v1.LeftoverApp.check_time:type_name -> google.protobuf.Timestamp
 	10, // 39: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:input_type -> ghconnect.registry.v1.CreateConnectionRequest
 	11, // 40: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:input_type -> ghconnect.registry.v1.GetServerDefaultsRequest
 	14, // 41: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:input_type -> ghconnect.registry.v1.GetConnectionRequest
@@ -2970,24 +3088,26 @@ var file_ghconnect_registry_v1_registry_proto_depIdxs = []int32{
 	28, // 48: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:input_type -> ghconnect.registry.v1.ConnectExistingAppRequest
 	30, // 49: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:input_type -> ghconnect.registry.v1.RotateAppKeyRequest
 	32, // 50: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:input_type -> ghconnect.registry.v1.RefreshAppPermissionsRequest
-	34, // 51: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
-	36, // 52: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:input_type -> ghconnect.registry.v1.ListLeftoverAppsRequest
-	13, // 53: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
-	12, // 54: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
-	15, // 55: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
-	17, // 56: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
-	19, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
-	21, // 58: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
-	23, // 59: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
-	25, // 60: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
-	27, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
-	29, // 62: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
-	31, // 63: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
-	33, // 64: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
-	35, // 65: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
-	37, // 66: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:output_type -> ghconnect.registry.v1.ListLeftoverAppsResponse
-	53, // [53:67] is the sub-list for method output_type
-	39, // [39:53] is the sub-list for method input_type
+	39, // 51: ghconnect.registry.v1.ConnectionRegistryService.ListInstallationRepositories:input_type -> ghconnect.registry.v1.ListInstallationRepositoriesRequest
+	34, // 52: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:input_type -> ghconnect.registry.v1.DisconnectRequest
+	36, // 53: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:input_type -> ghconnect.registry.v1.ListLeftoverAppsRequest
+	13, // 54: ghconnect.registry.v1.ConnectionRegistryService.CreateConnection:output_type -> ghconnect.registry.v1.CreateConnectionResponse
+	12, // 55: ghconnect.registry.v1.ConnectionRegistryService.GetServerDefaults:output_type -> ghconnect.registry.v1.GetServerDefaultsResponse
+	15, // 56: ghconnect.registry.v1.ConnectionRegistryService.GetConnection:output_type -> ghconnect.registry.v1.GetConnectionResponse
+	17, // 57: ghconnect.registry.v1.ConnectionRegistryService.ListConnections:output_type -> ghconnect.registry.v1.ListConnectionsResponse
+	19, // 58: ghconnect.registry.v1.ConnectionRegistryService.ListConnectionHistory:output_type -> ghconnect.registry.v1.ListConnectionHistoryResponse
+	21, // 59: ghconnect.registry.v1.ConnectionRegistryService.WatchConnections:output_type -> ghconnect.registry.v1.WatchConnectionsResponse
+	23, // 60: ghconnect.registry.v1.ConnectionRegistryService.StartAppManifest:output_type -> ghconnect.registry.v1.StartAppManifestResponse
+	25, // 61: ghconnect.registry.v1.ConnectionRegistryService.CompleteAppManifest:output_type -> ghconnect.registry.v1.CompleteAppManifestResponse
+	27, // 62: ghconnect.registry.v1.ConnectionRegistryService.CompleteInstallation:output_type -> ghconnect.registry.v1.CompleteInstallationResponse
+	29, // 63: ghconnect.registry.v1.ConnectionRegistryService.ConnectExistingApp:output_type -> ghconnect.registry.v1.ConnectExistingAppResponse
+	31, // 64: ghconnect.registry.v1.ConnectionRegistryService.RotateAppKey:output_type -> ghconnect.registry.v1.RotateAppKeyResponse
+	33, // 65: ghconnect.registry.v1.ConnectionRegistryService.RefreshAppPermissions:output_type -> ghconnect.registry.v1.RefreshAppPermissionsResponse
+	40, // 66: ghconnect.registry.v1.ConnectionRegistryService.ListInstallationRepositories:output_type -> ghconnect.registry.v1.ListInstallationRepositoriesResponse
+	35, // 67: ghconnect.registry.v1.ConnectionRegistryService.Disconnect:output_type -> ghconnect.registry.v1.DisconnectResponse
+	37, // 68: ghconnect.registry.v1.ConnectionRegistryService.ListLeftoverApps:output_type -> ghconnect.registry.v1.ListLeftoverAppsResponse
+	54, // [54:69] is the sub-list for method output_type
+	39, // [39:54] is the sub-list for method input_type
 	39, // [39:39] is the sub-list for extension type_name
 	39, // [39:39] is the sub-list for extension extendee
 	0,  // [0:39] is the sub-list for field type_name
@@ -3004,7 +3124,7 @@ func file_ghconnect_registry_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_registry_v1_registry_proto_rawDesc), len(file_ghconnect_registry_v1_registry_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

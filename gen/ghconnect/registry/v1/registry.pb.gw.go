@@ -472,6 +472,45 @@ func local_request_ConnectionRegistryService_RefreshAppPermissions_0(ctx context
 	return msg, metadata, err
 }
 
+func request_ConnectionRegistryService_ListInstallationRepositories_0(ctx context.Context, marshaler runtime.Marshaler, client ConnectionRegistryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListInstallationRepositoriesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListInstallationRepositories(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ConnectionRegistryService_ListInstallationRepositories_0(ctx context.Context, marshaler runtime.Marshaler, server ConnectionRegistryServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListInstallationRepositoriesRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.ListInstallationRepositories(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_ConnectionRegistryService_Disconnect_0(ctx context.Context, marshaler runtime.Marshaler, client ConnectionRegistryServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq DisconnectRequest
@@ -771,6 +810,26 @@ func RegisterConnectionRegistryServiceHandlerServer(ctx context.Context, mux *ru
 		}
 		forward_ConnectionRegistryService_RefreshAppPermissions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_ListInstallationRepositories_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/ListInstallationRepositories", runtime.WithHTTPPathPattern("/v1/connections/{id}/repositories"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ConnectionRegistryService_ListInstallationRepositories_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_ListInstallationRepositories_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_ConnectionRegistryService_Disconnect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1055,6 +1114,23 @@ func RegisterConnectionRegistryServiceHandlerClient(ctx context.Context, mux *ru
 		}
 		forward_ConnectionRegistryService_RefreshAppPermissions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ConnectionRegistryService_ListInstallationRepositories_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.registry.v1.ConnectionRegistryService/ListInstallationRepositories", runtime.WithHTTPPathPattern("/v1/connections/{id}/repositories"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ConnectionRegistryService_ListInstallationRepositories_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ConnectionRegistryService_ListInstallationRepositories_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_ConnectionRegistryService_Disconnect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1093,35 +1169,37 @@ func RegisterConnectionRegistryServiceHandlerClient(ctx context.Context, mux *ru
 }
 
 var (
-	pattern_ConnectionRegistryService_CreateConnection_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
-	pattern_ConnectionRegistryService_GetServerDefaults_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "serverDefaults"}, ""))
-	pattern_ConnectionRegistryService_GetConnection_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, ""))
-	pattern_ConnectionRegistryService_ListConnections_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
-	pattern_ConnectionRegistryService_ListConnectionHistory_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "id", "history"}, ""))
-	pattern_ConnectionRegistryService_WatchConnections_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, "watch"))
-	pattern_ConnectionRegistryService_StartAppManifest_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "startAppManifest"))
-	pattern_ConnectionRegistryService_CompleteAppManifest_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connect"}, "completeAppManifest"))
-	pattern_ConnectionRegistryService_CompleteInstallation_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connect"}, "completeInstallation"))
-	pattern_ConnectionRegistryService_ConnectExistingApp_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "connectExistingApp"))
-	pattern_ConnectionRegistryService_RotateAppKey_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "rotateAppKey"))
-	pattern_ConnectionRegistryService_RefreshAppPermissions_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "refreshAppPermissions"))
-	pattern_ConnectionRegistryService_Disconnect_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "disconnect"))
-	pattern_ConnectionRegistryService_ListLeftoverApps_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "leftoverApps"}, ""))
+	pattern_ConnectionRegistryService_CreateConnection_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
+	pattern_ConnectionRegistryService_GetServerDefaults_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "serverDefaults"}, ""))
+	pattern_ConnectionRegistryService_GetConnection_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, ""))
+	pattern_ConnectionRegistryService_ListConnections_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, ""))
+	pattern_ConnectionRegistryService_ListConnectionHistory_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "id", "history"}, ""))
+	pattern_ConnectionRegistryService_WatchConnections_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connections"}, "watch"))
+	pattern_ConnectionRegistryService_StartAppManifest_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "startAppManifest"))
+	pattern_ConnectionRegistryService_CompleteAppManifest_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connect"}, "completeAppManifest"))
+	pattern_ConnectionRegistryService_CompleteInstallation_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "connect"}, "completeInstallation"))
+	pattern_ConnectionRegistryService_ConnectExistingApp_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "connectExistingApp"))
+	pattern_ConnectionRegistryService_RotateAppKey_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "rotateAppKey"))
+	pattern_ConnectionRegistryService_RefreshAppPermissions_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "refreshAppPermissions"))
+	pattern_ConnectionRegistryService_ListInstallationRepositories_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "id", "repositories"}, ""))
+	pattern_ConnectionRegistryService_Disconnect_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "connections", "id"}, "disconnect"))
+	pattern_ConnectionRegistryService_ListLeftoverApps_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "leftoverApps"}, ""))
 )
 
 var (
-	forward_ConnectionRegistryService_CreateConnection_0      = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_GetServerDefaults_0     = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_GetConnection_0         = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_ListConnections_0       = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_ListConnectionHistory_0 = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_WatchConnections_0      = runtime.ForwardResponseStream
-	forward_ConnectionRegistryService_StartAppManifest_0      = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_CompleteAppManifest_0   = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_CompleteInstallation_0  = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_ConnectExistingApp_0    = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_RotateAppKey_0          = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_RefreshAppPermissions_0 = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_Disconnect_0            = runtime.ForwardResponseMessage
-	forward_ConnectionRegistryService_ListLeftoverApps_0      = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_CreateConnection_0             = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_GetServerDefaults_0            = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_GetConnection_0                = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ListConnections_0              = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ListConnectionHistory_0        = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_WatchConnections_0             = runtime.ForwardResponseStream
+	forward_ConnectionRegistryService_StartAppManifest_0             = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_CompleteAppManifest_0          = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_CompleteInstallation_0         = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ConnectExistingApp_0           = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_RotateAppKey_0                 = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_RefreshAppPermissions_0        = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ListInstallationRepositories_0 = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_Disconnect_0                   = runtime.ForwardResponseMessage
+	forward_ConnectionRegistryService_ListLeftoverApps_0             = runtime.ForwardResponseMessage
 )

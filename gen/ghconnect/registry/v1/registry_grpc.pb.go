@@ -24,20 +24,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectionRegistryService_CreateConnection_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/CreateConnection"
-	ConnectionRegistryService_GetServerDefaults_FullMethodName     = "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults"
-	ConnectionRegistryService_GetConnection_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
-	ConnectionRegistryService_ListConnections_FullMethodName       = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
-	ConnectionRegistryService_ListConnectionHistory_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
-	ConnectionRegistryService_WatchConnections_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
-	ConnectionRegistryService_StartAppManifest_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
-	ConnectionRegistryService_CompleteAppManifest_FullMethodName   = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteAppManifest"
-	ConnectionRegistryService_CompleteInstallation_FullMethodName  = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation"
-	ConnectionRegistryService_ConnectExistingApp_FullMethodName    = "/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp"
-	ConnectionRegistryService_RotateAppKey_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
-	ConnectionRegistryService_RefreshAppPermissions_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions"
-	ConnectionRegistryService_Disconnect_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
-	ConnectionRegistryService_ListLeftoverApps_FullMethodName      = "/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps"
+	ConnectionRegistryService_CreateConnection_FullMethodName             = "/ghconnect.registry.v1.ConnectionRegistryService/CreateConnection"
+	ConnectionRegistryService_GetServerDefaults_FullMethodName            = "/ghconnect.registry.v1.ConnectionRegistryService/GetServerDefaults"
+	ConnectionRegistryService_GetConnection_FullMethodName                = "/ghconnect.registry.v1.ConnectionRegistryService/GetConnection"
+	ConnectionRegistryService_ListConnections_FullMethodName              = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnections"
+	ConnectionRegistryService_ListConnectionHistory_FullMethodName        = "/ghconnect.registry.v1.ConnectionRegistryService/ListConnectionHistory"
+	ConnectionRegistryService_WatchConnections_FullMethodName             = "/ghconnect.registry.v1.ConnectionRegistryService/WatchConnections"
+	ConnectionRegistryService_StartAppManifest_FullMethodName             = "/ghconnect.registry.v1.ConnectionRegistryService/StartAppManifest"
+	ConnectionRegistryService_CompleteAppManifest_FullMethodName          = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteAppManifest"
+	ConnectionRegistryService_CompleteInstallation_FullMethodName         = "/ghconnect.registry.v1.ConnectionRegistryService/CompleteInstallation"
+	ConnectionRegistryService_ConnectExistingApp_FullMethodName           = "/ghconnect.registry.v1.ConnectionRegistryService/ConnectExistingApp"
+	ConnectionRegistryService_RotateAppKey_FullMethodName                 = "/ghconnect.registry.v1.ConnectionRegistryService/RotateAppKey"
+	ConnectionRegistryService_RefreshAppPermissions_FullMethodName        = "/ghconnect.registry.v1.ConnectionRegistryService/RefreshAppPermissions"
+	ConnectionRegistryService_ListInstallationRepositories_FullMethodName = "/ghconnect.registry.v1.ConnectionRegistryService/ListInstallationRepositories"
+	ConnectionRegistryService_Disconnect_FullMethodName                   = "/ghconnect.registry.v1.ConnectionRegistryService/Disconnect"
+	ConnectionRegistryService_ListLeftoverApps_FullMethodName             = "/ghconnect.registry.v1.ConnectionRegistryService/ListLeftoverApps"
 )
 
 // ConnectionRegistryServiceClient is the client API for ConnectionRegistryService service.
@@ -90,6 +91,11 @@ type ConnectionRegistryServiceClient interface {
 	// installation grants (after the App's owner changed them on GitHub.com
 	// and the account accepted them) and records them.
 	RefreshAppPermissions(ctx context.Context, in *RefreshAppPermissionsRequest, opts ...grpc.CallOption) (*RefreshAppPermissionsResponse, error)
+	// ListInstallationRepositories says which repositories of the account
+	// the App's installation covers, as GitHub.com says now: all of them, or
+	// the ones the admin selected when installing (then listed by full
+	// name). Tokens for the connection reach these and no others.
+	ListInstallationRepositories(ctx context.Context, in *ListInstallationRepositoriesRequest, opts ...grpc.CallOption) (*ListInstallationRepositoriesResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -239,6 +245,16 @@ func (c *connectionRegistryServiceClient) RefreshAppPermissions(ctx context.Cont
 	return out, nil
 }
 
+func (c *connectionRegistryServiceClient) ListInstallationRepositories(ctx context.Context, in *ListInstallationRepositoriesRequest, opts ...grpc.CallOption) (*ListInstallationRepositoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListInstallationRepositoriesResponse)
+	err := c.cc.Invoke(ctx, ConnectionRegistryService_ListInstallationRepositories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *connectionRegistryServiceClient) Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DisconnectResponse)
@@ -309,6 +325,11 @@ type ConnectionRegistryServiceServer interface {
 	// installation grants (after the App's owner changed them on GitHub.com
 	// and the account accepted them) and records them.
 	RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error)
+	// ListInstallationRepositories says which repositories of the account
+	// the App's installation covers, as GitHub.com says now: all of them, or
+	// the ones the admin selected when installing (then listed by full
+	// name). Tokens for the connection reach these and no others.
+	ListInstallationRepositories(context.Context, *ListInstallationRepositoriesRequest) (*ListInstallationRepositoriesResponse, error)
 	// Disconnect runs the whole disconnect: features off, tokens revoked,
 	// App installation removed, transit key deleted, record DISCONNECTED.
 	// Each step is recorded; a retry or a restart resumes where it stopped.
@@ -364,6 +385,9 @@ func (UnimplementedConnectionRegistryServiceServer) RotateAppKey(context.Context
 }
 func (UnimplementedConnectionRegistryServiceServer) RefreshAppPermissions(context.Context, *RefreshAppPermissionsRequest) (*RefreshAppPermissionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshAppPermissions not implemented")
+}
+func (UnimplementedConnectionRegistryServiceServer) ListInstallationRepositories(context.Context, *ListInstallationRepositoriesRequest) (*ListInstallationRepositoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListInstallationRepositories not implemented")
 }
 func (UnimplementedConnectionRegistryServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
@@ -602,6 +626,24 @@ func _ConnectionRegistryService_RefreshAppPermissions_Handler(srv interface{}, c
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionRegistryService_ListInstallationRepositories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListInstallationRepositoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionRegistryServiceServer).ListInstallationRepositories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionRegistryService_ListInstallationRepositories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionRegistryServiceServer).ListInstallationRepositories(ctx, req.(*ListInstallationRepositoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConnectionRegistryService_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DisconnectRequest)
 	if err := dec(in); err != nil {
@@ -688,6 +730,10 @@ var ConnectionRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshAppPermissions",
 			Handler:    _ConnectionRegistryService_RefreshAppPermissions_Handler,
+		},
+		{
+			MethodName: "ListInstallationRepositories",
+			Handler:    _ConnectionRegistryService_ListInstallationRepositories_Handler,
 		},
 		{
 			MethodName: "Disconnect",
