@@ -17,7 +17,7 @@ STANDALONE := dev/vaultdev
 TEST_ONLY := github.com/ghconnect/ghconnect/dev/ github.com/getkin/kin-openapi github.com/oauth2-proxy/mockoidc github.com/golang-jwt/jwt
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtproto bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
-.PHONY: images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-fast test-standalone bench loadtest fuzz clean
+.PHONY: k8s-test images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-fast test-standalone bench loadtest fuzz clean
 
 help:
 	@echo "make run    - build and start the whole system locally (SQLite, vaultdev, GitHub emulator)"
@@ -99,6 +99,12 @@ test: ui-deps test-standalone
 	go test -count=1 -timeout 30m -run '^TestVaultBinary$$' ./pkg/testenv
 	./deploy/postgres/test-postgres.sh go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test
+
+# The production overlay on a real single-node Kubernetes 1.34 on this
+# machine, started and stopped by deploy/k8stest/run.sh (see its README):
+# not yet part of make test.
+k8s-test:
+	bash deploy/k8stest/run.sh test
 
 # The fast tier: what needs no Vault, PostgreSQL, built binaries, browser
 # or containers (go test -short; testenv.SkipIfShort says what skips).
