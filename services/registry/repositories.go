@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"slices"
+	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/apierr"
@@ -71,6 +72,9 @@ func (s *Server) ListInstallationRepositories(ctx context.Context, req *registry
 	if conn.GetInstallationId() == 0 || conn.GetApp().GetAppId() == 0 {
 		return nil, apierr.Precondition("NOT_INSTALLED", "connection", "the GitHub App is not installed on the account yet, so it covers no repository")
 	}
+	// The admin page shows the answer; it waits for nothing longer.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	sel, names, total, err := s.connector.InstallationRepositories(ctx, conn)
 	if err != nil {
 		return nil, s.connectStatus(ctx, err)

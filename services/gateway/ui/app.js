@@ -603,6 +603,7 @@ async function settingsFor(c) {
 // selected when installing (tokens reach these and no others).
 async function renderRepositories(c) {
   const dl = $("#repos-record");
+  if (!dl.children.length) fillRecord(dl, [["Repositories covered", "asking GitHub.com…"]]);
   let text;
   try {
     const r = await api("GET", `/v1/connections/${c.id}/repositories`);
@@ -651,7 +652,9 @@ async function renderKey(c) {
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
   await renderKey(c);
-  await renderRepositories(c);
+  // GitHub.com's answer fills its row when it comes: the page does not
+  // wait on GitHub.com to show the connection.
+  renderRepositories(c);
   const settings = await settingsFor(c);
   const ul = $("#features");
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);

@@ -57,7 +57,7 @@ try {
     await page.getByRole("button", { name: "Install" }).click();
     await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
     const covered = page.locator("#repos-record dt", { hasText: "Repositories covered" }).locator("xpath=following-sibling::dd[1]");
-    await covered.waitFor();
+    await page.locator("#repos-record dd", { hasText: "selected when installing" }).waitFor();
     assert.equal(await covered.textContent(), "1 selected when installing: octo-org/hello-world");
     await shot("04-enabled-selected");
   });
