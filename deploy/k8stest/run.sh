@@ -798,6 +798,37 @@ check_gateway() {
   log "gateway /readyz through kubectl port-forward: $out"
 }
 
+# The services' ServiceAccounts hold nothing but what every authenticated
+# identity may do (review its own access): no Secret, no Pod, no Lease, no
+# TokenReview. Their pods mount no ServiceAccount token at all.
+check_serviceaccounts() {
+  local sa rules extra verb what
+  for sa in registry broker featuregate gateway; do
+    rules=$(kc auth can-i --list -n ghconnect --as="system:serviceaccount:ghconnect:ghconnect-$sa") \
+      || { log "can-i --list for ghconnect-$sa failed"; return 1; }
+    # Resource rules (a first column that is not blank), less the header
+    # and the self-reviews every identity has.
+    extra=$(printf '%s\n' "$rules" | awk 'NR > 1 && $0 !~ /^ / && $1 !~ /^selfsubject(access|rules)?reviews\./ { print $1 }')
+    if [ -n "$extra" ]; then
+      log "ServiceAccount ghconnect-$sa may use: $extra"
+      return 1
+    fi
+    for what in "get secrets" "list pods" "get leases.coordination.k8s.io" "create tokenreviews.authentication.k8s.io" "get configmaps"; do
+      verb=$(kc auth can-i $what -n ghconnect --as="system:serviceaccount:ghconnect:ghconnect-$sa" 2>/dev/null || true)
+      [ "$verb" = no ] || { log "ServiceAccount ghconnect-$sa: can-i $what: $verb"; return 1; }
+    done
+  done
+  # No pod of ghconnect's mounts a ServiceAccount token.
+  local mounted
+  mounted=$(kc -n ghconnect get pods -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.automountServiceAccountToken}{" "}{range .spec.volumes[*]}{.projected.sources[*].serviceAccountToken.path}{end}{"\n"}{end}' \
+    | awk '$2 != "false" || NF > 2 { print $1 }')
+  if [ -n "$mounted" ]; then
+    log "pods with a ServiceAccount token: $mounted"
+    return 1
+  fi
+  log "ServiceAccounts: registry, broker, featuregate and gateway may only review their own access; no pod mounts a token"
+}
+
 # --- commands ------------------------------------------------------------------
 
 up() {
@@ -860,7 +891,8 @@ main() {
       if [ "$MODE" = test ]; then
         check_dns
         check_gateway
-        phase "checks (DNS, gateway /readyz)"
+        check_serviceaccounts
+        phase "checks (DNS, gateway /readyz, ServiceAccounts)"
       else
         cat <<EOF
 k8stest: the cluster is up (Kubernetes $K8S_VERSION, node $NODE_NAME, folder $D).
