@@ -763,18 +763,29 @@ apply_ghconnect() {
 
 # Cluster DNS from the host (through kube-proxy's UDP rules to CoreDNS):
 # each headless Service resolves to all its ready pods, the gateway's to
-# its ClusterIP.
-check_dns() {
-  local out n want
-  out=$("$CACHE/bin/dnsq" -server "$DNS_IP:53" registry.ghconnect.svc.cluster.local broker.ghconnect.svc.cluster.local \
-    featuregate.ghconnect.svc.cluster.local gateway.ghconnect.svc.cluster.local postgres.ghconnect-deps.svc.cluster.local) \
-    || { log "cluster DNS lookups failed"; return 1; }
-  printf '%s\n' "$out" | sed 's/^/  /' >&2
+# its ClusterIP. A Deployment is Available before every one of its pods
+# is ready and published, so the answers are awaited, not taken once.
+dns_answers() {
+  "$CACHE/bin/dnsq" -server "$DNS_IP:53" registry.ghconnect.svc.cluster.local broker.ghconnect.svc.cluster.local \
+    featuregate.ghconnect.svc.cluster.local gateway.ghconnect.svc.cluster.local postgres.ghconnect-deps.svc.cluster.local
+}
+
+# dns_complete succeeds when every Service lists as many addresses as it
+# should (its replicas; the gateway its one ClusterIP).
+dns_complete() {
+  local out n
+  out=$(dns_answers) || return 1
   for n in registry:2 broker:3 featuregate:2 gateway:1; do
-    want=${n#*:}
-    [ "$(printf '%s\n' "$out" | awk -v n="${n%%:*}.ghconnect.svc.cluster.local" '$1 == n { print split($2, a, ",") }')" = "$want" ] \
-      || { log "${n%%:*}.ghconnect.svc.cluster.local: want $want addresses"; return 1; }
+    [ "$(printf '%s\n' "$out" | awk -v n="${n%%:*}.ghconnect.svc.cluster.local" '$1 == n { print split($2, a, ",") }')" = "${n#*:}" ] || return 1
   done
+}
+
+check_dns() {
+  if ! wait_for "every ready pod in cluster DNS" 60 dns_complete; then
+    dns_answers 2>&1 | sed 's/^/  /' >&2
+    return 1
+  fi
+  dns_answers | sed 's/^/  /' >&2
   log "cluster DNS: headless Services list every ready pod"
 }
 
@@ -827,6 +838,40 @@ check_serviceaccounts() {
     return 1
   fi
   log "ServiceAccounts: registry, broker, featuregate and gateway may only review their own access; no pod mounts a token"
+}
+
+# registry_leaders prints the registry pods that say they hold the
+# reconciler lease (their metrics, straight at the pod's address: the host
+# routes the pod range).
+registry_leaders() {
+  local pod ip v
+  for pod in $(kc -n ghconnect get pods -l app.kubernetes.io/name=registry \
+    -o jsonpath='{range .items[?(@.status.podIP)]}{.metadata.name}={.status.podIP}{" "}{end}'); do
+    ip=${pod#*=}
+    v=$(curl -s --max-time 3 "http://$ip:7101/metrics" | awk '$1 == "ghconnect_registry_reconciler_leader" { print $2 }')
+    [ "$v" = 1 ] && echo "${pod%%=*}"
+  done
+  return 0
+}
+
+# one_leader_but succeeds when exactly one registry pod, not $1, holds the
+# lease.
+one_leader_but() {
+  local l
+  l=$(registry_leaders)
+  [ "$(printf '%s' "$l" | grep -c .)" = 1 ] && [ "$l" != "$1" ]
+}
+
+# The registry pod holding the reconciler lease deleted: another takes it.
+check_lease_move() {
+  local leader next
+  wait_for "one registry holding the reconciler lease" 60 one_leader_but "" || return 1
+  leader=$(registry_leaders)
+  kc -n ghconnect delete pod "$leader" --wait=false >/dev/null
+  wait_for "another registry taking the reconciler lease from $leader" 120 one_leader_but "$leader" || return 1
+  next=$(registry_leaders)
+  log "the reconciler lease moved from $leader (deleted) to $next"
+  wait_available ghconnect || return 1
 }
 
 # --- commands ------------------------------------------------------------------
@@ -893,6 +938,8 @@ main() {
         check_gateway
         check_serviceaccounts
         phase "checks (DNS, gateway /readyz, ServiceAccounts)"
+        check_lease_move
+        phase "the reconciler lease moves"
       else
         cat <<EOF
 k8stest: the cluster is up (Kubernetes $K8S_VERSION, node $NODE_NAME, folder $D).
