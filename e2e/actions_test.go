@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -66,7 +65,6 @@ func (s *system) peakRSS(names []string, fn func()) map[string]int64 {
 		base[n] = s.rss(n)
 		peak[n] = base[n]
 	}
-	var mu sync.Mutex
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -77,11 +75,9 @@ func (s *system) peakRSS(names []string, fn func()) map[string]int64 {
 			case <-stop:
 				return
 			case <-tick.C:
-				mu.Lock()
 				for _, n := range names {
 					peak[n] = max(peak[n], s.rss(n))
 				}
-				mu.Unlock()
 			}
 		}
 	}()

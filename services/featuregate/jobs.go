@@ -100,20 +100,18 @@ func (j *Job) Run(ctx context.Context) {
 	runLeased(ctx, j.store.db, "featuregate-"+j.spec.name, j.opts.LeaseRetry, j.leader, j.loop)
 }
 
-// candidates are the connections on which the feature works, by id, and
-// the first of them the job can serve ("" if none).
-func (j *Job) candidates(ctx context.Context) (working []string, conn string) {
-	working = j.store.view.effective(j.spec.feature)
-	for _, id := range working {
+// connection is the first connection, by id, on which the feature works
+// and which the job can serve ("" if none).
+func (j *Job) connection(ctx context.Context) string {
+	for _, id := range j.store.view.effective(j.spec.feature) {
 		if j.spec.eligible == nil {
-			return working, id
+			return id
 		}
-		acc, err := j.store.accountOf(ctx, id)
-		if err == nil && j.spec.eligible(acc) {
-			return working, id
+		if acc, err := j.store.accountOf(ctx, id); err == nil && j.spec.eligible(acc) {
+			return id
 		}
 	}
-	return working, ""
+	return ""
 }
 
 func (j *Job) loop(ctx context.Context) {
@@ -122,7 +120,7 @@ func (j *Job) loop(ctx context.Context) {
 		return
 	}
 	schedule(ctx, j.store, j.opts.Poll, st, func(s *jobStatus) *time.Time { return &s.NextRun },
-		func() string { _, conn := j.candidates(ctx); return conn },
+		func() string { return j.connection(ctx) },
 		func(s jobStatus) { j.save(ctx, s) },
 		func(conn string, s jobStatus) jobStatus { return j.run(ctx, conn, s) })
 }

@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -22,12 +24,14 @@ const maxListedRepositories = 1000
 // maxListedRepositories) and how many there are. The names are read with
 // a one-request token (metadata: read), revoked after.
 func (c *Connector) InstallationRepositories(ctx context.Context, conn *registryv1.Connection) (string, []string, int, error) {
-	inst, err := c.verifyInstallation(ctx, conn, conn.GetInstallationId())
+	// One signature serves both calls. A read: the installation is not
+	// verified against the account here (and so never removed), only asked.
+	jwt, err := c.appJWT(ctx, conn.GetApp().GetAppId(), keyName(conn.Id), signingVersion(conn))
 	if err != nil {
 		return "", nil, 0, err
 	}
-	jwt, err := c.appJWT(ctx, conn.GetApp().GetAppId(), keyName(conn.Id), signingVersion(conn))
-	if err != nil {
+	inst := &ghInstallation{}
+	if err := c.call(ctx, jwt, http.MethodGet, "app/installations/"+strconv.FormatInt(conn.GetInstallationId(), 10), inst); err != nil {
 		return "", nil, 0, err
 	}
 	tok, _, err := c.github(jwt).Apps.CreateInstallationToken(ctx, conn.GetInstallationId(), &github.InstallationTokenOptions{

@@ -100,7 +100,7 @@ function show(ids) {
   for (const s of SECTIONS) {
     const el = $("#" + s);
     el.hidden = !ids.includes(s);
-    if (el.hidden) for (const dl of el.querySelectorAll(".record")) dl.replaceChildren();
+    if (el.hidden) for (const dl of el.querySelectorAll(".record")) { dl.replaceChildren(); delete dl.dataset.connection; }
   }
   if (!ids.includes("enabled")) {
     $("#features").replaceChildren();
@@ -603,7 +603,11 @@ async function settingsFor(c) {
 // selected when installing (tokens reach these and no others).
 async function renderRepositories(c) {
   const dl = $("#repos-record");
-  if (!dl.children.length) fillRecord(dl, [["Repositories covered", "asking GitHub.com…"]]);
+  // Asked once per connection shown (and again after Refresh
+  // permissions), not on every redraw.
+  if (dl.dataset.connection === c.id) return;
+  dl.dataset.connection = c.id;
+  fillRecord(dl, [["Repositories covered", "asking GitHub.com…"]]);
   let text;
   try {
     const r = await api("GET", `/v1/connections/${c.id}/repositories`);
@@ -665,6 +669,7 @@ async function renderEnabled(c) {
   await renderActions();
   await renderJobs();
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
+    delete $("#repos-record").dataset.connection;
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
     await load();
     const now = out.connection.app.permissions || {};
