@@ -99,10 +99,11 @@ test: ui-deps test-standalone
 	go test -count=1 -timeout 30m -run '^TestVaultBinary$$' ./pkg/testenv
 	./deploy/postgres/test-postgres.sh go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test
+	$(MAKE) k8s-test
 
 # The production overlay on a real single-node Kubernetes 1.34 on this
-# machine, started and stopped by deploy/k8stest/run.sh (see its README):
-# not yet part of make test.
+# machine, started and stopped by deploy/k8stest/run.sh (see its README),
+# with e2e TestKubernetes run against it.
 k8s-test:
 	bash deploy/k8stest/run.sh test
 

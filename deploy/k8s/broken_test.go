@@ -105,6 +105,8 @@ func TestChecksBite(t *testing.T) {
 		{"undocumented Secret", "base/registry.yaml", "secretName: ghconnect-license-issuers", "secretName: ghconnect-issuers", "Secret ghconnect-issuers, which is neither rendered"},
 		{"probe on an undeclared port", "base/featuregate.yaml", "path: /readyz\n              port: http", "path: /readyz\n              port: metrics", "readinessProbe port metrics"},
 		{"sink not the token file", "base/vault-agent/registry.hcl", `path = "/vault/token/token"`, `path = "/vault/token/t"`, "the Vault Agent's sink"},
+		{"stops at once", "base/broker.yaml", "preStop:\n              sleep:\n                seconds: 5", "preStop:\n              sleep:\n                seconds: 0", "broker: the main container needs a preStop sleep"},
+		{"grace shorter than the stop", "base/gateway.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 12", "terminationGracePeriodSeconds 12 is shorter"},
 		{"wrong replicas", "overlays/production/kustomization.yaml", "count: 3", "count: 1", "Deployment broker: replicas"},
 		{"no client certificate required", "overlays/production/registry.yaml", "value: \"true\"", "value: \"false\"", "REQUIRE_CLIENT_CERT must be"},
 		{"gateway cannot reach its database", "base/networkpolicies.yaml", "port: 7003\n    - ports:\n        - protocol: TCP\n          port: 5432",

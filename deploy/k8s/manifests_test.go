@@ -379,6 +379,20 @@ func checkDeployment(objs *objects, s service, d *appsv1.Deployment, p *problems
 		}
 	}
 
+	// Stopping: the pod keeps serving while callers notice it has left
+	// the endpoints, then stops gracefully (10 s) within the grace period.
+	if main.Lifecycle == nil || main.Lifecycle.PreStop == nil || main.Lifecycle.PreStop.Sleep == nil || main.Lifecycle.PreStop.Sleep.Seconds < 5 {
+		p.add("%s: the main container needs a preStop sleep of 5 s or more", what)
+	} else {
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		if spec.TerminationGracePeriodSeconds != nil {
+			grace = *spec.TerminationGracePeriodSeconds
+		}
+		if need := main.Lifecycle.PreStop.Sleep.Seconds + 10; grace < need {
+			p.add("%s: terminationGracePeriodSeconds %d is shorter than the preStop sleep and the 10 s graceful stop (%d s)", what, grace, need)
+		}
+	}
+
 	// Pod and container security, resources.
 	ps := spec.SecurityContext
 	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser != 65532 ||

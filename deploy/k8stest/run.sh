@@ -5,19 +5,21 @@
 #
 #   deploy/k8stest/run.sh up     bring it up and leave it running; prints the kubeconfig
 #   deploy/k8stest/run.sh down   stop everything `up` started and remove its folder
-#   deploy/k8stest/run.sh test   up, wait until every Deployment is Available, check the
-#                                gateway's /readyz (through its ClusterIP and through
-#                                kubectl port-forward), down
+#   deploy/k8stest/run.sh test   up, wait until every Deployment is Available, check
+#                                DNS, the gateway's /readyz, the ServiceAccounts, the
+#                                reconciler lease, run e2e TestKubernetes, down
 #   deploy/k8stest/run.sh env    print the export line for the running cluster's kubeconfig
 #
 # Needs root (network namespace, cgroups, containerd) and, when missing,
 # installs from Debian: containerd, runc, containernetworking-plugins,
-# iptables, conntrack, docker.io and debootstrap (deploy/images.sh builds
+# iptables, conntrack, busybox-static (the Vault Agent image's /bin/sh),
+# docker.io and debootstrap (deploy/images.sh builds
 # the images with a dockerd; this script starts one when none runs, and
 # stops it by its PID once the images are saved).
 #
 # What runs, all from Go modules built here (deploy/k8stest/tools: Kubernetes
-# v1.34.4 and an embedded etcd; deploy/k8stest/coredns; deploy/k8stest/helpers)
+# v1.34.4 and an embedded etcd; deploy/k8stest/coredns; deploy/k8stest/vault:
+# Vault's own command, for the Vault Agent sidecars; deploy/k8stest/helpers)
 # into $K8STEST_CACHE (default ~/.cache/ghconnect-k8stest; rebuilt when
 # their sources change), plus Debian's containerd 1.6 and CNI plugins:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
@@ -59,6 +61,8 @@ POINTER=/tmp/ghconnect-k8stest.current
 WAIT=${K8STEST_WAIT:-300}
 K8S_VERSION=v1.34.4
 COREDNS_VERSION=v1.13.2
+VAULT_VERSION=1.19.0
+BUSYBOX=/bin/busybox
 
 NETNS=ghconnect-k8stest
 HOST_IF=k8st-host
@@ -278,6 +282,8 @@ need_tools() {
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  # A static busybox: the Vault Agent image's /bin/sh.
+  LC_ALL=C ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic executable' || missing+=(busybox-static)
   if [ "${K8STEST_IMAGES:-}" != reuse ]; then
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
@@ -326,6 +332,10 @@ build_tools() {
     $(find deploy/k8stest/helpers dev/oidcdev -name '*.go' | sort) dev/go.mod dev/go.sum; } | sha256sum | cut -c1-16)
   build_once helpers "$key" env -C "$HERE/helpers" GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CACHE/bin/" \
     ./cmd/ociimage ./cmd/pause ./cmd/oidcdev ./cmd/dnsq
+  # Vault's own CLI and agent (the vault-agent sidecars' image, and the
+  # README's Kubernetes auth steps), from the Vault module.
+  key=$(cd "$HERE/vault" && { echo "$gov"; hash_files go.mod go.sum main.go; } | sha256sum | cut -c1-16)
+  build_once vault "$key" env -C "$HERE/vault" GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CACHE/bin/vault" .
   # ghconnect's own tools for the setup (Vault, licenses): from the workspace.
   go build -o "$D/bin/" ./services/gateway/cmd/ghconnectctl ./services/registry/cmd/mintlicense \
     || die "building ghconnectctl and mintlicense failed"
@@ -340,6 +350,10 @@ build_own_images() {
     -entrypoint /coredns -file "/coredns=$b/coredns:0755"
   "$b/ociimage" -o "$o/oidcdev.tar" -name k8stest.local/oidcdev:dev -user 65532:65532 \
     -entrypoint /oidcdev -file "/oidcdev=$b/oidcdev:0755"
+  # Vault Agent: the vault binary, and busybox as the /bin/sh of the
+  # sidecar's startup probe (test -s on the token file).
+  "$b/ociimage" -o "$o/vault.tar" -name k8stest.local/vault:$VAULT_VERSION -user 65532:65532 -env PATH=/bin \
+    -entrypoint /bin/vault -file "/bin/vault=$b/vault:0755" -file "/bin/sh=$BUSYBOX:0755"
 }
 
 # ghconnect's images: deploy/images.sh (with a dockerd, ours if none runs),
@@ -570,6 +584,12 @@ load_images() {
     ctr --address "$D/run/containerd.sock" -n k8s.io images import --all-platforms "$f" >>"$D/logs/images-import.log" 2>&1 \
       || { tail -n 20 "$D/logs/images-import.log" >&2; die "importing $(basename "$f") failed"; }
   done
+  # The same images as a second tag, for the test's rolling update.
+  local n
+  for n in registry broker featuregate gateway; do
+    ctr --address "$D/run/containerd.sock" -n k8s.io images tag --force "k8stest.local/ghconnect/$n:dev" \
+      "k8stest.local/ghconnect/$n:rollout" >>"$D/logs/images-import.log" 2>&1 || die "tagging $n failed"
+  done
 }
 
 start_kubelet() {
@@ -671,8 +691,13 @@ make_secrets() {
   local s=$D/secrets t
   mkdir -p "$s/tls"
   chmod 700 "$s"
-  random >"$s/admin-token"
-  echo "admin sha256:$(sha256sum <"$s/admin-token" | cut -d' ' -f1)" >"$s/tokens"
+  # The admin, and search-svc: an internal service of the server's that
+  # asks the broker for tokens and searches (the test's caller).
+  : >"$s/tokens"
+  for t in admin search-svc; do
+    random >"$s/$t-token"
+    echo "$t sha256:$(sha256sum <"$s/$t-token" | cut -d' ' -f1)" >>"$s/tokens"
+  done
   random >"$s/pg-password"
   random >"$s/vault-root-token"
   random >"$s/oidc-client-secret"
@@ -681,6 +706,7 @@ make_secrets() {
   cat >"$s/broker-policy.json" <<'EOF'
 {"callers": {
   "featuregate": {"connections": ["*"], "permissions": {"contents": "read", "issues": "read", "metadata": "read"}, "repositories": ["*"], "user_tokens": true},
+  "search-svc": {"connections": ["*"], "permissions": {"contents": "read", "metadata": "read"}, "repositories": ["*"]},
   "admin": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "exclusive": true, "admin": true},
   "registry": {"connections": ["*"], "permissions": {"metadata": "read"}, "repositories": ["*"], "admin": true}
 }}
@@ -688,12 +714,23 @@ EOF
   # The services' CA and certificates (CN = the service: the callers'
   # identity), valid for the names the callers dial.
   ca "$s/tls" ca ghconnect-k8stest-ca
-  for t in registry broker featuregate gateway; do
+  for t in registry broker featuregate gateway search-svc; do
     cert "$s/tls" "$t" "/CN=$t" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=DNS:$t,DNS:$t.ghconnect,DNS:$t.ghconnect.svc,DNS:$t.ghconnect.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
+    # The names the e2e test's PKI helpers look for.
+    ln -s "$t.crt" "$s/tls/$t.pem"
+    ln -s "$t.key" "$s/tls/$t-key.pem"
   done
+  ln -s ca.crt "$s/tls/ca.pem"
+  # Who may call what: the default members (pkg/auth/roles.json), and
+  # search-svc as an internal service that also uses the feature gate.
+  cat >"$s/authz.json" <<'EOF'
+{"principals": {"*": ["token-client"], "admin": ["admin"], "registry": ["registry"], "broker": ["broker"],
+  "featuregate": ["featuregate"], "gateway": ["gateway"], "runner": ["actions-runner"], "search-svc": ["feature-client"]},
+ "forwarders": {"gateway": ["admin", "auditor", "account-holder"]}}
+EOF
 }
 
 # secret NS NAME ARGS…: kubectl create secret, or replace it.
@@ -715,24 +752,34 @@ apply_deps() {
   kc apply --server-side -k "$HERE/deps" >/dev/null
 }
 
-# Vault's side (transit, policies, AppRoles) with vaultdev's root token,
-# then one AppRole login per Vault user: the token the Vault Agent would
-# have written (see deploy/k8s/overlays/test).
+# Vault's side with vaultdev's root token: transit and the policies
+# (`ghconnectctl vault-setup`), then Kubernetes auth for the Vault Agents,
+# step by step as the README's "Vault: Kubernetes auth" says, with Vault's
+# own CLI (the binary of the agent's image). Vault runs in the cluster, so
+# its config names the API server's in-cluster address and nothing else.
 vault_setup() {
-  local s=$D/secrets ip addr id tok
+  local s=$D/secrets ip svc
   ip=$(kc -n ghconnect-deps get svc vault -o jsonpath='{.spec.clusterIP}')
-  addr=http://$ip:8200
-  wait_for "Vault at $addr" 60 curl -sf "$addr/v1/sys/health" || return 1
+  export VAULT_ADDR=http://$ip:8200
+  wait_for "Vault at $VAULT_ADDR" 60 curl -sf "$VAULT_ADDR/v1/sys/health" || return 1
   mkdir -p "$s/vault-creds"
-  "$D/bin/ghconnectctl" vault-setup -vault-addr "$addr" -vault-token-file "$s/vault-root-token" -policies deploy/vault \
+  "$D/bin/ghconnectctl" vault-setup -vault-addr "$VAULT_ADDR" -vault-token-file "$s/vault-root-token" -policies deploy/vault \
     -out "$s/vault-creds" -token-ttl 24h -token-max-ttl 24h >"$D/logs/vault-setup.log" 2>&1 \
     || { cat "$D/logs/vault-setup.log" >&2; return 1; }
-  for id in registry broker; do
-    tok=$(curl -sf -X POST --data "{\"role_id\":\"$(cat "$s/vault-creds/$id-role-id")\",\"secret_id\":\"$(cat "$s/vault-creds/$id-secret-id")\"}" \
-      "$addr/v1/auth/approle/login" | sed -n 's/.*"client_token":"\([^"]*\)".*/\1/p')
-    [ -n "$tok" ] || { log "AppRole login as $id failed"; return 1; }
-    printf '%s' "$tok" >"$s/vault-$id-token"
-  done
+  (
+    export VAULT_TOKEN HOME=$D/vault-cli
+    VAULT_TOKEN=$(cat "$s/vault-root-token")
+    mkdir -p "$HOME"
+    vault() { "$CACHE/bin/vault" "$@" >>"$D/logs/vault-cli.log" 2>&1; }
+    vault auth enable kubernetes || exit 1
+    vault write auth/kubernetes/config kubernetes_host=https://kubernetes.default.svc:443 || exit 1
+    for svc in registry broker; do
+      vault write "auth/kubernetes/role/ghconnect-$svc" "bound_service_account_names=ghconnect-$svc" \
+        bound_service_account_namespaces=ghconnect audience=vault "token_policies=ghconnect-$svc" \
+        token_ttl=1h token_max_ttl=24h || exit 1
+    done
+  ) || { cat "$D/logs/vault-cli.log" >&2; return 1; }
+  unset VAULT_ADDR
 }
 
 apply_ghconnect() {
@@ -742,6 +789,7 @@ apply_ghconnect() {
   secret ghconnect ghconnect-tokens generic --from-file=tokens="$s/tokens"
   secret ghconnect ghconnect-license-issuers generic --from-file=license-issuers="$s/license-issuers"
   secret ghconnect ghconnect-broker-policy generic --from-file=policy.json="$s/broker-policy.json"
+  secret ghconnect ghconnect-authz generic --from-file=authz.json="$s/authz.json"
   for t in registry:ghconnect featuregate:featuregate broker:broker gateway:gateway; do
     db=postgres://ghconnect:$pw@postgres.ghconnect-deps.svc.cluster.local:5432/${t#*:}?sslmode=disable
     secret ghconnect "ghconnect-${t%%:*}-database" generic --from-literal=url="$db"
@@ -753,8 +801,6 @@ apply_ghconnect() {
   # Vault serves plain HTTP here; the Secret must exist all the same.
   secret ghconnect ghconnect-vault-ca generic --from-file=ca.crt="$s/tls/ca.crt"
   secret ghconnect ghconnect-gateway-oidc generic --from-file=client-secret="$s/oidc-client-secret"
-  secret ghconnect ghconnect-registry-vault-token generic --from-file=token="$s/vault-registry-token"
-  secret ghconnect ghconnect-broker-vault-token generic --from-file=token="$s/vault-broker-token"
   kc apply --server-side -k "$ROOT/deploy/k8s/overlays/test" >"$D/logs/apply-ghconnect.log" 2>&1 \
     || { cat "$D/logs/apply-ghconnect.log" >&2; return 1; }
 }
@@ -811,7 +857,7 @@ check_gateway() {
 
 # The services' ServiceAccounts hold nothing but what every authenticated
 # identity may do (review its own access): no Secret, no Pod, no Lease, no
-# TokenReview. Their pods mount no ServiceAccount token at all.
+# TokenReview. (Which container mounts which token: e2e TestKubernetes.)
 check_serviceaccounts() {
   local sa rules extra verb what
   for sa in registry broker featuregate gateway; do
@@ -829,15 +875,7 @@ check_serviceaccounts() {
       [ "$verb" = no ] || { log "ServiceAccount ghconnect-$sa: can-i $what: $verb"; return 1; }
     done
   done
-  # No pod of ghconnect's mounts a ServiceAccount token.
-  local mounted
-  mounted=$(kc -n ghconnect get pods -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.automountServiceAccountToken}{" "}{range .spec.volumes[*]}{.projected.sources[*].serviceAccountToken.path}{end}{"\n"}{end}' \
-    | awk '$2 != "false" || NF > 2 { print $1 }')
-  if [ -n "$mounted" ]; then
-    log "pods with a ServiceAccount token: $mounted"
-    return 1
-  fi
-  log "ServiceAccounts: registry, broker, featuregate and gateway may only review their own access; no pod mounts a token"
+  log "ServiceAccounts: registry, broker, featuregate and gateway may only review their own access"
 }
 
 # registry_leaders prints the registry pods that say they hold the
@@ -872,6 +910,15 @@ check_lease_move() {
   next=$(registry_leaders)
   log "the reconciler lease moved from $leader (deleted) to $next"
   wait_available ghconnect || return 1
+}
+
+# The checks written in Go (e2e TestKubernetes): the tokens the pods
+# mount, the smoke test through the gateway, the Vault Agents' Kubernetes
+# logins, a broker pod deleted, evictions against the budgets and a
+# rolling update of every Deployment, all under traffic.
+check_e2e() {
+  GHCONNECT_K8S_DIR=$D GHCONNECT_K8S_DNS=$DNS_IP:53 GHCONNECT_K8S_KUBECTL=$CACHE/bin/kubectl \
+    go test -count=1 -run '^TestKubernetes$' -v -timeout 20m ./e2e 2>&1 | tee "$D/logs/e2e.log" >&2
 }
 
 # --- commands ------------------------------------------------------------------
@@ -940,6 +987,8 @@ main() {
         phase "checks (DNS, gateway /readyz, ServiceAccounts)"
         check_lease_move
         phase "the reconciler lease moves"
+        check_e2e
+        phase "e2e TestKubernetes (smoke, traffic through disruptions)"
       else
         cat <<EOF
 k8stest: the cluster is up (Kubernetes $K8S_VERSION, node $NODE_NAME, folder $D).

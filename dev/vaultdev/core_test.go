@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -95,6 +96,33 @@ func TestTokenTTLAndRenewal(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
 		t.Errorf("after the max TTL: %v", err)
+	}
+}
+
+// Kubernetes auth (Vault Agent's login in a cluster): it mounts, keeps its
+// config and roles, and refuses a login whose token is no JWT before it
+// asks any API server. The login itself, checked with a real API server's
+// TokenReview, runs in make k8s-test.
+func TestKubernetesAuth(t *testing.T) {
+	s := vaultdev.StartForTest(t, vaultdev.Config{})
+	root := client(t, s, "root")
+	if err := root.Sys().EnableAuthWithOptions("kubernetes", &api.EnableAuthOptions{Type: "kubernetes"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/kubernetes/config", map[string]any{"kubernetes_host": "https://127.0.0.1:1", "disable_local_ca_jwt": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/kubernetes/role/svc", map[string]any{"bound_service_account_names": "svc",
+		"bound_service_account_namespaces": "ghconnect", "audience": "vault", "token_policies": "svc", "token_ttl": "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	role, err := root.Logical().Read("auth/kubernetes/role/svc")
+	if err != nil || role == nil || role.Data["audience"] != "vault" || fmt.Sprint(role.Data["bound_service_account_names"]) != "[svc]" {
+		t.Fatalf("role: %v %v", role, err)
+	}
+	anon := client(t, s, "")
+	if _, err := anon.Logical().Write("auth/kubernetes/login", map[string]any{"role": "svc", "jwt": "not-a-jwt"}); statusOf(err) != http.StatusBadRequest && statusOf(err) != http.StatusForbidden {
+		t.Errorf("login with a malformed token: %v", err)
 	}
 }
 

@@ -1,10 +1,10 @@
 // Package vaultdev is a development and test Vault: Vault's own server core
 // (github.com/hashicorp/vault's vault.Core behind its vault/http handler)
-// with the transit secrets engine, AppRole and token auth, ACL policies and
-// the file audit device, on in-memory or file storage. It is initialised
-// with one unseal key and unsealed when it is made, and its root token has
-// the ID you choose, so tests and `make run` can set it up. Production uses
-// a real Vault server.
+// with the transit secrets engine, AppRole, Kubernetes and token auth, ACL
+// policies and the file audit device, on in-memory or file storage. It is
+// initialised with one unseal key and unsealed when it is made, and its
+// root token has the ID you choose, so tests and `make run` can set it up.
+// Production uses a real Vault server.
 package vaultdev
 
 import (
@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	kubeauth "github.com/hashicorp/vault-plugin-auth-kubernetes"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/audit"
 	"github.com/hashicorp/vault/builtin/credential/approle"
@@ -77,9 +78,10 @@ type Server struct {
 	closed   bool
 }
 
-// builtins is the plugin catalog's list of built-in plugins: transit and
-// AppRole, which is all ghconnect uses. Vault's core asks it whenever a
-// secrets engine or auth method is mounted.
+// builtins is the plugin catalog's list of built-in plugins: transit,
+// AppRole and Kubernetes (Vault Agent's login in a cluster), which is all
+// ghconnect uses. Vault's core asks it whenever a secrets engine or auth
+// method is mounted.
 type builtins struct{}
 
 func (builtins) factory(name string, t consts.PluginType) logical.Factory {
@@ -88,6 +90,8 @@ func (builtins) factory(name string, t consts.PluginType) logical.Factory {
 		return transit.Factory
 	case name == "approle" && t == consts.PluginTypeCredential:
 		return approle.Factory
+	case name == "kubernetes" && t == consts.PluginTypeCredential:
+		return kubeauth.Factory
 	}
 	return nil
 }
@@ -107,7 +111,7 @@ func (builtins) Keys(t consts.PluginType) []string {
 	case consts.PluginTypeSecrets:
 		return []string{"transit"}
 	case consts.PluginTypeCredential:
-		return []string{"approle"}
+		return []string{"approle", "kubernetes"}
 	}
 	return nil
 }
@@ -179,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:             logger,
 		BuiltinRegistry:    builtins{},
 		LogicalBackends:    map[string]logical.Factory{"transit": transit.Factory},
-		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": approle.Factory, "kubernetes": kubeauth.Factory},
 		AuditBackends:      map[string]audit.Factory{"file": audit.NewFileBackend},
 		DisableMlock:       true,
 	})

@@ -28,9 +28,17 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/dns"
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 )
+
+// gRPC's DNS resolver looks a name up again when a connection to one of
+// its addresses drops, but by default at most every 30 s. A rolling update
+// replaces every pod behind a headless Service in less than that, so a
+// caller that learnt of the new pods only every 30 s could be left knowing
+// none that still runs: here it may look again after 1 s.
+func init() { dns.SetMinResolutionInterval(time.Second) }
 
 // Flags are a service's outbound TLS settings, shared by every hop it
 // dials: -dial-ca, -dial-cert, -dial-key.
