@@ -55,6 +55,7 @@ func TestKubernetes(t *testing.T) {
 		map[string]string{"admin": "admin-token", "search-svc": "search-svc-token", "vault": "vault-root-token"})
 
 	t.Run("only Vault Agent holds a ServiceAccount token", func(t *testing.T) { checkPodTokens(t, k) })
+	t.Run("NetworkPolicies refuse pods outside the allowed callers", func(t *testing.T) { checkNetworkPolicies(t, k) })
 
 	const brokerAddr = "dns:///broker.ghconnect.svc.cluster.local:7002"
 	id, keyName, token := s.smokeEnable(brokerAddr, "search-svc")
@@ -123,6 +124,61 @@ func TestKubernetes(t *testing.T) {
 	})
 
 	s.smokeDisconnect(id, keyName, token, "kubernetes smoke test")
+}
+
+// checkNetworkPolicies runs a probe pod (tcpprobe) in two namespaces of
+// its own and has it try each service's gRPC or HTTPS port on one of its
+// pods. From an unlabelled namespace nothing opens. From a namespace
+// labelled for internal callers, a pod labelled as a broker and feature
+// gate caller reaches those two and nothing else: the registry admits only
+// ghconnect's own services, the gateway only the ingress controller's
+// namespace.
+func checkNetworkPolicies(t *testing.T, k *kube) {
+	var targets []string
+	for _, svc := range []struct {
+		name string
+		port int
+	}{{"registry", 7001}, {"broker", 7002}, {"featuregate", 7003}, {"gateway", 8080}} {
+		ip := k.must("get", "pod", k.pods(svc.name)[0], "-o", "jsonpath={.status.podIP}")
+		targets = append(targets, fmt.Sprintf("%s=%s:%d", svc.name, ip, svc.port))
+	}
+	// The allowed caller first: once its probe finds its two services
+	// open, the policy engine knows the probe pods' namespaces, and the
+	// outsider's closed ports are the policies' doing.
+	for _, p := range []struct{ ns, nsLabels, podLabels, expectOpen, want string }{
+		{"k8stest-callers", `{"ghconnect.io/broker-callers": "true", "ghconnect.io/featuregate-callers": "true"}`,
+			`{"ghconnect.io/broker-caller": "true", "ghconnect.io/featuregate-caller": "true"}`, "broker,featuregate",
+			"registry closed, broker open, featuregate open, gateway closed"},
+		{"k8stest-outsider", "{}", "{}", "", "registry closed, broker closed, featuregate closed, gateway closed"},
+	} {
+		args, _ := json.Marshal(append([]string{"-expect-open", p.expectOpen}, targets...))
+		manifest := fmt.Sprintf(`{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": %q, "labels": %s}}
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": %q, "labels": %s},
+ "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+  "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+  "containers": [{"name": "probe", "image": "k8stest.local/tcpprobe:dev", "args": %s,
+   "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}
+`, p.ns, p.nsLabels, p.ns, p.podLabels, args)
+		f := filepath.Join(t.TempDir(), "probe.json")
+		if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k.mustAll("apply", "-f", f)
+		t.Cleanup(func() { _, _ = k.all("delete", "namespace", p.ns, "--wait=false") })
+		k.mustAll("-n", p.ns, "wait", "pod/probe", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=120s")
+		logs := k.mustAll("-n", p.ns, "logs", "probe")
+		var got []string
+		for _, line := range strings.Split(logs, "\n") {
+			name, rest, _ := strings.Cut(line, " ")
+			state, _, _ := strings.Cut(rest, ":")
+			got = append(got, name+" "+state)
+		}
+		if g := strings.Join(got, ", "); g != p.want {
+			t.Errorf("from a pod in %s: %s, want %s\n%s", p.ns, g, p.want, logs)
+		} else {
+			t.Logf("from a pod in %s: %s", p.ns, g)
+		}
+	}
 }
 
 // checkPodTokens: no container of ghconnect's pods gets the usual
@@ -255,14 +311,24 @@ type kube struct {
 }
 
 func (k *kube) run(args ...string) (string, error) {
-	cmd := exec.Command(k.kubectl, append([]string{"--kubeconfig", k.config, "-n", "ghconnect"}, args...)...)
+	return k.all(append([]string{"-n", "ghconnect"}, args...)...)
+}
+
+// all runs kubectl with no namespace chosen.
+func (k *kube) all(args ...string) (string, error) {
+	cmd := exec.Command(k.kubectl, append([]string{"--kubeconfig", k.config}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
 
 func (k *kube) must(args ...string) string {
 	k.t.Helper()
-	out, err := k.run(args...)
+	return k.mustAll(append([]string{"-n", "ghconnect"}, args...)...)
+}
+
+func (k *kube) mustAll(args ...string) string {
+	k.t.Helper()
+	out, err := k.all(args...)
 	if err != nil {
 		k.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

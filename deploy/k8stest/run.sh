@@ -168,6 +168,7 @@ teardown() {
     "$CACHE/bin/crirm" -endpoint "$D/run/containerd.sock" -timeout 90s >>"$D/logs/crirm.log" 2>&1 \
       || log "crirm failed (logs/crirm.log); killing what is left"
   fi
+  stop kube-router
   stop kube-proxy
   stop containerd 30
   # Shims whose task outlived containerd, then any process left in the
@@ -280,10 +281,11 @@ need_tools() {
   [ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
   command -v iptables >/dev/null || missing+=(iptables)
   command -v conntrack >/dev/null || missing+=(conntrack)
+  command -v ipset >/dev/null || missing+=(ipset)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
   # A static busybox: the Vault Agent image's /bin/sh.
-  LC_ALL=C ldd "$BUSYBOX" 2>&1 | grep -q 'not a dynamic executable' || missing+=(busybox-static)
+  case $(LC_ALL=C ldd "$BUSYBOX" 2>&1) in *"not a dynamic executable"*) ;; *) missing+=(busybox-static) ;; esac
   if [ "${K8STEST_IMAGES:-}" != reuse ]; then
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
@@ -331,7 +333,11 @@ build_tools() {
   key=$(cd "$ROOT" && { echo "$gov"; hash_files deploy/k8stest/helpers/go.mod deploy/k8stest/helpers/go.sum \
     $(find deploy/k8stest/helpers dev/oidcdev -name '*.go' | sort) dev/go.mod dev/go.sum; } | sha256sum | cut -c1-16)
   build_once helpers "$key" env -C "$HERE/helpers" GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CACHE/bin/" \
-    ./cmd/ociimage ./cmd/pause ./cmd/oidcdev ./cmd/dnsq
+    ./cmd/ociimage ./cmd/pause ./cmd/oidcdev ./cmd/dnsq ./cmd/tcpprobe
+  # kube-router, the NetworkPolicy engine.
+  key=$(cd "$HERE/kuberouter" && { echo "$gov"; hash_files go.mod go.sum tools.go; } | sha256sum | cut -c1-16)
+  build_once kube-router "$key" env -C "$HERE/kuberouter" GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+    -o "$CACHE/bin/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
   # Vault's own CLI and agent (the vault-agent sidecars' image, and the
   # README's Kubernetes auth steps), from the Vault module.
   key=$(cd "$HERE/vault" && { echo "$gov"; hash_files go.mod go.sum main.go; } | sha256sum | cut -c1-16)
@@ -350,6 +356,8 @@ build_own_images() {
     -entrypoint /coredns -file "/coredns=$b/coredns:0755"
   "$b/ociimage" -o "$o/oidcdev.tar" -name k8stest.local/oidcdev:dev -user 65532:65532 \
     -entrypoint /oidcdev -file "/oidcdev=$b/oidcdev:0755"
+  "$b/ociimage" -o "$o/tcpprobe.tar" -name k8stest.local/tcpprobe:dev -user 65532:65532 \
+    -entrypoint /tcpprobe -file "/tcpprobe=$b/tcpprobe:0755"
   # Vault Agent: the vault binary, and busybox as the /bin/sh of the
   # sidecar's startup probe (test -s on the token file).
   "$b/ociimage" -o "$o/vault.tar" -name k8stest.local/vault:$VAULT_VERSION -user 65532:65532 -env PATH=/bin \
@@ -472,6 +480,7 @@ subjectAltName=IP:$NODE_IP,IP:$API_SVC_IP,IP:127.0.0.1,DNS:localhost,DNS:kuberne
   cert "$p" controller-manager /CN=system:kube-controller-manager "$client_ext"
   cert "$p" scheduler /CN=system:kube-scheduler "$client_ext"
   cert "$p" kube-proxy /CN=system:kube-proxy "$client_ext"
+  cert "$p" kube-router /CN=k8stest:kube-router "$client_ext"
   cert "$p" kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" "$client_ext"
   cert "$p" kubelet "/CN=$NODE_NAME" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
@@ -483,6 +492,7 @@ subjectAltName=IP:$NODE_IP,DNS:$NODE_NAME"
   kubeconfig "$p/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
   kubeconfig "$p/scheduler.kubeconfig" system:kube-scheduler scheduler
   kubeconfig "$p/kube-proxy.kubeconfig" system:kube-proxy kube-proxy
+  kubeconfig "$p/kube-router.kubeconfig" k8stest:kube-router kube-router
   kubeconfig "$p/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet-client
   chmod 600 "$p"/*.key "$D/admin.kubeconfig"
 }
@@ -670,6 +680,15 @@ conntrack:
   tcpCloseWaitTimeout: 0s
 EOF
   start kube-proxy "$CACHE/bin/kube-proxy" --config="$D/node/kube-proxy.yaml" --v=1
+}
+
+# kube-router as the NetworkPolicy engine only (no routing, no service
+# proxy): iptables and ipset rules in the node's namespace for every pod,
+# from the policies it watches.
+start_kube_router() {
+  start kube-router "$CACHE/bin/kube-router" --kubeconfig="$D/pki/kube-router.kubeconfig" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --hostname-override="$NODE_NAME" --health-port=20244 --metrics-port=0 --v=1
 }
 
 node_ready() { [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]; }
@@ -958,7 +977,11 @@ up() {
   start_kubelet
   start_kube_proxy
   wait_for "node $NODE_NAME Ready" 120 node_ready || return 1
-  phase "kubelet: node Ready"
+  # kube-router finds its node by name: after the kubelet registered it.
+  kc apply --server-side -f "$HERE/cluster/kube-router.yaml" >/dev/null
+  start_kube_router
+  wait_for "kube-router healthy" 60 inns curl -sf http://127.0.0.1:20244/healthz || return 1
+  phase "kubelet, kube-proxy, kube-router: node Ready"
   wait_for "ServiceAccount default" 60 kc -n default get serviceaccount default || return 1
   kc apply --server-side -f "$HERE/cluster/coredns.yaml" >/dev/null
   apply_deps || return 1
