@@ -74,6 +74,9 @@ func TestKubernetes(t *testing.T) {
 		k.rolledOut("broker")
 		time.Sleep(2 * time.Second)
 		tr.finish()
+		// Measured, not required: a caller's gRPC connection learns of a
+		// replacement pod only when it looks the name up again.
+		t.Logf("IssueToken calls answered per broker pod since it started: %v", k.podCalls(s, "broker", 7102, "IssueToken"))
 	})
 	t.Run("evictions honour the PodDisruptionBudgets", func(t *testing.T) {
 		tr := traffic.start(t)
@@ -350,6 +353,30 @@ func (k *kube) pods(app string) []string {
 		k.t.Fatalf("no running %s pod", app)
 	}
 	return names
+}
+
+// podCalls sums, per running pod of the service, the gRPC calls of the
+// method it answered OK (its metrics, at the pod's address).
+func (k *kube) podCalls(s *system, app string, port int, method string) map[string]float64 {
+	k.t.Helper()
+	out := map[string]float64{}
+	for _, pod := range k.pods(app) {
+		ip := k.must("get", "pod", pod, "-o", "jsonpath={.status.podIP}")
+		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", ip, port))
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, "ghconnect_grpc_requests_total{") && strings.Contains(line, method) && strings.Contains(line, `code="OK"`) {
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				out[pod] += v
+			}
+		}
+	}
+	return out
 }
 
 // rolledOut waits until the Deployment has rolled out and is Available.
