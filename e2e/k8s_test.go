@@ -361,6 +361,7 @@ func (k *kube) podCalls(s *system, app string, port int, method string) map[stri
 	k.t.Helper()
 	out := map[string]float64{}
 	for _, pod := range k.pods(app) {
+		out[pod] = 0
 		ip := k.must("get", "pod", pod, "-o", "jsonpath={.status.podIP}")
 		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", ip, port))
 		if err != nil {
