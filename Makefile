@@ -24,6 +24,7 @@ help:
 	@echo "make test-fast - the fast tier (go test -short): no Vault, PostgreSQL, processes, browser or containers"
 	@echo "make test   - every test (PostgreSQL at GHCONNECT_TEST_POSTGRES, default 127.0.0.1:5432, or one it starts there; =off skips it outside CI)"
 	@echo "make images - the container images, built offline (ghconnect/<name>:dev); make compose-test - the compose stack's smoke test"
+	@echo "make k8s-test - the production overlay on a real single-node Kubernetes built here (root; the last step of make test)"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
 tools: $(TOOLS) bin/ghz bin/golangci-lint
