@@ -67,7 +67,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("a broker pod deleted under traffic", func(t *testing.T) {
 		tr := traffic.start(t)
 		time.Sleep(2 * time.Second)
-		pod := k.pods("broker")[0]
+		pod := k.pods("broker")[0].name
 		start := time.Now()
 		k.must("delete", "pod", pod, "--wait=true", "--timeout=120s")
 		t.Logf("broker pod %s deleted in %v", pod, time.Since(start).Round(time.Millisecond))
@@ -84,12 +84,12 @@ func TestKubernetes(t *testing.T) {
 		if len(pods) != 2 {
 			t.Fatalf("registry pods: %v", pods)
 		}
-		if out, err := k.evict(pods[0]); err != nil {
-			t.Fatalf("evicting %s: %v %s", pods[0], err, out)
+		if out, err := k.evict(pods[0].name); err != nil {
+			t.Fatalf("evicting %s: %v %s", pods[0].name, err, out)
 		}
 		// The budget allows one registry pod away at a time: the second
 		// eviction is refused until the first pod's replacement is ready.
-		out, err := k.evict(pods[1])
+		out, err := k.evict(pods[1].name)
 		if err == nil || !strings.Contains(out, "disruption budget") {
 			t.Errorf("evicting the second registry pod while the first is away: %v %s", err, out)
 		}
@@ -115,9 +115,9 @@ func TestKubernetes(t *testing.T) {
 		}
 		t.Logf("registry, broker, feature gate and gateway rolled out in %v", time.Since(start).Round(time.Millisecond))
 		for _, svc := range services {
-			for _, pod := range k.pods(svc) {
-				if img := k.must("get", "pod", pod, "-o", `jsonpath={.spec.containers[?(@.name=="`+svc+`")].image}`); img != images[svc] {
-					t.Errorf("pod %s runs %s, not %s", pod, img, images[svc])
+			for _, p := range k.pods(svc) {
+				if img := k.must("get", "pod", p.name, "-o", `jsonpath={.spec.containers[?(@.name=="`+svc+`")].image}`); img != images[svc] {
+					t.Errorf("pod %s runs %s, not %s", p.name, img, images[svc])
 				}
 			}
 		}
@@ -142,8 +142,7 @@ func checkNetworkPolicies(t *testing.T, k *kube) {
 		name string
 		port int
 	}{{"registry", 7001}, {"broker", 7002}, {"featuregate", 7003}, {"gateway", 8080}} {
-		ip := k.must("get", "pod", k.pods(svc.name)[0], "-o", "jsonpath={.status.podIP}")
-		targets = append(targets, fmt.Sprintf("%s=%s:%d", svc.name, ip, svc.port))
+		targets = append(targets, fmt.Sprintf("%s=%s:%d", svc.name, k.pods(svc.name)[0].ip, svc.port))
 	}
 	// The allowed caller first: once its probe finds its two services
 	// open, the policy engine knows the probe pods' namespaces, and the
@@ -338,21 +337,24 @@ func (k *kube) mustAll(args ...string) string {
 	return out
 }
 
+// pod is a pod's name and address.
+type pod struct{ name, ip string }
+
 // pods are the running pods of a service that are not being deleted.
-func (k *kube) pods(app string) []string {
+func (k *kube) pods(app string) []pod {
 	k.t.Helper()
 	out := k.must("get", "pods", "-l", "app.kubernetes.io/name="+app, "--field-selector=status.phase=Running",
-		"-o", `jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`)
-	var names []string
+		"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.metadata.deletionTimestamp}{"\n"}{end}`)
+	var pods []pod
 	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 1 {
-			names = append(names, f[0])
+		if f := strings.Fields(line); len(f) == 2 {
+			pods = append(pods, pod{name: f[0], ip: f[1]})
 		}
 	}
-	if len(names) == 0 {
+	if len(pods) == 0 {
 		k.t.Fatalf("no running %s pod", app)
 	}
-	return names
+	return pods
 }
 
 // podCalls sums, per running pod of the service, the gRPC calls of the
@@ -360,10 +362,9 @@ func (k *kube) pods(app string) []string {
 func (k *kube) podCalls(s *system, app string, port int, method string) map[string]float64 {
 	k.t.Helper()
 	out := map[string]float64{}
-	for _, pod := range k.pods(app) {
-		out[pod] = 0
-		ip := k.must("get", "pod", pod, "-o", "jsonpath={.status.podIP}")
-		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", ip, port))
+	for _, p := range k.pods(app) {
+		out[p.name] = 0
+		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", p.ip, port))
 		if err != nil {
 			k.t.Fatal(err)
 		}
@@ -373,7 +374,7 @@ func (k *kube) podCalls(s *system, app string, port int, method string) map[stri
 			if strings.HasPrefix(line, "ghconnect_grpc_requests_total{") && strings.Contains(line, method) && strings.Contains(line, `code="OK"`) {
 				f := strings.Fields(line)
 				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				out[pod] += v
+				out[p.name] += v
 			}
 		}
 	}
@@ -403,16 +404,16 @@ func (k *kube) evict(pod string) (string, error) {
 // budgetWatch samples the PodDisruptionBudgets and the Deployments every
 // half second: no budget may ever have fewer healthy pods than it wants.
 type budgetWatch struct {
-	stop     chan struct{}
-	done     chan struct{}
-	mu       sync.Mutex
-	samples  int
-	breaches []string
-	minReady map[string]int
+	stop         chan struct{}
+	done         chan struct{}
+	mu           sync.Mutex
+	samples      int
+	breaches     []string
+	minAvailable map[string]int
 }
 
 func (k *kube) watchBudgets() *budgetWatch {
-	w := &budgetWatch{stop: make(chan struct{}), done: make(chan struct{}), minReady: map[string]int{}}
+	w := &budgetWatch{stop: make(chan struct{}), done: make(chan struct{}), minAvailable: map[string]int{}}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(500 * time.Millisecond)
@@ -443,8 +444,8 @@ func (k *kube) watchBudgets() *budgetWatch {
 					if len(f) == 2 {
 						n, _ = strconv.Atoi(f[1])
 					}
-					if m, ok := w.minReady[f[0]]; !ok || n < m {
-						w.minReady[f[0]] = n
+					if m, ok := w.minAvailable[f[0]]; !ok || n < m {
+						w.minAvailable[f[0]] = n
 					}
 				}
 			}
@@ -465,7 +466,7 @@ func (w *budgetWatch) finish(t *testing.T) {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t.Logf("%d samples of the budgets; fewest available pods per Deployment: %v", w.samples, w.minReady)
+	t.Logf("%d samples of the budgets; fewest available pods per Deployment: %v", w.samples, w.minAvailable)
 	if w.samples < 3 {
 		t.Errorf("only %d samples of the PodDisruptionBudgets", w.samples)
 	}

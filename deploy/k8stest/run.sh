@@ -777,16 +777,15 @@ apply_deps() {
 # own CLI (the binary of the agent's image). Vault runs in the cluster, so
 # its config names the API server's in-cluster address and nothing else.
 vault_setup() {
-  local s=$D/secrets ip svc
-  ip=$(kc -n ghconnect-deps get svc vault -o jsonpath='{.spec.clusterIP}')
-  export VAULT_ADDR=http://$ip:8200
-  wait_for "Vault at $VAULT_ADDR" 60 curl -sf "$VAULT_ADDR/v1/sys/health" || return 1
+  local s=$D/secrets addr
+  addr=http://$(kc -n ghconnect-deps get svc vault -o jsonpath='{.spec.clusterIP}'):8200
+  wait_for "Vault at $addr" 60 curl -sf "$addr/v1/sys/health" || return 1
   mkdir -p "$s/vault-creds"
-  "$D/bin/ghconnectctl" vault-setup -vault-addr "$VAULT_ADDR" -vault-token-file "$s/vault-root-token" -policies deploy/vault \
-    -out "$s/vault-creds" -token-ttl 24h -token-max-ttl 24h >"$D/logs/vault-setup.log" 2>&1 \
+  "$D/bin/ghconnectctl" vault-setup -vault-addr "$addr" -vault-token-file "$s/vault-root-token" -policies deploy/vault \
+    -out "$s/vault-creds" >"$D/logs/vault-setup.log" 2>&1 \
     || { cat "$D/logs/vault-setup.log" >&2; return 1; }
   (
-    export VAULT_TOKEN HOME=$D/vault-cli
+    export VAULT_ADDR=$addr VAULT_TOKEN HOME=$D/vault-cli
     VAULT_TOKEN=$(cat "$s/vault-root-token")
     mkdir -p "$HOME"
     vault() { "$CACHE/bin/vault" "$@" >>"$D/logs/vault-cli.log" 2>&1; }
@@ -798,7 +797,6 @@ vault_setup() {
         token_ttl=1h token_max_ttl=24h || exit 1
     done
   ) || { cat "$D/logs/vault-cli.log" >&2; return 1; }
-  unset VAULT_ADDR
 }
 
 apply_ghconnect() {
