@@ -147,6 +147,7 @@ func readStatus[S any](ctx context.Context, poll time.Duration, what string, rea
 // off), saved with save, so a replica that takes the lease over goes on
 // where the last left. With no connection (conn "") nothing is due; when
 // one appears the task runs at once; run returns the status after a run.
+// It returns once ctx ends, also when that cuts a run short.
 func schedule[S any](ctx context.Context, store *Store, poll time.Duration, st S, next func(*S) *time.Time,
 	conn func() string, save func(S), run func(string, S) S) {
 	for {
@@ -171,6 +172,11 @@ func schedule[S any](ctx context.Context, store *Store, poll time.Duration, st S
 			}
 			st = run(c, st)
 			save(st)
+			if ctx.Err() != nil {
+				// The run was cut short: it stays due for whoever runs
+				// the schedule next.
+				return
+			}
 			continue
 		}
 		if !wake(ctx, changed, wait) {
