@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ghconnect/ghconnect/dev/ghemu"
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -78,7 +79,8 @@ func startReplicated(t *testing.T, gateArgs ...string) *system {
 	}
 	for i := 1; i <= replicas["broker"]; i++ {
 		s.start(replica("broker", i), nil, append(append(common("broker", i), creds("broker")...),
-			"-policy", filepath.Join(s.dir, "policy.json"), "-github-url", s.emu, "-github-web-url", s.emu, "-database", brokerDB, "-registry-addr", s.list("registry"))...)
+			"-policy", filepath.Join(s.dir, "policy.json"), "-github-url", s.emu, "-github-web-url", s.emu, "-database", brokerDB, "-registry-addr", s.list("registry"),
+			"-broker-addr", s.list("broker"), "-fleet-self", s.addr(replica("broker", i)))...)
 	}
 	for i := 1; i <= replicas["featuregate"]; i++ {
 		s.start(replica("featuregate", i), nil, append(common("featuregate", i),
@@ -164,6 +166,9 @@ func TestReplicasSurviveLosingOne(t *testing.T) {
 		return true
 	})
 
+	owner := fleetExchangesOnce(t, s, id, issueAs(broker))
+	exchangesBefore := s.emuCounts()[exchangeRoute]
+
 	const total, callers = 20000, 16
 	var done, failed, retried atomic.Int64
 	var firstErr atomic.Value
@@ -195,20 +200,199 @@ func TestReplicasSurviveLosingOne(t *testing.T) {
 	}
 	go func() {
 		<-third
-		s.kill(replica("broker", 2))
+		s.kill(owner)
 		close(killed)
 	}()
 	wg.Wait()
 	<-killed
 	elapsed := time.Since(start)
-	t.Logf("%d token requests from %d callers over 3 brokers, broker-2 killed after %d: %d failed, %d needed a retry, %.0f req/s",
-		total, callers, total/3, failed.Load(), retried.Load(), float64(total)/elapsed.Seconds())
+	exchanges := s.emuCounts()[exchangeRoute] - exchangesBefore
+	t.Logf("%d token requests from %d callers over 3 brokers, %s (the connection's owner) killed after %d: %d failed, %d needed a retry, %.0f req/s; %d exchanges at GitHub.com",
+		total, callers, owner, total/3, failed.Load(), retried.Load(), float64(total)/elapsed.Seconds(), exchanges)
 	if failed.Load() != 0 {
 		t.Errorf("%d token requests failed across the broker's death; first: %v", failed.Load(), firstErr.Load())
 	}
+	// One scope, whose owner went: at most one exchange by the new owner
+	// (the survivors' copies serve the rest).
+	if exchanges > 1 {
+		t.Errorf("%d exchanges for one scope across its owner's death, want at most 1", exchanges)
+	}
 
+	t.Run("revocation reaches every broker", func(t *testing.T) { fleetRevokes(t, s, id, owner) })
 	t.Run("watch resumes on another feature gate", func(t *testing.T) { watchAcrossGates(t, s, id) })
 	t.Run("the reconciler's registry killed mid-disconnect", func(t *testing.T) { killReconcilerMidDisconnect(t, s, id) })
+}
+
+// exchangeRoute is the emulator's counter of installation token exchanges.
+const exchangeRoute = "POST /app/installations/{installation_id}/access_tokens"
+
+// issueAs asks broker for a token of repos (contents:read).
+func issueAs(broker brokerv1.TokenBrokerServiceClient) func(id string, repos []string) error {
+	return func(id string, repos []string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := broker.IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id, Repositories: repos, Permissions: map[string]string{"contents": "read"}})
+		return err
+	}
+}
+
+// brokerSigns counts the App JWT signatures Vault's audit log records for
+// the brokers.
+func (s *system) brokerSigns() int {
+	n := 0
+	for _, e := range s.vaultAudit(false) {
+		if e.Type == "response" && strings.HasPrefix(e.Request.Path, "transit/sign/") && e.Error == "" && e.Auth.Metadata["role_name"] == "ghconnect-broker" {
+			n++
+		}
+	}
+	return n
+}
+
+// fleetExchangesOnce: 1,000 scopes (sets of the organization's 10
+// repositories) asked 10 times each by 16 callers balanced over the 3
+// brokers cost at most 1,000 exchanges at GitHub.com and at most one
+// JWT signature (the test is far shorter than a JWT's 10 minutes), all
+// by the connection's owner; the other two answer from copies. It returns
+// the owner.
+func fleetExchangesOnce(t *testing.T, s *system, id string, issue func(string, []string) error) string {
+	var seed ghemu.SeedData
+	repos := []string{"hello-world", "internal-tools"}
+	for i := range 8 {
+		name := fmt.Sprintf("fleet-%d", i)
+		seed.Repositories = append(seed.Repositories, ghemu.RepoSpec{Owner: "octo-org", Name: name})
+		repos = append(repos, name)
+	}
+	s.emuSend("POST", "/_emu/seed", seed, http.StatusNoContent, nil)
+	const scopes, each, callers = 1000, 10, 16
+	scope := func(i int) []string { // the i-th non-empty subset
+		var out []string
+		for b, r := range repos {
+			if (i+1)&(1<<b) != 0 {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	exchanges0, signs0 := s.emuCounts()[exchangeRoute], s.brokerSigns()
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := next.Add(1) - 1; n < scopes*each; n = next.Add(1) - 1 {
+				if err := issue(id, scope(int(n)%scopes)); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	exchanges, signs := s.emuCounts()[exchangeRoute]-exchanges0, s.brokerSigns()-signs0
+	owner, owners := "", 0
+	per := make([]string, 0, replicas["broker"])
+	for i := 1; i <= replicas["broker"]; i++ {
+		name := replica("broker", i)
+		port := name + "-http"
+		ex := s.metric(port, `ghconnect_broker_github_exchanges_total{outcome="ok"}`)
+		served := s.metric(port, "ghconnect_broker_peer_served_total")
+		fetched := s.metric(port, `ghconnect_broker_peer_fetches_total{outcome="ok"}`)
+		hits := s.metric(port, `ghconnect_broker_cache_requests_total{result="hit"}`)
+		per = append(per, fmt.Sprintf("%s: %v exchanges, %v served to the others, %v fetched from the owner, %v hits", name, ex, served, fetched, hits))
+		if served > 0 {
+			owner, owners = name, owners+1
+		}
+	}
+	t.Logf("fleet: %d scopes × %d requests from %d callers over 3 brokers in %v (%.0f req/s): %d exchanges at GitHub.com, %d JWT signatures in Vault's audit log (%d since the connection was enabled); %s",
+		scopes, each, callers, elapsed.Round(time.Millisecond), float64(scopes*each)/elapsed.Seconds(), exchanges, signs, signs+signs0, strings.Join(per, "; "))
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed; first: %v", failed.Load(), firstErr.Load())
+	}
+	if exchanges > scopes {
+		t.Errorf("%d exchanges for %d scopes: a scope was exchanged by more than one broker", exchanges, scopes)
+	}
+	if signs > 1 {
+		t.Errorf("%d JWT signatures for one connection within one JWT lifetime, want at most 1", signs)
+	}
+	if owners != 1 {
+		t.Fatalf("%d brokers served the others as the connection's owner, want 1", owners)
+	}
+	return owner
+}
+
+// fleetRevokes: with the fleet's owner gone, an exclusive token issued
+// by one surviving broker is revoked through the other; a shared token
+// that both hold (one exchanged it, the other keeps a copy) is revoked at
+// GitHub.com by an admin's RevokeConnectionTokens sent to either, and
+// neither serves it again.
+func fleetRevokes(t *testing.T, s *system, id, gone string) {
+	client := func(principal, name string) brokerv1.TokenBrokerServiceClient {
+		d, err := dial.New(dial.Flags{CA: s.pki.CA(), Cert: s.pki.Cert(principal), Key: s.pki.Key(principal)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		cc, err := d.Dial(s.addr(name), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return brokerv1.NewTokenBrokerServiceClient(cc)
+	}
+	var survivors []string
+	for i := 1; i <= replicas["broker"]; i++ {
+		if name := replica("broker", i); name != gone {
+			survivors = append(survivors, name)
+		}
+	}
+	a, b := client("search-svc", survivors[0]), client("search-svc", survivors[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := &brokerv1.IssueTokenRequest{ConnectionId: id, Repositories: []string{"internal-tools"}, Permissions: map[string]string{"issues": "read"}}
+
+	ex, err := a.IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id, Repositories: []string{"hello-world"}, Permissions: map[string]string{"contents": "read"}, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RevokeToken(ctx, &brokerv1.RevokeTokenRequest{Token: ex.GetToken()}); err != nil {
+		t.Fatalf("revoking %s's exclusive token through %s: %v", survivors[0], survivors[1], err)
+	}
+	if got := s.githubStatus(ex.GetToken()); got != http.StatusUnauthorized {
+		t.Errorf("the exclusive token revoked through another broker: GitHub.com answers %d, want 401", got)
+	}
+
+	ta, err := a.IssueToken(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := b.IssueToken(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta.GetToken() != tb.GetToken() {
+		t.Fatalf("%s and %s hold different tokens for one scope", survivors[0], survivors[1])
+	}
+	resp, err := client("registry", survivors[1]).RevokeConnectionTokens(ctx, &brokerv1.RevokeConnectionTokensRequest{ConnectionId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RevokeConnectionTokens through %s: %d revoked, %d failed (%s is gone)", survivors[1], resp.GetRevoked(), resp.GetFailed(), gone)
+	if got := s.githubStatus(ta.GetToken()); got != http.StatusUnauthorized {
+		t.Errorf("a shared token after RevokeConnectionTokens: GitHub.com answers %d, want 401", got)
+	}
+	for _, c := range []brokerv1.TokenBrokerServiceClient{a, b} {
+		again, err := c.IssueToken(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.GetToken() == ta.GetToken() {
+			t.Errorf("a broker still serves the revoked token")
+		}
+	}
 }
 
 // killReconcilerMidDisconnect: the registry holding the reconciler's lease

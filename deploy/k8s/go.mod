@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/google/osv-scalibr v0.5.3 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 )

@@ -54,7 +54,7 @@ var services = []service{
 var callGraph = map[string][]string{
 	"gateway":     {"broker", "featuregate", "registry"},
 	"registry":    {"broker", "featuregate"},
-	"broker":      {"registry"},
+	"broker":      {"broker", "registry"}, // the fleet: a connection's owner
 	"featuregate": {"broker", "registry"},
 }
 

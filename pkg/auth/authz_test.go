@@ -76,12 +76,17 @@ var whoMayCall = map[string]string{
 	"/ghconnect.featuregate.v1.FeatureGateService/GetLicenseSyncStatus":      "admin auditor",
 	"/ghconnect.featuregate.v1.FeatureGateService/ReportServerStatistics":    "stats-source",
 	"/ghconnect.featuregate.v1.FeatureGateService/GetServerStatisticsStatus": "admin auditor",
+	// Only the brokers of a fleet ask each other.
+	"/ghconnect.broker.v1.BrokerPeerService/FetchToken":        "broker",
+	"/ghconnect.broker.v1.BrokerPeerService/RevokeHeldTokens":  "broker",
+	"/ghconnect.broker.v1.BrokerPeerService/RevokeHeldToken":   "broker",
+	"/ghconnect.broker.v1.BrokerPeerService/PeerSigningStatus": "broker",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {
 	rules := DefaultRules()
 	seen := map[string]bool{}
-	for _, sd := range []grpc.ServiceDesc{registryv1.ConnectionRegistryService_ServiceDesc, brokerv1.TokenBrokerService_ServiceDesc, featuregatev1.FeatureGateService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{registryv1.ConnectionRegistryService_ServiceDesc, brokerv1.TokenBrokerService_ServiceDesc, brokerv1.BrokerPeerService_ServiceDesc, featuregatev1.FeatureGateService_ServiceDesc} {
 		var names []string
 		for _, m := range sd.Methods {
 			names = append(names, m.MethodName)

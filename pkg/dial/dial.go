@@ -163,6 +163,38 @@ func (d *Dialer) Dial(addr, tokenFile string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// DialOne connects (lazily) to the one replica at addr ("ip:port"),
+// verifying its certificate as serverName's (with TLS), every call with
+// tokenFile's bearer token if set: a broker calling another of its fleet
+// by address. Unlike Dial it neither retries nor waits for the
+// replica to come back: a replica that cannot be reached fails the call
+// at once (within a second's connection attempt), for the caller to turn
+// elsewhere.
+func (d *Dialer) DialOne(addr, serverName, tokenFile string) (*grpc.ClientConn, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(d.creds),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: time.Second}),
+		grpc.WithDisableRetry()}, d.opts...)
+	if serverName != "" {
+		opts = append(opts, grpc.WithAuthority(serverName))
+	}
+	if tokenFile != "" {
+		token, err := config.ReadSecret(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(Bearer(token)))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
 // ReadyWait bounds how long a unary call refused as Unavailable while no
 // replica is connected waits for one to come back (a restart, a rollout of
 // the only replica) before the caller sees Unavailable.

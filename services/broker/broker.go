@@ -19,6 +19,7 @@ import (
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/ghconnect/ghconnect/pkg/tracing"
@@ -57,6 +58,11 @@ type Options struct {
 	// GitHubWebURL is where browsers and the OAuth token endpoint are:
 	// https://github.com, or the emulator; empty means the API URL.
 	GitHubWebURL string
+	// Fleet lists the other brokers (see fleet); its Peers empty, this
+	// broker exchanges every scope itself.
+	Fleet FleetOptions
+	// Dialer reaches the other brokers (needed with Fleet.Peers).
+	Dialer *dial.Dialer
 }
 
 // DefaultCacheSize is the default bound on shared tokens: a large
@@ -81,6 +87,7 @@ type Broker struct {
 	now    func() time.Time
 	audits *auditWriter
 	users  *users
+	fleet  *fleet // nil: alone
 
 	// issued holds the live grants the cache does not: exclusive ones, and
 	// shared ones the cache replaced or evicted, for revocation.
@@ -128,6 +135,14 @@ func New(opts Options) (*Broker, error) {
 		now:    time.Now,
 		audits: newAuditWriter(m),
 		issued: map[string]map[fingerprint]*grant{},
+	}
+	if opts.Fleet.Peers != "" {
+		if opts.Dialer == nil {
+			return nil, errors.New("broker: a fleet needs a dialer")
+		}
+		if b.fleet, err = newFleet(opts.Fleet, opts.Dialer); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Database != nil {
 		web := base
@@ -192,12 +207,10 @@ var auditField = zap.Bool("audit", true)
 func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.Duration, exclusive bool, caller string) (*grant, string, error) {
 	if exclusive {
 		b.m.exclusives.Inc()
-		g, err := b.up.exchange(ctx, c, sc.owned(), "")
+		g, err := b.exclusive(ctx, c, sc.owned(), caller)
 		if err != nil {
 			return nil, "exclusive", err
 		}
-		g.exclusive, g.owner = true, caller
-		b.track(g)
 		return g, "exclusive", nil
 	}
 	var buf [256]byte
@@ -216,7 +229,7 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 		}
 		// The exchange outlives any one caller's cancellation: others
 		// wait on it too.
-		g, err := b.up.exchange(context.WithoutCancel(ctx), c, own, key)
+		g, err := b.fill(context.WithoutCancel(ctx), c, own, key, minLife)
 		if err != nil {
 			return nil, err
 		}
@@ -284,6 +297,10 @@ func (b *Broker) revokeConnection(ctx context.Context, conn string) (revoked, fa
 	sem := make(chan struct{}, 8)
 	for _, g := range grants {
 		if g.lifeLeft(b.now()) <= 0 {
+			continue
+		}
+		if g.from != "" && b.fleet.alive(g.from) {
+			// A copy: the broker that exchanged it revokes it.
 			continue
 		}
 		wg.Add(1)
@@ -394,7 +411,10 @@ func (b *Broker) refresh(ctx context.Context) {
 			continue
 		}
 		_, err, _ := b.flight.Do(key, func() (any, error) {
-			g, err := b.up.exchange(ctx, c, sc, key)
+			// A copy is renewed by its connection's owner, whose own
+			// token is as old: asking for RefreshAhead makes it exchange
+			// (once, for every broker holding a copy).
+			g, err := b.fill(ctx, c, sc, key, b.opts.RefreshAhead)
 			if err != nil {
 				return nil, err
 			}
@@ -433,6 +453,10 @@ func (b *Broker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); every(ctx, jwtRenewEvery, b.renewJWTs) }()
+	if b.fleet != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.fleet.run(ctx) }()
+	}
 	every(ctx, b.opts.RefreshEvery, b.refresh)
 	wg.Wait()
 	b.audits.flush()

@@ -44,6 +44,9 @@ type grant struct {
 	// exclusive grants belong to owner and are never cached.
 	exclusive bool
 	owner     string
+	// from is the broker of the fleet that exchanged the token and keeps
+	// it for revocation: this is a copy ("": this broker exchanged it).
+	from string
 	// The cache's slot for the grant (noSlot when not cached) and its
 	// lists by slot: least recently used order, and the connection's
 	// grants.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
@@ -37,7 +38,12 @@ type Config struct {
 	// Dial is the TLS of the calls to the registry.
 	Dial      dial.Flags
 	CacheSize int
-	Log       logging.Options
+	// BrokerAddr (every broker of the deployment, as the other services
+	// dial them) and FleetSelf (this one among them) make the brokers one
+	// fleet (FleetOptions).
+	BrokerAddr string
+	FleetSelf  string
+	Log        logging.Options
 }
 
 // EnvPrefix prefixes the broker's environment variables.
@@ -57,6 +63,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryTokenFile, "registry-token-file", "", "file holding the bearer token for the registry (not needed with -dial-cert)")
 	c.Dial.RegisterFlags(fs)
 	fs.IntVar(&c.CacheSize, "cache-size", DefaultCacheSize, "most shared tokens kept")
+	fs.StringVar(&c.BrokerAddr, "broker-addr", "", `every broker of this deployment, this one included, as the other services dial them: "host:port,host:port" or "dns:///name:port" (the headless Service); each connection then has one broker that exchanges its tokens and signs its JWTs, and the others ask it (over mutual TLS with -dial-cert, else with -registry-token-file's service token); empty: this broker works alone`)
+	fs.StringVar(&c.FleetSelf, "fleet-self", "", "this broker's address as -broker-addr lists it: host:port, or a host (its pod's IP) and -grpc-addr's port")
 	c.Log.RegisterFlags(fs)
 }
 
@@ -79,6 +87,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RegistryTokenFile == "" && !c.Dial.HasCert() {
 		errs = append(errs, errors.New("-registry-token-file or -dial-cert is required"))
+	}
+	if (c.BrokerAddr != "") != (c.FleetSelf != "") {
+		errs = append(errs, errors.New("-broker-addr and -fleet-self go together"))
+	}
+	if c.BrokerAddr != "" && !c.Dial.HasCert() && c.RegistryTokenFile == "" {
+		errs = append(errs, errors.New("-broker-addr needs -dial-cert (or -registry-token-file, the broker's service token): the brokers of a fleet call each other as principal broker"))
 	}
 	if c.CacheSize < 1 || c.CacheSize >= MaxCacheSize {
 		errs = append(errs, fmt.Errorf("-cache-size must be between 1 and %d", MaxCacheSize-1))
@@ -128,7 +142,8 @@ func Run(ctx context.Context, cfg Config) error {
 		defer logging.Close(logger, "the database", db)
 	}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, Audited: AuditedMethods, RequestChecks: RequestChecks, ExtraGRPCOptions: grpcOpts})
-	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry})
+	b, err := New(Options{Vault: vaultSession, GitHubURL: cfg.GitHubURL, GitHubWebURL: cfg.GitHubWebURL, Database: db, Policy: policy, CacheSize: cfg.CacheSize, Registerer: srv.Registry,
+		Fleet: FleetOptions{Peers: cfg.BrokerAddr, Self: fleetSelf(cfg.FleetSelf, cfg.GRPCAddr), TokenFile: peerToken(cfg)}, Dialer: dialer})
 	if err != nil {
 		return err
 	}
@@ -150,4 +165,28 @@ func Run(ctx context.Context, cfg Config) error {
 	stop()
 	<-ran
 	return err
+}
+
+// fleetSelf is -fleet-self with -grpc-addr's port when it names a host
+// only (a pod's IP, from the downward API).
+func fleetSelf(self, grpcAddr string) string {
+	if self == "" {
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(self); err == nil {
+		return self
+	}
+	if _, port, err := net.SplitHostPort(grpcAddr); err == nil {
+		return net.JoinHostPort(self, port)
+	}
+	return self
+}
+
+// peerToken is the bearer token a broker shows the others of its fleet:
+// its service token, when it has no client certificate.
+func peerToken(cfg Config) string {
+	if cfg.Dial.HasCert() {
+		return ""
+	}
+	return cfg.RegistryTokenFile
 }

@@ -15,6 +15,10 @@ type metrics struct {
 	remaining   *prometheus.GaugeVec
 	auditEvents prometheus.Counter
 	auditWaits  prometheus.Counter
+	// The fleet: this broker's fetches from connections' owners, by
+	// outcome, and the fetches it served as an owner.
+	peerFetches *prometheus.CounterVec
+	peerServed  prometheus.Counter
 
 	// Resolved once: label lookups cost more than the cache hit itself.
 	hits, misses, exclusives prometheus.Counter
@@ -49,8 +53,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.auditWaits = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ghconnect_broker_audit_backpressure_total", Help: "Audit events that waited for room in the full audit buffer.",
 	})
+	m.peerFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ghconnect_broker_peer_fetches_total", Help: "Tokens asked of the broker that owns their connection, by outcome (ok; refused: the owner's refusal, passed on; unreachable: the owner left out for a while; not_here: the owner did not know the connection yet, so this broker exchanged).",
+	}, []string{"outcome"})
+	for _, o := range []string{"ok", "refused", "unreachable", "not_here"} {
+		m.peerFetches.WithLabelValues(o)
+	}
+	m.peerServed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ghconnect_broker_peer_served_total", Help: "Tokens this broker gave other brokers of its fleet as their connection's owner.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits)
+		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits, m.peerFetches, m.peerServed)
 	}
 	m.hits, m.misses, m.exclusives = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("exclusive")
 	return m

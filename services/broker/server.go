@@ -37,6 +37,7 @@ func NewServer(b *Broker) *Server { return &Server{b: b} }
 // Register adds the service to srv and marks it SERVING.
 func (s *Server) Register(srv *server.Server) {
 	brokerv1.RegisterTokenBrokerServiceServer(srv.GRPC, s)
+	(&PeerServer{b: s.b}).Register(srv)
 	srv.Health.SetServingStatus(brokerv1.TokenBrokerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
@@ -62,7 +63,10 @@ func upstreamStatus(ctx context.Context, err error) error {
 	var paused *errPaused
 	var ve *vaultError
 	var ge *brokerclient.GitHubError
+	var answer *peerAnswer
 	switch {
+	case errors.As(err, &answer):
+		return answer.st.Err()
 	case errors.As(err, &paused):
 		return apierr.Retry(codes.Unavailable, paused.Error(), paused.wait)
 	case errors.As(err, &ve):
@@ -146,18 +150,23 @@ func (g *grant) response() *brokerv1.IssueTokenResponse {
 
 // RevokeToken implements the RPC.
 func (s *Server) RevokeToken(ctx context.Context, req *brokerv1.RevokeTokenRequest) (*brokerv1.RevokeTokenResponse, error) {
-	err := s.b.revokeToken(ctx, caller(ctx), req.GetToken())
-	switch {
-	case err == nil:
-		return &brokerv1.RevokeTokenResponse{}, nil
-	case errors.Is(err, errUnknownToken):
-		return nil, status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, errSharedToken):
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, errNotOwner):
-		return nil, status.Error(codes.PermissionDenied, err.Error())
+	if err := s.b.revokeAnywhere(ctx, caller(ctx), req.GetToken()); err != nil {
+		return nil, revokeStatus(ctx, err)
 	}
-	return nil, upstreamStatus(ctx, err)
+	return &brokerv1.RevokeTokenResponse{}, nil
+}
+
+// revokeStatus maps a revocation's refusal or failure.
+func revokeStatus(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, errUnknownToken):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, errSharedToken):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, errNotOwner):
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return upstreamStatus(ctx, err)
 }
 
 // RevokeConnectionTokens implements the RPC.
@@ -165,14 +174,19 @@ func (s *Server) RevokeConnectionTokens(ctx context.Context, req *brokerv1.Revok
 	// Only the policy's admin callers get here (GrantRoles).
 	who := caller(ctx)
 	// Counts of the cache's grants, which New bounds below MaxInt32.
-	revoked, failed := s.b.revokeConnection(ctx, req.GetConnectionId())
+	revoked, failed := s.b.revokeEverywhere(ctx, req.GetConnectionId())
 	s.b.audit(ctx).Info("connection tokens revoked", auditField, zap.String("caller", who), zap.String("connection_id", req.GetConnectionId()), zap.Int("revoked", revoked), zap.Int("failed", failed))
 	return &brokerv1.RevokeConnectionTokensResponse{Revoked: int32(revoked), Failed: int32(failed)}, nil //nolint:gosec // G115: see above
 }
 
 // GetSigningStatus implements the RPC.
-func (s *Server) GetSigningStatus(_ context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
-	st, err := s.b.signingStatus(req.GetConnectionId())
+func (s *Server) GetSigningStatus(ctx context.Context, req *brokerv1.GetSigningStatusRequest) (*brokerv1.GetSigningStatusResponse, error) {
+	return s.b.signingStatusAnywhere(ctx, req.GetConnectionId())
+}
+
+// signingStatusResponse is this broker's signing status of conn.
+func (b *Broker) signingStatusResponse(conn string) (*brokerv1.GetSigningStatusResponse, error) {
+	st, err := b.signingStatus(conn)
 	if err != nil {
 		return nil, status.Error(codes.NotFound, err.Error())
 	}
