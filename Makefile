@@ -146,13 +146,14 @@ bench:
 	go test -p 1 -run '^$$' -bench . -benchtime 1x $(PKGS)
 	cd dev/vaultdev && GOWORK=off go test -run '^$$' -bench . -benchtime 200x .
 
-# Load test of a running broker: IssueToken against grpc.health.v1 Health/Check
-# on the same server, and their ratio. TARGET=host:port CONNECTION=<id>; for
+# Load test of a running broker (started with -loadtest-echo): IssueToken
+# against an echo of a reply of the same size on the same server, and their
+# ratio. TARGET=host:port CONNECTION=<id>; for
 # mutual TLS CA, CERT, KEY (PEM files); TOKEN_FILE for a bearer token; see
 # deploy/loadtest/broker.sh for the rest.
-loadtest: bin/ghz
+loadtest: bin/ghz bin/grpcurl
 	@[ -n "$(TARGET)" ] || { echo "usage: make loadtest TARGET=host:port CONNECTION=<connection id> [CA=… CERT=… KEY=… TOKEN_FILE=…]" >&2; exit 2; }
-	TARGET=$(TARGET) GHZ=bin/ghz deploy/loadtest/broker.sh
+	TARGET=$(TARGET) GHZ=bin/ghz GRPCURL=bin/grpcurl deploy/loadtest/broker.sh
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParseLicense -fuzztime 30s ./services/registry

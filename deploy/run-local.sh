@@ -147,7 +147,7 @@ wait_ok registry http://127.0.0.1:7101/readyz
 start broker bin/broker -grpc-addr 127.0.0.1:7002 -http-addr 127.0.0.1:7102 -tokens-file "$DATA/tokens" \
   -policy "$DATA/broker-policy.json" -vault-addr "$VAULT_ADDR" $(approle broker) \
   -github-url "$GITHUB_API_URL" -github-web-url "$GITHUB_API_URL" -database "sqlite:$DATA/broker.db" \
-  -registry-addr 127.0.0.1:7001 $(serve_tls broker) \
+  -registry-addr 127.0.0.1:7001 -loadtest-echo $(serve_tls broker) \
   $(dial_tls broker -registry-token-file "$DATA/broker-token")
 wait_ok broker http://127.0.0.1:7102/readyz
 start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1:7103 \

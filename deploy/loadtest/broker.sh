@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Load test of a deployed token broker: ghz drives IssueToken, then
-# grpc.health.v1.Health/Check on the same server as the baseline, and the
-# script prints both and their ratio. Run it as `make loadtest TARGET=host:port`.
+# Load test of a deployed token broker: ghz drives IssueToken (a cache
+# hit), then the baseline on the same server: ghconnect.loadtest.v1.
+# EchoService/Echo (the broker started with -loadtest-echo), which passes
+# the same authentication and interceptors and answers a reply of the same
+# size, and nothing else. The script prints both and their ratio. Run it as
+# `make loadtest TARGET=host:port CONNECTION=…`.
 #
 #   TARGET        host:port of the broker (required)
 #   CONNECTION    connection id to ask tokens for (required)
@@ -10,6 +13,8 @@
 #   REQUESTS      requests per run (default 20000), CONCURRENCY (default 64)
 #   CA, CERT, KEY PEM files for mutual TLS (without CA: plaintext)
 #   TOKEN_FILE    file holding the caller's bearer token (optional with CERT)
+#   REPLY_BYTES   the size of the echo's reply (default: the size of the
+#                 IssueToken reply, read back with ghz's binary output)
 #   GHZ           the ghz binary (default bin/ghz)
 set -euo pipefail
 : "${TARGET:?TARGET=host:port is required}"
@@ -50,15 +55,46 @@ summary() { # name, report file
 
 # Warm the cache (one exchange), then measure.
 "$GHZ" "${args[@]}" --total 1 --concurrency 1 --call ghconnect.broker.v1.TokenBrokerService/IssueToken -d "$req" "$TARGET" >/dev/null
-run grpc.health.v1.Health/Check '{}' "$work/base.json"
+if [[ -z ${REPLY_BYTES:-} ]]; then
+  # The reply's size on the wire, from one more (cached) reply read with
+  # grpcurl: protobuf's encoding of IssueTokenResponse's fields, the token
+  # only measured, never printed.
+  gargs=(-format json)
+  if [[ -n ${CA:-} ]]; then
+    gargs+=(-cacert "$CA")
+    [[ -z ${CERT:-} ]] || gargs+=(-cert "$CERT" -key "$KEY")
+  else
+    gargs+=(-plaintext)
+  fi
+  # The header comes from the environment (readable by this user alone),
+  # never from the command line.
+  [[ -z ${TOKEN_FILE:-} ]] || gargs+=(-expand-headers -rpc-header 'authorization: ${GHCONNECT_LOADTEST_AUTH}')
+  REPLY_BYTES=$(GHCONNECT_LOADTEST_AUTH=$([[ -z ${TOKEN_FILE:-} ]] || jq -r .authorization "$work/md.json") "${GRPCURL:-bin/grpcurl}" "${gargs[@]}" -d "$req" "$TARGET" ghconnect.broker.v1.TokenBrokerService/IssueToken | jq '
+    def vlen: if . < 128 then 1 elif . < 16384 then 2 elif . < 2097152 then 3 elif . < 268435456 then 4 else 5 end;
+    def field(n): 1 + (n | vlen) + n;
+    def str: utf8bytelength | field(.);
+    def ts: (sub("\\.[0-9]+"; "") | fromdateiso8601) as $s
+      | ((capture("\\.(?<f>[0-9]+)").f // "0") + "000000000")[0:9] | tonumber as $n
+      | (1 + ($s | vlen)) + (if $n > 0 then 1 + ($n | vlen) else 0 end) | field(.);
+    (.token | str)
+    + (if .expireTime then .expireTime | ts else 0 end)
+    + ([(.permissions // {}) | to_entries[] | (.key | str) + (.value | str) | field(.)] | add // 0)
+    + (if (.repositorySelection // "") != "" then .repositorySelection | str else 0 end)
+    + ([.repositories[]? | (if .id then (.id | tonumber | 1 + vlen) else 0 end) + (.fullName | str) | field(.)] | add // 0)
+    + (if .exclusive then 2 else 0 end)')
+fi
+echo "reply size: $REPLY_BYTES bytes"
+run ghconnect.loadtest.v1.EchoService/Echo "{\"reply_bytes\": $REPLY_BYTES}" "$work/base.json"
 run ghconnect.broker.v1.TokenBrokerService/IssueToken "$req" "$work/cand.json"
-summary "Health/Check (baseline)" "$work/base.json"
+summary "Echo of $REPLY_BYTES bytes (baseline)" "$work/base.json"
 summary "IssueToken" "$work/cand.json"
 jq -rn --slurpfile b "$work/base.json" --slurpfile c "$work/cand.json" '
   def p99(r): r.latencyDistribution[] | select(.percentage == 99) | .latency;
-  "ratio IssueToken/Health: throughput \((($c[0].rps / $b[0].rps) * 100 | round) / 100), p99 \(((p99($c[0]) / p99($b[0])) * 100 | round) / 100)"'
-errs=$(jq -r '[.statusCodeDistribution | to_entries[] | select(.key != "OK") | .value] | add // 0' "$work/cand.json")
-if [[ $errs != 0 ]]; then
-  echo "IssueToken: $errs calls failed: $(jq -c .errorDistribution "$work/cand.json")" >&2
-  exit 1
-fi
+  "ratio IssueToken/Echo: throughput \((($c[0].rps / $b[0].rps) * 100 | round) / 100), p99 \(((p99($c[0]) / p99($b[0])) * 100 | round) / 100)"'
+for f in base cand; do
+  errs=$(jq -r '[.statusCodeDistribution | to_entries[] | select(.key != "OK") | .value] | add // 0' "$work/$f.json")
+  if [[ $errs != 0 ]]; then
+    echo "$f: $errs calls failed: $(jq -c .errorDistribution "$work/$f.json")" >&2
+    exit 1
+  fi
+done

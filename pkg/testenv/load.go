@@ -2,12 +2,22 @@ package testenv
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -173,4 +183,60 @@ func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+// StatusLines renders an error as its gRPC code and "field: description"
+// lines, one a field violation; sorted, when their order is a map's
+// (protovalidate's is random then): for comparing how two checks answer.
+func StatusLines(err error, sorted bool) []string {
+	st := status.Convert(err)
+	out := []string{st.Code().String()}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out = append(out, v.GetField()+": "+v.GetDescription())
+			}
+		}
+	}
+	if sorted {
+		slices.Sort(out[1:])
+	}
+	return out
+}
+
+// RulesFingerprint is a short digest of the validation rules of messages
+// (their options and their fields') and of the shared rule extensions
+// (named in full; hashed under their last name): a test that holds a Go
+// form of rules to protovalidate's pins it, so a rule changed in a .proto
+// says so until the Go form follows.
+func RulesFingerprint(t testing.TB, messages []protoreflect.FullName, extensions ...protoreflect.FullName) string {
+	t.Helper()
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	add := func(name string, o proto.Message) {
+		b, err := opts.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s %x\n", name, b)
+	}
+	for _, m := range messages {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(string(m), d.Options())
+		fields := d.(protoreflect.MessageDescriptor).Fields()
+		for i := range fields.Len() {
+			add(string(fields.Get(i).FullName()), fields.Get(i).Options())
+		}
+	}
+	for _, x := range extensions {
+		xt, err := protoregistry.GlobalTypes.FindExtensionByName(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(string(x.Name()), xt.TypeDescriptor().Options())
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -477,6 +477,10 @@ func (b *Broker) Stats() Stats {
 	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Cached: b.cache.len()}
 }
 
+// Owns reports whether this broker owns conn: it alone exchanges the
+// connection's scopes and signs its JWTs (always, without a fleet).
+func (b *Broker) Owns(conn string) bool { return b.fleet == nil || b.fleet.owner(conn) == nil }
+
 // Connected reports whether the broker knows the connection as CONNECTED.
 func (b *Broker) Connected(conn string) bool {
 	c := b.conns.get(conn)

@@ -2,9 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,34 +9,14 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	"github.com/ghconnect/ghconnect/pkg/server"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
-
-// answer renders a check's error as its code and "field: description"
-// lines; sorted, when the order is a map's (protovalidate's is random).
-func answer(err error, sorted bool) []string {
-	st := status.Convert(err)
-	out := []string{st.Code().String()}
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				out = append(out, v.GetField()+": "+v.GetDescription())
-			}
-		}
-	}
-	if sorted {
-		slices.Sort(out[1:])
-	}
-	return out
-}
 
 // The Go forms of the hot requests' rules (broker.RequestChecks) answer
 // every input exactly as protovalidate answers it from broker.proto: the
@@ -105,7 +82,7 @@ func TestHotChecksAgree(t *testing.T) {
 		}
 		perms := m.ProtoReflect().Descriptor().Fields().ByName("permissions")
 		sorted := m.ProtoReflect().Get(perms).Map().Len() > 1
-		want, got := answer(server.DeclaredRules(ctx, m), sorted), answer(c.Err(m), sorted)
+		want, got := testenv.StatusLines(server.DeclaredRules(ctx, m), sorted), testenv.StatusLines(c.Err(m), sorted)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s %v (-protovalidate +Go):\n%s", name, m, diff)
 		}
@@ -125,32 +102,11 @@ func TestHotChecksAgree(t *testing.T) {
 // are brought up to date together.
 func TestHotChecksRulesUnchanged(t *testing.T) {
 	const want = "c2ba36d166129841"
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	add := func(name string, o proto.Message) {
-		b, err := opts.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(h, "%s %x\n", name, b)
-	}
+	var msgs []protoreflect.FullName
 	for _, c := range broker.RequestChecks {
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(c.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(string(c.Name()), d.Options())
-		fields := d.(protoreflect.MessageDescriptor).Fields()
-		for i := range fields.Len() {
-			add(string(fields.Get(i).FullName()), fields.Get(i).Options())
-		}
+		msgs = append(msgs, c.Name())
 	}
-	x, err := protoregistry.GlobalTypes.FindExtensionByName("ghconnect.rules.v1.app_permissions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	add("app_permissions", x.TypeDescriptor().Options())
-	if got := hex.EncodeToString(h.Sum(nil))[:16]; got != want {
+	if got := testenv.RulesFingerprint(t, msgs, "ghconnect.rules.v1.app_permissions"); got != want {
 		t.Errorf("the hot requests' rules changed (fingerprint %s, was %s): make checks.go answer as the new rules do, "+
 			"give TestHotChecksAgree inputs at their edges, then set the fingerprint", got, want)
 	}

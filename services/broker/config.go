@@ -10,6 +10,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/loadecho"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
@@ -44,6 +45,9 @@ type Config struct {
 	BrokerAddr string
 	FleetSelf  string
 	Log        logging.Options
+	// LoadtestEcho serves the load tests' baseline (pkg/loadecho) to
+	// token clients.
+	LoadtestEcho bool
 }
 
 // EnvPrefix prefixes the broker's environment variables.
@@ -66,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BrokerAddr, "broker-addr", "", `every broker of this deployment, this one included, as the other services dial them: "host:port,host:port" or "dns:///name:port" (the headless Service); each connection then has one broker that exchanges its tokens and signs its JWTs, and the others ask it (over mutual TLS with -dial-cert, else with -registry-token-file's service token); empty: this broker works alone`)
 	fs.StringVar(&c.FleetSelf, "fleet-self", "", "this broker's address as -broker-addr lists it: host:port, or a host (its pod's IP) and -grpc-addr's port")
 	c.Log.RegisterFlags(fs)
+	fs.BoolVar(&c.LoadtestEcho, "loadtest-echo", false, "serve ghconnect.loadtest.v1.EchoService to token clients: the baseline of make loadtest (a reply of any size up to 1 MiB, and nothing else)")
 }
 
 // Validate implements config.Validator.
@@ -148,6 +153,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	NewServer(b).Register(srv)
+	if cfg.LoadtestEcho {
+		if err := loadecho.Register(srv.GRPC, guard.Rules, "token-client"); err != nil {
+			return err
+		}
+	}
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
 		return err

@@ -1,38 +1,58 @@
 package broker_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/loadecho"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestLoadtestScript runs `make loadtest`'s script against a harness broker
-// when GHCONNECT_LOADTEST_GHZ names a ghz binary (make bin/ghz builds one).
+// when GHCONNECT_LOADTEST_GHZ and GHCONNECT_LOADTEST_GRPCURL name ghz and
+// grpcurl binaries (make bin/ghz bin/grpcurl builds them).
 func TestLoadtestScript(t *testing.T) {
 	ghz := os.Getenv("GHCONNECT_LOADTEST_GHZ")
 	if ghz == "" {
 		t.Skip("GHCONNECT_LOADTEST_GHZ is not set")
 	}
-	e := brokertest.Start(t, brokertest.Options{Quiet: true})
+	grpcurl := os.Getenv("GHCONNECT_LOADTEST_GRPCURL")
+	e := brokertest.Start(t, brokertest.Options{Quiet: true, Extra: func(s *grpc.Server, r *auth.Rules) {
+		if err := loadecho.Register(s, r, "token-client"); err != nil {
+			t.Fatal(err)
+		}
+	}})
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(e.Tokens["search-svc"]+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "deploy/loadtest/broker.sh"))
-	cmd.Env = append(os.Environ(), "GHZ="+ghz, "TARGET="+e.Conn.Target(), "CONNECTION="+e.ConnID, "REPOSITORY=alpha",
+	cmd.Env = append(os.Environ(), "GHZ="+ghz, "GRPCURL="+grpcurl, "TARGET="+e.Conn.Target(), "CONNECTION="+e.ConnID, "REPOSITORY=alpha",
 		"TOKEN_FILE="+tokenFile, "REQUESTS=3000", "CONCURRENCY=32")
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "ratio IssueToken/Health: throughput ") {
+	if !strings.Contains(string(out), "ratio IssueToken/Echo: throughput ") {
 		t.Error("no ratio printed")
+	}
+	// The echo answers as many bytes as IssueToken's reply holds.
+	resp, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, Permissions: map[string]string{"metadata": "read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("reply size: %d bytes", proto.Size(resp)); !strings.Contains(string(out), want) {
+		t.Errorf("the script did not measure the reply as %q", want)
 	}
 	if strings.Contains(string(out), e.Tokens["search-svc"]) {
 		t.Error("the token reached the output")

@@ -13,6 +13,7 @@ import (
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/dial"
+	"github.com/ghconnect/ghconnect/pkg/loadecho"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/server"
 	"github.com/ghconnect/ghconnect/services/featuregate/ghactions"
@@ -52,6 +53,9 @@ type Config struct {
 	// Dial is the TLS of the calls to the registry and the broker.
 	Dial dial.Flags
 	Log  logging.Options
+	// LoadtestEcho serves the load tests' baseline (pkg/loadecho) to
+	// feature clients.
+	LoadtestEcho bool
 }
 
 // EnvPrefix prefixes the feature gate's environment variables.
@@ -76,6 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Stats.RegisterFlags(fs, "server-stats", "the server statistics upload")
 	c.Dial.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
+	fs.BoolVar(&c.LoadtestEcho, "loadtest-echo", false, "serve ghconnect.loadtest.v1.EchoService to feature clients: the baseline of make loadtest (a reply of any size up to 1 MiB, and nothing else)")
 }
 
 // Validate implements config.Validator.
@@ -272,7 +277,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer logging.Close(logger, "the registry connection", conn)
 
 	opts := Options{OutboxMax: cfg.OutboxMax}
-	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
+	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts, RequestChecks: RequestChecks})
+	if cfg.LoadtestEcho {
+		if err := loadecho.Register(srv.GRPC, guard.Rules, "feature-client"); err != nil {
+			return err
+		}
+	}
 	var uploader *Uploader
 	var advisorySync *AdvisorySync
 	var licenses, stats *Job

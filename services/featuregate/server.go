@@ -201,10 +201,15 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 	if needFacts {
 		facts = s.view.facts(req.GetConnectionId(), req.GetUsers())
 	}
-	results := make([]*featuregatev1.CheckResult, 0, len(req.GetUsers())*len(req.GetFeatures()))
+	n := len(req.GetUsers()) * len(req.GetFeatures())
+	results := make([]*featuregatev1.CheckResult, 0, n)
+	// One allocation for every result rather than one each: a Check of
+	// 50 users × 3 features spent most of its own time allocating.
+	backing := make([]featuregatev1.CheckResult, n)
 	for _, u := range req.GetUsers() {
 		for _, f := range req.GetFeatures() {
-			r := &featuregatev1.CheckResult{User: u, Feature: f, Reason: state[f]}
+			r := &backing[len(results)]
+			r.User, r.Feature, r.Reason = u, f, state[f]
 			if r.Reason == featuregatev1.Reason_REASON_EFFECTIVE {
 				r.Reason = userReason(byFeature[f].Consent, facts, u, f)
 			}

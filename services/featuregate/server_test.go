@@ -95,7 +95,7 @@ func serveGate(t testing.TB, reg *registrytest.Env, dsn string, opts featuregate
 	if err := rules.Grant("contrib-src", "contributions-source"); err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second})
+	srv := server.New(server.Options{Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, RequestChecks: featuregate.RequestChecks})
 	gate.Register(srv)
 	if extra != nil {
 		extra(srv.GRPC, rules)

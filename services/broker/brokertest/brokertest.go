@@ -11,6 +11,9 @@ import (
 	"crypto/rsa"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
+	"github.com/ghconnect/ghconnect/pkg/dial"
 	"github.com/ghconnect/ghconnect/pkg/logging"
 	"github.com/ghconnect/ghconnect/pkg/registrywatch"
 	"github.com/ghconnect/ghconnect/pkg/server"
@@ -94,6 +98,14 @@ type Env struct {
 	KeyName     string
 	// DB is the broker's database.
 	DB *sqldb.DB
+	// Addr is the broker's gRPC address.
+	Addr string
+
+	tokensFile string
+	// fleet lists every broker of the fleet (StartFleet), lis is this
+	// one's listener, made before the list.
+	fleet string
+	lis   net.Listener
 }
 
 // Policy is the callers' policy the harness starts the broker with.
@@ -140,7 +152,12 @@ const UserCallback = "https://ghes.example.com/connect/user/callback"
 // loopback gRPC port, with an App whose key lives only in Vault.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	e := &Env{Logs: &LockedBuffer{}}
+	return startInto(t, o, &Env{})
+}
+
+func startInto(t testing.TB, o Options, e *Env) *Env {
+	t.Helper()
+	e.Logs = &LockedBuffer{}
 	e.Emu = ghemu.StartForTest(t, o.Emu)
 	if o.OwnVault || o.VaultTokenTTL != 0 || o.VaultMaxTTL != 0 {
 		e.Vault = testenv.Vault(t)
@@ -190,6 +207,33 @@ func Start(t testing.TB, o Options) *Env {
 	return e
 }
 
+// StartFleet starts n brokers of one fleet (each connection owned by
+// one, which the others ask), as Start and Replica do, on one database,
+// Vault, registry and GitHub.com.
+func StartFleet(t testing.TB, n int, o Options) []*Env {
+	t.Helper()
+	var lis []net.Listener
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis = append(lis, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	e := &Env{fleet: strings.Join(addrs, ","), lis: lis[0]}
+	e = startInto(t, o, e)
+	out := []*Env{e}
+	for _, l := range lis[1:] {
+		r := *e
+		r.Logs, r.lis = &LockedBuffer{}, l
+		r.serve(t, o)
+		out = append(out, &r)
+	}
+	return out
+}
+
 // serve runs a broker over e's Vault login, database and registry on a
 // loopback port, and waits until it sees e's connection CONNECTED.
 func (e *Env) serve(t testing.TB, o Options) {
@@ -198,15 +242,29 @@ func (e *Env) serve(t testing.TB, o Options) {
 	if o.Quiet {
 		logger, _ = logging.NewWithSink(logging.Options{Level: "info"}, zapcore.AddSync(io.Discard))
 	}
-	tokensFile, tokens := testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger", "registry")
-	e.Tokens = tokens
-	authn, err := auth.LoadTokenFile(tokensFile)
+	if e.tokensFile == "" {
+		// Replicas share the callers' tokens, "broker" the fleet's own.
+		e.tokensFile, e.Tokens = testenv.Tokens(t, "search-svc", "deploy-svc", "ops", "elsewhere", "stranger", "registry", "broker")
+	}
+	authn, err := auth.LoadTokenFile(e.tokensFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rules := auth.DefaultRules()
 	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods, RequestChecks: broker.RequestChecks})
 	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, GitHubWebURL: e.Emu.URL, Database: e.DB, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
+	if e.fleet != "" {
+		d, err := dial.New(dial.Flags{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		tokenFile := filepath.Join(t.TempDir(), "broker-token")
+		if err := os.WriteFile(tokenFile, []byte(e.Tokens["broker"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts.Fleet, opts.Dialer = broker.FleetOptions{Peers: e.fleet, Self: e.lis.Addr().String(), TokenFile: tokenFile}, d
+	}
 	if o.Tweak != nil {
 		o.Tweak(&opts)
 	}
@@ -220,10 +278,13 @@ func (e *Env) serve(t testing.TB, o Options) {
 	if o.Extra != nil {
 		o.Extra(srv.GRPC, rules)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lis := e.lis
+	if lis == nil {
+		if lis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	e.Addr = lis.Addr().String()
 	bg, cancel := context.WithCancel(logging.WithLogger(context.Background(), logger))
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -244,7 +305,7 @@ func (e *Env) serve(t testing.TB, o Options) {
 func (e *Env) Replica(t testing.TB) *Env {
 	t.Helper()
 	r := *e
-	r.Logs = &LockedBuffer{}
+	r.Logs, r.lis, r.fleet = &LockedBuffer{}, nil, ""
 	r.serve(t, Options{})
 	return &r
 }
