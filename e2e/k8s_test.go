@@ -63,6 +63,7 @@ func TestKubernetes(t *testing.T) {
 	s.smokeSearch(id, "search-svc")
 
 	broker := brokerv1.NewTokenBrokerServiceClient(s.mustDial(brokerAddr, "search-svc", ""))
+	t.Run("the brokers are one fleet", func(t *testing.T) { k.checkFleet(t, s, id, broker) })
 	traffic := newTraffic(t, s, id, broker)
 	t.Run("a broker pod deleted under traffic", func(t *testing.T) {
 		tr := traffic.start(t)
@@ -355,6 +356,74 @@ func (k *kube) pods(app string) []pod {
 		k.t.Fatalf("no running %s pod", app)
 	}
 	return pods
+}
+
+// podSample sums, per running pod of the service, the samples of its
+// metrics (at the pod's address) whose line starts with prefix.
+func (k *kube) podSample(s *system, app string, port int, prefix string) map[string]float64 {
+	k.t.Helper()
+	out := map[string]float64{}
+	for _, p := range k.pods(app) {
+		out[p.name] = 0
+		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", p.ip, port))
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, prefix) {
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				out[p.name] += v
+			}
+		}
+	}
+	return out
+}
+
+// checkFleet: three scopes the brokers have not seen, asked 9 times each
+// through the Service (round_robin over the 3 broker pods, which find
+// each other through the same headless Service), cost 3 exchanges at
+// GitHub.com, all by the one pod that owns the connection and serves the
+// others over mutual TLS; each other pod fetched from it.
+func (k *kube) checkFleet(t *testing.T, s *system, id string, broker brokerv1.TokenBrokerServiceClient) {
+	exchanges := func() map[string]float64 {
+		return k.podSample(s, "broker", 7102, `ghconnect_broker_github_exchanges_total{outcome="ok"}`)
+	}
+	before := exchanges()
+	for _, repos := range [][]string{{"internal-tools"}, {"hello-world", "internal-tools"}, {"hello-world"}} {
+		for range 9 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := broker.IssueToken(ctx, &brokerv1.IssueTokenRequest{ConnectionId: id, Repositories: repos, Permissions: map[string]string{"metadata": "read"}})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	after, served, fetched := exchanges(), k.podSample(s, "broker", 7102, "ghconnect_broker_peer_served_total"),
+		k.podSample(s, "broker", 7102, `ghconnect_broker_peer_fetches_total{outcome="ok"}`)
+	total, owners := 0.0, 0
+	for pod := range after {
+		total += after[pod] - before[pod]
+		if served[pod] > 0 {
+			owners++
+		}
+	}
+	t.Logf("fleet: 3 new scopes × 9 requests: %v exchanges; exchanges per pod %v (before %v), served to the others %v, fetched from the owner %v",
+		total, after, before, served, fetched)
+	if total != 3 {
+		t.Errorf("%v exchanges for 3 new scopes, want 3", total)
+	}
+	if owners != 1 {
+		t.Errorf("%d broker pods served the others as the connection's owner, want 1", owners)
+	}
+	for pod, n := range fetched {
+		if served[pod] == 0 && n == 0 {
+			t.Errorf("broker pod %s fetched nothing from the owner", pod)
+		}
+	}
 }
 
 // podCalls sums, per running pod of the service, the gRPC calls of the
