@@ -385,8 +385,8 @@ func (k *kube) podSample(s *system, app string, port int, prefix string) map[str
 // checkFleet: three scopes the brokers have not seen, asked 9 times each
 // through the Service (round_robin over the 3 broker pods, which find
 // each other through the same headless Service), cost 3 exchanges at
-// GitHub.com, all by the one pod that owns the connection and serves the
-// others over mutual TLS; each other pod fetched from it.
+// GitHub.com, all by the one pod that owns the connection and gives the
+// others its tokens over mutual TLS (offered, or fetched).
 func (k *kube) checkFleet(t *testing.T, s *system, id string, broker brokerv1.TokenBrokerServiceClient) {
 	exchanges := func() map[string]float64 {
 		return k.podSample(s, "broker", 7102, `ghconnect_broker_github_exchanges_total{outcome="ok"}`)
@@ -402,26 +402,26 @@ func (k *kube) checkFleet(t *testing.T, s *system, id string, broker brokerv1.To
 			}
 		}
 	}
-	after, served, fetched := exchanges(), k.podSample(s, "broker", 7102, "ghconnect_broker_peer_served_total"),
-		k.podSample(s, "broker", 7102, `ghconnect_broker_peer_fetches_total{outcome="ok"}`)
+	after, fetched, kept := exchanges(), k.podSample(s, "broker", 7102, `ghconnect_broker_peer_fetches_total{outcome="ok"}`),
+		k.podSample(s, "broker", 7102, `ghconnect_broker_peer_offers_received_total{outcome="kept"}`)
 	total, owners := 0.0, 0
 	for pod := range after {
 		total += after[pod] - before[pod]
-		if served[pod] > 0 {
+		if after[pod] > before[pod] {
 			owners++
 		}
 	}
-	t.Logf("fleet: 3 new scopes × 9 requests: %v exchanges; exchanges per pod %v (before %v), served to the others %v, fetched from the owner %v",
-		total, after, before, served, fetched)
+	t.Logf("fleet: 3 new scopes × 9 requests: %v exchanges; exchanges per pod %v (before %v), fetched from the owner %v, offers kept %v",
+		total, after, before, fetched, kept)
 	if total != 3 {
 		t.Errorf("%v exchanges for 3 new scopes, want 3", total)
 	}
 	if owners != 1 {
-		t.Errorf("%d broker pods served the others as the connection's owner, want 1", owners)
+		t.Errorf("%d broker pods exchanged, want 1: the connection's owner", owners)
 	}
-	for pod, n := range fetched {
-		if served[pod] == 0 && n == 0 {
-			t.Errorf("broker pod %s fetched nothing from the owner", pod)
+	for pod := range after {
+		if after[pod] == before[pod] && fetched[pod]+kept[pod] == 0 {
+			t.Errorf("broker pod %s neither exchanged nor got a token from the owner", pod)
 		}
 	}
 }

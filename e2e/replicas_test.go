@@ -252,8 +252,8 @@ func (s *system) brokerSigns() int {
 // repositories) asked 10 times each by 16 callers balanced over the 3
 // brokers cost at most 1,000 exchanges at GitHub.com and at most one
 // JWT signature (the test is far shorter than a JWT's 10 minutes), all
-// by the connection's owner; the other two answer from copies. It returns
-// the owner.
+// by the connection's owner; the other two answer from copies (offered
+// by the owner, or fetched from it). It returns the owner.
 func fleetExchangesOnce(t *testing.T, s *system, id string, issue func(string, []string) error) string {
 	var seed ghemu.SeedData
 	repos := []string{"hello-world", "internal-tools"}
@@ -274,6 +274,11 @@ func fleetExchangesOnce(t *testing.T, s *system, id string, issue func(string, [
 		return out
 	}
 	exchanges0, signs0 := s.emuCounts()[exchangeRoute], s.brokerSigns()
+	exchangedBefore := map[string]float64{}
+	for i := 1; i <= replicas["broker"]; i++ {
+		name := replica("broker", i)
+		exchangedBefore[name] = s.metric(name+"-http", `ghconnect_broker_github_exchanges_total{outcome="ok"}`)
+	}
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -298,12 +303,15 @@ func fleetExchangesOnce(t *testing.T, s *system, id string, issue func(string, [
 	for i := 1; i <= replicas["broker"]; i++ {
 		name := replica("broker", i)
 		port := name + "-http"
-		ex := s.metric(port, `ghconnect_broker_github_exchanges_total{outcome="ok"}`)
+		ex := s.metric(port, `ghconnect_broker_github_exchanges_total{outcome="ok"}`) - exchangedBefore[name]
 		served := s.metric(port, "ghconnect_broker_peer_served_total")
 		fetched := s.metric(port, `ghconnect_broker_peer_fetches_total{outcome="ok"}`)
+		offered := s.metric(port, `ghconnect_broker_peer_offers_sent_total{outcome="ok"}`)
+		kept := s.metric(port, `ghconnect_broker_peer_offers_received_total{outcome="kept"}`)
 		hits := s.metric(port, `ghconnect_broker_cache_requests_total{result="hit"}`)
-		per = append(per, fmt.Sprintf("%s: %v exchanges, %v served to the others, %v fetched from the owner, %v hits", name, ex, served, fetched, hits))
-		if served > 0 {
+		per = append(per, fmt.Sprintf("%s: %v exchanges, %v served to the others, %v offered them, %v fetched from the owner, %v offers kept, %v hits",
+			name, ex, served, offered, fetched, kept, hits))
+		if ex > 0 {
 			owner, owners = name, owners+1
 		}
 	}
@@ -319,7 +327,7 @@ func fleetExchangesOnce(t *testing.T, s *system, id string, issue func(string, [
 		t.Errorf("%d JWT signatures for one connection within one JWT lifetime, want at most 1", signs)
 	}
 	if owners != 1 {
-		t.Fatalf("%d brokers served the others as the connection's owner, want 1", owners)
+		t.Fatalf("%d brokers exchanged, want 1: the connection's owner", owners)
 	}
 	return owner
 }

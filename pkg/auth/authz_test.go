@@ -81,6 +81,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.broker.v1.BrokerPeerService/RevokeHeldTokens":  "broker",
 	"/ghconnect.broker.v1.BrokerPeerService/RevokeHeldToken":   "broker",
 	"/ghconnect.broker.v1.BrokerPeerService/PeerSigningStatus": "broker",
+	"/ghconnect.broker.v1.BrokerPeerService/OfferToken":        "broker",
 }
 
 func TestEveryMethodHasItsCallers(t *testing.T) {

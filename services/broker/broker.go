@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
@@ -88,6 +89,8 @@ type Broker struct {
 	audits *auditWriter
 	users  *users
 	fleet  *fleet // nil: alone
+	// offersOff stops offers (the benchmark of the fetch path).
+	offersOff atomic.Bool
 
 	// issued holds the live grants the cache does not: exclusive ones, and
 	// shared ones the cache replaced or evicted, for revocation.
@@ -143,6 +146,14 @@ func New(opts Options) (*Broker, error) {
 		if b.fleet, err = newFleet(opts.Fleet, opts.Dialer); err != nil {
 			return nil, err
 		}
+		b.fleet.offered = func(ok bool) {
+			if ok {
+				m.offersOut.WithLabelValues("ok").Inc()
+			} else {
+				m.offersOut.WithLabelValues("failed").Inc()
+			}
+		}
+		b.fleet.dropped = func() { m.offersOut.WithLabelValues("dropped").Inc() }
 	}
 	if opts.Database != nil {
 		web := base
@@ -234,6 +245,7 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 			return nil, err
 		}
 		b.track(b.cache.put(g, b.now())...)
+		b.offer(g)
 		return g, nil
 	})
 	if err != nil {
@@ -419,6 +431,7 @@ func (b *Broker) refresh(ctx context.Context) {
 				return nil, err
 			}
 			b.track(b.cache.put(g, b.now())...)
+			b.offer(g)
 			return g, nil
 		})
 		if err != nil {
@@ -469,12 +482,14 @@ func (b *Broker) FlushAudit() { b.audits.flush() }
 // Stats are plain counts for tests and benchmarks.
 type Stats struct {
 	Exchanges, Signs int64
-	Cached           int
+	// Fetches are the tokens fetched from the connection's owner.
+	Fetches int64
+	Cached  int
 }
 
 // Stats returns the broker's counts.
 func (b *Broker) Stats() Stats {
-	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Cached: b.cache.len()}
+	return Stats{Exchanges: b.m.exchangeCount.Load(), Signs: b.m.signCount.Load(), Fetches: b.m.fetchCount.Load(), Cached: b.cache.len()}
 }
 
 // Owns reports whether this broker owns conn: it alone exchanges the

@@ -333,6 +333,22 @@ func (c *cache) get(key []byte, minLife time.Duration, now time.Time) *grant {
 func (c *cache) put(g *grant, now time.Time) []*grant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.putLocked(g, now)
+}
+
+// putNewer is put, unless the cache holds a grant for g's key that lives
+// as long or longer (kept false): another broker's offer.
+func (c *cache) putNewer(g *grant, now time.Time) (displaced []*grant, kept bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.m[g.key()]; ok && c.slots[i].expires >= g.expires {
+		return nil, false
+	}
+	return c.putLocked(g, now), true
+}
+
+// putLocked is put; callers hold c.mu.
+func (c *cache) putLocked(g *grant, now time.Time) []*grant {
 	key := g.key()
 	if key == "" || g.slot != noSlot {
 		panic("broker: caching a grant without a key, or twice")

@@ -32,3 +32,10 @@ func (b *Broker) SetUserClock(now func() time.Time) { b.users.now = now }
 // Schema is the users' store's migrations, for tests that want a database
 // migrated already (testenv clones a template of it).
 var Schema = testenv.Schema{Service: "broker", Files: migrationFiles, Dir: "migrations"}
+
+// StopOffers stops this broker offering the tokens it exchanges to the
+// others of its fleet, which then fetch them on their first miss.
+func (b *Broker) StopOffers() { b.offersOff.Store(true) }
+
+// Holds reports whether the cache holds token.
+func (b *Broker) Holds(token string) bool { return b.cache.findToken(fingerprintOf(token)) != nil }

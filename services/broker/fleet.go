@@ -28,7 +28,9 @@ import (
 // connection's App JWTs and exchanges its scopes at GitHub.com; the others
 // ask it (BrokerPeerService.FetchToken) on a miss and keep a copy of what
 // it answers, so a scope costs one exchange and a JWT one signature
-// however many brokers serve it. Losing a broker moves only the
+// however many brokers serve it. The owner also offers every token it
+// exchanges to the others (OfferToken), so a scope's first request at
+// any broker is usually a hit already. Losing a broker moves only the
 // connections it owned; copies of their tokens stay valid where they are.
 //
 // The brokers are listed as callers find them: a static list, or
@@ -46,6 +48,11 @@ type fleet struct {
 	dialer     *dial.Dialer
 	opts       FleetOptions
 
+	// offered counts the offers sent (ok) or failed; dropped those a full
+	// queue refused.
+	offered func(ok bool)
+	dropped func()
+
 	mu      sync.Mutex
 	listed  []string             // the brokers listed, self among them
 	peers   map[string]*peer     // every other listed broker
@@ -59,6 +66,41 @@ type peer struct {
 	addr   string
 	cc     *grpc.ClientConn
 	client brokerv1.BrokerPeerServiceClient
+	// offers wait here for the peer's sender; done stops it.
+	offers chan *brokerv1.OfferTokenRequest
+	done   chan struct{}
+}
+
+// offerQueue is how many offers may wait for one peer, and offerSenders
+// how many calls carry them at once; more are dropped (the peer then
+// fetches on its first miss). 2,000 exchanges at once on loopback
+// overflowed one sender and 1,024 places.
+const (
+	offerQueue   = 4096
+	offerSenders = 4
+)
+
+// sendOffers hands p the tokens offered to it, one call at a time, until
+// p is closed.
+func (p *peer) sendOffers(f *fleet) {
+	for {
+		select {
+		case <-p.done:
+			return
+		case o := <-p.offers:
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := p.client.OfferToken(ctx, o)
+			cancel()
+			if f.offered != nil {
+				f.offered(err == nil)
+			}
+		}
+	}
+}
+
+func (p *peer) close() {
+	close(p.done)
+	_ = p.cc.Close() // a broker gone or this one stopping: nothing to report
 }
 
 // FleetOptions configure how a broker finds the others.
@@ -173,11 +215,16 @@ func (f *fleet) setListed(addrs []string) {
 			continue // an address newFleet checked, a token file the broker read at start: nothing to report
 		}
 		cc.Connect()
-		f.peers[a] = &peer{addr: a, cc: cc, client: brokerv1.NewBrokerPeerServiceClient(cc)}
+		p := &peer{addr: a, cc: cc, client: brokerv1.NewBrokerPeerServiceClient(cc),
+			offers: make(chan *brokerv1.OfferTokenRequest, offerQueue), done: make(chan struct{})}
+		for range offerSenders {
+			go p.sendOffers(f)
+		}
+		f.peers[a] = p
 	}
 	for a, p := range f.peers {
 		if !slices.Contains(addrs, a) {
-			_ = p.cc.Close() // a broker gone from the list: nothing to report
+			p.close()
 			delete(f.peers, a)
 		}
 	}
@@ -244,6 +291,24 @@ func (f *fleet) alive(addr string) bool {
 	return addr == f.self || (p != nil && p.cc.GetState() != connectivity.TransientFailure)
 }
 
+// offer queues o for every other live broker.
+func (f *fleet) offer(o *brokerv1.OfferTokenRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.peers {
+		if !slices.Contains(f.members, p.addr) {
+			continue
+		}
+		select {
+		case p.offers <- o:
+		default:
+			if f.dropped != nil {
+				f.dropped()
+			}
+		}
+	}
+}
+
 // others are the other listed brokers.
 func (f *fleet) others() []*peer {
 	f.mu.Lock()
@@ -259,7 +324,7 @@ func (f *fleet) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for a, p := range f.peers {
-		_ = p.cc.Close() // stopping: nothing to report
+		p.close()
 		delete(f.peers, a)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"time"
+
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
 // ownerFirst orders a fleet's brokers: the connection's owner, then the
@@ -85,6 +88,26 @@ func TestFleetExchangesOnTheOwner(t *testing.T) {
 		t.Errorf("revoking it again: %v, want NotFound", err)
 	}
 
+	// A scope asked of the owner first is offered to the others: their
+	// first request for it is a hit, no fetch.
+	req2 := &brokerv1.IssueTokenRequest{Repositories: []string{"beta"}, Permissions: map[string]string{"metadata": "read"}}
+	first, err := owner.Issue(t, "search-svc", req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range others {
+		testenv.Eventually(t, 10*time.Second, "the owner's offer reaches "+e.Addr, func() bool { return e.Broker.Holds(first.GetToken()) })
+		fetches := e.Broker.Stats().Fetches
+		resp, err := e.Issue(t, "search-svc", req2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetToken() != first.GetToken() || e.Broker.Stats().Fetches != fetches {
+			t.Errorf("a broker holding the owner's offer: the same token %v, fetched %d", resp.GetToken() == first.GetToken(), e.Broker.Stats().Fetches-fetches)
+		}
+	}
+
+	exchanged := owner.Emu.Count(brokertest.AccessTokens)
 	peer := brokerv1.NewBrokerPeerServiceClient(owner.Conn)
 	as := func(who string) context.Context {
 		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+owner.Tokens[who])
@@ -96,7 +119,14 @@ func TestFleetExchangesOnTheOwner(t *testing.T) {
 	if _, err := peer.FetchToken(as("broker"), fetch); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a scope key that is no scope: %v, want InvalidArgument", err)
 	}
-	if n := owner.Emu.Count(brokertest.AccessTokens); n != 2 {
-		t.Errorf("refused fetches reached GitHub.com: %d exchanges", n)
+	offer := &brokerv1.OfferTokenRequest{ConnectionId: owner.ConnID, ScopeKey: owner.ConnID + "|nonsense", Token: first, From: others[0].Addr}
+	if _, err := peer.OfferToken(as("search-svc"), offer); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("an offer from a caller that is not a broker: %v, want PermissionDenied", err)
+	}
+	if _, err := peer.OfferToken(as("broker"), offer); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an offer of a scope key that is no scope: %v, want InvalidArgument", err)
+	}
+	if n := owner.Emu.Count(brokertest.AccessTokens) - exchanged; n != 0 {
+		t.Errorf("refused calls reached GitHub.com: %d exchanges", n)
 	}
 }

@@ -19,6 +19,9 @@ type metrics struct {
 	// outcome, and the fetches it served as an owner.
 	peerFetches *prometheus.CounterVec
 	peerServed  prometheus.Counter
+	// Offers: sent by this broker as an owner (ok, failed, dropped) and
+	// received from owners (kept, older: it held a later token).
+	offersOut, offersIn *prometheus.CounterVec
 
 	// Resolved once: label lookups cost more than the cache hit itself.
 	hits, misses, exclusives prometheus.Counter
@@ -26,6 +29,7 @@ type metrics struct {
 	// Plain counts for tests and benchmarks.
 	exchangeCount atomic.Int64
 	signCount     atomic.Int64
+	fetchCount    atomic.Int64
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,8 +66,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.peerServed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ghconnect_broker_peer_served_total", Help: "Tokens this broker gave other brokers of its fleet as their connection's owner.",
 	})
+	m.offersOut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ghconnect_broker_peer_offers_sent_total", Help: "Tokens this broker offered the others of its fleet after exchanging them, by outcome (ok, failed, dropped: the peer's queue was full).",
+	}, []string{"outcome"})
+	m.offersIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ghconnect_broker_peer_offers_received_total", Help: "Tokens other brokers of the fleet offered this one, by outcome (kept; older: it held a later token).",
+	}, []string{"outcome"})
+	for _, o := range []string{"ok", "failed", "dropped"} {
+		m.offersOut.WithLabelValues(o)
+	}
+	for _, o := range []string{"kept", "older"} {
+		m.offersIn.WithLabelValues(o)
+	}
 	if reg != nil {
-		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits, m.peerFetches, m.peerServed)
+		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits, m.peerFetches, m.peerServed, m.offersOut, m.offersIn)
 	}
 	m.hits, m.misses, m.exclusives = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("exclusive")
 	return m

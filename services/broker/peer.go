@@ -81,6 +81,7 @@ func (b *Broker) viaOwner(ctx context.Context, conn, key string, minLife time.Du
 			b.m.peerFetches.WithLabelValues("refused").Inc()
 		default:
 			b.m.peerFetches.WithLabelValues("ok").Inc()
+			b.m.fetchCount.Add(1)
 		}
 		return g, true, err
 	}
@@ -246,12 +247,56 @@ func (s *PeerServer) FetchToken(ctx context.Context, req *brokerv1.FetchTokenReq
 			return nil, err
 		}
 		b.track(b.cache.put(g, b.now())...)
+		b.offer(g)
 		return g, nil
 	})
 	if err != nil {
 		return nil, upstreamStatus(ctx, err)
 	}
 	return &brokerv1.FetchTokenResponse{Token: v.(*grant).response()}, nil
+}
+
+// offer hands the other brokers a shared grant this one exchanged, so
+// their first request for its scope is a hit. A copy is not offered: the
+// broker that exchanged it did.
+func (b *Broker) offer(g *grant) {
+	if b.fleet == nil || g.from != "" || g.exclusive || b.offersOff.Load() {
+		return
+	}
+	b.fleet.offer(&brokerv1.OfferTokenRequest{ConnectionId: g.conn(), ScopeKey: g.key(), Token: g.response(), From: b.fleet.self})
+}
+
+// OfferToken implements the RPC: another broker's token for a scope,
+// kept unless this one holds a token for it that lives as long.
+func (s *PeerServer) OfferToken(_ context.Context, req *brokerv1.OfferTokenRequest) (*brokerv1.OfferTokenResponse, error) {
+	b := s.b
+	if b.fleet == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this broker is in no fleet")
+	}
+	c := b.conns.get(req.GetConnectionId())
+	if c == nil || !c.connected {
+		return nil, status.Error(codes.FailedPrecondition, notHere)
+	}
+	sc, ok := scopeOfKey(req.GetScopeKey())
+	var buf [256]byte
+	if !ok || string(sc.appendKey(buf[:0], c.id, c.installationID)) != req.GetScopeKey() {
+		return nil, status.Error(codes.InvalidArgument, "scope_key is not a scope of the connection's installation")
+	}
+	if req.GetFrom() == b.fleet.self {
+		return nil, status.Error(codes.InvalidArgument, "from: this broker's own address")
+	}
+	g := grantFromResponse(req.GetToken(), c.id, req.GetScopeKey(), req.GetFrom())
+	if g.exclusive || g.lifeLeft(b.now()) <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "token: an exclusive or expired token is never offered")
+	}
+	displaced, kept := b.cache.putNewer(g, b.now())
+	b.track(displaced...)
+	if !kept {
+		b.m.offersIn.WithLabelValues("older").Inc()
+		return &brokerv1.OfferTokenResponse{}, nil
+	}
+	b.m.offersIn.WithLabelValues("kept").Inc()
+	return &brokerv1.OfferTokenResponse{Kept: true}, nil
 }
 
 // RevokeHeldTokens implements the RPC.

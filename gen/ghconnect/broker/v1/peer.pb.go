@@ -425,6 +425,123 @@ func (x *PeerSigningStatusResponse) GetStatus() *GetSigningStatusResponse {
 	return nil
 }
 
+// OfferTokenRequest is a shared token and its scope.
+type OfferTokenRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// scope_key is the scope's cache key (it begins with connection_id).
+	ScopeKey string              `protobuf:"bytes,2,opt,name=scope_key,json=scopeKey,proto3" json:"scope_key,omitempty"`
+	Token    *IssueTokenResponse `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// from is the offering broker's address in the fleet's list: the
+	// broker that revokes the token.
+	From          string `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferTokenRequest) Reset() {
+	*x = OfferTokenRequest{}
+	mi := &file_ghconnect_broker_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferTokenRequest) ProtoMessage() {}
+
+func (x *OfferTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferTokenRequest.ProtoReflect.Descriptor instead.
+func (*OfferTokenRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *OfferTokenRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *OfferTokenRequest) GetScopeKey() string {
+	if x != nil {
+		return x.ScopeKey
+	}
+	return ""
+}
+
+func (x *OfferTokenRequest) GetToken() *IssueTokenResponse {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *OfferTokenRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+// OfferTokenResponse says whether the token was kept.
+type OfferTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kept          bool                   `protobuf:"varint,1,opt,name=kept,proto3" json:"kept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OfferTokenResponse) Reset() {
+	*x = OfferTokenResponse{}
+	mi := &file_ghconnect_broker_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OfferTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OfferTokenResponse) ProtoMessage() {}
+
+func (x *OfferTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OfferTokenResponse.ProtoReflect.Descriptor instead.
+func (*OfferTokenResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *OfferTokenResponse) GetKept() bool {
+	if x != nil {
+		return x.Kept
+	}
+	return false
+}
+
 var File_ghconnect_broker_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ghconnect_broker_v1_peer_proto_rawDesc = "" +
@@ -452,13 +569,23 @@ const file_ghconnect_broker_v1_peer_proto_rawDesc = "" +
 	"\x18PeerSigningStatusRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01(@R\fconnectionId\"b\n" +
 	"\x19PeerSigningStatusResponse\x12E\n" +
-	"\x06status\x18\x01 \x01(\v2-.ghconnect.broker.v1.GetSigningStatusResponseR\x06status2\xc5\x03\n" +
+	"\x06status\x18\x01 \x01(\v2-.ghconnect.broker.v1.GetSigningStatusResponseR\x06status\"\xd4\x01\n" +
+	"\x11OfferTokenRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01(@R\fconnectionId\x12(\n" +
+	"\tscope_key\x18\x02 \x01(\tB\v\xbaH\br\x06\x10\x01(\x80\x80\x10R\bscopeKey\x12E\n" +
+	"\x05token\x18\x03 \x01(\v2'.ghconnect.broker.v1.IssueTokenResponseB\x06\xbaH\x03\xc8\x01\x01R\x05token\x12\x1e\n" +
+	"\x04from\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01(\xff\x01R\x04from\"(\n" +
+	"\x12OfferTokenResponse\x12\x12\n" +
+	"\x04kept\x18\x01 \x01(\bR\x04kept2\xa4\x04\n" +
 	"\x11BrokerPeerService\x12]\n" +
 	"\n" +
 	"FetchToken\x12&.ghconnect.broker.v1.FetchTokenRequest\x1a'.ghconnect.broker.v1.FetchTokenResponse\x12o\n" +
 	"\x10RevokeHeldTokens\x12,.ghconnect.broker.v1.RevokeHeldTokensRequest\x1a-.ghconnect.broker.v1.RevokeHeldTokensResponse\x12l\n" +
 	"\x0fRevokeHeldToken\x12+.ghconnect.broker.v1.RevokeHeldTokenRequest\x1a,.ghconnect.broker.v1.RevokeHeldTokenResponse\x12r\n" +
-	"\x11PeerSigningStatus\x12-.ghconnect.broker.v1.PeerSigningStatusRequest\x1a..ghconnect.broker.v1.PeerSigningStatusResponseBAZ?github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1;brokerv1b\x06proto3"
+	"\x11PeerSigningStatus\x12-.ghconnect.broker.v1.PeerSigningStatusRequest\x1a..ghconnect.broker.v1.PeerSigningStatusResponse\x12]\n" +
+	"\n" +
+	"OfferToken\x12&.ghconnect.broker.v1.OfferTokenRequest\x1a'.ghconnect.broker.v1.OfferTokenResponseBAZ?github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1;brokerv1b\x06proto3"
 
 var (
 	file_ghconnect_broker_v1_peer_proto_rawDescOnce sync.Once
@@ -472,7 +599,7 @@ func file_ghconnect_broker_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ghconnect_broker_v1_peer_proto_rawDescData
 }
 
-var file_ghconnect_broker_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ghconnect_broker_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ghconnect_broker_v1_peer_proto_goTypes = []any{
 	(*FetchTokenRequest)(nil),         // 0: ghconnect.broker.v1.FetchTokenRequest
 	(*FetchTokenResponse)(nil),        // 1: ghconnect.broker.v1.FetchTokenResponse
@@ -482,27 +609,32 @@ var file_ghconnect_broker_v1_peer_proto_goTypes = []any{
 	(*RevokeHeldTokenResponse)(nil),   // 5: ghconnect.broker.v1.RevokeHeldTokenResponse
 	(*PeerSigningStatusRequest)(nil),  // 6: ghconnect.broker.v1.PeerSigningStatusRequest
 	(*PeerSigningStatusResponse)(nil), // 7: ghconnect.broker.v1.PeerSigningStatusResponse
-	(*durationpb.Duration)(nil),       // 8: google.protobuf.Duration
-	(*IssueTokenResponse)(nil),        // 9: ghconnect.broker.v1.IssueTokenResponse
-	(*GetSigningStatusResponse)(nil),  // 10: ghconnect.broker.v1.GetSigningStatusResponse
+	(*OfferTokenRequest)(nil),         // 8: ghconnect.broker.v1.OfferTokenRequest
+	(*OfferTokenResponse)(nil),        // 9: ghconnect.broker.v1.OfferTokenResponse
+	(*durationpb.Duration)(nil),       // 10: google.protobuf.Duration
+	(*IssueTokenResponse)(nil),        // 11: ghconnect.broker.v1.IssueTokenResponse
+	(*GetSigningStatusResponse)(nil),  // 12: ghconnect.broker.v1.GetSigningStatusResponse
 }
 var file_ghconnect_broker_v1_peer_proto_depIdxs = []int32{
-	8,  // 0: ghconnect.broker.v1.FetchTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
-	9,  // 1: ghconnect.broker.v1.FetchTokenResponse.token:type_name -> ghconnect.broker.v1.IssueTokenResponse
-	10, // 2: ghconnect.broker.v1.PeerSigningStatusResponse.status:type_name -> ghconnect.broker.v1.GetSigningStatusResponse
-	0,  // 3: ghconnect.broker.v1.BrokerPeerService.FetchToken:input_type -> ghconnect.broker.v1.FetchTokenRequest
-	2,  // 4: ghconnect.broker.v1.BrokerPeerService.RevokeHeldTokens:input_type -> ghconnect.broker.v1.RevokeHeldTokensRequest
-	4,  // 5: ghconnect.broker.v1.BrokerPeerService.RevokeHeldToken:input_type -> ghconnect.broker.v1.RevokeHeldTokenRequest
-	6,  // 6: ghconnect.broker.v1.BrokerPeerService.PeerSigningStatus:input_type -> ghconnect.broker.v1.PeerSigningStatusRequest
-	1,  // 7: ghconnect.broker.v1.BrokerPeerService.FetchToken:output_type -> ghconnect.broker.v1.FetchTokenResponse
-	3,  // 8: ghconnect.broker.v1.BrokerPeerService.RevokeHeldTokens:output_type -> ghconnect.broker.v1.RevokeHeldTokensResponse
-	5,  // 9: ghconnect.broker.v1.BrokerPeerService.RevokeHeldToken:output_type -> ghconnect.broker.v1.RevokeHeldTokenResponse
-	7,  // 10: ghconnect.broker.v1.BrokerPeerService.PeerSigningStatus:output_type -> ghconnect.broker.v1.PeerSigningStatusResponse
-	7,  // [7:11] is the sub-list for method output_type
-	3,  // [3:7] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	10, // 0: ghconnect.broker.v1.FetchTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
+	11, // 1: ghconnect.broker.v1.FetchTokenResponse.token:type_name -> ghconnect.broker.v1.IssueTokenResponse
+	12, // 2: ghconnect.broker.v1.PeerSigningStatusResponse.status:type_name -> ghconnect.broker.v1.GetSigningStatusResponse
+	11, // 3: ghconnect.broker.v1.OfferTokenRequest.token:type_name -> ghconnect.broker.v1.IssueTokenResponse
+	0,  // 4: ghconnect.broker.v1.BrokerPeerService.FetchToken:input_type -> ghconnect.broker.v1.FetchTokenRequest
+	2,  // 5: ghconnect.broker.v1.BrokerPeerService.RevokeHeldTokens:input_type -> ghconnect.broker.v1.RevokeHeldTokensRequest
+	4,  // 6: ghconnect.broker.v1.BrokerPeerService.RevokeHeldToken:input_type -> ghconnect.broker.v1.RevokeHeldTokenRequest
+	6,  // 7: ghconnect.broker.v1.BrokerPeerService.PeerSigningStatus:input_type -> ghconnect.broker.v1.PeerSigningStatusRequest
+	8,  // 8: ghconnect.broker.v1.BrokerPeerService.OfferToken:input_type -> ghconnect.broker.v1.OfferTokenRequest
+	1,  // 9: ghconnect.broker.v1.BrokerPeerService.FetchToken:output_type -> ghconnect.broker.v1.FetchTokenResponse
+	3,  // 10: ghconnect.broker.v1.BrokerPeerService.RevokeHeldTokens:output_type -> ghconnect.broker.v1.RevokeHeldTokensResponse
+	5,  // 11: ghconnect.broker.v1.BrokerPeerService.RevokeHeldToken:output_type -> ghconnect.broker.v1.RevokeHeldTokenResponse
+	7,  // 12: ghconnect.broker.v1.BrokerPeerService.PeerSigningStatus:output_type -> ghconnect.broker.v1.PeerSigningStatusResponse
+	9,  // 13: ghconnect.broker.v1.BrokerPeerService.OfferToken:output_type -> ghconnect.broker.v1.OfferTokenResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_broker_v1_peer_proto_init() }
@@ -517,7 +649,7 @@ func file_ghconnect_broker_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_broker_v1_peer_proto_rawDesc), len(file_ghconnect_broker_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

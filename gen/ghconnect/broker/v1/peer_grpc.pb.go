@@ -29,6 +29,7 @@ const (
 	BrokerPeerService_RevokeHeldTokens_FullMethodName  = "/ghconnect.broker.v1.BrokerPeerService/RevokeHeldTokens"
 	BrokerPeerService_RevokeHeldToken_FullMethodName   = "/ghconnect.broker.v1.BrokerPeerService/RevokeHeldToken"
 	BrokerPeerService_PeerSigningStatus_FullMethodName = "/ghconnect.broker.v1.BrokerPeerService/PeerSigningStatus"
+	BrokerPeerService_OfferToken_FullMethodName        = "/ghconnect.broker.v1.BrokerPeerService/OfferToken"
 )
 
 // BrokerPeerServiceClient is the client API for BrokerPeerService service.
@@ -52,6 +53,10 @@ type BrokerPeerServiceClient interface {
 	// PeerSigningStatus is GetSigningStatus as the connection's owner, which
 	// signs its JWTs, sees it.
 	PeerSigningStatus(ctx context.Context, in *PeerSigningStatusRequest, opts ...grpc.CallOption) (*PeerSigningStatusResponse, error)
+	// OfferToken hands the other brokers a shared token the owner has just
+	// exchanged, so that the first request for the scope at any of them is
+	// a hit; a broker keeps it unless it holds a later one.
+	OfferToken(ctx context.Context, in *OfferTokenRequest, opts ...grpc.CallOption) (*OfferTokenResponse, error)
 }
 
 type brokerPeerServiceClient struct {
@@ -102,6 +107,16 @@ func (c *brokerPeerServiceClient) PeerSigningStatus(ctx context.Context, in *Pee
 	return out, nil
 }
 
+func (c *brokerPeerServiceClient) OfferToken(ctx context.Context, in *OfferTokenRequest, opts ...grpc.CallOption) (*OfferTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OfferTokenResponse)
+	err := c.cc.Invoke(ctx, BrokerPeerService_OfferToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerPeerServiceServer is the server API for BrokerPeerService service.
 // All implementations must embed UnimplementedBrokerPeerServiceServer
 // for forward compatibility.
@@ -123,6 +138,10 @@ type BrokerPeerServiceServer interface {
 	// PeerSigningStatus is GetSigningStatus as the connection's owner, which
 	// signs its JWTs, sees it.
 	PeerSigningStatus(context.Context, *PeerSigningStatusRequest) (*PeerSigningStatusResponse, error)
+	// OfferToken hands the other brokers a shared token the owner has just
+	// exchanged, so that the first request for the scope at any of them is
+	// a hit; a broker keeps it unless it holds a later one.
+	OfferToken(context.Context, *OfferTokenRequest) (*OfferTokenResponse, error)
 	mustEmbedUnimplementedBrokerPeerServiceServer()
 }
 
@@ -144,6 +163,9 @@ func (UnimplementedBrokerPeerServiceServer) RevokeHeldToken(context.Context, *Re
 }
 func (UnimplementedBrokerPeerServiceServer) PeerSigningStatus(context.Context, *PeerSigningStatusRequest) (*PeerSigningStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PeerSigningStatus not implemented")
+}
+func (UnimplementedBrokerPeerServiceServer) OfferToken(context.Context, *OfferTokenRequest) (*OfferTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OfferToken not implemented")
 }
 func (UnimplementedBrokerPeerServiceServer) mustEmbedUnimplementedBrokerPeerServiceServer() {}
 func (UnimplementedBrokerPeerServiceServer) testEmbeddedByValue()                           {}
@@ -238,6 +260,24 @@ func _BrokerPeerService_PeerSigningStatus_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BrokerPeerService_OfferToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OfferTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerPeerServiceServer).OfferToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BrokerPeerService_OfferToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerPeerServiceServer).OfferToken(ctx, req.(*OfferTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BrokerPeerService_ServiceDesc is the grpc.ServiceDesc for BrokerPeerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +300,10 @@ var BrokerPeerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PeerSigningStatus",
 			Handler:    _BrokerPeerService_PeerSigningStatus_Handler,
+		},
+		{
+			MethodName: "OfferToken",
+			Handler:    _BrokerPeerService_OfferToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
