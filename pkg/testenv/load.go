@@ -42,6 +42,40 @@ var noopDesc = grpc.ServiceDesc{
 	}}},
 }
 
+// CannedMethod answers a canned reply: registered by Canned on a
+// service's own server, a call to it decodes the request (and, like every
+// request, has it checked against its type's rules) and encodes the
+// reply, as a method with those messages does, and does nothing else.
+const CannedMethod = "/ghconnect.bench.Canned/Reply"
+
+// Canned adds CannedMethod to a server, decoding requests into newReq()
+// and answering reply() every call, and lets roles call it: the baseline
+// that costs what a method's request and reply cost, so a comparison with
+// it shows the method's own work.
+func Canned(newReq, reply func() proto.Message, roles ...string) func(*grpc.Server, *auth.Rules) {
+	desc := grpc.ServiceDesc{
+		ServiceName: "ghconnect.bench.Canned",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Reply", Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			in := newReq()
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			h := func(context.Context, any) (any, error) { return reply(), nil }
+			if ic == nil {
+				return h(ctx, in)
+			}
+			return ic(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: CannedMethod}, h)
+		}}},
+	}
+	return func(s *grpc.Server, r *auth.Rules) {
+		if err := r.Permit(CannedMethod, roles...); err != nil {
+			panic(err)
+		}
+		s.RegisterService(&desc, struct{}{})
+	}
+}
+
 // Noop adds NoopMethod to a server and lets roles call it, so the
 // baseline passes authorization as the method it is compared with does.
 func Noop(roles ...string) func(*grpc.Server, *auth.Rules) {
