@@ -361,6 +361,12 @@ func (k *kube) pods(app string) []pod {
 // podSample sums, per running pod of the service, the samples of its
 // metrics (at the pod's address) whose line starts with prefix.
 func (k *kube) podSample(s *system, app string, port int, prefix string) map[string]float64 {
+	return k.podSamples(s, app, port, func(line string) bool { return strings.HasPrefix(line, prefix) })
+}
+
+// podSamples sums, per running pod of the service, the samples of its
+// metrics (at the pod's address) on the lines match accepts.
+func (k *kube) podSamples(s *system, app string, port int, match func(line string) bool) map[string]float64 {
 	k.t.Helper()
 	out := map[string]float64{}
 	for _, p := range k.pods(app) {
@@ -372,7 +378,7 @@ func (k *kube) podSample(s *system, app string, port int, prefix string) map[str
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, line := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(line, prefix) {
+			if match(line) {
 				f := strings.Fields(line)
 				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 				out[p.name] += v
@@ -429,25 +435,9 @@ func (k *kube) checkFleet(t *testing.T, s *system, id string, broker brokerv1.To
 // podCalls sums, per running pod of the service, the gRPC calls of the
 // method it answered OK (its metrics, at the pod's address).
 func (k *kube) podCalls(s *system, app string, port int, method string) map[string]float64 {
-	k.t.Helper()
-	out := map[string]float64{}
-	for _, p := range k.pods(app) {
-		out[p.name] = 0
-		resp, err := s.http.Get(fmt.Sprintf("http://%s:%d/metrics", p.ip, port))
-		if err != nil {
-			k.t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, line := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(line, "ghconnect_grpc_requests_total{") && strings.Contains(line, method) && strings.Contains(line, `code="OK"`) {
-				f := strings.Fields(line)
-				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-				out[p.name] += v
-			}
-		}
-	}
-	return out
+	return k.podSamples(s, app, port, func(line string) bool {
+		return strings.HasPrefix(line, "ghconnect_grpc_requests_total{") && strings.Contains(line, method) && strings.Contains(line, `code="OK"`)
+	})
 }
 
 // rolledOut waits until the Deployment has rolled out and is Available.

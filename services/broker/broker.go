@@ -233,14 +233,26 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 	b.m.misses.Inc()
 	key := string(kb)
 	own := sc.owned()
+	g, err := b.shared(ctx, key, minLife, func(ctx context.Context) (*grant, error) { return b.fill(ctx, c, own, key, minLife) })
+	if err != nil {
+		return nil, "miss", err
+	}
+	if g.lifeLeft(b.now()) < minLife {
+		return nil, "miss", errors.New("GitHub.com issued a token shorter-lived than asked")
+	}
+	return g, "miss", nil
+}
+
+// shared returns key's grant from one call of get shared by every
+// concurrent asker, cached and offered to the fleet; or from the cache,
+// when another flight filled it while this one waited. get outlives any
+// one caller's cancellation: others wait on it too.
+func (b *Broker) shared(ctx context.Context, key string, minLife time.Duration, get func(context.Context) (*grant, error)) (*grant, error) {
 	v, err, _ := b.flight.Do(key, func() (any, error) {
-		// Another flight may have filled the cache while this one waited.
 		if g := b.cache.get([]byte(key), minLife, b.now()); g != nil {
 			return g, nil
 		}
-		// The exchange outlives any one caller's cancellation: others
-		// wait on it too.
-		g, err := b.fill(context.WithoutCancel(ctx), c, own, key, minLife)
+		g, err := get(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -249,13 +261,9 @@ func (b *Broker) issue(ctx context.Context, c *connInfo, sc scope, minLife time.
 		return g, nil
 	})
 	if err != nil {
-		return nil, "miss", err
+		return nil, err
 	}
-	g := v.(*grant)
-	if g.lifeLeft(b.now()) < minLife {
-		return nil, "miss", errors.New("GitHub.com issued a token shorter-lived than asked")
-	}
-	return g, "miss", nil
+	return v.(*grant), nil
 }
 
 // track keeps grants the cache does not hold, for revocation; O(1) each.

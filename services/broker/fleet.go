@@ -161,16 +161,18 @@ func newFleet(opts FleetOptions, dialer *dial.Dialer) (*fleet, error) {
 	return f, nil
 }
 
-// run keeps a dns:/// list current until ctx ends.
+// run keeps a dns:/// list current until ctx ends, then closes the
+// connections to the other brokers (a static list's too).
 func (f *fleet) run(ctx context.Context) {
+	defer f.close()
 	if f.dnsHost == "" {
+		<-ctx.Done()
 		return
 	}
 	for {
 		f.lookup(ctx)
 		select {
 		case <-ctx.Done():
-			f.close()
 			return
 		case <-time.After(f.opts.Resolve):
 		}

@@ -3,16 +3,15 @@ package broker_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/services/broker/brokertest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"time"
-
-	"github.com/ghconnect/ghconnect/pkg/testenv"
 )
 
 // ownerFirst orders a fleet's brokers: the connection's owner, then the

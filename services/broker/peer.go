@@ -214,14 +214,9 @@ func (s *PeerServer) Register(srv *server.Server) {
 // (brokers whose views differ for a moment never send a scope round).
 func (s *PeerServer) FetchToken(ctx context.Context, req *brokerv1.FetchTokenRequest) (*brokerv1.FetchTokenResponse, error) {
 	b := s.b
-	c := b.conns.get(req.GetConnectionId())
-	if c == nil || !c.connected {
-		return nil, status.Error(codes.FailedPrecondition, notHere)
-	}
-	sc, ok := scopeOfKey(req.GetScopeKey())
-	var buf [256]byte
-	if !ok || string(sc.appendKey(buf[:0], c.id, c.installationID)) != req.GetScopeKey() {
-		return nil, status.Error(codes.InvalidArgument, "scope_key is not a scope of the connection's installation")
+	c, sc, err := b.peerScope(req.GetConnectionId(), req.GetScopeKey())
+	if err != nil {
+		return nil, err
 	}
 	b.m.peerServed.Inc()
 	if who := req.GetExclusiveCaller(); who != "" {
@@ -233,27 +228,30 @@ func (s *PeerServer) FetchToken(ctx context.Context, req *brokerv1.FetchTokenReq
 		b.track(g)
 		return &brokerv1.FetchTokenResponse{Token: g.response()}, nil
 	}
-	minLife := req.GetMinLifetime().AsDuration()
-	if g := b.cache.get([]byte(req.GetScopeKey()), minLife, b.now()); g != nil {
+	minLife, key := req.GetMinLifetime().AsDuration(), req.GetScopeKey()
+	if g := b.cache.get([]byte(key), minLife, b.now()); g != nil {
 		return &brokerv1.FetchTokenResponse{Token: g.response()}, nil
 	}
-	key := req.GetScopeKey()
-	v, err, _ := b.flight.Do(key, func() (any, error) {
-		if g := b.cache.get([]byte(key), minLife, b.now()); g != nil {
-			return g, nil
-		}
-		g, err := b.up.exchange(context.WithoutCancel(ctx), c, sc, key)
-		if err != nil {
-			return nil, err
-		}
-		b.track(b.cache.put(g, b.now())...)
-		b.offer(g)
-		return g, nil
-	})
+	g, err := b.shared(ctx, key, minLife, func(ctx context.Context) (*grant, error) { return b.up.exchange(ctx, c, sc, key) })
 	if err != nil {
 		return nil, upstreamStatus(ctx, err)
 	}
-	return &brokerv1.FetchTokenResponse{Token: v.(*grant).response()}, nil
+	return &brokerv1.FetchTokenResponse{Token: g.response()}, nil
+}
+
+// peerScope is the connection and scope another broker's request names:
+// the connection CONNECTED here, the key a scope of its installation.
+func (b *Broker) peerScope(conn, key string) (*connInfo, scope, error) {
+	c := b.conns.get(conn)
+	if c == nil || !c.connected {
+		return nil, scope{}, status.Error(codes.FailedPrecondition, notHere)
+	}
+	sc, ok := scopeOfKey(key)
+	var buf [256]byte
+	if !ok || string(sc.appendKey(buf[:0], c.id, c.installationID)) != key {
+		return nil, scope{}, status.Error(codes.InvalidArgument, "scope_key is not a scope of the connection's installation")
+	}
+	return c, sc, nil
 }
 
 // offer hands the other brokers a shared grant this one exchanged, so
@@ -273,14 +271,9 @@ func (s *PeerServer) OfferToken(_ context.Context, req *brokerv1.OfferTokenReque
 	if b.fleet == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this broker is in no fleet")
 	}
-	c := b.conns.get(req.GetConnectionId())
-	if c == nil || !c.connected {
-		return nil, status.Error(codes.FailedPrecondition, notHere)
-	}
-	sc, ok := scopeOfKey(req.GetScopeKey())
-	var buf [256]byte
-	if !ok || string(sc.appendKey(buf[:0], c.id, c.installationID)) != req.GetScopeKey() {
-		return nil, status.Error(codes.InvalidArgument, "scope_key is not a scope of the connection's installation")
+	c, _, err := b.peerScope(req.GetConnectionId(), req.GetScopeKey())
+	if err != nil {
+		return nil, err
 	}
 	if req.GetFrom() == b.fleet.self {
 		return nil, status.Error(codes.InvalidArgument, "from: this broker's own address")
