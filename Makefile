@@ -27,7 +27,7 @@ help:
 	@echo "make k8s-test - the production overlay on a real single-node Kubernetes built here (root; the last step of make test)"
 	@echo "make tools | generate | check-generated | lint | breaking | build | check-modules | bench | fuzz"
 
-tools: $(TOOLS) bin/ghz bin/golangci-lint
+tools: $(TOOLS) bin/ghz bin/golangci-lint bin/promtool
 
 $(TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off go build -o ../bin/ tool
@@ -42,6 +42,12 @@ bin/ghz: tools/ghz/go.mod tools/ghz/go.sum
 # those write gen/.
 bin/golangci-lint: tools/golangci-lint/go.mod tools/golangci-lint/go.sum
 	cd tools/golangci-lint && GOWORK=off go build -o ../../bin/ tool
+
+# promtool (Prometheus's own rule checker and rule unit tests, for
+# deploy/monitoring) is a module of its own: Prometheus's service discovery
+# brings cloud SDKs no other tool needs.
+bin/promtool: tools/promtool/go.mod tools/promtool/go.sum
+	cd tools/promtool && GOWORK=off go build -o ../../bin/ tool
 
 generate: tools
 	rm -rf gen/ghconnect gen/ghconnect.swagger.json
@@ -96,7 +102,7 @@ run:
 # 127.0.0.1:5432) when it answers; when nothing does, test-postgres.sh
 # starts one there for the run (Debian's, installed when missing) and
 # stops it after.
-test: ui-deps test-standalone
+test: ui-deps test-standalone bin/promtool
 	go test -count=1 -timeout 30m -run '^TestVaultBinary$$' ./pkg/testenv
 	./deploy/postgres/test-postgres.sh go test -race -shuffle=on -count=1 $(PKGS)
 	$(MAKE) compose-test

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -28,12 +29,19 @@ type objects struct {
 	Deployments     []*appsv1.Deployment
 	PDBs            []*policyv1.PodDisruptionBudget
 	NetworkPolicies []*networkingv1.NetworkPolicy
+	ServiceMonitors []*monitoringv1.ServiceMonitor
+	PrometheusRules []*monitoringv1.PrometheusRule
 }
 
 // render runs kustomize on dir (as `kubectl apply -k dir` would build it)
 // and decodes the result strictly.
 func render(dir string) (*objects, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	return renderWith(dir, krusty.MakeDefaultOptions())
+}
+
+// renderWith is render with kustomize's options.
+func renderWith(dir string, opts *krusty.Options) (*objects, error) {
+	k := krusty.MakeKustomizer(opts)
 	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
@@ -84,6 +92,10 @@ func (o *objects) add(doc []byte) error {
 		target = appendNew(&o.PDBs)
 	case "networking.k8s.io/v1 NetworkPolicy":
 		target = appendNew(&o.NetworkPolicies)
+	case "monitoring.coreos.com/v1 ServiceMonitor":
+		target = appendNew(&o.ServiceMonitors)
+	case "monitoring.coreos.com/v1 PrometheusRule":
+		target = appendNew(&o.PrometheusRules)
 	default:
 		return fmt.Errorf("unknown kind %q %q: add it to the strict decoder", tm.APIVersion, tm.Kind)
 	}

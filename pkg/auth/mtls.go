@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/tls/certprovider"
 	"google.golang.org/grpc/credentials/tls/certprovider/pemfile"
@@ -176,4 +177,34 @@ func ClientTLS(files *TLSFiles) *tls.Config {
 			return err
 		},
 	}
+}
+
+// RegisterExpiry exports when the files' certificate expires, as
+// ghconnect_tls_certificate_expiry_timestamp_seconds{cert=name}, read
+// from the material in use at each scrape (a renewed certificate shows at
+// once). Nothing for a nil *TLSFiles or one without a certificate.
+func (f *TLSFiles) RegisterExpiry(reg prometheus.Registerer, name string) error {
+	if f == nil {
+		return nil
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "ghconnect_tls_certificate_expiry_timestamp_seconds",
+		Help:        "Unix time the certificate in use expires (NotAfter), by certificate (server: the one this service serves with; client: the one it presents).",
+		ConstLabels: prometheus.Labels{"cert": name},
+	}, func() float64 {
+		km, err := f.material()
+		if err != nil || len(km.Certs) == 0 {
+			return 0
+		}
+		leaf := km.Certs[0].Leaf
+		if leaf == nil {
+			if len(km.Certs[0].Certificate) == 0 {
+				return 0
+			}
+			if leaf, err = x509.ParseCertificate(km.Certs[0].Certificate[0]); err != nil {
+				return 0
+			}
+		}
+		return float64(leaf.NotAfter.Unix())
+	}))
 }

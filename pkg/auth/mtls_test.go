@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/devca"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -255,4 +258,45 @@ func TestCallersFlags(t *testing.T) {
 			t.Errorf("%+v: %v", tt.c, err)
 		}
 	}
+}
+
+// TestCertificateExpiryExported: the metric the expiring-certificate alert
+// reads is the serving certificate's NotAfter.
+func TestCertificateExpiryExported(t *testing.T) {
+	f := pki(t, "broker")
+	files, err := LoadTLSFiles(f.Cert("broker"), f.Key("broker"), f.CA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	reg := prometheus.NewPedanticRegistry()
+	if err := files.RegisterExpiry(reg, "server"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(f.Cert("broker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gaugeOf(t, reg); got != float64(cert.NotAfter.Unix()) {
+		t.Errorf("expiry %v, want %v (%s)", got, cert.NotAfter.Unix(), cert.NotAfter)
+	}
+	var none *TLSFiles
+	if err := none.RegisterExpiry(reg, "client"); err != nil {
+		t.Errorf("no TLS files: %v", err)
+	}
+}
+
+// gaugeOf is the value of reg's one metric, the expiry gauge.
+func gaugeOf(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "ghconnect_tls_certificate_expiry_timestamp_seconds" {
+		t.Fatalf("gathered %v, %v", mfs, err)
+	}
+	return mfs[0].GetMetric()[0].GetGauge().GetValue()
 }

@@ -84,6 +84,10 @@ type Session struct {
 	refreshMu  sync.Mutex
 	kick       chan struct{}
 	logins     atomic.Int64
+
+	m        *sessionMetrics
+	healthMu sync.Mutex
+	health   Health
 }
 
 func newClient(addr, caCert string) (*vault.Client, error) {
@@ -188,7 +192,7 @@ func newSession(api *vault.Client, log *zap.Logger) *Session {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Session{api: api, log: log, PollEvery: time.Second, RetryEvery: 500 * time.Millisecond, kick: make(chan struct{}, 1)}
+	return &Session{api: api, log: log, PollEvery: time.Second, RetryEvery: 500 * time.Millisecond, kick: make(chan struct{}, 1), m: newSessionMetrics()}
 }
 
 // Client is the Vault client to call with; its token changes as the
@@ -202,8 +206,10 @@ func (s *Session) Logins() int64 { return s.logins.Load() }
 func (s *Session) relogin(ctx context.Context) error {
 	sec, err := s.login(ctx)
 	if err != nil {
+		s.m.logins.WithLabelValues("error").Inc()
 		return err
 	}
+	s.m.logins.WithLabelValues("ok").Inc()
 	s.mu.Lock()
 	s.secret = sec
 	s.mu.Unlock()
@@ -266,8 +272,13 @@ func (s *Session) readTokenFile() {
 // Run keeps the token valid until ctx ends: AppRole tokens are renewed
 // ahead of expiry and replaced by a new login when renewal stops (maximum
 // TTL reached, token revoked, Vault sealed); a token file is re-read when
-// it changes. Call it once, in its own goroutine.
+// it changes; Vault's health is checked every HealthEvery. Call it once,
+// in its own goroutine.
 func (s *Session) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go s.watchHealth(ctx, &wg)
 	switch {
 	case s.tokenFile != "":
 		s.pollTokenFile(ctx)
@@ -309,6 +320,7 @@ watch:
 				w.Stop()
 				return
 			case <-w.RenewCh():
+				s.m.renewals.WithLabelValues("ok").Inc()
 				s.log.Debug("renewed the Vault token")
 			case <-s.kick:
 				// Refresh logged in already: watch the new token.
@@ -319,6 +331,7 @@ watch:
 				reason := "token reached its maximum TTL"
 				if err != nil {
 					reason = "renewal failed: " + Reason(err)
+					s.m.renewals.WithLabelValues("error").Inc()
 				}
 				s.log.Info("logging in to Vault again", zap.String("login", s.what), zap.String("why", reason))
 				s.loginUntilDone(ctx)

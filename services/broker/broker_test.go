@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -268,6 +269,20 @@ func TestGitHubDown(t *testing.T) {
 	wantCode(t, err, codes.Unavailable, "retry in")
 	if retryDelay(err) <= 0 || e.Emu.Count(brokertest.AccessTokens) != before {
 		t.Errorf("no fail-fast: delay %v, calls %d -> %d", retryDelay(err), before, e.Emu.Count(brokertest.AccessTokens))
+	}
+	// What the alerts read: GitHub.com's answers by class, its rate
+	// limit, and the hit's own time.
+	for class, want := range map[string]float64{"2xx": 1, "5xx": 1, "4xx": 0, "none": 0} {
+		if got := testenv.Sample(t, e.Metrics, "ghconnect_broker_github_responses_total", "class", class); got != want {
+			t.Errorf("responses %s: %v, want %v", class, got, want)
+		}
+	}
+	inst := strconv.FormatInt(e.InstID, 10)
+	if got := testenv.Sample(t, e.Metrics, "ghconnect_broker_github_ratelimit_limit", "installation", inst); got <= 0 {
+		t.Errorf("rate limit per hour: %v", got)
+	}
+	if got := testenv.Sample(t, e.Metrics, "ghconnect_broker_cache_hit_seconds"); got != 1 {
+		t.Errorf("hits timed: %v, want 1", got)
 	}
 }
 

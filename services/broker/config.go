@@ -153,6 +153,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	NewServer(b).Register(srv)
+	if err := vaultSession.Register(srv.Registry); err != nil {
+		return err
+	}
+	if err := tlsFiles.RegisterExpiry(srv.Registry, "server"); err != nil {
+		return err
+	}
 	if cfg.LoadtestEcho {
 		if err := loadecho.Register(srv.GRPC, guard.Rules, "token-client"); err != nil {
 			return err

@@ -28,6 +28,7 @@ type tokenRequest struct {
 // from the cache or GitHub.com. Every issuance and refusal is audited; a
 // refusal is a gRPC status, in the audit's words.
 func (b *Broker) issueToken(ctx context.Context, caller string, r tokenRequest) (*grant, error) {
+	start := time.Now()
 	// Audit fields are plain strings, cheap to encode on the cache-hit
 	// path. An issuance names what the token grants; a refusal, what was
 	// asked.
@@ -63,6 +64,9 @@ func (b *Broker) issueToken(ctx context.Context, caller string, r tokenRequest) 
 	log, call := b.auditTo(ctx)
 	b.audits.emit(auditEvent{log: log, call: call, level: zapcore.InfoLevel, msg: "token issued",
 		g: g, expires: g.expires, caller: caller, conn: r.connection, installation: c.installationID, cache: result})
+	if result == "hit" {
+		b.m.hitSeconds.Observe(time.Since(start).Seconds())
+	}
 	return g, nil
 }
 

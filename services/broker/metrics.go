@@ -13,6 +13,9 @@ type metrics struct {
 	signs       *prometheus.CounterVec
 	signSeconds prometheus.Histogram
 	remaining   *prometheus.GaugeVec
+	limit       *prometheus.GaugeVec
+	responses   *prometheus.CounterVec
+	hitSeconds  prometheus.Histogram
 	auditEvents prometheus.Counter
 	auditWaits  prometheus.Counter
 	// The fleet: this broker's fetches from connections' owners, by
@@ -50,6 +53,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ghconnect_broker_github_ratelimit_remaining", Help: "GitHub.com rate limit remaining, per installation.",
 		}, []string{"installation"}),
+		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ghconnect_broker_github_ratelimit_limit", Help: "GitHub.com rate limit per hour, per installation (X-RateLimit-Limit).",
+		}, []string{"installation"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ghconnect_broker_github_responses_total", Help: "GitHub.com's answers to token exchanges by status class (2xx, 4xx, 5xx; none: no answer, the network or a timeout).",
+		}, []string{"class"}),
+		hitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ghconnect_broker_cache_hit_seconds", Help: "The broker's own time for token requests served from its cache (policy, cache and audit; not the network).",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		}),
+	}
+	for _, c := range []string{"2xx", "4xx", "5xx", "none"} {
+		m.responses.WithLabelValues(c)
 	}
 	m.auditEvents = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ghconnect_broker_audit_events_total", Help: "Audit events written.",
@@ -79,12 +95,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.offersIn.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.auditEvents, m.auditWaits, m.peerFetches, m.peerServed, m.offersOut, m.offersIn)
+		reg.MustRegister(m.cache, m.exchanges, m.signs, m.signSeconds, m.remaining, m.limit, m.responses, m.hitSeconds, m.auditEvents, m.auditWaits, m.peerFetches, m.peerServed, m.offersOut, m.offersIn)
 	}
 	m.hits, m.misses, m.exclusives = m.cache.WithLabelValues("hit"), m.cache.WithLabelValues("miss"), m.cache.WithLabelValues("exclusive")
 	return m
 }
 
-func (m *metrics) rateRemaining(installation int64, remaining int) {
-	m.remaining.WithLabelValues(strconv.FormatInt(installation, 10)).Set(float64(remaining))
+func (m *metrics) rateRemaining(installation int64, remaining, limit int) {
+	id := strconv.FormatInt(installation, 10)
+	m.remaining.WithLabelValues(id).Set(float64(remaining))
+	if limit > 0 {
+		m.limit.WithLabelValues(id).Set(float64(limit))
+	}
 }

@@ -285,8 +285,9 @@ func (u *upstream) client(auth string) *github.Client {
 // itself (a bad JWT or scope) sets none.
 func (u *upstream) noteResponse(installation int64, resp *github.Response, err error) {
 	if resp != nil && resp.Header.Get("X-RateLimit-Remaining") != "" {
-		u.m.rateRemaining(installation, resp.Rate.Remaining)
+		u.m.rateRemaining(installation, resp.Rate.Remaining, resp.Rate.Limit)
 	}
+	u.m.responses.WithLabelValues(responseClass(resp)).Inc()
 	var ge *brokerclient.GitHubError
 	var until time.Time
 	switch {
@@ -468,4 +469,13 @@ func (u *upstream) signing(conn string) signStatus {
 		return *st
 	}
 	return signStatus{}
+}
+
+// responseClass is GitHub.com's answer as a metric label: "2xx", "4xx",
+// "5xx" (other classes as such), or "none" when it did not answer.
+func responseClass(resp *github.Response) string {
+	if resp == nil || resp.Response == nil {
+		return "none"
+	}
+	return strconv.Itoa(resp.StatusCode/100) + "xx"
 }

@@ -278,6 +278,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	opts := Options{OutboxMax: cfg.OutboxMax}
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts, RequestChecks: RequestChecks})
+	if err := tlsFiles.RegisterExpiry(srv.Registry, "server"); err != nil {
+		return err
+	}
 	if cfg.LoadtestEcho {
 		if err := loadecho.Register(srv.GRPC, guard.Rules, "feature-client"); err != nil {
 			return err

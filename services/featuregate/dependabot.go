@@ -102,6 +102,11 @@ func NewAdvisorySync(store *Store, broker brokerv1.TokenBrokerServiceClient, git
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ghconnect_featuregate_advisories_sync_last_success_seconds",
 			Help: "Unix time of the last advisory sync that completed (0: none since this replica started syncing)."}),
 	}
+	// Every result from the start: an alert on failed runs without a
+	// success needs the ok series before the first one.
+	for _, r := range []string{"ok", "failed", "stopped"} {
+		a.runs.WithLabelValues(r)
+	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(a.leader, a.runs, a.fetched, a.changed, a.lastSuccess)
 	}

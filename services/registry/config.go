@@ -22,6 +22,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/validate"
 	"github.com/ghconnect/ghconnect/pkg/vaultauth"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
 
@@ -186,6 +187,9 @@ func Run(ctx context.Context, cfg Config) error {
 	hc := &http.Client{Transport: tracing.Transport(&http.Transport{Proxy: http.ProxyFromEnvironment}), Timeout: 15 * time.Second}
 
 	srv := server.New(server.Options{Logger: logger, Guard: guard, ExtraGRPCOptions: grpcOpts})
+	if err := tlsFiles.RegisterExpiry(srv.Registry, "server"); err != nil {
+		return err
+	}
 	gh := &GitHub{API: api, HTTP: hc}
 	opts := Options{Issuers: issuers, GitHub: gh, Defaults: Defaults{Hostname: cfg.ServerHostname, Version: cfg.ServerVersion}}
 	if cfg.LicenseFile != "" {
@@ -195,8 +199,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		opts.Defaults.License = string(raw)
 	}
+	registerState(srv.Registry, store)
 	if cfg.Vault.Addr != "" {
-		connector, closeAll, err := newConnector(ctx, cfg, store, *gh)
+		connector, closeAll, err := newConnector(ctx, cfg, store, *gh, srv.Registry)
 		if err != nil {
 			return err
 		}
@@ -222,12 +227,12 @@ func Run(ctx context.Context, cfg Config) error {
 		defer func() { stopLeases(); leased.Wait() }()
 		leased.Go(func() {
 			runLeased(lctx, store, leaseReconciler, cfg.LeaderRetry, m, func(ctx context.Context) {
-				reconcile(ctx, connector, cfg.ReconcileEvery, m.runs.WithLabelValues("reconciler"))
+				reconcile(ctx, connector, cfg.ReconcileEvery, m.runs.WithLabelValues("reconciler"), connector.metrics.lastSuccess.WithLabelValues("reconciler"))
 			})
 		})
 		leased.Go(func() {
 			runLeased(lctx, store, leaseKeyFollower, cfg.LeaderRetry, m, func(ctx context.Context) {
-				followKeys(ctx, connector, cfg.KeyCheckEvery, m.runs.WithLabelValues("key_follower"))
+				followKeys(ctx, connector, cfg.KeyCheckEvery, m.runs.WithLabelValues("key_follower"), connector.metrics.lastSuccess.WithLabelValues("key_follower"))
 			})
 		})
 	}
@@ -238,16 +243,19 @@ func Run(ctx context.Context, cfg Config) error {
 	return srv.Serve(ctx, grpcLis, httpLis)
 }
 
-func newConnector(ctx context.Context, cfg Config, store *Store, gh GitHub) (*Connector, func(), error) {
+func newConnector(ctx context.Context, cfg Config, store *Store, gh GitHub, reg prometheus.Registerer) (*Connector, func(), error) {
 	session, err := cfg.Vault.Login(ctx, logging.FromContext(ctx))
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := session.Register(reg); err != nil {
 		return nil, nil, err
 	}
 	vctx, stopVault := context.WithCancel(context.Background())
 	vaultDone := make(chan struct{})
 	go func() { session.Run(vctx); close(vaultDone) }()
 	transit := vaulttransit.New(session, cfg.TransitMount)
-	c := &Connector{Store: store, Transit: transit, GitHubAPI: gh.API, GitHubWeb: cfg.GitHubWebURL, HTTP: gh.HTTP}
+	c := &Connector{Store: store, Transit: transit, GitHubAPI: gh.API, GitHubWeb: cfg.GitHubWebURL, HTTP: gh.HTTP, metrics: newConnectorMetrics(reg)}
 	dialer, err := dial.New(cfg.Dial)
 	if err != nil {
 		stopVault()

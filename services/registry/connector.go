@@ -47,6 +47,8 @@ type Connector struct {
 	// crash is where a crash test ends the process (crashpoints.go); it
 	// exists only in a test build.
 	crash crashConfig
+	// metrics: nil records nothing (tests that build a Connector alone).
+	metrics *connectorMetrics
 }
 
 // take makes move m on connection id (see Store.Update); a crash test may

@@ -88,6 +88,9 @@ func (c *Connector) Disconnect(ctx context.Context, id, reason, etag string, ch 
 	if errors.Is(err, errAlreadyDone) {
 		return c.Store.Get(ctx, id)
 	}
+	if err == nil {
+		c.observeDisconnect(ctx, out)
+	}
 	return out, err
 }
 
@@ -206,11 +209,14 @@ func (c *Connector) orphanGrace() time.Duration {
 }
 
 // reconcile runs the connector's reconciler now and then every period.
-func reconcile(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
+func reconcile(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter, ok prometheus.Gauge) {
 	log := logging.FromContext(ctx)
 	for {
 		runs.Inc()
-		if err := c.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		switch err := c.Reconcile(ctx); {
+		case err == nil:
+			ok.SetToCurrentTime()
+		case ctx.Err() == nil:
 			log.Warn("reconciling", zap.Error(err))
 		}
 		select {

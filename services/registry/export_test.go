@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ghconnect/ghconnect/pkg/testenv"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Moves for the tests in package registry_test that make them on a store
@@ -42,3 +43,9 @@ var (
 	EventJSON            = eventJSON
 	EventFromJSON        = eventFromJSON
 )
+
+// StateCollector is the registry's scrape-time state figures on s, at
+// the time now gives.
+func StateCollector(s *Store, now func() time.Time) prometheus.Collector {
+	return stateCollector{store: s, now: now}
+}

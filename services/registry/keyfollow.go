@@ -97,7 +97,7 @@ func (c *Connector) updateKey(ctx context.Context, id string, m Move, reason str
 }
 
 // followKeys runs FollowKeys every period.
-func followKeys(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter) {
+func followKeys(ctx context.Context, c *Connector, every time.Duration, runs prometheus.Counter, ok prometheus.Gauge) {
 	log := logging.FromContext(ctx)
 	for {
 		select {
@@ -106,7 +106,10 @@ func followKeys(ctx context.Context, c *Connector, every time.Duration, runs pro
 		case <-time.After(every):
 		}
 		runs.Inc()
-		if err := c.FollowKeys(ctx); err != nil && ctx.Err() == nil {
+		switch err := c.FollowKeys(ctx); {
+		case err == nil:
+			ok.SetToCurrentTime()
+		case ctx.Err() == nil:
 			log.Warn("following App keys in Vault", zap.Error(err))
 		}
 	}

@@ -9,10 +9,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ghconnect/ghconnect/dev/ghemu"
 	registryv1 "github.com/ghconnect/ghconnect/gen/ghconnect/registry/v1"
+	"github.com/ghconnect/ghconnect/pkg/testenv"
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
+	"github.com/ghconnect/ghconnect/services/registry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // An operator rotates the App key in Vault; the key follower keeps the
@@ -68,6 +72,11 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 	if !slices.Equal(tk.Versions, []int32{1}) || tk.PendingVersion != 2 || !strings.Contains(tk.Notice, "key version 2 is in Vault but GitHub.com does not accept it yet") {
 		t.Fatalf("before GitHub.com knows version 2: %v", tk)
 	}
+	// The alert's figure: the pending version found an hour ago (as the
+	// collector's clock says), the only one.
+	if got := stateGauge(t, e.Store, time.Now().Add(time.Hour), "ghconnect_registry_key_version_pending_oldest_seconds", ""); got < 3590 || got > 3700 {
+		t.Errorf("pending for %v s, want about 3600", got)
+	}
 	// Looking again changes nothing (no history noise).
 	before := revision()
 	follow()
@@ -80,6 +89,9 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 	}
 	if tk := follow(); !slices.Equal(tk.Versions, []int32{1, 2}) || tk.PendingVersion != 0 || tk.Notice != "" {
 		t.Fatalf("after GitHub.com accepts version 2: %v", tk)
+	}
+	if got := stateGauge(t, e.Store, time.Now().Add(time.Hour), "ghconnect_registry_key_version_pending_oldest_seconds", ""); got != 0 {
+		t.Errorf("nothing pending, yet the figure says %v s", got)
 	}
 	// 3. The operator retires version 1 in Vault.
 	if err := operator.RetireVersionsBelow(ctx, vaulttransit.AppKeyName(conn.Id), 2); err != nil {
@@ -98,4 +110,16 @@ func TestKeyRotationInVaultIsFollowed(t *testing.T) {
 	if !slices.Equal(actions, []string{"key_version_pending", "key_version_adopted", "key_versions_retired"}) {
 		t.Errorf("history of the follower: %v", actions)
 	}
+}
+
+// stateGauge is the registry's scrape-time figure name (with label
+// state=state, when given) as a scrape at now would read it.
+func stateGauge(t *testing.T, s *registry.Store, now time.Time, name, state string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(registry.StateCollector(s, func() time.Time { return now }))
+	if state == "" {
+		return testenv.Sample(t, reg, name)
+	}
+	return testenv.Sample(t, reg, name, "state", state)
 }

@@ -132,8 +132,19 @@ func TestDisconnectingIsLive(t *testing.T) {
 		}
 		_, err := e.Client.CreateConnection(ctx, e.createReq("other-org"))
 		wantLiveRefusal(t, err, c, "DISCONNECTING")
+		// What the stuck-disconnect alert reads, ten minutes on.
+		later := time.Now().Add(10 * time.Minute)
+		if got := stateGauge(t, e.Store, later, "ghconnect_registry_disconnecting_oldest_seconds", ""); got < 590 || got > 700 {
+			t.Errorf("disconnecting for %v s, want about 600", got)
+		}
+		if got := stateGauge(t, e.Store, later, "ghconnect_registry_connections", "disconnecting"); got != 1 {
+			t.Errorf("%v connections disconnecting, want 1", got)
+		}
 		if _, err := e.Client.Disconnect(ctx, &registryv1.DisconnectRequest{Id: c.Id}); err != nil {
 			t.Fatal(err)
+		}
+		if got := stateGauge(t, e.Store, later, "ghconnect_registry_disconnecting_oldest_seconds", ""); got != 0 {
+			t.Errorf("after the disconnect finished: disconnecting for %v s", got)
 		}
 		e.create(t, "other-org")
 	})

@@ -32,6 +32,7 @@ import (
 	"github.com/ghconnect/ghconnect/pkg/vaulttransit"
 	"github.com/ghconnect/ghconnect/services/broker"
 	"github.com/ghconnect/ghconnect/services/registry/registrytest"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -80,9 +81,11 @@ func (l *LockedBuffer) String() string {
 
 // Env is a running broker and everything behind it.
 type Env struct {
-	Emu   *ghemu.TestServer
-	Vault *testenv.VaultDev
-	Creds *testenv.VaultCreds
+	// Metrics is the broker's /metrics registry.
+	Metrics *prometheus.Registry
+	Emu     *ghemu.TestServer
+	Vault   *testenv.VaultDev
+	Creds   *testenv.VaultCreds
 	// BrokerVault is the broker's own AppRole login.
 	BrokerVault *vaultauth.Session
 	Transit     *vaulttransit.Client
@@ -252,6 +255,7 @@ func (e *Env) serve(t testing.TB, o Options) {
 	}
 	rules := auth.DefaultRules()
 	srv := server.New(server.Options{Logger: logger, Guard: &auth.Guard{Authn: authn, Rules: rules}, ShutdownTimeout: time.Second, Audited: broker.AuditedMethods, RequestChecks: broker.RequestChecks})
+	e.Metrics = srv.Registry
 	opts := broker.Options{Vault: e.BrokerVault, GitHubURL: e.Emu.URL, GitHubWebURL: e.Emu.URL, Database: e.DB, Policy: Policy, Registerer: srv.Registry, RefreshEvery: time.Hour}
 	if e.fleet != "" {
 		d, err := dial.New(dial.Flags{})
