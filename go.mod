@@ -31,6 +31,8 @@ require github.com/hashicorp/golang-lru/v2 v2.0.7
 
 require github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f
 
+require github.com/grafana/grafana-foundation-sdk/go v0.0.22
+
 require (
 	github.com/dennwc/varint v1.0.0 // indirect
 	github.com/grafana/regexp v0.0.0-20250905093917-f7b3be9d1853 // indirect

@@ -1,7 +1,8 @@
 // Package monitoring holds ghconnect's Prometheus rules (rules.yml, with
 // their promtool unit tests in rules_test.yml), the local Prometheus's
-// scrape configuration (prometheus.yml), and reads them for the tests that
-// keep them honest: every metric they name must be one the services
+// scrape configuration (prometheus.yml) and the Grafana dashboards
+// (dashboards/*.json, built by dashboards.go), and reads them for the
+// tests that keep them honest: every metric they name must be one the services
 // export (e2e TestMonitoringNamesExportedMetrics), every alert must have
 // a unit test that fires it and a runbook section in the README.
 package monitoring
@@ -9,6 +10,7 @@ package monitoring
 import (
 	"embed"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -18,7 +20,7 @@ import (
 
 // Files are the rules, their tests and the dashboards as committed.
 //
-//go:embed rules.yml rules_test.yml
+//go:embed rules.yml rules_test.yml dashboards/*.json
 var Files embed.FS
 
 // RuleFile is the part of a Prometheus rule file the tests read.
@@ -64,8 +66,8 @@ func (rf *RuleFile) Alerts() []Rule {
 	return out
 }
 
-// Queries are every PromQL expression in the rules, by where each comes
-// from.
+// Queries are every PromQL expression in the rules and the committed
+// dashboards, by where each comes from.
 func Queries() (map[string][]string, error) {
 	rf, err := Rules()
 	if err != nil {
@@ -75,6 +77,19 @@ func Queries() (map[string][]string, error) {
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
 			out["rules.yml "+r.Alert+r.Record] = append(out["rules.yml "+r.Alert+r.Record], r.Expr)
+		}
+	}
+	dash, err := fs.Glob(Files, "dashboards/*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range dash {
+		raw, err := Files.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if out[name], err = DashboardQueries(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return out, nil
@@ -87,6 +102,10 @@ func recorded(name string) bool { return strings.Contains(name, ":") }
 // fromPrometheus are series Prometheus itself writes for every target.
 var fromPrometheus = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
+// grafanaVars are the intervals Grafana fills in, as durations PromQL
+// parses.
+var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
+
 // MetricNames are the metrics the queries select that a service must
 // export, sorted; a histogram's _bucket, _sum and _count are named as
 // such. Names the rules record, and Prometheus's own per-target series,
@@ -96,7 +115,7 @@ func MetricNames(queries map[string][]string) ([]string, error) {
 	seen := map[string]bool{}
 	for where, exprs := range queries {
 		for _, e := range exprs {
-			expr, err := p.ParseExpr(e)
+			expr, err := p.ParseExpr(grafanaVars.Replace(e))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %q: %w", where, e, err)
 			}

@@ -1,6 +1,7 @@
 package monitoring_test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,6 +181,77 @@ func TestQueriesParse(t *testing.T) {
 	for _, n := range names {
 		if !strings.HasPrefix(n, "ghconnect_") {
 			t.Errorf("%s: not a ghconnect metric", n)
+		}
+	}
+}
+
+// writeGenerated, set to 1, makes TestDashboardsAreCurrent write the
+// dashboards instead of comparing them.
+const writeGenerated = "GHCONNECT_WRITE_GENERATED"
+
+// TestDashboardsAreCurrent: dashboards/*.json are what dashboards.go
+// builds, no more and no fewer.
+func TestDashboardsAreCurrent(t *testing.T) {
+	want, err := monitoring.Dashboards()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv(writeGenerated) == "1" {
+		old, _ := filepath.Glob("dashboards/*.json")
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, raw := range want {
+			if err := os.WriteFile(filepath.Join("dashboards", name), raw, 0o644); err != nil { //nolint:gosec // G306: a file of the repository
+				t.Fatal(err)
+			}
+		}
+	}
+	have, err := filepath.Glob("dashboards/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(have) != len(want) {
+		t.Errorf("dashboards/ holds %v; dashboards.go builds %d", have, len(want))
+	}
+	for name, raw := range want {
+		got, err := os.ReadFile(filepath.Join("dashboards", name))
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("dashboards/%s is not what dashboards.go builds (%v): run %s=1 go test -run TestDashboardsAreCurrent ./deploy/monitoring", name, err, writeGenerated)
+		}
+	}
+}
+
+// TestDashboardsCoverTheIssue: the overview has the objectives and their
+// budgets, tokens, the cache, Vault and GitHub.com, features and links;
+// every service has its own dashboard; each dashboard's queries use the
+// ${datasource} variable.
+func TestDashboardsCoverTheIssue(t *testing.T) {
+	all, err := monitoring.Dashboards()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"overview.json", "broker.json", "registry.json", "featuregate.json"} {
+		if all[name] == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+	overview := string(all["overview.json"])
+	for _, title := range []string{"IssueToken availability", "IssueToken error budget left", "Check availability", "Cache hits within 10 ms",
+		"Disconnects within 5 minutes", "Key follower's last pass", "Tokens issued", "Cache-hit ratio", "Vault and GitHub.com errors", "Features on", "Account links"} {
+		if !strings.Contains(overview, `"title": "`+title+`"`) {
+			t.Errorf("the overview has no panel %q", title)
+		}
+	}
+	for name, raw := range all {
+		exprs, err := monitoring.DashboardQueries(raw)
+		if err != nil || len(exprs) < 5 {
+			t.Errorf("%s: %d queries, %v", name, len(exprs), err)
+		}
+		if n := strings.Count(string(raw), `"uid": "${datasource}"`); n < len(exprs) {
+			t.Errorf("%s: %d queries, %d of them on ${datasource}", name, len(exprs), n)
 		}
 	}
 }

@@ -328,6 +328,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	RegisterOutboxGauge(srv.Registry, store)
+	RegisterStateMetrics(srv.Registry, store)
 	gate.Register(srv)
 	grpcLis, httpLis, err := server.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {

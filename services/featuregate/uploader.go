@@ -87,6 +87,12 @@ func NewUploader(store *Store, broker brokerv1.TokenBrokerServiceClient, githubU
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ghconnect_featuregate_contributions_uploads_total",
 			Help: "Requests to GitHub.com carrying unified contributions, by kind (set, delete) and result (ok, retry)."}, []string{"kind", "result"}),
 	}
+	// Every series from the start, for the dashboards and alerts.
+	for _, kind := range []string{"set", "delete"} {
+		for _, result := range []string{"ok", "retry"} {
+			u.uploads.WithLabelValues(kind, result)
+		}
+	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(u.leader, u.uploads)
 	}
