@@ -59,12 +59,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startSystem(t)
-	id := s.create()
-	s.enable(id)
-	s.eventually("the broker issues a token", func() bool {
-		code, _ := s.restAs("search-svc", "POST", "/v1/connections/"+id+"/tokens", map[string]any{"repositories": []string{"hello-world"}, "permissions": map[string]string{"contents": "read"}})
-		return code == 200
-	})
+	s.enabledWithAToken()
 	have := map[string]string{}
 	for _, svc := range []string{"registry", "broker", "featuregate"} {
 		for n := range s.exported(svc) {
@@ -79,4 +74,18 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Logf("the services export %d names", len(have))
 	}
+}
+
+// enabledWithAToken enables a connection and waits for the broker to
+// issue a token for it (so it has signed and exchanged once), and returns
+// its id.
+func (s *system) enabledWithAToken() string {
+	s.t.Helper()
+	id := s.create()
+	s.enable(id)
+	s.eventually("the broker issues a token", func() bool {
+		code, _ := s.restAs("search-svc", "POST", "/v1/connections/"+id+"/tokens", map[string]any{"repositories": []string{"hello-world"}, "permissions": map[string]string{"contents": "read"}})
+		return code == 200
+	})
+	return id
 }

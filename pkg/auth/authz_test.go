@@ -40,6 +40,7 @@ var whoMayCall = map[string]string{
 	"/ghconnect.broker.v1.TokenBrokerService/RevokeToken":               "token-client",
 	"/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens":    "token-admin",
 	"/ghconnect.broker.v1.TokenBrokerService/GetSigningStatus":          "admin auditor token-admin",
+	"/ghconnect.broker.v1.TokenBrokerService/GetHealth":                 "admin auditor token-admin",
 	"/ghconnect.broker.v1.TokenBrokerService/StartUserAuthorization":    "token-client",
 	"/ghconnect.broker.v1.TokenBrokerService/CompleteUserAuthorization": "token-client",
 	"/ghconnect.broker.v1.TokenBrokerService/IssueUserToken":            "token-client",

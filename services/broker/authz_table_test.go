@@ -46,6 +46,10 @@ func TestWhoMayCallWhat(t *testing.T) {
 			_, err := e.Client.GetSigningStatus(ctx, &brokerv1.GetSigningStatusRequest{ConnectionId: e.ConnID})
 			return err
 		},
+		"GetHealth": func(ctx context.Context) error {
+			_, err := e.Client.GetHealth(ctx, &brokerv1.GetHealthRequest{ConnectionId: e.ConnID})
+			return err
+		},
 		"StartUserAuthorization": func(ctx context.Context) error {
 			_, err := e.Client.StartUserAuthorization(ctx, &brokerv1.StartUserAuthorizationRequest{ConnectionId: e.ConnID, User: "mona", RedirectUri: brokertest.UserCallback})
 			return err
@@ -71,7 +75,7 @@ func TestWhoMayCallWhat(t *testing.T) {
 	want := map[string]string{
 		"search-svc": "CompleteUserAuthorization GetUserGrant IssueToken IssueUserToken RevokeToken RevokeUserGrant StartUserAuthorization",
 		"deploy-svc": "IssueToken RevokeToken",
-		"ops":        "GetSigningStatus IssueToken RevokeConnectionTokens RevokeToken",
+		"ops":        "GetHealth GetSigningStatus IssueToken RevokeConnectionTokens RevokeToken",
 		"elsewhere":  "RevokeToken",
 		"stranger":   "RevokeToken",
 		"registry":   "RevokeToken",

@@ -585,3 +585,46 @@ func TestDistinctScopesAtOnceShareOneSign(t *testing.T) {
 		t.Errorf("1000 distinct scopes at once made %d Vault signs, want 1", st.Signs)
 	}
 }
+
+// TestHealth: GetHealth says what a connection's tokens depend on as it
+// is now: Vault up, sealed; GitHub.com up (with the rate limit its last
+// answer carried), failing; and the last sign.
+func TestHealth(t *testing.T) {
+	e := brokertest.Start(t, brokertest.Options{OwnVault: true})
+	health := func() *brokerv1.GetHealthResponse {
+		t.Helper()
+		h, err := e.Client.GetHealth(e.Ctx(t, "ops"), &brokerv1.GetHealthRequest{ConnectionId: e.ConnID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if _, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}}); err != nil {
+		t.Fatal(err)
+	}
+	h := health()
+	if v := h.GetVault(); !v.GetReachable() || v.GetSealed() || v.GetError() != "" {
+		t.Errorf("healthy Vault: %v", v)
+	}
+	if g := h.GetGithub(); !g.GetReachable() || g.GetStatusCode() != 200 || g.GetRateLimitLimit() <= 0 || g.GetRateLimitRemaining() <= 0 || g.GetRateLimitTime() == nil {
+		t.Errorf("healthy GitHub.com: %v", g)
+	}
+	if h.GetLastSignTime() == nil || h.GetLastSignError() != "" {
+		t.Errorf("after a sign: %v, %q", h.GetLastSignTime(), h.GetLastSignError())
+	}
+
+	e.Emu.SetFaults(ghemu.Faults{ServerErrors: 1000})
+	if g := health().GetGithub(); g.GetReachable() || g.GetStatusCode() != 502 || !strings.Contains(g.GetError(), "502") {
+		t.Errorf("GitHub.com failing: %v", g)
+	}
+	e.Emu.SetFaults(ghemu.Faults{})
+
+	e.Vault.Seal(t)
+	if v := health().GetVault(); v.GetReachable() != true || !v.GetSealed() {
+		t.Errorf("sealed Vault: %v", v)
+	}
+	e.Vault.Unseal(t)
+
+	_, err := e.Client.GetHealth(e.Ctx(t, "ops"), &brokerv1.GetHealthRequest{ConnectionId: "00000000-0000-4000-8000-000000000000"})
+	wantCode(t, err, codes.NotFound, "does not know")
+}

@@ -210,3 +210,29 @@ func joinIDs(ids []int64) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// GetHealth implements the RPC: Vault's health and GitHub.com's, asked
+// now, the connection's installation's rate limit as last seen, and its
+// last sign as its owner saw it.
+func (s *Server) GetHealth(ctx context.Context, req *brokerv1.GetHealthRequest) (*brokerv1.GetHealthResponse, error) {
+	b := s.b
+	c := b.conns.get(req.GetConnectionId())
+	if c == nil {
+		return nil, status.Error(codes.NotFound, "the broker does not know this connection (yet)")
+	}
+	resp := &brokerv1.GetHealthResponse{}
+	vh := b.opts.Vault.CheckHealth(ctx)
+	resp.Vault = &brokerv1.VaultHealth{Reachable: vh.Reachable, Sealed: vh.Sealed, Error: vh.Error, CheckTime: timestamppb.New(vh.Checked)}
+	gh := &brokerv1.GitHubHealth{CheckTime: timestamppb.New(b.now())}
+	code, why := b.up.probeGitHub(ctx)
+	gh.StatusCode, gh.Error = int32(code), why //nolint:gosec // G115: an HTTP status
+	gh.Reachable = code != 0 && code < 500
+	if r, ok := b.up.rateFor(c.installationID); ok {
+		gh.RateLimitRemaining, gh.RateLimitLimit, gh.RateLimitTime = int64(r.remaining), int64(r.limit), timestamppb.New(r.at)
+	}
+	resp.Github = gh
+	if st, err := b.signingStatusAnywhere(ctx, c.id); err == nil {
+		resp.LastSignTime, resp.LastSignError = st.GetLastSignTime(), st.GetLastError()
+	}
+	return resp, nil
+}

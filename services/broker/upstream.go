@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -71,6 +72,9 @@ type upstream struct {
 	newer map[string]int      // by connection
 	skew  time.Duration       // GitHub's clock minus ours
 	pause map[int64]time.Time // installation → no new exchange before
+	// rates are the rate limits GitHub.com's last answers carried, by
+	// installation (GetHealth).
+	rates map[int64]rateSeen
 
 	// signs merges concurrent signs of one connection and key version:
 	// any number of exchanges waiting for a JWT cost one Vault call.
@@ -81,6 +85,7 @@ func newUpstream(vault *vaultauth.Session, githubURL *url.URL, httpClient *http.
 	return &upstream{
 		vault: vault, github: githubURL, http: httpClient, now: time.Now, m: m,
 		transit: map[string]*vaulttransit.Client{}, jwts: map[string]*jwtEntry{}, status: map[string]*signStatus{}, newer: map[string]int{}, pause: map[int64]time.Time{},
+		rates: map[int64]rateSeen{},
 	}
 }
 
@@ -286,6 +291,9 @@ func (u *upstream) client(auth string) *github.Client {
 func (u *upstream) noteResponse(installation int64, resp *github.Response, err error) {
 	if resp != nil && resp.Header.Get("X-RateLimit-Remaining") != "" {
 		u.m.rateRemaining(installation, resp.Rate.Remaining, resp.Rate.Limit)
+		u.mu.Lock()
+		u.rates[installation] = rateSeen{remaining: resp.Rate.Remaining, limit: resp.Rate.Limit, at: u.now()}
+		u.mu.Unlock()
 	}
 	u.m.responses.WithLabelValues(responseClass(resp)).Inc()
 	var ge *brokerclient.GitHubError
@@ -478,4 +486,42 @@ func responseClass(resp *github.Response) string {
 		return "none"
 	}
 	return strconv.Itoa(resp.StatusCode/100) + "xx"
+}
+
+// rateSeen is a rate limit as one of GitHub.com's answers carried it.
+type rateSeen struct {
+	remaining, limit int
+	at               time.Time
+}
+
+// rateFor is the rate limit GitHub.com's last answer for installation
+// carried (false: none seen).
+func (u *upstream) rateFor(installation int64) (rateSeen, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, ok := u.rates[installation]
+	return r, ok
+}
+
+// probeGitHub asks GitHub.com for GET /meta, which needs no credentials
+// and costs no installation's rate limit, and returns its HTTP status (0:
+// no answer) and, when it failed, why in words.
+func (u *upstream) probeGitHub(ctx context.Context) (int, string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.github.JoinPath("meta").String(), nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	resp, err := u.http.Do(req)
+	if err != nil {
+		return 0, "GitHub.com did not answer: " + brokerclient.Classify(err).Error()
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 500 {
+		return resp.StatusCode, "GitHub.com answered " + resp.Status
+	}
+	return resp.StatusCode, ""
 }

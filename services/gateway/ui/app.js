@@ -653,8 +653,92 @@ async function renderKey(c) {
   }
 }
 
+// HEALTH_MARKS are each health level's word and mark: the colour
+// (app.css) is never the only signal.
+const HEALTH_MARKS = { ok: ["OK", "✓"], problem: ["Problem", "✗"], unknown: ["Unknown", "?"], off: ["Off", "–"] };
+
+// healthLine is one line of the health panel: what, its level and why.
+function healthLine(what, level, text) {
+  const li = document.createElement("li");
+  li.className = level;
+  li.dataset.health = what;
+  const [word, mark] = HEALTH_MARKS[level];
+  const m = Object.assign(document.createElement("span"), { className: "mark", textContent: mark });
+  m.setAttribute("aria-hidden", "true");
+  li.append(m, Object.assign(document.createElement("strong"), { textContent: what }), ": ",
+    Object.assign(document.createElement("span"), { className: "word", textContent: word }), ` — ${text}`);
+  return li;
+}
+
+// jobHealth is a scheduled job's line: off, running, failing or its last
+// complete run.
+function jobHealth(what, job, lastOk) {
+  if (!job.state || job.state.endsWith("_OFF") || job.state.endsWith("_NOT_APPLICABLE")) return healthLine(what, "off", (job.message || "not running: the feature is off").replace(/^off: /, ""));
+  if (job.lastError) return healthLine(what, "problem", `last run did not complete: ${job.lastError}`);
+  if (job.state.endsWith("_RUNNING") && !lastOk) return healthLine(what, "unknown", "first run under way");
+  return lastOk ? healthLine(what, "ok", `last complete run ${when(lastOk)}`) : healthLine(what, "unknown", "no complete run yet");
+}
+
+// renderHealth fills the health panel: Vault and GitHub.com as the token
+// broker finds them now, its last sign for the connection, and each
+// feature's last run, as the feature gate says.
+async function renderHealth(c) {
+  const ul = $("#health");
+  let h = null, why = "";
+  try {
+    h = await api("GET", `/v1/connections/${c.id}/health`);
+  } catch (err) {
+    why = failureText(err);
+  }
+  const lines = [];
+  if (!h) {
+    lines.push(healthLine("Vault", "unknown", `the token broker did not answer: ${why}`));
+    lines.push(healthLine("GitHub.com", "unknown", `the token broker did not answer: ${why}`));
+    lines.push(healthLine("Signing", "unknown", "the token broker did not answer"));
+  } else {
+    const v = h.vault || {};
+    lines.push(v.sealed ? healthLine("Vault", "problem", "sealed: nothing can be signed until an operator unseals it")
+      : v.reachable ? healthLine("Vault", "ok", "reachable and unsealed")
+        : healthLine("Vault", "problem", `unreachable: ${v.error || "no answer"}`));
+    const g = h.github || {};
+    const rate = g.rateLimitTime ? `${g.rateLimitRemaining} of ${g.rateLimitLimit} requests left this hour (as of ${when(g.rateLimitTime)})` : "no rate limit seen yet";
+    const low = g.rateLimitTime && Number(g.rateLimitLimit) > 0 && Number(g.rateLimitRemaining) < Number(g.rateLimitLimit) / 10;
+    lines.push(!g.reachable ? healthLine("GitHub.com", "problem", g.statusCode ? `failing: ${g.error}` : `unreachable: ${g.error || "no answer"}`)
+      : low ? healthLine("GitHub.com", "problem", `reachable, but the rate limit is nearly spent: ${rate}`)
+        : healthLine("GitHub.com", "ok", `reachable; ${rate}`));
+    lines.push(h.lastSignError ? healthLine("Signing", "problem", `last error: ${h.lastSignError}${h.lastSignTime ? `; last successful sign ${when(h.lastSignTime)}` : ""}`)
+      : h.lastSignTime ? healthLine("Signing", "ok", `last successful sign ${when(h.lastSignTime)}`)
+        : healthLine("Signing", "unknown", "no sign since the token broker started"));
+  }
+  const feature = async (what, path, line) => {
+    try {
+      lines.push(line(await api("GET", path)));
+    } catch (err) {
+      lines.push(healthLine(what, "unknown", `the feature gate did not answer: ${failureText(err)}`));
+    }
+  };
+  await feature("Unified contributions", `/v1/connections/${c.id}/contributions/status`, (r) => {
+    const st = r.connection || {};
+    if (!st.lastUploadTime) return healthLine("Unified contributions", st.optedInUsers ? "unknown" : "off", st.message || "nothing sent yet");
+    return st.lastUploadOk ? healthLine("Unified contributions", "ok", `last upload ${when(st.lastUploadTime)}`)
+      : healthLine("Unified contributions", "problem", `last upload failed ${when(st.lastUploadTime)}: ${st.lastError || st.message}`);
+  });
+  await feature("Dependabot alerts", "/v1/advisories/sync", (r) => jobHealth("Dependabot alerts", r.status || {}, (r.status || {}).lastSuccessTime));
+  await feature("License sync", "/v1/license-sync/status", (r) => {
+    const job = (r.status || {}).job || {};
+    return jobHealth("License sync", job, job.lastError ? "" : job.lastEndTime);
+  });
+  await feature("Server statistics", "/v1/server-statistics/status", (r) => {
+    const job = (r.status || {}).job || {};
+    return jobHealth("Server statistics", job, job.lastError ? "" : job.lastEndTime);
+  });
+  ul.replaceChildren(...lines);
+  $("#health-btn").onclick = () => act($("#health-btn"), () => renderHealth(c));
+}
+
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
+  renderHealth(c);
   await renderKey(c);
   // GitHub.com's answer fills its row when it comes: the page does not
   // wait on GitHub.com to show the connection.

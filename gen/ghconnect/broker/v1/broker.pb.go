@@ -1234,6 +1234,296 @@ func (x *GetSigningStatusRequest) GetConnectionId() string {
 	return ""
 }
 
+// GetHealthRequest names the connection whose health is asked.
+type GetHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHealthRequest) Reset() {
+	*x = GetHealthRequest{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHealthRequest) ProtoMessage() {}
+
+func (x *GetHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetHealthRequest) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetHealthRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// GetHealthResponse is the broker's view of what a connection's tokens
+// depend on.
+type GetHealthResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Vault  *VaultHealth           `protobuf:"bytes,1,opt,name=vault,proto3" json:"vault,omitempty"`
+	Github *GitHubHealth          `protobuf:"bytes,2,opt,name=github,proto3" json:"github,omitempty"`
+	// last_sign_time is the broker's last successful sign of the
+	// connection's App JWT (unset: none since it started), and
+	// last_sign_error its last signing or exchange failure, if any.
+	LastSignTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_sign_time,json=lastSignTime,proto3" json:"last_sign_time,omitempty"`
+	LastSignError string                 `protobuf:"bytes,4,opt,name=last_sign_error,json=lastSignError,proto3" json:"last_sign_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHealthResponse) Reset() {
+	*x = GetHealthResponse{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHealthResponse) ProtoMessage() {}
+
+func (x *GetHealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHealthResponse.ProtoReflect.Descriptor instead.
+func (*GetHealthResponse) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetHealthResponse) GetVault() *VaultHealth {
+	if x != nil {
+		return x.Vault
+	}
+	return nil
+}
+
+func (x *GetHealthResponse) GetGithub() *GitHubHealth {
+	if x != nil {
+		return x.Github
+	}
+	return nil
+}
+
+func (x *GetHealthResponse) GetLastSignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSignTime
+	}
+	return nil
+}
+
+func (x *GetHealthResponse) GetLastSignError() string {
+	if x != nil {
+		return x.LastSignError
+	}
+	return ""
+}
+
+// VaultHealth is Vault's sys/health as the broker found it.
+type VaultHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reachable: Vault answered; sealed: it said it is sealed (or not
+	// initialized), so it signs nothing.
+	Reachable bool `protobuf:"varint,1,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Sealed    bool `protobuf:"varint,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// error says in words why Vault did not answer.
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	CheckTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VaultHealth) Reset() {
+	*x = VaultHealth{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VaultHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VaultHealth) ProtoMessage() {}
+
+func (x *VaultHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VaultHealth.ProtoReflect.Descriptor instead.
+func (*VaultHealth) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *VaultHealth) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *VaultHealth) GetSealed() bool {
+	if x != nil {
+		return x.Sealed
+	}
+	return false
+}
+
+func (x *VaultHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *VaultHealth) GetCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckTime
+	}
+	return nil
+}
+
+// GitHubHealth is GitHub.com as the broker found it: an unauthenticated
+// GET /meta asked now, and the rate limit its last answer for the
+// connection's installation carried.
+type GitHubHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reachable: GitHub.com answered with a status below 500.
+	Reachable bool `protobuf:"varint,1,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// status_code is its HTTP status (0: no answer), error the failure in
+	// words.
+	StatusCode int32                  `protobuf:"varint,2,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Error      string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	CheckTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	// The installation's hourly rate limit and what was left of it at
+	// rate_limit_time (unset: no answer seen since the broker started).
+	RateLimitRemaining int64                  `protobuf:"varint,5,opt,name=rate_limit_remaining,json=rateLimitRemaining,proto3" json:"rate_limit_remaining,omitempty"`
+	RateLimitLimit     int64                  `protobuf:"varint,6,opt,name=rate_limit_limit,json=rateLimitLimit,proto3" json:"rate_limit_limit,omitempty"`
+	RateLimitTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=rate_limit_time,json=rateLimitTime,proto3" json:"rate_limit_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GitHubHealth) Reset() {
+	*x = GitHubHealth{}
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitHubHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitHubHealth) ProtoMessage() {}
+
+func (x *GitHubHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitHubHealth.ProtoReflect.Descriptor instead.
+func (*GitHubHealth) Descriptor() ([]byte, []int) {
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GitHubHealth) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *GitHubHealth) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *GitHubHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *GitHubHealth) GetCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckTime
+	}
+	return nil
+}
+
+func (x *GitHubHealth) GetRateLimitRemaining() int64 {
+	if x != nil {
+		return x.RateLimitRemaining
+	}
+	return 0
+}
+
+func (x *GitHubHealth) GetRateLimitLimit() int64 {
+	if x != nil {
+		return x.RateLimitLimit
+	}
+	return 0
+}
+
+func (x *GitHubHealth) GetRateLimitTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RateLimitTime
+	}
+	return nil
+}
+
 // GetSigningStatusResponse tells how a connection's JWTs are signed.
 type GetSigningStatusResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1256,7 +1546,7 @@ type GetSigningStatusResponse struct {
 
 func (x *GetSigningStatusResponse) Reset() {
 	*x = GetSigningStatusResponse{}
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1558,7 @@ func (x *GetSigningStatusResponse) String() string {
 func (*GetSigningStatusResponse) ProtoMessage() {}
 
 func (x *GetSigningStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[19]
+	mi := &file_ghconnect_broker_v1_broker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1571,7 @@ func (x *GetSigningStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_ghconnect_broker_v1_broker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSigningStatusResponse) GetTransitMount() string {
@@ -1434,7 +1724,30 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\arevoked\x18\x01 \x01(\x05R\arevoked\x12\x16\n" +
 	"\x06failed\x18\x02 \x01(\x05R\x06failed\"I\n" +
 	"\x17GetSigningStatusRequest\x12.\n" +
-	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"\xce\x02\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"B\n" +
+	"\x10GetHealthRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\"\xf0\x01\n" +
+	"\x11GetHealthResponse\x126\n" +
+	"\x05vault\x18\x01 \x01(\v2 .ghconnect.broker.v1.VaultHealthR\x05vault\x129\n" +
+	"\x06github\x18\x02 \x01(\v2!.ghconnect.broker.v1.GitHubHealthR\x06github\x12@\n" +
+	"\x0elast_sign_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\flastSignTime\x12&\n" +
+	"\x0flast_sign_error\x18\x04 \x01(\tR\rlastSignError\"\x94\x01\n" +
+	"\vVaultHealth\x12\x1c\n" +
+	"\treachable\x18\x01 \x01(\bR\treachable\x12\x16\n" +
+	"\x06sealed\x18\x02 \x01(\bR\x06sealed\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x129\n" +
+	"\n" +
+	"check_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\"\xbe\x02\n" +
+	"\fGitHubHealth\x12\x1c\n" +
+	"\treachable\x18\x01 \x01(\bR\treachable\x12\x1f\n" +
+	"\vstatus_code\x18\x02 \x01(\x05R\n" +
+	"statusCode\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x129\n" +
+	"\n" +
+	"check_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x120\n" +
+	"\x14rate_limit_remaining\x18\x05 \x01(\x03R\x12rateLimitRemaining\x12(\n" +
+	"\x10rate_limit_limit\x18\x06 \x01(\x03R\x0erateLimitLimit\x12B\n" +
+	"\x0frate_limit_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rrateLimitTime\"\xce\x02\n" +
 	"\x18GetSigningStatusResponse\x12#\n" +
 	"\rtransit_mount\x18\x01 \x01(\tR\ftransitMount\x12\x1f\n" +
 	"\vtransit_key\x18\x02 \x01(\tR\n" +
@@ -1449,13 +1762,14 @@ const file_ghconnect_broker_v1_broker_proto_rawDesc = "" +
 	"\x0fUserGrantStatus\x12!\n" +
 	"\x1dUSER_GRANT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18USER_GRANT_STATUS_ACTIVE\x10\x01\x12&\n" +
-	"\"USER_GRANT_STATUS_RECONNECT_NEEDED\x10\x022\x99\b\n" +
+	"\"USER_GRANT_STATUS_RECONNECT_NEEDED\x10\x022\xf5\b\n" +
 	"\x12TokenBrokerService\x12]\n" +
 	"\n" +
 	"IssueToken\x12&.ghconnect.broker.v1.IssueTokenRequest\x1a'.ghconnect.broker.v1.IssueTokenResponse\x12`\n" +
 	"\vRevokeToken\x12'.ghconnect.broker.v1.RevokeTokenRequest\x1a(.ghconnect.broker.v1.RevokeTokenResponse\x12\x81\x01\n" +
 	"\x16RevokeConnectionTokens\x122.ghconnect.broker.v1.RevokeConnectionTokensRequest\x1a3.ghconnect.broker.v1.RevokeConnectionTokensResponse\x12o\n" +
-	"\x10GetSigningStatus\x12,.ghconnect.broker.v1.GetSigningStatusRequest\x1a-.ghconnect.broker.v1.GetSigningStatusResponse\x12\x81\x01\n" +
+	"\x10GetSigningStatus\x12,.ghconnect.broker.v1.GetSigningStatusRequest\x1a-.ghconnect.broker.v1.GetSigningStatusResponse\x12Z\n" +
+	"\tGetHealth\x12%.ghconnect.broker.v1.GetHealthRequest\x1a&.ghconnect.broker.v1.GetHealthResponse\x12\x81\x01\n" +
 	"\x16StartUserAuthorization\x122.ghconnect.broker.v1.StartUserAuthorizationRequest\x1a3.ghconnect.broker.v1.StartUserAuthorizationResponse\x12\x8a\x01\n" +
 	"\x19CompleteUserAuthorization\x125.ghconnect.broker.v1.CompleteUserAuthorizationRequest\x1a6.ghconnect.broker.v1.CompleteUserAuthorizationResponse\x12i\n" +
 	"\x0eIssueUserToken\x12*.ghconnect.broker.v1.IssueUserTokenRequest\x1a+.ghconnect.broker.v1.IssueUserTokenResponse\x12c\n" +
@@ -1475,7 +1789,7 @@ func file_ghconnect_broker_v1_broker_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_broker_v1_broker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ghconnect_broker_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ghconnect_broker_v1_broker_proto_goTypes = []any{
 	(UserGrantStatus)(0),                      // 0: ghconnect.broker.v1.UserGrantStatus
 	(*UserGrant)(nil),                         // 1: ghconnect.broker.v1.UserGrant
@@ -1497,51 +1811,63 @@ var file_ghconnect_broker_v1_broker_proto_goTypes = []any{
 	(*RevokeConnectionTokensRequest)(nil),     // 17: ghconnect.broker.v1.RevokeConnectionTokensRequest
 	(*RevokeConnectionTokensResponse)(nil),    // 18: ghconnect.broker.v1.RevokeConnectionTokensResponse
 	(*GetSigningStatusRequest)(nil),           // 19: ghconnect.broker.v1.GetSigningStatusRequest
-	(*GetSigningStatusResponse)(nil),          // 20: ghconnect.broker.v1.GetSigningStatusResponse
-	nil,                                       // 21: ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
-	nil,                                       // 22: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	nil,                                       // 23: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	(*timestamppb.Timestamp)(nil),             // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 25: google.protobuf.Duration
+	(*GetHealthRequest)(nil),                  // 20: ghconnect.broker.v1.GetHealthRequest
+	(*GetHealthResponse)(nil),                 // 21: ghconnect.broker.v1.GetHealthResponse
+	(*VaultHealth)(nil),                       // 22: ghconnect.broker.v1.VaultHealth
+	(*GitHubHealth)(nil),                      // 23: ghconnect.broker.v1.GitHubHealth
+	(*GetSigningStatusResponse)(nil),          // 24: ghconnect.broker.v1.GetSigningStatusResponse
+	nil,                                       // 25: ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
+	nil,                                       // 26: ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	nil,                                       // 27: ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	(*timestamppb.Timestamp)(nil),             // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 29: google.protobuf.Duration
 }
 var file_ghconnect_broker_v1_broker_proto_depIdxs = []int32{
 	0,  // 0: ghconnect.broker.v1.UserGrant.status:type_name -> ghconnect.broker.v1.UserGrantStatus
-	24, // 1: ghconnect.broker.v1.UserGrant.grant_time:type_name -> google.protobuf.Timestamp
-	24, // 2: ghconnect.broker.v1.UserGrant.refresh_expire_time:type_name -> google.protobuf.Timestamp
-	24, // 3: ghconnect.broker.v1.StartUserAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 1: ghconnect.broker.v1.UserGrant.grant_time:type_name -> google.protobuf.Timestamp
+	28, // 2: ghconnect.broker.v1.UserGrant.refresh_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 3: ghconnect.broker.v1.StartUserAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: ghconnect.broker.v1.CompleteUserAuthorizationResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
-	21, // 5: ghconnect.broker.v1.IssueUserTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
-	24, // 6: ghconnect.broker.v1.IssueUserTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	25, // 5: ghconnect.broker.v1.IssueUserTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueUserTokenRequest.PermissionsEntry
+	28, // 6: ghconnect.broker.v1.IssueUserTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: ghconnect.broker.v1.GetUserGrantResponse.grant:type_name -> ghconnect.broker.v1.UserGrant
-	22, // 8: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
-	25, // 9: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
-	24, // 10: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 8: ghconnect.broker.v1.IssueTokenRequest.permissions:type_name -> ghconnect.broker.v1.IssueTokenRequest.PermissionsEntry
+	29, // 9: ghconnect.broker.v1.IssueTokenRequest.min_lifetime:type_name -> google.protobuf.Duration
+	28, // 10: ghconnect.broker.v1.IssueTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	12, // 11: ghconnect.broker.v1.IssueTokenResponse.repositories:type_name -> ghconnect.broker.v1.Repository
-	23, // 12: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
-	24, // 13: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
-	13, // 14: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
-	15, // 15: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
-	17, // 16: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
-	19, // 17: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
-	2,  // 18: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:input_type -> ghconnect.broker.v1.StartUserAuthorizationRequest
-	4,  // 19: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:input_type -> ghconnect.broker.v1.CompleteUserAuthorizationRequest
-	6,  // 20: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:input_type -> ghconnect.broker.v1.IssueUserTokenRequest
-	8,  // 21: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:input_type -> ghconnect.broker.v1.GetUserGrantRequest
-	10, // 22: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:input_type -> ghconnect.broker.v1.RevokeUserGrantRequest
-	14, // 23: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
-	16, // 24: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
-	18, // 25: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
-	20, // 26: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
-	3,  // 27: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:output_type -> ghconnect.broker.v1.StartUserAuthorizationResponse
-	5,  // 28: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:output_type -> ghconnect.broker.v1.CompleteUserAuthorizationResponse
-	7,  // 29: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:output_type -> ghconnect.broker.v1.IssueUserTokenResponse
-	9,  // 30: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:output_type -> ghconnect.broker.v1.GetUserGrantResponse
-	11, // 31: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:output_type -> ghconnect.broker.v1.RevokeUserGrantResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	27, // 12: ghconnect.broker.v1.IssueTokenResponse.permissions:type_name -> ghconnect.broker.v1.IssueTokenResponse.PermissionsEntry
+	22, // 13: ghconnect.broker.v1.GetHealthResponse.vault:type_name -> ghconnect.broker.v1.VaultHealth
+	23, // 14: ghconnect.broker.v1.GetHealthResponse.github:type_name -> ghconnect.broker.v1.GitHubHealth
+	28, // 15: ghconnect.broker.v1.GetHealthResponse.last_sign_time:type_name -> google.protobuf.Timestamp
+	28, // 16: ghconnect.broker.v1.VaultHealth.check_time:type_name -> google.protobuf.Timestamp
+	28, // 17: ghconnect.broker.v1.GitHubHealth.check_time:type_name -> google.protobuf.Timestamp
+	28, // 18: ghconnect.broker.v1.GitHubHealth.rate_limit_time:type_name -> google.protobuf.Timestamp
+	28, // 19: ghconnect.broker.v1.GetSigningStatusResponse.last_sign_time:type_name -> google.protobuf.Timestamp
+	13, // 20: ghconnect.broker.v1.TokenBrokerService.IssueToken:input_type -> ghconnect.broker.v1.IssueTokenRequest
+	15, // 21: ghconnect.broker.v1.TokenBrokerService.RevokeToken:input_type -> ghconnect.broker.v1.RevokeTokenRequest
+	17, // 22: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:input_type -> ghconnect.broker.v1.RevokeConnectionTokensRequest
+	19, // 23: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:input_type -> ghconnect.broker.v1.GetSigningStatusRequest
+	20, // 24: ghconnect.broker.v1.TokenBrokerService.GetHealth:input_type -> ghconnect.broker.v1.GetHealthRequest
+	2,  // 25: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:input_type -> ghconnect.broker.v1.StartUserAuthorizationRequest
+	4,  // 26: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:input_type -> ghconnect.broker.v1.CompleteUserAuthorizationRequest
+	6,  // 27: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:input_type -> ghconnect.broker.v1.IssueUserTokenRequest
+	8,  // 28: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:input_type -> ghconnect.broker.v1.GetUserGrantRequest
+	10, // 29: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:input_type -> ghconnect.broker.v1.RevokeUserGrantRequest
+	14, // 30: ghconnect.broker.v1.TokenBrokerService.IssueToken:output_type -> ghconnect.broker.v1.IssueTokenResponse
+	16, // 31: ghconnect.broker.v1.TokenBrokerService.RevokeToken:output_type -> ghconnect.broker.v1.RevokeTokenResponse
+	18, // 32: ghconnect.broker.v1.TokenBrokerService.RevokeConnectionTokens:output_type -> ghconnect.broker.v1.RevokeConnectionTokensResponse
+	24, // 33: ghconnect.broker.v1.TokenBrokerService.GetSigningStatus:output_type -> ghconnect.broker.v1.GetSigningStatusResponse
+	21, // 34: ghconnect.broker.v1.TokenBrokerService.GetHealth:output_type -> ghconnect.broker.v1.GetHealthResponse
+	3,  // 35: ghconnect.broker.v1.TokenBrokerService.StartUserAuthorization:output_type -> ghconnect.broker.v1.StartUserAuthorizationResponse
+	5,  // 36: ghconnect.broker.v1.TokenBrokerService.CompleteUserAuthorization:output_type -> ghconnect.broker.v1.CompleteUserAuthorizationResponse
+	7,  // 37: ghconnect.broker.v1.TokenBrokerService.IssueUserToken:output_type -> ghconnect.broker.v1.IssueUserTokenResponse
+	9,  // 38: ghconnect.broker.v1.TokenBrokerService.GetUserGrant:output_type -> ghconnect.broker.v1.GetUserGrantResponse
+	11, // 39: ghconnect.broker.v1.TokenBrokerService.RevokeUserGrant:output_type -> ghconnect.broker.v1.RevokeUserGrantResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_broker_v1_broker_proto_init() }
@@ -1555,7 +1881,7 @@ func file_ghconnect_broker_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_broker_v1_broker_proto_rawDesc), len(file_ghconnect_broker_v1_broker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -191,6 +191,45 @@ func local_request_TokenBrokerService_GetSigningStatus_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+func request_TokenBrokerService_GetHealth_0(ctx context.Context, marshaler runtime.Marshaler, client TokenBrokerServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetHealthRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["connection_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
+	}
+	protoReq.ConnectionId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "connection_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetHealth(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_TokenBrokerService_GetHealth_0(ctx context.Context, marshaler runtime.Marshaler, server TokenBrokerServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetHealthRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["connection_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "connection_id")
+	}
+	protoReq.ConnectionId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "connection_id", err)
+	}
+	msg, err := server.GetHealth(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterTokenBrokerServiceHandlerServer registers the http handlers for service TokenBrokerService to "mux".
 // UnaryRPC     :call TokenBrokerServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -276,6 +315,26 @@ func RegisterTokenBrokerServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_TokenBrokerService_GetSigningStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_TokenBrokerService_GetHealth_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ghconnect.broker.v1.TokenBrokerService/GetHealth", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/health"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_TokenBrokerService_GetHealth_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TokenBrokerService_GetHealth_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -385,6 +444,23 @@ func RegisterTokenBrokerServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_TokenBrokerService_GetSigningStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_TokenBrokerService_GetHealth_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ghconnect.broker.v1.TokenBrokerService/GetHealth", runtime.WithHTTPPathPattern("/v1/connections/{connection_id}/health"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_TokenBrokerService_GetHealth_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_TokenBrokerService_GetHealth_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -393,6 +469,7 @@ var (
 	pattern_TokenBrokerService_RevokeToken_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "tokens"}, "revoke"))
 	pattern_TokenBrokerService_RevokeConnectionTokens_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "tokens"}, "revokeAll"))
 	pattern_TokenBrokerService_GetSigningStatus_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "signingStatus"}, ""))
+	pattern_TokenBrokerService_GetHealth_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "connections", "connection_id", "health"}, ""))
 )
 
 var (
@@ -400,4 +477,5 @@ var (
 	forward_TokenBrokerService_RevokeToken_0            = runtime.ForwardResponseMessage
 	forward_TokenBrokerService_RevokeConnectionTokens_0 = runtime.ForwardResponseMessage
 	forward_TokenBrokerService_GetSigningStatus_0       = runtime.ForwardResponseMessage
+	forward_TokenBrokerService_GetHealth_0              = runtime.ForwardResponseMessage
 )

@@ -27,6 +27,7 @@ const (
 	TokenBrokerService_RevokeToken_FullMethodName               = "/ghconnect.broker.v1.TokenBrokerService/RevokeToken"
 	TokenBrokerService_RevokeConnectionTokens_FullMethodName    = "/ghconnect.broker.v1.TokenBrokerService/RevokeConnectionTokens"
 	TokenBrokerService_GetSigningStatus_FullMethodName          = "/ghconnect.broker.v1.TokenBrokerService/GetSigningStatus"
+	TokenBrokerService_GetHealth_FullMethodName                 = "/ghconnect.broker.v1.TokenBrokerService/GetHealth"
 	TokenBrokerService_StartUserAuthorization_FullMethodName    = "/ghconnect.broker.v1.TokenBrokerService/StartUserAuthorization"
 	TokenBrokerService_CompleteUserAuthorization_FullMethodName = "/ghconnect.broker.v1.TokenBrokerService/CompleteUserAuthorization"
 	TokenBrokerService_IssueUserToken_FullMethodName            = "/ghconnect.broker.v1.TokenBrokerService/IssueUserToken"
@@ -53,6 +54,10 @@ type TokenBrokerServiceClient interface {
 	// GetSigningStatus reports which transit key and versions a connection
 	// signs with.
 	GetSigningStatus(ctx context.Context, in *GetSigningStatusRequest, opts ...grpc.CallOption) (*GetSigningStatusResponse, error)
+	// GetHealth tells, as the broker sees them now, whether it can sign
+	// (Vault) and exchange (GitHub.com) for a connection: the admin page's
+	// health at a glance. It asks both when called.
+	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
 	// StartUserAuthorization returns the GitHub.com page the person's
 	// browser goes to, with a single-use state bound to the person and the
 	// connection (ten minutes).
@@ -115,6 +120,16 @@ func (c *tokenBrokerServiceClient) GetSigningStatus(ctx context.Context, in *Get
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetSigningStatusResponse)
 	err := c.cc.Invoke(ctx, TokenBrokerService_GetSigningStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenBrokerServiceClient) GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHealthResponse)
+	err := c.cc.Invoke(ctx, TokenBrokerService_GetHealth_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +205,10 @@ type TokenBrokerServiceServer interface {
 	// GetSigningStatus reports which transit key and versions a connection
 	// signs with.
 	GetSigningStatus(context.Context, *GetSigningStatusRequest) (*GetSigningStatusResponse, error)
+	// GetHealth tells, as the broker sees them now, whether it can sign
+	// (Vault) and exchange (GitHub.com) for a connection: the admin page's
+	// health at a glance. It asks both when called.
+	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)
 	// StartUserAuthorization returns the GitHub.com page the person's
 	// browser goes to, with a single-use state bound to the person and the
 	// connection (ten minutes).
@@ -229,6 +248,9 @@ func (UnimplementedTokenBrokerServiceServer) RevokeConnectionTokens(context.Cont
 }
 func (UnimplementedTokenBrokerServiceServer) GetSigningStatus(context.Context, *GetSigningStatusRequest) (*GetSigningStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSigningStatus not implemented")
+}
+func (UnimplementedTokenBrokerServiceServer) GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHealth not implemented")
 }
 func (UnimplementedTokenBrokerServiceServer) StartUserAuthorization(context.Context, *StartUserAuthorizationRequest) (*StartUserAuthorizationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartUserAuthorization not implemented")
@@ -334,6 +356,24 @@ func _TokenBrokerService_GetSigningStatus_Handler(srv interface{}, ctx context.C
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TokenBrokerServiceServer).GetSigningStatus(ctx, req.(*GetSigningStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenBrokerService_GetHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenBrokerServiceServer).GetHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenBrokerService_GetHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenBrokerServiceServer).GetHealth(ctx, req.(*GetHealthRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -450,6 +490,10 @@ var TokenBrokerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSigningStatus",
 			Handler:    _TokenBrokerService_GetSigningStatus_Handler,
+		},
+		{
+			MethodName: "GetHealth",
+			Handler:    _TokenBrokerService_GetHealth_Handler,
 		},
 		{
 			MethodName: "StartUserAuthorization",
