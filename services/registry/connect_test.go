@@ -42,8 +42,10 @@ type connectEnv struct {
 // startConnect runs a registry that enables and disconnects against the
 // GitHub emulator and vaultdev; the registry works as its own AppRole,
 // with deploy/vault/registry.hcl.
-func startConnect(t *testing.T) *connectEnv {
-	b := registrytest.StartBackends(t)
+func startConnect(t *testing.T) *connectEnv { return startConnectOn(t, registrytest.StartBackends(t)) }
+
+// startConnectOn is startConnect on backends b.
+func startConnectOn(t *testing.T, b *registrytest.Backends) *connectEnv {
 	b.Emu.AddRepo(ghemu.RepoSpec{Owner: "octo-org", Name: "hello"})
 	e := registrytest.StartConnected(t, testenv.SQLite(t), b)
 	return &connectEnv{Env: e, emu: b.Emu, transit: b.Transit, connector: e.Connector, creds: b.Creds}
@@ -189,7 +191,10 @@ func TestEnableThroughManifestThenDisconnect(t *testing.T) {
 
 func TestConnectExistingAppAndReconcile(t *testing.T) {
 	t.Parallel()
-	e := startConnect(t)
+	// Its reconciler deletes the keys it does not know: on the shared
+	// Vault, those of the tests beside it (TestDisconnectDeletesOnlyItsOwnKey
+	// failed so).
+	e := startConnectOn(t, registrytest.StartBackendsOwnVault(t))
 	ctx := e.Ctx(t, "alice")
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))

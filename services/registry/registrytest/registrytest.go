@@ -166,6 +166,19 @@ func StartBackends(t testing.TB) *Backends {
 	return b
 }
 
+// StartBackendsOwnVault is StartBackends with a Vault of the test's own,
+// for a test that reconciles: the reconciler deletes every App key in
+// Vault that its registry does not hold, which on the shared Vault are
+// the keys of the tests running beside it.
+func StartBackendsOwnVault(t testing.TB) *Backends {
+	t.Helper()
+	b := &Backends{Emu: ghemu.StartForTest(t, ghemu.Options{AutoApprove: true})}
+	b.Vault = testenv.Vault(t)
+	b.Creds = b.Vault.Setup(t, 0, 0)
+	b.Transit = vaulttransit.New(b.Creds.Login(t, "registry"), "transit")
+	return b
+}
+
 // StartConnected runs a registry over dsn that enables and disconnects
 // against b. Its connector has no broker and no feature gate: their
 // disconnect steps are recorded as nothing to do.
