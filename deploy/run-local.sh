@@ -157,7 +157,7 @@ start featuregate bin/featuregate -grpc-addr 127.0.0.1:7003 -http-addr 127.0.0.1
 wait_ok featuregate http://127.0.0.1:7103/readyz
 gateway_tls=()
 [ "$SCHEME" = https ] && gateway_tls=(-tls-cert "$TLS/gateway.pem" -tls-key "$TLS/gateway-key.pem")
-start gateway bin/gateway -addr "$GATEWAY_ADDR" -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
+start gateway bin/gateway -addr "$GATEWAY_ADDR" -http-addr 127.0.0.1:8180 -registry-addr 127.0.0.1:7001 -broker-addr 127.0.0.1:7002 -featuregate-addr 127.0.0.1:7003 \
   -github-web-url "$GITHUB_API_URL" "${gateway_tls[@]}" $(dial_tls gateway -service-token-file "$DATA/gateway-token") \
   -oidc-issuer "$OIDC_ISSUER" -oidc-client-id ghconnect-gateway -oidc-client-secret-file "$DATA/oidc-client-secret" -public-url "$SCHEME://$GATEWAY_ADDR" \
   -database "sqlite:$DATA/gateway.db"

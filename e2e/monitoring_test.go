@@ -61,7 +61,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	s := startSystem(t)
 	s.enabledWithAToken()
 	have := map[string]string{}
-	for _, svc := range []string{"registry", "broker", "featuregate"} {
+	for _, svc := range []string{"registry", "broker", "featuregate", "gateway"} {
 		for n := range s.exported(svc) {
 			have[n] = svc
 		}

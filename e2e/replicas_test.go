@@ -91,7 +91,7 @@ func startReplicated(t *testing.T, gateArgs ...string) *system {
 		s.waitHTTP(replica("broker", i), "http://"+s.addr(replica("broker", i)+"-http")+"/readyz")
 	}
 	s.gw = "https://" + s.addr("gateway")
-	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"),
+	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-http-addr", s.addr("gateway-http"), "-registry-addr", s.list("registry"), "-broker-addr", s.list("broker"),
 		"-featuregate-addr", s.list("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway")}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
 	return s

@@ -404,7 +404,7 @@ func (s *system) startCallers() {
 		"-registry-addr", reg, "-broker-addr", s.addr("broker"), "-github-url", s.emu}, s.tlsArgs("featuregate")...)...)
 	s.waitHTTP("featuregate", "http://"+s.addr("featuregate-http")+"/readyz")
 	s.gw = "https://" + s.addr("gateway")
-	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
+	s.start("gateway", nil, append([]string{"gateway", "-addr", s.addr("gateway"), "-http-addr", s.addr("gateway-http"), "-registry-addr", reg, "-broker-addr", s.addr("broker"),
 		"-featuregate-addr", s.addr("featuregate"), "-tls-cert", s.pki.Cert("gateway"), "-tls-key", s.pki.Key("gateway"),
 		"-github-web-url", s.emu}, append(s.ssoArgs(), s.dialTLS("gateway")...)...)...)
 	s.waitHTTP("gateway", s.gw+"/readyz")
@@ -462,7 +462,7 @@ func newSystem(t *testing.T) *system {
 		s.stop("ghemu")
 		s.stop("vaultdev")
 	})
-	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "vault", "emu", "idp"} {
+	for _, n := range []string{"registry", "registry-http", "broker", "broker-http", "featuregate", "featuregate-http", "gateway", "gateway-http", "vault", "emu", "idp"} {
 		s.port[n] = freePort(t)
 	}
 	var lines []string

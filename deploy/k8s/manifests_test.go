@@ -35,18 +35,21 @@ type service struct {
 	replicas int32 // in the production overlay
 	grpcPort int32 // 0: no gRPC server (the gateway)
 	httpPort int32 // /healthz and /readyz
-	vault    bool  // logs in to Vault (through a Vault Agent sidecar)
+	// metricsPort serves /metrics (the gateway's apart from its public
+	// port; the others' on httpPort).
+	metricsPort int32
+	vault       bool // logs in to Vault (through a Vault Agent sidecar)
 }
 
 var services = []service{
 	{name: "registry", envPrefix: registry.EnvPrefix, register: func(fs *flag.FlagSet) { new(registry.Config).RegisterFlags(fs) },
-		replicas: 2, grpcPort: 7001, httpPort: 7101, vault: true},
+		replicas: 2, grpcPort: 7001, httpPort: 7101, metricsPort: 7101, vault: true},
 	{name: "broker", envPrefix: broker.EnvPrefix, register: func(fs *flag.FlagSet) { new(broker.Config).RegisterFlags(fs) },
-		replicas: 3, grpcPort: 7002, httpPort: 7102, vault: true},
+		replicas: 3, grpcPort: 7002, httpPort: 7102, metricsPort: 7102, vault: true},
 	{name: "featuregate", envPrefix: featuregate.EnvPrefix, register: func(fs *flag.FlagSet) { new(featuregate.Config).RegisterFlags(fs) },
-		replicas: 2, grpcPort: 7003, httpPort: 7103},
+		replicas: 2, grpcPort: 7003, httpPort: 7103, metricsPort: 7103},
 	{name: "gateway", envPrefix: gateway.EnvPrefix, register: func(fs *flag.FlagSet) { new(gateway.Config).RegisterFlags(fs) },
-		replicas: 2, httpPort: 8080},
+		replicas: 2, httpPort: 8080, metricsPort: 8180},
 }
 
 // callGraph is who dials whom, read from the services' code (the -*-addr
@@ -67,6 +70,7 @@ var externalPeers = map[string][]string{
 	"registry:http":    {"ns:ghconnect.io/monitoring=true"},
 	"broker:http":      {"ns:ghconnect.io/monitoring=true"},
 	"featuregate:http": {"ns:ghconnect.io/monitoring=true"},
+	"gateway:http":     {"ns:ghconnect.io/monitoring=true"},
 }
 
 // operatorSecrets are the Secrets the operator creates before applying
@@ -323,6 +327,9 @@ func checkDeployment(objs *objects, s service, d *appsv1.Deployment, p *problems
 			p.add("Service %s: clusterIP %q, want None (headless, for dns:/// round-robin)", s.name, svc.Spec.ClusterIP)
 		}
 		want := []int32{s.httpPort}
+		if s.metricsPort != s.httpPort {
+			want = append(want, s.metricsPort)
+		}
 		if s.grpcPort != 0 {
 			want = append(want, s.grpcPort)
 		}

@@ -116,9 +116,6 @@ func TestMonitoringComponent(t *testing.T) {
 	}
 	var p problems
 	for _, s := range services {
-		if s.name == "gateway" {
-			continue // no /metrics
-		}
 		var sm *monitoringv1.ServiceMonitor
 		for _, x := range objs.ServiceMonitors {
 			if x.Name == s.name {
@@ -136,7 +133,7 @@ func TestMonitoringComponent(t *testing.T) {
 		for _, svc := range objs.Services {
 			if selects(sm.Spec.Selector.MatchLabels, svc.Labels) && svc.Namespace == sm.Namespace {
 				for _, sp := range svc.Spec.Ports {
-					if sp.Port == s.httpPort {
+					if sp.Port == s.metricsPort {
 						svcPorts = append(svcPorts, sp.Name)
 					}
 				}
@@ -148,7 +145,7 @@ func TestMonitoringComponent(t *testing.T) {
 		}
 		ep := sm.Spec.Endpoints[0]
 		if !slices.Contains(svcPorts, ep.Port) || ep.Path != "/metrics" {
-			p.add("%s: the ServiceMonitor scrapes port %q path %q; the Service's port %d is named %v", s.name, ep.Port, ep.Path, s.httpPort, svcPorts)
+			p.add("%s: the ServiceMonitor scrapes port %q path %q; the Service's port %d is named %v", s.name, ep.Port, ep.Path, s.metricsPort, svcPorts)
 		}
 		job := ""
 		for _, r := range ep.RelabelConfigs {

@@ -200,6 +200,19 @@ func featuregateDashboard() *dashboard.DashboardBuilder {
 			`sum by (result) (rate(ghconnect_featuregate_actions_requests_total[$__rate_interval]))`, "{{result}}"))
 }
 
+func gatewayDashboard() *dashboard.DashboardBuilder {
+	return newDashboard("ghconnect-gateway", "ghconnect: REST gateway",
+		"The REST API, the admin page, single sign-on and GitHub.com's redirects back, by area.").
+		WithPanel(series("Requests", "reqps", "Requests a second by area (api, auth, connect, actions, me, page, health) and status code.",
+			`sum by (area, code) (rate(ghconnect_gateway_http_requests_total[$__rate_interval]))`, "{{area}} {{code}}")).
+		WithPanel(series("Server errors", "percentunit", "Share of each area's requests answered 5xx.",
+			`sum by (area) (rate(ghconnect_gateway_http_requests_total{code=~"5.."}[$__rate_interval])) / sum by (area) (rate(ghconnect_gateway_http_requests_total[$__rate_interval]))`, "{{area}}")).
+		WithPanel(series("Latency", "s", "p99 of each area's answers.",
+			`histogram_quantile(0.99, sum by (le, area) (rate(ghconnect_gateway_http_request_duration_seconds_bucket[$__rate_interval])))`, "{{area}} p99")).
+		WithPanel(series("Certificates", "s", "Time left on each gateway's HTTPS certificate.",
+			`ghconnect_tls_certificate_expiry_timestamp_seconds{job="ghconnect-gateway"} - time()`, "{{instance}}"))
+}
+
 // Dashboards are the dashboards by file name.
 func Dashboards() (map[string][]byte, error) {
 	out := map[string][]byte{}
@@ -208,6 +221,7 @@ func Dashboards() (map[string][]byte, error) {
 		"broker.json":      brokerDashboard(),
 		"registry.json":    registryDashboard(),
 		"featuregate.json": featuregateDashboard(),
+		"gateway.json":     gatewayDashboard(),
 	} {
 		d, err := b.Build()
 		if err != nil {

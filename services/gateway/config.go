@@ -24,6 +24,9 @@ import (
 // GHCONNECT_GATEWAY_* environment variable.
 type Config struct {
 	Addr string
+	// HTTPAddr serves /metrics, /healthz and /readyz apart from the
+	// public listener, as the other services' -http-addr (empty: none).
+	HTTPAddr string
 	// MaxConnsPerClient caps the connections one client address holds.
 	MaxConnsPerClient int
 	Upstreams         Upstreams
@@ -41,6 +44,7 @@ const EnvPrefix = "GHCONNECT_GATEWAY"
 // RegisterFlags binds c to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8180", "listen address of /metrics, /healthz and /readyz, apart from -addr (empty: not served)")
 	fs.IntVar(&c.MaxConnsPerClient, "max-conns-per-client", 256, "most connections one client address may hold open (more are closed at once)")
 	fs.StringVar(&c.Upstreams.Registry, "registry-addr", "127.0.0.1:7001", "connection-registry gRPC address")
 	fs.StringVar(&c.Upstreams.Broker, "broker-addr", "", "token-broker gRPC address (empty: not served)")
@@ -101,8 +105,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// One idle limit for HTTP/1.1 keep-alives and HTTP/2 connections
 	// alike (Go's HTTP/2 server takes IdleTimeout too).
+	reg := newMetricsRegistry()
+	m := newHTTPMetrics(reg)
 	srv := &http.Server{
-		Handler:           tracing.Handler(accessLog(logger, g), "gateway"),
+		Handler:           tracing.Handler(accessLog(logger, m, g), "gateway"),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       30 * time.Second,
@@ -117,8 +123,29 @@ func Run(ctx context.Context, cfg Config) error {
 		defer files.Close()
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: files.Certificate}
 		scheme = "https"
+		if err := files.RegisterExpiry(reg, "server"); err != nil {
+			_ = lis.Close()
+			return err
+		}
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if cfg.HTTPAddr != "" {
+		side, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			_ = lis.Close()
+			return fmt.Errorf("-http-addr: %w", err)
+		}
+		sideSrv := &http.Server{Handler: sideHandler(reg, g), ReadHeaderTimeout: 10 * time.Second}
+		// Closed last, after the public listener's graceful stop: scrapes
+		// and probes have nothing to lose.
+		defer func() { _ = sideSrv.Close() }()
+		go func() {
+			if err := sideSrv.Serve(side); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		logger.Info("serving metrics and health", zap.String("http_addr", side.Addr().String()))
+	}
 	go func() {
 		if scheme == "https" {
 			errc <- srv.ServeTLS(lis, "", "")
@@ -137,13 +164,15 @@ func Run(ctx context.Context, cfg Config) error {
 	return srv.Shutdown(sctx)
 }
 
-// accessLog logs each request's method, path, status and duration; never
-// headers or bodies, which carry credentials and licenses.
-func accessLog(l *zap.Logger, h http.Handler) http.Handler {
+// accessLog logs each request's method, path, status and duration, and
+// counts it in m; never headers or bodies, which carry credentials and
+// licenses.
+func accessLog(l *zap.Logger, m *httpMetrics, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
+		m.observe(r.URL.Path, rec.status, time.Since(start))
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return
 		}
