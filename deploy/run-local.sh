@@ -177,6 +177,9 @@ ghconnect is running.
                   -cert $TLS/admin.pem -key $TLS/admin-key.pem 127.0.0.1:7001 list)
   broker gRPC:    127.0.0.1:7002 (metrics at http://127.0.0.1:7102/metrics)
   featuregate:    127.0.0.1:7003 (metrics at http://127.0.0.1:7103/metrics)
+  gateway metrics: http://127.0.0.1:8180/metrics
+  Prometheus:     cd deploy/monitoring && prometheus --config.file=prometheus.yml   (scrapes all four, loads the
+                  alert rules; dashboards in deploy/monitoring/dashboards; README, "Operating ghconnect")
   vaultdev:       $VAULT_ADDR (root token in $DATA/vault-token, for you only; keys kept in $DATA/vault;
                   AppRole credentials in $DATA/vault-creds; audit log $LOGS/vault-audit.log)
   GitHub emulator: $GITHUB_API_URL (seeded from dev/ghemu/seed.example.json)

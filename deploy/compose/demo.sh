@@ -85,6 +85,8 @@ demo: ghconnect is running (project $COMPOSE_PROJECT_NAME).
   License:     $GHCONNECT_SECRETS/dev.ghl  (paste it into the Enable form; GitHub.com account: octo-org)
   Vault:       $VAULT_ADDR  (root token: $GHCONNECT_SECRETS/vault-token)
   GitHub emu:  $GITHUB_URL
+  Metrics:     http://127.0.0.1:7101/metrics … :7103, and the gateway's :8180 (default ports); a Prometheus with
+               the alert rules: cd deploy/monitoring && prometheus --config.file=prometheus.yml
 MSG
 }
 
