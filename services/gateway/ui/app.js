@@ -655,7 +655,10 @@ async function renderKey(c) {
 
 // HEALTH_MARKS are each health level's word and mark: the colour
 // (app.css) is never the only signal.
-const HEALTH_MARKS = { ok: ["OK", "✓"], problem: ["Problem", "✗"], unknown: ["Unknown", "?"], off: ["Off", "–"] };
+const HEALTH_MARKS = { ok: ["OK", "✓"], problem: ["Problem", "✗"], unknown: ["Unknown", "?"], off: ["Off", "–"], checking: ["Checking", "…"] };
+
+// HEALTH_LINES are the panel's lines, in order.
+const HEALTH_LINES = ["Vault", "GitHub.com", "Signing", "Unified contributions", "Dependabot alerts", "License sync", "Server statistics"];
 
 // healthLine is one line of the health panel: what, its level and why.
 function healthLine(what, level, text) {
@@ -684,6 +687,9 @@ function jobHealth(what, job, lastOk) {
 // feature's last run, as the feature gate says.
 async function renderHealth(c) {
   const ul = $("#health");
+  // Its lines from the start, so the page below does not move when the
+  // answers come.
+  if (!ul.children.length) ul.replaceChildren(...HEALTH_LINES.map((what) => healthLine(what, "checking", "asking the services…")));
   let h = null, why = "";
   try {
     h = await api("GET", `/v1/connections/${c.id}/health`);
@@ -1113,6 +1119,9 @@ async function saveFeature(info, li, controls, err) {
     applySettings(resp.settings);
     refreshTimeline();
     status.textContent = `Saved: ${describeSetting(info, resp.settings.features.find((x) => x.feature === info.feature) || wanted)}.`;
+    // In sight with the control it confirms, wherever the page had
+    // scrolled the control to (focus stays on the control).
+    status.scrollIntoView({ block: "nearest" });
   } catch (e) {
     const why = e instanceof APIError && e.status === 409
       ? "Not saved: someone else changed the feature settings meanwhile. They are shown as they are now; make your change again if you still want it."

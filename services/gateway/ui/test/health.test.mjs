@@ -31,11 +31,15 @@ async function expect(what, level, word, re) {
   assert.match(await l.textContent(), re);
 }
 
-// again asks the services again and waits for the panel to be redrawn.
+// again asks the services again and waits for the panel to be redrawn
+// (it shows "Checking" lines meanwhile).
 async function again() {
   await page.evaluate(() => { document.querySelector("#health").replaceChildren(); });
   await page.getByRole("button", { name: "Check again" }).click();
-  await line("Vault").waitFor();
+  await page.waitForFunction(() => {
+    const lines = [...document.querySelectorAll("#health li")];
+    return lines.length === 7 && !lines.some((li) => li.classList.contains("checking"));
+  });
 }
 
 async function put(url, body, headers = {}) {
@@ -47,6 +51,11 @@ try {
   await signIn(page, gw);
   await page.getByRole("heading", { name: "GitHub Connect is enabled" }).waitFor();
   await page.getByRole("heading", { name: "Health" }).waitFor();
+
+  await check("seven lines from the start: checking, then each answered", async () => {
+    assert.equal(await page.locator("#health li").count(), 7);
+    await page.waitForFunction(() => ![...document.querySelectorAll("#health li")].some((li) => li.classList.contains("checking")));
+  });
 
   await check("healthy: Vault, GitHub.com with its rate limit, the last sign; the features off", async () => {
     await expect("Vault", "ok", "OK", /Vault: OK — reachable and unsealed$/);
