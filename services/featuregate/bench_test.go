@@ -49,9 +49,11 @@ func echo(s *grpc.Server, r *auth.Rules) {
 }
 
 // BenchmarkBulkCheckVsEcho: Check of 50 users × 3 features (one needing
-// per-user consent, so the store is read) against two baselines on the
-// same server, in alternating rounds of one run (goal: ≥ 0.9 of the
+// per-user consent, so the store is read) against baselines on the same
+// server, in alternating rounds of one run (goal: ≥ 0.9 of the
 // baseline's throughput, p99 ≤ 1.2×):
+//   - compact/echo: the compact answer (reasons_only: a reason a pair)
+//     against the echo answering as many bytes;
 //   - check/echo: the echo answering as many bytes, flat (pkg/loadecho):
 //     what Check costs beyond any call and its reply's bytes;
 //   - check/canned: the same request and the same reply, decoded, checked
@@ -79,8 +81,28 @@ func BenchmarkBulkCheckVsEcho(b *testing.B) {
 		_, err := e.gate.Check(ctx, req)
 		return err
 	}
+	// The compact answer (reasons_only), against an echo of its size.
+	compactReq := proto.Clone(req).(*featuregatev1.CheckRequest)
+	compactReq.ReasonsOnly = true
+	compactResp, err := e.gate.Check(ctx, compactReq)
+	if err != nil {
+		b.Fatal(err)
+	}
+	compactSize := int32(proto.Size(compactResp)) //nolint:gosec // G115: a few hundred bytes
+	compactEcho := func(context.Context) error { return loadecho.Call(ctx, e.conn, compactSize) }
+	compactCheck := func(context.Context) error {
+		_, err := e.gate.Check(ctx, compactReq)
+		return err
+	}
 	b.ResetTimer()
 	for range b.N {
+		compact, err := testenv.Compare(7, 3000, 16, compactEcho, compactCheck, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(compact.Ratio, "compact/echo")
+		b.ReportMetric(compact.P99Ratio, "compact/echo-p99")
+		b.ReportMetric(float64(compactSize), "compact-reply-bytes")
 		cmp, err := testenv.Compare(7, 3000, 16, baseline, check, nil)
 		if err != nil {
 			b.Fatal(err)

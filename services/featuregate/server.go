@@ -8,6 +8,7 @@ package featuregate
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
@@ -202,6 +203,9 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 		facts = s.view.facts(req.GetConnectionId(), req.GetUsers())
 	}
 	n := len(req.GetUsers()) * len(req.GetFeatures())
+	if req.GetReasonsOnly() {
+		return compactCheck(req, state, missing, facts, n), nil
+	}
 	results := make([]*featuregatev1.CheckResult, 0, n)
 	// One allocation for every result rather than one each: a Check of
 	// 50 users × 3 features spent most of its own time allocating.
@@ -221,6 +225,27 @@ func (s *Server) Check(ctx context.Context, req *featuregatev1.CheckRequest) (*f
 		}
 	}
 	return &featuregatev1.CheckResponse{Results: results}, nil
+}
+
+// compactCheck is Check's reasons_only answer: a reason a pair, and what
+// each feature lacking permissions lacks, once.
+func compactCheck(req *featuregatev1.CheckRequest, state map[featuregatev1.Feature]featuregatev1.Reason, missing map[featuregatev1.Feature]map[string]string, facts userFacts, n int) *featuregatev1.CheckResponse {
+	resp := &featuregatev1.CheckResponse{Reasons: make([]featuregatev1.Reason, 0, n)}
+	for _, u := range req.GetUsers() {
+		for _, f := range req.GetFeatures() {
+			r := state[f]
+			if r == featuregatev1.Reason_REASON_EFFECTIVE {
+				r = userReason(byFeature[f].Consent, facts, u, f)
+			}
+			resp.Reasons = append(resp.Reasons, r)
+		}
+	}
+	for _, f := range req.GetFeatures() {
+		if state[f] == featuregatev1.Reason_REASON_MISSING_PERMISSIONS && !slices.ContainsFunc(resp.Missing, func(m *featuregatev1.MissingPermissions) bool { return m.Feature == f }) {
+			resp.Missing = append(resp.Missing, &featuregatev1.MissingPermissions{Feature: f, Permissions: missing[f]})
+		}
+	}
+	return resp
 }
 
 // featureState is whether feature f works on a connection (its latest

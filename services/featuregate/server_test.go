@@ -3,7 +3,9 @@ package featuregate_test
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/proto"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -151,13 +153,54 @@ func (e *env) eventually(t testing.TB, what string, cond func() bool) {
 	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
+// check is Check's answer for one user; every call also asks for the
+// compact answer (reasons_only) and fails the test unless it says the
+// same.
 func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) []*featuregatev1.CheckResult {
 	t.Helper()
-	resp, err := e.gate.Check(e.ctx(t, "search-svc"), &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{user}, Features: fs})
+	req := &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{user}, Features: fs}
+	resp, err := e.gate.Check(e.ctx(t, "search-svc"), req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sameCompact(t, e, req, resp.Results)
 	return resp.Results
+}
+
+// sameCompact fails the test unless Check's reasons_only answer to req
+// says what results say: the same reasons in the same order, no results,
+// and each missing permission once per feature.
+func sameCompact(t testing.TB, e *env, req *featuregatev1.CheckRequest, results []*featuregatev1.CheckResult) {
+	t.Helper()
+	compact := proto.Clone(req).(*featuregatev1.CheckRequest)
+	compact.ReasonsOnly = true
+	resp, err := e.gate.Check(e.ctx(t, "search-svc"), compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) != 0 || len(resp.Reasons) != len(results) {
+		t.Fatalf("reasons_only: %d results and %d reasons, want 0 and %d", len(resp.Results), len(resp.Reasons), len(results))
+	}
+	missing := map[featuregatev1.Feature]map[string]string{}
+	for _, m := range resp.Missing {
+		if _, twice := missing[m.Feature]; twice {
+			t.Errorf("reasons_only: %s missing twice", m.Feature)
+		}
+		missing[m.Feature] = m.Permissions
+	}
+	for i, r := range results {
+		if resp.Reasons[i] != r.Reason {
+			t.Errorf("reasons_only: pair %d (%s, %s) is %s, the full answer %s", i, r.User, r.Feature, resp.Reasons[i], r.Reason)
+		}
+		if r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS && !cmp.Equal(missing[r.Feature], r.MissingPermissions) {
+			t.Errorf("reasons_only: %s misses %v, the full answer %v", r.Feature, missing[r.Feature], r.MissingPermissions)
+		}
+	}
+	if len(missing) > 0 && !slices.ContainsFunc(results, func(r *featuregatev1.CheckResult) bool {
+		return r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS
+	}) {
+		t.Errorf("reasons_only: missing %v where nothing misses a permission", missing)
+	}
 }
 
 func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
@@ -314,15 +357,18 @@ func TestConsentAndLinking(t *testing.T) {
 		t.Errorf("unlink of an unlinked user: %v", err)
 	}
 	// Bulk: users × features, users outer.
-	resp, err := e.gate.Check(svc, &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "hubot"}, Features: []featuregatev1.Feature{search, contributions}})
+	bulk := &featuregatev1.CheckRequest{ConnectionId: id, Users: []string{"mona", "hubot"}, Features: []featuregatev1.Feature{search, contributions, dependabot}}
+	resp, err := e.gate.Check(svc, bulk)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sameCompact(t, e, bulk, resp.Results)
 	var got []string
 	for _, r := range resp.Results {
 		got = append(got, r.User+"/"+strings.TrimPrefix(r.Feature.String(), "FEATURE_")+"/"+strings.TrimPrefix(r.Reason.String(), "REASON_"))
 	}
-	want := []string{"mona/UNIFIED_SEARCH/EFFECTIVE", "mona/UNIFIED_CONTRIBUTIONS/EFFECTIVE", "hubot/UNIFIED_SEARCH/EFFECTIVE", "hubot/UNIFIED_CONTRIBUTIONS/NOT_LINKED"}
+	want := []string{"mona/UNIFIED_SEARCH/EFFECTIVE", "mona/UNIFIED_CONTRIBUTIONS/EFFECTIVE", "mona/DEPENDABOT_ALERTS/DISABLED",
+		"hubot/UNIFIED_SEARCH/EFFECTIVE", "hubot/UNIFIED_CONTRIBUTIONS/NOT_LINKED", "hubot/DEPENDABOT_ALERTS/DISABLED"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("bulk check (-want +got):\n%s", diff)
 	}

@@ -1853,10 +1853,14 @@ func (*UnlinkAccountResponse) Descriptor() ([]byte, []int) {
 
 // CheckRequest asks about users × features.
 type CheckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	Users         []string               `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
-	Features      []Feature              `protobuf:"varint,3,rep,packed,name=features,proto3,enum=ghconnect.featuregate.v1.Feature" json:"features,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Users        []string               `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	Features     []Feature              `protobuf:"varint,3,rep,packed,name=features,proto3,enum=ghconnect.featuregate.v1.Feature" json:"features,omitempty"`
+	// reasons_only asks for the compact answer: CheckResponse.reasons (and
+	// missing) instead of results, a few bytes a pair rather than a message
+	// each, for callers that check many users at once.
+	ReasonsOnly   bool `protobuf:"varint,4,opt,name=reasons_only,json=reasonsOnly,proto3" json:"reasons_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1910,6 +1914,13 @@ func (x *CheckRequest) GetFeatures() []Feature {
 		return x.Features
 	}
 	return nil
+}
+
+func (x *CheckRequest) GetReasonsOnly() bool {
+	if x != nil {
+		return x.ReasonsOnly
+	}
+	return false
 }
 
 // CheckResult is one user and feature's answer.
@@ -1993,8 +2004,16 @@ func (x *CheckResult) GetMissingPermissions() map[string]string {
 
 // CheckResponse answers every pair, users outer, features inner.
 type CheckResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*CheckResult         `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results: one per pair, unless the request asked for reasons_only.
+	Results []*CheckResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// reasons, with reasons_only: one per pair in the same order (users
+	// outer, features inner, as the request lists them); a pair is
+	// effective when its reason is REASON_EFFECTIVE.
+	Reasons []Reason `protobuf:"varint,2,rep,packed,name=reasons,proto3,enum=ghconnect.featuregate.v1.Reason" json:"reasons,omitempty"`
+	// missing, with reasons_only: for each feature the request lists that
+	// is MISSING_PERMISSIONS, the App permissions it lacks.
+	Missing       []*MissingPermissions `protobuf:"bytes,3,rep,name=missing,proto3" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2036,6 +2055,73 @@ func (x *CheckResponse) GetResults() []*CheckResult {
 	return nil
 }
 
+func (x *CheckResponse) GetReasons() []Reason {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *CheckResponse) GetMissing() []*MissingPermissions {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+// MissingPermissions are the App permissions a feature lacks.
+type MissingPermissions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Feature       Feature                `protobuf:"varint,1,opt,name=feature,proto3,enum=ghconnect.featuregate.v1.Feature" json:"feature,omitempty"`
+	Permissions   map[string]string      `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MissingPermissions) Reset() {
+	*x = MissingPermissions{}
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MissingPermissions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MissingPermissions) ProtoMessage() {}
+
+func (x *MissingPermissions) ProtoReflect() protoreflect.Message {
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MissingPermissions.ProtoReflect.Descriptor instead.
+func (*MissingPermissions) Descriptor() ([]byte, []int) {
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MissingPermissions) GetFeature() Feature {
+	if x != nil {
+		return x.Feature
+	}
+	return Feature_FEATURE_UNSPECIFIED
+}
+
+func (x *MissingPermissions) GetPermissions() map[string]string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
 // WatchRequest starts a stream of changes.
 type WatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2048,7 +2134,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2146,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[23]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2159,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{23}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchRequest) GetAfterRevision() int64 {
@@ -2105,7 +2191,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2203,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[24]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2216,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{24}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchResponse) GetRevision() int64 {
@@ -2168,7 +2254,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2266,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[25]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2279,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{25}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SearchRequest) GetConnectionId() string {
@@ -2246,7 +2332,7 @@ type SearchResult struct {
 
 func (x *SearchResult) Reset() {
 	*x = SearchResult{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2344,7 @@ func (x *SearchResult) String() string {
 func (*SearchResult) ProtoMessage() {}
 
 func (x *SearchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[26]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2357,7 @@ func (x *SearchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResult.ProtoReflect.Descriptor instead.
 func (*SearchResult) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{26}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SearchResult) GetSource() string {
@@ -2324,7 +2410,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2422,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[27]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2435,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{27}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SearchResponse) GetResults() []*SearchResult {
@@ -2390,7 +2476,7 @@ type ListSettingsHistoryRequest struct {
 
 func (x *ListSettingsHistoryRequest) Reset() {
 	*x = ListSettingsHistoryRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2488,7 @@ func (x *ListSettingsHistoryRequest) String() string {
 func (*ListSettingsHistoryRequest) ProtoMessage() {}
 
 func (x *ListSettingsHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[28]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2501,7 @@ func (x *ListSettingsHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettingsHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListSettingsHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{28}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListSettingsHistoryRequest) GetConnectionId() string {
@@ -2458,7 +2544,7 @@ type ListSettingsHistoryResponse struct {
 
 func (x *ListSettingsHistoryResponse) Reset() {
 	*x = ListSettingsHistoryResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2556,7 @@ func (x *ListSettingsHistoryResponse) String() string {
 func (*ListSettingsHistoryResponse) ProtoMessage() {}
 
 func (x *ListSettingsHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[29]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2569,7 @@ func (x *ListSettingsHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettingsHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListSettingsHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{29}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListSettingsHistoryResponse) GetEvents() []*SettingsEvent {
@@ -2548,7 +2634,7 @@ type SettingsEvent struct {
 
 func (x *SettingsEvent) Reset() {
 	*x = SettingsEvent{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2646,7 @@ func (x *SettingsEvent) String() string {
 func (*SettingsEvent) ProtoMessage() {}
 
 func (x *SettingsEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[30]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2659,7 @@ func (x *SettingsEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsEvent.ProtoReflect.Descriptor instead.
 func (*SettingsEvent) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{30}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SettingsEvent) GetRevision() int64 {
@@ -2707,7 +2793,7 @@ type SettingChange struct {
 
 func (x *SettingChange) Reset() {
 	*x = SettingChange{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2719,7 +2805,7 @@ func (x *SettingChange) String() string {
 func (*SettingChange) ProtoMessage() {}
 
 func (x *SettingChange) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[31]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2732,7 +2818,7 @@ func (x *SettingChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingChange.ProtoReflect.Descriptor instead.
 func (*SettingChange) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{31}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SettingChange) GetFeature() Feature {
@@ -2773,7 +2859,7 @@ type ContributionCount struct {
 
 func (x *ContributionCount) Reset() {
 	*x = ContributionCount{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2871,7 @@ func (x *ContributionCount) String() string {
 func (*ContributionCount) ProtoMessage() {}
 
 func (x *ContributionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[32]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2884,7 @@ func (x *ContributionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContributionCount.ProtoReflect.Descriptor instead.
 func (*ContributionCount) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{32}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ContributionCount) GetUser() string {
@@ -2834,7 +2920,7 @@ type ReportContributionsRequest struct {
 
 func (x *ReportContributionsRequest) Reset() {
 	*x = ReportContributionsRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +2932,7 @@ func (x *ReportContributionsRequest) String() string {
 func (*ReportContributionsRequest) ProtoMessage() {}
 
 func (x *ReportContributionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[33]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +2945,7 @@ func (x *ReportContributionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportContributionsRequest.ProtoReflect.Descriptor instead.
 func (*ReportContributionsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{33}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReportContributionsRequest) GetConnectionId() string {
@@ -2891,7 +2977,7 @@ type ReportContributionsResponse struct {
 
 func (x *ReportContributionsResponse) Reset() {
 	*x = ReportContributionsResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +2989,7 @@ func (x *ReportContributionsResponse) String() string {
 func (*ReportContributionsResponse) ProtoMessage() {}
 
 func (x *ReportContributionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[34]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3002,7 @@ func (x *ReportContributionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportContributionsResponse.ProtoReflect.Descriptor instead.
 func (*ReportContributionsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{34}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReportContributionsResponse) GetChanged() int32 {
@@ -2943,7 +3029,7 @@ type RegisterUsersRequest struct {
 
 func (x *RegisterUsersRequest) Reset() {
 	*x = RegisterUsersRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2955,7 +3041,7 @@ func (x *RegisterUsersRequest) String() string {
 func (*RegisterUsersRequest) ProtoMessage() {}
 
 func (x *RegisterUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[35]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2968,7 +3054,7 @@ func (x *RegisterUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUsersRequest.ProtoReflect.Descriptor instead.
 func (*RegisterUsersRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{35}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RegisterUsersRequest) GetUsers() []string {
@@ -2988,7 +3074,7 @@ type RegisterUsersResponse struct {
 
 func (x *RegisterUsersResponse) Reset() {
 	*x = RegisterUsersResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3086,7 @@ func (x *RegisterUsersResponse) String() string {
 func (*RegisterUsersResponse) ProtoMessage() {}
 
 func (x *RegisterUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[36]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3099,7 @@ func (x *RegisterUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterUsersResponse.ProtoReflect.Descriptor instead.
 func (*RegisterUsersResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{36}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RegisterUsersResponse) GetAdded() int32 {
@@ -3036,7 +3122,7 @@ type GetContributionsStatusRequest struct {
 
 func (x *GetContributionsStatusRequest) Reset() {
 	*x = GetContributionsStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3134,7 @@ func (x *GetContributionsStatusRequest) String() string {
 func (*GetContributionsStatusRequest) ProtoMessage() {}
 
 func (x *GetContributionsStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[37]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +3147,7 @@ func (x *GetContributionsStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContributionsStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetContributionsStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{37}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetContributionsStatusRequest) GetConnectionId() string {
@@ -3105,7 +3191,7 @@ type ConnectionContributionsStatus struct {
 
 func (x *ConnectionContributionsStatus) Reset() {
 	*x = ConnectionContributionsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3203,7 @@ func (x *ConnectionContributionsStatus) String() string {
 func (*ConnectionContributionsStatus) ProtoMessage() {}
 
 func (x *ConnectionContributionsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[38]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3216,7 @@ func (x *ConnectionContributionsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionContributionsStatus.ProtoReflect.Descriptor instead.
 func (*ConnectionContributionsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{38}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConnectionContributionsStatus) GetOptedInUsers() int32 {
@@ -3226,7 +3312,7 @@ type UserContributionsStatus struct {
 
 func (x *UserContributionsStatus) Reset() {
 	*x = UserContributionsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3238,7 +3324,7 @@ func (x *UserContributionsStatus) String() string {
 func (*UserContributionsStatus) ProtoMessage() {}
 
 func (x *UserContributionsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[39]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3251,7 +3337,7 @@ func (x *UserContributionsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserContributionsStatus.ProtoReflect.Descriptor instead.
 func (*UserContributionsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{39}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UserContributionsStatus) GetUser() string {
@@ -3344,7 +3430,7 @@ type GetContributionsStatusResponse struct {
 
 func (x *GetContributionsStatusResponse) Reset() {
 	*x = GetContributionsStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3356,7 +3442,7 @@ func (x *GetContributionsStatusResponse) String() string {
 func (*GetContributionsStatusResponse) ProtoMessage() {}
 
 func (x *GetContributionsStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[40]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3369,7 +3455,7 @@ func (x *GetContributionsStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContributionsStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetContributionsStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{40}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetContributionsStatusResponse) GetConnection() *ConnectionContributionsStatus {
@@ -3415,7 +3501,7 @@ type Advisory struct {
 
 func (x *Advisory) Reset() {
 	*x = Advisory{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3513,7 @@ func (x *Advisory) String() string {
 func (*Advisory) ProtoMessage() {}
 
 func (x *Advisory) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +3526,7 @@ func (x *Advisory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Advisory.ProtoReflect.Descriptor instead.
 func (*Advisory) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{41}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Advisory) GetGhsaId() string {
@@ -3551,7 +3637,7 @@ type VulnerablePackage struct {
 
 func (x *VulnerablePackage) Reset() {
 	*x = VulnerablePackage{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +3649,7 @@ func (x *VulnerablePackage) String() string {
 func (*VulnerablePackage) ProtoMessage() {}
 
 func (x *VulnerablePackage) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3576,7 +3662,7 @@ func (x *VulnerablePackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VulnerablePackage.ProtoReflect.Descriptor instead.
 func (*VulnerablePackage) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{42}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *VulnerablePackage) GetEcosystem() string {
@@ -3619,7 +3705,7 @@ type ListAdvisoriesRequest struct {
 
 func (x *ListAdvisoriesRequest) Reset() {
 	*x = ListAdvisoriesRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3717,7 @@ func (x *ListAdvisoriesRequest) String() string {
 func (*ListAdvisoriesRequest) ProtoMessage() {}
 
 func (x *ListAdvisoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[43]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3730,7 @@ func (x *ListAdvisoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdvisoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListAdvisoriesRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{43}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListAdvisoriesRequest) GetEcosystem() string {
@@ -3682,7 +3768,7 @@ type ListAdvisoriesResponse struct {
 
 func (x *ListAdvisoriesResponse) Reset() {
 	*x = ListAdvisoriesResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3780,7 @@ func (x *ListAdvisoriesResponse) String() string {
 func (*ListAdvisoriesResponse) ProtoMessage() {}
 
 func (x *ListAdvisoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[44]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3793,7 @@ func (x *ListAdvisoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdvisoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListAdvisoriesResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{44}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListAdvisoriesResponse) GetAdvisories() []*Advisory {
@@ -3733,7 +3819,7 @@ type WatchAdvisoriesRequest struct {
 
 func (x *WatchAdvisoriesRequest) Reset() {
 	*x = WatchAdvisoriesRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +3831,7 @@ func (x *WatchAdvisoriesRequest) String() string {
 func (*WatchAdvisoriesRequest) ProtoMessage() {}
 
 func (x *WatchAdvisoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[45]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +3844,7 @@ func (x *WatchAdvisoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAdvisoriesRequest.ProtoReflect.Descriptor instead.
 func (*WatchAdvisoriesRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{45}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchAdvisoriesRequest) GetAfterRevision() int64 {
@@ -3779,7 +3865,7 @@ type WatchAdvisoriesResponse struct {
 
 func (x *WatchAdvisoriesResponse) Reset() {
 	*x = WatchAdvisoriesResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +3877,7 @@ func (x *WatchAdvisoriesResponse) String() string {
 func (*WatchAdvisoriesResponse) ProtoMessage() {}
 
 func (x *WatchAdvisoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[46]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +3890,7 @@ func (x *WatchAdvisoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAdvisoriesResponse.ProtoReflect.Descriptor instead.
 func (*WatchAdvisoriesResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{46}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchAdvisoriesResponse) GetAdvisory() *Advisory {
@@ -3822,7 +3908,7 @@ type GetAdvisorySyncStatusRequest struct {
 
 func (x *GetAdvisorySyncStatusRequest) Reset() {
 	*x = GetAdvisorySyncStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3834,7 +3920,7 @@ func (x *GetAdvisorySyncStatusRequest) String() string {
 func (*GetAdvisorySyncStatusRequest) ProtoMessage() {}
 
 func (x *GetAdvisorySyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[47]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3847,7 +3933,7 @@ func (x *GetAdvisorySyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAdvisorySyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetAdvisorySyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{47}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{48}
 }
 
 // AdvisorySyncStatus is how the advisory sync goes.
@@ -3882,7 +3968,7 @@ type AdvisorySyncStatus struct {
 
 func (x *AdvisorySyncStatus) Reset() {
 	*x = AdvisorySyncStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3894,7 +3980,7 @@ func (x *AdvisorySyncStatus) String() string {
 func (*AdvisorySyncStatus) ProtoMessage() {}
 
 func (x *AdvisorySyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[48]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3907,7 +3993,7 @@ func (x *AdvisorySyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvisorySyncStatus.ProtoReflect.Descriptor instead.
 func (*AdvisorySyncStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{48}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AdvisorySyncStatus) GetState() AdvisorySyncState {
@@ -4003,7 +4089,7 @@ type GetAdvisorySyncStatusResponse struct {
 
 func (x *GetAdvisorySyncStatusResponse) Reset() {
 	*x = GetAdvisorySyncStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4101,7 @@ func (x *GetAdvisorySyncStatusResponse) String() string {
 func (*GetAdvisorySyncStatusResponse) ProtoMessage() {}
 
 func (x *GetAdvisorySyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[49]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4114,7 @@ func (x *GetAdvisorySyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAdvisorySyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetAdvisorySyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{49}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetAdvisorySyncStatusResponse) GetStatus() *AdvisorySyncStatus {
@@ -4053,7 +4139,7 @@ type DownloadActionRequest struct {
 
 func (x *DownloadActionRequest) Reset() {
 	*x = DownloadActionRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4065,7 +4151,7 @@ func (x *DownloadActionRequest) String() string {
 func (*DownloadActionRequest) ProtoMessage() {}
 
 func (x *DownloadActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[50]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4078,7 +4164,7 @@ func (x *DownloadActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadActionRequest.ProtoReflect.Descriptor instead.
 func (*DownloadActionRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{50}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DownloadActionRequest) GetRepository() string {
@@ -4110,7 +4196,7 @@ type DownloadActionResponse struct {
 
 func (x *DownloadActionResponse) Reset() {
 	*x = DownloadActionResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +4208,7 @@ func (x *DownloadActionResponse) String() string {
 func (*DownloadActionResponse) ProtoMessage() {}
 
 func (x *DownloadActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +4221,7 @@ func (x *DownloadActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadActionResponse.ProtoReflect.Descriptor instead.
 func (*DownloadActionResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{51}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DownloadActionResponse) GetPart() isDownloadActionResponse_Part {
@@ -4196,7 +4282,7 @@ type ActionArchive struct {
 
 func (x *ActionArchive) Reset() {
 	*x = ActionArchive{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4208,7 +4294,7 @@ func (x *ActionArchive) String() string {
 func (*ActionArchive) ProtoMessage() {}
 
 func (x *ActionArchive) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4221,7 +4307,7 @@ func (x *ActionArchive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionArchive.ProtoReflect.Descriptor instead.
 func (*ActionArchive) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{52}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ActionArchive) GetRepository() string {
@@ -4283,7 +4369,7 @@ type ActionsPolicy struct {
 
 func (x *ActionsPolicy) Reset() {
 	*x = ActionsPolicy{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4381,7 @@ func (x *ActionsPolicy) String() string {
 func (*ActionsPolicy) ProtoMessage() {}
 
 func (x *ActionsPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[53]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4394,7 @@ func (x *ActionsPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionsPolicy.ProtoReflect.Descriptor instead.
 func (*ActionsPolicy) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{53}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ActionsPolicy) GetAllowed() ActionsAllowed {
@@ -4368,7 +4454,7 @@ type GetActionsPolicyRequest struct {
 
 func (x *GetActionsPolicyRequest) Reset() {
 	*x = GetActionsPolicyRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4380,7 +4466,7 @@ func (x *GetActionsPolicyRequest) String() string {
 func (*GetActionsPolicyRequest) ProtoMessage() {}
 
 func (x *GetActionsPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[54]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4393,7 +4479,7 @@ func (x *GetActionsPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionsPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetActionsPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{54}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{55}
 }
 
 type GetActionsPolicyResponse struct {
@@ -4405,7 +4491,7 @@ type GetActionsPolicyResponse struct {
 
 func (x *GetActionsPolicyResponse) Reset() {
 	*x = GetActionsPolicyResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4503,7 @@ func (x *GetActionsPolicyResponse) String() string {
 func (*GetActionsPolicyResponse) ProtoMessage() {}
 
 func (x *GetActionsPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[55]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4516,7 @@ func (x *GetActionsPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionsPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetActionsPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{55}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetActionsPolicyResponse) GetPolicy() *ActionsPolicy {
@@ -4451,7 +4537,7 @@ type UpdateActionsPolicyRequest struct {
 
 func (x *UpdateActionsPolicyRequest) Reset() {
 	*x = UpdateActionsPolicyRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4549,7 @@ func (x *UpdateActionsPolicyRequest) String() string {
 func (*UpdateActionsPolicyRequest) ProtoMessage() {}
 
 func (x *UpdateActionsPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[56]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4562,7 @@ func (x *UpdateActionsPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateActionsPolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateActionsPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{56}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UpdateActionsPolicyRequest) GetPolicy() *ActionsPolicy {
@@ -4502,7 +4588,7 @@ type UpdateActionsPolicyResponse struct {
 
 func (x *UpdateActionsPolicyResponse) Reset() {
 	*x = UpdateActionsPolicyResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4514,7 +4600,7 @@ func (x *UpdateActionsPolicyResponse) String() string {
 func (*UpdateActionsPolicyResponse) ProtoMessage() {}
 
 func (x *UpdateActionsPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[57]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4527,7 +4613,7 @@ func (x *UpdateActionsPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateActionsPolicyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateActionsPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{57}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateActionsPolicyResponse) GetPolicy() *ActionsPolicy {
@@ -4545,7 +4631,7 @@ type GetActionsStatusRequest struct {
 
 func (x *GetActionsStatusRequest) Reset() {
 	*x = GetActionsStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4557,7 +4643,7 @@ func (x *GetActionsStatusRequest) String() string {
 func (*GetActionsStatusRequest) ProtoMessage() {}
 
 func (x *GetActionsStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[58]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4570,7 +4656,7 @@ func (x *GetActionsStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionsStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetActionsStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{58}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{59}
 }
 
 // ActionsStatus is how serving GitHub.com actions goes.
@@ -4606,7 +4692,7 @@ type ActionsStatus struct {
 
 func (x *ActionsStatus) Reset() {
 	*x = ActionsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4618,7 +4704,7 @@ func (x *ActionsStatus) String() string {
 func (*ActionsStatus) ProtoMessage() {}
 
 func (x *ActionsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[59]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4631,7 +4717,7 @@ func (x *ActionsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionsStatus.ProtoReflect.Descriptor instead.
 func (*ActionsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{59}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ActionsStatus) GetState() ActionsState {
@@ -4755,7 +4841,7 @@ type GetActionsStatusResponse struct {
 
 func (x *GetActionsStatusResponse) Reset() {
 	*x = GetActionsStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +4853,7 @@ func (x *GetActionsStatusResponse) String() string {
 func (*GetActionsStatusResponse) ProtoMessage() {}
 
 func (x *GetActionsStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[60]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +4866,7 @@ func (x *GetActionsStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActionsStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetActionsStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{60}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetActionsStatusResponse) GetStatus() *ActionsStatus {
@@ -4806,7 +4892,7 @@ type LicensedUser struct {
 
 func (x *LicensedUser) Reset() {
 	*x = LicensedUser{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4818,7 +4904,7 @@ func (x *LicensedUser) String() string {
 func (*LicensedUser) ProtoMessage() {}
 
 func (x *LicensedUser) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[61]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4831,7 +4917,7 @@ func (x *LicensedUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LicensedUser.ProtoReflect.Descriptor instead.
 func (*LicensedUser) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{61}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LicensedUser) GetUserId() string {
@@ -4864,7 +4950,7 @@ type ReportLicensedUsersRequest struct {
 
 func (x *ReportLicensedUsersRequest) Reset() {
 	*x = ReportLicensedUsersRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4876,7 +4962,7 @@ func (x *ReportLicensedUsersRequest) String() string {
 func (*ReportLicensedUsersRequest) ProtoMessage() {}
 
 func (x *ReportLicensedUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[62]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4889,7 +4975,7 @@ func (x *ReportLicensedUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLicensedUsersRequest.ProtoReflect.Descriptor instead.
 func (*ReportLicensedUsersRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{62}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ReportLicensedUsersRequest) GetUsers() []*LicensedUser {
@@ -4909,7 +4995,7 @@ type ReportLicensedUsersResponse struct {
 
 func (x *ReportLicensedUsersResponse) Reset() {
 	*x = ReportLicensedUsersResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4921,7 +5007,7 @@ func (x *ReportLicensedUsersResponse) String() string {
 func (*ReportLicensedUsersResponse) ProtoMessage() {}
 
 func (x *ReportLicensedUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[63]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4934,7 +5020,7 @@ func (x *ReportLicensedUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportLicensedUsersResponse.ProtoReflect.Descriptor instead.
 func (*ReportLicensedUsersResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{63}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReportLicensedUsersResponse) GetLicensedUsers() int64 {
@@ -4952,7 +5038,7 @@ type GetLicenseSyncStatusRequest struct {
 
 func (x *GetLicenseSyncStatusRequest) Reset() {
 	*x = GetLicenseSyncStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +5050,7 @@ func (x *GetLicenseSyncStatusRequest) String() string {
 func (*GetLicenseSyncStatusRequest) ProtoMessage() {}
 
 func (x *GetLicenseSyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[64]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +5063,7 @@ func (x *GetLicenseSyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLicenseSyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetLicenseSyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{64}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{65}
 }
 
 // JobStatus is how a feature's scheduled work goes.
@@ -5004,7 +5090,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5016,7 +5102,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[65]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5029,7 +5115,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{65}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *JobStatus) GetState() JobState {
@@ -5121,7 +5207,7 @@ type LicenseSyncStatus struct {
 
 func (x *LicenseSyncStatus) Reset() {
 	*x = LicenseSyncStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5133,7 +5219,7 @@ func (x *LicenseSyncStatus) String() string {
 func (*LicenseSyncStatus) ProtoMessage() {}
 
 func (x *LicenseSyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[66]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5146,7 +5232,7 @@ func (x *LicenseSyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LicenseSyncStatus.ProtoReflect.Descriptor instead.
 func (*LicenseSyncStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{66}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *LicenseSyncStatus) GetJob() *JobStatus {
@@ -5200,7 +5286,7 @@ type GetLicenseSyncStatusResponse struct {
 
 func (x *GetLicenseSyncStatusResponse) Reset() {
 	*x = GetLicenseSyncStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5212,7 +5298,7 @@ func (x *GetLicenseSyncStatusResponse) String() string {
 func (*GetLicenseSyncStatusResponse) ProtoMessage() {}
 
 func (x *GetLicenseSyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[67]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5225,7 +5311,7 @@ func (x *GetLicenseSyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLicenseSyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetLicenseSyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{67}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetLicenseSyncStatusResponse) GetStatus() *LicenseSyncStatus {
@@ -5249,7 +5335,7 @@ type ServerStatistics struct {
 
 func (x *ServerStatistics) Reset() {
 	*x = ServerStatistics{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5261,7 +5347,7 @@ func (x *ServerStatistics) String() string {
 func (*ServerStatistics) ProtoMessage() {}
 
 func (x *ServerStatistics) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[68]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5274,7 +5360,7 @@ func (x *ServerStatistics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatistics.ProtoReflect.Descriptor instead.
 func (*ServerStatistics) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{68}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ServerStatistics) GetGheStats() *GheStats {
@@ -5316,7 +5402,7 @@ type GheStats struct {
 
 func (x *GheStats) Reset() {
 	*x = GheStats{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5328,7 +5414,7 @@ func (x *GheStats) String() string {
 func (*GheStats) ProtoMessage() {}
 
 func (x *GheStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[69]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5341,7 +5427,7 @@ func (x *GheStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats.ProtoReflect.Descriptor instead.
 func (*GheStats) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GheStats) GetComments() *GheStats_Comments {
@@ -5425,7 +5511,7 @@ type DormantUsers struct {
 
 func (x *DormantUsers) Reset() {
 	*x = DormantUsers{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5437,7 +5523,7 @@ func (x *DormantUsers) String() string {
 func (*DormantUsers) ProtoMessage() {}
 
 func (x *DormantUsers) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[70]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5450,7 +5536,7 @@ func (x *DormantUsers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DormantUsers.ProtoReflect.Descriptor instead.
 func (*DormantUsers) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DormantUsers) GetTotalDormantUsers() int64 {
@@ -5478,7 +5564,7 @@ type ActionsStats struct {
 
 func (x *ActionsStats) Reset() {
 	*x = ActionsStats{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5490,7 +5576,7 @@ func (x *ActionsStats) String() string {
 func (*ActionsStats) ProtoMessage() {}
 
 func (x *ActionsStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[71]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5503,7 +5589,7 @@ func (x *ActionsStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionsStats.ProtoReflect.Descriptor instead.
 func (*ActionsStats) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{71}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ActionsStats) GetNumberOfReposUsingActions() int64 {
@@ -5529,7 +5615,7 @@ type ReportServerStatisticsRequest struct {
 
 func (x *ReportServerStatisticsRequest) Reset() {
 	*x = ReportServerStatisticsRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5541,7 +5627,7 @@ func (x *ReportServerStatisticsRequest) String() string {
 func (*ReportServerStatisticsRequest) ProtoMessage() {}
 
 func (x *ReportServerStatisticsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[72]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5554,7 +5640,7 @@ func (x *ReportServerStatisticsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportServerStatisticsRequest.ProtoReflect.Descriptor instead.
 func (*ReportServerStatisticsRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{72}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReportServerStatisticsRequest) GetStatistics() *ServerStatistics {
@@ -5574,7 +5660,7 @@ type ReportServerStatisticsResponse struct {
 
 func (x *ReportServerStatisticsResponse) Reset() {
 	*x = ReportServerStatisticsResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5586,7 +5672,7 @@ func (x *ReportServerStatisticsResponse) String() string {
 func (*ReportServerStatisticsResponse) ProtoMessage() {}
 
 func (x *ReportServerStatisticsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[73]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5599,7 +5685,7 @@ func (x *ReportServerStatisticsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportServerStatisticsResponse.ProtoReflect.Descriptor instead.
 func (*ReportServerStatisticsResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{73}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReportServerStatisticsResponse) GetCollectionDate() string {
@@ -5617,7 +5703,7 @@ type GetServerStatisticsStatusRequest struct {
 
 func (x *GetServerStatisticsStatusRequest) Reset() {
 	*x = GetServerStatisticsStatusRequest{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5629,7 +5715,7 @@ func (x *GetServerStatisticsStatusRequest) String() string {
 func (*GetServerStatisticsStatusRequest) ProtoMessage() {}
 
 func (x *GetServerStatisticsStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[74]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5642,7 +5728,7 @@ func (x *GetServerStatisticsStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerStatisticsStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetServerStatisticsStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{74}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{75}
 }
 
 // ServerStatisticsStatus is how Server Statistics goes.
@@ -5663,7 +5749,7 @@ type ServerStatisticsStatus struct {
 
 func (x *ServerStatisticsStatus) Reset() {
 	*x = ServerStatisticsStatus{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5675,7 +5761,7 @@ func (x *ServerStatisticsStatus) String() string {
 func (*ServerStatisticsStatus) ProtoMessage() {}
 
 func (x *ServerStatisticsStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[75]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5688,7 +5774,7 @@ func (x *ServerStatisticsStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatisticsStatus.ProtoReflect.Descriptor instead.
 func (*ServerStatisticsStatus) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{75}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ServerStatisticsStatus) GetJob() *JobStatus {
@@ -5728,7 +5814,7 @@ type GetServerStatisticsStatusResponse struct {
 
 func (x *GetServerStatisticsStatusResponse) Reset() {
 	*x = GetServerStatisticsStatusResponse{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5740,7 +5826,7 @@ func (x *GetServerStatisticsStatusResponse) String() string {
 func (*GetServerStatisticsStatusResponse) ProtoMessage() {}
 
 func (x *GetServerStatisticsStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[76]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5753,7 +5839,7 @@ func (x *GetServerStatisticsStatusResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetServerStatisticsStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetServerStatisticsStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{76}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetServerStatisticsStatusResponse) GetStatus() *ServerStatisticsStatus {
@@ -5775,7 +5861,7 @@ type GheStats_Comments struct {
 
 func (x *GheStats_Comments) Reset() {
 	*x = GheStats_Comments{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[83]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5787,7 +5873,7 @@ func (x *GheStats_Comments) String() string {
 func (*GheStats_Comments) ProtoMessage() {}
 
 func (x *GheStats_Comments) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[83]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5800,7 +5886,7 @@ func (x *GheStats_Comments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Comments.ProtoReflect.Descriptor instead.
 func (*GheStats_Comments) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 0}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 0}
 }
 
 func (x *GheStats_Comments) GetTotalCommitComments() int64 {
@@ -5842,7 +5928,7 @@ type GheStats_Gists struct {
 
 func (x *GheStats_Gists) Reset() {
 	*x = GheStats_Gists{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[84]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5854,7 +5940,7 @@ func (x *GheStats_Gists) String() string {
 func (*GheStats_Gists) ProtoMessage() {}
 
 func (x *GheStats_Gists) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[84]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5867,7 +5953,7 @@ func (x *GheStats_Gists) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Gists.ProtoReflect.Descriptor instead.
 func (*GheStats_Gists) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 1}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 1}
 }
 
 func (x *GheStats_Gists) GetTotalGists() int64 {
@@ -5902,7 +5988,7 @@ type GheStats_Hooks struct {
 
 func (x *GheStats_Hooks) Reset() {
 	*x = GheStats_Hooks{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5914,7 +6000,7 @@ func (x *GheStats_Hooks) String() string {
 func (*GheStats_Hooks) ProtoMessage() {}
 
 func (x *GheStats_Hooks) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[85]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5927,7 +6013,7 @@ func (x *GheStats_Hooks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Hooks.ProtoReflect.Descriptor instead.
 func (*GheStats_Hooks) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 2}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 2}
 }
 
 func (x *GheStats_Hooks) GetTotalHooks() int64 {
@@ -5962,7 +6048,7 @@ type GheStats_Issues struct {
 
 func (x *GheStats_Issues) Reset() {
 	*x = GheStats_Issues{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5974,7 +6060,7 @@ func (x *GheStats_Issues) String() string {
 func (*GheStats_Issues) ProtoMessage() {}
 
 func (x *GheStats_Issues) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[86]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5987,7 +6073,7 @@ func (x *GheStats_Issues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Issues.ProtoReflect.Descriptor instead.
 func (*GheStats_Issues) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 3}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 3}
 }
 
 func (x *GheStats_Issues) GetTotalIssues() int64 {
@@ -6022,7 +6108,7 @@ type GheStats_Milestones struct {
 
 func (x *GheStats_Milestones) Reset() {
 	*x = GheStats_Milestones{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6034,7 +6120,7 @@ func (x *GheStats_Milestones) String() string {
 func (*GheStats_Milestones) ProtoMessage() {}
 
 func (x *GheStats_Milestones) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[87]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6047,7 +6133,7 @@ func (x *GheStats_Milestones) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Milestones.ProtoReflect.Descriptor instead.
 func (*GheStats_Milestones) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 4}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 4}
 }
 
 func (x *GheStats_Milestones) GetTotalMilestones() int64 {
@@ -6083,7 +6169,7 @@ type GheStats_Orgs struct {
 
 func (x *GheStats_Orgs) Reset() {
 	*x = GheStats_Orgs{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6095,7 +6181,7 @@ func (x *GheStats_Orgs) String() string {
 func (*GheStats_Orgs) ProtoMessage() {}
 
 func (x *GheStats_Orgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[88]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6108,7 +6194,7 @@ func (x *GheStats_Orgs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Orgs.ProtoReflect.Descriptor instead.
 func (*GheStats_Orgs) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 5}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 5}
 }
 
 func (x *GheStats_Orgs) GetTotalOrgs() int64 {
@@ -6148,7 +6234,7 @@ type GheStats_Pages struct {
 
 func (x *GheStats_Pages) Reset() {
 	*x = GheStats_Pages{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6160,7 +6246,7 @@ func (x *GheStats_Pages) String() string {
 func (*GheStats_Pages) ProtoMessage() {}
 
 func (x *GheStats_Pages) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[89]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6173,7 +6259,7 @@ func (x *GheStats_Pages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Pages.ProtoReflect.Descriptor instead.
 func (*GheStats_Pages) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 6}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 6}
 }
 
 func (x *GheStats_Pages) GetTotalPages() int64 {
@@ -6195,7 +6281,7 @@ type GheStats_Pulls struct {
 
 func (x *GheStats_Pulls) Reset() {
 	*x = GheStats_Pulls{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6207,7 +6293,7 @@ func (x *GheStats_Pulls) String() string {
 func (*GheStats_Pulls) ProtoMessage() {}
 
 func (x *GheStats_Pulls) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[90]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6220,7 +6306,7 @@ func (x *GheStats_Pulls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Pulls.ProtoReflect.Descriptor instead.
 func (*GheStats_Pulls) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 7}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 7}
 }
 
 func (x *GheStats_Pulls) GetTotalPulls() int64 {
@@ -6265,7 +6351,7 @@ type GheStats_Repos struct {
 
 func (x *GheStats_Repos) Reset() {
 	*x = GheStats_Repos{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6277,7 +6363,7 @@ func (x *GheStats_Repos) String() string {
 func (*GheStats_Repos) ProtoMessage() {}
 
 func (x *GheStats_Repos) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[91]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6290,7 +6376,7 @@ func (x *GheStats_Repos) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Repos.ProtoReflect.Descriptor instead.
 func (*GheStats_Repos) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 8}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 8}
 }
 
 func (x *GheStats_Repos) GetTotalRepos() int64 {
@@ -6346,7 +6432,7 @@ type GheStats_Users struct {
 
 func (x *GheStats_Users) Reset() {
 	*x = GheStats_Users{}
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6358,7 +6444,7 @@ func (x *GheStats_Users) String() string {
 func (*GheStats_Users) ProtoMessage() {}
 
 func (x *GheStats_Users) ProtoReflect() protoreflect.Message {
-	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[92]
+	mi := &file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6371,7 +6457,7 @@ func (x *GheStats_Users) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GheStats_Users.ProtoReflect.Descriptor instead.
 func (*GheStats_Users) Descriptor() ([]byte, []int) {
-	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{69, 9}
+	return file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP(), []int{70, 9}
 }
 
 func (x *GheStats_Users) GetTotalUsers() int64 {
@@ -6484,13 +6570,14 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x14UnlinkAccountRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12\x1d\n" +
 	"\x04user\x18\x02 \x01(\tB\t\xbaH\x06r\x04з,\x01R\x04user\"\x17\n" +
-	"\x15UnlinkAccountResponse\"\xbe\x02\n" +
+	"\x15UnlinkAccountResponse\"\xe1\x02\n" +
 	"\fCheckRequest\x12.\n" +
 	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04ȷ,\x01R\fconnectionId\x12p\n" +
 	"\x05users\x18\x02 \x03(\tBZ\xbaHW\xba\x01I\n" +
 	"\x05users\x12\x19must list 1 to 1000 users\x1a%size(this) >= 1 && size(this) <= 1000\x92\x01\b\"\x06r\x04з,\x01R\x05users\x12\x8b\x01\n" +
 	"\bfeatures\x18\x03 \x03(\x0e2!.ghconnect.featuregate.v1.FeatureBL\xbaHI\xba\x01:\n" +
-	"\bfeatures\x12\x1emust list at least one feature\x1a\x0esize(this) > 0\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\bfeatures\"\xed\x02\n" +
+	"\bfeatures\x12\x1emust list at least one feature\x1a\x0esize(this) > 0\x92\x01\t\"\a\x82\x01\x04\x10\x01 \x00R\bfeatures\x12!\n" +
+	"\freasons_only\x18\x04 \x01(\bR\vreasonsOnly\"\xed\x02\n" +
 	"\vCheckResult\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12;\n" +
 	"\afeature\x18\x02 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12\x1c\n" +
@@ -6499,9 +6586,17 @@ const file_ghconnect_featuregate_v1_featuregate_proto_rawDesc = "" +
 	"\x13missing_permissions\x18\x05 \x03(\v2=.ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntryR\x12missingPermissions\x1aE\n" +
 	"\x17MissingPermissionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x01\n" +
 	"\rCheckResponse\x12?\n" +
-	"\aresults\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.CheckResultR\aresults\"s\n" +
+	"\aresults\x18\x01 \x03(\v2%.ghconnect.featuregate.v1.CheckResultR\aresults\x12:\n" +
+	"\areasons\x18\x02 \x03(\x0e2 .ghconnect.featuregate.v1.ReasonR\areasons\x12F\n" +
+	"\amissing\x18\x03 \x03(\v2,.ghconnect.featuregate.v1.MissingPermissionsR\amissing\"\xf2\x01\n" +
+	"\x12MissingPermissions\x12;\n" +
+	"\afeature\x18\x01 \x01(\x0e2!.ghconnect.featuregate.v1.FeatureR\afeature\x12_\n" +
+	"\vpermissions\x18\x02 \x03(\v2=.ghconnect.featuregate.v1.MissingPermissions.PermissionsEntryR\vpermissions\x1a>\n" +
+	"\x10PermissionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"s\n" +
 	"\fWatchRequest\x120\n" +
 	"\x0eafter_revision\x18\x01 \x01(\x03B\t\xbaH\x06\"\x04\xa8\xca,\x01R\rafterRevision\x121\n" +
 	"\rconnection_id\x18\x02 \x01(\tB\f\xbaH\t\xd8\x01\x01r\x04ȷ,\x01R\fconnectionId\"\x89\x01\n" +
@@ -6982,7 +7077,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_rawDescGZIP() []byte {
 }
 
 var file_ghconnect_featuregate_v1_featuregate_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_ghconnect_featuregate_v1_featuregate_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(Feature)(0),                              // 0: ghconnect.featuregate.v1.Feature
 	(Consent)(0),                              // 1: ghconnect.featuregate.v1.Consent
@@ -7018,234 +7113,240 @@ var file_ghconnect_featuregate_v1_featuregate_proto_goTypes = []any{
 	(*CheckRequest)(nil),                      // 31: ghconnect.featuregate.v1.CheckRequest
 	(*CheckResult)(nil),                       // 32: ghconnect.featuregate.v1.CheckResult
 	(*CheckResponse)(nil),                     // 33: ghconnect.featuregate.v1.CheckResponse
-	(*WatchRequest)(nil),                      // 34: ghconnect.featuregate.v1.WatchRequest
-	(*WatchResponse)(nil),                     // 35: ghconnect.featuregate.v1.WatchResponse
-	(*SearchRequest)(nil),                     // 36: ghconnect.featuregate.v1.SearchRequest
-	(*SearchResult)(nil),                      // 37: ghconnect.featuregate.v1.SearchResult
-	(*SearchResponse)(nil),                    // 38: ghconnect.featuregate.v1.SearchResponse
-	(*ListSettingsHistoryRequest)(nil),        // 39: ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	(*ListSettingsHistoryResponse)(nil),       // 40: ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	(*SettingsEvent)(nil),                     // 41: ghconnect.featuregate.v1.SettingsEvent
-	(*SettingChange)(nil),                     // 42: ghconnect.featuregate.v1.SettingChange
-	(*ContributionCount)(nil),                 // 43: ghconnect.featuregate.v1.ContributionCount
-	(*ReportContributionsRequest)(nil),        // 44: ghconnect.featuregate.v1.ReportContributionsRequest
-	(*ReportContributionsResponse)(nil),       // 45: ghconnect.featuregate.v1.ReportContributionsResponse
-	(*RegisterUsersRequest)(nil),              // 46: ghconnect.featuregate.v1.RegisterUsersRequest
-	(*RegisterUsersResponse)(nil),             // 47: ghconnect.featuregate.v1.RegisterUsersResponse
-	(*GetContributionsStatusRequest)(nil),     // 48: ghconnect.featuregate.v1.GetContributionsStatusRequest
-	(*ConnectionContributionsStatus)(nil),     // 49: ghconnect.featuregate.v1.ConnectionContributionsStatus
-	(*UserContributionsStatus)(nil),           // 50: ghconnect.featuregate.v1.UserContributionsStatus
-	(*GetContributionsStatusResponse)(nil),    // 51: ghconnect.featuregate.v1.GetContributionsStatusResponse
-	(*Advisory)(nil),                          // 52: ghconnect.featuregate.v1.Advisory
-	(*VulnerablePackage)(nil),                 // 53: ghconnect.featuregate.v1.VulnerablePackage
-	(*ListAdvisoriesRequest)(nil),             // 54: ghconnect.featuregate.v1.ListAdvisoriesRequest
-	(*ListAdvisoriesResponse)(nil),            // 55: ghconnect.featuregate.v1.ListAdvisoriesResponse
-	(*WatchAdvisoriesRequest)(nil),            // 56: ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	(*WatchAdvisoriesResponse)(nil),           // 57: ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	(*GetAdvisorySyncStatusRequest)(nil),      // 58: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	(*AdvisorySyncStatus)(nil),                // 59: ghconnect.featuregate.v1.AdvisorySyncStatus
-	(*GetAdvisorySyncStatusResponse)(nil),     // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	(*DownloadActionRequest)(nil),             // 61: ghconnect.featuregate.v1.DownloadActionRequest
-	(*DownloadActionResponse)(nil),            // 62: ghconnect.featuregate.v1.DownloadActionResponse
-	(*ActionArchive)(nil),                     // 63: ghconnect.featuregate.v1.ActionArchive
-	(*ActionsPolicy)(nil),                     // 64: ghconnect.featuregate.v1.ActionsPolicy
-	(*GetActionsPolicyRequest)(nil),           // 65: ghconnect.featuregate.v1.GetActionsPolicyRequest
-	(*GetActionsPolicyResponse)(nil),          // 66: ghconnect.featuregate.v1.GetActionsPolicyResponse
-	(*UpdateActionsPolicyRequest)(nil),        // 67: ghconnect.featuregate.v1.UpdateActionsPolicyRequest
-	(*UpdateActionsPolicyResponse)(nil),       // 68: ghconnect.featuregate.v1.UpdateActionsPolicyResponse
-	(*GetActionsStatusRequest)(nil),           // 69: ghconnect.featuregate.v1.GetActionsStatusRequest
-	(*ActionsStatus)(nil),                     // 70: ghconnect.featuregate.v1.ActionsStatus
-	(*GetActionsStatusResponse)(nil),          // 71: ghconnect.featuregate.v1.GetActionsStatusResponse
-	(*LicensedUser)(nil),                      // 72: ghconnect.featuregate.v1.LicensedUser
-	(*ReportLicensedUsersRequest)(nil),        // 73: ghconnect.featuregate.v1.ReportLicensedUsersRequest
-	(*ReportLicensedUsersResponse)(nil),       // 74: ghconnect.featuregate.v1.ReportLicensedUsersResponse
-	(*GetLicenseSyncStatusRequest)(nil),       // 75: ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
-	(*JobStatus)(nil),                         // 76: ghconnect.featuregate.v1.JobStatus
-	(*LicenseSyncStatus)(nil),                 // 77: ghconnect.featuregate.v1.LicenseSyncStatus
-	(*GetLicenseSyncStatusResponse)(nil),      // 78: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
-	(*ServerStatistics)(nil),                  // 79: ghconnect.featuregate.v1.ServerStatistics
-	(*GheStats)(nil),                          // 80: ghconnect.featuregate.v1.GheStats
-	(*DormantUsers)(nil),                      // 81: ghconnect.featuregate.v1.DormantUsers
-	(*ActionsStats)(nil),                      // 82: ghconnect.featuregate.v1.ActionsStats
-	(*ReportServerStatisticsRequest)(nil),     // 83: ghconnect.featuregate.v1.ReportServerStatisticsRequest
-	(*ReportServerStatisticsResponse)(nil),    // 84: ghconnect.featuregate.v1.ReportServerStatisticsResponse
-	(*GetServerStatisticsStatusRequest)(nil),  // 85: ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
-	(*ServerStatisticsStatus)(nil),            // 86: ghconnect.featuregate.v1.ServerStatisticsStatus
-	(*GetServerStatisticsStatusResponse)(nil), // 87: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
-	nil,                           // 88: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
-	nil,                           // 89: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
-	nil,                           // 90: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
-	nil,                           // 91: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
-	nil,                           // 92: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	nil,                           // 93: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	(*GheStats_Comments)(nil),     // 94: ghconnect.featuregate.v1.GheStats.Comments
-	(*GheStats_Gists)(nil),        // 95: ghconnect.featuregate.v1.GheStats.Gists
-	(*GheStats_Hooks)(nil),        // 96: ghconnect.featuregate.v1.GheStats.Hooks
-	(*GheStats_Issues)(nil),       // 97: ghconnect.featuregate.v1.GheStats.Issues
-	(*GheStats_Milestones)(nil),   // 98: ghconnect.featuregate.v1.GheStats.Milestones
-	(*GheStats_Orgs)(nil),         // 99: ghconnect.featuregate.v1.GheStats.Orgs
-	(*GheStats_Pages)(nil),        // 100: ghconnect.featuregate.v1.GheStats.Pages
-	(*GheStats_Pulls)(nil),        // 101: ghconnect.featuregate.v1.GheStats.Pulls
-	(*GheStats_Repos)(nil),        // 102: ghconnect.featuregate.v1.GheStats.Repos
-	(*GheStats_Users)(nil),        // 103: ghconnect.featuregate.v1.GheStats.Users
-	(*timestamppb.Timestamp)(nil), // 104: google.protobuf.Timestamp
+	(*MissingPermissions)(nil),                // 34: ghconnect.featuregate.v1.MissingPermissions
+	(*WatchRequest)(nil),                      // 35: ghconnect.featuregate.v1.WatchRequest
+	(*WatchResponse)(nil),                     // 36: ghconnect.featuregate.v1.WatchResponse
+	(*SearchRequest)(nil),                     // 37: ghconnect.featuregate.v1.SearchRequest
+	(*SearchResult)(nil),                      // 38: ghconnect.featuregate.v1.SearchResult
+	(*SearchResponse)(nil),                    // 39: ghconnect.featuregate.v1.SearchResponse
+	(*ListSettingsHistoryRequest)(nil),        // 40: ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	(*ListSettingsHistoryResponse)(nil),       // 41: ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	(*SettingsEvent)(nil),                     // 42: ghconnect.featuregate.v1.SettingsEvent
+	(*SettingChange)(nil),                     // 43: ghconnect.featuregate.v1.SettingChange
+	(*ContributionCount)(nil),                 // 44: ghconnect.featuregate.v1.ContributionCount
+	(*ReportContributionsRequest)(nil),        // 45: ghconnect.featuregate.v1.ReportContributionsRequest
+	(*ReportContributionsResponse)(nil),       // 46: ghconnect.featuregate.v1.ReportContributionsResponse
+	(*RegisterUsersRequest)(nil),              // 47: ghconnect.featuregate.v1.RegisterUsersRequest
+	(*RegisterUsersResponse)(nil),             // 48: ghconnect.featuregate.v1.RegisterUsersResponse
+	(*GetContributionsStatusRequest)(nil),     // 49: ghconnect.featuregate.v1.GetContributionsStatusRequest
+	(*ConnectionContributionsStatus)(nil),     // 50: ghconnect.featuregate.v1.ConnectionContributionsStatus
+	(*UserContributionsStatus)(nil),           // 51: ghconnect.featuregate.v1.UserContributionsStatus
+	(*GetContributionsStatusResponse)(nil),    // 52: ghconnect.featuregate.v1.GetContributionsStatusResponse
+	(*Advisory)(nil),                          // 53: ghconnect.featuregate.v1.Advisory
+	(*VulnerablePackage)(nil),                 // 54: ghconnect.featuregate.v1.VulnerablePackage
+	(*ListAdvisoriesRequest)(nil),             // 55: ghconnect.featuregate.v1.ListAdvisoriesRequest
+	(*ListAdvisoriesResponse)(nil),            // 56: ghconnect.featuregate.v1.ListAdvisoriesResponse
+	(*WatchAdvisoriesRequest)(nil),            // 57: ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	(*WatchAdvisoriesResponse)(nil),           // 58: ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	(*GetAdvisorySyncStatusRequest)(nil),      // 59: ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	(*AdvisorySyncStatus)(nil),                // 60: ghconnect.featuregate.v1.AdvisorySyncStatus
+	(*GetAdvisorySyncStatusResponse)(nil),     // 61: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	(*DownloadActionRequest)(nil),             // 62: ghconnect.featuregate.v1.DownloadActionRequest
+	(*DownloadActionResponse)(nil),            // 63: ghconnect.featuregate.v1.DownloadActionResponse
+	(*ActionArchive)(nil),                     // 64: ghconnect.featuregate.v1.ActionArchive
+	(*ActionsPolicy)(nil),                     // 65: ghconnect.featuregate.v1.ActionsPolicy
+	(*GetActionsPolicyRequest)(nil),           // 66: ghconnect.featuregate.v1.GetActionsPolicyRequest
+	(*GetActionsPolicyResponse)(nil),          // 67: ghconnect.featuregate.v1.GetActionsPolicyResponse
+	(*UpdateActionsPolicyRequest)(nil),        // 68: ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	(*UpdateActionsPolicyResponse)(nil),       // 69: ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	(*GetActionsStatusRequest)(nil),           // 70: ghconnect.featuregate.v1.GetActionsStatusRequest
+	(*ActionsStatus)(nil),                     // 71: ghconnect.featuregate.v1.ActionsStatus
+	(*GetActionsStatusResponse)(nil),          // 72: ghconnect.featuregate.v1.GetActionsStatusResponse
+	(*LicensedUser)(nil),                      // 73: ghconnect.featuregate.v1.LicensedUser
+	(*ReportLicensedUsersRequest)(nil),        // 74: ghconnect.featuregate.v1.ReportLicensedUsersRequest
+	(*ReportLicensedUsersResponse)(nil),       // 75: ghconnect.featuregate.v1.ReportLicensedUsersResponse
+	(*GetLicenseSyncStatusRequest)(nil),       // 76: ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
+	(*JobStatus)(nil),                         // 77: ghconnect.featuregate.v1.JobStatus
+	(*LicenseSyncStatus)(nil),                 // 78: ghconnect.featuregate.v1.LicenseSyncStatus
+	(*GetLicenseSyncStatusResponse)(nil),      // 79: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
+	(*ServerStatistics)(nil),                  // 80: ghconnect.featuregate.v1.ServerStatistics
+	(*GheStats)(nil),                          // 81: ghconnect.featuregate.v1.GheStats
+	(*DormantUsers)(nil),                      // 82: ghconnect.featuregate.v1.DormantUsers
+	(*ActionsStats)(nil),                      // 83: ghconnect.featuregate.v1.ActionsStats
+	(*ReportServerStatisticsRequest)(nil),     // 84: ghconnect.featuregate.v1.ReportServerStatisticsRequest
+	(*ReportServerStatisticsResponse)(nil),    // 85: ghconnect.featuregate.v1.ReportServerStatisticsResponse
+	(*GetServerStatisticsStatusRequest)(nil),  // 86: ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
+	(*ServerStatisticsStatus)(nil),            // 87: ghconnect.featuregate.v1.ServerStatisticsStatus
+	(*GetServerStatisticsStatusResponse)(nil), // 88: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
+	nil,                           // 89: ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	nil,                           // 90: ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	nil,                           // 91: ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	nil,                           // 92: ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	nil,                           // 93: ghconnect.featuregate.v1.MissingPermissions.PermissionsEntry
+	nil,                           // 94: ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	nil,                           // 95: ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	(*GheStats_Comments)(nil),     // 96: ghconnect.featuregate.v1.GheStats.Comments
+	(*GheStats_Gists)(nil),        // 97: ghconnect.featuregate.v1.GheStats.Gists
+	(*GheStats_Hooks)(nil),        // 98: ghconnect.featuregate.v1.GheStats.Hooks
+	(*GheStats_Issues)(nil),       // 99: ghconnect.featuregate.v1.GheStats.Issues
+	(*GheStats_Milestones)(nil),   // 100: ghconnect.featuregate.v1.GheStats.Milestones
+	(*GheStats_Orgs)(nil),         // 101: ghconnect.featuregate.v1.GheStats.Orgs
+	(*GheStats_Pages)(nil),        // 102: ghconnect.featuregate.v1.GheStats.Pages
+	(*GheStats_Pulls)(nil),        // 103: ghconnect.featuregate.v1.GheStats.Pulls
+	(*GheStats_Repos)(nil),        // 104: ghconnect.featuregate.v1.GheStats.Repos
+	(*GheStats_Users)(nil),        // 105: ghconnect.featuregate.v1.GheStats.Users
+	(*timestamppb.Timestamp)(nil), // 106: google.protobuf.Timestamp
 }
 var file_ghconnect_featuregate_v1_featuregate_proto_depIdxs = []int32{
 	0,   // 0: ghconnect.featuregate.v1.FeatureInfo.feature:type_name -> ghconnect.featuregate.v1.Feature
-	88,  // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
+	89,  // 1: ghconnect.featuregate.v1.FeatureInfo.permissions:type_name -> ghconnect.featuregate.v1.FeatureInfo.PermissionsEntry
 	1,   // 2: ghconnect.featuregate.v1.FeatureInfo.consent:type_name -> ghconnect.featuregate.v1.Consent
 	0,   // 3: ghconnect.featuregate.v1.FeatureSetting.feature:type_name -> ghconnect.featuregate.v1.Feature
-	89,  // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
+	90,  // 4: ghconnect.featuregate.v1.FeatureSetting.missing_permissions:type_name -> ghconnect.featuregate.v1.FeatureSetting.MissingPermissionsEntry
 	12,  // 5: ghconnect.featuregate.v1.Settings.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	104, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
+	106, // 6: ghconnect.featuregate.v1.Settings.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 7: ghconnect.featuregate.v1.ListFeaturesRequest.chosen:type_name -> ghconnect.featuregate.v1.Feature
 	11,  // 8: ghconnect.featuregate.v1.ListFeaturesResponse.features:type_name -> ghconnect.featuregate.v1.FeatureInfo
-	90,  // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
+	91,  // 9: ghconnect.featuregate.v1.ListFeaturesResponse.chosen_permissions:type_name -> ghconnect.featuregate.v1.ListFeaturesResponse.ChosenPermissionsEntry
 	13,  // 10: ghconnect.featuregate.v1.GetSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	12,  // 11: ghconnect.featuregate.v1.UpdateSettingsRequest.features:type_name -> ghconnect.featuregate.v1.FeatureSetting
 	13,  // 12: ghconnect.featuregate.v1.UpdateSettingsResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
 	0,   // 13: ghconnect.featuregate.v1.SetUserConsentRequest.feature:type_name -> ghconnect.featuregate.v1.Feature
-	104, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
+	106, // 14: ghconnect.featuregate.v1.AccountLink.link_time:type_name -> google.protobuf.Timestamp
 	3,   // 15: ghconnect.featuregate.v1.AccountLink.status:type_name -> ghconnect.featuregate.v1.LinkStatus
-	104, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
+	106, // 16: ghconnect.featuregate.v1.StartAccountLinkResponse.expire_time:type_name -> google.protobuf.Timestamp
 	22,  // 17: ghconnect.featuregate.v1.CompleteAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	22,  // 18: ghconnect.featuregate.v1.GetAccountLinkResponse.link:type_name -> ghconnect.featuregate.v1.AccountLink
 	0,   // 19: ghconnect.featuregate.v1.CheckRequest.features:type_name -> ghconnect.featuregate.v1.Feature
 	0,   // 20: ghconnect.featuregate.v1.CheckResult.feature:type_name -> ghconnect.featuregate.v1.Feature
 	2,   // 21: ghconnect.featuregate.v1.CheckResult.reason:type_name -> ghconnect.featuregate.v1.Reason
-	91,  // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
+	92,  // 22: ghconnect.featuregate.v1.CheckResult.missing_permissions:type_name -> ghconnect.featuregate.v1.CheckResult.MissingPermissionsEntry
 	32,  // 23: ghconnect.featuregate.v1.CheckResponse.results:type_name -> ghconnect.featuregate.v1.CheckResult
-	13,  // 24: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
-	4,   // 25: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
-	37,  // 26: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
-	41,  // 27: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
-	104, // 28: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
-	42,  // 29: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
-	0,   // 30: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
-	92,  // 31: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
-	93,  // 32: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
-	0,   // 33: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
-	0,   // 34: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
-	5,   // 35: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
-	0,   // 36: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
-	12,  // 37: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	12,  // 38: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
-	43,  // 39: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
-	104, // 40: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	104, // 41: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	6,   // 42: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	104, // 43: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
-	104, // 44: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
-	6,   // 45: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
-	49,  // 46: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
-	50,  // 47: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
-	104, // 48: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
-	104, // 49: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
-	104, // 50: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
-	53,  // 51: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
-	52,  // 52: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
-	104, // 53: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
-	52,  // 54: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
-	7,   // 55: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
-	104, // 56: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
-	104, // 57: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
-	104, // 58: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	104, // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
-	59,  // 60: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
-	63,  // 61: ghconnect.featuregate.v1.DownloadActionResponse.archive:type_name -> ghconnect.featuregate.v1.ActionArchive
-	8,   // 62: ghconnect.featuregate.v1.ActionsPolicy.allowed:type_name -> ghconnect.featuregate.v1.ActionsAllowed
-	104, // 63: ghconnect.featuregate.v1.ActionsPolicy.update_time:type_name -> google.protobuf.Timestamp
-	64,  // 64: ghconnect.featuregate.v1.GetActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	64,  // 65: ghconnect.featuregate.v1.UpdateActionsPolicyRequest.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	64,  // 66: ghconnect.featuregate.v1.UpdateActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
-	9,   // 67: ghconnect.featuregate.v1.ActionsStatus.state:type_name -> ghconnect.featuregate.v1.ActionsState
-	104, // 68: ghconnect.featuregate.v1.ActionsStatus.last_download_time:type_name -> google.protobuf.Timestamp
-	104, // 69: ghconnect.featuregate.v1.ActionsStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	104, // 70: ghconnect.featuregate.v1.ActionsStatus.last_refusal_time:type_name -> google.protobuf.Timestamp
-	70,  // 71: ghconnect.featuregate.v1.GetActionsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ActionsStatus
-	72,  // 72: ghconnect.featuregate.v1.ReportLicensedUsersRequest.users:type_name -> ghconnect.featuregate.v1.LicensedUser
-	10,  // 73: ghconnect.featuregate.v1.JobStatus.state:type_name -> ghconnect.featuregate.v1.JobState
-	104, // 74: ghconnect.featuregate.v1.JobStatus.last_start_time:type_name -> google.protobuf.Timestamp
-	104, // 75: ghconnect.featuregate.v1.JobStatus.last_end_time:type_name -> google.protobuf.Timestamp
-	104, // 76: ghconnect.featuregate.v1.JobStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	104, // 77: ghconnect.featuregate.v1.JobStatus.next_run_time:type_name -> google.protobuf.Timestamp
-	76,  // 78: ghconnect.featuregate.v1.LicenseSyncStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
-	104, // 79: ghconnect.featuregate.v1.LicenseSyncStatus.github_sync_time:type_name -> google.protobuf.Timestamp
-	77,  // 80: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.LicenseSyncStatus
-	80,  // 81: ghconnect.featuregate.v1.ServerStatistics.ghe_stats:type_name -> ghconnect.featuregate.v1.GheStats
-	81,  // 82: ghconnect.featuregate.v1.ServerStatistics.dormant_users:type_name -> ghconnect.featuregate.v1.DormantUsers
-	82,  // 83: ghconnect.featuregate.v1.ServerStatistics.actions_stats:type_name -> ghconnect.featuregate.v1.ActionsStats
-	94,  // 84: ghconnect.featuregate.v1.GheStats.comments:type_name -> ghconnect.featuregate.v1.GheStats.Comments
-	95,  // 85: ghconnect.featuregate.v1.GheStats.gists:type_name -> ghconnect.featuregate.v1.GheStats.Gists
-	96,  // 86: ghconnect.featuregate.v1.GheStats.hooks:type_name -> ghconnect.featuregate.v1.GheStats.Hooks
-	97,  // 87: ghconnect.featuregate.v1.GheStats.issues:type_name -> ghconnect.featuregate.v1.GheStats.Issues
-	98,  // 88: ghconnect.featuregate.v1.GheStats.milestones:type_name -> ghconnect.featuregate.v1.GheStats.Milestones
-	99,  // 89: ghconnect.featuregate.v1.GheStats.orgs:type_name -> ghconnect.featuregate.v1.GheStats.Orgs
-	100, // 90: ghconnect.featuregate.v1.GheStats.pages:type_name -> ghconnect.featuregate.v1.GheStats.Pages
-	101, // 91: ghconnect.featuregate.v1.GheStats.pulls:type_name -> ghconnect.featuregate.v1.GheStats.Pulls
-	102, // 92: ghconnect.featuregate.v1.GheStats.repos:type_name -> ghconnect.featuregate.v1.GheStats.Repos
-	103, // 93: ghconnect.featuregate.v1.GheStats.users:type_name -> ghconnect.featuregate.v1.GheStats.Users
-	79,  // 94: ghconnect.featuregate.v1.ReportServerStatisticsRequest.statistics:type_name -> ghconnect.featuregate.v1.ServerStatistics
-	76,  // 95: ghconnect.featuregate.v1.ServerStatisticsStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
-	104, // 96: ghconnect.featuregate.v1.ServerStatisticsStatus.last_report_time:type_name -> google.protobuf.Timestamp
-	86,  // 97: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ServerStatisticsStatus
-	14,  // 98: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
-	16,  // 99: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
-	18,  // 100: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
-	20,  // 101: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
-	23,  // 102: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
-	25,  // 103: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
-	27,  // 104: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
-	29,  // 105: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
-	31,  // 106: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
-	34,  // 107: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
-	36,  // 108: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
-	39,  // 109: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
-	44,  // 110: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
-	48,  // 111: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
-	46,  // 112: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
-	54,  // 113: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
-	56,  // 114: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
-	58,  // 115: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
-	61,  // 116: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:input_type -> ghconnect.featuregate.v1.DownloadActionRequest
-	65,  // 117: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:input_type -> ghconnect.featuregate.v1.GetActionsPolicyRequest
-	67,  // 118: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:input_type -> ghconnect.featuregate.v1.UpdateActionsPolicyRequest
-	69,  // 119: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:input_type -> ghconnect.featuregate.v1.GetActionsStatusRequest
-	73,  // 120: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:input_type -> ghconnect.featuregate.v1.ReportLicensedUsersRequest
-	75,  // 121: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:input_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
-	83,  // 122: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:input_type -> ghconnect.featuregate.v1.ReportServerStatisticsRequest
-	85,  // 123: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:input_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
-	15,  // 124: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
-	17,  // 125: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
-	19,  // 126: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
-	21,  // 127: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
-	24,  // 128: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
-	26,  // 129: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
-	28,  // 130: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
-	30,  // 131: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
-	33,  // 132: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
-	35,  // 133: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
-	38,  // 134: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
-	40,  // 135: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
-	45,  // 136: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
-	51,  // 137: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
-	47,  // 138: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
-	55,  // 139: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
-	57,  // 140: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
-	60,  // 141: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
-	62,  // 142: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:output_type -> ghconnect.featuregate.v1.DownloadActionResponse
-	66,  // 143: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:output_type -> ghconnect.featuregate.v1.GetActionsPolicyResponse
-	68,  // 144: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:output_type -> ghconnect.featuregate.v1.UpdateActionsPolicyResponse
-	71,  // 145: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:output_type -> ghconnect.featuregate.v1.GetActionsStatusResponse
-	74,  // 146: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:output_type -> ghconnect.featuregate.v1.ReportLicensedUsersResponse
-	78,  // 147: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:output_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
-	84,  // 148: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:output_type -> ghconnect.featuregate.v1.ReportServerStatisticsResponse
-	87,  // 149: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:output_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
-	124, // [124:150] is the sub-list for method output_type
-	98,  // [98:124] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	2,   // 24: ghconnect.featuregate.v1.CheckResponse.reasons:type_name -> ghconnect.featuregate.v1.Reason
+	34,  // 25: ghconnect.featuregate.v1.CheckResponse.missing:type_name -> ghconnect.featuregate.v1.MissingPermissions
+	0,   // 26: ghconnect.featuregate.v1.MissingPermissions.feature:type_name -> ghconnect.featuregate.v1.Feature
+	93,  // 27: ghconnect.featuregate.v1.MissingPermissions.permissions:type_name -> ghconnect.featuregate.v1.MissingPermissions.PermissionsEntry
+	13,  // 28: ghconnect.featuregate.v1.WatchResponse.settings:type_name -> ghconnect.featuregate.v1.Settings
+	4,   // 29: ghconnect.featuregate.v1.SearchRequest.kind:type_name -> ghconnect.featuregate.v1.SearchKind
+	38,  // 30: ghconnect.featuregate.v1.SearchResponse.results:type_name -> ghconnect.featuregate.v1.SearchResult
+	42,  // 31: ghconnect.featuregate.v1.ListSettingsHistoryResponse.events:type_name -> ghconnect.featuregate.v1.SettingsEvent
+	106, // 32: ghconnect.featuregate.v1.SettingsEvent.event_time:type_name -> google.protobuf.Timestamp
+	43,  // 33: ghconnect.featuregate.v1.SettingsEvent.changes:type_name -> ghconnect.featuregate.v1.SettingChange
+	0,   // 34: ghconnect.featuregate.v1.SettingsEvent.feature:type_name -> ghconnect.featuregate.v1.Feature
+	94,  // 35: ghconnect.featuregate.v1.SettingsEvent.permissions_gained:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsGainedEntry
+	95,  // 36: ghconnect.featuregate.v1.SettingsEvent.permissions_lost:type_name -> ghconnect.featuregate.v1.SettingsEvent.PermissionsLostEntry
+	0,   // 37: ghconnect.featuregate.v1.SettingsEvent.stopped_working:type_name -> ghconnect.featuregate.v1.Feature
+	0,   // 38: ghconnect.featuregate.v1.SettingsEvent.working_again:type_name -> ghconnect.featuregate.v1.Feature
+	5,   // 39: ghconnect.featuregate.v1.SettingsEvent.action_kind:type_name -> ghconnect.featuregate.v1.SettingsAction
+	0,   // 40: ghconnect.featuregate.v1.SettingChange.feature:type_name -> ghconnect.featuregate.v1.Feature
+	12,  // 41: ghconnect.featuregate.v1.SettingChange.from:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	12,  // 42: ghconnect.featuregate.v1.SettingChange.to:type_name -> ghconnect.featuregate.v1.FeatureSetting
+	44,  // 43: ghconnect.featuregate.v1.ReportContributionsRequest.counts:type_name -> ghconnect.featuregate.v1.ContributionCount
+	106, // 44: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	106, // 45: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	6,   // 46: ghconnect.featuregate.v1.ConnectionContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	106, // 47: ghconnect.featuregate.v1.ConnectionContributionsStatus.last_upload_time:type_name -> google.protobuf.Timestamp
+	106, // 48: ghconnect.featuregate.v1.UserContributionsStatus.last_sent_time:type_name -> google.protobuf.Timestamp
+	6,   // 49: ghconnect.featuregate.v1.UserContributionsStatus.state:type_name -> ghconnect.featuregate.v1.ContributionsState
+	50,  // 50: ghconnect.featuregate.v1.GetContributionsStatusResponse.connection:type_name -> ghconnect.featuregate.v1.ConnectionContributionsStatus
+	51,  // 51: ghconnect.featuregate.v1.GetContributionsStatusResponse.user:type_name -> ghconnect.featuregate.v1.UserContributionsStatus
+	106, // 52: ghconnect.featuregate.v1.Advisory.publish_time:type_name -> google.protobuf.Timestamp
+	106, // 53: ghconnect.featuregate.v1.Advisory.update_time:type_name -> google.protobuf.Timestamp
+	106, // 54: ghconnect.featuregate.v1.Advisory.withdraw_time:type_name -> google.protobuf.Timestamp
+	54,  // 55: ghconnect.featuregate.v1.Advisory.packages:type_name -> ghconnect.featuregate.v1.VulnerablePackage
+	53,  // 56: ghconnect.featuregate.v1.ListAdvisoriesResponse.advisories:type_name -> ghconnect.featuregate.v1.Advisory
+	106, // 57: ghconnect.featuregate.v1.ListAdvisoriesResponse.sync_time:type_name -> google.protobuf.Timestamp
+	53,  // 58: ghconnect.featuregate.v1.WatchAdvisoriesResponse.advisory:type_name -> ghconnect.featuregate.v1.Advisory
+	7,   // 59: ghconnect.featuregate.v1.AdvisorySyncStatus.state:type_name -> ghconnect.featuregate.v1.AdvisorySyncState
+	106, // 60: ghconnect.featuregate.v1.AdvisorySyncStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	106, // 61: ghconnect.featuregate.v1.AdvisorySyncStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	106, // 62: ghconnect.featuregate.v1.AdvisorySyncStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	106, // 63: ghconnect.featuregate.v1.AdvisorySyncStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	60,  // 64: ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.AdvisorySyncStatus
+	64,  // 65: ghconnect.featuregate.v1.DownloadActionResponse.archive:type_name -> ghconnect.featuregate.v1.ActionArchive
+	8,   // 66: ghconnect.featuregate.v1.ActionsPolicy.allowed:type_name -> ghconnect.featuregate.v1.ActionsAllowed
+	106, // 67: ghconnect.featuregate.v1.ActionsPolicy.update_time:type_name -> google.protobuf.Timestamp
+	65,  // 68: ghconnect.featuregate.v1.GetActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	65,  // 69: ghconnect.featuregate.v1.UpdateActionsPolicyRequest.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	65,  // 70: ghconnect.featuregate.v1.UpdateActionsPolicyResponse.policy:type_name -> ghconnect.featuregate.v1.ActionsPolicy
+	9,   // 71: ghconnect.featuregate.v1.ActionsStatus.state:type_name -> ghconnect.featuregate.v1.ActionsState
+	106, // 72: ghconnect.featuregate.v1.ActionsStatus.last_download_time:type_name -> google.protobuf.Timestamp
+	106, // 73: ghconnect.featuregate.v1.ActionsStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	106, // 74: ghconnect.featuregate.v1.ActionsStatus.last_refusal_time:type_name -> google.protobuf.Timestamp
+	71,  // 75: ghconnect.featuregate.v1.GetActionsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ActionsStatus
+	73,  // 76: ghconnect.featuregate.v1.ReportLicensedUsersRequest.users:type_name -> ghconnect.featuregate.v1.LicensedUser
+	10,  // 77: ghconnect.featuregate.v1.JobStatus.state:type_name -> ghconnect.featuregate.v1.JobState
+	106, // 78: ghconnect.featuregate.v1.JobStatus.last_start_time:type_name -> google.protobuf.Timestamp
+	106, // 79: ghconnect.featuregate.v1.JobStatus.last_end_time:type_name -> google.protobuf.Timestamp
+	106, // 80: ghconnect.featuregate.v1.JobStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	106, // 81: ghconnect.featuregate.v1.JobStatus.next_run_time:type_name -> google.protobuf.Timestamp
+	77,  // 82: ghconnect.featuregate.v1.LicenseSyncStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
+	106, // 83: ghconnect.featuregate.v1.LicenseSyncStatus.github_sync_time:type_name -> google.protobuf.Timestamp
+	78,  // 84: ghconnect.featuregate.v1.GetLicenseSyncStatusResponse.status:type_name -> ghconnect.featuregate.v1.LicenseSyncStatus
+	81,  // 85: ghconnect.featuregate.v1.ServerStatistics.ghe_stats:type_name -> ghconnect.featuregate.v1.GheStats
+	82,  // 86: ghconnect.featuregate.v1.ServerStatistics.dormant_users:type_name -> ghconnect.featuregate.v1.DormantUsers
+	83,  // 87: ghconnect.featuregate.v1.ServerStatistics.actions_stats:type_name -> ghconnect.featuregate.v1.ActionsStats
+	96,  // 88: ghconnect.featuregate.v1.GheStats.comments:type_name -> ghconnect.featuregate.v1.GheStats.Comments
+	97,  // 89: ghconnect.featuregate.v1.GheStats.gists:type_name -> ghconnect.featuregate.v1.GheStats.Gists
+	98,  // 90: ghconnect.featuregate.v1.GheStats.hooks:type_name -> ghconnect.featuregate.v1.GheStats.Hooks
+	99,  // 91: ghconnect.featuregate.v1.GheStats.issues:type_name -> ghconnect.featuregate.v1.GheStats.Issues
+	100, // 92: ghconnect.featuregate.v1.GheStats.milestones:type_name -> ghconnect.featuregate.v1.GheStats.Milestones
+	101, // 93: ghconnect.featuregate.v1.GheStats.orgs:type_name -> ghconnect.featuregate.v1.GheStats.Orgs
+	102, // 94: ghconnect.featuregate.v1.GheStats.pages:type_name -> ghconnect.featuregate.v1.GheStats.Pages
+	103, // 95: ghconnect.featuregate.v1.GheStats.pulls:type_name -> ghconnect.featuregate.v1.GheStats.Pulls
+	104, // 96: ghconnect.featuregate.v1.GheStats.repos:type_name -> ghconnect.featuregate.v1.GheStats.Repos
+	105, // 97: ghconnect.featuregate.v1.GheStats.users:type_name -> ghconnect.featuregate.v1.GheStats.Users
+	80,  // 98: ghconnect.featuregate.v1.ReportServerStatisticsRequest.statistics:type_name -> ghconnect.featuregate.v1.ServerStatistics
+	77,  // 99: ghconnect.featuregate.v1.ServerStatisticsStatus.job:type_name -> ghconnect.featuregate.v1.JobStatus
+	106, // 100: ghconnect.featuregate.v1.ServerStatisticsStatus.last_report_time:type_name -> google.protobuf.Timestamp
+	87,  // 101: ghconnect.featuregate.v1.GetServerStatisticsStatusResponse.status:type_name -> ghconnect.featuregate.v1.ServerStatisticsStatus
+	14,  // 102: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:input_type -> ghconnect.featuregate.v1.ListFeaturesRequest
+	16,  // 103: ghconnect.featuregate.v1.FeatureGateService.GetSettings:input_type -> ghconnect.featuregate.v1.GetSettingsRequest
+	18,  // 104: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:input_type -> ghconnect.featuregate.v1.UpdateSettingsRequest
+	20,  // 105: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:input_type -> ghconnect.featuregate.v1.SetUserConsentRequest
+	23,  // 106: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:input_type -> ghconnect.featuregate.v1.StartAccountLinkRequest
+	25,  // 107: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:input_type -> ghconnect.featuregate.v1.CompleteAccountLinkRequest
+	27,  // 108: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:input_type -> ghconnect.featuregate.v1.GetAccountLinkRequest
+	29,  // 109: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:input_type -> ghconnect.featuregate.v1.UnlinkAccountRequest
+	31,  // 110: ghconnect.featuregate.v1.FeatureGateService.Check:input_type -> ghconnect.featuregate.v1.CheckRequest
+	35,  // 111: ghconnect.featuregate.v1.FeatureGateService.Watch:input_type -> ghconnect.featuregate.v1.WatchRequest
+	37,  // 112: ghconnect.featuregate.v1.FeatureGateService.Search:input_type -> ghconnect.featuregate.v1.SearchRequest
+	40,  // 113: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:input_type -> ghconnect.featuregate.v1.ListSettingsHistoryRequest
+	45,  // 114: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:input_type -> ghconnect.featuregate.v1.ReportContributionsRequest
+	49,  // 115: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:input_type -> ghconnect.featuregate.v1.GetContributionsStatusRequest
+	47,  // 116: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:input_type -> ghconnect.featuregate.v1.RegisterUsersRequest
+	55,  // 117: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:input_type -> ghconnect.featuregate.v1.ListAdvisoriesRequest
+	57,  // 118: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:input_type -> ghconnect.featuregate.v1.WatchAdvisoriesRequest
+	59,  // 119: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:input_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusRequest
+	62,  // 120: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:input_type -> ghconnect.featuregate.v1.DownloadActionRequest
+	66,  // 121: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:input_type -> ghconnect.featuregate.v1.GetActionsPolicyRequest
+	68,  // 122: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:input_type -> ghconnect.featuregate.v1.UpdateActionsPolicyRequest
+	70,  // 123: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:input_type -> ghconnect.featuregate.v1.GetActionsStatusRequest
+	74,  // 124: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:input_type -> ghconnect.featuregate.v1.ReportLicensedUsersRequest
+	76,  // 125: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:input_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusRequest
+	84,  // 126: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:input_type -> ghconnect.featuregate.v1.ReportServerStatisticsRequest
+	86,  // 127: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:input_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusRequest
+	15,  // 128: ghconnect.featuregate.v1.FeatureGateService.ListFeatures:output_type -> ghconnect.featuregate.v1.ListFeaturesResponse
+	17,  // 129: ghconnect.featuregate.v1.FeatureGateService.GetSettings:output_type -> ghconnect.featuregate.v1.GetSettingsResponse
+	19,  // 130: ghconnect.featuregate.v1.FeatureGateService.UpdateSettings:output_type -> ghconnect.featuregate.v1.UpdateSettingsResponse
+	21,  // 131: ghconnect.featuregate.v1.FeatureGateService.SetUserConsent:output_type -> ghconnect.featuregate.v1.SetUserConsentResponse
+	24,  // 132: ghconnect.featuregate.v1.FeatureGateService.StartAccountLink:output_type -> ghconnect.featuregate.v1.StartAccountLinkResponse
+	26,  // 133: ghconnect.featuregate.v1.FeatureGateService.CompleteAccountLink:output_type -> ghconnect.featuregate.v1.CompleteAccountLinkResponse
+	28,  // 134: ghconnect.featuregate.v1.FeatureGateService.GetAccountLink:output_type -> ghconnect.featuregate.v1.GetAccountLinkResponse
+	30,  // 135: ghconnect.featuregate.v1.FeatureGateService.UnlinkAccount:output_type -> ghconnect.featuregate.v1.UnlinkAccountResponse
+	33,  // 136: ghconnect.featuregate.v1.FeatureGateService.Check:output_type -> ghconnect.featuregate.v1.CheckResponse
+	36,  // 137: ghconnect.featuregate.v1.FeatureGateService.Watch:output_type -> ghconnect.featuregate.v1.WatchResponse
+	39,  // 138: ghconnect.featuregate.v1.FeatureGateService.Search:output_type -> ghconnect.featuregate.v1.SearchResponse
+	41,  // 139: ghconnect.featuregate.v1.FeatureGateService.ListSettingsHistory:output_type -> ghconnect.featuregate.v1.ListSettingsHistoryResponse
+	46,  // 140: ghconnect.featuregate.v1.FeatureGateService.ReportContributions:output_type -> ghconnect.featuregate.v1.ReportContributionsResponse
+	52,  // 141: ghconnect.featuregate.v1.FeatureGateService.GetContributionsStatus:output_type -> ghconnect.featuregate.v1.GetContributionsStatusResponse
+	48,  // 142: ghconnect.featuregate.v1.FeatureGateService.RegisterUsers:output_type -> ghconnect.featuregate.v1.RegisterUsersResponse
+	56,  // 143: ghconnect.featuregate.v1.FeatureGateService.ListAdvisories:output_type -> ghconnect.featuregate.v1.ListAdvisoriesResponse
+	58,  // 144: ghconnect.featuregate.v1.FeatureGateService.WatchAdvisories:output_type -> ghconnect.featuregate.v1.WatchAdvisoriesResponse
+	61,  // 145: ghconnect.featuregate.v1.FeatureGateService.GetAdvisorySyncStatus:output_type -> ghconnect.featuregate.v1.GetAdvisorySyncStatusResponse
+	63,  // 146: ghconnect.featuregate.v1.FeatureGateService.DownloadAction:output_type -> ghconnect.featuregate.v1.DownloadActionResponse
+	67,  // 147: ghconnect.featuregate.v1.FeatureGateService.GetActionsPolicy:output_type -> ghconnect.featuregate.v1.GetActionsPolicyResponse
+	69,  // 148: ghconnect.featuregate.v1.FeatureGateService.UpdateActionsPolicy:output_type -> ghconnect.featuregate.v1.UpdateActionsPolicyResponse
+	72,  // 149: ghconnect.featuregate.v1.FeatureGateService.GetActionsStatus:output_type -> ghconnect.featuregate.v1.GetActionsStatusResponse
+	75,  // 150: ghconnect.featuregate.v1.FeatureGateService.ReportLicensedUsers:output_type -> ghconnect.featuregate.v1.ReportLicensedUsersResponse
+	79,  // 151: ghconnect.featuregate.v1.FeatureGateService.GetLicenseSyncStatus:output_type -> ghconnect.featuregate.v1.GetLicenseSyncStatusResponse
+	85,  // 152: ghconnect.featuregate.v1.FeatureGateService.ReportServerStatistics:output_type -> ghconnect.featuregate.v1.ReportServerStatisticsResponse
+	88,  // 153: ghconnect.featuregate.v1.FeatureGateService.GetServerStatisticsStatus:output_type -> ghconnect.featuregate.v1.GetServerStatisticsStatusResponse
+	128, // [128:154] is the sub-list for method output_type
+	102, // [102:128] is the sub-list for method input_type
+	102, // [102:102] is the sub-list for extension type_name
+	102, // [102:102] is the sub-list for extension extendee
+	0,   // [0:102] is the sub-list for field type_name
 }
 
 func init() { file_ghconnect_featuregate_v1_featuregate_proto_init() }
@@ -7253,8 +7354,8 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 	if File_ghconnect_featuregate_v1_featuregate_proto != nil {
 		return
 	}
-	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[41].OneofWrappers = []any{}
-	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[51].OneofWrappers = []any{
+	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[42].OneofWrappers = []any{}
+	file_ghconnect_featuregate_v1_featuregate_proto_msgTypes[52].OneofWrappers = []any{
 		(*DownloadActionResponse_Archive)(nil),
 		(*DownloadActionResponse_Chunk)(nil),
 	}
@@ -7264,7 +7365,7 @@ func file_ghconnect_featuregate_v1_featuregate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc), len(file_ghconnect_featuregate_v1_featuregate_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   93,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
