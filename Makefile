@@ -13,8 +13,10 @@ MODULES := . dev deploy/k8s
 # Modules outside the workspace, built and tested from their own directory.
 STANDALONE := dev/vaultdev
 # What the services' binaries must never link: the test support's
-# dependencies (dev/ is the GitHub emulator and the OIDC provider).
-TEST_ONLY := github.com/ghconnect/ghconnect/dev/ github.com/getkin/kin-openapi github.com/oauth2-proxy/mockoidc github.com/golang-jwt/jwt
+# dependencies (dev/ is the GitHub emulator and the OIDC provider), and
+# deploy/monitoring's (Prometheus's PromQL parser, Grafana's SDK).
+TEST_ONLY := github.com/ghconnect/ghconnect/dev/ github.com/getkin/kin-openapi github.com/oauth2-proxy/mockoidc github.com/golang-jwt/jwt \
+	github.com/prometheus/prometheus/ github.com/grafana/grafana-foundation-sdk/
 TOOLS := bin/buf bin/protoc-gen-go bin/protoc-gen-go-grpc bin/protoc-gen-go-vtproto bin/protoc-gen-grpc-gateway bin/protoc-gen-openapiv2 bin/grpcurl
 
 .PHONY: k8s-test images compose-test ui-deps help tools generate check-generated lint breaking build check-modules run test test-fast test-standalone bench loadtest fuzz clean
