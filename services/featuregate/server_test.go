@@ -3,7 +3,9 @@ package featuregate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 	"net"
 	"slices"
 	"sort"
@@ -168,39 +170,67 @@ func (e *env) check(t testing.TB, id, user string, fs ...featuregatev1.Feature) 
 }
 
 // sameCompact fails the test unless Check's reasons_only answer to req
-// says what results say: the same reasons in the same order, no results,
-// and each missing permission once per feature.
+// says what results (the full answer) say: the same reasons in the same
+// order, no results, and each missing permission once per feature. The
+// gate's state may move between the two calls (a test polling for a
+// change): then the full answer is read again and the comparison made
+// anew, up to five times.
 func sameCompact(t testing.TB, e *env, req *featuregatev1.CheckRequest, results []*featuregatev1.CheckResult) {
 	t.Helper()
 	compact := proto.Clone(req).(*featuregatev1.CheckRequest)
 	compact.ReasonsOnly = true
-	resp, err := e.gate.Check(e.ctx(t, "search-svc"), compact)
-	if err != nil {
-		t.Fatal(err)
+	var problems []string
+	for range 5 {
+		resp, err := e.gate.Check(e.ctx(t, "search-svc"), compact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems = compactDiffers(resp, results)
+		if len(problems) == 0 {
+			return
+		}
+		again, err := e.gate.Check(e.ctx(t, "search-svc"), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmp.Equal(again.Results, results, protocmp.Transform()) {
+			break // the state held still: the answers differ
+		}
+		results = again.Results
 	}
+	for _, p := range problems {
+		t.Error("reasons_only: " + p)
+	}
+}
+
+// compactDiffers says how a reasons_only answer differs from the full
+// answer results (nothing: they agree).
+func compactDiffers(resp *featuregatev1.CheckResponse, results []*featuregatev1.CheckResult) []string {
 	if len(resp.Results) != 0 || len(resp.Reasons) != len(results) {
-		t.Fatalf("reasons_only: %d results and %d reasons, want 0 and %d", len(resp.Results), len(resp.Reasons), len(results))
+		return []string{fmt.Sprintf("%d results and %d reasons, want 0 and %d", len(resp.Results), len(resp.Reasons), len(results))}
 	}
+	var out []string
 	missing := map[featuregatev1.Feature]map[string]string{}
 	for _, m := range resp.Missing {
 		if _, twice := missing[m.Feature]; twice {
-			t.Errorf("reasons_only: %s missing twice", m.Feature)
+			out = append(out, fmt.Sprintf("%s missing twice", m.Feature))
 		}
 		missing[m.Feature] = m.Permissions
 	}
 	for i, r := range results {
 		if resp.Reasons[i] != r.Reason {
-			t.Errorf("reasons_only: pair %d (%s, %s) is %s, the full answer %s", i, r.User, r.Feature, resp.Reasons[i], r.Reason)
+			out = append(out, fmt.Sprintf("pair %d (%s, %s) is %s, the full answer %s", i, r.User, r.Feature, resp.Reasons[i], r.Reason))
 		}
 		if r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS && !cmp.Equal(missing[r.Feature], r.MissingPermissions) {
-			t.Errorf("reasons_only: %s misses %v, the full answer %v", r.Feature, missing[r.Feature], r.MissingPermissions)
+			out = append(out, fmt.Sprintf("%s misses %v, the full answer %v", r.Feature, missing[r.Feature], r.MissingPermissions))
 		}
 	}
 	if len(missing) > 0 && !slices.ContainsFunc(results, func(r *featuregatev1.CheckResult) bool {
 		return r.Reason == featuregatev1.Reason_REASON_MISSING_PERMISSIONS
 	}) {
-		t.Errorf("reasons_only: missing %v where nothing misses a permission", missing)
+		out = append(out, fmt.Sprintf("missing %v where nothing misses a permission", missing))
 	}
+	return out
 }
 
 func (e *env) set(t testing.TB, id string, fs ...*featuregatev1.FeatureSetting) (*featuregatev1.Settings, error) {
