@@ -72,18 +72,20 @@ func newDashboard(uid, title, desc string) *dashboard.DashboardBuilder {
 		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Prometheus").Type("prometheus"))
 }
 
-// availability is the 30-day success ratio of method, as the objective
-// counts it.
-func availability(method string) string {
-	return fmt.Sprintf(`1 - sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d])) / sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d]))`,
+// errorRatio is the 30-day share of method's decided calls that failed,
+// as the objective counts them.
+func errorRatio(method string) string {
+	return fmt.Sprintf(`sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d])) / sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d]))`,
 		method, failedCodes, method, decidedCodes)
 }
+
+// availability is the 30-day success ratio of method.
+func availability(method string) string { return "1 - " + errorRatio(method) }
 
 // budgetLeft is the share of the 30-day error budget (objective
 // 1-budget) not yet spent.
 func budgetLeft(method string, budget float64) string {
-	return fmt.Sprintf(`1 - (sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d])) / sum(increase(ghconnect_grpc_requests_total{method=%q,code=~%q}[30d]))) / %g`,
-		method, failedCodes, method, decidedCodes, budget)
+	return fmt.Sprintf("1 - (%s) / %g", errorRatio(method), budget)
 }
 
 func overview() *dashboard.DashboardBuilder {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	"github.com/ghconnect/ghconnect/pkg/sqldb"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -58,19 +59,5 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 // LinkCounts are the account links of every connection by status.
 func (s *Store) LinkCounts(ctx context.Context) (map[featuregatev1.LinkStatus]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM gate_links GROUP BY status`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[featuregatev1.LinkStatus]int64{}
-	for rows.Next() {
-		var st int32
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[featuregatev1.LinkStatus(st)] = n
-	}
-	return out, rows.Err()
+	return sqldb.CountsBy[featuregatev1.LinkStatus](ctx, s.db, `SELECT status, COUNT(*) FROM gate_links GROUP BY status`)
 }

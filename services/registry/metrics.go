@@ -42,29 +42,42 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	failed := 0.0
+	counts, err := c.store.countByState(ctx)
+	if err != nil {
+		failed = 1
+	}
+	for state, label := range stateLabels {
+		if err == nil && state != registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED {
+			ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(counts[state]), label)
+		}
+	}
+	// Only the live connections' records are read: DISCONNECTING ones for
+	// when their disconnect began, CONNECTED ones (the key follower's) for
+	// a pending key version.
 	var oldestDisc, oldestPending time.Duration
-	for st := range registryv1.ConnectionState_name {
-		state := registryv1.ConnectionState(st)
-		if state == registryv1.ConnectionState_CONNECTION_STATE_UNSPECIFIED {
+	disconnecting, err := c.store.InState(ctx, stateDisconnecting)
+	if err != nil {
+		failed = 1
+	}
+	for _, conn := range disconnecting {
+		if began, _, ok := c.store.eventTimes(ctx, conn.Id, func(ev *registryv1.ConnectionEvent) bool { return ev.ActionKind == actionBeginDisconnect }); ok {
+			oldestDisc = max(oldestDisc, c.now().Sub(began))
+		}
+	}
+	connected, err := c.store.InState(ctx, stateConnected)
+	if err != nil {
+		failed = 1
+	}
+	for _, conn := range connected {
+		v := conn.GetTransitKey().GetPendingVersion()
+		if v == 0 {
 			continue
 		}
-		conns, err := c.store.InState(ctx, state)
-		if err != nil {
-			failed = 1
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(len(conns)), stateLabels[state])
-		for _, conn := range conns {
-			switch {
-			case state == stateDisconnecting:
-				if since, ok := c.store.lastEventTime(ctx, conn.Id, actionBeginDisconnect); ok {
-					oldestDisc = max(oldestDisc, c.now().Sub(since))
-				}
-			case conn.GetTransitKey().GetPendingVersion() != 0:
-				if since, ok := c.store.firstPendingTime(ctx, conn.Id, conn.GetTransitKey().GetPendingVersion()); ok {
-					oldestPending = max(oldestPending, c.now().Sub(since))
-				}
-			}
+		// When the version was first found pending: the oldest such event.
+		if _, found, ok := c.store.eventTimes(ctx, conn.Id, func(ev *registryv1.ConnectionEvent) bool {
+			return ev.ActionKind == actionKeyVersionPending && ev.GetConnection().GetTransitKey().GetPendingVersion() == v
+		}); ok {
+			oldestPending = max(oldestPending, c.now().Sub(found))
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(disconnectingDesc, prometheus.GaugeValue, oldestDisc.Seconds())
@@ -76,34 +89,28 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 // reads to find when something began.
 const historyLookBack = 200
 
-// lastEventTime is when conn's newest event of action happened.
-func (s *Store) lastEventTime(ctx context.Context, conn string, action registryv1.ConnectionAction) (time.Time, bool) {
+// eventTimes are the times of the newest and the oldest of conn's events
+// that match, among its newest historyLookBack (ok: one matched).
+func (s *Store) eventTimes(ctx context.Context, conn string, match func(*registryv1.ConnectionEvent) bool) (newest, oldest time.Time, ok bool) {
 	evs, err := s.History(ctx, sqldb.HistoryScope{ConnectionID: conn, NewestFirst: true}, 0, historyLookBack)
 	if err != nil {
-		return time.Time{}, false
+		return time.Time{}, time.Time{}, false
 	}
 	for _, ev := range evs {
-		if ev.ActionKind == action {
-			return ev.EventTime.AsTime(), true
+		if !match(ev) {
+			continue
 		}
+		if !ok {
+			newest, ok = ev.EventTime.AsTime(), true
+		}
+		oldest = ev.EventTime.AsTime()
 	}
-	return time.Time{}, false
+	return newest, oldest, ok
 }
 
-// firstPendingTime is when version was first recorded as pending on conn:
-// the oldest key_version_pending event for it among the newest events.
-func (s *Store) firstPendingTime(ctx context.Context, conn string, version int32) (time.Time, bool) {
-	evs, err := s.History(ctx, sqldb.HistoryScope{ConnectionID: conn, NewestFirst: true}, 0, historyLookBack)
-	if err != nil {
-		return time.Time{}, false
-	}
-	var since time.Time
-	for _, ev := range evs {
-		if ev.ActionKind == actionKeyVersionPending && ev.GetConnection().GetTransitKey().GetPendingVersion() == version {
-			since = ev.EventTime.AsTime()
-		}
-	}
-	return since, !since.IsZero()
+// countByState counts the connections in each state, in the database.
+func (s *Store) countByState(ctx context.Context) (map[registryv1.ConnectionState]int64, error) {
+	return sqldb.CountsBy[registryv1.ConnectionState](ctx, s.db, `SELECT state, COUNT(*) FROM connections GROUP BY state`)
 }
 
 // connectorMetrics are what the connector's work records.
@@ -138,7 +145,7 @@ func (c *Connector) observeDisconnect(ctx context.Context, conn *registryv1.Conn
 	if c.metrics == nil || conn.GetDisconnectTime() == nil {
 		return
 	}
-	if began, ok := c.Store.lastEventTime(ctx, conn.Id, actionBeginDisconnect); ok {
+	if began, _, ok := c.Store.eventTimes(ctx, conn.Id, func(ev *registryv1.ConnectionEvent) bool { return ev.ActionKind == actionBeginDisconnect }); ok {
 		c.metrics.disconnects.Observe(conn.DisconnectTime.AsTime().Sub(began).Seconds())
 	}
 }

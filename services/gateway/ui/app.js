@@ -682,10 +682,29 @@ function jobHealth(what, job, lastOk) {
   return lastOk ? healthLine(what, "ok", `last complete run ${when(lastOk)}`) : healthLine(what, "unknown", "no complete run yet");
 }
 
+// statusRequests asks the feature gate once for each feature's status;
+// the Health panel and the features' own records read the same answers.
+function statusRequests(c) {
+  const get = (path) => api("GET", path).then((value) => ({ value }), (err) => ({ err }));
+  return {
+    contributions: get(`/v1/connections/${c.id}/contributions/status`),
+    advisories: get("/v1/advisories/sync"),
+    license: get("/v1/license-sync/status"),
+    stats: get("/v1/server-statistics/status"),
+  };
+}
+
+// answer is a statusRequests answer, or its failure thrown.
+async function answer(request) {
+  const r = await request;
+  if (r.err) throw r.err;
+  return r.value;
+}
+
 // renderHealth fills the health panel: Vault and GitHub.com as the token
 // broker finds them now, its last sign for the connection, and each
 // feature's last run, as the feature gate says.
-async function renderHealth(c) {
+async function renderHealth(c, statuses = statusRequests(c)) {
   const ul = $("#health");
   // Its lines from the start, so the page below does not move when the
   // answers come.
@@ -716,25 +735,25 @@ async function renderHealth(c) {
       : h.lastSignTime ? healthLine("Signing", "ok", `last successful sign ${when(h.lastSignTime)}`)
         : healthLine("Signing", "unknown", "no sign since the token broker started"));
   }
-  const feature = async (what, path, line) => {
+  const feature = async (what, request, line) => {
     try {
-      lines.push(line(await api("GET", path)));
+      lines.push(line(await answer(request)));
     } catch (err) {
       lines.push(healthLine(what, "unknown", `the feature gate did not answer: ${failureText(err)}`));
     }
   };
-  await feature("Unified contributions", `/v1/connections/${c.id}/contributions/status`, (r) => {
+  await feature("Unified contributions", statuses.contributions, (r) => {
     const st = r.connection || {};
     if (!st.lastUploadTime) return healthLine("Unified contributions", st.optedInUsers ? "unknown" : "off", st.message || "nothing sent yet");
     return st.lastUploadOk ? healthLine("Unified contributions", "ok", `last upload ${when(st.lastUploadTime)}`)
       : healthLine("Unified contributions", "problem", `last upload failed ${when(st.lastUploadTime)}: ${st.lastError || st.message}`);
   });
-  await feature("Dependabot alerts", "/v1/advisories/sync", (r) => jobHealth("Dependabot alerts", r.status || {}, (r.status || {}).lastSuccessTime));
-  await feature("License sync", "/v1/license-sync/status", (r) => {
+  await feature("Dependabot alerts", statuses.advisories, (r) => jobHealth("Dependabot alerts", r.status || {}, (r.status || {}).lastSuccessTime));
+  await feature("License sync", statuses.license, (r) => {
     const job = (r.status || {}).job || {};
     return jobHealth("License sync", job, job.lastError ? "" : job.lastEndTime);
   });
-  await feature("Server statistics", "/v1/server-statistics/status", (r) => {
+  await feature("Server statistics", statuses.stats, (r) => {
     const job = (r.status || {}).job || {};
     return jobHealth("Server statistics", job, job.lastError ? "" : job.lastEndTime);
   });
@@ -744,7 +763,8 @@ async function renderHealth(c) {
 
 async function renderEnabled(c) {
   renderRecord($("#enabled .record"), c);
-  renderHealth(c);
+  const statuses = statusRequests(c);
+  renderHealth(c, statuses);
   await renderKey(c);
   // GitHub.com's answer fills its row when it comes: the page does not
   // wait on GitHub.com to show the connection.
@@ -754,10 +774,10 @@ async function renderEnabled(c) {
   if (ul.dataset.connection !== c.id) buildFeatures(ul, c);
   applySettings(settings);
   applyPermissions(c, settings);
-  await renderContributions(c);
-  await renderAdvisorySync();
+  await renderContributions(statuses);
+  await renderAdvisorySync(statuses);
   await renderActions();
-  await renderJobs();
+  await renderJobs(statuses);
   $("#refresh-perms-btn").onclick = () => act($("#refresh-perms-btn"), async () => {
     delete $("#repos-record").dataset.connection;
     const out = await api("POST", `/v1/connections/${c.id}:refreshAppPermissions`, {});
@@ -774,12 +794,12 @@ async function renderEnabled(c) {
 
 // renderContributions shows, under unified contributions, how sending
 // to GitHub.com goes, as the feature gate words it.
-async function renderContributions(c) {
+async function renderContributions(statuses) {
   const dl = $("#contrib-status");
   if (!dl) return;
   let st;
   try {
-    st = (await api("GET", `/v1/connections/${c.id}/contributions/status`)).connection || {};
+    st = (await answer(statuses.contributions)).connection || {};
   } catch (err) {
     fillRecord(dl, [["Sending", `unknown: ${failureText(err)}`]]);
     return;
@@ -794,12 +814,12 @@ async function renderContributions(c) {
 
 // renderAdvisorySync shows, under Dependabot alerts, how the download
 // of vulnerability data goes, as the feature gate words it.
-async function renderAdvisorySync() {
+async function renderAdvisorySync(statuses) {
   const dl = $("#advisory-status");
   if (!dl) return;
   let st;
   try {
-    st = (await api("GET", "/v1/advisories/sync")).status || {};
+    st = (await answer(statuses.advisories)).status || {};
   } catch (err) {
     fillRecord(dl, [["Vulnerability data", `unknown: ${failureText(err)}`]]);
     return;
@@ -833,11 +853,11 @@ function jobRows(job) {
 
 // renderJobs shows, under license sync and server statistics, how their
 // uploads go and what GitHub.com read back, as the feature gate words it.
-async function renderJobs() {
+async function renderJobs(statuses) {
   const lic = $("#license-status");
   if (lic) {
     try {
-      const st = (await api("GET", "/v1/license-sync/status")).status || {};
+      const st = (await answer(statuses.license)).status || {};
       const rows = jobRows(st.job || {});
       rows.splice(1, 0, ["Licensed users on the server", st.licensedUsers || 0]);
       rows.push(["GitHub.com's count", st.githubSyncTime
@@ -851,7 +871,7 @@ async function renderJobs() {
   const stats = $("#stats-status");
   if (stats) {
     try {
-      const st = (await api("GET", "/v1/server-statistics/status")).status || {};
+      const st = (await answer(statuses.stats)).status || {};
       const rows = jobRows(st.job || {});
       rows.splice(1, 0, ["Last counts from the server", st.lastReportTime ? when(st.lastReportTime) : "none yet: nothing to send"]);
       rows.push(["Held on GitHub.com", st.githubLastDate ? `GitHub.com holds ${st.githubDays} of this server's days, the newest ${st.githubLastDate}` : "not read yet"]);
