@@ -2,8 +2,9 @@
 # Load test of a deployed token broker: ghz drives IssueToken (a cache
 # hit), then the baseline on the same server: ghconnect.loadtest.v1.
 # EchoService/Echo (the broker started with -loadtest-echo), which passes
-# the same authentication and interceptors and answers a reply of the same
-# size, and nothing else. The script prints both and their ratio. Run it as
+# the same authentication and interceptors, is sent a request of the same
+# size and answers a reply of the same size, and nothing else. The script
+# prints both and their ratio. Run it as
 # `make loadtest TARGET=host:port CONNECTION=…`.
 #
 #   TARGET        host:port of the broker (required)
@@ -15,6 +16,8 @@
 #   TOKEN_FILE    file holding the caller's bearer token (optional with CERT)
 #   REPLY_BYTES   the size of the echo's reply (default: the size of the
 #                 IssueToken reply, read back with ghz's binary output)
+#   REQUEST_BYTES the size of the echo's request (default: the size of the
+#                 IssueToken request, counted as protobuf encodes it)
 #   GHZ           the ghz binary (default bin/ghz)
 set -euo pipefail
 : "${TARGET:?TARGET=host:port is required}"
@@ -45,6 +48,18 @@ fi
 req=$(jq -cn --arg c "$CONNECTION" --arg r "${REPOSITORY:-}" --argjson p "$PERMISSIONS" \
   '{connection_id: $c, permissions: $p} + (if $r == "" then {} else {repositories: [$r]} end)')
 
+# Protobuf's sizes, for jq: a varint's length and a length-delimited
+# field's (tag, length, bytes).
+sizes='def vlen: if . < 128 then 1 elif . < 16384 then 2 elif . < 2097152 then 3 elif . < 268435456 then 4 else 5 end;
+  def field(n): 1 + (n | vlen) + n;
+  def str: utf8bytelength | if . == 0 then 0 else field(.) end;'
+if [[ -z ${REQUEST_BYTES:-} ]]; then
+  REQUEST_BYTES=$(jq "$sizes"'
+    (.connection_id | str)
+    + ([.repositories[]? | utf8bytelength | field(.)] | add // 0)
+    + ([.permissions | to_entries[] | (.key | str) + (.value | str) | field(.)] | add // 0)' <<<"$req")
+fi
+
 run() { # method, data, report file (ghz's JSON, per-call details dropped)
   "$GHZ" "${args[@]}" --total "$REQUESTS" --concurrency "$CONCURRENCY" --connections 4 --skipFirst 100 \
     --call "$1" -d "$2" "$TARGET" | jq 'del(.details)' > "$3"
@@ -69,10 +84,7 @@ if [[ -z ${REPLY_BYTES:-} ]]; then
   # The header comes from the environment (readable by this user alone),
   # never from the command line.
   [[ -z ${TOKEN_FILE:-} ]] || gargs+=(-expand-headers -rpc-header 'authorization: ${GHCONNECT_LOADTEST_AUTH}')
-  REPLY_BYTES=$(GHCONNECT_LOADTEST_AUTH=$([[ -z ${TOKEN_FILE:-} ]] || jq -r .authorization "$work/md.json") "${GRPCURL:-bin/grpcurl}" "${gargs[@]}" -d "$req" "$TARGET" ghconnect.broker.v1.TokenBrokerService/IssueToken | jq '
-    def vlen: if . < 128 then 1 elif . < 16384 then 2 elif . < 2097152 then 3 elif . < 268435456 then 4 else 5 end;
-    def field(n): 1 + (n | vlen) + n;
-    def str: utf8bytelength | field(.);
+  REPLY_BYTES=$(GHCONNECT_LOADTEST_AUTH=$([[ -z ${TOKEN_FILE:-} ]] || jq -r .authorization "$work/md.json") "${GRPCURL:-bin/grpcurl}" "${gargs[@]}" -d "$req" "$TARGET" ghconnect.broker.v1.TokenBrokerService/IssueToken | jq "$sizes"'
     def ts: (sub("\\.[0-9]+"; "") | fromdateiso8601) as $s
       | ((capture("\\.(?<f>[0-9]+)").f // "0") + "000000000")[0:9] | tonumber as $n
       | (1 + ($s | vlen)) + (if $n > 0 then 1 + ($n | vlen) else 0 end) | field(.);
@@ -83,10 +95,19 @@ if [[ -z ${REPLY_BYTES:-} ]]; then
     + ([.repositories[]? | (if .id then (.id | tonumber | 1 + vlen) else 0 end) + (.fullName | str) | field(.)] | add // 0)
     + (if .exclusive then 2 else 0 end)')
 fi
+echo "request size: $REQUEST_BYTES bytes"
 echo "reply size: $REPLY_BYTES bytes"
-run ghconnect.loadtest.v1.EchoService/Echo "{\"reply_bytes\": $REPLY_BYTES}" "$work/base.json"
+# The echo's request: reply_bytes, and a payload of zeros filling it up to
+# REQUEST_BYTES (as near as the encoding allows from below).
+echo_req=$(jq -cn --argjson s "$REQUEST_BYTES" --argjson r "$REPLY_BYTES" "$sizes"'
+  (if $r > 0 then 1 + ($r | vlen) else 0 end) as $base
+  | [range($s - $base; 0; -1) | select($base + field(.) <= $s)] | (first // 0) as $n
+  | {reply_bytes: $r, payload_bytes: $n}')
+echo "echo payload: $(jq .payload_bytes <<<"$echo_req") bytes"
+payload=$(head -c "$(jq .payload_bytes <<<"$echo_req")" /dev/zero | base64 -w0)
+run ghconnect.loadtest.v1.EchoService/Echo "$(jq -c --arg p "$payload" '{reply_bytes, payload: $p}' <<<"$echo_req")" "$work/base.json"
 run ghconnect.broker.v1.TokenBrokerService/IssueToken "$req" "$work/cand.json"
-summary "Echo of $REPLY_BYTES bytes (baseline)" "$work/base.json"
+summary "Echo of $REQUEST_BYTES and $REPLY_BYTES bytes (baseline)" "$work/base.json"
 summary "IssueToken" "$work/cand.json"
 jq -rn --slurpfile b "$work/base.json" --slurpfile c "$work/cand.json" '
   def p99(r): r.latencyDistribution[] | select(.percentage == 99) | .latency;

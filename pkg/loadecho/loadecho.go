@@ -42,8 +42,33 @@ func Register(s *grpc.Server, r *auth.Rules, roles ...string) error {
 	return nil
 }
 
-// Call asks for a reply of n bytes.
-func Call(ctx context.Context, cc grpc.ClientConnInterface, n int32) error {
-	_, err := loadtestv1.NewEchoServiceClient(cc).Echo(ctx, &loadtestv1.EchoRequest{ReplyBytes: n})
+// Call sends a request of request bytes encoded (see Request) asking for
+// a reply of reply bytes: a baseline as large as the method it stands
+// for, both ways.
+func Call(ctx context.Context, cc grpc.ClientConnInterface, request, reply int32) error {
+	req, err := Request(request, reply)
+	if err != nil {
+		return err
+	}
+	_, err = loadtestv1.NewEchoServiceClient(cc).Echo(ctx, req)
 	return err
+}
+
+// Request is the echo's request asking for reply bytes, size bytes
+// encoded: its payload fills it up to size, as near as the encoding
+// allows from below; with no room for a payload it has none.
+func Request(size, reply int32) (*loadtestv1.EchoRequest, error) {
+	if int(size) > len(zeros) {
+		return nil, status.Error(codes.InvalidArgument, "payload: at most 1048576 bytes")
+	}
+	req := &loadtestv1.EchoRequest{ReplyBytes: reply}
+	// The payload's tag and length take 2 to 4 bytes of its room.
+	for n := int(size) - req.SizeVT(); n > 0; n-- {
+		req.Payload = zeros[:n]
+		if req.SizeVT() <= int(size) {
+			break
+		}
+		req.Payload = nil
+	}
+	return req, nil
 }

@@ -46,10 +46,23 @@ func TestLoadtestScript(t *testing.T) {
 	if !strings.Contains(string(out), "ratio IssueToken/Echo: throughput ") {
 		t.Error("no ratio printed")
 	}
-	// The echo answers as many bytes as IssueToken's reply holds.
-	resp, err := e.Issue(t, "search-svc", &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, Permissions: map[string]string{"metadata": "read"}})
+	// The echo is sent as many bytes as IssueToken's request holds and
+	// answers as many as its reply.
+	req := &brokerv1.IssueTokenRequest{Repositories: []string{"alpha"}, Permissions: map[string]string{"metadata": "read"}}
+	resp, err := e.Issue(t, "search-svc", req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	req.ConnectionId = e.ConnID
+	if want := fmt.Sprintf("request size: %d bytes", proto.Size(req)); !strings.Contains(string(out), want) {
+		t.Errorf("the script did not measure the request as %q", want)
+	}
+	echo, err := loadecho.Request(int32(proto.Size(req)), int32(proto.Size(resp))) //nolint:gosec // G115: small sizes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("echo payload: %d bytes", len(echo.GetPayload())); !strings.Contains(string(out), want) {
+		t.Errorf("the echo's request is not as large as IssueToken's: want %q", want)
 	}
 	if want := fmt.Sprintf("reply size: %d bytes", proto.Size(resp)); !strings.Contains(string(out), want) {
 		t.Errorf("the script did not measure the reply as %q", want)

@@ -14,6 +14,7 @@ import (
 
 	brokerv1 "github.com/ghconnect/ghconnect/gen/ghconnect/broker/v1"
 	featuregatev1 "github.com/ghconnect/ghconnect/gen/ghconnect/featuregate/v1"
+	loadtestv1 "github.com/ghconnect/ghconnect/gen/ghconnect/loadtest/v1"
 	"github.com/ghconnect/ghconnect/pkg/auth"
 	"github.com/ghconnect/ghconnect/pkg/loadecho"
 	"github.com/ghconnect/ghconnect/pkg/testenv"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -53,9 +55,12 @@ func echo(s *grpc.Server, r *auth.Rules) {
 // server, in alternating rounds of one run (goal: ≥ 0.9 of the
 // baseline's throughput, p99 ≤ 1.2×):
 //   - compact/echo: the compact answer (reasons_only: a reason a pair)
-//     against the echo answering as many bytes;
-//   - check/echo: the echo answering as many bytes, flat (pkg/loadecho):
-//     what Check costs beyond any call and its reply's bytes;
+//     against the echo (pkg/loadecho) sent as many bytes as Check's
+//     request and answering as many as its reply, flat: what Check costs
+//     beyond any call and its payload's bytes;
+//   - compact/reply-echo: the same against the echo of the reply's bytes
+//     alone, its request a few bytes;
+//   - check/echo: the full answer against the echo of its sizes;
 //   - check/canned: the same request and the same reply, decoded, checked
 //     and encoded as Check's are, by a method that does nothing else
 //     (testenv.Canned): what Check's own work costs.
@@ -71,9 +76,13 @@ func BenchmarkBulkCheckVsEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The rounds outlast a test context's deadline: the calls measured
+	// carry none.
+	ctx = metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.tokens["search-svc"])
 	size := int32(proto.Size(resp)) //nolint:gosec // G115: a reply of a few kilobytes
 	cannedCheck.Store(resp)
-	baseline := func(context.Context) error { return loadecho.Call(ctx, e.conn, size) }
+	reqSize := int32(proto.Size(req)) //nolint:gosec // G115: a request of a few hundred bytes
+	baseline := func(context.Context) error { return loadecho.Call(ctx, e.conn, reqSize, size) }
 	canned := func(context.Context) error {
 		return e.conn.Invoke(ctx, testenv.CannedMethod, req, new(featuregatev1.CheckResponse))
 	}
@@ -88,26 +97,35 @@ func BenchmarkBulkCheckVsEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	compactSize := int32(proto.Size(compactResp)) //nolint:gosec // G115: a few hundred bytes
-	compactEcho := func(context.Context) error { return loadecho.Call(ctx, e.conn, compactSize) }
+	compactSize := int32(proto.Size(compactResp))   //nolint:gosec // G115: a few hundred bytes
+	compactReqSize := int32(proto.Size(compactReq)) //nolint:gosec // G115: a request of a few hundred bytes
+	compactEcho := func(context.Context) error { return loadecho.Call(ctx, e.conn, compactReqSize, compactSize) }
+	replyEcho := func(context.Context) error { return loadecho.Call(ctx, e.conn, 0, compactSize) }
 	compactCheck := func(context.Context) error {
 		_, err := e.gate.Check(ctx, compactReq)
 		return err
 	}
 	b.ResetTimer()
 	for range b.N {
-		compact, err := testenv.Compare(7, 3000, 16, compactEcho, compactCheck, nil)
+		compact, err := testenv.Compare(15, 4000, 16, compactEcho, compactCheck, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(compact.Ratio, "compact/echo")
 		b.ReportMetric(compact.P99Ratio, "compact/echo-p99")
 		b.ReportMetric(float64(compactSize), "compact-reply-bytes")
-		cmp, err := testenv.Compare(7, 3000, 16, baseline, check, nil)
+		b.ReportMetric(float64(compactReqSize), "request-bytes")
+		small, err := testenv.Compare(15, 4000, 16, replyEcho, compactCheck, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		own, err := testenv.Compare(7, 3000, 16, canned, check, nil)
+		b.ReportMetric(small.Ratio, "compact/reply-echo")
+		b.ReportMetric(small.P99Ratio, "compact/reply-echo-p99")
+		cmp, err := testenv.Compare(15, 4000, 16, baseline, check, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		own, err := testenv.Compare(15, 4000, 16, canned, check, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -316,13 +334,17 @@ func postStraight(b *testing.B, e *contribEnv, links []*featuregatev1.AccountLin
 // interceptor, authorization included.
 func TestEchoBaselineIsAuthorized(t *testing.T) {
 	e := startWith(t, testenv.SQLite(t), echo)
-	if err := loadecho.Call(e.ctx(t, "search-svc"), e.conn, 100); err != nil {
+	if err := loadecho.Call(e.ctx(t, "search-svc"), e.conn, 500, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := loadecho.Call(e.ctx(t, "search-svc"), e.conn, 1<<20+1); status.Code(err) != codes.InvalidArgument {
+	if err := loadecho.Call(e.ctx(t, "search-svc"), e.conn, 0, 1<<20+1); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("a reply over 1 MiB: %v, want InvalidArgument", err)
 	}
-	if err := loadecho.Call(context.Background(), e.conn, 100); status.Code(err) != codes.Unauthenticated {
+	big := &loadtestv1.EchoRequest{Payload: make([]byte, 1<<20+1)}
+	if _, err := loadtestv1.NewEchoServiceClient(e.conn).Echo(e.ctx(t, "search-svc"), big); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a payload over 1 MiB: %v, want InvalidArgument", err)
+	}
+	if err := loadecho.Call(context.Background(), e.conn, 0, 100); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("without a token: %v, want Unauthenticated", err)
 	}
 }

@@ -33,7 +33,10 @@ const (
 type EchoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// reply_bytes is the size of the payload answered, at most 1 MiB.
-	ReplyBytes    int32 `protobuf:"varint,1,opt,name=reply_bytes,json=replyBytes,proto3" json:"reply_bytes,omitempty"`
+	ReplyBytes int32 `protobuf:"varint,1,opt,name=reply_bytes,json=replyBytes,proto3" json:"reply_bytes,omitempty"`
+	// payload is as large as the request of the method compared, at most
+	// 1 MiB; the echo does not read it.
+	Payload       []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -73,6 +76,13 @@ func (x *EchoRequest) GetReplyBytes() int32 {
 		return x.ReplyBytes
 	}
 	return 0
+}
+
+func (x *EchoRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
 }
 
 // EchoResponse is the payload: reply_bytes zero bytes.
@@ -124,10 +134,11 @@ var File_ghconnect_loadtest_v1_echo_proto protoreflect.FileDescriptor
 
 const file_ghconnect_loadtest_v1_echo_proto_rawDesc = "" +
 	"\n" +
-	" ghconnect/loadtest/v1/echo.proto\x12\x15ghconnect.loadtest.v1\x1a\x1bbuf/validate/validate.proto\";\n" +
+	" ghconnect/loadtest/v1/echo.proto\x12\x15ghconnect.loadtest.v1\x1a\x1bbuf/validate/validate.proto\"`\n" +
 	"\vEchoRequest\x12,\n" +
 	"\vreply_bytes\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\x80@(\x00R\n" +
-	"replyBytes\"(\n" +
+	"replyBytes\x12#\n" +
+	"\apayload\x18\x02 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80@R\apayload\"(\n" +
 	"\fEchoResponse\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload2^\n" +
 	"\vEchoService\x12O\n" +

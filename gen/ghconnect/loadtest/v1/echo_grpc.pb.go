@@ -35,7 +35,9 @@ const (
 //
 // EchoService answers replies of a given size.
 type EchoServiceClient interface {
-	// Echo answers reply_bytes bytes.
+	// Echo answers reply_bytes bytes. The request's payload is received and
+	// ignored: it makes the request as large as the one of the method
+	// compared.
 	Echo(ctx context.Context, in *EchoRequest, opts ...grpc.CallOption) (*EchoResponse, error)
 }
 
@@ -63,7 +65,9 @@ func (c *echoServiceClient) Echo(ctx context.Context, in *EchoRequest, opts ...g
 //
 // EchoService answers replies of a given size.
 type EchoServiceServer interface {
-	// Echo answers reply_bytes bytes.
+	// Echo answers reply_bytes bytes. The request's payload is received and
+	// ignored: it makes the request as large as the one of the method
+	// compared.
 	Echo(context.Context, *EchoRequest) (*EchoResponse, error)
 	mustEmbedUnimplementedEchoServiceServer()
 }
