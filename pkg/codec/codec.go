@@ -5,6 +5,12 @@
 // goes to gRPC's default proto codec. The wire format is protobuf either
 // way, so peers need not agree on the codec.
 //
+// Before decoding, the codec reads the message once (prepare.go): it
+// refuses strings that are not UTF-8, as proto.Unmarshal does and the
+// generated decoder does not, and gives repeated fields of strings, bytes,
+// messages and enums their slices at their final size, which the
+// generated decoder would grow by appending.
+//
 // Importing the package registers the codec, replacing "proto": pkg/server
 // and pkg/dial do, so every ghconnect server and client uses it.
 package codec
@@ -13,6 +19,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	gproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Message is what the generated marshalling gives a message.
@@ -66,8 +73,10 @@ type small struct {
 	buf  mem.SliceBuffer
 }
 
-// Unmarshal decodes data into v. The generated code copies what it keeps,
-// so the buffer goes back to the pool at once.
+// Unmarshal decodes data into v, checked and its repeated fields presized
+// (prepare). The
+// generated code copies what it keeps, so the buffer goes back to the pool
+// at once.
 func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(Message)
 	if !ok {
@@ -78,5 +87,10 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m.Reset()
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
+	if pm, ok := v.(protoreflect.ProtoMessage); ok {
+		if err := prepare(pm, buf.ReadOnlyData()); err != nil {
+			return err
+		}
+	}
 	return m.UnmarshalVT(buf.ReadOnlyData())
 }
