@@ -49,6 +49,14 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("sqldb: %w", err)
 		}
 		sdb.SetMaxOpenConns(20)
+		// Keep the connections a burst opened (database/sql keeps 2 idle by
+		// default and closes the rest after each use): a call then rarely
+		// waits for a new connection's handshake, and a moment in which
+		// new connections cannot be made (a NetworkPolicy agent resyncing
+		// while pods come and go: "no route to host" in make k8s-test)
+		// does not fail the calls that established ones can serve.
+		sdb.SetMaxIdleConns(20)
+		sdb.SetConnMaxIdleTime(10 * time.Minute)
 		db = &DB{DB: sdb, Dialect: Postgres}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
