@@ -101,7 +101,7 @@ echo "reply size: $REPLY_BYTES bytes"
 # REQUEST_BYTES (as near as the encoding allows from below).
 echo_req=$(jq -cn --argjson s "$REQUEST_BYTES" --argjson r "$REPLY_BYTES" "$sizes"'
   (if $r > 0 then 1 + ($r | vlen) else 0 end) as $base
-  | [range($s - $base; 0; -1) | select($base + field(.) <= $s)] | (first // 0) as $n
+  | (first(range($s - $base; 0; -1) | select($base + field(.) <= $s)) // 0) as $n
   | {reply_bytes: $r, payload_bytes: $n}')
 echo "echo payload: $(jq .payload_bytes <<<"$echo_req") bytes"
 payload=$(head -c "$(jq .payload_bytes <<<"$echo_req")" /dev/zero | base64 -w0)

@@ -74,9 +74,8 @@ type small struct {
 }
 
 // Unmarshal decodes data into v, checked and its repeated fields presized
-// (prepare). The
-// generated code copies what it keeps, so the buffer goes back to the pool
-// at once.
+// (prepare). The generated code copies what it keeps, so the buffer goes
+// back to the pool at once.
 func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(Message)
 	if !ok {

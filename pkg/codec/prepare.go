@@ -40,7 +40,9 @@ func planOf(t reflect.Type, md protoreflect.MessageDescriptor) []sized {
 	for i := range st.NumField() {
 		f := st.Field(i)
 		tag := f.Tag.Get("protobuf")
-		if tag == "" || f.Type.Kind() != reflect.Slice { // maps and singular fields; a singular bytes field is no list below
+		// Maps, oneofs and singular fields are no slices; a singular bytes
+		// field is, and is no list below.
+		if tag == "" || f.Type.Kind() != reflect.Slice {
 			continue
 		}
 		parts := strings.SplitN(tag, ",", 3)
@@ -79,9 +81,9 @@ func prepare(m protoreflect.ProtoMessage, data []byte) error {
 	md := m.ProtoReflect().Descriptor()
 	plan := planOf(reflect.TypeOf(m), md)
 	var buf [8]int
-	counts := buf[:0]
+	counts := buf[:]
 	if len(plan) > len(buf) {
-		counts = make([]int, 0, len(plan))
+		counts = make([]int, len(plan))
 	}
 	counts = counts[:len(plan)]
 	if err := walk(md, data, plan, counts); err != nil {
